@@ -1,0 +1,1565 @@
+//! The Multi-Paxos replica state machine.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use meridian_truetime::{Timestamp, TtInterval};
+use rand::{Rng, RngCore};
+
+use crate::storage::{PersistRequest, Recovered};
+use crate::types::{
+    Ballot, Body, Entry, HardState, Membership, Message, NodeId, Payload, Slot, Snapshot,
+};
+
+/// Default heartbeat interval: 100 ms.
+pub const DEFAULT_HEARTBEAT_NANOS: u64 = 100_000_000;
+/// Default lower bound of the randomized election timeout: 500 ms.
+pub const DEFAULT_ELECTION_MIN_NANOS: u64 = 500_000_000;
+/// Default upper bound of the randomized election timeout: 1 s.
+pub const DEFAULT_ELECTION_MAX_NANOS: u64 = 1_000_000_000;
+/// Default leader lease: 2 s (DESIGN.md §3).
+pub const DEFAULT_LEASE_NANOS: u64 = 2_000_000_000;
+/// Default most entries in one `Accept`.
+pub const DEFAULT_MAX_BATCH_ENTRIES: usize = 256;
+/// Default most unacknowledged `Accept`s in flight to one follower.
+pub const DEFAULT_MAX_INFLIGHT: usize = 32;
+/// Default most proposals queued at a leader waiting for its lease.
+pub const DEFAULT_MAX_PENDING: usize = 100_000;
+
+/// Static configuration of one replica.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This replica's id.
+    pub id: NodeId,
+    /// Messages with another cluster id are dropped.
+    pub cluster_id: u64,
+    /// The membership before any configuration entry. A replica added later
+    /// starts with an empty list and learns its membership from the leader.
+    pub initial_voters: Vec<NodeId>,
+    /// Interval between leader heartbeats.
+    pub heartbeat_nanos: u64,
+    /// Lower bound of the randomized election timeout.
+    pub election_min_nanos: u64,
+    /// Upper bound of the randomized election timeout.
+    pub election_max_nanos: u64,
+    /// Length of a leader lease (Spanner §4.1.1).
+    pub lease_nanos: u64,
+    /// Most entries in one `Accept` message.
+    pub max_batch_entries: usize,
+    /// Most unacknowledged `Accept`s in flight to one follower.
+    pub max_inflight: usize,
+    /// Most proposals a leader queues while it waits for its lease.
+    pub max_pending: usize,
+    /// A deliberate bug to exhibit (simulator only).
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<crate::PlantedBug>,
+}
+
+impl Config {
+    /// A configuration with default timing for replica `id` of a group whose
+    /// initial voters are `voters`.
+    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Config {
+        Config {
+            id,
+            cluster_id: 0,
+            initial_voters: voters,
+            heartbeat_nanos: DEFAULT_HEARTBEAT_NANOS,
+            election_min_nanos: DEFAULT_ELECTION_MIN_NANOS,
+            election_max_nanos: DEFAULT_ELECTION_MAX_NANOS,
+            lease_nanos: DEFAULT_LEASE_NANOS,
+            max_batch_entries: DEFAULT_MAX_BATCH_ENTRIES,
+            max_inflight: DEFAULT_MAX_INFLIGHT,
+            max_pending: DEFAULT_MAX_PENDING,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
+        }
+    }
+
+    fn validate(&self) {
+        assert!(self.heartbeat_nanos > 0, "heartbeat must be positive");
+        assert!(
+            self.election_min_nanos > self.heartbeat_nanos
+                && self.election_max_nanos > self.election_min_nanos,
+            "need heartbeat < election_min < election_max"
+        );
+        assert!(self.lease_nanos > 0, "lease must be positive");
+        assert!(self.max_batch_entries > 0 && self.max_inflight > 0);
+    }
+}
+
+/// What drives a replica.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Time passed; the replica checks its timers.
+    Tick,
+    /// A message from a peer.
+    Message(Message),
+    /// Every [`PersistRequest`] with `seq` at most this is durable.
+    Persisted {
+        /// Highest durable sequence number.
+        seq: u64,
+    },
+}
+
+/// What a replica asks of its driver.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Send a message (best effort: drops and duplicates are tolerated).
+    Send(Message),
+    /// Write (then sync and report [`Input::Persisted`]) in order.
+    Persist(PersistRequest),
+    /// Chosen entries, in slot order, to apply to the state machine.
+    Apply(Vec<Entry>),
+    /// Replace the state machine's state with this snapshot.
+    RestoreSnapshot(Snapshot),
+    /// This replica's role or known leader changed.
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The leader this replica now follows, if known.
+        leader: Option<NodeId>,
+    },
+}
+
+/// A replica's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Accepts what a leader sends.
+    Follower,
+    /// Gathering promises for its ballot.
+    Candidate,
+    /// Won phase 1; proposes and commits.
+    Leader,
+}
+
+/// A one-at-a-time membership change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Add a voter (it catches up from the leader).
+    AddVoter(NodeId),
+    /// Remove a voter.
+    RemoveVoter(NodeId),
+}
+
+/// Why a proposal was refused. Nothing was appended when this is returned.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// Only the leader proposes.
+    #[error("not the leader (leader hint: {leader:?})")]
+    NotLeader {
+        /// The leader this replica believes in, if any.
+        leader: Option<NodeId>,
+    },
+    /// The queue of proposals waiting for the lease is full.
+    #[error("proposal queue full ({0} waiting)")]
+    QueueFull(usize),
+    /// A membership change is still uncommitted, or the leader has not yet
+    /// committed an entry of its own ballot (Raft §4.1's safety condition).
+    #[error("a membership change is already in progress")]
+    ChangeInProgress,
+    /// The change makes no difference or would leave no voters.
+    #[error("invalid membership change: {0}")]
+    InvalidChange(&'static str),
+}
+
+/// The leader's lease, as seen by the leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseStatus {
+    /// Not the leader.
+    NotLeader,
+    /// Leader, but waiting out the previous leader's lease (until
+    /// `TT.after(wait_until)`).
+    WaitingOutPrevious {
+        /// The latest lease end any promiser reported.
+        wait_until: Timestamp,
+    },
+    /// Leader without a current quorum of lease votes.
+    Expired,
+    /// Leader holding a lease until `end` (`TT.before(end)`).
+    Valid {
+        /// The lease's end.
+        end: Timestamp,
+    },
+}
+
+/// The leader's view of one follower (etcd's `Progress`).
+#[derive(Clone, Debug)]
+struct Progress {
+    id: NodeId,
+    /// Next slot to send.
+    next: Slot,
+    /// Highest slot known durable at the follower and matching our log.
+    matched: Slot,
+    /// Accepts in flight.
+    inflight: usize,
+    /// After a rejection: one message at a time until a match.
+    probing: bool,
+    /// Latest `lease_start` the follower echoed at our ballot.
+    lease_ack: Timestamp,
+    /// Local time of the last reply at our ballot.
+    last_contact: Timestamp,
+}
+
+/// A proposal waiting for the lease.
+#[derive(Clone, Debug)]
+struct Pending {
+    payload: Payload,
+    min_ts: Timestamp,
+}
+
+/// A Multi-Paxos replica. See the crate documentation for the protocol.
+pub struct Replica {
+    cfg: Config,
+    rng: Box<dyn RngCore + Send>,
+
+    // --- durable (mirrors what was sent to storage) ---
+    promised: Ballot,
+    snapshot: Snapshot,
+    log: VecDeque<Entry>,
+
+    // --- volatile ---
+    role: Role,
+    leader: Option<NodeId>,
+    /// Highest round observed in any message, so the next ballot is higher.
+    max_round_seen: u64,
+    /// Membership history: (slot of the config entry, membership); the first
+    /// element is the snapshot's (or initial) membership at slot 0/snapshot.
+    memberships: Vec<(Slot, Membership)>,
+    /// Highest slot known chosen.
+    chosen: Slot,
+    /// Highest slot handed to the state machine.
+    applied: Slot,
+    /// Largest Paxos write timestamp in the log (assigned or received).
+    last_ts: Timestamp,
+
+    // timers, in local time (the interval's midpoint)
+    election_deadline: Timestamp,
+    heartbeat_deadline: Timestamp,
+    /// Local time we last heard from a leader at our promised ballot.
+    last_leader_contact: Timestamp,
+
+    // leases
+    /// Spanner §4.1.1: the latest lease end this replica granted any leader.
+    lease_granted_until: Timestamp,
+    /// As leader: the new leader waits until `TT.after(wait_until)`.
+    lease_wait_until: Timestamp,
+    /// As leader: the lease end established by a quorum of votes.
+    lease_end: Timestamp,
+    /// As leader: our own latest `lease_start` (self vote).
+    self_lease_ack: Timestamp,
+
+    // candidate state
+    votes: Vec<NodeId>,
+    promised_lease_max: Timestamp,
+
+    // leader state
+    progress: Vec<Progress>,
+    pending: VecDeque<Pending>,
+
+    // persistence pipeline
+    next_seq: u64,
+    durable_seq: u64,
+    /// (seq, last log slot at issue) for requests not yet durable.
+    inflight_persists: VecDeque<(u64, Slot)>,
+    /// Highest slot whose entry (and all before) is durable locally.
+    durable_slot: Slot,
+    staged: Option<PersistRequest>,
+    /// Messages waiting until the given seq is durable.
+    gated: VecDeque<(u64, Message)>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("id", &self.cfg.id)
+            .field("role", &self.role)
+            .field("promised", &self.promised)
+            .field("chosen", &self.chosen)
+            .field("last_slot", &self.last_slot())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Replica {
+    /// A replica recovered from `state` (use `Recovered::default()` for a
+    /// fresh one). Call [`Replica::start`] before anything else.
+    pub fn new(cfg: Config, state: Recovered, rng: Box<dyn RngCore + Send>) -> Replica {
+        cfg.validate();
+        let snapshot = state.snapshot.unwrap_or_else(|| Snapshot {
+            membership: Membership::new(0, cfg.initial_voters.clone()),
+            ..Snapshot::default()
+        });
+        let mut memberships = vec![(snapshot.last_slot, snapshot.membership.clone())];
+        let mut last_ts = snapshot.last_ts;
+        for e in &state.entries {
+            if let Payload::Config(m) = &e.payload {
+                memberships.push((e.slot, m.clone()));
+            }
+            last_ts = last_ts.max(e.ts);
+        }
+        if let Some(first) = state.entries.first() {
+            assert_eq!(
+                first.slot,
+                snapshot.last_slot + 1,
+                "log does not follow snapshot"
+            );
+        }
+        let log: VecDeque<Entry> = state.entries.into();
+        let last_slot = log.back().map_or(snapshot.last_slot, |e| e.slot);
+        Replica {
+            promised: state.hard_state.promised,
+            max_round_seen: state.hard_state.promised.round,
+            chosen: snapshot.last_slot,
+            applied: snapshot.last_slot,
+            durable_slot: last_slot,
+            snapshot,
+            log,
+            role: Role::Follower,
+            leader: None,
+            memberships,
+            last_ts,
+            election_deadline: Timestamp::ZERO,
+            heartbeat_deadline: Timestamp::ZERO,
+            last_leader_contact: Timestamp::ZERO,
+            lease_granted_until: Timestamp::ZERO,
+            lease_wait_until: Timestamp::ZERO,
+            lease_end: Timestamp::ZERO,
+            self_lease_ack: Timestamp::ZERO,
+            votes: Vec::new(),
+            promised_lease_max: Timestamp::ZERO,
+            progress: Vec::new(),
+            pending: VecDeque::new(),
+            next_seq: 1,
+            durable_seq: 0,
+            inflight_persists: VecDeque::new(),
+            staged: None,
+            gated: VecDeque::new(),
+            cfg,
+            rng,
+        }
+    }
+
+    /// Starts the replica: hands a recovered snapshot to the state machine
+    /// and arms the election timer.
+    ///
+    /// Spanner §4.1.1: the replica does not remember which lease votes it
+    /// gave before a restart, so it assumes it gave one ending a full lease
+    /// from now and reports that in any promise.
+    pub fn start(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        if self.snapshot.last_slot > 0 {
+            out.push(Output::RestoreSnapshot(self.snapshot.clone()));
+        }
+        self.lease_granted_until = now.latest.saturating_add(self.cfg.lease_nanos);
+        self.reset_election_timer(now);
+    }
+
+    // ------------------------------------------------------------------
+    // Queries
+    // ------------------------------------------------------------------
+
+    /// This replica's id.
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The leader this replica follows (itself if leader).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The highest ballot promised.
+    pub fn promised(&self) -> Ballot {
+        self.promised
+    }
+
+    /// The highest slot known chosen.
+    pub fn chosen(&self) -> Slot {
+        self.chosen
+    }
+
+    /// The highest slot handed to the state machine.
+    pub fn applied(&self) -> Slot {
+        self.applied
+    }
+
+    /// The last slot in the log.
+    pub fn last_slot(&self) -> Slot {
+        self.log.back().map_or(self.snapshot.last_slot, |e| e.slot)
+    }
+
+    /// The first slot still in the log (after the snapshot).
+    pub fn first_slot(&self) -> Slot {
+        self.snapshot.last_slot + 1
+    }
+
+    /// The membership in force (the latest in the log).
+    pub fn membership(&self) -> &Membership {
+        &self
+            .memberships
+            .last()
+            .expect("membership history is never empty")
+            .1
+    }
+
+    /// The largest Paxos write timestamp this replica has assigned or seen.
+    pub fn last_assigned_ts(&self) -> Timestamp {
+        self.last_ts
+    }
+
+    /// The latest lease end this replica granted to any leader.
+    pub fn lease_granted_until(&self) -> Timestamp {
+        self.lease_granted_until
+    }
+
+    /// The leader's lease at `now` (Spanner §4.1.1).
+    pub fn lease_status(&self, now: TtInterval) -> LeaseStatus {
+        if self.role != Role::Leader {
+            return LeaseStatus::NotLeader;
+        }
+        if !now.after(self.lease_wait_until) {
+            return LeaseStatus::WaitingOutPrevious {
+                wait_until: self.lease_wait_until,
+            };
+        }
+        if now.before(self.lease_end) {
+            LeaseStatus::Valid {
+                end: self.lease_end,
+            }
+        } else {
+            LeaseStatus::Expired
+        }
+    }
+
+    /// Whether this replica is a leader holding a valid lease at `now`: it
+    /// may assign timestamps and serve lease reads.
+    pub fn has_lease(&self, now: TtInterval) -> bool {
+        matches!(self.lease_status(now), LeaseStatus::Valid { .. })
+    }
+
+    /// The local time at which the replica next needs a [`Input::Tick`].
+    pub fn next_deadline(&self) -> Timestamp {
+        match self.role {
+            Role::Leader => self.heartbeat_deadline,
+            _ => self.election_deadline,
+        }
+    }
+
+    /// Entries in `from..=to` still in the log (for tests and tools).
+    pub fn entries(&self, from: Slot, to: Slot) -> Vec<Entry> {
+        (from.max(self.first_slot())..=to.min(self.last_slot()))
+            .filter_map(|s| self.entry(s).cloned())
+            .collect()
+    }
+
+    /// Proposals queued at the leader waiting for its lease.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    fn bug(&self, b: crate::PlantedBug) -> bool {
+        self.cfg.planted_bug == Some(b)
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    #[inline(always)]
+    fn bug(&self, _b: BugStub) -> bool {
+        false
+    }
+
+    // ------------------------------------------------------------------
+    // Driving
+    // ------------------------------------------------------------------
+
+    /// Feeds one input; outputs are appended to `out`.
+    pub fn step(&mut self, now: TtInterval, input: Input, out: &mut Vec<Output>) {
+        match input {
+            Input::Tick => self.tick(now, out),
+            Input::Message(m) => self.handle_message(now, m, out),
+            Input::Persisted { seq } => self.handle_persisted(seq),
+        }
+        self.finish(now, out);
+    }
+
+    /// Proposes a command. It gets a timestamp above every timestamp
+    /// assigned before, once the leader holds its lease.
+    pub fn propose(
+        &mut self,
+        now: TtInterval,
+        command: Bytes,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ProposeError> {
+        self.propose_at_least(now, command, Timestamp::ZERO, out)
+    }
+
+    /// Like [`Replica::propose`], with a timestamp of at least `min_ts`
+    /// (a transaction's commit timestamp must exceed its prepare
+    /// timestamps, Spanner §4.2.1).
+    pub fn propose_at_least(
+        &mut self,
+        now: TtInterval,
+        command: Bytes,
+        min_ts: Timestamp,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ProposeError> {
+        self.enqueue(Payload::Command(command), min_ts)?;
+        self.finish(now, out);
+        Ok(())
+    }
+
+    /// Proposes many commands at once (one batch, one persist request).
+    pub fn propose_batch(
+        &mut self,
+        now: TtInterval,
+        commands: impl IntoIterator<Item = Bytes>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ProposeError> {
+        self.check_can_propose()?;
+        for c in commands {
+            self.enqueue(Payload::Command(c), Timestamp::ZERO)?;
+        }
+        self.finish(now, out);
+        Ok(())
+    }
+
+    /// Proposes a one-at-a-time membership change.
+    pub fn propose_membership(
+        &mut self,
+        now: TtInterval,
+        change: MembershipChange,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ProposeError> {
+        self.check_can_propose()?;
+        let latest_config_slot = self.memberships.last().map_or(0, |(s, _)| *s);
+        let own_ballot_chosen = self
+            .entry(self.chosen)
+            .is_some_and(|e| e.ballot == self.promised);
+        if latest_config_slot > self.chosen
+            || !own_ballot_chosen
+            || self
+                .pending
+                .iter()
+                .any(|p| matches!(p.payload, Payload::Config(_)))
+        {
+            return Err(ProposeError::ChangeInProgress);
+        }
+        let cur = self.membership().clone();
+        let mut voters = cur.voters.clone();
+        match change {
+            MembershipChange::AddVoter(id) => {
+                if cur.contains(id) {
+                    return Err(ProposeError::InvalidChange("already a voter"));
+                }
+                voters.push(id);
+            }
+            MembershipChange::RemoveVoter(id) => {
+                if !cur.contains(id) {
+                    return Err(ProposeError::InvalidChange("not a voter"));
+                }
+                if voters.len() == 1 {
+                    return Err(ProposeError::InvalidChange("would leave no voters"));
+                }
+                voters.retain(|v| *v != id);
+            }
+        }
+        self.enqueue(
+            Payload::Config(Membership::new(cur.epoch + 1, voters)),
+            Timestamp::ZERO,
+        )?;
+        self.finish(now, out);
+        Ok(())
+    }
+
+    /// Compacts the log up to `upto` (which must be applied) into a snapshot
+    /// whose state-machine part is `data`.
+    pub fn compact(&mut self, upto: Slot, data: Bytes, out: &mut Vec<Output>) {
+        assert!(
+            upto <= self.applied,
+            "cannot snapshot unapplied slot {upto}"
+        );
+        if upto <= self.snapshot.last_slot {
+            return;
+        }
+        let e = self
+            .entry(upto)
+            .expect("applied slot is in the log")
+            .clone();
+        let membership = self.membership_at(upto).clone();
+        let last_ts = self
+            .log
+            .iter()
+            .take_while(|x| x.slot <= upto)
+            .map(|x| x.ts)
+            .fold(self.snapshot.last_ts, Timestamp::max);
+        let snap = Snapshot {
+            last_slot: upto,
+            last_ballot: e.ballot,
+            last_ts,
+            membership: membership.clone(),
+            data,
+        };
+        while self.log.front().is_some_and(|x| x.slot <= upto) {
+            self.log.pop_front();
+        }
+        let keep_from = self
+            .memberships
+            .iter()
+            .rposition(|(s, _)| *s <= upto)
+            .unwrap_or(0);
+        self.memberships.drain(..keep_from);
+        self.memberships[0] = (upto, membership);
+        self.snapshot = snap.clone();
+        self.stage().snapshot = Some(snap);
+        self.flush_staged(out);
+    }
+
+    // ------------------------------------------------------------------
+    // Timers
+    // ------------------------------------------------------------------
+
+    fn local(now: TtInterval) -> Timestamp {
+        now.midpoint()
+    }
+
+    fn reset_election_timer(&mut self, now: TtInterval) {
+        let jitter = self
+            .rng
+            .random_range(self.cfg.election_min_nanos..=self.cfg.election_max_nanos);
+        self.election_deadline = Self::local(now).saturating_add(jitter);
+    }
+
+    fn tick(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let local = Self::local(now);
+        match self.role {
+            Role::Leader => {
+                if local >= self.heartbeat_deadline {
+                    self.broadcast(now, true, out);
+                }
+                // Check quorum: a leader cut off from a quorum for a whole
+                // election timeout steps down so a reachable one can rise.
+                let mut contacts: Vec<Timestamp> = self
+                    .membership()
+                    .voters
+                    .iter()
+                    .map(|v| {
+                        if *v == self.cfg.id {
+                            local
+                        } else {
+                            self.progress
+                                .iter()
+                                .find(|p| p.id == *v)
+                                .map_or(Timestamp::ZERO, |p| p.last_contact)
+                        }
+                    })
+                    .collect();
+                contacts.sort_unstable_by(|a, b| b.cmp(a));
+                let q = self.membership().quorum();
+                if contacts.len() >= q
+                    && local.nanos_since(contacts[q - 1]) > self.cfg.election_max_nanos
+                {
+                    self.become_follower(now, None, out);
+                }
+            }
+            Role::Follower | Role::Candidate => {
+                if local >= self.election_deadline {
+                    if self.membership().contains(self.cfg.id) {
+                        self.campaign(now, out);
+                    } else {
+                        self.reset_election_timer(now);
+                    }
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Phase 1
+    // ------------------------------------------------------------------
+
+    fn campaign(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let round = self.max_round_seen.max(self.promised.round) + 1;
+        let ballot = Ballot::new(round, self.cfg.id);
+        self.max_round_seen = round;
+        self.set_promised(ballot);
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.votes = vec![self.cfg.id];
+        self.promised_lease_max = self.lease_granted_until;
+        self.reset_election_timer(now);
+        out.push(Output::RoleChanged {
+            role: Role::Candidate,
+            leader: None,
+        });
+        let (last_slot, last_ballot) = (self.last_slot(), self.last_ballot());
+        let voters = self.membership().voters.clone();
+        for v in voters {
+            if v != self.cfg.id {
+                // Gated: our own promise must be durable before anyone acts
+                // on this ballot.
+                let m = self.msg(
+                    v,
+                    ballot,
+                    Body::Prepare {
+                        last_slot,
+                        last_ballot,
+                    },
+                );
+                self.send_durable(m, out);
+            }
+        }
+        self.maybe_win(now, out);
+    }
+
+    fn handle_prepare(
+        &mut self,
+        now: TtInterval,
+        m: &Message,
+        last_slot: Slot,
+        last_ballot: Ballot,
+        out: &mut Vec<Output>,
+    ) {
+        if m.epoch < self.membership().epoch {
+            return; // candidate with a stale configuration
+        }
+        // Leader stickiness: while a leader is known to be alive, ignore
+        // candidates (prevents a partitioned replica from deposing it).
+        let local = Self::local(now);
+        let recently_heard = match self.role {
+            Role::Follower => {
+                self.leader.is_some()
+                    && local.nanos_since(self.last_leader_contact) < self.cfg.election_min_nanos
+            }
+            Role::Leader => {
+                let q = self.membership().quorum();
+                let alive = 1 + self
+                    .progress
+                    .iter()
+                    .filter(|p| {
+                        self.membership().contains(p.id)
+                            && local.nanos_since(p.last_contact) < self.cfg.election_min_nanos
+                    })
+                    .count();
+                alive >= q
+            }
+            Role::Candidate => false,
+        };
+        if recently_heard && self.leader != Some(m.from) {
+            return;
+        }
+        let up_to_date = (last_ballot, last_slot) >= (self.last_ballot(), self.last_slot());
+        if m.ballot > self.promised && up_to_date {
+            self.set_promised(m.ballot);
+            if self.role != Role::Follower || self.leader.is_some() {
+                self.become_follower(now, None, out);
+            }
+            self.reset_election_timer(now);
+            let reply = self.msg(
+                m.from,
+                m.ballot,
+                Body::Promise {
+                    granted: true,
+                    lease_until: self.lease_granted_until,
+                },
+            );
+            self.send_durable(reply, out);
+        } else {
+            let reply = self.msg(
+                m.from,
+                self.promised.max(m.ballot),
+                Body::Promise {
+                    granted: false,
+                    lease_until: Timestamp::ZERO,
+                },
+            );
+            self.send_durable(reply, out);
+        }
+    }
+
+    fn handle_promise(
+        &mut self,
+        now: TtInterval,
+        m: &Message,
+        granted: bool,
+        lease_until: Timestamp,
+        out: &mut Vec<Output>,
+    ) {
+        if self.role != Role::Candidate || m.ballot != self.promised {
+            return;
+        }
+        if !granted {
+            return;
+        }
+        if !self.votes.contains(&m.from) && self.membership().contains(m.from) {
+            self.votes.push(m.from);
+            self.promised_lease_max = self.promised_lease_max.max(lease_until);
+        }
+        self.maybe_win(now, out);
+    }
+
+    fn maybe_win(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let q = self.membership().quorum();
+        let n = self
+            .votes
+            .iter()
+            .filter(|v| self.membership().contains(**v))
+            .count();
+        if n >= q {
+            self.become_leader(now, out);
+        }
+    }
+
+    fn become_leader(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        self.role = Role::Leader;
+        self.leader = Some(self.cfg.id);
+        // Spanner §4.1.1 disjointness: wait out every lease a promiser may
+        // have granted to a previous leader.
+        self.lease_wait_until = if self.bug(bug::LEASE_OVERLAP) {
+            Timestamp::ZERO
+        } else {
+            self.promised_lease_max
+        };
+        self.lease_end = Timestamp::ZERO;
+        self.self_lease_ack = Timestamp::ZERO;
+        let local = Self::local(now);
+        let next = self.last_slot() + 1;
+        self.progress = self
+            .membership()
+            .voters
+            .iter()
+            .filter(|v| **v != self.cfg.id)
+            .map(|&id| Progress {
+                id,
+                next,
+                matched: 0,
+                inflight: 0,
+                probing: true,
+                lease_ack: Timestamp::ZERO,
+                last_contact: local,
+            })
+            .collect();
+        out.push(Output::RoleChanged {
+            role: Role::Leader,
+            leader: Some(self.cfg.id),
+        });
+        // Commit everything before us by committing an entry of our ballot.
+        self.append(Payload::Noop, Timestamp::ZERO);
+        self.broadcast(now, true, out);
+    }
+
+    fn become_follower(&mut self, now: TtInterval, leader: Option<NodeId>, out: &mut Vec<Output>) {
+        let changed = self.role != Role::Follower || self.leader != leader;
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.progress.clear();
+        self.pending.clear();
+        self.votes.clear();
+        self.lease_end = Timestamp::ZERO;
+        self.reset_election_timer(now);
+        if changed {
+            out.push(Output::RoleChanged {
+                role: Role::Follower,
+                leader,
+            });
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Phase 2
+    // ------------------------------------------------------------------
+
+    fn handle_message(&mut self, now: TtInterval, m: Message, out: &mut Vec<Output>) {
+        if m.cluster_id != self.cfg.cluster_id || m.to != self.cfg.id || m.from == self.cfg.id {
+            return;
+        }
+        self.max_round_seen = self.max_round_seen.max(m.ballot.round);
+        match m.body {
+            Body::Prepare {
+                last_slot,
+                last_ballot,
+            } => self.handle_prepare(now, &m, last_slot, last_ballot, out),
+            Body::Promise {
+                granted,
+                lease_until,
+            } => self.handle_promise(now, &m, granted, lease_until, out),
+            Body::Accept {
+                prev_slot,
+                prev_ballot,
+                ref entries,
+                commit,
+                lease_start,
+            } => {
+                if let Some(reply) = self.handle_accept(
+                    now,
+                    &m,
+                    prev_slot,
+                    prev_ballot,
+                    entries,
+                    commit,
+                    lease_start,
+                    out,
+                ) {
+                    self.send_durable(reply, out);
+                }
+            }
+            Body::InstallSnapshot {
+                ref snapshot,
+                lease_start,
+            } => {
+                if let Some(reply) = self.handle_snapshot(now, &m, snapshot, lease_start, out) {
+                    self.send_durable(reply, out);
+                }
+            }
+            Body::Accepted {
+                ok,
+                upto,
+                lease_start,
+            } => self.handle_accepted(now, &m, ok, upto, lease_start, out),
+        }
+    }
+
+    /// Common acceptor prologue for leader messages: refuse lower ballots,
+    /// adopt higher ones, record the leader and grant it a lease vote.
+    fn accept_leader(
+        &mut self,
+        now: TtInterval,
+        m: &Message,
+        lease_start: Timestamp,
+        out: &mut Vec<Output>,
+    ) -> Option<Message> {
+        if m.ballot < self.promised {
+            return Some(self.msg(
+                m.from,
+                self.promised,
+                Body::Accepted {
+                    ok: false,
+                    upto: 0,
+                    lease_start,
+                },
+            ));
+        }
+        if m.ballot > self.promised {
+            self.set_promised(m.ballot);
+        }
+        if self.role != Role::Follower || self.leader != Some(m.from) {
+            self.become_follower(now, Some(m.from), out);
+        }
+        self.last_leader_contact = Self::local(now);
+        self.reset_election_timer(now);
+        // Spanner §4.1.1 lease vote: no promise to another leader is given
+        // without reporting this grant.
+        self.lease_granted_until = self
+            .lease_granted_until
+            .max(now.latest.saturating_add(self.cfg.lease_nanos));
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle_accept(
+        &mut self,
+        now: TtInterval,
+        m: &Message,
+        prev_slot: Slot,
+        prev_ballot: Ballot,
+        entries: &[Entry],
+        commit: Slot,
+        lease_start: Timestamp,
+        out: &mut Vec<Output>,
+    ) -> Option<Message> {
+        if let Some(nack) = self.accept_leader(now, m, lease_start, out) {
+            return Some(nack);
+        }
+        let reject = |this: &Self, hint: Slot| {
+            this.msg(
+                m.from,
+                this.promised,
+                Body::Accepted {
+                    ok: false,
+                    upto: hint,
+                    lease_start,
+                },
+            )
+        };
+        // Log matching on (prev_slot, prev_ballot). Slots at or below our
+        // chosen index match by Paxos safety.
+        if prev_slot > self.last_slot() {
+            return Some(reject(self, self.last_slot() + 1));
+        }
+        if prev_slot > self.chosen && self.ballot_at(prev_slot) != Some(prev_ballot) {
+            return Some(reject(self, self.chosen + 1));
+        }
+        for e in entries {
+            debug_assert_eq!(e.ballot, e.ballot.max(Ballot::ZERO));
+            if e.slot <= self.chosen {
+                continue;
+            }
+            match self.ballot_at(e.slot) {
+                Some(b) if b == e.ballot => continue,
+                Some(_) => {
+                    assert!(e.slot > self.chosen, "truncating a chosen slot");
+                    self.truncate_from(e.slot);
+                    self.push_entry(e.clone());
+                }
+                None => self.push_entry(e.clone()),
+            }
+        }
+        let matched = prev_slot + entries.len() as Slot;
+        let new_chosen = commit.min(matched);
+        if new_chosen > self.chosen {
+            self.chosen = new_chosen;
+        }
+        Some(self.msg(
+            m.from,
+            self.promised,
+            Body::Accepted {
+                ok: true,
+                upto: matched,
+                lease_start,
+            },
+        ))
+    }
+
+    fn handle_snapshot(
+        &mut self,
+        now: TtInterval,
+        m: &Message,
+        snap: &Snapshot,
+        lease_start: Timestamp,
+        out: &mut Vec<Output>,
+    ) -> Option<Message> {
+        if let Some(nack) = self.accept_leader(now, m, lease_start, out) {
+            return Some(nack);
+        }
+        if snap.last_slot > self.chosen {
+            let keep_suffix = self.ballot_at(snap.last_slot) == Some(snap.last_ballot);
+            if keep_suffix {
+                while self.log.front().is_some_and(|x| x.slot <= snap.last_slot) {
+                    self.log.pop_front();
+                }
+            } else {
+                self.log.clear();
+            }
+            self.memberships
+                .retain(|(s, _)| keep_suffix && *s > snap.last_slot);
+            self.memberships
+                .insert(0, (snap.last_slot, snap.membership.clone()));
+            self.snapshot = snap.clone();
+            self.chosen = snap.last_slot;
+            self.applied = snap.last_slot;
+            self.last_ts = self.last_ts.max(snap.last_ts);
+            self.durable_slot = self.durable_slot.min(snap.last_slot);
+            for p in self.inflight_persists.iter_mut() {
+                p.1 = p.1.min(snap.last_slot);
+            }
+            let st = self.stage();
+            st.entries.clear();
+            st.truncate_from = None;
+            st.snapshot = Some(snap.clone());
+            if !keep_suffix {
+                st.truncate_from = Some(snap.last_slot + 1);
+            }
+            out.push(Output::RestoreSnapshot(snap.clone()));
+        }
+        Some(self.msg(
+            m.from,
+            self.promised,
+            Body::Accepted {
+                ok: true,
+                upto: snap.last_slot,
+                lease_start,
+            },
+        ))
+    }
+
+    fn handle_accepted(
+        &mut self,
+        now: TtInterval,
+        m: &Message,
+        ok: bool,
+        upto: Slot,
+        lease_start: Timestamp,
+        out: &mut Vec<Output>,
+    ) {
+        if m.ballot > self.promised {
+            // Someone promised a higher ballot: we are deposed.
+            if self.role != Role::Follower {
+                self.become_follower(now, None, out);
+            }
+            return;
+        }
+        if self.role != Role::Leader || m.ballot != self.promised {
+            return;
+        }
+        let local = Self::local(now);
+        let Some(p) = self.progress.iter_mut().find(|p| p.id == m.from) else {
+            return;
+        };
+        p.last_contact = local;
+        p.lease_ack = p.lease_ack.max(lease_start);
+        if ok {
+            p.matched = p.matched.max(upto);
+            p.next = p.next.max(p.matched + 1);
+            p.inflight = p.inflight.saturating_sub(1);
+            p.probing = false;
+        } else {
+            // Resend from the follower's hint. A hint at or below `matched`
+            // comes from a stale (reordered) rejection; lowering `matched`
+            // only delays commits, never makes them unsafe.
+            p.matched = p.matched.min(upto.saturating_sub(1));
+            p.next = upto.max(1);
+            p.inflight = 0;
+            p.probing = true;
+        }
+        self.update_lease();
+        self.advance_commit();
+        let id = m.from;
+        self.send_to(now, id, false, out);
+    }
+
+    fn update_lease(&mut self) {
+        let voters = &self.memberships.last().expect("membership").1;
+        let mut acks: Vec<Timestamp> = voters
+            .voters
+            .iter()
+            .map(|v| {
+                if *v == self.cfg.id {
+                    self.self_lease_ack
+                } else {
+                    self.progress
+                        .iter()
+                        .find(|p| p.id == *v)
+                        .map_or(Timestamp::ZERO, |p| p.lease_ack)
+                }
+            })
+            .collect();
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        let kth = acks[voters.quorum() - 1];
+        if kth > Timestamp::ZERO {
+            self.lease_end = self.lease_end.max(kth.saturating_add(self.cfg.lease_nanos));
+        }
+    }
+
+    fn advance_commit(&mut self) {
+        let self_match = if self.bug(bug::ACK_BEFORE_PERSIST) {
+            self.last_slot()
+        } else {
+            self.durable_slot
+        };
+        let voters = &self.memberships.last().expect("membership").1;
+        let mut matched: Vec<Slot> = voters
+            .voters
+            .iter()
+            .map(|v| {
+                if *v == self.cfg.id {
+                    self_match
+                } else {
+                    self.progress
+                        .iter()
+                        .find(|p| p.id == *v)
+                        .map_or(0, |p| p.matched)
+                }
+            })
+            .collect();
+        if matched.is_empty() {
+            return;
+        }
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let c = matched[voters.quorum() - 1];
+        // Only an entry of our own ballot is committed by counting
+        // (Raft §5.4.2); earlier ones follow by log matching.
+        if c > self.chosen && self.ballot_at(c) == Some(self.promised) {
+            self.chosen = c;
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Leader: proposing and sending
+    // ------------------------------------------------------------------
+
+    fn check_can_propose(&self) -> Result<(), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if self.pending.len() >= self.cfg.max_pending {
+            return Err(ProposeError::QueueFull(self.pending.len()));
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, payload: Payload, min_ts: Timestamp) -> Result<(), ProposeError> {
+        self.check_can_propose()?;
+        self.pending.push_back(Pending { payload, min_ts });
+        Ok(())
+    }
+
+    /// Moves pending proposals into the log while the lease allows.
+    fn flush_pending(&mut self, now: TtInterval) -> bool {
+        if self.role != Role::Leader || self.pending.is_empty() {
+            return false;
+        }
+        let mut appended = false;
+        while let Some(p) = self.pending.front() {
+            let ts = match p.payload {
+                Payload::Command(_) => {
+                    if !self.has_lease(now) {
+                        break;
+                    }
+                    // Spanner §4.1.1/§4.2.1: above every timestamp assigned
+                    // before (also by earlier leaders, whose leases ended
+                    // before ours began), at least TT.now().latest, and
+                    // inside our lease.
+                    let ts = self.last_ts.next().max(now.latest).max(p.min_ts);
+                    if ts >= self.lease_end {
+                        break;
+                    }
+                    ts
+                }
+                _ => Timestamp::ZERO,
+            };
+            let p = self.pending.pop_front().expect("front exists");
+            self.append(p.payload, ts);
+            appended = true;
+        }
+        appended
+    }
+
+    fn append(&mut self, payload: Payload, ts: Timestamp) {
+        assert_eq!(self.role, Role::Leader);
+        let slot = self.last_slot() + 1;
+        if ts > Timestamp::ZERO {
+            assert!(ts > self.last_ts, "Paxos write timestamps must rise");
+        }
+        let e = Entry {
+            slot,
+            ballot: self.promised,
+            ts,
+            payload,
+        };
+        self.push_entry(e);
+    }
+
+    fn broadcast(&mut self, now: TtInterval, heartbeat: bool, out: &mut Vec<Output>) {
+        self.heartbeat_deadline = Self::local(now).saturating_add(self.cfg.heartbeat_nanos);
+        let ids: Vec<NodeId> = self.progress.iter().map(|p| p.id).collect();
+        if heartbeat {
+            for p in self.progress.iter_mut() {
+                // Resend anything unacknowledged: messages may have been
+                // lost. A probe keeps its position.
+                if !p.probing {
+                    p.next = p.matched + 1;
+                }
+                p.inflight = 0;
+            }
+        }
+        self.cast_self_lease_vote(now);
+        for id in ids {
+            self.send_to(now, id, heartbeat, out);
+        }
+    }
+
+    fn send_to(&mut self, now: TtInterval, id: NodeId, force: bool, out: &mut Vec<Output>) {
+        let lease_start = now.earliest;
+        let Some(idx) = self.progress.iter().position(|p| p.id == id) else {
+            return;
+        };
+        let mut sent_any = false;
+        loop {
+            let p = &self.progress[idx];
+            let limit = if p.probing { 1 } else { self.cfg.max_inflight };
+            if p.inflight >= limit {
+                break;
+            }
+            if p.next < self.first_slot() {
+                let body = Body::InstallSnapshot {
+                    snapshot: self.snapshot.clone(),
+                    lease_start,
+                };
+                let m = self.msg(id, self.promised, body);
+                let p = &mut self.progress[idx];
+                p.next = self.snapshot.last_slot + 1;
+                p.inflight += 1;
+                out.push(Output::Send(m));
+                sent_any = true;
+                continue;
+            }
+            let next = p.next;
+            let last = self.last_slot();
+            if next > last && (sent_any || !force) {
+                break;
+            }
+            let end = last.min(next + self.cfg.max_batch_entries as Slot - 1);
+            let entries = self.entries(next, end);
+            let prev_ballot = self
+                .ballot_at(next - 1)
+                .expect("prev slot is in log or snapshot");
+            let n = entries.len() as Slot;
+            let m = self.msg(
+                id,
+                self.promised,
+                Body::Accept {
+                    prev_slot: next - 1,
+                    prev_ballot,
+                    entries,
+                    commit: self.chosen,
+                    lease_start,
+                },
+            );
+            out.push(Output::Send(m));
+            sent_any = true;
+            let p = &mut self.progress[idx];
+            p.next += n;
+            if n == 0 {
+                break;
+            }
+            p.inflight += 1;
+        }
+        if sent_any {
+            self.cast_self_lease_vote(now);
+        }
+    }
+
+    /// The leader's own lease vote, cast whenever it asks for theirs.
+    fn cast_self_lease_vote(&mut self, now: TtInterval) {
+        self.self_lease_ack = self.self_lease_ack.max(now.earliest);
+        self.lease_granted_until = self
+            .lease_granted_until
+            .max(now.latest.saturating_add(self.cfg.lease_nanos));
+    }
+
+    // ------------------------------------------------------------------
+    // Persistence pipeline
+    // ------------------------------------------------------------------
+
+    fn handle_persisted(&mut self, seq: u64) {
+        if seq <= self.durable_seq {
+            return;
+        }
+        self.durable_seq = seq;
+        while let Some(&(s, slot)) = self.inflight_persists.front() {
+            if s > seq {
+                break;
+            }
+            self.durable_slot = self.durable_slot.max(slot);
+            self.inflight_persists.pop_front();
+        }
+        if self.role == Role::Leader {
+            self.advance_commit();
+        }
+    }
+
+    fn stage(&mut self) -> &mut PersistRequest {
+        self.staged.get_or_insert_with(PersistRequest::default)
+    }
+
+    fn set_promised(&mut self, b: Ballot) {
+        assert!(b >= self.promised, "promised ballot must not fall");
+        self.promised = b;
+        if !self.bug(bug::FORGET_PROMISE) {
+            self.stage().hard_state = Some(HardState { promised: b });
+        }
+    }
+
+    fn push_entry(&mut self, e: Entry) {
+        assert_eq!(e.slot, self.last_slot() + 1, "log must stay contiguous");
+        if let Payload::Config(m) = &e.payload {
+            self.memberships.push((e.slot, m.clone()));
+            if self.role == Role::Leader {
+                self.sync_progress_with_membership();
+            }
+        }
+        self.last_ts = self.last_ts.max(e.ts);
+        self.stage().entries.push(e.clone());
+        self.log.push_back(e);
+    }
+
+    fn truncate_from(&mut self, slot: Slot) {
+        assert!(slot > self.chosen, "cannot truncate chosen slot {slot}");
+        while self.log.back().is_some_and(|e| e.slot >= slot) {
+            self.log.pop_back();
+        }
+        self.memberships
+            .retain(|(s, _)| *s < slot || *s == self.snapshot.last_slot);
+        self.last_ts = self
+            .log
+            .iter()
+            .map(|e| e.ts)
+            .fold(self.snapshot.last_ts, Timestamp::max);
+        self.durable_slot = self.durable_slot.min(slot - 1);
+        for p in self.inflight_persists.iter_mut() {
+            p.1 = p.1.min(slot - 1);
+        }
+        let st = self.stage();
+        st.entries.retain(|e| e.slot < slot);
+        st.truncate_from = Some(st.truncate_from.map_or(slot, |t| t.min(slot)));
+    }
+
+    fn sync_progress_with_membership(&mut self) {
+        let voters = self.membership().voters.clone();
+        let next = self.last_slot() + 1;
+        for v in voters {
+            if v != self.cfg.id && !self.progress.iter().any(|p| p.id == v) {
+                self.progress.push(Progress {
+                    id: v,
+                    next,
+                    matched: 0,
+                    inflight: 0,
+                    probing: true,
+                    lease_ack: Timestamp::ZERO,
+                    last_contact: Timestamp::ZERO,
+                });
+            }
+        }
+    }
+
+    /// Emits the staged persist request, if any, with the next sequence.
+    fn flush_staged(&mut self, out: &mut Vec<Output>) {
+        if let Some(mut req) = self.staged.take() {
+            if req.is_empty() {
+                return;
+            }
+            req.seq = self.next_seq;
+            self.next_seq += 1;
+            self.inflight_persists
+                .push_back((req.seq, self.last_slot()));
+            if self.bug(bug::ACK_BEFORE_PERSIST) {
+                self.durable_slot = self.last_slot();
+            }
+            out.push(Output::Persist(req));
+        }
+    }
+
+    /// Sends `m` once everything staged or issued so far is durable.
+    fn send_durable(&mut self, m: Message, out: &mut Vec<Output>) {
+        if self.bug(bug::ACK_BEFORE_PERSIST) && matches!(m.body, Body::Accepted { .. }) {
+            out.push(Output::Send(m));
+            return;
+        }
+        let need = if self.staged.as_ref().is_some_and(|s| !s.is_empty()) {
+            self.next_seq
+        } else {
+            self.next_seq - 1
+        };
+        if need <= self.durable_seq {
+            out.push(Output::Send(m));
+        } else {
+            self.gated.push_back((need, m));
+        }
+    }
+
+    /// End of every input: assign pending proposals, send new entries,
+    /// apply chosen entries, emit persistence, release gated messages.
+    fn finish(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        if self.role == Role::Leader {
+            self.update_lease();
+            let appended = self.flush_pending(now);
+            if appended || self.staged.as_ref().is_some_and(|s| !s.entries.is_empty()) {
+                let ids: Vec<NodeId> = self.progress.iter().map(|p| p.id).collect();
+                for id in ids {
+                    self.send_to(now, id, false, out);
+                }
+            }
+            self.advance_commit();
+            // A removed leader hands over once its removal is chosen.
+            if !self.membership().contains(self.cfg.id)
+                && self
+                    .memberships
+                    .last()
+                    .is_some_and(|(s, _)| *s <= self.chosen)
+            {
+                self.become_follower(now, None, out);
+            }
+        }
+        self.flush_staged(out);
+        while let Some((need, _)) = self.gated.front() {
+            if *need > self.durable_seq {
+                break;
+            }
+            let (_, m) = self.gated.pop_front().expect("front exists");
+            out.push(Output::Send(m));
+        }
+        self.apply_chosen(out);
+    }
+
+    fn apply_chosen(&mut self, out: &mut Vec<Output>) {
+        let upto = self.chosen.min(self.last_slot());
+        if upto <= self.applied {
+            return;
+        }
+        let entries = self.entries(self.applied + 1, upto);
+        debug_assert_eq!(entries.len() as Slot, upto - self.applied);
+        self.applied = upto;
+        out.push(Output::Apply(entries));
+    }
+
+    // ------------------------------------------------------------------
+    // Helpers
+    // ------------------------------------------------------------------
+
+    fn msg(&self, to: NodeId, ballot: Ballot, body: Body) -> Message {
+        Message {
+            cluster_id: self.cfg.cluster_id,
+            epoch: self.membership().epoch,
+            from: self.cfg.id,
+            to,
+            ballot,
+            body,
+        }
+    }
+
+    fn entry(&self, slot: Slot) -> Option<&Entry> {
+        let first = self.first_slot();
+        if slot < first {
+            return None;
+        }
+        self.log.get((slot - first) as usize)
+    }
+
+    fn ballot_at(&self, slot: Slot) -> Option<Ballot> {
+        if slot == self.snapshot.last_slot {
+            return Some(self.snapshot.last_ballot);
+        }
+        self.entry(slot).map(|e| e.ballot)
+    }
+
+    fn last_ballot(&self) -> Ballot {
+        self.log
+            .back()
+            .map_or(self.snapshot.last_ballot, |e| e.ballot)
+    }
+
+    fn membership_at(&self, slot: Slot) -> &Membership {
+        &self
+            .memberships
+            .iter()
+            .rev()
+            .find(|(s, _)| *s <= slot)
+            .unwrap_or(&self.memberships[0])
+            .1
+    }
+}
+
+/// Names for the planted bugs, usable whether or not the feature is on.
+#[cfg(feature = "planted-bugs")]
+mod bug {
+    use crate::PlantedBug;
+    pub(super) const LEASE_OVERLAP: PlantedBug = PlantedBug::LeaseOverlap;
+    pub(super) const ACK_BEFORE_PERSIST: PlantedBug = PlantedBug::AckBeforePersist;
+    pub(super) const FORGET_PROMISE: PlantedBug = PlantedBug::ForgetPromise;
+}
+
+#[cfg(not(feature = "planted-bugs"))]
+#[derive(Clone, Copy)]
+struct BugStub;
+
+#[cfg(not(feature = "planted-bugs"))]
+mod bug {
+    pub(super) const LEASE_OVERLAP: super::BugStub = super::BugStub;
+    pub(super) const ACK_BEFORE_PERSIST: super::BugStub = super::BugStub;
+    pub(super) const FORGET_PROMISE: super::BugStub = super::BugStub;
+}

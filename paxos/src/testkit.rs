@@ -1,0 +1,240 @@
+//! An in-memory, fault-free driver for a group of replicas, for tests,
+//! examples and benchmarks. (The deterministic simulator with faults lives
+//! in `meridian-sim`.)
+//!
+//! All replicas share one clock reading, set by the caller; storage
+//! completions are reported immediately unless [`LocalGroup::hold_persists`]
+//! is used; messages go through a FIFO queue that [`LocalGroup::run`] drains,
+//! dropping those to or from isolated replicas.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use meridian_truetime::{Timestamp, TtInterval};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use crate::{Config, Entry, Input, Message, NodeId, Output, ProposeError, Recovered, Replica};
+
+/// Bound on messages [`LocalGroup::run`] delivers before it gives up: a
+/// fault-free group quiesces long before this.
+pub const MAX_DELIVERIES_PER_RUN: usize = 10_000_000;
+
+/// A group of replicas wired together in memory.
+pub struct LocalGroup {
+    replicas: Vec<Replica>,
+    now: TtInterval,
+    queue: VecDeque<Message>,
+    applied: Vec<Vec<Entry>>,
+    isolated: Vec<NodeId>,
+    hold_persists: bool,
+    held: Vec<(usize, u64)>,
+    /// Keep applied entries (tests) or only count them (benchmarks).
+    keep_applied: bool,
+    applied_count: Vec<u64>,
+    compact_every: Option<u64>,
+}
+
+impl LocalGroup {
+    /// A group of `n` replicas (ids `1..=n`) at time `t0` with uncertainty
+    /// `eps_nanos`; `configure` adjusts each replica's config.
+    pub fn new(
+        n: u64,
+        t0: Timestamp,
+        eps_nanos: u64,
+        configure: impl Fn(&mut Config),
+    ) -> LocalGroup {
+        let voters: Vec<NodeId> = (1..=n).collect();
+        let now = TtInterval::around(t0, eps_nanos);
+        let mut replicas = Vec::new();
+        let mut out = Vec::new();
+        for id in 1..=n {
+            let mut cfg = Config::new(id, voters.clone());
+            configure(&mut cfg);
+            let mut r = Replica::new(
+                cfg,
+                Recovered::default(),
+                Box::new(SmallRng::seed_from_u64(id)),
+            );
+            r.start(now, &mut out);
+            replicas.push(r);
+        }
+        LocalGroup {
+            applied: vec![Vec::new(); replicas.len()],
+            applied_count: vec![0; replicas.len()],
+            replicas,
+            now,
+            queue: VecDeque::new(),
+            isolated: Vec::new(),
+            hold_persists: false,
+            held: Vec::new(),
+            keep_applied: true,
+            compact_every: None,
+        }
+    }
+
+    /// Stop keeping applied entries (only count them), for benchmarks.
+    pub fn count_only(&mut self) {
+        self.keep_applied = false;
+    }
+
+    /// Compact each replica's log (with an empty snapshot) whenever `n`
+    /// applied entries have accumulated, so long benchmarks run in bounded
+    /// memory.
+    pub fn compact_every(&mut self, n: u64) {
+        self.compact_every = Some(n.max(1));
+    }
+
+    /// The shared clock reading.
+    pub fn now(&self) -> TtInterval {
+        self.now
+    }
+
+    /// Moves the clock forward by `nanos`, keeping ε.
+    pub fn advance(&mut self, nanos: u64) {
+        self.now = TtInterval {
+            earliest: self.now.earliest.saturating_add(nanos),
+            latest: self.now.latest.saturating_add(nanos),
+        };
+    }
+
+    /// Replica `id`.
+    pub fn replica(&self, id: NodeId) -> &Replica {
+        &self.replicas[(id - 1) as usize]
+    }
+
+    /// Entries replica `id` applied so far (empty after [`Self::count_only`]).
+    pub fn applied(&self, id: NodeId) -> &[Entry] {
+        &self.applied[(id - 1) as usize]
+    }
+
+    /// How many entries replica `id` applied.
+    pub fn applied_count(&self, id: NodeId) -> u64 {
+        self.applied_count[(id - 1) as usize]
+    }
+
+    /// Drops every message to or from `id` until [`Self::heal`].
+    pub fn isolate(&mut self, id: NodeId) {
+        self.isolated.push(id);
+    }
+
+    /// Ends all isolation.
+    pub fn heal(&mut self) {
+        self.isolated.clear();
+    }
+
+    /// Withholds storage completions until [`Self::release_persists`].
+    pub fn hold_persists(&mut self, hold: bool) {
+        self.hold_persists = hold;
+    }
+
+    /// Reports every withheld storage completion.
+    pub fn release_persists(&mut self) {
+        for (i, seq) in std::mem::take(&mut self.held) {
+            self.step(i, Input::Persisted { seq });
+        }
+    }
+
+    /// Ticks replica `id` once.
+    pub fn tick(&mut self, id: NodeId) {
+        self.step((id - 1) as usize, Input::Tick);
+    }
+
+    /// Advances time to replica `id`'s election deadline and ticks it alone,
+    /// then delivers messages until quiet: `id` campaigns and (if it can
+    /// reach a quorum) wins.
+    pub fn elect(&mut self, id: NodeId) {
+        let deadline = self.replica(id).next_deadline();
+        let mid = self.now.midpoint();
+        if deadline > mid {
+            self.advance(deadline.nanos_since(mid));
+        }
+        self.tick(id);
+        self.run();
+    }
+
+    /// Proposes `cmd` at replica `id`.
+    pub fn propose(&mut self, id: NodeId, cmd: Bytes) -> Result<(), ProposeError> {
+        let i = (id - 1) as usize;
+        let mut out = Vec::new();
+        let now = self.now;
+        let r = self.replicas[i].propose(now, cmd, &mut out);
+        self.process(i, out);
+        r
+    }
+
+    /// Proposes a batch at replica `id`.
+    pub fn propose_batch(
+        &mut self,
+        id: NodeId,
+        cmds: impl IntoIterator<Item = Bytes>,
+    ) -> Result<(), ProposeError> {
+        let i = (id - 1) as usize;
+        let mut out = Vec::new();
+        let now = self.now;
+        let r = self.replicas[i].propose_batch(now, cmds, &mut out);
+        self.process(i, out);
+        r
+    }
+
+    /// Delivers queued messages until none are left.
+    pub fn run(&mut self) {
+        let mut n = 0;
+        while let Some(m) = self.queue.pop_front() {
+            n += 1;
+            assert!(n < MAX_DELIVERIES_PER_RUN, "group did not quiesce");
+            let i = (m.to - 1) as usize;
+            if i < self.replicas.len() {
+                self.step(i, Input::Message(m));
+            }
+        }
+    }
+
+    /// Messages waiting in the queue.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn step(&mut self, i: usize, input: Input) {
+        let mut out = Vec::new();
+        self.replicas[i].step(self.now, input, &mut out);
+        self.process(i, out);
+    }
+
+    fn process(&mut self, i: usize, out: Vec<Output>) {
+        let mut persisted = None;
+        for o in out {
+            match o {
+                Output::Send(m) => {
+                    if !self.isolated.contains(&m.from) && !self.isolated.contains(&m.to) {
+                        self.queue.push_back(m);
+                    }
+                }
+                Output::Persist(req) => persisted = Some(req.seq),
+                Output::Apply(entries) => {
+                    self.applied_count[i] += entries.len() as u64;
+                    if self.keep_applied {
+                        self.applied[i].extend(entries);
+                    }
+                }
+                Output::RestoreSnapshot(_) | Output::RoleChanged { .. } => {}
+            }
+        }
+        if let Some(n) = self.compact_every {
+            let r = &mut self.replicas[i];
+            if r.applied() >= r.first_slot() + n {
+                let mut more = Vec::new();
+                let upto = r.applied();
+                r.compact(upto, Bytes::new(), &mut more);
+                self.process(i, more);
+            }
+        }
+        if let Some(seq) = persisted {
+            if self.hold_persists {
+                self.held.push((i, seq));
+            } else {
+                self.step(i, Input::Persisted { seq });
+            }
+        }
+    }
+}
