@@ -249,6 +249,8 @@ pub struct Replica {
     self_lease_ack: Timestamp,
 
     // candidate state
+    /// The ballot of a pre-vote in progress (Raft §9.6).
+    pre_vote: Option<Ballot>,
     votes: Vec<NodeId>,
     promised_lease_max: Timestamp,
 
@@ -325,6 +327,7 @@ impl Replica {
             lease_wait_until: Timestamp::ZERO,
             lease_end: Timestamp::ZERO,
             self_lease_ack: Timestamp::ZERO,
+            pre_vote: None,
             votes: Vec::new(),
             promised_lease_max: Timestamp::ZERO,
             progress: Vec::new(),
@@ -668,7 +671,7 @@ impl Replica {
             Role::Follower | Role::Candidate => {
                 if local >= self.election_deadline {
                     if self.membership().contains(self.cfg.id) {
-                        self.campaign(now, out);
+                        self.pre_campaign(now, out);
                     } else {
                         self.reset_election_timer(now);
                     }
@@ -681,20 +684,54 @@ impl Replica {
     // Phase 1
     // ------------------------------------------------------------------
 
+    /// Raft §9.6 pre-vote: ask whether a quorum would promise before
+    /// raising any ballot.
+    fn pre_campaign(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let ballot = Ballot::new(
+            self.max_round_seen.max(self.promised.round) + 1,
+            self.cfg.id,
+        );
+        if self.role != Role::Candidate {
+            out.push(Output::RoleChanged {
+                role: Role::Candidate,
+                leader: None,
+            });
+        }
+        self.role = Role::Candidate;
+        self.pre_vote = Some(ballot);
+        self.leader = None;
+        self.votes = vec![self.cfg.id];
+        self.reset_election_timer(now);
+        let (last_slot, last_ballot) = (self.last_slot(), self.last_ballot());
+        let voters = self.membership().voters.clone();
+        for v in voters {
+            if v != self.cfg.id {
+                let m = self.msg(
+                    v,
+                    ballot,
+                    Body::Prepare {
+                        last_slot,
+                        last_ballot,
+                        pre_vote: true,
+                    },
+                );
+                out.push(Output::Send(m));
+            }
+        }
+        self.maybe_win(now, out);
+    }
+
     fn campaign(&mut self, now: TtInterval, out: &mut Vec<Output>) {
         let round = self.max_round_seen.max(self.promised.round) + 1;
         let ballot = Ballot::new(round, self.cfg.id);
         self.max_round_seen = round;
         self.set_promised(ballot);
+        self.pre_vote = None;
         self.role = Role::Candidate;
         self.leader = None;
         self.votes = vec![self.cfg.id];
         self.promised_lease_max = self.lease_granted_until;
         self.reset_election_timer(now);
-        out.push(Output::RoleChanged {
-            role: Role::Candidate,
-            leader: None,
-        });
         let (last_slot, last_ballot) = (self.last_slot(), self.last_ballot());
         let voters = self.membership().voters.clone();
         for v in voters {
@@ -707,6 +744,7 @@ impl Replica {
                     Body::Prepare {
                         last_slot,
                         last_ballot,
+                        pre_vote: false,
                     },
                 );
                 self.send_durable(m, out);
@@ -721,6 +759,7 @@ impl Replica {
         m: &Message,
         last_slot: Slot,
         last_ballot: Ballot,
+        pre_vote: bool,
         out: &mut Vec<Output>,
     ) {
         if m.epoch < self.membership().epoch {
@@ -752,6 +791,20 @@ impl Replica {
             return;
         }
         let up_to_date = (last_ballot, last_slot) >= (self.last_ballot(), self.last_slot());
+        if pre_vote {
+            // Answer what we would do, changing nothing.
+            let reply = self.msg(
+                m.from,
+                m.ballot,
+                Body::Promise {
+                    granted: m.ballot > self.promised && up_to_date,
+                    pre_vote: true,
+                    lease_until: Timestamp::ZERO,
+                },
+            );
+            out.push(Output::Send(reply));
+            return;
+        }
         if m.ballot > self.promised && up_to_date {
             self.set_promised(m.ballot);
             if self.role != Role::Follower || self.leader.is_some() {
@@ -763,6 +816,7 @@ impl Replica {
                 m.ballot,
                 Body::Promise {
                     granted: true,
+                    pre_vote: false,
                     lease_until: self.lease_granted_until,
                 },
             );
@@ -773,6 +827,7 @@ impl Replica {
                 self.promised.max(m.ballot),
                 Body::Promise {
                     granted: false,
+                    pre_vote: false,
                     lease_until: Timestamp::ZERO,
                 },
             );
@@ -785,10 +840,19 @@ impl Replica {
         now: TtInterval,
         m: &Message,
         granted: bool,
+        pre_vote: bool,
         lease_until: Timestamp,
         out: &mut Vec<Output>,
     ) {
-        if self.role != Role::Candidate || m.ballot != self.promised {
+        if self.role != Role::Candidate {
+            return;
+        }
+        let current = if pre_vote {
+            self.pre_vote == Some(m.ballot)
+        } else {
+            self.pre_vote.is_none() && m.ballot == self.promised
+        };
+        if !current {
             return;
         }
         if !granted {
@@ -809,11 +873,16 @@ impl Replica {
             .filter(|v| self.membership().contains(**v))
             .count();
         if n >= q {
-            self.become_leader(now, out);
+            if self.pre_vote.is_some() {
+                self.campaign(now, out);
+            } else {
+                self.become_leader(now, out);
+            }
         }
     }
 
     fn become_leader(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        self.pre_vote = None;
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id);
         // Spanner §4.1.1 disjointness: wait out every lease a promiser may
@@ -858,6 +927,7 @@ impl Replica {
         self.progress.clear();
         self.pending.clear();
         self.votes.clear();
+        self.pre_vote = None;
         self.lease_end = Timestamp::ZERO;
         self.reset_election_timer(now);
         if changed {
@@ -881,11 +951,13 @@ impl Replica {
             Body::Prepare {
                 last_slot,
                 last_ballot,
-            } => self.handle_prepare(now, &m, last_slot, last_ballot, out),
+                pre_vote,
+            } => self.handle_prepare(now, &m, last_slot, last_ballot, pre_vote, out),
             Body::Promise {
                 granted,
+                pre_vote,
                 lease_until,
-            } => self.handle_promise(now, &m, granted, lease_until, out),
+            } => self.handle_promise(now, &m, granted, pre_vote, lease_until, out),
             Body::Accept {
                 prev_slot,
                 prev_ballot,

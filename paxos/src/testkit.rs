@@ -33,6 +33,9 @@ pub struct LocalGroup {
     keep_applied: bool,
     applied_count: Vec<u64>,
     compact_every: Option<u64>,
+    record: bool,
+    sent: Vec<Message>,
+    restored: Vec<u64>,
 }
 
 impl LocalGroup {
@@ -44,12 +47,30 @@ impl LocalGroup {
         eps_nanos: u64,
         configure: impl Fn(&mut Config),
     ) -> LocalGroup {
-        let voters: Vec<NodeId> = (1..=n).collect();
+        LocalGroup::with_learners(n, 0, t0, eps_nanos, configure)
+    }
+
+    /// Like [`LocalGroup::new`] plus `learners` replicas (ids after the
+    /// voters) that start with no membership and join only when added.
+    pub fn with_learners(
+        voters_n: u64,
+        learners: u64,
+        t0: Timestamp,
+        eps_nanos: u64,
+        configure: impl Fn(&mut Config),
+    ) -> LocalGroup {
+        let n = voters_n + learners;
+        let voters: Vec<NodeId> = (1..=voters_n).collect();
         let now = TtInterval::around(t0, eps_nanos);
         let mut replicas = Vec::new();
         let mut out = Vec::new();
         for id in 1..=n {
-            let mut cfg = Config::new(id, voters.clone());
+            let initial = if id <= voters_n {
+                voters.clone()
+            } else {
+                Vec::new()
+            };
+            let mut cfg = Config::new(id, initial);
             configure(&mut cfg);
             let mut r = Replica::new(
                 cfg,
@@ -70,6 +91,9 @@ impl LocalGroup {
             held: Vec::new(),
             keep_applied: true,
             compact_every: None,
+            record: false,
+            sent: Vec::new(),
+            restored: vec![0; n as usize],
         }
     }
 
@@ -83,6 +107,58 @@ impl LocalGroup {
     /// memory.
     pub fn compact_every(&mut self, n: u64) {
         self.compact_every = Some(n.max(1));
+    }
+
+    /// Record every message sent, for [`Self::take_sent`].
+    pub fn record_messages(&mut self, on: bool) {
+        self.record = on;
+    }
+
+    /// Messages sent since the last call (when recording).
+    pub fn take_sent(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.sent)
+    }
+
+    /// How many snapshots replica `id` was told to restore.
+    pub fn snapshots_restored(&self, id: NodeId) -> u64 {
+        self.restored[(id - 1) as usize]
+    }
+
+    /// Delivers `m` directly to its addressee (bypassing isolation).
+    pub fn deliver(&mut self, m: Message) {
+        let i = (m.to - 1) as usize;
+        self.step(i, Input::Message(m));
+    }
+
+    /// Compacts replica `id`'s log up to what it applied.
+    pub fn compact(&mut self, id: NodeId) {
+        let i = (id - 1) as usize;
+        let mut out = Vec::new();
+        let upto = self.replicas[i].applied();
+        self.replicas[i].compact(upto, Bytes::new(), &mut out);
+        self.process(i, out);
+    }
+
+    /// Proposes a membership change at replica `id`.
+    pub fn propose_membership(
+        &mut self,
+        id: NodeId,
+        change: crate::MembershipChange,
+    ) -> Result<(), ProposeError> {
+        let i = (id - 1) as usize;
+        let mut out = Vec::new();
+        let now = self.now;
+        let r = self.replicas[i].propose_membership(now, change, &mut out);
+        self.process(i, out);
+        r
+    }
+
+    /// Ticks every replica once and delivers until quiet.
+    pub fn tick_all(&mut self) {
+        for i in 0..self.replicas.len() {
+            self.step(i, Input::Tick);
+        }
+        self.run();
     }
 
     /// The shared clock reading.
@@ -206,6 +282,9 @@ impl LocalGroup {
         for o in out {
             match o {
                 Output::Send(m) => {
+                    if self.record {
+                        self.sent.push(m.clone());
+                    }
                     if !self.isolated.contains(&m.from) && !self.isolated.contains(&m.to) {
                         self.queue.push_back(m);
                     }
@@ -217,7 +296,8 @@ impl LocalGroup {
                         self.applied[i].extend(entries);
                     }
                 }
-                Output::RestoreSnapshot(_) | Output::RoleChanged { .. } => {}
+                Output::RestoreSnapshot(_) => self.restored[i] += 1,
+                Output::RoleChanged { .. } => {}
             }
         }
         if let Some(n) = self.compact_every {

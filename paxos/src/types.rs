@@ -137,11 +137,17 @@ pub enum Body {
         last_slot: Slot,
         /// The ballot of the candidate's last entry.
         last_ballot: Ballot,
+        /// A pre-vote (Raft §9.6): "would you promise?" — answered without
+        /// changing any state, so a replica that was cut off cannot depose a
+        /// healthy leader by campaigning with ever higher ballots.
+        pre_vote: bool,
     },
     /// Phase 1b, or its refusal.
     Promise {
-        /// Whether the promise was given.
+        /// Whether the promise was (or, for a pre-vote, would be) given.
         granted: bool,
+        /// Answers a pre-vote.
+        pre_vote: bool,
         /// Spanner §4.1.1: the end of the latest lease this acceptor granted
         /// to any leader; a new leader waits until `TT.after` of the maximum.
         lease_until: Timestamp,

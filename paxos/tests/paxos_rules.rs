@@ -1,0 +1,556 @@
+//! Protocol rules of the Paxos core, one test each, named after the rule
+//! and citing the paper section it checks (Lamport, "Paxos Made Simple",
+//! PMS; Spanner OSDI'12; Raft dissertation where the mechanism is Raft's).
+
+use bytes::Bytes;
+use meridian_paxos::testkit::LocalGroup;
+use meridian_paxos::{
+    Ballot, Body, Config, Input, LeaseStatus, MemStorage, MembershipChange, Message, Output,
+    Payload, ProposeError, Recovered, Replica, Role, Storage,
+};
+use meridian_truetime::{Timestamp, TtInterval};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+const T0: Timestamp = Timestamp(1_767_225_600_000_000_000);
+const MS: u64 = 1_000_000;
+const EPS: u64 = MS;
+
+/// A 3-replica group past the start-up lease every replica assumes it gave.
+fn group(n: u64) -> LocalGroup {
+    let mut g = LocalGroup::new(n, T0, EPS, |_| {});
+    g.advance(3_000 * MS);
+    g
+}
+
+/// Advances time in heartbeat-sized steps, ticking everyone.
+fn run_for(g: &mut LocalGroup, nanos: u64) {
+    let step = 50 * MS;
+    let mut t = 0;
+    while t < nanos {
+        g.advance(step);
+        g.tick_all();
+        t += step;
+    }
+}
+
+fn cmd(i: u64) -> Bytes {
+    Bytes::copy_from_slice(&i.to_le_bytes())
+}
+
+fn commands(entries: &[meridian_paxos::Entry]) -> Vec<(u64, Timestamp)> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::Command(b) => Some((u64::from_le_bytes(b[..8].try_into().unwrap()), e.ts)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn pms_s2_one_value_chosen_per_slot_across_leader_change() {
+    let mut g = group(3);
+    g.elect(1);
+    for i in 0..5 {
+        g.propose(1, cmd(i)).unwrap();
+    }
+    g.run();
+    g.isolate(1);
+    // Proposals the isolated leader takes can never be chosen.
+    g.propose(1, cmd(100)).unwrap();
+    g.elect(2);
+    run_for(&mut g, 2_500 * MS);
+    for i in 5..10 {
+        g.propose(2, cmd(i)).unwrap();
+    }
+    g.heal();
+    run_for(&mut g, 500 * MS);
+    let a1 = g.applied(1).to_vec();
+    let a2 = g.applied(2).to_vec();
+    let a3 = g.applied(3).to_vec();
+    assert_eq!(a1, a2);
+    assert_eq!(a2, a3);
+    let ids: Vec<u64> = commands(&a1).into_iter().map(|(i, _)| i).collect();
+    assert_eq!(ids, (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn pms_s3_phase1_runs_once_per_leadership() {
+    let mut g = group(3);
+    g.elect(1);
+    g.record_messages(true);
+    for i in 0..100 {
+        g.propose(1, cmd(i)).unwrap();
+        g.run();
+    }
+    run_for(&mut g, 300 * MS);
+    let sent = g.take_sent();
+    assert!(sent.iter().all(|m| !matches!(m.body, Body::Prepare { .. })));
+    assert!(sent.iter().any(|m| matches!(m.body, Body::Accept { .. })));
+    assert_eq!(g.applied(3).len(), 101, "noop + 100 commands");
+}
+
+#[test]
+fn pms_s3_accepts_are_batched_and_pipelined() {
+    let mut g = LocalGroup::new(3, T0, EPS, |c| {
+        c.max_batch_entries = 16;
+        c.max_inflight = 4;
+    });
+    g.advance(3_000 * MS);
+    g.elect(1);
+    g.record_messages(true);
+    g.propose_batch(1, (0..100).map(cmd)).unwrap();
+    let sent = g.take_sent();
+    let to2: Vec<_> = sent
+        .iter()
+        .filter_map(|m| match &m.body {
+            Body::Accept { entries, .. } if m.to == 2 => Some(entries.len()),
+            _ => None,
+        })
+        .collect();
+    // Four batches of 16 in flight before any answer arrives.
+    assert_eq!(to2, vec![16, 16, 16, 16]);
+    g.run();
+    assert_eq!(commands(g.applied(1)).len(), 100);
+}
+
+#[test]
+fn pms_s3_acceptor_answers_only_after_persisting() {
+    let mut g = group(3);
+    g.elect(1);
+    let before = g.applied(1).len();
+    g.hold_persists(true);
+    g.record_messages(true);
+    g.propose(1, cmd(7)).unwrap();
+    g.run();
+    let accepted = g
+        .take_sent()
+        .into_iter()
+        .filter(|m| matches!(m.body, Body::Accepted { .. }))
+        .count();
+    assert_eq!(accepted, 0, "no Accepted before the entry is durable");
+    assert_eq!(
+        g.applied(1).len(),
+        before,
+        "nothing chosen before it is durable"
+    );
+    g.hold_persists(false);
+    g.release_persists();
+    g.run();
+    assert_eq!(g.applied(1).len(), before + 1);
+}
+
+#[test]
+fn pms_s3_lagging_replica_catches_up() {
+    let mut g = group(3);
+    g.elect(1);
+    g.isolate(3);
+    for i in 0..50 {
+        g.propose(1, cmd(i)).unwrap();
+    }
+    g.run();
+    assert!(g.applied(3).len() <= 1);
+    g.heal();
+    run_for(&mut g, 300 * MS);
+    assert_eq!(g.applied(3), g.applied(1));
+}
+
+#[test]
+fn pms_s3_snapshot_installed_when_log_was_compacted() {
+    let mut g = group(3);
+    g.elect(1);
+    g.isolate(3);
+    for i in 0..50 {
+        g.propose(1, cmd(i)).unwrap();
+    }
+    g.run();
+    run_for(&mut g, 100 * MS);
+    g.compact(1);
+    g.compact(2);
+    assert!(g.replica(1).first_slot() > 2);
+    g.heal();
+    run_for(&mut g, 300 * MS);
+    assert_eq!(g.snapshots_restored(3), 1);
+    assert_eq!(g.replica(3).applied(), g.replica(1).applied());
+    g.propose(1, cmd(99)).unwrap();
+    run_for(&mut g, 200 * MS);
+    assert_eq!(g.replica(3).applied(), g.replica(1).applied());
+}
+
+#[test]
+fn spanner_s4_1_1_new_leader_waits_out_old_lease() {
+    let mut g = group(3);
+    g.elect(1);
+    assert!(g.replica(1).has_lease(g.now()));
+    g.isolate(1);
+    g.elect(2);
+    assert_eq!(g.replica(2).role(), Role::Leader);
+    // The deposed leader does not know yet and still holds its lease...
+    assert!(g.replica(1).has_lease(g.now()));
+    // ...so the new one must wait it out.
+    assert!(matches!(
+        g.replica(2).lease_status(g.now()),
+        LeaseStatus::WaitingOutPrevious { .. }
+    ));
+    assert_eq!(
+        g.propose(2, cmd(1)),
+        Ok(()),
+        "proposals queue while waiting"
+    );
+    assert_eq!(g.replica(2).pending_len(), 1, "no timestamp assigned yet");
+    run_for(&mut g, 2_500 * MS);
+    assert!(!g.replica(1).has_lease(g.now()));
+    assert!(g.replica(2).has_lease(g.now()));
+    assert_eq!(g.replica(2).pending_len(), 0);
+}
+
+#[test]
+fn spanner_s4_1_1_lease_is_extended_by_quorum_rounds() {
+    let mut g = group(3);
+    g.elect(1);
+    // Five lease lengths of heartbeats: the lease never lapses.
+    for _ in 0..100 {
+        run_for(&mut g, 100 * MS);
+        assert!(g.replica(1).has_lease(g.now()));
+    }
+}
+
+#[test]
+fn spanner_s4_1_1_lease_lapses_without_a_quorum() {
+    let mut g = group(3);
+    g.elect(1);
+    g.isolate(1);
+    run_for(&mut g, 2_200 * MS);
+    assert!(!g.replica(1).has_lease(g.now()));
+    // Check quorum: it also stopped calling itself leader.
+    assert_ne!(g.replica(1).role(), Role::Leader);
+}
+
+#[test]
+fn spanner_s4_1_1_timestamps_rise_across_leader_changes() {
+    let mut g = group(3);
+    g.elect(1);
+    for i in 0..5 {
+        g.propose(1, cmd(i)).unwrap();
+    }
+    g.run();
+    let old_max = g.replica(1).last_assigned_ts();
+    g.isolate(1);
+    g.elect(2);
+    run_for(&mut g, 2_500 * MS);
+    for i in 5..10 {
+        g.propose(2, cmd(i)).unwrap();
+    }
+    g.run();
+    run_for(&mut g, 100 * MS);
+    let cmds = commands(g.applied(3));
+    assert_eq!(cmds.len(), 10);
+    assert!(cmds.windows(2).all(|w| w[0].1 < w[1].1), "{cmds:?}");
+    // The new leader's first timestamp is past the old leader's lease.
+    assert!(cmds[5].1 > old_max);
+}
+
+#[test]
+fn spanner_s4_1_1_timestamps_are_inside_the_lease_and_at_least_now_latest() {
+    let mut g = group(3);
+    g.elect(1);
+    let now = g.now();
+    g.propose(1, cmd(1)).unwrap();
+    g.run();
+    let LeaseStatus::Valid { end } = g.replica(1).lease_status(now) else {
+        panic!("leader must hold its lease");
+    };
+    let (_, ts) = commands(g.applied(1))[0];
+    assert!(ts >= now.latest && ts < end);
+}
+
+#[test]
+fn raft_s4_1_membership_add_voter_catches_up_and_votes() {
+    let mut g = LocalGroup::with_learners(3, 1, T0, EPS, |_| {});
+    g.advance(3_000 * MS);
+    g.elect(1);
+    for i in 0..10 {
+        g.propose(1, cmd(i)).unwrap();
+    }
+    g.run();
+    g.propose_membership(1, MembershipChange::AddVoter(4))
+        .unwrap();
+    run_for(&mut g, 300 * MS);
+    assert_eq!(g.replica(4).membership().voters, vec![1, 2, 3, 4]);
+    assert_eq!(g.replica(4).applied(), g.replica(1).applied());
+    // With four voters a quorum is three: 2 can only win with 4's promise.
+    g.isolate(1);
+    g.isolate(3);
+    g.elect(2);
+    assert_ne!(g.replica(2).role(), Role::Leader);
+    g.heal();
+    g.isolate(1);
+    g.elect(2);
+    assert_eq!(g.replica(2).role(), Role::Leader);
+}
+
+#[test]
+fn raft_s4_1_membership_remove_voter() {
+    let mut g = group(3);
+    g.elect(1);
+    g.propose_membership(1, MembershipChange::RemoveVoter(3))
+        .unwrap();
+    run_for(&mut g, 300 * MS);
+    assert_eq!(g.replica(2).membership().voters, vec![1, 2]);
+    assert_eq!(g.replica(2).membership().epoch, 1);
+    // The removed replica no longer campaigns.
+    g.isolate(1);
+    g.isolate(2);
+    run_for(&mut g, 2_000 * MS);
+    assert_ne!(g.replica(3).role(), Role::Leader);
+}
+
+#[test]
+fn raft_s4_1_one_membership_change_at_a_time() {
+    let mut g = LocalGroup::with_learners(3, 2, T0, EPS, |_| {});
+    g.advance(3_000 * MS);
+    g.elect(1);
+    g.hold_persists(true);
+    g.propose_membership(1, MembershipChange::AddVoter(4))
+        .unwrap();
+    assert_eq!(
+        g.propose_membership(1, MembershipChange::AddVoter(5)),
+        Err(ProposeError::ChangeInProgress)
+    );
+    assert_eq!(
+        g.propose_membership(2, MembershipChange::AddVoter(5)),
+        Err(ProposeError::NotLeader { leader: Some(1) })
+    );
+}
+
+#[test]
+fn design_s3_stale_epoch_prepare_is_refused() {
+    let mut g = group(3);
+    g.elect(1);
+    g.propose_membership(1, MembershipChange::RemoveVoter(3))
+        .unwrap();
+    run_for(&mut g, 300 * MS);
+    g.advance(2_000 * MS); // past stickiness
+    g.record_messages(true);
+    let last = g.replica(2).last_slot();
+    g.deliver(Message {
+        cluster_id: 0,
+        epoch: 0,
+        from: 3,
+        to: 2,
+        ballot: Ballot::new(99, 3),
+        body: Body::Prepare {
+            last_slot: last + 10,
+            last_ballot: Ballot::new(98, 3),
+            pre_vote: false,
+        },
+    });
+    assert!(
+        g.take_sent().is_empty(),
+        "stale-epoch candidate gets no answer"
+    );
+    assert!(g.replica(2).promised() < Ballot::new(99, 3));
+}
+
+#[test]
+fn design_s3_other_cluster_messages_are_refused() {
+    let mut g = group(3);
+    g.elect(1);
+    g.record_messages(true);
+    let promised = g.replica(2).promised();
+    g.deliver(Message {
+        cluster_id: 77,
+        epoch: 0,
+        from: 3,
+        to: 2,
+        ballot: Ballot::new(50, 3),
+        body: Body::Accept {
+            prev_slot: 0,
+            prev_ballot: Ballot::ZERO,
+            entries: vec![],
+            commit: 0,
+            lease_start: Timestamp::ZERO,
+        },
+    });
+    assert!(g.take_sent().is_empty());
+    assert_eq!(g.replica(2).promised(), promised);
+}
+
+#[test]
+fn pms_s3_candidate_with_stale_log_gets_no_promise() {
+    let mut g = group(3);
+    g.elect(1);
+    for i in 0..5 {
+        g.propose(1, cmd(i)).unwrap();
+    }
+    g.run();
+    g.advance(2_000 * MS); // past stickiness
+    g.record_messages(true);
+    g.deliver(Message {
+        cluster_id: 0,
+        epoch: 0,
+        from: 3,
+        to: 2,
+        ballot: Ballot::new(50, 3),
+        body: Body::Prepare {
+            last_slot: 1,
+            last_ballot: Ballot::ZERO,
+            pre_vote: false,
+        },
+    });
+    let sent = g.take_sent();
+    assert!(matches!(
+        sent.as_slice(),
+        [Message {
+            body: Body::Promise { granted: false, .. },
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn raft_s9_6_leader_stickiness_ignores_disruptive_prepare() {
+    let mut g = group(3);
+    g.elect(1);
+    g.record_messages(true);
+    let tip = g.replica(2).last_slot();
+    g.deliver(Message {
+        cluster_id: 0,
+        epoch: 0,
+        from: 3,
+        to: 2,
+        ballot: Ballot::new(50, 3),
+        body: Body::Prepare {
+            last_slot: tip,
+            last_ballot: g.replica(2).promised(),
+            pre_vote: false,
+        },
+    });
+    assert!(g.take_sent().is_empty());
+    assert_eq!(g.replica(2).leader(), Some(1));
+}
+
+fn replica(id: u64, state: Recovered, seed: u64, now: TtInterval) -> Replica {
+    let mut r = Replica::new(
+        Config::new(id, vec![1, 2, 3]),
+        state,
+        Box::new(SmallRng::seed_from_u64(seed)),
+    );
+    r.start(now, &mut Vec::new());
+    r
+}
+
+#[test]
+fn pms_s3_promised_ballot_is_durable_before_promise_and_survives_restart() {
+    let now = TtInterval::around(T0, EPS);
+    let mut storage = MemStorage::new();
+    let mut r = replica(2, Recovered::default(), 1, now);
+    let later = TtInterval::around(T0.saturating_add(5_000 * MS), EPS);
+    let mut out = Vec::new();
+    r.step(
+        later,
+        Input::Message(Message {
+            cluster_id: 0,
+            epoch: 0,
+            from: 1,
+            to: 2,
+            ballot: Ballot::new(5, 1),
+            body: Body::Prepare {
+                last_slot: 0,
+                last_ballot: Ballot::ZERO,
+                pre_vote: false,
+            },
+        }),
+        &mut out,
+    );
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Send(_))),
+        "promise gated on persist"
+    );
+    let Some(Output::Persist(req)) = out.iter().find(|o| matches!(o, Output::Persist(_))) else {
+        panic!("promise must be persisted");
+    };
+    assert_eq!(req.hard_state.map(|h| h.promised), Some(Ballot::new(5, 1)));
+    storage.write(req).unwrap();
+    storage.sync().unwrap();
+    let mut out2 = Vec::new();
+    r.step(later, Input::Persisted { seq: req.seq }, &mut out2);
+    assert!(out2.iter().any(|o| matches!(
+        o,
+        Output::Send(Message {
+            body: Body::Promise { granted: true, .. },
+            ..
+        })
+    )));
+    // Crash and restart: the promise holds, a lower ballot is refused.
+    storage.crash(0);
+    let mut r = replica(2, storage.load().unwrap(), 2, later);
+    assert_eq!(r.promised(), Ballot::new(5, 1));
+    let mut out3 = Vec::new();
+    r.step(
+        later,
+        Input::Message(Message {
+            cluster_id: 0,
+            epoch: 0,
+            from: 3,
+            to: 2,
+            ballot: Ballot::new(4, 3),
+            body: Body::Accept {
+                prev_slot: 0,
+                prev_ballot: Ballot::ZERO,
+                entries: vec![],
+                commit: 0,
+                lease_start: later.earliest,
+            },
+        }),
+        &mut out3,
+    );
+    assert!(out3.iter().any(|o| matches!(
+        o,
+        Output::Send(Message {
+            body: Body::Accepted { ok: false, .. },
+            ..
+        })
+    )));
+}
+
+#[test]
+fn spanner_s4_1_1_restarted_replica_reports_a_full_lease_in_its_promise() {
+    let now = TtInterval::around(T0, EPS);
+    let r = replica(2, Recovered::default(), 1, now);
+    assert_eq!(
+        r.lease_granted_until(),
+        now.latest
+            .saturating_add(Config::new(2, vec![]).lease_nanos)
+    );
+}
+
+#[test]
+fn election_timeouts_are_randomized_by_the_injected_rng() {
+    let now = TtInterval::around(T0, EPS);
+    let a = replica(1, Recovered::default(), 1, now).next_deadline();
+    let b = replica(1, Recovered::default(), 2, now).next_deadline();
+    let a2 = replica(1, Recovered::default(), 1, now).next_deadline();
+    assert_ne!(a, b);
+    assert_eq!(a, a2);
+}
+
+#[test]
+fn raft_s9_6_isolated_replica_does_not_depose_leader_on_return() {
+    let mut g = group(3);
+    g.elect(1);
+    g.isolate(3);
+    // Many election timeouts pass for the isolated replica.
+    run_for(&mut g, 5_000 * MS);
+    let round_before = g.replica(1).promised().round;
+    assert!(
+        g.replica(3).promised().round <= round_before,
+        "pre-votes raise no ballot"
+    );
+    g.heal();
+    run_for(&mut g, 500 * MS);
+    assert_eq!(g.replica(1).role(), Role::Leader);
+    assert_eq!(g.replica(1).promised().round, round_before);
+    assert_eq!(g.replica(3).leader(), Some(1));
+}
