@@ -554,3 +554,40 @@ fn raft_s9_6_isolated_replica_does_not_depose_leader_on_return() {
     assert_eq!(g.replica(1).promised().round, round_before);
     assert_eq!(g.replica(3).leader(), Some(1));
 }
+
+#[test]
+fn pms_s3_value_is_chosen_only_by_a_quorum() {
+    let mut g = group(3);
+    g.elect(1);
+    let before = g.applied(1).len();
+    g.isolate(2);
+    g.isolate(3);
+    g.propose(1, cmd(1)).unwrap();
+    g.run();
+    assert_eq!(g.applied(1).len(), before, "a leader alone is no quorum");
+    g.heal();
+    g.isolate(3);
+    run_for(&mut g, 100 * MS);
+    assert_eq!(
+        g.applied(1).len(),
+        before + 1,
+        "leader + one acceptor is a quorum"
+    );
+    assert_eq!(g.replica(1).chosen(), g.replica(1).last_slot());
+}
+
+#[test]
+fn pms_s3_leader_counts_its_own_accept_only_once_durable() {
+    let mut g = group(3);
+    g.elect(1);
+    g.isolate(3);
+    let before = g.applied(1).len();
+    g.hold_persists(true);
+    g.propose(1, cmd(1)).unwrap();
+    g.run();
+    assert_eq!(g.applied(1).len(), before);
+    g.hold_persists(false);
+    g.release_persists();
+    g.run();
+    assert_eq!(g.applied(1).len(), before + 1);
+}
