@@ -523,8 +523,16 @@ impl Replica {
         out: &mut Vec<Output>,
     ) -> Result<(), ProposeError> {
         self.check_can_propose()?;
+        let commands: Vec<Bytes> = commands.into_iter().collect();
+        // All or nothing: never queue part of a batch.
+        if self.pending.len() + commands.len() > self.cfg.max_pending {
+            return Err(ProposeError::QueueFull(self.pending.len()));
+        }
         for c in commands {
-            self.enqueue(Payload::Command(c), Timestamp::ZERO)?;
+            self.pending.push_back(Pending {
+                payload: Payload::Command(c),
+                min_ts: Timestamp::ZERO,
+            });
         }
         self.finish(now, out);
         Ok(())
@@ -539,9 +547,7 @@ impl Replica {
     ) -> Result<(), ProposeError> {
         self.check_can_propose()?;
         let latest_config_slot = self.memberships.last().map_or(0, |(s, _)| *s);
-        let own_ballot_chosen = self
-            .entry(self.chosen)
-            .is_some_and(|e| e.ballot == self.promised);
+        let own_ballot_chosen = self.ballot_at(self.chosen) == Some(self.promised);
         if latest_config_slot > self.chosen
             || !own_ballot_chosen
             || self
@@ -946,7 +952,10 @@ impl Replica {
         if m.cluster_id != self.cfg.cluster_id || m.to != self.cfg.id || m.from == self.cfg.id {
             return;
         }
-        self.max_round_seen = self.max_round_seen.max(m.ballot.round);
+        // A pre-vote changes nothing, not even the rounds we have seen.
+        if !matches!(m.body, Body::Prepare { pre_vote: true, .. }) {
+            self.max_round_seen = self.max_round_seen.max(m.ballot.round);
+        }
         match m.body {
             Body::Prepare {
                 last_slot,
@@ -1173,9 +1182,13 @@ impl Replica {
         p.last_contact = local;
         p.lease_ack = p.lease_ack.max(lease_start);
         if ok {
+            // Only an answer that moves `matched` retires an in-flight
+            // Accept; heartbeat answers and duplicates do not.
+            if upto > p.matched {
+                p.inflight = p.inflight.saturating_sub(1);
+            }
             p.matched = p.matched.max(upto);
             p.next = p.next.max(p.matched + 1);
-            p.inflight = p.inflight.saturating_sub(1);
             p.probing = false;
         } else {
             // Resend from the follower's hint. A hint at or below `matched`
@@ -1282,7 +1295,7 @@ impl Replica {
                     if !self.has_lease(now) {
                         break;
                     }
-                    // Spanner §4.1.1/§4.2.1: above every timestamp assigned
+                    // Spanner §4.1.2: above every timestamp assigned
                     // before (also by earlier leaders, whose leases ended
                     // before ours began), at least TT.now().latest, and
                     // inside our lease.

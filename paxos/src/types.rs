@@ -77,7 +77,7 @@ pub struct Entry {
     pub slot: Slot,
     /// The ballot of the leader that proposed it.
     pub ballot: Ballot,
-    /// Spanner §4.1.1: the Paxos write timestamp, assigned by the leader
+    /// Spanner §4.1.2: the Paxos write timestamp, assigned by the leader
     /// inside its lease; strictly increasing over commands in slot order.
     /// [`Timestamp::ZERO`] for no-ops and configuration entries.
     pub ts: Timestamp,

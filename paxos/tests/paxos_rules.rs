@@ -228,7 +228,7 @@ fn spanner_s4_1_1_lease_lapses_without_a_quorum() {
 }
 
 #[test]
-fn spanner_s4_1_1_timestamps_rise_across_leader_changes() {
+fn spanner_s4_1_2_timestamps_rise_across_leader_changes() {
     let mut g = group(3);
     g.elect(1);
     for i in 0..5 {
@@ -252,7 +252,7 @@ fn spanner_s4_1_1_timestamps_rise_across_leader_changes() {
 }
 
 #[test]
-fn spanner_s4_1_1_timestamps_are_inside_the_lease_and_at_least_now_latest() {
+fn spanner_s4_1_2_timestamps_are_inside_the_lease_and_at_least_now_latest() {
     let mut g = group(3);
     g.elect(1);
     let now = g.now();
@@ -410,7 +410,7 @@ fn pms_s3_candidate_with_stale_log_gets_no_promise() {
 }
 
 #[test]
-fn raft_s9_6_leader_stickiness_ignores_disruptive_prepare() {
+fn raft_thesis_s4_2_3_leader_stickiness_ignores_disruptive_prepare() {
     let mut g = group(3);
     g.elect(1);
     g.record_messages(true);
@@ -537,7 +537,7 @@ fn election_timeouts_are_randomized_by_the_injected_rng() {
 }
 
 #[test]
-fn raft_s9_6_isolated_replica_does_not_depose_leader_on_return() {
+fn raft_thesis_s9_6_pre_vote_isolated_replica_does_not_depose_leader() {
     let mut g = group(3);
     g.elect(1);
     g.isolate(3);

@@ -9,7 +9,7 @@
 //!   applied sequence is a prefix of the one chosen sequence.
 //! - **Lease disjointness** (Spanner §4.1.1): at no true time do two
 //!   replicas both believe they hold a valid leader lease.
-//! - **Timestamps rise across leaders** (Spanner §4.1.1): every Paxos write
+//! - **Timestamps rise across leaders** (Spanner §4.1.2): every Paxos write
 //!   timestamp a leader assigns exceeds every timestamp assigned before it
 //!   in true time, by any leader; commands apply in timestamp order.
 //!
@@ -45,7 +45,7 @@ pub mod rules {
     /// Two leaders held a lease at the same true time.
     pub const LEASE_DISJOINT: &str = "spanner 4.1.1: leader leases are disjoint";
     /// A leader assigned a timestamp not above an earlier one.
-    pub const TS_MONOTONIC: &str = "spanner 4.1.1: paxos timestamps rise across leaders";
+    pub const TS_MONOTONIC: &str = "spanner 4.1.2: paxos timestamps rise across leaders";
     /// An acknowledged command is missing at the end.
     pub const ACKED_NOT_LOST: &str = "paxos: acknowledged command never lost";
     /// No progress after faults stopped.

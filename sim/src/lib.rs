@@ -18,7 +18,6 @@ mod paxos_sim;
 pub use check::Violation;
 pub use paxos_sim::{Faults, RunOptions, RunStats, run_seed};
 
-#[cfg(feature = "planted-bugs")]
 pub use meridian_paxos::PlantedBug;
 
 /// The result of a swarm: how many seeds ran and which failed.
@@ -66,7 +65,6 @@ pub fn swarm(
 /// The command that replays one seed alone.
 pub fn replay_command(seed: u64, opts: &RunOptions) -> String {
     let mut cmd = format!("cargo run --release -p meridian-sim -- run --seed {seed}");
-    #[cfg(feature = "planted-bugs")]
     if let Some(b) = opts.planted_bug {
         let name = PlantedBug::ALL
             .iter()

@@ -112,7 +112,6 @@ pub struct RunOptions {
     /// Print every event (for replaying a failure).
     pub trace: bool,
     /// A deliberate bug for the replicas to carry.
-    #[cfg(feature = "planted-bugs")]
     pub planted_bug: Option<meridian_paxos::PlantedBug>,
 }
 
@@ -175,7 +174,6 @@ struct Sim {
     /// First command id proposed after the heal.
     first_post_heal_cmd: Option<u64>,
     trace: bool,
-    #[cfg(feature = "planted-bugs")]
     planted_bug: Option<meridian_paxos::PlantedBug>,
 }
 
@@ -227,7 +225,6 @@ pub fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         clients_stop: Timestamp(EPOCH + fault_phase + LIVENESS_BOUND - CLIENT_QUIET),
         first_post_heal_cmd: None,
         trace: opts.trace,
-        #[cfg(feature = "planted-bugs")]
         planted_bug: opts.planted_bug,
     };
     if sim.trace {
@@ -303,10 +300,7 @@ impl Sim {
         c.max_batch_entries = 16;
         c.max_inflight = 8;
         c.max_pending = 1_000;
-        #[cfg(feature = "planted-bugs")]
-        {
-            c.planted_bug = self.planted_bug;
-        }
+        c.planted_bug = self.planted_bug;
         c
     }
 
@@ -362,6 +356,9 @@ impl Sim {
                 self.step(node, Input::Persisted { seq })
             }
             Event::Restart { node } => {
+                if self.nodes[node].replica.is_some() {
+                    return Ok(()); // already restarted when faults healed
+                }
                 if self.trace {
                     eprintln!("{:>12} restart node {}", self.at(), self.nodes[node].id);
                 }

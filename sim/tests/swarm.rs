@@ -2,7 +2,7 @@
 //! planted bug is caught within a fixed seed budget, and seeds that once
 //! failed stay fixed.
 //!
-//! CI also runs a 200-seed release swarm through the binary (`.ci/run`);
+//! CI also runs a 300-seed release swarm through the binary (`.ci/run`);
 //! `MERIDIAN_SWARM_SEEDS=N cargo test -p meridian-sim --release` widens the
 //! bug-free swarm here.
 
