@@ -708,23 +708,25 @@ impl Replica {
         self.leader = None;
         self.votes = vec![self.cfg.id];
         self.reset_election_timer(now);
-        let (last_slot, last_ballot) = (self.last_slot(), self.last_ballot());
-        let voters = self.membership().voters.clone();
-        for v in voters {
-            if v != self.cfg.id {
-                let m = self.msg(
-                    v,
-                    ballot,
-                    Body::Prepare {
-                        last_slot,
-                        last_ballot,
-                        pre_vote: true,
-                    },
-                );
-                out.push(Output::Send(m));
-            }
+        for m in self.prepares(ballot, true) {
+            out.push(Output::Send(m));
         }
         self.maybe_win(now, out);
+    }
+
+    /// `Prepare` messages for `ballot` to every other voter.
+    fn prepares(&self, ballot: Ballot, pre_vote: bool) -> Vec<Message> {
+        let body = Body::Prepare {
+            last_slot: self.last_slot(),
+            last_ballot: self.last_ballot(),
+            pre_vote,
+        };
+        self.membership()
+            .voters
+            .iter()
+            .filter(|v| **v != self.cfg.id)
+            .map(|v| self.msg(*v, ballot, body.clone()))
+            .collect()
     }
 
     fn campaign(&mut self, now: TtInterval, out: &mut Vec<Output>) {
@@ -738,23 +740,10 @@ impl Replica {
         self.votes = vec![self.cfg.id];
         self.promised_lease_max = self.lease_granted_until;
         self.reset_election_timer(now);
-        let (last_slot, last_ballot) = (self.last_slot(), self.last_ballot());
-        let voters = self.membership().voters.clone();
-        for v in voters {
-            if v != self.cfg.id {
-                // Gated: our own promise must be durable before anyone acts
-                // on this ballot.
-                let m = self.msg(
-                    v,
-                    ballot,
-                    Body::Prepare {
-                        last_slot,
-                        last_ballot,
-                        pre_vote: false,
-                    },
-                );
-                self.send_durable(m, out);
-            }
+        // Gated: our own promise must be durable before anyone acts on
+        // this ballot.
+        for m in self.prepares(ballot, false) {
+            self.send_durable(m, out);
         }
         self.maybe_win(now, out);
     }
