@@ -200,6 +200,21 @@ struct Progress {
     last_contact: Timestamp,
 }
 
+impl Progress {
+    /// A follower we know nothing about yet: probe from `next`.
+    fn new(id: NodeId, next: Slot, last_contact: Timestamp) -> Progress {
+        Progress {
+            id,
+            next,
+            matched: 0,
+            inflight: 0,
+            probing: true,
+            lease_ack: Timestamp::ZERO,
+            last_contact,
+        }
+    }
+}
+
 /// A proposal waiting for the lease.
 #[derive(Clone, Debug)]
 struct Pending {
@@ -651,26 +666,8 @@ impl Replica {
                 }
                 // Check quorum: a leader cut off from a quorum for a whole
                 // election timeout steps down so a reachable one can rise.
-                let mut contacts: Vec<Timestamp> = self
-                    .membership()
-                    .voters
-                    .iter()
-                    .map(|v| {
-                        if *v == self.cfg.id {
-                            local
-                        } else {
-                            self.progress
-                                .iter()
-                                .find(|p| p.id == *v)
-                                .map_or(Timestamp::ZERO, |p| p.last_contact)
-                        }
-                    })
-                    .collect();
-                contacts.sort_unstable_by(|a, b| b.cmp(a));
-                let q = self.membership().quorum();
-                if contacts.len() >= q
-                    && local.nanos_since(contacts[q - 1]) > self.cfg.election_max_nanos
-                {
+                let quorum_contact = self.quorum_value(local, |p| p.last_contact);
+                if local.nanos_since(quorum_contact) > self.cfg.election_max_nanos {
                     self.become_follower(now, None, out);
                 }
             }
@@ -896,15 +893,7 @@ impl Replica {
             .voters
             .iter()
             .filter(|v| **v != self.cfg.id)
-            .map(|&id| Progress {
-                id,
-                next,
-                matched: 0,
-                inflight: 0,
-                probing: true,
-                lease_ack: Timestamp::ZERO,
-                last_contact: local,
-            })
+            .map(|&id| Progress::new(id, next, local))
             .collect();
         out.push(Output::RoleChanged {
             role: Role::Leader,
@@ -1063,7 +1052,6 @@ impl Replica {
             return Some(reject(self, self.chosen + 1));
         }
         for e in entries {
-            debug_assert_eq!(e.ballot, e.ballot.max(Ballot::ZERO));
             if e.slot <= self.chosen {
                 continue;
             }
@@ -1188,33 +1176,44 @@ impl Replica {
             p.inflight = 0;
             p.probing = true;
         }
-        self.update_lease();
+        // Commit before answering so the index travels with what we send;
+        // the lease is recomputed once at the end of the step.
         self.advance_commit();
         let id = m.from;
         self.send_to(now, id, false, out);
     }
 
     fn update_lease(&mut self) {
-        let voters = &self.memberships.last().expect("membership").1;
-        let mut acks: Vec<Timestamp> = voters
+        let kth = self.quorum_value(self.self_lease_ack, |p| p.lease_ack);
+        if kth > Timestamp::ZERO {
+            self.lease_end = self.lease_end.max(kth.saturating_add(self.cfg.lease_nanos));
+        }
+    }
+
+    /// The value a quorum of voters has reached: the quorum-th largest of
+    /// every voter's value (ours is `own`; a follower's is read by `of`,
+    /// and one we have no progress for counts as the default).
+    fn quorum_value<T: Copy + Ord + Default>(&self, own: T, of: impl Fn(&Progress) -> T) -> T {
+        let m = self.membership();
+        if m.voters.is_empty() {
+            return T::default();
+        }
+        let mut values: Vec<T> = m
             .voters
             .iter()
             .map(|v| {
                 if *v == self.cfg.id {
-                    self.self_lease_ack
+                    own
                 } else {
                     self.progress
                         .iter()
                         .find(|p| p.id == *v)
-                        .map_or(Timestamp::ZERO, |p| p.lease_ack)
+                        .map_or_else(T::default, &of)
                 }
             })
             .collect();
-        acks.sort_unstable_by(|a, b| b.cmp(a));
-        let kth = acks[voters.quorum() - 1];
-        if kth > Timestamp::ZERO {
-            self.lease_end = self.lease_end.max(kth.saturating_add(self.cfg.lease_nanos));
-        }
+        values.sort_unstable_by(|a, b| b.cmp(a));
+        values[m.quorum() - 1]
     }
 
     fn advance_commit(&mut self) {
@@ -1223,26 +1222,7 @@ impl Replica {
         } else {
             self.durable_slot
         };
-        let voters = &self.memberships.last().expect("membership").1;
-        let mut matched: Vec<Slot> = voters
-            .voters
-            .iter()
-            .map(|v| {
-                if *v == self.cfg.id {
-                    self_match
-                } else {
-                    self.progress
-                        .iter()
-                        .find(|p| p.id == *v)
-                        .map_or(0, |p| p.matched)
-                }
-            })
-            .collect();
-        if matched.is_empty() {
-            return;
-        }
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let c = matched[voters.quorum() - 1];
+        let c = self.quorum_value(self_match, |p| p.matched);
         // Only an entry of our own ballot is committed by counting
         // (Raft §5.4.2); earlier ones follow by log matching.
         if c > self.chosen && self.ballot_at(c) == Some(self.promised) {
@@ -1422,9 +1402,7 @@ impl Replica {
             self.durable_slot = self.durable_slot.max(slot);
             self.inflight_persists.pop_front();
         }
-        if self.role == Role::Leader {
-            self.advance_commit();
-        }
+        // The commit index moves in `finish`, at the end of this step.
     }
 
     fn stage(&mut self) -> &mut PersistRequest {
@@ -1478,15 +1456,7 @@ impl Replica {
         let next = self.last_slot() + 1;
         for v in voters {
             if v != self.cfg.id && !self.progress.iter().any(|p| p.id == v) {
-                self.progress.push(Progress {
-                    id: v,
-                    next,
-                    matched: 0,
-                    inflight: 0,
-                    probing: true,
-                    lease_ack: Timestamp::ZERO,
-                    last_contact: Timestamp::ZERO,
-                });
+                self.progress.push(Progress::new(v, next, Timestamp::ZERO));
             }
         }
     }

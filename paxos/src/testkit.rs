@@ -132,11 +132,7 @@ impl LocalGroup {
 
     /// Compacts replica `id`'s log up to what it applied.
     pub fn compact(&mut self, id: NodeId) {
-        let i = (id - 1) as usize;
-        let mut out = Vec::new();
-        let upto = self.replicas[i].applied();
-        self.replicas[i].compact(upto, Bytes::new(), &mut out);
-        self.process(i, out);
+        self.call(id, |r, _, out| r.compact(r.applied(), Bytes::new(), out));
     }
 
     /// Proposes a membership change at replica `id`.
@@ -145,12 +141,7 @@ impl LocalGroup {
         id: NodeId,
         change: crate::MembershipChange,
     ) -> Result<(), ProposeError> {
-        let i = (id - 1) as usize;
-        let mut out = Vec::new();
-        let now = self.now;
-        let r = self.replicas[i].propose_membership(now, change, &mut out);
-        self.process(i, out);
-        r
+        self.call(id, |r, now, out| r.propose_membership(now, change, out))
     }
 
     /// Ticks every replica once and delivers until quiet.
@@ -231,12 +222,7 @@ impl LocalGroup {
 
     /// Proposes `cmd` at replica `id`.
     pub fn propose(&mut self, id: NodeId, cmd: Bytes) -> Result<(), ProposeError> {
-        let i = (id - 1) as usize;
-        let mut out = Vec::new();
-        let now = self.now;
-        let r = self.replicas[i].propose(now, cmd, &mut out);
-        self.process(i, out);
-        r
+        self.call(id, |r, now, out| r.propose(now, cmd, out))
     }
 
     /// Proposes a batch at replica `id`.
@@ -245,12 +231,21 @@ impl LocalGroup {
         id: NodeId,
         cmds: impl IntoIterator<Item = Bytes>,
     ) -> Result<(), ProposeError> {
+        self.call(id, |r, now, out| r.propose_batch(now, cmds, out))
+    }
+
+    /// Calls `f` on replica `id` at the current time and handles what it
+    /// outputs.
+    fn call<T>(
+        &mut self,
+        id: NodeId,
+        f: impl FnOnce(&mut Replica, TtInterval, &mut Vec<Output>) -> T,
+    ) -> T {
         let i = (id - 1) as usize;
         let mut out = Vec::new();
-        let now = self.now;
-        let r = self.replicas[i].propose_batch(now, cmds, &mut out);
+        let result = f(&mut self.replicas[i], self.now, &mut out);
         self.process(i, out);
-        r
+        result
     }
 
     /// Delivers queued messages until none are left.

@@ -34,6 +34,18 @@ fn run_for(g: &mut LocalGroup, nanos: u64) {
     }
 }
 
+/// A message in cluster 0 at membership epoch 0.
+fn msg(from: u64, to: u64, ballot: Ballot, body: Body) -> Message {
+    Message {
+        cluster_id: 0,
+        epoch: 0,
+        from,
+        to,
+        ballot,
+        body,
+    }
+}
+
 fn cmd(i: u64) -> Bytes {
     Bytes::copy_from_slice(&i.to_le_bytes())
 }
@@ -334,18 +346,16 @@ fn design_s3_stale_epoch_prepare_is_refused() {
     g.advance(2_000 * MS); // past stickiness
     g.record_messages(true);
     let last = g.replica(2).last_slot();
-    g.deliver(Message {
-        cluster_id: 0,
-        epoch: 0,
-        from: 3,
-        to: 2,
-        ballot: Ballot::new(99, 3),
-        body: Body::Prepare {
+    g.deliver(msg(
+        3,
+        2,
+        Ballot::new(99, 3),
+        Body::Prepare {
             last_slot: last + 10,
             last_ballot: Ballot::new(98, 3),
             pre_vote: false,
         },
-    });
+    ));
     assert!(
         g.take_sent().is_empty(),
         "stale-epoch candidate gets no answer"
@@ -361,17 +371,18 @@ fn design_s3_other_cluster_messages_are_refused() {
     let promised = g.replica(2).promised();
     g.deliver(Message {
         cluster_id: 77,
-        epoch: 0,
-        from: 3,
-        to: 2,
-        ballot: Ballot::new(50, 3),
-        body: Body::Accept {
-            prev_slot: 0,
-            prev_ballot: Ballot::ZERO,
-            entries: vec![],
-            commit: 0,
-            lease_start: Timestamp::ZERO,
-        },
+        ..msg(
+            3,
+            2,
+            Ballot::new(50, 3),
+            Body::Accept {
+                prev_slot: 0,
+                prev_ballot: Ballot::ZERO,
+                entries: vec![],
+                commit: 0,
+                lease_start: Timestamp::ZERO,
+            },
+        )
     });
     assert!(g.take_sent().is_empty());
     assert_eq!(g.replica(2).promised(), promised);
@@ -387,18 +398,16 @@ fn pms_s3_candidate_with_stale_log_gets_no_promise() {
     g.run();
     g.advance(2_000 * MS); // past stickiness
     g.record_messages(true);
-    g.deliver(Message {
-        cluster_id: 0,
-        epoch: 0,
-        from: 3,
-        to: 2,
-        ballot: Ballot::new(50, 3),
-        body: Body::Prepare {
+    g.deliver(msg(
+        3,
+        2,
+        Ballot::new(50, 3),
+        Body::Prepare {
             last_slot: 1,
             last_ballot: Ballot::ZERO,
             pre_vote: false,
         },
-    });
+    ));
     let sent = g.take_sent();
     assert!(matches!(
         sent.as_slice(),
@@ -415,18 +424,16 @@ fn raft_thesis_s4_2_3_leader_stickiness_ignores_disruptive_prepare() {
     g.elect(1);
     g.record_messages(true);
     let tip = g.replica(2).last_slot();
-    g.deliver(Message {
-        cluster_id: 0,
-        epoch: 0,
-        from: 3,
-        to: 2,
-        ballot: Ballot::new(50, 3),
-        body: Body::Prepare {
+    g.deliver(msg(
+        3,
+        2,
+        Ballot::new(50, 3),
+        Body::Prepare {
             last_slot: tip,
             last_ballot: g.replica(2).promised(),
             pre_vote: false,
         },
-    });
+    ));
     assert!(g.take_sent().is_empty());
     assert_eq!(g.replica(2).leader(), Some(1));
 }
@@ -450,18 +457,16 @@ fn pms_s3_promised_ballot_is_durable_before_promise_and_survives_restart() {
     let mut out = Vec::new();
     r.step(
         later,
-        Input::Message(Message {
-            cluster_id: 0,
-            epoch: 0,
-            from: 1,
-            to: 2,
-            ballot: Ballot::new(5, 1),
-            body: Body::Prepare {
+        Input::Message(msg(
+            1,
+            2,
+            Ballot::new(5, 1),
+            Body::Prepare {
                 last_slot: 0,
                 last_ballot: Ballot::ZERO,
                 pre_vote: false,
             },
-        }),
+        )),
         &mut out,
     );
     assert!(
@@ -490,20 +495,18 @@ fn pms_s3_promised_ballot_is_durable_before_promise_and_survives_restart() {
     let mut out3 = Vec::new();
     r.step(
         later,
-        Input::Message(Message {
-            cluster_id: 0,
-            epoch: 0,
-            from: 3,
-            to: 2,
-            ballot: Ballot::new(4, 3),
-            body: Body::Accept {
+        Input::Message(msg(
+            3,
+            2,
+            Ballot::new(4, 3),
+            Body::Accept {
                 prev_slot: 0,
                 prev_ballot: Ballot::ZERO,
                 entries: vec![],
                 commit: 0,
                 lease_start: later.earliest,
             },
-        }),
+        )),
         &mut out3,
     );
     assert!(out3.iter().any(|o| matches!(

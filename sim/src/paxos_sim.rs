@@ -67,23 +67,6 @@ pub struct Faults {
     pub compaction: bool,
 }
 
-impl Default for Faults {
-    fn default() -> Self {
-        Faults {
-            drop: 0.02,
-            duplicate: 0.02,
-            delay_min: MS / 2,
-            delay_max: 5 * MS,
-            disk_max: 2 * MS,
-            crash: 0.03,
-            partition: 0.05,
-            power_loss: 0.01,
-            membership: false,
-            compaction: true,
-        }
-    }
-}
-
 impl Faults {
     fn draw(rng: &mut SmallRng) -> Faults {
         let delay_min = rng.random_range(MS / 10..2 * MS);
