@@ -35,7 +35,7 @@ pub mod testkit;
 mod types;
 
 pub use replica::{
-    Config, Input, LeaseStatus, MembershipChange, Output, ProposeError, Replica, Role,
+    Config, Input, LeaseStatus, MembershipChange, Output, ProposalId, ProposeError, Replica, Role,
 };
 pub use storage::{MemStorage, NoError, PersistRequest, Recovered, Storage};
 pub use types::{

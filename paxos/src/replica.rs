@@ -112,6 +112,21 @@ pub enum Output {
     Apply(Vec<Entry>),
     /// Replace the state machine's state with this snapshot.
     RestoreSnapshot(Snapshot),
+    /// A proposal entered the log at `slot` with Paxos write timestamp `ts`
+    /// (zero for configuration entries). It is chosen only if that slot is
+    /// later applied with this proposal's payload: a leader that steps down
+    /// may see the slot overwritten by its successor.
+    Proposed {
+        /// The id [`Replica::propose`] (or a sibling) returned.
+        id: ProposalId,
+        /// The slot it occupies.
+        slot: Slot,
+        /// Its Paxos write timestamp (Spanner §4.1.2).
+        ts: Timestamp,
+    },
+    /// Proposals that never entered the log and never will: the leader
+    /// stepped down while they waited for its lease. They were not chosen.
+    Dropped(Vec<ProposalId>),
     /// This replica's role or known leader changed.
     RoleChanged {
         /// The new role.
@@ -215,9 +230,16 @@ impl Progress {
     }
 }
 
+/// Identifies a proposal to its proposer: returned by [`Replica::propose`]
+/// and its siblings, reported again in [`Output::Proposed`] or
+/// [`Output::Dropped`]. Unique within one `Replica` value (a restarted
+/// replica counts afresh).
+pub type ProposalId = u64;
+
 /// A proposal waiting for the lease.
 #[derive(Clone, Debug)]
 struct Pending {
+    id: ProposalId,
     payload: Payload,
     min_ts: Timestamp,
 }
@@ -272,6 +294,8 @@ pub struct Replica {
     // leader state
     progress: Vec<Progress>,
     pending: VecDeque<Pending>,
+    /// The id the next proposal gets.
+    next_proposal: ProposalId,
 
     // persistence pipeline
     next_seq: u64,
@@ -347,6 +371,7 @@ impl Replica {
             promised_lease_max: Timestamp::ZERO,
             progress: Vec::new(),
             pending: VecDeque::new(),
+            next_proposal: 1,
             next_seq: 1,
             durable_seq: 0,
             inflight_persists: VecDeque::new(),
@@ -453,6 +478,15 @@ impl Replica {
         }
     }
 
+    /// Whether this replica leads and has applied an entry of its own
+    /// ballot (the no-op it commits on election), and so has applied every
+    /// entry chosen under earlier leaders. State built from the applied log
+    /// is complete only from then on: a new leader serves nothing that
+    /// depends on it before.
+    pub fn term_started(&self) -> bool {
+        self.role == Role::Leader && self.ballot_at(self.applied) == Some(self.promised)
+    }
+
     /// Whether this replica is a leader holding a valid lease at `now`: it
     /// may assign timestamps and serve lease reads.
     pub fn has_lease(&self, now: TtInterval) -> bool {
@@ -505,13 +539,15 @@ impl Replica {
     }
 
     /// Proposes a command. It gets a timestamp above every timestamp
-    /// assigned before, once the leader holds its lease.
+    /// assigned before, once the leader holds its lease. Its fate is
+    /// reported by [`Output::Proposed`] (then the slot's [`Output::Apply`])
+    /// or [`Output::Dropped`].
     pub fn propose(
         &mut self,
         now: TtInterval,
         command: Bytes,
         out: &mut Vec<Output>,
-    ) -> Result<(), ProposeError> {
+    ) -> Result<ProposalId, ProposeError> {
         self.propose_at_least(now, command, Timestamp::ZERO, out)
     }
 
@@ -524,33 +560,38 @@ impl Replica {
         command: Bytes,
         min_ts: Timestamp,
         out: &mut Vec<Output>,
-    ) -> Result<(), ProposeError> {
-        self.enqueue(Payload::Command(command), min_ts)?;
+    ) -> Result<ProposalId, ProposeError> {
+        let id = self.enqueue(Payload::Command(command), min_ts)?;
         self.finish(now, out);
-        Ok(())
+        Ok(id)
     }
 
     /// Proposes many commands at once (one batch, one persist request).
+    /// Returns the ids of the proposals, consecutive, in order.
     pub fn propose_batch(
         &mut self,
         now: TtInterval,
         commands: impl IntoIterator<Item = Bytes>,
         out: &mut Vec<Output>,
-    ) -> Result<(), ProposeError> {
+    ) -> Result<std::ops::Range<ProposalId>, ProposeError> {
         self.check_can_propose()?;
         let commands: Vec<Bytes> = commands.into_iter().collect();
         // All or nothing: never queue part of a batch.
         if self.pending.len() + commands.len() > self.cfg.max_pending {
             return Err(ProposeError::QueueFull(self.pending.len()));
         }
+        let first = self.next_proposal;
         for c in commands {
+            let id = self.next_proposal;
+            self.next_proposal += 1;
             self.pending.push_back(Pending {
+                id,
                 payload: Payload::Command(c),
                 min_ts: Timestamp::ZERO,
             });
         }
         self.finish(now, out);
-        Ok(())
+        Ok(first..self.next_proposal)
     }
 
     /// Proposes a one-at-a-time membership change.
@@ -559,7 +600,7 @@ impl Replica {
         now: TtInterval,
         change: MembershipChange,
         out: &mut Vec<Output>,
-    ) -> Result<(), ProposeError> {
+    ) -> Result<ProposalId, ProposeError> {
         self.check_can_propose()?;
         let latest_config_slot = self.memberships.last().map_or(0, |(s, _)| *s);
         let own_ballot_chosen = self.ballot_at(self.chosen) == Some(self.promised);
@@ -591,12 +632,12 @@ impl Replica {
                 voters.retain(|v| *v != id);
             }
         }
-        self.enqueue(
+        let id = self.enqueue(
             Payload::Config(Membership::new(cur.epoch + 1, voters)),
             Timestamp::ZERO,
         )?;
         self.finish(now, out);
-        Ok(())
+        Ok(id)
     }
 
     /// Compacts the log up to `upto` (which must be applied) into a snapshot
@@ -909,7 +950,11 @@ impl Replica {
         self.role = Role::Follower;
         self.leader = leader;
         self.progress.clear();
-        self.pending.clear();
+        if !self.pending.is_empty() {
+            out.push(Output::Dropped(
+                self.pending.drain(..).map(|p| p.id).collect(),
+            ));
+        }
         self.votes.clear();
         self.pre_vote = None;
         self.lease_end = Timestamp::ZERO;
@@ -1246,14 +1291,20 @@ impl Replica {
         Ok(())
     }
 
-    fn enqueue(&mut self, payload: Payload, min_ts: Timestamp) -> Result<(), ProposeError> {
+    fn enqueue(&mut self, payload: Payload, min_ts: Timestamp) -> Result<ProposalId, ProposeError> {
         self.check_can_propose()?;
-        self.pending.push_back(Pending { payload, min_ts });
-        Ok(())
+        let id = self.next_proposal;
+        self.next_proposal += 1;
+        self.pending.push_back(Pending {
+            id,
+            payload,
+            min_ts,
+        });
+        Ok(id)
     }
 
     /// Moves pending proposals into the log while the lease allows.
-    fn flush_pending(&mut self, now: TtInterval) -> bool {
+    fn flush_pending(&mut self, now: TtInterval, out: &mut Vec<Output>) -> bool {
         if self.role != Role::Leader || self.pending.is_empty() {
             return false;
         }
@@ -1278,6 +1329,11 @@ impl Replica {
             };
             let p = self.pending.pop_front().expect("front exists");
             self.append(p.payload, ts);
+            out.push(Output::Proposed {
+                id: p.id,
+                slot: self.last_slot(),
+                ts,
+            });
             appended = true;
         }
         appended
@@ -1501,7 +1557,7 @@ impl Replica {
     fn finish(&mut self, now: TtInterval, out: &mut Vec<Output>) {
         if self.role == Role::Leader {
             self.update_lease();
-            let appended = self.flush_pending(now);
+            let appended = self.flush_pending(now, out);
             if appended || self.staged.as_ref().is_some_and(|s| !s.entries.is_empty()) {
                 let ids: Vec<NodeId> = self.progress.iter().map(|p| p.id).collect();
                 for id in ids {

@@ -36,6 +36,7 @@ pub struct LocalGroup {
     record: bool,
     sent: Vec<Message>,
     restored: Vec<u64>,
+    proposal_events: Vec<(NodeId, Output)>,
 }
 
 impl LocalGroup {
@@ -94,6 +95,7 @@ impl LocalGroup {
             record: false,
             sent: Vec::new(),
             restored: vec![0; n as usize],
+            proposal_events: Vec::new(),
         }
     }
 
@@ -119,6 +121,12 @@ impl LocalGroup {
         std::mem::take(&mut self.sent)
     }
 
+    /// The [`Output::Proposed`] and [`Output::Dropped`] outputs since the
+    /// last call, with the replica that emitted each.
+    pub fn take_proposal_events(&mut self) -> Vec<(NodeId, Output)> {
+        std::mem::take(&mut self.proposal_events)
+    }
+
     /// How many snapshots replica `id` was told to restore.
     pub fn snapshots_restored(&self, id: NodeId) -> u64 {
         self.restored[(id - 1) as usize]
@@ -140,7 +148,7 @@ impl LocalGroup {
         &mut self,
         id: NodeId,
         change: crate::MembershipChange,
-    ) -> Result<(), ProposeError> {
+    ) -> Result<crate::ProposalId, ProposeError> {
         self.call(id, |r, now, out| r.propose_membership(now, change, out))
     }
 
@@ -221,7 +229,7 @@ impl LocalGroup {
     }
 
     /// Proposes `cmd` at replica `id`.
-    pub fn propose(&mut self, id: NodeId, cmd: Bytes) -> Result<(), ProposeError> {
+    pub fn propose(&mut self, id: NodeId, cmd: Bytes) -> Result<crate::ProposalId, ProposeError> {
         self.call(id, |r, now, out| r.propose(now, cmd, out))
     }
 
@@ -230,7 +238,7 @@ impl LocalGroup {
         &mut self,
         id: NodeId,
         cmds: impl IntoIterator<Item = Bytes>,
-    ) -> Result<(), ProposeError> {
+    ) -> Result<std::ops::Range<crate::ProposalId>, ProposeError> {
         self.call(id, |r, now, out| r.propose_batch(now, cmds, out))
     }
 
@@ -292,6 +300,9 @@ impl LocalGroup {
                     }
                 }
                 Output::RestoreSnapshot(_) => self.restored[i] += 1,
+                Output::Proposed { .. } | Output::Dropped(_) => {
+                    self.proposal_events.push((i as NodeId + 1, o));
+                }
                 Output::RoleChanged { .. } => {}
             }
         }

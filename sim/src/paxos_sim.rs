@@ -437,6 +437,7 @@ impl Sim {
                     sm.check_restored(id, &self.chosen, at)?;
                     self.nodes[i].sm = sm;
                 }
+                Output::Proposed { .. } | Output::Dropped(_) => {}
                 Output::RoleChanged { role, leader } => {
                     if self.trace {
                         eprintln!("{at:>12} node {id} is {role:?} (leader {leader:?})");
@@ -541,7 +542,7 @@ impl Sim {
         let id = self.next_cmd;
         let mut out = Vec::new();
         match r.propose(now, Bytes::copy_from_slice(&id.to_le_bytes()), &mut out) {
-            Ok(()) => {
+            Ok(_) => {
                 self.next_cmd += 1;
                 if !self.faults_on && self.first_post_heal_cmd.is_none() {
                     self.first_post_heal_cmd = Some(id);
