@@ -46,7 +46,7 @@ fn uncontended(c: &mut Criterion) {
             let mut n = 0u64;
             b.iter(|| {
                 n += 1;
-                let txn = TxnId(n);
+                let txn = TxnId::local(n);
                 let prio = Priority::new(Timestamp::from_nanos(n));
                 let key = &keys[n as usize & (UNCONTENDED_KEYS - 1)];
                 let acquired = table.acquire(txn, prio, key, mode);
@@ -61,7 +61,7 @@ fn uncontended(c: &mut Criterion) {
         let mut n = 0u64;
         b.iter(|| {
             n += 1;
-            let txn = TxnId(n);
+            let txn = TxnId::local(n);
             let prio = Priority::new(Timestamp::from_nanos(n));
             let key = &keys[n as usize & (UNCONTENDED_KEYS - 1)];
             black_box(table.acquire(txn, prio, key, LockMode::Exclusive).is_ok());
@@ -139,7 +139,7 @@ impl Workload {
             *p = (key, mode);
         }
         Slot {
-            txn: TxnId(self.next_txn),
+            txn: TxnId::local(self.next_txn),
             prio: retry_prio.unwrap_or(Priority::new(Timestamp::from_nanos(self.clock))),
             plan,
             granted: 0,

@@ -14,11 +14,26 @@
 //! timestamp is an argument.
 #![deny(missing_docs)]
 
+mod codec;
+pub mod command;
 mod fxhash;
 pub mod locks;
 pub mod mvcc;
+pub mod state;
 pub mod types;
 
+/// Deliberate bugs the simulator must catch (DESIGN.md §8).
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PlantedBug {
+    /// Wound-wait without the wound: an older requester waits for a younger
+    /// holder instead of wounding it, so deadlocks can form.
+    NoWound,
+}
+
+pub use codec::DecodeError;
+pub use command::{Command, Decision, Write};
 pub use locks::{Acquire, Grant, LockError, LockLimits, LockMode, LockTable, WaitsFor};
 pub use mvcc::{GcStats, MvccError, MvccStore};
+pub use state::{Applied, ApplyError, GroupState, PreparedTxn, ReadError};
 pub use types::{Priority, TxnId};

@@ -422,6 +422,9 @@ impl TxnLocks {
 #[derive(Debug)]
 pub struct LockTable {
     limits: LockLimits,
+    /// A deliberate bug to exhibit (simulator only).
+    #[cfg(feature = "planted-bugs")]
+    planted_bug: Option<crate::PlantedBug>,
     keys: FxHashMap<Bytes, KeyLock>,
     txns: FxHashMap<TxnId, TxnLocks>,
     /// Waiters queued over all keys.
@@ -439,6 +442,8 @@ impl LockTable {
     pub fn new(limits: LockLimits) -> Self {
         LockTable {
             limits,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
             keys: FxHashMap::default(),
             txns: FxHashMap::default(),
             waiters: 0,
@@ -448,6 +453,23 @@ impl LockTable {
     /// The table's queue bounds.
     pub fn limits(&self) -> LockLimits {
         self.limits
+    }
+
+    /// Makes the table exhibit a deliberate bug (simulator only).
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_bug(&mut self, bug: Option<crate::PlantedBug>) {
+        self.planted_bug = bug;
+    }
+
+    /// Whether wound-wait wounds (always, unless the `no-wound` bug is
+    /// planted: then older requesters wait for younger holders too).
+    #[inline(always)]
+    fn wounds(&self) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        if self.planted_bug == Some(crate::PlantedBug::NoWound) {
+            return false;
+        }
+        true
     }
 
     /// Requests a `mode` lock on `key` for `txn`, whose wound-wait priority
@@ -503,6 +525,7 @@ impl LockTable {
         may_wait: bool,
     ) -> Result<Option<Acquire>, LockError> {
         self.check_requester(txn, prio)?;
+        let wounds = self.wounds();
         let Some(lock) = self.keys.get_mut(&key[..]) else {
             // Uncontended: the key is free.
             self.keys.insert(
@@ -577,7 +600,7 @@ impl LockTable {
         // transaction in the way; wait for the rest.
         let mut wounded = Vec::new();
         for (blocker, blocker_prio) in lock.blockers(txn, mode, pos) {
-            if !prio.is_older(txn, blocker_prio, blocker) {
+            if !wounds || !prio.is_older(txn, blocker_prio, blocker) {
                 continue;
             }
             let b = self
@@ -736,6 +759,12 @@ impl LockTable {
     /// Whether `txn` is marked prepared.
     pub fn is_prepared(&self, txn: TxnId) -> bool {
         self.txns.get(&txn).is_some_and(|t| t.prepared)
+    }
+
+    /// Every transaction the table knows (holding, waiting, or marked
+    /// prepared or wounded), in no particular order.
+    pub fn txns(&self) -> impl Iterator<Item = TxnId> + '_ {
+        self.txns.keys().copied()
     }
 
     /// The number of waiters queued in the table.
@@ -958,7 +987,9 @@ impl LockTable {
                 assert_eq!(w.mode, LockMode::Exclusive);
                 assert_eq!(lock.mode, LockMode::Shared);
             }
-            if t.wounded {
+            // With `no-wound` planted the table breaks this on purpose; the
+            // simulator must catch it from the outside (a waits-for cycle).
+            if t.wounded || !self.wounds() {
                 continue;
             }
             for (blocker, blocker_prio) in lock.blockers(w.txn, w.mode, i) {

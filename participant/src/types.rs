@@ -4,16 +4,46 @@ use std::fmt;
 
 use meridian_truetime::Timestamp;
 
-/// A transaction's identity at a participant group.
+/// A transaction's identity.
 ///
-/// Assigned by the coordinator; unique among live transactions. The lock
-/// table keys every hold and every wait by it.
+/// Issued by the group leader that begins the transaction: `origin` names
+/// the leadership term that issued it (a value unique to one group and one
+/// leader ballot; the transaction layer builds it), `seq` counts the
+/// transactions that term began. A leader therefore knows whether an id is
+/// one of its own — a request for an id of an earlier term, whose locks
+/// died with that term, is refused rather than mistaken for a new
+/// transaction. The lock table keys every hold and every wait by it.
+///
+/// Origin 0 is never issued by a leader; tests and benches use it for
+/// plain numbered transactions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TxnId(pub u64);
+pub struct TxnId {
+    /// The leadership term that issued the id.
+    pub origin: u64,
+    /// The position of the transaction among those its term began.
+    pub seq: u64,
+}
+
+impl TxnId {
+    /// The id `seq` of leadership term `origin`.
+    pub const fn new(origin: u64, seq: u64) -> TxnId {
+        TxnId { origin, seq }
+    }
+
+    /// A plain numbered id (origin 0), for tests and tools.
+    pub const fn local(seq: u64) -> TxnId {
+        TxnId { origin: 0, seq }
+    }
+}
 
 impl fmt::Display for TxnId {
+    /// `seq` for origin 0, else `origin.seq` with the origin in hex.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        if self.origin == 0 {
+            write!(f, "{}", self.seq)
+        } else {
+            write!(f, "{:x}.{}", self.origin, self.seq)
+        }
     }
 }
 
@@ -60,10 +90,10 @@ mod tests {
     #[test]
     fn earlier_first_start_is_older_and_txn_id_breaks_ties() {
         let p = |ns| Priority::new(Timestamp::from_nanos(ns));
-        assert!(p(5).is_older(TxnId(9), p(6), TxnId(1)));
-        assert!(!p(6).is_older(TxnId(1), p(5), TxnId(9)));
-        assert!(p(5).is_older(TxnId(1), p(5), TxnId(2)));
-        assert!(!p(5).is_older(TxnId(2), p(5), TxnId(1)));
-        assert!(!p(5).is_older(TxnId(1), p(5), TxnId(1)));
+        assert!(p(5).is_older(TxnId::local(9), p(6), TxnId::local(1)));
+        assert!(!p(6).is_older(TxnId::local(1), p(5), TxnId::local(9)));
+        assert!(p(5).is_older(TxnId::local(1), p(5), TxnId::local(2)));
+        assert!(!p(5).is_older(TxnId::local(2), p(5), TxnId::local(1)));
+        assert!(!p(5).is_older(TxnId::local(1), p(5), TxnId::local(1)));
     }
 }

@@ -49,8 +49,8 @@ fn uncontended_acquire_and_release_allocate_nothing() {
     let mut table = LockTable::default();
     let round = |table: &mut LockTable, n: u64| {
         for (i, key) in keys.iter().enumerate() {
-            let txn = TxnId(n * 1000 + i as u64);
-            let prio = Priority::new(Timestamp::from_nanos(txn.0));
+            let txn = TxnId::local(n * 1000 + i as u64);
+            let prio = Priority::new(Timestamp::from_nanos(txn.seq));
             let mode = if i % 2 == 0 {
                 LockMode::Shared
             } else {

@@ -119,7 +119,7 @@ impl<'a> Args<'a> {
     }
 
     fn txn(&self) -> TxnId {
-        TxnId(self.u64("txn"))
+        TxnId::local(self.u64("txn"))
     }
 
     fn prio(&self) -> Priority {

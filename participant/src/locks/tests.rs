@@ -106,7 +106,7 @@ fn check_acyclic(table: &LockTable) -> Result<(), TestCaseError> {
 fn drain(table: &mut LockTable) -> Result<(), TestCaseError> {
     for _ in 0..(4 * TXNS) {
         let live: Vec<TxnId> = (0..TXNS)
-            .map(TxnId)
+            .map(TxnId::local)
             .filter(|t| !table.locks_held_by(*t).is_empty() || table.is_wounded(*t))
             .collect();
         if live.is_empty() && table.waiter_count() == 0 {
@@ -141,21 +141,21 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     for op in ops {
         match *op {
             Op::Acquire { txn, key: k, mode } => {
-                match table.acquire(TxnId(txn), prio(txn), &key(k), mode) {
+                match table.acquire(TxnId::local(txn), prio(txn), &key(k), mode) {
                     Ok(Acquire::Granted) => {
                         prop_assert!(
                             table
-                                .locks_held_by(TxnId(txn))
+                                .locks_held_by(TxnId::local(txn))
                                 .iter()
                                 .any(|(held, m)| *held == key(k) && m.covers(mode))
                         );
                     }
                     Ok(Acquire::Waiting { wounded }) => {
-                        prop_assert!(table.waiters(KEYS[k]).iter().any(|(t, _)| t.0 == txn));
+                        prop_assert!(table.waiters(KEYS[k]).iter().any(|(t, _)| t.seq == txn));
                         for w in wounded {
                             prop_assert!(table.is_wounded(w));
                             prop_assert!(!table.is_prepared(w));
-                            prop_assert!(prio(txn).is_older(TxnId(txn), prio(w.0), w));
+                            prop_assert!(prio(txn).is_older(TxnId::local(txn), prio(w.seq), w));
                         }
                     }
                     Err(
@@ -170,21 +170,21 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             }
             Op::TryAcquire { txn, key: k, mode } => {
                 let waiters = table.waiter_count();
-                let _ = table.try_acquire(TxnId(txn), prio(txn), &key(k), mode);
+                let _ = table.try_acquire(TxnId::local(txn), prio(txn), &key(k), mode);
                 prop_assert_eq!(waiters, table.waiter_count(), "try_acquire queued");
             }
             Op::Release { txn, key: k } => {
-                let grants = table.release(TxnId(txn), KEYS[k]);
+                let grants = table.release(TxnId::local(txn), KEYS[k]);
                 check_grants(&table, &grants)?;
             }
             Op::ReleaseAll { txn } => {
-                let grants = table.release_all(TxnId(txn));
-                prop_assert!(table.locks_held_by(TxnId(txn)).is_empty());
+                let grants = table.release_all(TxnId::local(txn));
+                prop_assert!(table.locks_held_by(TxnId::local(txn)).is_empty());
                 check_grants(&table, &grants)?;
             }
             Op::Prepare { txn } => {
-                if table.mark_prepared(TxnId(txn)).is_ok() {
-                    prop_assert!(table.is_prepared(TxnId(txn)));
+                if table.mark_prepared(TxnId::local(txn)).is_ok() {
+                    prop_assert!(table.is_prepared(TxnId::local(txn)));
                 }
             }
         }
@@ -215,10 +215,10 @@ fn uncontended_acquire_and_release_leave_nothing_behind() {
     let k = Bytes::from_static(b"k");
     for i in 0..1000 {
         assert_eq!(
-            table.acquire(TxnId(i), prio(0), &k, LockMode::Exclusive),
+            table.acquire(TxnId::local(i), prio(0), &k, LockMode::Exclusive),
             Ok(Acquire::Granted)
         );
-        assert!(table.release_all(TxnId(i)).is_empty());
+        assert!(table.release_all(TxnId::local(i)).is_empty());
     }
     assert_eq!(table.locked_key_count(), 0);
     assert_eq!(table.waiter_count(), 0);
@@ -231,20 +231,20 @@ fn release_of_last_lock_forgets_an_unmarked_transaction() {
     let mut table = LockTable::default();
     let k = Bytes::from_static(b"k");
     table
-        .acquire(TxnId(1), prio(1), &k, LockMode::Shared)
+        .acquire(TxnId::local(1), prio(1), &k, LockMode::Shared)
         .unwrap();
-    table.release(TxnId(1), b"k");
+    table.release(TxnId::local(1), b"k");
     assert!(table.txns.is_empty());
     // A prepared one is kept until release_all.
     table
-        .acquire(TxnId(1), prio(1), &k, LockMode::Shared)
+        .acquire(TxnId::local(1), prio(1), &k, LockMode::Shared)
         .unwrap();
-    table.mark_prepared(TxnId(1)).unwrap();
-    table.mark_prepared(TxnId(1)).unwrap();
-    table.release(TxnId(1), b"k");
-    assert!(table.is_prepared(TxnId(1)));
-    table.release_all(TxnId(1));
-    assert!(!table.is_prepared(TxnId(1)));
+    table.mark_prepared(TxnId::local(1)).unwrap();
+    table.mark_prepared(TxnId::local(1)).unwrap();
+    table.release(TxnId::local(1), b"k");
+    assert!(table.is_prepared(TxnId::local(1)));
+    table.release_all(TxnId::local(1));
+    assert!(!table.is_prepared(TxnId::local(1)));
 }
 
 #[test]
@@ -302,7 +302,7 @@ fn spanner_s4_2_1_wound_wait_is_starvation_free_under_contention() {
         next_txn += 1;
         clock += 1;
         Slot {
-            txn: TxnId(next_txn),
+            txn: TxnId::local(next_txn),
             prio: prio.unwrap_or(Priority::new(Timestamp::from_nanos(clock))),
             plan: (0..LOCKS_PER_TXN)
                 .map(|_| {

@@ -9,7 +9,7 @@ use meridian_truetime::Timestamp;
 
 use super::key::StoreKey;
 use super::versions::Versions;
-use super::{GcStats, MvccLayout, sealed};
+use super::{GcStats, MvccLayout, VersionVisitor, sealed};
 
 /// [`MvccLayout`] on `BTreeMap<key, versions>`.
 ///
@@ -75,5 +75,13 @@ impl MvccLayout for BTreeLayout {
             !emptied
         });
         stats
+    }
+
+    fn for_each_version(&self, f: &mut VersionVisitor<'_>) {
+        for (key, versions) in &self.map {
+            for (ts, value) in versions.as_slice() {
+                f(key.as_slice(), *ts, value.as_ref());
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ use meridian_truetime::Timestamp;
 
 use super::key::StoreKey;
 use super::versions::Versions;
-use super::{GcStats, MvccLayout, sealed};
+use super::{GcStats, MvccLayout, VersionVisitor, sealed};
 use crate::fxhash::FxHashMap;
 
 /// [`MvccLayout`] on a hash map `key → versions` for point access and a
@@ -94,5 +94,13 @@ impl MvccLayout for HashedBTreeLayout {
         }
         debug_assert_eq!(self.order.len(), self.versions.len());
         stats
+    }
+
+    fn for_each_version(&self, f: &mut VersionVisitor<'_>) {
+        for key in &self.order {
+            for (ts, value) in self.versions[key.as_slice()].as_slice() {
+                f(key.as_slice(), *ts, value.as_ref());
+            }
+        }
     }
 }

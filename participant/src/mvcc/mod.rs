@@ -164,6 +164,9 @@ mod sealed {
     pub trait Sealed {}
 }
 
+/// A callback over stored versions: `(key, ts, value)`, `None` = tombstone.
+pub type VersionVisitor<'a> = dyn FnMut(&[u8], Timestamp, Option<&Bytes>) + 'a;
+
 /// A physical layout for [`MvccStore`]: the raw versioned map without the
 /// horizon checks. Implemented by [`HashedBTreeLayout`], [`BTreeLayout`] and
 /// [`SkipListLayout`]; sealed.
@@ -195,6 +198,10 @@ pub trait MvccLayout: sealed::Sealed + Default {
     /// Drops every version that no read at `≥ horizon` can see (see the
     /// module documentation).
     fn gc(&mut self, horizon: Timestamp) -> GcStats;
+
+    /// Calls `f(key, ts, value)` for every version, tombstones included,
+    /// keys in ascending order (a key's versions in any order).
+    fn for_each_version(&self, f: &mut VersionVisitor<'_>);
 }
 
 /// The MVCC store of one participant group: key → versions by commit
@@ -349,6 +356,34 @@ impl<L: MvccLayout> MvccStore<L> {
         );
         self.versions -= stats.versions_removed;
         stats
+    }
+
+    /// Calls `f(key, ts, value)` for every stored version, tombstones
+    /// (`None`) included, keys in ascending order. For snapshots of the
+    /// group's state ([`MvccStore::load`] rebuilds a store from them).
+    pub fn for_each_version(&self, mut f: impl FnMut(&[u8], Timestamp, Option<&Bytes>)) {
+        self.layout.for_each_version(&mut f);
+    }
+
+    /// A store holding exactly `versions` with GC horizon `horizon`: the
+    /// inverse of [`for_each_version`](Self::for_each_version) and
+    /// [`gc_horizon`](Self::gc_horizon). Versions at or below the horizon
+    /// are allowed here (GC keeps one per key). Fails with
+    /// [`MvccError::ConflictingVersion`] if two different values share a
+    /// `(key, ts)`.
+    pub fn load(
+        horizon: Timestamp,
+        versions: impl IntoIterator<Item = (Bytes, Timestamp, Option<Bytes>)>,
+    ) -> Result<Self, MvccError> {
+        let mut store = Self::default();
+        for (key, ts, value) in versions {
+            match store.layout.insert(key, ts, value) {
+                Ok(added) => store.versions += usize::from(added),
+                Err(key) => return Err(MvccError::ConflictingVersion { key, ts }),
+            }
+        }
+        store.horizon = horizon;
+        Ok(store)
     }
 
     /// The GC horizon: reads below it fail, writes at or below it fail.

@@ -10,7 +10,7 @@ use crossbeam_skiplist::SkipMap;
 use meridian_truetime::Timestamp;
 
 use super::key::StoreKey;
-use super::{GcStats, MvccLayout, sealed};
+use super::{GcStats, MvccLayout, VersionVisitor, sealed};
 
 /// [`MvccLayout`] on `crossbeam_skiplist::SkipMap<(Bytes, Reverse<Timestamp>),
 /// Option<Bytes>>`.
@@ -225,5 +225,12 @@ impl MvccLayout for SkipListLayout {
             stats.keys_removed += 1;
         }
         stats
+    }
+
+    fn for_each_version(&self, f: &mut VersionVisitor<'_>) {
+        for entry in self.map.iter() {
+            let vk = entry.key();
+            f(vk.key.as_slice(), vk.ts.0, entry.value().as_ref());
+        }
     }
 }

@@ -1,0 +1,521 @@
+//! The replicated state machine of one participant group (DESIGN.md §4;
+//! Spanner §4.1.3 and §4.2).
+//!
+//! [`GroupState`] applies the group's chosen Paxos entries, in slot order,
+//! at every replica: one-phase commits write their versions into the MVCC
+//! store at the entry's Paxos write timestamp; prepare records join the set
+//! of prepared transactions; decisions apply or drop them; closed
+//! timestamps only advance time. It is deterministic — every replica that
+//! applies the same entries holds the same state — and it is what a
+//! snapshot carries.
+//!
+//! # Safe time (Spanner §4.1.3)
+//!
+//! Every replica tracks `t_safe = min(t_paxos_safe, t_tm_safe)` and serves a
+//! read at `t` only if `t ≤ t_safe`:
+//!
+//! - `t_paxos_safe` is the Paxos write timestamp of the highest applied
+//!   entry. Paxos write timestamps rise with the slot, across leaders too
+//!   (Spanner §4.1.2), so no write still to be applied here can have a
+//!   timestamp at or below it. Closed timestamps
+//!   ([`Command::CloseTimestamp`]) move it forward when there are no
+//!   writes.
+//! - `t_tm_safe` is one less than the smallest prepare timestamp among
+//!   prepared transactions (unbounded when none is prepared): a prepared
+//!   transaction may still commit at any timestamp at or above its prepare
+//!   timestamp.
+//!
+//! A read at `t ≤ t_safe` therefore sees exactly the transactions committed
+//! at or before `t`, and no later apply changes that answer.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound;
+
+use bytes::Bytes;
+use meridian_paxos::{Entry, Payload, Slot};
+use meridian_truetime::Timestamp;
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::command::{Command, Decision, Write};
+use crate::fxhash::FxHashMap;
+use crate::mvcc::{MvccError, MvccStore};
+use crate::types::TxnId;
+
+/// The snapshot format this build writes and reads.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+
+/// Default time a commit record is remembered (by transaction id) after it
+/// applied: long enough for any client to retry a commit whose answer it
+/// lost, and be told the truth.
+pub const DEFAULT_COMMIT_RECORD_RETENTION_NANOS: u64 = 10 * 60 * 1_000_000_000;
+
+/// Smallest encodings, for bounding counts read from a snapshot.
+const MIN_RECENT_BYTES: usize = 16 + 8 + 8;
+const MIN_PREPARED_BYTES: usize = 16 + 8 + 8 + 4;
+const MIN_VERSION_BYTES: usize = 4 + 8 + 1;
+
+/// What applying one entry did, for the transaction layer above.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Nothing a transaction waits for: a no-op, a configuration, a closed
+    /// timestamp, or a decision for a transaction not prepared here.
+    Nothing,
+    /// `txn` committed at `ts`; its writes are visible to reads at `≥ ts`.
+    Committed {
+        /// The transaction.
+        txn: TxnId,
+        /// Its commit timestamp.
+        ts: Timestamp,
+    },
+    /// `txn` is prepared at `prepare_ts`.
+    Prepared {
+        /// The transaction.
+        txn: TxnId,
+        /// Its prepare timestamp.
+        prepare_ts: Timestamp,
+    },
+    /// Prepared `txn` was aborted; its writes were dropped.
+    Aborted {
+        /// The transaction.
+        txn: TxnId,
+    },
+}
+
+/// An entry that cannot be applied. Every replica applies the same chosen
+/// log, so this is a bug or corruption, never a transient condition: the
+/// replica must stop rather than diverge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// The record does not decode.
+    #[error("entry at slot {slot} does not decode: {source}")]
+    Decode {
+        /// The entry's slot.
+        slot: Slot,
+        /// Why.
+        source: DecodeError,
+    },
+    /// The MVCC store refused a write.
+    #[error("entry at slot {slot}: {source}")]
+    Mvcc {
+        /// The entry's slot.
+        slot: Slot,
+        /// Why.
+        source: MvccError,
+    },
+    /// Entries must be applied in slot order without gaps.
+    #[error("entry at slot {got} applied after slot {applied}")]
+    OutOfOrder {
+        /// The last slot applied.
+        applied: Slot,
+        /// The slot offered.
+        got: Slot,
+    },
+    /// A command's Paxos write timestamp did not rise (Spanner §4.1.2).
+    #[error("entry at slot {slot} has timestamp {ts}, not above t_paxos_safe {paxos_safe}")]
+    TimestampNotRising {
+        /// The entry's slot.
+        slot: Slot,
+        /// Its timestamp.
+        ts: Timestamp,
+        /// The highest timestamp applied before.
+        paxos_safe: Timestamp,
+    },
+    /// A decision commits below the transaction's prepare timestamp
+    /// (Spanner §4.2.1: `s ≥` every prepare timestamp).
+    #[error("txn {txn} commits at {commit_ts}, below its prepare timestamp {prepare_ts}")]
+    CommitBelowPrepare {
+        /// The transaction.
+        txn: TxnId,
+        /// The decided commit timestamp.
+        commit_ts: Timestamp,
+        /// Its prepare timestamp here.
+        prepare_ts: Timestamp,
+    },
+}
+
+/// Why a read cannot be served (yet).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// `read_ts > t_safe`: transactions at or before `read_ts` may still be
+    /// applied here. Wait, or read elsewhere.
+    #[error("read at {read_ts} is not yet safe here (t_safe {t_safe})")]
+    NotYetSafe {
+        /// The timestamp asked for.
+        read_ts: Timestamp,
+        /// This replica's safe time.
+        t_safe: Timestamp,
+    },
+    /// The store refused: below the GC horizon, or a scan limit too large.
+    #[error(transparent)]
+    Mvcc(#[from] MvccError),
+}
+
+/// A transaction prepared at this group and not yet decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedTxn {
+    /// Its prepare timestamp (the prepare record's Paxos write timestamp).
+    pub prepare_ts: Timestamp,
+    /// Its coordinator group.
+    pub coordinator: u64,
+    /// The writes it will apply if it commits.
+    pub writes: Vec<Write>,
+}
+
+/// The replicated state of one participant group. See the
+/// [module documentation](self).
+#[derive(Debug)]
+pub struct GroupState {
+    store: MvccStore,
+    /// Slot of the last entry applied.
+    applied_slot: Slot,
+    /// Spanner §4.1.3: the Paxos write timestamp of the highest applied
+    /// entry.
+    paxos_safe: Timestamp,
+    /// Spanner §4.2.2 `LastTS()`: the timestamp of the last commit applied.
+    last_commit_ts: Timestamp,
+    prepared: BTreeMap<TxnId, PreparedTxn>,
+    /// `(prepare_ts, txn)` of every prepared transaction, for `t_tm_safe`.
+    prepared_by_ts: BTreeSet<(Timestamp, TxnId)>,
+    /// Commits applied recently: txn → commit timestamp.
+    recent_commits: FxHashMap<TxnId, Timestamp>,
+    /// `(entry ts, txn)` in apply order, for pruning `recent_commits`.
+    recent_order: VecDeque<(Timestamp, TxnId)>,
+    commit_retention_nanos: u64,
+}
+
+impl Default for GroupState {
+    fn default() -> Self {
+        GroupState::new(DEFAULT_COMMIT_RECORD_RETENTION_NANOS)
+    }
+}
+
+impl GroupState {
+    /// An empty group state that remembers commit records for
+    /// `commit_retention_nanos` of Paxos time after they apply.
+    pub fn new(commit_retention_nanos: u64) -> GroupState {
+        GroupState {
+            store: MvccStore::new(),
+            applied_slot: 0,
+            paxos_safe: Timestamp::ZERO,
+            last_commit_ts: Timestamp::ZERO,
+            prepared: BTreeMap::new(),
+            prepared_by_ts: BTreeSet::new(),
+            recent_commits: FxHashMap::default(),
+            recent_order: VecDeque::new(),
+            commit_retention_nanos,
+        }
+    }
+
+    /// Applies the chosen entry `e`, the one after the last applied.
+    ///
+    /// An error means the replica cannot continue (see [`ApplyError`]); the
+    /// state is unchanged by a failed apply except that nothing after the
+    /// failing write was applied.
+    pub fn apply(&mut self, e: &Entry) -> Result<Applied, ApplyError> {
+        if e.slot != self.applied_slot + 1 {
+            return Err(ApplyError::OutOfOrder {
+                applied: self.applied_slot,
+                got: e.slot,
+            });
+        }
+        let Payload::Command(data) = &e.payload else {
+            self.applied_slot = e.slot;
+            return Ok(Applied::Nothing);
+        };
+        let cmd = Command::decode(data).map_err(|source| ApplyError::Decode {
+            slot: e.slot,
+            source,
+        })?;
+        if e.ts <= self.paxos_safe {
+            return Err(ApplyError::TimestampNotRising {
+                slot: e.slot,
+                ts: e.ts,
+                paxos_safe: self.paxos_safe,
+            });
+        }
+        let applied = match cmd {
+            Command::Commit { txn, writes } => {
+                self.write_all(e.slot, e.ts, writes)?;
+                self.record_commit(txn, e.ts, e.ts);
+                Applied::Committed { txn, ts: e.ts }
+            }
+            Command::CloseTimestamp => Applied::Nothing,
+            Command::Prepare {
+                txn,
+                writes,
+                coordinator,
+            } => {
+                if self.prepared.contains_key(&txn) || self.recent_commits.contains_key(&txn) {
+                    // A duplicate prepare record: the first one stands.
+                    Applied::Nothing
+                } else {
+                    self.prepared.insert(
+                        txn,
+                        PreparedTxn {
+                            prepare_ts: e.ts,
+                            coordinator,
+                            writes,
+                        },
+                    );
+                    self.prepared_by_ts.insert((e.ts, txn));
+                    Applied::Prepared {
+                        txn,
+                        prepare_ts: e.ts,
+                    }
+                }
+            }
+            Command::Decide { txn, decision } => match self.prepared.get(&txn) {
+                None => Applied::Nothing,
+                Some(p) => {
+                    if let Decision::Commit(ts) = decision {
+                        if ts < p.prepare_ts {
+                            return Err(ApplyError::CommitBelowPrepare {
+                                txn,
+                                commit_ts: ts,
+                                prepare_ts: p.prepare_ts,
+                            });
+                        }
+                    }
+                    let p = self.prepared.remove(&txn).expect("looked up above");
+                    let removed = self.prepared_by_ts.remove(&(p.prepare_ts, txn));
+                    assert!(removed, "prepared index out of sync for txn {txn}");
+                    match decision {
+                        Decision::Commit(ts) => {
+                            self.write_all(e.slot, ts, p.writes)?;
+                            self.record_commit(txn, ts, e.ts);
+                            Applied::Committed { txn, ts }
+                        }
+                        Decision::Abort => Applied::Aborted { txn },
+                    }
+                }
+            },
+        };
+        self.paxos_safe = e.ts;
+        self.applied_slot = e.slot;
+        Ok(applied)
+    }
+
+    fn write_all(
+        &mut self,
+        slot: Slot,
+        ts: Timestamp,
+        writes: Vec<Write>,
+    ) -> Result<(), ApplyError> {
+        for w in writes {
+            self.store
+                .write(w.key, ts, w.value)
+                .map_err(|source| ApplyError::Mvcc { slot, source })?;
+        }
+        Ok(())
+    }
+
+    fn record_commit(&mut self, txn: TxnId, ts: Timestamp, entry_ts: Timestamp) {
+        self.last_commit_ts = self.last_commit_ts.max(ts);
+        self.recent_commits.insert(txn, ts);
+        self.recent_order.push_back((entry_ts, txn));
+        let cutoff = entry_ts.saturating_sub(self.commit_retention_nanos);
+        while let Some(&(t, old)) = self.recent_order.front() {
+            if t >= cutoff {
+                break;
+            }
+            self.recent_order.pop_front();
+            self.recent_commits.remove(&old);
+        }
+    }
+
+    /// The slot of the last entry applied.
+    pub fn applied_slot(&self) -> Slot {
+        self.applied_slot
+    }
+
+    /// Spanner §4.1.3 `t_paxos_safe`: the Paxos write timestamp of the
+    /// highest applied entry.
+    pub fn t_paxos_safe(&self) -> Timestamp {
+        self.paxos_safe
+    }
+
+    /// Spanner §4.1.3 `t_tm_safe`: one less than the smallest prepare
+    /// timestamp of a prepared transaction, or [`Timestamp::MAX`] if none.
+    pub fn t_tm_safe(&self) -> Timestamp {
+        self.prepared_by_ts
+            .first()
+            .map_or(Timestamp::MAX, |(ts, _)| ts.prev())
+    }
+
+    /// Spanner §4.1.3: `t_safe = min(t_paxos_safe, t_tm_safe)`. A read at
+    /// `t ≤ t_safe` is final here.
+    pub fn t_safe(&self) -> Timestamp {
+        self.t_paxos_safe().min(self.t_tm_safe())
+    }
+
+    /// Spanner §4.2.2 `LastTS()`: the timestamp of the last commit applied.
+    pub fn last_commit_ts(&self) -> Timestamp {
+        self.last_commit_ts
+    }
+
+    /// Whether any transaction is prepared and undecided here.
+    pub fn has_prepared(&self) -> bool {
+        !self.prepared.is_empty()
+    }
+
+    /// The prepared, undecided transactions.
+    pub fn prepared(&self) -> impl Iterator<Item = (&TxnId, &PreparedTxn)> {
+        self.prepared.iter()
+    }
+
+    /// The commit timestamp of `txn`, if it committed here recently (within
+    /// the commit-record retention).
+    pub fn committed(&self, txn: TxnId) -> Option<Timestamp> {
+        self.recent_commits.get(&txn).copied()
+    }
+
+    /// Reads `key` at snapshot `at` (Spanner §4.1.3): `(version ts, value)`
+    /// of the newest version `≤ at`, or `None`. Fails if `at > t_safe` or
+    /// `at` is below the GC horizon.
+    pub fn read(&self, key: &[u8], at: Timestamp) -> Result<Option<(Timestamp, Bytes)>, ReadError> {
+        self.check_safe(at)?;
+        Ok(self.store.read(key, at)?)
+    }
+
+    /// Scans `[start, end)`-style bounds at snapshot `at`: at most `limit`
+    /// rows `(key, version ts, value)` in key order. Fails as
+    /// [`read`](Self::read) does, or if `limit` exceeds
+    /// [`crate::mvcc::MAX_SCAN_ROWS`].
+    pub fn scan(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        at: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Timestamp, Bytes)>, ReadError> {
+        self.check_safe(at)?;
+        Ok(self.store.scan((start, end), at, limit)?)
+    }
+
+    /// The newest applied version of `key`. For reads in read-write
+    /// transactions at the leader, under a lock that keeps every
+    /// conflicting commit out until it has applied (Spanner §4.2.1).
+    pub fn read_latest(&self, key: &[u8]) -> Option<(Timestamp, Bytes)> {
+        self.store
+            .read(key, Timestamp::MAX)
+            .expect("no horizon is above Timestamp::MAX")
+    }
+
+    fn check_safe(&self, at: Timestamp) -> Result<(), ReadError> {
+        let t_safe = self.t_safe();
+        if at > t_safe {
+            return Err(ReadError::NotYetSafe {
+                read_ts: at,
+                t_safe,
+            });
+        }
+        Ok(())
+    }
+
+    /// Garbage-collects versions below `horizon`, clamped to `t_safe` (a
+    /// read at or below `t_safe` may be served, and writes to come are all
+    /// above it). Returns the horizon in force afterwards.
+    pub fn gc(&mut self, horizon: Timestamp) -> Timestamp {
+        self.store.gc(horizon.min(self.t_safe()));
+        self.store.gc_horizon()
+    }
+
+    /// The GC horizon: reads below it fail.
+    pub fn gc_horizon(&self) -> Timestamp {
+        self.store.gc_horizon()
+    }
+
+    /// Versions stored, tombstones included.
+    pub fn version_count(&self) -> usize {
+        self.store.version_count()
+    }
+
+    /// The state as snapshot data (for [`meridian_paxos::Replica::compact`]).
+    pub fn encode(&self) -> Bytes {
+        let mut w = Writer::with_capacity(64 + self.store.version_count() * 48);
+        w.u8(SNAPSHOT_FORMAT_VERSION);
+        w.u64(self.applied_slot);
+        w.ts(self.paxos_safe);
+        w.ts(self.last_commit_ts);
+        w.ts(self.store.gc_horizon());
+        w.len(self.recent_order.len());
+        for (entry_ts, txn) in &self.recent_order {
+            w.txn(*txn);
+            w.ts(self.recent_commits[txn]);
+            w.ts(*entry_ts);
+        }
+        w.len(self.prepared.len());
+        for (txn, p) in &self.prepared {
+            w.txn(*txn);
+            w.ts(p.prepare_ts);
+            w.u64(p.coordinator);
+            w.len(p.writes.len());
+            for write in &p.writes {
+                w.bytes(&write.key);
+                w.opt_bytes(write.value.as_ref());
+            }
+        }
+        w.len(self.store.version_count());
+        self.store.for_each_version(|key, ts, value| {
+            w.bytes(key);
+            w.ts(ts);
+            w.opt_bytes(value);
+        });
+        w.finish()
+    }
+
+    /// Rebuilds a state from [`encode`](Self::encode)'s output.
+    pub fn decode(data: &Bytes, commit_retention_nanos: u64) -> Result<GroupState, DecodeError> {
+        let mut r = Reader::new(data);
+        let version = r.u8("snapshot format version")?;
+        if version != SNAPSHOT_FORMAT_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let mut s = GroupState::new(commit_retention_nanos);
+        s.applied_slot = r.u64("applied slot")?;
+        s.paxos_safe = r.ts("t_paxos_safe")?;
+        s.last_commit_ts = r.ts("last commit ts")?;
+        let horizon = r.ts("gc horizon")?;
+        for _ in 0..r.len("recent commit count", MIN_RECENT_BYTES)? {
+            let txn = r.txn()?;
+            let ts = r.ts("commit ts")?;
+            let entry_ts = r.ts("entry ts")?;
+            s.recent_commits.insert(txn, ts);
+            s.recent_order.push_back((entry_ts, txn));
+        }
+        for _ in 0..r.len("prepared count", MIN_PREPARED_BYTES)? {
+            let txn = r.txn()?;
+            let prepare_ts = r.ts("prepare ts")?;
+            let coordinator = r.u64("coordinator")?;
+            let n = r.len("prepared write count", 5)?;
+            let mut writes = Vec::with_capacity(n);
+            for _ in 0..n {
+                writes.push(Write {
+                    key: r.bytes("key")?,
+                    value: r.opt_bytes("value")?,
+                });
+            }
+            s.prepared_by_ts.insert((prepare_ts, txn));
+            s.prepared.insert(
+                txn,
+                PreparedTxn {
+                    prepare_ts,
+                    coordinator,
+                    writes,
+                },
+            );
+        }
+        let n = r.len("version count", MIN_VERSION_BYTES)?;
+        let mut versions = Vec::with_capacity(n);
+        for _ in 0..n {
+            versions.push((r.bytes("key")?, r.ts("version ts")?, r.opt_bytes("value")?));
+        }
+        r.finish()?;
+        s.store = MvccStore::load(horizon, versions)
+            .map_err(|_| DecodeError::Invalid("snapshot: two values for one key and timestamp"))?;
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,287 @@
+//! Tests of the group state machine, named after the rules they check.
+
+use std::ops::Bound;
+
+use bytes::Bytes;
+use meridian_paxos::{Ballot, Entry, Payload};
+use meridian_truetime::Timestamp;
+
+use super::*;
+use crate::command::{Command, Decision, Write};
+
+fn ts(n: u64) -> Timestamp {
+    Timestamp::from_nanos(n)
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn entry(slot: u64, at: u64, cmd: &Command) -> Entry {
+    Entry {
+        slot,
+        ballot: Ballot::new(1, 1),
+        ts: ts(at),
+        payload: Payload::Command(cmd.encode()),
+    }
+}
+
+fn noop(slot: u64) -> Entry {
+    Entry {
+        slot,
+        ballot: Ballot::new(1, 1),
+        ts: Timestamp::ZERO,
+        payload: Payload::Noop,
+    }
+}
+
+fn commit(txn: u64, writes: &[(&str, Option<&str>)]) -> Command {
+    Command::Commit {
+        txn: TxnId::local(txn),
+        writes: writes
+            .iter()
+            .map(|(k, v)| Write {
+                key: b(k),
+                value: v.map(b),
+            })
+            .collect(),
+    }
+}
+
+fn value_at(s: &GroupState, key: &str, at: u64) -> Option<String> {
+    s.read(key.as_bytes(), ts(at))
+        .unwrap()
+        .map(|(_, v)| String::from_utf8(v.to_vec()).unwrap())
+}
+
+#[test]
+fn spanner_s4_1_2_one_phase_commit_applies_at_its_paxos_timestamp() {
+    let mut s = GroupState::default();
+    assert_eq!(s.apply(&noop(1)), Ok(Applied::Nothing));
+    let got = s.apply(&entry(2, 100, &commit(7, &[("a", Some("1")), ("b", None)])));
+    assert_eq!(
+        got,
+        Ok(Applied::Committed {
+            txn: TxnId::local(7),
+            ts: ts(100)
+        })
+    );
+    assert_eq!(value_at(&s, "a", 99), None);
+    assert_eq!(value_at(&s, "a", 100).as_deref(), Some("1"));
+    assert_eq!(s.last_commit_ts(), ts(100));
+    assert_eq!(s.committed(TxnId::local(7)), Some(ts(100)));
+    assert_eq!(s.read_latest(b"a").map(|(t, _)| t), Some(ts(100)));
+}
+
+#[test]
+fn spanner_s4_1_3_t_paxos_safe_is_the_highest_applied_paxos_timestamp() {
+    let mut s = GroupState::default();
+    s.apply(&entry(1, 100, &commit(1, &[("a", Some("1"))])))
+        .unwrap();
+    assert_eq!(s.t_paxos_safe(), ts(100));
+    assert_eq!(s.t_safe(), ts(100));
+    assert_eq!(
+        s.read(b"a", ts(101)),
+        Err(ReadError::NotYetSafe {
+            read_ts: ts(101),
+            t_safe: ts(100)
+        })
+    );
+    // A no-op (ts 0) does not move safe time.
+    s.apply(&noop(2)).unwrap();
+    assert_eq!(s.t_paxos_safe(), ts(100));
+}
+
+#[test]
+fn spanner_s4_1_3_closed_timestamp_advances_t_safe_without_writes() {
+    let mut s = GroupState::default();
+    s.apply(&entry(1, 100, &commit(1, &[("a", Some("1"))])))
+        .unwrap();
+    assert_eq!(
+        s.apply(&entry(2, 500, &Command::CloseTimestamp)),
+        Ok(Applied::Nothing)
+    );
+    assert_eq!(s.t_safe(), ts(500));
+    assert_eq!(value_at(&s, "a", 500).as_deref(), Some("1"));
+    assert_eq!(s.last_commit_ts(), ts(100), "LastTS counts commits only");
+}
+
+#[test]
+fn spanner_s4_1_3_t_tm_safe_stays_below_the_earliest_prepared_transaction() {
+    let mut s = GroupState::default();
+    let prepare = |txn: u64, key: &str| Command::Prepare {
+        txn: TxnId::local(txn),
+        writes: vec![Write::put(b(key), b("p"))],
+        coordinator: 9,
+    };
+    assert_eq!(
+        s.apply(&entry(1, 100, &prepare(1, "x"))),
+        Ok(Applied::Prepared {
+            txn: TxnId::local(1),
+            prepare_ts: ts(100)
+        })
+    );
+    s.apply(&entry(2, 200, &prepare(2, "y"))).unwrap();
+    s.apply(&entry(3, 300, &Command::CloseTimestamp)).unwrap();
+    assert_eq!(s.t_paxos_safe(), ts(300));
+    assert_eq!(s.t_tm_safe(), ts(99));
+    assert_eq!(s.t_safe(), ts(99), "t_safe = min(t_paxos_safe, t_tm_safe)");
+    assert!(s.has_prepared());
+    // Txn 1 commits at 250 (above its prepare timestamp): visible at 250.
+    let decide = Command::Decide {
+        txn: TxnId::local(1),
+        decision: Decision::Commit(ts(250)),
+    };
+    assert_eq!(
+        s.apply(&entry(4, 400, &decide)),
+        Ok(Applied::Committed {
+            txn: TxnId::local(1),
+            ts: ts(250)
+        })
+    );
+    assert_eq!(s.t_safe(), ts(199), "txn 2 still prepared at 200");
+    assert_eq!(value_at(&s, "x", 199), None);
+    assert!(
+        matches!(s.read(b"x", ts(250)), Err(ReadError::NotYetSafe { .. })),
+        "not yet safe at 250"
+    );
+    let abort = Command::Decide {
+        txn: TxnId::local(2),
+        decision: Decision::Abort,
+    };
+    assert_eq!(
+        s.apply(&entry(5, 500, &abort)),
+        Ok(Applied::Aborted {
+            txn: TxnId::local(2)
+        })
+    );
+    assert_eq!(s.t_safe(), ts(500));
+    assert_eq!(value_at(&s, "x", 250).as_deref(), Some("p"));
+    assert_eq!(value_at(&s, "y", 500), None, "aborted writes never apply");
+}
+
+#[test]
+fn spanner_s4_2_1_commit_below_a_prepare_timestamp_is_refused() {
+    let mut s = GroupState::default();
+    s.apply(&entry(
+        1,
+        100,
+        &Command::Prepare {
+            txn: TxnId::local(1),
+            writes: vec![],
+            coordinator: 1,
+        },
+    ))
+    .unwrap();
+    let decide = Command::Decide {
+        txn: TxnId::local(1),
+        decision: Decision::Commit(ts(99)),
+    };
+    assert!(matches!(
+        s.apply(&entry(2, 200, &decide)),
+        Err(ApplyError::CommitBelowPrepare { .. })
+    ));
+}
+
+#[test]
+fn spanner_s4_1_2_entries_apply_in_order_with_rising_timestamps() {
+    let mut s = GroupState::default();
+    assert_eq!(
+        s.apply(&noop(2)),
+        Err(ApplyError::OutOfOrder { applied: 0, got: 2 })
+    );
+    s.apply(&entry(1, 100, &Command::CloseTimestamp)).unwrap();
+    assert!(matches!(
+        s.apply(&entry(2, 100, &Command::CloseTimestamp)),
+        Err(ApplyError::TimestampNotRising { .. })
+    ));
+}
+
+#[test]
+fn corrupt_record_is_an_apply_error_not_a_silent_skip() {
+    let mut s = GroupState::default();
+    let e = Entry {
+        slot: 1,
+        ballot: Ballot::new(1, 1),
+        ts: ts(5),
+        payload: Payload::Command(Bytes::from_static(&[1, 99])),
+    };
+    assert!(matches!(
+        s.apply(&e),
+        Err(ApplyError::Decode { slot: 1, .. })
+    ));
+    assert_eq!(s.applied_slot(), 0);
+}
+
+#[test]
+fn design_s4_read_below_gc_horizon_is_a_typed_error_and_gc_stops_at_t_safe() {
+    let mut s = GroupState::default();
+    s.apply(&entry(1, 100, &commit(1, &[("a", Some("1"))])))
+        .unwrap();
+    s.apply(&entry(2, 200, &commit(2, &[("a", Some("2"))])))
+        .unwrap();
+    assert_eq!(s.gc(ts(10_000)), ts(200), "clamped to t_safe");
+    assert!(matches!(
+        s.read(b"a", ts(150)),
+        Err(ReadError::Mvcc(MvccError::BelowGcHorizon { .. }))
+    ));
+    assert_eq!(value_at(&s, "a", 200).as_deref(), Some("2"));
+}
+
+#[test]
+fn commit_records_are_remembered_for_the_retention_then_pruned() {
+    let mut s = GroupState::new(1_000);
+    s.apply(&entry(1, 100, &commit(1, &[]))).unwrap();
+    s.apply(&entry(2, 1_100, &commit(2, &[]))).unwrap();
+    assert_eq!(s.committed(TxnId::local(1)), Some(ts(100)));
+    s.apply(&entry(3, 1_101, &commit(3, &[]))).unwrap();
+    assert_eq!(s.committed(TxnId::local(1)), None);
+    assert_eq!(s.committed(TxnId::local(2)), Some(ts(1_100)));
+}
+
+#[test]
+fn snapshot_round_trips_every_part_of_the_state() {
+    let mut s = GroupState::default();
+    s.apply(&noop(1)).unwrap();
+    s.apply(&entry(
+        2,
+        100,
+        &commit(1, &[("a", Some("1")), ("b", Some("x"))]),
+    ))
+    .unwrap();
+    s.apply(&entry(3, 200, &commit(2, &[("a", Some("2")), ("b", None)])))
+        .unwrap();
+    s.apply(&entry(
+        4,
+        300,
+        &Command::Prepare {
+            txn: TxnId::new(5, 6),
+            writes: vec![Write::put(b("c"), b("3"))],
+            coordinator: 4,
+        },
+    ))
+    .unwrap();
+    s.gc(ts(150));
+    let data = s.encode();
+    let r = GroupState::decode(&data, DEFAULT_COMMIT_RECORD_RETENTION_NANOS).unwrap();
+    assert_eq!(r.applied_slot(), 4);
+    assert_eq!(r.t_paxos_safe(), s.t_paxos_safe());
+    assert_eq!(r.t_tm_safe(), ts(299));
+    assert_eq!(r.last_commit_ts(), ts(200));
+    assert_eq!(r.gc_horizon(), ts(150));
+    assert_eq!(r.committed(TxnId::local(2)), Some(ts(200)));
+    assert_eq!(r.version_count(), s.version_count());
+    for at in [150, 199, 200, 299] {
+        assert_eq!(
+            r.scan(Bound::Unbounded, Bound::Unbounded, ts(at), 10),
+            s.scan(Bound::Unbounded, Bound::Unbounded, ts(at), 10)
+        );
+    }
+    assert_eq!(r.encode(), data, "encoding is canonical");
+    let (txn, p) = r.prepared().next().unwrap();
+    assert_eq!(
+        (*txn, p.prepare_ts, p.coordinator),
+        (TxnId::new(5, 6), ts(300), 4)
+    );
+    assert!(GroupState::decode(&data.slice(..data.len() - 1), 0).is_err());
+}
