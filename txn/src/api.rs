@@ -1,0 +1,454 @@
+//! What clients ask of a group replica and what they are told (DESIGN.md
+//! §5): requests, responses, typed errors, and the limits every request is
+//! checked against.
+//!
+//! These types are the client API of one participant group. The node
+//! runtime maps them to and from gRPC messages; the simulator passes them
+//! as they are.
+
+use bytes::Bytes;
+use meridian_participant::{Priority, TxnId, Write};
+use meridian_paxos::NodeId;
+use meridian_truetime::Timestamp;
+
+/// Longest key accepted, in bytes (DESIGN.md §6). Keys are at least one
+/// byte.
+pub const MAX_KEY_BYTES: usize = 4096;
+
+/// Longest value accepted, in bytes (DESIGN.md §6: 256 KiB).
+pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+
+/// Most operations (keys read plus keys written) in one transaction, and
+/// most reads in one read-only request (DESIGN.md §6).
+pub const MAX_TXN_OPERATIONS: usize = 1000;
+
+/// Identifies a request to the driver that submitted it; every reply
+/// carries it. Chosen by the driver, opaque to the core.
+pub type RequestId = u64;
+
+/// A client request to a group replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Begins a read-write transaction at the group leader, which issues
+    /// its [`TxnId`]. `priority` is the wound-wait priority of a retried
+    /// transaction (its first attempt's); `None` for a first attempt, which
+    /// gets `TT.now().latest` at the leader (Spanner §4.2.1).
+    Begin {
+        /// The priority to keep, for a retry.
+        priority: Option<Priority>,
+    },
+    /// Reads `keys` at the leader under shared locks (Spanner §4.2.1),
+    /// waiting for conflicting locks under wound-wait.
+    Read {
+        /// The transaction.
+        txn: TxnId,
+        /// Keys to read, in order.
+        keys: Vec<Bytes>,
+    },
+    /// Commits the transaction with these buffered writes: one-phase commit
+    /// in one Paxos round (DESIGN.md §5.1). A later write to a key replaces
+    /// an earlier one in the same list.
+    Commit {
+        /// The transaction.
+        txn: TxnId,
+        /// Its writes.
+        writes: Vec<Write>,
+    },
+    /// Aborts the transaction and releases its locks.
+    Abort {
+        /// The transaction.
+        txn: TxnId,
+    },
+    /// Keeps an idle transaction from the inactivity timeout (DESIGN.md
+    /// §5.1: "heartbeats keep a live one going").
+    Heartbeat {
+        /// The transaction.
+        txn: TxnId,
+    },
+    /// A lock-free read at a timestamp, served by any replica once its safe
+    /// time reaches it: a read-only transaction (Spanner §4.2.2) or a
+    /// snapshot read (§4.2.3).
+    ReadOnly {
+        /// Which timestamp to read at.
+        at: ReadAt,
+        /// What to read.
+        reads: Vec<ReadOp>,
+    },
+}
+
+/// The timestamp of a lock-free read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReadAt {
+    /// A strong read-only transaction (Spanner §4.2.2): at a leader that
+    /// holds its lease with nothing prepared, `s_read = LastTS` (here
+    /// `t_paxos_safe`, which is at least as recent) and no waiting;
+    /// elsewhere `s_read = TT.now().latest`, served once `t_safe` reaches
+    /// it. Sees every transaction committed before the request arrived.
+    Strong,
+    /// A snapshot read at exactly this timestamp (Spanner §4.2.3).
+    Exact(Timestamp),
+    /// A bounded-staleness read: at the newest timestamp this replica can
+    /// serve that is no older than `TT.now().latest - nanos`.
+    MaxStaleness(u64),
+}
+
+/// One read of a read-only request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ReadOp {
+    /// The value of one key.
+    Get(Bytes),
+    /// The rows with `start ≤ key < end` (no upper bound if `end` is
+    /// `None`), in key order, at most `limit` of them.
+    Scan {
+        /// First key.
+        start: Bytes,
+        /// Bound after the last key, if any.
+        end: Option<Bytes>,
+        /// Most rows to return (at most
+        /// [`meridian_participant::mvcc::MAX_SCAN_ROWS`]).
+        limit: usize,
+    },
+}
+
+/// The result of one [`ReadOp`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ReadResult {
+    /// A [`ReadOp::Get`]: the value, or `None` if the key has none.
+    Value(Option<Bytes>),
+    /// A [`ReadOp::Scan`]: `(key, value)` rows in key order.
+    Rows(Vec<(Bytes, Bytes)>),
+}
+
+/// A successful answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// [`Request::Begin`]: the new transaction and its priority.
+    Begun {
+        /// The id the leader issued.
+        txn: TxnId,
+        /// Its wound-wait priority; pass it to `Begin` again on retry.
+        priority: Priority,
+    },
+    /// [`Request::Read`]: one value per key, in order.
+    Read {
+        /// The values (`None`: no value).
+        values: Vec<Option<Bytes>>,
+    },
+    /// [`Request::Commit`]: committed at `commit_ts`; sent only once
+    /// `TT.after(commit_ts)` (commit wait, Spanner §4.1.2).
+    Committed {
+        /// The commit timestamp.
+        commit_ts: Timestamp,
+    },
+    /// [`Request::Abort`]: the transaction is aborted and its locks
+    /// released.
+    Aborted,
+    /// [`Request::Heartbeat`]: the transaction is still alive.
+    Alive,
+    /// [`Request::ReadOnly`]: what the reads saw at `read_ts`.
+    ReadOnly {
+        /// The timestamp read at.
+        read_ts: Timestamp,
+        /// One result per read, in order.
+        results: Vec<ReadResult>,
+    },
+}
+
+/// The answer to a [`Request`].
+pub type Reply = Result<Response, TxnError>;
+
+/// Why a transaction was aborted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AbortReason {
+    /// An older transaction needed its lock (wound-wait, Spanner §4.2.1).
+    Wounded,
+    /// The leader that held its locks lost leadership; the locks of
+    /// unprepared transactions died with that term.
+    LeaderChanged,
+    /// No request arrived for longer than the inactivity timeout.
+    Inactive,
+    /// The client asked.
+    ClientAbort,
+    /// The leader's queues were full.
+    Overloaded,
+    /// The leader has no record of the transaction.
+    Unknown,
+}
+
+impl std::fmt::Display for AbortReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AbortReason::Wounded => "wounded by an older transaction",
+            AbortReason::LeaderChanged => "the group leader changed",
+            AbortReason::Inactive => "inactive for longer than the timeout",
+            AbortReason::ClientAbort => "aborted by the client",
+            AbortReason::Overloaded => "the leader was overloaded",
+            AbortReason::Unknown => "unknown to the leader",
+        })
+    }
+}
+
+/// A request that breaks a limit; not retryable as it is.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRequest {
+    /// Keys are at least one byte.
+    #[error("empty key")]
+    EmptyKey,
+    /// A key longer than [`MAX_KEY_BYTES`].
+    #[error("key of {len} bytes exceeds the maximum of {max}")]
+    KeyTooLarge {
+        /// The key's length.
+        len: usize,
+        /// [`MAX_KEY_BYTES`].
+        max: usize,
+    },
+    /// A value longer than [`MAX_VALUE_BYTES`].
+    #[error("value of {len} bytes exceeds the maximum of {max}")]
+    ValueTooLarge {
+        /// The value's length.
+        len: usize,
+        /// [`MAX_VALUE_BYTES`].
+        max: usize,
+    },
+    /// More than [`MAX_TXN_OPERATIONS`] operations.
+    #[error("{count} operations exceed the maximum of {max} per transaction")]
+    TooManyOperations {
+        /// Operations asked for (in the transaction so far, with this
+        /// request).
+        count: usize,
+        /// [`MAX_TXN_OPERATIONS`].
+        max: usize,
+    },
+    /// A scan limit above the store's maximum.
+    #[error("scan limit {limit} exceeds the maximum of {max} rows")]
+    ScanLimitTooLarge {
+        /// The limit asked for.
+        limit: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// A request with nothing to do (no keys, no reads).
+    #[error("request has no operations")]
+    Empty,
+}
+
+/// Every error a client can see (DESIGN.md §5.5). [`TxnError::is_retryable`]
+/// says whether trying again (a new attempt, with the same priority) can
+/// succeed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TxnError {
+    /// This replica does not lead the group. Retryable at the leader.
+    #[error("not the group leader (leader hint: {leader:?})")]
+    NotLeader {
+        /// The leader this replica follows, if known.
+        leader: Option<NodeId>,
+    },
+    /// This replica leads but cannot serve yet: it is waiting out the
+    /// previous leader's lease, catching up on its predecessors' entries,
+    /// or has lost its lease. Retryable.
+    #[error("the leader is not ready to serve (waiting for its lease or catching up)")]
+    LeaderNotReady,
+    /// The transaction was aborted; nothing it wrote is visible. Retryable
+    /// as a new attempt.
+    #[error("transaction {txn} aborted: {reason}")]
+    Aborted {
+        /// The transaction.
+        txn: TxnId,
+        /// Why.
+        reason: AbortReason,
+    },
+    /// A lock wait queue is full. Retryable after a backoff; the
+    /// transaction is still alive.
+    #[error("lock queue full for key {key:?}")]
+    LockQueueFull {
+        /// The contended key.
+        key: Bytes,
+    },
+    /// The group is overloaded. Retryable after a backoff.
+    #[error("the group is overloaded; retry later")]
+    Overloaded,
+    /// The read's timestamp did not become safe here within the wait bound
+    /// (Spanner §4.1.3). Retryable, here or at another replica.
+    #[error("read at {read_ts} not yet safe at this replica (t_safe {t_safe})")]
+    NotYetSafe {
+        /// The timestamp asked for.
+        read_ts: Timestamp,
+        /// This replica's safe time when it gave up.
+        t_safe: Timestamp,
+    },
+    /// The read's timestamp is below the garbage-collection horizon
+    /// (DESIGN.md §5.3). Not retryable at that timestamp.
+    #[error("read at {read_ts} is below the GC horizon {horizon}")]
+    BelowGcHorizon {
+        /// The timestamp asked for.
+        read_ts: Timestamp,
+        /// The replica's GC horizon.
+        horizon: Timestamp,
+    },
+    /// The commit was sent but its outcome could not be learned: it may or
+    /// may not have committed. Neither success nor failure (DESIGN.md
+    /// §5.5).
+    #[error("outcome of transaction {txn} is unknown")]
+    OutcomeUnknown {
+        /// The transaction.
+        txn: TxnId,
+    },
+    /// Another request of this transaction is still in progress. A client
+    /// sends one request per transaction at a time. Not retryable.
+    #[error("transaction {txn} already has a request in progress")]
+    TxnBusy {
+        /// The transaction.
+        txn: TxnId,
+    },
+    /// The transaction's commit is already under way; it can no longer be
+    /// aborted. Its commit request will report the outcome.
+    #[error("transaction {txn} is committing and can no longer abort")]
+    TooLateToAbort {
+        /// The transaction.
+        txn: TxnId,
+    },
+    /// The request breaks a limit. Not retryable.
+    #[error("invalid request: {0}")]
+    Invalid(#[from] InvalidRequest),
+}
+
+impl TxnError {
+    /// Whether a retry (for a transaction: a new attempt with the same
+    /// priority) can succeed (DESIGN.md §5.5).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TxnError::NotLeader { .. }
+            | TxnError::LeaderNotReady
+            | TxnError::Aborted { .. }
+            | TxnError::LockQueueFull { .. }
+            | TxnError::Overloaded
+            | TxnError::NotYetSafe { .. } => true,
+            TxnError::BelowGcHorizon { .. }
+            | TxnError::OutcomeUnknown { .. }
+            | TxnError::TxnBusy { .. }
+            | TxnError::TooLateToAbort { .. }
+            | TxnError::Invalid(_) => false,
+        }
+    }
+}
+
+/// Checks a key against the limits.
+pub fn check_key(key: &[u8]) -> Result<(), InvalidRequest> {
+    if key.is_empty() {
+        return Err(InvalidRequest::EmptyKey);
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(InvalidRequest::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a write against the limits.
+pub fn check_write(w: &Write) -> Result<(), InvalidRequest> {
+    check_key(&w.key)?;
+    match &w.value {
+        Some(v) if v.len() > MAX_VALUE_BYTES => Err(InvalidRequest::ValueTooLarge {
+            len: v.len(),
+            max: MAX_VALUE_BYTES,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that `count` operations are within [`MAX_TXN_OPERATIONS`].
+pub fn check_operation_count(count: usize) -> Result<(), InvalidRequest> {
+    if count > MAX_TXN_OPERATIONS {
+        return Err(InvalidRequest::TooManyOperations {
+            count,
+            max: MAX_TXN_OPERATIONS,
+        });
+    }
+    Ok(())
+}
+
+/// Checks the reads of a read-only request.
+pub fn check_reads(reads: &[ReadOp]) -> Result<(), InvalidRequest> {
+    if reads.is_empty() {
+        return Err(InvalidRequest::Empty);
+    }
+    check_operation_count(reads.len())?;
+    for r in reads {
+        match r {
+            ReadOp::Get(key) => check_key(key)?,
+            ReadOp::Scan { start, end, limit } => {
+                if !start.is_empty() {
+                    check_key(start)?;
+                }
+                if let Some(end) = end {
+                    check_key(end)?;
+                }
+                let max = meridian_participant::mvcc::MAX_SCAN_ROWS;
+                if *limit > max {
+                    return Err(InvalidRequest::ScanLimitTooLarge { limit: *limit, max });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_s6_limits_are_enforced_with_typed_errors() {
+        assert_eq!(check_key(b""), Err(InvalidRequest::EmptyKey));
+        assert!(check_key(&[b'k'; MAX_KEY_BYTES]).is_ok());
+        assert_eq!(
+            check_key(&[b'k'; MAX_KEY_BYTES + 1]),
+            Err(InvalidRequest::KeyTooLarge {
+                len: MAX_KEY_BYTES + 1,
+                max: MAX_KEY_BYTES
+            })
+        );
+        let big = Write::put(Bytes::from_static(b"k"), vec![0u8; MAX_VALUE_BYTES + 1]);
+        assert!(matches!(
+            check_write(&big),
+            Err(InvalidRequest::ValueTooLarge { .. })
+        ));
+        assert!(check_write(&Write::delete(Bytes::from_static(b"k"))).is_ok());
+        assert!(check_operation_count(MAX_TXN_OPERATIONS).is_ok());
+        assert!(check_operation_count(MAX_TXN_OPERATIONS + 1).is_err());
+        assert_eq!(check_reads(&[]), Err(InvalidRequest::Empty));
+        let scan = ReadOp::Scan {
+            start: Bytes::new(),
+            end: None,
+            limit: usize::MAX,
+        };
+        assert!(matches!(
+            check_reads(&[scan]),
+            Err(InvalidRequest::ScanLimitTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn design_s5_5_errors_say_whether_they_are_retryable() {
+        let txn = TxnId::local(1);
+        assert!(
+            TxnError::Aborted {
+                txn,
+                reason: AbortReason::Wounded
+            }
+            .is_retryable()
+        );
+        assert!(TxnError::NotLeader { leader: None }.is_retryable());
+        assert!(!TxnError::OutcomeUnknown { txn }.is_retryable());
+        assert!(!TxnError::Invalid(InvalidRequest::EmptyKey).is_retryable());
+        assert!(
+            !TxnError::BelowGcHorizon {
+                read_ts: Timestamp::ZERO,
+                horizon: Timestamp::MAX
+            }
+            .is_retryable()
+        );
+    }
+}

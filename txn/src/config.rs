@@ -1,0 +1,122 @@
+//! Configuration of a group replica, with the defaults a deployment uses.
+
+use meridian_participant::LockLimits;
+use meridian_participant::state::DEFAULT_COMMIT_RECORD_RETENTION_NANOS;
+
+const MS: u64 = 1_000_000;
+const SECOND: u64 = 1_000_000_000;
+
+/// Default interval between closed timestamps at an idle leader: 50 ms. A
+/// strong read at a follower waits about this long at most for its safe
+/// time (plus replication and the clock uncertainty).
+pub const DEFAULT_CLOSE_INTERVAL_NANOS: u64 = 50 * MS;
+
+/// Default bound on how long a read waits for safe time before it fails
+/// with `NotYetSafe`: 1 s.
+pub const DEFAULT_READ_WAIT_NANOS: u64 = SECOND;
+
+/// Default inactivity timeout after which an idle transaction is aborted
+/// (DESIGN.md §5.1): 10 s.
+pub const DEFAULT_INACTIVITY_TIMEOUT_NANOS: u64 = 10 * SECOND;
+
+/// Default age below which versions are kept for snapshot reads: 10 min.
+/// Reads further in the past fail with `BelowGcHorizon`.
+pub const DEFAULT_GC_RETENTION_NANOS: u64 = 10 * 60 * SECOND;
+
+/// Default interval between garbage collections: 10 s.
+pub const DEFAULT_GC_INTERVAL_NANOS: u64 = 10 * SECOND;
+
+/// Default number of applied entries between snapshots of the group state.
+pub const DEFAULT_COMPACT_EVERY: u64 = 10_000;
+
+/// Default most transactions active at one leader.
+pub const DEFAULT_MAX_ACTIVE_TXNS: usize = 100_000;
+
+/// Default most lock-free reads waiting for safe time at one replica.
+pub const DEFAULT_MAX_WAITING_READS: usize = 10_000;
+
+/// Largest group id: transaction ids embed it in 16 bits.
+pub const MAX_GROUP_ID: u64 = 0xFFFF;
+
+/// Largest node id: transaction ids embed it in 16 bits.
+pub const MAX_NODE_ID: u64 = 0xFFFF;
+
+/// Configuration of one [`crate::GroupReplica`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The participant group this replica belongs to (at most
+    /// [`MAX_GROUP_ID`]).
+    pub group: u64,
+    /// The Paxos replica's configuration (its `id` at most [`MAX_NODE_ID`]).
+    pub paxos: meridian_paxos::Config,
+    /// Interval between closed timestamps at an idle leader.
+    pub close_interval_nanos: u64,
+    /// Bound on a lock-free read's wait for safe time.
+    pub read_wait_nanos: u64,
+    /// Idle time after which a leader aborts a transaction.
+    pub inactivity_timeout_nanos: u64,
+    /// Versions younger than this are kept for snapshot reads.
+    pub gc_retention_nanos: u64,
+    /// Interval between garbage collections.
+    pub gc_interval_nanos: u64,
+    /// How long commit records stay queryable by transaction id.
+    pub commit_record_retention_nanos: u64,
+    /// Applied entries between snapshots (log compactions).
+    pub compact_every: u64,
+    /// Bounds on the leader's lock wait queues.
+    pub lock_limits: LockLimits,
+    /// Most transactions active at once at the leader.
+    pub max_active_txns: usize,
+    /// Most lock-free reads waiting for safe time.
+    pub max_waiting_reads: usize,
+    /// A deliberate bug of this layer (simulator only).
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<crate::PlantedBug>,
+    /// A deliberate bug of the lock table (simulator only).
+    #[cfg(feature = "planted-bugs")]
+    pub lock_table_bug: Option<meridian_participant::PlantedBug>,
+}
+
+impl Config {
+    /// Defaults for replica `paxos.id` of `group`.
+    pub fn new(group: u64, paxos: meridian_paxos::Config) -> Config {
+        Config {
+            group,
+            paxos,
+            close_interval_nanos: DEFAULT_CLOSE_INTERVAL_NANOS,
+            read_wait_nanos: DEFAULT_READ_WAIT_NANOS,
+            inactivity_timeout_nanos: DEFAULT_INACTIVITY_TIMEOUT_NANOS,
+            gc_retention_nanos: DEFAULT_GC_RETENTION_NANOS,
+            gc_interval_nanos: DEFAULT_GC_INTERVAL_NANOS,
+            commit_record_retention_nanos: DEFAULT_COMMIT_RECORD_RETENTION_NANOS,
+            compact_every: DEFAULT_COMPACT_EVERY,
+            lock_limits: LockLimits::default(),
+            max_active_txns: DEFAULT_MAX_ACTIVE_TXNS,
+            max_waiting_reads: DEFAULT_MAX_WAITING_READS,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
+            #[cfg(feature = "planted-bugs")]
+            lock_table_bug: None,
+        }
+    }
+
+    pub(crate) fn validate(&self) {
+        assert!(
+            self.group <= MAX_GROUP_ID,
+            "group id {} exceeds {MAX_GROUP_ID}",
+            self.group
+        );
+        assert!(
+            self.paxos.id <= MAX_NODE_ID,
+            "node id {} exceeds {MAX_NODE_ID}",
+            self.paxos.id
+        );
+        assert!(
+            self.close_interval_nanos > 0,
+            "close interval must be positive"
+        );
+        assert!(self.gc_interval_nanos > 0, "GC interval must be positive");
+        assert!(self.compact_every > 0, "compact_every must be positive");
+        assert!(self.max_active_txns > 0 && self.max_waiting_reads > 0);
+    }
+}

@@ -1,0 +1,412 @@
+//! The leader's transaction table for one leadership term: active
+//! read-write transactions, their locks, and the requests waiting on them
+//! (Spanner §4.2.1).
+//!
+//! The table lives exactly as long as one term (one ballot). When the
+//! replica stops leading, or leads again at a higher ballot, the table is
+//! dropped: the locks of unprepared transactions die with it and those
+//! transactions abort, retryably (DESIGN.md §4). Transaction ids carry the
+//! term that issued them, so a request for a transaction of an ended term
+//! is recognised and refused, never mistaken for a new transaction.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+use meridian_participant::{
+    Acquire, GroupState, LockError, LockLimits, LockMode, LockTable, Priority, TxnId, Write,
+};
+use meridian_paxos::Ballot;
+use meridian_truetime::Timestamp;
+
+use crate::api::{AbortReason, RequestId, Response, TxnError};
+use crate::replica::Output;
+
+/// Most ended (aborted) transactions of this term remembered, so a late
+/// request for one gets its real abort reason.
+pub(crate) const MAX_REMEMBERED_ENDED: usize = 65_536;
+
+/// What a transaction is doing.
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// Nothing in progress; counts towards the inactivity timeout.
+    Idle,
+    /// A read request taking shared locks key by key.
+    Reading {
+        targets: Vec<RequestId>,
+        keys: Vec<Bytes>,
+        values: Vec<Option<Bytes>>,
+    },
+    /// A commit request taking exclusive locks on its writes.
+    Locking {
+        targets: Vec<RequestId>,
+        writes: Vec<Write>,
+        /// The first write whose exclusive lock is not yet held.
+        next: usize,
+        /// Spanner §4.1.2 start rule: the commit timestamp must exceed
+        /// `TT.now().latest` at the request's arrival.
+        min_ts: Timestamp,
+    },
+    /// Every lock held and the commit record proposed: it can no longer be
+    /// wounded or aborted; the replica's commit tracker has the rest.
+    Committing,
+}
+
+/// An active read-write transaction.
+#[derive(Debug)]
+pub(crate) struct ActiveTxn {
+    pub(crate) priority: Priority,
+    /// Local time of the last request.
+    pub(crate) last_active: Timestamp,
+    /// Keys read and written so far, against `MAX_TXN_OPERATIONS`.
+    pub(crate) ops: usize,
+    pub(crate) op: Op,
+}
+
+/// How a transaction of this term that is no longer active ended.
+#[derive(Clone, Copy, Debug)]
+enum Ended {
+    Aborted(AbortReason),
+    /// A transaction without writes, committed without a log record.
+    Committed(Timestamp),
+}
+
+/// A transaction whose locks are all held and whose commit record should
+/// now be proposed.
+#[derive(Debug)]
+pub(crate) struct ReadyToCommit {
+    pub(crate) txn: TxnId,
+    pub(crate) targets: Vec<RequestId>,
+    pub(crate) writes: Vec<Write>,
+    pub(crate) min_ts: Timestamp,
+}
+
+/// The leader's table for one term.
+#[derive(Debug)]
+pub(crate) struct Leader {
+    pub(crate) ballot: Ballot,
+    /// The origin of every transaction id this term issues.
+    pub(crate) origin: u64,
+    next_seq: u64,
+    pub(crate) locks: LockTable,
+    pub(crate) txns: HashMap<TxnId, ActiveTxn>,
+    ended: HashMap<TxnId, Ended>,
+    ended_order: VecDeque<TxnId>,
+    max_active: usize,
+}
+
+/// The origin of the transaction ids a leader of `group` at `ballot`
+/// issues: unique to the pair (group and node ids are bounded to 16 bits by
+/// [`crate::Config`], rounds to 32).
+pub(crate) fn origin(group: u64, ballot: Ballot) -> u64 {
+    assert!(
+        ballot.round <= u64::from(u32::MAX),
+        "ballot round {} exceeds the 32 bits a transaction id holds",
+        ballot.round
+    );
+    (group << 48) | (ballot.node << 32) | ballot.round
+}
+
+impl Leader {
+    pub(crate) fn new(group: u64, ballot: Ballot, limits: LockLimits, max_active: usize) -> Leader {
+        Leader {
+            ballot,
+            origin: origin(group, ballot),
+            next_seq: 1,
+            locks: LockTable::new(limits),
+            txns: HashMap::new(),
+            ended: HashMap::new(),
+            ended_order: VecDeque::new(),
+            max_active,
+        }
+    }
+
+    /// Begins a transaction (Spanner §4.2.1: its priority is its first
+    /// start timestamp, `TT.now().latest` here unless a retry brings one).
+    pub(crate) fn begin(
+        &mut self,
+        priority: Option<Priority>,
+        now_latest: Timestamp,
+        local: Timestamp,
+    ) -> Result<Response, TxnError> {
+        if self.txns.len() >= self.max_active {
+            return Err(TxnError::Overloaded);
+        }
+        let txn = TxnId::new(self.origin, self.next_seq);
+        self.next_seq += 1;
+        let priority = priority.unwrap_or(Priority::new(now_latest));
+        self.txns.insert(
+            txn,
+            ActiveTxn {
+                priority,
+                last_active: local,
+                ops: 0,
+                op: Op::Idle,
+            },
+        );
+        Ok(Response::Begun { txn, priority })
+    }
+
+    /// Why a transaction the table does not hold is gone.
+    pub(crate) fn missing(&self, txn: TxnId) -> TxnError {
+        let reason = if txn.origin == self.origin {
+            match self.ended.get(&txn) {
+                Some(Ended::Aborted(reason)) => *reason,
+                Some(Ended::Committed(_)) | None => AbortReason::Unknown,
+            }
+        } else {
+            AbortReason::LeaderChanged
+        };
+        TxnError::Aborted { txn, reason }
+    }
+
+    /// Aborts `txn` (if active and not committing): releases its locks,
+    /// fails its in-flight request, and queues the transactions its locks
+    /// now go to. Returns whether it was aborted.
+    pub(crate) fn abort(
+        &mut self,
+        txn: TxnId,
+        reason: AbortReason,
+        resume: &mut VecDeque<TxnId>,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        match self.txns.get(&txn) {
+            Some(t) if !matches!(t.op, Op::Committing) => {}
+            _ => return false,
+        }
+        let t = self.txns.remove(&txn).expect("checked above");
+        if let Op::Reading { targets, .. } | Op::Locking { targets, .. } = t.op {
+            reply_all(&targets, &Err(TxnError::Aborted { txn, reason }), out);
+        }
+        self.release(txn, resume);
+        self.remember_ended(txn, reason);
+        true
+    }
+
+    /// Releases every lock of `txn` and queues whoever they go to.
+    pub(crate) fn release(&mut self, txn: TxnId, resume: &mut VecDeque<TxnId>) {
+        for g in self.locks.release_all(txn) {
+            resume.push_back(g.txn);
+        }
+    }
+
+    /// Forgets a transaction that finished (committed), releasing its locks.
+    pub(crate) fn finish(&mut self, txn: TxnId, resume: &mut VecDeque<TxnId>) {
+        if self.txns.remove(&txn).is_some() {
+            self.release(txn, resume);
+        }
+    }
+
+    /// Remembers that `txn`, which had no writes, committed at `ts`.
+    pub(crate) fn record_committed(&mut self, txn: TxnId, ts: Timestamp) {
+        self.remember(txn, Ended::Committed(ts));
+    }
+
+    /// When `txn` committed, if it was a transaction of this term without
+    /// writes (others are in the group state's commit records).
+    pub(crate) fn committed_at(&self, txn: TxnId) -> Option<Timestamp> {
+        match self.ended.get(&txn) {
+            Some(Ended::Committed(ts)) => Some(*ts),
+            _ => None,
+        }
+    }
+
+    fn remember_ended(&mut self, txn: TxnId, reason: AbortReason) {
+        self.remember(txn, Ended::Aborted(reason));
+    }
+
+    fn remember(&mut self, txn: TxnId, how: Ended) {
+        if self.ended_order.len() >= MAX_REMEMBERED_ENDED {
+            if let Some(old) = self.ended_order.pop_front() {
+                self.ended.remove(&old);
+            }
+        }
+        self.ended.insert(txn, how);
+        self.ended_order.push_back(txn);
+    }
+
+    /// Drives `txn`'s in-flight request as far as its locks allow: takes
+    /// the next locks, reads under them, answers a finished read, and
+    /// reports a commit whose locks are all held in `ready`.
+    pub(crate) fn drive(
+        &mut self,
+        txn: TxnId,
+        state: &GroupState,
+        resume: &mut VecDeque<TxnId>,
+        ready: &mut Vec<ReadyToCommit>,
+        out: &mut Vec<Output>,
+    ) {
+        loop {
+            let Some(t) = self.txns.get_mut(&txn) else {
+                return;
+            };
+            let priority = t.priority;
+            let (key, mode) = match &mut t.op {
+                Op::Idle | Op::Committing => return,
+                Op::Reading {
+                    targets,
+                    keys,
+                    values,
+                } => {
+                    if values.len() == keys.len() {
+                        let values = std::mem::take(values);
+                        let targets = std::mem::take(targets);
+                        t.op = Op::Idle;
+                        reply_all(&targets, &Ok(Response::Read { values }), out);
+                        return;
+                    }
+                    (keys[values.len()].clone(), LockMode::Shared)
+                }
+                Op::Locking { writes, next, .. } => {
+                    if *next == writes.len() {
+                        let Op::Locking {
+                            targets,
+                            writes,
+                            min_ts,
+                            ..
+                        } = std::mem::replace(&mut t.op, Op::Committing)
+                        else {
+                            unreachable!("matched above")
+                        };
+                        ready.push(ReadyToCommit {
+                            txn,
+                            targets,
+                            writes,
+                            min_ts,
+                        });
+                        return;
+                    }
+                    (writes[*next].key.clone(), LockMode::Exclusive)
+                }
+            };
+            match self.locks.acquire(txn, priority, &key, mode) {
+                Ok(Acquire::Granted) => match self.txns.get_mut(&txn).map(|t| &mut t.op) {
+                    Some(Op::Reading { values, .. }) => {
+                        // Spanner §4.2.1: under the shared lock the newest
+                        // applied version is the one to read; every
+                        // conflicting commit holds its exclusive lock until
+                        // it has applied.
+                        values.push(state.read_latest(&key).map(|(_, v)| v));
+                    }
+                    Some(Op::Locking { next, .. }) => *next += 1,
+                    _ => unreachable!("only reading and locking txns take locks"),
+                },
+                Ok(Acquire::Waiting { wounded }) => {
+                    for victim in wounded {
+                        self.abort(victim, AbortReason::Wounded, resume, out);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.fail_request(txn, e, resume, out);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A lock request failed: the request fails; the transaction lives on
+    /// (holding what it holds) unless the failure ends it.
+    fn fail_request(
+        &mut self,
+        txn: TxnId,
+        e: LockError,
+        resume: &mut VecDeque<TxnId>,
+        out: &mut Vec<Output>,
+    ) {
+        let err = match e {
+            LockError::QueueFull { key, .. } => TxnError::LockQueueFull { key },
+            LockError::TooManyWaiters { .. } => TxnError::Overloaded,
+            LockError::Wounded { .. } => {
+                self.abort(txn, AbortReason::Wounded, resume, out);
+                return;
+            }
+            // The rest are broken preconditions of this table's own use.
+            other => panic!("lock table refused txn {txn}: {other}"),
+        };
+        if let Some(t) = self.txns.get_mut(&txn) {
+            if let Op::Reading { targets, .. } | Op::Locking { targets, .. } =
+                std::mem::replace(&mut t.op, Op::Idle)
+            {
+                reply_all(&targets, &Err(err), out);
+            }
+        }
+    }
+
+    /// Aborts idle transactions whose last request is older than
+    /// `timeout` (DESIGN.md §5.1).
+    pub(crate) fn expire_inactive(
+        &mut self,
+        local: Timestamp,
+        timeout: u64,
+        resume: &mut VecDeque<TxnId>,
+        out: &mut Vec<Output>,
+    ) {
+        let expired: Vec<TxnId> = self
+            .txns
+            .iter()
+            .filter(|(_, t)| matches!(t.op, Op::Idle) && local.nanos_since(t.last_active) > timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for txn in expired {
+            self.abort(txn, AbortReason::Inactive, resume, out);
+        }
+    }
+
+    /// The term ends: every in-flight request of an unprepared transaction
+    /// fails with `LeaderChanged`.
+    pub(crate) fn step_down(self, out: &mut Vec<Output>) {
+        for (txn, t) in self.txns {
+            if let Op::Reading { targets, .. } | Op::Locking { targets, .. } = t.op {
+                reply_all(
+                    &targets,
+                    &Err(TxnError::Aborted {
+                        txn,
+                        reason: AbortReason::LeaderChanged,
+                    }),
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Checks the table against the lock table; panics on the first broken
+    /// rule.
+    pub(crate) fn assert_invariants(&self) {
+        self.locks.assert_invariants();
+        for txn in self.locks.txns() {
+            assert!(
+                self.txns.contains_key(&txn),
+                "txn {txn} is in the lock table but has ended (no lock may outlive its txn)"
+            );
+            assert_eq!(
+                txn.origin, self.origin,
+                "txn {txn} of another term holds a lock"
+            );
+        }
+        for (txn, t) in &self.txns {
+            let waiting = self.locks.waits_for().iter().any(|e| e.waiter == *txn);
+            match &t.op {
+                Op::Committing => assert!(
+                    self.locks.is_prepared(*txn) || self.locks.locks_held_by(*txn).is_empty(),
+                    "committing txn {txn} is not marked prepared in the lock table"
+                ),
+                Op::Idle => assert!(!waiting, "idle txn {txn} waits for a lock"),
+                Op::Reading { .. } | Op::Locking { .. } => {}
+            }
+        }
+    }
+}
+
+/// Sends `reply` to every request in `targets`.
+pub(crate) fn reply_all(
+    targets: &[RequestId],
+    reply: &Result<Response, TxnError>,
+    out: &mut Vec<Output>,
+) {
+    for id in targets {
+        out.push(Output::Reply {
+            id: *id,
+            reply: reply.clone(),
+        });
+    }
+}

@@ -1,0 +1,1045 @@
+//! [`GroupReplica`]: one replica of one participant group, as the driver
+//! sees it — the Paxos replica, the replicated [`GroupState`], and, while
+//! it leads, the transaction table.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use meridian_participant::{
+    Applied, Command, GroupState, LockError, ReadError, TxnId, WaitsFor, Write,
+};
+use meridian_paxos::{
+    Entry, Message, NodeId, PersistRequest, ProposalId, Recovered, Replica, Role, Slot, Snapshot,
+};
+use meridian_truetime::{Timestamp, TtInterval};
+use rand::RngCore;
+
+use crate::api::{
+    AbortReason, ReadAt, ReadOp, ReadResult, Reply, Request, RequestId, Response, TxnError,
+    check_key, check_operation_count, check_reads, check_write,
+};
+use crate::config::Config;
+use crate::leader::{ActiveTxn, Leader, Op, ReadyToCommit, reply_all};
+
+/// What drives a group replica.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Time passed: check timers (deliver at or soon after
+    /// [`GroupReplica::next_deadline`]).
+    Tick,
+    /// A Paxos message from a peer replica of the group.
+    Message(Message),
+    /// Every [`PersistRequest`] with `seq` at most this is durable.
+    Persisted {
+        /// Highest durable sequence number.
+        seq: u64,
+    },
+    /// A client request; answered by exactly one [`Output::Reply`] with the
+    /// same `id` while this replica lives.
+    Request {
+        /// Chosen by the driver, echoed in the reply.
+        id: RequestId,
+        /// The request.
+        request: Request,
+    },
+}
+
+/// What a group replica asks of its driver.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Send a Paxos message to a peer (best effort).
+    Send(Message),
+    /// Write, sync, then report [`Input::Persisted`] (see
+    /// [`meridian_paxos::Storage`]).
+    Persist(PersistRequest),
+    /// The answer to the request `id`.
+    Reply {
+        /// The request answered.
+        id: RequestId,
+        /// The answer.
+        reply: Reply,
+    },
+    /// Entries this replica just applied to its state, in slot order. For
+    /// observers (metrics, the simulator's checkers); a driver may ignore
+    /// it.
+    Applied(Vec<Entry>),
+    /// The state was replaced by a snapshot covering slots up to
+    /// `last_slot`. For observers.
+    SnapshotRestored {
+        /// The last slot the snapshot covers.
+        last_slot: Slot,
+    },
+    /// The Paxos role or known leader changed. For observers.
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The leader now followed, if known.
+        leader: Option<NodeId>,
+    },
+}
+
+/// A commit record proposed by this replica, until its slot applies.
+#[derive(Debug)]
+struct PendingCommit {
+    targets: Vec<RequestId>,
+    /// The slot and Paxos write timestamp, once the entry is in the log.
+    placed: Option<(Slot, Timestamp)>,
+}
+
+/// The timestamp a lock-free read waits for.
+#[derive(Clone, Copy, Debug)]
+enum ReadTarget {
+    /// Exactly this timestamp.
+    At(Timestamp),
+    /// The newest safe timestamp, once it is at least `floor`.
+    Newest { floor: Timestamp },
+}
+
+/// A lock-free read waiting for safe time.
+#[derive(Debug)]
+struct ReadWait {
+    id: RequestId,
+    reads: Vec<ReadOp>,
+    target: ReadTarget,
+    /// Local time after which it fails with `NotYetSafe`.
+    deadline: Timestamp,
+}
+
+/// One replica of a participant group: Paxos, the replicated group state,
+/// and (while leading) the transaction table. A sans-IO state machine: the
+/// driver feeds [`Input`]s with the current TrueTime reading and carries
+/// out the [`Output`]s.
+///
+/// # Rules it keeps (DESIGN.md §4, §5; Spanner §4)
+///
+/// - **Read-write transactions** run at the leader while it holds its lease
+///   and has applied every entry of earlier leaders
+///   ([`meridian_paxos::Replica::term_started`]). Reads take shared locks
+///   and read the newest applied version; commit takes exclusive locks on
+///   the writes under wound-wait, marks the transaction prepared in the
+///   lock table (it can no longer be wounded), and proposes one commit
+///   record. Its commit timestamp is the entry's Paxos write timestamp:
+///   above every timestamp assigned before, above `TT.now().latest` at the
+///   commit's arrival, inside the lease.
+/// - **Commit wait.** No replica applies an entry before `TT.after` of its
+///   timestamp on its own clock; so no data committed at `s` is visible
+///   anywhere, and no client is told of the commit, before `s` has passed
+///   in true time (Spanner §4.1.2: "before allowing any coordinator
+///   replica to apply the commit record, the coordinator leader waits until
+///   TT.after(s)"). The wait overlaps the Paxos round. The leader answers
+///   the client and releases the locks when the commit applies.
+/// - **Safe time.** Reads at a timestamp are served by any replica once
+///   `t_safe` reaches it, waiting at most `read_wait_nanos`. An idle
+///   leader closes timestamps through Paxos every `close_interval_nanos`.
+/// - **Failover.** A new term gets a fresh, empty transaction table; the
+///   previous term's unprepared transactions are aborted
+///   ([`AbortReason::LeaderChanged`]).
+pub struct GroupReplica {
+    cfg: Config,
+    paxos: Replica,
+    state: GroupState,
+    /// Chosen entries waiting for `TT.after(ts)` before they apply.
+    unapplied: VecDeque<Entry>,
+    leader: Option<Leader>,
+    commits: HashMap<TxnId, PendingCommit>,
+    by_proposal: HashMap<ProposalId, TxnId>,
+    by_slot: BTreeMap<Slot, TxnId>,
+    /// Replies owed once `TT.after(ts)`: `(ts, request, answer)`.
+    commit_waits: Vec<(Timestamp, RequestId, Reply)>,
+    read_waits: Vec<ReadWait>,
+    /// A proposed closed timestamp not yet in the log.
+    close_proposal: Option<ProposalId>,
+    /// Local time of the last proposal (for closing idle groups).
+    last_proposal_at: Timestamp,
+    next_gc_at: Timestamp,
+    next_expiry_at: Timestamp,
+    /// ε of the last reading, for converting `TT.after(t)` into a local
+    /// deadline.
+    epsilon: u64,
+    /// Transactions whose lock waits may have ended.
+    resume: VecDeque<TxnId>,
+    ready: Vec<ReadyToCommit>,
+}
+
+impl std::fmt::Debug for GroupReplica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupReplica")
+            .field("group", &self.cfg.group)
+            .field("paxos", &self.paxos)
+            .field("t_safe", &self.state.t_safe())
+            .field("leading", &self.leader.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroupReplica {
+    /// A replica recovered from `state` (`Recovered::default()` for a new
+    /// one); `rng` feeds Paxos election jitter. Call
+    /// [`start`](Self::start) next.
+    pub fn new(cfg: Config, state: Recovered, rng: Box<dyn RngCore + Send>) -> GroupReplica {
+        cfg.validate();
+        let paxos = Replica::new(cfg.paxos.clone(), state, rng);
+        GroupReplica {
+            state: GroupState::new(cfg.commit_record_retention_nanos),
+            paxos,
+            unapplied: VecDeque::new(),
+            leader: None,
+            commits: HashMap::new(),
+            by_proposal: HashMap::new(),
+            by_slot: BTreeMap::new(),
+            commit_waits: Vec::new(),
+            read_waits: Vec::new(),
+            close_proposal: None,
+            last_proposal_at: Timestamp::ZERO,
+            next_gc_at: Timestamp::ZERO,
+            next_expiry_at: Timestamp::ZERO,
+            epsilon: 0,
+            resume: VecDeque::new(),
+            ready: Vec::new(),
+            cfg,
+        }
+    }
+
+    /// Starts the replica (restores a recovered snapshot, arms timers).
+    pub fn start(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let local = now.midpoint();
+        self.next_gc_at = local.saturating_add(self.cfg.gc_interval_nanos);
+        let mut pout = Vec::new();
+        self.paxos.start(now, &mut pout);
+        self.absorb(pout, out);
+        self.finish(now, out);
+    }
+
+    /// Feeds one input; outputs are appended to `out`.
+    pub fn step(&mut self, now: TtInterval, input: Input, out: &mut Vec<Output>) {
+        self.epsilon = now.epsilon_nanos();
+        let mut pout = Vec::new();
+        match input {
+            Input::Tick => self.paxos.step(now, meridian_paxos::Input::Tick, &mut pout),
+            Input::Message(m) => self
+                .paxos
+                .step(now, meridian_paxos::Input::Message(m), &mut pout),
+            Input::Persisted { seq } => {
+                self.paxos
+                    .step(now, meridian_paxos::Input::Persisted { seq }, &mut pout)
+            }
+            Input::Request { id, request } => {
+                self.absorb(pout, out);
+                self.sync_leadership(now, out);
+                self.handle_request(now, id, request, out);
+                self.finish(now, out);
+                return;
+            }
+        }
+        self.absorb(pout, out);
+        self.finish(now, out);
+    }
+
+    // ------------------------------------------------------------------
+    // Queries
+    // ------------------------------------------------------------------
+
+    /// The Paxos replica (role, leader, lease, log positions).
+    pub fn paxos(&self) -> &Replica {
+        &self.paxos
+    }
+
+    /// The replicated group state (safe time, reads, version counts).
+    pub fn state(&self) -> &GroupState {
+        &self.state
+    }
+
+    /// This replica's safe time (Spanner §4.1.3).
+    pub fn t_safe(&self) -> Timestamp {
+        self.state.t_safe()
+    }
+
+    /// Whether this replica holds a transaction table (it leads a term).
+    pub fn is_leading(&self) -> bool {
+        self.leader.is_some()
+    }
+
+    /// Transactions active at this leader (0 if not leading).
+    pub fn active_txns(&self) -> usize {
+        self.leader.as_ref().map_or(0, |l| l.txns.len())
+    }
+
+    /// The waits-for graph of the leader's lock table (DESIGN.md §4: who
+    /// waits for whom); empty if not leading.
+    pub fn waits_for(&self) -> Vec<WaitsFor> {
+        self.leader
+            .as_ref()
+            .map(|l| l.locks.waits_for())
+            .unwrap_or_default()
+    }
+
+    /// Chosen entries waiting for their commit wait before they apply.
+    pub fn unapplied_len(&self) -> usize {
+        self.unapplied.len()
+    }
+
+    /// The local time at which the replica next needs an [`Input::Tick`].
+    pub fn next_deadline(&self) -> Timestamp {
+        let after = |ts: Timestamp| ts.saturating_add(self.epsilon + 1);
+        let mut d = self.paxos.next_deadline().min(self.next_gc_at);
+        if self.leader.is_some() {
+            d = d
+                .min(
+                    self.last_proposal_at
+                        .saturating_add(self.cfg.close_interval_nanos),
+                )
+                .min(self.next_expiry_at);
+        }
+        if let Some(e) = self.unapplied.front() {
+            d = d.min(after(e.ts));
+        }
+        for (ts, _, _) in &self.commit_waits {
+            d = d.min(after(*ts));
+        }
+        for w in &self.read_waits {
+            d = d.min(w.deadline);
+        }
+        d
+    }
+
+    /// Checks the replica's invariants; panics on the first broken one.
+    /// For tests and the simulator: no lock outlives its transaction, the
+    /// lock table is consistent and wound-wait holds, pending work refers
+    /// to slots not yet applied.
+    pub fn assert_invariants(&self) {
+        if let Some(l) = &self.leader {
+            l.assert_invariants();
+        }
+        if let Some(e) = self.unapplied.front() {
+            assert_eq!(
+                e.slot,
+                self.state.applied_slot() + 1,
+                "unapplied entries must follow the applied state"
+            );
+        }
+        for (slot, txn) in &self.by_slot {
+            assert!(
+                *slot > self.state.applied_slot(),
+                "commit of {txn} at applied slot {slot} left unresolved"
+            );
+        }
+        assert_eq!(
+            self.by_proposal.len() + self.by_slot.len(),
+            self.commits.len(),
+            "pending commits out of sync"
+        );
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    fn bug(&self, b: crate::PlantedBug) -> bool {
+        self.cfg.planted_bug == Some(b)
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    #[inline(always)]
+    fn bug(&self, _b: crate::BugStub) -> bool {
+        false
+    }
+
+    // ------------------------------------------------------------------
+    // Paxos outputs
+    // ------------------------------------------------------------------
+
+    fn absorb(&mut self, pout: Vec<meridian_paxos::Output>, out: &mut Vec<Output>) {
+        use meridian_paxos::Output as P;
+        for o in pout {
+            match o {
+                P::Send(m) => out.push(Output::Send(m)),
+                P::Persist(r) => out.push(Output::Persist(r)),
+                P::Apply(entries) => self.unapplied.extend(entries),
+                P::RestoreSnapshot(s) => self.restore(s, out),
+                P::Proposed { id, slot, ts } => {
+                    if self.close_proposal == Some(id) {
+                        self.close_proposal = None;
+                    } else if let Some(txn) = self.by_proposal.remove(&id) {
+                        let pc = self
+                            .commits
+                            .get_mut(&txn)
+                            .expect("every proposal has a pending commit");
+                        pc.placed = Some((slot, ts));
+                        self.by_slot.insert(slot, txn);
+                    }
+                }
+                P::Dropped(ids) => {
+                    for id in ids {
+                        if self.close_proposal == Some(id) {
+                            self.close_proposal = None;
+                        } else if let Some(txn) = self.by_proposal.remove(&id) {
+                            // Never in any log: certainly not committed.
+                            self.resolve(txn, None, out);
+                        }
+                    }
+                }
+                P::RoleChanged { role, leader } => out.push(Output::RoleChanged { role, leader }),
+            }
+        }
+    }
+
+    /// Replaces the state with a snapshot's (a lagging follower catching up,
+    /// or a restart).
+    fn restore(&mut self, snap: Snapshot, out: &mut Vec<Output>) {
+        let state = GroupState::decode(&snap.data, self.cfg.commit_record_retention_nanos)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "replica {}: snapshot at slot {} does not decode: {e}",
+                    self.paxos.id(),
+                    snap.last_slot
+                )
+            });
+        assert_eq!(
+            state.applied_slot(),
+            snap.last_slot,
+            "snapshot data describes another slot"
+        );
+        self.state = state;
+        self.unapplied.retain(|e| e.slot > snap.last_slot);
+        let covered: Vec<(Slot, TxnId)> = self
+            .by_slot
+            .range(..=snap.last_slot)
+            .map(|(s, t)| (*s, *t))
+            .collect();
+        for (slot, txn) in covered {
+            self.by_slot.remove(&slot);
+            let ts = self.state.committed(txn);
+            self.resolve(txn, ts, out);
+        }
+        out.push(Output::SnapshotRestored {
+            last_slot: snap.last_slot,
+        });
+    }
+
+    /// Answers a pending commit: committed at `ts`, or certainly not.
+    fn resolve(&mut self, txn: TxnId, ts: Option<Timestamp>, out: &mut Vec<Output>) {
+        let Some(pc) = self.commits.remove(&txn) else {
+            return;
+        };
+        let reply = match ts {
+            Some(commit_ts) => Ok(Response::Committed { commit_ts }),
+            None => Err(TxnError::Aborted {
+                txn,
+                reason: AbortReason::LeaderChanged,
+            }),
+        };
+        reply_all(&pc.targets, &reply, out);
+        if let Some(l) = self.leader.as_mut() {
+            if ts.is_some() {
+                l.finish(txn, &mut self.resume);
+            } else if let Some(t) = l.txns.remove(&txn) {
+                debug_assert!(matches!(t.op, Op::Committing));
+                l.release(txn, &mut self.resume);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // End of every input
+    // ------------------------------------------------------------------
+
+    fn finish(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let local = now.midpoint();
+        self.sync_leadership(now, out);
+        self.timers(now, out);
+        loop {
+            let applied = self.apply_ready(now, out);
+            let drove = self.drain(now, out);
+            if !applied && !drove {
+                break;
+            }
+            self.sync_leadership(now, out);
+        }
+        self.finish_commit_waits(now, out);
+        self.finish_read_waits(local, out);
+        self.maybe_compact(out);
+    }
+
+    /// Creates or drops the transaction table as leadership comes and goes.
+    fn sync_leadership(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let leading = (self.paxos.role() == Role::Leader).then(|| self.paxos.promised());
+        if leading == self.leader.as_ref().map(|l| l.ballot) {
+            return;
+        }
+        if let Some(old) = self.leader.take() {
+            old.step_down(out);
+            self.resume.clear();
+            self.ready.clear();
+        }
+        if let Some(ballot) = leading {
+            #[allow(unused_mut)]
+            let mut l = Leader::new(
+                self.cfg.group,
+                ballot,
+                self.cfg.lock_limits,
+                self.cfg.max_active_txns,
+            );
+            #[cfg(feature = "planted-bugs")]
+            l.locks.plant_bug(self.cfg.lock_table_bug);
+            self.leader = Some(l);
+            let local = now.midpoint();
+            self.last_proposal_at = local;
+            self.next_expiry_at = local.saturating_add(self.expiry_period());
+        }
+    }
+
+    fn expiry_period(&self) -> u64 {
+        (self.cfg.inactivity_timeout_nanos / 4).max(1)
+    }
+
+    fn timers(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let local = now.midpoint();
+        if local >= self.next_gc_at {
+            self.next_gc_at = local.saturating_add(self.cfg.gc_interval_nanos);
+            let horizon = self
+                .state
+                .t_safe()
+                .saturating_sub(self.cfg.gc_retention_nanos);
+            self.state.gc(horizon);
+        }
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        if local >= self.next_expiry_at {
+            self.next_expiry_at =
+                local.saturating_add((self.cfg.inactivity_timeout_nanos / 4).max(1));
+            l.expire_inactive(
+                local,
+                self.cfg.inactivity_timeout_nanos,
+                &mut self.resume,
+                out,
+            );
+        }
+        // Spanner §4.1.3: an idle leader advances safe time by proposing a
+        // closed timestamp (a Paxos write without data).
+        let due = local
+            >= self
+                .last_proposal_at
+                .saturating_add(self.cfg.close_interval_nanos);
+        if due
+            && self.close_proposal.is_none()
+            && self.paxos.term_started()
+            && self.paxos.has_lease(now)
+        {
+            let mut pout = Vec::new();
+            if let Ok(id) = self
+                .paxos
+                .propose(now, Command::CloseTimestamp.encode(), &mut pout)
+            {
+                self.close_proposal = Some(id);
+                self.last_proposal_at = local;
+            }
+            self.absorb(pout, out);
+        }
+    }
+
+    /// Applies chosen entries whose timestamps have passed (commit wait).
+    fn apply_ready(&mut self, now: TtInterval, out: &mut Vec<Output>) -> bool {
+        let skip_wait = self.bug(bug::SKIP_COMMIT_WAIT);
+        let mut applied = Vec::new();
+        while let Some(e) = self.unapplied.front() {
+            // Spanner §4.1.2 commit wait: nothing committed at ts becomes
+            // visible (or is acknowledged) before TT.after(ts).
+            if e.ts > Timestamp::ZERO && !now.after(e.ts) && !skip_wait {
+                break;
+            }
+            let e = self.unapplied.pop_front().expect("front exists");
+            let effect = self
+                .state
+                .apply(&e)
+                .unwrap_or_else(|err| panic!("replica {}: cannot apply: {err}", self.paxos.id()));
+            self.on_applied(e.slot, effect, out);
+            applied.push(e);
+        }
+        if applied.is_empty() {
+            return false;
+        }
+        out.push(Output::Applied(applied));
+        true
+    }
+
+    fn on_applied(&mut self, slot: Slot, effect: Applied, out: &mut Vec<Output>) {
+        if let Some(txn) = self.by_slot.remove(&slot) {
+            let ts = match effect {
+                Applied::Committed { txn: t, ts } if t == txn => Some(ts),
+                // Another leader's entry took the slot.
+                _ => None,
+            };
+            self.resolve(txn, ts, out);
+        } else if let Applied::Committed { txn, .. } = effect {
+            // A commit proposed by an earlier term's leader, or by another
+            // replica: its locks (if any here) go.
+            if let Some(l) = self.leader.as_mut() {
+                l.finish(txn, &mut self.resume);
+            }
+        }
+    }
+
+    /// Resumes transactions whose locks were granted and proposes the
+    /// commits that became ready. Returns whether anything happened.
+    fn drain(&mut self, now: TtInterval, out: &mut Vec<Output>) -> bool {
+        let mut any = false;
+        loop {
+            while let Some(txn) = self.resume.pop_front() {
+                any = true;
+                if let Some(l) = self.leader.as_mut() {
+                    l.drive(txn, &self.state, &mut self.resume, &mut self.ready, out);
+                }
+            }
+            if self.ready.is_empty() {
+                return any;
+            }
+            for r in std::mem::take(&mut self.ready) {
+                self.propose_commit(now, r, out);
+            }
+        }
+    }
+
+    /// Every lock is held: mark the transaction prepared (no longer
+    /// woundable) and propose its commit record (DESIGN.md §5.1).
+    fn propose_commit(&mut self, now: TtInterval, r: ReadyToCommit, out: &mut Vec<Output>) {
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        if let Err(e) = l.locks.mark_prepared(r.txn) {
+            assert!(
+                matches!(e, LockError::Wounded { .. }),
+                "txn {} holds its locks yet cannot be marked prepared: {e}",
+                r.txn
+            );
+            self.abandon(r, AbortReason::Wounded, out);
+            return;
+        }
+        let cmd = Command::Commit {
+            txn: r.txn,
+            writes: r.writes.clone(),
+        };
+        let mut pout = Vec::new();
+        match self
+            .paxos
+            .propose_at_least(now, cmd.encode(), r.min_ts, &mut pout)
+        {
+            Ok(id) => {
+                self.commits.insert(
+                    r.txn,
+                    PendingCommit {
+                        targets: r.targets,
+                        placed: None,
+                    },
+                );
+                self.by_proposal.insert(id, r.txn);
+                self.last_proposal_at = now.midpoint();
+            }
+            Err(e) => {
+                let reason = match e {
+                    meridian_paxos::ProposeError::QueueFull(_) => AbortReason::Overloaded,
+                    _ => AbortReason::LeaderChanged,
+                };
+                self.abandon(r, reason, out);
+            }
+        }
+        self.absorb(pout, out);
+    }
+
+    /// A commit that could not be proposed: abort it.
+    fn abandon(&mut self, r: ReadyToCommit, reason: AbortReason, out: &mut Vec<Output>) {
+        if let Some(l) = self.leader.as_mut() {
+            l.txns.remove(&r.txn);
+            l.release(r.txn, &mut self.resume);
+        }
+        reply_all(
+            &r.targets,
+            &Err(TxnError::Aborted { txn: r.txn, reason }),
+            out,
+        );
+    }
+
+    fn finish_commit_waits(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let skip_wait = self.bug(bug::SKIP_COMMIT_WAIT);
+        let mut i = 0;
+        while i < self.commit_waits.len() {
+            if skip_wait || now.after(self.commit_waits[i].0) {
+                let (_, id, reply) = self.commit_waits.swap_remove(i);
+                out.push(Output::Reply { id, reply });
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn finish_read_waits(&mut self, local: Timestamp, out: &mut Vec<Output>) {
+        let mut i = 0;
+        while i < self.read_waits.len() {
+            if self.try_serve_read(&self.read_waits[i], out) {
+                self.read_waits.swap_remove(i);
+            } else if local >= self.read_waits[i].deadline {
+                let w = self.read_waits.swap_remove(i);
+                let read_ts = match w.target {
+                    ReadTarget::At(t) => t,
+                    ReadTarget::Newest { floor } => floor,
+                };
+                out.push(Output::Reply {
+                    id: w.id,
+                    reply: Err(TxnError::NotYetSafe {
+                        read_ts,
+                        t_safe: self.state.t_safe(),
+                    }),
+                });
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn maybe_compact(&mut self, out: &mut Vec<Output>) {
+        let applied = self.state.applied_slot();
+        if applied
+            < self
+                .paxos
+                .first_slot()
+                .saturating_add(self.cfg.compact_every)
+        {
+            return;
+        }
+        let mut pout = Vec::new();
+        self.paxos.compact(applied, self.state.encode(), &mut pout);
+        self.absorb(pout, out);
+    }
+
+    // ------------------------------------------------------------------
+    // Requests
+    // ------------------------------------------------------------------
+
+    fn handle_request(
+        &mut self,
+        now: TtInterval,
+        id: RequestId,
+        req: Request,
+        out: &mut Vec<Output>,
+    ) {
+        let reply = match req {
+            Request::Begin { priority } => self.serving(now, true).and_then(|_| {
+                let l = self.leader.as_mut().expect("serving checked");
+                l.begin(priority, now.latest, now.midpoint())
+            }),
+            Request::Read { txn, keys } => match self.start_read(now, id, txn, keys) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            Request::Commit { txn, writes } => match self.start_commit(now, id, txn, writes) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            Request::Abort { txn } => self.abort_request(txn, out),
+            Request::Heartbeat { txn } => self.heartbeat(now, txn),
+            Request::ReadOnly { at, reads } => {
+                self.start_read_only(now, id, at, reads, out);
+                return;
+            }
+        };
+        out.push(Output::Reply { id, reply });
+    }
+
+    /// Whether this replica may serve read-write requests now: it leads,
+    /// has applied every earlier term's entries and (unless `lease` is
+    /// false) holds its lease.
+    fn serving(&self, now: TtInterval, lease: bool) -> Result<(), TxnError> {
+        if self.paxos.role() != Role::Leader || self.leader.is_none() {
+            return Err(TxnError::NotLeader {
+                leader: self.paxos.leader(),
+            });
+        }
+        let lease_ok = !lease || self.paxos.has_lease(now) || self.bug(bug::READ_WITHOUT_LEASE);
+        if !self.paxos.term_started() || !lease_ok {
+            return Err(TxnError::LeaderNotReady);
+        }
+        Ok(())
+    }
+
+    /// The active transaction `txn`, or why there is none.
+    fn active(&mut self, txn: TxnId) -> Result<&mut ActiveTxn, TxnError> {
+        let l = self.leader.as_mut().expect("serving checked");
+        if !l.txns.contains_key(&txn) {
+            return Err(l.missing(txn));
+        }
+        Ok(l.txns.get_mut(&txn).expect("checked above"))
+    }
+
+    fn start_read(
+        &mut self,
+        now: TtInterval,
+        id: RequestId,
+        txn: TxnId,
+        keys: Vec<bytes::Bytes>,
+    ) -> Result<(), TxnError> {
+        if keys.is_empty() {
+            return Err(crate::api::InvalidRequest::Empty.into());
+        }
+        for k in &keys {
+            check_key(k)?;
+        }
+        self.serving(now, true)?;
+        let t = self.active(txn)?;
+        match &mut t.op {
+            Op::Idle => {}
+            Op::Reading {
+                targets, keys: k, ..
+            } if *k == keys => {
+                // A duplicate of the read in progress: answer both.
+                targets.push(id);
+                return Ok(());
+            }
+            _ => return Err(TxnError::TxnBusy { txn }),
+        }
+        check_operation_count(t.ops + keys.len())?;
+        t.ops += keys.len();
+        t.last_active = now.midpoint();
+        t.op = Op::Reading {
+            targets: vec![id],
+            values: Vec::with_capacity(keys.len()),
+            keys,
+        };
+        self.resume.push_back(txn);
+        Ok(())
+    }
+
+    fn start_commit(
+        &mut self,
+        now: TtInterval,
+        id: RequestId,
+        txn: TxnId,
+        writes: Vec<Write>,
+    ) -> Result<(), TxnError> {
+        for w in &writes {
+            check_write(w)?;
+        }
+        self.serving(now, true)?;
+        // A commit this replica proposed and is still waiting on (a client
+        // retrying after a lost answer): answer both.
+        if let Some(pc) = self.commits.get_mut(&txn) {
+            pc.targets.push(id);
+            return Ok(());
+        }
+        let l = self.leader.as_mut().expect("serving checked");
+        let Some(t) = l.txns.get_mut(&txn) else {
+            // Committed already (the answer was lost)? The log knows.
+            if let Some(commit_ts) = self.state.committed(txn).or(l.committed_at(txn)) {
+                self.commit_waits
+                    .push((commit_ts, id, Ok(Response::Committed { commit_ts })));
+                return Ok(());
+            }
+            return Err(l.missing(txn));
+        };
+        match &mut t.op {
+            Op::Idle => {}
+            Op::Locking { targets, .. } => {
+                targets.push(id);
+                return Ok(());
+            }
+            _ => return Err(TxnError::TxnBusy { txn }),
+        }
+        let writes = dedupe_writes(writes);
+        check_operation_count(t.ops + writes.len())?;
+        t.ops += writes.len();
+        t.last_active = now.midpoint();
+        if writes.is_empty() {
+            // Nothing to log. Its reads, taken under locks still held, are
+            // the state at t_paxos_safe: that is its timestamp, reported
+            // after commit wait like any other.
+            let commit_ts = self.state.t_paxos_safe();
+            l.finish(txn, &mut self.resume);
+            l.record_committed(txn, commit_ts);
+            self.commit_waits
+                .push((commit_ts, id, Ok(Response::Committed { commit_ts })));
+            return Ok(());
+        }
+        t.op = Op::Locking {
+            targets: vec![id],
+            writes,
+            next: 0,
+            // Spanner §4.1.2 start rule: s > TT.now().latest at arrival.
+            min_ts: now.latest.next(),
+        };
+        self.resume.push_back(txn);
+        Ok(())
+    }
+
+    fn abort_request(&mut self, txn: TxnId, out: &mut Vec<Output>) -> Reply {
+        if self.paxos.role() != Role::Leader || self.leader.is_none() {
+            return Err(TxnError::NotLeader {
+                leader: self.paxos.leader(),
+            });
+        }
+        if self.commits.contains_key(&txn) || self.state.committed(txn).is_some() {
+            return Err(TxnError::TooLateToAbort { txn });
+        }
+        let l = self.leader.as_mut().expect("checked above");
+        match l.txns.get(&txn).map(|t| &t.op) {
+            Some(Op::Committing) => Err(TxnError::TooLateToAbort { txn }),
+            Some(_) => {
+                l.abort(txn, AbortReason::ClientAbort, &mut self.resume, out);
+                Ok(Response::Aborted)
+            }
+            None if l.committed_at(txn).is_some() => Err(TxnError::TooLateToAbort { txn }),
+            None => Ok(Response::Aborted),
+        }
+    }
+
+    fn heartbeat(&mut self, now: TtInterval, txn: TxnId) -> Reply {
+        if self.paxos.role() != Role::Leader || self.leader.is_none() {
+            return Err(TxnError::NotLeader {
+                leader: self.paxos.leader(),
+            });
+        }
+        let t = self.active(txn)?;
+        t.last_active = now.midpoint();
+        Ok(Response::Alive)
+    }
+
+    fn start_read_only(
+        &mut self,
+        now: TtInterval,
+        id: RequestId,
+        at: ReadAt,
+        reads: Vec<ReadOp>,
+        out: &mut Vec<Output>,
+    ) {
+        if let Err(e) = check_reads(&reads) {
+            out.push(Output::Reply {
+                id,
+                reply: Err(e.into()),
+            });
+            return;
+        }
+        let target = match at {
+            // Spanner §4.2.2: a leader with its lease and nothing prepared
+            // reads at LastTS without waiting (t_paxos_safe: at least as
+            // recent, and already safe); anyone else at TT.now().latest.
+            ReadAt::Strong => {
+                if self.serving(now, true).is_ok() && !self.state.has_prepared() {
+                    ReadTarget::At(self.state.t_paxos_safe())
+                } else {
+                    ReadTarget::At(now.latest)
+                }
+            }
+            ReadAt::Exact(t) => ReadTarget::At(t),
+            ReadAt::MaxStaleness(nanos) => ReadTarget::Newest {
+                floor: now.latest.saturating_sub(nanos),
+            },
+        };
+        let w = ReadWait {
+            id,
+            reads,
+            target,
+            deadline: now.midpoint().saturating_add(self.cfg.read_wait_nanos),
+        };
+        if self.try_serve_read(&w, out) {
+            return;
+        }
+        if self.read_waits.len() >= self.cfg.max_waiting_reads {
+            out.push(Output::Reply {
+                id,
+                reply: Err(TxnError::Overloaded),
+            });
+            return;
+        }
+        self.read_waits.push(w);
+    }
+
+    /// Serves `w` if its timestamp is safe (or answers it with an error
+    /// that waiting cannot fix). Returns whether it was answered.
+    fn try_serve_read(&self, w: &ReadWait, out: &mut Vec<Output>) -> bool {
+        let t_safe = self.state.t_safe();
+        let ignore_safe_time = self.bug(bug::READ_WITHOUT_SAFE_TIME);
+        let read_ts = match w.target {
+            ReadTarget::At(t) => t,
+            ReadTarget::Newest { floor } if t_safe >= floor => t_safe,
+            ReadTarget::Newest { floor } => floor,
+        };
+        let horizon = self.state.gc_horizon();
+        if read_ts < horizon {
+            out.push(Output::Reply {
+                id: w.id,
+                reply: Err(TxnError::BelowGcHorizon { read_ts, horizon }),
+            });
+            return true;
+        }
+        if read_ts > t_safe && !ignore_safe_time {
+            return false;
+        }
+        // With the planted bug the replica answers from whatever it has
+        // applied, as of t_safe, claiming read_ts.
+        let at = read_ts.min(t_safe);
+        let reply = serve_reads(&self.state, &w.reads, at)
+            .map(|results| Response::ReadOnly { read_ts, results });
+        out.push(Output::Reply { id: w.id, reply });
+        true
+    }
+}
+
+/// Reads `reads` at `at` (which is safe).
+fn serve_reads(
+    state: &GroupState,
+    reads: &[ReadOp],
+    at: Timestamp,
+) -> Result<Vec<ReadResult>, TxnError> {
+    use std::ops::Bound;
+    let map = |e: ReadError| match e {
+        ReadError::NotYetSafe { read_ts, t_safe } => TxnError::NotYetSafe { read_ts, t_safe },
+        ReadError::Mvcc(meridian_participant::MvccError::BelowGcHorizon { read_ts, horizon }) => {
+            TxnError::BelowGcHorizon { read_ts, horizon }
+        }
+        ReadError::Mvcc(meridian_participant::MvccError::ScanLimitTooLarge { limit, max }) => {
+            crate::api::InvalidRequest::ScanLimitTooLarge { limit, max }.into()
+        }
+        ReadError::Mvcc(other) => panic!("read refused by the store: {other}"),
+    };
+    reads
+        .iter()
+        .map(|r| match r {
+            ReadOp::Get(key) => state
+                .read(key, at)
+                .map(|v| ReadResult::Value(v.map(|(_, v)| v)))
+                .map_err(map),
+            ReadOp::Scan { start, end, limit } => {
+                let lo = Bound::Included(&start[..]);
+                let hi = end
+                    .as_ref()
+                    .map_or(Bound::Unbounded, |e| Bound::Excluded(&e[..]));
+                state
+                    .scan(lo, hi, at, *limit)
+                    .map(|rows| {
+                        ReadResult::Rows(rows.into_iter().map(|(k, _, v)| (k, v)).collect())
+                    })
+                    .map_err(map)
+            }
+        })
+        .collect()
+}
+
+/// The writes with one per key (the last one given wins), sorted by key.
+fn dedupe_writes(writes: Vec<Write>) -> Vec<Write> {
+    let mut by_key: BTreeMap<bytes::Bytes, Write> = BTreeMap::new();
+    for w in writes {
+        by_key.insert(w.key.clone(), w);
+    }
+    by_key.into_values().collect()
+}
+
+/// Names for the planted bugs, usable whether or not the feature is on.
+#[cfg(feature = "planted-bugs")]
+mod bug {
+    use crate::PlantedBug;
+    pub(super) const SKIP_COMMIT_WAIT: PlantedBug = PlantedBug::SkipCommitWait;
+    pub(super) const READ_WITHOUT_SAFE_TIME: PlantedBug = PlantedBug::ReadWithoutSafeTime;
+    pub(super) const READ_WITHOUT_LEASE: PlantedBug = PlantedBug::ReadWithoutLease;
+}
+
+#[cfg(not(feature = "planted-bugs"))]
+mod bug {
+    use crate::BugStub;
+    pub(super) const SKIP_COMMIT_WAIT: BugStub = BugStub;
+    pub(super) const READ_WITHOUT_SAFE_TIME: BugStub = BugStub;
+    pub(super) const READ_WITHOUT_LEASE: BugStub = BugStub;
+}

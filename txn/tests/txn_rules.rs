@@ -1,0 +1,603 @@
+//! Protocol rules of single-group transactions, one test each, named after
+//! the rule and the paper section it checks (Spanner OSDI'12 §4; DESIGN.md
+//! §4–§6). Driven by `meridian_txn::testkit::LocalCluster`: real replicas,
+//! no faults but the isolation a test asks for.
+
+use bytes::Bytes;
+use meridian_participant::{Priority, TxnId, Write};
+use meridian_truetime::Timestamp;
+use meridian_txn::testkit::LocalCluster;
+use meridian_txn::{
+    AbortReason, InvalidRequest, ReadAt, ReadOp, ReadResult, Reply, Request, Response, TxnError,
+};
+
+const T0: Timestamp = Timestamp(1_767_225_600_000_000_000);
+const MS: u64 = 1_000_000;
+const EPS: u64 = MS;
+
+/// Three replicas with replica 1 serving as leader.
+fn cluster(configure: impl Fn(&mut meridian_txn::Config)) -> LocalCluster {
+    let mut c = LocalCluster::new(3, T0, EPS, configure);
+    c.elect(1);
+    c
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn begin(c: &mut LocalCluster, node: u64, priority: Option<u64>) -> (TxnId, Priority) {
+    let priority = priority.map(|p| Priority::new(Timestamp(p)));
+    match c.call(node, Request::Begin { priority }) {
+        Ok(Response::Begun { txn, priority }) => (txn, priority),
+        other => panic!("begin failed: {other:?}"),
+    }
+}
+
+fn read(c: &mut LocalCluster, node: u64, txn: TxnId, keys: &[&str]) -> Reply {
+    c.call(
+        node,
+        Request::Read {
+            txn,
+            keys: keys.iter().map(|k| b(k)).collect(),
+        },
+    )
+}
+
+fn values(r: Reply) -> Vec<Option<String>> {
+    match r {
+        Ok(Response::Read { values }) => values
+            .into_iter()
+            .map(|v| v.map(|v| String::from_utf8(v.to_vec()).unwrap()))
+            .collect(),
+        other => panic!("read failed: {other:?}"),
+    }
+}
+
+fn commit_req(txn: TxnId, writes: &[(&str, &str)]) -> Request {
+    Request::Commit {
+        txn,
+        writes: writes.iter().map(|(k, v)| Write::put(b(k), b(v))).collect(),
+    }
+}
+
+fn commit_ts(r: &Reply) -> Timestamp {
+    match r {
+        Ok(Response::Committed { commit_ts }) => *commit_ts,
+        other => panic!("commit failed: {other:?}"),
+    }
+}
+
+/// Commits `writes` in a fresh transaction at replica 1.
+fn put(c: &mut LocalCluster, writes: &[(&str, &str)]) -> Timestamp {
+    let (txn, _) = begin(c, 1, None);
+    commit_ts(&c.call(1, commit_req(txn, writes)))
+}
+
+fn read_only(c: &mut LocalCluster, node: u64, at: ReadAt, keys: &[&str]) -> Reply {
+    c.call(
+        node,
+        Request::ReadOnly {
+            at,
+            reads: keys.iter().map(|k| ReadOp::Get(b(k))).collect(),
+        },
+    )
+}
+
+fn ro_values(r: &Reply) -> (Timestamp, Vec<Option<String>>) {
+    match r {
+        Ok(Response::ReadOnly { read_ts, results }) => (
+            *read_ts,
+            results
+                .iter()
+                .map(|r| match r {
+                    ReadResult::Value(v) => {
+                        v.as_ref().map(|v| String::from_utf8(v.to_vec()).unwrap())
+                    }
+                    ReadResult::Rows(_) => panic!("unexpected rows"),
+                })
+                .collect(),
+        ),
+        other => panic!("read-only failed: {other:?}"),
+    }
+}
+
+fn aborted(r: &Reply) -> AbortReason {
+    match r {
+        Err(TxnError::Aborted { reason, .. }) => *reason,
+        other => panic!("expected an abort, got {other:?}"),
+    }
+}
+
+#[test]
+fn spanner_s4_2_1_single_group_transaction_commits_in_one_paxos_round() {
+    let mut c = cluster(|_| {});
+    let (txn, _) = begin(&mut c, 1, None);
+    assert_eq!(values(read(&mut c, 1, txn, &["k"])), vec![None]);
+    let before = c.applied(2).len();
+    let ts = commit_ts(&c.call(1, commit_req(txn, &[("k", "v")])));
+    c.run_for(200 * MS);
+    // One log entry for the commit (closed timestamps aside).
+    let commits = c.applied(2)[before..].iter().filter(|e| e.ts == ts).count();
+    assert_eq!(commits, 1);
+    let (read_ts, v) = ro_values(&read_only(&mut c, 1, ReadAt::Strong, &["k"]));
+    assert!(read_ts >= ts);
+    assert_eq!(v, vec![Some("v".into())]);
+}
+
+#[test]
+fn spanner_s4_1_2_commit_timestamp_exceeds_now_latest_at_arrival_and_every_earlier_timestamp() {
+    let mut c = cluster(|_| {});
+    let (txn, _) = begin(&mut c, 1, None);
+    let arrival_latest = c.now().latest;
+    let s1 = commit_ts(&c.call(1, commit_req(txn, &[("a", "1")])));
+    assert!(s1 > arrival_latest, "s > TT.now().latest at arrival");
+    let s2 = put(&mut c, &[("b", "2")]);
+    assert!(s2 > s1, "timestamps rise");
+}
+
+#[test]
+fn spanner_s4_1_2_commit_wait_acknowledges_and_exposes_only_after_tt_after_s() {
+    // A wide uncertainty makes the wait longer than the Paxos round.
+    let mut c = LocalCluster::new(3, T0, 50 * MS, |_| {});
+    c.elect(1);
+    let (txn, _) = begin(&mut c, 1, None);
+    let id = c.submit(1, commit_req(txn, &[("k", "v")]));
+    c.run_for(5 * MS);
+    assert!(c.reply(id).is_none(), "no answer before TT.after(s)");
+    assert!(
+        c.replica(1).unapplied_len() > 0,
+        "the chosen commit waits before it applies"
+    );
+    let (_, seen) = ro_values(&read_only(&mut c, 1, ReadAt::Strong, &["k"]));
+    assert_eq!(seen, vec![None], "not visible before TT.after(s)");
+    let mut answered_at = None;
+    for _ in 0..500 {
+        c.run_for(MS);
+        if c.reply(id).is_some() {
+            answered_at = Some(c.now());
+            break;
+        }
+    }
+    let s = commit_ts(c.reply(id).unwrap());
+    assert!(
+        answered_at.unwrap().after(s),
+        "answered only once TT.after(s)"
+    );
+}
+
+#[test]
+fn spanner_s4_2_1_reads_take_shared_locks_and_a_younger_writer_waits() {
+    let mut c = cluster(|_| {});
+    let (reader, _) = begin(&mut c, 1, Some(10));
+    let (writer, _) = begin(&mut c, 1, Some(20));
+    values(read(&mut c, 1, reader, &["k"]));
+    let w = c.submit(1, commit_req(writer, &[("k", "w")]));
+    c.run_for(50 * MS);
+    assert!(
+        c.reply(w).is_none(),
+        "the younger writer waits for the reader"
+    );
+    let waits = c.replica(1).waits_for();
+    assert_eq!(waits.len(), 1);
+    assert_eq!((waits[0].waiter, waits[0].blocker), (writer, reader));
+    commit_ts(&c.call(1, commit_req(reader, &[])));
+    c.run_for(50 * MS);
+    commit_ts(
+        c.reply(w)
+            .expect("the writer proceeds once the reader ends"),
+    );
+}
+
+#[test]
+fn spanner_s4_2_1_older_writer_wounds_a_younger_reader() {
+    let mut c = cluster(|_| {});
+    let (young, _) = begin(&mut c, 1, Some(20));
+    let (old, _) = begin(&mut c, 1, Some(10));
+    values(read(&mut c, 1, young, &["k"]));
+    let ts = commit_ts(&c.call(1, commit_req(old, &[("k", "old")])));
+    assert!(ts > Timestamp::ZERO);
+    assert_eq!(
+        aborted(&read(&mut c, 1, young, &["j"])),
+        AbortReason::Wounded
+    );
+    assert_eq!(
+        aborted(&c.call(1, commit_req(young, &[("k", "young")]))),
+        AbortReason::Wounded
+    );
+    let (_, v) = ro_values(&read_only(&mut c, 1, ReadAt::Strong, &["k"]));
+    assert_eq!(v, vec![Some("old".into())]);
+}
+
+#[test]
+fn spanner_s4_2_1_committing_transaction_is_not_wounded() {
+    let mut c = LocalCluster::new(3, T0, 50 * MS, |_| {});
+    c.elect(1);
+    let (young, _) = begin(&mut c, 1, Some(20));
+    let (old, _) = begin(&mut c, 1, Some(10));
+    let w = c.submit(1, commit_req(young, &[("k", "young")]));
+    c.run_for(2 * MS);
+    assert!(c.reply(w).is_none(), "young is in commit wait");
+    // The older reader must wait for the committing (prepared) writer.
+    let r = c.submit(
+        1,
+        Request::Read {
+            txn: old,
+            keys: vec![b("k")],
+        },
+    );
+    c.run_for(2 * MS);
+    assert!(c.reply(r).is_none());
+    c.run_for(300 * MS);
+    commit_ts(c.reply(w).expect("young commits"));
+    assert_eq!(
+        values(c.reply(r).cloned().expect("old reads after")),
+        vec![Some("young".into())]
+    );
+}
+
+#[test]
+fn spanner_s4_2_1_priority_is_kept_across_retries() {
+    let mut c = cluster(|_| {});
+    let at = c.now().latest;
+    let (_, first) = begin(&mut c, 1, None);
+    assert_eq!(first.0, at, "a first attempt gets TT.now().latest");
+    c.run_for(10 * MS);
+    let (_, retry) = begin(&mut c, 1, Some(first.0.as_nanos()));
+    assert_eq!(retry, first, "a retry keeps its first priority");
+}
+
+#[test]
+fn design_s5_1_inactive_transaction_is_aborted_and_heartbeats_keep_one_alive() {
+    let mut c = cluster(|cfg| cfg.inactivity_timeout_nanos = 200 * MS);
+    let (idle, _) = begin(&mut c, 1, None);
+    let (live, _) = begin(&mut c, 1, None);
+    values(read(&mut c, 1, idle, &["a"]));
+    values(read(&mut c, 1, live, &["b"]));
+    for _ in 0..6 {
+        c.run_for(100 * MS);
+        assert_eq!(
+            c.call(1, Request::Heartbeat { txn: live }),
+            Ok(Response::Alive)
+        );
+    }
+    assert_eq!(
+        aborted(&c.call(1, commit_req(idle, &[("a", "x")]))),
+        AbortReason::Inactive
+    );
+    commit_ts(&c.call(1, commit_req(live, &[("b", "y")])));
+    // The inactive transaction's lock on `a` is gone.
+    put(&mut c, &[("a", "z")]);
+}
+
+#[test]
+fn design_s5_1_abort_releases_every_lock() {
+    let mut c = cluster(|_| {});
+    let (t1, _) = begin(&mut c, 1, Some(10));
+    values(read(&mut c, 1, t1, &["a", "b"]));
+    assert_eq!(c.call(1, Request::Abort { txn: t1 }), Ok(Response::Aborted));
+    assert_eq!(c.replica(1).active_txns(), 0);
+    put(&mut c, &[("a", "1"), ("b", "2")]);
+    assert_eq!(
+        aborted(&read(&mut c, 1, t1, &["a"])),
+        AbortReason::ClientAbort
+    );
+}
+
+#[test]
+fn design_s4_failover_drops_unprepared_transactions_which_abort_retryably() {
+    let mut c = cluster(|_| {});
+    let (txn, prio) = begin(&mut c, 1, None);
+    values(read(&mut c, 1, txn, &["k"]));
+    c.isolate(1);
+    c.elect(2);
+    let r = c.call(2, commit_req(txn, &[("k", "lost")]));
+    assert_eq!(aborted(&r), AbortReason::LeaderChanged);
+    assert!(r.unwrap_err().is_retryable());
+    // The retry, with the same priority, commits under the new leader.
+    let (retry, p) = begin(&mut c, 2, Some(prio.0.as_nanos()));
+    assert_eq!(p, prio);
+    values(read(&mut c, 2, retry, &["k"]));
+    commit_ts(&c.call(2, commit_req(retry, &[("k", "kept")])));
+    c.heal();
+    c.run_for(500 * MS);
+    let (_, v) = ro_values(&read_only(&mut c, 1, ReadAt::Strong, &["k"]));
+    assert_eq!(v, vec![Some("kept".into())]);
+}
+
+#[test]
+fn write_only_commit_of_an_ended_term_is_refused_not_executed() {
+    let mut c = cluster(|_| {});
+    let (txn, _) = begin(&mut c, 1, None);
+    c.isolate(1);
+    c.elect(2);
+    // A late (or duplicated) commit of a transaction begun under the old
+    // leader must never commit under the new one.
+    assert_eq!(
+        aborted(&c.call(2, commit_req(txn, &[("k", "ghost")]))),
+        AbortReason::LeaderChanged
+    );
+    let (_, v) = ro_values(&read_only(&mut c, 2, ReadAt::Strong, &["k"]));
+    assert_eq!(v, vec![None]);
+}
+
+#[test]
+fn spanner_s4_1_1_new_leader_serves_only_after_the_old_lease_and_catch_up() {
+    let mut c = cluster(|_| {});
+    c.isolate(1);
+    // Make 2 campaign, but stop before it serves.
+    let deadline = c.replica(2).paxos().next_deadline();
+    c.advance(deadline.nanos_since(c.now().midpoint()));
+    c.tick(2);
+    assert_eq!(c.replica(2).paxos().role(), meridian_paxos::Role::Leader);
+    assert_eq!(
+        c.call_now(2, Request::Begin { priority: None }),
+        Err(TxnError::LeaderNotReady)
+    );
+    assert!(
+        c.replica(1).paxos().has_lease(c.now()),
+        "old lease still runs"
+    );
+}
+
+#[test]
+fn requests_to_a_follower_are_redirected_to_the_leader() {
+    let mut c = cluster(|_| {});
+    assert_eq!(
+        c.call(2, Request::Begin { priority: None }),
+        Err(TxnError::NotLeader { leader: Some(1) })
+    );
+}
+
+#[test]
+fn spanner_s4_1_3_closed_timestamps_advance_safe_time_of_an_idle_group() {
+    let mut c = cluster(|cfg| cfg.close_interval_nanos = 20 * MS);
+    c.run_for(100 * MS);
+    let t1 = c.replica(3).t_safe();
+    c.run_for(200 * MS);
+    let t2 = c.replica(3).t_safe();
+    assert!(t2 > t1, "safe time advances with no writes");
+    assert!(
+        c.now().latest.nanos_since(t2) < 100 * MS,
+        "a follower's safe time lags by about the close interval"
+    );
+    assert!(
+        t2 < c.now().latest,
+        "an entry applies only after TT.after(ts)"
+    );
+}
+
+#[test]
+fn spanner_s4_2_2_strong_read_at_a_follower_waits_for_t_safe_and_sees_prior_commits() {
+    let mut c = cluster(|_| {});
+    let ts = put(&mut c, &[("k", "v")]);
+    let id = c.submit(
+        3,
+        Request::ReadOnly {
+            at: ReadAt::Strong,
+            reads: vec![ReadOp::Get(b("k"))],
+        },
+    );
+    assert!(
+        c.reply(id).is_none(),
+        "s_read = TT.now().latest is not yet safe"
+    );
+    c.run_for(300 * MS);
+    let (read_ts, v) = ro_values(c.reply(id).unwrap());
+    assert!(read_ts > ts);
+    assert_eq!(v, vec![Some("v".into())]);
+}
+
+#[test]
+fn spanner_s4_2_2_strong_read_at_the_leader_is_served_at_once() {
+    let mut c = cluster(|_| {});
+    let ts = put(&mut c, &[("k", "v")]);
+    let id = c.submit(
+        1,
+        Request::ReadOnly {
+            at: ReadAt::Strong,
+            reads: vec![ReadOp::Get(b("k"))],
+        },
+    );
+    let (read_ts, v) = ro_values(c.reply(id).expect("no wait at the leader"));
+    assert!(read_ts >= ts);
+    assert_eq!(read_ts, c.replica(1).state().t_paxos_safe());
+    assert_eq!(v, vec![Some("v".into())]);
+}
+
+#[test]
+fn spanner_s4_2_3_snapshot_read_sees_exactly_the_commits_at_or_before_its_timestamp() {
+    let mut c = cluster(|_| {});
+    let s1 = put(&mut c, &[("k", "1")]);
+    let s2 = put(&mut c, &[("k", "2")]);
+    c.run_for(300 * MS);
+    for (at, want) in [
+        (s1.prev(), None),
+        (s1, Some("1")),
+        (s2.prev(), Some("1")),
+        (s2, Some("2")),
+    ] {
+        for node in 1..=3 {
+            let (read_ts, v) = ro_values(&read_only(&mut c, node, ReadAt::Exact(at), &["k"]));
+            assert_eq!(read_ts, at);
+            assert_eq!(v, vec![want.map(String::from)], "node {node} at {at:?}");
+        }
+    }
+}
+
+#[test]
+fn spanner_s4_2_3_scans_read_a_consistent_snapshot() {
+    let mut c = cluster(|_| {});
+    let s1 = put(&mut c, &[("a", "1"), ("b", "1"), ("c", "1")]);
+    put(&mut c, &[("b", "2"), ("d", "2")]);
+    c.run_for(300 * MS);
+    let scan = |c: &mut LocalCluster, at| {
+        c.call(
+            2,
+            Request::ReadOnly {
+                at,
+                reads: vec![ReadOp::Scan {
+                    start: b("b"),
+                    end: Some(b("d")),
+                    limit: 10,
+                }],
+            },
+        )
+    };
+    let rows = |r: Reply| match r {
+        Ok(Response::ReadOnly { results, .. }) => match &results[0] {
+            ReadResult::Rows(rows) => rows
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        String::from_utf8_lossy(k),
+                        String::from_utf8_lossy(v)
+                    )
+                })
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(rows(scan(&mut c, ReadAt::Exact(s1))), ["b=1", "c=1"]);
+    assert_eq!(rows(scan(&mut c, ReadAt::Strong)), ["b=2", "c=1"]);
+}
+
+#[test]
+fn design_s5_3_snapshot_read_below_the_gc_horizon_is_a_typed_error() {
+    let mut c = cluster(|cfg| {
+        cfg.gc_retention_nanos = 100 * MS;
+        cfg.gc_interval_nanos = 50 * MS;
+    });
+    let s1 = put(&mut c, &[("k", "1")]);
+    put(&mut c, &[("k", "2")]);
+    c.run_for(500 * MS);
+    let r = read_only(&mut c, 2, ReadAt::Exact(s1), &["k"]);
+    assert!(
+        matches!(r, Err(TxnError::BelowGcHorizon { read_ts, .. }) if read_ts == s1),
+        "{r:?}"
+    );
+    assert!(!r.unwrap_err().is_retryable());
+}
+
+#[test]
+fn spanner_s4_1_3_read_in_the_future_fails_not_yet_safe_after_the_wait_bound() {
+    let mut c = cluster(|cfg| cfg.read_wait_nanos = 100 * MS);
+    let future = c.now().latest.saturating_add(10_000 * MS);
+    let r = read_only(&mut c, 2, ReadAt::Exact(future), &["k"]);
+    assert!(matches!(r, Err(TxnError::NotYetSafe { read_ts, .. }) if read_ts == future));
+    assert!(r.unwrap_err().is_retryable());
+}
+
+#[test]
+fn bounded_staleness_read_serves_the_newest_safe_timestamp_within_the_bound() {
+    let mut c = cluster(|_| {});
+    let ts = put(&mut c, &[("k", "v")]);
+    c.run_for(300 * MS);
+    let before = c.now().latest;
+    let r = read_only(&mut c, 3, ReadAt::MaxStaleness(500 * MS), &["k"]);
+    let (read_ts, v) = ro_values(&r);
+    assert!(read_ts >= before.saturating_sub(500 * MS));
+    assert!(read_ts >= ts);
+    assert_eq!(read_ts, c.replica(3).t_safe().min(read_ts));
+    assert_eq!(v, vec![Some("v".into())]);
+}
+
+#[test]
+fn a_retried_commit_learns_the_outcome_of_the_first() {
+    let mut c = cluster(|_| {});
+    let (txn, _) = begin(&mut c, 1, None);
+    let first = c.call(1, commit_req(txn, &[("k", "v")]));
+    let again = c.call(1, commit_req(txn, &[("k", "v")]));
+    assert_eq!(commit_ts(&again), commit_ts(&first));
+    // A duplicate arriving while the first is in flight is answered too.
+    let (txn2, _) = begin(&mut c, 1, None);
+    let a = c.submit(1, commit_req(txn2, &[("k", "w")]));
+    let b2 = c.submit(1, commit_req(txn2, &[("k", "w")]));
+    c.run_for(100 * MS);
+    assert_eq!(c.replies(a).len(), 1);
+    assert_eq!(c.replies(a), c.replies(b2));
+}
+
+#[test]
+fn a_transaction_without_writes_commits_at_a_waited_timestamp() {
+    let mut c = cluster(|_| {});
+    let ts = put(&mut c, &[("k", "v")]);
+    let (txn, _) = begin(&mut c, 1, None);
+    values(read(&mut c, 1, txn, &["k"]));
+    let r = c.call(1, commit_req(txn, &[]));
+    let s = commit_ts(&r);
+    assert!(s >= ts);
+    assert!(c.now().after(s));
+    assert_eq!(
+        c.call(1, commit_req(txn, &[])),
+        r,
+        "a retry learns it committed"
+    );
+}
+
+#[test]
+fn later_write_to_the_same_key_in_one_commit_wins() {
+    let mut c = cluster(|_| {});
+    let (txn, _) = begin(&mut c, 1, None);
+    commit_ts(&c.call(1, commit_req(txn, &[("k", "first"), ("k", "second")])));
+    let (_, v) = ro_values(&read_only(&mut c, 1, ReadAt::Strong, &["k"]));
+    assert_eq!(v, vec![Some("second".into())]);
+}
+
+#[test]
+fn design_s6_invalid_requests_get_typed_errors_and_change_nothing() {
+    let mut c = cluster(|_| {});
+    let (txn, _) = begin(&mut c, 1, None);
+    let big = vec![0u8; meridian_txn::api::MAX_VALUE_BYTES + 1];
+    let r = c.call(
+        1,
+        Request::Commit {
+            txn,
+            writes: vec![Write::put(b("ok"), b("1")), Write::put(b("k"), big)],
+        },
+    );
+    assert!(matches!(
+        r,
+        Err(TxnError::Invalid(InvalidRequest::ValueTooLarge { .. }))
+    ));
+    assert_eq!(
+        c.call(
+            1,
+            Request::Read {
+                txn,
+                keys: vec![Bytes::new()]
+            }
+        ),
+        Err(TxnError::Invalid(InvalidRequest::EmptyKey))
+    );
+    let too_many: Vec<Bytes> = (0..1001).map(|i| b(&format!("k{i}"))).collect();
+    assert!(matches!(
+        c.call(
+            1,
+            Request::Read {
+                txn,
+                keys: too_many
+            }
+        ),
+        Err(TxnError::Invalid(InvalidRequest::TooManyOperations { .. }))
+    ));
+    // Nothing was written or locked; the transaction still works.
+    commit_ts(&c.call(1, commit_req(txn, &[("ok", "2")])));
+    let (_, v) = ro_values(&read_only(&mut c, 1, ReadAt::Strong, &["ok"]));
+    assert_eq!(v, vec![Some("2".into())]);
+}
+
+#[test]
+fn lagging_replica_catches_up_from_a_snapshot_of_the_group_state() {
+    let mut c = cluster(|cfg| cfg.compact_every = 10);
+    c.isolate(3);
+    for i in 0..40 {
+        put(&mut c, &[(&format!("k{i}"), &format!("v{i}"))]);
+    }
+    c.heal();
+    c.run_for(500 * MS);
+    let (_, v) = ro_values(&read_only(&mut c, 3, ReadAt::Strong, &["k0", "k39"]));
+    assert_eq!(v, vec![Some("v0".into()), Some("v39".into())]);
+}
