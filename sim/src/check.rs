@@ -50,6 +50,36 @@ pub mod rules {
     pub const ACKED_NOT_LOST: &str = "paxos: acknowledged command never lost";
     /// No progress after faults stopped.
     pub const LIVENESS: &str = "paxos: progress after faults stop";
+    /// A core panicked (a failed assertion is a found bug).
+    pub const CORE_ASSERTION: &str = "core assertion";
+    /// A client learned of a commit before its timestamp passed.
+    pub const COMMIT_WAIT: &str =
+        "spanner 4.1.2: commit wait (no commit at s is acknowledged before TT.after(s))";
+    /// The leader's waits-for graph has a cycle.
+    pub const NO_DEADLOCK: &str = "spanner 4.2.1: wound-wait leaves no waits-for cycle";
+    /// A replica's safe time fell.
+    pub const T_SAFE_MONOTONE: &str = "spanner 4.1.3: t_safe never falls";
+    /// An acknowledged commit is not in the log at its timestamp.
+    pub const ACKED_IN_LOG: &str = "txn: every acknowledged commit is in the log at its timestamp";
+    /// A transaction reported aborted committed.
+    pub const ABORTED_NO_EFFECT: &str = "txn: a transaction reported aborted never commits";
+    /// A read-write transaction's reads are not the state just before it.
+    pub const SERIALIZABLE: &str =
+        "txn: a read-write transaction reads the state just before its commit timestamp";
+    /// A locking read missed a commit acknowledged before it was sent.
+    pub const FRESH_LOCKING_READ: &str =
+        "spanner 4.2.1: a locking read at the leader sees every acknowledged commit";
+    /// A read at `t` saw a value newer than `t` or missed one at or below.
+    pub const SNAPSHOT_READ: &str =
+        "spanner 4.1.3: a read at t sees exactly the commits at or before t";
+    /// Timestamps disagree with real-time order.
+    pub const REAL_TIME: &str = "spanner 4.1.2: external consistency (an operation that starts after another ends has a later timestamp)";
+    /// A read-only snapshot's balances do not sum to the bank's total.
+    pub const BANK_TOTAL: &str = "bank: every snapshot conserves the total balance";
+    /// Replicas disagree at the end.
+    pub const CONVERGE: &str = "txn: replicas converge on the committed state";
+    /// No transaction committed after the faults stopped.
+    pub const TXN_LIVENESS: &str = "txn: progress after faults stop";
 }
 
 /// Global knowledge of what was chosen, built from what replicas apply.

@@ -1,124 +1,43 @@
-//! One simulated Paxos group under faults.
+//! One simulated Paxos group under faults: the Paxos layer alone, with
+//! membership churn and compaction, checked slot by slot.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use meridian_paxos::{
-    Config, Input, MemStorage, MembershipChange, Message, NodeId, Output, Replica, Role, Storage,
+    Input, MemStorage, MembershipChange, Message, NodeId, Output, Replica, Role, Storage,
 };
-use meridian_truetime::{ClockModel, SimulatedTrueTime, Timestamp, TrueTime, VirtualClock};
+use meridian_truetime::{SimulatedTrueTime, Timestamp, TrueTime, VirtualClock};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::check::{ChosenLog, StateMachine, Violation, rules};
+use crate::world::{
+    CLIENT_QUIET, CLOCK_MODEL, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK, Faults,
+    LIVENESS_BOUND, MAX_EVENTS, MS, Network, downtime, node_clock, paxos_config, sync_delay,
+};
+use crate::{RunOptions, RunStats};
 
-/// Virtual time at which every run starts (2026-01-01T00:00:00Z), so
-/// timestamps look like real ones.
-const EPOCH: u64 = 1_767_225_600_000_000_000;
-const MS: u64 = 1_000_000;
-
-/// Protocol timing used in simulation: short, so a run sees many elections.
-const HEARTBEAT: u64 = 20 * MS;
-const ELECTION_MIN: u64 = 150 * MS;
-const ELECTION_MAX: u64 = 300 * MS;
-/// Longer than an election, so a deposed leader's lease outlives the
-/// election of its successor (the window `lease-overlap` needs).
-const LEASE: u64 = 400 * MS;
-/// Virtual time with faults injected.
-const DEFAULT_FAULT_PHASE: u64 = 6_000 * MS;
-/// After faults stop, a command must be applied everywhere within this:
-/// waiting out a lease, a few election rounds and catch-up.
-const LIVENESS_BOUND: u64 = LEASE + 6 * ELECTION_MAX + 1_000 * MS;
-/// Clients stop this long before the end so followers learn the last
-/// commits (the commit index travels with the next heartbeat).
-const CLIENT_QUIET: u64 = 500 * MS;
-/// Interval between fault decisions.
-const FAULT_TICK: u64 = 40 * MS;
 /// Compact the log when this many slots are applied past the snapshot.
 const COMPACT_EVERY: u64 = 40;
-/// A hard bound on events per run, so a livelock cannot hang the swarm.
-const MAX_EVENTS: u64 = 5_000_000;
-
-/// Fault mix of one run, drawn from its seed (swarm testing: each seed
-/// stresses a different combination).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Faults {
-    /// Probability a message is dropped.
-    pub drop: f64,
-    /// Probability a message is delivered twice.
-    pub duplicate: f64,
-    /// Lower bound of message delay, ns.
-    pub delay_min: u64,
-    /// Upper bound of message delay, ns (wide ranges reorder).
-    pub delay_max: u64,
-    /// Upper bound of disk sync latency, ns.
-    pub disk_max: u64,
-    /// Per fault tick: probability of a crash.
-    pub crash: f64,
-    /// Per fault tick: probability of a partition.
-    pub partition: f64,
-    /// Per fault tick: probability that every node loses power at once
-    /// (each keeping a random prefix of its unsynced writes).
-    pub power_loss: f64,
-    /// Membership changes happen in this run.
-    pub membership: bool,
-    /// Log compaction (and so snapshot installs) happens in this run.
-    pub compaction: bool,
-}
-
-impl Faults {
-    fn draw(rng: &mut SmallRng) -> Faults {
-        let delay_min = rng.random_range(MS / 10..2 * MS);
-        Faults {
-            drop: [0.0, 0.01, 0.05, 0.15][rng.random_range(0..4)],
-            duplicate: [0.0, 0.02, 0.1][rng.random_range(0..3)],
-            delay_min,
-            delay_max: delay_min + [MS, 5 * MS, 30 * MS][rng.random_range(0..3)],
-            disk_max: [MS / 5, 2 * MS, 10 * MS, 30 * MS][rng.random_range(0..4)],
-            crash: [0.0, 0.02, 0.06][rng.random_range(0..3)],
-            partition: [0.0, 0.04, 0.1][rng.random_range(0..3)],
-            power_loss: [0.0, 0.01, 0.03][rng.random_range(0..3)],
-            membership: rng.random_bool(0.3),
-            compaction: rng.random_bool(0.7),
-        }
-    }
-}
-
-/// What to run.
-#[derive(Clone, Debug, Default)]
-pub struct RunOptions {
-    /// The seed; everything else follows from it.
-    pub seed: u64,
-    /// Virtual time with faults (default 6 s).
-    pub fault_phase_nanos: Option<u64>,
-    /// Print every event (for replaying a failure).
-    pub trace: bool,
-    /// A deliberate bug for the replicas to carry.
-    pub planted_bug: Option<meridian_paxos::PlantedBug>,
-}
-
-/// Counters from a passing run.
-#[derive(Clone, Debug, Default)]
-pub struct RunStats {
-    /// Commands committed (applied somewhere).
-    pub commits: u64,
-    /// Times a replica became leader.
-    pub elections: u64,
-    /// Crashes injected.
-    pub crashes: u64,
-    /// Events processed.
-    pub events: u64,
-    /// Virtual time simulated, ns.
-    pub virtual_nanos: u64,
-}
 
 #[derive(Debug)]
 enum Event {
     Deliver(Message),
-    Tick { node: usize, generation: u64 },
-    Sync { node: usize, generation: u64 },
-    Restart { node: usize },
+    /// A node's timer; only the latest one scheduled (`at == tick_at`)
+    /// acts, so superseded timers cannot pile up.
+    Tick {
+        node: usize,
+        generation: u64,
+        at: Timestamp,
+    },
+    Sync {
+        node: usize,
+        generation: u64,
+    },
+    Restart {
+        node: usize,
+    },
     Client,
     Fault,
     Heal,
@@ -138,15 +57,11 @@ struct Node {
 }
 
 struct Sim {
-    clock: VirtualClock,
     rng: SmallRng,
     faults: Faults,
     nodes: Vec<Node>,
-    queue: BinaryHeap<Reverse<(Timestamp, u64, usize)>>,
-    events: Vec<Option<Event>>,
-    free: Vec<usize>,
-    seq: u64,
-    blocked: BTreeSet<(NodeId, NodeId)>,
+    queue: EventQueue<Event>,
+    net: Network,
     chosen: ChosenLog,
     stats: RunStats,
     next_cmd: u64,
@@ -160,27 +75,19 @@ struct Sim {
     planted_bug: Option<meridian_paxos::PlantedBug>,
 }
 
-/// Runs one seed; `Ok` with counters if every invariant held.
-pub fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
+/// Runs one seed of the Paxos layer; `Ok` with counters if every invariant
+/// held.
+pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     let faults = Faults::draw(&mut rng);
     let clock = VirtualClock::new(Timestamp(EPOCH));
-    let model = ClockModel {
-        base_epsilon_nanos: MS,
-        max_drift_ppm: 200,
-        sync_period_nanos: 10_000 * MS,
-    };
     let n_nodes = if faults.membership { 5 } else { 3 };
     let fault_phase = opts.fault_phase_nanos.unwrap_or(DEFAULT_FAULT_PHASE);
     let mut sim = Sim {
         nodes: (0..n_nodes)
             .map(|i| Node {
                 id: i as NodeId + 1,
-                tt: SimulatedTrueTime::new(
-                    clock.clone(),
-                    model,
-                    opts.seed.rotate_left(17) ^ (i as u64 + 1),
-                ),
+                tt: node_clock(&clock, CLOCK_MODEL, opts.seed, i as u64),
                 replica: None,
                 storage: MemStorage::new(),
                 sm: StateMachine::default(),
@@ -191,14 +98,10 @@ pub fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
                 last_ts_seen: Timestamp::ZERO,
             })
             .collect(),
-        clock,
+        queue: EventQueue::new(clock),
         rng,
         faults,
-        queue: BinaryHeap::new(),
-        events: Vec::new(),
-        free: Vec::new(),
-        seq: 0,
-        blocked: BTreeSet::new(),
+        net: Network::default(),
         chosen: ChosenLog::default(),
         stats: RunStats::default(),
         next_cmd: 1,
@@ -208,7 +111,7 @@ pub fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         clients_stop: Timestamp(EPOCH + fault_phase + LIVENESS_BOUND - CLIENT_QUIET),
         first_post_heal_cmd: None,
         trace: opts.trace,
-        planted_bug: opts.planted_bug,
+        planted_bug: opts.planted_bug.and_then(|b| b.paxos()),
     };
     if sim.trace {
         eprintln!("seed {} faults {:?}", opts.seed, sim.faults);
@@ -220,13 +123,7 @@ pub fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     sim.schedule(FAULT_TICK, Event::Fault);
     sim.schedule(fault_phase, Event::Heal);
     let end = Timestamp(EPOCH + fault_phase + LIVENESS_BOUND);
-    while let Some(Reverse((t, _, idx))) = sim.queue.pop() {
-        if t > end {
-            break;
-        }
-        let ev = sim.events[idx].take().expect("event present");
-        sim.free.push(idx);
-        sim.clock.set(t);
+    while let Some(ev) = sim.queue.pop_until(end) {
         sim.stats.events += 1;
         if sim.stats.events > MAX_EVENTS {
             return Err(sim.violation(rules::LIVENESS, "event budget exhausted (livelock?)".into()));
@@ -241,11 +138,11 @@ pub fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
 
 impl Sim {
     fn now(&self) -> Timestamp {
-        self.clock.now()
+        self.queue.now()
     }
 
     fn at(&self) -> u64 {
-        self.now().0 - EPOCH
+        self.queue.at()
     }
 
     fn violation(&self, rule: &'static str, detail: String) -> Violation {
@@ -257,34 +154,13 @@ impl Sim {
     }
 
     fn schedule(&mut self, delay: u64, ev: Event) {
-        let t = self.now().saturating_add(delay);
-        self.seq += 1;
-        let idx = match self.free.pop() {
-            Some(i) => {
-                self.events[i] = Some(ev);
-                i
-            }
-            None => {
-                self.events.push(Some(ev));
-                self.events.len() - 1
-            }
-        };
-        self.queue.push(Reverse((t, self.seq, idx)));
+        self.queue.schedule(delay, ev);
     }
 
-    fn config(&self, i: usize) -> Config {
+    fn config(&self, i: usize) -> meridian_paxos::Config {
         let id = self.nodes[i].id;
         let voters = if id <= 3 { vec![1, 2, 3] } else { vec![] };
-        let mut c = Config::new(id, voters);
-        c.heartbeat_nanos = HEARTBEAT;
-        c.election_min_nanos = ELECTION_MIN;
-        c.election_max_nanos = ELECTION_MAX;
-        c.lease_nanos = LEASE;
-        c.max_batch_entries = 16;
-        c.max_inflight = 8;
-        c.max_pending = 1_000;
-        c.planted_bug = self.planted_bug;
-        c
+        paxos_config(id, voters, self.planted_bug)
     }
 
     fn boot(&mut self, i: usize) -> Result<(), Violation> {
@@ -321,8 +197,13 @@ impl Sim {
                 }
                 self.step(i, Input::Message(m))
             }
-            Event::Tick { node, generation } => {
-                if self.nodes[node].generation != generation {
+            Event::Tick {
+                node,
+                generation,
+                at,
+            } => {
+                if self.nodes[node].generation != generation || self.nodes[node].tick_at != Some(at)
+                {
                     return Ok(());
                 }
                 self.nodes[node].tick_at = None;
@@ -368,7 +249,7 @@ impl Sim {
                     eprintln!("{:>12} heal", self.at());
                 }
                 self.faults_on = false;
-                self.blocked.clear();
+                self.net.blocked.clear();
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].replica.is_none() {
                         self.nodes[i].generation += 1;
@@ -407,7 +288,7 @@ impl Sim {
                     if !n.sync_scheduled {
                         n.sync_scheduled = true;
                         let g = n.generation;
-                        let d = self.rng.random_range(MS / 20..=self.faults.disk_max);
+                        let d = sync_delay(&mut self.rng, &self.faults);
                         self.schedule(
                             d,
                             Event::Sync {
@@ -498,6 +379,7 @@ impl Sim {
                 Event::Tick {
                     node: i,
                     generation: g,
+                    at: when,
                 },
             );
         }
@@ -508,24 +390,10 @@ impl Sim {
         if self.trace {
             eprintln!("{:>12} send {:?}", self.at(), m);
         }
-        if self.blocked.contains(&(m.from, m.to)) {
-            return;
-        }
-        if self.faults_on && self.rng.random_bool(self.faults.drop) {
-            return;
-        }
-        let copies = if self.faults_on && self.rng.random_bool(self.faults.duplicate) {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let (lo, hi) = if self.faults_on {
-                (self.faults.delay_min, self.faults.delay_max)
-            } else {
-                (MS / 2, 2 * MS)
-            };
-            let d = self.rng.random_range(lo..=hi);
+        let delays = self
+            .net
+            .deliveries(&mut self.rng, &self.faults, self.faults_on, m.from, m.to);
+        for d in delays {
             self.schedule(d, Event::Deliver(m.clone()));
         }
     }
@@ -558,35 +426,13 @@ impl Sim {
 
     fn inject_fault(&mut self) -> Result<(), Violation> {
         let n = self.nodes.len();
-        // Partitions heal on their own after a while.
-        if !self.blocked.is_empty() && self.rng.random_bool(0.15) {
-            self.blocked.clear();
-        }
-        if self.rng.random_bool(self.faults.partition) {
-            let kind = self.rng.random_range(0..3);
-            let victim = match (kind, self.leader_hint.and_then(|l| self.index(l))) {
-                (0, Some(l)) => l, // isolate the leader
-                _ => self.rng.random_range(0..n),
-            };
-            let v = self.nodes[victim].id;
-            for other in self.nodes.iter().map(|x| x.id).collect::<Vec<_>>() {
-                if other == v {
-                    continue;
-                }
-                match kind {
-                    2 => {
-                        // one-way: the victim cannot be heard
-                        self.blocked.insert((v, other));
-                    }
-                    _ => {
-                        self.blocked.insert((v, other));
-                        self.blocked.insert((other, v));
-                    }
-                }
-            }
-            if self.trace {
-                eprintln!("{:>12} partition kind {kind} around node {v}", self.at());
-            }
+        let ids: Vec<NodeId> = self.nodes.iter().map(|x| x.id).collect();
+        let leader = self.leader_hint.filter(|l| ids.contains(l));
+        let cut = self
+            .net
+            .maybe_partition(&mut self.rng, &self.faults, &ids, leader);
+        if let (Some((kind, v)), true) = (cut, self.trace) {
+            eprintln!("{:>12} partition kind {kind} around node {v}", self.at());
         }
         if self.rng.random_bool(self.faults.power_loss) {
             if self.trace {
@@ -624,7 +470,7 @@ impl Sim {
                 self.at()
             );
         }
-        let down = self.rng.random_range(10 * MS..600 * MS);
+        let down = downtime(&mut self.rng);
         self.schedule(down, Event::Restart { node: i });
     }
 

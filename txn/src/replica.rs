@@ -142,14 +142,18 @@ pub struct GroupReplica {
     leader: Option<Leader>,
     commits: HashMap<TxnId, PendingCommit>,
     by_proposal: HashMap<ProposalId, TxnId>,
-    by_slot: BTreeMap<Slot, TxnId>,
+    /// Commits placed in the log, by slot. A slot can hold several: a
+    /// proposal whose entry was overwritten (by a later leader, or a
+    /// snapshot install) may still be chosen elsewhere, so it stays here
+    /// until its slot applies, beside this replica's later proposal there.
+    by_slot: BTreeMap<Slot, Vec<TxnId>>,
     /// Replies owed once `TT.after(ts)`: `(ts, request, answer)`.
     commit_waits: Vec<(Timestamp, RequestId, Reply)>,
     read_waits: Vec<ReadWait>,
     /// A proposed closed timestamp not yet in the log.
     close_proposal: Option<ProposalId>,
-    /// Local time of the last proposal (for closing idle groups).
-    last_proposal_at: Timestamp,
+    /// Local time at which an idle leader next closes a timestamp.
+    next_close_at: Timestamp,
     next_gc_at: Timestamp,
     next_expiry_at: Timestamp,
     /// ε of the last reading, for converting `TT.after(t)` into a local
@@ -189,7 +193,7 @@ impl GroupReplica {
             commit_waits: Vec::new(),
             read_waits: Vec::new(),
             close_proposal: None,
-            last_proposal_at: Timestamp::ZERO,
+            next_close_at: Timestamp::ZERO,
             next_gc_at: Timestamp::ZERO,
             next_expiry_at: Timestamp::ZERO,
             epsilon: 0,
@@ -282,12 +286,7 @@ impl GroupReplica {
         let after = |ts: Timestamp| ts.saturating_add(self.epsilon + 1);
         let mut d = self.paxos.next_deadline().min(self.next_gc_at);
         if self.leader.is_some() {
-            d = d
-                .min(
-                    self.last_proposal_at
-                        .saturating_add(self.cfg.close_interval_nanos),
-                )
-                .min(self.next_expiry_at);
+            d = d.min(self.next_close_at).min(self.next_expiry_at);
         }
         if let Some(e) = self.unapplied.front() {
             d = d.min(after(e.ts));
@@ -316,14 +315,14 @@ impl GroupReplica {
                 "unapplied entries must follow the applied state"
             );
         }
-        for (slot, txn) in &self.by_slot {
+        for (slot, txns) in &self.by_slot {
             assert!(
                 *slot > self.state.applied_slot(),
-                "commit of {txn} at applied slot {slot} left unresolved"
+                "commits {txns:?} at applied slot {slot} left unresolved"
             );
         }
         assert_eq!(
-            self.by_proposal.len() + self.by_slot.len(),
+            self.by_proposal.len() + self.by_slot.values().map(Vec::len).sum::<usize>(),
             self.commits.len(),
             "pending commits out of sync"
         );
@@ -361,7 +360,7 @@ impl GroupReplica {
                             .get_mut(&txn)
                             .expect("every proposal has a pending commit");
                         pc.placed = Some((slot, ts));
-                        self.by_slot.insert(slot, txn);
+                        self.by_slot.entry(slot).or_default().push(txn);
                     }
                 }
                 P::Dropped(ids) => {
@@ -397,15 +396,16 @@ impl GroupReplica {
         );
         self.state = state;
         self.unapplied.retain(|e| e.slot > snap.last_slot);
-        let covered: Vec<(Slot, TxnId)> = self
+        let covered: Vec<Slot> = self
             .by_slot
             .range(..=snap.last_slot)
-            .map(|(s, t)| (*s, *t))
+            .map(|(s, _)| *s)
             .collect();
-        for (slot, txn) in covered {
-            self.by_slot.remove(&slot);
-            let ts = self.state.committed(txn);
-            self.resolve(txn, ts, out);
+        for slot in covered {
+            for txn in self.by_slot.remove(&slot).unwrap_or_default() {
+                let ts = self.state.committed(txn);
+                self.resolve(txn, ts, out);
+            }
         }
         out.push(Output::SnapshotRestored {
             last_slot: snap.last_slot,
@@ -479,7 +479,7 @@ impl GroupReplica {
             l.locks.plant_bug(self.cfg.lock_table_bug);
             self.leader = Some(l);
             let local = now.midpoint();
-            self.last_proposal_at = local;
+            self.next_close_at = local.saturating_add(self.cfg.close_interval_nanos);
             self.next_expiry_at = local.saturating_add(self.expiry_period());
         }
     }
@@ -513,25 +513,28 @@ impl GroupReplica {
         }
         // Spanner §4.1.3: an idle leader advances safe time by proposing a
         // closed timestamp (a Paxos write without data).
-        let due = local
-            >= self
-                .last_proposal_at
-                .saturating_add(self.cfg.close_interval_nanos);
-        if due
-            && self.close_proposal.is_none()
-            && self.paxos.term_started()
-            && self.paxos.has_lease(now)
-        {
-            let mut pout = Vec::new();
-            if let Ok(id) = self
-                .paxos
-                .propose(now, Command::CloseTimestamp.encode(), &mut pout)
-            {
-                self.close_proposal = Some(id);
-                self.last_proposal_at = local;
-            }
-            self.absorb(pout, out);
+        if local < self.next_close_at {
+            return;
         }
+        let interval = self.cfg.close_interval_nanos;
+        if self.close_proposal.is_some() {
+            // The last one still waits for the lease: look again later.
+            self.next_close_at = local.saturating_add(interval);
+            return;
+        }
+        if !self.paxos.term_started() || !self.paxos.has_lease(now) {
+            self.next_close_at = local.saturating_add((interval / 4).max(1));
+            return;
+        }
+        let mut pout = Vec::new();
+        if let Ok(id) = self
+            .paxos
+            .propose(now, Command::CloseTimestamp.encode(), &mut pout)
+        {
+            self.close_proposal = Some(id);
+        }
+        self.next_close_at = local.saturating_add(interval);
+        self.absorb(pout, out);
     }
 
     /// Applies chosen entries whose timestamps have passed (commit wait).
@@ -560,14 +563,19 @@ impl GroupReplica {
     }
 
     fn on_applied(&mut self, slot: Slot, effect: Applied, out: &mut Vec<Output>) {
-        if let Some(txn) = self.by_slot.remove(&slot) {
+        let mut mine = false;
+        for txn in self.by_slot.remove(&slot).unwrap_or_default() {
             let ts = match effect {
-                Applied::Committed { txn: t, ts } if t == txn => Some(ts),
-                // Another leader's entry took the slot.
+                Applied::Committed { txn: t, ts } if t == txn => {
+                    mine = true;
+                    Some(ts)
+                }
+                // Another entry took the slot: this one was never chosen.
                 _ => None,
             };
             self.resolve(txn, ts, out);
-        } else if let Applied::Committed { txn, .. } = effect {
+        }
+        if let (false, Applied::Committed { txn, .. }) = (mine, effect) {
             // A commit proposed by an earlier term's leader, or by another
             // replica: its locks (if any here) go.
             if let Some(l) = self.leader.as_mut() {
@@ -629,7 +637,8 @@ impl GroupReplica {
                     },
                 );
                 self.by_proposal.insert(id, r.txn);
-                self.last_proposal_at = now.midpoint();
+                // A commit advances safe time as a close would.
+                self.next_close_at = now.midpoint().saturating_add(self.cfg.close_interval_nanos);
             }
             Err(e) => {
                 let reason = match e {
@@ -914,11 +923,20 @@ impl GroupReplica {
         }
         let target = match at {
             // Spanner §4.2.2: a leader with its lease and nothing prepared
-            // reads at LastTS without waiting (t_paxos_safe: at least as
-            // recent, and already safe); anyone else at TT.now().latest.
+            // reads at LastTS; anyone else at TT.now().latest.
+            //
+            // Here LastTS is the highest timestamp in the leader's log, not
+            // the last one it applied: while it holds the lease no other
+            // replica assigns timestamps, but another replica may already
+            // have applied one of its entries (its clock passed the entry's
+            // timestamp first, or a successor waiting out the lease
+            // committed it), and a read here must not miss what a read
+            // there saw. With nothing in flight this is t_paxos_safe and
+            // the read is served at once; otherwise it waits for the
+            // leader's in-flight entries to apply.
             ReadAt::Strong => {
                 if self.serving(now, true).is_ok() && !self.state.has_prepared() {
-                    ReadTarget::At(self.state.t_paxos_safe())
+                    ReadTarget::At(self.paxos.last_assigned_ts())
                 } else {
                     ReadTarget::At(now.latest)
                 }

@@ -32,6 +32,8 @@ pub struct LocalCluster {
     replies: HashMap<RequestId, Vec<Reply>>,
     next_request: RequestId,
     applied: Vec<Vec<Entry>>,
+    /// Per replica: its clock's offset from the shared reading, within ε.
+    offsets: Vec<i64>,
 }
 
 impl std::fmt::Debug for LocalCluster {
@@ -59,6 +61,7 @@ impl LocalCluster {
             replies: HashMap::new(),
             next_request: 1,
             applied: vec![Vec::new(); n as usize],
+            offsets: vec![0; n as usize],
         };
         for id in 1..=n {
             let mut cfg = Config::new(1, meridian_paxos::Config::new(id, voters.clone()));
@@ -91,6 +94,33 @@ impl LocalCluster {
         };
     }
 
+    /// Skews replica `id`'s clock by `nanos` from the shared reading. The
+    /// skew must stay within ε, as TrueTime promises: the interval still
+    /// contains true time.
+    pub fn set_offset(&mut self, id: NodeId, nanos: i64) {
+        assert!(
+            nanos.unsigned_abs() <= self.now.epsilon_nanos(),
+            "an offset beyond ε breaks TrueTime's guarantee"
+        );
+        self.offsets[(id - 1) as usize] = nanos;
+    }
+
+    /// Replica `id`'s clock reading.
+    pub fn now_at(&self, id: NodeId) -> TtInterval {
+        let off = self.offsets[(id - 1) as usize];
+        let shift = |t: Timestamp| {
+            if off >= 0 {
+                t.saturating_add(off.unsigned_abs())
+            } else {
+                t.saturating_sub(off.unsigned_abs())
+            }
+        };
+        TtInterval {
+            earliest: shift(self.now.earliest),
+            latest: shift(self.now.latest),
+        }
+    }
+
     /// Replica `id`.
     pub fn replica(&self, id: NodeId) -> &GroupReplica {
         &self.replicas[(id - 1) as usize]
@@ -105,7 +135,7 @@ impl LocalCluster {
     pub fn serving_leader(&self) -> Option<NodeId> {
         self.replicas
             .iter()
-            .find(|r| r.paxos().term_started() && r.paxos().has_lease(self.now))
+            .find(|r| r.paxos().term_started() && r.paxos().has_lease(self.now_at(r.paxos().id())))
             .map(|r| r.paxos().id())
     }
 
@@ -218,7 +248,8 @@ impl LocalCluster {
 
     fn step(&mut self, i: usize, input: Input) {
         let mut out = Vec::new();
-        self.replicas[i].step(self.now, input, &mut out);
+        let now = self.now_at(i as NodeId + 1);
+        self.replicas[i].step(now, input, &mut out);
         self.process(i, out);
     }
 

@@ -149,8 +149,13 @@ fn spanner_s4_1_2_commit_wait_acknowledges_and_exposes_only_after_tt_after_s() {
         c.replica(1).unapplied_len() > 0,
         "the chosen commit waits before it applies"
     );
-    let (_, seen) = ro_values(&read_only(&mut c, 1, ReadAt::Strong, &["k"]));
-    assert_eq!(seen, vec![None], "not visible before TT.after(s)");
+    for node in 1..=3 {
+        assert_eq!(
+            c.replica(node).state().read_latest(b"k"),
+            None,
+            "not visible anywhere before TT.after(s)"
+        );
+    }
     let mut answered_at = None;
     for _ in 0..500 {
         c.run_for(MS);
@@ -600,4 +605,51 @@ fn lagging_replica_catches_up_from_a_snapshot_of_the_group_state() {
     c.run_for(500 * MS);
     let (_, v) = ro_values(&read_only(&mut c, 3, ReadAt::Strong, &["k0", "k39"]));
     assert_eq!(v, vec![Some("v0".into()), Some("v39".into())]);
+}
+
+#[test]
+fn spanner_s4_2_2_leader_strong_read_sees_what_a_follower_already_applied() {
+    // Clocks skewed within ε: the follower's passes a timestamp well before
+    // the leader's does, so it applies (and can show) an entry first.
+    let eps = 5 * MS;
+    let mut c = LocalCluster::new(3, T0, eps, |cfg| cfg.close_interval_nanos = MS);
+    c.elect(1);
+    c.set_offset(1, -4 * (MS as i64));
+    c.set_offset(2, 4 * (MS as i64));
+    c.run_for(50 * MS);
+    let (txn, _) = begin(&mut c, 1, None);
+    let id = c.submit(1, commit_req(txn, &[("k", "v")]));
+    // Let the follower learn the entry is chosen and pass its timestamp,
+    // while the leader's clock has not.
+    let mut s = None;
+    for _ in 0..20 {
+        c.advance(MS / 2);
+        c.tick_all();
+        let f = c.replica(2).state().last_commit_ts();
+        if f > Timestamp::ZERO && c.replica(1).state().last_commit_ts() < f {
+            s = Some(f);
+            break;
+        }
+    }
+    let s = s.expect("the follower applies the commit before the leader does");
+    assert!(
+        c.reply(id).is_none(),
+        "the leader has not finished its commit wait"
+    );
+    let (_, seen) = ro_values(&c.call_now(
+        2,
+        Request::ReadOnly {
+            at: ReadAt::Exact(s),
+            reads: vec![ReadOp::Get(b("k"))],
+        },
+    ));
+    assert_eq!(
+        seen,
+        vec![Some("v".into())],
+        "the follower shows the commit"
+    );
+    // A strong read at the leader must not read below it.
+    let (read_ts, v) = ro_values(&read_only(&mut c, 1, ReadAt::Strong, &["k"]));
+    assert!(read_ts >= s, "leader read at {read_ts:?} below {s:?}");
+    assert_eq!(v, vec![Some("v".into())]);
 }

@@ -1,0 +1,1307 @@
+//! One simulated participant group (three [`GroupReplica`]s) with
+//! concurrent clients under faults: bank transfers and blind register
+//! writes as read-write transactions, balance sums as strong read-only
+//! transactions, and snapshot reads at exact and bounded-stale timestamps.
+//!
+//! Clients talk to replicas over the same faulty network the replicas use
+//! among themselves (drops, duplicates, delays; partitions cut only links
+//! between replicas). Everything they see goes into a [`History`], checked
+//! at the end against the commit log the replicas applied.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use meridian_participant::{Command, Priority, TxnId, Write};
+use meridian_paxos::{MemStorage, Message, NodeId, Payload, Role, Storage};
+use meridian_truetime::{ClockModel, SimulatedTrueTime, Timestamp, TrueTime, VirtualClock};
+use meridian_txn::{
+    GroupReplica, Input, Output, ReadAt, ReadOp, ReadResult, Reply, Request, RequestId, Response,
+    TxnError,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::check::{ChosenLog, Violation, rules};
+use crate::history::{Bank, CommitLog, History, Model, Outcome, ReadRecord, ScanRecord, TxnRecord};
+use crate::world::{
+    CLIENT_QUIET, CLOCK_MODEL, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK, Faults,
+    LIVENESS_BOUND, MAX_EVENTS, MS, Network, downtime, node_clock, paxos_config, sync_delay,
+};
+use crate::{PlantedBug, RunOptions, RunStats};
+
+/// Replicas in the group.
+const NODES: u64 = 3;
+/// Each account's starting balance.
+const INITIAL_BALANCE: i64 = 100;
+/// Registers written blindly (unique values, for the history checker).
+const REGISTERS: usize = 4;
+/// A client gives up on a request it has no answer to after this.
+const REQUEST_TIMEOUT: u64 = 300 * MS;
+/// Attempts of one logical transaction before the client gives up.
+const MAX_ATTEMPTS: u32 = 8;
+/// Tries to learn a commit's outcome before it is recorded as unknown.
+const MAX_COMMIT_TRIES: u32 = 6;
+/// Tries of one lock-free read.
+const MAX_READ_TRIES: u32 = 5;
+/// Client ids start here, clear of replica ids.
+const CLIENT_BASE: NodeId = 100;
+/// The group's configuration in simulation: short timers, so a run sees
+/// closes, expiries, GC and compaction many times.
+const CLOSE_INTERVAL: u64 = 20 * MS;
+const READ_WAIT: u64 = 300 * MS;
+const INACTIVITY_TIMEOUT: u64 = 600 * MS;
+const GC_RETENTION: u64 = 1_500 * MS;
+const GC_INTERVAL: u64 = 200 * MS;
+const COMMIT_RECORD_RETENTION: u64 = 60_000 * MS;
+const COMPACT_EVERY: u64 = 50;
+
+#[derive(Debug)]
+enum Packet {
+    Peer(Message),
+    Request {
+        client: usize,
+        node: NodeId,
+        id: RequestId,
+        request: Request,
+    },
+    Reply {
+        client: usize,
+        id: RequestId,
+        reply: Reply,
+    },
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver(Packet),
+    /// A node's timer; only the latest one scheduled (`at == tick_at`)
+    /// acts, so superseded timers cannot pile up.
+    Tick {
+        node: usize,
+        generation: u64,
+        at: Timestamp,
+    },
+    Sync {
+        node: usize,
+        generation: u64,
+    },
+    Restart {
+        node: usize,
+    },
+    /// A client's timer (timeout or end of a pause); stale unless `wake`
+    /// matches the client's.
+    Client {
+        client: usize,
+        wake: u64,
+    },
+    Fault,
+    Heal,
+}
+
+struct Node {
+    id: NodeId,
+    tt: SimulatedTrueTime,
+    replica: Option<GroupReplica>,
+    storage: MemStorage,
+    generation: u64,
+    written_seq: u64,
+    sync_scheduled: bool,
+    tick_at: Option<Timestamp>,
+    last_ts_seen: Timestamp,
+    /// Safe time seen last in this incarnation.
+    last_t_safe: Timestamp,
+    applied_slot: u64,
+    /// A process pause (stop-the-world GC, VM migration): until then the
+    /// node handles nothing, and afterwards everything that arrived in
+    /// between becomes ready at once.
+    paused_until: Option<Timestamp>,
+    /// The order in which what piled up during a pause is handled.
+    resume: Resume,
+}
+
+/// How a paused node works through what piled up: the runtime may poll
+/// its sockets and timers in any order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Resume {
+    /// Everything in a random order.
+    Shuffled,
+    /// Client requests before peer messages and timers.
+    ClientsFirst,
+    /// Peer messages and timers before client requests.
+    PeersFirst,
+}
+
+#[derive(Clone, Debug)]
+enum TxnKind {
+    Transfer { from: usize, to: usize, amount: i64 },
+    Blind { writes: Vec<Write> },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Begin,
+    Read,
+    Commit,
+}
+
+#[derive(Debug)]
+struct TxnTask {
+    kind: TxnKind,
+    priority: Option<Priority>,
+    attempts: u32,
+    /// This attempt's entry in the history.
+    record: usize,
+    stage: Stage,
+    /// The leader the attempt began at.
+    node: NodeId,
+    txn: Option<TxnId>,
+    commit_tries: u32,
+    writes: Vec<Write>,
+}
+
+#[derive(Debug)]
+struct ReadTask {
+    at: ReadAt,
+    reads: Vec<ReadOp>,
+    invoked: Timestamp,
+    tries: u32,
+}
+
+#[derive(Debug)]
+enum Task {
+    Idle,
+    Txn(TxnTask),
+    Read(ReadTask),
+}
+
+struct Client {
+    tt: SimulatedTrueTime,
+    leader: NodeId,
+    task: Task,
+    /// Requests (and the replica each went to) whose answers the current
+    /// step accepts.
+    pending: Vec<(RequestId, NodeId)>,
+    /// Generation of the client's live timer.
+    wake: u64,
+    /// The live timer ends a pause (not a request's timeout).
+    paused: bool,
+    /// Counter for unique register values.
+    writes: u64,
+}
+
+struct Sim {
+    rng: SmallRng,
+    faults: Faults,
+    /// Per fault tick: probability of pausing a node.
+    pause: f64,
+    nodes: Vec<Node>,
+    clients: Vec<Client>,
+    queue: EventQueue<Event>,
+    net: Network,
+    chosen: ChosenLog,
+    log: CommitLog,
+    history: History,
+    bank: Bank,
+    stats: RunStats,
+    next_request: RequestId,
+    leader_hint: Option<NodeId>,
+    max_assigned_ts: Timestamp,
+    faults_on: bool,
+    heal_at: Timestamp,
+    clients_stop: Timestamp,
+    trace: bool,
+    planted_bug: Option<PlantedBug>,
+    black_box: bool,
+}
+
+/// Runs one seed of the transaction layer.
+pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
+    let mut rng = SmallRng::seed_from_u64(opts.seed);
+    let faults = Faults::draw(&mut rng);
+    let accounts = rng.random_range(3..=8);
+    let n_clients = rng.random_range(3..=6);
+    let pause = [0.0, 0.02, 0.05][rng.random_range(0..3)];
+    // Clock uncertainty varies by seed, up to Spanner's: offsets between
+    // nodes up to twice the base ε, so commit wait matters.
+    let clocks = ClockModel {
+        base_epsilon_nanos: [MS, 2 * MS, 5 * MS][rng.random_range(0..3)],
+        ..CLOCK_MODEL
+    };
+    let clock = VirtualClock::new(Timestamp(EPOCH));
+    let fault_phase = opts.fault_phase_nanos.unwrap_or(DEFAULT_FAULT_PHASE);
+    let nodes = (0..NODES)
+        .map(|i| Node {
+            id: i + 1,
+            tt: node_clock(&clock, clocks, opts.seed, i),
+            replica: None,
+            storage: MemStorage::new(),
+            generation: 0,
+            written_seq: 0,
+            sync_scheduled: false,
+            tick_at: None,
+            last_ts_seen: Timestamp::ZERO,
+            last_t_safe: Timestamp::ZERO,
+            applied_slot: 0,
+            paused_until: None,
+            resume: Resume::Shuffled,
+        })
+        .collect();
+    let clients = (0..n_clients)
+        .map(|i| Client {
+            tt: node_clock(&clock, clocks, opts.seed, CLIENT_BASE + i as u64),
+            leader: 1 + (i as u64 % NODES),
+            task: Task::Idle,
+            pending: Vec::new(),
+            wake: 0,
+            paused: true,
+            writes: 0,
+        })
+        .collect();
+    let mut sim = Sim {
+        rng,
+        faults,
+        pause,
+        nodes,
+        clients,
+        queue: EventQueue::new(clock),
+        net: Network::default(),
+        chosen: ChosenLog::default(),
+        log: CommitLog::default(),
+        history: History::default(),
+        bank: Bank::new(accounts, INITIAL_BALANCE),
+        stats: RunStats::default(),
+        next_request: 1,
+        leader_hint: None,
+        max_assigned_ts: Timestamp::ZERO,
+        faults_on: true,
+        heal_at: Timestamp(EPOCH + fault_phase),
+        clients_stop: Timestamp(EPOCH + fault_phase + LIVENESS_BOUND - CLIENT_QUIET),
+        trace: opts.trace,
+        planted_bug: opts.planted_bug,
+        black_box: opts.black_box,
+    };
+    if sim.trace {
+        eprintln!(
+            "seed {} faults {:?} accounts {accounts} clients {n_clients}",
+            opts.seed, sim.faults
+        );
+    }
+    for i in 0..sim.nodes.len() {
+        sim.boot(i)?;
+    }
+    for c in 0..n_clients {
+        sim.pause(c, false);
+    }
+    sim.queue.schedule(FAULT_TICK, Event::Fault);
+    sim.queue.schedule(fault_phase, Event::Heal);
+    let end = Timestamp(EPOCH + fault_phase + LIVENESS_BOUND);
+    while let Some(ev) = sim.queue.pop_until(end) {
+        sim.stats.events += 1;
+        if sim.stats.events > MAX_EVENTS {
+            return Err(sim.violation(rules::LIVENESS, "event budget exhausted (livelock?)".into()));
+        }
+        sim.handle(ev)?;
+        sim.check_leases()?;
+    }
+    sim.stats.virtual_nanos = sim.queue.at();
+    sim.check_end()?;
+    Ok(sim.stats)
+}
+
+impl Sim {
+    fn now(&self) -> Timestamp {
+        self.queue.now()
+    }
+
+    fn violation(&self, rule: &'static str, detail: String) -> Violation {
+        Violation {
+            rule,
+            at_nanos: self.queue.at(),
+            detail,
+        }
+    }
+
+    fn trace(&self, what: impl FnOnce() -> String) {
+        if self.trace {
+            eprintln!("{:>12} {}", self.queue.at(), what());
+        }
+    }
+
+    fn config(&self, i: usize) -> meridian_txn::Config {
+        let id = self.nodes[i].id;
+        let paxos_bug = self.planted_bug.and_then(PlantedBug::paxos);
+        let mut c =
+            meridian_txn::Config::new(1, paxos_config(id, (1..=NODES).collect(), paxos_bug));
+        c.close_interval_nanos = CLOSE_INTERVAL;
+        c.read_wait_nanos = READ_WAIT;
+        c.inactivity_timeout_nanos = INACTIVITY_TIMEOUT;
+        c.gc_retention_nanos = GC_RETENTION;
+        c.gc_interval_nanos = GC_INTERVAL;
+        c.commit_record_retention_nanos = COMMIT_RECORD_RETENTION;
+        c.compact_every = if self.faults.compaction {
+            COMPACT_EVERY
+        } else {
+            u64::MAX / 2
+        };
+        c.planted_bug = match self.planted_bug {
+            Some(PlantedBug::Txn(b)) => Some(b),
+            _ => None,
+        };
+        c.lock_table_bug = match self.planted_bug {
+            Some(PlantedBug::LockTable(b)) => Some(b),
+            _ => None,
+        };
+        c
+    }
+
+    fn boot(&mut self, i: usize) -> Result<(), Violation> {
+        let state = self.nodes[i]
+            .storage
+            .load()
+            .expect("memory storage cannot fail");
+        let rng = SmallRng::seed_from_u64(self.rng.random());
+        let mut r = GroupReplica::new(self.config(i), state, Box::new(rng));
+        let now = self.nodes[i].tt.now();
+        let mut out = Vec::new();
+        r.start(now, &mut out);
+        let node = &mut self.nodes[i];
+        node.last_ts_seen = r.paxos().last_assigned_ts();
+        node.replica = Some(r);
+        node.written_seq = 0;
+        node.sync_scheduled = false;
+        node.tick_at = None;
+        node.last_t_safe = Timestamp::ZERO;
+        node.applied_slot = 0;
+        self.process(i, out)
+    }
+
+    fn index(&self, id: NodeId) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id)
+    }
+
+    /// The replica an event is for, if any.
+    fn target(&self, ev: &Event) -> Option<usize> {
+        match ev {
+            Event::Deliver(Packet::Peer(m)) => self.index(m.to),
+            Event::Deliver(Packet::Request { node, .. }) => self.index(*node),
+            Event::Tick { node, .. } | Event::Sync { node, .. } => Some(*node),
+            _ => None,
+        }
+    }
+
+    fn handle(&mut self, ev: Event) -> Result<(), Violation> {
+        if let Some(i) = self.target(&ev) {
+            if let Some(until) = self.nodes[i].paused_until {
+                if self.now() < until {
+                    // Everything that arrives during a pause is handled
+                    // when it ends, in the order the pause drew.
+                    let client = matches!(ev, Event::Deliver(Packet::Request { .. }));
+                    let jitter = match (self.nodes[i].resume, client) {
+                        (Resume::Shuffled, _) => self.rng.random_range(0..2 * MS),
+                        (Resume::ClientsFirst, true) | (Resume::PeersFirst, false) => {
+                            self.rng.random_range(0..MS)
+                        }
+                        _ => self.rng.random_range(MS..2 * MS),
+                    };
+                    let d = until.nanos_since(self.now()) + jitter;
+                    self.queue.schedule(d, ev);
+                    return Ok(());
+                }
+                self.nodes[i].paused_until = None;
+            }
+        }
+        match ev {
+            Event::Deliver(Packet::Peer(m)) => {
+                let Some(i) = self.index(m.to) else {
+                    return Ok(());
+                };
+                self.trace(|| format!("deliver {m:?}"));
+                self.step(i, Input::Message(m))
+            }
+            Event::Deliver(Packet::Request {
+                client,
+                node,
+                id,
+                request,
+            }) => {
+                let Some(i) = self.index(node) else {
+                    return Ok(());
+                };
+                self.trace(|| format!("client {client} -> node {node} req {id}: {request:?}"));
+                self.step(i, Input::Request { id, request })
+            }
+            Event::Deliver(Packet::Reply { client, id, reply }) => {
+                self.on_reply(client, id, reply);
+                Ok(())
+            }
+            Event::Tick {
+                node,
+                generation,
+                at,
+            } => {
+                if self.nodes[node].generation != generation || self.nodes[node].tick_at != Some(at)
+                {
+                    return Ok(());
+                }
+                self.nodes[node].tick_at = None;
+                self.step(node, Input::Tick)
+            }
+            Event::Sync { node, generation } => {
+                let n = &mut self.nodes[node];
+                if n.generation != generation {
+                    return Ok(());
+                }
+                n.sync_scheduled = false;
+                n.storage.sync().expect("memory storage cannot fail");
+                let seq = n.written_seq;
+                self.step(node, Input::Persisted { seq })
+            }
+            Event::Restart { node } => {
+                if self.nodes[node].replica.is_some() {
+                    return Ok(());
+                }
+                self.trace(|| format!("restart node {}", node + 1));
+                self.boot(node)
+            }
+            Event::Client { client, wake } => {
+                if self.clients[client].wake == wake {
+                    self.on_timer(client);
+                }
+                Ok(())
+            }
+            Event::Fault => {
+                if self.faults_on {
+                    self.inject_fault();
+                    self.queue.schedule(FAULT_TICK, Event::Fault);
+                }
+                Ok(())
+            }
+            Event::Heal => {
+                self.trace(|| "heal".into());
+                self.faults_on = false;
+                self.net.blocked.clear();
+                for i in 0..self.nodes.len() {
+                    if self.nodes[i].replica.is_none() {
+                        self.nodes[i].generation += 1;
+                        self.boot(i)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn step(&mut self, i: usize, input: Input) -> Result<(), Violation> {
+        let now = self.nodes[i].tt.now();
+        let Some(r) = self.nodes[i].replica.as_mut() else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        r.step(now, input, &mut out);
+        self.process(i, out)
+    }
+
+    fn process(&mut self, i: usize, out: Vec<Output>) -> Result<(), Violation> {
+        let at = self.queue.at();
+        let id = self.nodes[i].id;
+        for o in out {
+            match o {
+                Output::Send(m) => self.send(Packet::Peer(m)),
+                Output::Persist(req) => {
+                    let n = &mut self.nodes[i];
+                    n.storage.write(&req).expect("memory storage cannot fail");
+                    n.written_seq = req.seq;
+                    if !n.sync_scheduled {
+                        n.sync_scheduled = true;
+                        let g = n.generation;
+                        let d = sync_delay(&mut self.rng, &self.faults);
+                        self.queue.schedule(
+                            d,
+                            Event::Sync {
+                                node: i,
+                                generation: g,
+                            },
+                        );
+                    }
+                }
+                Output::Reply { id: req, reply } => {
+                    // Spanner §4.1.2: no client learns of a commit at s
+                    // before s has passed in true time.
+                    if let Ok(Response::Committed { commit_ts }) = &reply {
+                        if !self.black_box && self.now() <= *commit_ts {
+                            return Err(self.violation(
+                                rules::COMMIT_WAIT,
+                                format!(
+                                    "node {id} acknowledged a commit at {} at true time {}",
+                                    commit_ts.0,
+                                    self.now().0
+                                ),
+                            ));
+                        }
+                    }
+                    self.send_reply(req, reply);
+                }
+                Output::Applied(entries) => {
+                    for e in &entries {
+                        self.chosen.observe(id, e, at)?;
+                        let last = self.nodes[i].applied_slot;
+                        if e.slot != last + 1 {
+                            return Err(self.violation(
+                                rules::APPLIED_PREFIX,
+                                format!("node {id} applied slot {} after {last}", e.slot),
+                            ));
+                        }
+                        self.nodes[i].applied_slot = e.slot;
+                        if let Payload::Command(data) = &e.payload {
+                            if let Ok(Command::Commit { txn, writes }) = Command::decode(data) {
+                                self.log.record(txn, e.ts, writes, at)?;
+                            }
+                        }
+                    }
+                }
+                Output::SnapshotRestored { last_slot } => {
+                    self.nodes[i].applied_slot = last_slot;
+                }
+                Output::RoleChanged { role, leader } => {
+                    self.trace(|| format!("node {id} is {role:?} (leader {leader:?})"));
+                    if role == Role::Leader {
+                        self.stats.elections += 1;
+                        self.leader_hint = Some(id);
+                    }
+                }
+            }
+        }
+        self.after_step(i)
+    }
+
+    /// Per-replica checks after each of its steps, and its next timer.
+    fn after_step(&mut self, i: usize) -> Result<(), Violation> {
+        let now_local = self.nodes[i].tt.now();
+        let node_id = self.nodes[i].id;
+        let Some(r) = self.nodes[i].replica.as_ref() else {
+            return Ok(());
+        };
+        if !self.black_box {
+            r.assert_invariants();
+        }
+        // Spanner §4.1.2: timestamps rise across leaders, in true-time order.
+        let ts = r.paxos().last_assigned_ts();
+        if r.paxos().role() == Role::Leader && ts > self.nodes[i].last_ts_seen {
+            if ts <= self.max_assigned_ts {
+                return Err(self.violation(
+                    rules::TS_MONOTONIC,
+                    format!(
+                        "node {node_id} assigned ts {} not above {} assigned earlier",
+                        ts.0, self.max_assigned_ts.0
+                    ),
+                ));
+            }
+            self.max_assigned_ts = ts;
+        }
+        // Spanner §4.1.3: safe time never falls.
+        let t_safe = r.t_safe();
+        let waits = r.waits_for();
+        let deadline = r.next_deadline();
+        self.nodes[i].last_ts_seen = ts;
+        if t_safe < self.nodes[i].last_t_safe {
+            return Err(self.violation(
+                rules::T_SAFE_MONOTONE,
+                format!(
+                    "node {node_id}: t_safe fell from {} to {}",
+                    self.nodes[i].last_t_safe.0, t_safe.0
+                ),
+            ));
+        }
+        self.nodes[i].last_t_safe = t_safe;
+        // Wound-wait: no cycle in the waits-for graph.
+        if let (false, Some(cycle)) = (self.black_box, find_cycle(&waits)) {
+            return Err(self.violation(
+                rules::NO_DEADLOCK,
+                format!("node {node_id}: transactions {cycle:?} wait for each other"),
+            ));
+        }
+        let wait = deadline.nanos_since(now_local.midpoint()).max(MS / 10);
+        let when = self.now().saturating_add(wait);
+        let node = &mut self.nodes[i];
+        if node.tick_at.is_none_or(|t| when < t) {
+            node.tick_at = Some(when);
+            let g = node.generation;
+            self.queue.schedule(
+                wait,
+                Event::Tick {
+                    node: i,
+                    generation: g,
+                    at: when,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Spanner §4.1.1: at no true time do two replicas hold a lease.
+    fn check_leases(&self) -> Result<(), Violation> {
+        let holders: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.replica
+                    .as_ref()
+                    .is_some_and(|r| r.paxos().has_lease(n.tt.now()))
+            })
+            .map(|n| n.id)
+            .collect();
+        if holders.len() > 1 {
+            return Err(self.violation(
+                rules::LEASE_DISJOINT,
+                format!("nodes {holders:?} all hold a lease"),
+            ));
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------
+    // Network
+    // ------------------------------------------------------------------
+
+    fn send(&mut self, p: Packet) {
+        let (from, to) = match &p {
+            Packet::Peer(m) => (m.from, m.to),
+            Packet::Request { client, node, .. } => (CLIENT_BASE + *client as u64, *node),
+            Packet::Reply { client, .. } => (0, CLIENT_BASE + *client as u64),
+        };
+        let delays = self
+            .net
+            .deliveries(&mut self.rng, &self.faults, self.faults_on, from, to);
+        let n = delays.len();
+        let mut p = Some(p);
+        for (k, d) in delays.into_iter().enumerate() {
+            let copy = if k + 1 == n {
+                p.take().expect("moved once, last")
+            } else {
+                clone_packet(p.as_ref().expect("still here"))
+            };
+            self.queue.schedule(d, Event::Deliver(copy));
+        }
+    }
+
+    fn send_reply(&mut self, id: RequestId, reply: Reply) {
+        // Request ids are global; the client is found by its pending list.
+        let Some(client) = self
+            .clients
+            .iter()
+            .position(|c| c.pending.iter().any(|(r, _)| *r == id))
+        else {
+            return; // an answer nobody waits for any more
+        };
+        self.send(Packet::Reply { client, id, reply });
+    }
+
+    fn inject_fault(&mut self) {
+        let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let leader = self.leader_hint.filter(|l| ids.contains(l));
+        if let Some((kind, v)) = self
+            .net
+            .maybe_partition(&mut self.rng, &self.faults, &ids, leader)
+        {
+            self.trace(|| format!("partition kind {kind} around node {v}"));
+        }
+        if self.rng.random_bool(self.pause) {
+            let i = match self.leader_hint.and_then(|l| self.index(l)) {
+                Some(l) if self.rng.random_bool(0.5) => l,
+                _ => self.rng.random_range(0..self.nodes.len()),
+            };
+            if self.nodes[i].paused_until.is_none() && self.nodes[i].replica.is_some() {
+                let d = self.rng.random_range(300 * MS..1_000 * MS);
+                let resume = [Resume::Shuffled, Resume::ClientsFirst, Resume::PeersFirst]
+                    [self.rng.random_range(0..3)];
+                self.nodes[i].paused_until = Some(self.now().saturating_add(d));
+                self.nodes[i].resume = resume;
+                self.trace(|| format!("pause node {} for {} ms ({resume:?})", i + 1, d / MS));
+            }
+        }
+        if self.rng.random_bool(self.faults.power_loss) {
+            self.trace(|| "power loss".into());
+            for i in 0..self.nodes.len() {
+                self.crash(i);
+            }
+        } else if self.rng.random_bool(self.faults.crash) {
+            let i = self.rng.random_range(0..self.nodes.len());
+            self.crash(i);
+        }
+    }
+
+    fn crash(&mut self, i: usize) {
+        if self.nodes[i].replica.is_none() {
+            return;
+        }
+        let node = &mut self.nodes[i];
+        let keep = self.rng.random_range(0..=node.storage.unsynced_len());
+        node.storage.crash(keep);
+        node.replica = None;
+        node.paused_until = None;
+        node.generation += 1;
+        self.stats.crashes += 1;
+        self.trace(|| format!("crash node {} (kept {keep} unsynced writes)", i + 1));
+        let down = downtime(&mut self.rng);
+        self.queue.schedule(down, Event::Restart { node: i });
+    }
+
+    // ------------------------------------------------------------------
+    // Clients
+    // ------------------------------------------------------------------
+
+    fn client_timer(&mut self, c: usize, delay: u64) {
+        let cl = &mut self.clients[c];
+        cl.wake += 1;
+        let wake = cl.wake;
+        self.queue
+            .schedule(delay, Event::Client { client: c, wake });
+    }
+
+    /// Pauses the client for a short random time; answers to its pending
+    /// requests still count if `keep`.
+    fn pause(&mut self, c: usize, keep: bool) {
+        let d = self.rng.random_range(MS..20 * MS);
+        let cl = &mut self.clients[c];
+        cl.paused = true;
+        if !keep {
+            cl.pending.clear();
+        }
+        self.client_timer(c, d);
+    }
+
+    fn random_node(&mut self) -> NodeId {
+        self.rng.random_range(1..=NODES)
+    }
+
+    /// Sends `request` to `node` and arms the timeout. With `keep`, answers
+    /// to the client's earlier pending requests are still accepted.
+    fn request(&mut self, c: usize, node: NodeId, request: Request, keep: bool) {
+        let id = self.next_request;
+        self.next_request += 1;
+        let cl = &mut self.clients[c];
+        cl.paused = false;
+        if !keep {
+            cl.pending.clear();
+        }
+        cl.pending.push((id, node));
+        self.send(Packet::Request {
+            client: c,
+            node,
+            id,
+            request,
+        });
+        self.client_timer(c, REQUEST_TIMEOUT);
+    }
+
+    /// Sends `request` without waiting for an answer.
+    fn fire(&mut self, c: usize, node: NodeId, request: Request) {
+        let id = self.next_request;
+        self.next_request += 1;
+        self.send(Packet::Request {
+            client: c,
+            node,
+            id,
+            request,
+        });
+    }
+
+    /// A client timer fired: a timeout, or the end of a pause.
+    fn on_timer(&mut self, c: usize) {
+        let paused = std::mem::replace(&mut self.clients[c].paused, false);
+        let task = std::mem::replace(&mut self.clients[c].task, Task::Idle);
+        match (task, paused) {
+            (Task::Idle, _) => self.next_task(c),
+            (Task::Txn(t), true) => self.txn_resume(c, t),
+            (Task::Txn(t), false) => self.txn_timeout(c, t),
+            (Task::Read(r), true) => self.send_read(c, r),
+            (Task::Read(r), false) => self.retry_read(c, r),
+        }
+    }
+
+    fn next_task(&mut self, c: usize) {
+        self.clients[c].pending.clear();
+        if self.now() >= self.clients_stop {
+            return;
+        }
+        let roll = self.rng.random_range(0..100);
+        if roll < 50 {
+            let n = self.bank.accounts.len();
+            let from = self.rng.random_range(0..n);
+            let to = (from + self.rng.random_range(1..n)) % n;
+            let amount = self.rng.random_range(1..=20);
+            self.new_attempt(c, TxnKind::Transfer { from, to, amount }, None, 0);
+            self.begin(c);
+        } else if roll < 62 {
+            let n = self.rng.random_range(1..=2);
+            let mut writes = Vec::new();
+            for _ in 0..n {
+                let r = self.rng.random_range(0..REGISTERS);
+                let cl = &mut self.clients[c];
+                cl.writes += 1;
+                writes.push(Write::put(
+                    Bytes::from(format!("reg/{r}")),
+                    Bytes::from(format!("c{c}.{}", cl.writes)),
+                ));
+            }
+            self.new_attempt(c, TxnKind::Blind { writes }, None, 0);
+            self.begin(c);
+        } else if roll < 85 {
+            let reads = if self.rng.random_bool(0.5) {
+                vec![ReadOp::Scan {
+                    start: Bytes::from_static(Bank::PREFIX),
+                    end: Some(Bytes::from_static(b"acct0")),
+                    limit: 100,
+                }]
+            } else {
+                self.all_gets()
+            };
+            self.start_read(c, ReadAt::Strong, reads);
+        } else {
+            let now = self.clients[c].tt.now();
+            let at = if self.rng.random_bool(0.5) {
+                let back = self.rng.random_range(0..1_500 * MS);
+                ReadAt::Exact(now.latest.saturating_sub(back))
+            } else {
+                ReadAt::MaxStaleness(self.rng.random_range(0..1_000 * MS))
+            };
+            let reads = self.all_gets();
+            self.start_read(c, at, reads);
+        }
+    }
+
+    fn all_gets(&self) -> Vec<ReadOp> {
+        self.bank
+            .accounts
+            .iter()
+            .cloned()
+            .chain((0..REGISTERS).map(|r| Bytes::from(format!("reg/{r}"))))
+            .map(ReadOp::Get)
+            .collect()
+    }
+
+    /// Makes a new attempt of a transaction the client's task, in its
+    /// Begin stage with nothing sent.
+    fn new_attempt(&mut self, c: usize, kind: TxnKind, priority: Option<Priority>, attempts: u32) {
+        let record = self.history.txns.len();
+        self.history.txns.push(TxnRecord {
+            client: c,
+            txn: None,
+            invoked: self.now(),
+            completed: None,
+            outcome: Outcome::Aborted,
+            reads: Vec::new(),
+            reads_invoked: Timestamp::ZERO,
+            writes: Vec::new(),
+        });
+        let node = self.clients[c].leader;
+        self.clients[c].task = Task::Txn(TxnTask {
+            kind,
+            priority,
+            attempts: attempts + 1,
+            record,
+            stage: Stage::Begin,
+            node,
+            txn: None,
+            commit_tries: 0,
+            writes: Vec::new(),
+        });
+    }
+
+    /// Sends the current attempt's Begin to the client's leader hint.
+    fn begin(&mut self, c: usize) {
+        let node = self.clients[c].leader;
+        let Task::Txn(t) = &mut self.clients[c].task else {
+            unreachable!("begin without a transaction")
+        };
+        t.node = node;
+        let (priority, record) = (t.priority, t.record);
+        let now = self.now();
+        self.history.txns[record].invoked = now;
+        self.request(c, node, Request::Begin { priority }, false);
+    }
+
+    /// Ends the attempt as aborted and retries the transaction (same
+    /// priority) after a pause, unless it has had its attempts.
+    fn retry_txn(&mut self, c: usize, t: TxnTask) {
+        let now = self.now();
+        let rec = &mut self.history.txns[t.record];
+        rec.outcome = Outcome::Aborted;
+        rec.completed = Some(now);
+        self.stats.aborts += 1;
+        if let Some(txn) = t.txn {
+            // Best effort: free its locks now rather than at the timeout.
+            self.fire(c, t.node, Request::Abort { txn });
+        }
+        if t.attempts < MAX_ATTEMPTS {
+            self.new_attempt(c, t.kind, t.priority, t.attempts);
+        }
+        self.pause(c, false);
+    }
+
+    fn txn_resume(&mut self, c: usize, t: TxnTask) {
+        let stage = t.stage;
+        self.clients[c].task = Task::Txn(t);
+        match stage {
+            Stage::Begin => self.begin(c),
+            Stage::Commit => {
+                let Task::Txn(t) = std::mem::replace(&mut self.clients[c].task, Task::Idle) else {
+                    unreachable!("set above")
+                };
+                self.send_commit(c, t, true);
+            }
+            Stage::Read => unreachable!("a transaction never pauses while reading"),
+        }
+    }
+
+    fn txn_timeout(&mut self, c: usize, t: TxnTask) {
+        match t.stage {
+            Stage::Begin => {
+                // No answer: try another replica.
+                self.clients[c].leader = self.random_node();
+                self.clients[c].task = Task::Txn(t);
+                self.begin(c);
+            }
+            // No commit was sent: the attempt can be dropped safely.
+            Stage::Read => self.retry_txn(c, t),
+            Stage::Commit => {
+                self.clients[c].leader = self.random_node();
+                self.send_commit(c, t, true);
+            }
+        }
+    }
+
+    fn send_commit(&mut self, c: usize, mut t: TxnTask, keep: bool) {
+        if t.commit_tries >= MAX_COMMIT_TRIES {
+            // The outcome could not be learned.
+            self.history.txns[t.record].outcome = Outcome::Unknown;
+            self.stats.unknown += 1;
+            self.clients[c].task = Task::Idle;
+            self.pause(c, false);
+            return;
+        }
+        t.commit_tries += 1;
+        let node = if t.commit_tries == 1 {
+            t.node
+        } else {
+            self.clients[c].leader
+        };
+        let request = Request::Commit {
+            txn: t.txn.expect("a committing attempt has an id"),
+            writes: t.writes.clone(),
+        };
+        self.clients[c].task = Task::Txn(t);
+        self.request(c, node, request, keep);
+    }
+
+    fn on_reply(&mut self, c: usize, id: RequestId, reply: Reply) {
+        let Some(&(_, node)) = self.clients[c].pending.iter().find(|(r, _)| *r == id) else {
+            return;
+        };
+        self.trace(|| format!("client {c} <- node {node} req {id}: {reply:?}"));
+        if let Err(TxnError::NotLeader { leader }) = &reply {
+            let hint = leader.unwrap_or_else(|| self.random_node());
+            self.clients[c].leader = hint;
+        }
+        let task = std::mem::replace(&mut self.clients[c].task, Task::Idle);
+        match task {
+            Task::Idle => {}
+            Task::Txn(t) => self.txn_reply(c, t, reply),
+            Task::Read(r) => self.read_reply(c, node, r, reply),
+        }
+    }
+
+    fn finish_task(&mut self, c: usize) {
+        self.clients[c].task = Task::Idle;
+        self.pause(c, false);
+    }
+
+    fn txn_reply(&mut self, c: usize, mut t: TxnTask, reply: Reply) {
+        match (t.stage, reply) {
+            (Stage::Begin, Ok(Response::Begun { txn, priority })) => {
+                t.txn = Some(txn);
+                t.priority = Some(priority);
+                self.history.txns[t.record].txn = Some(txn);
+                match &t.kind {
+                    TxnKind::Transfer { from, to, .. } => {
+                        let keys = vec![
+                            self.bank.accounts[*from].clone(),
+                            self.bank.accounts[*to].clone(),
+                        ];
+                        t.stage = Stage::Read;
+                        let node = t.node;
+                        let now = self.now();
+                        self.history.txns[t.record].reads_invoked = now;
+                        self.clients[c].task = Task::Txn(t);
+                        self.request(c, node, Request::Read { txn, keys }, false);
+                    }
+                    TxnKind::Blind { writes } => {
+                        t.writes = writes.clone();
+                        self.history.txns[t.record].writes = t.writes.clone();
+                        t.stage = Stage::Commit;
+                        self.send_commit(c, t, false);
+                    }
+                }
+            }
+            (Stage::Begin, _) => {
+                // Nothing begun: try again (at the hinted leader).
+                self.clients[c].task = Task::Txn(t);
+                self.pause(c, false);
+            }
+            (Stage::Read, Ok(Response::Read { values })) => {
+                let TxnKind::Transfer { from, to, amount } = t.kind else {
+                    unreachable!("only transfers read")
+                };
+                let (kf, kt) = (
+                    self.bank.accounts[from].clone(),
+                    self.bank.accounts[to].clone(),
+                );
+                let bf = self.bank.balance(values[0].as_ref());
+                let bt = self.bank.balance(values[1].as_ref());
+                let rec = &mut self.history.txns[t.record];
+                rec.reads = vec![
+                    (kf.clone(), values[0].clone()),
+                    (kt.clone(), values[1].clone()),
+                ];
+                t.writes = vec![
+                    Write::put(kf, Bank::encode(bf - amount)),
+                    Write::put(kt, Bank::encode(bt + amount)),
+                ];
+                rec.writes = t.writes.clone();
+                t.stage = Stage::Commit;
+                self.send_commit(c, t, false);
+            }
+            // No commit was sent: dropping the attempt is safe.
+            (Stage::Read, _) => self.retry_txn(c, t),
+            (Stage::Commit, Ok(Response::Committed { commit_ts })) => {
+                let now = self.now();
+                let rec = &mut self.history.txns[t.record];
+                rec.outcome = Outcome::Committed(commit_ts);
+                rec.completed = Some(now);
+                self.finish_task(c);
+            }
+            (Stage::Commit, Err(TxnError::Aborted { .. })) => self.retry_txn(c, t),
+            (Stage::Commit, Err(e)) if e.is_retryable() => {
+                // Ask again (at the hinted leader) after a pause; answers to
+                // the earlier tries still count.
+                self.clients[c].task = Task::Txn(t);
+                self.pause(c, true);
+            }
+            (Stage::Commit, other) => {
+                // Not definitive: the outcome stays unknown.
+                self.trace(|| format!("client {c}: commit answered {other:?}"));
+                self.history.txns[t.record].outcome = Outcome::Unknown;
+                self.stats.unknown += 1;
+                self.finish_task(c);
+            }
+        }
+    }
+
+    fn start_read(&mut self, c: usize, at: ReadAt, reads: Vec<ReadOp>) {
+        let r = ReadTask {
+            at,
+            reads,
+            invoked: self.now(),
+            tries: 0,
+        };
+        self.send_read(c, r);
+    }
+
+    fn send_read(&mut self, c: usize, mut r: ReadTask) {
+        r.tries += 1;
+        let node = if self.rng.random_bool(0.5) {
+            self.clients[c].leader
+        } else {
+            self.random_node()
+        };
+        let request = Request::ReadOnly {
+            at: r.at,
+            reads: r.reads.clone(),
+        };
+        self.clients[c].task = Task::Read(r);
+        self.request(c, node, request, false);
+    }
+
+    fn retry_read(&mut self, c: usize, r: ReadTask) {
+        if r.tries < MAX_READ_TRIES {
+            self.clients[c].task = Task::Read(r);
+        }
+        self.pause(c, false);
+    }
+
+    fn read_reply(&mut self, c: usize, node: NodeId, r: ReadTask, reply: Reply) {
+        match reply {
+            Ok(Response::ReadOnly { read_ts, results }) => {
+                let mut rec = ReadRecord {
+                    client: c,
+                    node,
+                    strong: r.at == ReadAt::Strong,
+                    invoked: r.invoked,
+                    completed: self.now(),
+                    read_ts,
+                    gets: Vec::new(),
+                    scans: Vec::new(),
+                };
+                for (op, res) in r.reads.iter().zip(results) {
+                    match (op, res) {
+                        (ReadOp::Get(k), ReadResult::Value(v)) => rec.gets.push((k.clone(), v)),
+                        (ReadOp::Scan { start, end, limit }, ReadResult::Rows(rows)) => {
+                            rec.scans.push(ScanRecord {
+                                start: start.clone(),
+                                end: end.clone(),
+                                limit: *limit,
+                                rows,
+                            })
+                        }
+                        (op, res) => panic!("read {op:?} answered with {res:?}"),
+                    }
+                }
+                self.history.reads.push(rec);
+                self.stats.reads += 1;
+                self.finish_task(c);
+            }
+            Err(TxnError::BelowGcHorizon { .. }) | Err(TxnError::Invalid(_)) => self.finish_task(c),
+            Err(_) => self.retry_read(c, r),
+            Ok(other) => panic!("client {c}: a read answered with {other:?}"),
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // End of run
+    // ------------------------------------------------------------------
+
+    fn check_end(&mut self) -> Result<(), Violation> {
+        self.stats.commits = self.log.commits.len() as u64;
+        crate::history::check(&self.history, &self.log, &self.bank).map_err(|mut v| {
+            v.at_nanos = self.queue.at();
+            v
+        })?;
+        // Every replica converged on the committed state, at a timestamp
+        // all of them can serve.
+        let model = Model::new(&self.log);
+        let t = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .map(GroupReplica::t_safe)
+            .min()
+            .unwrap_or(Timestamp::ZERO);
+        let keys: BTreeSet<Bytes> = model.keys().cloned().collect();
+        for n in &self.nodes {
+            let Some(r) = n.replica.as_ref() else {
+                continue;
+            };
+            for k in &keys {
+                let got = r
+                    .state()
+                    .read(k, t)
+                    .map(|v| v.map(|(_, v)| v))
+                    .map_err(|e| self.violation(rules::CONVERGE, format!("node {}: {e}", n.id)))?;
+                if got != model.get(k, t) {
+                    return Err(self.violation(
+                        rules::CONVERGE,
+                        format!(
+                            "node {} holds {:?} for {} at {}, the log says {:?}",
+                            n.id,
+                            got,
+                            String::from_utf8_lossy(k),
+                            t.0,
+                            model.get(k, t)
+                        ),
+                    ));
+                }
+            }
+        }
+        // Liveness: after the heal, transactions commit and safe time moves.
+        let committed_after_heal = self
+            .history
+            .txns
+            .iter()
+            .any(|t| t.invoked > self.heal_at && matches!(t.outcome, Outcome::Committed(_)));
+        if !committed_after_heal {
+            return Err(self.violation(
+                rules::TXN_LIVENESS,
+                format!(
+                    "no transaction started after the heal committed within {} ms",
+                    LIVENESS_BOUND / MS
+                ),
+            ));
+        }
+        if t <= self.heal_at {
+            return Err(self.violation(
+                rules::TXN_LIVENESS,
+                format!("a replica's t_safe {} did not pass the heal", t.0),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn clone_packet(p: &Packet) -> Packet {
+    match p {
+        Packet::Peer(m) => Packet::Peer(m.clone()),
+        Packet::Request {
+            client,
+            node,
+            id,
+            request,
+        } => Packet::Request {
+            client: *client,
+            node: *node,
+            id: *id,
+            request: request.clone(),
+        },
+        Packet::Reply { client, id, reply } => Packet::Reply {
+            client: *client,
+            id: *id,
+            reply: reply.clone(),
+        },
+    }
+}
+
+/// A cycle in the waits-for graph, if there is one.
+fn find_cycle(edges: &[meridian_participant::WaitsFor]) -> Option<Vec<TxnId>> {
+    use std::collections::HashMap;
+    if edges.is_empty() {
+        return None;
+    }
+    let mut adj: HashMap<TxnId, Vec<TxnId>> = HashMap::new();
+    for e in edges {
+        adj.entry(e.waiter).or_default().push(e.blocker);
+    }
+    // Iterative DFS with colours: 1 = on the stack, 2 = done.
+    let mut colour: HashMap<TxnId, u8> = HashMap::new();
+    let mut starts: Vec<TxnId> = adj.keys().copied().collect();
+    starts.sort();
+    for s in starts {
+        if colour.contains_key(&s) {
+            continue;
+        }
+        let mut stack: Vec<(TxnId, usize)> = vec![(s, 0)];
+        colour.insert(s, 1);
+        while let Some((v, i)) = stack.last().copied() {
+            let next = adj.get(&v).and_then(|n| n.get(i)).copied();
+            match next {
+                Some(w) => {
+                    stack.last_mut().expect("non-empty").1 += 1;
+                    match colour.get(&w) {
+                        Some(1) => {
+                            let from = stack.iter().position(|(x, _)| *x == w).expect("on stack");
+                            return Some(stack[from..].iter().map(|(x, _)| *x).collect());
+                        }
+                        Some(_) => {}
+                        None => {
+                            colour.insert(w, 1);
+                            stack.push((w, 0));
+                        }
+                    }
+                }
+                None => {
+                    colour.insert(v, 2);
+                    stack.pop();
+                }
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,270 @@
+//! What every simulated cluster shares: virtual time and its event queue,
+//! the seeded fault mix, a network that drops, duplicates, delays and
+//! partitions, and the protocol timing used in simulation.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+use meridian_paxos::NodeId;
+use meridian_truetime::{ClockModel, SimulatedTrueTime, Timestamp, VirtualClock};
+use rand::Rng;
+use rand::rngs::SmallRng;
+
+/// Virtual time at which every run starts (2026-01-01T00:00:00Z), so
+/// timestamps look like real ones.
+pub(crate) const EPOCH: u64 = 1_767_225_600_000_000_000;
+/// One millisecond in nanoseconds.
+pub(crate) const MS: u64 = 1_000_000;
+
+/// Protocol timing used in simulation: short, so a run sees many elections.
+pub(crate) const HEARTBEAT: u64 = 20 * MS;
+/// Lower bound of the election timeout.
+pub(crate) const ELECTION_MIN: u64 = 150 * MS;
+/// Upper bound of the election timeout.
+pub(crate) const ELECTION_MAX: u64 = 300 * MS;
+/// Longer than an election, so a deposed leader's lease outlives the
+/// election of its successor (the window `lease-overlap` needs).
+pub(crate) const LEASE: u64 = 400 * MS;
+/// Virtual time with faults injected.
+pub(crate) const DEFAULT_FAULT_PHASE: u64 = 6_000 * MS;
+/// After faults stop, the cluster must make progress within this: waiting
+/// out a lease, a few election rounds and catch-up.
+pub(crate) const LIVENESS_BOUND: u64 = LEASE + 6 * ELECTION_MAX + 1_000 * MS;
+/// Clients stop this long before the end so followers learn the last
+/// commits (the commit index travels with the next heartbeat).
+pub(crate) const CLIENT_QUIET: u64 = 500 * MS;
+/// Interval between fault decisions.
+pub(crate) const FAULT_TICK: u64 = 40 * MS;
+/// A hard bound on events per run, so a livelock cannot hang the swarm.
+pub(crate) const MAX_EVENTS: u64 = 5_000_000;
+/// Message delay once faults have healed.
+pub(crate) const HEALED_DELAY: (u64, u64) = (MS / 2, 2 * MS);
+/// Probability per fault tick that standing partitions heal on their own.
+const PARTITION_HEAL: f64 = 0.15;
+
+/// Fault mix of one run, drawn from its seed (swarm testing: each seed
+/// stresses a different combination).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Faults {
+    /// Probability a message is dropped.
+    pub drop: f64,
+    /// Probability a message is delivered twice.
+    pub duplicate: f64,
+    /// Lower bound of message delay, ns.
+    pub delay_min: u64,
+    /// Upper bound of message delay, ns (wide ranges reorder).
+    pub delay_max: u64,
+    /// Upper bound of disk sync latency, ns.
+    pub disk_max: u64,
+    /// Per fault tick: probability of a crash.
+    pub crash: f64,
+    /// Per fault tick: probability of a partition.
+    pub partition: f64,
+    /// Per fault tick: probability that every node loses power at once
+    /// (each keeping a random prefix of its unsynced writes).
+    pub power_loss: f64,
+    /// Membership changes happen in this run (Paxos layer only).
+    pub membership: bool,
+    /// Log compaction (and so snapshot installs) happens in this run.
+    pub compaction: bool,
+}
+
+impl Faults {
+    pub(crate) fn draw(rng: &mut SmallRng) -> Faults {
+        let delay_min = rng.random_range(MS / 10..2 * MS);
+        Faults {
+            drop: [0.0, 0.01, 0.05, 0.15][rng.random_range(0..4)],
+            duplicate: [0.0, 0.02, 0.1][rng.random_range(0..3)],
+            delay_min,
+            delay_max: delay_min + [MS, 5 * MS, 30 * MS][rng.random_range(0..3)],
+            disk_max: [MS / 5, 2 * MS, 10 * MS, 30 * MS][rng.random_range(0..4)],
+            crash: [0.0, 0.02, 0.06][rng.random_range(0..3)],
+            partition: [0.0, 0.04, 0.1][rng.random_range(0..3)],
+            power_loss: [0.0, 0.01, 0.03][rng.random_range(0..3)],
+            membership: rng.random_bool(0.3),
+            compaction: rng.random_bool(0.7),
+        }
+    }
+}
+
+/// The clock error model every simulated node reads true time through:
+/// offsets and drift stay inside ε (1 ms base, 200 ppm, 10 s sync period,
+/// so ε saws from 1 to 3 ms); the bound is never broken.
+pub(crate) const CLOCK_MODEL: ClockModel = ClockModel {
+    base_epsilon_nanos: MS,
+    max_drift_ppm: 200,
+    sync_period_nanos: 10_000 * MS,
+};
+
+/// Node `i`'s clock in run `seed`, following `model`.
+pub(crate) fn node_clock(
+    clock: &VirtualClock,
+    model: ClockModel,
+    seed: u64,
+    i: u64,
+) -> SimulatedTrueTime {
+    SimulatedTrueTime::new(clock.clone(), model, seed.rotate_left(17) ^ (i + 1))
+}
+
+/// The Paxos configuration of replica `id` in simulation.
+pub(crate) fn paxos_config(
+    id: NodeId,
+    voters: Vec<NodeId>,
+    bug: Option<meridian_paxos::PlantedBug>,
+) -> meridian_paxos::Config {
+    let mut c = meridian_paxos::Config::new(id, voters);
+    c.heartbeat_nanos = HEARTBEAT;
+    c.election_min_nanos = ELECTION_MIN;
+    c.election_max_nanos = ELECTION_MAX;
+    c.lease_nanos = LEASE;
+    c.max_batch_entries = 16;
+    c.max_inflight = 8;
+    c.max_pending = 1_000;
+    c.planted_bug = bug;
+    c
+}
+
+/// Virtual time and the events scheduled on it, run in (time, insertion)
+/// order.
+pub(crate) struct EventQueue<E> {
+    clock: VirtualClock,
+    heap: BinaryHeap<Reverse<(Timestamp, u64, usize)>>,
+    events: Vec<Option<E>>,
+    free: Vec<usize>,
+    seq: u64,
+}
+
+impl<E> EventQueue<E> {
+    pub(crate) fn new(clock: VirtualClock) -> EventQueue<E> {
+        EventQueue {
+            clock,
+            heap: BinaryHeap::new(),
+            events: Vec::new(),
+            free: Vec::new(),
+            seq: 0,
+        }
+    }
+
+    /// True time now.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Nanoseconds since the run began.
+    pub(crate) fn at(&self) -> u64 {
+        self.now().0 - EPOCH
+    }
+
+    /// Runs `ev` `delay` nanoseconds from now.
+    pub(crate) fn schedule(&mut self, delay: u64, ev: E) {
+        let t = self.now().saturating_add(delay);
+        self.seq += 1;
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.events[i] = Some(ev);
+                i
+            }
+            None => {
+                self.events.push(Some(ev));
+                self.events.len() - 1
+            }
+        };
+        self.heap.push(Reverse((t, self.seq, idx)));
+    }
+
+    /// The next event due at or before `end`, with the clock moved to it.
+    pub(crate) fn pop_until(&mut self, end: Timestamp) -> Option<E> {
+        let Reverse((t, _, idx)) = self.heap.pop()?;
+        if t > end {
+            return None;
+        }
+        let ev = self.events[idx].take().expect("event present");
+        self.free.push(idx);
+        self.clock.set(t);
+        Some(ev)
+    }
+}
+
+/// The simulated network's faults: which links are cut, and what happens
+/// to each message sent.
+#[derive(Debug, Default)]
+pub(crate) struct Network {
+    /// Cut links, `(from, to)`.
+    pub(crate) blocked: BTreeSet<(NodeId, NodeId)>,
+}
+
+impl Network {
+    /// The delays of the copies of a message `from → to` that arrive: none
+    /// if it is dropped or the link is cut, two if it is duplicated.
+    pub(crate) fn deliveries(
+        &self,
+        rng: &mut SmallRng,
+        faults: &Faults,
+        faults_on: bool,
+        from: NodeId,
+        to: NodeId,
+    ) -> Vec<u64> {
+        if self.blocked.contains(&(from, to)) {
+            return Vec::new();
+        }
+        if faults_on && rng.random_bool(faults.drop) {
+            return Vec::new();
+        }
+        let copies = if faults_on && rng.random_bool(faults.duplicate) {
+            2
+        } else {
+            1
+        };
+        let (lo, hi) = if faults_on {
+            (faults.delay_min, faults.delay_max)
+        } else {
+            HEALED_DELAY
+        };
+        (0..copies).map(|_| rng.random_range(lo..=hi)).collect()
+    }
+
+    /// One fault tick's partition decision among `ids`: standing
+    /// partitions may heal, then with probability `faults.partition` a new
+    /// one isolates the leader (both ways), a random node (both ways), or
+    /// makes a random node unheard (one way). Returns `(kind, victim)` of a
+    /// new partition.
+    pub(crate) fn maybe_partition(
+        &mut self,
+        rng: &mut SmallRng,
+        faults: &Faults,
+        ids: &[NodeId],
+        leader: Option<NodeId>,
+    ) -> Option<(u32, NodeId)> {
+        if !self.blocked.is_empty() && rng.random_bool(PARTITION_HEAL) {
+            self.blocked.clear();
+        }
+        if !rng.random_bool(faults.partition) {
+            return None;
+        }
+        let kind = rng.random_range(0..3);
+        let victim = match (kind, leader) {
+            (0, Some(l)) => l,
+            _ => ids[rng.random_range(0..ids.len())],
+        };
+        for &other in ids {
+            if other == victim {
+                continue;
+            }
+            self.blocked.insert((victim, other));
+            if kind != 2 {
+                self.blocked.insert((other, victim));
+            }
+        }
+        Some((kind, victim))
+    }
+}
+
+/// How long a crashed node stays down.
+pub(crate) fn downtime(rng: &mut SmallRng) -> u64 {
+    rng.random_range(10 * MS..600 * MS)
+}
+
+/// Disk sync latency for one sync.
+pub(crate) fn sync_delay(rng: &mut SmallRng, faults: &Faults) -> u64 {
+    rng.random_range(MS / 20..=faults.disk_max)
+}
