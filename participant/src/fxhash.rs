@@ -6,6 +6,10 @@
 //! every applied write; SipHash would be a visible share of the lock
 //! table's 150 ns budget.
 //!
+//! It has no per-map random seed, so a map's iteration order depends only on
+//! what was inserted: the transaction layer uses it too, so that one seed
+//! replays one run exactly in the simulator (std's `RandomState` would not).
+//!
 //! Not resistant to hash flooding: a client that may write could choose
 //! keys that collide. Meridian's clients are authenticated (mutual TLS,
 //! DESIGN.md §6); if that ever is not enough, seed the state from the
@@ -36,7 +40,7 @@ fn folded_multiply(a: u64, b: u64) -> u64 {
 
 /// FxHash state.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct FxHasher {
+pub struct FxHasher {
     hash: u64,
 }
 
@@ -106,10 +110,10 @@ impl Hasher for FxHasher {
 }
 
 /// `BuildHasher` for `HashMap<K, V, FxBuildHasher>`.
-pub(crate) type FxBuildHasher = BuildHasherDefault<FxHasher>;
+pub type FxBuildHasher = BuildHasherDefault<FxHasher>;
 
 /// A `HashMap` using [`FxHasher`].
-pub(crate) type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuildHasher>;
+pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuildHasher>;
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@
 
 mod codec;
 pub mod command;
-mod fxhash;
+pub mod fxhash;
 pub mod locks;
 pub mod mvcc;
 pub mod state;

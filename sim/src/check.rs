@@ -78,6 +78,8 @@ pub mod rules {
     pub const BANK_TOTAL: &str = "bank: every snapshot conserves the total balance";
     /// Replicas disagree at the end.
     pub const CONVERGE: &str = "txn: replicas converge on the committed state";
+    /// A request was never answered, or answered twice.
+    pub const ONE_REPLY: &str = "txn: a live replica answers every request exactly once";
     /// No transaction committed after the faults stopped.
     pub const TXN_LIVENESS: &str = "txn: progress after faults stop";
 }

@@ -218,6 +218,9 @@ pub struct RunStats {
     pub events: u64,
     /// Virtual time simulated, ns.
     pub virtual_nanos: u64,
+    /// A hash of the time and kind of every event processed: two runs of
+    /// one seed must agree on it exactly.
+    pub digest: u64,
 }
 
 impl RunStats {
@@ -230,6 +233,7 @@ impl RunStats {
         self.crashes += o.crashes;
         self.events += o.events;
         self.virtual_nanos += o.virtual_nanos;
+        self.digest ^= o.digest;
     }
 }
 

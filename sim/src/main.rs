@@ -175,7 +175,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             match run_seed(&opts) {
                 Ok(s) => {
                     println!(
-                        "seed={seed} layer={layer} ok commits={} aborts={} unknown={} reads={} elections={} crashes={} events={} virtual={}ms",
+                        "seed={seed} layer={layer} ok commits={} aborts={} unknown={} reads={} elections={} crashes={} events={} virtual={}ms digest={:016x}",
                         s.commits,
                         s.aborts,
                         s.unknown,
@@ -183,7 +183,8 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                         s.elections,
                         s.crashes,
                         s.events,
-                        s.virtual_nanos / 1_000_000
+                        s.virtual_nanos / 1_000_000,
+                        s.digest
                     );
                     Ok(ExitCode::SUCCESS)
                 }

@@ -14,7 +14,8 @@ use rand::{Rng, SeedableRng};
 use crate::check::{ChosenLog, StateMachine, Violation, rules};
 use crate::world::{
     CLIENT_QUIET, CLOCK_MODEL, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK, Faults,
-    LIVENESS_BOUND, MAX_EVENTS, MS, Network, downtime, node_clock, paxos_config, sync_delay,
+    LIVENESS_BOUND, MAX_EVENTS, MS, Network, digest, downtime, node_clock, paxos_config,
+    sync_delay,
 };
 use crate::{RunOptions, RunStats};
 
@@ -125,6 +126,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     let end = Timestamp(EPOCH + fault_phase + LIVENESS_BOUND);
     while let Some(ev) = sim.queue.pop_until(end) {
         sim.stats.events += 1;
+        sim.stats.digest = digest(sim.stats.digest, sim.queue.at(), event_code(&ev));
         if sim.stats.events > MAX_EVENTS {
             return Err(sim.violation(rules::LIVENESS, "event budget exhausted (livelock?)".into()));
         }
@@ -579,5 +581,18 @@ impl Sim {
             }
         }
         Ok(())
+    }
+}
+
+/// A code for an event's kind and target, for the run digest.
+fn event_code(ev: &Event) -> u64 {
+    match ev {
+        Event::Deliver(m) => 100 + m.to * 10 + m.from,
+        Event::Tick { node, .. } => 400 + *node as u64,
+        Event::Sync { node, .. } => 500 + *node as u64,
+        Event::Restart { node } => 600 + *node as u64,
+        Event::Client => 700,
+        Event::Fault => 800,
+        Event::Heal => 900,
     }
 }

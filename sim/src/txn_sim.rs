@@ -25,7 +25,8 @@ use crate::check::{ChosenLog, Violation, rules};
 use crate::history::{Bank, CommitLog, History, Model, Outcome, ReadRecord, ScanRecord, TxnRecord};
 use crate::world::{
     CLIENT_QUIET, CLOCK_MODEL, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK, Faults,
-    LIVENESS_BOUND, MAX_EVENTS, MS, Network, downtime, node_clock, paxos_config, sync_delay,
+    LIVENESS_BOUND, MAX_EVENTS, MS, Network, digest, downtime, node_clock, paxos_config,
+    sync_delay,
 };
 use crate::{PlantedBug, RunOptions, RunStats};
 
@@ -54,6 +55,9 @@ const GC_RETENTION: u64 = 1_500 * MS;
 const GC_INTERVAL: u64 = 200 * MS;
 const COMMIT_RECORD_RETENTION: u64 = 60_000 * MS;
 const COMPACT_EVERY: u64 = 50;
+/// A live replica answers every request within this (lock waits end by
+/// wound-wait or the inactivity timeout, read waits by their bound).
+const ANSWER_BOUND: u64 = 2_000 * MS;
 
 #[derive(Debug)]
 enum Packet {
@@ -212,6 +216,9 @@ struct Sim {
     trace: bool,
     planted_bug: Option<PlantedBug>,
     black_box: bool,
+    /// Requests delivered and not yet answered: replica, when the last copy
+    /// arrived, copies delivered.
+    outstanding: std::collections::HashMap<RequestId, (usize, Timestamp, u32)>,
 }
 
 /// Runs one seed of the transaction layer.
@@ -279,6 +286,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         trace: opts.trace,
         planted_bug: opts.planted_bug,
         black_box: opts.black_box,
+        outstanding: std::collections::HashMap::new(),
     };
     if sim.trace {
         eprintln!(
@@ -297,6 +305,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     let end = Timestamp(EPOCH + fault_phase + LIVENESS_BOUND);
     while let Some(ev) = sim.queue.pop_until(end) {
         sim.stats.events += 1;
+        sim.stats.digest = digest(sim.stats.digest, sim.queue.at(), event_code(&ev));
         if sim.stats.events > MAX_EVENTS {
             return Err(sim.violation(rules::LIVENESS, "event budget exhausted (livelock?)".into()));
         }
@@ -428,6 +437,11 @@ impl Sim {
                     return Ok(());
                 };
                 self.trace(|| format!("client {client} -> node {node} req {id}: {request:?}"));
+                if self.nodes[i].replica.is_some() {
+                    let at = self.now();
+                    let o = self.outstanding.entry(id).or_insert((i, at, 0));
+                    *o = (i, at, o.2 + 1);
+                }
                 self.step(i, Input::Request { id, request })
             }
             Event::Deliver(Packet::Reply { client, id, reply }) => {
@@ -525,6 +539,21 @@ impl Sim {
                     }
                 }
                 Output::Reply { id: req, reply } => {
+                    // Exactly one answer per request delivered.
+                    match self.outstanding.get_mut(&req) {
+                        Some(o) if o.0 == i && o.2 > 0 => {
+                            o.2 -= 1;
+                            if o.2 == 0 {
+                                self.outstanding.remove(&req);
+                            }
+                        }
+                        _ => {
+                            return Err(self.violation(
+                                rules::ONE_REPLY,
+                                format!("node {id} answered request {req} more often than asked"),
+                            ));
+                        }
+                    }
                     // Spanner §4.1.2: no client learns of a commit at s
                     // before s has passed in true time.
                     if let Ok(Response::Committed { commit_ts }) = &reply {
@@ -739,6 +768,8 @@ impl Sim {
         node.storage.crash(keep);
         node.replica = None;
         node.paused_until = None;
+        // A crashed replica owes nothing.
+        self.outstanding.retain(|_, o| o.0 != i);
         node.generation += 1;
         self.stats.crashes += 1;
         self.trace(|| format!("crash node {} (kept {keep} unsynced writes)", i + 1));
@@ -1186,6 +1217,41 @@ impl Sim {
             .map(GroupReplica::t_safe)
             .min()
             .unwrap_or(Timestamp::ZERO);
+        // Every request a live replica received long enough ago was
+        // answered: no wait lasts that long once faults have stopped.
+        let cutoff = self.now().saturating_sub(ANSWER_BOUND);
+        let mut forgotten: Vec<(RequestId, usize)> = self
+            .outstanding
+            .iter()
+            .filter(|(_, o)| o.1 < cutoff)
+            .map(|(id, o)| (*id, o.0 + 1))
+            .collect();
+        forgotten.sort_unstable();
+        if let Some((id, node)) = forgotten.first() {
+            return Err(self.violation(
+                rules::ONE_REPLY,
+                format!(
+                    "node {node} never answered request {id} ({} unanswered)",
+                    forgotten.len()
+                ),
+            ));
+        }
+        // The bank holds its total in the final state too.
+        let total: i64 = self
+            .bank
+            .accounts
+            .iter()
+            .map(|a| self.bank.balance(model.get(a, Timestamp::MAX).as_ref()))
+            .sum();
+        if total != self.bank.total() {
+            return Err(self.violation(
+                rules::BANK_TOTAL,
+                format!(
+                    "the final balances sum to {total}, not {}",
+                    self.bank.total()
+                ),
+            ));
+        }
         let keys: BTreeSet<Bytes> = model.keys().cloned().collect();
         for n in &self.nodes {
             let Some(r) = n.replica.as_ref() else {
@@ -1304,4 +1370,19 @@ fn find_cycle(edges: &[meridian_participant::WaitsFor]) -> Option<Vec<TxnId>> {
         }
     }
     None
+}
+
+/// A code for an event's kind and target, for the run digest.
+fn event_code(ev: &Event) -> u64 {
+    match ev {
+        Event::Deliver(Packet::Peer(m)) => 100 + m.to * 10 + m.from,
+        Event::Deliver(Packet::Request { node, id, .. }) => 200 + node + (id << 8),
+        Event::Deliver(Packet::Reply { client, id, .. }) => 300 + *client as u64 + (id << 8),
+        Event::Tick { node, .. } => 400 + *node as u64,
+        Event::Sync { node, .. } => 500 + *node as u64,
+        Event::Restart { node } => 600 + *node as u64,
+        Event::Client { client, wake } => 700 + *client as u64 + (wake << 8),
+        Event::Fault => 800,
+        Event::Heal => 900,
+    }
 }

@@ -259,6 +259,15 @@ impl Network {
     }
 }
 
+/// Folds an event (its time and a code for its kind and target) into a
+/// run's digest.
+pub(crate) fn digest(state: u64, at: u64, code: u64) -> u64 {
+    let mut x = state ^ at.rotate_left(21) ^ code.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^ (x >> 29)
+}
+
 /// How long a crashed node stays down.
 pub(crate) fn downtime(rng: &mut SmallRng) -> u64 {
     rng.random_range(10 * MS..600 * MS)

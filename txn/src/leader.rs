@@ -9,9 +9,10 @@
 //! term that issued them, so a request for a transaction of an ended term
 //! is recognised and refused, never mistaken for a new transaction.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
+use meridian_participant::fxhash::FxHashMap;
 use meridian_participant::{
     Acquire, GroupState, LockError, LockLimits, LockMode, LockTable, Priority, TxnId, Write,
 };
@@ -88,8 +89,10 @@ pub(crate) struct Leader {
     pub(crate) origin: u64,
     next_seq: u64,
     pub(crate) locks: LockTable,
-    pub(crate) txns: HashMap<TxnId, ActiveTxn>,
-    ended: HashMap<TxnId, Ended>,
+    /// Ordered, so sweeps (expiry, step-down) run in the same order in
+    /// every run of a seed.
+    pub(crate) txns: BTreeMap<TxnId, ActiveTxn>,
+    ended: FxHashMap<TxnId, Ended>,
     ended_order: VecDeque<TxnId>,
     max_active: usize,
 }
@@ -113,8 +116,8 @@ impl Leader {
             origin: origin(group, ballot),
             next_seq: 1,
             locks: LockTable::new(limits),
-            txns: HashMap::new(),
-            ended: HashMap::new(),
+            txns: BTreeMap::new(),
+            ended: FxHashMap::default(),
             ended_order: VecDeque::new(),
             max_active,
         }

@@ -2,8 +2,9 @@
 //! sees it — the Paxos replica, the replicated [`GroupState`], and, while
 //! it leads, the transaction table.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
+use meridian_participant::fxhash::FxHashMap;
 use meridian_participant::{
     Applied, Command, GroupState, LockError, ReadError, TxnId, WaitsFor, Write,
 };
@@ -140,8 +141,8 @@ pub struct GroupReplica {
     /// Chosen entries waiting for `TT.after(ts)` before they apply.
     unapplied: VecDeque<Entry>,
     leader: Option<Leader>,
-    commits: HashMap<TxnId, PendingCommit>,
-    by_proposal: HashMap<ProposalId, TxnId>,
+    commits: FxHashMap<TxnId, PendingCommit>,
+    by_proposal: FxHashMap<ProposalId, TxnId>,
     /// Commits placed in the log, by slot. A slot can hold several: a
     /// proposal whose entry was overwritten (by a later leader, or a
     /// snapshot install) may still be chosen elsewhere, so it stays here
@@ -187,8 +188,8 @@ impl GroupReplica {
             paxos,
             unapplied: VecDeque::new(),
             leader: None,
-            commits: HashMap::new(),
-            by_proposal: HashMap::new(),
+            commits: FxHashMap::default(),
+            by_proposal: FxHashMap::default(),
             by_slot: BTreeMap::new(),
             commit_waits: Vec::new(),
             read_waits: Vec::new(),
@@ -465,7 +466,11 @@ impl GroupReplica {
         if let Some(old) = self.leader.take() {
             old.step_down(out);
             self.resume.clear();
-            self.ready.clear();
+            for r in std::mem::take(&mut self.ready) {
+                let reason = AbortReason::LeaderChanged;
+                let reply = Err(TxnError::Aborted { txn: r.txn, reason });
+                reply_all(&r.targets, &reply, out);
+            }
         }
         if let Some(ballot) = leading {
             #[allow(unused_mut)]
@@ -608,6 +613,7 @@ impl GroupReplica {
     /// woundable) and propose its commit record (DESIGN.md §5.1).
     fn propose_commit(&mut self, now: TtInterval, r: ReadyToCommit, out: &mut Vec<Output>) {
         let Some(l) = self.leader.as_mut() else {
+            self.abandon(r, AbortReason::LeaderChanged, out);
             return;
         };
         if let Err(e) = l.locks.mark_prepared(r.txn) {
