@@ -223,6 +223,17 @@ pub struct RunStats {
     pub digest: u64,
 }
 
+impl std::fmt::Display for RunStats {
+    /// The counters that describe what a run did, as `name=value` pairs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "commits={} aborts={} unknown={} reads={} elections={} crashes={}",
+            self.commits, self.aborts, self.unknown, self.reads, self.elections, self.crashes
+        )
+    }
+}
+
 impl RunStats {
     fn add(&mut self, o: &RunStats) {
         self.commits += o.commits;

@@ -138,17 +138,11 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                     }
                 }
             });
-            let s = &report.stats;
             println!(
-                "seeds={} failures={} commits={} aborts={} unknown={} reads={} elections={} crashes={} elapsed={:.1}s",
+                "seeds={} failures={} {} elapsed={:.1}s",
                 report.seeds,
                 report.failures.len(),
-                s.commits,
-                s.aborts,
-                s.unknown,
-                s.reads,
-                s.elections,
-                s.crashes,
+                report.stats,
                 began.elapsed().as_secs_f64()
             );
             Ok(if report.failures.is_empty() {
@@ -175,13 +169,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             match run_seed(&opts) {
                 Ok(s) => {
                     println!(
-                        "seed={seed} layer={layer} ok commits={} aborts={} unknown={} reads={} elections={} crashes={} events={} virtual={}ms digest={:016x}",
-                        s.commits,
-                        s.aborts,
-                        s.unknown,
-                        s.reads,
-                        s.elections,
-                        s.crashes,
+                        "seed={seed} layer={layer} ok {s} events={} virtual={}ms digest={:016x}",
                         s.events,
                         s.virtual_nanos / 1_000_000,
                         s.digest

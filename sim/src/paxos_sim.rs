@@ -4,18 +4,16 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use meridian_paxos::{
-    Input, MemStorage, MembershipChange, Message, NodeId, Output, Replica, Role, Storage,
-};
+use meridian_paxos::{Input, MembershipChange, Message, NodeId, Output, Replica, Role, Storage};
 use meridian_truetime::{SimulatedTrueTime, Timestamp, TrueTime, VirtualClock};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::check::{ChosenLog, StateMachine, Violation, rules};
 use crate::world::{
-    CLIENT_QUIET, CLOCK_MODEL, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK, Faults,
-    LIVENESS_BOUND, MAX_EVENTS, MS, Network, digest, downtime, node_clock, paxos_config,
-    sync_delay,
+    CLIENT_QUIET, CLOCK_MODEL, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK, Faults, Host,
+    LIVENESS_BOUND, MAX_EVENTS, MS, Network, check_one_lease, digest, downtime, node_clock,
+    paxos_config,
 };
 use crate::{RunOptions, RunStats};
 
@@ -48,13 +46,8 @@ struct Node {
     id: NodeId,
     tt: SimulatedTrueTime,
     replica: Option<Replica>,
-    storage: MemStorage,
+    host: Host,
     sm: StateMachine,
-    generation: u64,
-    written_seq: u64,
-    sync_scheduled: bool,
-    tick_at: Option<Timestamp>,
-    last_ts_seen: Timestamp,
 }
 
 struct Sim {
@@ -90,13 +83,8 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
                 id: i as NodeId + 1,
                 tt: node_clock(&clock, CLOCK_MODEL, opts.seed, i as u64),
                 replica: None,
-                storage: MemStorage::new(),
+                host: Host::default(),
                 sm: StateMachine::default(),
-                generation: 0,
-                written_seq: 0,
-                sync_scheduled: false,
-                tick_at: None,
-                last_ts_seen: Timestamp::ZERO,
             })
             .collect(),
         queue: EventQueue::new(clock),
@@ -167,6 +155,7 @@ impl Sim {
 
     fn boot(&mut self, i: usize) -> Result<(), Violation> {
         let state = self.nodes[i]
+            .host
             .storage
             .load()
             .expect("memory storage cannot fail");
@@ -176,15 +165,9 @@ impl Sim {
         let mut out = Vec::new();
         r.start(now, &mut out);
         let node = &mut self.nodes[i];
+        node.host.boot(r.last_assigned_ts());
         node.replica = Some(r);
         node.sm = StateMachine::default();
-        node.written_seq = 0;
-        node.sync_scheduled = false;
-        node.tick_at = None;
-        node.last_ts_seen = node
-            .replica
-            .as_ref()
-            .map_or(Timestamp::ZERO, Replica::last_assigned_ts);
         self.process(i, out)
     }
 
@@ -204,23 +187,15 @@ impl Sim {
                 generation,
                 at,
             } => {
-                if self.nodes[node].generation != generation || self.nodes[node].tick_at != Some(at)
-                {
+                if !self.nodes[node].host.tick(generation, at) {
                     return Ok(());
                 }
-                self.nodes[node].tick_at = None;
                 self.step(node, Input::Tick)
             }
-            Event::Sync { node, generation } => {
-                let n = &mut self.nodes[node];
-                if n.generation != generation {
-                    return Ok(());
-                }
-                n.sync_scheduled = false;
-                n.storage.sync().expect("memory storage cannot fail");
-                let seq = n.written_seq;
-                self.step(node, Input::Persisted { seq })
-            }
+            Event::Sync { node, generation } => match self.nodes[node].host.sync(generation) {
+                Some(seq) => self.step(node, Input::Persisted { seq }),
+                None => Ok(()),
+            },
             Event::Restart { node } => {
                 if self.nodes[node].replica.is_some() {
                     return Ok(()); // already restarted when faults healed
@@ -254,7 +229,7 @@ impl Sim {
                 self.net.blocked.clear();
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].replica.is_none() {
-                        self.nodes[i].generation += 1;
+                        self.nodes[i].host.generation += 1;
                         self.boot(i)?;
                     }
                 }
@@ -284,18 +259,14 @@ impl Sim {
             match o {
                 Output::Send(m) => self.send(m),
                 Output::Persist(req) => {
-                    let n = &mut self.nodes[i];
-                    n.storage.write(&req).expect("memory storage cannot fail");
-                    n.written_seq = req.seq;
-                    if !n.sync_scheduled {
-                        n.sync_scheduled = true;
-                        let g = n.generation;
-                        let d = sync_delay(&mut self.rng, &self.faults);
+                    let host = &mut self.nodes[i].host;
+                    if let Some(d) = host.persist(&req, &mut self.rng, &self.faults) {
+                        let generation = host.generation;
                         self.schedule(
                             d,
                             Event::Sync {
                                 node: i,
-                                generation: g,
+                                generation,
                             },
                         );
                     }
@@ -341,20 +312,15 @@ impl Sim {
             return Ok(());
         };
         // Timestamps rise across leaders, in true-time order of assignment.
-        let ts = r.last_assigned_ts();
-        if r.role() == Role::Leader && ts > self.nodes[i].last_ts_seen {
-            if ts <= self.max_assigned_ts {
-                return Err(self.violation(
-                    rules::TS_MONOTONIC,
-                    format!(
-                        "node {} assigned ts {} not above {} assigned earlier",
-                        self.nodes[i].id, ts.0, self.max_assigned_ts.0
-                    ),
-                ));
-            }
-            self.max_assigned_ts = ts;
+        let (leading, ts) = (r.role() == Role::Leader, r.last_assigned_ts());
+        let id = self.nodes[i].id;
+        if let Err(e) =
+            self.nodes[i]
+                .host
+                .check_assigned(id, leading, ts, &mut self.max_assigned_ts)
+        {
+            return Err(self.violation(rules::TS_MONOTONIC, e));
         }
-        self.nodes[i].last_ts_seen = ts;
         let r = self.nodes[i].replica.as_ref().expect("checked above");
         // Compaction.
         if self.faults.compaction && r.applied() >= r.first_slot() + COMPACT_EVERY {
@@ -371,17 +337,16 @@ impl Sim {
             .next_deadline()
             .nanos_since(now_local.midpoint())
             .max(MS / 10);
-        let when = self.now().saturating_add(wait);
-        let node = &mut self.nodes[i];
-        if node.tick_at.is_none_or(|t| when < t) {
-            node.tick_at = Some(when);
-            let g = node.generation;
+        let now = self.now();
+        let host = &mut self.nodes[i].host;
+        if let Some(at) = host.arm(now, wait) {
+            let generation = host.generation;
             self.schedule(
                 wait,
                 Event::Tick {
                     node: i,
-                    generation: g,
-                    at: when,
+                    generation,
+                    at,
                 },
             );
         }
@@ -459,11 +424,8 @@ impl Sim {
         if self.nodes[i].replica.is_none() {
             return;
         }
-        let node = &mut self.nodes[i];
-        let keep = self.rng.random_range(0..=node.storage.unsynced_len());
-        node.storage.crash(keep);
-        node.replica = None;
-        node.generation += 1;
+        let keep = self.nodes[i].host.crash(&mut self.rng);
+        self.nodes[i].replica = None;
         self.stats.crashes += 1;
         if self.trace {
             let id = self.nodes[i].id;
@@ -512,13 +474,7 @@ impl Sim {
             .filter(|n| n.replica.as_ref().is_some_and(|r| r.has_lease(n.tt.now())))
             .map(|n| n.id)
             .collect();
-        if holders.len() > 1 {
-            return Err(self.violation(
-                rules::LEASE_DISJOINT,
-                format!("nodes {holders:?} all hold a lease"),
-            ));
-        }
-        Ok(())
+        check_one_lease(&holders).map_err(|e| self.violation(rules::LEASE_DISJOINT, e))
     }
 
     /// Checks at the end of a run.

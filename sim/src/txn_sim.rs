@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use meridian_participant::{Command, Priority, TxnId, Write};
-use meridian_paxos::{MemStorage, Message, NodeId, Payload, Role, Storage};
+use meridian_paxos::{Message, NodeId, Payload, Role, Storage};
 use meridian_truetime::{ClockModel, SimulatedTrueTime, Timestamp, TrueTime, VirtualClock};
 use meridian_txn::{
     GroupReplica, Input, Output, ReadAt, ReadOp, ReadResult, Reply, Request, RequestId, Response,
@@ -24,9 +24,9 @@ use rand::{Rng, SeedableRng};
 use crate::check::{ChosenLog, Violation, rules};
 use crate::history::{Bank, CommitLog, History, Model, Outcome, ReadRecord, ScanRecord, TxnRecord};
 use crate::world::{
-    CLIENT_QUIET, CLOCK_MODEL, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK, Faults,
-    LIVENESS_BOUND, MAX_EVENTS, MS, Network, digest, downtime, node_clock, paxos_config,
-    sync_delay,
+    CLIENT_QUIET, CLOCK_MODEL, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK, Faults, Host,
+    LIVENESS_BOUND, MAX_EVENTS, MS, Network, check_one_lease, digest, downtime, node_clock,
+    paxos_config,
 };
 use crate::{PlantedBug, RunOptions, RunStats};
 
@@ -106,12 +106,7 @@ struct Node {
     id: NodeId,
     tt: SimulatedTrueTime,
     replica: Option<GroupReplica>,
-    storage: MemStorage,
-    generation: u64,
-    written_seq: u64,
-    sync_scheduled: bool,
-    tick_at: Option<Timestamp>,
-    last_ts_seen: Timestamp,
+    host: Host,
     /// Safe time seen last in this incarnation.
     last_t_safe: Timestamp,
     applied_slot: u64,
@@ -241,12 +236,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
             id: i + 1,
             tt: node_clock(&clock, clocks, opts.seed, i),
             replica: None,
-            storage: MemStorage::new(),
-            generation: 0,
-            written_seq: 0,
-            sync_scheduled: false,
-            tick_at: None,
-            last_ts_seen: Timestamp::ZERO,
+            host: Host::default(),
             last_t_safe: Timestamp::ZERO,
             applied_slot: 0,
             paused_until: None,
@@ -365,6 +355,7 @@ impl Sim {
 
     fn boot(&mut self, i: usize) -> Result<(), Violation> {
         let state = self.nodes[i]
+            .host
             .storage
             .load()
             .expect("memory storage cannot fail");
@@ -374,11 +365,8 @@ impl Sim {
         let mut out = Vec::new();
         r.start(now, &mut out);
         let node = &mut self.nodes[i];
-        node.last_ts_seen = r.paxos().last_assigned_ts();
+        node.host.boot(r.paxos().last_assigned_ts());
         node.replica = Some(r);
-        node.written_seq = 0;
-        node.sync_scheduled = false;
-        node.tick_at = None;
         node.last_t_safe = Timestamp::ZERO;
         node.applied_slot = 0;
         self.process(i, out)
@@ -453,23 +441,15 @@ impl Sim {
                 generation,
                 at,
             } => {
-                if self.nodes[node].generation != generation || self.nodes[node].tick_at != Some(at)
-                {
+                if !self.nodes[node].host.tick(generation, at) {
                     return Ok(());
                 }
-                self.nodes[node].tick_at = None;
                 self.step(node, Input::Tick)
             }
-            Event::Sync { node, generation } => {
-                let n = &mut self.nodes[node];
-                if n.generation != generation {
-                    return Ok(());
-                }
-                n.sync_scheduled = false;
-                n.storage.sync().expect("memory storage cannot fail");
-                let seq = n.written_seq;
-                self.step(node, Input::Persisted { seq })
-            }
+            Event::Sync { node, generation } => match self.nodes[node].host.sync(generation) {
+                Some(seq) => self.step(node, Input::Persisted { seq }),
+                None => Ok(()),
+            },
             Event::Restart { node } => {
                 if self.nodes[node].replica.is_some() {
                     return Ok(());
@@ -496,7 +476,7 @@ impl Sim {
                 self.net.blocked.clear();
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].replica.is_none() {
-                        self.nodes[i].generation += 1;
+                        self.nodes[i].host.generation += 1;
                         self.boot(i)?;
                     }
                 }
@@ -522,18 +502,14 @@ impl Sim {
             match o {
                 Output::Send(m) => self.send(Packet::Peer(m)),
                 Output::Persist(req) => {
-                    let n = &mut self.nodes[i];
-                    n.storage.write(&req).expect("memory storage cannot fail");
-                    n.written_seq = req.seq;
-                    if !n.sync_scheduled {
-                        n.sync_scheduled = true;
-                        let g = n.generation;
-                        let d = sync_delay(&mut self.rng, &self.faults);
+                    let host = &mut self.nodes[i].host;
+                    if let Some(d) = host.persist(&req, &mut self.rng, &self.faults) {
+                        let generation = host.generation;
                         self.queue.schedule(
                             d,
                             Event::Sync {
                                 node: i,
-                                generation: g,
+                                generation,
                             },
                         );
                     }
@@ -613,25 +589,22 @@ impl Sim {
         if !self.black_box {
             r.assert_invariants();
         }
-        // Spanner §4.1.2: timestamps rise across leaders, in true-time order.
-        let ts = r.paxos().last_assigned_ts();
-        if r.paxos().role() == Role::Leader && ts > self.nodes[i].last_ts_seen {
-            if ts <= self.max_assigned_ts {
-                return Err(self.violation(
-                    rules::TS_MONOTONIC,
-                    format!(
-                        "node {node_id} assigned ts {} not above {} assigned earlier",
-                        ts.0, self.max_assigned_ts.0
-                    ),
-                ));
-            }
-            self.max_assigned_ts = ts;
-        }
-        // Spanner §4.1.3: safe time never falls.
+        let (leading, ts) = (
+            r.paxos().role() == Role::Leader,
+            r.paxos().last_assigned_ts(),
+        );
         let t_safe = r.t_safe();
         let waits = r.waits_for();
         let deadline = r.next_deadline();
-        self.nodes[i].last_ts_seen = ts;
+        // Spanner §4.1.2: timestamps rise across leaders, in true-time order.
+        if let Err(e) =
+            self.nodes[i]
+                .host
+                .check_assigned(node_id, leading, ts, &mut self.max_assigned_ts)
+        {
+            return Err(self.violation(rules::TS_MONOTONIC, e));
+        }
+        // Spanner §4.1.3: safe time never falls.
         if t_safe < self.nodes[i].last_t_safe {
             return Err(self.violation(
                 rules::T_SAFE_MONOTONE,
@@ -650,17 +623,16 @@ impl Sim {
             ));
         }
         let wait = deadline.nanos_since(now_local.midpoint()).max(MS / 10);
-        let when = self.now().saturating_add(wait);
-        let node = &mut self.nodes[i];
-        if node.tick_at.is_none_or(|t| when < t) {
-            node.tick_at = Some(when);
-            let g = node.generation;
+        let now = self.now();
+        let host = &mut self.nodes[i].host;
+        if let Some(at) = host.arm(now, wait) {
+            let generation = host.generation;
             self.queue.schedule(
                 wait,
                 Event::Tick {
                     node: i,
-                    generation: g,
-                    at: when,
+                    generation,
+                    at,
                 },
             );
         }
@@ -679,13 +651,7 @@ impl Sim {
             })
             .map(|n| n.id)
             .collect();
-        if holders.len() > 1 {
-            return Err(self.violation(
-                rules::LEASE_DISJOINT,
-                format!("nodes {holders:?} all hold a lease"),
-            ));
-        }
-        Ok(())
+        check_one_lease(&holders).map_err(|e| self.violation(rules::LEASE_DISJOINT, e))
     }
 
     // ------------------------------------------------------------------
@@ -763,14 +729,11 @@ impl Sim {
         if self.nodes[i].replica.is_none() {
             return;
         }
-        let node = &mut self.nodes[i];
-        let keep = self.rng.random_range(0..=node.storage.unsynced_len());
-        node.storage.crash(keep);
-        node.replica = None;
-        node.paused_until = None;
+        let keep = self.nodes[i].host.crash(&mut self.rng);
+        self.nodes[i].replica = None;
+        self.nodes[i].paused_until = None;
         // A crashed replica owes nothing.
         self.outstanding.retain(|_, o| o.0 != i);
-        node.generation += 1;
         self.stats.crashes += 1;
         self.trace(|| format!("crash node {} (kept {keep} unsynced writes)", i + 1));
         let down = downtime(&mut self.rng);

@@ -5,7 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
-use meridian_paxos::NodeId;
+use meridian_paxos::{MemStorage, NodeId, Storage};
 use meridian_truetime::{ClockModel, SimulatedTrueTime, Timestamp, VirtualClock};
 use rand::Rng;
 use rand::rngs::SmallRng;
@@ -276,4 +276,127 @@ pub(crate) fn downtime(rng: &mut SmallRng) -> u64 {
 /// Disk sync latency for one sync.
 pub(crate) fn sync_delay(rng: &mut SmallRng, faults: &Faults) -> u64 {
     rng.random_range(MS / 20..=faults.disk_max)
+}
+
+/// The simulated machine under one replica: its disk, and the bookkeeping
+/// that makes timers and syncs scheduled before a crash (or superseded by
+/// a later timer) harmless.
+#[derive(Debug, Default)]
+pub(crate) struct Host {
+    /// The disk; survives crashes, losing unsynced writes.
+    pub(crate) storage: MemStorage,
+    /// Bumped at every crash: events of an earlier incarnation are void.
+    pub(crate) generation: u64,
+    written_seq: u64,
+    sync_scheduled: bool,
+    /// When the one live timer fires.
+    tick_at: Option<Timestamp>,
+    /// The Paxos write timestamp this replica had assigned or seen at its
+    /// last step.
+    last_ts_seen: Timestamp,
+}
+
+impl Host {
+    /// A fresh incarnation after a (re)start: no sync or timer pending.
+    pub(crate) fn boot(&mut self, assigned_ts: Timestamp) {
+        self.written_seq = 0;
+        self.sync_scheduled = false;
+        self.tick_at = None;
+        self.last_ts_seen = assigned_ts;
+    }
+
+    /// Writes a persistence request. Returns the delay after which a sync
+    /// must run, if none is scheduled yet (one sync covers every write
+    /// before it: group commit).
+    pub(crate) fn persist(
+        &mut self,
+        req: &meridian_paxos::PersistRequest,
+        rng: &mut SmallRng,
+        faults: &Faults,
+    ) -> Option<u64> {
+        self.storage.write(req).expect("memory storage cannot fail");
+        self.written_seq = req.seq;
+        if self.sync_scheduled {
+            return None;
+        }
+        self.sync_scheduled = true;
+        Some(sync_delay(rng, faults))
+    }
+
+    /// A sync event of incarnation `generation` runs: the highest durable
+    /// sequence number to report, or `None` if the event is void.
+    pub(crate) fn sync(&mut self, generation: u64) -> Option<u64> {
+        if generation != self.generation {
+            return None;
+        }
+        self.sync_scheduled = false;
+        self.storage.sync().expect("memory storage cannot fail");
+        Some(self.written_seq)
+    }
+
+    /// A timer event of incarnation `generation` set for `at` fires:
+    /// whether it is the live one.
+    pub(crate) fn tick(&mut self, generation: u64, at: Timestamp) -> bool {
+        if generation != self.generation || self.tick_at != Some(at) {
+            return false;
+        }
+        self.tick_at = None;
+        true
+    }
+
+    /// After a step: the replica wants a tick `wait` from `now` (true
+    /// time). Returns the time to schedule a timer for, unless an earlier
+    /// one is live.
+    pub(crate) fn arm(&mut self, now: Timestamp, wait: u64) -> Option<Timestamp> {
+        let when = now.saturating_add(wait);
+        if self.tick_at.is_some_and(|t| t <= when) {
+            return None;
+        }
+        self.tick_at = Some(when);
+        Some(when)
+    }
+
+    /// A crash: keeps a random prefix of the unsynced writes (as a disk
+    /// whose cache was partly flushed would) and voids pending events.
+    /// Returns how many writes were kept.
+    pub(crate) fn crash(&mut self, rng: &mut SmallRng) -> usize {
+        let keep = rng.random_range(0..=self.storage.unsynced_len());
+        self.storage.crash(keep);
+        self.generation += 1;
+        keep
+    }
+
+    /// Spanner §4.1.2: a leader's newly assigned Paxos write timestamp must
+    /// exceed every timestamp assigned before it in true time, by any
+    /// leader (`max_assigned` across the group).
+    pub(crate) fn check_assigned(
+        &mut self,
+        node: NodeId,
+        leading: bool,
+        ts: Timestamp,
+        max_assigned: &mut Timestamp,
+    ) -> Result<(), String> {
+        let fresh = leading && ts > self.last_ts_seen;
+        self.last_ts_seen = ts;
+        if !fresh {
+            return Ok(());
+        }
+        if ts <= *max_assigned {
+            return Err(format!(
+                "node {node} assigned ts {} not above {} assigned earlier",
+                ts.0, max_assigned.0
+            ));
+        }
+        *max_assigned = ts;
+        Ok(())
+    }
+}
+
+/// Spanner §4.1.1: at most one replica holds a lease at any true time.
+/// `holders` are the replicas that believe they hold one now.
+pub(crate) fn check_one_lease(holders: &[NodeId]) -> Result<(), String> {
+    if holders.len() > 1 {
+        return Err(format!("nodes {holders:?} all hold a lease"));
+    }
+    Ok(())
 }
