@@ -418,6 +418,14 @@ impl GroupReplica {
         let Some(pc) = self.commits.remove(&txn) else {
             return;
         };
+        if let (Some(commit_ts), Some((slot, placed_ts))) = (ts, pc.placed) {
+            // A one-phase commit's timestamp is its entry's Paxos write
+            // timestamp (Spanner §4.1.2).
+            assert_eq!(
+                commit_ts, placed_ts,
+                "txn {txn} committed at {commit_ts:?} but its entry at slot {slot} has {placed_ts:?}"
+            );
+        }
         let reply = match ts {
             Some(commit_ts) => Ok(Response::Committed { commit_ts }),
             None => Err(TxnError::Aborted {
@@ -503,12 +511,12 @@ impl GroupReplica {
                 .saturating_sub(self.cfg.gc_retention_nanos);
             self.state.gc(horizon);
         }
+        let expiry_period = self.expiry_period();
         let Some(l) = self.leader.as_mut() else {
             return;
         };
         if local >= self.next_expiry_at {
-            self.next_expiry_at =
-                local.saturating_add((self.cfg.inactivity_timeout_nanos / 4).max(1));
+            self.next_expiry_at = local.saturating_add(expiry_period);
             l.expire_inactive(
                 local,
                 self.cfg.inactivity_timeout_nanos,

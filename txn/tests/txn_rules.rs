@@ -653,3 +653,97 @@ fn spanner_s4_2_2_leader_strong_read_sees_what_a_follower_already_applied() {
     assert!(read_ts >= s, "leader read at {read_ts:?} below {s:?}");
     assert_eq!(v, vec![Some("v".into())]);
 }
+
+#[test]
+fn bounds_on_active_transactions_and_lock_queues_answer_retryable_errors() {
+    let mut c = cluster(|cfg| {
+        cfg.max_active_txns = 3;
+        cfg.lock_limits = meridian_participant::LockLimits {
+            max_waiters_per_key: 1,
+            max_total_waiters: 16,
+        };
+    });
+    let (holder, _) = begin(&mut c, 1, Some(10));
+    let (older, _) = begin(&mut c, 1, Some(20));
+    let (younger, _) = begin(&mut c, 1, Some(30));
+    let over = c.call(1, Request::Begin { priority: None });
+    assert_eq!(over, Err(TxnError::Overloaded));
+    assert!(over.unwrap_err().is_retryable());
+    // `holder` reads `k`; `younger` queues for it; the queue (one waiter)
+    // is then full, and `older` is refused at once, wounding nobody.
+    values(read(&mut c, 1, holder, &["k"]));
+    let q = c.submit(1, commit_req(younger, &[("k", "y")]));
+    c.run_for(10 * MS);
+    assert!(c.reply(q).is_none(), "queued behind the reader");
+    let full = c.call(1, commit_req(older, &[("k", "o")]));
+    assert!(
+        matches!(full, Err(TxnError::LockQueueFull { .. })),
+        "{full:?}"
+    );
+    assert!(full.unwrap_err().is_retryable());
+    // Both still live: the holder ends, the younger commits, the older
+    // retries its commit and commits after it.
+    commit_ts(&c.call(1, commit_req(holder, &[])));
+    c.run_for(50 * MS);
+    let y = commit_ts(c.reply(q).expect("the queued writer commits"));
+    let o = commit_ts(&c.call(1, commit_req(older, &[("k", "o")])));
+    assert!(o > y);
+}
+
+#[test]
+fn a_second_concurrent_request_of_one_transaction_is_refused() {
+    let mut c = cluster(|_| {});
+    let (holder, _) = begin(&mut c, 1, Some(10));
+    let (txn, _) = begin(&mut c, 1, Some(20));
+    values(read(&mut c, 1, holder, &["k"]));
+    // `txn` waits for `k`'s exclusive lock...
+    let first = c.submit(1, commit_req(txn, &[("k", "v")]));
+    c.run_for(5 * MS);
+    assert!(c.reply(first).is_none());
+    // ...and meanwhile asks to read: refused, the commit still waits.
+    assert_eq!(read(&mut c, 1, txn, &["j"]), Err(TxnError::TxnBusy { txn }));
+    commit_ts(&c.call(1, commit_req(holder, &[])));
+    c.run_for(100 * MS);
+    commit_ts(c.reply(first).expect("the commit proceeds"));
+}
+
+#[test]
+fn a_committing_or_committed_transaction_cannot_be_aborted() {
+    let mut c = LocalCluster::new(3, T0, 50 * MS, |_| {});
+    c.elect(1);
+    let (txn, _) = begin(&mut c, 1, None);
+    let id = c.submit(1, commit_req(txn, &[("k", "v")]));
+    c.run_for(2 * MS);
+    assert!(c.reply(id).is_none(), "in commit wait");
+    assert_eq!(
+        c.call_now(1, Request::Abort { txn }),
+        Err(TxnError::TooLateToAbort { txn })
+    );
+    c.run_for(300 * MS);
+    commit_ts(c.reply(id).unwrap());
+    assert_eq!(
+        c.call_now(1, Request::Abort { txn }),
+        Err(TxnError::TooLateToAbort { txn })
+    );
+}
+
+#[test]
+fn a_transaction_waiting_for_a_lock_is_not_taken_for_inactive() {
+    let mut c = cluster(|cfg| cfg.inactivity_timeout_nanos = 100 * MS);
+    let (holder, _) = begin(&mut c, 1, Some(10));
+    let (waiter, _) = begin(&mut c, 1, Some(20));
+    values(read(&mut c, 1, holder, &["k"]));
+    let w = c.submit(1, commit_req(waiter, &[("k", "w")]));
+    // The holder heartbeats; the waiter sends nothing but is waiting.
+    for _ in 0..5 {
+        c.run_for(50 * MS);
+        assert_eq!(
+            c.call(1, Request::Heartbeat { txn: holder }),
+            Ok(Response::Alive)
+        );
+    }
+    assert!(c.reply(w).is_none());
+    commit_ts(&c.call(1, commit_req(holder, &[])));
+    c.run_for(50 * MS);
+    commit_ts(c.reply(w).expect("the waiter was kept and now commits"));
+}
