@@ -61,7 +61,8 @@ pub struct Config {
     pub gc_interval_nanos: u64,
     /// How long commit records stay queryable by transaction id.
     pub commit_record_retention_nanos: u64,
-    /// Applied entries between snapshots (log compactions).
+    /// Applied entries between snapshots (log compactions); at least as
+    /// many as the state holds versions, so snapshots cost O(1) per entry.
     pub compact_every: u64,
     /// Bounds on the leader's lock wait queues.
     pub lock_limits: LockLimits,

@@ -386,8 +386,10 @@ impl Leader {
                 "txn {txn} of another term holds a lock"
             );
         }
+        let waiters: std::collections::BTreeSet<TxnId> =
+            self.locks.waits_for().iter().map(|e| e.waiter).collect();
         for (txn, t) in &self.txns {
-            let waiting = self.locks.waits_for().iter().any(|e| e.waiter == *txn);
+            let waiting = waiters.contains(txn);
             match &t.op {
                 Op::Committing => assert!(
                     self.locks.is_prepared(*txn) || self.locks.locks_held_by(*txn).is_empty(),

@@ -715,14 +715,19 @@ impl GroupReplica {
         }
     }
 
+    /// Snapshots the state into the Paxos log once enough entries have
+    /// applied since the last snapshot: at least `compact_every`, and at
+    /// least as many as the state holds versions, so that writing a
+    /// snapshot (linear in the state) costs O(1) per applied entry
+    /// however large the state grows.
     fn maybe_compact(&mut self, out: &mut Vec<Output>) {
         let applied = self.state.applied_slot();
-        if applied
-            < self
-                .paxos
-                .first_slot()
-                .saturating_add(self.cfg.compact_every)
-        {
+        let since = applied.saturating_sub(self.paxos.first_slot().saturating_sub(1));
+        let due = self
+            .cfg
+            .compact_every
+            .max(self.state.version_count() as u64);
+        if since < due {
             return;
         }
         let mut pout = Vec::new();
