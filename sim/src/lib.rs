@@ -97,11 +97,16 @@ pub enum PlantedBug {
     Txn(meridian_txn::PlantedBug),
     /// A bug of the lock table.
     LockTable(meridian_participant::PlantedBug),
+    /// Not a code bug but a broken assumption: every replica's clock errs
+    /// by more than the ε it reports (DESIGN.md §2), so TrueTime's one
+    /// promise fails. Leases and commit wait rest on it; the checkers must
+    /// notice.
+    ClockBoundBroken,
 }
 
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 7] = [
+    pub const ALL: [(&'static str, PlantedBug); 8] = [
         (
             "lease-overlap",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseOverlap),
@@ -130,6 +135,7 @@ impl PlantedBug {
             "no-wound",
             PlantedBug::LockTable(meridian_participant::PlantedBug::NoWound),
         ),
+        ("clock-bound-broken", PlantedBug::ClockBoundBroken),
     ];
 
     /// Looks a bug up by its command-line name.
@@ -152,7 +158,7 @@ impl PlantedBug {
     /// a transaction-layer bug only under the transaction layer.
     pub fn layers(self) -> &'static [Layer] {
         match self {
-            PlantedBug::Paxos(_) => &Layer::ALL,
+            PlantedBug::Paxos(_) | PlantedBug::ClockBoundBroken => &Layer::ALL,
             PlantedBug::Txn(_) | PlantedBug::LockTable(_) => &[Layer::Txn],
         }
     }

@@ -36,7 +36,8 @@ enum Cmd {
         layer: Option<String>,
         /// Plant a deliberate bug (lease-overlap, ack-before-persist,
         /// forget-promise, skip-commit-wait, read-without-safe-time,
-        /// read-without-lease, no-wound) to check that the swarm catches it.
+        /// read-without-lease, no-wound, clock-bound-broken) to check that the
+        /// swarm catches it.
         #[arg(long)]
         planted_bug: Option<String>,
         /// Stop at the first failure.

@@ -76,12 +76,13 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     let faults = Faults::draw(&mut rng);
     let clock = VirtualClock::new(Timestamp(EPOCH));
     let n_nodes = if faults.membership { 5 } else { 3 };
+    let broken_clocks = opts.planted_bug == Some(crate::PlantedBug::ClockBoundBroken);
     let fault_phase = opts.fault_phase_nanos.unwrap_or(DEFAULT_FAULT_PHASE);
     let mut sim = Sim {
         nodes: (0..n_nodes)
             .map(|i| Node {
                 id: i as NodeId + 1,
-                tt: node_clock(&clock, CLOCK_MODEL, opts.seed, i as u64),
+                tt: node_clock(&clock, CLOCK_MODEL, opts.seed, i as u64, broken_clocks),
                 replica: None,
                 host: Host::default(),
                 sm: StateMachine::default(),

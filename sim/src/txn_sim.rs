@@ -231,10 +231,11 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     };
     let clock = VirtualClock::new(Timestamp(EPOCH));
     let fault_phase = opts.fault_phase_nanos.unwrap_or(DEFAULT_FAULT_PHASE);
+    let broken_clocks = opts.planted_bug == Some(PlantedBug::ClockBoundBroken);
     let nodes = (0..NODES)
         .map(|i| Node {
             id: i + 1,
-            tt: node_clock(&clock, clocks, opts.seed, i),
+            tt: node_clock(&clock, clocks, opts.seed, i, broken_clocks),
             replica: None,
             host: Host::default(),
             last_t_safe: Timestamp::ZERO,
@@ -245,7 +246,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         .collect();
     let clients = (0..n_clients)
         .map(|i| Client {
-            tt: node_clock(&clock, clocks, opts.seed, CLIENT_BASE + i as u64),
+            tt: node_clock(&clock, clocks, opts.seed, CLIENT_BASE + i as u64, false),
             leader: 1 + (i as u64 % NODES),
             task: Task::Idle,
             pending: Vec::new(),

@@ -96,14 +96,18 @@ pub(crate) const CLOCK_MODEL: ClockModel = ClockModel {
     sync_period_nanos: 10_000 * MS,
 };
 
-/// Node `i`'s clock in run `seed`, following `model`.
+/// Node `i`'s clock in run `seed`, following `model`; with `broken`, its
+/// error exceeds the ε it reports.
 pub(crate) fn node_clock(
     clock: &VirtualClock,
     model: ClockModel,
     seed: u64,
     i: u64,
+    broken: bool,
 ) -> SimulatedTrueTime {
-    SimulatedTrueTime::new(clock.clone(), model, seed.rotate_left(17) ^ (i + 1))
+    let tt = SimulatedTrueTime::new(clock.clone(), model, seed.rotate_left(17) ^ (i + 1));
+    tt.set_bound_broken(broken);
+    tt
 }
 
 /// The Paxos configuration of replica `id` in simulation.

@@ -187,3 +187,21 @@ fn one_seed_replays_identically() {
         assert_eq!(a, b, "layer {}", layer.name());
     }
 }
+
+#[test]
+fn a_broken_clock_bound_is_caught() {
+    // DESIGN.md §2: TrueTime's promise is the one assumption leases and
+    // commit wait rest on; when every clock errs beyond its ε, the checkers
+    // must notice.
+    assert_caught_as(
+        "clock-bound-broken",
+        false,
+        &[
+            rules::COMMIT_WAIT,
+            rules::LEASE_DISJOINT,
+            rules::TS_MONOTONIC,
+            rules::REAL_TIME,
+            rules::SNAPSHOT_READ,
+        ],
+    );
+}
