@@ -2,16 +2,22 @@
 //! the wound-wait lock table, prepared transactions, safe time and closed
 //! timestamps. It applies committed Paxos entries and does no I/O.
 //!
-//! Built so far:
 //! - [`mvcc`]: the multi-version store, key → versions by commit timestamp,
 //!   with garbage collection below a horizon (Spanner §1, §2.1, §4.1).
 //! - [`locks`]: the leader's lock table, shared/exclusive locks with
 //!   wound-wait deadlock avoidance and fair FIFO wait queues (Spanner
 //!   §4.2.1).
-//! - [`types`]: [`TxnId`] and the wound-wait [`Priority`].
+//! - [`command`]: the records a group logs through Paxos (one-phase
+//!   commits, closed timestamps, prepares, decisions).
+//! - [`state`]: [`GroupState`], the replicated state machine that applies
+//!   chosen entries at every replica and computes safe time (Spanner
+//!   §4.1.3); its encoding is the group's Paxos snapshot.
+//! - [`types`]: [`TxnId`] and the wound-wait [`Priority`]; [`fxhash`]: the
+//!   unseeded hasher the cores' maps use.
 //!
-//! Both are pure data structures: no clock, no randomness, no I/O. Every
-//! timestamp is an argument.
+//! All are pure data structures: no clock, no randomness, no I/O. Every
+//! timestamp is an argument. The transaction layer (`meridian-txn`) drives
+//! them, with the Paxos replica, as one group replica.
 #![deny(missing_docs)]
 
 mod codec;
