@@ -22,6 +22,20 @@ fn cluster(configure: impl Fn(&mut meridian_txn::Config)) -> LocalCluster {
     c
 }
 
+/// A cluster whose clock uncertainty (50 ms) makes every commit wait far
+/// longer than its Paxos round, and a transaction of priority `priority`
+/// (if given) that writes `k` and is left in its commit wait. Returns the
+/// cluster, the transaction and its commit request.
+fn in_commit_wait(priority: Option<u64>) -> (LocalCluster, TxnId, u64) {
+    let mut c = LocalCluster::new(3, T0, 50 * MS, |_| {});
+    c.elect(1);
+    let (txn, _) = begin(&mut c, 1, priority);
+    let id = c.submit(1, commit_req(txn, &[("k", "v")]));
+    c.run_for(2 * MS);
+    assert!(c.reply(id).is_none(), "no answer before TT.after(s)");
+    (c, txn, id)
+}
+
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
@@ -138,13 +152,7 @@ fn spanner_s4_1_2_commit_timestamp_exceeds_now_latest_at_arrival_and_every_earli
 
 #[test]
 fn spanner_s4_1_2_commit_wait_acknowledges_and_exposes_only_after_tt_after_s() {
-    // A wide uncertainty makes the wait longer than the Paxos round.
-    let mut c = LocalCluster::new(3, T0, 50 * MS, |_| {});
-    c.elect(1);
-    let (txn, _) = begin(&mut c, 1, None);
-    let id = c.submit(1, commit_req(txn, &[("k", "v")]));
-    c.run_for(5 * MS);
-    assert!(c.reply(id).is_none(), "no answer before TT.after(s)");
+    let (mut c, _, id) = in_commit_wait(None);
     assert!(
         c.replica(1).unapplied_len() > 0,
         "the chosen commit waits before it applies"
@@ -216,13 +224,8 @@ fn spanner_s4_2_1_older_writer_wounds_a_younger_reader() {
 
 #[test]
 fn spanner_s4_2_1_committing_transaction_is_not_wounded() {
-    let mut c = LocalCluster::new(3, T0, 50 * MS, |_| {});
-    c.elect(1);
-    let (young, _) = begin(&mut c, 1, Some(20));
+    let (mut c, _young, w) = in_commit_wait(Some(20));
     let (old, _) = begin(&mut c, 1, Some(10));
-    let w = c.submit(1, commit_req(young, &[("k", "young")]));
-    c.run_for(2 * MS);
-    assert!(c.reply(w).is_none(), "young is in commit wait");
     // The older reader must wait for the committing (prepared) writer.
     let r = c.submit(
         1,
@@ -237,7 +240,7 @@ fn spanner_s4_2_1_committing_transaction_is_not_wounded() {
     commit_ts(c.reply(w).expect("young commits"));
     assert_eq!(
         values(c.reply(r).cloned().expect("old reads after")),
-        vec![Some("young".into())]
+        vec![Some("v".into())]
     );
 }
 
@@ -709,12 +712,7 @@ fn a_second_concurrent_request_of_one_transaction_is_refused() {
 
 #[test]
 fn a_committing_or_committed_transaction_cannot_be_aborted() {
-    let mut c = LocalCluster::new(3, T0, 50 * MS, |_| {});
-    c.elect(1);
-    let (txn, _) = begin(&mut c, 1, None);
-    let id = c.submit(1, commit_req(txn, &[("k", "v")]));
-    c.run_for(2 * MS);
-    assert!(c.reply(id).is_none(), "in commit wait");
+    let (mut c, txn, id) = in_commit_wait(None);
     assert_eq!(
         c.call_now(1, Request::Abort { txn }),
         Err(TxnError::TooLateToAbort { txn })
