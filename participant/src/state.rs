@@ -180,6 +180,11 @@ pub struct GroupState {
     recent_commits: FxHashMap<TxnId, Timestamp>,
     /// `(entry ts, txn)` in apply order, for pruning `recent_commits`.
     recent_order: VecDeque<(Timestamp, TxnId)>,
+    /// The largest transaction origin whose commit record was pruned (0:
+    /// none yet). Origins of one group grow with its terms, so a
+    /// transaction of an origin at or below it may have committed without
+    /// a record left to say so.
+    pruned_origin: u64,
     commit_retention_nanos: u64,
 }
 
@@ -202,6 +207,7 @@ impl GroupState {
             prepared_by_ts: BTreeSet::new(),
             recent_commits: FxHashMap::default(),
             recent_order: VecDeque::new(),
+            pruned_origin: 0,
             commit_retention_nanos,
         }
     }
@@ -320,6 +326,7 @@ impl GroupState {
             }
             self.recent_order.pop_front();
             self.recent_commits.remove(&old);
+            self.pruned_origin = self.pruned_origin.max(old.origin);
         }
     }
 
@@ -367,6 +374,14 @@ impl GroupState {
     /// the commit-record retention).
     pub fn committed(&self, txn: TxnId) -> Option<Timestamp> {
         self.recent_commits.get(&txn).copied()
+    }
+
+    /// Whether `txn` may have committed with its record since pruned: its
+    /// origin is at or below that of a pruned record. Then "no record"
+    /// does not mean "did not commit". Relies on the origins of one group
+    /// growing with its leadership terms.
+    pub fn may_have_forgotten(&self, txn: TxnId) -> bool {
+        self.pruned_origin > 0 && txn.origin <= self.pruned_origin
     }
 
     /// Reads `key` at snapshot `at` (Spanner §4.1.3): `(version ts, value)`
@@ -438,6 +453,7 @@ impl GroupState {
         w.ts(self.paxos_safe);
         w.ts(self.last_commit_ts);
         w.ts(self.store.gc_horizon());
+        w.u64(self.pruned_origin);
         w.len(self.recent_order.len());
         for (entry_ts, txn) in &self.recent_order {
             w.txn(*txn);
@@ -476,6 +492,7 @@ impl GroupState {
         s.paxos_safe = r.ts("t_paxos_safe")?;
         s.last_commit_ts = r.ts("last commit ts")?;
         let horizon = r.ts("gc horizon")?;
+        s.pruned_origin = r.u64("pruned origin")?;
         for _ in 0..r.len("recent commit count", MIN_RECENT_BYTES)? {
             let txn = r.txn()?;
             let ts = r.ts("commit ts")?;

@@ -8,8 +8,9 @@ use meridian_truetime::Timestamp;
 ///
 /// Issued by the group leader that begins the transaction: `origin` names
 /// the leadership term that issued it (a value unique to one group and one
-/// leader ballot; the transaction layer builds it), `seq` counts the
-/// transactions that term began. A leader therefore knows whether an id is
+/// leader ballot, and growing with the ballots of that group; the
+/// transaction layer builds it), `seq` counts the transactions that term
+/// began. A leader therefore knows whether an id is
 /// one of its own — a request for an id of an earlier term, whose locks
 /// died with that term, is refused rather than mistaken for a new
 /// transaction. The lock table keys every hold and every wait by it.

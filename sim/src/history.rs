@@ -290,9 +290,25 @@ pub fn check(history: &History, log: &CommitLog, bank: &Bank) -> Result<(), Viol
     check_real_time(history, log)
 }
 
+/// Writes as the log keeps them: the last write to a key wins.
+fn effective(writes: &[Write]) -> BTreeMap<&Bytes, &Option<Bytes>> {
+    writes.iter().map(|w| (&w.key, &w.value)).collect()
+}
+
 fn check_outcomes(history: &History, log: &CommitLog) -> Result<(), Violation> {
     for t in &history.txns {
         let Some(txn) = t.txn else { continue };
+        if let Some((_, logged)) = log.commits.get(&txn) {
+            if effective(logged) != effective(&t.writes) {
+                return Err(violation(
+                    rules::ACKED_IN_LOG,
+                    format!(
+                        "txn {txn} (client {}) committed other writes than it sent",
+                        t.client
+                    ),
+                ));
+            }
+        }
         match (t.outcome, log.commits.get(&txn)) {
             (Outcome::Committed(ts), Some((logged, _))) if ts == *logged => {}
             // A transaction without writes commits without a log record.
@@ -507,15 +523,23 @@ fn check_real_time(history: &History, log: &CommitLog) -> Result<(), Violation> 
     // (completed, invoked, ts, writes, what)
     let mut ops: Vec<(Timestamp, Timestamp, Timestamp, bool, String)> = Vec::new();
     for t in &history.txns {
-        if let (Outcome::Committed(ts), Some(done)) = (t.outcome, t.completed) {
-            let name = t.txn.map_or_else(|| "?".into(), |id| id.to_string());
-            ops.push((
-                done,
-                t.invoked,
-                ts,
-                !t.writes.is_empty(),
-                format!("commit of txn {name} (client {})", t.client),
-            ));
+        let name = t.txn.map_or_else(|| "?".into(), |id| id.to_string());
+        let what = format!("commit of txn {name} (client {})", t.client);
+        match (
+            t.outcome,
+            t.completed,
+            t.txn.and_then(|id| log.commits.get(&id)),
+        ) {
+            (Outcome::Committed(ts), Some(done), _) => {
+                ops.push((done, t.invoked, ts, !t.writes.is_empty(), what));
+            }
+            // Committed, but the client never learned it: it follows what
+            // completed before it started; nothing follows it (it never
+            // completed).
+            (Outcome::Unknown, _, Some((ts, _))) => {
+                ops.push((Timestamp::MAX, t.invoked, *ts, true, what));
+            }
+            _ => {}
         }
     }
     for r in history.reads.iter().filter(|r| r.strong) {
@@ -709,6 +733,48 @@ mod tests {
         assert_eq!(
             check(&h, &log, &bank()).unwrap_err().rule,
             rules::FRESH_LOCKING_READ
+        );
+    }
+
+    #[test]
+    fn a_commit_whose_answer_was_lost_still_follows_what_completed_before_it() {
+        // Txn 2 started after txn 1's commit was acknowledged, but got a
+        // lower timestamp; its client never learned the outcome.
+        let log = log_of(&[(1, 20, &[("x", "1")]), (2, 10, &[("y", "2")])]);
+        let h = History {
+            txns: vec![
+                txn(
+                    1,
+                    1,
+                    Some(21),
+                    Outcome::Committed(ts(20)),
+                    &[],
+                    &[("x", "1")],
+                ),
+                txn(2, 22, None, Outcome::Unknown, &[], &[("y", "2")]),
+            ],
+            reads: vec![],
+        };
+        assert_eq!(check(&h, &log, &bank()).unwrap_err().rule, rules::REAL_TIME);
+    }
+
+    #[test]
+    fn a_commit_of_other_writes_than_sent_is_caught() {
+        let log = log_of(&[(1, 10, &[("x", "other")])]);
+        let h = History {
+            txns: vec![txn(
+                1,
+                1,
+                Some(11),
+                Outcome::Committed(ts(10)),
+                &[],
+                &[("x", "1")],
+            )],
+            reads: vec![],
+        };
+        assert_eq!(
+            check(&h, &log, &bank()).unwrap_err().rule,
+            rules::ACKED_IN_LOG
         );
     }
 

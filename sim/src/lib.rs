@@ -36,6 +36,14 @@ thread_local! {
     /// Where and why the last panic on this thread happened, recorded by
     /// the hook [`quiet_panics`] installs.
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Virtual time of the event being handled (nanoseconds since the run
+    /// began), for reporting a panic.
+    static NOW: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Records the virtual time of the event being handled.
+pub(crate) fn set_now(at: u64) {
+    NOW.with(|n| n.set(at));
 }
 
 /// Makes panics silent and records their message and location for
@@ -258,6 +266,7 @@ impl RunStats {
 /// A panic in a core is reported as a violation of rule
 /// [`check::rules::CORE_ASSERTION`].
 pub fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
+    set_now(0);
     let run = || match opts.layer {
         Layer::Paxos => paxos_sim::run_seed(opts),
         Layer::Txn => txn_sim::run_seed(opts),
@@ -272,7 +281,7 @@ pub fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
                 .unwrap_or_else(|| "a core panicked".into());
             Err(Violation {
                 rule: check::rules::CORE_ASSERTION,
-                at_nanos: 0,
+                at_nanos: NOW.with(|n| n.get()),
                 detail,
             })
         }

@@ -116,6 +116,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     while let Some(ev) = sim.queue.pop_until(end) {
         sim.stats.events += 1;
         sim.stats.digest = digest(sim.stats.digest, sim.queue.at(), event_code(&ev));
+        crate::set_now(sim.queue.at());
         if sim.stats.events > MAX_EVENTS {
             return Err(sim.violation(rules::LIVENESS, "event budget exhausted (livelock?)".into()));
         }

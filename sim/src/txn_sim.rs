@@ -36,8 +36,10 @@ const NODES: u64 = 3;
 const INITIAL_BALANCE: i64 = 100;
 /// Registers written blindly (unique values, for the history checker).
 const REGISTERS: usize = 4;
-/// A client gives up on a request it has no answer to after this.
-const REQUEST_TIMEOUT: u64 = 300 * MS;
+/// A client gives up on a request it has no answer to after one of these
+/// (drawn per seed: impatient clients retry elsewhere sooner, patient ones
+/// are still waiting when a paused replica wakes up).
+const REQUEST_TIMEOUTS: [u64; 3] = [200 * MS, 500 * MS, 1_000 * MS];
 /// Attempts of one logical transaction before the client gives up.
 const MAX_ATTEMPTS: u32 = 8;
 /// Tries to learn a commit's outcome before it is recorded as unknown.
@@ -132,7 +134,11 @@ enum Resume {
 
 #[derive(Clone, Debug)]
 enum TxnKind {
+    /// Reads two accounts and moves `amount` between them.
     Transfer { from: usize, to: usize, amount: i64 },
+    /// Reads two accounts under locks and commits without writes.
+    Audit { from: usize, to: usize },
+    /// Writes registers without reading.
     Blind { writes: Vec<Write> },
 }
 
@@ -193,6 +199,8 @@ struct Sim {
     faults: Faults,
     /// Per fault tick: probability of pausing a node.
     pause: f64,
+    /// How long clients wait for an answer.
+    request_timeout: u64,
     nodes: Vec<Node>,
     clients: Vec<Client>,
     queue: EventQueue<Event>,
@@ -223,6 +231,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     let accounts = rng.random_range(3..=8);
     let n_clients = rng.random_range(3..=6);
     let pause = [0.0, 0.02, 0.05][rng.random_range(0..3)];
+    let request_timeout = REQUEST_TIMEOUTS[rng.random_range(0..REQUEST_TIMEOUTS.len())];
     // Clock uncertainty varies by seed, up to Spanner's: offsets between
     // nodes up to twice the base ε, so commit wait matters.
     let clocks = ClockModel {
@@ -259,6 +268,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         rng,
         faults,
         pause,
+        request_timeout,
         nodes,
         clients,
         queue: EventQueue::new(clock),
@@ -297,6 +307,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     while let Some(ev) = sim.queue.pop_until(end) {
         sim.stats.events += 1;
         sim.stats.digest = digest(sim.stats.digest, sim.queue.at(), event_code(&ev));
+        crate::set_now(sim.queue.at());
         if sim.stats.events > MAX_EVENTS {
             return Err(sim.violation(rules::LIVENESS, "event budget exhausted (livelock?)".into()));
         }
@@ -707,7 +718,7 @@ impl Sim {
                 _ => self.rng.random_range(0..self.nodes.len()),
             };
             if self.nodes[i].paused_until.is_none() && self.nodes[i].replica.is_some() {
-                let d = self.rng.random_range(300 * MS..1_000 * MS);
+                let d = self.rng.random_range(300 * MS..1_500 * MS);
                 let resume = [Resume::Shuffled, Resume::ClientsFirst, Resume::PeersFirst]
                     [self.rng.random_range(0..3)];
                 self.nodes[i].paused_until = Some(self.now().saturating_add(d));
@@ -786,7 +797,7 @@ impl Sim {
             id,
             request,
         });
-        self.client_timer(c, REQUEST_TIMEOUT);
+        self.client_timer(c, self.request_timeout);
     }
 
     /// Sends `request` without waiting for an answer.
@@ -824,8 +835,13 @@ impl Sim {
             let n = self.bank.accounts.len();
             let from = self.rng.random_range(0..n);
             let to = (from + self.rng.random_range(1..n)) % n;
-            let amount = self.rng.random_range(1..=20);
-            self.new_attempt(c, TxnKind::Transfer { from, to, amount }, None, 0);
+            let kind = if roll < 43 {
+                let amount = self.rng.random_range(1..=20);
+                TxnKind::Transfer { from, to, amount }
+            } else {
+                TxnKind::Audit { from, to }
+            };
+            self.new_attempt(c, kind, None, 0);
             self.begin(c);
         } else if roll < 62 {
             let n = self.rng.random_range(1..=2);
@@ -1018,7 +1034,7 @@ impl Sim {
                 t.priority = Some(priority);
                 self.history.txns[t.record].txn = Some(txn);
                 match &t.kind {
-                    TxnKind::Transfer { from, to, .. } => {
+                    TxnKind::Transfer { from, to, .. } | TxnKind::Audit { from, to } => {
                         let keys = vec![
                             self.bank.accounts[*from].clone(),
                             self.bank.accounts[*to].clone(),
@@ -1044,8 +1060,10 @@ impl Sim {
                 self.pause(c, false);
             }
             (Stage::Read, Ok(Response::Read { values })) => {
-                let TxnKind::Transfer { from, to, amount } = t.kind else {
-                    unreachable!("only transfers read")
+                let (from, to, amount) = match t.kind {
+                    TxnKind::Transfer { from, to, amount } => (from, to, Some(amount)),
+                    TxnKind::Audit { from, to } => (from, to, None),
+                    TxnKind::Blind { .. } => unreachable!("blind writes do not read"),
                 };
                 let (kf, kt) = (
                     self.bank.accounts[from].clone(),
@@ -1058,10 +1076,13 @@ impl Sim {
                     (kf.clone(), values[0].clone()),
                     (kt.clone(), values[1].clone()),
                 ];
-                t.writes = vec![
-                    Write::put(kf, Bank::encode(bf - amount)),
-                    Write::put(kt, Bank::encode(bt + amount)),
-                ];
+                t.writes = match amount {
+                    Some(amount) => vec![
+                        Write::put(kf, Bank::encode(bf - amount)),
+                        Write::put(kt, Bank::encode(bt + amount)),
+                    ],
+                    None => Vec::new(),
+                };
                 rec.writes = t.writes.clone();
                 t.stage = Stage::Commit;
                 self.send_commit(c, t, false);

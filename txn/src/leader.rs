@@ -89,6 +89,10 @@ pub(crate) struct Leader {
     pub(crate) origin: u64,
     next_seq: u64,
     pub(crate) locks: LockTable,
+    /// Whether the group state has applied an entry of this term's ballot,
+    /// and so every entry of earlier terms (they apply in slot order, after
+    /// their commit wait, later than Paxos hands them over).
+    pub(crate) term_applied: bool,
     /// Ordered, so sweeps (expiry, step-down) run in the same order in
     /// every run of a seed.
     pub(crate) txns: BTreeMap<TxnId, ActiveTxn>,
@@ -98,15 +102,17 @@ pub(crate) struct Leader {
 }
 
 /// The origin of the transaction ids a leader of `group` at `ballot`
-/// issues: unique to the pair (group and node ids are bounded to 16 bits by
-/// [`crate::Config`], rounds to 32).
+/// issues: `round << 32 | node << 16 | group`, unique to the pair (group
+/// and node ids are bounded to 16 bits by [`crate::Config`], rounds to 32)
+/// and, within one group, ordered as the ballots are, so later terms have
+/// larger origins.
 pub(crate) fn origin(group: u64, ballot: Ballot) -> u64 {
     assert!(
         ballot.round <= u64::from(u32::MAX),
         "ballot round {} exceeds the 32 bits a transaction id holds",
         ballot.round
     );
-    (group << 48) | (ballot.node << 32) | ballot.round
+    (ballot.round << 32) | (ballot.node << 16) | group
 }
 
 impl Leader {
@@ -116,6 +122,7 @@ impl Leader {
             origin: origin(group, ballot),
             next_seq: 1,
             locks: LockTable::new(limits),
+            term_applied: false,
             txns: BTreeMap::new(),
             ended: FxHashMap::default(),
             ended_order: VecDeque::new(),
@@ -181,8 +188,23 @@ impl Leader {
             reply_all(&targets, &Err(TxnError::Aborted { txn, reason }), out);
         }
         self.release(txn, resume);
-        self.remember_ended(txn, reason);
+        self.remember(txn, Ended::Aborted(reason));
         true
+    }
+
+    /// Ends `txn`, which did not commit, whatever it was doing (its
+    /// requests are answered by the caller): releases its locks and
+    /// remembers why.
+    pub(crate) fn end(&mut self, txn: TxnId, reason: AbortReason, resume: &mut VecDeque<TxnId>) {
+        if self.txns.remove(&txn).is_some() {
+            self.release(txn, resume);
+            self.remember(txn, Ended::Aborted(reason));
+        }
+    }
+
+    /// Whether this term remembers how `txn` ended.
+    pub(crate) fn remembers(&self, txn: TxnId) -> bool {
+        self.ended.contains_key(&txn)
     }
 
     /// Releases every lock of `txn` and queues whoever they go to.
@@ -213,10 +235,6 @@ impl Leader {
         }
     }
 
-    fn remember_ended(&mut self, txn: TxnId, reason: AbortReason) {
-        self.remember(txn, Ended::Aborted(reason));
-    }
-
     fn remember(&mut self, txn: TxnId, how: Ended) {
         if self.ended_order.len() >= MAX_REMEMBERED_ENDED {
             if let Some(old) = self.ended_order.pop_front() {
@@ -233,6 +251,7 @@ impl Leader {
     pub(crate) fn drive(
         &mut self,
         txn: TxnId,
+        local: Timestamp,
         state: &GroupState,
         resume: &mut VecDeque<TxnId>,
         ready: &mut Vec<ReadyToCommit>,
@@ -253,6 +272,10 @@ impl Leader {
                     if values.len() == keys.len() {
                         let values = std::mem::take(values);
                         let targets = std::mem::take(targets);
+                        // The keys count against the limit once read; the
+                        // inactivity clock starts when the answer leaves.
+                        t.ops += keys.len();
+                        t.last_active = local;
                         t.op = Op::Idle;
                         reply_all(&targets, &Ok(Response::Read { values }), out);
                         return;
@@ -300,7 +323,7 @@ impl Leader {
                     return;
                 }
                 Err(e) => {
-                    self.fail_request(txn, e, resume, out);
+                    self.fail_request(txn, local, e, resume, out);
                     return;
                 }
             }
@@ -312,6 +335,7 @@ impl Leader {
     fn fail_request(
         &mut self,
         txn: TxnId,
+        local: Timestamp,
         e: LockError,
         resume: &mut VecDeque<TxnId>,
         out: &mut Vec<Output>,
@@ -327,6 +351,7 @@ impl Leader {
             other => panic!("lock table refused txn {txn}: {other}"),
         };
         if let Some(t) = self.txns.get_mut(&txn) {
+            t.last_active = local;
             if let Op::Reading { targets, .. } | Op::Locking { targets, .. } =
                 std::mem::replace(&mut t.op, Op::Idle)
             {

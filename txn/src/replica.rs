@@ -78,6 +78,18 @@ pub enum Output {
     },
 }
 
+/// How a pending commit turned out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Resolution {
+    /// Committed at this timestamp.
+    Committed(Timestamp),
+    /// Certainly not committed: never in a log, or its slot holds another
+    /// entry, or no commit record covers it.
+    NotCommitted,
+    /// Cannot be told: its commit record may have been pruned.
+    Unknown,
+}
+
 /// A commit record proposed by this replica, until its slot applies.
 #[derive(Debug)]
 struct PendingCommit {
@@ -370,7 +382,7 @@ impl GroupReplica {
                             self.close_proposal = None;
                         } else if let Some(txn) = self.by_proposal.remove(&id) {
                             // Never in any log: certainly not committed.
-                            self.resolve(txn, None, out);
+                            self.resolve(txn, Resolution::NotCommitted, out);
                         }
                     }
                 }
@@ -404,8 +416,12 @@ impl GroupReplica {
             .collect();
         for slot in covered {
             for txn in self.by_slot.remove(&slot).unwrap_or_default() {
-                let ts = self.state.committed(txn);
-                self.resolve(txn, ts, out);
+                let how = match self.state.committed(txn) {
+                    Some(ts) => Resolution::Committed(ts),
+                    None if self.state.may_have_forgotten(txn) => Resolution::Unknown,
+                    None => Resolution::NotCommitted,
+                };
+                self.resolve(txn, how, out);
             }
         }
         out.push(Output::SnapshotRestored {
@@ -413,12 +429,13 @@ impl GroupReplica {
         });
     }
 
-    /// Answers a pending commit: committed at `ts`, or certainly not.
-    fn resolve(&mut self, txn: TxnId, ts: Option<Timestamp>, out: &mut Vec<Output>) {
+    /// Answers a pending commit as it turned out, and ends the transaction
+    /// at this leader.
+    fn resolve(&mut self, txn: TxnId, how: Resolution, out: &mut Vec<Output>) {
         let Some(pc) = self.commits.remove(&txn) else {
             return;
         };
-        if let (Some(commit_ts), Some((slot, placed_ts))) = (ts, pc.placed) {
+        if let (Resolution::Committed(commit_ts), Some((slot, placed_ts))) = (how, pc.placed) {
             // A one-phase commit's timestamp is its entry's Paxos write
             // timestamp (Spanner §4.1.2).
             assert_eq!(
@@ -426,20 +443,18 @@ impl GroupReplica {
                 "txn {txn} committed at {commit_ts:?} but its entry at slot {slot} has {placed_ts:?}"
             );
         }
-        let reply = match ts {
-            Some(commit_ts) => Ok(Response::Committed { commit_ts }),
-            None => Err(TxnError::Aborted {
-                txn,
-                reason: AbortReason::LeaderChanged,
-            }),
+        let reason = AbortReason::LeaderChanged;
+        let reply = match how {
+            Resolution::Committed(commit_ts) => Ok(Response::Committed { commit_ts }),
+            Resolution::NotCommitted => Err(TxnError::Aborted { txn, reason }),
+            Resolution::Unknown => Err(TxnError::OutcomeUnknown { txn }),
         };
         reply_all(&pc.targets, &reply, out);
         if let Some(l) = self.leader.as_mut() {
-            if ts.is_some() {
-                l.finish(txn, &mut self.resume);
-            } else if let Some(t) = l.txns.remove(&txn) {
-                debug_assert!(matches!(t.op, Op::Committing));
-                l.release(txn, &mut self.resume);
+            match how {
+                Resolution::Committed(_) => l.finish(txn, &mut self.resume),
+                Resolution::NotCommitted => l.end(txn, reason, &mut self.resume),
+                Resolution::Unknown => l.finish(txn, &mut self.resume),
             }
         }
     }
@@ -565,6 +580,9 @@ impl GroupReplica {
                 .state
                 .apply(&e)
                 .unwrap_or_else(|err| panic!("replica {}: cannot apply: {err}", self.paxos.id()));
+            if let Some(l) = self.leader.as_mut() {
+                l.term_applied |= e.ballot == l.ballot;
+            }
             self.on_applied(e.slot, effect, out);
             applied.push(e);
         }
@@ -578,15 +596,15 @@ impl GroupReplica {
     fn on_applied(&mut self, slot: Slot, effect: Applied, out: &mut Vec<Output>) {
         let mut mine = false;
         for txn in self.by_slot.remove(&slot).unwrap_or_default() {
-            let ts = match effect {
+            let how = match effect {
                 Applied::Committed { txn: t, ts } if t == txn => {
                     mine = true;
-                    Some(ts)
+                    Resolution::Committed(ts)
                 }
                 // Another entry took the slot: this one was never chosen.
-                _ => None,
+                _ => Resolution::NotCommitted,
             };
-            self.resolve(txn, ts, out);
+            self.resolve(txn, how, out);
         }
         if let (false, Applied::Committed { txn, .. }) = (mine, effect) {
             // A commit proposed by an earlier term's leader, or by another
@@ -605,7 +623,15 @@ impl GroupReplica {
             while let Some(txn) = self.resume.pop_front() {
                 any = true;
                 if let Some(l) = self.leader.as_mut() {
-                    l.drive(txn, &self.state, &mut self.resume, &mut self.ready, out);
+                    let local = now.midpoint();
+                    l.drive(
+                        txn,
+                        local,
+                        &self.state,
+                        &mut self.resume,
+                        &mut self.ready,
+                        out,
+                    );
                 }
             }
             if self.ready.is_empty() {
@@ -668,8 +694,7 @@ impl GroupReplica {
     /// A commit that could not be proposed: abort it.
     fn abandon(&mut self, r: ReadyToCommit, reason: AbortReason, out: &mut Vec<Output>) {
         if let Some(l) = self.leader.as_mut() {
-            l.txns.remove(&r.txn);
-            l.release(r.txn, &mut self.resume);
+            l.end(r.txn, reason, &mut self.resume);
         }
         reply_all(
             &r.targets,
@@ -759,7 +784,7 @@ impl GroupReplica {
                 Ok(()) => return,
                 Err(e) => Err(e),
             },
-            Request::Abort { txn } => self.abort_request(txn, out),
+            Request::Abort { txn } => self.abort_request(now, txn, out),
             Request::Heartbeat { txn } => self.heartbeat(now, txn),
             Request::ReadOnly { at, reads } => {
                 self.start_read_only(now, id, at, reads, out);
@@ -779,7 +804,8 @@ impl GroupReplica {
             });
         }
         let lease_ok = !lease || self.paxos.has_lease(now) || self.bug(bug::READ_WITHOUT_LEASE);
-        if !self.paxos.term_started() || !lease_ok {
+        let term_applied = self.leader.as_ref().is_some_and(|l| l.term_applied);
+        if !self.paxos.term_started() || !term_applied || !lease_ok {
             return Err(TxnError::LeaderNotReady);
         }
         Ok(())
@@ -821,7 +847,6 @@ impl GroupReplica {
             _ => return Err(TxnError::TxnBusy { txn }),
         }
         check_operation_count(t.ops + keys.len())?;
-        t.ops += keys.len();
         t.last_active = now.midpoint();
         t.op = Op::Reading {
             targets: vec![id],
@@ -857,6 +882,9 @@ impl GroupReplica {
                     .push((commit_ts, id, Ok(Response::Committed { commit_ts })));
                 return Ok(());
             }
+            if !l.remembers(txn) && self.state.may_have_forgotten(txn) {
+                return Err(TxnError::OutcomeUnknown { txn });
+            }
             return Err(l.missing(txn));
         };
         match &mut t.op {
@@ -868,14 +896,19 @@ impl GroupReplica {
             _ => return Err(TxnError::TxnBusy { txn }),
         }
         let writes = dedupe_writes(writes);
+        // A commit is the last request: its writes are checked, not added,
+        // so a retried commit counts them once.
         check_operation_count(t.ops + writes.len())?;
-        t.ops += writes.len();
         t.last_active = now.midpoint();
         if writes.is_empty() {
-            // Nothing to log. Its reads, taken under locks still held, are
-            // the state at t_paxos_safe: that is its timestamp, reported
-            // after commit wait like any other.
-            let commit_ts = self.state.t_paxos_safe();
+            // Nothing to log. Its reads, under locks it still holds, are
+            // also the state at the highest timestamp in the leader's log:
+            // every entry in flight above t_paxos_safe writes only keys
+            // other transactions hold exclusively. That timestamp (not
+            // t_paxos_safe, which a follower may already have shown a
+            // reader past, see the strong-read rule) is its commit
+            // timestamp, reported after commit wait like any other.
+            let commit_ts = self.state.t_paxos_safe().max(self.paxos.last_assigned_ts());
             l.finish(txn, &mut self.resume);
             l.record_committed(txn, commit_ts);
             self.commit_waits
@@ -893,12 +926,11 @@ impl GroupReplica {
         Ok(())
     }
 
-    fn abort_request(&mut self, txn: TxnId, out: &mut Vec<Output>) -> Reply {
-        if self.paxos.role() != Role::Leader || self.leader.is_none() {
-            return Err(TxnError::NotLeader {
-                leader: self.paxos.leader(),
-            });
-        }
+    fn abort_request(&mut self, now: TtInterval, txn: TxnId, out: &mut Vec<Output>) -> Reply {
+        // Only a leader that has applied every earlier term's entries, and
+        // holds the lease (so no later term is committing), knows that a
+        // transaction it does not hold did not commit.
+        self.serving(now, true)?;
         if self.commits.contains_key(&txn) || self.state.committed(txn).is_some() {
             return Err(TxnError::TooLateToAbort { txn });
         }
@@ -910,16 +942,15 @@ impl GroupReplica {
                 Ok(Response::Aborted)
             }
             None if l.committed_at(txn).is_some() => Err(TxnError::TooLateToAbort { txn }),
+            None if !l.remembers(txn) && self.state.may_have_forgotten(txn) => {
+                Err(TxnError::OutcomeUnknown { txn })
+            }
             None => Ok(Response::Aborted),
         }
     }
 
     fn heartbeat(&mut self, now: TtInterval, txn: TxnId) -> Reply {
-        if self.paxos.role() != Role::Leader || self.leader.is_none() {
-            return Err(TxnError::NotLeader {
-                leader: self.paxos.leader(),
-            });
-        }
+        self.serving(now, true)?;
         let t = self.active(txn)?;
         t.last_active = now.midpoint();
         Ok(Response::Alive)

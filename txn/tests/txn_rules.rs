@@ -342,6 +342,13 @@ fn spanner_s4_1_1_new_leader_serves_only_after_the_old_lease_and_catch_up() {
         c.call_now(2, Request::Begin { priority: None }),
         Err(TxnError::LeaderNotReady)
     );
+    // Nor does it say a transaction it does not know is aborted: an entry
+    // of the old term may still commit it.
+    let unknown = TxnId::new(1 << 32, 1);
+    assert_eq!(
+        c.call_now(2, Request::Abort { txn: unknown }),
+        Err(TxnError::LeaderNotReady)
+    );
     assert!(
         c.replica(1).paxos().has_lease(c.now()),
         "old lease still runs"
@@ -744,4 +751,57 @@ fn a_transaction_waiting_for_a_lock_is_not_taken_for_inactive() {
     commit_ts(&c.call(1, commit_req(holder, &[])));
     c.run_for(50 * MS);
     commit_ts(c.reply(w).expect("the waiter was kept and now commits"));
+}
+
+#[test]
+fn a_transaction_without_writes_is_not_placed_below_what_a_follower_showed() {
+    // As for leader strong reads: with skewed clocks a follower applies a
+    // commit before the leader does; a read-only read-write transaction
+    // committing at the leader meanwhile must get a timestamp at or above
+    // it, or a snapshot read at its timestamp would miss what readers at
+    // the follower already saw.
+    let eps = 5 * MS;
+    let mut c = LocalCluster::new(3, T0, eps, |cfg| cfg.close_interval_nanos = MS);
+    c.elect(1);
+    c.set_offset(1, -4 * (MS as i64));
+    c.set_offset(2, 4 * (MS as i64));
+    c.run_for(50 * MS);
+    let (audit, _) = begin(&mut c, 1, None);
+    values(read(&mut c, 1, audit, &["x"]));
+    let (writer, _) = begin(&mut c, 1, None);
+    let w = c.submit(1, commit_req(writer, &[("k", "v")]));
+    let mut s3 = None;
+    for _ in 0..20 {
+        c.advance(MS / 2);
+        c.tick_all();
+        let f = c.replica(2).state().last_commit_ts();
+        if f > Timestamp::ZERO && c.replica(1).state().last_commit_ts() < f {
+            s3 = Some(f);
+            break;
+        }
+    }
+    let s3 = s3.expect("the follower applies the commit before the leader does");
+    assert!(c.reply(w).is_none());
+    let s = commit_ts(&c.call(1, commit_req(audit, &[])));
+    assert!(s >= s3, "committed at {s:?}, below {s3:?}");
+}
+
+#[test]
+fn design_s5_5_a_commit_whose_record_was_pruned_is_reported_unknown_not_aborted() {
+    let mut c = cluster(|cfg| cfg.commit_record_retention_nanos = 100 * MS);
+    let (txn, _) = begin(&mut c, 1, None);
+    let s = commit_ts(&c.call(1, commit_req(txn, &[("k", "v")])));
+    assert_eq!(
+        commit_ts(&c.call(1, commit_req(txn, &[("k", "v")]))),
+        s,
+        "within the retention a retry learns the commit"
+    );
+    c.run_for(200 * MS);
+    put(&mut c, &[("j", "w")]); // applying a later commit prunes the record
+    let r = c.call(1, commit_req(txn, &[("k", "v")]));
+    assert_eq!(r, Err(TxnError::OutcomeUnknown { txn }));
+    assert_eq!(
+        c.call(1, Request::Abort { txn }),
+        Err(TxnError::OutcomeUnknown { txn })
+    );
 }

@@ -231,12 +231,26 @@ fn design_s4_read_below_gc_horizon_is_a_typed_error_and_gc_stops_at_t_safe() {
 #[test]
 fn commit_records_are_remembered_for_the_retention_then_pruned() {
     let mut s = GroupState::new(1_000);
-    s.apply(&entry(1, 100, &commit(1, &[]))).unwrap();
-    s.apply(&entry(2, 1_100, &commit(2, &[]))).unwrap();
-    assert_eq!(s.committed(TxnId::local(1)), Some(ts(100)));
-    s.apply(&entry(3, 1_101, &commit(3, &[]))).unwrap();
-    assert_eq!(s.committed(TxnId::local(1)), None);
-    assert_eq!(s.committed(TxnId::local(2)), Some(ts(1_100)));
+    let c = |origin: u64, seq: u64| Command::Commit {
+        txn: TxnId::new(origin, seq),
+        writes: vec![],
+    };
+    s.apply(&entry(1, 100, &c(5, 1))).unwrap();
+    s.apply(&entry(2, 1_100, &c(7, 2))).unwrap();
+    assert_eq!(s.committed(TxnId::new(5, 1)), Some(ts(100)));
+    assert!(
+        !s.may_have_forgotten(TxnId::new(5, 9)),
+        "nothing pruned yet"
+    );
+    s.apply(&entry(3, 1_101, &c(7, 3))).unwrap();
+    assert_eq!(s.committed(TxnId::new(5, 1)), None);
+    assert_eq!(s.committed(TxnId::new(7, 2)), Some(ts(1_100)));
+    // No record of origin 5 means nothing any more; of origin 7 it still does.
+    assert!(s.may_have_forgotten(TxnId::new(5, 2)));
+    assert!(s.may_have_forgotten(TxnId::new(4, 1)));
+    assert!(!s.may_have_forgotten(TxnId::new(7, 9)));
+    let r = GroupState::decode(&s.encode(), 1_000).unwrap();
+    assert!(r.may_have_forgotten(TxnId::new(5, 2)), "kept in snapshots");
 }
 
 #[test]
