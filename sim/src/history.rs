@@ -637,6 +637,24 @@ mod tests {
         }
     }
 
+    /// A transaction committed at `at` whose client learned it just after.
+    fn acked(
+        id: u64,
+        invoked: u64,
+        at: u64,
+        reads: &[(&str, Option<&str>)],
+        writes: &[(&str, &str)],
+    ) -> TxnRecord {
+        txn(
+            id,
+            invoked,
+            Some(at + 1),
+            Outcome::Committed(ts(at)),
+            reads,
+            writes,
+        )
+    }
+
     fn strong_read(invoked: u64, done: u64, at: u64, gets: &[(&str, Option<&str>)]) -> ReadRecord {
         ReadRecord {
             client: 1,
@@ -698,14 +716,7 @@ mod tests {
     fn a_read_that_misses_an_earlier_acknowledged_commit_is_caught_by_real_time() {
         let log = log_of(&[(1, 10, &[("x", "1")])]);
         let h = History {
-            txns: vec![txn(
-                1,
-                1,
-                Some(11),
-                Outcome::Committed(ts(10)),
-                &[],
-                &[("x", "1")],
-            )],
+            txns: vec![acked(1, 1, 10, &[], &[("x", "1")])],
             // Invoked after the ack but reading below the commit: its value
             // is right for its timestamp, the timestamp is wrong.
             reads: vec![strong_read(12, 13, 9, &[("x", None)])],
@@ -718,14 +729,7 @@ mod tests {
         let log = log_of(&[(1, 10, &[("x", "1")])]);
         let h = History {
             txns: vec![
-                txn(
-                    1,
-                    1,
-                    Some(11),
-                    Outcome::Committed(ts(10)),
-                    &[],
-                    &[("x", "1")],
-                ),
+                acked(1, 1, 10, &[], &[("x", "1")]),
                 txn(2, 12, Some(13), Outcome::Aborted, &[("x", None)], &[]),
             ],
             reads: vec![],
@@ -743,14 +747,7 @@ mod tests {
         let log = log_of(&[(1, 20, &[("x", "1")]), (2, 10, &[("y", "2")])]);
         let h = History {
             txns: vec![
-                txn(
-                    1,
-                    1,
-                    Some(21),
-                    Outcome::Committed(ts(20)),
-                    &[],
-                    &[("x", "1")],
-                ),
+                acked(1, 1, 20, &[], &[("x", "1")]),
                 txn(2, 22, None, Outcome::Unknown, &[], &[("y", "2")]),
             ],
             reads: vec![],
@@ -762,14 +759,7 @@ mod tests {
     fn a_commit_of_other_writes_than_sent_is_caught() {
         let log = log_of(&[(1, 10, &[("x", "other")])]);
         let h = History {
-            txns: vec![txn(
-                1,
-                1,
-                Some(11),
-                Outcome::Committed(ts(10)),
-                &[],
-                &[("x", "1")],
-            )],
+            txns: vec![acked(1, 1, 10, &[], &[("x", "1")])],
             reads: vec![],
         };
         assert_eq!(
@@ -784,22 +774,8 @@ mod tests {
         let log = log_of(&[(1, 10, &[("x", "1")]), (2, 20, &[("x", "2")])]);
         let h = History {
             txns: vec![
-                txn(
-                    1,
-                    1,
-                    Some(11),
-                    Outcome::Committed(ts(10)),
-                    &[("x", None)],
-                    &[("x", "1")],
-                ),
-                txn(
-                    2,
-                    1,
-                    Some(21),
-                    Outcome::Committed(ts(20)),
-                    &[("x", None)],
-                    &[("x", "2")],
-                ),
+                acked(1, 1, 10, &[("x", None)], &[("x", "1")]),
+                acked(2, 1, 20, &[("x", None)], &[("x", "2")]),
             ],
             reads: vec![],
         };
@@ -839,14 +815,7 @@ mod tests {
     fn acknowledged_commit_missing_from_the_log_and_aborted_commit_in_it_are_caught() {
         let log = log_of(&[(2, 20, &[("x", "2")])]);
         let lost = History {
-            txns: vec![txn(
-                1,
-                1,
-                Some(11),
-                Outcome::Committed(ts(10)),
-                &[],
-                &[("x", "1")],
-            )],
+            txns: vec![acked(1, 1, 10, &[], &[("x", "1")])],
             reads: vec![],
         };
         assert_eq!(

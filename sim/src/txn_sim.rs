@@ -61,7 +61,7 @@ const COMPACT_EVERY: u64 = 50;
 /// wound-wait or the inactivity timeout, read waits by their bound).
 const ANSWER_BOUND: u64 = 2_000 * MS;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Packet {
     Peer(Message),
     Request {
@@ -679,15 +679,8 @@ impl Sim {
         let delays = self
             .net
             .deliveries(&mut self.rng, &self.faults, self.faults_on, from, to);
-        let n = delays.len();
-        let mut p = Some(p);
-        for (k, d) in delays.into_iter().enumerate() {
-            let copy = if k + 1 == n {
-                p.take().expect("moved once, last")
-            } else {
-                clone_packet(p.as_ref().expect("still here"))
-            };
-            self.queue.schedule(d, Event::Deliver(copy));
+        for d in delays {
+            self.queue.schedule(d, Event::Deliver(p.clone()));
         }
     }
 
@@ -1285,28 +1278,6 @@ impl Sim {
             ));
         }
         Ok(())
-    }
-}
-
-fn clone_packet(p: &Packet) -> Packet {
-    match p {
-        Packet::Peer(m) => Packet::Peer(m.clone()),
-        Packet::Request {
-            client,
-            node,
-            id,
-            request,
-        } => Packet::Request {
-            client: *client,
-            node: *node,
-            id: *id,
-            request: request.clone(),
-        },
-        Packet::Reply { client, id, reply } => Packet::Reply {
-            client: *client,
-            id: *id,
-            reply: reply.clone(),
-        },
     }
 }
 

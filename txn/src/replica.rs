@@ -229,24 +229,20 @@ impl GroupReplica {
     /// Feeds one input; outputs are appended to `out`.
     pub fn step(&mut self, now: TtInterval, input: Input, out: &mut Vec<Output>) {
         self.epsilon = now.epsilon_nanos();
-        let mut pout = Vec::new();
-        match input {
-            Input::Tick => self.paxos.step(now, meridian_paxos::Input::Tick, &mut pout),
-            Input::Message(m) => self
-                .paxos
-                .step(now, meridian_paxos::Input::Message(m), &mut pout),
-            Input::Persisted { seq } => {
-                self.paxos
-                    .step(now, meridian_paxos::Input::Persisted { seq }, &mut pout)
-            }
+        let paxos_input = match input {
+            Input::Tick => meridian_paxos::Input::Tick,
+            Input::Message(m) => meridian_paxos::Input::Message(m),
+            Input::Persisted { seq } => meridian_paxos::Input::Persisted { seq },
             Input::Request { id, request } => {
-                self.absorb(pout, out);
-                self.sync_leadership(now, out);
+                // Leadership changes only in Paxos steps, and every step
+                // ends in `finish`, so the term's table is already current.
                 self.handle_request(now, id, request, out);
                 self.finish(now, out);
                 return;
             }
-        }
+        };
+        let mut pout = Vec::new();
+        self.paxos.step(now, paxos_input, &mut pout);
         self.absorb(pout, out);
         self.finish(now, out);
     }

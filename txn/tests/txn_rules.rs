@@ -36,6 +36,39 @@ fn in_commit_wait(priority: Option<u64>) -> (LocalCluster, TxnId, u64) {
     (c, txn, id)
 }
 
+/// A cluster led by replica 1 whose clocks are skewed within ε (5 ms):
+/// follower 2's clock runs 8 ms ahead of the leader's, so it passes a
+/// timestamp, and applies an entry, well before the leader does.
+fn skewed_cluster() -> LocalCluster {
+    let mut c = LocalCluster::new(3, T0, 5 * MS, |cfg| cfg.close_interval_nanos = MS);
+    c.elect(1);
+    c.set_offset(1, -4 * (MS as i64));
+    c.set_offset(2, 4 * (MS as i64));
+    c.run_for(50 * MS);
+    c
+}
+
+/// Commits `k = v` at the leader of a [`skewed_cluster`] and advances the
+/// clock until follower 2 has applied it but the leader has not (it is
+/// still in its commit wait). Returns the commit timestamp.
+fn commit_shown_first_by_a_follower(c: &mut LocalCluster) -> Timestamp {
+    let (txn, _) = begin(c, 1, None);
+    let id = c.submit(1, commit_req(txn, &[("k", "v")]));
+    for _ in 0..20 {
+        c.advance(MS / 2);
+        c.tick_all();
+        let f = c.replica(2).state().last_commit_ts();
+        if f > Timestamp::ZERO && c.replica(1).state().last_commit_ts() < f {
+            assert!(
+                c.reply(id).is_none(),
+                "the leader has not finished its commit wait"
+            );
+            return f;
+        }
+    }
+    panic!("the follower should apply the commit before the leader does");
+}
+
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
@@ -619,33 +652,8 @@ fn lagging_replica_catches_up_from_a_snapshot_of_the_group_state() {
 
 #[test]
 fn spanner_s4_2_2_leader_strong_read_sees_what_a_follower_already_applied() {
-    // Clocks skewed within ε: the follower's passes a timestamp well before
-    // the leader's does, so it applies (and can show) an entry first.
-    let eps = 5 * MS;
-    let mut c = LocalCluster::new(3, T0, eps, |cfg| cfg.close_interval_nanos = MS);
-    c.elect(1);
-    c.set_offset(1, -4 * (MS as i64));
-    c.set_offset(2, 4 * (MS as i64));
-    c.run_for(50 * MS);
-    let (txn, _) = begin(&mut c, 1, None);
-    let id = c.submit(1, commit_req(txn, &[("k", "v")]));
-    // Let the follower learn the entry is chosen and pass its timestamp,
-    // while the leader's clock has not.
-    let mut s = None;
-    for _ in 0..20 {
-        c.advance(MS / 2);
-        c.tick_all();
-        let f = c.replica(2).state().last_commit_ts();
-        if f > Timestamp::ZERO && c.replica(1).state().last_commit_ts() < f {
-            s = Some(f);
-            break;
-        }
-    }
-    let s = s.expect("the follower applies the commit before the leader does");
-    assert!(
-        c.reply(id).is_none(),
-        "the leader has not finished its commit wait"
-    );
+    let mut c = skewed_cluster();
+    let s = commit_shown_first_by_a_follower(&mut c);
     let (_, seen) = ro_values(&c.call_now(
         2,
         Request::ReadOnly {
@@ -755,33 +763,14 @@ fn a_transaction_waiting_for_a_lock_is_not_taken_for_inactive() {
 
 #[test]
 fn a_transaction_without_writes_is_not_placed_below_what_a_follower_showed() {
-    // As for leader strong reads: with skewed clocks a follower applies a
-    // commit before the leader does; a read-only read-write transaction
-    // committing at the leader meanwhile must get a timestamp at or above
-    // it, or a snapshot read at its timestamp would miss what readers at
-    // the follower already saw.
-    let eps = 5 * MS;
-    let mut c = LocalCluster::new(3, T0, eps, |cfg| cfg.close_interval_nanos = MS);
-    c.elect(1);
-    c.set_offset(1, -4 * (MS as i64));
-    c.set_offset(2, 4 * (MS as i64));
-    c.run_for(50 * MS);
+    // As for leader strong reads: a read-only read-write transaction
+    // committing at the leader while a follower already applied a commit
+    // must get a timestamp at or above it, or a snapshot read at its
+    // timestamp would miss what readers at the follower already saw.
+    let mut c = skewed_cluster();
     let (audit, _) = begin(&mut c, 1, None);
     values(read(&mut c, 1, audit, &["x"]));
-    let (writer, _) = begin(&mut c, 1, None);
-    let w = c.submit(1, commit_req(writer, &[("k", "v")]));
-    let mut s3 = None;
-    for _ in 0..20 {
-        c.advance(MS / 2);
-        c.tick_all();
-        let f = c.replica(2).state().last_commit_ts();
-        if f > Timestamp::ZERO && c.replica(1).state().last_commit_ts() < f {
-            s3 = Some(f);
-            break;
-        }
-    }
-    let s3 = s3.expect("the follower applies the commit before the leader does");
-    assert!(c.reply(w).is_none());
+    let s3 = commit_shown_first_by_a_follower(&mut c);
     let s = commit_ts(&c.call(1, commit_req(audit, &[])));
     assert!(s >= s3, "committed at {s:?}, below {s3:?}");
 }
