@@ -9,6 +9,11 @@
 //! accumulate and falls back at the next sync: Spanner's sawtooth (§5.3,
 //! 1 ms to 7 ms over 30 s by default).
 //!
+//! Real clocks do not resynchronise in step: [`SimulatedTrueTime::with_phase`]
+//! shifts a node's sync schedule, so at one true instant different nodes are
+//! at different points of their sawtooth (different ε, and offsets that jump
+//! at different moments). Each node may also follow its own [`ClockModel`].
+//!
 //! [`SimulatedTrueTime::set_bound_broken`] makes the clock lie: the error is
 //! pushed outside the reported ε, so true time is no longer inside the
 //! interval. Tests use it to prove that the invariant checkers notice.
@@ -87,6 +92,9 @@ pub struct SimulatedTrueTime {
     clock: VirtualClock,
     model: ClockModel,
     seed: u64,
+    /// Shift of this node's sync schedule: it resyncs when
+    /// `(t + phase) % sync_period == 0`.
+    phase_nanos: u64,
     broken: Arc<AtomicBool>,
 }
 
@@ -116,8 +124,17 @@ impl SimulatedTrueTime {
             clock,
             model,
             seed,
+            phase_nanos: 0,
             broken: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// This clock with its sync schedule shifted by `phase_nanos` (taken
+    /// modulo the sync period): it resyncs `phase_nanos` earlier than an
+    /// unshifted clock, so its ε and offset jumps are out of step with them.
+    pub fn with_phase(mut self, phase_nanos: u64) -> SimulatedTrueTime {
+        self.phase_nanos = phase_nanos % self.model.sync_period_nanos.max(1);
+        self
     }
 
     /// The model this clock follows.
@@ -139,8 +156,9 @@ impl SimulatedTrueTime {
     /// The reading at true time `t` (pure function of seed, model and `t`).
     pub fn reading_at(&self, t: Timestamp) -> TtInterval {
         let period = self.model.sync_period_nanos.max(1);
-        let epoch = t.0 / period;
-        let since_sync = t.0 % period;
+        let shifted = t.0.saturating_add(self.phase_nanos);
+        let epoch = shifted / period;
+        let since_sync = shifted % period;
         let h = splitmix64(self.seed ^ splitmix64(epoch));
         let offset = signed_in(h, self.model.base_epsilon_nanos);
         let drift_ppm = signed_in(splitmix64(h), self.model.max_drift_ppm);
@@ -179,9 +197,44 @@ mod tests {
     const STEP: u64 = 7_919_993; // a prime step so readings cover the sawtooth
 
     fn nodes(clock: &VirtualClock) -> Vec<SimulatedTrueTime> {
+        // Each node its own ε, drift, sync period and phase, as real
+        // clocks have.
         (0..5)
-            .map(|i| SimulatedTrueTime::new(clock.clone(), ClockModel::SPANNER, 17 + i))
+            .map(|i| {
+                let model = ClockModel {
+                    base_epsilon_nanos: 250_000 * (1 + 3 * i),
+                    max_drift_ppm: [0, 50, 200, 500, 200][i as usize],
+                    sync_period_nanos: 1_000_000_000 * (1 + 7 * i),
+                };
+                SimulatedTrueTime::new(clock.clone(), model, 17 + i).with_phase(i * 777_777_777)
+            })
             .collect()
+    }
+
+    #[test]
+    fn phased_clocks_resync_out_of_step() {
+        let clock = VirtualClock::new(Timestamp(0));
+        let model = ClockModel::SPANNER;
+        let a = SimulatedTrueTime::new(clock.clone(), model, 1);
+        let b =
+            SimulatedTrueTime::new(clock.clone(), model, 1).with_phase(model.sync_period_nanos / 2);
+        let mut differ = 0;
+        for _ in 0..300 {
+            clock.advance(100_000_000);
+            let (ea, eb) = (a.now().epsilon_nanos(), b.now().epsilon_nanos());
+            assert!(ea <= model.max_epsilon_nanos() && eb <= model.max_epsilon_nanos());
+            if ea.abs_diff(eb) > 2_000_000 {
+                differ += 1;
+            }
+            assert!(a.now().contains(clock.now()) && b.now().contains(clock.now()));
+        }
+        assert!(
+            differ > 100,
+            "half a period apart, ε differs most of the time"
+        );
+        // A phase is taken modulo the period.
+        let c = SimulatedTrueTime::new(clock.clone(), model, 1).with_phase(model.sync_period_nanos);
+        assert_eq!(c.now(), a.now());
     }
 
     #[test]
