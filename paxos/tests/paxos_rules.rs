@@ -675,3 +675,608 @@ fn new_leader_term_starts_once_its_own_noop_is_applied() {
     g.run();
     assert!(g.replica(2).term_started());
 }
+
+// ---------------------------------------------------------------------
+// Ballots are (round, node) pairs, compared whole: two candidates of one
+// round hold different ballots, and only the higher one may win.
+// ---------------------------------------------------------------------
+
+/// Steps `r` at `now`, reporting each write durable as soon as it is
+/// issued, and returns the messages it sent.
+fn step_durable(r: &mut Replica, now: TtInterval, input: Input) -> Vec<Message> {
+    let mut sent = Vec::new();
+    let mut next = Some(input);
+    while let Some(input) = next.take() {
+        let mut out = Vec::new();
+        r.step(now, input, &mut out);
+        for o in out {
+            match o {
+                Output::Send(m) => sent.push(m),
+                Output::Persist(req) => next = Some(Input::Persisted { seq: req.seq }),
+                _ => {}
+            }
+        }
+    }
+    sent
+}
+
+fn prepare(from: u64, to: u64, ballot: Ballot, tip: (u64, Ballot), pre_vote: bool) -> Message {
+    msg(
+        from,
+        to,
+        ballot,
+        Body::Prepare {
+            last_slot: tip.0,
+            last_ballot: tip.1,
+            pre_vote,
+        },
+    )
+}
+
+fn accept(
+    from: u64,
+    to: u64,
+    ballot: Ballot,
+    prev: (u64, Ballot),
+    entries: Vec<meridian_paxos::Entry>,
+) -> Message {
+    msg(
+        from,
+        to,
+        ballot,
+        Body::Accept {
+            prev_slot: prev.0,
+            prev_ballot: prev.1,
+            entries,
+            commit: 0,
+            lease_start: Timestamp::ZERO,
+        },
+    )
+}
+
+fn entry(slot: u64, ballot: Ballot, i: u64) -> meridian_paxos::Entry {
+    meridian_paxos::Entry {
+        slot,
+        ballot,
+        ts: Timestamp::ZERO,
+        payload: Payload::Command(cmd(i)),
+    }
+}
+
+/// Whether the one `Promise` in `sent` was granted.
+fn granted(sent: &[Message]) -> bool {
+    match sent {
+        [
+            Message {
+                body: Body::Promise { granted, .. },
+                ..
+            },
+        ] => *granted,
+        _ => panic!("expected one Promise, got {sent:?}"),
+    }
+}
+
+/// The one `Accepted` in `sent`: (ok, upto, the ballot it carries).
+fn accepted(sent: &[Message]) -> (bool, u64, Ballot) {
+    match sent {
+        [
+            Message {
+                ballot,
+                body: Body::Accepted { ok, upto, .. },
+                ..
+            },
+        ] => (*ok, *upto, *ballot),
+        _ => panic!("expected one Accepted, got {sent:?}"),
+    }
+}
+
+#[test]
+fn pms_s2_acceptor_refuses_a_different_node_in_the_same_round() {
+    let now = TtInterval::around(T0, EPS);
+    let mut r = replica(3, Recovered::default(), 1, now);
+    let (b51, b52) = (Ballot::new(5, 1), Ballot::new(5, 2));
+    let empty = (0, Ballot::ZERO);
+    let p = |from, b, pre| Input::Message(prepare(from, 3, b, empty, pre));
+    assert!(granted(&step_durable(&mut r, now, p(1, b51, false))));
+    // PMS §2: ballots are unique per proposer; (5, 2) is above (5, 1)...
+    assert!(granted(&step_durable(&mut r, now, p(2, b52, true))));
+    assert!(granted(&step_durable(&mut r, now, p(2, b52, false))));
+    assert_eq!(r.promised(), b52);
+    // ...so once (5, 2) is promised, (5, 1) gets no promise again, nor a
+    // pre-vote: two candidates of round 5 must not both win.
+    assert!(!granted(&step_durable(&mut r, now, p(1, b51, true))));
+    assert!(!granted(&step_durable(&mut r, now, p(1, b51, false))));
+    assert_eq!(r.promised(), b52);
+    // A delayed Accept of (5, 1) is refused and leaves the log alone: it
+    // could otherwise overwrite what (5, 2) counts as chosen.
+    let late = accept(1, 3, b51, empty, vec![entry(1, b51, 1)]);
+    let (ok, _, ballot) = accepted(&step_durable(&mut r, now, Input::Message(late)));
+    assert!(!ok, "an Accept below the promised ballot is refused");
+    assert_eq!(ballot, b52, "the refusal names the promised ballot");
+    assert_eq!(r.last_slot(), 0);
+    assert_eq!(r.promised(), b52);
+}
+
+#[test]
+fn pms_s3_log_matching_compares_whole_ballots_in_the_same_round() {
+    let now = TtInterval::around(T0, EPS);
+    let mut r = replica(3, Recovered::default(), 1, now);
+    let (b51, b52) = (Ballot::new(5, 1), Ballot::new(5, 2));
+    let first = accept(
+        1,
+        3,
+        b51,
+        (0, Ballot::ZERO),
+        vec![entry(1, b51, 1), entry(2, b51, 2)],
+    );
+    assert_eq!(
+        accepted(&step_durable(&mut r, now, Input::Message(first))),
+        (true, 2, b51)
+    );
+    // The next leader of round 5 is (5, 2). Its Accept implicitly promises
+    // its ballot; its log tip (2 at (5, 2)) does not match ours (2 at
+    // (5, 1)), so nothing is acknowledged as matching.
+    let probe = accept(2, 3, b52, (2, b52), vec![]);
+    let (ok, _, ballot) = accepted(&step_durable(&mut r, now, Input::Message(probe)));
+    assert!(!ok, "slot 2 holds (5, 1), not (5, 2): no match");
+    assert_eq!(ballot, b52);
+    assert_eq!(
+        r.promised(),
+        b52,
+        "a higher ballot's Accept raises the promise"
+    );
+    // Its own value for slot 1 replaces the (5, 1) one and cuts the rest.
+    let fix = accept(2, 3, b52, (0, Ballot::ZERO), vec![entry(1, b52, 10)]);
+    assert_eq!(
+        accepted(&step_durable(&mut r, now, Input::Message(fix))),
+        (true, 1, b52)
+    );
+    assert_eq!(r.entries(1, 9), vec![entry(1, b52, 10)]);
+}
+
+#[test]
+fn pms_s3_promise_needs_a_log_as_up_to_date_by_whole_last_ballot() {
+    let now = TtInterval::around(T0, EPS);
+    let mut r = replica(3, Recovered::default(), 1, now);
+    let (b51, b52) = (Ballot::new(5, 1), Ballot::new(5, 2));
+    let from2 = accept(2, 3, b52, (0, Ballot::ZERO), vec![entry(1, b52, 1)]);
+    assert!(accepted(&step_durable(&mut r, now, Input::Message(from2))).0);
+    // Past leader stickiness.
+    let later = TtInterval::around(T0.saturating_add(2_000 * MS), EPS);
+    // A longer log that ends in (5, 1) lacks what (5, 2) may have chosen.
+    for pre in [true, false] {
+        let stale = prepare(1, 3, Ballot::new(6, 1), (3, b51), pre);
+        assert!(
+            !granted(&step_durable(&mut r, later, Input::Message(stale))),
+            "pre_vote={pre}"
+        );
+    }
+    assert_eq!(r.promised(), b52);
+    // The same tip as ours is up to date.
+    for pre in [true, false] {
+        let current = prepare(1, 3, Ballot::new(7, 1), (1, b52), pre);
+        assert!(
+            granted(&step_durable(&mut r, later, Input::Message(current))),
+            "pre_vote={pre}"
+        );
+    }
+    assert_eq!(r.promised(), Ballot::new(7, 1));
+}
+
+#[test]
+fn pms_s3_leader_steps_down_when_refused_by_a_higher_node_of_its_round() {
+    let mut g = group(3);
+    g.elect(1);
+    let b = g.replica(1).promised();
+    // Replica 2 campaigned in the same round and won replica 3's promise.
+    g.deliver(msg(
+        3,
+        1,
+        Ballot::new(b.round, 2),
+        Body::Accepted {
+            ok: false,
+            upto: 0,
+            lease_start: Timestamp::ZERO,
+        },
+    ));
+    assert_eq!(g.replica(1).role(), Role::Follower);
+    assert!(!g.replica(1).has_lease(g.now()));
+}
+
+// ---------------------------------------------------------------------
+// Raft §5.4.2 (Figure 8): a leader chooses by counting only entries of
+// its own ballot.
+// ---------------------------------------------------------------------
+
+/// Hands over what the replicas sent, wave after wave, while `allow` lets
+/// it through; the rest is lost. Every replica is isolated, so nothing
+/// travels through the group's own queue.
+fn pump(g: &mut LocalGroup, allow: &impl Fn(&LocalGroup, &Message) -> bool) {
+    loop {
+        let sent = g.take_sent();
+        if sent.is_empty() {
+            return;
+        }
+        for m in sent {
+            if allow(g, &m) {
+                g.deliver(m);
+            }
+        }
+    }
+}
+
+/// Ticks `id` at each of its deadlines, handing over what `allow` lets
+/// through, until it leads at a ballot above `above`.
+fn win_above(
+    g: &mut LocalGroup,
+    id: u64,
+    above: Ballot,
+    allow: &impl Fn(&LocalGroup, &Message) -> bool,
+) {
+    for _ in 0..200 {
+        if g.replica(id).role() == Role::Leader && g.replica(id).promised() > above {
+            return;
+        }
+        let deadline = g.replica(id).next_deadline();
+        let mid = g.now().midpoint();
+        if deadline > mid {
+            g.advance(deadline.nanos_since(mid));
+        }
+        g.tick(id);
+        pump(g, allow);
+    }
+    panic!("replica {id} did not win a ballot above {above:?}");
+}
+
+fn between(a: u64, b: u64, m: &Message) -> bool {
+    (m.from == a && m.to == b) || (m.from == b && m.to == a)
+}
+
+#[test]
+fn raft_s5_4_2_leader_never_commits_an_old_ballot_entry_by_counting() {
+    // One entry per Accept, so a follower can hold the old entry without
+    // the new leader's no-op behind it.
+    let mut g = LocalGroup::new(3, T0, EPS, |c| c.max_batch_entries = 1);
+    g.advance(3_000 * MS);
+    g.elect(1);
+    let b1 = g.replica(1).promised();
+    for id in 1..=3 {
+        g.isolate(id);
+    }
+    g.record_messages(true);
+    // L1 (b1) writes X to slot 2 on its own disk only.
+    g.propose(1, cmd(7)).unwrap();
+    g.take_sent();
+    assert_eq!(g.replica(1).entries(2, 2)[0].ballot, b1);
+    // L2 (b2) wins with 3's promise; its no-op for slot 2 stays with it.
+    win_above(&mut g, 2, b1, &|_, m| {
+        between(2, 3, m) && !matches!(m.body, Body::Accept { .. })
+    });
+    let b2 = g.replica(2).promised();
+    // L1 comes back with b3 and brings X to 3: now a quorum holds X at
+    // slot 2, but at b1, while L1's own no-op (slot 3, b3) is still only
+    // its own.
+    win_above(&mut g, 1, b2, &|g, m| {
+        let carries_own_noop = matches!(&m.body, Body::Accept { entries, .. }
+            if entries.iter().any(|e| e.slot == 3));
+        between(1, 3, m) && !(carries_own_noop && g.replica(3).last_slot() >= 2)
+    });
+    let b3 = g.replica(1).promised();
+    assert_eq!(
+        g.replica(3).entries(2, 2)[0].payload,
+        Payload::Command(cmd(7))
+    );
+    assert_eq!(g.replica(1).entries(3, 3)[0].ballot, b3);
+    assert_eq!(
+        g.replica(1).chosen(),
+        1,
+        "slot 2 is held by a quorum, but at b1 < b3: not chosen by counting"
+    );
+    assert!(commands(g.applied(1)).is_empty());
+    // Why: L1 stops, and L2, whose last entry (b2) is above 3's (b1),
+    // wins 3's promise and overwrites slot 2 with its no-op.
+    win_above(&mut g, 2, b3, &|_, m| between(2, 3, m));
+    assert_eq!(g.replica(3).entries(2, 2)[0].ballot, b2);
+    g.record_messages(false);
+    g.heal();
+    run_for(&mut g, 1_000 * MS);
+    assert_eq!(g.replica(2).role(), Role::Leader);
+    assert_eq!(g.applied(1), g.applied(2));
+    assert_eq!(g.applied(3), g.applied(2));
+    assert_eq!(g.applied(1)[1].payload, Payload::Noop);
+}
+
+// ---------------------------------------------------------------------
+// Spanner §4.1.1 with a wide TrueTime interval: lease votes run from
+// `TT.now().latest`, the leader's lease from `TT.now().earliest`.
+// ---------------------------------------------------------------------
+
+/// ε wide enough that earliest, midpoint and latest differ by 50 ms.
+const WIDE_EPS: u64 = 50 * MS;
+
+fn lease_nanos() -> u64 {
+    Config::new(1, vec![]).lease_nanos
+}
+
+#[test]
+fn spanner_s4_1_1_lease_vote_runs_to_latest_plus_lease_and_the_next_leader_waits_it_out() {
+    let mut g = LocalGroup::new(3, T0, WIDE_EPS, |_| {});
+    g.advance(3_000 * MS);
+    g.elect(1);
+    // One heartbeat round at a known reading: the last leader message 2
+    // and 3 accept.
+    g.advance(100 * MS);
+    g.tick(1);
+    g.run();
+    let sent_at = g.now();
+    let vote_end = sent_at.latest.saturating_add(lease_nanos());
+    assert_eq!(g.replica(2).lease_granted_until(), vote_end);
+    assert_eq!(g.replica(3).lease_granted_until(), vote_end);
+    g.isolate(1);
+    g.record_messages(true);
+    g.elect(2);
+    assert_eq!(g.replica(2).role(), Role::Leader);
+    let reported: Vec<Timestamp> = g
+        .take_sent()
+        .into_iter()
+        .filter_map(|m| match m.body {
+            Body::Promise {
+                granted: true,
+                pre_vote: false,
+                lease_until,
+            } => Some(lease_until),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported, vec![vote_end], "the promise reports the vote");
+    assert_eq!(
+        g.replica(2).lease_status(g.now()),
+        LeaseStatus::WaitingOutPrevious {
+            wait_until: vote_end
+        }
+    );
+    // No timestamp until TT.after(vote_end), i.e. earliest > vote_end.
+    g.propose(2, cmd(1)).unwrap();
+    while g.now().earliest.saturating_add(100 * MS) < vote_end {
+        run_for(&mut g, 50 * MS);
+    }
+    g.advance(vote_end.nanos_since(g.now().earliest));
+    assert_eq!(g.now().earliest, vote_end);
+    g.tick(2);
+    g.run();
+    assert!(!g.replica(2).has_lease(g.now()));
+    assert_eq!(
+        g.replica(2).pending_len(),
+        1,
+        "TT.after(end) is not yet true"
+    );
+    g.advance(1);
+    g.tick(2);
+    g.run();
+    assert!(g.replica(2).has_lease(g.now()));
+    assert_eq!(g.replica(2).pending_len(), 0);
+    let (_, ts) = commands(g.applied(2))[0];
+    assert!(ts > vote_end);
+}
+
+#[test]
+fn spanner_s4_1_1_candidate_counts_its_own_lease_vote() {
+    let mut g = group(3);
+    g.elect(1);
+    // 3 hears the leader last at t1, 2 at t2 > t1.
+    g.isolate(3);
+    g.advance(100 * MS);
+    g.tick(1);
+    g.run();
+    let own = g.replica(2).lease_granted_until();
+    assert!(own > g.replica(3).lease_granted_until());
+    g.heal();
+    g.isolate(1);
+    g.elect(2);
+    assert_eq!(
+        g.replica(2).lease_status(g.now()),
+        LeaseStatus::WaitingOutPrevious { wait_until: own }
+    );
+}
+
+#[test]
+fn spanner_s4_1_1_leader_lease_runs_from_earliest_send_time_in_a_one_voter_group() {
+    // One voter: the leader's own vote alone is the quorum.
+    let mut g = LocalGroup::new(1, T0, WIDE_EPS, |_| {});
+    g.advance(3_000 * MS);
+    g.elect(1);
+    g.advance(100 * MS);
+    g.tick(1);
+    let sent_at = g.now();
+    let end = sent_at.earliest.saturating_add(lease_nanos());
+    assert_eq!(
+        g.replica(1).lease_status(g.now()),
+        LeaseStatus::Valid { end }
+    );
+    // Its own vote, like any acceptor's, is reported as running to
+    // latest + lease, past the lease it backs.
+    assert_eq!(
+        g.replica(1).lease_granted_until(),
+        sent_at.latest.saturating_add(lease_nanos())
+    );
+    // TT.before(end) means latest < end.
+    g.advance(end.nanos_since(g.now().latest) - 1);
+    assert!(g.replica(1).has_lease(g.now()));
+    g.advance(1);
+    assert_eq!(g.now().latest, end);
+    assert_eq!(g.replica(1).lease_status(g.now()), LeaseStatus::Expired);
+}
+
+#[test]
+fn spanner_s4_1_1_leader_lease_runs_from_earliest_send_time() {
+    let mut g = LocalGroup::new(3, T0, WIDE_EPS, |_| {});
+    g.advance(3_000 * MS);
+    g.elect(1);
+    g.advance(100 * MS);
+    g.tick(1);
+    g.run();
+    let end = g.now().earliest.saturating_add(lease_nanos());
+    assert_eq!(
+        g.replica(1).lease_status(g.now()),
+        LeaseStatus::Valid { end }
+    );
+    // The lease ends before any vote a follower granted for it.
+    assert!(end < g.replica(2).lease_granted_until());
+}
+
+// ---------------------------------------------------------------------
+// Raft thesis §9.6: pre-vote applies the log check of a real vote.
+// ---------------------------------------------------------------------
+
+#[test]
+fn raft_thesis_s9_6_pre_vote_refuses_a_candidate_whose_log_is_behind() {
+    let mut g = group(3);
+    g.elect(1);
+    let ballot = g.replica(1).promised();
+    g.isolate(3);
+    for i in 0..5 {
+        g.propose(1, cmd(i)).unwrap();
+    }
+    g.run();
+    assert!(g.replica(3).last_slot() < g.replica(2).last_slot());
+    // The leader is silent long enough that stickiness holds no one back,
+    // and the lagging replica's election timer fires first.
+    g.advance(Config::new(1, vec![]).election_min_nanos);
+    g.heal();
+    g.record_messages(true);
+    g.elect(3);
+    let answers: Vec<bool> = g
+        .take_sent()
+        .into_iter()
+        .filter_map(|m| match m.body {
+            Body::Promise {
+                granted,
+                pre_vote: true,
+                ..
+            } if m.to == 3 => Some(granted),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers, vec![false, false], "both refuse the stale log");
+    assert_eq!(g.replica(3).promised(), ballot, "no real ballot was raised");
+    // The leader speaks again and keeps its leadership and ballot.
+    g.tick(1);
+    g.run();
+    run_for(&mut g, 500 * MS);
+    assert_eq!(g.replica(1).role(), Role::Leader);
+    assert_eq!(g.replica(1).promised(), ballot);
+    assert_eq!(g.replica(3).leader(), Some(1));
+    assert_eq!(g.replica(3).applied(), g.replica(1).applied());
+}
+
+// ---------------------------------------------------------------------
+// Boundaries of the commit index, membership changes and timestamps.
+// ---------------------------------------------------------------------
+
+#[test]
+fn pms_s3_follower_marks_chosen_only_what_matches_the_leader() {
+    let now = TtInterval::around(T0, EPS);
+    let mut r = replica(3, Recovered::default(), 1, now);
+    let (b5, b6) = (Ballot::new(5, 1), Ballot::new(6, 2));
+    let old = accept(
+        1,
+        3,
+        b5,
+        (0, Ballot::ZERO),
+        (1..=3).map(|s| entry(s, b5, s)).collect(),
+    );
+    assert!(accepted(&step_durable(&mut r, now, Input::Message(old))).0);
+    // The next leader chose slot 2 with its own value; its heartbeat
+    // matches our log only up to slot 1.
+    let heartbeat = msg(
+        2,
+        3,
+        b6,
+        Body::Accept {
+            prev_slot: 1,
+            prev_ballot: b5,
+            entries: vec![],
+            commit: 2,
+            lease_start: Timestamp::ZERO,
+        },
+    );
+    assert_eq!(
+        accepted(&step_durable(&mut r, now, Input::Message(heartbeat))),
+        (true, 1, b6)
+    );
+    assert_eq!(r.chosen(), 1, "our slot 2 is not the leader's");
+    let fix = msg(
+        2,
+        3,
+        b6,
+        Body::Accept {
+            prev_slot: 1,
+            prev_ballot: b5,
+            entries: vec![entry(2, b6, 20)],
+            commit: 2,
+            lease_start: Timestamp::ZERO,
+        },
+    );
+    assert!(accepted(&step_durable(&mut r, now, Input::Message(fix))).0);
+    assert_eq!(r.chosen(), 2);
+    assert_eq!(r.entries(1, 9), vec![entry(1, b5, 1), entry(2, b6, 20)]);
+}
+
+#[test]
+fn raft_s4_1_membership_change_waits_for_an_entry_of_the_leaders_own_ballot() {
+    let mut g = group(3);
+    g.elect(1);
+    g.isolate(1);
+    // Replica 2 wins while its no-op is not yet durable, so not chosen.
+    g.hold_persists(true);
+    g.elect(2);
+    for _ in 0..10 {
+        if g.replica(2).role() == Role::Leader {
+            break;
+        }
+        g.release_persists();
+        g.run();
+    }
+    assert_eq!(g.replica(2).role(), Role::Leader);
+    assert_eq!(
+        g.propose_membership(2, MembershipChange::RemoveVoter(1)),
+        Err(ProposeError::ChangeInProgress)
+    );
+    g.hold_persists(false);
+    g.release_persists();
+    g.run();
+    assert!(
+        g.propose_membership(2, MembershipChange::RemoveVoter(1))
+            .is_ok()
+    );
+}
+
+#[test]
+fn spanner_s4_1_2_timestamps_stay_strictly_inside_the_lease() {
+    let mut r = Replica::new(
+        Config::new(1, vec![1]),
+        Recovered::default(),
+        Box::new(SmallRng::seed_from_u64(1)),
+    );
+    r.start(TtInterval::around(T0, EPS), &mut Vec::new());
+    let now = TtInterval::around(T0.saturating_add(3_000 * MS), EPS);
+    step_durable(&mut r, now, Input::Tick);
+    let LeaseStatus::Valid { end } = r.lease_status(now) else {
+        panic!("a one-voter leader holds its lease at once");
+    };
+    let mut out = Vec::new();
+    let last = r
+        .propose_at_least(now, cmd(1), end.prev(), &mut out)
+        .unwrap();
+    let at_end = r.propose_at_least(now, cmd(2), end, &mut out).unwrap();
+    let proposed: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Proposed { id, ts, .. } => Some((*id, *ts)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(proposed, vec![(last, end.prev())]);
+    assert!(at_end > last);
+    assert_eq!(r.pending_len(), 1, "a timestamp at the lease end waits");
+}
