@@ -66,16 +66,21 @@
 //! upgrader (they would wait for its shared lock anyway).
 //!
 //! Queues are bounded ([`MAX_WAITERS_PER_KEY`] per key, [`MAX_TOTAL_WAITERS`]
-//! in the table, adjustable through [`LockLimits`]); a request that would
-//! exceed a bound fails at once with [`LockError::QueueFull`] or
-//! [`LockError::TooManyWaiters`] and changes nothing (in particular, it
-//! wounds nobody).
+//! in the table, adjustable through [`LockLimits`]). Bounds must not undo
+//! wound-wait's promise that the oldest transaction is never starved: a
+//! request that would exceed a bound takes the place of the last waiter of
+//! a full queue (of its own key for the per-key bound, of any other key
+//! for the table's) if that waiter is younger, wounding it; only when no
+//! younger waiter stands last does it fail at once with
+//! [`LockError::QueueFull`] or [`LockError::TooManyWaiters`], changing
+//! nothing. Only a queue's last waiter is displaced, so displacing it never
+//! lets anyone behind it be granted.
 //!
 //! # Cost
 //!
 //! An uncontended acquire plus release allocates nothing in the steady state
-//! (`tests/lock_table_alloc.rs` checks it): the maps hash with a small
-//! in-crate FxHash instead of SipHash, and the first holder of a key and the
+//! (`tests/lock_table_alloc.rs` checks it): the maps hash with FxHash
+//! (`rustc-hash`) instead of SipHash, and the first holder of a key and the
 //! first key of a transaction are stored inline. It takes ~85 ns on the
 //! 2-core development VM against a budget of 150 ns (`benches/locks.rs`,
 //! numbers in `BENCHMARKS.md`).
@@ -524,6 +529,83 @@ impl LockTable {
         mode: LockMode,
         may_wait: bool,
     ) -> Result<Option<Acquire>, LockError> {
+        match self.request_once(txn, prio, key, mode, may_wait) {
+            Err(LockError::TooManyWaiters { limit }) if self.wounds() => {
+                // Make room by displacing a younger waiter elsewhere.
+                let Some(victim) = self.displace_last_waiter(txn, prio, None, key) else {
+                    return Err(LockError::TooManyWaiters { limit });
+                };
+                let outcome = self.request_once(txn, prio, key, mode, may_wait)?;
+                let Some(Acquire::Waiting { mut wounded }) = outcome else {
+                    unreachable!("displacing a waiter of another key changes nothing here")
+                };
+                if let Some(v) = victim {
+                    wounded.insert(0, v);
+                }
+                Ok(Some(Acquire::Waiting { wounded }))
+            }
+            other => other,
+        }
+    }
+
+    /// Wounds the last waiter of a queue and removes it from that queue, to
+    /// make room for `txn`: the last waiter of `key`'s queue if `only` is
+    /// `Some(key)`, else the youngest last waiter of any queue but
+    /// `except`'s. Only a waiter younger than `txn` (and not prepared) is
+    /// displaced. Returns `None` if none qualifies, else `Some` of the
+    /// victim if this newly wounded it (`Some(None)` if it was wounded
+    /// already, and so already reported).
+    fn displace_last_waiter(
+        &mut self,
+        txn: TxnId,
+        prio: Priority,
+        only: Option<&[u8]>,
+        except: &[u8],
+    ) -> Option<Option<TxnId>> {
+        let younger = |w: &Waiter| prio.is_older(txn, w.prio, w.txn);
+        let key = match only {
+            Some(k) => {
+                let last = self.keys.get(k)?.queue.back()?;
+                if !younger(last) {
+                    return None;
+                }
+                Bytes::copy_from_slice(k)
+            }
+            None => self
+                .keys
+                .iter()
+                .filter(|(k, _)| k[..] != *except)
+                .filter_map(|(k, l)| l.queue.back().map(|w| (k, w)))
+                .filter(|(_, w)| younger(w))
+                .max_by(|(_, a), (_, b)| (a.prio, a.txn).cmp(&(b.prio, b.txn)))
+                .map(|(k, _)| k.clone())?,
+        };
+        let lock = self.keys.get_mut(&key[..]).expect("chosen above");
+        let w = lock.queue.pop_back().expect("chosen above");
+        self.waiters -= 1;
+        let t = self
+            .txns
+            .get_mut(&w.txn)
+            .expect("every waiter has a transaction record");
+        assert!(!t.prepared, "a prepared transaction never waits");
+        if let Some(i) = t.waiting.iter().position(|k| *k == key) {
+            t.waiting.swap_remove(i);
+        }
+        let newly = !std::mem::replace(&mut t.wounded, true);
+        self.debug_check_key(&key);
+        Some(newly.then_some(w.txn))
+    }
+
+    /// One try of [`request`](Self::request): fails with
+    /// [`LockError::TooManyWaiters`] without displacing anyone.
+    fn request_once(
+        &mut self,
+        txn: TxnId,
+        prio: Priority,
+        key: &Bytes,
+        mode: LockMode,
+        may_wait: bool,
+    ) -> Result<Option<Acquire>, LockError> {
         self.check_requester(txn, prio)?;
         let wounds = self.wounds();
         let Some(lock) = self.keys.get_mut(&key[..]) else {
@@ -585,20 +667,34 @@ impl LockTable {
         if !may_wait {
             return Ok(None);
         }
+        let mut wounded = Vec::new();
+        let mut pos = pos;
         if lock.queue.len() >= self.limits.max_waiters_per_key {
-            return Err(LockError::QueueFull {
-                key: key.clone(),
-                limit: self.limits.max_waiters_per_key,
-            });
+            // A full queue: take the place of its last waiter if younger.
+            // (An upgrader queues ahead of the last waiter; its place is
+            // still there once the last one goes.)
+            let displaced = if wounds {
+                self.displace_last_waiter(txn, prio, Some(key), key)
+            } else {
+                None
+            };
+            let Some(victim) = displaced else {
+                return Err(LockError::QueueFull {
+                    key: key.clone(),
+                    limit: self.limits.max_waiters_per_key,
+                });
+            };
+            wounded.extend(victim);
+            pos = pos.min(self.limits.max_waiters_per_key - 1);
         }
         if self.waiters >= self.limits.max_total_waiters {
             return Err(LockError::TooManyWaiters {
                 limit: self.limits.max_total_waiters,
             });
         }
+        let lock = self.keys.get_mut(&key[..]).expect("the key is locked");
         // Wound-wait (Spanner §4.2.1): wound every younger, unprepared
         // transaction in the way; wait for the rest.
-        let mut wounded = Vec::new();
         for (blocker, blocker_prio) in lock.blockers(txn, mode, pos) {
             if !wounds || !prio.is_older(txn, blocker_prio, blocker) {
                 continue;
