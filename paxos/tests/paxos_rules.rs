@@ -1280,3 +1280,53 @@ fn spanner_s4_1_2_timestamps_stay_strictly_inside_the_lease() {
     assert!(at_end > last);
     assert_eq!(r.pending_len(), 1, "a timestamp at the lease end waits");
 }
+
+/// An acceptor that accepted slots 1..=4 at (5, 1), then is sent a
+/// snapshot up to slot 2 whose last entry has `snap_ballot`.
+fn install_over_old_log(snap_ballot: Ballot) -> Replica {
+    let now = TtInterval::around(T0, EPS);
+    let mut r = replica(3, Recovered::default(), 1, now);
+    let b5 = Ballot::new(5, 1);
+    let old = accept(
+        1,
+        3,
+        b5,
+        (0, Ballot::ZERO),
+        (1..=4).map(|s| entry(s, b5, s)).collect(),
+    );
+    assert!(accepted(&step_durable(&mut r, now, Input::Message(old))).0);
+    let snapshot = meridian_paxos::Snapshot {
+        last_slot: 2,
+        last_ballot: snap_ballot,
+        membership: meridian_paxos::Membership::new(0, vec![1, 2, 3]),
+        ..meridian_paxos::Snapshot::default()
+    };
+    let install = msg(
+        2,
+        3,
+        Ballot::new(6, 2),
+        Body::InstallSnapshot {
+            snapshot,
+            lease_start: Timestamp::ZERO,
+        },
+    );
+    assert_eq!(
+        accepted(&step_durable(&mut r, now, Input::Message(install))),
+        (true, 2, Ballot::new(6, 2))
+    );
+    assert_eq!((r.first_slot(), r.chosen(), r.applied()), (3, 2, 2));
+    r
+}
+
+#[test]
+fn raft_s7_snapshot_keeps_the_log_after_it_only_if_its_last_entry_matches() {
+    let b5 = Ballot::new(5, 1);
+    // The snapshot's slot 2 is our slot 2: what follows stays.
+    let r = install_over_old_log(b5);
+    assert_eq!(r.entries(1, 9), vec![entry(3, b5, 3), entry(4, b5, 4)]);
+    // The snapshot's slot 2 was chosen at another ballot: our later
+    // entries followed a different value and are dropped.
+    let r = install_over_old_log(Ballot::new(6, 2));
+    assert_eq!(r.last_slot(), 2);
+    assert!(r.entries(1, 9).is_empty());
+}
