@@ -795,7 +795,12 @@ impl Replica {
         pre_vote: bool,
         out: &mut Vec<Output>,
     ) {
-        if m.epoch < self.membership().epoch {
+        // A candidate whose configuration is older than one this replica
+        // knows is chosen missed a change that removed or added voters. A
+        // configuration this replica merely holds uncommitted is no reason
+        // to refuse: its entry may never be chosen, and refusing on it can
+        // leave no candidate able to win.
+        if m.epoch < self.membership_at(self.chosen).epoch {
             return; // candidate with a stale configuration
         }
         // Leader stickiness: while a leader is known to be alive, ignore
