@@ -82,6 +82,15 @@ pub mod rules {
     pub const ONE_REPLY: &str = "txn: a live replica answers every request exactly once";
     /// No transaction committed after the faults stopped.
     pub const TXN_LIVENESS: &str = "txn: progress after faults stop";
+    /// A client committed nothing in the bound after the heal.
+    pub const CLIENT_LIVENESS: &str = "txn: every client commits soon after faults stop";
+    /// The oldest live transaction kept aborting after the heal.
+    pub const OLDEST_COMMITS: &str =
+        "wound-wait: the oldest transaction commits within a bounded number of attempts";
+    /// More elections than healing needs.
+    pub const ELECTIONS_AFTER_HEAL: &str = "paxos: at most one election after faults stop";
+    /// Nobody on duty: write skew.
+    pub const ROSTER: &str = "roster: someone is always on duty (no write skew)";
 }
 
 /// Global knowledge of what was chosen, built from what replicas apply.

@@ -176,6 +176,94 @@ impl Bank {
     }
 }
 
+/// A duty roster: whoever has no `off` entry is on duty, and someone must
+/// always be. Transactions that take someone off read the whole roster
+/// and write one key, so two of them that each see two on duty and each
+/// take a different one off — write skew — break the rule; serializable
+/// histories never do. Going on duty deletes the `off` entry, so the
+/// roster's keys are deleted and re-inserted over a run.
+#[derive(Clone, Debug)]
+pub struct Roster {
+    /// Roster keys, sorted.
+    pub keys: Vec<Bytes>,
+}
+
+impl Roster {
+    /// The prefix every roster key starts with.
+    pub const PREFIX: &'static [u8] = b"duty/";
+    /// The value of an entry that is off duty.
+    pub const OFF: &'static [u8] = b"off";
+
+    /// A roster of `n` people `duty/0`, `duty/1`, ..., all on duty.
+    pub fn new(n: usize) -> Roster {
+        Roster {
+            keys: (0..n).map(|i| Bytes::from(format!("duty/{i}"))).collect(),
+        }
+    }
+
+    /// Whether an entry's stored value means on duty (absent: on).
+    pub fn on_duty(value: Option<&Bytes>) -> bool {
+        value.is_none_or(|v| v.as_ref() != Roster::OFF)
+    }
+
+    /// Checks that someone is on duty in every committed state (after each
+    /// commit, in timestamp order) and in every lock-free read that saw
+    /// the whole roster.
+    pub fn check(&self, history: &History, log: &CommitLog) -> Result<(), Violation> {
+        if self.keys.is_empty() {
+            return Ok(());
+        }
+        let mut commits: Vec<&(Timestamp, Vec<Write>)> = log.commits.values().collect();
+        commits.sort_unstable_by_key(|(ts, _)| *ts);
+        let mut state: HashMap<&Bytes, Option<&Bytes>> = HashMap::new();
+        for (ts, writes) in commits {
+            for w in writes.iter().filter(|w| w.key.starts_with(Roster::PREFIX)) {
+                state.insert(&w.key, w.value.as_ref());
+            }
+            if !self
+                .keys
+                .iter()
+                .any(|k| Roster::on_duty(state.get(k).copied().flatten()))
+            {
+                return Err(violation(
+                    rules::ROSTER,
+                    format!("after the commit at {} nobody is on duty", ts.0),
+                ));
+            }
+        }
+        for r in &history.reads {
+            let mut seen: HashMap<&Bytes, Option<&Bytes>> = HashMap::new();
+            for (k, v) in &r.gets {
+                seen.insert(k, v.as_ref());
+            }
+            for s in &r.scans {
+                let covers = s.start.as_ref() <= Roster::PREFIX
+                    && s.end
+                        .as_ref()
+                        .is_none_or(|e| self.keys.last().is_some_and(|l| e > l))
+                    && s.rows.len() < s.limit;
+                if covers {
+                    for k in &self.keys {
+                        seen.insert(k, s.rows.iter().find(|(rk, _)| rk == k).map(|(_, v)| v));
+                    }
+                }
+            }
+            if self.keys.iter().all(|k| seen.contains_key(k))
+                && !self.keys.iter().any(|k| Roster::on_duty(seen[k]))
+            {
+                return Err(violation(
+                    rules::ROSTER,
+                    format!(
+                        "a read at {} by node {} saw nobody on duty",
+                        r.read_ts.0, r.node
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The committed transactions, as the log applied them.
 #[derive(Clone, Debug, Default)]
 pub struct CommitLog {

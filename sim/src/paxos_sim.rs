@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::check::{ChosenLog, StateMachine, Violation, rules};
 use crate::world::{
-    CLIENT_QUIET, CLOCK_MODEL, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK, Faults, Host,
-    LIVENESS_BOUND, MAX_EVENTS, MS, Network, check_one_lease, digest, downtime, node_clock,
+    CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK,
+    Faults, Host, LIVENESS_BOUND, MAX_EVENTS, MS, Network, check_one_lease, digest, downtime,
     paxos_config,
 };
 use crate::{RunOptions, RunStats};
@@ -78,11 +78,12 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     let n_nodes = if faults.membership { 5 } else { 3 };
     let broken_clocks = opts.planted_bug == Some(crate::PlantedBug::ClockBoundBroken);
     let fault_phase = opts.fault_phase_nanos.unwrap_or(DEFAULT_FAULT_PHASE);
+    let clocks = ClockPlan::draw(&mut rng, CLOCK_MODEL, opts.seed, broken_clocks);
     let mut sim = Sim {
         nodes: (0..n_nodes)
             .map(|i| Node {
                 id: i as NodeId + 1,
-                tt: node_clock(&clock, CLOCK_MODEL, opts.seed, i as u64, broken_clocks),
+                tt: clocks.node(&clock, i as u64, true),
                 replica: None,
                 host: Host::default(),
                 sm: StateMachine::default(),
@@ -104,7 +105,10 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         planted_bug: opts.planted_bug.and_then(|b| b.paxos()),
     };
     if sim.trace {
-        eprintln!("seed {} faults {:?}", opts.seed, sim.faults);
+        eprintln!(
+            "seed {} faults {:?} clocks {:?}",
+            opts.seed, sim.faults, clocks.profile
+        );
     }
     for i in 0..n_nodes {
         sim.boot(i)?;

@@ -1,7 +1,18 @@
 //! One simulated participant group (three [`GroupReplica`]s) with
-//! concurrent clients under faults: bank transfers and blind register
-//! writes as read-write transactions, balance sums as strong read-only
-//! transactions, and snapshot reads at exact and bounded-stale timestamps.
+//! concurrent clients under faults. Read-write transactions: bank
+//! transfers, audits (locking reads, no writes), blind register writes and
+//! deletes, and a duty roster whose transactions read several keys and
+//! write at most one (the write-skew workload: a roster that must always
+//! keep someone on duty). Lock-free: strong read-only transactions and
+//! snapshot reads at exact and bounded-stale timestamps, as point reads or
+//! as scans of every key range under concurrent writes.
+//!
+//! Each seed draws its own clocks (see [`ClockPlan`]), record retention
+//! (short enough that pruned commit records are queried), crowd size (some
+//! seeds run enough clients against small lock queues to reach
+//! `Overloaded`) and adversarial schedules: election timers in lockstep
+//! (concurrent campaigns in one round) and crashes of a leader right after
+//! it is elected (between persisting its no-op and counting it).
 //!
 //! Clients talk to replicas over the same faulty network the replicas use
 //! among themselves (drops, duplicates, delays; partitions cut only links
@@ -22,11 +33,13 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::check::{ChosenLog, Violation, rules};
-use crate::history::{Bank, CommitLog, History, Model, Outcome, ReadRecord, ScanRecord, TxnRecord};
+use crate::history::{
+    Bank, CommitLog, History, Model, Outcome, ReadRecord, Roster, ScanRecord, TxnRecord,
+};
 use crate::world::{
-    CLIENT_QUIET, CLOCK_MODEL, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK, Faults, Host,
-    LIVENESS_BOUND, MAX_EVENTS, MS, Network, check_one_lease, digest, downtime, node_clock,
-    paxos_config,
+    CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK,
+    Faults, Host, LIVENESS_BOUND, LOCKSTEP_ELECTION_SPREAD, MAX_EVENTS, MS, Network,
+    check_one_lease, digest, downtime, paxos_config,
 };
 use crate::{PlantedBug, RunOptions, RunStats};
 
@@ -40,8 +53,37 @@ const REGISTERS: usize = 4;
 /// (drawn per seed: impatient clients retry elsewhere sooner, patient ones
 /// are still waiting when a paused replica wakes up).
 const REQUEST_TIMEOUTS: [u64; 3] = [200 * MS, 500 * MS, 1_000 * MS];
-/// Attempts of one logical transaction before the client gives up.
-const MAX_ATTEMPTS: u32 = 8;
+/// Attempts of one logical transaction before the client gives up (more
+/// than [`OLDEST_COMMITS_WITHIN`], so starvation shows before giving up).
+const MAX_ATTEMPTS: u32 = 12;
+/// Fairness (wound-wait keeps a transaction's priority across retries, so
+/// the oldest one is never wounded): once faults have healed, the oldest
+/// live transaction commits within this many attempts.
+const OLDEST_COMMITS_WITHIN: u32 = 10;
+/// Liveness: once faults have healed, every client commits a transaction
+/// within this much virtual time.
+const CLIENT_COMMIT_BOUND: u64 = 5_000 * MS;
+/// Liveness: rounds in which the group may elect a leader after faults
+/// have healed. One if the heal left it without a leader, plus one for a
+/// known duel: two candidates campaign in the same round, both win with
+/// their own ballots, the lower one is deposed by the higher one's
+/// self-promise and a stale-logged winner cannot lead, so one re-election
+/// follows (Raft's one-vote-per-term rule would prevent it; see
+/// docs/verification.md). A stale or disruptive node causes more.
+const MAX_ELECTIONS_AFTER_HEAL: u64 = 2;
+/// Probability that a blind register write is a delete (then re-inserted
+/// by a later write).
+const DELETE_PROBABILITY: f64 = 0.25;
+/// Clients of a crowded seed, enough to fill small lock queues.
+const CROWD_CLIENTS: (usize, usize) = (12, 24);
+/// Commit-record retentions drawn per seed: all but the last are shorter
+/// than a run, so retried commits meet pruned records.
+const COMMIT_RECORD_RETENTIONS: [u64; 4] = [400 * MS, 1_500 * MS, 4_000 * MS, 60_000 * MS];
+/// Per seed: probability that a replica is crashed right after it becomes
+/// leader (within [`NEW_LEADER_CRASH_WITHIN`]).
+const NEW_LEADER_CRASHES: [f64; 3] = [0.0, 0.0, 0.2];
+/// How soon after its election a new leader may be crashed.
+const NEW_LEADER_CRASH_WITHIN: u64 = 3 * MS;
 /// Tries to learn a commit's outcome before it is recorded as unknown.
 const MAX_COMMIT_TRIES: u32 = 6;
 /// Tries of one lock-free read.
@@ -55,11 +97,17 @@ const READ_WAIT: u64 = 300 * MS;
 const INACTIVITY_TIMEOUT: u64 = 600 * MS;
 const GC_RETENTION: u64 = 1_500 * MS;
 const GC_INTERVAL: u64 = 200 * MS;
-const COMMIT_RECORD_RETENTION: u64 = 60_000 * MS;
 const COMPACT_EVERY: u64 = 50;
 /// A live replica answers every request within this (lock waits end by
 /// wound-wait or the inactivity timeout, read waits by their bound).
 const ANSWER_BOUND: u64 = 2_000 * MS;
+/// Virtual time a run goes on after the heal: long enough for the liveness
+/// bounds, and for clients to fall quiet.
+const AFTER_HEAL: u64 = max(LIVENESS_BOUND, CLIENT_COMMIT_BOUND + CLIENT_QUIET);
+
+const fn max(a: u64, b: u64) -> u64 {
+    if a > b { a } else { b }
+}
 
 #[derive(Clone, Debug)]
 enum Packet {
@@ -93,6 +141,12 @@ enum Event {
     },
     Restart {
         node: usize,
+    },
+    /// A crash aimed at a moment (a new leader's first milliseconds); void
+    /// if the node restarted since.
+    Crash {
+        node: usize,
+        generation: u64,
     },
     /// A client's timer (timeout or end of a pause); stale unless `wake`
     /// matches the client's.
@@ -138,8 +192,13 @@ enum TxnKind {
     Transfer { from: usize, to: usize, amount: i64 },
     /// Reads two accounts under locks and commits without writes.
     Audit { from: usize, to: usize },
-    /// Writes registers without reading.
+    /// Writes (or deletes) registers without reading.
     Blind { writes: Vec<Write> },
+    /// Reads the whole roster; takes `who` off duty (writes `off`) only if
+    /// someone else stays on. Reads several keys, writes at most one.
+    GoOff { who: usize },
+    /// Reads `who`'s roster entry; puts them on duty (deletes `off`).
+    GoOn { who: usize },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,6 +221,9 @@ struct TxnTask {
     txn: Option<TxnId>,
     commit_tries: u32,
     writes: Vec<Write>,
+    /// Attempts aborted after the heal while this was the oldest live
+    /// transaction.
+    oldest_aborts: u32,
 }
 
 #[derive(Debug)]
@@ -222,6 +284,19 @@ struct Sim {
     /// Requests delivered and not yet answered: replica, when the last copy
     /// arrived, copies delivered.
     outstanding: std::collections::HashMap<RequestId, (usize, Timestamp, u32)>,
+    roster: Roster,
+    /// This seed's bounds on the leader's lock queues.
+    lock_limits: meridian_participant::LockLimits,
+    /// This seed's commit-record retention.
+    commit_record_retention: u64,
+    /// Election timers nearly equal on every replica.
+    lockstep: bool,
+    /// Probability of crashing a replica just after it becomes leader.
+    crash_new_leader: f64,
+    /// Rounds in which a leader was elected after the heal.
+    election_rounds_after_heal: BTreeSet<u64>,
+    /// A violation found where it cannot be returned at once.
+    deferred: Option<Violation>,
 }
 
 /// Runs one seed of the transaction layer.
@@ -229,22 +304,41 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     let faults = Faults::draw(&mut rng);
     let accounts = rng.random_range(3..=8);
-    let n_clients = rng.random_range(3..=6);
+    let crowd = rng.random_bool(0.2);
+    let n_clients = if crowd {
+        rng.random_range(CROWD_CLIENTS.0..=CROWD_CLIENTS.1)
+    } else {
+        rng.random_range(3..=6)
+    };
+    let lock_limits = if crowd {
+        meridian_participant::LockLimits {
+            max_waiters_per_key: rng.random_range(1..=3),
+            max_total_waiters: rng.random_range(3..=12),
+        }
+    } else {
+        meridian_participant::LockLimits::default()
+    };
+    let roster = Roster::new(rng.random_range(2..=4));
+    let commit_record_retention =
+        COMMIT_RECORD_RETENTIONS[rng.random_range(0..COMMIT_RECORD_RETENTIONS.len())];
+    let lockstep = rng.random_bool(0.15);
+    let crash_new_leader = NEW_LEADER_CRASHES[rng.random_range(0..NEW_LEADER_CRASHES.len())];
     let pause = [0.0, 0.02, 0.05][rng.random_range(0..3)];
     let request_timeout = REQUEST_TIMEOUTS[rng.random_range(0..REQUEST_TIMEOUTS.len())];
     // Clock uncertainty varies by seed, up to Spanner's: offsets between
     // nodes up to twice the base ε, so commit wait matters.
-    let clocks = ClockModel {
+    let base = ClockModel {
         base_epsilon_nanos: [MS, 2 * MS, 5 * MS][rng.random_range(0..3)],
         ..CLOCK_MODEL
     };
+    let broken_clocks = opts.planted_bug == Some(PlantedBug::ClockBoundBroken);
+    let clocks = ClockPlan::draw(&mut rng, base, opts.seed, broken_clocks);
     let clock = VirtualClock::new(Timestamp(EPOCH));
     let fault_phase = opts.fault_phase_nanos.unwrap_or(DEFAULT_FAULT_PHASE);
-    let broken_clocks = opts.planted_bug == Some(PlantedBug::ClockBoundBroken);
     let nodes = (0..NODES)
         .map(|i| Node {
             id: i + 1,
-            tt: node_clock(&clock, clocks, opts.seed, i, broken_clocks),
+            tt: clocks.node(&clock, i, true),
             replica: None,
             host: Host::default(),
             last_t_safe: Timestamp::ZERO,
@@ -255,7 +349,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         .collect();
     let clients = (0..n_clients)
         .map(|i| Client {
-            tt: node_clock(&clock, clocks, opts.seed, CLIENT_BASE + i as u64, false),
+            tt: clocks.node(&clock, CLIENT_BASE + i as u64, false),
             leader: 1 + (i as u64 % NODES),
             task: Task::Idle,
             pending: Vec::new(),
@@ -283,16 +377,23 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         max_assigned_ts: Timestamp::ZERO,
         faults_on: true,
         heal_at: Timestamp(EPOCH + fault_phase),
-        clients_stop: Timestamp(EPOCH + fault_phase + LIVENESS_BOUND - CLIENT_QUIET),
+        clients_stop: Timestamp(EPOCH + fault_phase + AFTER_HEAL - CLIENT_QUIET),
         trace: opts.trace,
         planted_bug: opts.planted_bug,
         black_box: opts.black_box,
         outstanding: std::collections::HashMap::new(),
+        roster,
+        lock_limits,
+        commit_record_retention,
+        lockstep,
+        crash_new_leader,
+        election_rounds_after_heal: BTreeSet::new(),
+        deferred: None,
     };
     if sim.trace {
         eprintln!(
-            "seed {} faults {:?} accounts {accounts} clients {n_clients}",
-            opts.seed, sim.faults
+            "seed {} faults {:?} clocks {:?} accounts {accounts} clients {n_clients}",
+            opts.seed, sim.faults, clocks.profile
         );
     }
     for i in 0..sim.nodes.len() {
@@ -303,7 +404,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     }
     sim.queue.schedule(FAULT_TICK, Event::Fault);
     sim.queue.schedule(fault_phase, Event::Heal);
-    let end = Timestamp(EPOCH + fault_phase + LIVENESS_BOUND);
+    let end = Timestamp(EPOCH + fault_phase + AFTER_HEAL);
     while let Some(ev) = sim.queue.pop_until(end) {
         sim.stats.events += 1;
         sim.stats.digest = digest(sim.stats.digest, sim.queue.at(), event_code(&ev));
@@ -312,6 +413,9 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
             return Err(sim.violation(rules::LIVENESS, "event budget exhausted (livelock?)".into()));
         }
         sim.handle(ev)?;
+        if let Some(v) = sim.deferred.take() {
+            return Err(v);
+        }
         sim.check_leases()?;
     }
     sim.stats.virtual_nanos = sim.queue.at();
@@ -348,7 +452,11 @@ impl Sim {
         c.inactivity_timeout_nanos = INACTIVITY_TIMEOUT;
         c.gc_retention_nanos = GC_RETENTION;
         c.gc_interval_nanos = GC_INTERVAL;
-        c.commit_record_retention_nanos = COMMIT_RECORD_RETENTION;
+        c.commit_record_retention_nanos = self.commit_record_retention;
+        c.lock_limits = self.lock_limits;
+        if self.lockstep {
+            c.paxos.election_max_nanos = c.paxos.election_min_nanos + LOCKSTEP_ELECTION_SPREAD;
+        }
         c.compact_every = if self.faults.compaction {
             COMPACT_EVERY
         } else {
@@ -393,7 +501,9 @@ impl Sim {
         match ev {
             Event::Deliver(Packet::Peer(m)) => self.index(m.to),
             Event::Deliver(Packet::Request { node, .. }) => self.index(*node),
-            Event::Tick { node, .. } | Event::Sync { node, .. } => Some(*node),
+            Event::Tick { node, .. } | Event::Sync { node, .. } | Event::Crash { node, .. } => {
+                Some(*node)
+            }
             _ => None,
         }
     }
@@ -462,6 +572,13 @@ impl Sim {
                 Some(seq) => self.step(node, Input::Persisted { seq }),
                 None => Ok(()),
             },
+            Event::Crash { node, generation } => {
+                if self.nodes[node].host.generation == generation {
+                    self.trace(|| format!("crash new leader node {}", node + 1));
+                    self.crash(node);
+                }
+                Ok(())
+            }
             Event::Restart { node } => {
                 if self.nodes[node].replica.is_some() {
                     return Ok(());
@@ -486,6 +603,10 @@ impl Sim {
                 self.trace(|| "heal".into());
                 self.faults_on = false;
                 self.net.blocked.clear();
+                // Every fault ends here, pauses included.
+                for n in &mut self.nodes {
+                    n.paused_until = None;
+                }
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].replica.is_none() {
                         self.nodes[i].host.generation += 1;
@@ -584,6 +705,38 @@ impl Sim {
                     if role == Role::Leader {
                         self.stats.elections += 1;
                         self.leader_hint = Some(id);
+                        if !self.faults_on {
+                            // Two candidates may both win one round with
+                            // their own ballots; that is one election.
+                            let round = self.nodes[i]
+                                .replica
+                                .as_ref()
+                                .map_or(0, |r| r.paxos().promised().round);
+                            if self.election_rounds_after_heal.insert(round)
+                                && self.election_rounds_after_heal.len() as u64
+                                    > MAX_ELECTIONS_AFTER_HEAL
+                            {
+                                return Err(self.violation(
+                                    rules::ELECTIONS_AFTER_HEAL,
+                                    format!(
+                                        "node {id} won round {round}, the group's election \
+                                         number {} since the heal (rounds {:?})",
+                                        self.election_rounds_after_heal.len(),
+                                        self.election_rounds_after_heal
+                                    ),
+                                ));
+                            }
+                        } else if self.rng.random_bool(self.crash_new_leader) {
+                            let d = self.rng.random_range(0..=NEW_LEADER_CRASH_WITHIN);
+                            let generation = self.nodes[i].host.generation;
+                            self.queue.schedule(
+                                d,
+                                Event::Crash {
+                                    node: i,
+                                    generation,
+                                },
+                            );
+                        }
                     }
                 }
             }
@@ -824,7 +977,16 @@ impl Sim {
             return;
         }
         let roll = self.rng.random_range(0..100);
-        if roll < 50 {
+        if roll < 12 {
+            let who = self.rng.random_range(0..self.roster.keys.len());
+            let kind = if self.rng.random_bool(0.5) {
+                TxnKind::GoOff { who }
+            } else {
+                TxnKind::GoOn { who }
+            };
+            self.new_attempt(c, kind, None, 0, 0);
+            self.begin(c);
+        } else if roll < 50 {
             let n = self.bank.accounts.len();
             let from = self.rng.random_range(0..n);
             let to = (from + self.rng.random_range(1..n)) % n;
@@ -834,32 +996,26 @@ impl Sim {
             } else {
                 TxnKind::Audit { from, to }
             };
-            self.new_attempt(c, kind, None, 0);
+            self.new_attempt(c, kind, None, 0, 0);
             self.begin(c);
         } else if roll < 62 {
             let n = self.rng.random_range(1..=2);
             let mut writes = Vec::new();
             for _ in 0..n {
                 let r = self.rng.random_range(0..REGISTERS);
+                let key = Bytes::from(format!("reg/{r}"));
+                if self.rng.random_bool(DELETE_PROBABILITY) {
+                    writes.push(Write::delete(key));
+                    continue;
+                }
                 let cl = &mut self.clients[c];
                 cl.writes += 1;
-                writes.push(Write::put(
-                    Bytes::from(format!("reg/{r}")),
-                    Bytes::from(format!("c{c}.{}", cl.writes)),
-                ));
+                writes.push(Write::put(key, Bytes::from(format!("c{c}.{}", cl.writes))));
             }
-            self.new_attempt(c, TxnKind::Blind { writes }, None, 0);
+            self.new_attempt(c, TxnKind::Blind { writes }, None, 0, 0);
             self.begin(c);
         } else if roll < 85 {
-            let reads = if self.rng.random_bool(0.5) {
-                vec![ReadOp::Scan {
-                    start: Bytes::from_static(Bank::PREFIX),
-                    end: Some(Bytes::from_static(b"acct0")),
-                    limit: 100,
-                }]
-            } else {
-                self.all_gets()
-            };
+            let reads = self.some_reads();
             self.start_read(c, ReadAt::Strong, reads);
         } else {
             let now = self.clients[c].tt.now();
@@ -869,9 +1025,27 @@ impl Sim {
             } else {
                 ReadAt::MaxStaleness(self.rng.random_range(0..1_000 * MS))
             };
-            let reads = self.all_gets();
+            let reads = self.some_reads();
             self.start_read(c, at, reads);
         }
+    }
+
+    /// What a lock-free read reads: every key one by one, or a scan of
+    /// every range (accounts, registers, roster) in one snapshot.
+    fn some_reads(&mut self) -> Vec<ReadOp> {
+        if self.rng.random_bool(0.5) {
+            return self.all_gets();
+        }
+        let scan = |start: &'static [u8], end: &'static [u8]| ReadOp::Scan {
+            start: Bytes::from_static(start),
+            end: Some(Bytes::from_static(end)),
+            limit: 100,
+        };
+        vec![
+            scan(Bank::PREFIX, b"acct0"),
+            scan(b"reg/", b"reg0"),
+            scan(Roster::PREFIX, b"duty0"),
+        ]
     }
 
     fn all_gets(&self) -> Vec<ReadOp> {
@@ -880,13 +1054,21 @@ impl Sim {
             .iter()
             .cloned()
             .chain((0..REGISTERS).map(|r| Bytes::from(format!("reg/{r}"))))
+            .chain(self.roster.keys.iter().cloned())
             .map(ReadOp::Get)
             .collect()
     }
 
     /// Makes a new attempt of a transaction the client's task, in its
     /// Begin stage with nothing sent.
-    fn new_attempt(&mut self, c: usize, kind: TxnKind, priority: Option<Priority>, attempts: u32) {
+    fn new_attempt(
+        &mut self,
+        c: usize,
+        kind: TxnKind,
+        priority: Option<Priority>,
+        attempts: u32,
+        oldest_aborts: u32,
+    ) {
         let record = self.history.txns.len();
         self.history.txns.push(TxnRecord {
             client: c,
@@ -909,6 +1091,7 @@ impl Sim {
             txn: None,
             commit_tries: 0,
             writes: Vec::new(),
+            oldest_aborts,
         });
     }
 
@@ -927,20 +1110,99 @@ impl Sim {
 
     /// Ends the attempt as aborted and retries the transaction (same
     /// priority) after a pause, unless it has had its attempts.
-    fn retry_txn(&mut self, c: usize, t: TxnTask) {
+    fn retry_txn(&mut self, c: usize, mut t: TxnTask) {
         let now = self.now();
         let rec = &mut self.history.txns[t.record];
         rec.outcome = Outcome::Aborted;
         rec.completed = Some(now);
         self.stats.aborts += 1;
+        if !self.faults_on && self.is_oldest(c, t.priority) {
+            t.oldest_aborts += 1;
+            if t.oldest_aborts >= OLDEST_COMMITS_WITHIN && self.deferred.is_none() {
+                self.deferred = Some(self.violation(
+                    rules::OLDEST_COMMITS,
+                    format!(
+                        "client {c}'s transaction (priority {:?}) was the oldest live one and \
+                         aborted {} times after the heal",
+                        t.priority.map(|p| p.0.0),
+                        t.oldest_aborts
+                    ),
+                ));
+            }
+        }
         if let Some(txn) = t.txn {
             // Best effort: free its locks now rather than at the timeout.
             self.fire(c, t.node, Request::Abort { txn });
         }
         if t.attempts < MAX_ATTEMPTS {
-            self.new_attempt(c, t.kind, t.priority, t.attempts);
+            self.new_attempt(c, t.kind, t.priority, t.attempts, t.oldest_aborts);
         }
         self.pause(c, false);
+    }
+
+    /// Whether client `c`'s transaction of `priority` is older than every
+    /// other client's live transaction.
+    fn is_oldest(&self, c: usize, priority: Option<Priority>) -> bool {
+        let Some(p) = priority else { return false };
+        self.clients
+            .iter()
+            .enumerate()
+            .all(|(o, cl)| match &cl.task {
+                Task::Txn(t) if o != c => t.priority.is_none_or(|q| p < q),
+                _ => true,
+            })
+    }
+
+    /// The keys a transaction of `kind` reads under locks.
+    fn read_keys(&self, kind: &TxnKind) -> Vec<Bytes> {
+        match kind {
+            TxnKind::Transfer { from, to, .. } | TxnKind::Audit { from, to } => vec![
+                self.bank.accounts[*from].clone(),
+                self.bank.accounts[*to].clone(),
+            ],
+            TxnKind::Blind { .. } => Vec::new(),
+            TxnKind::GoOff { .. } => self.roster.keys.clone(),
+            TxnKind::GoOn { who } => vec![self.roster.keys[*who].clone()],
+        }
+    }
+
+    /// What a transaction of `kind` writes, having read `values` (of
+    /// [`Self::read_keys`], in order).
+    fn decide_writes(&self, kind: &TxnKind, values: &[Option<Bytes>]) -> Vec<Write> {
+        let accounts = &self.bank.accounts;
+        match kind {
+            TxnKind::Transfer { from, to, amount } => {
+                let bf = self.bank.balance(values[0].as_ref());
+                let bt = self.bank.balance(values[1].as_ref());
+                vec![
+                    Write::put(accounts[*from].clone(), Bank::encode(bf - amount)),
+                    Write::put(accounts[*to].clone(), Bank::encode(bt + amount)),
+                ]
+            }
+            TxnKind::Audit { .. } => Vec::new(),
+            TxnKind::Blind { writes } => writes.clone(),
+            TxnKind::GoOff { who } => {
+                let on = values
+                    .iter()
+                    .filter(|v| Roster::on_duty(v.as_ref()))
+                    .count();
+                if Roster::on_duty(values[*who].as_ref()) && on >= 2 {
+                    vec![Write::put(
+                        self.roster.keys[*who].clone(),
+                        Bytes::from_static(Roster::OFF),
+                    )]
+                } else {
+                    Vec::new()
+                }
+            }
+            TxnKind::GoOn { who } => {
+                if Roster::on_duty(values[0].as_ref()) {
+                    Vec::new()
+                } else {
+                    vec![Write::delete(self.roster.keys[*who].clone())]
+                }
+            }
+        }
     }
 
     fn txn_resume(&mut self, c: usize, t: TxnTask) {
@@ -985,6 +1247,9 @@ impl Sim {
             return;
         }
         t.commit_tries += 1;
+        // From the first commit sent until an answer, the outcome is
+        // unknown: the commit may be in the log although no one said so.
+        self.history.txns[t.record].outcome = Outcome::Unknown;
         let node = if t.commit_tries == 1 {
             t.node
         } else {
@@ -1026,25 +1291,19 @@ impl Sim {
                 t.txn = Some(txn);
                 t.priority = Some(priority);
                 self.history.txns[t.record].txn = Some(txn);
-                match &t.kind {
-                    TxnKind::Transfer { from, to, .. } | TxnKind::Audit { from, to } => {
-                        let keys = vec![
-                            self.bank.accounts[*from].clone(),
-                            self.bank.accounts[*to].clone(),
-                        ];
-                        t.stage = Stage::Read;
-                        let node = t.node;
-                        let now = self.now();
-                        self.history.txns[t.record].reads_invoked = now;
-                        self.clients[c].task = Task::Txn(t);
-                        self.request(c, node, Request::Read { txn, keys }, false);
-                    }
-                    TxnKind::Blind { writes } => {
-                        t.writes = writes.clone();
-                        self.history.txns[t.record].writes = t.writes.clone();
-                        t.stage = Stage::Commit;
-                        self.send_commit(c, t, false);
-                    }
+                let keys = self.read_keys(&t.kind);
+                if keys.is_empty() {
+                    t.writes = self.decide_writes(&t.kind, &[]);
+                    self.history.txns[t.record].writes = t.writes.clone();
+                    t.stage = Stage::Commit;
+                    self.send_commit(c, t, false);
+                } else {
+                    t.stage = Stage::Read;
+                    let node = t.node;
+                    let now = self.now();
+                    self.history.txns[t.record].reads_invoked = now;
+                    self.clients[c].task = Task::Txn(t);
+                    self.request(c, node, Request::Read { txn, keys }, false);
                 }
             }
             (Stage::Begin, _) => {
@@ -1053,29 +1312,11 @@ impl Sim {
                 self.pause(c, false);
             }
             (Stage::Read, Ok(Response::Read { values })) => {
-                let (from, to, amount) = match t.kind {
-                    TxnKind::Transfer { from, to, amount } => (from, to, Some(amount)),
-                    TxnKind::Audit { from, to } => (from, to, None),
-                    TxnKind::Blind { .. } => unreachable!("blind writes do not read"),
-                };
-                let (kf, kt) = (
-                    self.bank.accounts[from].clone(),
-                    self.bank.accounts[to].clone(),
-                );
-                let bf = self.bank.balance(values[0].as_ref());
-                let bt = self.bank.balance(values[1].as_ref());
+                let keys = self.read_keys(&t.kind);
+                assert_eq!(keys.len(), values.len(), "one value per key read");
+                t.writes = self.decide_writes(&t.kind, &values);
                 let rec = &mut self.history.txns[t.record];
-                rec.reads = vec![
-                    (kf.clone(), values[0].clone()),
-                    (kt.clone(), values[1].clone()),
-                ];
-                t.writes = match amount {
-                    Some(amount) => vec![
-                        Write::put(kf, Bank::encode(bf - amount)),
-                        Write::put(kt, Bank::encode(bt + amount)),
-                    ],
-                    None => Vec::new(),
-                };
+                rec.reads = keys.into_iter().zip(values).collect();
                 rec.writes = t.writes.clone();
                 t.stage = Stage::Commit;
                 self.send_commit(c, t, false);
@@ -1181,10 +1422,12 @@ impl Sim {
 
     fn check_end(&mut self) -> Result<(), Violation> {
         self.stats.commits = self.log.commits.len() as u64;
-        crate::history::check(&self.history, &self.log, &self.bank).map_err(|mut v| {
-            v.at_nanos = self.queue.at();
-            v
-        })?;
+        crate::history::check(&self.history, &self.log, &self.bank)
+            .and_then(|()| self.roster.check(&self.history, &self.log))
+            .map_err(|mut v| {
+                v.at_nanos = self.queue.at();
+                v
+            })?;
         // Every replica converged on the committed state, at a timestamp
         // all of them can serve.
         let model = Model::new(&self.log);
@@ -1277,6 +1520,25 @@ impl Sim {
                 format!("a replica's t_safe {} did not pass the heal", t.0),
             ));
         }
+        // Liveness, per client: each commits something soon after the heal.
+        let deadline = self.heal_at.saturating_add(CLIENT_COMMIT_BOUND);
+        for c in 0..self.clients.len() {
+            let committed = self.history.txns.iter().any(|t| {
+                t.client == c
+                    && matches!(t.outcome, Outcome::Committed(_))
+                    && t.completed
+                        .is_some_and(|d| d > self.heal_at && d <= deadline)
+            });
+            if !committed {
+                return Err(self.violation(
+                    rules::CLIENT_LIVENESS,
+                    format!(
+                        "client {c} committed nothing within {} ms of the heal",
+                        CLIENT_COMMIT_BOUND / MS
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -1337,6 +1599,7 @@ fn event_code(ev: &Event) -> u64 {
         Event::Tick { node, .. } => 400 + *node as u64,
         Event::Sync { node, .. } => 500 + *node as u64,
         Event::Restart { node } => 600 + *node as u64,
+        Event::Crash { node, .. } => 650 + *node as u64,
         Event::Client { client, wake } => 700 + *client as u64 + (wake << 8),
         Event::Fault => 800,
         Event::Heal => 900,

@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, BinaryHeap};
 use meridian_paxos::{MemStorage, NodeId, Storage};
 use meridian_truetime::{ClockModel, SimulatedTrueTime, Timestamp, VirtualClock};
 use rand::Rng;
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 /// Virtual time at which every run starts (2026-01-01T00:00:00Z), so
@@ -22,6 +23,10 @@ pub(crate) const HEARTBEAT: u64 = 20 * MS;
 pub(crate) const ELECTION_MIN: u64 = 150 * MS;
 /// Upper bound of the election timeout.
 pub(crate) const ELECTION_MAX: u64 = 300 * MS;
+/// Election timeout spread of a lockstep seed: every replica's timer
+/// nearly equal, so followers of a dead leader campaign at once, in the
+/// same round.
+pub(crate) const LOCKSTEP_ELECTION_SPREAD: u64 = 5 * MS;
 /// Longer than an election, so a deposed leader's lease outlives the
 /// election of its successor (the window `lease-overlap` needs).
 pub(crate) const LEASE: u64 = 400 * MS;
@@ -87,27 +92,102 @@ impl Faults {
     }
 }
 
-/// The clock error model every simulated node reads true time through:
-/// offsets and drift stay inside ε (1 ms base, 200 ppm, 10 s sync period,
-/// so ε saws from 1 to 3 ms); the bound is never broken.
+/// The clock error model of the calm seeds: offsets and drift stay inside
+/// ε (1 ms base, 200 ppm, 10 s sync period, so ε saws from 1 to 3 ms).
 pub(crate) const CLOCK_MODEL: ClockModel = ClockModel {
     base_epsilon_nanos: MS,
     max_drift_ppm: 200,
     sync_period_nanos: 10_000 * MS,
 };
 
-/// Node `i`'s clock in run `seed`, following `model`; with `broken`, its
-/// error exceeds the ε it reports.
-pub(crate) fn node_clock(
-    clock: &VirtualClock,
-    model: ClockModel,
+/// Largest base ε of a [`ClockProfile::Wide`] seed: a real fraction (15 %)
+/// of the lease, so lease and commit-wait arithmetic off by an ε shows.
+pub(crate) const WIDE_EPSILON_MAX: u64 = 60 * MS;
+
+/// How the clocks of one run's nodes err, drawn per seed. Real clocks
+/// resynchronise at different moments and have different ε; a bug that
+/// mixes up `earliest` and `latest` is invisible while every node has the
+/// same ε at every instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClockProfile {
+    /// Every node follows the same model and resyncs at the same instants.
+    InStep,
+    /// The same model, each node with its own sync phase.
+    Staggered,
+    /// Each node its own base ε (0.2–8 ms), drift, sync period and phase.
+    Mixed,
+    /// Each node a base ε of 10–60 ms (a fraction of the lease), its own
+    /// drift, period and phase.
+    Wide,
+}
+
+/// The clocks of one run: the profile and, per node, its model and phase.
+#[derive(Clone, Debug)]
+pub(crate) struct ClockPlan {
+    /// The profile drawn.
+    pub(crate) profile: ClockProfile,
+    base: ClockModel,
     seed: u64,
-    i: u64,
     broken: bool,
-) -> SimulatedTrueTime {
-    let tt = SimulatedTrueTime::new(clock.clone(), model, seed.rotate_left(17) ^ (i + 1));
-    tt.set_bound_broken(broken);
-    tt
+}
+
+impl ClockPlan {
+    /// Draws the profile of run `seed`; `base` is the model of in-step and
+    /// staggered seeds. With `broken`, replicas' clocks err beyond their ε.
+    pub(crate) fn draw(rng: &mut SmallRng, base: ClockModel, seed: u64, broken: bool) -> ClockPlan {
+        let profile = match rng.random_range(0..6) {
+            0 => ClockProfile::InStep,
+            1 | 2 => ClockProfile::Staggered,
+            3 | 4 => ClockProfile::Mixed,
+            _ => ClockProfile::Wide,
+        };
+        ClockPlan {
+            profile,
+            base,
+            seed,
+            broken,
+        }
+    }
+
+    /// The largest ε any node of this plan reports.
+    pub(crate) fn max_epsilon_nanos(&self) -> u64 {
+        match self.profile {
+            ClockProfile::InStep | ClockProfile::Staggered => self.base.max_epsilon_nanos(),
+            ClockProfile::Mixed => 8 * MS + 500 * 3_000 * MS / 1_000_000,
+            ClockProfile::Wide => WIDE_EPSILON_MAX + 500 * 3_000 * MS / 1_000_000,
+        }
+    }
+
+    /// Clock of node `i` (replica or client) over `clock`. Its model and
+    /// phase are a pure function of (seed, i), so they do not depend on
+    /// the order nodes are built in. `replica` clocks break the bound when
+    /// the plan says so; clients' never do.
+    pub(crate) fn node(&self, clock: &VirtualClock, i: u64, replica: bool) -> SimulatedTrueTime {
+        let mut h = SmallRng::seed_from_u64(self.seed.rotate_left(29) ^ (i + 1));
+        let pick = |h: &mut SmallRng, xs: &[u64]| xs[h.random_range(0..xs.len())];
+        let model = match self.profile {
+            ClockProfile::InStep | ClockProfile::Staggered => self.base,
+            ClockProfile::Mixed => ClockModel {
+                base_epsilon_nanos: pick(&mut h, &[MS / 5, MS, 3 * MS, 8 * MS]),
+                max_drift_ppm: pick(&mut h, &[0, 50, 200, 500]),
+                sync_period_nanos: pick(&mut h, &[700 * MS, 3_000 * MS, 10_000 * MS]),
+            },
+            ClockProfile::Wide => ClockModel {
+                base_epsilon_nanos: h.random_range(10 * MS..=WIDE_EPSILON_MAX),
+                max_drift_ppm: pick(&mut h, &[50, 200, 500]),
+                sync_period_nanos: pick(&mut h, &[700 * MS, 3_000 * MS]),
+            },
+        };
+        debug_assert!(model.max_epsilon_nanos() <= self.max_epsilon_nanos());
+        let phase = match self.profile {
+            ClockProfile::InStep => 0,
+            _ => h.random_range(0..model.sync_period_nanos),
+        };
+        let tt = SimulatedTrueTime::new(clock.clone(), model, self.seed.rotate_left(17) ^ (i + 1))
+            .with_phase(phase);
+        tt.set_bound_broken(self.broken && replica);
+        tt
+    }
 }
 
 /// The Paxos configuration of replica `id` in simulation.
