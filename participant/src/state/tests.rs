@@ -299,3 +299,213 @@ fn snapshot_round_trips_every_part_of_the_state() {
     );
     assert!(GroupState::decode(&data.slice(..data.len() - 1), 0).is_err());
 }
+
+fn prepare(txn: TxnId, key: &str) -> Command {
+    Command::Prepare {
+        txn,
+        writes: vec![Write::put(b(key), b("p"))],
+        coordinator: 9,
+    }
+}
+
+fn decide(txn: TxnId, decision: Decision) -> Command {
+    Command::Decide { txn, decision }
+}
+
+fn not_yet_safe(s: &GroupState, at: u64) -> bool {
+    matches!(s.read(b"x", ts(at)), Err(ReadError::NotYetSafe { .. }))
+}
+
+#[test]
+fn spanner_s4_1_3_t_safe_is_held_exactly_one_below_a_prepare_until_it_commits() {
+    let mut s = GroupState::default();
+    let txn = TxnId::new(3, 1);
+    s.apply(&entry(1, 100, &prepare(txn, "x"))).unwrap();
+    s.apply(&entry(2, 300, &Command::CloseTimestamp)).unwrap();
+    // The transaction may still commit at its prepare timestamp 100, so
+    // nothing at or above 100 is final, however far Paxos time has moved.
+    assert_eq!(s.t_paxos_safe(), ts(300));
+    assert_eq!(s.t_tm_safe(), ts(99), "t_tm_safe = prepare_ts - 1");
+    assert_eq!(s.t_safe(), ts(99));
+    assert_eq!(
+        value_at(&s, "x", 99),
+        None,
+        "a read at prepare_ts - 1 is served"
+    );
+    assert_eq!(
+        s.read(b"x", ts(100)),
+        Err(ReadError::NotYetSafe {
+            read_ts: ts(100),
+            t_safe: ts(99)
+        }),
+        "a read at the prepare timestamp must wait for the decision"
+    );
+    assert_eq!(s.gc(ts(10_000)), ts(99), "GC stops below the prepare too");
+    // Closing later timestamps does not release it either.
+    s.apply(&entry(3, 400, &Command::CloseTimestamp)).unwrap();
+    assert_eq!(s.t_safe(), ts(99));
+    // It commits at its prepare timestamp (the lowest it may): the bound
+    // goes, and the commit is visible exactly from 100.
+    assert_eq!(
+        s.apply(&entry(4, 500, &decide(txn, Decision::Commit(ts(100))))),
+        Ok(Applied::Committed { txn, ts: ts(100) })
+    );
+    assert!(!s.has_prepared());
+    assert_eq!(s.t_tm_safe(), Timestamp::MAX);
+    assert_eq!(s.t_safe(), ts(500));
+    assert_eq!(value_at(&s, "x", 99), None);
+    assert_eq!(value_at(&s, "x", 100).as_deref(), Some("p"));
+    assert_eq!(s.committed(txn), Some(ts(100)));
+}
+
+#[test]
+fn spanner_s4_1_3_t_safe_is_released_when_a_prepared_transaction_aborts() {
+    let mut s = GroupState::default();
+    let txn = TxnId::new(3, 1);
+    s.apply(&entry(1, 100, &prepare(txn, "x"))).unwrap();
+    s.apply(&entry(2, 200, &Command::CloseTimestamp)).unwrap();
+    assert_eq!(s.t_safe(), ts(99));
+    assert!(not_yet_safe(&s, 100));
+    assert_eq!(
+        s.apply(&entry(3, 300, &decide(txn, Decision::Abort))),
+        Ok(Applied::Aborted { txn })
+    );
+    assert!(!s.has_prepared());
+    assert_eq!(s.t_tm_safe(), Timestamp::MAX);
+    assert_eq!(
+        s.t_safe(),
+        ts(300),
+        "nothing prepared: t_safe = t_paxos_safe"
+    );
+    assert_eq!(value_at(&s, "x", 300), None);
+    assert_eq!(s.committed(txn), None);
+    // A decision for a transaction no longer prepared changes nothing.
+    assert_eq!(
+        s.apply(&entry(4, 400, &decide(txn, Decision::Commit(ts(350))))),
+        Ok(Applied::Nothing)
+    );
+    assert_eq!(value_at(&s, "x", 400), None);
+    assert_eq!(s.t_safe(), ts(400));
+}
+
+#[test]
+fn spanner_s4_1_3_a_duplicate_prepare_record_leaves_no_stale_bound() {
+    let mut s = GroupState::default();
+    let txn = TxnId::new(3, 1);
+    s.apply(&entry(1, 100, &prepare(txn, "x"))).unwrap();
+    // A prepare logged twice (a retried request): the first one stands.
+    assert_eq!(
+        s.apply(&entry(2, 200, &prepare(txn, "x"))),
+        Ok(Applied::Nothing)
+    );
+    assert_eq!(s.t_tm_safe(), ts(99));
+    s.apply(&entry(3, 300, &decide(txn, Decision::Commit(ts(250)))))
+        .unwrap();
+    assert_eq!(
+        s.t_safe(),
+        ts(300),
+        "the decision releases every bound of txn"
+    );
+    // A prepare arriving after the commit applied is a duplicate too.
+    assert_eq!(
+        s.apply(&entry(4, 400, &prepare(txn, "x"))),
+        Ok(Applied::Nothing)
+    );
+    assert!(!s.has_prepared());
+    assert_eq!(s.t_safe(), ts(400));
+}
+
+#[test]
+fn spanner_s4_1_3_a_restored_snapshot_keeps_t_safe_below_a_prepare() {
+    let mut s = GroupState::default();
+    let txn = TxnId::new(3, 1);
+    s.apply(&entry(1, 100, &prepare(txn, "x"))).unwrap();
+    s.apply(&entry(2, 200, &Command::CloseTimestamp)).unwrap();
+    let mut r = GroupState::decode(&s.encode(), DEFAULT_COMMIT_RECORD_RETENTION_NANOS).unwrap();
+    assert_eq!(r.t_safe(), ts(99));
+    r.apply(&entry(3, 300, &decide(txn, Decision::Abort)))
+        .unwrap();
+    assert_eq!(
+        r.t_safe(),
+        ts(300),
+        "the restored bound is released as well"
+    );
+}
+
+#[test]
+fn design_s5_5_a_commit_record_at_exactly_the_retention_cutoff_is_kept() {
+    // Retention 1000: applying an entry at `t` forgets the records of
+    // entries strictly below `t - 1000`.
+    let mut s = GroupState::new(1_000);
+    let c = |origin: u64, seq: u64| Command::Commit {
+        txn: TxnId::new(origin, seq),
+        writes: vec![],
+    };
+    let first = TxnId::new(5, 1);
+    s.apply(&entry(1, 100, &c(5, 1))).unwrap();
+    assert!(!s.may_have_forgotten(TxnId::local(1)), "nothing pruned yet");
+    s.apply(&entry(2, 1_099, &c(6, 1))).unwrap();
+    s.apply(&entry(3, 1_100, &c(6, 2))).unwrap();
+    // Cutoff 100: the record of the entry at 100 is exactly at it and kept.
+    assert_eq!(s.committed(first), Some(ts(100)));
+    assert!(!s.may_have_forgotten(first));
+    assert!(!s.may_have_forgotten(TxnId::new(4, 1)));
+    assert!(
+        !s.may_have_forgotten(TxnId::local(1)),
+        "origin 0 is no exception"
+    );
+    // Cutoff 101: one nanosecond later it is gone, and the state says so.
+    s.apply(&entry(4, 1_101, &c(6, 3))).unwrap();
+    assert_eq!(s.committed(first), None);
+    assert!(s.may_have_forgotten(first));
+    assert!(
+        s.may_have_forgotten(TxnId::new(5, 99)),
+        "any txn of origin 5"
+    );
+    assert!(
+        s.may_have_forgotten(TxnId::new(4, 1)),
+        "and of older origins"
+    );
+    assert!(
+        !s.may_have_forgotten(TxnId::new(6, 99)),
+        "origin 6 still has every record"
+    );
+    assert_eq!(s.committed(TxnId::new(6, 1)), Some(ts(1_099)));
+    // Several records older than the cutoff go at once.
+    s.apply(&entry(5, 2_102, &c(7, 1))).unwrap();
+    for seq in 1..=3 {
+        assert_eq!(s.committed(TxnId::new(6, seq)), None);
+    }
+    assert!(s.may_have_forgotten(TxnId::new(6, 99)));
+    assert!(!s.may_have_forgotten(TxnId::new(7, 2)));
+    assert_eq!(s.committed(TxnId::new(7, 1)), Some(ts(2_102)));
+}
+
+#[test]
+fn design_s5_5_a_two_phase_commit_record_is_kept_for_the_retention_after_its_decision() {
+    // The retention counts from the decision's entry, not from the
+    // (earlier) commit timestamp the coordinator chose.
+    let mut s = GroupState::new(1_000);
+    let txn = TxnId::new(5, 1);
+    s.apply(&entry(1, 100, &prepare(txn, "x"))).unwrap();
+    s.apply(&entry(2, 2_000, &decide(txn, Decision::Commit(ts(150)))))
+        .unwrap();
+    s.apply(&entry(3, 3_000, &Command::CloseTimestamp)).unwrap();
+    let later = Command::Commit {
+        txn: TxnId::new(6, 1),
+        writes: vec![],
+    };
+    s.apply(&entry(4, 3_000 + 1, &later)).unwrap();
+    // Cutoff 2001: the decision at 2000 is just below it.
+    assert_eq!(s.committed(txn), None);
+    assert!(s.may_have_forgotten(txn));
+
+    let mut s = GroupState::new(1_000);
+    s.apply(&entry(1, 100, &prepare(txn, "x"))).unwrap();
+    s.apply(&entry(2, 2_000, &decide(txn, Decision::Commit(ts(150)))))
+        .unwrap();
+    s.apply(&entry(3, 3_000, &later)).unwrap();
+    // Cutoff 2000: kept, though its commit timestamp 150 is far older.
+    assert_eq!(s.committed(txn), Some(ts(150)));
+    assert!(!s.may_have_forgotten(txn));
+}
