@@ -380,3 +380,339 @@ fn spanner_s4_2_1_wound_wait_is_starvation_free_under_contention() {
         "a transaction needed {max_attempts} attempts"
     );
 }
+
+// Deterministic wound-wait rules (Spanner §4.2.1), one per test. `t(n)`
+// has priority `at(n)`: its first start timestamp, lower = older.
+
+fn t(n: u64) -> TxnId {
+    TxnId::local(n)
+}
+
+fn at(ns: u64) -> Priority {
+    Priority::new(Timestamp::from_nanos(ns))
+}
+
+fn k(s: &'static str) -> Bytes {
+    Bytes::from_static(s.as_bytes())
+}
+
+fn waiting(wounded: &[u64]) -> Result<Acquire, LockError> {
+    Ok(Acquire::Waiting {
+        wounded: wounded.iter().map(|n| t(*n)).collect(),
+    })
+}
+
+fn grant(txn: u64, key: &'static str, mode: LockMode) -> Grant {
+    Grant {
+        txn: t(txn),
+        key: k(key),
+        mode,
+    }
+}
+
+fn edge(key: &'static str, waiter: u64, blocker: u64) -> WaitsFor {
+    WaitsFor {
+        key: k(key),
+        waiter: t(waiter),
+        blocker: t(blocker),
+    }
+}
+
+use LockMode::{Exclusive as X, Shared as S};
+
+#[test]
+fn spanner_s4_2_1_wound_wait_older_requester_wounds_younger_holder() {
+    let mut table = LockTable::default();
+    assert_eq!(
+        table.acquire(t(2), at(20), &k("x"), X),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(table.acquire(t(1), at(10), &k("x"), X), waiting(&[2]));
+    assert!(table.is_wounded(t(2)));
+    assert!(!table.is_wounded(t(1)));
+    assert_eq!(table.waits_for(), vec![edge("x", 1, 2)]);
+    assert_eq!(
+        table.acquire(t(2), at(20), &k("y"), S),
+        Err(LockError::Wounded { txn: t(2) })
+    );
+    assert_eq!(table.release_all(t(2)), vec![grant(1, "x", X)]);
+    assert_eq!(table.locks_held_by(t(1)), vec![(k("x"), X)]);
+    table.assert_invariants();
+}
+
+#[test]
+fn spanner_s4_2_1_wound_wait_younger_requester_waits_for_older_holder() {
+    let mut table = LockTable::default();
+    assert_eq!(
+        table.acquire(t(1), at(10), &k("x"), S),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(table.acquire(t(2), at(20), &k("x"), X), waiting(&[]));
+    assert!(!table.is_wounded(t(1)), "a younger requester wounds nobody");
+    assert_eq!(table.waits_for(), vec![edge("x", 2, 1)]);
+    // The older holder goes on taking locks, and the younger one waits.
+    assert_eq!(
+        table.acquire(t(1), at(10), &k("y"), X),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(table.release_all(t(1)), vec![grant(2, "x", X)]);
+    table.assert_invariants();
+}
+
+#[test]
+fn spanner_s4_2_1_wound_wait_equal_priorities_are_ordered_by_txn_id() {
+    let mut table = LockTable::default();
+    // Same first start timestamp: the lower id is the older.
+    assert_eq!(
+        table.acquire(t(1), at(10), &k("x"), X),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(table.acquire(t(2), at(10), &k("x"), X), waiting(&[]));
+    assert_eq!(
+        table.acquire(t(4), at(10), &k("y"), X),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(table.acquire(t(3), at(10), &k("y"), X), waiting(&[4]));
+    // The start timestamp decides before the id does.
+    assert_eq!(table.acquire(t(5), at(9), &k("z"), X), Ok(Acquire::Granted));
+    assert_eq!(table.acquire(t(6), at(8), &k("z"), X), waiting(&[5]));
+    table.assert_invariants();
+}
+
+#[test]
+fn spanner_s4_2_1_wound_wait_spares_a_prepared_holder_but_wounds_an_unprepared_one() {
+    let mut table = LockTable::default();
+    assert_eq!(
+        table.acquire(t(5), at(50), &k("x"), S),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(
+        table.acquire(t(6), at(60), &k("x"), S),
+        Ok(Acquire::Granted)
+    );
+    table.mark_prepared(t(5)).unwrap();
+    assert_eq!(table.acquire(t(1), at(10), &k("x"), X), waiting(&[6]));
+    assert!(
+        !table.is_wounded(t(5)),
+        "a prepared holder cannot be wounded"
+    );
+    assert!(table.is_prepared(t(5)));
+    assert_eq!(table.waits_for(), vec![edge("x", 1, 5), edge("x", 1, 6)]);
+    assert_eq!(
+        table.release_all(t(6)),
+        vec![],
+        "the prepared one still holds"
+    );
+    assert_eq!(table.release_all(t(5)), vec![grant(1, "x", X)]);
+    table.assert_invariants();
+}
+
+#[test]
+fn spanner_s4_2_1_wound_wait_older_requester_wounds_a_younger_waiter_ahead_of_it() {
+    let mut table = LockTable::default();
+    assert_eq!(
+        table.acquire(t(2), at(20), &k("x"), X),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(table.acquire(t(4), at(40), &k("x"), S), waiting(&[]));
+    // t3 waits for the older holder t2 and wounds t4, which is queued
+    // ahead of it with a conflicting request.
+    assert_eq!(table.acquire(t(3), at(30), &k("x"), X), waiting(&[4]));
+    assert_eq!(
+        table.waits_for(),
+        vec![edge("x", 3, 2), edge("x", 3, 4), edge("x", 4, 2)]
+    );
+    assert_eq!(table.release_all(t(4)), vec![]);
+    assert_eq!(table.waiters(b"x"), vec![(t(3), X)]);
+    assert_eq!(table.release_all(t(2)), vec![grant(3, "x", X)]);
+    table.assert_invariants();
+}
+
+#[test]
+fn queue_bounds_are_exact_and_a_refused_request_changes_nothing() {
+    let mut table = LockTable::new(LockLimits {
+        max_waiters_per_key: 2,
+        max_total_waiters: 3,
+    });
+    assert_eq!(
+        table.acquire(t(1), at(10), &k("a"), X),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(
+        table.acquire(t(1), at(10), &k("b"), X),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(table.acquire(t(2), at(20), &k("a"), X), waiting(&[]));
+    assert_eq!(table.acquire(t(3), at(30), &k("a"), S), waiting(&[]));
+    // The third waiter on `a` is refused, even one old enough to wound
+    // the holder: it wounds nobody and is not recorded.
+    assert_eq!(
+        table.acquire(t(9), at(5), &k("a"), X),
+        Err(LockError::QueueFull {
+            key: k("a"),
+            limit: 2
+        })
+    );
+    assert!(!table.is_wounded(t(1)));
+    assert!(table.txns().all(|x| x != t(9)));
+    assert_eq!(table.waiters(b"a"), vec![(t(2), X), (t(3), S)]);
+    // The table-wide bound: the third waiter is fine, the fourth is not.
+    assert_eq!(table.acquire(t(4), at(40), &k("b"), S), waiting(&[]));
+    assert_eq!(table.waiter_count(), 3);
+    assert_eq!(
+        table.acquire(t(5), at(50), &k("b"), S),
+        Err(LockError::TooManyWaiters { limit: 3 })
+    );
+    assert_eq!(table.waiters(b"b"), vec![(t(4), S)]);
+    assert!(table.txns().all(|x| x != t(5)));
+    table.assert_invariants();
+    // try_acquire never queues, so no bound applies to it.
+    assert_eq!(table.try_acquire(t(6), at(60), &k("c"), X), Ok(true));
+    assert_eq!(table.try_acquire(t(7), at(70), &k("c"), S), Ok(false));
+    assert_eq!(table.waiter_count(), 3);
+}
+
+#[test]
+fn waiters_are_granted_in_fifo_order_and_a_compatible_newcomer_queues_behind() {
+    let mut table = LockTable::default();
+    assert_eq!(
+        table.acquire(t(1), at(10), &k("x"), X),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(table.acquire(t(2), at(20), &k("x"), S), waiting(&[]));
+    assert_eq!(table.acquire(t(3), at(30), &k("x"), S), waiting(&[]));
+    assert_eq!(table.acquire(t(4), at(40), &k("x"), X), waiting(&[]));
+    assert_eq!(table.acquire(t(5), at(50), &k("x"), S), waiting(&[]));
+    // The run of shared waiters at the head is granted together; the
+    // shared t5 stays behind the exclusive t4.
+    assert_eq!(
+        table.release_all(t(1)),
+        vec![grant(2, "x", S), grant(3, "x", S)]
+    );
+    assert_eq!(table.holders(b"x"), vec![(t(2), S), (t(3), S)]);
+    // A shared request compatible with the holders still queues behind
+    // the exclusive waiter, so readers cannot starve a writer.
+    assert_eq!(table.acquire(t(6), at(60), &k("x"), S), waiting(&[]));
+    assert_eq!(
+        table.waits_for(),
+        vec![
+            edge("x", 4, 2),
+            edge("x", 4, 3),
+            edge("x", 5, 4),
+            edge("x", 6, 4),
+        ]
+    );
+    assert_eq!(table.release(t(2), b"x"), vec![]);
+    assert_eq!(table.release(t(3), b"x"), vec![grant(4, "x", X)]);
+    assert_eq!(
+        table.release_all(t(4)),
+        vec![grant(5, "x", S), grant(6, "x", S)]
+    );
+    table.assert_invariants();
+}
+
+#[test]
+fn release_all_grants_in_key_order_and_withdraws_queued_requests() {
+    let mut table = LockTable::default();
+    assert_eq!(
+        table.acquire(t(1), at(10), &k("b"), X),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(
+        table.acquire(t(1), at(10), &k("a"), X),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(table.acquire(t(3), at(30), &k("b"), X), waiting(&[]));
+    assert_eq!(table.acquire(t(2), at(20), &k("a"), X), waiting(&[]));
+    assert_eq!(
+        table.acquire(t(3), at(30), &k("c"), X),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(table.acquire(t(4), at(40), &k("c"), S), waiting(&[]));
+    assert_eq!(
+        table.release_all(t(1)),
+        vec![grant(2, "a", X), grant(3, "b", X)]
+    );
+    // t3's release grants c to t4; t2 never waited on t3.
+    assert_eq!(table.release_all(t(3)), vec![grant(4, "c", S)]);
+    assert_eq!(table.waiter_count(), 0);
+    // A waiter that gives up (release on the key it waits for) is dequeued
+    // without a grant to anyone.
+    assert_eq!(table.acquire(t(5), at(50), &k("a"), X), waiting(&[]));
+    assert_eq!(table.release(t(5), b"a"), vec![]);
+    assert_eq!(table.waiters(b"a"), vec![]);
+    assert_eq!(table.waiter_count(), 0);
+    table.assert_invariants();
+}
+
+#[test]
+fn a_sole_shared_holder_upgrades_at_once_and_a_shared_co_holder_queues_ahead_of_younger_waiters() {
+    let mut table = LockTable::default();
+    assert_eq!(
+        table.acquire(t(3), at(30), &k("x"), S),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(
+        table.acquire(t(3), at(30), &k("x"), X),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(table.holders(b"x"), vec![(t(3), X)]);
+    assert_eq!(
+        table.acquire(t(3), at(30), &k("x"), S),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(
+        table.holders(b"x"),
+        vec![(t(3), X)],
+        "exclusive covers shared"
+    );
+
+    assert_eq!(
+        table.acquire(t(2), at(20), &k("y"), S),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(
+        table.acquire(t(3), at(30), &k("y"), S),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(table.acquire(t(4), at(40), &k("y"), X), waiting(&[]));
+    // t3's upgrade waits for the older t2 and goes ahead of the younger t4.
+    assert_eq!(table.acquire(t(3), at(30), &k("y"), X), waiting(&[]));
+    assert_eq!(table.waiters(b"y"), vec![(t(3), X), (t(4), X)]);
+    assert_eq!(
+        table.acquire(t(3), at(30), &k("y"), X),
+        Err(LockError::AlreadyWaiting {
+            txn: t(3),
+            key: k("y")
+        })
+    );
+    assert_eq!(table.release_all(t(2)), vec![grant(3, "y", X)]);
+    assert_eq!(table.holders(b"y"), vec![(t(3), X)]);
+    assert_eq!(table.waiters(b"y"), vec![(t(4), X)]);
+    table.assert_invariants();
+}
+
+#[test]
+fn spanner_s4_2_1_a_transaction_keeps_one_priority_in_the_table() {
+    let mut table = LockTable::default();
+    assert_eq!(
+        table.acquire(t(1), at(10), &k("x"), S),
+        Ok(Acquire::Granted)
+    );
+    assert_eq!(
+        table.acquire(t(1), at(11), &k("y"), S),
+        Err(LockError::PriorityMismatch {
+            txn: t(1),
+            known: at(10),
+            given: at(11)
+        })
+    );
+    assert_eq!(table.locks_held_by(t(1)), vec![(k("x"), S)]);
+    assert_eq!(table.locked_key_count(), 1);
+    // Once it has ended the id is free again.
+    table.release_all(t(1));
+    assert_eq!(
+        table.acquire(t(1), at(11), &k("y"), S),
+        Ok(Acquire::Granted)
+    );
+}
