@@ -794,3 +794,74 @@ fn design_s5_5_a_commit_whose_record_was_pruned_is_reported_unknown_not_aborted(
         Err(TxnError::OutcomeUnknown { txn })
     );
 }
+
+#[test]
+fn design_s5_5_an_abort_the_leader_remembers_is_reported_after_records_are_pruned() {
+    // Pruning makes the state unsure about this term's transactions, but
+    // the leader still knows the ones it aborted itself: those are
+    // reported aborted, not unknown.
+    let mut c = cluster(|cfg| cfg.commit_record_retention_nanos = 100 * MS);
+    let (txn, _) = begin(&mut c, 1, None);
+    values(read(&mut c, 1, txn, &["k"]));
+    assert_eq!(c.call(1, Request::Abort { txn }), Ok(Response::Aborted));
+    put(&mut c, &[("j", "v")]);
+    c.run_for(200 * MS);
+    put(&mut c, &[("j", "w")]); // prunes the record of this term's first put
+    assert!(
+        c.replica(1).state().may_have_forgotten(txn),
+        "the state alone cannot tell"
+    );
+    assert_eq!(
+        aborted(&c.call(1, commit_req(txn, &[("k", "v")]))),
+        AbortReason::ClientAbort
+    );
+    assert_eq!(c.call(1, Request::Abort { txn }), Ok(Response::Aborted));
+}
+
+#[test]
+fn spanner_s4_2_1_oldest_transaction_retrying_with_its_first_priority_commits_against_younger_ones()
+{
+    // Wound-wait is starvation-free only because a retry keeps the
+    // priority of the first attempt: it only grows older relative to
+    // newcomers. Here it is wounded once by an even older transaction,
+    // then meets a younger rival on every retry.
+    let mut c = cluster(|_| {});
+    let (first, p0) = begin(&mut c, 1, None);
+    values(read(&mut c, 1, first, &["k"]));
+    let (ancient, _) = begin(&mut c, 1, Some(p0.0.as_nanos() - 1));
+    commit_ts(&c.call(1, commit_req(ancient, &[("k", "ancient")])));
+    assert_eq!(
+        aborted(&c.call(1, commit_req(first, &[("k", "old")]))),
+        AbortReason::Wounded
+    );
+    let mut committed = None;
+    for round in 0..5 {
+        c.run_for(10 * MS);
+        // A younger rival takes a shared lock on k first, then the retry
+        // does; both then ask to write k.
+        let (young, py) = begin(&mut c, 1, None);
+        assert!(p0.is_older(first, py, young), "the rival is younger");
+        values(read(&mut c, 1, young, &["k"]));
+        let (retry, p) = begin(&mut c, 1, Some(p0.0.as_nanos()));
+        assert_eq!(p, p0, "a retry keeps its first priority");
+        values(read(&mut c, 1, retry, &["k"]));
+        let y = c.submit(1, commit_req(young, &[("k", &format!("young{round}"))]));
+        let o = c.submit(1, commit_req(retry, &[("k", "old")]));
+        c.run_for(100 * MS);
+        let old_reply = c.reply(o).cloned().expect("the retry is answered");
+        let young_reply = c.reply(y).cloned().expect("the rival is answered");
+        if let Ok(Response::Committed { commit_ts }) = old_reply {
+            assert_eq!(
+                aborted(&young_reply),
+                AbortReason::Wounded,
+                "the older retry wounds the younger rival"
+            );
+            committed = Some(commit_ts);
+            break;
+        }
+        assert_eq!(aborted(&old_reply), AbortReason::Wounded);
+    }
+    let s = committed.expect("the oldest transaction starved");
+    let (_, v) = ro_values(&read_only(&mut c, 1, ReadAt::Exact(s), &["k"]));
+    assert_eq!(v, vec![Some("old".into())]);
+}
