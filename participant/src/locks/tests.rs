@@ -544,27 +544,29 @@ fn queue_bounds_are_exact_and_a_refused_request_changes_nothing() {
     );
     assert_eq!(table.acquire(t(2), at(20), &k("a"), X), waiting(&[]));
     assert_eq!(table.acquire(t(3), at(30), &k("a"), S), waiting(&[]));
-    // The third waiter on `a` is refused, even one old enough to wound
-    // the holder: it wounds nobody and is not recorded.
+    // A third waiter on `a`, younger than its last waiter, is refused: it
+    // displaces nobody and is not recorded.
     assert_eq!(
-        table.acquire(t(9), at(5), &k("a"), X),
+        table.acquire(t(4), at(40), &k("a"), S),
         Err(LockError::QueueFull {
             key: k("a"),
             limit: 2
         })
     );
-    assert!(!table.is_wounded(t(1)));
-    assert!(table.txns().all(|x| x != t(9)));
+    assert!(table.txns().all(|x| x != t(4)));
     assert_eq!(table.waiters(b"a"), vec![(t(2), X), (t(3), S)]);
-    // The table-wide bound: the third waiter is fine, the fourth is not.
-    assert_eq!(table.acquire(t(4), at(40), &k("b"), S), waiting(&[]));
+    // The table-wide bound: the third waiter is fine, the fourth is not
+    // (every queue's last waiter is older than it).
+    assert_eq!(table.acquire(t(5), at(50), &k("b"), S), waiting(&[]));
     assert_eq!(table.waiter_count(), 3);
     assert_eq!(
-        table.acquire(t(5), at(50), &k("b"), S),
+        table.acquire(t(6), at(60), &k("b"), S),
         Err(LockError::TooManyWaiters { limit: 3 })
     );
-    assert_eq!(table.waiters(b"b"), vec![(t(4), S)]);
-    assert!(table.txns().all(|x| x != t(5)));
+    assert_eq!(table.waiters(b"b"), vec![(t(5), S)]);
+    assert_eq!(table.waiters(b"a"), vec![(t(2), X), (t(3), S)]);
+    assert!(table.txns().all(|x| x != t(6)));
+    assert!(!table.is_wounded(t(3)) && !table.is_wounded(t(5)));
     table.assert_invariants();
     // try_acquire never queues, so no bound applies to it.
     assert_eq!(table.try_acquire(t(6), at(60), &k("c"), X), Ok(true));
