@@ -682,30 +682,40 @@ fn bounds_on_active_transactions_and_lock_queues_answer_retryable_errors() {
         };
     });
     let (holder, _) = begin(&mut c, 1, Some(10));
-    let (older, _) = begin(&mut c, 1, Some(20));
+    let (queued, _) = begin(&mut c, 1, Some(20));
     let (younger, _) = begin(&mut c, 1, Some(30));
     let over = c.call(1, Request::Begin { priority: None });
     assert_eq!(over, Err(TxnError::Overloaded));
     assert!(over.unwrap_err().is_retryable());
-    // `holder` reads `k`; `younger` queues for it; the queue (one waiter)
-    // is then full, and `older` is refused at once, wounding nobody.
+    // `holder` reads `k`; `queued` queues for it; the queue (one waiter)
+    // is then full, and `younger` is refused at once, wounding nobody.
     values(read(&mut c, 1, holder, &["k"]));
-    let q = c.submit(1, commit_req(younger, &[("k", "y")]));
+    let q = c.submit(1, commit_req(queued, &[("k", "q")]));
     c.run_for(10 * MS);
     assert!(c.reply(q).is_none(), "queued behind the reader");
-    let full = c.call(1, commit_req(older, &[("k", "o")]));
+    let full = c.call(1, commit_req(younger, &[("k", "y")]));
     assert!(
         matches!(full, Err(TxnError::LockQueueFull { .. })),
         "{full:?}"
     );
     assert!(full.unwrap_err().is_retryable());
-    // Both still live: the holder ends, the younger commits, the older
-    // retries its commit and commits after it.
+    // A full queue does not starve an older transaction (Spanner §4.2.1):
+    // it takes the place of the younger last waiter, which is wounded.
+    assert_eq!(
+        c.call(1, Request::Abort { txn: younger }),
+        Ok(Response::Aborted)
+    );
+    let (eldest, _) = begin(&mut c, 1, Some(15));
+    let e = c.submit(1, commit_req(eldest, &[("k", "e")]));
+    c.run_for(10 * MS);
+    assert_eq!(
+        aborted(c.reply(q).expect("the displaced waiter is answered")),
+        AbortReason::Wounded
+    );
+    assert!(c.reply(e).is_none(), "waits for the older holder");
     commit_ts(&c.call(1, commit_req(holder, &[])));
     c.run_for(50 * MS);
-    let y = commit_ts(c.reply(q).expect("the queued writer commits"));
-    let o = commit_ts(&c.call(1, commit_req(older, &[("k", "o")])));
-    assert!(o > y);
+    commit_ts(c.reply(e).expect("the older writer commits"));
 }
 
 #[test]
