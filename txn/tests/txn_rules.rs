@@ -875,3 +875,44 @@ fn spanner_s4_2_1_oldest_transaction_retrying_with_its_first_priority_commits_ag
     let (_, v) = ro_values(&read_only(&mut c, 1, ReadAt::Exact(s), &["k"]));
     assert_eq!(v, vec![Some("old".into())]);
 }
+
+#[test]
+fn design_s5_5_a_commit_resolved_by_a_snapshot_without_its_record_is_reported_unknown() {
+    // The old leader proposed a commit it could not get chosen; by the time
+    // it catches up, from a snapshot, the new term's commit records have
+    // been pruned, so the snapshot cannot say whether that commit was
+    // chosen. The client must hear "unknown", not "aborted".
+    let mut c = cluster(|cfg| {
+        cfg.commit_record_retention_nanos = 100 * MS;
+        cfg.compact_every = 10;
+    });
+    let (txn, _) = begin(&mut c, 1, None);
+    c.isolate(1);
+    let id = c.submit(1, commit_req(txn, &[("k", "lost")]));
+    let slot = c.replica(1).paxos().last_slot();
+    c.elect(2);
+    for i in 0..20 {
+        let (t, _) = begin(&mut c, 2, None);
+        commit_ts(&c.call(2, commit_req(t, &[(&format!("j{i}"), "v")])));
+    }
+    c.run_for(200 * MS);
+    for i in 0..20 {
+        let (t, _) = begin(&mut c, 2, None);
+        commit_ts(&c.call(2, commit_req(t, &[(&format!("j{i}"), "w")])));
+    }
+    assert!(c.replica(2).state().may_have_forgotten(txn));
+    // Closed timestamps keep applying until the group snapshots a state
+    // in which those records are pruned (a snapshot is due only after as
+    // many entries as the state holds versions).
+    c.run_for(500 * MS);
+    assert!(c.reply(id).is_none(), "the old leader cannot tell yet");
+    c.heal();
+    c.run_for(500 * MS);
+    assert!(
+        c.replica(1).paxos().first_slot() > slot,
+        "the old leader caught up from a snapshot covering its proposal"
+    );
+    assert_eq!(c.replies(id), &[Err(TxnError::OutcomeUnknown { txn })]);
+    let (_, v) = ro_values(&read_only(&mut c, 1, ReadAt::Strong, &["k"]));
+    assert_eq!(v, vec![None]);
+}
