@@ -327,7 +327,10 @@ scenario!(
     shared_locks_are_compatible_and_granted_together,
     "shared_compat.txt"
 );
-scenario!(full_queues_admit_an_older_requester_in_place_of_a_younger_last_waiter, "queue_full.txt");
+scenario!(
+    full_queues_admit_an_older_requester_in_place_of_a_younger_last_waiter,
+    "queue_full.txt"
+);
 scenario!(waits_for_lists_who_waits_for_whom, "waits_for.txt");
 scenario!(
     older_requester_wounds_younger_waiter_ahead,
