@@ -29,7 +29,8 @@ pub struct LocalGroup {
     isolated: Vec<NodeId>,
     hold_persists: bool,
     held: Vec<(usize, u64)>,
-    /// Keep applied entries (tests) or only count them (benchmarks).
+    /// Keep what grows with each command (applied entries, proposal
+    /// events) for tests, or only count applied entries (benchmarks).
     keep_applied: bool,
     applied_count: Vec<u64>,
     compact_every: Option<u64>,
@@ -99,9 +100,15 @@ impl LocalGroup {
         }
     }
 
-    /// Stop keeping applied entries (only count them), for benchmarks.
+    /// For benchmarks: stop keeping anything that grows with each command
+    /// (only count applied entries), so long runs stay in bounded memory and
+    /// measure the replicas, not the driver's bookkeeping.
+    /// [`applied`](Self::applied) and
+    /// [`take_proposal_events`](Self::take_proposal_events) stay empty.
     pub fn count_only(&mut self) {
         self.keep_applied = false;
+        self.applied.iter_mut().for_each(Vec::clear);
+        self.proposal_events.clear();
     }
 
     /// Compact each replica's log (with an empty snapshot) whenever `n`
@@ -122,7 +129,8 @@ impl LocalGroup {
     }
 
     /// The [`Output::Proposed`] and [`Output::Dropped`] outputs since the
-    /// last call, with the replica that emitted each.
+    /// last call, with the replica that emitted each (none are kept after
+    /// [`Self::count_only`]).
     pub fn take_proposal_events(&mut self) -> Vec<(NodeId, Output)> {
         std::mem::take(&mut self.proposal_events)
     }
@@ -301,7 +309,9 @@ impl LocalGroup {
                 }
                 Output::RestoreSnapshot(_) => self.restored[i] += 1,
                 Output::Proposed { .. } | Output::Dropped(_) => {
-                    self.proposal_events.push((i as NodeId + 1, o));
+                    if self.keep_applied {
+                        self.proposal_events.push((i as NodeId + 1, o));
+                    }
                 }
                 Output::RoleChanged { .. } => {}
             }
