@@ -11,9 +11,9 @@ use rand::{Rng, SeedableRng};
 
 use crate::check::{ChosenLog, StateMachine, Violation, rules};
 use crate::world::{
-    CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK,
-    Faults, Host, LIVENESS_BOUND, MAX_EVENTS, MS, Network, check_one_lease, digest, downtime,
-    paxos_config,
+    Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH,
+    ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, Host, LIVENESS_BOUND, MAX_EVENTS, MS,
+    Network, check_one_lease, digest, downtime, paxos_config,
 };
 use crate::{RunOptions, RunStats};
 
@@ -36,6 +36,12 @@ enum Event {
     },
     Restart {
         node: usize,
+    },
+    /// A crash aimed at a moment (a new leader's first milliseconds); void
+    /// if the node restarted since.
+    Crash {
+        node: usize,
+        generation: u64,
     },
     Client,
     Fault,
@@ -67,6 +73,8 @@ struct Sim {
     first_post_heal_cmd: Option<u64>,
     trace: bool,
     planted_bug: Option<meridian_paxos::PlantedBug>,
+    adversary: Adversary,
+    elections_after_heal: ElectionsAfterHeal,
 }
 
 /// Runs one seed of the Paxos layer; `Ok` with counters if every invariant
@@ -79,6 +87,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     let broken_clocks = opts.planted_bug == Some(crate::PlantedBug::ClockBoundBroken);
     let fault_phase = opts.fault_phase_nanos.unwrap_or(DEFAULT_FAULT_PHASE);
     let clocks = ClockPlan::draw(&mut rng, CLOCK_MODEL, opts.seed, broken_clocks);
+    let adversary = Adversary::draw(&mut rng);
     let mut sim = Sim {
         nodes: (0..n_nodes)
             .map(|i| Node {
@@ -103,6 +112,8 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         first_post_heal_cmd: None,
         trace: opts.trace,
         planted_bug: opts.planted_bug.and_then(|b| b.paxos()),
+        adversary,
+        elections_after_heal: ElectionsAfterHeal::default(),
     };
     if sim.trace {
         eprintln!(
@@ -156,7 +167,9 @@ impl Sim {
     fn config(&self, i: usize) -> meridian_paxos::Config {
         let id = self.nodes[i].id;
         let voters = if id <= 3 { vec![1, 2, 3] } else { vec![] };
-        paxos_config(id, voters, self.planted_bug)
+        let mut c = paxos_config(id, voters, self.planted_bug);
+        self.adversary.configure(&mut c);
+        c
     }
 
     fn boot(&mut self, i: usize) -> Result<(), Violation> {
@@ -202,6 +215,15 @@ impl Sim {
                 Some(seq) => self.step(node, Input::Persisted { seq }),
                 None => Ok(()),
             },
+            Event::Crash { node, generation } => {
+                if self.nodes[node].host.generation == generation {
+                    if self.trace {
+                        eprintln!("{:>12} crash new leader", self.at());
+                    }
+                    self.crash(node);
+                }
+                Ok(())
+            }
             Event::Restart { node } => {
                 if self.nodes[node].replica.is_some() {
                     return Ok(()); // already restarted when faults healed
@@ -305,6 +327,24 @@ impl Sim {
                     if role == Role::Leader {
                         self.stats.elections += 1;
                         self.leader_hint = Some(id);
+                        if !self.faults_on {
+                            let round = self.nodes[i]
+                                .replica
+                                .as_ref()
+                                .map_or(0, |r| r.promised().round);
+                            if let Err(e) = self.elections_after_heal.record(id, round) {
+                                return Err(self.violation(rules::ELECTIONS_AFTER_HEAL, e));
+                            }
+                        } else if let Some(d) = self.adversary.new_leader_crash(&mut self.rng) {
+                            let generation = self.nodes[i].host.generation;
+                            self.schedule(
+                                d,
+                                Event::Crash {
+                                    node: i,
+                                    generation,
+                                },
+                            );
+                        }
                     }
                 }
             }
@@ -553,6 +593,7 @@ fn event_code(ev: &Event) -> u64 {
         Event::Tick { node, .. } => 400 + *node as u64,
         Event::Sync { node, .. } => 500 + *node as u64,
         Event::Restart { node } => 600 + *node as u64,
+        Event::Crash { node, .. } => 650 + *node as u64,
         Event::Client => 700,
         Event::Fault => 800,
         Event::Heal => 900,

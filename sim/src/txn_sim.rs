@@ -37,9 +37,9 @@ use crate::history::{
     Bank, CommitLog, History, Model, Outcome, ReadRecord, Roster, ScanRecord, TxnRecord,
 };
 use crate::world::{
-    CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH, EventQueue, FAULT_TICK,
-    Faults, Host, LIVENESS_BOUND, LOCKSTEP_ELECTION_SPREAD, MAX_EVENTS, MS, Network,
-    check_one_lease, digest, downtime, paxos_config,
+    Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH,
+    ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, Host, LIVENESS_BOUND, MAX_EVENTS, MS,
+    Network, check_one_lease, digest, downtime, paxos_config,
 };
 use crate::{PlantedBug, RunOptions, RunStats};
 
@@ -63,14 +63,6 @@ const OLDEST_COMMITS_WITHIN: u32 = 10;
 /// Liveness: once faults have healed, every client commits a transaction
 /// within this much virtual time.
 const CLIENT_COMMIT_BOUND: u64 = 5_000 * MS;
-/// Liveness: rounds in which the group may elect a leader after faults
-/// have healed. One if the heal left it without a leader, plus one for a
-/// known duel: two candidates campaign in the same round, both win with
-/// their own ballots, the lower one is deposed by the higher one's
-/// self-promise and a stale-logged winner cannot lead, so one re-election
-/// follows (Raft's one-vote-per-term rule would prevent it; see
-/// docs/verification.md). A stale or disruptive node causes more.
-const MAX_ELECTIONS_AFTER_HEAL: u64 = 2;
 /// Probability that a blind register write is a delete (then re-inserted
 /// by a later write).
 const DELETE_PROBABILITY: f64 = 0.25;
@@ -79,11 +71,7 @@ const CROWD_CLIENTS: (usize, usize) = (12, 24);
 /// Commit-record retentions drawn per seed: all but the last are shorter
 /// than a run, so retried commits meet pruned records.
 const COMMIT_RECORD_RETENTIONS: [u64; 4] = [400 * MS, 1_500 * MS, 4_000 * MS, 60_000 * MS];
-/// Per seed: probability that a replica is crashed right after it becomes
-/// leader (within [`NEW_LEADER_CRASH_WITHIN`]).
-const NEW_LEADER_CRASHES: [f64; 3] = [0.0, 0.0, 0.2];
-/// How soon after its election a new leader may be crashed.
-const NEW_LEADER_CRASH_WITHIN: u64 = 3 * MS;
+
 /// Tries to learn a commit's outcome before it is recorded as unknown.
 const MAX_COMMIT_TRIES: u32 = 6;
 /// Tries of one lock-free read.
@@ -289,12 +277,8 @@ struct Sim {
     lock_limits: meridian_participant::LockLimits,
     /// This seed's commit-record retention.
     commit_record_retention: u64,
-    /// Election timers nearly equal on every replica.
-    lockstep: bool,
-    /// Probability of crashing a replica just after it becomes leader.
-    crash_new_leader: f64,
-    /// Rounds in which a leader was elected after the heal.
-    election_rounds_after_heal: BTreeSet<u64>,
+    adversary: Adversary,
+    elections_after_heal: ElectionsAfterHeal,
     /// A violation found where it cannot be returned at once.
     deferred: Option<Violation>,
 }
@@ -321,8 +305,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     let roster = Roster::new(rng.random_range(2..=4));
     let commit_record_retention =
         COMMIT_RECORD_RETENTIONS[rng.random_range(0..COMMIT_RECORD_RETENTIONS.len())];
-    let lockstep = rng.random_bool(0.15);
-    let crash_new_leader = NEW_LEADER_CRASHES[rng.random_range(0..NEW_LEADER_CRASHES.len())];
+    let adversary = Adversary::draw(&mut rng);
     let pause = [0.0, 0.02, 0.05][rng.random_range(0..3)];
     let request_timeout = REQUEST_TIMEOUTS[rng.random_range(0..REQUEST_TIMEOUTS.len())];
     // Clock uncertainty varies by seed, up to Spanner's: offsets between
@@ -385,9 +368,8 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         roster,
         lock_limits,
         commit_record_retention,
-        lockstep,
-        crash_new_leader,
-        election_rounds_after_heal: BTreeSet::new(),
+        adversary,
+        elections_after_heal: ElectionsAfterHeal::default(),
         deferred: None,
     };
     if sim.trace {
@@ -454,9 +436,7 @@ impl Sim {
         c.gc_interval_nanos = GC_INTERVAL;
         c.commit_record_retention_nanos = self.commit_record_retention;
         c.lock_limits = self.lock_limits;
-        if self.lockstep {
-            c.paxos.election_max_nanos = c.paxos.election_min_nanos + LOCKSTEP_ELECTION_SPREAD;
-        }
+        self.adversary.configure(&mut c.paxos);
         c.compact_every = if self.faults.compaction {
             COMPACT_EVERY
         } else {
@@ -706,28 +686,14 @@ impl Sim {
                         self.stats.elections += 1;
                         self.leader_hint = Some(id);
                         if !self.faults_on {
-                            // Two candidates may both win one round with
-                            // their own ballots; that is one election.
                             let round = self.nodes[i]
                                 .replica
                                 .as_ref()
                                 .map_or(0, |r| r.paxos().promised().round);
-                            if self.election_rounds_after_heal.insert(round)
-                                && self.election_rounds_after_heal.len() as u64
-                                    > MAX_ELECTIONS_AFTER_HEAL
-                            {
-                                return Err(self.violation(
-                                    rules::ELECTIONS_AFTER_HEAL,
-                                    format!(
-                                        "node {id} won round {round}, the group's election \
-                                         number {} since the heal (rounds {:?})",
-                                        self.election_rounds_after_heal.len(),
-                                        self.election_rounds_after_heal
-                                    ),
-                                ));
+                            if let Err(e) = self.elections_after_heal.record(id, round) {
+                                return Err(self.violation(rules::ELECTIONS_AFTER_HEAL, e));
                             }
-                        } else if self.rng.random_bool(self.crash_new_leader) {
-                            let d = self.rng.random_range(0..=NEW_LEADER_CRASH_WITHIN);
+                        } else if let Some(d) = self.adversary.new_leader_crash(&mut self.rng) {
                             let generation = self.nodes[i].host.generation;
                             self.queue.schedule(
                                 d,

@@ -23,10 +23,6 @@ pub(crate) const HEARTBEAT: u64 = 20 * MS;
 pub(crate) const ELECTION_MIN: u64 = 150 * MS;
 /// Upper bound of the election timeout.
 pub(crate) const ELECTION_MAX: u64 = 300 * MS;
-/// Election timeout spread of a lockstep seed: every replica's timer
-/// nearly equal, so followers of a dead leader campaign at once, in the
-/// same round.
-pub(crate) const LOCKSTEP_ELECTION_SPREAD: u64 = 5 * MS;
 /// Longer than an election, so a deposed leader's lease outlives the
 /// election of its successor (the window `lease-overlap` needs).
 pub(crate) const LEASE: u64 = 400 * MS;
@@ -44,6 +40,8 @@ pub(crate) const FAULT_TICK: u64 = 40 * MS;
 pub(crate) const MAX_EVENTS: u64 = 5_000_000;
 /// Message delay once faults have healed.
 pub(crate) const HEALED_DELAY: (u64, u64) = (MS / 2, 2 * MS);
+/// How late a straggling message arrives (see [`Faults::straggle`]).
+pub(crate) const STRAGGLE_DELAY: (u64, u64) = (100 * MS, 900 * MS);
 /// Probability per fault tick that standing partitions heal on their own.
 const PARTITION_HEAL: f64 = 0.15;
 
@@ -72,6 +70,10 @@ pub struct Faults {
     pub membership: bool,
     /// Log compaction (and so snapshot installs) happens in this run.
     pub compaction: bool,
+    /// Probability a message straggles: arrives [`STRAGGLE_DELAY`] late,
+    /// long after its sender may have been deposed (delayed accepts from
+    /// old leaders, late promises and votes).
+    pub straggle: f64,
 }
 
 impl Faults {
@@ -88,6 +90,7 @@ impl Faults {
             power_loss: [0.0, 0.01, 0.03][rng.random_range(0..3)],
             membership: rng.random_bool(0.3),
             compaction: rng.random_bool(0.7),
+            straggle: [0.0, 0.003, 0.02][rng.random_range(0..3)],
         }
     }
 }
@@ -187,6 +190,80 @@ impl ClockPlan {
             .with_phase(phase);
         tt.set_bound_broken(self.broken && replica);
         tt
+    }
+}
+
+/// Election timeout spread of a lockstep seed: every replica's timer
+/// nearly equal, so followers of a dead leader campaign at once, in the
+/// same round.
+pub(crate) const LOCKSTEP_ELECTION_SPREAD: u64 = 5 * MS;
+/// Per seed: probability that a replica is crashed right after it becomes
+/// leader (within [`NEW_LEADER_CRASH_WITHIN`]).
+const NEW_LEADER_CRASHES: [f64; 3] = [0.0, 0.0, 0.2];
+/// How soon after its election a new leader may be crashed: between
+/// persisting its no-op and counting it.
+pub(crate) const NEW_LEADER_CRASH_WITHIN: u64 = 3 * MS;
+/// Liveness: rounds in which a group may elect a leader after faults have
+/// healed. One if the heal left it without a leader, plus one for a known
+/// duel: two candidates campaign in the same round, both win with their
+/// own ballots, the lower one is deposed by the higher one's self-promise
+/// and a stale-logged winner cannot lead, so one re-election follows
+/// (Raft's one-vote-per-term rule would prevent it; see
+/// `docs/verification.md`). A stale or disruptive node causes more.
+pub(crate) const MAX_ELECTIONS_AFTER_HEAL: usize = 2;
+
+/// Schedules aimed at protocol corners, drawn per seed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Adversary {
+    /// Election timers nearly equal on every replica (concurrent
+    /// campaigns in one round).
+    pub(crate) lockstep: bool,
+    /// Probability of crashing a replica just after it becomes leader.
+    pub(crate) crash_new_leader: f64,
+}
+
+impl Adversary {
+    pub(crate) fn draw(rng: &mut SmallRng) -> Adversary {
+        Adversary {
+            lockstep: rng.random_bool(0.15),
+            crash_new_leader: NEW_LEADER_CRASHES[rng.random_range(0..NEW_LEADER_CRASHES.len())],
+        }
+    }
+
+    /// Applies the timer schedule to a replica's Paxos configuration.
+    pub(crate) fn configure(&self, c: &mut meridian_paxos::Config) {
+        if self.lockstep {
+            c.election_max_nanos = c.election_min_nanos + LOCKSTEP_ELECTION_SPREAD;
+        }
+    }
+
+    /// A replica just became leader (faults on): the delay after which to
+    /// crash it, if it is to be crashed.
+    pub(crate) fn new_leader_crash(&self, rng: &mut SmallRng) -> Option<u64> {
+        rng.random_bool(self.crash_new_leader)
+            .then(|| rng.random_range(0..=NEW_LEADER_CRASH_WITHIN))
+    }
+}
+
+/// The rounds in which a group elected leaders after the heal.
+#[derive(Debug, Default)]
+pub(crate) struct ElectionsAfterHeal(BTreeSet<u64>);
+
+impl ElectionsAfterHeal {
+    /// Node `id` won `round` after the heal; an error once more rounds than
+    /// [`MAX_ELECTIONS_AFTER_HEAL`] elected someone.
+    pub(crate) fn record(&mut self, id: NodeId, round: u64) -> Result<(), String> {
+        // Two candidates may both win one round with their own ballots;
+        // that is one election.
+        if self.0.insert(round) && self.0.len() > MAX_ELECTIONS_AFTER_HEAL {
+            return Err(format!(
+                "node {id} won round {round}, the group's election number {} since the heal \
+                 (rounds {:?})",
+                self.0.len(),
+                self.0
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -299,19 +376,22 @@ impl Network {
         } else {
             1
         };
-        let (lo, hi) = if faults_on {
-            (faults.delay_min, faults.delay_max)
-        } else {
+        let (lo, hi) = if !faults_on {
             HEALED_DELAY
+        } else if rng.random_bool(faults.straggle) {
+            STRAGGLE_DELAY
+        } else {
+            (faults.delay_min, faults.delay_max)
         };
         (0..copies).map(|_| rng.random_range(lo..=hi)).collect()
     }
 
     /// One fault tick's partition decision among `ids`: standing
     /// partitions may heal, then with probability `faults.partition` a new
-    /// one isolates the leader (both ways), a random node (both ways), or
-    /// makes a random node unheard (one way). Returns `(kind, victim)` of a
-    /// new partition.
+    /// one isolates the leader (both ways), a random node (both ways),
+    /// makes a random node unheard (one way), or cuts the link between the
+    /// leader and one follower. Returns `(kind, victim)` of a new
+    /// partition.
     pub(crate) fn maybe_partition(
         &mut self,
         rng: &mut SmallRng,
@@ -325,7 +405,19 @@ impl Network {
         if !rng.random_bool(faults.partition) {
             return None;
         }
-        let kind = rng.random_range(0..3);
+        let kind = rng.random_range(0..4);
+        if let (3, Some(l)) = (kind, leader) {
+            // Cut one link of the leader's, both ways: with another
+            // follower down or cut off, the last member of its quorum.
+            let others: Vec<NodeId> = ids.iter().copied().filter(|&i| i != l).collect();
+            if others.is_empty() {
+                return None;
+            }
+            let f = others[rng.random_range(0..others.len())];
+            self.blocked.insert((l, f));
+            self.blocked.insert((f, l));
+            return Some((kind, f));
+        }
         let victim = match (kind, leader) {
             (0, Some(l)) => l,
             _ => ids[rng.random_range(0..ids.len())],
