@@ -530,10 +530,12 @@ fn spanner_s4_2_1_wound_wait_older_requester_wounds_a_younger_waiter_ahead_of_it
 
 #[test]
 fn queue_bounds_are_exact_and_a_refused_request_changes_nothing() {
-    let mut table = LockTable::new(LockLimits {
+    let limits = LockLimits {
         max_waiters_per_key: 2,
         max_total_waiters: 3,
-    });
+    };
+    let mut table = LockTable::new(limits);
+    assert_eq!(table.limits(), limits);
     assert_eq!(
         table.acquire(t(1), at(10), &k("a"), X),
         Ok(Acquire::Granted)
