@@ -1,4 +1,4 @@
-//! TrueTime for Meridian (DESIGN.md §2; Spanner §3).
+//! TrueTime for Meridian (docs/design.md §2; Spanner §3).
 //!
 //! Time in Meridian is never a single instant: a clock reading is an interval
 //! [`TtInterval`] `[earliest, latest]` that is guaranteed to contain true time
@@ -16,6 +16,40 @@
 //! - [`SystemTrueTime`]: the system clock plus a configured ε.
 //! - [`KernelTrueTime`]: the system clock with ε taken from the kernel's own
 //!   error estimate (`adjtimex` maxerror) on Linux.
+//!
+//! # Example
+//!
+//! A reading is an interval; `after` and `before` are the only certain
+//! answers it gives. Commit wait is waiting until `after(s)` holds:
+//!
+//! ```
+//! use meridian_truetime::{
+//!     ClockModel, SimulatedTrueTime, Timestamp, TrueTime, TtInterval, VirtualClock,
+//! };
+//!
+//! let t = Timestamp::from_nanos(1_000_000_000);
+//! let reading = TtInterval::around(t, 5_000_000); // t ± 5 ms
+//! assert_eq!(reading.epsilon_nanos(), 5_000_000);
+//! assert!(reading.contains(t));
+//! assert!(reading.after(Timestamp::from_nanos(994_000_000))); // surely passed
+//! assert!(!reading.after(t)); // t itself may not have passed yet
+//! assert!(reading.before(Timestamp::from_nanos(1_006_000_000))); // surely not yet
+//!
+//! // A simulated node clock: virtual true time read through Spanner's error
+//! // model (1 ms base ε, 200 ppm drift, 30 s between syncs).
+//! let clock = VirtualClock::new(Timestamp::from_nanos(1_767_225_600_000_000_000));
+//! let tt = SimulatedTrueTime::new(clock.clone(), ClockModel::SPANNER, 42);
+//! let now = tt.now();
+//! assert!(now.contains(clock.now())); // the bound holds
+//! assert!(now.epsilon_nanos() <= ClockModel::SPANNER.max_epsilon_nanos());
+//!
+//! // Commit wait: a commit timestamp s = now.latest is not yet surely past;
+//! // it is once true time has moved on by more than twice the largest ε.
+//! let s = now.latest;
+//! assert!(!tt.after(s));
+//! clock.advance(2 * ClockModel::SPANNER.max_epsilon_nanos() + 1);
+//! assert!(tt.after(s));
+//! ```
 #![deny(missing_docs)]
 
 mod kernel;
@@ -23,9 +57,9 @@ mod simulated;
 mod system;
 mod timestamp;
 
-pub use kernel::KernelTrueTime;
+pub use kernel::{DEFAULT_MAX_KERNEL_EPSILON_NANOS, KernelTrueTime};
 pub use simulated::{ClockModel, SimulatedTrueTime, VirtualClock};
-pub use system::SystemTrueTime;
+pub use system::{DEFAULT_SYSTEM_EPSILON_NANOS, SystemTrueTime};
 pub use timestamp::{ParseTimestampError, Timestamp, TtInterval};
 
 /// Errors from clock backends.
