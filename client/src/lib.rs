@@ -1,4 +1,4 @@
-//! The Meridian client library (`meridian_client`, DESIGN.md §7) and its CLI
+//! The Meridian client library (`meridian_client`, docs/design.md §7) and its CLI
 //! subcommands.
 //!
 //! Not yet built: filled when the node runtime lands.

@@ -1,4 +1,4 @@
-//! The Meridian server (DESIGN.md §6): a tokio runtime driving the sans-IO
+//! The Meridian server (docs/design.md §6): a tokio runtime driving the sans-IO
 //! cores, tonic services, WAL and snapshot files, TOML config and the
 //! `meridian` binary.
 //!

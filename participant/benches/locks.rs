@@ -1,4 +1,4 @@
-//! Lock table costs (DESIGN.md §4, Spanner §4.2.1): an uncontended acquire
+//! Lock table costs (docs/design.md §4, Spanner §4.2.1): an uncontended acquire
 //! plus release, the path every read-write transaction takes on every key
 //! (target ≤ 150 ns), and the table under a contended zipfian workload
 //! driven like a participant drives it (wounded transactions abort and

@@ -1,5 +1,5 @@
-//! MVCC store layouts compared (DESIGN.md §4: "crossbeam-skiplist or a
-//! BTreeMap per key; measure"): point reads, writes and scans on a store of
+//! MVCC store layouts compared (docs/design.md §4: a crossbeam skip list or a
+//! `BTreeMap` per key, chosen by measurement): point reads, writes and scans on a store of
 //! one million keys, for the B-tree and the skip-list layout. Results and
 //! the command that produced them are in `participant/BENCHMARKS.md`.
 //!

@@ -1,4 +1,4 @@
-//! The records a participant group logs through Paxos (DESIGN.md §4, §5.1).
+//! The records a participant group logs through Paxos (docs/design.md §4, §5.1).
 //!
 //! Each is the payload of one Paxos command entry. The entry's Paxos write
 //! timestamp (Spanner §4.1.2) carries the record's time: for a one-phase
@@ -70,7 +70,7 @@ pub enum Decision {
 /// A record in a participant group's Paxos log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Command {
-    /// One-phase commit of a single-group transaction (DESIGN.md §5.1): its
+    /// One-phase commit of a single-group transaction (docs/design.md §5.1): its
     /// writes apply at this entry's Paxos write timestamp, which is the
     /// commit timestamp.
     Commit {

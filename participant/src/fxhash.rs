@@ -12,7 +12,7 @@
 //!
 //! Not resistant to hash flooding: a client that may write could choose
 //! keys that collide. Meridian's clients are authenticated (mutual TLS,
-//! DESIGN.md §6); if that ever is not enough, seed the state from the
+//! docs/design.md §6); if that ever is not enough, seed the state from the
 //! driver's RNG (the cores take randomness as an input).
 //!
 //! Each word is mixed with a *folded* multiply (the 128-bit product's halves

@@ -1,4 +1,4 @@
-//! The lock table of a participant group's leader (DESIGN.md §4; Spanner
+//! The lock table of a participant group's leader (docs/design.md §4; Spanner
 //! §2.1, §4.1.2 and §4.2.1).
 //!
 //! Spanner's read-write transactions use two-phase locking (§4.1.2). "At
@@ -503,9 +503,9 @@ impl LockTable {
     }
 
     /// Takes a `mode` lock on `key` only if that needs no waiting; never
-    /// queues and never wounds. For FaRM-style OCC prepare (DESIGN.md §5.4):
-    /// "try-locks the write set without waiting (conflict → retryable
-    /// abort)". Returns whether the lock is held.
+    /// queues and never wounds. For FaRM-style OCC prepare (docs/design.md
+    /// §5.4), which try-locks the write set without waiting and aborts
+    /// retryably on a conflict. Returns whether the lock is held.
     ///
     /// Errors as [`acquire`](Self::acquire), except that a conflict is
     /// `Ok(false)`, not an error.
@@ -793,8 +793,8 @@ impl LockTable {
         grants
     }
 
-    /// The waits-for graph (DESIGN.md §4: "the table can list who waits for
-    /// whom"): one edge per waiter and each transaction in its way, sorted
+    /// The waits-for graph (docs/design.md §4: who waits for whom): one edge
+    /// per waiter and each transaction in its way, sorted
     /// by key, waiter, blocker.
     pub fn waits_for(&self) -> Vec<WaitsFor> {
         let mut edges = Vec::new();

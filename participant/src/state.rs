@@ -1,4 +1,4 @@
-//! The replicated state machine of one participant group (DESIGN.md §4;
+//! The replicated state machine of one participant group (docs/design.md §4;
 //! Spanner §4.1.3 and §4.2).
 //!
 //! [`GroupState`] applies the group's chosen Paxos entries, in slot order,

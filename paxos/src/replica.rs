@@ -17,7 +17,7 @@ pub const DEFAULT_HEARTBEAT_NANOS: u64 = 100_000_000;
 pub const DEFAULT_ELECTION_MIN_NANOS: u64 = 500_000_000;
 /// Default upper bound of the randomized election timeout: 1 s.
 pub const DEFAULT_ELECTION_MAX_NANOS: u64 = 1_000_000_000;
-/// Default leader lease: 2 s (DESIGN.md §3).
+/// Default leader lease: 2 s (docs/design.md §3).
 pub const DEFAULT_LEASE_NANOS: u64 = 2_000_000_000;
 /// Default most entries in one `Accept`.
 pub const DEFAULT_MAX_BATCH_ENTRIES: usize = 256;

@@ -82,9 +82,10 @@ impl Recovered {
     }
 }
 
-/// Where a replica's durable state lives (DESIGN.md §3). The node implements
-/// it with segment files, CRC32C per record and `fdatasync`; the simulator
-/// with [`MemStorage`].
+/// Where a replica's durable state lives (docs/design.md §3). Today only
+/// [`MemStorage`] implements it (the simulator and the test drivers); the
+/// node runtime will implement it with segment files, CRC32C per record
+/// and `fdatasync`.
 pub trait Storage {
     /// The implementation's error type. An error from [`Storage::sync`] is
     /// fatal to the process: after a failed fsync the page cache can no

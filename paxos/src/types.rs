@@ -30,7 +30,7 @@ impl Ballot {
     }
 }
 
-/// The voting members of a group (one-at-a-time changes, DESIGN.md §3).
+/// The voting members of a group (one-at-a-time changes, docs/design.md §3).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Membership {
     /// Counts configuration changes; messages carry it so that replicas can

@@ -1,4 +1,4 @@
-//! Meridian's wire protocol (DESIGN.md §6): `.proto` definitions and the
+//! Meridian's wire protocol (docs/design.md §6): `.proto` definitions and the
 //! tonic/prost code generated from them with `protox` (no system `protoc`).
 //!
 //! Not yet built: filled when the node runtime lands.

@@ -1,25 +1,25 @@
-//! What clients ask of a group replica and what they are told (DESIGN.md
+//! What clients ask of a group replica and what they are told (docs/design.md
 //! §5): requests, responses, typed errors, and the limits every request is
 //! checked against.
 //!
-//! These types are the client API of one participant group. The node
-//! runtime maps them to and from gRPC messages; the simulator passes them
-//! as they are.
+//! These types are the client API of one participant group. The simulator
+//! and the test drivers pass them as they are; the planned node runtime
+//! will map them to and from gRPC messages.
 
 use bytes::Bytes;
 use meridian_participant::{Priority, TxnId, Write};
 use meridian_paxos::NodeId;
 use meridian_truetime::Timestamp;
 
-/// Longest key accepted, in bytes (DESIGN.md §6). Keys are at least one
+/// Longest key accepted, in bytes (docs/design.md §6). Keys are at least one
 /// byte.
 pub const MAX_KEY_BYTES: usize = 4096;
 
-/// Longest value accepted, in bytes (DESIGN.md §6: 256 KiB).
+/// Longest value accepted, in bytes (docs/design.md §6: 256 KiB).
 pub const MAX_VALUE_BYTES: usize = 256 * 1024;
 
 /// Most operations (keys read plus keys written) in one transaction, and
-/// most reads in one read-only request (DESIGN.md §6).
+/// most reads in one read-only request (docs/design.md §6).
 pub const MAX_TXN_OPERATIONS: usize = 1000;
 
 /// Identifies a request to the driver that submitted it; every reply
@@ -46,7 +46,7 @@ pub enum Request {
         keys: Vec<Bytes>,
     },
     /// Commits the transaction with these buffered writes: one-phase commit
-    /// in one Paxos round (DESIGN.md §5.1). A later write to a key replaces
+    /// in one Paxos round (docs/design.md §5.1). A later write to a key replaces
     /// an earlier one in the same list.
     Commit {
         /// The transaction.
@@ -59,8 +59,8 @@ pub enum Request {
         /// The transaction.
         txn: TxnId,
     },
-    /// Keeps an idle transaction from the inactivity timeout (DESIGN.md
-    /// §5.1: "heartbeats keep a live one going").
+    /// Keeps an idle transaction from the inactivity timeout (docs/design.md
+    /// §5.1).
     Heartbeat {
         /// The transaction.
         txn: TxnId,
@@ -80,10 +80,13 @@ pub enum Request {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReadAt {
     /// A strong read-only transaction (Spanner §4.2.2): at a leader that
-    /// holds its lease with nothing prepared, `s_read = LastTS` (here
-    /// `t_paxos_safe`, which is at least as recent) and no waiting;
-    /// elsewhere `s_read = TT.now().latest`, served once `t_safe` reaches
-    /// it. Sees every transaction committed before the request arrived.
+    /// serves (term started, lease held) with nothing prepared, `s_read` is
+    /// the highest Paxos write timestamp in its log rather than Spanner's
+    /// `LastTS` (a follower whose clock runs ahead may already have applied
+    /// one of the leader's entries), served at once when nothing is in
+    /// flight; elsewhere `s_read = TT.now().latest`. Either way it is served
+    /// once `t_safe` reaches `s_read`, and sees every transaction committed
+    /// before the request arrived.
     Strong,
     /// A snapshot read at exactly this timestamp (Spanner §4.2.3).
     Exact(Timestamp),
@@ -232,7 +235,7 @@ pub enum InvalidRequest {
     Empty,
 }
 
-/// Every error a client can see (DESIGN.md §5.5). [`TxnError::is_retryable`]
+/// Every error a client can see (docs/design.md §5.5). [`TxnError::is_retryable`]
 /// says whether trying again (a new attempt, with the same priority) can
 /// succeed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -277,7 +280,7 @@ pub enum TxnError {
         t_safe: Timestamp,
     },
     /// The read's timestamp is below the garbage-collection horizon
-    /// (DESIGN.md §5.3). Not retryable at that timestamp.
+    /// (docs/design.md §5.3). Not retryable at that timestamp.
     #[error("read at {read_ts} is below the GC horizon {horizon}")]
     BelowGcHorizon {
         /// The timestamp asked for.
@@ -286,7 +289,7 @@ pub enum TxnError {
         horizon: Timestamp,
     },
     /// The commit was sent but its outcome could not be learned: it may or
-    /// may not have committed. Neither success nor failure (DESIGN.md
+    /// may not have committed. Neither success nor failure (docs/design.md
     /// §5.5).
     #[error("outcome of transaction {txn} is unknown")]
     OutcomeUnknown {
@@ -314,7 +317,7 @@ pub enum TxnError {
 
 impl TxnError {
     /// Whether a retry (for a transaction: a new attempt with the same
-    /// priority) can succeed (DESIGN.md §5.5).
+    /// priority) can succeed (docs/design.md §5.5).
     pub fn is_retryable(&self) -> bool {
         match self {
             TxnError::NotLeader { .. }

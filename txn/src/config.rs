@@ -16,7 +16,7 @@ pub const DEFAULT_CLOSE_INTERVAL_NANOS: u64 = 50 * MS;
 pub const DEFAULT_READ_WAIT_NANOS: u64 = SECOND;
 
 /// Default inactivity timeout after which an idle transaction is aborted
-/// (DESIGN.md §5.1): 10 s.
+/// (docs/design.md §5.1): 10 s.
 pub const DEFAULT_INACTIVITY_TIMEOUT_NANOS: u64 = 10 * SECOND;
 
 /// Default age below which versions are kept for snapshot reads: 10 min.

@@ -5,7 +5,7 @@
 //! The table lives exactly as long as one term (one ballot). When the
 //! replica stops leading, or leads again at a higher ballot, the table is
 //! dropped: the locks of unprepared transactions die with it and those
-//! transactions abort, retryably (DESIGN.md §4). Transaction ids carry the
+//! transactions abort, retryably (docs/design.md §4). Transaction ids carry the
 //! term that issued them, so a request for a transaction of an ended term
 //! is recognised and refused, never mistaken for a new transaction.
 
@@ -361,7 +361,7 @@ impl Leader {
     }
 
     /// Aborts idle transactions whose last request is older than
-    /// `timeout` (DESIGN.md §5.1).
+    /// `timeout` (docs/design.md §5.1).
     pub(crate) fn expire_inactive(
         &mut self,
         local: Timestamp,

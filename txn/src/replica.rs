@@ -122,7 +122,7 @@ struct ReadWait {
 /// driver feeds [`Input`]s with the current TrueTime reading and carries
 /// out the [`Output`]s.
 ///
-/// # Rules it keeps (DESIGN.md §4, §5; Spanner §4)
+/// # Rules it keeps (docs/design.md §4, §5; Spanner §4)
 ///
 /// - **Read-write transactions** run at the leader while it holds its lease
 ///   and has applied every entry of earlier leaders
@@ -276,7 +276,7 @@ impl GroupReplica {
         self.leader.as_ref().map_or(0, |l| l.txns.len())
     }
 
-    /// The waits-for graph of the leader's lock table (DESIGN.md §4: who
+    /// The waits-for graph of the leader's lock table (docs/design.md §4: who
     /// waits for whom); empty if not leading.
     pub fn waits_for(&self) -> Vec<WaitsFor> {
         self.leader
@@ -640,7 +640,7 @@ impl GroupReplica {
     }
 
     /// Every lock is held: mark the transaction prepared (no longer
-    /// woundable) and propose its commit record (DESIGN.md §5.1).
+    /// woundable) and propose its commit record (docs/design.md §5.1).
     fn propose_commit(&mut self, now: TtInterval, r: ReadyToCommit, out: &mut Vec<Output>) {
         let Some(l) = self.leader.as_mut() else {
             self.abandon(r, AbortReason::LeaderChanged, out);

@@ -1,5 +1,5 @@
 //! Protocol rules of single-group transactions, one test each, named after
-//! the rule and the paper section it checks (Spanner OSDI'12 §4; DESIGN.md
+//! the rule and the paper section it checks (Spanner OSDI'12 §4; docs/design.md
 //! §4–§6). Driven by `meridian_txn::testkit::LocalCluster`: real replicas,
 //! no faults but the isolation a test asks for.
 

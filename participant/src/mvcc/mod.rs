@@ -1,4 +1,4 @@
-//! The multi-version store of a participant group (DESIGN.md §4; Spanner
+//! The multi-version store of a participant group (docs/design.md §4; Spanner
 //! §1, §2.1 and §4.1).
 //!
 //! A Spanner tablet "implements a bag of the following mappings:
@@ -44,10 +44,11 @@
 //!
 //! # Layouts
 //!
-//! The store is generic over its physical layout ([`MvccLayout`]). DESIGN.md
-//! §4 asked for "crossbeam-skiplist or a BTreeMap per key; measure", and the
-//! measurement (`benches/mvcc.rs`, numbers and command in `BENCHMARKS.md`)
-//! added a third:
+//! The store is generic over its physical layout ([`MvccLayout`]). The
+//! design (docs/design.md §4) left the choice between a crossbeam skip list
+//! and a `BTreeMap` per key to measurement, and the measurement
+//! (`benches/mvcc.rs`, numbers and command in `BENCHMARKS.md`) added a
+//! third:
 //!
 //! - [`SkipListLayout`]: one `crossbeam_skiplist::SkipMap` entry per version,
 //!   keyed by `(key, Reverse(ts))`, as LevelDB/Badger memtables do.
@@ -98,14 +99,14 @@ pub use skiplist::SkipListLayout;
 
 /// Most rows one [`MvccStore::scan`] may return. Bounds the work and the
 /// reply size of one call; a caller wanting more continues from the last key
-/// returned (DESIGN.md §6: message sizes are bounded).
+/// returned (docs/design.md §6: message sizes are bounded).
 pub const MAX_SCAN_ROWS: usize = 10_000;
 
 /// Errors from the MVCC store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MvccError {
     /// A read or scan asked for a snapshot older than the GC horizon: the
-    /// versions it would need may have been garbage collected (DESIGN.md §5.3,
+    /// versions it would need may have been garbage collected (docs/design.md §5.3,
     /// Spanner §1). Not retryable at the same timestamp.
     #[error(
         "read at {read_ts} is below the GC horizon {horizon}: versions older than the horizon \
@@ -282,7 +283,7 @@ impl<L: MvccLayout> MvccStore<L> {
     }
 
     /// Like [`read`](Self::read), but reports a tombstone as
-    /// `Some((ts, None))` rather than `None`. For FaRM-style OCC (DESIGN.md
+    /// `Some((ts, None))` rather than `None`. For FaRM-style OCC (docs/design.md
     /// §5.4), which records the version a read saw, deletes included.
     pub fn read_version(
         &self,
@@ -325,7 +326,7 @@ impl<L: MvccLayout> MvccStore<L> {
     }
 
     /// The timestamp of the newest version of `key` (tombstones included), or
-    /// `None` if the key has no version. For OCC validation (DESIGN.md §5.4,
+    /// `None` if the key has no version. For OCC validation (docs/design.md §5.4,
     /// FaRM's validate phase): a key whose latest version is newer than the
     /// one a transaction read has been overwritten since.
     ///
