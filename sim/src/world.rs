@@ -70,7 +70,7 @@ pub struct Faults {
     pub membership: bool,
     /// Log compaction (and so snapshot installs) happens in this run.
     pub compaction: bool,
-    /// Probability a message straggles: arrives [`STRAGGLE_DELAY`] late,
+    /// Probability a message straggles: arrives `STRAGGLE_DELAY` late,
     /// long after its sender may have been deposed (delayed accepts from
     /// old leaders, late promises and votes).
     pub straggle: f64,
