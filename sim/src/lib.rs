@@ -1,4 +1,4 @@
-//! Deterministic whole-cluster simulator (DESIGN.md §8; in the spirit of
+//! Deterministic whole-cluster simulator (docs/design.md §8; in the spirit of
 //! FoundationDB's simulation and TigerBeetle's VOPR).
 //!
 //! One thread runs the real cores on virtual time. Every source of
@@ -18,18 +18,22 @@
 //!
 //! Invariants are checked after every event (see [`check`] and
 //! [`history`]); a run that breaks one stops with a [`Violation`] naming the
-//! rule and the virtual time, and the swarm prints the one-line command
-//! that replays the seed. A panic inside a core (a failed assertion) is a
-//! violation too.
+//! rule and the virtual time (and the counters up to there, see
+//! [`RunOutcome`]), and the swarm prints the one-line command that replays
+//! the seed. A panic inside a core (a failed assertion) is a violation too.
+//! [`trace`] renders a run event by event.
 #![deny(missing_docs)]
 
 pub mod check;
 pub mod history;
 mod paxos_sim;
+pub mod trace;
 mod txn_sim;
 mod world;
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 thread_local! {
@@ -66,10 +70,24 @@ pub fn quiet_panics() {
 }
 
 pub use check::Violation;
+pub use trace::{TraceFilter, TraceKind};
 pub use world::Faults;
 
+/// Nanoseconds in a millisecond, for scaling command-line values.
+pub const NANOS_PER_MS: u64 = 1_000_000;
+
+/// Virtual milliseconds of faults before the heal, unless a run says
+/// otherwise ([`RunOptions::fault_phase_nanos`]).
+pub const DEFAULT_FAULT_PHASE_MS: u64 = 6_000;
+const _: () = assert!(DEFAULT_FAULT_PHASE_MS * NANOS_PER_MS == world::DEFAULT_FAULT_PHASE);
+
+/// The longest fault phase a run accepts, in virtual milliseconds (five
+/// minutes): a run is bounded by an event budget, and a longer fault phase
+/// would exhaust it and fail as a livelock that is not one.
+pub const MAX_FAULT_PHASE_MS: u64 = 300_000;
+
 /// A simulated layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Layer {
     /// One Paxos group alone.
     Paxos,
@@ -93,10 +111,17 @@ impl Layer {
     pub fn from_name(name: &str) -> Option<Layer> {
         Layer::ALL.into_iter().find(|l| l.name() == name)
     }
+
+    /// Whether [`RunOptions::black_box`] changes anything here: only the
+    /// transaction layer has white-box checks to turn off (commit wait at
+    /// a reply, waits-for cycles, the replicas' own invariants).
+    pub fn has_white_box_checks(self) -> bool {
+        self == Layer::Txn
+    }
 }
 
 /// A deliberate bug for the cores to carry, to prove the checkers catch it
-/// (DESIGN.md §8). Production builds never contain them.
+/// (docs/design.md §8). Production builds never contain them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PlantedBug {
     /// A bug of the Paxos core.
@@ -106,7 +131,7 @@ pub enum PlantedBug {
     /// A bug of the lock table.
     LockTable(meridian_participant::PlantedBug),
     /// Not a code bug but a broken assumption: every replica's clock errs
-    /// by more than the ε it reports (DESIGN.md §2), so TrueTime's one
+    /// by more than the ε it reports (docs/design.md §2), so TrueTime's one
     /// promise fails. Leases and commit wait rest on it; the checkers must
     /// notice.
     ClockBoundBroken,
@@ -146,6 +171,40 @@ impl PlantedBug {
         ("clock-bound-broken", PlantedBug::ClockBoundBroken),
     ];
 
+    /// Every planted bug, in the order of [`PlantedBug::ALL`].
+    pub const VARIANTS: [PlantedBug; 8] = {
+        let mut v = [PlantedBug::ClockBoundBroken; 8];
+        let mut i = 0;
+        while i < 8 {
+            v[i] = PlantedBug::ALL[i].1;
+            i += 1;
+        }
+        v
+    };
+
+    /// What the bug does, in a few words (for `--help`).
+    pub fn description(self) -> &'static str {
+        use meridian_participant::PlantedBug as L;
+        use meridian_paxos::PlantedBug as P;
+        use meridian_txn::PlantedBug as T;
+        match self {
+            PlantedBug::Paxos(P::LeaseOverlap) => "a new leader skips waiting out the old lease",
+            PlantedBug::Paxos(P::AckBeforePersist) => "acceptors acknowledge before fsync",
+            PlantedBug::Paxos(P::ForgetPromise) => "the promised ballot is never persisted",
+            PlantedBug::Txn(T::SkipCommitWait) => "commits are acknowledged as soon as chosen",
+            PlantedBug::Txn(T::ReadWithoutSafeTime) => {
+                "lock-free reads are served without waiting for t_safe"
+            }
+            PlantedBug::Txn(T::ReadWithoutLease) => {
+                "a leader serves reads without checking its lease"
+            }
+            PlantedBug::LockTable(L::NoWound) => {
+                "an older requester waits for a younger holder instead of wounding it"
+            }
+            PlantedBug::ClockBoundBroken => "every replica's clock errs beyond the ε it reports",
+        }
+    }
+
     /// Looks a bug up by its command-line name.
     pub fn from_name(name: &str) -> Option<PlantedBug> {
         PlantedBug::ALL
@@ -162,8 +221,10 @@ impl PlantedBug {
             .map_or("?", |(n, _)| n)
     }
 
-    /// The layers whose runs carry this bug: a Paxos bug lives under both,
-    /// a transaction-layer bug only under the transaction layer.
+    /// The layers where this bug acts: a Paxos bug (and a broken clock
+    /// bound) under both, since the transaction layer runs Paxos too; a
+    /// transaction-layer or lock-table bug only under the transaction
+    /// layer.
     pub fn layers(self) -> &'static [Layer] {
         match self {
             PlantedBug::Paxos(_) | PlantedBug::ClockBoundBroken => &Layer::ALL,
@@ -179,6 +240,23 @@ impl PlantedBug {
     }
 }
 
+impl clap::ValueEnum for PlantedBug {
+    fn value_variants<'a>() -> &'a [Self] {
+        &PlantedBug::VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let layers = match self.layers() {
+            [Layer::Txn] => "txn layer",
+            _ => "both layers",
+        };
+        Some(
+            clap::builder::PossibleValue::new(self.name())
+                .help(format!("{} ({layers})", self.description())),
+        )
+    }
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -186,10 +264,11 @@ pub struct RunOptions {
     pub seed: u64,
     /// The layer simulated.
     pub layer: Layer,
-    /// Virtual time with faults (default 6 s).
+    /// Virtual time with faults, ns (default [`DEFAULT_FAULT_PHASE_MS`]).
     pub fault_phase_nanos: Option<u64>,
-    /// Print every event (for replaying a failure).
-    pub trace: bool,
+    /// Print a trace of the run on stdout (for replaying a failure): the
+    /// lines the filter keeps; `None` for no trace.
+    pub trace: Option<TraceFilter>,
     /// A deliberate bug for the cores to carry.
     pub planted_bug: Option<PlantedBug>,
     /// Skip the checks that look inside the cores (commit wait at the
@@ -205,14 +284,14 @@ impl Default for RunOptions {
             seed: 0,
             layer: Layer::Txn,
             fault_phase_nanos: None,
-            trace: false,
+            trace: None,
             planted_bug: None,
             black_box: false,
         }
     }
 }
 
-/// Counters from a passing run.
+/// Counters of a run (of a failing one, up to the violation).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunStats {
     /// Paxos layer: commands committed. Transaction layer: transactions
@@ -262,16 +341,36 @@ impl RunStats {
     }
 }
 
-/// Runs one seed of one layer; `Ok` with counters if every invariant held.
-/// A panic in a core is reported as a violation of rule
-/// [`check::rules::CORE_ASSERTION`].
-pub fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
-    set_now(0);
-    let run = || match opts.layer {
-        Layer::Paxos => paxos_sim::run_seed(opts),
-        Layer::Txn => txn_sim::run_seed(opts),
-    };
-    match catch_unwind(AssertUnwindSafe(run)) {
+/// What one run did: its counters and, if it broke an invariant, which
+/// one. A failing run's counters stop at the violation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Counters over the run (up to the violation, if one).
+    pub stats: RunStats,
+    /// The invariant the run broke, if any.
+    pub violation: Option<Violation>,
+}
+
+impl RunOutcome {
+    /// Whether every invariant held.
+    pub fn passed(&self) -> bool {
+        self.violation.is_none()
+    }
+
+    /// `Ok` with the counters if every invariant held, else the violation.
+    pub fn into_result(self) -> Result<RunStats, Violation> {
+        match self.violation {
+            None => Ok(self.stats),
+            Some(v) => Err(v),
+        }
+    }
+}
+
+/// Runs `f`, reporting a panic in it (a failed assertion in a core) as a
+/// violation of rule [`check::rules::CORE_ASSERTION`] at the virtual time
+/// of the event being handled.
+pub(crate) fn guarded(f: impl FnOnce() -> Result<(), Violation>) -> Result<(), Violation> {
+    match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(panic) => {
             let detail = LAST_PANIC
@@ -288,47 +387,101 @@ pub fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
     }
 }
 
-/// The result of a swarm: how many seeds ran and which failed.
+/// Runs one seed of one layer: its counters, and the first invariant it
+/// broke if any. A panic in a core is reported as a violation of rule
+/// [`check::rules::CORE_ASSERTION`].
+pub fn run_seed(opts: &RunOptions) -> RunOutcome {
+    set_now(0);
+    match opts.layer {
+        Layer::Paxos => paxos_sim::run_seed(opts),
+        Layer::Txn => txn_sim::run_seed(opts),
+    }
+}
+
+/// The result of a swarm: how many seeds ran, which runs failed, and the
+/// counters of all of them.
 #[derive(Debug, Default)]
 pub struct SwarmReport {
     /// Seeds run (each over every selected layer).
     pub seeds: u64,
-    /// Failing runs: seed, layer and what they broke.
+    /// Runs (seed × layer).
+    pub runs: u64,
+    /// Failing runs, in the order they ran: seed, layer and what they
+    /// broke.
     pub failures: Vec<(u64, Layer, Violation)>,
-    /// Counters summed over the passing runs.
+    /// Counters summed over every run, failing runs up to their violation.
     pub stats: RunStats,
 }
 
+impl SwarmReport {
+    /// Distinct failing seeds: a seed fails if any of its layers does.
+    pub fn failed_seeds(&self) -> u64 {
+        let mut seeds: Vec<u64> = self.failures.iter().map(|(s, _, _)| *s).collect();
+        seeds.dedup();
+        seeds.len() as u64
+    }
+
+    /// How many failing runs broke each rule, most frequent first.
+    pub fn rules(&self) -> Vec<(&'static str, u64)> {
+        let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for (_, _, v) in &self.failures {
+            *counts.entry(v.rule).or_default() += 1;
+        }
+        let mut v: Vec<_> = counts.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        v
+    }
+}
+
 /// Runs seeds `start .. start + seeds`, each over `layers` (the seed and
-/// layer fields of `opts` are overwritten; layers that cannot carry the
-/// planted bug are skipped). `on_run` is called after each run, for
-/// progress.
+/// layer fields of `opts` are overwritten). `on_run` is called after each
+/// run, for progress; it stops the swarm by returning
+/// [`ControlFlow::Break`].
+///
+/// # Panics
+///
+/// If `start + seeds` overflows, if a layer cannot carry the planted bug
+/// (see [`PlantedBug::layers`]), or if `opts.black_box` is set for a layer
+/// without white-box checks: such a swarm would run nothing or nothing
+/// different, and the caller must refuse it.
 pub fn swarm(
     start: u64,
     seeds: u64,
     layers: &[Layer],
     opts: &RunOptions,
-    mut on_run: impl FnMut(u64, Layer, &Result<RunStats, Violation>),
+    mut on_run: impl FnMut(u64, Layer, &RunOutcome) -> ControlFlow<()>,
 ) -> SwarmReport {
+    let end = start.checked_add(seeds).expect("start + seeds overflows");
+    for &l in layers {
+        assert!(
+            opts.planted_bug.is_none_or(|b| b.layers().contains(&l)),
+            "the planted bug does not act in layer {}",
+            l.name()
+        );
+        assert!(
+            !opts.black_box || l.has_white_box_checks(),
+            "layer {} has no white-box checks to turn off",
+            l.name()
+        );
+    }
     let mut report = SwarmReport::default();
-    let layers: Vec<Layer> = layers
-        .iter()
-        .copied()
-        .filter(|l| opts.planted_bug.is_none_or(|b| b.layers().contains(l)))
-        .collect();
-    for seed in start..start + seeds {
+    for seed in start..end {
         report.seeds += 1;
-        for &layer in &layers {
+        for &layer in layers {
             let o = RunOptions {
                 seed,
                 layer,
                 ..opts.clone()
             };
             let r = run_seed(&o);
-            on_run(seed, layer, &r);
-            match r {
-                Ok(s) => report.stats.add(&s),
-                Err(v) => report.failures.push((seed, layer, v)),
+            report.runs += 1;
+            report.stats.add(&r.stats);
+            let flow = on_run(seed, layer, &r);
+            if let Some(v) = r.violation {
+                report.failures.push((seed, layer, v));
+            }
+            if flow.is_break() {
+                return report;
             }
         }
     }
@@ -346,7 +499,12 @@ pub fn replay_command(opts: &RunOptions) -> String {
         cmd.push_str(&format!(" --planted-bug {}", b.name()));
     }
     if let Some(ns) = opts.fault_phase_nanos {
-        cmd.push_str(&format!(" --fault-phase-ms {}", ns / 1_000_000));
+        if ns != world::DEFAULT_FAULT_PHASE {
+            cmd.push_str(&format!(" --fault-phase-ms {}", ns / NANOS_PER_MS));
+        }
+    }
+    if opts.black_box {
+        cmd.push_str(" --black-box");
     }
     cmd
 }

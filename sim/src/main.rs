@@ -1,20 +1,40 @@
-//! `meridian-sim`: runs deterministic simulation seeds (DESIGN.md §8).
+//! `meridian-sim`: runs deterministic simulation seeds (docs/design.md §8).
 //!
-//! `meridian-sim swarm --seeds N [--start S] [--layer paxos|txn]
-//! [--planted-bug NAME]` runs N seeds (each over both layers unless one is
-//! named) and prints one summary line; `meridian-sim run --seed S --layer L`
-//! replays one run, optionally with `--trace`.
+//! `meridian-sim swarm` runs many seeds (each over both layers unless one
+//! is named) and prints a summary; with `--planted-bug NAME` it reports on
+//! how many seeds the checkers caught the bug. `meridian-sim run --seed S
+//! --layer L` replays one run, optionally with `--trace`.
+//!
+//! The command line is strict: a value that is zero where that means
+//! nothing, an overflowing range, or a combination that would run nothing
+//! (or nothing different) is refused with exit code 2, never run as a
+//! no-op.
 
+use std::io::Write as _;
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand};
-use meridian_sim::{Layer, PlantedBug, RunOptions, quiet_panics, replay_command, run_seed, swarm};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use meridian_sim::trace::since;
+use meridian_sim::{
+    DEFAULT_FAULT_PHASE_MS, Layer, MAX_FAULT_PHASE_MS, NANOS_PER_MS, PlantedBug, RunOptions,
+    SwarmReport, TraceFilter, Violation, quiet_panics, replay_command, run_seed, swarm,
+};
+
+/// Failing runs shown in full by a planted-bug swarm; the rest are counted
+/// in the summary.
+const PLANTED_FAILURES_SHOWN: usize = 3;
 
 #[derive(Parser)]
 #[command(
     name = "meridian-sim",
-    about = "Deterministic simulation of Meridian clusters"
+    version,
+    about = "Deterministic simulation of Meridian clusters: seeded faults, invariant checks, \
+             planted bugs",
+    after_help = "Exit codes: 0 success, 1 a run failed (or a planted bug was not caught), \
+                  2 bad arguments."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,165 +43,342 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run many seeds; exit non-zero if any fails.
-    Swarm {
-        /// How many seeds.
-        #[arg(long, default_value_t = 100)]
-        seeds: u64,
-        /// First seed.
-        #[arg(long, default_value_t = 0)]
-        start: u64,
-        /// Simulate only this layer (paxos or txn); default both.
-        #[arg(long)]
-        layer: Option<String>,
-        /// Plant a deliberate bug (lease-overlap, ack-before-persist,
-        /// forget-promise, skip-commit-wait, read-without-safe-time,
-        /// read-without-lease, no-wound, clock-bound-broken) to check that the
-        /// swarm catches it.
-        #[arg(long)]
-        planted_bug: Option<String>,
-        /// Stop at the first failure.
-        #[arg(long)]
-        fail_fast: bool,
-        /// Virtual milliseconds of faults before healing (default 6000).
-        #[arg(long)]
-        fault_phase_ms: Option<u64>,
-    },
+    /// Run many seeds and summarise them.
+    ///
+    /// Prints `seeds=N failures=F commits=… layers=… elapsed=…` (F counts
+    /// failing seeds) and, per failing run, the violation and the command
+    /// that replays it; exits 1 if any run failed. With `--planted-bug`,
+    /// shows the first few failures and ends with `planted NAME: caught on
+    /// K/N seeds`; exits 0 if K ≥ 1, 1 if the checkers never caught it.
+    Swarm(SwarmArgs),
     /// Run (replay) one seed of one layer.
-    Run {
-        /// The seed.
-        #[arg(long)]
-        seed: u64,
-        /// The layer (paxos or txn).
-        #[arg(long, default_value = "txn")]
-        layer: String,
-        /// Plant a deliberate bug.
-        #[arg(long)]
-        planted_bug: Option<String>,
-        /// Print every event.
-        #[arg(long)]
-        trace: bool,
-        /// Virtual milliseconds of faults before healing (default 6000).
-        #[arg(long)]
-        fault_phase_ms: Option<u64>,
-    },
+    ///
+    /// Prints `seed=S layer=L ok …` or `… FAIL …` with the run's counters
+    /// and digest (identical on every replay); exits 1 on a failure. With
+    /// `--planted-bug`, also `planted NAME: caught on K/1 seeds`, exiting 0
+    /// if caught.
+    Run(RunArgs),
 }
 
-fn parse_bug(name: Option<&str>) -> Result<Option<PlantedBug>, String> {
-    match name {
-        None => Ok(None),
-        Some(n) => PlantedBug::from_name(n).map(Some).ok_or_else(|| {
-            let names: Vec<_> = PlantedBug::ALL.iter().map(|(n, _)| *n).collect();
-            format!("unknown planted bug {n:?}; known: {}", names.join(", "))
-        }),
+#[derive(Args)]
+struct SwarmArgs {
+    /// How many seeds to run (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = at_least_one)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    start: u64,
+    /// Simulate only this layer [default: both, or those where the planted
+    /// bug acts, or txn with --black-box].
+    #[arg(long, value_enum)]
+    layer: Option<Layer>,
+    #[command(flatten)]
+    common: Common,
+    /// Stop at the first failing run.
+    #[arg(long)]
+    fail_fast: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The seed.
+    #[arg(long, value_name = "S")]
+    seed: u64,
+    /// The layer.
+    #[arg(long, value_enum, default_value_t = Layer::Txn)]
+    layer: Layer,
+    #[command(flatten)]
+    common: Common,
+    /// Print the run on stdout, one line per message sent or delivered,
+    /// client action, fault and role change, at virtual time since the
+    /// start (`+4.743229s`).
+    #[arg(long)]
+    trace: bool,
+    /// Print only the trace lines that match (implies --trace). Terms
+    /// `node=2`, `client=0`, `kind=send|deliver|client|fault|role`,
+    /// `txn=<id>`, separated by commas or given in several flags: all
+    /// keys must match, the values of one key are alternatives.
+    #[arg(long, value_name = "FILTER")]
+    trace_filter: Vec<TraceFilter>,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Plant a deliberate bug, to check that the checkers catch it.
+    #[arg(long, value_enum, value_name = "NAME")]
+    planted_bug: Option<PlantedBug>,
+    /// Turn off the white-box checks of the txn layer (commit wait at a
+    /// reply, waits-for cycles, replica invariants): only what clients saw,
+    /// and the log, can fail a run.
+    #[arg(long)]
+    black_box: bool,
+    /// Virtual milliseconds of faults before the heal (1 to 300000).
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_FAULT_PHASE_MS,
+          value_parser = fault_phase_ms)]
+    fault_phase_ms: u64,
+}
+
+fn at_least_one(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
 }
 
-fn parse_layer(name: &str) -> Result<Layer, String> {
-    Layer::from_name(name).ok_or_else(|| format!("unknown layer {name:?}; known: paxos, txn"))
+fn fault_phase_ms(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) if n > MAX_FAULT_PHASE_MS => Err(format!(
+            "must be at most {MAX_FAULT_PHASE_MS} (5 virtual minutes; longer runs exhaust \
+             the per-run event budget)"
+        )),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Refuses the arguments of subcommand `sub`: prints `msg` as clap does,
+/// with the subcommand's usage, and exits 2.
+fn refuse(sub: &str, msg: String) -> ! {
+    let mut cli = Cli::command();
+    cli.build();
+    let cmd = cli
+        .find_subcommand_mut(sub)
+        .expect("a subcommand of meridian-sim");
+    cmd.error(ErrorKind::ArgumentConflict, msg).exit()
+}
+
+/// Prints a line on stdout; a closed stdout (`| head`) is not an error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     quiet_panics();
-    match run(cli.cmd) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
+    match cli.cmd {
+        Cmd::Swarm(a) => swarm_cmd(a),
+        Cmd::Run(a) => run_cmd(a),
     }
 }
 
-fn run(cmd: Cmd) -> Result<ExitCode, String> {
-    match cmd {
-        Cmd::Swarm {
-            seeds,
-            start,
-            layer,
-            planted_bug,
-            fail_fast,
-            fault_phase_ms,
-        } => {
-            let opts = RunOptions {
-                planted_bug: parse_bug(planted_bug.as_deref())?,
-                fault_phase_nanos: fault_phase_ms.map(|ms| ms * 1_000_000),
-                ..RunOptions::default()
-            };
-            let layers = match layer.as_deref() {
-                Some(l) => vec![parse_layer(l)?],
-                None => Layer::ALL.to_vec(),
-            };
-            let began = Instant::now();
-            let mut failed = 0u64;
-            let mut done = 0u64;
-            let report = swarm(start, seeds, &layers, &opts, |seed, layer, r| {
-                if let Err(v) = r {
-                    failed += 1;
-                    eprintln!("FAIL seed {seed} layer {}: {v}", layer.name());
-                    let o = RunOptions {
-                        seed,
-                        layer,
-                        ..opts.clone()
-                    };
-                    eprintln!("  replay: {}", replay_command(&o));
-                    if fail_fast {
-                        std::process::exit(1);
-                    }
-                }
-                if layer == *layers.last().expect("at least one layer") {
-                    done += 1;
-                    if done % 100 == 0 {
-                        eprintln!(
-                            "... {done}/{seeds} seeds, {failed} failed, {:.1}s",
-                            began.elapsed().as_secs_f64()
-                        );
-                    }
-                }
-            });
-            println!(
-                "seeds={} failures={} {} elapsed={:.1}s",
-                report.seeds,
-                report.failures.len(),
-                report.stats,
-                began.elapsed().as_secs_f64()
+/// The options shared by both commands, checked against `layers`.
+fn options(sub: &str, c: &Common, layers: &[Layer]) -> RunOptions {
+    if let Some(b) = c.planted_bug {
+        if let Some(l) = layers.iter().find(|l| !b.layers().contains(l)) {
+            refuse(
+                sub,
+                format!(
+                    "--planted-bug {} acts only in the {} layer; --layer {} would run without it",
+                    b.name(),
+                    names(b.layers()),
+                    l.name()
+                ),
             );
-            Ok(if report.failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
         }
-        Cmd::Run {
-            seed,
-            layer,
-            planted_bug,
-            trace,
-            fault_phase_ms,
-        } => {
-            let opts = RunOptions {
-                seed,
-                layer: parse_layer(&layer)?,
-                trace,
-                planted_bug: parse_bug(planted_bug.as_deref())?,
-                fault_phase_nanos: fault_phase_ms.map(|ms| ms * 1_000_000),
-                black_box: false,
-            };
-            match run_seed(&opts) {
-                Ok(s) => {
-                    println!(
-                        "seed={seed} layer={layer} ok {s} events={} virtual={}ms digest={:016x}",
-                        s.events,
-                        s.virtual_nanos / 1_000_000,
-                        s.digest
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(v) => {
-                    println!("seed={seed} layer={layer} FAIL {v}");
-                    Ok(ExitCode::FAILURE)
-                }
+    }
+    if c.black_box {
+        if let Some(l) = layers.iter().find(|l| !l.has_white_box_checks()) {
+            refuse(
+                sub,
+                format!(
+                    "--black-box turns off the white-box checks of the txn layer; the {} layer \
+                 has none, so --layer {} --black-box would check exactly what it checks without",
+                    l.name(),
+                    l.name()
+                ),
+            );
+        }
+    }
+    let nanos = c
+        .fault_phase_ms
+        .checked_mul(NANOS_PER_MS)
+        .unwrap_or_else(|| {
+            refuse(
+                sub,
+                format!("--fault-phase-ms {} overflows", c.fault_phase_ms),
+            )
+        });
+    RunOptions {
+        fault_phase_nanos: Some(nanos),
+        planted_bug: c.planted_bug,
+        black_box: c.black_box,
+        ..RunOptions::default()
+    }
+}
+
+fn names(layers: &[Layer]) -> String {
+    layers
+        .iter()
+        .map(|l| l.name())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// A violation in one line: the rule, when, and what was seen.
+fn describe(v: &Violation) -> String {
+    format!("{}, at {}: {}", v.rule, since(v.at_nanos), v.detail)
+}
+
+fn swarm_cmd(a: SwarmArgs) -> ExitCode {
+    let c = &a.common;
+    let layers: Vec<Layer> = match a.layer {
+        Some(l) => vec![l],
+        None => Layer::ALL
+            .into_iter()
+            .filter(|l| c.planted_bug.is_none_or(|b| b.layers().contains(l)))
+            .filter(|l| !c.black_box || l.has_white_box_checks())
+            .collect(),
+    };
+    if layers.is_empty() {
+        refuse(
+            "swarm",
+            "no layer can run this combination of --planted-bug and --black-box".into(),
+        );
+    }
+    let opts = options("swarm", c, &layers);
+    let Some(end) = a.start.checked_add(a.seeds) else {
+        refuse(
+            "swarm",
+            format!(
+                "--start {} --seeds {} would run past the last seed, {}",
+                a.start,
+                a.seeds,
+                u64::MAX
+            ),
+        );
+    };
+    let planted = opts.planted_bug.is_some();
+    let began = Instant::now();
+    let mut shown = 0usize;
+    let mut failed_seeds = 0u64;
+    let mut last_failed = None;
+    let last_layer = *layers.last().expect("at least one layer");
+    let report = swarm(a.start, a.seeds, &layers, &opts, |seed, layer, r| {
+        if let Some(v) = &r.violation {
+            if last_failed != Some(seed) {
+                failed_seeds += 1;
+                last_failed = Some(seed);
+            }
+            if !planted || shown < PLANTED_FAILURES_SHOWN {
+                shown += 1;
+                out!("FAIL seed {seed} layer {}: {}", layer.name(), describe(v));
+                let o = RunOptions {
+                    seed,
+                    layer,
+                    ..opts.clone()
+                };
+                out!("  replay: {}", replay_command(&o));
+            }
+            if a.fail_fast {
+                return ControlFlow::Break(());
             }
         }
+        let done = seed - a.start + 1;
+        if layer == last_layer && done % 100 == 0 && seed + 1 != end {
+            eprintln!(
+                "... {done}/{} seeds, {failed_seeds} failed, {:.1}s",
+                a.seeds,
+                began.elapsed().as_secs_f64()
+            );
+        }
+        ControlFlow::Continue(())
+    });
+    let hidden = report.failures.len() - shown;
+    if hidden > 0 {
+        out!("... {hidden} more failing runs not shown");
+    }
+    out!(
+        "seeds={} failures={} {} layers={} elapsed={:.1}s",
+        report.seeds,
+        report.failed_seeds(),
+        report.stats,
+        layers
+            .iter()
+            .map(|l| l.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        began.elapsed().as_secs_f64()
+    );
+    match opts.planted_bug {
+        Some(b) => planted_summary(b, &report),
+        None if report.failures.is_empty() => ExitCode::SUCCESS,
+        None => ExitCode::FAILURE,
+    }
+}
+
+/// The last line of a planted-bug run: on how many seeds the checkers
+/// caught it, the first of them, and which rules fired (counting runs).
+/// Exits 0 if it was caught at all.
+fn planted_summary(b: PlantedBug, report: &SwarmReport) -> ExitCode {
+    let caught = report.failed_seeds();
+    let mut line = format!(
+        "planted {}: caught on {caught}/{} seeds",
+        b.name(),
+        report.seeds
+    );
+    match report.failures.first() {
+        Some((seed, _, _)) => {
+            let rules: Vec<String> = report
+                .rules()
+                .into_iter()
+                .map(|(rule, n)| format!("{rule} ({n} run{})", if n == 1 { "" } else { "s" }))
+                .collect();
+            line.push_str(&format!("; first seed {seed}; rules: {}", rules.join("; ")));
+        }
+        None => line.push_str("; the checkers missed it"),
+    }
+    out!("{line}");
+    if caught > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run_cmd(a: RunArgs) -> ExitCode {
+    let mut opts = options("run", &a.common, &[a.layer]);
+    opts.seed = a.seed;
+    opts.layer = a.layer;
+    if a.trace || !a.trace_filter.is_empty() {
+        opts.trace = Some(
+            a.trace_filter
+                .into_iter()
+                .fold(TraceFilter::default(), TraceFilter::merge),
+        );
+    }
+    let r = run_seed(&opts);
+    let s = &r.stats;
+    let verdict = if r.passed() { "ok" } else { "FAIL" };
+    out!(
+        "seed={} layer={} {verdict} {s} events={} virtual={}ms digest={:016x}",
+        a.seed,
+        a.layer.name(),
+        s.events,
+        s.virtual_nanos / NANOS_PER_MS,
+        s.digest
+    );
+    if let Some(v) = &r.violation {
+        out!("  {}", describe(v));
+    }
+    match opts.planted_bug {
+        Some(b) => {
+            let report = SwarmReport {
+                seeds: 1,
+                runs: 1,
+                stats: r.stats.clone(),
+                failures: r
+                    .violation
+                    .into_iter()
+                    .map(|v| (a.seed, a.layer, v))
+                    .collect(),
+            };
+            planted_summary(b, &report)
+        }
+        None if r.violation.is_none() => ExitCode::SUCCESS,
+        None => ExitCode::FAILURE,
     }
 }

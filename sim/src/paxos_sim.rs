@@ -10,12 +10,13 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::check::{ChosenLog, StateMachine, Violation, rules};
+use crate::trace::{self, Party, TraceKind, Tracer};
 use crate::world::{
     Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH,
     ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, Host, LIVENESS_BOUND, MAX_EVENTS, MS,
     Network, check_one_lease, digest, downtime, paxos_config,
 };
-use crate::{RunOptions, RunStats};
+use crate::{RunOptions, RunOutcome, RunStats};
 
 /// Compact the log when this many slots are applied past the snapshot.
 const COMPACT_EVERY: u64 = 40;
@@ -71,15 +72,15 @@ struct Sim {
     clients_stop: Timestamp,
     /// First command id proposed after the heal.
     first_post_heal_cmd: Option<u64>,
-    trace: bool,
+    tracer: Tracer,
     planted_bug: Option<meridian_paxos::PlantedBug>,
     adversary: Adversary,
     elections_after_heal: ElectionsAfterHeal,
 }
 
-/// Runs one seed of the Paxos layer; `Ok` with counters if every invariant
-/// held.
-pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
+/// Runs one seed of the Paxos layer: its counters, and the first invariant
+/// it broke, if any.
+pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     let faults = Faults::draw(&mut rng);
     let clock = VirtualClock::new(Timestamp(EPOCH));
@@ -110,46 +111,67 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         faults_on: true,
         clients_stop: Timestamp(EPOCH + fault_phase + LIVENESS_BOUND - CLIENT_QUIET),
         first_post_heal_cmd: None,
-        trace: opts.trace,
+        tracer: Tracer::new(opts.trace.clone()),
         planted_bug: opts.planted_bug.and_then(|b| b.paxos()),
         adversary,
         elections_after_heal: ElectionsAfterHeal::default(),
     };
-    if sim.trace {
-        eprintln!(
-            "seed {} faults {:?} clocks {:?}",
-            opts.seed, sim.faults, clocks.profile
-        );
+    sim.tracer.header(|| {
+        format!(
+            "seed {} layer paxos: {n_nodes} replicas; faults until {}, run ends {}\n{}\n  {}",
+            opts.seed,
+            trace::since(fault_phase),
+            trace::since(fault_phase + LIVENESS_BOUND),
+            trace::faults(&sim.faults, true, None),
+            trace::schedule(clocks.profile, &sim.adversary),
+        )
+    });
+    let result = crate::guarded(|| sim.run(fault_phase));
+    // The counters of a failing run too, up to the violation.
+    sim.stats.commits = sim.chosen.acked.len() as u64;
+    sim.stats.virtual_nanos = sim.at();
+    RunOutcome {
+        stats: sim.stats,
+        violation: result.err(),
     }
-    for i in 0..n_nodes {
-        sim.boot(i)?;
-    }
-    sim.schedule(MS, Event::Client);
-    sim.schedule(FAULT_TICK, Event::Fault);
-    sim.schedule(fault_phase, Event::Heal);
-    let end = Timestamp(EPOCH + fault_phase + LIVENESS_BOUND);
-    while let Some(ev) = sim.queue.pop_until(end) {
-        sim.stats.events += 1;
-        sim.stats.digest = digest(sim.stats.digest, sim.queue.at(), event_code(&ev));
-        crate::set_now(sim.queue.at());
-        if sim.stats.events > MAX_EVENTS {
-            return Err(sim.violation(rules::LIVENESS, "event budget exhausted (livelock?)".into()));
-        }
-        sim.handle(ev)?;
-        sim.check_step()?;
-    }
-    sim.stats.virtual_nanos = sim.now().0 - EPOCH;
-    sim.check_end()?;
-    Ok(sim.stats)
 }
 
 impl Sim {
+    /// Boots the replicas and runs until the end, checking as it goes.
+    fn run(&mut self, fault_phase: u64) -> Result<(), Violation> {
+        for i in 0..self.nodes.len() {
+            self.boot(i)?;
+        }
+        self.schedule(MS, Event::Client);
+        self.schedule(FAULT_TICK, Event::Fault);
+        self.schedule(fault_phase, Event::Heal);
+        let end = Timestamp(EPOCH + fault_phase + LIVENESS_BOUND);
+        while let Some(ev) = self.queue.pop_until(end) {
+            self.stats.events += 1;
+            self.stats.digest = digest(self.stats.digest, self.queue.at(), event_code(&ev));
+            crate::set_now(self.queue.at());
+            if self.stats.events > MAX_EVENTS {
+                return Err(
+                    self.violation(rules::LIVENESS, "event budget exhausted (livelock?)".into())
+                );
+            }
+            self.handle(ev)?;
+            self.check_step()?;
+        }
+        self.stats.virtual_nanos = self.now().0 - EPOCH;
+        self.check_end()
+    }
+
     fn now(&self) -> Timestamp {
         self.queue.now()
     }
 
     fn at(&self) -> u64 {
         self.queue.at()
+    }
+
+    fn trace(&self, kind: TraceKind, parties: &[Party], text: impl FnOnce() -> String) {
+        self.tracer.line(self.at(), kind, parties, None, text);
     }
 
     fn violation(&self, rule: &'static str, detail: String) -> Violation {
@@ -196,9 +218,8 @@ impl Sim {
                 let Some(i) = self.index(m.to) else {
                     return Ok(());
                 };
-                if self.trace {
-                    eprintln!("{:>12} deliver {:?}", self.at(), m);
-                }
+                let parties = [Party::Node(m.from), Party::Node(m.to)];
+                self.trace(TraceKind::Deliver, &parties, || trace::message(&m));
                 self.step(i, Input::Message(m))
             }
             Event::Tick {
@@ -217,9 +238,10 @@ impl Sim {
             },
             Event::Crash { node, generation } => {
                 if self.nodes[node].host.generation == generation {
-                    if self.trace {
-                        eprintln!("{:>12} crash new leader", self.at());
-                    }
+                    let id = self.nodes[node].id;
+                    self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                        format!("crash n{id} just after its election")
+                    });
                     self.crash(node);
                 }
                 Ok(())
@@ -228,9 +250,10 @@ impl Sim {
                 if self.nodes[node].replica.is_some() {
                     return Ok(()); // already restarted when faults healed
                 }
-                if self.trace {
-                    eprintln!("{:>12} restart node {}", self.at(), self.nodes[node].id);
-                }
+                let id = self.nodes[node].id;
+                self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                    format!("restart n{id}")
+                });
                 self.boot(node)
             }
             Event::Client => {
@@ -250,9 +273,9 @@ impl Sim {
                 Ok(())
             }
             Event::Heal => {
-                if self.trace {
-                    eprintln!("{:>12} heal", self.at());
-                }
+                self.trace(TraceKind::Fault, &[], || {
+                    "heal: faults stop, partitions mend, crashed replicas restart".into()
+                });
                 self.faults_on = false;
                 self.net.blocked.clear();
                 for i in 0..self.nodes.len() {
@@ -321,9 +344,9 @@ impl Sim {
                 }
                 Output::Proposed { .. } | Output::Dropped(_) => {}
                 Output::RoleChanged { role, leader } => {
-                    if self.trace {
-                        eprintln!("{at:>12} node {id} is {role:?} (leader {leader:?})");
-                    }
+                    self.trace(TraceKind::Role, &[Party::Node(id)], || {
+                        trace::role(id, role, leader)
+                    });
                     if role == Role::Leader {
                         self.stats.elections += 1;
                         self.leader_hint = Some(id);
@@ -400,12 +423,13 @@ impl Sim {
     }
 
     fn send(&mut self, m: Message) {
-        if self.trace {
-            eprintln!("{:>12} send {:?}", self.at(), m);
-        }
         let delays = self
             .net
             .deliveries(&mut self.rng, &self.faults, self.faults_on, m.from, m.to);
+        let parties = [Party::Node(m.from), Party::Node(m.to)];
+        self.trace(TraceKind::Send, &parties, || {
+            format!("{}{}", trace::message(&m), trace::fate(delays.len()))
+        });
         for d in delays {
             self.schedule(d, Event::Deliver(m.clone()));
         }
@@ -422,7 +446,19 @@ impl Sim {
         };
         let id = self.next_cmd;
         let mut out = Vec::new();
-        match r.propose(now, Bytes::copy_from_slice(&id.to_le_bytes()), &mut out) {
+        let result = r.propose(now, Bytes::copy_from_slice(&id.to_le_bytes()), &mut out);
+        let node = self.nodes[target].id;
+        self.trace(TraceKind::Client, &[Party::Node(node)], || match &result {
+            Ok(_) => format!("propose command {id} at n{node}: queued"),
+            Err(meridian_paxos::ProposeError::NotLeader { leader: Some(l) }) => {
+                format!("propose command {id} at n{node}: not the leader (try n{l})")
+            }
+            Err(meridian_paxos::ProposeError::NotLeader { leader: None }) => {
+                format!("propose command {id} at n{node}: not the leader (no known leader)")
+            }
+            Err(e) => format!("propose command {id} at n{node}: refused, {e}"),
+        });
+        match result {
             Ok(_) => {
                 self.next_cmd += 1;
                 if !self.faults_on && self.first_post_heal_cmd.is_none() {
@@ -444,13 +480,15 @@ impl Sim {
         let cut = self
             .net
             .maybe_partition(&mut self.rng, &self.faults, &ids, leader);
-        if let (Some((kind, v)), true) = (cut, self.trace) {
-            eprintln!("{:>12} partition kind {kind} around node {v}", self.at());
+        if let Some((kind, v)) = cut {
+            let mut parties = vec![Party::Node(v)];
+            parties.extend(leader.map(Party::Node));
+            self.trace(TraceKind::Fault, &parties, || {
+                trace::partition(kind, v, leader)
+            });
         }
         if self.rng.random_bool(self.faults.power_loss) {
-            if self.trace {
-                eprintln!("{:>12} power loss", self.at());
-            }
+            self.trace(TraceKind::Fault, &[], || "power loss: every replica".into());
             for i in 0..n {
                 self.crash(i);
             }
@@ -473,13 +511,10 @@ impl Sim {
         let keep = self.nodes[i].host.crash(&mut self.rng);
         self.nodes[i].replica = None;
         self.stats.crashes += 1;
-        if self.trace {
-            let id = self.nodes[i].id;
-            eprintln!(
-                "{:>12} crash node {id} (kept {keep} unsynced writes)",
-                self.at()
-            );
-        }
+        let id = self.nodes[i].id;
+        self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+            format!("crash n{id} (kept {keep} unsynced writes)")
+        });
         let down = downtime(&mut self.rng);
         self.schedule(down, Event::Restart { node: i });
     }
@@ -505,8 +540,17 @@ impl Sim {
             MembershipChange::AddVoter(target)
         };
         let mut out = Vec::new();
-        if r.propose_membership(now, change, &mut out).is_ok() && self.trace {
-            eprintln!("{:>12} membership {change:?}", self.at());
+        if r.propose_membership(now, change, &mut out).is_ok() {
+            let (what, target) = match change {
+                MembershipChange::AddVoter(t) => ("add", t),
+                MembershipChange::RemoveVoter(t) => ("remove", t),
+            };
+            let leader = self.nodes[l].id;
+            self.trace(
+                TraceKind::Fault,
+                &[Party::Node(leader), Party::Node(target)],
+                || format!("membership: n{leader} proposes to {what} voter n{target}"),
+            );
         }
         self.process(l, out)
     }

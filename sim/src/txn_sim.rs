@@ -36,12 +36,13 @@ use crate::check::{ChosenLog, Violation, rules};
 use crate::history::{
     Bank, CommitLog, History, Model, Outcome, ReadRecord, Roster, ScanRecord, TxnRecord,
 };
+use crate::trace::{self, Party, TraceKind, Tracer};
 use crate::world::{
     Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH,
     ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, Host, LIVENESS_BOUND, MAX_EVENTS, MS,
     Network, check_one_lease, digest, downtime, paxos_config,
 };
-use crate::{PlantedBug, RunOptions, RunStats};
+use crate::{PlantedBug, RunOptions, RunOutcome, RunStats};
 
 /// Replicas in the group.
 const NODES: u64 = 3;
@@ -108,6 +109,8 @@ enum Packet {
     },
     Reply {
         client: usize,
+        /// The replica that answered (for the trace).
+        node: NodeId,
         id: RequestId,
         reply: Reply,
     },
@@ -266,7 +269,7 @@ struct Sim {
     faults_on: bool,
     heal_at: Timestamp,
     clients_stop: Timestamp,
-    trace: bool,
+    tracer: Tracer,
     planted_bug: Option<PlantedBug>,
     black_box: bool,
     /// Requests delivered and not yet answered: replica, when the last copy
@@ -283,8 +286,9 @@ struct Sim {
     deferred: Option<Violation>,
 }
 
-/// Runs one seed of the transaction layer.
-pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
+/// Runs one seed of the transaction layer: its counters, and the first
+/// invariant it broke, if any.
+pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     let faults = Faults::draw(&mut rng);
     let accounts = rng.random_range(3..=8);
@@ -361,7 +365,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         faults_on: true,
         heal_at: Timestamp(EPOCH + fault_phase),
         clients_stop: Timestamp(EPOCH + fault_phase + AFTER_HEAL - CLIENT_QUIET),
-        trace: opts.trace,
+        tracer: Tracer::new(opts.trace.clone()),
         planted_bug: opts.planted_bug,
         black_box: opts.black_box,
         outstanding: std::collections::HashMap::new(),
@@ -372,40 +376,72 @@ pub(crate) fn run_seed(opts: &RunOptions) -> Result<RunStats, Violation> {
         elections_after_heal: ElectionsAfterHeal::default(),
         deferred: None,
     };
-    if sim.trace {
-        eprintln!(
-            "seed {} faults {:?} clocks {:?} accounts {accounts} clients {n_clients}",
-            opts.seed, sim.faults, clocks.profile
-        );
-    }
-    for i in 0..sim.nodes.len() {
-        sim.boot(i)?;
-    }
-    for c in 0..n_clients {
-        sim.pause(c, false);
-    }
-    sim.queue.schedule(FAULT_TICK, Event::Fault);
-    sim.queue.schedule(fault_phase, Event::Heal);
-    let end = Timestamp(EPOCH + fault_phase + AFTER_HEAL);
-    while let Some(ev) = sim.queue.pop_until(end) {
-        sim.stats.events += 1;
-        sim.stats.digest = digest(sim.stats.digest, sim.queue.at(), event_code(&ev));
-        crate::set_now(sim.queue.at());
-        if sim.stats.events > MAX_EVENTS {
-            return Err(sim.violation(rules::LIVENESS, "event budget exhausted (livelock?)".into()));
-        }
-        sim.handle(ev)?;
-        if let Some(v) = sim.deferred.take() {
-            return Err(v);
-        }
-        sim.check_leases()?;
-    }
+    sim.tracer.header(|| {
+        let queues = if crowd {
+            format!(
+                "; lock queues of at most {} per key, {} in all",
+                lock_limits.max_waiters_per_key, lock_limits.max_total_waiters
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "seed {} layer txn: {NODES} replicas, {n_clients} clients{}, {accounts} accounts, \
+             roster of {}; faults until {}, run ends {}\n{}\n  {}\n  \
+             request timeout {} ms; commit records kept {} ms{queues}",
+            opts.seed,
+            if crowd { " (crowded)" } else { "" },
+            sim.roster.keys.len(),
+            trace::since(fault_phase),
+            trace::since(fault_phase + AFTER_HEAL),
+            trace::faults(&sim.faults, false, Some(pause)),
+            trace::schedule(clocks.profile, &sim.adversary),
+            request_timeout / MS,
+            commit_record_retention / MS,
+        )
+    });
+    let result = crate::guarded(|| sim.run(n_clients, fault_phase));
+    // The counters of a failing run too, up to the violation.
+    sim.stats.commits = sim.log.commits.len() as u64;
     sim.stats.virtual_nanos = sim.queue.at();
-    sim.check_end()?;
-    Ok(sim.stats)
+    RunOutcome {
+        stats: sim.stats,
+        violation: result.err(),
+    }
 }
 
 impl Sim {
+    /// Boots the replicas, starts the clients and runs until the end,
+    /// checking as it goes.
+    fn run(&mut self, n_clients: usize, fault_phase: u64) -> Result<(), Violation> {
+        for i in 0..self.nodes.len() {
+            self.boot(i)?;
+        }
+        for c in 0..n_clients {
+            self.pause(c, false);
+        }
+        self.queue.schedule(FAULT_TICK, Event::Fault);
+        self.queue.schedule(fault_phase, Event::Heal);
+        let end = Timestamp(EPOCH + fault_phase + AFTER_HEAL);
+        while let Some(ev) = self.queue.pop_until(end) {
+            self.stats.events += 1;
+            self.stats.digest = digest(self.stats.digest, self.queue.at(), event_code(&ev));
+            crate::set_now(self.queue.at());
+            if self.stats.events > MAX_EVENTS {
+                return Err(
+                    self.violation(rules::LIVENESS, "event budget exhausted (livelock?)".into())
+                );
+            }
+            self.handle(ev)?;
+            if let Some(v) = self.deferred.take() {
+                return Err(v);
+            }
+            self.check_leases()?;
+        }
+        self.stats.virtual_nanos = self.queue.at();
+        self.check_end()
+    }
+
     fn now(&self) -> Timestamp {
         self.queue.now()
     }
@@ -418,9 +454,76 @@ impl Sim {
         }
     }
 
-    fn trace(&self, what: impl FnOnce() -> String) {
-        if self.trace {
-            eprintln!("{:>12} {}", self.queue.at(), what());
+    fn trace(&self, kind: TraceKind, parties: &[Party], what: impl FnOnce() -> String) {
+        self.tracer.line(self.queue.at(), kind, parties, None, what);
+    }
+
+    /// A trace line about a transaction (kept by a `txn=` filter).
+    fn trace_txn(
+        &self,
+        kind: TraceKind,
+        parties: &[Party],
+        txn: Option<TxnId>,
+        what: impl FnOnce() -> String,
+    ) {
+        self.tracer.line(self.queue.at(), kind, parties, txn, what);
+    }
+
+    /// The transaction client `c` is working on, if it has one.
+    fn client_txn(&self, c: usize) -> Option<TxnId> {
+        match &self.clients[c].task {
+            Task::Txn(t) => t.txn,
+            _ => None,
+        }
+    }
+
+    /// Traces a packet put on the network, and what the network did to it.
+    fn trace_packet(&self, kind: TraceKind, p: &Packet, copies: Option<usize>) {
+        if !self.tracer.on() {
+            return;
+        }
+        let fate = copies.map_or("", trace::fate);
+        match p {
+            Packet::Peer(m) => {
+                let parties = [Party::Node(m.from), Party::Node(m.to)];
+                self.trace(kind, &parties, || format!("{}{fate}", trace::message(m)));
+            }
+            Packet::Request {
+                client,
+                node,
+                id,
+                request,
+            } => {
+                let parties = [Party::Client(*client), Party::Node(*node)];
+                let txn = trace::request_txn(request).or_else(|| self.client_txn(*client));
+                self.trace_txn(kind, &parties, txn, || {
+                    format!(
+                        "c{client}→n{node} req {id} {}{fate}",
+                        trace::request(request)
+                    )
+                });
+            }
+            Packet::Reply {
+                client,
+                node,
+                id,
+                reply,
+            } => {
+                let parties = [Party::Node(*node), Party::Client(*client)];
+                let waited = self.clients[*client].pending.iter().any(|(r, _)| r == id);
+                let stale = if kind == TraceKind::Deliver && !waited {
+                    " (no longer awaited)"
+                } else {
+                    ""
+                };
+                let txn = trace::reply_txn(reply).or_else(|| self.client_txn(*client));
+                self.trace_txn(kind, &parties, txn, || {
+                    format!(
+                        "n{node}→c{client} req {id} {}{stale}{fate}",
+                        trace::reply(reply)
+                    )
+                });
+            }
         }
     }
 
@@ -509,24 +612,22 @@ impl Sim {
                 self.nodes[i].paused_until = None;
             }
         }
+        if let Event::Deliver(p) = &ev {
+            self.trace_packet(TraceKind::Deliver, p, None);
+        }
         match ev {
             Event::Deliver(Packet::Peer(m)) => {
                 let Some(i) = self.index(m.to) else {
                     return Ok(());
                 };
-                self.trace(|| format!("deliver {m:?}"));
                 self.step(i, Input::Message(m))
             }
             Event::Deliver(Packet::Request {
-                client,
-                node,
-                id,
-                request,
+                node, id, request, ..
             }) => {
                 let Some(i) = self.index(node) else {
                     return Ok(());
                 };
-                self.trace(|| format!("client {client} -> node {node} req {id}: {request:?}"));
                 if self.nodes[i].replica.is_some() {
                     let at = self.now();
                     let o = self.outstanding.entry(id).or_insert((i, at, 0));
@@ -534,7 +635,9 @@ impl Sim {
                 }
                 self.step(i, Input::Request { id, request })
             }
-            Event::Deliver(Packet::Reply { client, id, reply }) => {
+            Event::Deliver(Packet::Reply {
+                client, id, reply, ..
+            }) => {
                 self.on_reply(client, id, reply);
                 Ok(())
             }
@@ -554,7 +657,10 @@ impl Sim {
             },
             Event::Crash { node, generation } => {
                 if self.nodes[node].host.generation == generation {
-                    self.trace(|| format!("crash new leader node {}", node + 1));
+                    let id = self.nodes[node].id;
+                    self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                        format!("crash n{id} just after its election")
+                    });
                     self.crash(node);
                 }
                 Ok(())
@@ -563,7 +669,10 @@ impl Sim {
                 if self.nodes[node].replica.is_some() {
                     return Ok(());
                 }
-                self.trace(|| format!("restart node {}", node + 1));
+                let id = self.nodes[node].id;
+                self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                    format!("restart n{id}")
+                });
                 self.boot(node)
             }
             Event::Client { client, wake } => {
@@ -580,7 +689,9 @@ impl Sim {
                 Ok(())
             }
             Event::Heal => {
-                self.trace(|| "heal".into());
+                self.trace(TraceKind::Fault, &[], || {
+                    "heal: faults and pauses stop, partitions mend, crashed replicas restart".into()
+                });
                 self.faults_on = false;
                 self.net.blocked.clear();
                 // Every fault ends here, pauses included.
@@ -657,7 +768,7 @@ impl Sim {
                             ));
                         }
                     }
-                    self.send_reply(req, reply);
+                    self.send_reply(id, req, reply);
                 }
                 Output::Applied(entries) => {
                     for e in &entries {
@@ -681,7 +792,9 @@ impl Sim {
                     self.nodes[i].applied_slot = last_slot;
                 }
                 Output::RoleChanged { role, leader } => {
-                    self.trace(|| format!("node {id} is {role:?} (leader {leader:?})"));
+                    self.trace(TraceKind::Role, &[Party::Node(id)], || {
+                        trace::role(id, role, leader)
+                    });
                     if role == Role::Leader {
                         self.stats.elections += 1;
                         self.leader_hint = Some(id);
@@ -750,7 +863,14 @@ impl Sim {
         if let (false, Some(cycle)) = (self.black_box, find_cycle(&waits)) {
             return Err(self.violation(
                 rules::NO_DEADLOCK,
-                format!("node {node_id}: transactions {cycle:?} wait for each other"),
+                format!(
+                    "node {node_id}: transactions {} wait for each other",
+                    cycle
+                        .iter()
+                        .map(TxnId::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" → ")
+                ),
             ));
         }
         let wait = deadline.nanos_since(now_local.midpoint()).max(MS / 10);
@@ -798,21 +918,35 @@ impl Sim {
         let delays = self
             .net
             .deliveries(&mut self.rng, &self.faults, self.faults_on, from, to);
+        self.trace_packet(TraceKind::Send, &p, Some(delays.len()));
         for d in delays {
             self.queue.schedule(d, Event::Deliver(p.clone()));
         }
     }
 
-    fn send_reply(&mut self, id: RequestId, reply: Reply) {
+    fn send_reply(&mut self, node: NodeId, id: RequestId, reply: Reply) {
         // Request ids are global; the client is found by its pending list.
         let Some(client) = self
             .clients
             .iter()
             .position(|c| c.pending.iter().any(|(r, _)| *r == id))
         else {
-            return; // an answer nobody waits for any more
+            // An answer nobody waits for any more.
+            let txn = trace::reply_txn(&reply);
+            self.trace_txn(TraceKind::Send, &[Party::Node(node)], txn, || {
+                format!(
+                    "n{node} answers req {id}, which no client awaits any more (not sent): {}",
+                    trace::reply(&reply)
+                )
+            });
+            return;
         };
-        self.send(Packet::Reply { client, id, reply });
+        self.send(Packet::Reply {
+            client,
+            node,
+            id,
+            reply,
+        });
     }
 
     fn inject_fault(&mut self) {
@@ -822,7 +956,11 @@ impl Sim {
             .net
             .maybe_partition(&mut self.rng, &self.faults, &ids, leader)
         {
-            self.trace(|| format!("partition kind {kind} around node {v}"));
+            let mut parties = vec![Party::Node(v)];
+            parties.extend(leader.map(Party::Node));
+            self.trace(TraceKind::Fault, &parties, || {
+                trace::partition(kind, v, leader)
+            });
         }
         if self.rng.random_bool(self.pause) {
             let i = match self.leader_hint.and_then(|l| self.index(l)) {
@@ -835,11 +973,22 @@ impl Sim {
                     [self.rng.random_range(0..3)];
                 self.nodes[i].paused_until = Some(self.now().saturating_add(d));
                 self.nodes[i].resume = resume;
-                self.trace(|| format!("pause node {} for {} ms ({resume:?})", i + 1, d / MS));
+                let id = self.nodes[i].id;
+                self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                    let order = match resume {
+                        Resume::Shuffled => "in random order",
+                        Resume::ClientsFirst => "client requests first",
+                        Resume::PeersFirst => "peer messages first",
+                    };
+                    format!(
+                        "pause n{id} for {} ms (then handles what piled up {order})",
+                        d / MS
+                    )
+                });
             }
         }
         if self.rng.random_bool(self.faults.power_loss) {
-            self.trace(|| "power loss".into());
+            self.trace(TraceKind::Fault, &[], || "power loss: every replica".into());
             for i in 0..self.nodes.len() {
                 self.crash(i);
             }
@@ -859,7 +1008,10 @@ impl Sim {
         // A crashed replica owes nothing.
         self.outstanding.retain(|_, o| o.0 != i);
         self.stats.crashes += 1;
-        self.trace(|| format!("crash node {} (kept {keep} unsynced writes)", i + 1));
+        let id = self.nodes[i].id;
+        self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+            format!("crash n{id} (kept {keep} unsynced writes)")
+        });
         let down = downtime(&mut self.rng);
         self.queue.schedule(down, Event::Restart { node: i });
     }
@@ -1233,7 +1385,6 @@ impl Sim {
         let Some(&(_, node)) = self.clients[c].pending.iter().find(|(r, _)| *r == id) else {
             return;
         };
-        self.trace(|| format!("client {c} <- node {node} req {id}: {reply:?}"));
         if let Err(TxnError::NotLeader { leader }) = &reply {
             let hint = leader.unwrap_or_else(|| self.random_node());
             self.clients[c].leader = hint;
@@ -1305,7 +1456,14 @@ impl Sim {
             }
             (Stage::Commit, other) => {
                 // Not definitive: the outcome stays unknown.
-                self.trace(|| format!("client {c}: commit answered {other:?}"));
+                let txn = t.txn;
+                self.trace_txn(TraceKind::Client, &[Party::Client(c)], txn, || {
+                    format!(
+                        "c{c} gives up learning the outcome of txn {}: {}",
+                        txn.map_or("?".into(), |t| t.to_string()),
+                        trace::reply(&other)
+                    )
+                });
                 self.history.txns[t.record].outcome = Outcome::Unknown;
                 self.stats.unknown += 1;
                 self.finish_task(c);

@@ -34,7 +34,7 @@ fn first_failure(bug: PlantedBug, black_box: bool) -> Option<(u64, Violation)> {
                 black_box,
                 ..RunOptions::default()
             };
-            run_seed(&opts).err().map(|v| (seed, v))
+            run_seed(&opts).violation.map(|v| (seed, v))
         })
     })
 }
@@ -58,7 +58,7 @@ fn assert_seeds_pass(layer: Layer, seeds: impl IntoIterator<Item = u64>) {
             layer,
             ..RunOptions::default()
         };
-        if let Err(v) = run_seed(&opts) {
+        if let Some(v) = run_seed(&opts).violation {
             panic!("seed {seed} layer {}: {v}", layer.name());
         }
     }
@@ -197,8 +197,8 @@ fn one_seed_replays_identically() {
             layer,
             ..RunOptions::default()
         };
-        let a = run_seed(&opts).expect("seed 7 passes");
-        let b = run_seed(&opts).expect("seed 7 passes");
+        let a = run_seed(&opts).into_result().expect("seed 7 passes");
+        let b = run_seed(&opts).into_result().expect("seed 7 passes");
         assert_eq!(a, b, "layer {}", layer.name());
     }
 }
