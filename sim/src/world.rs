@@ -107,6 +107,26 @@ pub(crate) const CLOCK_MODEL: ClockModel = ClockModel {
 /// of the lease, so lease and commit-wait arithmetic off by an ε shows.
 pub(crate) const WIDE_EPSILON_MAX: u64 = 60 * MS;
 
+/// Base ε of a [`ClockProfile::Mixed`] node.
+const MIXED_EPSILONS: [u64; 4] = [MS / 5, MS, 3 * MS, 8 * MS];
+/// Sync periods of a [`ClockProfile::Mixed`] node.
+const MIXED_PERIODS: [u64; 3] = [700 * MS, 3_000 * MS, 10_000 * MS];
+/// Sync periods of a [`ClockProfile::Wide`] node.
+const WIDE_PERIODS: [u64; 2] = [700 * MS, 3_000 * MS];
+/// Drift bounds of mixed and wide nodes (wide ones never 0).
+const DRIFTS_PPM: [u64; 4] = [0, 50, 200, 500];
+
+/// The largest ε a model drawn from these choices can report.
+fn worst(epsilons: &[u64], drifts: &[u64], periods: &[u64]) -> u64 {
+    let max = |xs: &[u64]| xs.iter().copied().max().unwrap_or(0);
+    ClockModel {
+        base_epsilon_nanos: max(epsilons),
+        max_drift_ppm: max(drifts),
+        sync_period_nanos: max(periods),
+    }
+    .max_epsilon_nanos()
+}
+
 /// How the clocks of one run's nodes err, drawn per seed. Real clocks
 /// resynchronise at different moments and have different ε; a bug that
 /// mixes up `earliest` and `latest` is invisible while every node has the
@@ -156,8 +176,8 @@ impl ClockPlan {
     pub(crate) fn max_epsilon_nanos(&self) -> u64 {
         match self.profile {
             ClockProfile::InStep | ClockProfile::Staggered => self.base.max_epsilon_nanos(),
-            ClockProfile::Mixed => 8 * MS + 500 * 3_000 * MS / 1_000_000,
-            ClockProfile::Wide => WIDE_EPSILON_MAX + 500 * 3_000 * MS / 1_000_000,
+            ClockProfile::Mixed => worst(&MIXED_EPSILONS, &DRIFTS_PPM, &MIXED_PERIODS),
+            ClockProfile::Wide => worst(&[WIDE_EPSILON_MAX], &DRIFTS_PPM, &WIDE_PERIODS),
         }
     }
 
@@ -171,14 +191,14 @@ impl ClockPlan {
         let model = match self.profile {
             ClockProfile::InStep | ClockProfile::Staggered => self.base,
             ClockProfile::Mixed => ClockModel {
-                base_epsilon_nanos: pick(&mut h, &[MS / 5, MS, 3 * MS, 8 * MS]),
-                max_drift_ppm: pick(&mut h, &[0, 50, 200, 500]),
-                sync_period_nanos: pick(&mut h, &[700 * MS, 3_000 * MS, 10_000 * MS]),
+                base_epsilon_nanos: pick(&mut h, &MIXED_EPSILONS),
+                max_drift_ppm: pick(&mut h, &DRIFTS_PPM),
+                sync_period_nanos: pick(&mut h, &MIXED_PERIODS),
             },
             ClockProfile::Wide => ClockModel {
                 base_epsilon_nanos: h.random_range(10 * MS..=WIDE_EPSILON_MAX),
-                max_drift_ppm: pick(&mut h, &[50, 200, 500]),
-                sync_period_nanos: pick(&mut h, &[700 * MS, 3_000 * MS]),
+                max_drift_ppm: pick(&mut h, &DRIFTS_PPM[1..]),
+                sync_period_nanos: pick(&mut h, &WIDE_PERIODS),
             },
         };
         debug_assert!(model.max_epsilon_nanos() <= self.max_epsilon_nanos());
