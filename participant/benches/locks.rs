@@ -168,6 +168,10 @@ impl Workload {
             let (k, mode) = slot.plan[slot.granted];
             match self.table.acquire(slot.txn, slot.prio, &self.keys[k], mode) {
                 Ok(Acquire::Granted) => self.slots[i].granted += 1,
+                Ok(Acquire::GrantedWounding { wounded: w }) => {
+                    self.slots[i].granted += 1;
+                    wounded = w;
+                }
                 Ok(Acquire::Waiting { wounded: w }) => {
                     self.stats.waits += 1;
                     self.slots[i].blocked = true;

@@ -157,6 +157,14 @@ impl Default for LockLimits {
 pub enum Acquire {
     /// The lock is held (now, or already before the call).
     Granted,
+    /// The lock is held now, after this request displaced the younger last
+    /// waiter of a full queue, the only one that stood in its way.
+    GrantedWounding {
+        /// The transactions this request wounded (the displaced waiter).
+        /// The caller must abort each and call
+        /// [`LockTable::release_all`] for it.
+        wounded: Vec<TxnId>,
+    },
     /// The request is queued. It will be granted by a later
     /// [`LockTable::release`] or [`LockTable::release_all`], which reports
     /// it in its [`Grant`]s.
@@ -167,6 +175,26 @@ pub enum Acquire {
         /// only waits for older or prepared transactions.
         wounded: Vec<TxnId>,
     },
+}
+
+impl Acquire {
+    /// This outcome of a request that displaced `victim` first (`None` if
+    /// the displaced waiter was wounded already, and so already reported).
+    fn after_displacing(self, victim: Option<TxnId>) -> Acquire {
+        let first = victim.into_iter();
+        match self {
+            Acquire::Granted => match victim {
+                Some(v) => Acquire::GrantedWounding { wounded: vec![v] },
+                None => Acquire::Granted,
+            },
+            Acquire::GrantedWounding { wounded } => Acquire::GrantedWounding {
+                wounded: first.chain(wounded).collect(),
+            },
+            Acquire::Waiting { wounded } => Acquire::Waiting {
+                wounded: first.chain(wounded).collect(),
+            },
+        }
+    }
 }
 
 /// A lock granted to a waiting transaction, reported by
@@ -535,14 +563,8 @@ impl LockTable {
                 let Some(victim) = self.displace_last_waiter(txn, prio, None, key) else {
                     return Err(LockError::TooManyWaiters { limit });
                 };
-                let outcome = self.request_once(txn, prio, key, mode, may_wait)?;
-                let Some(Acquire::Waiting { mut wounded }) = outcome else {
-                    unreachable!("displacing a waiter of another key changes nothing here")
-                };
-                if let Some(v) = victim {
-                    wounded.insert(0, v);
-                }
-                Ok(Some(Acquire::Waiting { wounded }))
+                let again = self.request_once(txn, prio, key, mode, may_wait)?;
+                Ok(again.map(|a| a.after_displacing(victim)))
             }
             other => other,
         }
@@ -667,12 +689,10 @@ impl LockTable {
         if !may_wait {
             return Ok(None);
         }
-        let mut wounded = Vec::new();
-        let mut pos = pos;
         if lock.queue.len() >= self.limits.max_waiters_per_key {
-            // A full queue: take the place of its last waiter if younger.
-            // (An upgrader queues ahead of the last waiter; its place is
-            // still there once the last one goes.)
+            // A full queue: take the place of its last waiter if younger,
+            // then ask again (the queue now has room; with the last waiter
+            // gone the request may even be granted at once).
             let displaced = if wounds {
                 self.displace_last_waiter(txn, prio, Some(key), key)
             } else {
@@ -684,17 +704,17 @@ impl LockTable {
                     limit: self.limits.max_waiters_per_key,
                 });
             };
-            wounded.extend(victim);
-            pos = pos.min(self.limits.max_waiters_per_key - 1);
+            let again = self.request_once(txn, prio, key, mode, may_wait)?;
+            return Ok(again.map(|a| a.after_displacing(victim)));
         }
         if self.waiters >= self.limits.max_total_waiters {
             return Err(LockError::TooManyWaiters {
                 limit: self.limits.max_total_waiters,
             });
         }
-        let lock = self.keys.get_mut(&key[..]).expect("the key is locked");
         // Wound-wait (Spanner §4.2.1): wound every younger, unprepared
         // transaction in the way; wait for the rest.
+        let mut wounded = Vec::new();
         for (blocker, blocker_prio) in lock.blockers(txn, mode, pos) {
             if !wounds || !prio.is_older(txn, blocker_prio, blocker) {
                 continue;

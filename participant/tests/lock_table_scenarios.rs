@@ -193,6 +193,9 @@ fn run_command(table: &mut LockTable, context: String, command: &str) -> Vec<Str
         }
         "acquire" => match table.acquire(args.txn(), args.prio(), &args.key(), args.mode()) {
             Ok(Acquire::Granted) => vec!["granted".to_owned()],
+            Ok(Acquire::GrantedWounding { wounded }) => std::iter::once("granted".to_owned())
+                .chain(wounded.iter().map(|t| format!("wounded txn={t}")))
+                .collect(),
             Ok(Acquire::Waiting { wounded }) => std::iter::once("waiting".to_owned())
                 .chain(wounded.iter().map(|t| format!("wounded txn={t}")))
                 .collect(),

@@ -304,28 +304,33 @@ impl Leader {
                     (writes[*next].key.clone(), LockMode::Exclusive)
                 }
             };
-            match self.locks.acquire(txn, priority, &key, mode) {
-                Ok(Acquire::Granted) => match self.txns.get_mut(&txn).map(|t| &mut t.op) {
-                    Some(Op::Reading { values, .. }) => {
-                        // Spanner §4.2.1: under the shared lock the newest
-                        // applied version is the one to read; every
-                        // conflicting commit holds its exclusive lock until
-                        // it has applied.
-                        values.push(state.read_latest(&key).map(|(_, v)| v));
-                    }
-                    Some(Op::Locking { next, .. }) => *next += 1,
-                    _ => unreachable!("only reading and locking txns take locks"),
-                },
-                Ok(Acquire::Waiting { wounded }) => {
-                    for victim in wounded {
-                        self.abort(victim, AbortReason::Wounded, resume, out);
-                    }
-                    return;
-                }
+            // Wounded: younger transactions in the way, or the younger last
+            // waiter of a full queue this request displaced.
+            let (granted, wounded) = match self.locks.acquire(txn, priority, &key, mode) {
+                Ok(Acquire::Granted) => (true, Vec::new()),
+                Ok(Acquire::GrantedWounding { wounded }) => (true, wounded),
+                Ok(Acquire::Waiting { wounded }) => (false, wounded),
                 Err(e) => {
                     self.fail_request(txn, local, e, resume, out);
                     return;
                 }
+            };
+            for victim in wounded {
+                self.abort(victim, AbortReason::Wounded, resume, out);
+            }
+            if !granted {
+                return;
+            }
+            match self.txns.get_mut(&txn).map(|t| &mut t.op) {
+                Some(Op::Reading { values, .. }) => {
+                    // Spanner §4.2.1: under the shared lock the newest
+                    // applied version is the one to read; every
+                    // conflicting commit holds its exclusive lock until
+                    // it has applied.
+                    values.push(state.read_latest(&key).map(|(_, v)| v));
+                }
+                Some(Op::Locking { next, .. }) => *next += 1,
+                _ => unreachable!("only reading and locking txns take locks"),
             }
         }
     }

@@ -150,6 +150,18 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                                 .any(|(held, m)| *held == key(k) && m.covers(mode))
                         );
                     }
+                    Ok(Acquire::GrantedWounding { wounded }) => {
+                        prop_assert!(
+                            table
+                                .locks_held_by(TxnId::local(txn))
+                                .iter()
+                                .any(|(held, m)| *held == key(k) && m.covers(mode))
+                        );
+                        for w in wounded {
+                            prop_assert!(table.is_wounded(w));
+                            prop_assert!(prio(txn).is_older(TxnId::local(txn), prio(w.seq), w));
+                        }
+                    }
                     Ok(Acquire::Waiting { wounded }) => {
                         prop_assert!(table.waiters(KEYS[k]).iter().any(|(t, _)| t.seq == txn));
                         for w in wounded {
@@ -345,6 +357,10 @@ fn spanner_s4_2_1_wound_wait_is_starvation_free_under_contention() {
             let (k, mode) = slots[i].plan[slots[i].granted];
             match table.acquire(slots[i].txn, slots[i].prio, &keys[k], mode) {
                 Ok(Acquire::Granted) => slots[i].granted += 1,
+                Ok(Acquire::GrantedWounding { wounded: w }) => {
+                    slots[i].granted += 1;
+                    wounded.extend(w);
+                }
                 Ok(Acquire::Waiting { wounded: w }) => {
                     slots[i].blocked = true;
                     wounded.extend(w);
