@@ -232,25 +232,10 @@ impl Roster {
             }
         }
         for r in &history.reads {
-            let mut seen: HashMap<&Bytes, Option<&Bytes>> = HashMap::new();
-            for (k, v) in &r.gets {
-                seen.insert(k, v.as_ref());
-            }
-            for s in &r.scans {
-                let covers = s.start.as_ref() <= Roster::PREFIX
-                    && s.end
-                        .as_ref()
-                        .is_none_or(|e| self.keys.last().is_some_and(|l| e > l))
-                    && s.rows.len() < s.limit;
-                if covers {
-                    for k in &self.keys {
-                        seen.insert(k, s.rows.iter().find(|(rk, _)| rk == k).map(|(_, v)| v));
-                    }
-                }
-            }
-            if self.keys.iter().all(|k| seen.contains_key(k))
-                && !self.keys.iter().any(|k| Roster::on_duty(seen[k]))
-            {
+            let Some(seen) = saw_all(r, Roster::PREFIX, &self.keys) else {
+                continue;
+            };
+            if !seen.iter().any(|v| Roster::on_duty(*v)) {
                 return Err(violation(
                     rules::ROSTER,
                     format!(
@@ -585,26 +570,36 @@ fn check_lock_free_reads(history: &History, model: &Model, bank: &Bank) -> Resul
 
 /// The sum of the balances `r` saw, if it saw every account.
 fn bank_total(r: &ReadRecord, bank: &Bank) -> Option<i64> {
+    let seen = saw_all(r, Bank::PREFIX, &bank.accounts)?;
+    Some(seen.into_iter().map(|v| bank.balance(v)).sum())
+}
+
+/// What `r` saw of each of `keys` (sorted, all starting with `prefix`),
+/// in order, if it saw every one: by a point read, or by a scan that
+/// covered them all (a scan that hit its row limit covers nothing for
+/// sure).
+fn saw_all<'a>(
+    r: &'a ReadRecord,
+    prefix: &[u8],
+    keys: &'a [Bytes],
+) -> Option<Vec<Option<&'a Bytes>>> {
     let mut seen: BTreeMap<&Bytes, Option<&Bytes>> = BTreeMap::new();
     for (k, v) in &r.gets {
         seen.insert(k, v.as_ref());
     }
     for s in &r.scans {
-        let covers_all = s.start.as_ref() <= Bank::PREFIX
+        let covers_all = s.start.as_ref() <= prefix
             && s.end
                 .as_ref()
-                .is_none_or(|e| bank.accounts.last().is_some_and(|last| e > last))
+                .is_none_or(|e| keys.last().is_some_and(|last| e > last))
             && s.rows.len() < s.limit;
         if covers_all {
-            for a in &bank.accounts {
-                seen.insert(a, s.rows.iter().find(|(k, _)| k == a).map(|(_, v)| v));
+            for k in keys {
+                seen.insert(k, s.rows.iter().find(|(rk, _)| rk == k).map(|(_, v)| v));
             }
         }
     }
-    if !bank.accounts.iter().all(|a| seen.contains_key(a)) {
-        return None;
-    }
-    Some(bank.accounts.iter().map(|a| bank.balance(seen[a])).sum())
+    keys.iter().map(|k| seen.get(k).copied()).collect()
 }
 
 fn check_real_time(history: &History, log: &CommitLog) -> Result<(), Violation> {
@@ -968,5 +963,45 @@ mod tests {
             check(&h, &log, &bank()).unwrap_err().rule,
             rules::SNAPSHOT_READ
         );
+    }
+
+    #[test]
+    fn write_skew_on_the_roster_is_caught_in_the_log_and_in_snapshots() {
+        let roster = Roster::new(2);
+        // Each took one person off after reading both on duty: serially
+        // the second would have seen one left and written nothing.
+        let skewed = log_of(&[(1, 10, &[("duty/0", "off")]), (2, 11, &[("duty/1", "off")])]);
+        assert_eq!(
+            roster.check(&History::default(), &skewed).unwrap_err().rule,
+            rules::ROSTER
+        );
+        let fine = log_of(&[(1, 10, &[("duty/0", "off")])]);
+        roster.check(&History::default(), &fine).unwrap();
+        // A snapshot that saw nobody on duty, by point reads or by a scan.
+        let mut h = History::default();
+        h.reads.push(strong_read(
+            1,
+            2,
+            12,
+            &[("duty/0", Some("off")), ("duty/1", Some("off"))],
+        ));
+        assert_eq!(roster.check(&h, &fine).unwrap_err().rule, rules::ROSTER);
+        let mut scan = strong_read(1, 2, 12, &[]);
+        scan.scans.push(ScanRecord {
+            start: b("duty/"),
+            end: Some(b("duty0")),
+            limit: 10,
+            rows: vec![(b("duty/0"), b("off")), (b("duty/1"), b("off"))],
+        });
+        let h = History {
+            txns: vec![],
+            reads: vec![scan],
+        };
+        assert_eq!(roster.check(&h, &fine).unwrap_err().rule, rules::ROSTER);
+        // A partial view proves nothing.
+        let mut h = History::default();
+        h.reads
+            .push(strong_read(1, 2, 12, &[("duty/0", Some("off"))]));
+        roster.check(&h, &fine).unwrap();
     }
 }
