@@ -1,4 +1,4 @@
-//! The simulation suite (DESIGN.md §8.2): the bug-free swarm passes on both
+//! The simulation suite (docs/design.md §8): the bug-free swarm passes on both
 //! layers, every planted bug is caught within a fixed seed budget, and
 //! seeds that once failed stay fixed.
 //!
@@ -205,7 +205,7 @@ fn one_seed_replays_identically() {
 
 #[test]
 fn a_broken_clock_bound_is_caught() {
-    // DESIGN.md §2: TrueTime's promise is the one assumption leases and
+    // docs/design.md §2: TrueTime's promise is the one assumption leases and
     // commit wait rest on; when every clock errs beyond its ε, the checkers
     // must notice.
     assert_caught_as(
