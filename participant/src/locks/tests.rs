@@ -736,3 +736,10 @@ fn spanner_s4_2_1_a_transaction_keeps_one_priority_in_the_table() {
         Ok(Acquire::Granted)
     );
 }
+
+#[test]
+fn lock_modes_print_as_their_names() {
+    // Operators read these in the who-waits-for-whom listing and in errors.
+    assert_eq!(S.to_string(), "shared");
+    assert_eq!(X.to_string(), "exclusive");
+}
