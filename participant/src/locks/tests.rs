@@ -743,3 +743,20 @@ fn lock_modes_print_as_their_names() {
     assert_eq!(S.to_string(), "shared");
     assert_eq!(X.to_string(), "exclusive");
 }
+
+#[test]
+fn the_table_lists_every_transaction_it_knows_until_each_ends() {
+    // The transaction layer checks that no lock outlives its transaction
+    // by walking this list; an empty list would check nothing.
+    let mut table = LockTable::default();
+    let (t, at) = (TxnId::local, |n: u64| Priority(Timestamp(n)));
+    let k = |s: &'static str| Bytes::from_static(s.as_bytes());
+    table.acquire(t(1), at(10), &k("x"), X).unwrap();
+    table.acquire(t(2), at(20), &k("x"), X).unwrap();
+    table.acquire(t(3), at(30), &k("y"), S).unwrap();
+    let listed: BTreeSet<TxnId> = table.txns().collect();
+    assert_eq!(listed, BTreeSet::from([t(1), t(2), t(3)]));
+    table.release_all(t(1));
+    table.release_all(t(3));
+    assert_eq!(table.txns().collect::<Vec<_>>(), vec![t(2)]);
+}
