@@ -1,7 +1,10 @@
-//! A replica refuses a configuration that cannot work, and prints what an
-//! operator needs to tell replicas apart.
+//! A replica refuses a configuration that cannot work, keeps its proposal
+//! queue within its bound, and prints what an operator needs to tell
+//! replicas apart.
 
-use meridian_paxos::{Config, Recovered, Replica, Role};
+use bytes::Bytes;
+use meridian_paxos::{Config, Input, Output, ProposeError, Recovered, Replica, Role};
+use meridian_truetime::{Timestamp, TtInterval};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
@@ -81,4 +84,51 @@ fn debug_output_names_the_replica_and_its_state() {
     ] {
         assert!(s.contains(part), "{s:?} lacks {part:?}");
     }
+}
+
+const T0: Timestamp = Timestamp(1_767_225_600_000_000_000);
+const MS: u64 = 1_000_000;
+
+/// A one-voter group's leader whose queue holds at most `max_pending`.
+fn leader(max_pending: usize) -> (Replica, TtInterval) {
+    let mut c = Config::new(1, vec![1]);
+    c.max_pending = max_pending;
+    let mut r = replica(c);
+    r.start(TtInterval::around(T0, MS), &mut Vec::new());
+    let now = TtInterval::around(T0.saturating_add(3_000 * MS), MS);
+    let mut next = Some(Input::Tick);
+    while let Some(input) = next.take() {
+        let mut out = Vec::new();
+        r.step(now, input, &mut out);
+        for o in out {
+            if let Output::Persist(req) = o {
+                next = Some(Input::Persisted { seq: req.seq });
+            }
+        }
+    }
+    assert_eq!(r.role(), Role::Leader);
+    (r, now)
+}
+
+fn batch(n: usize) -> Vec<Bytes> {
+    (0..n).map(|i| Bytes::from(format!("c{i}"))).collect()
+}
+
+#[test]
+fn a_batch_that_fills_the_queue_exactly_is_taken_whole() {
+    let (mut r, now) = leader(4);
+    let ids = r.propose_batch(now, batch(4), &mut Vec::new()).unwrap();
+    assert_eq!(ids.end - ids.start, 4);
+}
+
+#[test]
+fn a_batch_one_over_the_queue_bound_is_refused_whole() {
+    let (mut r, now) = leader(4);
+    assert!(matches!(
+        r.propose_batch(now, batch(5), &mut Vec::new()),
+        Err(ProposeError::QueueFull(_))
+    ));
+    // Nothing of it was queued: a batch that fits still goes through.
+    let ids = r.propose_batch(now, batch(4), &mut Vec::new()).unwrap();
+    assert_eq!(ids.end - ids.start, 4);
 }
