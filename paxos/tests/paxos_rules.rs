@@ -1330,3 +1330,53 @@ fn raft_s7_snapshot_keeps_the_log_after_it_only_if_its_last_entry_matches() {
     assert_eq!(r.last_slot(), 2);
     assert!(r.entries(1, 9).is_empty());
 }
+
+#[test]
+fn pms_s2_a_duplicated_promise_counts_once() {
+    // Five voters: a quorum is three. A candidate that counted one
+    // acceptor's duplicated promise twice would win with two real votes.
+    let t = TtInterval::around(T0, EPS);
+    let mut r = Replica::new(
+        Config::new(1, vec![1, 2, 3, 4, 5]),
+        Recovered::default(),
+        Box::new(SmallRng::seed_from_u64(3)),
+    );
+    r.start(t, &mut Vec::new());
+    // Past any election timeout: the replica asks for pre-votes.
+    let later = TtInterval::around(T0.saturating_add(2_000 * MS), EPS);
+    let sent = step_durable(&mut r, later, Input::Tick);
+    let ballot = sent
+        .iter()
+        .find_map(|m| match m.body {
+            Body::Prepare { pre_vote: true, .. } => Some(m.ballot),
+            _ => None,
+        })
+        .expect("a pre-vote went out");
+    let promise = |pre_vote| {
+        msg(
+            2,
+            1,
+            ballot,
+            Body::Promise {
+                granted: true,
+                pre_vote,
+                lease_until: Timestamp::ZERO,
+            },
+        )
+    };
+    for _ in 0..3 {
+        let sent = step_durable(&mut r, later, Input::Message(promise(true)));
+        assert!(
+            !sent.iter().any(|m| matches!(
+                m.body,
+                Body::Prepare {
+                    pre_vote: false,
+                    ..
+                }
+            )),
+            "one acceptor's pre-votes, however often repeated, started a campaign"
+        );
+    }
+    assert_eq!(r.role(), Role::Candidate);
+    assert!(r.promised() < ballot, "no ballot was raised");
+}
