@@ -39,8 +39,8 @@ use crate::history::{
 use crate::trace::{self, Party, TraceKind, Tracer};
 use crate::world::{
     Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH,
-    ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, Host, LIVENESS_BOUND, MAX_EVENTS, MS,
-    Network, check_one_lease, digest, downtime, paxos_config,
+    ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, Host, LIVENESS_BOUND, MS, Network,
+    check_one_lease, count_event, downtime, paxos_config,
 };
 use crate::{PlantedBug, RunOptions, RunOutcome, RunStats};
 
@@ -424,13 +424,8 @@ impl Sim {
         self.queue.schedule(fault_phase, Event::Heal);
         let end = Timestamp(EPOCH + fault_phase + AFTER_HEAL);
         while let Some(ev) = self.queue.pop_until(end) {
-            self.stats.events += 1;
-            self.stats.digest = digest(self.stats.digest, self.queue.at(), event_code(&ev));
-            crate::set_now(self.queue.at());
-            if self.stats.events > MAX_EVENTS {
-                return Err(
-                    self.violation(rules::LIVENESS, "event budget exhausted (livelock?)".into())
-                );
+            if let Err(e) = count_event(&mut self.stats, self.queue.at(), event_code(&ev)) {
+                return Err(self.violation(rules::LIVENESS, e));
             }
             self.handle(ev)?;
             if let Some(v) = self.deferred.take() {

@@ -455,6 +455,20 @@ impl Network {
     }
 }
 
+/// Counts an event about to be handled at `at` (ns since the run began)
+/// with kind-and-target `code`: into the run's digest and event count, and
+/// as the virtual time a panic would be reported at. Errors once the run
+/// exceeds [`MAX_EVENTS`] (a livelock cannot hang the swarm).
+pub(crate) fn count_event(stats: &mut crate::RunStats, at: u64, code: u64) -> Result<(), String> {
+    stats.events += 1;
+    stats.digest = digest(stats.digest, at, code);
+    crate::set_now(at);
+    if stats.events > MAX_EVENTS {
+        return Err("event budget exhausted (livelock?)".into());
+    }
+    Ok(())
+}
+
 /// Folds an event (its time and a code for its kind and target) into a
 /// run's digest.
 pub(crate) fn digest(state: u64, at: u64, code: u64) -> u64 {
