@@ -2,7 +2,9 @@
 //! and citing the paper section it checks (Lamport, "Paxos Made Simple",
 //! PMS; Spanner OSDI'12; Raft dissertation where the mechanism is Raft's).
 
-use bytes::Bytes;
+mod common;
+
+use common::*;
 use meridian_paxos::testkit::LocalGroup;
 use meridian_paxos::{
     Ballot, Body, Config, Input, LeaseStatus, MemStorage, MembershipChange, Message, Output,
@@ -11,54 +13,6 @@ use meridian_paxos::{
 use meridian_truetime::{Timestamp, TtInterval};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-
-const T0: Timestamp = Timestamp(1_767_225_600_000_000_000);
-const MS: u64 = 1_000_000;
-const EPS: u64 = MS;
-
-/// A 3-replica group past the start-up lease every replica assumes it gave.
-fn group(n: u64) -> LocalGroup {
-    let mut g = LocalGroup::new(n, T0, EPS, |_| {});
-    g.advance(3_000 * MS);
-    g
-}
-
-/// Advances time in heartbeat-sized steps, ticking everyone.
-fn run_for(g: &mut LocalGroup, nanos: u64) {
-    let step = 50 * MS;
-    let mut t = 0;
-    while t < nanos {
-        g.advance(step);
-        g.tick_all();
-        t += step;
-    }
-}
-
-/// A message in cluster 0 at membership epoch 0.
-fn msg(from: u64, to: u64, ballot: Ballot, body: Body) -> Message {
-    Message {
-        cluster_id: 0,
-        epoch: 0,
-        from,
-        to,
-        ballot,
-        body,
-    }
-}
-
-fn cmd(i: u64) -> Bytes {
-    Bytes::copy_from_slice(&i.to_le_bytes())
-}
-
-fn commands(entries: &[meridian_paxos::Entry]) -> Vec<(u64, Timestamp)> {
-    entries
-        .iter()
-        .filter_map(|e| match &e.payload {
-            Payload::Command(b) => Some((u64::from_le_bytes(b[..8].try_into().unwrap()), e.ts)),
-            _ => None,
-        })
-        .collect()
-}
 
 #[test]
 fn pms_s2_one_value_chosen_per_slot_across_leader_change() {
@@ -437,16 +391,6 @@ fn raft_thesis_s4_2_3_leader_stickiness_ignores_disruptive_prepare() {
     assert_eq!(g.replica(2).leader(), Some(1));
 }
 
-fn replica(id: u64, state: Recovered, seed: u64, now: TtInterval) -> Replica {
-    let mut r = Replica::new(
-        Config::new(id, vec![1, 2, 3]),
-        state,
-        Box::new(SmallRng::seed_from_u64(seed)),
-    );
-    r.start(now, &mut Vec::new());
-    r
-}
-
 #[test]
 fn pms_s3_promised_ballot_is_durable_before_promise_and_survives_restart() {
     let now = TtInterval::around(T0, EPS);
@@ -680,95 +624,6 @@ fn new_leader_term_starts_once_its_own_noop_is_applied() {
 // Ballots are (round, node) pairs, compared whole: two candidates of one
 // round hold different ballots, and only the higher one may win.
 // ---------------------------------------------------------------------
-
-/// Steps `r` at `now`, reporting each write durable as soon as it is
-/// issued, and returns the messages it sent.
-fn step_durable(r: &mut Replica, now: TtInterval, input: Input) -> Vec<Message> {
-    let mut sent = Vec::new();
-    let mut next = Some(input);
-    while let Some(input) = next.take() {
-        let mut out = Vec::new();
-        r.step(now, input, &mut out);
-        for o in out {
-            match o {
-                Output::Send(m) => sent.push(m),
-                Output::Persist(req) => next = Some(Input::Persisted { seq: req.seq }),
-                _ => {}
-            }
-        }
-    }
-    sent
-}
-
-fn prepare(from: u64, to: u64, ballot: Ballot, tip: (u64, Ballot), pre_vote: bool) -> Message {
-    msg(
-        from,
-        to,
-        ballot,
-        Body::Prepare {
-            last_slot: tip.0,
-            last_ballot: tip.1,
-            pre_vote,
-        },
-    )
-}
-
-fn accept(
-    from: u64,
-    to: u64,
-    ballot: Ballot,
-    prev: (u64, Ballot),
-    entries: Vec<meridian_paxos::Entry>,
-) -> Message {
-    msg(
-        from,
-        to,
-        ballot,
-        Body::Accept {
-            prev_slot: prev.0,
-            prev_ballot: prev.1,
-            entries,
-            commit: 0,
-            lease_start: Timestamp::ZERO,
-        },
-    )
-}
-
-fn entry(slot: u64, ballot: Ballot, i: u64) -> meridian_paxos::Entry {
-    meridian_paxos::Entry {
-        slot,
-        ballot,
-        ts: Timestamp::ZERO,
-        payload: Payload::Command(cmd(i)),
-    }
-}
-
-/// Whether the one `Promise` in `sent` was granted.
-fn granted(sent: &[Message]) -> bool {
-    match sent {
-        [
-            Message {
-                body: Body::Promise { granted, .. },
-                ..
-            },
-        ] => *granted,
-        _ => panic!("expected one Promise, got {sent:?}"),
-    }
-}
-
-/// The one `Accepted` in `sent`: (ok, upto, the ballot it carries).
-fn accepted(sent: &[Message]) -> (bool, u64, Ballot) {
-    match sent {
-        [
-            Message {
-                ballot,
-                body: Body::Accepted { ok, upto, .. },
-                ..
-            },
-        ] => (*ok, *upto, *ballot),
-        _ => panic!("expected one Accepted, got {sent:?}"),
-    }
-}
 
 #[test]
 fn pms_s2_acceptor_refuses_a_different_node_in_the_same_round() {
