@@ -164,16 +164,35 @@ fn raft_s4_1_the_next_change_may_start_once_the_last_is_chosen() {
 /// A follower (replica 3) that accepted slots 1..=4 at (5, 1), slot 4 a
 /// configuration adding voter 4, and knows slots up to `chosen` chosen.
 fn follower_with_log(chosen: u64) -> Replica {
+    follower_with_config_at(4, chosen)
+}
+
+/// The configuration the followers' logs hold: voter 4 added.
+fn four_voters() -> Membership {
+    Membership::new(1, vec![1, 2, 3, 4])
+}
+
+/// A follower (replica 3) that accepted slots 1..=4 at (5, 1), slot
+/// `config_slot` the configuration [`four_voters`], the others commands,
+/// and knows slots up to `chosen` chosen.
+fn follower_with_config_at(config_slot: u64, chosen: u64) -> Replica {
     let now = at(0);
     let mut r = replica(3, Recovered::default(), 1, now);
     let b5 = Ballot::new(5, 1);
-    let mut entries: Vec<_> = (1..=3).map(|s| entry(s, b5, s)).collect();
-    entries.push(meridian_paxos::Entry {
-        slot: 4,
-        ballot: b5,
-        ts: Timestamp::ZERO,
-        payload: Payload::Config(Membership::new(1, vec![1, 2, 3, 4])),
-    });
+    let entries = (1..=4)
+        .map(|s| {
+            if s == config_slot {
+                meridian_paxos::Entry {
+                    slot: s,
+                    ballot: b5,
+                    ts: Timestamp::ZERO,
+                    payload: Payload::Config(four_voters()),
+                }
+            } else {
+                entry(s, b5, s)
+            }
+        })
+        .collect();
     let m = msg(
         1,
         3,
@@ -191,6 +210,7 @@ fn follower_with_log(chosen: u64) -> Replica {
         (true, 4, b5)
     );
     assert_eq!(r.chosen(), chosen);
+    assert_eq!(r.membership(), &four_voters());
     r
 }
 
@@ -288,7 +308,7 @@ fn raft_s7_snapshot_install_keeps_the_configuration_of_the_log_it_keeps() {
         Input::Message(snapshot_to_2(Ballot::new(5, 1))),
     );
     assert_eq!(r.last_slot(), 4);
-    assert_eq!(r.membership(), &Membership::new(1, vec![1, 2, 3, 4]));
+    assert_eq!(r.membership(), &four_voters());
 }
 
 #[test]
@@ -444,4 +464,137 @@ fn raft_s7_a_lagging_follower_is_sent_one_snapshot() {
     assert_eq!(snapshots, 1);
     assert_eq!(g.snapshots_restored(3), 1);
     assert_eq!(g.replica(3).applied(), g.replica(1).applied());
+}
+
+#[test]
+fn raft_s4_1_truncating_a_configuration_entry_restores_the_one_before() {
+    // The next leader chose another value for slot 3: our slots 3 and 4,
+    // the configuration among them, are gone, and the initial voters rule.
+    let b6 = Ballot::new(6, 2);
+    let mut r = follower_with_config_at(4, 2);
+    let m = accept_from_next_leader((2, Ballot::new(5, 1)), vec![entry(3, b6, 30)], 2);
+    assert!(accepted(&step_durable(&mut r, at(0), Input::Message(m))).0);
+    assert_eq!(r.last_slot(), 3);
+    assert_eq!(r.membership(), &Membership::new(0, vec![1, 2, 3]));
+}
+
+#[test]
+fn raft_s4_1_truncation_keeps_the_configuration_entries_before_it() {
+    // Slot 4 is replaced; the configuration at slot 2 stays in force.
+    let b6 = Ballot::new(6, 2);
+    let mut r = follower_with_config_at(2, 1);
+    let m = accept_from_next_leader((3, Ballot::new(5, 1)), vec![entry(4, b6, 40)], 1);
+    assert!(accepted(&step_durable(&mut r, at(0), Input::Message(m))).0);
+    assert_eq!(r.last_slot(), 4);
+    assert_eq!(r.membership(), &four_voters());
+}
+
+/// Steps `r` once, leaving every write it issues in flight.
+fn step_held(r: &mut Replica, now: TtInterval, input: Input) -> Vec<Output> {
+    let mut out = Vec::new();
+    r.step(now, input, &mut out);
+    out
+}
+
+/// Replica 1 accepts slots 1..=4 at (5, 2), then replica 3, leading at
+/// (6, 3), replaces slots 3 and 4 with one entry at slot 3. With
+/// `settle_first` the first accept is durable before the second arrives;
+/// without it both are in flight until replica 1 next persists. Then
+/// replica 1 wins an election (its promise durable, so both writes are),
+/// appends its no-op at slot 4 and is told by replica 2 that slot 4 is
+/// accepted there, while its own no-op is not yet durable.
+fn leader_after_truncation(settle_first: bool) -> Replica {
+    let mut r = replica(1, Recovered::default(), 5, at(0));
+    let (b5, b6) = (Ballot::new(5, 2), Ballot::new(6, 3));
+    let old = msg(
+        2,
+        1,
+        b5,
+        Body::Accept {
+            prev_slot: 0,
+            prev_ballot: Ballot::ZERO,
+            entries: (1..=4).map(|s| entry(s, b5, s)).collect(),
+            commit: 2,
+            lease_start: Timestamp::ZERO,
+        },
+    );
+    let replace = msg(
+        3,
+        1,
+        b6,
+        Body::Accept {
+            prev_slot: 2,
+            prev_ballot: b5,
+            entries: vec![entry(3, b6, 30)],
+            commit: 2,
+            lease_start: Timestamp::ZERO,
+        },
+    );
+    if settle_first {
+        step_durable(&mut r, at(0), Input::Message(old));
+    } else {
+        step_held(&mut r, at(0), Input::Message(old));
+    }
+    step_held(&mut r, at(0), Input::Message(replace));
+    let ballot = campaign_once(&mut r, 3_000);
+    step_held(&mut r, at(3_000), Input::Message(promise(2, ballot, false)));
+    assert_eq!(r.role(), Role::Leader);
+    assert_eq!(r.last_slot(), 4, "slots 1, 2, 3 and the no-op");
+    let ack = msg(
+        2,
+        1,
+        ballot,
+        Body::Accepted {
+            ok: true,
+            upto: 4,
+            lease_start: Timestamp::ZERO,
+        },
+    );
+    step_held(&mut r, at(3_000), Input::Message(ack));
+    r
+}
+
+#[test]
+fn pms_s3_a_truncated_slot_does_not_count_as_durable_when_refilled() {
+    // Slot 4 was durable before the truncation; the no-op now at slot 4 is
+    // not. Counting the leader's stale durability for it would choose the
+    // no-op on one acceptor's word (ack before persist, in disguise).
+    for settle_first in [true, false] {
+        let r = leader_after_truncation(settle_first);
+        assert!(
+            r.chosen() < 4,
+            "slot 4 chosen before the leader persisted it (settle_first {settle_first})"
+        );
+    }
+}
+
+#[test]
+fn raft_s4_1_a_configuration_entry_truncated_at_its_own_slot_is_gone() {
+    let b6 = Ballot::new(6, 2);
+    let mut r = follower_with_config_at(3, 2);
+    let m = accept_from_next_leader((2, Ballot::new(5, 1)), vec![entry(3, b6, 30)], 2);
+    assert!(accepted(&step_durable(&mut r, at(0), Input::Message(m))).0);
+    assert_eq!(r.membership(), &Membership::new(0, vec![1, 2, 3]));
+}
+
+#[test]
+fn raft_s4_1_leader_tracks_each_new_voter_once_and_never_itself() {
+    let mut g = LocalGroup::with_learners(3, 1, T0, EPS, |_| {});
+    g.advance(3_000 * MS);
+    g.elect(1);
+    g.propose_membership(1, MembershipChange::AddVoter(4))
+        .unwrap();
+    run_for(&mut g, 300 * MS);
+    g.record_messages(true);
+    // One heartbeat round: one message to each other voter.
+    g.advance(Config::new(1, vec![1]).heartbeat_nanos);
+    g.tick(1);
+    let mut to: Vec<u64> = g
+        .take_sent()
+        .iter()
+        .filter(|m| m.from == 1 && matches!(m.body, Body::Accept { .. }))
+        .map(|m| m.to)
+        .collect();
+    to.sort_unstable();
+    assert_eq!(to, vec![2, 3, 4]);
 }
