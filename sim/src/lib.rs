@@ -22,9 +22,13 @@
 //! [`RunOutcome`]), and the swarm prints the one-line command that replays
 //! the seed. A panic inside a core (a failed assertion) is a violation too.
 //! [`trace`] renders a run event by event.
+//! [`elle`] hands an Elle list-append history (what clients appended and
+//! read, and when) to the external isolation checker `adya` for a verdict on
+//! strict serializability.
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod elle;
 pub mod history;
 mod paxos_sim;
 pub mod trace;
