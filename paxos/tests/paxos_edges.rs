@@ -598,3 +598,23 @@ fn raft_s4_1_leader_tracks_each_new_voter_once_and_never_itself() {
     to.sort_unstable();
     assert_eq!(to, vec![2, 3, 4]);
 }
+
+#[test]
+fn raft_s4_2_2_a_leader_that_removes_itself_leads_until_the_removal_is_chosen() {
+    let mut g = led_group(3);
+    g.isolate(2);
+    g.isolate(3);
+    g.propose_membership(1, MembershipChange::RemoveVoter(1))
+        .unwrap();
+    g.run();
+    assert_eq!(g.replica(1).membership(), &Membership::new(1, vec![2, 3]));
+    assert_eq!(
+        g.replica(1).role(),
+        Role::Leader,
+        "it still has to get its removal chosen"
+    );
+    g.heal();
+    run_for(&mut g, 200 * MS);
+    assert_eq!(g.replica(1).role(), Role::Follower, "chosen: it hands over");
+    assert_eq!(g.replica(2).membership(), &Membership::new(1, vec![2, 3]));
+}
