@@ -4,10 +4,11 @@
 //! timestamp (Spanner §4.1.2) carries the record's time: for a one-phase
 //! [`Command::Commit`] it *is* the commit timestamp; for a
 //! [`Command::Prepare`] it is the prepare timestamp; for a
-//! [`Command::CloseTimestamp`] it is the timestamp being closed. Only a
-//! two-phase [`Command::Decide`] names its commit timestamp explicitly: the
-//! coordinator chose it, and the participant logs the decision later, at a
-//! Paxos timestamp of its own.
+//! [`Command::CloseTimestamp`] it is the timestamp being closed; for a
+//! coordinator's [`Command::CoordinatorCommit`] it is the two-phase commit
+//! timestamp `s`. Only a participant's [`Command::Decide`] names its commit
+//! timestamp explicitly: the coordinator chose it, and the participant logs
+//! the decision later, at a Paxos timestamp of its own.
 //!
 //! Encoding: a format version byte, a tag byte, then the fields (see
 //! `codec`). Decoding never panics; a record that fails to decode is a
@@ -17,18 +18,28 @@ use bytes::Bytes;
 use meridian_truetime::Timestamp;
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::types::TxnId;
+use crate::types::{Priority, TxnId};
 
-/// The record format this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The record format this build writes and reads. Version 2 added the
+/// prepare record's priority, deadline and read set, the decision's
+/// deadline, and the coordinator's records.
+pub const FORMAT_VERSION: u8 = 2;
 
 const TAG_COMMIT: u8 = 1;
 const TAG_CLOSE: u8 = 2;
 const TAG_PREPARE: u8 = 3;
 const TAG_DECIDE: u8 = 4;
+const TAG_COORDINATOR_COMMIT: u8 = 5;
+const TAG_FORGET: u8 = 6;
 
 /// Smallest encoding of one [`Write`]: key length, presence byte.
 const MIN_WRITE_BYTES: usize = 4 + 1;
+/// Smallest encoding of one read key: its length.
+const MIN_KEY_BYTES: usize = 4;
+/// Encoding of one group id.
+const GROUP_BYTES: usize = 8;
+/// Encoding of one transaction id.
+const TXN_BYTES: usize = 16;
 
 /// One buffered write of a transaction: `value == None` deletes the key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -85,23 +96,57 @@ pub enum Command {
     /// at recent timestamps.
     CloseTimestamp,
     /// Two-phase commit, participant side (Spanner §4.2.1): the transaction
-    /// holds its write locks and promises to commit if told; its prepare
-    /// timestamp is this entry's Paxos write timestamp.
+    /// holds its locks here and promises to commit if told; its prepare
+    /// timestamp is this entry's Paxos write timestamp. The record holds all
+    /// a new leader needs to rebuild the transaction's locks after a
+    /// failover: its writes (exclusive locks) and the keys it read (shared
+    /// locks), with its wound-wait priority.
     Prepare {
         /// The transaction.
         txn: TxnId,
+        /// The coordinator group, asked for the outcome (presumed abort).
+        coordinator: u64,
+        /// Its wound-wait priority (Spanner §4.2.1).
+        priority: Priority,
+        /// A prepare record whose Paxos write timestamp is above this is
+        /// void: the coordinator gives up on votes by then, so a late or
+        /// duplicated prepare can never bring a decided transaction back.
+        deadline: Timestamp,
         /// Its writes at this participant.
         writes: Vec<Write>,
-        /// The coordinator group, asked for the outcome after a failover
-        /// (presumed abort).
-        coordinator: u64,
+        /// The keys it read at this participant.
+        reads: Vec<Bytes>,
     },
-    /// The outcome of a prepared transaction.
+    /// The outcome of a two-phase transaction, at a participant.
     Decide {
         /// The transaction.
         txn: TxnId,
         /// Commit at a timestamp, or abort.
         decision: Decision,
+        /// The transaction's prepare deadline: until then a prepare record
+        /// for it may still arrive (late or duplicated) and must find the
+        /// decision.
+        deadline: Timestamp,
+    },
+    /// Two-phase commit, coordinator side (Spanner §4.2.1): every
+    /// participant voted yes; the transaction commits at this entry's Paxos
+    /// write timestamp `s`, above every prepare timestamp. The coordinator's
+    /// own writes apply at `s`; the decision is kept until every other
+    /// participant has acknowledged it ([`Command::Forget`]), never pruned by
+    /// age (presumed abort: no record means abort).
+    CoordinatorCommit {
+        /// The transaction.
+        txn: TxnId,
+        /// Its writes at the coordinator's group.
+        writes: Vec<Write>,
+        /// The other participant groups, told the decision.
+        participants: Vec<u64>,
+    },
+    /// Every participant acknowledged these coordinator decisions: they
+    /// need not be kept any longer.
+    Forget {
+        /// The transactions.
+        txns: Vec<TxnId>,
     },
 }
 
@@ -119,23 +164,51 @@ impl Command {
             Command::CloseTimestamp => w.u8(TAG_CLOSE),
             Command::Prepare {
                 txn,
-                writes,
                 coordinator,
+                priority,
+                deadline,
+                writes,
+                reads,
             } => {
                 w.u8(TAG_PREPARE);
                 w.txn(*txn);
                 w.u64(*coordinator);
+                w.ts(priority.0);
+                w.ts(*deadline);
                 encode_writes(&mut w, writes);
+                w.len(reads.len());
+                for key in reads {
+                    w.bytes(key);
+                }
             }
-            Command::Decide { txn, decision } => {
+            Command::Decide {
+                txn,
+                decision,
+                deadline,
+            } => {
                 w.u8(TAG_DECIDE);
                 w.txn(*txn);
-                match decision {
-                    Decision::Commit(ts) => {
-                        w.u8(1);
-                        w.ts(*ts);
-                    }
-                    Decision::Abort => w.u8(0),
+                encode_decision(&mut w, *decision);
+                w.ts(*deadline);
+            }
+            Command::CoordinatorCommit {
+                txn,
+                writes,
+                participants,
+            } => {
+                w.u8(TAG_COORDINATOR_COMMIT);
+                w.txn(*txn);
+                encode_writes(&mut w, writes);
+                w.len(participants.len());
+                for g in participants {
+                    w.u64(*g);
+                }
+            }
+            Command::Forget { txns } => {
+                w.u8(TAG_FORGET);
+                w.len(txns.len());
+                for t in txns {
+                    w.txn(*t);
                 }
             }
         }
@@ -159,21 +232,49 @@ impl Command {
             TAG_PREPARE => Command::Prepare {
                 txn: r.txn()?,
                 coordinator: r.u64("coordinator")?,
+                priority: Priority::new(r.ts("priority")?),
+                deadline: r.ts("deadline")?,
                 writes: decode_writes(&mut r)?,
+                reads: {
+                    let n = r.len("read count", MIN_KEY_BYTES)?;
+                    let mut keys = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        keys.push(r.bytes("read key")?);
+                    }
+                    keys
+                },
             },
             TAG_DECIDE => {
                 let txn = r.txn()?;
-                let decision = match r.u8("decision")? {
-                    0 => Decision::Abort,
-                    1 => Decision::Commit(r.ts("commit ts")?),
-                    tag => {
-                        return Err(DecodeError::Tag {
-                            what: "decision",
-                            tag,
-                        });
-                    }
-                };
-                Command::Decide { txn, decision }
+                let decision = decode_decision(&mut r)?;
+                let deadline = r.ts("deadline")?;
+                Command::Decide {
+                    txn,
+                    decision,
+                    deadline,
+                }
+            }
+            TAG_COORDINATOR_COMMIT => {
+                let txn = r.txn()?;
+                let writes = decode_writes(&mut r)?;
+                let n = r.len("participant count", GROUP_BYTES)?;
+                let mut participants = Vec::with_capacity(n);
+                for _ in 0..n {
+                    participants.push(r.u64("participant")?);
+                }
+                Command::CoordinatorCommit {
+                    txn,
+                    writes,
+                    participants,
+                }
+            }
+            TAG_FORGET => {
+                let n = r.len("forgotten txn count", TXN_BYTES)?;
+                let mut txns = Vec::with_capacity(n);
+                for _ in 0..n {
+                    txns.push(r.txn()?);
+                }
+                Command::Forget { txns }
             }
             tag => {
                 return Err(DecodeError::Tag {
@@ -187,14 +288,49 @@ impl Command {
     }
 
     fn encoded_len_hint(&self) -> usize {
-        let writes = match self {
-            Command::Commit { writes, .. } | Command::Prepare { writes, .. } => writes
+        let write_bytes = |writes: &[Write]| -> usize {
+            writes
                 .iter()
                 .map(|w| 9 + w.key.len() + w.value.as_ref().map_or(0, Bytes::len))
-                .sum(),
-            _ => 0,
+                .sum()
         };
-        2 + 16 + 8 + 4 + writes
+        let body = match self {
+            Command::Commit { writes, .. } => write_bytes(writes),
+            Command::Prepare { writes, reads, .. } => {
+                write_bytes(writes) + reads.iter().map(|k| 4 + k.len()).sum::<usize>()
+            }
+            Command::CoordinatorCommit {
+                writes,
+                participants,
+                ..
+            } => write_bytes(writes) + GROUP_BYTES * participants.len(),
+            Command::Forget { txns } => TXN_BYTES * txns.len(),
+            Command::CloseTimestamp | Command::Decide { .. } => 0,
+        };
+        2 + TXN_BYTES + 3 * 8 + 2 * 4 + body
+    }
+}
+
+/// A decision: a tag byte (0 abort, 1 commit), then the commit timestamp.
+pub(crate) fn encode_decision(w: &mut Writer, decision: Decision) {
+    match decision {
+        Decision::Commit(ts) => {
+            w.u8(1);
+            w.ts(ts);
+        }
+        Decision::Abort => w.u8(0),
+    }
+}
+
+/// Reads what [`encode_decision`] wrote.
+pub(crate) fn decode_decision(r: &mut Reader<'_>) -> Result<Decision, DecodeError> {
+    match r.u8("decision")? {
+        0 => Ok(Decision::Abort),
+        1 => Ok(Decision::Commit(r.ts("commit ts")?)),
+        tag => Err(DecodeError::Tag {
+            what: "decision",
+            tag,
+        }),
     }
 }
 
@@ -240,17 +376,43 @@ mod tests {
         prop_oneof![
             (txn.clone(), writes()).prop_map(|(txn, writes)| Command::Commit { txn, writes }),
             Just(Command::CloseTimestamp),
-            (txn.clone(), writes(), any::<u64>()).prop_map(|(txn, writes, coordinator)| {
-                Command::Prepare {
+            (
+                txn.clone(),
+                writes(),
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..8), 0..4),
+                any::<(u64, u64, u64)>()
+            )
+                .prop_map(|(txn, writes, reads, (coordinator, p, d))| {
+                    Command::Prepare {
+                        txn,
+                        coordinator,
+                        priority: Priority::new(Timestamp(p)),
+                        deadline: Timestamp(d),
+                        writes,
+                        reads: reads.into_iter().map(Bytes::from).collect(),
+                    }
+                }),
+            (
+                txn.clone(),
+                proptest::option::of(any::<u64>()),
+                any::<u64>()
+            )
+                .prop_map(|(txn, ts, d)| Command::Decide {
+                    txn,
+                    decision: ts.map_or(Decision::Abort, |t| Decision::Commit(Timestamp(t))),
+                    deadline: Timestamp(d),
+                }),
+            (
+                txn.clone(),
+                writes(),
+                proptest::collection::vec(any::<u64>(), 0..4)
+            )
+                .prop_map(|(txn, writes, participants)| Command::CoordinatorCommit {
                     txn,
                     writes,
-                    coordinator,
-                }
-            }),
-            (txn, proptest::option::of(any::<u64>())).prop_map(|(txn, ts)| Command::Decide {
-                txn,
-                decision: ts.map_or(Decision::Abort, |t| Decision::Commit(Timestamp(t))),
-            }),
+                    participants,
+                }),
+            proptest::collection::vec(txn, 0..4).prop_map(|txns| Command::Forget { txns }),
         ]
     }
 

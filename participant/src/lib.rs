@@ -103,5 +103,5 @@ pub use codec::DecodeError;
 pub use command::{Command, Decision, Write};
 pub use locks::{Acquire, Grant, LockError, LockLimits, LockMode, LockTable, WaitsFor};
 pub use mvcc::{GcStats, MvccError, MvccStore};
-pub use state::{Applied, ApplyError, GroupState, PreparedTxn, ReadError};
+pub use state::{Applied, ApplyError, CoordinatedTxn, GroupState, PreparedTxn, ReadError};
 pub use types::{Priority, TxnId};

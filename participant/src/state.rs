@@ -27,6 +27,23 @@
 //!
 //! A read at `t ≤ t_safe` therefore sees exactly the transactions committed
 //! at or before `t`, and no later apply changes that answer.
+//!
+//! Reads of particular keys use a finer bound (Spanner §4.2.4's refinement):
+//! a prepared transaction can only change the keys it writes, so
+//! [`GroupState::t_safe_for_key`] and [`GroupState::t_safe_for_range`] hold a
+//! read back only behind prepared transactions writing what it reads, and
+//! [`GroupState::read`] and [`GroupState::scan`] check those. One slow
+//! two-phase commit does not stall every read of its group.
+//!
+//! # Two-phase commit records
+//!
+//! Applying is idempotent and order-proof: a prepare record that arrives
+//! after its transaction was decided (at a participant) or committed (at
+//! the coordinator), a duplicate, or one whose Paxos timestamp is past its
+//! deadline is void and changes nothing; a decision for a transaction not
+//! prepared here is remembered until its deadline, so a prepare record that
+//! follows it is void too. No record can bring a decided transaction back,
+//! write below a later commit, or stop the replica.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
@@ -36,13 +53,13 @@ use meridian_paxos::{Entry, Payload, Slot};
 use meridian_truetime::Timestamp;
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::command::{Command, Decision, Write};
+use crate::command::{Command, Decision, Write, decode_decision, encode_decision};
 use crate::fxhash::FxHashMap;
 use crate::mvcc::{MvccError, MvccStore};
-use crate::types::TxnId;
+use crate::types::{Priority, TxnId};
 
 /// The snapshot format this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
 
 /// Default time a commit record is remembered (by transaction id) after it
 /// applied: long enough for any client to retry a commit whose answer it
@@ -51,7 +68,9 @@ pub const DEFAULT_COMMIT_RECORD_RETENTION_NANOS: u64 = 10 * 60 * 1_000_000_000;
 
 /// Smallest encodings, for bounding counts read from a snapshot.
 const MIN_RECENT_BYTES: usize = 16 + 8 + 8;
-const MIN_PREPARED_BYTES: usize = 16 + 8 + 8 + 4;
+const MIN_PREPARED_BYTES: usize = 16 + 8 + 8 + 8 + 8 + 4 + 4;
+const MIN_DECIDED_BYTES: usize = 16 + 1 + 8;
+const MIN_COORDINATED_BYTES: usize = 16 + 8 + 4;
 const MIN_VERSION_BYTES: usize = 4 + 8 + 1;
 
 /// What applying one entry did, for the transaction layer above.
@@ -76,6 +95,13 @@ pub enum Applied {
     },
     /// Prepared `txn` was aborted; its writes were dropped.
     Aborted {
+        /// The transaction.
+        txn: TxnId,
+    },
+    /// A prepare record for `txn` changed nothing: it came after the
+    /// transaction's deadline, after its decision, or after its commit. The
+    /// participant must not vote yes on it.
+    PrepareVoid {
         /// The transaction.
         txn: TxnId,
     },
@@ -157,8 +183,24 @@ pub struct PreparedTxn {
     pub prepare_ts: Timestamp,
     /// Its coordinator group.
     pub coordinator: u64,
+    /// Its wound-wait priority, for rebuilding its locks.
+    pub priority: Priority,
+    /// Its prepare deadline (see [`Command::Prepare`]).
+    pub deadline: Timestamp,
     /// The writes it will apply if it commits.
     pub writes: Vec<Write>,
+    /// The keys it read here, locked shared until the outcome.
+    pub reads: Vec<Bytes>,
+}
+
+/// A two-phase commit this group coordinated and decided to commit, kept
+/// until every other participant has acknowledged it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatedTxn {
+    /// The commit timestamp `s`.
+    pub commit_ts: Timestamp,
+    /// The other participant groups.
+    pub participants: Vec<u64>,
 }
 
 /// The replicated state of one participant group. See the
@@ -176,6 +218,16 @@ pub struct GroupState {
     prepared: BTreeMap<TxnId, PreparedTxn>,
     /// `(prepare_ts, txn)` of every prepared transaction, for `t_tm_safe`.
     prepared_by_ts: BTreeSet<(Timestamp, TxnId)>,
+    /// Every key a prepared transaction writes, with `(prepare_ts, txn)`
+    /// of each such transaction, for the per-key and per-range `t_tm_safe`.
+    prepared_writes: BTreeMap<Bytes, BTreeSet<(Timestamp, TxnId)>>,
+    /// Participant-side decisions remembered until their deadline, so that
+    /// a prepare record arriving late finds its transaction decided.
+    decided: FxHashMap<TxnId, (Decision, Timestamp)>,
+    /// `(deadline, txn)` of `decided`, for pruning.
+    decided_by_deadline: BTreeSet<(Timestamp, TxnId)>,
+    /// Commits this group coordinated, until every participant acknowledged.
+    coordinated: BTreeMap<TxnId, CoordinatedTxn>,
     /// Commits applied recently: txn → commit timestamp.
     recent_commits: FxHashMap<TxnId, Timestamp>,
     /// `(entry ts, txn)` in apply order, for pruning `recent_commits`.
@@ -205,6 +257,10 @@ impl GroupState {
             last_commit_ts: Timestamp::ZERO,
             prepared: BTreeMap::new(),
             prepared_by_ts: BTreeSet::new(),
+            prepared_writes: BTreeMap::new(),
+            decided: FxHashMap::default(),
+            decided_by_deadline: BTreeSet::new(),
+            coordinated: BTreeMap::new(),
             recent_commits: FxHashMap::default(),
             recent_order: VecDeque::new(),
             pruned_origin: 0,
@@ -248,19 +304,37 @@ impl GroupState {
             Command::CloseTimestamp => Applied::Nothing,
             Command::Prepare {
                 txn,
-                writes,
                 coordinator,
+                priority,
+                deadline,
+                writes,
+                reads,
             } => {
-                if self.prepared.contains_key(&txn) || self.recent_commits.contains_key(&txn) {
-                    // A duplicate prepare record: the first one stands.
+                if self.prepared.contains_key(&txn) {
+                    // A duplicate: the first record stands.
                     Applied::Nothing
+                } else if e.ts > deadline
+                    || self.decided.contains_key(&txn)
+                    || self.recent_commits.contains_key(&txn)
+                {
+                    // Too late, or already decided: the decision stands.
+                    Applied::PrepareVoid { txn }
                 } else {
+                    for w in &writes {
+                        self.prepared_writes
+                            .entry(w.key.clone())
+                            .or_default()
+                            .insert((e.ts, txn));
+                    }
                     self.prepared.insert(
                         txn,
                         PreparedTxn {
                             prepare_ts: e.ts,
                             coordinator,
+                            priority,
+                            deadline,
                             writes,
+                            reads,
                         },
                     );
                     self.prepared_by_ts.insert((e.ts, txn));
@@ -270,35 +344,111 @@ impl GroupState {
                     }
                 }
             }
-            Command::Decide { txn, decision } => match self.prepared.get(&txn) {
-                None => Applied::Nothing,
-                Some(p) => {
-                    if let Decision::Commit(ts) = decision {
-                        if ts < p.prepare_ts {
-                            return Err(ApplyError::CommitBelowPrepare {
-                                txn,
-                                commit_ts: ts,
-                                prepare_ts: p.prepare_ts,
-                            });
-                        }
-                    }
-                    let p = self.prepared.remove(&txn).expect("looked up above");
-                    let removed = self.prepared_by_ts.remove(&(p.prepare_ts, txn));
-                    assert!(removed, "prepared index out of sync for txn {txn}");
-                    match decision {
-                        Decision::Commit(ts) => {
-                            self.write_all(e.slot, ts, p.writes)?;
-                            self.record_commit(txn, ts, e.ts);
-                            Applied::Committed { txn, ts }
-                        }
-                        Decision::Abort => Applied::Aborted { txn },
-                    }
+            Command::Decide {
+                txn,
+                decision,
+                deadline,
+            } => self.decide(e, txn, decision, deadline)?,
+            Command::CoordinatorCommit { txn, .. }
+                if self.coordinated.contains_key(&txn)
+                    || self.recent_commits.contains_key(&txn) =>
+            {
+                // A duplicate: the transaction committed once.
+                Applied::Nothing
+            }
+            Command::CoordinatorCommit {
+                txn,
+                writes,
+                participants,
+            } => {
+                self.write_all(e.slot, e.ts, writes)?;
+                self.record_commit(txn, e.ts, e.ts);
+                self.coordinated.insert(
+                    txn,
+                    CoordinatedTxn {
+                        commit_ts: e.ts,
+                        participants,
+                    },
+                );
+                Applied::Committed { txn, ts: e.ts }
+            }
+            Command::Forget { txns } => {
+                for txn in txns {
+                    self.coordinated.remove(&txn);
                 }
-            },
+                Applied::Nothing
+            }
         };
+        self.prune_decided(e.ts);
         self.paxos_safe = e.ts;
         self.applied_slot = e.slot;
         Ok(applied)
+    }
+
+    /// Applies a participant's decision record `e` for `txn`.
+    fn decide(
+        &mut self,
+        e: &Entry,
+        txn: TxnId,
+        decision: Decision,
+        deadline: Timestamp,
+    ) -> Result<Applied, ApplyError> {
+        let Some(p) = self.prepared.get(&txn) else {
+            // Not prepared here (yet, or any more): remember the decision
+            // until no prepare record can be valid, so a late one is void.
+            if deadline >= e.ts && !self.decided.contains_key(&txn) {
+                self.decided.insert(txn, (decision, deadline));
+                self.decided_by_deadline.insert((deadline, txn));
+            }
+            return Ok(Applied::Nothing);
+        };
+        if let Decision::Commit(ts) = decision {
+            if ts < p.prepare_ts {
+                return Err(ApplyError::CommitBelowPrepare {
+                    txn,
+                    commit_ts: ts,
+                    prepare_ts: p.prepare_ts,
+                });
+            }
+        }
+        let p = self.prepared.remove(&txn).expect("looked up above");
+        let removed = self.prepared_by_ts.remove(&(p.prepare_ts, txn));
+        assert!(removed, "prepared index out of sync for txn {txn}");
+        for w in &p.writes {
+            let on_key = self
+                .prepared_writes
+                .get_mut(&w.key)
+                .expect("a prepared write is indexed");
+            on_key.remove(&(p.prepare_ts, txn));
+            if on_key.is_empty() {
+                self.prepared_writes.remove(&w.key);
+            }
+        }
+        if p.deadline >= e.ts {
+            self.decided.insert(txn, (decision, p.deadline));
+            self.decided_by_deadline.insert((p.deadline, txn));
+        }
+        Ok(match decision {
+            Decision::Commit(ts) => {
+                self.write_all(e.slot, ts, p.writes)?;
+                self.record_commit(txn, ts, e.ts);
+                Applied::Committed { txn, ts }
+            }
+            Decision::Abort => Applied::Aborted { txn },
+        })
+    }
+
+    /// Forgets decisions whose deadline is below `now` (a Paxos write
+    /// timestamp): every prepare record still to come is void by its own
+    /// deadline.
+    fn prune_decided(&mut self, now: Timestamp) {
+        while let Some(&(deadline, txn)) = self.decided_by_deadline.first() {
+            if deadline >= now {
+                break;
+            }
+            self.decided_by_deadline.pop_first();
+            self.decided.remove(&txn);
+        }
     }
 
     fn write_all(
@@ -355,6 +505,41 @@ impl GroupState {
         self.t_paxos_safe().min(self.t_tm_safe())
     }
 
+    /// `t_safe` for reads of `key` alone: held back only by prepared
+    /// transactions that write `key` (Spanner §4.2.4's finer `t_tm_safe`).
+    pub fn t_safe_for_key(&self, key: &[u8]) -> Timestamp {
+        let tm = self
+            .prepared_writes
+            .get(key)
+            .and_then(BTreeSet::first)
+            .map_or(Timestamp::MAX, |(ts, _)| ts.prev());
+        self.paxos_safe.min(tm)
+    }
+
+    /// `t_safe` for a scan of the keys within `(start, end)`: held back only
+    /// by prepared transactions writing a key in that range.
+    pub fn t_safe_for_range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Timestamp {
+        let empty = match (start, end) {
+            (Bound::Included(s), Bound::Included(e)) => s > e,
+            (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e))
+            | (Bound::Excluded(s), Bound::Included(e)) => s >= e,
+            _ => false,
+        };
+        if self.prepared_writes.is_empty() || empty {
+            // (An empty or inverted range reads nothing; `BTreeMap::range`
+            // would panic on an inverted one.)
+            return self.paxos_safe;
+        }
+        let tm = self
+            .prepared_writes
+            .range::<[u8], _>((start, end))
+            .filter_map(|(_, on_key)| on_key.first())
+            .map(|(ts, _)| ts.prev())
+            .min()
+            .unwrap_or(Timestamp::MAX);
+        self.paxos_safe.min(tm)
+    }
+
     /// Spanner §4.2.2 `LastTS()`: the timestamp of the last commit applied.
     pub fn last_commit_ts(&self) -> Timestamp {
         self.last_commit_ts
@@ -368,6 +553,29 @@ impl GroupState {
     /// The prepared, undecided transactions.
     pub fn prepared(&self) -> impl Iterator<Item = (&TxnId, &PreparedTxn)> {
         self.prepared.iter()
+    }
+
+    /// The prepared, undecided transaction `txn`, if it is one here.
+    pub fn prepared_txn(&self, txn: TxnId) -> Option<&PreparedTxn> {
+        self.prepared.get(&txn)
+    }
+
+    /// A participant-side decision for `txn` logged here, remembered until
+    /// its prepare deadline.
+    pub fn decided(&self, txn: TxnId) -> Option<Decision> {
+        self.decided.get(&txn).map(|(d, _)| *d)
+    }
+
+    /// Commits this group coordinated that some participant has not yet
+    /// acknowledged (presumed abort: a transaction this group coordinated
+    /// and that is neither here nor in the commit records did not commit).
+    pub fn coordinated(&self) -> impl Iterator<Item = (&TxnId, &CoordinatedTxn)> {
+        self.coordinated.iter()
+    }
+
+    /// The coordinator decision for `txn`, while kept.
+    pub fn coordinated_txn(&self, txn: TxnId) -> Option<&CoordinatedTxn> {
+        self.coordinated.get(&txn)
     }
 
     /// The commit timestamp of `txn`, if it committed here recently (within
@@ -388,7 +596,7 @@ impl GroupState {
     /// of the newest version `≤ at`, or `None`. Fails if `at > t_safe` or
     /// `at` is below the GC horizon.
     pub fn read(&self, key: &[u8], at: Timestamp) -> Result<Option<(Timestamp, Bytes)>, ReadError> {
-        self.check_safe(at)?;
+        check_safe(at, self.t_safe_for_key(key))?;
         Ok(self.store.read(key, at)?)
     }
 
@@ -403,7 +611,7 @@ impl GroupState {
         at: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Bytes, Timestamp, Bytes)>, ReadError> {
-        self.check_safe(at)?;
+        check_safe(at, self.t_safe_for_range(start, end))?;
         Ok(self.store.scan((start, end), at, limit)?)
     }
 
@@ -414,17 +622,6 @@ impl GroupState {
         self.store
             .read(key, Timestamp::MAX)
             .expect("no horizon is above Timestamp::MAX")
-    }
-
-    fn check_safe(&self, at: Timestamp) -> Result<(), ReadError> {
-        let t_safe = self.t_safe();
-        if at > t_safe {
-            return Err(ReadError::NotYetSafe {
-                read_ts: at,
-                t_safe,
-            });
-        }
-        Ok(())
     }
 
     /// Garbage-collects versions below `horizon`, clamped to `t_safe` (a
@@ -465,10 +662,31 @@ impl GroupState {
             w.txn(*txn);
             w.ts(p.prepare_ts);
             w.u64(p.coordinator);
+            w.ts(p.priority.0);
+            w.ts(p.deadline);
             w.len(p.writes.len());
             for write in &p.writes {
                 w.bytes(&write.key);
                 w.opt_bytes(write.value.as_ref());
+            }
+            w.len(p.reads.len());
+            for key in &p.reads {
+                w.bytes(key);
+            }
+        }
+        w.len(self.decided_by_deadline.len());
+        for (deadline, txn) in &self.decided_by_deadline {
+            w.txn(*txn);
+            encode_decision(&mut w, self.decided[txn].0);
+            w.ts(*deadline);
+        }
+        w.len(self.coordinated.len());
+        for (txn, c) in &self.coordinated {
+            w.txn(*txn);
+            w.ts(c.commit_ts);
+            w.len(c.participants.len());
+            for g in &c.participants {
+                w.u64(*g);
             }
         }
         w.len(self.store.version_count());
@@ -504,6 +722,8 @@ impl GroupState {
             let txn = r.txn()?;
             let prepare_ts = r.ts("prepare ts")?;
             let coordinator = r.u64("coordinator")?;
+            let priority = Priority::new(r.ts("priority")?);
+            let deadline = r.ts("deadline")?;
             let n = r.len("prepared write count", 5)?;
             let mut writes = Vec::with_capacity(n);
             for _ in 0..n {
@@ -512,13 +732,50 @@ impl GroupState {
                     value: r.opt_bytes("value")?,
                 });
             }
+            let n = r.len("prepared read count", 4)?;
+            let mut reads = Vec::with_capacity(n);
+            for _ in 0..n {
+                reads.push(r.bytes("read key")?);
+            }
             s.prepared_by_ts.insert((prepare_ts, txn));
+            for w in &writes {
+                s.prepared_writes
+                    .entry(w.key.clone())
+                    .or_default()
+                    .insert((prepare_ts, txn));
+            }
             s.prepared.insert(
                 txn,
                 PreparedTxn {
                     prepare_ts,
                     coordinator,
+                    priority,
+                    deadline,
                     writes,
+                    reads,
+                },
+            );
+        }
+        for _ in 0..r.len("decided count", MIN_DECIDED_BYTES)? {
+            let txn = r.txn()?;
+            let decision = decode_decision(&mut r)?;
+            let deadline = r.ts("deadline")?;
+            s.decided.insert(txn, (decision, deadline));
+            s.decided_by_deadline.insert((deadline, txn));
+        }
+        for _ in 0..r.len("coordinated count", MIN_COORDINATED_BYTES)? {
+            let txn = r.txn()?;
+            let commit_ts = r.ts("commit ts")?;
+            let n = r.len("participant count", 8)?;
+            let mut participants = Vec::with_capacity(n);
+            for _ in 0..n {
+                participants.push(r.u64("participant")?);
+            }
+            s.coordinated.insert(
+                txn,
+                CoordinatedTxn {
+                    commit_ts,
+                    participants,
                 },
             );
         }
@@ -532,6 +789,17 @@ impl GroupState {
             .map_err(|_| DecodeError::Invalid("snapshot: two values for one key and timestamp"))?;
         Ok(s)
     }
+}
+
+/// A read at `at` where the safe time is `t_safe`.
+fn check_safe(at: Timestamp, t_safe: Timestamp) -> Result<(), ReadError> {
+    if at > t_safe {
+        return Err(ReadError::NotYetSafe {
+            read_ts: at,
+            t_safe,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -48,6 +48,22 @@ fn commit(txn: u64, writes: &[(&str, Option<&str>)]) -> Command {
     }
 }
 
+/// A prepare deadline later than any entry of these tests.
+const FAR_DEADLINE: u64 = 1_000_000;
+
+/// A prepare record of `txn` writing `writes` for `coordinator`, with no
+/// reads and a deadline past every test's entries.
+fn prepare_writes(txn: TxnId, writes: Vec<Write>, coordinator: u64) -> Command {
+    Command::Prepare {
+        txn,
+        coordinator,
+        priority: Priority::new(ts(1)),
+        deadline: ts(FAR_DEADLINE),
+        writes,
+        reads: vec![],
+    }
+}
+
 fn value_at(s: &GroupState, key: &str, at: u64) -> Option<String> {
     s.read(key.as_bytes(), ts(at))
         .unwrap()
@@ -109,10 +125,8 @@ fn spanner_s4_1_3_closed_timestamp_advances_t_safe_without_writes() {
 #[test]
 fn spanner_s4_1_3_t_tm_safe_stays_below_the_earliest_prepared_transaction() {
     let mut s = GroupState::default();
-    let prepare = |txn: u64, key: &str| Command::Prepare {
-        txn: TxnId::local(txn),
-        writes: vec![Write::put(b(key), b("p"))],
-        coordinator: 9,
+    let prepare = |txn: u64, key: &str| {
+        prepare_writes(TxnId::local(txn), vec![Write::put(b(key), b("p"))], 9)
     };
     assert_eq!(
         s.apply(&entry(1, 100, &prepare(1, "x"))),
@@ -128,12 +142,9 @@ fn spanner_s4_1_3_t_tm_safe_stays_below_the_earliest_prepared_transaction() {
     assert_eq!(s.t_safe(), ts(99), "t_safe = min(t_paxos_safe, t_tm_safe)");
     assert!(s.has_prepared());
     // Txn 1 commits at 250 (above its prepare timestamp): visible at 250.
-    let decide = Command::Decide {
-        txn: TxnId::local(1),
-        decision: Decision::Commit(ts(250)),
-    };
+    let commit = decide(TxnId::local(1), Decision::Commit(ts(250)));
     assert_eq!(
-        s.apply(&entry(4, 400, &decide)),
+        s.apply(&entry(4, 400, &commit)),
         Ok(Applied::Committed {
             txn: TxnId::local(1),
             ts: ts(250)
@@ -142,13 +153,11 @@ fn spanner_s4_1_3_t_tm_safe_stays_below_the_earliest_prepared_transaction() {
     assert_eq!(s.t_safe(), ts(199), "txn 2 still prepared at 200");
     assert_eq!(value_at(&s, "x", 199), None);
     assert!(
-        matches!(s.read(b"x", ts(250)), Err(ReadError::NotYetSafe { .. })),
-        "not yet safe at 250"
+        matches!(s.read(b"y", ts(250)), Err(ReadError::NotYetSafe { .. })),
+        "y is held back by txn 2, prepared at 200"
     );
-    let abort = Command::Decide {
-        txn: TxnId::local(2),
-        decision: Decision::Abort,
-    };
+    assert_eq!(value_at(&s, "x", 250).as_deref(), Some("p"), "x is not");
+    let abort = decide(TxnId::local(2), Decision::Abort);
     assert_eq!(
         s.apply(&entry(5, 500, &abort)),
         Ok(Applied::Aborted {
@@ -163,22 +172,11 @@ fn spanner_s4_1_3_t_tm_safe_stays_below_the_earliest_prepared_transaction() {
 #[test]
 fn spanner_s4_2_1_commit_below_a_prepare_timestamp_is_refused() {
     let mut s = GroupState::default();
-    s.apply(&entry(
-        1,
-        100,
-        &Command::Prepare {
-            txn: TxnId::local(1),
-            writes: vec![],
-            coordinator: 1,
-        },
-    ))
-    .unwrap();
-    let decide = Command::Decide {
-        txn: TxnId::local(1),
-        decision: Decision::Commit(ts(99)),
-    };
+    s.apply(&entry(1, 100, &prepare_writes(TxnId::local(1), vec![], 1)))
+        .unwrap();
+    let below = decide(TxnId::local(1), Decision::Commit(ts(99)));
     assert!(matches!(
-        s.apply(&entry(2, 200, &decide)),
+        s.apply(&entry(2, 200, &below)),
         Err(ApplyError::CommitBelowPrepare { .. })
     ));
 }
@@ -270,8 +268,11 @@ fn snapshot_round_trips_every_part_of_the_state() {
         300,
         &Command::Prepare {
             txn: TxnId::new(5, 6),
-            writes: vec![Write::put(b("c"), b("3"))],
             coordinator: 4,
+            priority: Priority::new(ts(7)),
+            deadline: ts(900),
+            writes: vec![Write::put(b("c"), b("3"))],
+            reads: vec![b("a")],
         },
     ))
     .unwrap();
@@ -293,23 +294,30 @@ fn snapshot_round_trips_every_part_of_the_state() {
     }
     assert_eq!(r.encode(), data, "encoding is canonical");
     let (txn, p) = r.prepared().next().unwrap();
+    assert_eq!((txn, p), s.prepared().next().unwrap());
     assert_eq!(
-        (*txn, p.prepare_ts, p.coordinator),
-        (TxnId::new(5, 6), ts(300), 4)
+        (
+            *txn,
+            p.prepare_ts,
+            p.coordinator,
+            p.deadline,
+            p.reads.clone()
+        ),
+        (TxnId::new(5, 6), ts(300), 4, ts(900), vec![b("a")])
     );
     assert!(GroupState::decode(&data.slice(..data.len() - 1), 0).is_err());
 }
 
 fn prepare(txn: TxnId, key: &str) -> Command {
-    Command::Prepare {
-        txn,
-        writes: vec![Write::put(b(key), b("p"))],
-        coordinator: 9,
-    }
+    prepare_writes(txn, vec![Write::put(b(key), b("p"))], 9)
 }
 
 fn decide(txn: TxnId, decision: Decision) -> Command {
-    Command::Decide { txn, decision }
+    Command::Decide {
+        txn,
+        decision,
+        deadline: ts(FAR_DEADLINE),
+    }
 }
 
 fn not_yet_safe(s: &GroupState, at: u64) -> bool {
@@ -406,10 +414,11 @@ fn spanner_s4_1_3_a_duplicate_prepare_record_leaves_no_stale_bound() {
         ts(300),
         "the decision releases every bound of txn"
     );
-    // A prepare arriving after the commit applied is a duplicate too.
+    // A prepare arriving after the commit applied is void: the
+    // participant must not vote on it again.
     assert_eq!(
         s.apply(&entry(4, 400, &prepare(txn, "x"))),
-        Ok(Applied::Nothing)
+        Ok(Applied::PrepareVoid { txn })
     );
     assert!(!s.has_prepared());
     assert_eq!(s.t_safe(), ts(400));
@@ -508,4 +517,183 @@ fn design_s5_5_a_two_phase_commit_record_is_kept_for_the_retention_after_its_dec
     // Cutoff 2000: kept, though its commit timestamp 150 is far older.
     assert_eq!(s.committed(txn), Some(ts(150)));
     assert!(!s.may_have_forgotten(txn));
+}
+
+/// A prepare record of `txn` writing `key`, due by `deadline`.
+fn prepare_due(txn: TxnId, key: &str, deadline: u64) -> Command {
+    Command::Prepare {
+        txn,
+        coordinator: 9,
+        priority: Priority::new(ts(1)),
+        deadline: ts(deadline),
+        writes: vec![Write::put(b(key), b("p"))],
+        reads: vec![b("r")],
+    }
+}
+
+#[test]
+fn design_s5_1_a_prepare_record_past_its_deadline_is_void() {
+    let mut s = GroupState::default();
+    let txn = TxnId::new(3, 1);
+    assert_eq!(
+        s.apply(&entry(1, 501, &prepare_due(txn, "x", 500))),
+        Ok(Applied::PrepareVoid { txn })
+    );
+    assert!(!s.has_prepared());
+    assert_eq!(s.t_safe_for_key(b"x"), ts(501));
+    // At the deadline itself it still counts.
+    let txn2 = TxnId::new(3, 2);
+    assert_eq!(
+        s.apply(&entry(2, 600, &prepare_due(txn2, "x", 600))),
+        Ok(Applied::Prepared {
+            txn: txn2,
+            prepare_ts: ts(600)
+        })
+    );
+}
+
+#[test]
+fn design_s5_1_a_decision_logged_before_its_prepare_voids_the_prepare() {
+    // The coordinator aborted before this participant's prepare record
+    // was chosen (a deposed leader's proposal chosen late): the prepare
+    // must not resurrect the transaction, however it is ordered.
+    let mut s = GroupState::default();
+    let txn = TxnId::new(3, 1);
+    let abort = Command::Decide {
+        txn,
+        decision: Decision::Abort,
+        deadline: ts(900),
+    };
+    assert_eq!(s.apply(&entry(1, 100, &abort)), Ok(Applied::Nothing));
+    assert_eq!(s.decided(txn), Some(Decision::Abort));
+    assert_eq!(
+        s.apply(&entry(2, 200, &prepare_due(txn, "x", 900))),
+        Ok(Applied::PrepareVoid { txn })
+    );
+    assert!(!s.has_prepared());
+    assert_eq!(s.t_safe(), ts(200), "nothing holds reads back");
+    // Past the deadline the decision is forgotten, and the deadline alone
+    // keeps voiding prepares.
+    s.apply(&entry(3, 901, &Command::CloseTimestamp)).unwrap();
+    assert_eq!(s.decided(txn), None);
+    assert_eq!(
+        s.apply(&entry(4, 902, &prepare_due(txn, "x", 900))),
+        Ok(Applied::PrepareVoid { txn })
+    );
+}
+
+#[test]
+fn design_s5_1_a_prepare_replayed_after_its_commit_record_is_pruned_is_void() {
+    let mut s = GroupState::new(100);
+    let txn = TxnId::new(3, 1);
+    s.apply(&entry(1, 100, &prepare_due(txn, "x", 300)))
+        .unwrap();
+    s.apply(&entry(2, 200, &decide(txn, Decision::Commit(ts(150)))))
+        .unwrap();
+    s.apply(&entry(3, 1_000, &commit(7, &[("y", Some("1"))])))
+        .unwrap();
+    assert_eq!(s.committed(txn), None, "the commit record was pruned");
+    assert_eq!(s.decided(txn), None, "and the decision, past its deadline");
+    assert_eq!(
+        s.apply(&entry(4, 1_100, &prepare_due(txn, "x", 300))),
+        Ok(Applied::PrepareVoid { txn })
+    );
+    assert_eq!(value_at(&s, "x", 1_100).as_deref(), Some("p"));
+    assert_eq!(s.t_safe(), ts(1_100));
+}
+
+#[test]
+fn spanner_s4_2_4_a_prepared_transaction_holds_back_only_reads_of_what_it_writes() {
+    let mut s = GroupState::default();
+    s.apply(&entry(
+        1,
+        50,
+        &commit(1, &[("a", Some("1")), ("m", Some("1"))]),
+    ))
+    .unwrap();
+    let txn = TxnId::new(3, 1);
+    s.apply(&entry(2, 100, &prepare(txn, "m"))).unwrap();
+    s.apply(&entry(3, 300, &Command::CloseTimestamp)).unwrap();
+    assert_eq!(s.t_safe(), ts(99), "the group-wide bound");
+    assert_eq!(s.t_safe_for_key(b"m"), ts(99));
+    assert_eq!(s.t_safe_for_key(b"a"), ts(300), "txn does not write a");
+    assert_eq!(value_at(&s, "a", 250).as_deref(), Some("1"));
+    assert!(matches!(
+        s.read(b"m", ts(100)),
+        Err(ReadError::NotYetSafe { .. })
+    ));
+    let range = |lo: &'static [u8], hi: &'static [u8]| (Bound::Included(lo), Bound::Excluded(hi));
+    let (lo, hi) = range(b"a", b"m");
+    assert_eq!(s.t_safe_for_range(lo, hi), ts(300), "[a, m) misses m");
+    assert_eq!(s.scan(lo, hi, ts(300), 10).unwrap().len(), 1);
+    let (lo, hi) = range(b"a", b"n");
+    assert_eq!(s.t_safe_for_range(lo, hi), ts(99));
+    assert!(s.scan(lo, hi, ts(100), 10).is_err());
+    assert_eq!(
+        s.t_safe_for_range(Bound::Included(b"z"), Bound::Excluded(b"a")),
+        ts(300),
+        "an inverted range reads nothing"
+    );
+    s.apply(&entry(4, 400, &decide(txn, Decision::Commit(ts(120)))))
+        .unwrap();
+    assert_eq!(s.t_safe_for_key(b"m"), ts(400));
+    assert_eq!(value_at(&s, "m", 120).as_deref(), Some("p"));
+}
+
+fn coordinator_commit(txn: TxnId, key: &str, participants: Vec<u64>) -> Command {
+    Command::CoordinatorCommit {
+        txn,
+        writes: vec![Write::put(b(key), b("c"))],
+        participants,
+    }
+}
+
+#[test]
+fn design_s5_1_a_coordinator_decision_is_kept_until_every_participant_acknowledged() {
+    // Presumed abort: no record means abort, so a commit decision is never
+    // dropped by age, only when every participant has it.
+    let mut s = GroupState::new(10);
+    let txn = TxnId::new(3, 1);
+    assert_eq!(
+        s.apply(&entry(1, 100, &coordinator_commit(txn, "k", vec![2, 5]))),
+        Ok(Applied::Committed { txn, ts: ts(100) })
+    );
+    assert_eq!(value_at(&s, "k", 100).as_deref(), Some("c"));
+    // A duplicate record writes nothing twice.
+    assert_eq!(
+        s.apply(&entry(2, 105, &coordinator_commit(txn, "k", vec![2, 5]))),
+        Ok(Applied::Nothing)
+    );
+    s.apply(&entry(3, 10_000, &commit(7, &[("y", Some("1"))])))
+        .unwrap();
+    assert_eq!(s.committed(txn), None, "the age-pruned record is gone");
+    let kept = s.coordinated_txn(txn).expect("the decision is kept");
+    assert_eq!(
+        (kept.commit_ts, kept.participants.clone()),
+        (ts(100), vec![2, 5])
+    );
+    let restored = GroupState::decode(&s.encode(), 10).unwrap();
+    assert_eq!(restored.coordinated_txn(txn), s.coordinated_txn(txn));
+    s.apply(&entry(4, 10_001, &Command::Forget { txns: vec![txn] }))
+        .unwrap();
+    assert_eq!(s.coordinated().count(), 0);
+}
+
+#[test]
+fn snapshot_keeps_decisions_until_their_deadline() {
+    let mut s = GroupState::default();
+    let txn = TxnId::new(3, 1);
+    let abort = Command::Decide {
+        txn,
+        decision: Decision::Abort,
+        deadline: ts(900),
+    };
+    s.apply(&entry(1, 100, &abort)).unwrap();
+    let mut r = GroupState::decode(&s.encode(), DEFAULT_COMMIT_RECORD_RETENTION_NANOS).unwrap();
+    assert_eq!(r.decided(txn), Some(Decision::Abort));
+    assert_eq!(r.encode(), s.encode());
+    assert_eq!(
+        r.apply(&entry(2, 200, &prepare_due(txn, "x", 900))),
+        Ok(Applied::PrepareVoid { txn })
+    );
 }
