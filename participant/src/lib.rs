@@ -87,6 +87,7 @@ pub mod command;
 pub mod fxhash;
 pub mod locks;
 pub mod mvcc;
+pub mod occ;
 pub mod state;
 pub mod types;
 
@@ -103,5 +104,6 @@ pub use codec::DecodeError;
 pub use command::{Command, Decision, Write};
 pub use locks::{Acquire, Grant, LockError, LockLimits, LockMode, LockTable, WaitsFor};
 pub use mvcc::{GcStats, MvccError, MvccStore};
+pub use occ::{Conflict, ReadVersion};
 pub use state::{Applied, ApplyError, CoordinatedTxn, GroupState, PreparedTxn, ReadError};
 pub use types::{Priority, TxnId};

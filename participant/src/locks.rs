@@ -858,6 +858,17 @@ impl LockTable {
         holders
     }
 
+    /// Another transaction than `txn` holding `key` exclusively, if one
+    /// does. For OCC validation (docs/design.md §5.4): such a holder is
+    /// about to write the key. Allocates nothing.
+    pub fn exclusive_holder_other_than(&self, key: &[u8], txn: TxnId) -> Option<TxnId> {
+        let lock = self.keys.get(key)?;
+        if lock.mode != LockMode::Exclusive {
+            return None;
+        }
+        lock.holders.iter().map(|h| h.txn).find(|t| *t != txn)
+    }
+
     /// The waiters queued on `key` and the mode each asked for, in queue
     /// order.
     pub fn waiters(&self, key: &[u8]) -> Vec<(TxnId, LockMode)> {

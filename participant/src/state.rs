@@ -615,6 +615,20 @@ impl GroupState {
         Ok(self.store.scan((start, end), at, limit)?)
     }
 
+    /// The timestamp of the newest version of `key`, tombstones included,
+    /// or `None` if it has none (see [`MvccStore::latest_version_ts`]).
+    pub fn latest_version(&self, key: &[u8]) -> Option<Timestamp> {
+        self.store.latest_version_ts(key)
+    }
+
+    /// The newest applied version of `key`, tombstones included, as
+    /// `(version ts, value)`: what an OCC read records (docs/design.md §5.4).
+    pub fn read_latest_version(&self, key: &[u8]) -> Option<(Timestamp, Option<Bytes>)> {
+        self.store
+            .read_version(key, Timestamp::MAX)
+            .expect("no horizon is above Timestamp::MAX")
+    }
+
     /// The newest applied version of `key`. For reads in read-write
     /// transactions at the leader, under a lock that keeps every
     /// conflicting commit out until it has applied (Spanner §4.2.1).
