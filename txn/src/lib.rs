@@ -64,6 +64,7 @@
 
 pub mod api;
 mod config;
+pub mod coordinator;
 mod leader;
 mod replica;
 pub mod testkit;
