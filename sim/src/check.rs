@@ -92,6 +92,10 @@ pub mod rules {
         "paxos: at most two election rounds after faults stop (one, plus a same-round duel)";
     /// Nobody on duty: write skew.
     pub const ROSTER: &str = "roster: someone is always on duty (no write skew)";
+    /// The list-append transactions pass the external Elle-style checker
+    /// (adya) for strict serializability.
+    pub const ELLE_LIST_APPEND: &str =
+        "elle: list-append history is strictly serializable (external checker)";
 }
 
 /// Global knowledge of what was chosen, built from what replicas apply.

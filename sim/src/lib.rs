@@ -30,6 +30,7 @@
 pub mod check;
 pub mod elle;
 pub mod history;
+mod lists;
 mod paxos_sim;
 pub mod trace;
 mod txn_sim;
@@ -311,6 +312,10 @@ pub struct RunStats {
     pub elections: u64,
     /// Crashes injected.
     pub crashes: u64,
+    /// Transaction layer: runs whose list-append history the external
+    /// Elle-style checker judged (runs with too few list transactions
+    /// committed are not judged).
+    pub elle_judged: u64,
     /// Events processed.
     pub events: u64,
     /// Virtual time simulated, ns.
@@ -325,8 +330,14 @@ impl std::fmt::Display for RunStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "commits={} aborts={} unknown={} reads={} elections={} crashes={}",
-            self.commits, self.aborts, self.unknown, self.reads, self.elections, self.crashes
+            "commits={} aborts={} unknown={} reads={} elections={} crashes={} elle_judged={}",
+            self.commits,
+            self.aborts,
+            self.unknown,
+            self.reads,
+            self.elections,
+            self.crashes,
+            self.elle_judged
         )
     }
 }
@@ -339,6 +350,7 @@ impl RunStats {
         self.reads += o.reads;
         self.elections += o.elections;
         self.crashes += o.crashes;
+        self.elle_judged += o.elle_judged;
         self.events += o.events;
         self.virtual_nanos += o.virtual_nanos;
         self.digest ^= o.digest;

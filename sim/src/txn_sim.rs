@@ -36,6 +36,7 @@ use crate::check::{ChosenLog, Violation, rules};
 use crate::history::{
     Bank, CommitLog, History, Model, Outcome, ReadRecord, Roster, ScanRecord, TxnRecord,
 };
+use crate::lists;
 use crate::trace::{self, Party, TraceKind, Tracer};
 use crate::world::{
     Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH,
@@ -190,6 +191,12 @@ enum TxnKind {
     GoOff { who: usize },
     /// Reads `who`'s roster entry; puts them on duty (deletes `off`).
     GoOn { who: usize },
+    /// Elle's list-append: reads the lists in `read` and `append`, appends
+    /// a number of its own to each list in `append`.
+    Append {
+        read: Vec<usize>,
+        append: Vec<usize>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1111,7 +1118,7 @@ impl Sim {
             };
             self.new_attempt(c, kind, None, 0, 0);
             self.begin(c);
-        } else if roll < 62 {
+        } else if roll < 58 {
             let n = self.rng.random_range(1..=2);
             let mut writes = Vec::new();
             for _ in 0..n {
@@ -1126,6 +1133,10 @@ impl Sim {
                 writes.push(Write::put(key, Bytes::from(format!("c{c}.{}", cl.writes))));
             }
             self.new_attempt(c, TxnKind::Blind { writes }, None, 0, 0);
+            self.begin(c);
+        } else if roll < 70 {
+            let kind = self.list_append();
+            self.new_attempt(c, kind, None, 0, 0);
             self.begin(c);
         } else if roll < 85 {
             let reads = self.some_reads();
@@ -1159,6 +1170,25 @@ impl Sim {
             scan(b"reg/", b"reg0"),
             scan(Roster::PREFIX, b"duty0"),
         ]
+    }
+
+    /// A list-append transaction: reads one to three lists, appends to one
+    /// or two of them (a read-only list transaction sometimes).
+    fn list_append(&mut self) -> TxnKind {
+        let mut lists: Vec<usize> = (0..lists::LISTS).collect();
+        let n = self.rng.random_range(1..=3);
+        for i in 0..n {
+            let j = self.rng.random_range(i..lists.len());
+            lists.swap(i, j);
+        }
+        lists.truncate(n);
+        let appends = self.rng.random_range(0..=2.min(n));
+        let append = lists[..appends].to_vec();
+        lists.sort_unstable();
+        TxnKind::Append {
+            read: lists,
+            append,
+        }
     }
 
     fn all_gets(&self) -> Vec<ReadOp> {
@@ -1276,12 +1306,13 @@ impl Sim {
             TxnKind::Blind { .. } => Vec::new(),
             TxnKind::GoOff { .. } => self.roster.keys.clone(),
             TxnKind::GoOn { who } => vec![self.roster.keys[*who].clone()],
+            TxnKind::Append { read, .. } => read.iter().map(|&i| lists::key(i)).collect(),
         }
     }
 
     /// What a transaction of `kind` writes, having read `values` (of
     /// [`Self::read_keys`], in order).
-    fn decide_writes(&self, kind: &TxnKind, values: &[Option<Bytes>]) -> Vec<Write> {
+    fn decide_writes(&self, kind: &TxnKind, record: usize, values: &[Option<Bytes>]) -> Vec<Write> {
         let accounts = &self.bank.accounts;
         match kind {
             TxnKind::Transfer { from, to, amount } => {
@@ -1307,6 +1338,9 @@ impl Sim {
                 } else {
                     Vec::new()
                 }
+            }
+            TxnKind::Append { append, .. } => {
+                lists::appends(record, &self.read_keys(kind), values, append)
             }
             TxnKind::GoOn { who } => {
                 if Roster::on_duty(values[0].as_ref()) {
@@ -1405,7 +1439,7 @@ impl Sim {
                 self.history.txns[t.record].txn = Some(txn);
                 let keys = self.read_keys(&t.kind);
                 if keys.is_empty() {
-                    t.writes = self.decide_writes(&t.kind, &[]);
+                    t.writes = self.decide_writes(&t.kind, t.record, &[]);
                     self.history.txns[t.record].writes = t.writes.clone();
                     t.stage = Stage::Commit;
                     self.send_commit(c, t, false);
@@ -1426,7 +1460,7 @@ impl Sim {
             (Stage::Read, Ok(Response::Read { values })) => {
                 let keys = self.read_keys(&t.kind);
                 assert_eq!(keys.len(), values.len(), "one value per key read");
-                t.writes = self.decide_writes(&t.kind, &values);
+                t.writes = self.decide_writes(&t.kind, t.record, &values);
                 let rec = &mut self.history.txns[t.record];
                 rec.reads = keys.into_iter().zip(values).collect();
                 rec.writes = t.writes.clone();
@@ -1547,6 +1581,10 @@ impl Sim {
                 v.at_nanos = self.queue.at();
                 v
             })?;
+        match lists::check(&self.history, self.now()) {
+            Ok(judged) => self.stats.elle_judged += u64::from(judged),
+            Err(e) => return Err(self.violation(rules::ELLE_LIST_APPEND, e)),
+        }
         // Every replica converged on the committed state, at a timestamp
         // all of them can serve.
         let model = Model::new(&self.log);

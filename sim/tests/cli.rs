@@ -217,30 +217,28 @@ fn a_planted_bug_that_is_never_caught_exits_one() {
 
 #[test]
 fn failures_count_seeds_not_runs() {
-    // With the lease bug, both layers of seed 23 fail: two failing runs,
-    // one failing seed.
+    // With the forgotten promise, both layers of seed 2 fail: two failing
+    // runs, one failing seed.
     let out = stdout_of(
         &[
             "swarm",
             "--seeds",
             "1",
             "--start",
-            "23",
+            "2",
             "--planted-bug",
-            "lease-overlap",
-            "--fault-phase-ms",
-            "1500",
+            "forget-promise",
         ],
         0,
     );
-    assert_eq!(out.matches("FAIL seed 23 ").count(), 2, "{out}");
+    assert_eq!(out.matches("FAIL seed 2 ").count(), 2, "{out}");
     assert!(out.contains("seeds=1 failures=1 "), "{out}");
     assert!(
         out.contains(" (2 runs)") || out.contains(" (1 run); "),
         "{out}"
     );
     assert!(
-        out.contains("planted lease-overlap: caught on 1/1 seeds"),
+        out.contains("planted forget-promise: caught on 1/1 seeds"),
         "{out}"
     );
 }
