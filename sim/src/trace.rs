@@ -363,14 +363,45 @@ pub(crate) fn request(r: &Request) -> String {
     match r {
         Request::Begin { priority: None } => "begin".into(),
         Request::Begin { priority: Some(p) } => format!("begin (retry, priority {})", ts(p.0)),
-        Request::Read { txn, keys: k } => format!("read txn {txn} {}", keys(k.iter())),
-        Request::Commit { txn, writes } if writes.is_empty() => {
+        Request::Read {
+            txn,
+            keys: k,
+            guest: None,
+        } => format!("read txn {txn} {}", keys(k.iter())),
+        Request::Read {
+            txn,
+            keys: k,
+            guest: Some(g),
+        } => format!(
+            "read txn {txn} {} (guest, term {})",
+            keys(k.iter()),
+            g.term.map_or("first".to_string(), |t| format!("{t:x}"))
+        ),
+        Request::Commit {
+            txn,
+            writes,
+            participants,
+        } if writes.is_empty() && participants.is_empty() => {
             format!("commit txn {txn} (no writes)")
         }
-        Request::Commit { txn, writes } => format!(
-            "commit txn {txn} writes {}",
-            keys(writes.iter().map(|w: &Write| &w.key))
-        ),
+        Request::Commit {
+            txn,
+            writes,
+            participants,
+        } => {
+            let mut line = format!(
+                "commit txn {txn} writes {}",
+                keys(writes.iter().map(|w: &Write| &w.key))
+            );
+            for p in participants {
+                line.push_str(&format!(
+                    "; group {} writes {}",
+                    p.group,
+                    keys(p.writes.iter().map(|w: &Write| &w.key))
+                ));
+            }
+            line
+        }
         Request::Abort { txn } => format!("abort txn {txn}"),
         Request::Heartbeat { txn } => format!("heartbeat txn {txn}"),
         Request::ReadOnly { at, reads } => {
@@ -393,7 +424,7 @@ pub(crate) fn reply(r: &Reply) -> String {
         Ok(Response::Begun { txn, priority }) => {
             format!("begun txn {txn} priority {}", ts(priority.0))
         }
-        Ok(Response::Read { values }) => format!("read {} values", values.len()),
+        Ok(Response::Read { values, .. }) => format!("read {} values", values.len()),
         Ok(Response::Committed { commit_ts }) => format!("committed at {}", ts(*commit_ts)),
         Ok(Response::Aborted) => "aborted".into(),
         Ok(Response::Alive) => "alive".into(),

@@ -727,6 +727,8 @@ impl Sim {
         for o in out {
             match o {
                 Output::Send(m) => self.send(Packet::Peer(m)),
+                // One group: nothing to coordinate with.
+                Output::ToGroup { .. } => {}
                 Output::Persist(req) => {
                     let host = &mut self.nodes[i].host;
                     if let Some(d) = host.persist(&req, &mut self.rng, &self.faults) {
@@ -1405,6 +1407,7 @@ impl Sim {
         let request = Request::Commit {
             txn: t.txn.expect("a committing attempt has an id"),
             writes: t.writes.clone(),
+            participants: Vec::new(),
         };
         self.clients[c].task = Task::Txn(t);
         self.request(c, node, request, keep);
@@ -1449,7 +1452,16 @@ impl Sim {
                     let now = self.now();
                     self.history.txns[t.record].reads_invoked = now;
                     self.clients[c].task = Task::Txn(t);
-                    self.request(c, node, Request::Read { txn, keys }, false);
+                    self.request(
+                        c,
+                        node,
+                        Request::Read {
+                            txn,
+                            keys,
+                            guest: None,
+                        },
+                        false,
+                    );
                 }
             }
             (Stage::Begin, _) => {
@@ -1457,7 +1469,7 @@ impl Sim {
                 self.clients[c].task = Task::Txn(t);
                 self.pause(c, false);
             }
-            (Stage::Read, Ok(Response::Read { values })) => {
+            (Stage::Read, Ok(Response::Read { values, .. })) => {
                 let keys = self.read_keys(&t.kind);
                 assert_eq!(keys.len(), values.len(), "one value per key read");
                 t.writes = self.decide_writes(&t.kind, t.record, &values);

@@ -60,7 +60,14 @@ fn one_key_transaction(c: &mut Criterion) {
             let k = key(i);
             call(&mut cluster, read(txn, &k));
             let writes = vec![Write::put(k, Bytes::from_static(b"0123456789abcdef"))];
-            call(&mut cluster, Request::Commit { txn, writes })
+            call(
+                &mut cluster,
+                Request::Commit {
+                    txn,
+                    writes,
+                    participants: vec![],
+                },
+            )
         });
     });
     group.bench_function("strong_read_at_leader_3_replicas", |b| {
@@ -82,6 +89,7 @@ fn read(txn: TxnId, k: &Bytes) -> Request {
     Request::Read {
         txn,
         keys: vec![k.clone()],
+        guest: None,
     }
 }
 

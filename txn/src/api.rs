@@ -7,7 +7,7 @@
 //! will map them to and from gRPC messages.
 
 use bytes::Bytes;
-use meridian_participant::{Priority, TxnId, Write};
+use meridian_participant::{Decision, Priority, TxnId, Write};
 use meridian_paxos::NodeId;
 use meridian_truetime::Timestamp;
 
@@ -25,6 +25,42 @@ pub const MAX_TXN_OPERATIONS: usize = 1000;
 /// Identifies a request to the driver that submitted it; every reply
 /// carries it. Chosen by the driver, opaque to the core.
 pub type RequestId = u64;
+
+/// A participant group's id (at most [`crate::MAX_GROUP_ID`]).
+pub type GroupId = u64;
+
+/// The leadership term of a participant group as a transaction knows it
+/// (docs/design.md §5.1): the origin of the ids that term's leader issues.
+/// A transaction's locks at a group live exactly as long as the term in
+/// which it took them, so every request after the first one at a group
+/// names the term the first one met; a different term means the locks
+/// are gone and the transaction must abort.
+pub type Term = u64;
+
+/// How a group other than a transaction's home group (the one whose leader
+/// began it, named in its [`TxnId`]) knows the transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Guest {
+    /// The transaction's wound-wait priority, from
+    /// [`Response::Begun`].
+    pub priority: Priority,
+    /// The term the transaction's first request at this group met
+    /// ([`Response::Read::term`]); `None` for the first request.
+    pub term: Option<Term>,
+}
+
+/// The part of a cross-group transaction at one participant group other
+/// than its coordinator (docs/design.md §5.1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Participant {
+    /// The group.
+    pub group: GroupId,
+    /// The term the transaction's reads there met; `None` if it only
+    /// writes there.
+    pub term: Option<Term>,
+    /// Its writes there.
+    pub writes: Vec<Write>,
+}
 
 /// A client request to a group replica.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,15 +80,22 @@ pub enum Request {
         txn: TxnId,
         /// Keys to read, in order.
         keys: Vec<Bytes>,
+        /// `None` at the transaction's home group; elsewhere, how this
+        /// group knows it.
+        guest: Option<Guest>,
     },
-    /// Commits the transaction with these buffered writes: one-phase commit
-    /// in one Paxos round (docs/design.md §5.1). A later write to a key replaces
-    /// an earlier one in the same list.
+    /// Commits the transaction, sent to its home group's leader. With no
+    /// `participants`: one-phase commit of `writes` in one Paxos round.
+    /// Otherwise the home group coordinates two-phase commit over itself
+    /// and `participants` (docs/design.md §5.1). A later write to a key
+    /// replaces an earlier one in the same list.
     Commit {
         /// The transaction.
         txn: TxnId,
-        /// Its writes.
+        /// Its writes at the home group.
         writes: Vec<Write>,
+        /// The other groups it read or wrote at, with their writes.
+        participants: Vec<Participant>,
     },
     /// Aborts the transaction and releases its locks.
     Abort {
@@ -136,6 +179,8 @@ pub enum Response {
     Read {
         /// The values (`None`: no value).
         values: Vec<Option<Bytes>>,
+        /// The group's term, to name in later requests there.
+        term: Term,
     },
     /// [`Request::Commit`]: committed at `commit_ts`; sent only once
     /// `TT.after(commit_ts)` (commit wait, Spanner §4.1.2).
@@ -159,6 +204,77 @@ pub enum Response {
 
 /// The answer to a [`Request`].
 pub type Reply = Result<Response, TxnError>;
+
+/// A participant's answer to a prepare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Vote {
+    /// Prepared at this timestamp; it will commit if told.
+    Yes(Timestamp),
+    /// Cannot prepare (wounded, its locks lost to a leader change, ...).
+    No(AbortReason),
+}
+
+/// Two-phase commit between the leaders of participant groups
+/// (docs/design.md §5.1). The driver delivers a message to the leader of
+/// `to` — or to every replica of that group: a replica that does not lead
+/// (or cannot serve yet) drops it, and the sender resends until answered.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum GroupMessage {
+    /// Coordinator → participant: take the write locks, log a prepare
+    /// record and vote.
+    Prepare {
+        /// The transaction.
+        txn: TxnId,
+        /// The coordinator group, to vote to and to ask.
+        coordinator: GroupId,
+        /// Its wound-wait priority.
+        priority: Priority,
+        /// The term its reads at the participant met, if it read there.
+        term: Option<Term>,
+        /// Prepare records above this Paxos timestamp are void.
+        deadline: Timestamp,
+        /// Its writes at the participant.
+        writes: Vec<Write>,
+    },
+    /// Participant → coordinator: the vote on `txn`.
+    Vote {
+        /// The transaction.
+        txn: TxnId,
+        /// The voting group.
+        from: GroupId,
+        /// The vote.
+        vote: Vote,
+    },
+    /// Coordinator → participant: the outcome, to log and apply.
+    Decide {
+        /// The transaction.
+        txn: TxnId,
+        /// The group to acknowledge to.
+        coordinator: GroupId,
+        /// Commit at `s`, or abort.
+        decision: Decision,
+        /// The transaction's prepare deadline.
+        deadline: Timestamp,
+    },
+    /// Participant → coordinator: the outcome of `txn` is logged here.
+    Ack {
+        /// The transaction.
+        txn: TxnId,
+        /// The acknowledging group.
+        from: GroupId,
+    },
+    /// Prepared participant → coordinator: what became of `txn`? The
+    /// coordinator answers with [`GroupMessage::Decide`] once it knows
+    /// (presumed abort: no record of a commit means abort).
+    Query {
+        /// The transaction.
+        txn: TxnId,
+        /// The asking group.
+        from: GroupId,
+        /// The transaction's prepare deadline.
+        deadline: Timestamp,
+    },
+}
 
 /// Why a transaction was aborted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -233,6 +349,13 @@ pub enum InvalidRequest {
     /// A request with nothing to do (no keys, no reads).
     #[error("request has no operations")]
     Empty,
+    /// A commit's participant group that is out of range, the home group
+    /// itself, or named twice.
+    #[error("participant group {group} is out of range, the home group, or named twice")]
+    BadParticipant {
+        /// The group.
+        group: GroupId,
+    },
 }
 
 /// Every error a client can see (docs/design.md §5.5). [`TxnError::is_retryable`]

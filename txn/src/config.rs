@@ -70,6 +70,13 @@ pub struct Config {
     pub max_active_txns: usize,
     /// Most lock-free reads waiting for safe time.
     pub max_waiting_reads: usize,
+    /// Two-phase commit: time from a coordinator's start to the prepare
+    /// deadline (votes not in by then abort the transaction).
+    pub prepare_timeout_nanos: u64,
+    /// Two-phase commit: interval between resends of unanswered prepares,
+    /// unacknowledged decisions and a prepared participant's outcome
+    /// queries.
+    pub resend_interval_nanos: u64,
     /// A deliberate bug of this layer (simulator only).
     #[cfg(feature = "planted-bugs")]
     pub planted_bug: Option<crate::PlantedBug>,
@@ -94,6 +101,8 @@ impl Config {
             lock_limits: LockLimits::default(),
             max_active_txns: DEFAULT_MAX_ACTIVE_TXNS,
             max_waiting_reads: DEFAULT_MAX_WAITING_READS,
+            prepare_timeout_nanos: crate::coordinator::DEFAULT_PREPARE_TIMEOUT_NANOS,
+            resend_interval_nanos: crate::coordinator::DEFAULT_RESEND_INTERVAL_NANOS,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
             #[cfg(feature = "planted-bugs")]
@@ -119,5 +128,9 @@ impl Config {
         assert!(self.gc_interval_nanos > 0, "GC interval must be positive");
         assert!(self.compact_every > 0, "compact_every must be positive");
         assert!(self.max_active_txns > 0 && self.max_waiting_reads > 0);
+        assert!(
+            self.resend_interval_nanos > 0,
+            "resend interval must be positive"
+        );
     }
 }

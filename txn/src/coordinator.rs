@@ -39,8 +39,7 @@ pub const DEFAULT_RESEND_INTERVAL_NANOS: u64 = 200_000_000;
 /// Most acknowledged decisions forgotten by one log record.
 pub const MAX_FORGET_BATCH: usize = 1_024;
 
-/// A participant group id.
-pub type GroupId = u64;
+pub use crate::api::{GroupId, Vote};
 
 /// Something the coordinator's group replica must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,16 +95,6 @@ pub enum Action {
         /// Why.
         reason: AbortReason,
     },
-}
-
-/// A participant's answer to a prepare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Vote {
-    /// Prepared at this timestamp; it will commit if told.
-    Yes(Timestamp),
-    /// Cannot prepare (wounded, its locks lost to a leader change, a
-    /// read that no longer validates, ...).
-    No(AbortReason),
 }
 
 /// Where one transaction stands.
@@ -439,6 +428,12 @@ impl Coordinator {
             self.txns.get(&txn).map(|t| &t.phase),
             Some(Phase::Committing | Phase::Committed { .. })
         )
+    }
+
+    /// Whether `txn` is being coordinated (any phase) or its abort is
+    /// still being sent.
+    pub fn contains(&self, txn: TxnId) -> bool {
+        self.txns.contains_key(&txn) || self.aborts.contains_key(&txn)
     }
 
     /// Transactions being coordinated (any phase), plus aborts not yet

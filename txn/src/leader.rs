@@ -19,7 +19,9 @@ use meridian_participant::{
 use meridian_paxos::Ballot;
 use meridian_truetime::Timestamp;
 
-use crate::api::{AbortReason, RequestId, Response, TxnError};
+use crate::api::{
+    AbortReason, GroupId, GroupMessage, Participant, RequestId, Response, TxnError, Vote,
+};
 use crate::replica::Output;
 
 /// Most ended (aborted) transactions of this term remembered, so a late
@@ -37,7 +39,8 @@ pub(crate) enum Op {
         keys: Vec<Bytes>,
         values: Vec<Option<Bytes>>,
     },
-    /// A commit request taking exclusive locks on its writes.
+    /// A commit request (or, at a participant, a prepare) taking
+    /// exclusive locks on its writes.
     Locking {
         targets: Vec<RequestId>,
         writes: Vec<Write>,
@@ -46,6 +49,8 @@ pub(crate) enum Op {
         /// Spanner §4.1.2 start rule: the commit timestamp must exceed
         /// `TT.now().latest` at the request's arrival.
         min_ts: Timestamp,
+        /// What to do once every lock is held.
+        kind: CommitKind,
     },
     /// Every lock held and the commit record proposed: it can no longer be
     /// wounded or aborted; the replica's commit tracker has the rest.
@@ -71,19 +76,37 @@ enum Ended {
     Committed(Timestamp),
 }
 
-/// A transaction whose locks are all held and whose commit record should
-/// now be proposed.
+/// What a transaction does once its write locks are held here.
+#[derive(Clone, Debug)]
+pub(crate) enum CommitKind {
+    /// A single-group transaction: log its commit record.
+    OnePhase,
+    /// This group coordinates two-phase commit over itself and these.
+    Coordinator { participants: Vec<Participant> },
+    /// This group is a participant: log a prepare record and vote.
+    Participant {
+        coordinator: GroupId,
+        deadline: Timestamp,
+    },
+}
+
+/// A transaction whose locks are all held and whose commit (or prepare)
+/// record should now be proposed.
 #[derive(Debug)]
 pub(crate) struct ReadyToCommit {
     pub(crate) txn: TxnId,
+    pub(crate) priority: Priority,
     pub(crate) targets: Vec<RequestId>,
     pub(crate) writes: Vec<Write>,
     pub(crate) min_ts: Timestamp,
+    pub(crate) kind: CommitKind,
 }
 
 /// The leader's table for one term.
 #[derive(Debug)]
 pub(crate) struct Leader {
+    /// The group led.
+    group: GroupId,
     pub(crate) ballot: Ballot,
     /// The origin of every transaction id this term issues.
     pub(crate) origin: u64,
@@ -118,6 +141,7 @@ pub(crate) fn origin(group: u64, ballot: Ballot) -> u64 {
 impl Leader {
     pub(crate) fn new(group: u64, ballot: Ballot, limits: LockLimits, max_active: usize) -> Leader {
         Leader {
+            group,
             ballot,
             origin: origin(group, ballot),
             next_seq: 1,
@@ -156,9 +180,34 @@ impl Leader {
         Ok(Response::Begun { txn, priority })
     }
 
-    /// Why a transaction the table does not hold is gone.
-    pub(crate) fn missing(&self, txn: TxnId) -> TxnError {
-        let reason = if txn.origin == self.origin {
+    /// A transaction begun at another group joins this one (its first
+    /// request here), with the priority it began with.
+    pub(crate) fn join(
+        &mut self,
+        txn: TxnId,
+        priority: Priority,
+        local: Timestamp,
+    ) -> Result<(), TxnError> {
+        if self.txns.len() >= self.max_active {
+            return Err(TxnError::Overloaded);
+        }
+        self.txns.insert(
+            txn,
+            ActiveTxn {
+                priority,
+                last_active: local,
+                ops: 0,
+                op: Op::Idle,
+            },
+        );
+        Ok(())
+    }
+
+    /// Why a transaction the table does not hold is gone. `term` is the
+    /// term the transaction's requests here met (a home group's is the
+    /// transaction's origin).
+    pub(crate) fn missing(&self, txn: TxnId, term: u64) -> TxnError {
+        let reason = if term == self.origin {
             match self.ended.get(&txn) {
                 Some(Ended::Aborted(reason)) => *reason,
                 Some(Ended::Committed(_)) | None => AbortReason::Unknown,
@@ -167,6 +216,45 @@ impl Leader {
             AbortReason::LeaderChanged
         };
         TxnError::Aborted { txn, reason }
+    }
+
+    /// Rebuilds the locks of a transaction prepared in the log, at the
+    /// start of a term (docs/design.md §5.1: failover keeps prepared
+    /// transactions' locks). Its prepare record holds its writes
+    /// (exclusive) and reads (shared).
+    pub(crate) fn rebuild_prepared(
+        &mut self,
+        txn: TxnId,
+        priority: Priority,
+        writes: &[Write],
+        reads: &[Bytes],
+        local: Timestamp,
+    ) {
+        self.txns.insert(
+            txn,
+            ActiveTxn {
+                priority,
+                last_active: local,
+                ops: 0,
+                op: Op::Committing,
+            },
+        );
+        let wanted = writes
+            .iter()
+            .map(|w| (&w.key, LockMode::Exclusive))
+            .chain(reads.iter().map(|k| (k, LockMode::Shared)));
+        for (key, mode) in wanted {
+            let got = self.locks.acquire(txn, priority, key, mode);
+            // Prepared transactions' locks never conflicted: each held them
+            // all at once under the leader that prepared it.
+            assert!(
+                matches!(got, Ok(Acquire::Granted)),
+                "rebuilding prepared txn {txn}'s lock on {key:?}: {got:?}"
+            );
+        }
+        if let Err(e) = self.locks.mark_prepared(txn) {
+            panic!("rebuilt txn {txn} cannot be marked prepared: {e}");
+        }
     }
 
     /// Aborts `txn` (if active and not committing): releases its locks,
@@ -184,12 +272,37 @@ impl Leader {
             _ => return false,
         }
         let t = self.txns.remove(&txn).expect("checked above");
+        if let Op::Locking {
+            kind: CommitKind::Participant { coordinator, .. },
+            ..
+        } = &t.op
+        {
+            self.vote_no(txn, *coordinator, reason, out);
+        }
         if let Op::Reading { targets, .. } | Op::Locking { targets, .. } = t.op {
             reply_all(&targets, &Err(TxnError::Aborted { txn, reason }), out);
         }
         self.release(txn, resume);
         self.remember(txn, Ended::Aborted(reason));
         true
+    }
+
+    /// Tells `coordinator` that `txn` cannot prepare here.
+    pub(crate) fn vote_no(
+        &self,
+        txn: TxnId,
+        coordinator: GroupId,
+        reason: AbortReason,
+        out: &mut Vec<Output>,
+    ) {
+        out.push(Output::ToGroup {
+            group: coordinator,
+            msg: GroupMessage::Vote {
+                txn,
+                from: self.group,
+                vote: Vote::No(reason),
+            },
+        });
     }
 
     /// Ends `txn`, which did not commit, whatever it was doing (its
@@ -277,7 +390,8 @@ impl Leader {
                         t.ops += keys.len();
                         t.last_active = local;
                         t.op = Op::Idle;
-                        reply_all(&targets, &Ok(Response::Read { values }), out);
+                        let term = self.origin;
+                        reply_all(&targets, &Ok(Response::Read { values, term }), out);
                         return;
                     }
                     (keys[values.len()].clone(), LockMode::Shared)
@@ -288,6 +402,7 @@ impl Leader {
                             targets,
                             writes,
                             min_ts,
+                            kind,
                             ..
                         } = std::mem::replace(&mut t.op, Op::Committing)
                         else {
@@ -295,9 +410,11 @@ impl Leader {
                         };
                         ready.push(ReadyToCommit {
                             txn,
+                            priority,
                             targets,
                             writes,
                             min_ts,
+                            kind,
                         });
                         return;
                     }
@@ -345,6 +462,20 @@ impl Leader {
         resume: &mut VecDeque<TxnId>,
         out: &mut Vec<Output>,
     ) {
+        if let Some(ActiveTxn {
+            op:
+                Op::Locking {
+                    kind: CommitKind::Participant { .. },
+                    ..
+                },
+            ..
+        }) = self.txns.get(&txn)
+        {
+            // A prepare that cannot take its locks cannot wait for a retry:
+            // the participant votes no.
+            self.abort(txn, AbortReason::Overloaded, resume, out);
+            return;
+        }
         let err = match e {
             LockError::QueueFull { key, .. } => TxnError::LockQueueFull { key },
             LockError::TooManyWaiters { .. } => TxnError::Overloaded,
@@ -410,10 +541,6 @@ impl Leader {
             assert!(
                 self.txns.contains_key(&txn),
                 "txn {txn} is in the lock table but has ended (no lock may outlive its txn)"
-            );
-            assert_eq!(
-                txn.origin, self.origin,
-                "txn {txn} of another term holds a lock"
             );
         }
         let waiters: std::collections::BTreeSet<TxnId> =

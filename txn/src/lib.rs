@@ -40,12 +40,13 @@
 //!     panic!("the leader begins transactions");
 //! };
 //! let key = Bytes::from_static(b"acct/1");
-//! let read = c.call(1, Request::Read { txn, keys: vec![key.clone()] });
-//! assert_eq!(read, Ok(Response::Read { values: vec![None] }));
+//! let read = c.call(1, Request::Read { txn, keys: vec![key.clone()], guest: None });
+//! assert_eq!(read, Ok(Response::Read { values: vec![None], term: txn.origin }));
 //!
 //! let value = Bytes::from_static(b"100");
 //! let writes = vec![Write::put(key.clone(), value.clone())];
-//! let Ok(Response::Committed { commit_ts }) = c.call(1, Request::Commit { txn, writes }) else {
+//! let commit = Request::Commit { txn, writes, participants: vec![] };
+//! let Ok(Response::Committed { commit_ts }) = c.call(1, commit) else {
 //!     panic!("a lone transaction commits");
 //! };
 //! assert!(c.now().after(commit_ts)); // commit wait: s had surely passed
@@ -70,8 +71,8 @@ mod replica;
 pub mod testkit;
 
 pub use api::{
-    AbortReason, InvalidRequest, ReadAt, ReadOp, ReadResult, Reply, Request, RequestId, Response,
-    TxnError,
+    AbortReason, GroupId, GroupMessage, Guest, InvalidRequest, Participant, ReadAt, ReadOp,
+    ReadResult, Reply, Request, RequestId, Response, Term, TxnError, Vote,
 };
 pub use config::*;
 pub use replica::{GroupReplica, Input, Output};

@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use meridian_participant::fxhash::FxHashMap;
+use meridian_participant::fxhash::{FxHashMap, FxHashSet};
 use meridian_participant::{
-    Applied, Command, GroupState, LockError, ReadError, TxnId, WaitsFor, Write,
+    Applied, Command, Decision, GroupState, LockError, LockMode, Priority, ReadError, TxnId,
+    WaitsFor, Write,
 };
 use meridian_paxos::{
     Entry, Message, NodeId, PersistRequest, ProposalId, Recovered, Replica, Role, Slot, Snapshot,
@@ -15,11 +16,13 @@ use meridian_truetime::{Timestamp, TtInterval};
 use rand::RngCore;
 
 use crate::api::{
-    AbortReason, ReadAt, ReadOp, ReadResult, Reply, Request, RequestId, Response, TxnError,
-    check_key, check_operation_count, check_reads, check_write,
+    AbortReason, GroupId, GroupMessage, Guest, Participant, ReadAt, ReadOp, ReadResult, Reply,
+    Request, RequestId, Response, TxnError, Vote, check_key, check_operation_count, check_reads,
+    check_write,
 };
 use crate::config::Config;
-use crate::leader::{ActiveTxn, Leader, Op, ReadyToCommit, reply_all};
+use crate::coordinator::{Action, Coordinator};
+use crate::leader::{ActiveTxn, CommitKind, Leader, Op, ReadyToCommit, reply_all};
 
 /// What drives a group replica.
 #[derive(Clone, Debug)]
@@ -42,6 +45,8 @@ pub enum Input {
         /// The request.
         request: Request,
     },
+    /// A two-phase-commit message from another group's leader.
+    FromGroup(GroupMessage),
 }
 
 /// What a group replica asks of its driver.
@@ -52,6 +57,14 @@ pub enum Output {
     /// Write, sync, then report [`Input::Persisted`] (see
     /// [`meridian_paxos::Storage`]).
     Persist(PersistRequest),
+    /// Deliver `msg` to the leader of `group` (best effort; see
+    /// [`GroupMessage`]).
+    ToGroup {
+        /// The group addressed.
+        group: GroupId,
+        /// The message.
+        msg: GroupMessage,
+    },
     /// The answer to the request `id`.
     Reply {
         /// The request answered.
@@ -96,6 +109,26 @@ struct PendingCommit {
     targets: Vec<RequestId>,
     /// The slot and Paxos write timestamp, once the entry is in the log.
     placed: Option<(Slot, Timestamp)>,
+}
+
+/// A prepare record proposed by this replica, until its slot is chosen.
+#[derive(Debug)]
+struct PendingPrepare {
+    coordinator: GroupId,
+    deadline: Timestamp,
+    /// The slot and Paxos write timestamp, once the entry is in the log.
+    placed: Option<(Slot, Timestamp)>,
+}
+
+/// A transaction this replica coordinates, until its commit record is
+/// proposed or it aborts.
+#[derive(Debug)]
+struct CoordMeta {
+    targets: Vec<RequestId>,
+    priority: Priority,
+    /// Its writes at this group.
+    writes: Vec<Write>,
+    participants: Vec<Participant>,
 }
 
 /// The timestamp a lock-free read waits for.
@@ -175,6 +208,18 @@ pub struct GroupReplica {
     /// Transactions whose lock waits may have ended.
     resume: VecDeque<TxnId>,
     ready: Vec<ReadyToCommit>,
+    /// The two-phase commits this replica coordinates in its current term.
+    coord: Coordinator,
+    coord_meta: FxHashMap<TxnId, CoordMeta>,
+    /// Prepare records this replica proposed, until chosen (or lost).
+    prepares: FxHashMap<TxnId, PendingPrepare>,
+    prepare_proposals: FxHashMap<ProposalId, TxnId>,
+    prepare_slots: BTreeMap<Slot, Vec<TxnId>>,
+    /// Decisions proposed this term and not yet applied.
+    deciding: FxHashSet<TxnId>,
+    /// Local time at which a leader next asks coordinators about its
+    /// prepared transactions.
+    next_query_at: Timestamp,
 }
 
 impl std::fmt::Debug for GroupReplica {
@@ -212,6 +257,13 @@ impl GroupReplica {
             epsilon: 0,
             resume: VecDeque::new(),
             ready: Vec::new(),
+            coord: Coordinator::new(cfg.prepare_timeout_nanos, cfg.resend_interval_nanos),
+            coord_meta: FxHashMap::default(),
+            prepares: FxHashMap::default(),
+            prepare_proposals: FxHashMap::default(),
+            prepare_slots: BTreeMap::new(),
+            deciding: FxHashSet::default(),
+            next_query_at: Timestamp::ZERO,
             cfg,
         }
     }
@@ -237,6 +289,11 @@ impl GroupReplica {
                 // Leadership changes only in Paxos steps, and every step
                 // ends in `finish`, so the term's table is already current.
                 self.handle_request(now, id, request, out);
+                self.finish(now, out);
+                return;
+            }
+            Input::FromGroup(msg) => {
+                self.handle_group_message(now, msg, out);
                 self.finish(now, out);
                 return;
             }
@@ -295,7 +352,10 @@ impl GroupReplica {
         let after = |ts: Timestamp| ts.saturating_add(self.epsilon + 1);
         let mut d = self.paxos.next_deadline().min(self.next_gc_at);
         if self.leader.is_some() {
-            d = d.min(self.next_close_at).min(self.next_expiry_at);
+            d = d
+                .min(self.next_close_at)
+                .min(self.next_expiry_at)
+                .min(self.next_query_at);
         }
         if let Some(e) = self.unapplied.front() {
             d = d.min(after(e.ts));
@@ -335,6 +395,17 @@ impl GroupReplica {
             self.commits.len(),
             "pending commits out of sync"
         );
+        assert_eq!(
+            self.prepare_proposals.len() + self.prepare_slots.values().map(Vec::len).sum::<usize>(),
+            self.prepares.len(),
+            "pending prepares out of sync"
+        );
+        for (slot, txns) in &self.prepare_slots {
+            assert!(
+                *slot > self.paxos.applied(),
+                "prepares {txns:?} at chosen slot {slot} never voted"
+            );
+        }
     }
 
     #[cfg(feature = "planted-bugs")]
@@ -358,11 +429,23 @@ impl GroupReplica {
             match o {
                 P::Send(m) => out.push(Output::Send(m)),
                 P::Persist(r) => out.push(Output::Persist(r)),
-                P::Apply(entries) => self.unapplied.extend(entries),
+                P::Apply(entries) => {
+                    for e in &entries {
+                        self.on_chosen(e, out);
+                    }
+                    self.unapplied.extend(entries);
+                }
                 P::RestoreSnapshot(s) => self.restore(s, out),
                 P::Proposed { id, slot, ts } => {
                     if self.close_proposal == Some(id) {
                         self.close_proposal = None;
+                    } else if let Some(txn) = self.prepare_proposals.remove(&id) {
+                        let pp = self
+                            .prepares
+                            .get_mut(&txn)
+                            .expect("every prepare proposal is pending");
+                        pp.placed = Some((slot, ts));
+                        self.prepare_slots.entry(slot).or_default().push(txn);
                     } else if let Some(txn) = self.by_proposal.remove(&id) {
                         let pc = self
                             .commits
@@ -376,6 +459,8 @@ impl GroupReplica {
                     for id in ids {
                         if self.close_proposal == Some(id) {
                             self.close_proposal = None;
+                        } else if let Some(txn) = self.prepare_proposals.remove(&id) {
+                            self.prepare_lost(txn, AbortReason::LeaderChanged, out);
                         } else if let Some(txn) = self.by_proposal.remove(&id) {
                             // Never in any log: certainly not committed.
                             self.resolve(txn, Resolution::NotCommitted, out);
@@ -420,8 +505,86 @@ impl GroupReplica {
                 self.resolve(txn, how, out);
             }
         }
+        let covered: Vec<Slot> = self
+            .prepare_slots
+            .range(..=snap.last_slot)
+            .map(|(s, _)| *s)
+            .collect();
+        for slot in covered {
+            for txn in self.prepare_slots.remove(&slot).unwrap_or_default() {
+                match self.state.prepared_txn(txn).map(|p| p.prepare_ts) {
+                    Some(ts) => self.prepare_chosen(txn, ts, out),
+                    None => self.prepare_lost(txn, AbortReason::LeaderChanged, out),
+                }
+            }
+        }
         out.push(Output::SnapshotRestored {
             last_slot: snap.last_slot,
+        });
+    }
+
+    /// Votes on this replica's prepare records as they are chosen: a
+    /// participant's vote waits for its prepare record to be durable in
+    /// its group, not for that record's commit wait (docs/design.md §5.1:
+    /// waits must not stack).
+    fn on_chosen(&mut self, e: &Entry, out: &mut Vec<Output>) {
+        let Some(txns) = self.prepare_slots.remove(&e.slot) else {
+            return;
+        };
+        let logged = match &e.payload {
+            meridian_paxos::Payload::Command(data) => match Command::decode(data) {
+                Ok(Command::Prepare { txn, .. }) => Some(txn),
+                _ => None,
+            },
+            _ => None,
+        };
+        for txn in txns {
+            if logged == Some(txn) {
+                self.prepare_chosen(txn, e.ts, out);
+            } else {
+                // Another entry took the slot: this prepare was never chosen.
+                self.prepare_lost(txn, AbortReason::LeaderChanged, out);
+            }
+        }
+    }
+
+    /// `txn`'s prepare record is chosen at `ts`: vote yes, unless it is
+    /// past the deadline (then it is void and the vote is no).
+    fn prepare_chosen(&mut self, txn: TxnId, ts: Timestamp, out: &mut Vec<Output>) {
+        let Some(pp) = self.prepares.remove(&txn) else {
+            return;
+        };
+        let vote = if ts <= pp.deadline {
+            Vote::Yes(ts)
+        } else {
+            Vote::No(AbortReason::Inactive)
+        };
+        self.send_vote(txn, pp.coordinator, vote, out);
+    }
+
+    /// `txn`'s prepare record will never be chosen: vote no.
+    fn prepare_lost(&mut self, txn: TxnId, reason: AbortReason, out: &mut Vec<Output>) {
+        if let Some(pp) = self.prepares.remove(&txn) {
+            if let Some((slot, _)) = pp.placed {
+                if let Some(v) = self.prepare_slots.get_mut(&slot) {
+                    v.retain(|t| *t != txn);
+                    if v.is_empty() {
+                        self.prepare_slots.remove(&slot);
+                    }
+                }
+            }
+            self.send_vote(txn, pp.coordinator, Vote::No(reason), out);
+        }
+    }
+
+    fn send_vote(&self, txn: TxnId, coordinator: GroupId, vote: Vote, out: &mut Vec<Output>) {
+        out.push(Output::ToGroup {
+            group: coordinator,
+            msg: GroupMessage::Vote {
+                txn,
+                from: self.cfg.group,
+                vote,
+            },
         });
     }
 
@@ -490,6 +653,20 @@ impl GroupReplica {
                 let reply = Err(TxnError::Aborted { txn: r.txn, reason });
                 reply_all(&r.targets, &reply, out);
             }
+            // Undecided two-phase commits die with the term: nothing of
+            // theirs is in the log, so their participants, asking the next
+            // leader, hear "abort" (presumed abort).
+            let mut metas: Vec<_> = self.coord_meta.drain().collect();
+            metas.sort_by_key(|(txn, _)| *txn);
+            for (txn, m) in metas {
+                let reason = AbortReason::LeaderChanged;
+                reply_all(&m.targets, &Err(TxnError::Aborted { txn, reason }), out);
+            }
+            self.coord = Coordinator::new(
+                self.cfg.prepare_timeout_nanos,
+                self.cfg.resend_interval_nanos,
+            );
+            self.deciding.clear();
         }
         if let Some(ballot) = leading {
             #[allow(unused_mut)]
@@ -505,7 +682,34 @@ impl GroupReplica {
             let local = now.midpoint();
             self.next_close_at = local.saturating_add(self.cfg.close_interval_nanos);
             self.next_expiry_at = local.saturating_add(self.expiry_period());
+            self.next_query_at = local.saturating_add(self.cfg.resend_interval_nanos);
         }
+    }
+
+    /// The term has applied every earlier term's entries: rebuild the locks
+    /// of the transactions prepared in the log, and resume sending the
+    /// commit decisions this group coordinated and has not seen
+    /// acknowledged (docs/design.md §5.1, failover).
+    fn start_term(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let local = now.midpoint();
+        let Some(l) = self.leader.as_mut() else {
+            return;
+        };
+        for (txn, p) in self.state.prepared() {
+            l.rebuild_prepared(*txn, p.priority, &p.writes, &p.reads, local);
+        }
+        let decided: Vec<_> = self
+            .state
+            .coordinated()
+            .map(|(txn, c)| {
+                // The prepare deadline only guards late prepare records;
+                // the decision is a commit, which none of them can undo.
+                (*txn, c.commit_ts, c.participants.clone(), c.commit_ts)
+            })
+            .collect();
+        let mut actions = Vec::new();
+        self.coord.resume_decided(now, decided, &mut actions);
+        self.run_actions(now, actions, out);
     }
 
     fn expiry_period(&self) -> u64 {
@@ -521,6 +725,10 @@ impl GroupReplica {
                 .t_safe()
                 .saturating_sub(self.cfg.gc_retention_nanos);
             self.state.gc(horizon);
+        }
+        if self.leader.is_some() && local >= self.next_query_at {
+            self.next_query_at = local.saturating_add(self.cfg.resend_interval_nanos);
+            self.two_phase_timers(now, out);
         }
         let expiry_period = self.expiry_period();
         let Some(l) = self.leader.as_mut() else {
@@ -561,6 +769,32 @@ impl GroupReplica {
         self.absorb(pout, out);
     }
 
+    /// Two-phase commit's timers, every resend interval at a leader: the
+    /// coordinator's resends and deadline aborts, and a participant's
+    /// questions about transactions prepared for longer than the interval
+    /// (presumed abort: the coordinator's log decides).
+    fn two_phase_timers(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let mut actions = Vec::new();
+        self.coord.tick(now, &mut actions);
+        self.run_actions(now, actions, out);
+        if self.serving(now, true).is_err() {
+            return;
+        }
+        let asked_before = now.earliest.saturating_sub(self.cfg.resend_interval_nanos);
+        for (txn, p) in self.state.prepared() {
+            if p.prepare_ts < asked_before {
+                out.push(Output::ToGroup {
+                    group: p.coordinator,
+                    msg: GroupMessage::Query {
+                        txn: *txn,
+                        from: self.cfg.group,
+                        deadline: p.deadline,
+                    },
+                });
+            }
+        }
+    }
+
     /// Applies chosen entries whose timestamps have passed (commit wait).
     fn apply_ready(&mut self, now: TtInterval, out: &mut Vec<Output>) -> bool {
         let skip_wait = self.bug(bug::SKIP_COMMIT_WAIT);
@@ -576,10 +810,15 @@ impl GroupReplica {
                 .state
                 .apply(&e)
                 .unwrap_or_else(|err| panic!("replica {}: cannot apply: {err}", self.paxos.id()));
+            let mut started = false;
             if let Some(l) = self.leader.as_mut() {
-                l.term_applied |= e.ballot == l.ballot;
+                started = !l.term_applied && e.ballot == l.ballot;
+                l.term_applied |= started;
             }
-            self.on_applied(e.slot, effect, out);
+            self.on_applied(now, e.slot, effect, out);
+            if started {
+                self.start_term(now, out);
+            }
             applied.push(e);
         }
         if applied.is_empty() {
@@ -589,7 +828,26 @@ impl GroupReplica {
         true
     }
 
-    fn on_applied(&mut self, slot: Slot, effect: Applied, out: &mut Vec<Output>) {
+    fn on_applied(&mut self, now: TtInterval, slot: Slot, effect: Applied, out: &mut Vec<Output>) {
+        match effect {
+            Applied::Committed { txn, ts } if self.coord.is_committing(txn) => {
+                let mut actions = Vec::new();
+                self.coord.on_commit_applied(txn, ts, &mut actions);
+                self.run_actions(now, actions, out);
+            }
+            Applied::Aborted { txn } | Applied::PrepareVoid { txn } => {
+                // A participant's prepared (or preparing) transaction ends:
+                // its locks go.
+                self.deciding.remove(&txn);
+                if let Some(l) = self.leader.as_mut() {
+                    l.finish(txn, &mut self.resume);
+                }
+            }
+            _ => {}
+        }
+        if let Applied::Committed { txn, .. } = effect {
+            self.deciding.remove(&txn);
+        }
         let mut mine = false;
         for txn in self.by_slot.remove(&slot).unwrap_or_default() {
             let how = match effect {
@@ -640,63 +898,248 @@ impl GroupReplica {
     }
 
     /// Every lock is held: mark the transaction prepared (no longer
-    /// woundable) and propose its commit record (docs/design.md §5.1).
+    /// woundable) and propose its commit record (docs/design.md §5.1) — or,
+    /// at a participant, its prepare record; or, at a coordinator, start
+    /// two-phase commit.
     fn propose_commit(&mut self, now: TtInterval, r: ReadyToCommit, out: &mut Vec<Output>) {
+        let ReadyToCommit {
+            txn,
+            priority,
+            targets,
+            writes,
+            min_ts,
+            kind,
+        } = r;
         let Some(l) = self.leader.as_mut() else {
-            self.abandon(r, AbortReason::LeaderChanged, out);
+            self.abandon(txn, &targets, &kind, AbortReason::LeaderChanged, out);
             return;
         };
-        if let Err(e) = l.locks.mark_prepared(r.txn) {
-            assert!(
-                matches!(e, LockError::Wounded { .. }),
-                "txn {} holds its locks yet cannot be marked prepared: {e}",
-                r.txn
-            );
-            self.abandon(r, AbortReason::Wounded, out);
-            return;
+        match l.locks.mark_prepared(txn) {
+            // Nothing locked here (a coordinator that neither read nor
+            // writes at its own group): nothing to protect.
+            Ok(()) | Err(LockError::UnknownTxn { .. }) => {}
+            Err(e) => {
+                assert!(
+                    matches!(e, LockError::Wounded { .. }),
+                    "txn {txn} holds its locks yet cannot be marked prepared: {e}"
+                );
+                self.abandon(txn, &targets, &kind, AbortReason::Wounded, out);
+                return;
+            }
         }
-        let cmd = Command::Commit {
-            txn: r.txn,
-            writes: r.writes.clone(),
+        let cmd = match &kind {
+            CommitKind::OnePhase => Command::Commit {
+                txn,
+                writes: writes.clone(),
+            },
+            CommitKind::Participant {
+                coordinator,
+                deadline,
+            } => {
+                if now.after(*deadline) {
+                    // The record would be void: the coordinator has given up.
+                    self.abandon(txn, &targets, &kind, AbortReason::Inactive, out);
+                    return;
+                }
+                // Spanner §4.2.1: the prepare record holds what a new
+                // leader needs to rebuild the locks, reads included.
+                let reads = l
+                    .locks
+                    .locks_held_by(txn)
+                    .into_iter()
+                    .filter(|(_, mode)| *mode == LockMode::Shared)
+                    .map(|(key, _)| key)
+                    .collect();
+                Command::Prepare {
+                    txn,
+                    coordinator: *coordinator,
+                    priority,
+                    deadline: *deadline,
+                    writes: writes.clone(),
+                    reads,
+                }
+            }
+            CommitKind::Coordinator { participants } => {
+                let groups = participants.iter().map(|p| p.group).collect();
+                self.coord_meta.insert(
+                    txn,
+                    CoordMeta {
+                        targets,
+                        priority,
+                        writes,
+                        participants: participants.clone(),
+                    },
+                );
+                let mut actions = Vec::new();
+                self.coord.begin(now, txn, groups, &mut actions);
+                self.run_actions(now, actions, out);
+                return;
+            }
         };
         let mut pout = Vec::new();
         match self
             .paxos
-            .propose_at_least(now, cmd.encode(), r.min_ts, &mut pout)
+            .propose_at_least(now, cmd.encode(), min_ts, &mut pout)
         {
             Ok(id) => {
-                self.commits.insert(
-                    r.txn,
-                    PendingCommit {
-                        targets: r.targets,
-                        placed: None,
-                    },
-                );
-                self.by_proposal.insert(id, r.txn);
+                if let CommitKind::Participant {
+                    coordinator,
+                    deadline,
+                } = kind
+                {
+                    self.prepares.insert(
+                        txn,
+                        PendingPrepare {
+                            coordinator,
+                            deadline,
+                            placed: None,
+                        },
+                    );
+                    self.prepare_proposals.insert(id, txn);
+                } else {
+                    self.commits.insert(
+                        txn,
+                        PendingCommit {
+                            targets,
+                            placed: None,
+                        },
+                    );
+                    self.by_proposal.insert(id, txn);
+                }
                 // A commit advances safe time as a close would.
                 self.next_close_at = now.midpoint().saturating_add(self.cfg.close_interval_nanos);
             }
-            Err(e) => {
-                let reason = match e {
-                    meridian_paxos::ProposeError::QueueFull(_) => AbortReason::Overloaded,
-                    _ => AbortReason::LeaderChanged,
-                };
-                self.abandon(r, reason, out);
-            }
+            Err(e) => self.abandon(txn, &targets, &kind, propose_error_reason(&e), out),
         }
         self.absorb(pout, out);
     }
 
-    /// A commit that could not be proposed: abort it.
-    fn abandon(&mut self, r: ReadyToCommit, reason: AbortReason, out: &mut Vec<Output>) {
+    /// A commit (or prepare) that could not be proposed: abort it.
+    fn abandon(
+        &mut self,
+        txn: TxnId,
+        targets: &[RequestId],
+        kind: &CommitKind,
+        reason: AbortReason,
+        out: &mut Vec<Output>,
+    ) {
         if let Some(l) = self.leader.as_mut() {
-            l.end(r.txn, reason, &mut self.resume);
+            l.end(txn, reason, &mut self.resume);
         }
-        reply_all(
-            &r.targets,
-            &Err(TxnError::Aborted { txn: r.txn, reason }),
-            out,
-        );
+        if let CommitKind::Participant { coordinator, .. } = kind {
+            self.send_vote(txn, *coordinator, Vote::No(reason), out);
+        }
+        reply_all(targets, &Err(TxnError::Aborted { txn, reason }), out);
+    }
+
+    /// Carries out the coordinator's actions (and those they lead to).
+    fn run_actions(&mut self, now: TtInterval, actions: Vec<Action>, out: &mut Vec<Output>) {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(a) = queue.pop_front() {
+            match a {
+                Action::SendPrepare {
+                    group,
+                    txn,
+                    deadline,
+                } => {
+                    let Some(m) = self.coord_meta.get(&txn) else {
+                        continue;
+                    };
+                    let part = m
+                        .participants
+                        .iter()
+                        .find(|p| p.group == group)
+                        .expect("the coordinator prepares only its participants");
+                    out.push(Output::ToGroup {
+                        group,
+                        msg: GroupMessage::Prepare {
+                            txn,
+                            coordinator: self.cfg.group,
+                            priority: m.priority,
+                            term: part.term,
+                            deadline,
+                            writes: part.writes.clone(),
+                        },
+                    });
+                }
+                Action::ProposeCommit {
+                    txn,
+                    min_ts,
+                    participants,
+                } => {
+                    let m = self
+                        .coord_meta
+                        .remove(&txn)
+                        .expect("a committing txn has its coordination data");
+                    let cmd = Command::CoordinatorCommit {
+                        txn,
+                        writes: m.writes.clone(),
+                        participants,
+                    };
+                    let mut pout = Vec::new();
+                    match self
+                        .paxos
+                        .propose_at_least(now, cmd.encode(), min_ts, &mut pout)
+                    {
+                        Ok(id) => {
+                            self.commits.insert(
+                                txn,
+                                PendingCommit {
+                                    targets: m.targets,
+                                    placed: None,
+                                },
+                            );
+                            self.by_proposal.insert(id, txn);
+                        }
+                        Err(e) => {
+                            self.coord_meta.insert(txn, m);
+                            let mut more = Vec::new();
+                            self.coord.on_commit_not_proposed(
+                                txn,
+                                propose_error_reason(&e),
+                                &mut more,
+                            );
+                            queue.extend(more);
+                        }
+                    }
+                    self.absorb(pout, out);
+                }
+                Action::SendDecision {
+                    group,
+                    txn,
+                    decision,
+                    deadline,
+                } => out.push(Output::ToGroup {
+                    group,
+                    msg: GroupMessage::Decide {
+                        txn,
+                        coordinator: self.cfg.group,
+                        decision,
+                        deadline,
+                    },
+                }),
+                Action::ProposeForget { txns } => {
+                    // Best effort: a decision not forgotten is resent by the
+                    // next leader and acknowledged again.
+                    let mut pout = Vec::new();
+                    let _ = self
+                        .paxos
+                        .propose(now, Command::Forget { txns }.encode(), &mut pout);
+                    self.absorb(pout, out);
+                }
+                // The pending commit's slot answers the client when it
+                // applies (resolve), as for one-phase commits.
+                Action::Committed { .. } => {}
+                Action::Aborted { txn, reason } => {
+                    if let Some(m) = self.coord_meta.remove(&txn) {
+                        reply_all(&m.targets, &Err(TxnError::Aborted { txn, reason }), out);
+                    }
+                    if let Some(l) = self.leader.as_mut() {
+                        l.end(txn, reason, &mut self.resume);
+                    }
+                }
+            }
+        }
     }
 
     fn finish_commit_waits(&mut self, now: TtInterval, out: &mut Vec<Output>) {
@@ -727,7 +1170,7 @@ impl GroupReplica {
                     id: w.id,
                     reply: Err(TxnError::NotYetSafe {
                         read_ts,
-                        t_safe: self.state.t_safe(),
+                        t_safe: safe_time_for(&self.state, &w.reads),
                     }),
                 });
             } else {
@@ -772,11 +1215,17 @@ impl GroupReplica {
                 let l = self.leader.as_mut().expect("serving checked");
                 l.begin(priority, now.latest, now.midpoint())
             }),
-            Request::Read { txn, keys } => match self.start_read(now, id, txn, keys) {
-                Ok(()) => return,
-                Err(e) => Err(e),
-            },
-            Request::Commit { txn, writes } => match self.start_commit(now, id, txn, writes) {
+            Request::Read { txn, keys, guest } => {
+                match self.start_read(now, id, txn, keys, guest) {
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                }
+            }
+            Request::Commit {
+                txn,
+                writes,
+                participants,
+            } => match self.start_commit(now, id, txn, writes, participants) {
                 Ok(()) => return,
                 Err(e) => Err(e),
             },
@@ -807,11 +1256,39 @@ impl GroupReplica {
         Ok(())
     }
 
-    /// The active transaction `txn`, or why there is none.
+    /// The active transaction `txn` at its home group, or why there is
+    /// none.
     fn active(&mut self, txn: TxnId) -> Result<&mut ActiveTxn, TxnError> {
+        self.active_for(txn, None, Timestamp::ZERO)
+    }
+
+    /// The active transaction `txn` as a request from it finds it: at its
+    /// home group (`guest` is `None`) it began in the term named by its id;
+    /// elsewhere in the term its first request here met, and a first
+    /// request joins it. A term other than the current one means its locks
+    /// here are gone (docs/design.md §5.1).
+    fn active_for(
+        &mut self,
+        txn: TxnId,
+        guest: Option<Guest>,
+        local: Timestamp,
+    ) -> Result<&mut ActiveTxn, TxnError> {
         let l = self.leader.as_mut().expect("serving checked");
-        if !l.txns.contains_key(&txn) {
-            return Err(l.missing(txn));
+        let term = match guest {
+            None => Some(txn.origin),
+            Some(g) => g.term,
+        };
+        match (term, guest) {
+            (Some(term), _) if term != l.origin || !l.txns.contains_key(&txn) => {
+                return Err(l.missing(txn, term));
+            }
+            (None, Some(g)) if !l.txns.contains_key(&txn) => {
+                if l.remembers(txn) {
+                    return Err(l.missing(txn, l.origin));
+                }
+                l.join(txn, g.priority, local)?;
+            }
+            _ => {}
         }
         Ok(l.txns.get_mut(&txn).expect("checked above"))
     }
@@ -822,6 +1299,7 @@ impl GroupReplica {
         id: RequestId,
         txn: TxnId,
         keys: Vec<bytes::Bytes>,
+        guest: Option<Guest>,
     ) -> Result<(), TxnError> {
         if keys.is_empty() {
             return Err(crate::api::InvalidRequest::Empty.into());
@@ -830,7 +1308,7 @@ impl GroupReplica {
             check_key(k)?;
         }
         self.serving(now, true)?;
-        let t = self.active(txn)?;
+        let t = self.active_for(txn, guest, now.midpoint())?;
         match &mut t.op {
             Op::Idle => {}
             Op::Reading {
@@ -859,15 +1337,30 @@ impl GroupReplica {
         id: RequestId,
         txn: TxnId,
         writes: Vec<Write>,
+        participants: Vec<Participant>,
     ) -> Result<(), TxnError> {
-        for w in &writes {
+        for w in writes
+            .iter()
+            .chain(participants.iter().flat_map(|p| &p.writes))
+        {
             check_write(w)?;
         }
+        let mut groups = std::collections::BTreeSet::new();
+        for p in &participants {
+            if p.group > crate::MAX_GROUP_ID || p.group == self.cfg.group || !groups.insert(p.group)
+            {
+                return Err(crate::api::InvalidRequest::BadParticipant { group: p.group }.into());
+            }
+        }
         self.serving(now, true)?;
-        // A commit this replica proposed and is still waiting on (a client
-        // retrying after a lost answer): answer both.
+        // A commit this replica proposed, or coordinates, and is still
+        // waiting on (a client retrying after a lost answer): answer both.
         if let Some(pc) = self.commits.get_mut(&txn) {
             pc.targets.push(id);
+            return Ok(());
+        }
+        if let Some(m) = self.coord_meta.get_mut(&txn) {
+            m.targets.push(id);
             return Ok(());
         }
         let l = self.leader.as_mut().expect("serving checked");
@@ -881,7 +1374,7 @@ impl GroupReplica {
             if !l.remembers(txn) && self.state.may_have_forgotten(txn) {
                 return Err(TxnError::OutcomeUnknown { txn });
             }
-            return Err(l.missing(txn));
+            return Err(l.missing(txn, txn.origin));
         };
         match &mut t.op {
             Op::Idle => {}
@@ -892,11 +1385,19 @@ impl GroupReplica {
             _ => return Err(TxnError::TxnBusy { txn }),
         }
         let writes = dedupe_writes(writes);
+        let participants: Vec<Participant> = participants
+            .into_iter()
+            .map(|p| Participant {
+                writes: dedupe_writes(p.writes),
+                ..p
+            })
+            .collect();
         // A commit is the last request: its writes are checked, not added,
         // so a retried commit counts them once.
-        check_operation_count(t.ops + writes.len())?;
+        let remote: usize = participants.iter().map(|p| p.writes.len()).sum();
+        check_operation_count(t.ops + writes.len() + remote)?;
         t.last_active = now.midpoint();
-        if writes.is_empty() {
+        if writes.is_empty() && participants.is_empty() {
             // Nothing to log. Its reads, under locks it still holds, are
             // also the state at the highest timestamp in the leader's log:
             // every entry in flight above t_paxos_safe writes only keys
@@ -911,12 +1412,18 @@ impl GroupReplica {
                 .push((commit_ts, id, Ok(Response::Committed { commit_ts })));
             return Ok(());
         }
+        let kind = if participants.is_empty() {
+            CommitKind::OnePhase
+        } else {
+            CommitKind::Coordinator { participants }
+        };
         t.op = Op::Locking {
             targets: vec![id],
             writes,
             next: 0,
             // Spanner §4.1.2 start rule: s > TT.now().latest at arrival.
             min_ts: now.latest.next(),
+            kind,
         };
         self.resume.push_back(txn);
         Ok(())
@@ -943,6 +1450,182 @@ impl GroupReplica {
             }
             None => Ok(Response::Aborted),
         }
+    }
+
+    // ------------------------------------------------------------------
+    // Two-phase commit between groups
+    // ------------------------------------------------------------------
+
+    fn handle_group_message(&mut self, now: TtInterval, msg: GroupMessage, out: &mut Vec<Output>) {
+        // Only a serving leader acts; the sender resends.
+        if self.serving(now, true).is_err() {
+            return;
+        }
+        let mut actions = Vec::new();
+        match msg {
+            GroupMessage::Prepare {
+                txn,
+                coordinator,
+                priority,
+                term,
+                deadline,
+                writes,
+            } => self.on_prepare(now, txn, coordinator, priority, term, deadline, writes, out),
+            GroupMessage::Vote { txn, from, vote } => {
+                self.coord.on_vote(txn, from, vote, &mut actions)
+            }
+            GroupMessage::Ack { txn, from } => self.coord.on_ack(txn, from, &mut actions),
+            GroupMessage::Decide {
+                txn,
+                coordinator,
+                decision,
+                deadline,
+            } => self.on_decide(now, txn, coordinator, decision, deadline, out),
+            GroupMessage::Query {
+                txn,
+                from,
+                deadline,
+            } => self.on_query(txn, from, deadline, out),
+        }
+        self.run_actions(now, actions, out);
+    }
+
+    /// A participant is asked to prepare `txn`: take its write locks (its
+    /// read locks are held since its reads), then log a prepare record and
+    /// vote once it is chosen (Spanner §4.2.1).
+    #[allow(clippy::too_many_arguments)]
+    fn on_prepare(
+        &mut self,
+        now: TtInterval,
+        txn: TxnId,
+        coordinator: GroupId,
+        priority: Priority,
+        term: Option<u64>,
+        deadline: Timestamp,
+        writes: Vec<Write>,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(p) = self.state.prepared_txn(txn) {
+            // Prepared already (a resend, or a new leader after failover).
+            let vote = Vote::Yes(p.prepare_ts);
+            self.send_vote(txn, coordinator, vote, out);
+            return;
+        }
+        if self.state.decided(txn).is_some() {
+            // Decided before it prepared here: only an abort can be.
+            self.send_vote(txn, coordinator, Vote::No(AbortReason::Unknown), out);
+            return;
+        }
+        if self.prepares.contains_key(&txn) {
+            return; // its vote goes out when the record is chosen
+        }
+        let local = now.midpoint();
+        let guest = Guest { priority, term };
+        let t = match self.active_for(txn, Some(guest), local) {
+            Ok(t) => t,
+            Err(TxnError::Aborted { reason, .. }) => {
+                self.send_vote(txn, coordinator, Vote::No(reason), out);
+                return;
+            }
+            Err(_) => {
+                self.send_vote(txn, coordinator, Vote::No(AbortReason::Overloaded), out);
+                return;
+            }
+        };
+        if !matches!(t.op, Op::Idle) {
+            return; // preparing already, or a read still in flight
+        }
+        t.last_active = local;
+        t.op = Op::Locking {
+            targets: Vec::new(),
+            writes: dedupe_writes(writes),
+            next: 0,
+            min_ts: Timestamp::ZERO,
+            kind: CommitKind::Participant {
+                coordinator,
+                deadline,
+            },
+        };
+        self.resume.push_back(txn);
+    }
+
+    /// A participant learns the outcome of `txn`: log it (once), and
+    /// acknowledge once it is logged, or if it changes nothing here.
+    fn on_decide(
+        &mut self,
+        now: TtInterval,
+        txn: TxnId,
+        coordinator: GroupId,
+        decision: Decision,
+        deadline: Timestamp,
+        out: &mut Vec<Output>,
+    ) {
+        let l = self.leader.as_mut().expect("serving checked");
+        let affected = self.state.prepared_txn(txn).is_some()
+            || self.prepares.contains_key(&txn)
+            || l.txns.contains_key(&txn);
+        if self.state.decided(txn).is_some() || !affected {
+            out.push(Output::ToGroup {
+                group: coordinator,
+                msg: GroupMessage::Ack {
+                    txn,
+                    from: self.cfg.group,
+                },
+            });
+            return;
+        }
+        if decision == Decision::Abort {
+            // Unprepared here: release its locks now (a prepared one keeps
+            // them until the record applies).
+            l.abort(txn, AbortReason::Unknown, &mut self.resume, out);
+        }
+        if !self.deciding.insert(txn) {
+            return;
+        }
+        let cmd = Command::Decide {
+            txn,
+            decision,
+            deadline,
+        };
+        let mut pout = Vec::new();
+        if self.paxos.propose(now, cmd.encode(), &mut pout).is_err() {
+            self.deciding.remove(&txn);
+        }
+        self.absorb(pout, out);
+    }
+
+    /// A prepared participant asks the coordinator about `txn`. Answered
+    /// once decided; presumed abort: a serving leader that has applied
+    /// every earlier term's entries, and neither coordinates `txn` now nor
+    /// has its commit record, knows it did not commit.
+    fn on_query(&mut self, txn: TxnId, from: GroupId, deadline: Timestamp, out: &mut Vec<Output>) {
+        let decision = if let Some(d) = self.coord.decision(txn) {
+            d
+        } else if let Some(c) = self.state.coordinated_txn(txn) {
+            Decision::Commit(c.commit_ts)
+        } else if let Some(ts) = self.state.committed(txn) {
+            Decision::Commit(ts)
+        } else if self.coord.contains(txn)
+            || self.coord_meta.contains_key(&txn)
+            || self.commits.contains_key(&txn)
+            || self
+                .leader
+                .as_ref()
+                .is_some_and(|l| l.txns.contains_key(&txn))
+        {
+            return; // still deciding
+        } else {
+            Decision::Abort
+        };
+        out.push(Output::ToGroup {
+            group: from,
+            msg: GroupMessage::Decide {
+                txn,
+                coordinator: self.cfg.group,
+                decision,
+                deadline,
+            },
+        });
     }
 
     fn heartbeat(&mut self, now: TtInterval, txn: TxnId) -> Reply {
@@ -1014,7 +1697,9 @@ impl GroupReplica {
     /// Serves `w` if its timestamp is safe (or answers it with an error
     /// that waiting cannot fix). Returns whether it was answered.
     fn try_serve_read(&self, w: &ReadWait, out: &mut Vec<Output>) -> bool {
-        let t_safe = self.state.t_safe();
+        // Spanner §4.2.4's finer t_TM_safe: a prepared transaction holds
+        // back only reads of the keys it writes.
+        let t_safe = safe_time_for(&self.state, &w.reads);
         let ignore_safe_time = self.bug(bug::READ_WITHOUT_SAFE_TIME);
         let read_ts = match w.target {
             ReadTarget::At(t) => t,
@@ -1040,6 +1725,32 @@ impl GroupReplica {
         out.push(Output::Reply { id: w.id, reply });
         true
     }
+}
+
+/// Why a transaction whose record could not be proposed aborts.
+fn propose_error_reason(e: &meridian_paxos::ProposeError) -> AbortReason {
+    match e {
+        meridian_paxos::ProposeError::QueueFull(_) => AbortReason::Overloaded,
+        _ => AbortReason::LeaderChanged,
+    }
+}
+
+/// The safe time of the keys and ranges `reads` touch: the group's
+/// `t_paxos_safe`, held below only by transactions prepared on those keys.
+fn safe_time_for(state: &GroupState, reads: &[ReadOp]) -> Timestamp {
+    use std::ops::Bound;
+    reads
+        .iter()
+        .map(|r| match r {
+            ReadOp::Get(key) => state.t_safe_for_key(key),
+            ReadOp::Scan { start, end, .. } => state.t_safe_for_range(
+                Bound::Included(&start[..]),
+                end.as_ref()
+                    .map_or(Bound::Unbounded, |e| Bound::Excluded(&e[..])),
+            ),
+        })
+        .min()
+        .unwrap_or_else(|| state.t_safe())
 }
 
 /// Reads `reads` at `at` (which is safe).

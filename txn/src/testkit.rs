@@ -1,8 +1,13 @@
 //! A fault-free driver for a few [`GroupReplica`]s in one process, for
 //! protocol-rule tests and benchmarks: one shared clock reading, an
 //! in-order message queue, storage that syncs at once, replies collected by
-//! request id. Isolation of replicas is the only fault. The deterministic
+//! request id. Isolation of nodes is the only fault. The deterministic
 //! simulator (`meridian-sim`) is the driver with faults.
+//!
+//! A cluster has one or more participant groups (ids `1..=groups`) of the
+//! same `n` nodes: node `k` hosts replica `k` of every group, so isolating
+//! a node cuts off its replica in every group. Methods without a group
+//! address group 1.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -11,7 +16,7 @@ use meridian_truetime::{Timestamp, TtInterval};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use crate::api::{Reply, Request, RequestId};
+use crate::api::{GroupId, GroupMessage, Reply, Request, RequestId};
 use crate::config::Config;
 use crate::replica::{GroupReplica, Input, Output};
 
@@ -22,13 +27,33 @@ const MAX_DELIVERIES_PER_RUN: usize = 1_000_000;
 /// Step by which [`LocalCluster::run_for`] advances the clock.
 const RUN_STEP_NANOS: u64 = 1_000_000;
 
-/// A group of replicas driven in memory. Replica `i` has node id `i + 1`.
+/// A message in flight.
+#[derive(Debug)]
+enum Envelope {
+    /// A Paxos message inside `group`.
+    Paxos(GroupId, Message),
+    /// A two-phase-commit message from node `from`, to every replica of
+    /// `group`.
+    Group {
+        from: NodeId,
+        group: GroupId,
+        msg: GroupMessage,
+    },
+}
+
+/// Groups of replicas driven in memory. Replica `k` of each group has node
+/// id `k`.
 pub struct LocalCluster {
+    /// Replicas of group `g`, node `k` at `(g - 1) * n + (k - 1)`.
     replicas: Vec<GroupReplica>,
+    /// Nodes per group.
+    n: usize,
     storages: Vec<MemStorage>,
     now: TtInterval,
-    queue: VecDeque<Message>,
+    queue: VecDeque<Envelope>,
     isolated: Vec<NodeId>,
+    /// Replicas cut off alone: `(group, node)`.
+    isolated_replicas: Vec<(GroupId, NodeId)>,
     replies: HashMap<RequestId, Vec<Reply>>,
     next_request: RequestId,
     applied: Vec<Vec<Entry>>,
@@ -36,7 +61,12 @@ pub struct LocalCluster {
     offsets: Vec<i64>,
     /// Keep applied entries for [`LocalCluster::applied`] (off for benches).
     keep_applied: bool,
+    /// Two-phase-commit messages for which this is true are dropped.
+    group_filter: Option<GroupFilter>,
 }
+
+/// Says which two-phase-commit messages a [`LocalCluster`] drops.
+pub type GroupFilter = Box<dyn Fn(GroupId, &GroupMessage) -> bool>;
 
 impl std::fmt::Debug for LocalCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,36 +82,73 @@ impl LocalCluster {
     /// `eps` nanoseconds; `configure` adjusts each replica's config (the
     /// Paxos timing defaults are the production ones).
     pub fn new(n: u64, start: Timestamp, eps: u64, configure: impl Fn(&mut Config)) -> Self {
+        LocalCluster::with_groups(1, n, start, eps, configure)
+    }
+
+    /// `groups` groups (ids `1..=groups`) of `n` replicas each, as
+    /// [`new`](Self::new).
+    pub fn with_groups(
+        groups: u64,
+        n: u64,
+        start: Timestamp,
+        eps: u64,
+        configure: impl Fn(&mut Config),
+    ) -> Self {
+        assert!(groups >= 1 && n >= 1, "a cluster needs a group and a node");
         let voters: Vec<NodeId> = (1..=n).collect();
         let now = TtInterval::around(start, eps);
+        let total = (groups * n) as usize;
         let mut c = LocalCluster {
             replicas: Vec::new(),
-            storages: (0..n).map(|_| MemStorage::new()).collect(),
+            n: n as usize,
+            storages: (0..total).map(|_| MemStorage::new()).collect(),
             now,
             queue: VecDeque::new(),
             isolated: Vec::new(),
+            isolated_replicas: Vec::new(),
             replies: HashMap::new(),
             next_request: 1,
-            applied: vec![Vec::new(); n as usize],
+            applied: vec![Vec::new(); total],
             offsets: vec![0; n as usize],
             keep_applied: true,
+            group_filter: None,
         };
-        for id in 1..=n {
-            let mut cfg = Config::new(1, meridian_paxos::Config::new(id, voters.clone()));
-            configure(&mut cfg);
-            let r = GroupReplica::new(
-                cfg,
-                Recovered::default(),
-                Box::new(SmallRng::seed_from_u64(id)),
-            );
-            c.replicas.push(r);
+        for group in 1..=groups {
+            for id in 1..=n {
+                let mut cfg = Config::new(group, meridian_paxos::Config::new(id, voters.clone()));
+                configure(&mut cfg);
+                let r = GroupReplica::new(
+                    cfg,
+                    Recovered::default(),
+                    Box::new(SmallRng::seed_from_u64(group << 16 | id)),
+                );
+                c.replicas.push(r);
+            }
         }
-        for i in 0..n as usize {
+        for i in 0..total {
             let mut out = Vec::new();
+            let now = c.now_at(c.node_of(i));
             c.replicas[i].start(now, &mut out);
             c.process(i, out);
         }
         c
+    }
+
+    fn index(&self, group: GroupId, id: NodeId) -> usize {
+        let (g, k) = ((group - 1) as usize, (id - 1) as usize);
+        assert!(
+            k < self.n && g * self.n < self.replicas.len(),
+            "no replica {group}/{id}"
+        );
+        g * self.n + k
+    }
+
+    fn node_of(&self, i: usize) -> NodeId {
+        (i % self.n) as NodeId + 1
+    }
+
+    fn group_of(&self, i: usize) -> GroupId {
+        (i / self.n) as GroupId + 1
     }
 
     /// The shared clock reading.
@@ -124,20 +191,36 @@ impl LocalCluster {
         }
     }
 
-    /// Replica `id`.
+    /// Replica `id` of group 1.
     pub fn replica(&self, id: NodeId) -> &GroupReplica {
-        &self.replicas[(id - 1) as usize]
+        self.replica_in(1, id)
     }
 
-    /// Entries replica `id` has applied so far.
+    /// Replica `id` of `group`.
+    pub fn replica_in(&self, group: GroupId, id: NodeId) -> &GroupReplica {
+        &self.replicas[self.index(group, id)]
+    }
+
+    /// Entries replica `id` of group 1 has applied so far.
     pub fn applied(&self, id: NodeId) -> &[Entry] {
-        &self.applied[(id - 1) as usize]
+        self.applied_in(1, id)
     }
 
-    /// The replica that leads and serves (term started, lease held), if any.
+    /// Entries replica `id` of `group` has applied so far.
+    pub fn applied_in(&self, group: GroupId, id: NodeId) -> &[Entry] {
+        &self.applied[self.index(group, id)]
+    }
+
+    /// The replica of group 1 that leads and serves, if any.
     pub fn serving_leader(&self) -> Option<NodeId> {
-        self.replicas
-            .iter()
+        self.serving_leader_in(1)
+    }
+
+    /// The replica of `group` that leads and serves (term started, lease
+    /// held), if any.
+    pub fn serving_leader_in(&self, group: GroupId) -> Option<NodeId> {
+        (1..=self.n as NodeId)
+            .map(|id| self.replica_in(group, id))
             .find(|r| r.paxos().term_started() && r.paxos().has_lease(self.now_at(r.paxos().id())))
             .map(|r| r.paxos().id())
     }
@@ -147,27 +230,95 @@ impl LocalCluster {
         self.isolated.push(id);
     }
 
+    /// Drops every message to or from replica `id` of `group` (only that
+    /// replica: the node's replicas of other groups are unaffected) until
+    /// [`heal`](Self::heal).
+    pub fn isolate_in(&mut self, group: GroupId, id: NodeId) {
+        self.isolated_replicas.push((group, id));
+    }
+
     /// Ends all isolation.
     pub fn heal(&mut self) {
         self.isolated.clear();
+        self.isolated_replicas.clear();
+    }
+
+    fn cut_off(&self, group: GroupId, id: NodeId) -> bool {
+        self.isolated.contains(&id) || self.isolated_replicas.contains(&(group, id))
+    }
+
+    /// Runs until every group has a serving leader (elected as their
+    /// timers fire). Panics if one does not within 10 s.
+    pub fn await_leaders(&mut self) {
+        let groups = (self.replicas.len() / self.n) as GroupId;
+        for _ in 0..10_000 {
+            if (1..=groups).all(|g| self.serving_leader_in(g).is_some()) {
+                return;
+            }
+            self.run_for(RUN_STEP_NANOS);
+        }
+        panic!("not every group elected a serving leader");
+    }
+
+    /// Drops every two-phase-commit message to a group for which `filter`
+    /// (given the group addressed and the message) is true, until
+    /// [`deliver_all_group_messages`](Self::deliver_all_group_messages).
+    pub fn drop_group_messages(
+        &mut self,
+        filter: impl Fn(GroupId, &GroupMessage) -> bool + 'static,
+    ) {
+        self.group_filter = Some(Box::new(filter));
+    }
+
+    /// Ends [`drop_group_messages`](Self::drop_group_messages).
+    pub fn deliver_all_group_messages(&mut self) {
+        self.group_filter = None;
+    }
+
+    /// Delivers `msg` to every replica of `group` as if node `from` sent
+    /// it, then runs until quiet.
+    pub fn send_to_group(&mut self, from: NodeId, group: GroupId, msg: GroupMessage) {
+        self.queue.push_back(Envelope::Group { from, group, msg });
+        self.run();
     }
 
     /// Delivers queued messages until none are left.
     pub fn run(&mut self) {
         let mut n = 0;
-        while let Some(m) = self.queue.pop_front() {
+        while let Some(env) = self.queue.pop_front() {
             n += 1;
             assert!(n < MAX_DELIVERIES_PER_RUN, "cluster did not quiesce");
-            let i = (m.to - 1) as usize;
-            if i < self.replicas.len() {
-                self.step(i, Input::Message(m));
+            match env {
+                Envelope::Paxos(group, m) => {
+                    if (m.to as usize) <= self.n && m.to >= 1 {
+                        let i = self.index(group, m.to);
+                        self.step(i, Input::Message(m));
+                    }
+                }
+                Envelope::Group { from, group, msg } => {
+                    if (group as usize) * self.n > self.replicas.len() || group == 0 {
+                        continue;
+                    }
+                    for id in 1..=self.n as NodeId {
+                        if !self.isolated.contains(&from) && !self.cut_off(group, id) {
+                            let i = self.index(group, id);
+                            self.step(i, Input::FromGroup(msg.clone()));
+                        }
+                    }
+                }
             }
         }
     }
 
-    /// Ticks replica `id` once, then delivers until quiet.
+    /// Ticks replica `id` of group 1 once, then delivers until quiet.
     pub fn tick(&mut self, id: NodeId) {
-        self.step((id - 1) as usize, Input::Tick);
+        self.tick_in(1, id);
+    }
+
+    /// Ticks replica `id` of `group` once, then delivers until quiet.
+    pub fn tick_in(&mut self, group: GroupId, id: NodeId) {
+        let i = self.index(group, id);
+        self.step(i, Input::Tick);
         self.run();
     }
 
@@ -193,26 +344,38 @@ impl LocalCluster {
     /// runs until it serves: its term started and its lease valid (waiting
     /// out any earlier lease). Panics if it does not within 10 s.
     pub fn elect(&mut self, id: NodeId) {
-        let deadline = self.replica(id).paxos().next_deadline();
+        self.elect_in(1, id);
+    }
+
+    /// [`elect`](Self::elect) for replica `id` of `group`.
+    pub fn elect_in(&mut self, group: GroupId, id: NodeId) {
+        let deadline = self.replica_in(group, id).paxos().next_deadline();
         let mid = self.now.midpoint();
         if deadline > mid {
             self.advance(deadline.nanos_since(mid));
         }
-        self.tick(id);
+        self.tick_in(group, id);
         for _ in 0..10_000 {
-            if self.serving_leader() == Some(id) {
+            if self.serving_leader_in(group) == Some(id) {
                 return;
             }
             self.run_for(RUN_STEP_NANOS);
         }
-        panic!("replica {id} did not become a serving leader");
+        panic!("replica {id} of group {group} did not become a serving leader");
     }
 
-    /// Submits `request` to replica `node`; its reply is collected.
+    /// Submits `request` to replica `node` of group 1; its reply is
+    /// collected.
     pub fn submit(&mut self, node: NodeId, request: Request) -> RequestId {
+        self.submit_in(1, node, request)
+    }
+
+    /// Submits `request` to replica `node` of `group`.
+    pub fn submit_in(&mut self, group: GroupId, node: NodeId, request: Request) -> RequestId {
         let id = self.next_request;
         self.next_request += 1;
-        self.step((node - 1) as usize, Input::Request { id, request });
+        let i = self.index(group, node);
+        self.step(i, Input::Request { id, request });
         self.run();
         id
     }
@@ -241,17 +404,22 @@ impl LocalCluster {
         self.replies.get(&id).map_or(&[], Vec::as_slice)
     }
 
-    /// Submits `request` to `node` and runs (up to 5 s of clock) until it
-    /// is answered. Panics if it is not.
+    /// Submits `request` to `node` of group 1 and runs (up to 5 s of
+    /// clock) until it is answered. Panics if it is not.
     pub fn call(&mut self, node: NodeId, request: Request) -> Reply {
-        let id = self.submit(node, request);
+        self.call_in(1, node, request)
+    }
+
+    /// [`call`](Self::call) at replica `node` of `group`.
+    pub fn call_in(&mut self, group: GroupId, node: NodeId, request: Request) -> Reply {
+        let id = self.submit_in(group, node, request);
         for _ in 0..5_000 {
             if let Some(r) = self.reply(id) {
                 return r.clone();
             }
             self.run_for(RUN_STEP_NANOS);
         }
-        panic!("request {id} to replica {node} was never answered");
+        panic!("request {id} to replica {group}/{node} was never answered");
     }
 
     /// Submits `request` to `node` and returns the answer it gives without
@@ -265,7 +433,7 @@ impl LocalCluster {
 
     fn step(&mut self, i: usize, input: Input) {
         let mut out = Vec::new();
-        let now = self.now_at(i as NodeId + 1);
+        let now = self.now_at(self.node_of(i));
         self.replicas[i].step(now, input, &mut out);
         self.process(i, out);
     }
@@ -275,8 +443,21 @@ impl LocalCluster {
         for o in out {
             match o {
                 Output::Send(m) => {
-                    if !self.isolated.contains(&m.from) && !self.isolated.contains(&m.to) {
-                        self.queue.push_back(m);
+                    let g = self.group_of(i);
+                    if !self.cut_off(g, m.from) && !self.cut_off(g, m.to) {
+                        self.queue.push_back(Envelope::Paxos(g, m));
+                    }
+                }
+                Output::ToGroup { group, msg } => {
+                    let from = (self.group_of(i), self.node_of(i));
+                    if !self.isolated_replicas.contains(&from)
+                        && !self.group_filter.as_ref().is_some_and(|f| f(group, &msg))
+                    {
+                        self.queue.push_back(Envelope::Group {
+                            from: self.node_of(i),
+                            group,
+                            msg,
+                        });
                     }
                 }
                 Output::Persist(req) => {

@@ -87,13 +87,14 @@ fn read(c: &mut LocalCluster, node: u64, txn: TxnId, keys: &[&str]) -> Reply {
         Request::Read {
             txn,
             keys: keys.iter().map(|k| b(k)).collect(),
+            guest: None,
         },
     )
 }
 
 fn values(r: Reply) -> Vec<Option<String>> {
     match r {
-        Ok(Response::Read { values }) => values
+        Ok(Response::Read { values, .. }) => values
             .into_iter()
             .map(|v| v.map(|v| String::from_utf8(v.to_vec()).unwrap()))
             .collect(),
@@ -105,6 +106,7 @@ fn commit_req(txn: TxnId, writes: &[(&str, &str)]) -> Request {
     Request::Commit {
         txn,
         writes: writes.iter().map(|(k, v)| Write::put(b(k), b(v))).collect(),
+        participants: vec![],
     }
 }
 
@@ -265,6 +267,7 @@ fn spanner_s4_2_1_committing_transaction_is_not_wounded() {
         Request::Read {
             txn: old,
             keys: vec![b("k")],
+            guest: None,
         },
     );
     c.run_for(2 * MS);
@@ -604,6 +607,7 @@ fn design_s6_invalid_requests_get_typed_errors_and_change_nothing() {
         Request::Commit {
             txn,
             writes: vec![Write::put(b("ok"), b("1")), Write::put(b("k"), big)],
+            participants: vec![],
         },
     );
     assert!(matches!(
@@ -615,7 +619,8 @@ fn design_s6_invalid_requests_get_typed_errors_and_change_nothing() {
             1,
             Request::Read {
                 txn,
-                keys: vec![Bytes::new()]
+                keys: vec![Bytes::new()],
+                guest: None,
             }
         ),
         Err(TxnError::Invalid(InvalidRequest::EmptyKey))
@@ -626,7 +631,8 @@ fn design_s6_invalid_requests_get_typed_errors_and_change_nothing() {
             1,
             Request::Read {
                 txn,
-                keys: too_many
+                keys: too_many,
+                guest: None,
             }
         ),
         Err(TxnError::Invalid(InvalidRequest::TooManyOperations { .. }))
