@@ -92,6 +92,9 @@ pub mod rules {
         "paxos: at most two election rounds after faults stop (one, plus a same-round duel)";
     /// Nobody on duty: write skew.
     pub const ROSTER: &str = "roster: someone is always on duty (no write skew)";
+    /// Every group a transaction commits at applies it at one timestamp.
+    pub const ATOMIC_COMMIT: &str =
+        "spanner 4.2.1: a two-phase commit applies at one timestamp in every group";
     /// The list-append transactions pass the external Elle-style checker
     /// (adya) for strict serializability.
     pub const ELLE_LIST_APPEND: &str =

@@ -249,35 +249,63 @@ impl Roster {
     }
 }
 
-/// The committed transactions, as the log applied them.
+/// The committed transactions, as the logs applied them.
 #[derive(Clone, Debug, Default)]
 pub struct CommitLog {
-    /// Transaction → (commit timestamp, writes).
+    /// Transaction → (commit timestamp, writes in every group).
     pub commits: HashMap<TxnId, (Timestamp, Vec<Write>)>,
+    /// Transaction and group → the writes that group applied, for
+    /// checking later sightings.
+    parts: HashMap<(TxnId, u64), Vec<Write>>,
 }
 
 impl CommitLog {
-    /// Records a commit seen applied by a replica. Replicas apply the same
-    /// log, so a second sighting must agree.
+    /// Records that `group` applied `txn`'s writes there at `ts`. Replicas
+    /// of a group apply the same log, so a second sighting must agree; the
+    /// groups of one transaction must agree on its timestamp.
     pub fn record(
         &mut self,
         txn: TxnId,
+        group: u64,
         ts: Timestamp,
         writes: Vec<Write>,
         at: u64,
     ) -> Result<(), Violation> {
-        match self.commits.get(&txn) {
-            Some((t, w)) if *t != ts || *w != writes => Err(Violation {
+        if let Some((t, _)) = self.commits.get(&txn) {
+            if *t != ts {
+                return Err(Violation {
+                    rule: if self.parts.contains_key(&(txn, group)) {
+                        rules::ONE_VALUE_PER_SLOT
+                    } else {
+                        rules::ATOMIC_COMMIT
+                    },
+                    at_nanos: at,
+                    detail: format!("txn {txn} applied at {} and at {}", t.0, ts.0),
+                });
+            }
+        }
+        match self.parts.get(&(txn, group)) {
+            Some(w) if *w != writes => Err(Violation {
                 rule: rules::ONE_VALUE_PER_SLOT,
                 at_nanos: at,
-                detail: format!("txn {txn} applied at {} and at {}", t.0, ts.0),
+                detail: format!("txn {txn} applied other writes in group {group}"),
             }),
             Some(_) => Ok(()),
             None => {
-                self.commits.insert(txn, (ts, writes));
+                self.parts.insert((txn, group), writes.clone());
+                self.commits
+                    .entry(txn)
+                    .or_insert((ts, Vec::new()))
+                    .1
+                    .extend(writes);
                 Ok(())
             }
         }
+    }
+
+    /// Whether `group` applied `txn`.
+    pub fn has(&self, txn: TxnId, group: u64) -> bool {
+        self.parts.contains_key(&(txn, group))
     }
 }
 
@@ -355,8 +383,20 @@ fn show(v: &Option<Bytes>) -> String {
 /// Runs checks 2–5 of the [module documentation](self) on `history`
 /// against `log`.
 pub fn check(history: &History, log: &CommitLog, bank: &Bank) -> Result<(), Violation> {
+    check_with_pending(history, log, bank, &std::collections::HashSet::new())
+}
+
+/// [`check`], where the transactions in `pending` were acknowledged so
+/// shortly before the end that some of their groups had not yet applied
+/// the decision: what the log has of them must be part of what they sent.
+pub fn check_with_pending(
+    history: &History,
+    log: &CommitLog,
+    bank: &Bank,
+    pending: &std::collections::HashSet<TxnId>,
+) -> Result<(), Violation> {
     let model = Model::new(log);
-    check_outcomes(history, log)?;
+    check_outcomes(history, log, pending)?;
     check_locking_reads_are_fresh(history, log)?;
     check_txn_reads(history, log, &model)?;
     check_lock_free_reads(history, &model, bank)?;
@@ -368,11 +408,21 @@ fn effective(writes: &[Write]) -> BTreeMap<&Bytes, &Option<Bytes>> {
     writes.iter().map(|w| (&w.key, &w.value)).collect()
 }
 
-fn check_outcomes(history: &History, log: &CommitLog) -> Result<(), Violation> {
+fn check_outcomes(
+    history: &History,
+    log: &CommitLog,
+    pending: &std::collections::HashSet<TxnId>,
+) -> Result<(), Violation> {
     for t in &history.txns {
         let Some(txn) = t.txn else { continue };
         if let Some((_, logged)) = log.commits.get(&txn) {
-            if effective(logged) != effective(&t.writes) {
+            let (logged, sent) = (effective(logged), effective(&t.writes));
+            let consistent = if pending.contains(&txn) {
+                logged.iter().all(|(k, v)| sent.get(k) == Some(v))
+            } else {
+                logged == sent
+            };
+            if !consistent {
                 return Err(violation(
                     rules::ACKED_IN_LOG,
                     format!(
@@ -695,7 +745,7 @@ mod tests {
         let mut log = CommitLog::default();
         for (id, at, writes) in commits {
             let w = writes.iter().map(|(k, v)| Write::put(b(k), b(v))).collect();
-            log.record(TxnId::local(*id), ts(*at), w, 0).unwrap();
+            log.record(TxnId::local(*id), 1, ts(*at), w, 0).unwrap();
         }
         log
     }
@@ -921,6 +971,7 @@ mod tests {
         // A "transfer" that only debits.
         log.record(
             TxnId::local(1),
+            1,
             ts(10),
             vec![Write::put(b("acct/00"), Bank::encode(90))],
             0,

@@ -98,17 +98,24 @@ pub enum Layer {
     Paxos,
     /// One participant group with transactional clients.
     Txn,
+    /// Several participant groups with clients whose transactions span
+    /// them (two-phase commit).
+    Cluster,
 }
 
 impl Layer {
-    /// Both layers, in the order a swarm runs them.
-    pub const ALL: [Layer; 2] = [Layer::Paxos, Layer::Txn];
+    /// Every layer, in the order a swarm runs them.
+    pub const ALL: [Layer; 3] = [Layer::Paxos, Layer::Txn, Layer::Cluster];
+
+    /// The layers that run transactions.
+    pub const TRANSACTIONAL: [Layer; 2] = [Layer::Txn, Layer::Cluster];
 
     /// The command-line name.
     pub fn name(self) -> &'static str {
         match self {
             Layer::Paxos => "paxos",
             Layer::Txn => "txn",
+            Layer::Cluster => "cluster",
         }
     }
 
@@ -121,7 +128,7 @@ impl Layer {
     /// transaction layer has white-box checks to turn off (commit wait at
     /// a reply, waits-for cycles, the replicas' own invariants).
     pub fn has_white_box_checks(self) -> bool {
-        self == Layer::Txn
+        self != Layer::Paxos
     }
 }
 
@@ -233,7 +240,7 @@ impl PlantedBug {
     pub fn layers(self) -> &'static [Layer] {
         match self {
             PlantedBug::Paxos(_) | PlantedBug::ClockBoundBroken => &Layer::ALL,
-            PlantedBug::Txn(_) | PlantedBug::LockTable(_) => &[Layer::Txn],
+            PlantedBug::Txn(_) | PlantedBug::LockTable(_) => &Layer::TRANSACTIONAL,
         }
     }
 
@@ -252,8 +259,8 @@ impl clap::ValueEnum for PlantedBug {
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         let layers = match self.layers() {
-            [Layer::Txn] => "txn layer",
-            _ => "both layers",
+            [Layer::Txn, Layer::Cluster] => "txn and cluster layers",
+            _ => "every layer",
         };
         Some(
             clap::builder::PossibleValue::new(self.name())
@@ -410,7 +417,7 @@ pub fn run_seed(opts: &RunOptions) -> RunOutcome {
     set_now(0);
     match opts.layer {
         Layer::Paxos => paxos_sim::run_seed(opts),
-        Layer::Txn => txn_sim::run_seed(opts),
+        Layer::Txn | Layer::Cluster => txn_sim::run_seed(opts),
     }
 }
 

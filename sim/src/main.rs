@@ -1,6 +1,6 @@
 //! `meridian-sim`: runs deterministic simulation seeds (docs/design.md §8).
 //!
-//! `meridian-sim swarm` runs many seeds (each over both layers unless one
+//! `meridian-sim swarm` runs many seeds (each over every layer unless one
 //! is named) and prints a summary; with `--planted-bug NAME` it reports on
 //! how many seeds the checkers caught the bug. `meridian-sim run --seed S
 //! --layer L` replays one run, optionally with `--trace`.
@@ -107,7 +107,7 @@ struct Common {
     /// Plant a deliberate bug, to check that the checkers catch it.
     #[arg(long, value_enum, value_name = "NAME")]
     planted_bug: Option<PlantedBug>,
-    /// Turn off the white-box checks of the txn layer (commit wait at a
+    /// Turn off the white-box checks of the transaction layers (commit wait at a
     /// reply, waits-for cycles, replica invariants): only what clients saw,
     /// and the log, can fail a run.
     #[arg(long)]
@@ -172,7 +172,7 @@ fn options(sub: &str, c: &Common, layers: &[Layer]) -> RunOptions {
             refuse(
                 sub,
                 format!(
-                    "--planted-bug {} acts only in the {} layer; --layer {} would run without it",
+                    "--planted-bug {} acts only in the {} layers; --layer {} would run without it",
                     b.name(),
                     names(b.layers()),
                     l.name()
@@ -185,8 +185,8 @@ fn options(sub: &str, c: &Common, layers: &[Layer]) -> RunOptions {
             refuse(
                 sub,
                 format!(
-                    "--black-box turns off the white-box checks of the txn layer; the {} layer \
-                 has none, so --layer {} --black-box would check exactly what it checks without",
+                    "--black-box turns off the white-box checks of the transaction layers; the {} \
+                 layer has none, so --layer {} --black-box would check exactly what it checks without",
                     l.name(),
                     l.name()
                 ),

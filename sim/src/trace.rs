@@ -16,7 +16,9 @@ use std::str::FromStr;
 use meridian_participant::{TxnId, Write};
 use meridian_paxos::{Ballot, Body, Message, NodeId, Payload, Role};
 use meridian_truetime::Timestamp;
-use meridian_txn::{ReadAt, ReadOp, ReadResult, Reply, Request, Response, TxnError};
+use meridian_txn::{
+    GroupMessage, ReadAt, ReadOp, ReadResult, Reply, Request, Response, TxnError, Vote,
+};
 
 use crate::world::{Adversary, ClockProfile, EPOCH, Faults, MS};
 
@@ -354,6 +356,47 @@ pub(crate) fn request_txn(r: &Request) -> Option<TxnId> {
         | Request::Abort { txn }
         | Request::Heartbeat { txn } => Some(*txn),
         Request::Begin { .. } | Request::ReadOnly { .. } => None,
+    }
+}
+
+/// The transaction a two-phase-commit message is about.
+pub(crate) fn group_message_txn(m: &GroupMessage) -> TxnId {
+    match m {
+        GroupMessage::Prepare { txn, .. }
+        | GroupMessage::Vote { txn, .. }
+        | GroupMessage::Decide { txn, .. }
+        | GroupMessage::Ack { txn, .. }
+        | GroupMessage::Query { txn, .. } => *txn,
+    }
+}
+
+/// A two-phase-commit message, without values: `prepare txn 1a.3 (coordinator
+/// group 1, writes acct/01)`, `vote yes at +0.5s txn 1a.3 from group 2`.
+pub(crate) fn group_message(m: &GroupMessage) -> String {
+    match m {
+        GroupMessage::Prepare {
+            txn,
+            coordinator,
+            writes,
+            ..
+        } => format!(
+            "prepare txn {txn} (coordinator group {coordinator}, writes {})",
+            keys(writes.iter().map(|w: &Write| &w.key))
+        ),
+        GroupMessage::Vote { txn, from, vote } => match vote {
+            Vote::Yes(t) => format!("vote yes at {} on txn {txn} from group {from}", ts(*t)),
+            Vote::No(why) => format!("vote no on txn {txn} from group {from}: {why}"),
+        },
+        GroupMessage::Decide { txn, decision, .. } => match decision {
+            meridian_participant::Decision::Commit(t) => {
+                format!("decide commit at {} for txn {txn}", ts(*t))
+            }
+            meridian_participant::Decision::Abort => format!("decide abort for txn {txn}"),
+        },
+        GroupMessage::Ack { txn, from } => format!("ack txn {txn} from group {from}"),
+        GroupMessage::Query { txn, from, .. } => {
+            format!("query the outcome of txn {txn} from group {from}")
+        }
     }
 }
 

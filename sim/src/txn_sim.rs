@@ -26,8 +26,8 @@ use meridian_participant::{Command, Priority, TxnId, Write};
 use meridian_paxos::{Message, NodeId, Payload, Role, Storage};
 use meridian_truetime::{ClockModel, SimulatedTrueTime, Timestamp, TrueTime, VirtualClock};
 use meridian_txn::{
-    GroupReplica, Input, Output, ReadAt, ReadOp, ReadResult, Reply, Request, RequestId, Response,
-    TxnError,
+    GroupId, GroupMessage, GroupReplica, Guest, Input, Output, Participant, ReadAt, ReadOp,
+    ReadResult, Reply, Request, RequestId, Response, Term, TxnError,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -43,10 +43,18 @@ use crate::world::{
     ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, Host, LIVENESS_BOUND, MS, Network,
     check_one_lease, count_event, downtime, paxos_config,
 };
-use crate::{PlantedBug, RunOptions, RunOutcome, RunStats};
+use crate::{Layer, PlantedBug, RunOptions, RunOutcome, RunStats};
 
-/// Replicas in the group.
+/// Replicas per group.
 const NODES: u64 = 3;
+/// Participant groups of the cluster layer (drawn per seed; the txn layer
+/// runs one).
+const CLUSTER_GROUPS: (u64, u64) = (3, 4);
+/// Two-phase commit in simulation: resends (and participants' outcome
+/// queries) this often, and votes due this long after the coordinator
+/// starts.
+const RESEND_INTERVAL: u64 = 50 * MS;
+const PREPARE_TIMEOUT: u64 = 1_000 * MS;
 /// Each account's starting balance.
 const INITIAL_BALANCE: i64 = 100;
 /// Registers written blindly (unique values, for the history checker).
@@ -91,6 +99,9 @@ const COMPACT_EVERY: u64 = 50;
 /// A live replica answers every request within this (lock waits end by
 /// wound-wait or the inactivity timeout, read waits by their bound).
 const ANSWER_BOUND: u64 = 2_000 * MS;
+/// Once acknowledged, a commit is applied in every group it writes to
+/// within this (decisions are resent every [`RESEND_INTERVAL`]).
+const DECISION_BOUND: u64 = 1_000 * MS;
 /// Virtual time a run goes on after the heal: long enough for the liveness
 /// bounds, and for clients to fall quiet.
 const AFTER_HEAL: u64 = max(LIVENESS_BOUND, CLIENT_COMMIT_BOUND + CLIENT_QUIET);
@@ -102,6 +113,13 @@ const fn max(a: u64, b: u64) -> u64 {
 #[derive(Clone, Debug)]
 enum Packet {
     Peer(Message),
+    /// A two-phase-commit message between group leaders: one copy per
+    /// replica of the addressed group.
+    Group {
+        from: NodeId,
+        to: NodeId,
+        msg: GroupMessage,
+    },
     Request {
         client: usize,
         node: NodeId,
@@ -152,6 +170,8 @@ enum Event {
 
 struct Node {
     id: NodeId,
+    /// The participant group this replica belongs to.
+    group: GroupId,
     tt: SimulatedTrueTime,
     replica: Option<GroupReplica>,
     host: Host,
@@ -214,8 +234,18 @@ struct TxnTask {
     /// This attempt's entry in the history.
     record: usize,
     stage: Stage,
+    /// The home group (of its first key): it begins and coordinates there.
+    home: GroupId,
     /// The leader the attempt began at.
     node: NodeId,
+    /// Its reads, by group (indices into its read keys), home first, and
+    /// how many groups have answered.
+    plan: Vec<(GroupId, Vec<usize>)>,
+    step: usize,
+    /// The values read so far (one per read key).
+    values: Vec<Option<Bytes>>,
+    /// The term each group it read at answered with.
+    terms: Vec<(GroupId, Term)>,
     txn: Option<TxnId>,
     commit_tries: u32,
     writes: Vec<Write>,
@@ -227,7 +257,16 @@ struct TxnTask {
 #[derive(Debug)]
 struct ReadTask {
     at: ReadAt,
+    /// Whether it was asked as a strong read (a read across groups runs at
+    /// `TT.now().latest` at the client: Spanner §4.2.2).
+    strong: bool,
     reads: Vec<ReadOp>,
+    /// The reads per group (indices into `reads`; a scan goes to every
+    /// group), and how many groups have answered.
+    parts: Vec<(GroupId, Vec<usize>)>,
+    step: usize,
+    results: Vec<Option<ReadResult>>,
+    read_ts: Timestamp,
     invoked: Timestamp,
     tries: u32,
 }
@@ -241,7 +280,8 @@ enum Task {
 
 struct Client {
     tt: SimulatedTrueTime,
-    leader: NodeId,
+    /// The leader hint per group (index `group - 1`).
+    leaders: Vec<NodeId>,
     task: Task,
     /// Requests (and the replica each went to) whose answers the current
     /// step accepts.
@@ -265,14 +305,20 @@ struct Sim {
     clients: Vec<Client>,
     queue: EventQueue<Event>,
     net: Network,
-    chosen: ChosenLog,
+    /// Participant groups (ids `1..=groups`).
+    groups: u64,
+    /// Per group (index `group - 1`): the chosen log, the sim's own replay
+    /// of its two-phase records, the leader hint, the highest timestamp
+    /// assigned, elections after the heal.
+    chosen: Vec<ChosenLog>,
+    replay: Vec<GroupReplay>,
     log: CommitLog,
     history: History,
     bank: Bank,
     stats: RunStats,
     next_request: RequestId,
-    leader_hint: Option<NodeId>,
-    max_assigned_ts: Timestamp,
+    leader_hint: Vec<Option<NodeId>>,
+    max_assigned_ts: Vec<Timestamp>,
     faults_on: bool,
     heal_at: Timestamp,
     clients_stop: Timestamp,
@@ -288,7 +334,7 @@ struct Sim {
     /// This seed's commit-record retention.
     commit_record_retention: u64,
     adversary: Adversary,
-    elections_after_heal: ElectionsAfterHeal,
+    elections_after_heal: Vec<ElectionsAfterHeal>,
     /// A violation found where it cannot be returned at once.
     deferred: Option<Violation>,
 }
@@ -329,9 +375,14 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     let clocks = ClockPlan::draw(&mut rng, base, opts.seed, broken_clocks);
     let clock = VirtualClock::new(Timestamp(EPOCH));
     let fault_phase = opts.fault_phase_nanos.unwrap_or(DEFAULT_FAULT_PHASE);
-    let nodes = (0..NODES)
+    let groups = match opts.layer {
+        Layer::Cluster => rng.random_range(CLUSTER_GROUPS.0..=CLUSTER_GROUPS.1),
+        _ => 1,
+    };
+    let nodes = (0..groups * NODES)
         .map(|i| Node {
             id: i + 1,
+            group: i / NODES + 1,
             tt: clocks.node(&clock, i, true),
             replica: None,
             host: Host::default(),
@@ -344,7 +395,9 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     let clients = (0..n_clients)
         .map(|i| Client {
             tt: clocks.node(&clock, CLIENT_BASE + i as u64, false),
-            leader: 1 + (i as u64 % NODES),
+            leaders: (0..groups)
+                .map(|g| g * NODES + 1 + (i as u64 % NODES))
+                .collect(),
             task: Task::Idle,
             pending: Vec::new(),
             wake: 0,
@@ -361,14 +414,16 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         clients,
         queue: EventQueue::new(clock),
         net: Network::default(),
-        chosen: ChosenLog::default(),
+        groups,
+        chosen: (0..groups).map(|_| ChosenLog::default()).collect(),
+        replay: (0..groups).map(|_| GroupReplay::default()).collect(),
         log: CommitLog::default(),
         history: History::default(),
         bank: Bank::new(accounts, INITIAL_BALANCE),
         stats: RunStats::default(),
         next_request: 1,
-        leader_hint: None,
-        max_assigned_ts: Timestamp::ZERO,
+        leader_hint: vec![None; groups as usize],
+        max_assigned_ts: vec![Timestamp::ZERO; groups as usize],
         faults_on: true,
         heal_at: Timestamp(EPOCH + fault_phase),
         clients_stop: Timestamp(EPOCH + fault_phase + AFTER_HEAL - CLIENT_QUIET),
@@ -380,7 +435,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         lock_limits,
         commit_record_retention,
         adversary,
-        elections_after_heal: ElectionsAfterHeal::default(),
+        elections_after_heal: (0..groups).map(|_| ElectionsAfterHeal::default()).collect(),
         deferred: None,
     };
     sim.tracer.header(|| {
@@ -393,10 +448,16 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             String::new()
         };
         format!(
-            "seed {} layer txn: {NODES} replicas, {n_clients} clients{}, {accounts} accounts, \
+            "seed {} layer {}: {}{NODES} replicas, {n_clients} clients{}, {accounts} accounts, \
              roster of {}; faults until {}, run ends {}\n{}\n  {}\n  \
              request timeout {} ms; commit records kept {} ms{queues}",
             opts.seed,
+            opts.layer.name(),
+            if groups > 1 {
+                format!("{groups} groups of ")
+            } else {
+                String::new()
+            },
             if crowd { " (crowded)" } else { "" },
             sim.roster.keys.len(),
             trace::since(fault_phase),
@@ -490,6 +551,12 @@ impl Sim {
                 let parties = [Party::Node(m.from), Party::Node(m.to)];
                 self.trace(kind, &parties, || format!("{}{fate}", trace::message(m)));
             }
+            Packet::Group { from, to, msg } => {
+                let parties = [Party::Node(*from), Party::Node(*to)];
+                self.trace_txn(kind, &parties, Some(trace::group_message_txn(msg)), || {
+                    format!("n{from}→n{to} {}{fate}", trace::group_message(msg))
+                });
+            }
             Packet::Request {
                 client,
                 node,
@@ -530,10 +597,12 @@ impl Sim {
     }
 
     fn config(&self, i: usize) -> meridian_txn::Config {
-        let id = self.nodes[i].id;
+        let (id, group) = (self.nodes[i].id, self.nodes[i].group);
         let paxos_bug = self.planted_bug.and_then(PlantedBug::paxos);
-        let mut c =
-            meridian_txn::Config::new(1, paxos_config(id, (1..=NODES).collect(), paxos_bug));
+        let voters = self.group_nodes(group).collect();
+        let mut c = meridian_txn::Config::new(group, paxos_config(id, voters, paxos_bug));
+        c.resend_interval_nanos = RESEND_INTERVAL;
+        c.prepare_timeout_nanos = PREPARE_TIMEOUT;
         c.close_interval_nanos = CLOSE_INTERVAL;
         c.read_wait_nanos = READ_WAIT;
         c.inactivity_timeout_nanos = INACTIVITY_TIMEOUT;
@@ -581,10 +650,33 @@ impl Sim {
         self.nodes.iter().position(|n| n.id == id)
     }
 
+    /// The replicas of `group`.
+    fn group_nodes(&self, group: GroupId) -> impl Iterator<Item = NodeId> + use<> {
+        (group - 1) * NODES + 1..=group * NODES
+    }
+
+    /// The group replica `id` belongs to.
+    fn group_of_node(id: NodeId) -> GroupId {
+        (id - 1) / NODES + 1
+    }
+
+    /// The group that holds `key`: keys are spread over the groups by a
+    /// hash of the key (FNV-1a), so every workload crosses groups.
+    fn group_of(&self, key: &[u8]) -> GroupId {
+        if self.groups == 1 {
+            return 1;
+        }
+        let h = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        h % self.groups + 1
+    }
+
     /// The replica an event is for, if any.
     fn target(&self, ev: &Event) -> Option<usize> {
         match ev {
             Event::Deliver(Packet::Peer(m)) => self.index(m.to),
+            Event::Deliver(Packet::Group { to, .. }) => self.index(*to),
             Event::Deliver(Packet::Request { node, .. }) => self.index(*node),
             Event::Tick { node, .. } | Event::Sync { node, .. } | Event::Crash { node, .. } => {
                 Some(*node)
@@ -623,6 +715,12 @@ impl Sim {
                     return Ok(());
                 };
                 self.step(i, Input::Message(m))
+            }
+            Event::Deliver(Packet::Group { to, msg, .. }) => {
+                let Some(i) = self.index(to) else {
+                    return Ok(());
+                };
+                self.step(i, Input::FromGroup(msg))
             }
             Event::Deliver(Packet::Request {
                 node, id, request, ..
@@ -727,8 +825,17 @@ impl Sim {
         for o in out {
             match o {
                 Output::Send(m) => self.send(Packet::Peer(m)),
-                // One group: nothing to coordinate with.
-                Output::ToGroup { .. } => {}
+                Output::ToGroup { group, msg } => {
+                    if (1..=self.groups).contains(&group) {
+                        for to in self.group_nodes(group) {
+                            self.send(Packet::Group {
+                                from: id,
+                                to,
+                                msg: msg.clone(),
+                            });
+                        }
+                    }
+                }
                 Output::Persist(req) => {
                     let host = &mut self.nodes[i].host;
                     if let Some(d) = host.persist(&req, &mut self.rng, &self.faults) {
@@ -775,8 +882,9 @@ impl Sim {
                     self.send_reply(id, req, reply);
                 }
                 Output::Applied(entries) => {
+                    let g = self.nodes[i].group;
                     for e in &entries {
-                        self.chosen.observe(id, e, at)?;
+                        self.chosen[(g - 1) as usize].observe(id, e, at)?;
                         let last = self.nodes[i].applied_slot;
                         if e.slot != last + 1 {
                             return Err(self.violation(
@@ -785,11 +893,8 @@ impl Sim {
                             ));
                         }
                         self.nodes[i].applied_slot = e.slot;
-                        if let Payload::Command(data) = &e.payload {
-                            if let Ok(Command::Commit { txn, writes }) = Command::decode(data) {
-                                self.log.record(txn, e.ts, writes, at)?;
-                            }
-                        }
+                        let replay = &mut self.replay[(g - 1) as usize];
+                        replay.apply(g, e, &mut self.log, at)?;
                     }
                 }
                 Output::SnapshotRestored { last_slot } => {
@@ -801,13 +906,14 @@ impl Sim {
                     });
                     if role == Role::Leader {
                         self.stats.elections += 1;
-                        self.leader_hint = Some(id);
+                        let g = (self.nodes[i].group - 1) as usize;
+                        self.leader_hint[g] = Some(id);
                         if !self.faults_on {
                             let round = self.nodes[i]
                                 .replica
                                 .as_ref()
                                 .map_or(0, |r| r.paxos().promised().round);
-                            if let Err(e) = self.elections_after_heal.record(id, round) {
+                            if let Err(e) = self.elections_after_heal[g].record(id, round) {
                                 return Err(self.violation(rules::ELECTIONS_AFTER_HEAL, e));
                             }
                         } else if let Some(d) = self.adversary.new_leader_crash(&mut self.rng) {
@@ -845,10 +951,11 @@ impl Sim {
         let waits = r.waits_for();
         let deadline = r.next_deadline();
         // Spanner §4.1.2: timestamps rise across leaders, in true-time order.
+        let g = (self.nodes[i].group - 1) as usize;
         if let Err(e) =
             self.nodes[i]
                 .host
-                .check_assigned(node_id, leading, ts, &mut self.max_assigned_ts)
+                .check_assigned(node_id, leading, ts, &mut self.max_assigned_ts[g])
         {
             return Err(self.violation(rules::TS_MONOTONIC, e));
         }
@@ -894,19 +1001,24 @@ impl Sim {
         Ok(())
     }
 
-    /// Spanner §4.1.1: at no true time do two replicas hold a lease.
+    /// Spanner §4.1.1: at no true time do two replicas of a group hold a
+    /// lease.
     fn check_leases(&self) -> Result<(), Violation> {
-        let holders: Vec<NodeId> = self
-            .nodes
-            .iter()
-            .filter(|n| {
-                n.replica
-                    .as_ref()
-                    .is_some_and(|r| r.paxos().has_lease(n.tt.now()))
-            })
-            .map(|n| n.id)
-            .collect();
-        check_one_lease(&holders).map_err(|e| self.violation(rules::LEASE_DISJOINT, e))
+        for g in 1..=self.groups {
+            let holders: Vec<NodeId> = self
+                .nodes
+                .iter()
+                .filter(|n| {
+                    n.group == g
+                        && n.replica
+                            .as_ref()
+                            .is_some_and(|r| r.paxos().has_lease(n.tt.now()))
+                })
+                .map(|n| n.id)
+                .collect();
+            check_one_lease(&holders).map_err(|e| self.violation(rules::LEASE_DISJOINT, e))?;
+        }
+        Ok(())
     }
 
     // ------------------------------------------------------------------
@@ -916,6 +1028,7 @@ impl Sim {
     fn send(&mut self, p: Packet) {
         let (from, to) = match &p {
             Packet::Peer(m) => (m.from, m.to),
+            Packet::Group { from, to, .. } => (*from, *to),
             Packet::Request { client, node, .. } => (CLIENT_BASE + *client as u64, *node),
             Packet::Reply { client, .. } => (0, CLIENT_BASE + *client as u64),
         };
@@ -955,7 +1068,9 @@ impl Sim {
 
     fn inject_fault(&mut self) {
         let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
-        let leader = self.leader_hint.filter(|l| ids.contains(l));
+        // Faults aimed at a leader aim at one group's.
+        let aimed = self.rng.random_range(0..self.groups) as usize;
+        let leader = self.leader_hint[aimed].filter(|l| ids.contains(l));
         if let Some((kind, v)) = self
             .net
             .maybe_partition(&mut self.rng, &self.faults, &ids, leader)
@@ -967,7 +1082,7 @@ impl Sim {
             });
         }
         if self.rng.random_bool(self.pause) {
-            let i = match self.leader_hint.and_then(|l| self.index(l)) {
+            let i = match leader.and_then(|l| self.index(l)) {
                 Some(l) if self.rng.random_bool(0.5) => l,
                 _ => self.rng.random_range(0..self.nodes.len()),
             };
@@ -1044,8 +1159,9 @@ impl Sim {
         self.client_timer(c, d);
     }
 
-    fn random_node(&mut self) -> NodeId {
-        self.rng.random_range(1..=NODES)
+    /// A random replica of `group`.
+    fn random_node(&mut self, group: GroupId) -> NodeId {
+        (group - 1) * NODES + self.rng.random_range(1..=NODES)
     }
 
     /// Sends `request` to `node` and arms the timeout. With `keep`, answers
@@ -1225,14 +1341,20 @@ impl Sim {
             reads_invoked: Timestamp::ZERO,
             writes: Vec::new(),
         });
-        let node = self.clients[c].leader;
+        let home = self.home_of(&kind);
+        let node = self.clients[c].leaders[(home - 1) as usize];
         self.clients[c].task = Task::Txn(TxnTask {
             kind,
             priority,
             attempts: attempts + 1,
             record,
             stage: Stage::Begin,
+            home,
             node,
+            plan: Vec::new(),
+            step: 0,
+            values: Vec::new(),
+            terms: Vec::new(),
             txn: None,
             commit_tries: 0,
             writes: Vec::new(),
@@ -1240,17 +1362,52 @@ impl Sim {
         });
     }
 
-    /// Sends the current attempt's Begin to the client's leader hint.
+    /// The group a transaction of `kind` begins at: its first key's.
+    fn home_of(&self, kind: &TxnKind) -> GroupId {
+        let first = match kind {
+            TxnKind::Blind { writes } => writes.first().map(|w| w.key.clone()),
+            _ => self.read_keys(kind).into_iter().next(),
+        };
+        first.map_or(1, |k| self.group_of(&k))
+    }
+
+    /// Sends the current attempt's Begin to the client's leader hint for
+    /// its home group.
     fn begin(&mut self, c: usize) {
-        let node = self.clients[c].leader;
-        let Task::Txn(t) = &mut self.clients[c].task else {
+        let Task::Txn(t) = &self.clients[c].task else {
             unreachable!("begin without a transaction")
+        };
+        let node = self.clients[c].leaders[(t.home - 1) as usize];
+        let Task::Txn(t) = &mut self.clients[c].task else {
+            unreachable!("checked above")
         };
         t.node = node;
         let (priority, record) = (t.priority, t.record);
         let now = self.now();
         self.history.txns[record].invoked = now;
         self.request(c, node, Request::Begin { priority }, false);
+    }
+
+    /// Sends the read of the attempt's next group: at its home group as
+    /// itself, elsewhere as a guest.
+    fn send_txn_read(&mut self, c: usize, t: TxnTask) {
+        let (group, idx) = &t.plan[t.step];
+        let keys: Vec<Bytes> = {
+            let all = self.read_keys(&t.kind);
+            idx.iter().map(|&i| all[i].clone()).collect()
+        };
+        let (node, guest) = if *group == t.home {
+            (t.node, None)
+        } else {
+            let guest = Guest {
+                priority: t.priority.expect("begun"),
+                term: None,
+            };
+            (self.clients[c].leaders[(*group - 1) as usize], Some(guest))
+        };
+        let txn = t.txn.expect("begun");
+        self.clients[c].task = Task::Txn(t);
+        self.request(c, node, Request::Read { txn, keys, guest }, false);
     }
 
     /// Ends the attempt as aborted and retries the transaction (same
@@ -1276,8 +1433,13 @@ impl Sim {
             }
         }
         if let Some(txn) = t.txn {
-            // Best effort: free its locks now rather than at the timeout.
+            // Best effort: free its locks now rather than at the timeout,
+            // at home and wherever it read.
             self.fire(c, t.node, Request::Abort { txn });
+            for (g, _) in t.terms.iter().filter(|(g, _)| *g != t.home) {
+                let node = self.clients[c].leaders[(*g - 1) as usize];
+                self.fire(c, node, Request::Abort { txn });
+            }
         }
         if t.attempts < MAX_ATTEMPTS {
             self.new_attempt(c, t.kind, t.priority, t.attempts, t.oldest_aborts);
@@ -1365,7 +1527,14 @@ impl Sim {
                 };
                 self.send_commit(c, t, true);
             }
-            Stage::Read => unreachable!("a transaction never pauses while reading"),
+            Stage::Read => {
+                // Ask the group whose read was refused again (its leader
+                // was not ready, or its queues full).
+                let Task::Txn(t) = std::mem::replace(&mut self.clients[c].task, Task::Idle) else {
+                    unreachable!("set above")
+                };
+                self.send_txn_read(c, t);
+            }
         }
     }
 
@@ -1373,14 +1542,16 @@ impl Sim {
         match t.stage {
             Stage::Begin => {
                 // No answer: try another replica.
-                self.clients[c].leader = self.random_node();
+                let home = t.home;
+                self.clients[c].leaders[(home - 1) as usize] = self.random_node(home);
                 self.clients[c].task = Task::Txn(t);
                 self.begin(c);
             }
             // No commit was sent: the attempt can be dropped safely.
             Stage::Read => self.retry_txn(c, t),
             Stage::Commit => {
-                self.clients[c].leader = self.random_node();
+                let home = t.home;
+                self.clients[c].leaders[(home - 1) as usize] = self.random_node(home);
                 self.send_commit(c, t, true);
             }
         }
@@ -1402,12 +1573,37 @@ impl Sim {
         let node = if t.commit_tries == 1 {
             t.node
         } else {
-            self.clients[c].leader
+            self.clients[c].leaders[(t.home - 1) as usize]
         };
+        // The writes by group; every other group it read or writes at is a
+        // participant, with the term its reads there met.
+        let mut by_group: std::collections::BTreeMap<GroupId, Vec<Write>> = Default::default();
+        for w in &t.writes {
+            by_group
+                .entry(self.group_of(&w.key))
+                .or_default()
+                .push(w.clone());
+        }
+        let writes = by_group.remove(&t.home).unwrap_or_default();
+        let mut groups: BTreeSet<GroupId> = by_group.keys().copied().collect();
+        groups.extend(t.terms.iter().map(|(g, _)| *g));
+        groups.remove(&t.home);
+        let participants = groups
+            .into_iter()
+            .map(|group| Participant {
+                group,
+                term: t
+                    .terms
+                    .iter()
+                    .find(|(g, _)| *g == group)
+                    .map(|(_, term)| *term),
+                writes: by_group.remove(&group).unwrap_or_default(),
+            })
+            .collect();
         let request = Request::Commit {
             txn: t.txn.expect("a committing attempt has an id"),
-            writes: t.writes.clone(),
-            participants: Vec::new(),
+            writes,
+            participants,
         };
         self.clients[c].task = Task::Txn(t);
         self.request(c, node, request, keep);
@@ -1418,8 +1614,9 @@ impl Sim {
             return;
         };
         if let Err(TxnError::NotLeader { leader }) = &reply {
-            let hint = leader.unwrap_or_else(|| self.random_node());
-            self.clients[c].leader = hint;
+            let g = Sim::group_of_node(node);
+            let hint = leader.unwrap_or_else(|| self.random_node(g));
+            self.clients[c].leaders[(g - 1) as usize] = hint;
         }
         let task = std::mem::replace(&mut self.clients[c].task, Task::Idle);
         match task {
@@ -1448,20 +1645,21 @@ impl Sim {
                     self.send_commit(c, t, false);
                 } else {
                     t.stage = Stage::Read;
-                    let node = t.node;
+                    let mut plan: Vec<(GroupId, Vec<usize>)> = Vec::new();
+                    for (i, k) in keys.iter().enumerate() {
+                        let g = self.group_of(k);
+                        match plan.iter_mut().find(|(pg, _)| *pg == g) {
+                            Some((_, idx)) => idx.push(i),
+                            None => plan.push((g, vec![i])),
+                        }
+                    }
+                    assert_eq!(plan[0].0, t.home, "the first read is at home");
+                    t.plan = plan;
+                    t.step = 0;
+                    t.values = vec![None; keys.len()];
                     let now = self.now();
                     self.history.txns[t.record].reads_invoked = now;
-                    self.clients[c].task = Task::Txn(t);
-                    self.request(
-                        c,
-                        node,
-                        Request::Read {
-                            txn,
-                            keys,
-                            guest: None,
-                        },
-                        false,
-                    );
+                    self.send_txn_read(c, t);
                 }
             }
             (Stage::Begin, _) => {
@@ -1469,15 +1667,38 @@ impl Sim {
                 self.clients[c].task = Task::Txn(t);
                 self.pause(c, false);
             }
-            (Stage::Read, Ok(Response::Read { values, .. })) => {
+            (Stage::Read, Ok(Response::Read { values, term })) => {
+                let (group, idx) = t.plan[t.step].clone();
+                assert_eq!(idx.len(), values.len(), "one value per key read");
+                for (i, v) in idx.into_iter().zip(values) {
+                    t.values[i] = v;
+                }
+                t.terms.push((group, term));
+                t.step += 1;
+                if t.step < t.plan.len() {
+                    self.send_txn_read(c, t);
+                    return;
+                }
                 let keys = self.read_keys(&t.kind);
-                assert_eq!(keys.len(), values.len(), "one value per key read");
+                let values = std::mem::take(&mut t.values);
                 t.writes = self.decide_writes(&t.kind, t.record, &values);
                 let rec = &mut self.history.txns[t.record];
                 rec.reads = keys.into_iter().zip(values).collect();
                 rec.writes = t.writes.clone();
                 t.stage = Stage::Commit;
                 self.send_commit(c, t, false);
+            }
+            // A guest group's refusal that says nothing of the transaction:
+            // ask again after a pause (a guest group electing a leader must
+            // not cost the attempt). At home the transaction lives only at
+            // the leader it began at: a refusal there ends the attempt.
+            (Stage::Read, Err(e))
+                if t.plan[t.step].0 != t.home
+                    && e.is_retryable()
+                    && !matches!(e, TxnError::Aborted { .. }) =>
+            {
+                self.clients[c].task = Task::Txn(t);
+                self.pause(c, false);
             }
             // No commit was sent: dropping the attempt is safe.
             (Stage::Read, _) => self.retry_txn(c, t),
@@ -1513,9 +1734,43 @@ impl Sim {
     }
 
     fn start_read(&mut self, c: usize, at: ReadAt, reads: Vec<ReadOp>) {
+        // Which groups each read goes to: a get to its key's, a scan to
+        // every group (each returns the rows it holds).
+        let mut parts: Vec<(GroupId, Vec<usize>)> = Vec::new();
+        for (i, op) in reads.iter().enumerate() {
+            let groups: Vec<GroupId> = match op {
+                ReadOp::Get(k) => vec![self.group_of(k)],
+                ReadOp::Scan { .. } => (1..=self.groups).collect(),
+            };
+            for g in groups {
+                match parts.iter_mut().find(|(pg, _)| *pg == g) {
+                    Some((_, idx)) => idx.push(i),
+                    None => parts.push((g, vec![i])),
+                }
+            }
+        }
+        let strong = at == ReadAt::Strong;
+        let at = if parts.len() == 1 {
+            at
+        } else {
+            // Across groups, one timestamp for every group: Spanner §4.2.2
+            // reads at s_read = TT.now().latest without negotiating; a
+            // bounded-stale read at that much before it.
+            let now = self.clients[c].tt.now().latest;
+            match at {
+                ReadAt::Strong => ReadAt::Exact(now),
+                ReadAt::MaxStaleness(n) => ReadAt::Exact(now.saturating_sub(n)),
+                exact => exact,
+            }
+        };
         let r = ReadTask {
             at,
+            strong,
+            results: vec![None; reads.len()],
             reads,
+            parts,
+            step: 0,
+            read_ts: Timestamp::ZERO,
             invoked: self.now(),
             tries: 0,
         };
@@ -1524,14 +1779,19 @@ impl Sim {
 
     fn send_read(&mut self, c: usize, mut r: ReadTask) {
         r.tries += 1;
+        let group = r.parts[r.step].0;
         let node = if self.rng.random_bool(0.5) {
-            self.clients[c].leader
+            self.clients[c].leaders[(group - 1) as usize]
         } else {
-            self.random_node()
+            self.random_node(group)
         };
         let request = Request::ReadOnly {
             at: r.at,
-            reads: r.reads.clone(),
+            reads: r.parts[r.step]
+                .1
+                .iter()
+                .map(|&i| r.reads[i].clone())
+                .collect(),
         };
         self.clients[c].task = Task::Read(r);
         self.request(c, node, request, false);
@@ -1544,21 +1804,47 @@ impl Sim {
         self.pause(c, false);
     }
 
-    fn read_reply(&mut self, c: usize, node: NodeId, r: ReadTask, reply: Reply) {
+    fn read_reply(&mut self, c: usize, node: NodeId, mut r: ReadTask, reply: Reply) {
         match reply {
             Ok(Response::ReadOnly { read_ts, results }) => {
+                let idx = r.parts[r.step].1.clone();
+                assert_eq!(idx.len(), results.len(), "one result per read");
+                for (i, res) in idx.into_iter().zip(results) {
+                    let merged = match (r.results[i].take(), res) {
+                        (None, res) => res,
+                        (Some(ReadResult::Rows(mut a)), ReadResult::Rows(b)) => {
+                            // A scan across groups: each group's rows, in
+                            // key order, at most `limit` in all.
+                            a.extend(b);
+                            a.sort();
+                            if let ReadOp::Scan { limit, .. } = &r.reads[i] {
+                                a.truncate(*limit);
+                            }
+                            ReadResult::Rows(a)
+                        }
+                        (Some(a), b) => panic!("read {:?} answered {a:?} and {b:?}", r.reads[i]),
+                    };
+                    r.results[i] = Some(merged);
+                }
+                r.read_ts = read_ts;
+                r.step += 1;
+                if r.step < r.parts.len() {
+                    r.tries = 0;
+                    self.send_read(c, r);
+                    return;
+                }
                 let mut rec = ReadRecord {
                     client: c,
                     node,
-                    strong: r.at == ReadAt::Strong,
+                    strong: r.strong,
                     invoked: r.invoked,
                     completed: self.now(),
-                    read_ts,
+                    read_ts: r.read_ts,
                     gets: Vec::new(),
                     scans: Vec::new(),
                 };
-                for (op, res) in r.reads.iter().zip(results) {
-                    match (op, res) {
+                for (op, res) in r.reads.iter().zip(r.results) {
+                    match (op, res.expect("every read answered")) {
                         (ReadOp::Get(k), ReadResult::Value(v)) => rec.gets.push((k.clone(), v)),
                         (ReadOp::Scan { start, end, limit }, ReadResult::Rows(rows)) => {
                             rec.scans.push(ScanRecord {
@@ -1587,7 +1873,33 @@ impl Sim {
 
     fn check_end(&mut self) -> Result<(), Violation> {
         self.stats.commits = self.log.commits.len() as u64;
-        crate::history::check(&self.history, &self.log, &self.bank)
+        // Atomic commitment, eventually: a transaction that committed in
+        // one group is applied in every group it writes to within a bound;
+        // only those committed just before the end may still be on their
+        // way there.
+        let mut pending = std::collections::HashSet::new();
+        let settled_before = self.now().saturating_sub(DECISION_BOUND);
+        for t in &self.history.txns {
+            let Some(txn) = t.txn else { continue };
+            let Some(&(ts, _)) = self.log.commits.get(&txn) else {
+                continue;
+            };
+            let groups: BTreeSet<GroupId> =
+                t.writes.iter().map(|w| self.group_of(&w.key)).collect();
+            if let Some(g) = groups.iter().find(|g| !self.log.has(txn, **g)) {
+                if ts < settled_before {
+                    return Err(self.violation(
+                        rules::ATOMIC_COMMIT,
+                        format!(
+                            "txn {txn} committed at {} in some groups, yet group {g} never applied it",
+                            ts.0
+                        ),
+                    ));
+                }
+                pending.insert(txn);
+            }
+        }
+        crate::history::check_with_pending(&self.history, &self.log, &self.bank, &pending)
             .and_then(|()| self.roster.check(&self.history, &self.log))
             .map_err(|mut v| {
                 v.at_nanos = self.queue.at();
@@ -1598,8 +1910,16 @@ impl Sim {
             Err(e) => return Err(self.violation(rules::ELLE_LIST_APPEND, e)),
         }
         // Every replica converged on the committed state, at a timestamp
-        // all of them can serve.
-        let model = Model::new(&self.log);
+        // all of them can serve; the state includes what the pending
+        // transactions' decisions will write.
+        let mut full = self.log.clone();
+        for t in &self.history.txns {
+            if let Some(txn) = t.txn.filter(|txn| pending.contains(txn)) {
+                let ts = self.log.commits[&txn].0;
+                full.commits.insert(txn, (ts, t.writes.clone()));
+            }
+        }
+        let model = Model::new(&full);
         let t = self
             .nodes
             .iter()
@@ -1647,7 +1967,7 @@ impl Sim {
             let Some(r) = n.replica.as_ref() else {
                 continue;
             };
-            for k in &keys {
+            for k in keys.iter().filter(|k| self.group_of(k) == n.group) {
                 let got = r
                     .state()
                     .read(k, t)
@@ -1712,6 +2032,80 @@ impl Sim {
     }
 }
 
+/// The simulator's own replay of one group's log: the writes each
+/// committed transaction applied there. Written from Spanner §4.2.1's rules
+/// for prepare and decision records, independently of the participant's
+/// state machine: a prepare counts unless it is past its deadline, its
+/// transaction is already decided or prepared here; a commit decision
+/// applies the prepared writes at the coordinator's timestamp.
+#[derive(Debug, Default)]
+struct GroupReplay {
+    /// The last slot replayed (from whichever replica applied it first).
+    applied: u64,
+    prepared: std::collections::HashMap<TxnId, Vec<Write>>,
+    decided: std::collections::HashSet<TxnId>,
+}
+
+impl GroupReplay {
+    fn apply(
+        &mut self,
+        group: GroupId,
+        e: &meridian_paxos::Entry,
+        log: &mut CommitLog,
+        at: u64,
+    ) -> Result<(), Violation> {
+        if e.slot <= self.applied {
+            return Ok(());
+        }
+        if e.slot != self.applied + 1 {
+            return Err(Violation {
+                rule: rules::APPLIED_PREFIX,
+                at_nanos: at,
+                detail: format!(
+                    "group {group}: slot {} applied before any replica applied {}",
+                    e.slot,
+                    self.applied + 1
+                ),
+            });
+        }
+        self.applied = e.slot;
+        let Payload::Command(data) = &e.payload else {
+            return Ok(());
+        };
+        let Ok(cmd) = Command::decode(data) else {
+            return Ok(());
+        };
+        match cmd {
+            Command::Commit { txn, writes } => log.record(txn, group, e.ts, writes, at)?,
+            Command::CoordinatorCommit { txn, writes, .. } if !log.has(txn, group) => {
+                log.record(txn, group, e.ts, writes, at)?
+            }
+            Command::Prepare {
+                txn,
+                deadline,
+                writes,
+                ..
+            } if e.ts <= deadline
+                && !self.decided.contains(&txn)
+                && !self.prepared.contains_key(&txn)
+                && !log.has(txn, group) =>
+            {
+                self.prepared.insert(txn, writes);
+            }
+            Command::Decide { txn, decision, .. } => {
+                self.decided.insert(txn);
+                if let (Some(writes), meridian_participant::Decision::Commit(ts)) =
+                    (self.prepared.remove(&txn), decision)
+                {
+                    log.record(txn, group, ts, writes, at)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// A cycle in the waits-for graph, if there is one.
 fn find_cycle(edges: &[meridian_participant::WaitsFor]) -> Option<Vec<TxnId>> {
     use std::collections::HashMap;
@@ -1763,6 +2157,7 @@ fn find_cycle(edges: &[meridian_participant::WaitsFor]) -> Option<Vec<TxnId>> {
 fn event_code(ev: &Event) -> u64 {
     match ev {
         Event::Deliver(Packet::Peer(m)) => 100 + m.to * 10 + m.from,
+        Event::Deliver(Packet::Group { from, to, .. }) => 150 + to * 10 + from,
         Event::Deliver(Packet::Request { node, id, .. }) => 200 + node + (id << 8),
         Event::Deliver(Packet::Reply { client, id, .. }) => 300 + *client as u64 + (id << 8),
         Event::Tick { node, .. } => 400 + *node as u64,

@@ -67,7 +67,7 @@ fn help_lists_layers_planted_bugs_and_defaults() {
 
 #[test]
 fn a_planted_bug_is_refused_on_a_layer_where_it_does_not_act() {
-    let msg = "--planted-bug no-wound acts only in the txn layer";
+    let msg = "--planted-bug no-wound acts only in the txn and cluster layers";
     refused(
         &["swarm", "--layer", "paxos", "--planted-bug", "no-wound"],
         msg,
@@ -94,7 +94,7 @@ fn a_planted_bug_is_refused_on_a_layer_where_it_does_not_act() {
             "--planted-bug",
             "skip-commit-wait",
         ],
-        "acts only in the txn layer",
+        "acts only in the txn and cluster layers",
     );
 }
 
@@ -134,7 +134,7 @@ fn zero_and_overflowing_counts_are_refused() {
 fn unknown_names_are_refused_with_the_known_ones() {
     refused(
         &["swarm", "--layer", "raft"],
-        "[possible values: paxos, txn]",
+        "[possible values: paxos, txn, cluster]",
     );
     refused(&["swarm", "--planted-bug", "typo"], "lease-overlap");
     refused(
@@ -173,12 +173,12 @@ fn a_planted_bug_swarm_says_on_how_many_seeds_it_was_caught() {
         out.lines().filter(|l| l.starts_with("FAIL")).count() <= 3,
         "{out}"
     );
-    // The bug acts only in the transaction layer, so only that one ran.
+    // The bug acts only in the transaction layers, so only those ran.
     let seeds_line = out
         .lines()
         .find(|l| l.starts_with("seeds=5 failures="))
         .expect("the seeds line");
-    assert!(seeds_line.contains(" layers=txn "), "{seeds_line}");
+    assert!(seeds_line.contains(" layers=txn,cluster "), "{seeds_line}");
     // Totals count the failing runs too (up to their violation).
     assert!(!seeds_line.contains(" commits=0 "), "{seeds_line}");
     let caught: u64 = last["planted no-wound: caught on ".len()..]

@@ -195,6 +195,9 @@ pub struct GroupReplica {
     by_slot: BTreeMap<Slot, Vec<TxnId>>,
     /// Replies owed once `TT.after(ts)`: `(ts, request, answer)`.
     commit_waits: Vec<(Timestamp, RequestId, Reply)>,
+    /// Transactions without writes committed at `ts` that keep their locks
+    /// until `TT.after(ts)`: `(ts, txn)`.
+    no_write_holds: Vec<(Timestamp, TxnId)>,
     read_waits: Vec<ReadWait>,
     /// A proposed closed timestamp not yet in the log.
     close_proposal: Option<ProposalId>,
@@ -249,6 +252,7 @@ impl GroupReplica {
             by_proposal: FxHashMap::default(),
             by_slot: BTreeMap::new(),
             commit_waits: Vec::new(),
+            no_write_holds: Vec::new(),
             read_waits: Vec::new(),
             close_proposal: None,
             next_close_at: Timestamp::ZERO,
@@ -361,6 +365,9 @@ impl GroupReplica {
             d = d.min(after(e.ts));
         }
         for (ts, _, _) in &self.commit_waits {
+            d = d.min(after(*ts));
+        }
+        for (ts, _) in &self.no_write_holds {
             d = d.min(after(*ts));
         }
         for w in &self.read_waits {
@@ -626,6 +633,7 @@ impl GroupReplica {
         let local = now.midpoint();
         self.sync_leadership(now, out);
         self.timers(now, out);
+        self.release_no_write_holds(now);
         loop {
             let applied = self.apply_ready(now, out);
             let drove = self.drain(now, out);
@@ -1142,6 +1150,23 @@ impl GroupReplica {
         }
     }
 
+    /// Releases the locks of transactions without writes whose commit
+    /// wait is over.
+    fn release_no_write_holds(&mut self, now: TtInterval) {
+        let skip_wait = self.bug(bug::SKIP_COMMIT_WAIT);
+        let mut i = 0;
+        while i < self.no_write_holds.len() {
+            if skip_wait || now.after(self.no_write_holds[i].0) {
+                let (_, txn) = self.no_write_holds.swap_remove(i);
+                if let Some(l) = self.leader.as_mut() {
+                    l.finish(txn, &mut self.resume);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     fn finish_commit_waits(&mut self, now: TtInterval, out: &mut Vec<Output>) {
         let skip_wait = self.bug(bug::SKIP_COMMIT_WAIT);
         let mut i = 0;
@@ -1364,6 +1389,13 @@ impl GroupReplica {
             return Ok(());
         }
         let l = self.leader.as_mut().expect("serving checked");
+        if let Some(commit_ts) = l.committed_at(txn) {
+            // A transaction without writes, committed (and perhaps still in
+            // its commit wait): the answer was lost.
+            self.commit_waits
+                .push((commit_ts, id, Ok(Response::Committed { commit_ts })));
+            return Ok(());
+        }
         let Some(t) = l.txns.get_mut(&txn) else {
             // Committed already (the answer was lost)? The log knows.
             if let Some(commit_ts) = self.state.committed(txn).or(l.committed_at(txn)) {
@@ -1399,15 +1431,27 @@ impl GroupReplica {
         t.last_active = now.midpoint();
         if writes.is_empty() && participants.is_empty() {
             // Nothing to log. Its reads, under locks it still holds, are
-            // also the state at the highest timestamp in the leader's log:
-            // every entry in flight above t_paxos_safe writes only keys
-            // other transactions hold exclusively. That timestamp (not
-            // t_paxos_safe, which a follower may already have shown a
-            // reader past, see the strong-read rule) is its commit
-            // timestamp, reported after commit wait like any other.
-            let commit_ts = self.state.t_paxos_safe().max(self.paxos.last_assigned_ts());
-            l.finish(txn, &mut self.resume);
+            // the state at any timestamp from the highest in the leader's
+            // log on (every entry in flight above t_paxos_safe writes only
+            // keys other transactions hold exclusively) for as long as it
+            // holds them. Its commit timestamp also obeys the start rule,
+            // above TT.now().latest at the request (inside the lease, which
+            // is valid at latest): otherwise a transaction that finished
+            // in another group before this one began could have a later
+            // timestamp (external consistency across groups). It keeps its
+            // locks until TT.after(s), so every later write of what it read
+            // gets a later timestamp, and is answered then (commit wait).
+            let commit_ts = self
+                .state
+                .t_paxos_safe()
+                .max(self.paxos.last_assigned_ts())
+                .max(now.latest.next());
+            t.op = Op::Committing;
+            // Not woundable while it waits (it has committed); a
+            // transaction without locks has nothing to mark.
+            let _ = l.locks.mark_prepared(txn);
             l.record_committed(txn, commit_ts);
+            self.no_write_holds.push((commit_ts, txn));
             self.commit_waits
                 .push((commit_ts, id, Ok(Response::Committed { commit_ts })));
             return Ok(());

@@ -541,3 +541,38 @@ fn spanner_s4_2_4_a_prepared_transaction_holds_back_only_reads_of_the_keys_it_wr
     };
     assert_eq!(results, vec![ReadResult::Value(Some(b("1")))]);
 }
+
+#[test]
+fn spanner_s4_1_2_a_commit_without_writes_is_timestamped_after_a_commit_that_ended_elsewhere() {
+    // Group 1 is idle (closed timestamps only every second), so the newest
+    // timestamp in its log lags true time; a transaction that only reads
+    // there must still get a timestamp above one that ended in group 2
+    // before it began (the start rule, across groups).
+    let mut c = LocalCluster::with_groups(2, 3, T0, EPS, |cfg| {
+        cfg.close_interval_nanos = 1_000 * MS;
+    });
+    c.await_leaders();
+    c.run_for(300 * MS);
+    let (t1, _) = begin(&mut c, 2);
+    let l2 = leader(&c, 2);
+    let Ok(Response::Committed { commit_ts: s1 }) =
+        c.call_in(2, l2, commit_req(t1, vec![put("b", "1")], vec![]))
+    else {
+        panic!("t1 commits");
+    };
+    let (t2, _) = begin(&mut c, 1);
+    let l1 = leader(&c, 1);
+    let read = Request::Read {
+        txn: t2,
+        keys: vec![b("a")],
+        guest: None,
+    };
+    assert!(matches!(c.call_in(1, l1, read), Ok(Response::Read { .. })));
+    let Ok(Response::Committed { commit_ts: s2 }) =
+        c.call_in(1, l1, commit_req(t2, vec![], vec![]))
+    else {
+        panic!("t2 commits");
+    };
+    assert!(s2 > s1, "t2 began after t1 ended, yet {s2:?} <= {s1:?}");
+    assert!(c.now().after(s2), "answered after its commit wait");
+}
