@@ -102,7 +102,7 @@ pub enum PlantedBug {
 
 pub use codec::DecodeError;
 pub use command::{Command, Decision, Write};
-pub use locks::{Acquire, Grant, LockError, LockLimits, LockMode, LockTable, WaitsFor};
+pub use locks::{Acquire, Grant, LockError, LockLimits, LockMode, LockSpan, LockTable, WaitsFor};
 pub use mvcc::{GcStats, MvccError, MvccStore};
 pub use occ::{Conflict, ReadVersion};
 pub use state::{Applied, ApplyError, CoordinatedTxn, GroupState, PreparedTxn, ReadError};

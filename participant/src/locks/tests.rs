@@ -423,6 +423,7 @@ fn grant(txn: u64, key: &'static str, mode: LockMode) -> Grant {
         txn: t(txn),
         key: k(key),
         mode,
+        span: LockSpan::Key,
     }
 }
 
@@ -431,6 +432,7 @@ fn edge(key: &'static str, waiter: u64, blocker: u64) -> WaitsFor {
         key: k(key),
         waiter: t(waiter),
         blocker: t(blocker),
+        span: LockSpan::Key,
     }
 }
 
