@@ -575,10 +575,6 @@ fn spanner_s4_2_1_commit_timestamp_is_at_least_a_prepare_timestamp_from_a_clock_
         panic!("the transaction should commit");
     };
     let p = prepare_ts(&c, 2, l2, txn).expect("group 2 logged a prepare record");
-    assert!(
-        p > c.now().latest.saturating_sub(5 * MS),
-        "a recent prepare"
-    );
     assert!(p <= commit_ts, "s {commit_ts:?} below the prepare {p:?}");
     c.run_for(100 * MS);
     for node in 1..=3 {
