@@ -1,7 +1,8 @@
 //! Sans-IO transaction protocol (docs/design.md §5): read-write transactions
-//! under two-phase locking with wound-wait, one-phase commit with Spanner's
-//! commit timestamp rules and commit wait, lock-free read-only transactions
-//! and snapshot reads at any replica bounded by safe time.
+//! under two-phase locking with wound-wait or under optimistic validation,
+//! one- and two-phase commit with Spanner's commit timestamp rules and
+//! commit wait, lock-free read-only transactions and snapshot reads at any
+//! replica bounded by safe time.
 //!
 //! The crate's centre is [`GroupReplica`]: one replica of one participant
 //! group as a driver sees it. It owns the group's Paxos replica
@@ -13,9 +14,11 @@
 //! its [`Output`]s: messages to send, records to persist, replies. The node
 //! runtime and the deterministic simulator drive the same code.
 //!
-//! Built so far: single-group transactions (one-phase commit). The
-//! two-phase-commit coordinator, OCC validation and cross-group read-only
-//! transactions build on this.
+//! Built so far: one-phase commit within a group, two-phase commit across
+//! groups ([`coordinator`]), and, per transaction ([`CcMode`]), either
+//! wound-wait locking or FaRM-style optimistic concurrency control (reads
+//! without locks, validated at commit). Cross-group read-only transactions
+//! build on this.
 //!
 //! # Example
 //!
