@@ -151,7 +151,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 8] = [
+    pub const ALL: [(&'static str, PlantedBug); 13] = [
         (
             "lease-overlap",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseOverlap),
@@ -181,13 +181,33 @@ impl PlantedBug {
             PlantedBug::LockTable(meridian_participant::PlantedBug::NoWound),
         ),
         ("clock-bound-broken", PlantedBug::ClockBoundBroken),
+        (
+            "skip-occ-validation",
+            PlantedBug::Txn(meridian_txn::PlantedBug::SkipOccValidation),
+        ),
+        (
+            "commit-ts-below-prepare",
+            PlantedBug::Txn(meridian_txn::PlantedBug::CommitTsBelowPrepare),
+        ),
+        (
+            "coordinator-forgets-decision",
+            PlantedBug::Txn(meridian_txn::PlantedBug::CoordinatorForgetsDecision),
+        ),
+        (
+            "no-lock-rebuild-after-failover",
+            PlantedBug::Txn(meridian_txn::PlantedBug::NoLockRebuildAfterFailover),
+        ),
+        (
+            "release-read-locks-at-prepare",
+            PlantedBug::Txn(meridian_txn::PlantedBug::ReleaseReadLocksAtPrepare),
+        ),
     ];
 
     /// Every planted bug, in the order of [`PlantedBug::ALL`].
-    pub const VARIANTS: [PlantedBug; 8] = {
-        let mut v = [PlantedBug::ClockBoundBroken; 8];
+    pub const VARIANTS: [PlantedBug; 13] = {
+        let mut v = [PlantedBug::ClockBoundBroken; 13];
         let mut i = 0;
-        while i < 8 {
+        while i < 13 {
             v[i] = PlantedBug::ALL[i].1;
             i += 1;
         }
@@ -214,6 +234,21 @@ impl PlantedBug {
                 "an older requester waits for a younger holder instead of wounding it"
             }
             PlantedBug::ClockBoundBroken => "every replica's clock errs beyond the ε it reports",
+            PlantedBug::Txn(T::SkipOccValidation) => {
+                "optimistic commits and prepares skip validating their reads"
+            }
+            PlantedBug::Txn(T::CommitTsBelowPrepare) => {
+                "a coordinator's commit timestamp ignores the prepare timestamps"
+            }
+            PlantedBug::Txn(T::CoordinatorForgetsDecision) => {
+                "a new coordinator leader neither resends logged decisions nor consults them"
+            }
+            PlantedBug::Txn(T::NoLockRebuildAfterFailover) => {
+                "a new participant leader does not rebuild prepared transactions' locks"
+            }
+            PlantedBug::Txn(T::ReleaseReadLocksAtPrepare) => {
+                "participants release read locks at prepare instead of at the outcome"
+            }
         }
     }
 
@@ -238,8 +273,16 @@ impl PlantedBug {
     /// transaction-layer or lock-table bug only under the transaction
     /// layer.
     pub fn layers(self) -> &'static [Layer] {
+        use meridian_txn::PlantedBug as T;
         match self {
             PlantedBug::Paxos(_) | PlantedBug::ClockBoundBroken => &Layer::ALL,
+            // Two-phase commit runs only across groups.
+            PlantedBug::Txn(
+                T::CommitTsBelowPrepare
+                | T::CoordinatorForgetsDecision
+                | T::NoLockRebuildAfterFailover
+                | T::ReleaseReadLocksAtPrepare,
+            ) => &[Layer::Cluster],
             PlantedBug::Txn(_) | PlantedBug::LockTable(_) => &Layer::TRANSACTIONAL,
         }
     }
@@ -260,12 +303,38 @@ impl clap::ValueEnum for PlantedBug {
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         let layers = match self.layers() {
             [Layer::Txn, Layer::Cluster] => "txn and cluster layers",
+            [Layer::Cluster] => "cluster layer",
             _ => "every layer",
         };
         Some(
             clap::builder::PossibleValue::new(self.name())
                 .help(format!("{} ({layers})", self.description())),
         )
+    }
+}
+
+/// How the simulated clients' read-write transactions control concurrency
+/// (docs/design.md §5.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Cc {
+    /// Every transaction locks (wound-wait two-phase locking).
+    #[value(name = "2pl")]
+    TwoPl,
+    /// Every transaction is optimistic (FaRM-style validation).
+    Occ,
+    /// Each transaction picks one at random.
+    #[default]
+    Mixed,
+}
+
+impl Cc {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cc::TwoPl => "2pl",
+            Cc::Occ => "occ",
+            Cc::Mixed => "mixed",
+        }
     }
 }
 
@@ -288,6 +357,8 @@ pub struct RunOptions {
     /// clients saw, and the log, can fail the run. Proves the history
     /// checker catches a bug on its own.
     pub black_box: bool,
+    /// Concurrency control of the transaction layers' clients.
+    pub cc: Cc,
 }
 
 impl Default for RunOptions {
@@ -299,6 +370,7 @@ impl Default for RunOptions {
             trace: None,
             planted_bug: None,
             black_box: false,
+            cc: Cc::Mixed,
         }
     }
 }
@@ -528,6 +600,9 @@ pub fn replay_command(opts: &RunOptions) -> String {
     }
     if opts.black_box {
         cmd.push_str(" --black-box");
+    }
+    if opts.cc != Cc::Mixed && opts.layer != Layer::Paxos {
+        cmd.push_str(&format!(" --cc {}", opts.cc.name()));
     }
     cmd
 }

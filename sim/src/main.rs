@@ -19,7 +19,7 @@ use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use meridian_sim::trace::since;
 use meridian_sim::{
-    DEFAULT_FAULT_PHASE_MS, Layer, MAX_FAULT_PHASE_MS, NANOS_PER_MS, PlantedBug, RunOptions,
+    Cc, DEFAULT_FAULT_PHASE_MS, Layer, MAX_FAULT_PHASE_MS, NANOS_PER_MS, PlantedBug, RunOptions,
     SwarmReport, TraceFilter, Violation, quiet_panics, replay_command, run_seed, swarm,
 };
 
@@ -112,6 +112,11 @@ struct Common {
     /// and the log, can fail a run.
     #[arg(long)]
     black_box: bool,
+    /// Concurrency control of the transaction layers' clients [default:
+    /// mixed]: `2pl` (wound-wait locking), `occ` (optimistic validation)
+    /// or `mixed` (each transaction picks one).
+    #[arg(long, value_enum, value_name = "CC")]
+    cc: Option<Cc>,
     /// Virtual milliseconds of faults before the heal (1 to 300000).
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_FAULT_PHASE_MS,
           value_parser = fault_phase_ms)]
@@ -202,10 +207,22 @@ fn options(sub: &str, c: &Common, layers: &[Layer]) -> RunOptions {
                 format!("--fault-phase-ms {} overflows", c.fault_phase_ms),
             )
         });
+    if let Some(cc) = c.cc {
+        if layers == [Layer::Paxos] {
+            refuse(
+                sub,
+                format!(
+                    "--cc {} sets how transactions control concurrency; the paxos layer runs none",
+                    cc.name()
+                ),
+            );
+        }
+    }
     RunOptions {
         fault_phase_nanos: Some(nanos),
         planted_bug: c.planted_bug,
         black_box: c.black_box,
+        cc: c.cc.unwrap_or_default(),
         ..RunOptions::default()
     }
 }

@@ -359,6 +359,14 @@ pub(crate) fn request_txn(r: &Request) -> Option<TxnId> {
     }
 }
 
+/// How a trace line marks an optimistic transaction.
+fn mode_note(mode: meridian_txn::CcMode) -> &'static str {
+    match mode {
+        meridian_txn::CcMode::Locking => "",
+        meridian_txn::CcMode::Optimistic => " optimistic",
+    }
+}
+
 /// The transaction a two-phase-commit message is about.
 pub(crate) fn group_message_txn(m: &GroupMessage) -> TxnId {
     match m {
@@ -404,8 +412,14 @@ pub(crate) fn group_message(m: &GroupMessage) -> String {
 /// acct/02`, `commit txn 1a.3 writes acct/01 acct/02`.
 pub(crate) fn request(r: &Request) -> String {
     match r {
-        Request::Begin { priority: None } => "begin".into(),
-        Request::Begin { priority: Some(p) } => format!("begin (retry, priority {})", ts(p.0)),
+        Request::Begin {
+            priority: None,
+            mode,
+        } => format!("begin{}", mode_note(*mode)),
+        Request::Begin {
+            priority: Some(p),
+            mode,
+        } => format!("begin{} (retry, priority {})", mode_note(*mode), ts(p.0)),
         Request::Read {
             txn,
             keys: k,

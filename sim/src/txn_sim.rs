@@ -26,7 +26,7 @@ use meridian_participant::{Command, Priority, TxnId, Write};
 use meridian_paxos::{Message, NodeId, Payload, Role, Storage};
 use meridian_truetime::{ClockModel, SimulatedTrueTime, Timestamp, TrueTime, VirtualClock};
 use meridian_txn::{
-    GroupId, GroupMessage, GroupReplica, Guest, Input, Output, Participant, ReadAt, ReadOp,
+    CcMode, GroupId, GroupMessage, GroupReplica, Guest, Input, Output, Participant, ReadAt, ReadOp,
     ReadResult, Reply, Request, RequestId, Response, Term, TxnError,
 };
 use rand::rngs::SmallRng;
@@ -43,7 +43,7 @@ use crate::world::{
     ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, Host, LIVENESS_BOUND, MS, Network,
     check_one_lease, count_event, downtime, paxos_config,
 };
-use crate::{Layer, PlantedBug, RunOptions, RunOutcome, RunStats};
+use crate::{Cc, Layer, PlantedBug, RunOptions, RunOutcome, RunStats};
 
 /// Replicas per group.
 const NODES: u64 = 3;
@@ -236,6 +236,8 @@ struct TxnTask {
     stage: Stage,
     /// The home group (of its first key): it begins and coordinates there.
     home: GroupId,
+    /// Locking or optimistic.
+    mode: CcMode,
     /// The leader the attempt began at.
     node: NodeId,
     /// Its reads, by group (indices into its read keys), home first, and
@@ -325,6 +327,8 @@ struct Sim {
     tracer: Tracer,
     planted_bug: Option<PlantedBug>,
     black_box: bool,
+    /// How clients' transactions control concurrency.
+    cc: Cc,
     /// Requests delivered and not yet answered: replica, when the last copy
     /// arrived, copies delivered.
     outstanding: std::collections::HashMap<RequestId, (usize, Timestamp, u32)>,
@@ -430,6 +434,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         tracer: Tracer::new(opts.trace.clone()),
         planted_bug: opts.planted_bug,
         black_box: opts.black_box,
+        cc: opts.cc,
         outstanding: std::collections::HashMap::new(),
         roster,
         lock_limits,
@@ -1340,9 +1345,17 @@ impl Sim {
             reads: Vec::new(),
             reads_invoked: Timestamp::ZERO,
             writes: Vec::new(),
+            optimistic: false,
         });
         let home = self.home_of(&kind);
         let node = self.clients[c].leaders[(home - 1) as usize];
+        let mode = match self.cc {
+            Cc::TwoPl => CcMode::Locking,
+            Cc::Occ => CcMode::Optimistic,
+            Cc::Mixed if self.rng.random_bool(0.5) => CcMode::Optimistic,
+            Cc::Mixed => CcMode::Locking,
+        };
+        self.history.txns[record].optimistic = mode == CcMode::Optimistic;
         self.clients[c].task = Task::Txn(TxnTask {
             kind,
             priority,
@@ -1350,6 +1363,7 @@ impl Sim {
             record,
             stage: Stage::Begin,
             home,
+            mode,
             node,
             plan: Vec::new(),
             step: 0,
@@ -1382,10 +1396,10 @@ impl Sim {
             unreachable!("checked above")
         };
         t.node = node;
-        let (priority, record) = (t.priority, t.record);
+        let (priority, record, mode) = (t.priority, t.record, t.mode);
         let now = self.now();
         self.history.txns[record].invoked = now;
-        self.request(c, node, Request::Begin { priority }, false);
+        self.request(c, node, Request::Begin { priority, mode }, false);
     }
 
     /// Sends the read of the attempt's next group: at its home group as
@@ -1402,6 +1416,7 @@ impl Sim {
             let guest = Guest {
                 priority: t.priority.expect("begun"),
                 term: None,
+                mode: t.mode,
             };
             (self.clients[c].leaders[(*group - 1) as usize], Some(guest))
         };
@@ -1418,7 +1433,8 @@ impl Sim {
         rec.outcome = Outcome::Aborted;
         rec.completed = Some(now);
         self.stats.aborts += 1;
-        if !self.faults_on && self.is_oldest(c, t.priority) {
+        // Wound-wait's promise: optimistic transactions make none.
+        if !self.faults_on && t.mode == CcMode::Locking && self.is_oldest(c, t.priority) {
             t.oldest_aborts += 1;
             if t.oldest_aborts >= OLDEST_COMMITS_WITHIN && self.deferred.is_none() {
                 self.deferred = Some(self.violation(

@@ -253,6 +253,29 @@ fn failures_count_seeds_not_runs() {
 }
 
 #[test]
+fn cc_is_refused_only_where_no_transaction_runs() {
+    refused(
+        &["swarm", "--layer", "paxos", "--cc", "occ"],
+        "--cc occ sets how transactions control concurrency; the paxos layer runs none",
+    );
+    refused(
+        &["run", "--seed", "1", "--layer", "paxos", "--cc", "2pl"],
+        "the paxos layer runs none",
+    );
+    refused(
+        &["swarm", "--cc", "optimistic"],
+        "[possible values: 2pl, occ, mixed]",
+    );
+    let out = stdout_of(&["swarm", "--seeds", "1", "--cc", "occ"], 0);
+    assert!(out.contains("layers=paxos,txn,cluster "), "{out}");
+    let out = stdout_of(
+        &["run", "--seed", "3", "--layer", "cluster", "--cc", "2pl"],
+        0,
+    );
+    assert!(out.starts_with("seed=3 layer=cluster ok"), "{out}");
+}
+
+#[test]
 fn fail_fast_stops_at_the_first_failing_run() {
     let out = stdout_of(
         &[
@@ -267,8 +290,22 @@ fn fail_fast_stops_at_the_first_failing_run() {
         ],
         0,
     );
-    assert!(out.contains("seeds=1 failures=1 "), "{out}");
-    assert!(out.contains("caught on 1/1 seeds"), "{out}");
+    // It stops at the first failing seed, whichever that is.
+    let seed: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("FAIL seed "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .expect("a failing seed");
+    assert_eq!(out.matches("FAIL seed").count(), 1, "{out}");
+    assert!(
+        out.contains(&format!("seeds={} failures=1 ", seed + 1)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("caught on 1/{} seeds", seed + 1)),
+        "{out}"
+    );
 }
 
 #[test]

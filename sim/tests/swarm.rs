@@ -7,7 +7,7 @@
 //! bug-free swarm here.
 
 use meridian_sim::check::rules;
-use meridian_sim::{Layer, PlantedBug, RunOptions, Violation, run_seed};
+use meridian_sim::{Cc, Layer, PlantedBug, RunOptions, Violation, run_seed};
 
 /// Seeds a planted bug must be caught within.
 const BUG_BUDGET: u64 = 200;
@@ -194,6 +194,83 @@ fn planted_read_without_lease_is_caught_as_a_stale_read() {
 #[test]
 fn planted_no_wound_is_caught_as_a_deadlock() {
     assert_caught_as("no-wound", false, &[rules::NO_DEADLOCK]);
+}
+
+#[test]
+fn planted_skip_occ_validation_is_caught_as_a_stale_read() {
+    assert_caught_as(
+        "skip-occ-validation",
+        false,
+        &[rules::SERIALIZABLE, rules::ROSTER, rules::BANK_TOTAL],
+    );
+}
+
+#[test]
+fn planted_commit_ts_below_prepare_is_caught() {
+    // A participant refuses to apply a decision below its prepare
+    // timestamp (the replica stops rather than diverge).
+    assert_caught_as(
+        "commit-ts-below-prepare",
+        false,
+        &[rules::CORE_ASSERTION, rules::SERIALIZABLE, rules::REAL_TIME],
+    );
+}
+
+#[test]
+fn planted_coordinator_forgets_decision_is_caught_as_a_torn_commit() {
+    assert_caught_as(
+        "coordinator-forgets-decision",
+        false,
+        &[rules::ATOMIC_COMMIT, rules::ACKED_IN_LOG],
+    );
+}
+
+#[test]
+fn planted_no_lock_rebuild_after_failover_is_caught() {
+    assert_caught_as(
+        "no-lock-rebuild-after-failover",
+        false,
+        &[
+            rules::SERIALIZABLE,
+            rules::FRESH_LOCKING_READ,
+            rules::CORE_ASSERTION,
+            rules::ELLE_LIST_APPEND,
+            rules::ROSTER,
+        ],
+    );
+}
+
+#[test]
+fn planted_release_read_locks_at_prepare_is_caught() {
+    assert_caught_as(
+        "release-read-locks-at-prepare",
+        false,
+        &[
+            rules::SERIALIZABLE,
+            rules::CORE_ASSERTION,
+            rules::ELLE_LIST_APPEND,
+            rules::ROSTER,
+        ],
+    );
+}
+
+#[test]
+fn every_concurrency_mode_passes_in_both_transaction_layers() {
+    for cc in [Cc::TwoPl, Cc::Occ, Cc::Mixed] {
+        for layer in Layer::TRANSACTIONAL {
+            for seed in 0..8 {
+                let opts = RunOptions {
+                    seed,
+                    layer,
+                    cc,
+                    ..RunOptions::default()
+                };
+                if let Some(v) = run_seed(&opts).violation {
+                    panic!("seed {seed} layer {} cc {}: {v}", layer.name(), cc.name());
+                }
+            }
+        }
+    }
 }
 
 #[test]

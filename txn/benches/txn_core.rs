@@ -12,7 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use meridian_participant::{TxnId, Write};
 use meridian_truetime::Timestamp;
 use meridian_txn::testkit::LocalCluster;
-use meridian_txn::{ReadAt, ReadOp, Request, Response};
+use meridian_txn::{CcMode, ReadAt, ReadOp, Request, Response};
 
 const T0: Timestamp = Timestamp(1_767_225_600_000_000_000);
 const LEADER: u64 = 1;
@@ -53,8 +53,13 @@ fn one_key_transaction(c: &mut Criterion) {
     group.bench_function("begin_read_commit_3_replicas", |b| {
         b.iter(|| {
             i += 1;
-            let Response::Begun { txn, .. } = call(&mut cluster, Request::Begin { priority: None })
-            else {
+            let Response::Begun { txn, .. } = call(
+                &mut cluster,
+                Request::Begin {
+                    priority: None,
+                    mode: CcMode::Locking,
+                },
+            ) else {
                 unreachable!("begin answers Begun")
             };
             let k = key(i);

@@ -37,6 +37,24 @@ pub type GroupId = u64;
 /// are gone and the transaction must abort.
 pub type Term = u64;
 
+/// How a read-write transaction controls concurrency, chosen per
+/// transaction at [`Request::Begin`] (docs/design.md §5.1, §5.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CcMode {
+    /// Two-phase locking under wound-wait (Spanner §4.2.1): reads take
+    /// shared locks and wait for them; commit takes exclusive locks and
+    /// waits for them.
+    #[default]
+    Locking,
+    /// FaRM-style optimistic concurrency control (Dragojević et al., SOSP
+    /// 2015): reads take no locks and record the version they saw; at
+    /// commit (or prepare) the writes are try-locked without waiting, the
+    /// recorded reads are validated and held shared until the outcome. A
+    /// conflict aborts retryably ([`AbortReason::Conflict`]); the
+    /// transaction never waits for a lock and never wounds.
+    Optimistic,
+}
+
 /// How a group other than a transaction's home group (the one whose leader
 /// began it, named in its [`TxnId`]) knows the transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,6 +65,9 @@ pub struct Guest {
     /// The term the transaction's first request at this group met
     /// ([`Response::Read::term`]); `None` for the first request.
     pub term: Option<Term>,
+    /// The transaction's concurrency control, as at its `Begin`: a group
+    /// learns it on first contact (later requests' modes are ignored).
+    pub mode: CcMode,
 }
 
 /// The part of a cross-group transaction at one participant group other
@@ -72,9 +93,13 @@ pub enum Request {
     Begin {
         /// The priority to keep, for a retry.
         priority: Option<Priority>,
+        /// Locking (2PL under wound-wait) or optimistic (FaRM OCC).
+        mode: CcMode,
     },
-    /// Reads `keys` at the leader under shared locks (Spanner §4.2.1),
-    /// waiting for conflicting locks under wound-wait.
+    /// Reads `keys` at the leader: for a [`CcMode::Locking`] transaction
+    /// under shared locks (Spanner §4.2.1), waiting for conflicting locks
+    /// under wound-wait; for a [`CcMode::Optimistic`] one without locks,
+    /// the newest applied version, recorded for validation at commit.
     Read {
         /// The transaction.
         txn: TxnId,
@@ -231,6 +256,9 @@ pub enum GroupMessage {
         priority: Priority,
         /// The term its reads at the participant met, if it read there.
         term: Option<Term>,
+        /// Its concurrency control (for a participant that first hears of
+        /// the transaction here: it only writes there).
+        mode: CcMode,
         /// Prepare records above this Paxos timestamp are void.
         deadline: Timestamp,
         /// Its writes at the participant.
@@ -292,6 +320,10 @@ pub enum AbortReason {
     Overloaded,
     /// The leader has no record of the transaction.
     Unknown,
+    /// An optimistic transaction's write could not be locked without
+    /// waiting, or one of its reads no longer validated (docs/design.md
+    /// §5.4).
+    Conflict,
 }
 
 impl std::fmt::Display for AbortReason {
@@ -303,6 +335,7 @@ impl std::fmt::Display for AbortReason {
             AbortReason::ClientAbort => "aborted by the client",
             AbortReason::Overloaded => "the leader was overloaded",
             AbortReason::Unknown => "unknown to the leader",
+            AbortReason::Conflict => "an optimistic read or write conflicted",
         })
     }
 }

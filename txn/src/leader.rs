@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 use meridian_participant::fxhash::FxHashMap;
+use meridian_participant::occ::{self, ReadVersion};
 use meridian_participant::{
     Acquire, GroupState, LockError, LockLimits, LockMode, LockTable, Priority, TxnId, Write,
 };
@@ -20,7 +21,7 @@ use meridian_paxos::Ballot;
 use meridian_truetime::Timestamp;
 
 use crate::api::{
-    AbortReason, GroupId, GroupMessage, Participant, RequestId, Response, TxnError, Vote,
+    AbortReason, CcMode, GroupId, GroupMessage, Participant, RequestId, Response, TxnError, Vote,
 };
 use crate::replica::Output;
 
@@ -61,6 +62,11 @@ pub(crate) enum Op {
 #[derive(Debug)]
 pub(crate) struct ActiveTxn {
     pub(crate) priority: Priority,
+    /// Locking or optimistic (docs/design.md §5.4).
+    pub(crate) mode: CcMode,
+    /// An optimistic transaction's reads here and the versions they saw,
+    /// validated at commit or prepare (empty for a locking one).
+    pub(crate) reads: Vec<ReadVersion>,
     /// Local time of the last request.
     pub(crate) last_active: Timestamp,
     /// Keys read and written so far, against `MAX_TXN_OPERATIONS`.
@@ -96,6 +102,7 @@ pub(crate) enum CommitKind {
 pub(crate) struct ReadyToCommit {
     pub(crate) txn: TxnId,
     pub(crate) priority: Priority,
+    pub(crate) mode: CcMode,
     pub(crate) targets: Vec<RequestId>,
     pub(crate) writes: Vec<Write>,
     pub(crate) min_ts: Timestamp,
@@ -122,6 +129,9 @@ pub(crate) struct Leader {
     ended: FxHashMap<TxnId, Ended>,
     ended_order: VecDeque<TxnId>,
     max_active: usize,
+    /// A deliberate bug of this layer (simulator only).
+    #[cfg(feature = "planted-bugs")]
+    pub(crate) planted_bug: Option<crate::PlantedBug>,
 }
 
 /// The origin of the transaction ids a leader of `group` at `ballot`
@@ -151,7 +161,20 @@ impl Leader {
             ended: FxHashMap::default(),
             ended_order: VecDeque::new(),
             max_active,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    fn bug(&self, b: crate::PlantedBug) -> bool {
+        self.planted_bug == Some(b)
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    #[inline(always)]
+    fn bug(&self, _b: crate::BugStub) -> bool {
+        false
     }
 
     /// Begins a transaction (Spanner §4.2.1: its priority is its first
@@ -159,6 +182,7 @@ impl Leader {
     pub(crate) fn begin(
         &mut self,
         priority: Option<Priority>,
+        mode: CcMode,
         now_latest: Timestamp,
         local: Timestamp,
     ) -> Result<Response, TxnError> {
@@ -172,6 +196,8 @@ impl Leader {
             txn,
             ActiveTxn {
                 priority,
+                mode,
+                reads: Vec::new(),
                 last_active: local,
                 ops: 0,
                 op: Op::Idle,
@@ -181,11 +207,12 @@ impl Leader {
     }
 
     /// A transaction begun at another group joins this one (its first
-    /// request here), with the priority it began with.
+    /// request here), with the priority and mode it began with.
     pub(crate) fn join(
         &mut self,
         txn: TxnId,
         priority: Priority,
+        mode: CcMode,
         local: Timestamp,
     ) -> Result<(), TxnError> {
         if self.txns.len() >= self.max_active {
@@ -195,6 +222,8 @@ impl Leader {
             txn,
             ActiveTxn {
                 priority,
+                mode,
+                reads: Vec::new(),
                 last_active: local,
                 ops: 0,
                 op: Op::Idle,
@@ -234,6 +263,9 @@ impl Leader {
             txn,
             ActiveTxn {
                 priority,
+                // Prepared: it holds its locks whichever mode it ran in.
+                mode: CcMode::Locking,
+                reads: Vec::new(),
                 last_active: local,
                 ops: 0,
                 op: Op::Committing,
@@ -396,6 +428,10 @@ impl Leader {
                     }
                     (keys[values.len()].clone(), LockMode::Shared)
                 }
+                Op::Locking { .. } if t.mode == CcMode::Optimistic => {
+                    self.lock_optimistic(txn, state, resume, ready, out);
+                    return;
+                }
                 Op::Locking { writes, next, .. } => {
                     if *next == writes.len() {
                         let Op::Locking {
@@ -411,6 +447,7 @@ impl Leader {
                         ready.push(ReadyToCommit {
                             txn,
                             priority,
+                            mode: CcMode::Locking,
                             targets,
                             writes,
                             min_ts,
@@ -450,6 +487,136 @@ impl Leader {
                 _ => unreachable!("only reading and locking txns take locks"),
             }
         }
+    }
+
+    /// An optimistic read (docs/design.md §5.4): no lock; the newest
+    /// applied version of each key, tombstones included, recorded with
+    /// the transaction for validation at commit.
+    pub(crate) fn read_optimistic(
+        &mut self,
+        txn: TxnId,
+        keys: Vec<Bytes>,
+        state: &GroupState,
+        local: Timestamp,
+    ) -> Response {
+        let t = self.txns.get_mut(&txn).expect("caller checked");
+        let mut values = Vec::with_capacity(keys.len());
+        t.ops += keys.len();
+        t.last_active = local;
+        for key in keys {
+            let version = state.read_latest_version(&key);
+            let seen = version.as_ref().map(|(ts, _)| *ts);
+            values.push(version.and_then(|(_, v)| v));
+            t.reads.push(ReadVersion { key, seen });
+        }
+        Response::Read {
+            values,
+            term: self.origin,
+        }
+    }
+
+    /// FaRM's lock and validate phases for an optimistic transaction whose
+    /// commit (or prepare) is in `Locking` (docs/design.md §5.4), all in
+    /// this one step: try-lock every write exclusively without waiting,
+    /// validate the recorded reads, and hold every validated read key
+    /// shared until the outcome. Any failure aborts it (`Conflict`, a no
+    /// vote at a participant); success reports it in `ready`, where it is
+    /// marked prepared before anything else can run. It never queues, so
+    /// it never waits and never wounds.
+    fn lock_optimistic(
+        &mut self,
+        txn: TxnId,
+        state: &GroupState,
+        resume: &mut VecDeque<TxnId>,
+        ready: &mut Vec<ReadyToCommit>,
+        out: &mut Vec<Output>,
+    ) {
+        let t = self.txns.get(&txn).expect("caller checked");
+        let Op::Locking { writes, .. } = &t.op else {
+            unreachable!("caller checked")
+        };
+        let priority = t.priority;
+        let mut ok = true;
+        for w in writes {
+            match self
+                .locks
+                .try_acquire(txn, priority, &w.key, LockMode::Exclusive)
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    ok = false;
+                    break;
+                }
+                // It held nothing before this step, so nothing can have
+                // wounded or prepared it.
+                Err(e) => panic!("lock table refused optimistic txn {txn}: {e}"),
+            }
+        }
+        let skip_validation = self.bug(crate::replica::bug::SKIP_OCC_VALIDATION);
+        ok = ok && (skip_validation || occ::validate(state, &self.locks, txn, &t.reads).is_ok());
+        if ok {
+            for r in &t.reads {
+                match self
+                    .locks
+                    .try_acquire(txn, priority, &r.key, LockMode::Shared)
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        ok = false;
+                        break;
+                    }
+                    Err(e) => panic!("lock table refused optimistic txn {txn}: {e}"),
+                }
+            }
+        }
+        if !ok {
+            self.abort(txn, AbortReason::Conflict, resume, out);
+            return;
+        }
+        let t = self.txns.get_mut(&txn).expect("checked above");
+        let Op::Locking {
+            targets,
+            writes,
+            min_ts,
+            kind,
+            ..
+        } = std::mem::replace(&mut t.op, Op::Committing)
+        else {
+            unreachable!("checked above")
+        };
+        ready.push(ReadyToCommit {
+            txn,
+            priority,
+            mode: CcMode::Optimistic,
+            targets,
+            writes,
+            min_ts,
+            kind,
+        });
+    }
+
+    /// Validates a single-group optimistic transaction without writes at
+    /// its commit: it commits only if every read is still current. The
+    /// reads are then held shared until its commit wait ends (the caller
+    /// releases them), as a locking transaction's would be, so no write of
+    /// what it read can take a timestamp below its own.
+    pub(crate) fn validate_read_only(&mut self, txn: TxnId, state: &GroupState) -> bool {
+        let Some(t) = self.txns.get(&txn) else {
+            return false;
+        };
+        let valid = self.bug(crate::replica::bug::SKIP_OCC_VALIDATION)
+            || occ::validate(state, &self.locks, txn, &t.reads).is_ok();
+        if !valid {
+            return false;
+        }
+        let (priority, keys): (Priority, Vec<Bytes>) =
+            (t.priority, t.reads.iter().map(|r| r.key.clone()).collect());
+        keys.iter().all(|key| {
+            matches!(
+                self.locks.try_acquire(txn, priority, key, LockMode::Shared),
+                Ok(true)
+            )
+        })
     }
 
     /// A lock request failed: the request fails; the transaction lives on
@@ -547,6 +714,10 @@ impl Leader {
             self.locks.waits_for().iter().map(|e| e.waiter).collect();
         for (txn, t) in &self.txns {
             let waiting = waiters.contains(txn);
+            assert!(
+                !(waiting && t.mode == CcMode::Optimistic),
+                "optimistic txn {txn} waits for a lock"
+            );
             match &t.op {
                 Op::Committing => assert!(
                     self.locks.is_prepared(*txn) || self.locks.locks_held_by(*txn).is_empty(),

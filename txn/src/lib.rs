@@ -1,7 +1,8 @@
 //! Sans-IO transaction protocol (docs/design.md §5): read-write transactions
-//! under two-phase locking with wound-wait, one-phase commit with Spanner's
-//! commit timestamp rules and commit wait, lock-free read-only transactions
-//! and snapshot reads at any replica bounded by safe time.
+//! under two-phase locking with wound-wait or under optimistic validation,
+//! one- and two-phase commit with Spanner's commit timestamp rules and
+//! commit wait, lock-free read-only transactions and snapshot reads at any
+//! replica bounded by safe time.
 //!
 //! The crate's centre is [`GroupReplica`]: one replica of one participant
 //! group as a driver sees it. It owns the group's Paxos replica
@@ -13,9 +14,11 @@
 //! its [`Output`]s: messages to send, records to persist, replies. The node
 //! runtime and the deterministic simulator drive the same code.
 //!
-//! Built so far: single-group transactions (one-phase commit). The
-//! two-phase-commit coordinator, OCC validation and cross-group read-only
-//! transactions build on this.
+//! Built so far: one-phase commit within a group, two-phase commit across
+//! groups ([`coordinator`]), and, per transaction ([`CcMode`]), either
+//! wound-wait locking or FaRM-style optimistic concurrency control (reads
+//! without locks, validated at commit). Cross-group read-only transactions
+//! build on this.
 //!
 //! # Example
 //!
@@ -30,13 +33,14 @@
 //! use meridian_participant::Write;
 //! use meridian_truetime::Timestamp;
 //! use meridian_txn::testkit::LocalCluster;
-//! use meridian_txn::{ReadAt, ReadOp, ReadResult, Request, Response};
+//! use meridian_txn::{CcMode, ReadAt, ReadOp, ReadResult, Request, Response};
 //!
 //! let t0 = Timestamp::from_nanos(1_767_225_600_000_000_000);
 //! let mut c = LocalCluster::new(3, t0, 1_000_000, |_| {}); // ε = 1 ms
 //! c.elect(1); // replica 1 leads, holds its lease and has started its term
 //!
-//! let Ok(Response::Begun { txn, .. }) = c.call(1, Request::Begin { priority: None }) else {
+//! let begin = Request::Begin { priority: None, mode: CcMode::Locking };
+//! let Ok(Response::Begun { txn, .. }) = c.call(1, begin) else {
 //!     panic!("the leader begins transactions");
 //! };
 //! let key = Bytes::from_static(b"acct/1");
@@ -67,11 +71,11 @@ pub mod api;
 mod config;
 pub mod coordinator;
 mod leader;
-mod replica;
+pub(crate) mod replica;
 pub mod testkit;
 
 pub use api::{
-    AbortReason, GroupId, GroupMessage, Guest, InvalidRequest, Participant, ReadAt, ReadOp,
+    AbortReason, CcMode, GroupId, GroupMessage, Guest, InvalidRequest, Participant, ReadAt, ReadOp,
     ReadResult, Reply, Request, RequestId, Response, Term, TxnError, Vote,
 };
 pub use config::*;
@@ -90,6 +94,33 @@ pub enum PlantedBug {
     /// The leader serves locking reads and lease-based strong reads without
     /// checking that it holds its lease.
     ReadWithoutLease,
+    /// Optimistic commits and prepares skip `occ::validate`: a transaction
+    /// commits on reads another transaction overwrote since (lost updates,
+    /// write skew; breaks serializability).
+    SkipOccValidation,
+    /// The coordinator proposes its commit record at its own floor
+    /// (`TT.now().latest` at the commit's arrival, plus one), ignoring the
+    /// prepare timestamps: `s` may fall below a participant's prepare
+    /// timestamp, so the participant is told to commit below what it
+    /// promised (its group state refuses such a decision on apply, which
+    /// the replica treats as fatal).
+    CommitTsBelowPrepare,
+    /// A new coordinator leader does not resume the commit decisions kept in
+    /// its group state, and answers a participant's query from memory
+    /// alone: no in-memory decision means abort, whatever the log holds
+    /// (presumed abort without consulting the log). A participant of a
+    /// committed transaction whose decision was lost is told to abort:
+    /// atomicity breaks.
+    CoordinatorForgetsDecision,
+    /// A new participant leader does not rebuild the locks of transactions
+    /// prepared in its log: another transaction can read or overwrite a
+    /// prepared transaction's keys before its outcome.
+    NoLockRebuildAfterFailover,
+    /// A participant (and the coordinator's own group) releases its shared
+    /// locks when it marks a cross-group transaction prepared, not at the
+    /// outcome, and leaves them out of the prepare record: a writer can
+    /// overwrite what the transaction read before it commits (write skew).
+    ReleaseReadLocksAtPrepare,
 }
 
 /// Stands in for [`PlantedBug`] when the feature is off: every bug check

@@ -16,9 +16,9 @@ use meridian_truetime::{Timestamp, TtInterval};
 use rand::RngCore;
 
 use crate::api::{
-    AbortReason, GroupId, GroupMessage, Guest, Participant, ReadAt, ReadOp, ReadResult, Reply,
-    Request, RequestId, Response, TxnError, Vote, check_key, check_operation_count, check_reads,
-    check_write,
+    AbortReason, CcMode, GroupId, GroupMessage, Guest, Participant, ReadAt, ReadOp, ReadResult,
+    Reply, Request, RequestId, Response, TxnError, Vote, check_key, check_operation_count,
+    check_reads, check_write,
 };
 use crate::config::Config;
 use crate::coordinator::{Action, Coordinator};
@@ -126,6 +126,11 @@ struct PendingPrepare {
 struct CoordMeta {
     targets: Vec<RequestId>,
     priority: Priority,
+    mode: CcMode,
+    /// `TT.now().latest` when two-phase commit began, plus one: the
+    /// coordinator's own floor for the commit timestamp, before any
+    /// prepare timestamp raises it.
+    floor: Timestamp,
     /// Its writes at this group.
     writes: Vec<Write>,
     participants: Vec<Participant>,
@@ -685,7 +690,10 @@ impl GroupReplica {
                 self.cfg.max_active_txns,
             );
             #[cfg(feature = "planted-bugs")]
-            l.locks.plant_bug(self.cfg.lock_table_bug);
+            {
+                l.locks.plant_bug(self.cfg.lock_table_bug);
+                l.planted_bug = self.cfg.planted_bug;
+            }
             self.leader = Some(l);
             let local = now.midpoint();
             self.next_close_at = local.saturating_add(self.cfg.close_interval_nanos);
@@ -700,11 +708,16 @@ impl GroupReplica {
     /// acknowledged (docs/design.md §5.1, failover).
     fn start_term(&mut self, now: TtInterval, out: &mut Vec<Output>) {
         let local = now.midpoint();
+        let rebuild = !self.bug(bug::NO_LOCK_REBUILD_AFTER_FAILOVER);
+        let resume = !self.bug(bug::COORDINATOR_FORGETS_DECISION);
         let Some(l) = self.leader.as_mut() else {
             return;
         };
-        for (txn, p) in self.state.prepared() {
+        for (txn, p) in self.state.prepared().filter(|_| rebuild) {
             l.rebuild_prepared(*txn, p.priority, &p.writes, &p.reads, local);
+        }
+        if !resume {
+            return;
         }
         let decided: Vec<_> = self
             .state
@@ -913,11 +926,14 @@ impl GroupReplica {
         let ReadyToCommit {
             txn,
             priority,
+            mode,
             targets,
             writes,
             min_ts,
             kind,
         } = r;
+        let release_reads =
+            self.bug(bug::RELEASE_READ_LOCKS_AT_PREPARE) && !matches!(kind, CommitKind::OnePhase);
         let Some(l) = self.leader.as_mut() else {
             self.abandon(txn, &targets, &kind, AbortReason::LeaderChanged, out);
             return;
@@ -933,6 +949,17 @@ impl GroupReplica {
                 );
                 self.abandon(txn, &targets, &kind, AbortReason::Wounded, out);
                 return;
+            }
+        }
+        if release_reads {
+            // Read locks let go at prepare, not at the outcome: a writer
+            // can overwrite what this transaction read before it commits.
+            for (key, held) in l.locks.locks_held_by(txn) {
+                if held == LockMode::Shared {
+                    for g in l.locks.release(txn, &key) {
+                        self.resume.push_back(g.txn);
+                    }
+                }
             }
         }
         let cmd = match &kind {
@@ -974,6 +1001,8 @@ impl GroupReplica {
                     CoordMeta {
                         targets,
                         priority,
+                        mode,
+                        floor: now.latest.next(),
                         writes,
                         participants: participants.clone(),
                     },
@@ -1065,6 +1094,7 @@ impl GroupReplica {
                             coordinator: self.cfg.group,
                             priority: m.priority,
                             term: part.term,
+                            mode: m.mode,
                             deadline,
                             writes: part.writes.clone(),
                         },
@@ -1083,6 +1113,13 @@ impl GroupReplica {
                         txn,
                         writes: m.writes.clone(),
                         participants,
+                    };
+                    // With the bug, the prepare timestamps are ignored: `s`
+                    // may fall below a participant's prepare timestamp.
+                    let min_ts = if self.bug(bug::COMMIT_TS_BELOW_PREPARE) {
+                        m.floor
+                    } else {
+                        min_ts
                     };
                     let mut pout = Vec::new();
                     match self
@@ -1236,13 +1273,14 @@ impl GroupReplica {
         out: &mut Vec<Output>,
     ) {
         let reply = match req {
-            Request::Begin { priority } => self.serving(now, true).and_then(|_| {
+            Request::Begin { priority, mode } => self.serving(now, true).and_then(|_| {
                 let l = self.leader.as_mut().expect("serving checked");
-                l.begin(priority, now.latest, now.midpoint())
+                l.begin(priority, mode, now.latest, now.midpoint())
             }),
             Request::Read { txn, keys, guest } => {
                 match self.start_read(now, id, txn, keys, guest) {
-                    Ok(()) => return,
+                    Ok(None) => return,
+                    Ok(Some(answer)) => Ok(answer),
                     Err(e) => Err(e),
                 }
             }
@@ -1311,7 +1349,7 @@ impl GroupReplica {
                 if l.remembers(txn) {
                     return Err(l.missing(txn, l.origin));
                 }
-                l.join(txn, g.priority, local)?;
+                l.join(txn, g.priority, g.mode, local)?;
             }
             _ => {}
         }
@@ -1325,7 +1363,7 @@ impl GroupReplica {
         txn: TxnId,
         keys: Vec<bytes::Bytes>,
         guest: Option<Guest>,
-    ) -> Result<(), TxnError> {
+    ) -> Result<Option<Response>, TxnError> {
         if keys.is_empty() {
             return Err(crate::api::InvalidRequest::Empty.into());
         }
@@ -1333,7 +1371,18 @@ impl GroupReplica {
             check_key(k)?;
         }
         self.serving(now, true)?;
-        let t = self.active_for(txn, guest, now.midpoint())?;
+        let local = now.midpoint();
+        let t = self.active_for(txn, guest, local)?;
+        if t.mode == CcMode::Optimistic {
+            // Lock-free (docs/design.md §5.4): answered at once, under the
+            // same serving rules as a locking read.
+            if !matches!(t.op, Op::Idle) {
+                return Err(TxnError::TxnBusy { txn });
+            }
+            check_operation_count(t.ops + keys.len())?;
+            let l = self.leader.as_mut().expect("serving checked");
+            return Ok(Some(l.read_optimistic(txn, keys, &self.state, local)));
+        }
         match &mut t.op {
             Op::Idle => {}
             Op::Reading {
@@ -1341,19 +1390,19 @@ impl GroupReplica {
             } if *k == keys => {
                 // A duplicate of the read in progress: answer both.
                 targets.push(id);
-                return Ok(());
+                return Ok(None);
             }
             _ => return Err(TxnError::TxnBusy { txn }),
         }
         check_operation_count(t.ops + keys.len())?;
-        t.last_active = now.midpoint();
+        t.last_active = local;
         t.op = Op::Reading {
             targets: vec![id],
             values: Vec::with_capacity(keys.len()),
             keys,
         };
         self.resume.push_back(txn);
-        Ok(())
+        Ok(None)
     }
 
     fn start_commit(
@@ -1429,7 +1478,15 @@ impl GroupReplica {
         let remote: usize = participants.iter().map(|p| p.writes.len()).sum();
         check_operation_count(t.ops + writes.len() + remote)?;
         t.last_active = now.midpoint();
+        let mode = t.mode;
         if writes.is_empty() && participants.is_empty() {
+            // An optimistic transaction's reads took no locks: they must
+            // still be current now, at the commit (docs/design.md §5.4).
+            if mode == CcMode::Optimistic && !l.validate_read_only(txn, &self.state) {
+                let reason = AbortReason::Conflict;
+                l.end(txn, reason, &mut self.resume);
+                return Err(TxnError::Aborted { txn, reason });
+            }
             // Nothing to log. Its reads, under locks it still holds, are
             // the state at any timestamp from the highest in the leader's
             // log on (every entry in flight above t_paxos_safe writes only
@@ -1446,7 +1503,7 @@ impl GroupReplica {
                 .t_paxos_safe()
                 .max(self.paxos.last_assigned_ts())
                 .max(now.latest.next());
-            t.op = Op::Committing;
+            l.txns.get_mut(&txn).expect("active").op = Op::Committing;
             // Not woundable while it waits (it has committed); a
             // transaction without locks has nothing to mark.
             let _ = l.locks.mark_prepared(txn);
@@ -1512,9 +1569,17 @@ impl GroupReplica {
                 coordinator,
                 priority,
                 term,
+                mode,
                 deadline,
                 writes,
-            } => self.on_prepare(now, txn, coordinator, priority, term, deadline, writes, out),
+            } => {
+                let guest = Guest {
+                    priority,
+                    term,
+                    mode,
+                };
+                self.on_prepare(now, txn, coordinator, guest, deadline, writes, out)
+            }
             GroupMessage::Vote { txn, from, vote } => {
                 self.coord.on_vote(txn, from, vote, &mut actions)
             }
@@ -1543,8 +1608,7 @@ impl GroupReplica {
         now: TtInterval,
         txn: TxnId,
         coordinator: GroupId,
-        priority: Priority,
-        term: Option<u64>,
+        guest: Guest,
         deadline: Timestamp,
         writes: Vec<Write>,
         out: &mut Vec<Output>,
@@ -1564,7 +1628,6 @@ impl GroupReplica {
             return; // its vote goes out when the record is chosen
         }
         let local = now.midpoint();
-        let guest = Guest { priority, term };
         let t = match self.active_for(txn, Some(guest), local) {
             Ok(t) => t,
             Err(TxnError::Aborted { reason, .. }) => {
@@ -1643,11 +1706,14 @@ impl GroupReplica {
     /// every earlier term's entries, and neither coordinates `txn` now nor
     /// has its commit record, knows it did not commit.
     fn on_query(&mut self, txn: TxnId, from: GroupId, deadline: Timestamp, out: &mut Vec<Output>) {
+        // With the bug, only the in-memory coordinator is consulted, not
+        // the logged decisions: a decision kept across a failover is lost.
+        let log = !self.bug(bug::COORDINATOR_FORGETS_DECISION);
         let decision = if let Some(d) = self.coord.decision(txn) {
             d
-        } else if let Some(c) = self.state.coordinated_txn(txn) {
+        } else if let Some(c) = self.state.coordinated_txn(txn).filter(|_| log) {
             Decision::Commit(c.commit_ts)
-        } else if let Some(ts) = self.state.committed(txn) {
+        } else if let Some(ts) = self.state.committed(txn).filter(|_| log) {
             Decision::Commit(ts)
         } else if self.coord.contains(txn)
             || self.coord_meta.contains_key(&txn)
@@ -1848,17 +1914,30 @@ fn dedupe_writes(writes: Vec<Write>) -> Vec<Write> {
 
 /// Names for the planted bugs, usable whether or not the feature is on.
 #[cfg(feature = "planted-bugs")]
-mod bug {
+pub(crate) mod bug {
     use crate::PlantedBug;
-    pub(super) const SKIP_COMMIT_WAIT: PlantedBug = PlantedBug::SkipCommitWait;
-    pub(super) const READ_WITHOUT_SAFE_TIME: PlantedBug = PlantedBug::ReadWithoutSafeTime;
-    pub(super) const READ_WITHOUT_LEASE: PlantedBug = PlantedBug::ReadWithoutLease;
+    pub(crate) const SKIP_COMMIT_WAIT: PlantedBug = PlantedBug::SkipCommitWait;
+    pub(crate) const READ_WITHOUT_SAFE_TIME: PlantedBug = PlantedBug::ReadWithoutSafeTime;
+    pub(crate) const READ_WITHOUT_LEASE: PlantedBug = PlantedBug::ReadWithoutLease;
+    pub(crate) const SKIP_OCC_VALIDATION: PlantedBug = PlantedBug::SkipOccValidation;
+    pub(crate) const COMMIT_TS_BELOW_PREPARE: PlantedBug = PlantedBug::CommitTsBelowPrepare;
+    pub(crate) const COORDINATOR_FORGETS_DECISION: PlantedBug =
+        PlantedBug::CoordinatorForgetsDecision;
+    pub(crate) const NO_LOCK_REBUILD_AFTER_FAILOVER: PlantedBug =
+        PlantedBug::NoLockRebuildAfterFailover;
+    pub(crate) const RELEASE_READ_LOCKS_AT_PREPARE: PlantedBug =
+        PlantedBug::ReleaseReadLocksAtPrepare;
 }
 
 #[cfg(not(feature = "planted-bugs"))]
-mod bug {
+pub(crate) mod bug {
     use crate::BugStub;
-    pub(super) const SKIP_COMMIT_WAIT: BugStub = BugStub;
-    pub(super) const READ_WITHOUT_SAFE_TIME: BugStub = BugStub;
-    pub(super) const READ_WITHOUT_LEASE: BugStub = BugStub;
+    pub(crate) const SKIP_COMMIT_WAIT: BugStub = BugStub;
+    pub(crate) const READ_WITHOUT_SAFE_TIME: BugStub = BugStub;
+    pub(crate) const READ_WITHOUT_LEASE: BugStub = BugStub;
+    pub(crate) const SKIP_OCC_VALIDATION: BugStub = BugStub;
+    pub(crate) const COMMIT_TS_BELOW_PREPARE: BugStub = BugStub;
+    pub(crate) const COORDINATOR_FORGETS_DECISION: BugStub = BugStub;
+    pub(crate) const NO_LOCK_REBUILD_AFTER_FAILOVER: BugStub = BugStub;
+    pub(crate) const RELEASE_READ_LOCKS_AT_PREPARE: BugStub = BugStub;
 }

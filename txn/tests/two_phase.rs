@@ -11,8 +11,8 @@ use meridian_paxos::{Entry, Payload};
 use meridian_truetime::Timestamp;
 use meridian_txn::testkit::LocalCluster;
 use meridian_txn::{
-    AbortReason, GroupMessage, Guest, InvalidRequest, Participant, ReadAt, ReadOp, ReadResult,
-    Request, Response, TxnError, Vote,
+    AbortReason, CcMode, GroupMessage, Guest, InvalidRequest, Participant, ReadAt, ReadOp,
+    ReadResult, Request, Response, TxnError, Vote,
 };
 
 const T0: Timestamp = Timestamp(1_767_225_600_000_000_000);
@@ -54,7 +54,14 @@ fn leader(c: &LocalCluster, group: u64) -> u64 {
 
 fn begin(c: &mut LocalCluster, group: u64) -> (TxnId, Priority) {
     let l = leader(c, group);
-    match c.call_in(group, l, Request::Begin { priority: None }) {
+    match c.call_in(
+        group,
+        l,
+        Request::Begin {
+            priority: None,
+            mode: CcMode::Locking,
+        },
+    ) {
         Ok(Response::Begun { txn, priority }) => (txn, priority),
         other => panic!("begin failed: {other:?}"),
     }
@@ -76,6 +83,7 @@ fn guest_read(
         guest: Some(Guest {
             priority,
             term: None,
+            mode: CcMode::Locking,
         }),
     };
     match c.call_in(group, l, req) {
@@ -254,6 +262,7 @@ fn design_s5_1_a_guest_whose_group_changed_leader_cannot_prepare() {
         guest: Some(Guest {
             priority,
             term: Some(term2),
+            mode: CcMode::Locking,
         }),
     };
     let r = c.call_in(2, new2, stale);
@@ -365,6 +374,7 @@ fn design_s5_1_presumed_abort_a_prepared_participant_that_hears_nothing_asks_and
             coordinator: 1,
             priority: Priority::new(c.now().latest),
             term: None,
+            mode: CcMode::Locking,
             deadline,
             writes: vec![put("k", "v")],
         },
@@ -575,4 +585,34 @@ fn spanner_s4_1_2_a_commit_without_writes_is_timestamped_after_a_commit_that_end
     };
     assert!(s2 > s1, "t2 began after t1 ended, yet {s2:?} <= {s1:?}");
     assert!(c.now().after(s2), "answered after its commit wait");
+}
+
+#[test]
+fn spanner_s4_2_1_commit_timestamp_is_at_least_a_prepare_timestamp_from_a_clock_running_ahead() {
+    let mut c = cluster();
+    let l1 = leader(&c, 1);
+    let mut l2 = leader(&c, 2);
+    if l2 == l1 {
+        l2 = fail_over(&mut c, 2);
+    }
+    // Group 2's leader's clock runs ε ahead (still within TrueTime's
+    // bound): its prepare timestamp is above anything the coordinator's own
+    // clock would give the commit.
+    c.set_offset(l2, EPS as i64);
+    c.run_for(5 * MS);
+    let (txn, _) = begin(&mut c, 1);
+    let id = c.submit_in(
+        1,
+        l1,
+        commit_req(txn, vec![], vec![part(2, None, vec![put("k", "v")])]),
+    );
+    let Some(Ok(Response::Committed { commit_ts })) = wait_for(&mut c, id, 1_000) else {
+        panic!("the transaction should commit");
+    };
+    let p = prepare_ts(&c, 2, l2, txn).expect("group 2 logged a prepare record");
+    assert!(p <= commit_ts, "s {commit_ts:?} below the prepare {p:?}");
+    c.run_for(100 * MS);
+    for node in 1..=3 {
+        assert_eq!(read_at(&mut c, 2, node, "k", commit_ts), Some(b("v")));
+    }
 }

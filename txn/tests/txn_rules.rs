@@ -8,7 +8,8 @@ use meridian_participant::{Priority, TxnId, Write};
 use meridian_truetime::Timestamp;
 use meridian_txn::testkit::LocalCluster;
 use meridian_txn::{
-    AbortReason, InvalidRequest, ReadAt, ReadOp, ReadResult, Reply, Request, Response, TxnError,
+    AbortReason, CcMode, InvalidRequest, ReadAt, ReadOp, ReadResult, Reply, Request, Response,
+    TxnError,
 };
 
 const T0: Timestamp = Timestamp(1_767_225_600_000_000_000);
@@ -75,7 +76,13 @@ fn b(s: &str) -> Bytes {
 
 fn begin(c: &mut LocalCluster, node: u64, priority: Option<u64>) -> (TxnId, Priority) {
     let priority = priority.map(|p| Priority::new(Timestamp(p)));
-    match c.call(node, Request::Begin { priority }) {
+    match c.call(
+        node,
+        Request::Begin {
+            priority,
+            mode: CcMode::Locking,
+        },
+    ) {
         Ok(Response::Begun { txn, priority }) => (txn, priority),
         other => panic!("begin failed: {other:?}"),
     }
@@ -375,7 +382,13 @@ fn spanner_s4_1_1_new_leader_serves_only_after_the_old_lease_and_catch_up() {
     c.tick(2);
     assert_eq!(c.replica(2).paxos().role(), meridian_paxos::Role::Leader);
     assert_eq!(
-        c.call_now(2, Request::Begin { priority: None }),
+        c.call_now(
+            2,
+            Request::Begin {
+                priority: None,
+                mode: CcMode::Locking
+            }
+        ),
         Err(TxnError::LeaderNotReady)
     );
     // Nor does it say a transaction it does not know is aborted: an entry
@@ -395,7 +408,13 @@ fn spanner_s4_1_1_new_leader_serves_only_after_the_old_lease_and_catch_up() {
 fn requests_to_a_follower_are_redirected_to_the_leader() {
     let mut c = cluster(|_| {});
     assert_eq!(
-        c.call(2, Request::Begin { priority: None }),
+        c.call(
+            2,
+            Request::Begin {
+                priority: None,
+                mode: CcMode::Locking
+            }
+        ),
         Err(TxnError::NotLeader { leader: Some(1) })
     );
 }
@@ -690,7 +709,13 @@ fn bounds_on_active_transactions_and_lock_queues_answer_retryable_errors() {
     let (holder, _) = begin(&mut c, 1, Some(10));
     let (queued, _) = begin(&mut c, 1, Some(20));
     let (younger, _) = begin(&mut c, 1, Some(30));
-    let over = c.call(1, Request::Begin { priority: None });
+    let over = c.call(
+        1,
+        Request::Begin {
+            priority: None,
+            mode: CcMode::Locking,
+        },
+    );
     assert_eq!(over, Err(TxnError::Overloaded));
     assert!(over.unwrap_err().is_retryable());
     // `holder` reads `k`; `queued` queues for it; the queue (one waiter)
