@@ -374,6 +374,7 @@ pub(crate) fn group_message_txn(m: &GroupMessage) -> TxnId {
         | GroupMessage::Vote { txn, .. }
         | GroupMessage::Decide { txn, .. }
         | GroupMessage::Ack { txn, .. }
+        | GroupMessage::Wound { txn }
         | GroupMessage::Query { txn, .. } => *txn,
     }
 }
@@ -402,6 +403,7 @@ pub(crate) fn group_message(m: &GroupMessage) -> String {
             meridian_participant::Decision::Abort => format!("decide abort for txn {txn}"),
         },
         GroupMessage::Ack { txn, from } => format!("ack txn {txn} from group {from}"),
+        GroupMessage::Wound { txn } => format!("wound txn {txn} (an older one waits for it)"),
         GroupMessage::Query { txn, from, .. } => {
             format!("query the outcome of txn {txn} from group {from}")
         }

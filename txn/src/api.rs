@@ -291,6 +291,13 @@ pub enum GroupMessage {
         /// The acknowledging group.
         from: GroupId,
     },
+    /// Participant → coordinator: an older transaction waits here for
+    /// `txn`, which is prepared here; abort it if it is still collecting
+    /// votes (wound-wait across groups, Spanner §4.2.1).
+    Wound {
+        /// The transaction to wound.
+        txn: TxnId,
+    },
     /// Prepared participant → coordinator: what became of `txn`? The
     /// coordinator answers with [`GroupMessage::Decide`] once it knows
     /// (presumed abort: no record of a commit means abort).

@@ -128,6 +128,9 @@ pub(crate) struct Leader {
     pub(crate) txns: BTreeMap<TxnId, ActiveTxn>,
     ended: FxHashMap<TxnId, Ended>,
     ended_order: VecDeque<TxnId>,
+    /// Prepared transactions an older one waits for, whose coordinators
+    /// the replica is to ask to abort them (cross-group wound-wait).
+    pub(crate) remote_wounds: Vec<TxnId>,
     max_active: usize,
     /// A deliberate bug of this layer (simulator only).
     #[cfg(feature = "planted-bugs")]
@@ -160,6 +163,7 @@ impl Leader {
             txns: BTreeMap::new(),
             ended: FxHashMap::default(),
             ended_order: VecDeque::new(),
+            remote_wounds: Vec::new(),
             max_active,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
@@ -473,6 +477,7 @@ impl Leader {
                 self.abort(victim, AbortReason::Wounded, resume, out);
             }
             if !granted {
+                self.wound_prepared_holders(txn, priority, &key, mode);
                 return;
             }
             match self.txns.get_mut(&txn).map(|t| &mut t.op) {
@@ -617,6 +622,33 @@ impl Leader {
                 Ok(true)
             )
         })
+    }
+
+    /// Wound-wait across groups (Spanner §4.2.1): `txn` waits for `key`;
+    /// the younger holders in its way that are prepared cannot be wounded
+    /// here (they may already have voted yes), so they are queued in
+    /// `remote_wounds` for the replica to ask their coordinators to abort
+    /// them while they are still collecting votes. A decided one finishes
+    /// on its own.
+    fn wound_prepared_holders(
+        &mut self,
+        txn: TxnId,
+        priority: Priority,
+        key: &Bytes,
+        mode: LockMode,
+    ) {
+        for (holder, held) in self.locks.holders(key) {
+            if holder == txn || !held.conflicts_with(mode) || !self.locks.is_prepared(holder) {
+                continue;
+            }
+            let younger = self
+                .txns
+                .get(&holder)
+                .is_some_and(|h| priority.is_older(txn, h.priority, holder));
+            if younger && !self.remote_wounds.contains(&holder) {
+                self.remote_wounds.push(holder);
+            }
+        }
     }
 
     /// A lock request failed: the request fails; the transaction lives on

@@ -909,7 +909,15 @@ impl GroupReplica {
                     );
                 }
             }
-            if self.ready.is_empty() {
+            let wounds = self
+                .leader
+                .as_mut()
+                .map(|l| std::mem::take(&mut l.remote_wounds))
+                .unwrap_or_default();
+            for victim in wounds {
+                self.wound_prepared(now, victim, out);
+            }
+            if self.ready.is_empty() && self.resume.is_empty() {
                 return any;
             }
             for r in std::mem::take(&mut self.ready) {
@@ -1584,6 +1592,9 @@ impl GroupReplica {
                 self.coord.on_vote(txn, from, vote, &mut actions)
             }
             GroupMessage::Ack { txn, from } => self.coord.on_ack(txn, from, &mut actions),
+            GroupMessage::Wound { txn } => {
+                self.coord.wound(txn, &mut actions);
+            }
             GroupMessage::Decide {
                 txn,
                 coordinator,
@@ -1597,6 +1608,31 @@ impl GroupReplica {
             } => self.on_query(txn, from, deadline, out),
         }
         self.run_actions(now, actions, out);
+    }
+
+    /// An older transaction waits for `victim`, prepared here: abort it
+    /// through its coordinator if that is still collecting votes — this
+    /// replica's own coordinator, or another group's (docs/design.md §5.1,
+    /// wound-wait across groups). A transaction whose outcome is decided,
+    /// or a one-phase commit, finishes on its own.
+    fn wound_prepared(&mut self, now: TtInterval, victim: TxnId, out: &mut Vec<Output>) {
+        if self.coord.contains(victim) {
+            let mut actions = Vec::new();
+            self.coord.wound(victim, &mut actions);
+            self.run_actions(now, actions, out);
+            return;
+        }
+        let coordinator = self
+            .state
+            .prepared_txn(victim)
+            .map(|p| p.coordinator)
+            .or_else(|| self.prepares.get(&victim).map(|p| p.coordinator));
+        if let Some(group) = coordinator {
+            out.push(Output::ToGroup {
+                group,
+                msg: GroupMessage::Wound { txn: victim },
+            });
+        }
     }
 
     /// A participant is asked to prepare `txn`: take its write locks (its

@@ -616,3 +616,76 @@ fn spanner_s4_2_1_commit_timestamp_is_at_least_a_prepare_timestamp_from_a_clock_
         assert_eq!(read_at(&mut c, 2, node, "k", commit_ts), Some(b("v")));
     }
 }
+
+/// An older transaction at group `at` wants `key`, which a younger
+/// transaction coordinated by group 1 holds prepared while its votes are
+/// lost; returns the cluster, the younger one's commit request, the older
+/// one's and the younger's id.
+fn older_waits_for_prepared_younger(at: u64, key: &'static str) -> (LocalCluster, u64, u64, TxnId) {
+    let mut c = cluster();
+    let (old, _) = begin(&mut c, at);
+    c.run_for(5 * MS);
+    let (young, _) = begin(&mut c, 1);
+    // The younger one's votes from group 3 never arrive: it stays
+    // prepared everywhere, collecting votes, until its deadline.
+    c.drop_group_messages(|_, m| matches!(m, GroupMessage::Vote { from: 3, .. }));
+    let l1 = leader(&c, 1);
+    let young_id = c.submit_in(
+        1,
+        l1,
+        commit_req(
+            young,
+            vec![put("k1", "young")],
+            vec![
+                part(2, None, vec![put("k2", "young")]),
+                part(3, None, vec![put("k3", "young")]),
+            ],
+        ),
+    );
+    c.run_for(5 * MS);
+    assert!(
+        c.reply(young_id).is_none(),
+        "the younger one is still preparing"
+    );
+    let la = leader(&c, at);
+    let old_id = c.submit_in(at, la, commit_req(old, vec![put(key, "old")], vec![]));
+    (c, young_id, old_id, young)
+}
+
+#[test]
+fn spanner_s4_2_1_wound_wait_holds_across_groups_at_the_coordinator() {
+    let (mut c, young_id, old_id, young) = older_waits_for_prepared_younger(1, "k1");
+    // Well before the younger one's deadline, the older one commits: its
+    // wound reached the younger one's coordinator, which aborted it.
+    c.run_for(30 * MS);
+    assert!(
+        matches!(c.reply(old_id), Some(Ok(Response::Committed { .. }))),
+        "{:?}",
+        c.reply(old_id)
+    );
+    assert_eq!(
+        c.reply(young_id),
+        Some(&Err(TxnError::Aborted {
+            txn: young,
+            reason: AbortReason::Wounded
+        }))
+    );
+}
+
+#[test]
+fn spanner_s4_2_1_wound_wait_holds_across_groups_at_a_participant() {
+    let (mut c, young_id, old_id, young) = older_waits_for_prepared_younger(2, "k2");
+    c.run_for(30 * MS);
+    assert!(
+        matches!(c.reply(old_id), Some(Ok(Response::Committed { .. }))),
+        "{:?}",
+        c.reply(old_id)
+    );
+    assert_eq!(
+        c.reply(young_id),
+        Some(&Err(TxnError::Aborted {
+            txn: young,
+            reason: AbortReason::Wounded
+        }))
+    );
+}
