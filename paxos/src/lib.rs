@@ -73,7 +73,8 @@ pub mod testkit;
 mod types;
 
 pub use replica::{
-    Config, Input, LeaseStatus, MembershipChange, Output, ProposalId, ProposeError, Replica, Role,
+    Config, FUTURE_TS_LEAD_NANOS, Input, LeaseStatus, MembershipChange, Output, ProposalId,
+    ProposeError, Replica, Role,
 };
 pub use storage::{MemStorage, NoError, PersistRequest, Recovered, Storage};
 pub use types::{

@@ -25,6 +25,14 @@ pub const DEFAULT_MAX_BATCH_ENTRIES: usize = 256;
 pub const DEFAULT_MAX_INFLIGHT: usize = 32;
 /// Default most proposals queued at a leader waiting for its lease.
 pub const DEFAULT_MAX_PENDING: usize = 100_000;
+/// A proposal whose minimum timestamp is further ahead of `TT.now().latest`
+/// than this waits in the queue, and later proposals go first (a
+/// two-phase commit whose participant's clock runs ahead must not push
+/// every later write of its group to that timestamp and its commit wait).
+/// It is placed once `TT.now().latest` is within this of its minimum:
+/// its own commit wait (until `TT.after(min_ts)`) still ends later than a
+/// Paxos round placed then would, so waiting costs it nothing.
+pub const FUTURE_TS_LEAD_NANOS: u64 = 10_000_000;
 
 /// Static configuration of one replica.
 #[derive(Clone, Debug)]
@@ -294,6 +302,9 @@ pub struct Replica {
     // leader state
     progress: Vec<Progress>,
     pending: VecDeque<Pending>,
+    /// Local time at which the earliest proposal held back for its
+    /// far-future minimum timestamp may be placed.
+    deferred_wake: Option<Timestamp>,
     /// The id the next proposal gets.
     next_proposal: ProposalId,
 
@@ -371,6 +382,7 @@ impl Replica {
             promised_lease_max: Timestamp::ZERO,
             progress: Vec::new(),
             pending: VecDeque::new(),
+            deferred_wake: None,
             next_proposal: 1,
             next_seq: 1,
             durable_seq: 0,
@@ -496,7 +508,9 @@ impl Replica {
     /// The local time at which the replica next needs a [`Input::Tick`].
     pub fn next_deadline(&self) -> Timestamp {
         match self.role {
-            Role::Leader => self.heartbeat_deadline,
+            Role::Leader => self
+                .deferred_wake
+                .map_or(self.heartbeat_deadline, |w| w.min(self.heartbeat_deadline)),
             _ => self.election_deadline,
         }
     }
@@ -1308,17 +1322,29 @@ impl Replica {
         Ok(id)
     }
 
-    /// Moves pending proposals into the log while the lease allows.
+    /// Moves pending proposals into the log while the lease allows, in
+    /// order, except that one whose minimum timestamp is more than
+    /// [`FUTURE_TS_LEAD_NANOS`] ahead of `TT.now().latest` waits and lets
+    /// the later ones go first.
     fn flush_pending(&mut self, now: TtInterval, out: &mut Vec<Output>) -> bool {
+        self.deferred_wake = None;
         if self.role != Role::Leader || self.pending.is_empty() {
             return false;
         }
         let mut appended = false;
-        while let Some(p) = self.pending.front() {
+        let horizon = now.latest.saturating_add(FUTURE_TS_LEAD_NANOS);
+        let mut i = 0;
+        while let Some(p) = self.pending.get(i) {
             let ts = match p.payload {
                 Payload::Command(_) => {
                     if !self.has_lease(now) {
                         break;
+                    }
+                    if p.min_ts > horizon {
+                        let wake = Self::local(now).saturating_add(p.min_ts.nanos_since(horizon));
+                        self.deferred_wake = Some(self.deferred_wake.map_or(wake, |w| w.min(wake)));
+                        i += 1;
+                        continue;
                     }
                     // Spanner §4.1.2: above every timestamp assigned
                     // before (also by earlier leaders, whose leases ended
@@ -1332,7 +1358,7 @@ impl Replica {
                 }
                 _ => Timestamp::ZERO,
             };
-            let p = self.pending.pop_front().expect("front exists");
+            let p = self.pending.remove(i).expect("looked up above");
             self.append(p.payload, ts);
             out.push(Output::Proposed {
                 id: p.id,

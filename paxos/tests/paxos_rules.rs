@@ -1119,6 +1119,12 @@ fn spanner_s4_1_2_timestamps_stay_strictly_inside_the_lease() {
     let LeaseStatus::Valid { end } = r.lease_status(now) else {
         panic!("a one-voter leader holds its lease at once");
     };
+    // Close enough to the lease's end that a minimum timestamp there is not
+    // held back as far-future.
+    let now = TtInterval::around(
+        end.saturating_sub(meridian_paxos::FUTURE_TS_LEAD_NANOS / 2 + EPS),
+        EPS,
+    );
     let mut out = Vec::new();
     let last = r
         .propose_at_least(now, cmd(1), end.prev(), &mut out)
@@ -1234,4 +1240,52 @@ fn pms_s2_a_duplicated_promise_counts_once() {
     }
     assert_eq!(r.role(), Role::Candidate);
     assert!(r.promised() < ballot, "no ballot was raised");
+}
+
+#[test]
+fn spanner_s4_2_1_a_far_future_minimum_timestamp_does_not_hold_back_later_proposals() {
+    let mut r = Replica::new(
+        Config::new(1, vec![1]),
+        Recovered::default(),
+        Box::new(SmallRng::seed_from_u64(1)),
+    );
+    r.start(TtInterval::around(T0, EPS), &mut Vec::new());
+    let now = TtInterval::around(T0.saturating_add(3_000 * MS), EPS);
+    step_durable(&mut r, now, Input::Tick);
+    assert!(r.has_lease(now));
+    // A commit whose floor lies 200 ms ahead (a participant's clock runs
+    // ahead), then an ordinary write.
+    let far = now.latest.saturating_add(200 * MS);
+    let mut out = Vec::new();
+    let late = r.propose_at_least(now, cmd(1), far, &mut out).unwrap();
+    let next = r.propose(now, cmd(2), &mut out).unwrap();
+    let placed = |out: &[Output]| -> Vec<(u64, Timestamp)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Proposed { id, ts, .. } => Some((*id, *ts)),
+                _ => None,
+            })
+            .collect()
+    };
+    // The ordinary write goes first, at a timestamp of now, not of `far`.
+    let first = placed(&out);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].0, next);
+    assert!(first[0].1 < far, "held back behind the far-future floor");
+    assert_eq!(r.pending_len(), 1);
+    // The replica asks to be woken when the floor comes within reach, and
+    // then places the held-back proposal at its floor.
+    let wake = r.next_deadline();
+    assert!(
+        wake < now.midpoint().saturating_add(200 * MS),
+        "woken in time"
+    );
+    let then = TtInterval::around(
+        far.saturating_sub(meridian_paxos::FUTURE_TS_LEAD_NANOS + EPS),
+        EPS,
+    );
+    let mut out = Vec::new();
+    r.step(then, Input::Tick, &mut out);
+    let second = placed(&out);
+    assert_eq!(second, vec![(late, far)]);
 }
