@@ -47,6 +47,12 @@ use crate::{Cc, Layer, PlantedBug, RunOptions, RunOutcome, RunStats};
 
 /// Replicas per group.
 const NODES: u64 = 3;
+/// Replicas per group of a cluster seed with membership churn: five, of
+/// which voters come and go (never fewer than three).
+const CHURN_NODES: u64 = 5;
+/// Per fault tick of a churning cluster seed: probability that one
+/// group's leader proposes a membership change.
+const CHURN_PROBABILITY: f64 = 0.05;
 /// Participant groups of the cluster layer (drawn per seed; the txn layer
 /// runs one).
 const CLUSTER_GROUPS: (u64, u64) = (3, 4);
@@ -309,6 +315,8 @@ struct Sim {
     net: Network,
     /// Participant groups (ids `1..=groups`).
     groups: u64,
+    /// Replicas per group.
+    per_group: u64,
     /// Per group (index `group - 1`): the chosen log, the sim's own replay
     /// of its two-phase records, the leader hint, the highest timestamp
     /// assigned, elections after the heal.
@@ -383,10 +391,14 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         Layer::Cluster => rng.random_range(CLUSTER_GROUPS.0..=CLUSTER_GROUPS.1),
         _ => 1,
     };
-    let nodes = (0..groups * NODES)
+    // Membership churn only where the groups' replicas are all the
+    // simulator runs for them: in the cluster layer.
+    let churn = opts.layer == Layer::Cluster && faults.membership;
+    let per_group = if churn { CHURN_NODES } else { NODES };
+    let nodes = (0..groups * per_group)
         .map(|i| Node {
             id: i + 1,
-            group: i / NODES + 1,
+            group: i / per_group + 1,
             tt: clocks.node(&clock, i, true),
             replica: None,
             host: Host::default(),
@@ -400,7 +412,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         .map(|i| Client {
             tt: clocks.node(&clock, CLIENT_BASE + i as u64, false),
             leaders: (0..groups)
-                .map(|g| g * NODES + 1 + (i as u64 % NODES))
+                .map(|g| g * per_group + 1 + (i as u64 % per_group))
                 .collect(),
             task: Task::Idle,
             pending: Vec::new(),
@@ -419,6 +431,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         queue: EventQueue::new(clock),
         net: Network::default(),
         groups,
+        per_group,
         chosen: (0..groups).map(|_| ChosenLog::default()).collect(),
         replay: (0..groups).map(|_| GroupReplay::default()).collect(),
         log: CommitLog::default(),
@@ -453,7 +466,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             String::new()
         };
         format!(
-            "seed {} layer {}: {}{NODES} replicas, {n_clients} clients{}, {accounts} accounts, \
+            "seed {} layer {}: {}{per_group} replicas{}, {n_clients} clients{}, {accounts} accounts, \
              roster of {}; faults until {}, run ends {}\n{}\n  {}\n  \
              request timeout {} ms; commit records kept {} ms{queues}",
             opts.seed,
@@ -463,6 +476,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             } else {
                 String::new()
             },
+            if churn { " (membership churn)" } else { "" },
             if crowd { " (crowded)" } else { "" },
             sim.roster.keys.len(),
             trace::since(fault_phase),
@@ -657,12 +671,12 @@ impl Sim {
 
     /// The replicas of `group`.
     fn group_nodes(&self, group: GroupId) -> impl Iterator<Item = NodeId> + use<> {
-        (group - 1) * NODES + 1..=group * NODES
+        (group - 1) * self.per_group + 1..=group * self.per_group
     }
 
     /// The group replica `id` belongs to.
-    fn group_of_node(id: NodeId) -> GroupId {
-        (id - 1) / NODES + 1
+    fn group_of_node(&self, id: NodeId) -> GroupId {
+        (id - 1) / self.per_group + 1
     }
 
     /// The group that holds `key`: keys are spread over the groups by a
@@ -1072,6 +1086,9 @@ impl Sim {
     }
 
     fn inject_fault(&mut self) {
+        if self.per_group == CHURN_NODES && self.rng.random_bool(CHURN_PROBABILITY) {
+            self.change_membership();
+        }
         let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         // Faults aimed at a leader aim at one group's.
         let aimed = self.rng.random_range(0..self.groups) as usize;
@@ -1122,6 +1139,42 @@ impl Sim {
         }
     }
 
+    /// One group's leader proposes adding or removing a voter (never below
+    /// three voters).
+    fn change_membership(&mut self) {
+        let g = self.rng.random_range(1..=self.groups);
+        let Some(l) = self.leader_hint[(g - 1) as usize].and_then(|l| self.index(l)) else {
+            return;
+        };
+        let members: Vec<NodeId> = self.group_nodes(g).collect();
+        let target = members[self.rng.random_range(0..members.len())];
+        let now = self.nodes[l].tt.now();
+        let leader = self.nodes[l].id;
+        let Some(r) = self.nodes[l].replica.as_mut() else {
+            return;
+        };
+        let voters = r.paxos().membership().voters.clone();
+        let change = if voters.contains(&target) {
+            if voters.len() <= 3 {
+                return;
+            }
+            meridian_paxos::MembershipChange::RemoveVoter(target)
+        } else {
+            meridian_paxos::MembershipChange::AddVoter(target)
+        };
+        let mut out = Vec::new();
+        if r.propose_membership(now, change, &mut out).is_ok() {
+            self.trace(
+                TraceKind::Fault,
+                &[Party::Node(leader), Party::Node(target)],
+                || format!("membership: n{leader} proposes {change:?} in group {g}"),
+            );
+        }
+        if let Err(v) = self.process(l, out) {
+            self.deferred.get_or_insert(v);
+        }
+    }
+
     fn crash(&mut self, i: usize) {
         if self.nodes[i].replica.is_none() {
             return;
@@ -1166,7 +1219,7 @@ impl Sim {
 
     /// A random replica of `group`.
     fn random_node(&mut self, group: GroupId) -> NodeId {
-        (group - 1) * NODES + self.rng.random_range(1..=NODES)
+        (group - 1) * self.per_group + self.rng.random_range(1..=self.per_group)
     }
 
     /// Sends `request` to `node` and arms the timeout. With `keep`, answers
@@ -1630,7 +1683,7 @@ impl Sim {
             return;
         };
         if let Err(TxnError::NotLeader { leader }) = &reply {
-            let g = Sim::group_of_node(node);
+            let g = self.group_of_node(node);
             let hint = leader.unwrap_or_else(|| self.random_node(g));
             self.clients[c].leaders[(g - 1) as usize] = hint;
         }
@@ -1936,9 +1989,13 @@ impl Sim {
             }
         }
         let model = Model::new(&full);
+        // Replicas a group has removed from its voters stop following it;
+        // the checks below are about the voters.
+        let voters = self.current_voters();
         let t = self
             .nodes
             .iter()
+            .filter(|n| voters.contains(&n.id))
             .filter_map(|n| n.replica.as_ref())
             .map(GroupReplica::t_safe)
             .min()
@@ -1979,7 +2036,7 @@ impl Sim {
             ));
         }
         let keys: BTreeSet<Bytes> = model.keys().cloned().collect();
-        for n in &self.nodes {
+        for n in self.nodes.iter().filter(|n| voters.contains(&n.id)) {
             let Some(r) = n.replica.as_ref() else {
                 continue;
             };
@@ -2119,6 +2176,25 @@ impl GroupReplay {
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl Sim {
+    /// Every group's voters, as its most advanced live replica knows them.
+    fn current_voters(&self) -> BTreeSet<NodeId> {
+        let mut voters = BTreeSet::new();
+        for g in 1..=self.groups {
+            let newest = self
+                .nodes
+                .iter()
+                .filter(|n| n.group == g)
+                .filter_map(|n| n.replica.as_ref())
+                .max_by_key(|r| r.paxos().applied());
+            if let Some(r) = newest {
+                voters.extend(r.paxos().membership().voters.iter().copied());
+            }
+        }
+        voters
     }
 }
 

@@ -313,6 +313,25 @@ impl GroupReplica {
         self.finish(now, out);
     }
 
+    /// Proposes a one-at-a-time change of the group's voters (an operator's
+    /// request, at the leader): see
+    /// [`meridian_paxos::Replica::propose_membership`]. Transactions are
+    /// unaffected; a leader that removes itself steps down once the change
+    /// is chosen, and its unprepared transactions abort as at any failover.
+    pub fn propose_membership(
+        &mut self,
+        now: TtInterval,
+        change: meridian_paxos::MembershipChange,
+        out: &mut Vec<Output>,
+    ) -> Result<(), meridian_paxos::ProposeError> {
+        self.epsilon = now.epsilon_nanos();
+        let mut pout = Vec::new();
+        let result = self.paxos.propose_membership(now, change, &mut pout);
+        self.absorb(pout, out);
+        self.finish(now, out);
+        result.map(|_| ())
+    }
+
     // ------------------------------------------------------------------
     // Queries
     // ------------------------------------------------------------------
@@ -649,7 +668,28 @@ impl GroupReplica {
         }
         self.finish_commit_waits(now, out);
         self.finish_read_waits(local, out);
+        self.abandon_pending_if_removed(out);
         self.maybe_compact(out);
+    }
+
+    /// A replica removed from its group's voters no longer hears of slots
+    /// past those it knows: commits it proposed whose slots it has not
+    /// learned can no longer be told apart, so their clients are told the
+    /// outcome is unknown (never success or failure; docs/design.md §5.5).
+    fn abandon_pending_if_removed(&mut self, out: &mut Vec<Output>) {
+        if self.by_slot.is_empty()
+            || self.paxos.role() == Role::Leader
+            || self.paxos.membership().voters.contains(&self.paxos.id())
+        {
+            return;
+        }
+        let known = self.paxos.applied();
+        let unknown: Vec<Slot> = self.by_slot.range(known + 1..).map(|(s, _)| *s).collect();
+        for slot in unknown {
+            for txn in self.by_slot.remove(&slot).unwrap_or_default() {
+                self.resolve(txn, Resolution::Unknown, out);
+            }
+        }
     }
 
     /// Creates or drops the transaction table as leadership comes and goes.
