@@ -21,7 +21,9 @@
 //! rule and the virtual time (and the counters up to there, see
 //! [`RunOutcome`]), and the swarm prints the one-line command that replays
 //! the seed. A panic inside a core (a failed assertion) is a violation too.
-//! [`trace`] renders a run event by event.
+//! [`trace`] renders a run event by event. [`latency`] is not a test: a
+//! fault-free run with fixed delays that measures two-phase commit's
+//! latency beside Spanner's Table 4 (docs/latency.md).
 //! [`elle`] hands an Elle list-append history (what clients appended and
 //! read, and when) to the external isolation checker `adya` for a verdict on
 //! strict serializability.
@@ -30,6 +32,7 @@
 pub mod check;
 pub mod elle;
 pub mod history;
+pub mod latency;
 mod lists;
 mod paxos_sim;
 pub mod trace;

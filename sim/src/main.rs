@@ -4,6 +4,8 @@
 //! is named) and prints a summary; with `--planted-bug NAME` it reports on
 //! how many seeds the checkers caught the bug. `meridian-sim run --seed S
 //! --layer L` replays one run, optionally with `--trace`.
+//! `meridian-sim latency` times two-phase commit under a fixed, fault-free
+//! cost model beside Spanner's Table 4 (docs/latency.md).
 //!
 //! The command line is strict: a value that is zero where that means
 //! nothing, an overflowing range, or a combination that would run nothing
@@ -17,6 +19,7 @@ use std::time::Instant;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use meridian_sim::latency::{self, ClockKind, LatencyModel, SPANNER_TABLE_4};
 use meridian_sim::trace::since;
 use meridian_sim::{
     Cc, DEFAULT_FAULT_PHASE_MS, Layer, MAX_FAULT_PHASE_MS, NANOS_PER_MS, PlantedBug, RunOptions,
@@ -58,6 +61,32 @@ enum Cmd {
     /// `--planted-bug`, also `planted NAME: caught on K/1 seeds`, exiting 0
     /// if caught.
     Run(RunArgs),
+    /// Measure two-phase commit's latency under a fixed, fault-free model.
+    ///
+    /// One client runs `--txns` read-write transactions one after another,
+    /// each writing one key in each of N groups (N = 1: one-phase commit),
+    /// with every message taking 1 ms one way, every fsync 0.2 ms and every
+    /// clock ε = 3.5 ms; prints mean and p99 latency per N beside Spanner's
+    /// Table 4 (OSDI 2012) and the model's lower bound. See docs/latency.md.
+    Latency(LatencyArgs),
+}
+
+#[derive(Args)]
+struct LatencyArgs {
+    /// Transactions per participant count (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = at_least_one)]
+    txns: u64,
+    /// Participant counts, comma-separated (each 1 to 1000).
+    #[arg(long, value_name = "N,...", value_delimiter = ',',
+          default_value = "1,2,5,10,25,50,100,200", value_parser = participants)]
+    participants: Vec<usize>,
+    /// Clock model: `fixed` (true time ± 3.5 ms at every node) or
+    /// `sawtooth` (simulated TrueTime, ε from 1 to 6 ms, mean 3.5 ms).
+    #[arg(long, value_enum, default_value_t = ClockKind::Fixed)]
+    clock: ClockKind,
+    /// Seeds election timers (and sawtooth clocks).
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -131,6 +160,17 @@ fn at_least_one(s: &str) -> Result<u64, String> {
     }
 }
 
+fn participants(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=latency::MAX_PARTICIPANTS).contains(&n) => Ok(n),
+        Ok(_) => Err(format!(
+            "must be 1 to {} (one write per group, at most that many per transaction)",
+            latency::MAX_PARTICIPANTS
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn fault_phase_ms(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(0) => Err("must be at least 1".into()),
@@ -167,6 +207,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Swarm(a) => swarm_cmd(a),
         Cmd::Run(a) => run_cmd(a),
+        Cmd::Latency(a) => latency_cmd(a),
     }
 }
 
@@ -398,4 +439,74 @@ fn run_cmd(a: RunArgs) -> ExitCode {
         None if r.violation.is_none() => ExitCode::SUCCESS,
         None => ExitCode::FAILURE,
     }
+}
+
+fn latency_cmd(a: LatencyArgs) -> ExitCode {
+    let model = LatencyModel {
+        clock: a.clock,
+        seed: a.seed,
+        ..LatencyModel::default()
+    };
+    let clock = match a.clock {
+        ClockKind::Fixed => format!("ε {} ms at every node", ms(model.epsilon_nanos)),
+        ClockKind::Sawtooth => "sawtooth ε 1–6 ms (mean 3.5 ms)".into(),
+    };
+    out!(
+        "latency model: one-way {} ms, fsync {} ms, {clock}, 3 replicas per group, no faults; \
+         {} sequential transactions per row from one client, seed {}",
+        ms(model.one_way_nanos),
+        ms(model.fsync_nanos),
+        a.txns,
+        a.seed
+    );
+    out!(
+        "{:<13}{:>14}{:>9}{:>13}{:>9}{:>16}{:>16}",
+        "participants",
+        "meridian mean",
+        "p99",
+        "commit mean",
+        "bound",
+        "spanner mean",
+        "p99"
+    );
+    let began = Instant::now();
+    for &n in &a.participants {
+        let run = match latency::run(&model, n, a.txns as usize) {
+            Ok(run) => run,
+            Err(e) => {
+                out!("{n:<13}FAIL: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let spanner = SPANNER_TABLE_4.iter().find(|row| row.0 == n).map_or_else(
+            || (String::from("-"), String::from("-")),
+            |&(_, mean, mean_sd, p99, p99_sd)| {
+                (
+                    format!("{mean:.1} ±{mean_sd:.1}"),
+                    format!("{p99:.1} ±{p99_sd:.1}"),
+                )
+            },
+        );
+        out!(
+            "{n:<13}{:>14.2}{:>9.2}{:>13.2}{:>9.2}{:>16}{:>16}",
+            run.mean_ms(),
+            run.p99_ms(),
+            run.commit_mean_ms(),
+            ms(model.lower_bound_nanos(n)),
+            spanner.0,
+            spanner.1
+        );
+    }
+    out!(
+        "ms; meridian: Begin sent to Committed received (commit mean: the Commit request alone); \
+         bound: the model's costs alone; spanner: Table 4, OSDI 2012, mean ±sd over 10 runs; \
+         elapsed {:.1}s",
+        began.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
+}
+
+/// Nanoseconds as milliseconds.
+fn ms(nanos: u64) -> f64 {
+    nanos as f64 / NANOS_PER_MS as f64
 }

@@ -353,12 +353,23 @@ impl<E> EventQueue<E> {
         self.heap.push(Reverse((t, self.seq, idx)));
     }
 
-    /// The next event due at or before `end`, with the clock moved to it.
+    /// Moves the clock to `t` (if later) with nothing run: for a driver
+    /// that runs until a time, not until an event.
+    pub(crate) fn advance_to(&mut self, t: Timestamp) {
+        if t > self.now() {
+            self.clock.set(t);
+        }
+    }
+
+    /// The next event due at or before `end`, with the clock moved to it;
+    /// `None` (and the event kept) if the next one is due later.
     pub(crate) fn pop_until(&mut self, end: Timestamp) -> Option<E> {
-        let Reverse((t, _, idx)) = self.heap.pop()?;
+        let &Reverse((t, _, idx)) = self.heap.peek()?;
         if t > end {
+            // Not due yet: it stays queued for a later call.
             return None;
         }
+        self.heap.pop();
         let ev = self.events[idx].take().expect("event present");
         self.free.push(idx);
         self.clock.set(t);

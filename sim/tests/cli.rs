@@ -481,3 +481,22 @@ fn a_trace_filter_keeps_only_matching_lines() {
         "the paxos header names churn"
     );
 }
+
+#[test]
+fn latency_prints_each_participant_count_beside_spanner_table_4() {
+    let out = stdout_of(&["latency", "--txns", "3", "--participants", "1,2"], 0);
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(rows[0].starts_with("latency model: one-way 1 ms"), "{out}");
+    assert!(rows[1].starts_with("participants  meridian mean"), "{out}");
+    assert!(
+        rows[2].starts_with("1 ") && rows[2].contains("17.0 ±1.4"),
+        "{out}"
+    );
+    assert!(
+        rows[3].starts_with("2 ") && rows[3].contains("24.5 ±2.5"),
+        "{out}"
+    );
+    refused(&["latency", "--participants", "0"], "must be 1 to 1000");
+    refused(&["latency", "--participants", "1001"], "must be 1 to 1000");
+    refused(&["latency", "--txns", "0"], "must be at least 1");
+}
