@@ -282,6 +282,10 @@ pub struct Replica {
     heartbeat_deadline: Timestamp,
     /// Local time we last heard from a leader at our promised ballot.
     last_leader_contact: Timestamp,
+    /// Local time and candidate of the last promise this replica made (to
+    /// itself when it campaigns): for that long it refuses pre-votes of
+    /// other candidates.
+    last_promise: Option<(Timestamp, NodeId)>,
 
     // leases
     /// Spanner §4.1.1: the latest lease end this replica granted any leader.
@@ -373,6 +377,7 @@ impl Replica {
             election_deadline: Timestamp::ZERO,
             heartbeat_deadline: Timestamp::ZERO,
             last_leader_contact: Timestamp::ZERO,
+            last_promise: None,
             lease_granted_until: Timestamp::ZERO,
             lease_wait_until: Timestamp::ZERO,
             lease_end: Timestamp::ZERO,
@@ -786,6 +791,7 @@ impl Replica {
         let ballot = Ballot::new(round, self.cfg.id);
         self.max_round_seen = round;
         self.set_promised(ballot);
+        self.last_promise = Some((Self::local(now), self.cfg.id));
         self.pre_vote = None;
         self.role = Role::Candidate;
         self.leader = None;
@@ -844,12 +850,20 @@ impl Replica {
         }
         let up_to_date = (last_ballot, last_slot) >= (self.last_ballot(), self.last_slot());
         if pre_vote {
-            // Answer what we would do, changing nothing.
+            // Answer what we would do, changing nothing — except that a
+            // replica that just promised another candidate (or itself, by
+            // campaigning) lets that campaign finish first: a pre-vote
+            // granted now would let a second candidate depose the leader
+            // the first campaign is about to make, one more election
+            // round (liveness only; a real prepare is still answered).
+            let promised_other = self.last_promise.is_some_and(|(at, to)| {
+                to != m.from && local.nanos_since(at) < self.cfg.election_min_nanos
+            });
             let reply = self.msg(
                 m.from,
                 m.ballot,
                 Body::Promise {
-                    granted: m.ballot > self.promised && up_to_date,
+                    granted: m.ballot > self.promised && up_to_date && !promised_other,
                     pre_vote: true,
                     lease_until: Timestamp::ZERO,
                 },
@@ -859,6 +873,7 @@ impl Replica {
         }
         if m.ballot > self.promised && up_to_date {
             self.set_promised(m.ballot);
+            self.last_promise = Some((local, m.from));
             if self.role != Role::Follower || self.leader.is_some() {
                 self.become_follower(now, None, out);
             }

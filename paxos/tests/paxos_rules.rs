@@ -634,6 +634,9 @@ fn pms_s2_acceptor_refuses_a_different_node_in_the_same_round() {
     let p = |from, b, pre| Input::Message(prepare(from, 3, b, empty, pre));
     assert!(granted(&step_durable(&mut r, now, p(1, b51, false))));
     // PMS §2: ballots are unique per proposer; (5, 2) is above (5, 1)...
+    // (asked once replica 1's campaign has had its election timeout: until
+    // then a pre-vote of another candidate is refused to let it finish)
+    let now = TtInterval::around(T0.saturating_add(2_000 * MS), EPS);
     assert!(granted(&step_durable(&mut r, now, p(2, b52, true))));
     assert!(granted(&step_durable(&mut r, now, p(2, b52, false))));
     assert_eq!(r.promised(), b52);
@@ -1288,4 +1291,44 @@ fn spanner_s4_2_1_a_far_future_minimum_timestamp_does_not_hold_back_later_propos
     r.step(then, Input::Tick, &mut out);
     let second = placed(&out);
     assert_eq!(second, vec![(late, far)]);
+}
+
+#[test]
+fn raft_s9_6_a_replica_that_just_promised_a_candidate_refuses_other_pre_votes_for_a_while() {
+    // Otherwise a second candidate, pre-voted in the moment before the
+    // first one wins, deposes it at once: one more election round.
+    let now = TtInterval::around(T0, EPS);
+    let mut r = replica(3, Recovered::default(), 1, now);
+    let empty = (0, Ballot::ZERO);
+    let p = |from, b, pre| Input::Message(prepare(from, 3, b, empty, pre));
+    assert!(granted(&step_durable(
+        &mut r,
+        now,
+        p(1, Ballot::new(5, 1), false)
+    )));
+    // Another candidate's pre-vote, right after: refused; the first
+    // candidate's own pre-vote for a later ballot is still granted.
+    assert!(!granted(&step_durable(
+        &mut r,
+        now,
+        p(2, Ballot::new(6, 2), true)
+    )));
+    assert!(granted(&step_durable(
+        &mut r,
+        now,
+        p(1, Ballot::new(6, 1), true)
+    )));
+    // A real prepare is answered on ballots alone (safety is untouched).
+    assert!(granted(&step_durable(
+        &mut r,
+        now,
+        p(2, Ballot::new(6, 2), false)
+    )));
+    // Once an election timeout has passed, pre-votes are granted again.
+    let later = TtInterval::around(T0.saturating_add(2_000 * MS), EPS);
+    assert!(granted(&step_durable(
+        &mut r,
+        later,
+        p(1, Ballot::new(7, 1), true)
+    )));
 }

@@ -1870,6 +1870,21 @@ impl GroupReplica {
         if self.try_serve_read(&w, out) {
             return;
         }
+        if !self.paxos.membership().contains(self.paxos.id()) {
+            // Not (or no longer) one of the group's voters: nothing new
+            // reaches this replica, so its safe time will not move; the
+            // read is better served elsewhere at once.
+            let read_ts = match w.target {
+                ReadTarget::At(t) => t,
+                ReadTarget::Newest { floor } => floor,
+            };
+            let t_safe = safe_time_for(&self.state, &w.reads);
+            out.push(Output::Reply {
+                id,
+                reply: Err(TxnError::NotYetSafe { read_ts, t_safe }),
+            });
+            return;
+        }
         if self.read_waits.len() >= self.cfg.max_waiting_reads {
             out.push(Output::Reply {
                 id,
