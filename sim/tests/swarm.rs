@@ -111,6 +111,28 @@ fn transaction_regression_seeds_pass() {
 }
 
 #[test]
+fn cluster_regression_seeds_pass() {
+    // Txn layer, --cc occ, seed 860: three elections after the heal (a
+    // second candidate, pre-voted just before the first one won, deposed
+    // it); a fresh promise now holds off other pre-votes
+    // (`raft_s9_6_a_replica_that_just_promised_a_candidate_refuses_other_pre_votes_for_a_while`
+    // pins it). Cluster seed 243: a client spent its liveness bound on
+    // lock-free reads at a replica removed from its group, which waited
+    // for a safe time that could not move; such a replica now refuses at
+    // once.
+    let occ = RunOptions {
+        seed: 860,
+        layer: Layer::Txn,
+        cc: Cc::Occ,
+        ..RunOptions::default()
+    };
+    if let Some(v) = run_seed(&occ).violation {
+        panic!("seed 860 layer txn cc occ: {v}");
+    }
+    assert_seeds_pass(Layer::Cluster, [243]);
+}
+
+#[test]
 fn planted_lease_overlap_is_caught_as_overlapping_leases() {
     assert_caught_as(
         "lease-overlap",
