@@ -306,8 +306,11 @@ impl Leader {
                 "rebuilding prepared txn {txn}'s range lock on [{start:?}, {end:?}): {got:?}"
             );
         }
-        if let Err(e) = self.locks.mark_prepared(txn) {
-            panic!("rebuilt txn {txn} cannot be marked prepared: {e}");
+        match self.locks.mark_prepared(txn) {
+            // Nothing to lock (it scanned only an empty range here):
+            // nothing to protect.
+            Ok(()) | Err(LockError::UnknownTxn { .. }) => {}
+            Err(e) => panic!("rebuilt txn {txn} cannot be marked prepared: {e}"),
         }
     }
 

@@ -320,6 +320,49 @@ fn design_s5_1_a_prepare_record_holds_the_scanned_ranges_and_a_new_participant_l
 }
 
 #[test]
+fn design_s5_1_a_participant_that_scanned_only_an_empty_range_prepares_and_survives_failover() {
+    let mut c = groups();
+    let (t1, p1) = begin_in(&mut c, 1, CcMode::Locking, None);
+    let l2 = leader(&c, 2);
+    let guest = Guest {
+        priority: p1,
+        term: None,
+        mode: CcMode::Locking,
+    };
+    // An inverted range: no rows, and nothing to lock.
+    let r = c.call_in(2, l2, scan_req(t1, "z", Some("a"), 10, Some(guest)));
+    let Ok(Response::Rows { rows: got, term }) = r else {
+        panic!("guest scan failed: {r:?}");
+    };
+    assert!(got.is_empty());
+    c.drop_group_messages(|_, m| matches!(m, GroupMessage::Decide { .. }));
+    let id = c.submit_in(
+        1,
+        leader(&c, 1),
+        Request::Commit {
+            txn: t1,
+            writes: vec![Write::put(b("x"), b("1"))],
+            participants: vec![Participant {
+                group: 2,
+                term: Some(term),
+                writes: vec![],
+            }],
+        },
+    );
+    commit_ts(&wait_for(&mut c, id, 1_000).expect("t1 commits"));
+    // A new leader of group 2 rebuilds a prepared transaction that holds
+    // nothing there.
+    let new2 = l2 % 3 + 1;
+    c.isolate_in(2, l2);
+    c.elect_in(2, new2);
+    c.heal();
+    assert!(c.replica_in(2, new2).state().prepared_txn(t1).is_some());
+    c.deliver_all_group_messages();
+    c.run_for(10 * RESEND);
+    assert!(c.replica_in(2, new2).state().prepared_txn(t1).is_none());
+}
+
+#[test]
 fn spanner_s4_2_1_a_guest_scan_holds_its_range_at_the_other_group_until_the_outcome() {
     let mut c = groups();
     let (t1, p1) = begin_in(&mut c, 1, CcMode::Locking, None);
