@@ -204,11 +204,11 @@ enum TxnKind {
     Transfer { from: usize, to: usize, amount: i64 },
     /// Reads two accounts under locks and commits without writes.
     Audit { from: usize, to: usize },
-    /// Scans the accounts, the registers and the roster inside a
-    /// read-write transaction (at most `limit` rows each) and commits
-    /// without writes: its scans must show the state just below its commit
-    /// timestamp, phantoms excluded.
-    ScanAudit { limit: usize },
+    /// Scans one range — the accounts (`range` 0), the registers (1) or
+    /// the roster (2) — inside a read-write transaction, at most `limit`
+    /// rows, and commits without writes: its scan must show the state just
+    /// below its commit timestamp, phantoms excluded.
+    ScanAudit { range: usize, limit: usize },
     /// Writes (or deletes) registers without reading.
     Blind { writes: Vec<Write> },
     /// Reads the whole roster; takes `who` off duty (writes `off`) only if
@@ -1251,16 +1251,18 @@ impl Sim {
             let kind = if roll < 43 {
                 let amount = self.rng.random_range(1..=20);
                 TxnKind::Transfer { from, to, amount }
-            } else if roll < 46 {
+            } else if roll < 47 {
                 TxnKind::Audit { from, to }
             } else {
-                // Sometimes a limit that truncates the accounts' scan.
+                // The accounts half the time; sometimes with a limit that
+                // truncates the scan.
+                let range = [0, 0, 1, 2][self.rng.random_range(0..4)];
                 let limit = if self.rng.random_bool(0.3) {
                     self.rng.random_range(1..n)
                 } else {
                     100
                 };
-                TxnKind::ScanAudit { limit }
+                TxnKind::ScanAudit { range, limit }
             };
             self.new_attempt(c, kind, None, 0, 0);
             self.begin(c);
@@ -1539,11 +1541,9 @@ impl Sim {
             )
         };
         match kind {
-            TxnKind::ScanAudit { limit } => vec![
-                range(Bank::PREFIX, b"acct0", *limit),
-                range(b"reg/", b"reg0", 100),
-                range(Roster::PREFIX, b"duty0", 100),
-            ],
+            TxnKind::ScanAudit { range: 0, limit } => vec![range(Bank::PREFIX, b"acct0", *limit)],
+            TxnKind::ScanAudit { range: 1, limit } => vec![range(b"reg/", b"reg0", *limit)],
+            TxnKind::ScanAudit { limit, .. } => vec![range(Roster::PREFIX, b"duty0", *limit)],
             TxnKind::GoOffScan { .. } => vec![range(Roster::PREFIX, b"duty0", 100)],
             _ => Vec::new(),
         }
