@@ -22,8 +22,9 @@ use crate::types::{Priority, TxnId};
 
 /// The record format this build writes and reads. Version 2 added the
 /// prepare record's priority, deadline and read set, the decision's
-/// deadline, and the coordinator's records.
-pub const FORMAT_VERSION: u8 = 2;
+/// deadline, and the coordinator's records; version 3 the prepare record's
+/// scanned ranges.
+pub const FORMAT_VERSION: u8 = 3;
 
 const TAG_COMMIT: u8 = 1;
 const TAG_CLOSE: u8 = 2;
@@ -36,6 +37,9 @@ const TAG_FORGET: u8 = 6;
 const MIN_WRITE_BYTES: usize = 4 + 1;
 /// Smallest encoding of one read key: its length.
 const MIN_KEY_BYTES: usize = 4;
+/// Smallest encoding of one scanned range: its start's length, the end's
+/// presence byte.
+const MIN_RANGE_BYTES: usize = 4 + 1;
 /// Encoding of one group id.
 const GROUP_BYTES: usize = 8;
 /// Encoding of one transaction id.
@@ -99,8 +103,9 @@ pub enum Command {
     /// holds its locks here and promises to commit if told; its prepare
     /// timestamp is this entry's Paxos write timestamp. The record holds all
     /// a new leader needs to rebuild the transaction's locks after a
-    /// failover: its writes (exclusive locks) and the keys it read (shared
-    /// locks), with its wound-wait priority.
+    /// failover: its writes (exclusive locks), the keys it read (shared
+    /// locks) and the ranges it scanned (shared range locks), with its
+    /// wound-wait priority.
     Prepare {
         /// The transaction.
         txn: TxnId,
@@ -116,6 +121,10 @@ pub enum Command {
         writes: Vec<Write>,
         /// The keys it read at this participant.
         reads: Vec<Bytes>,
+        /// The ranges `[start, end)` it scanned at this participant (`end`
+        /// `None`: no upper bound), held shared until the outcome so that
+        /// nothing is inserted into them (no phantoms).
+        ranges: Vec<(Bytes, Option<Bytes>)>,
     },
     /// The outcome of a two-phase transaction, at a participant.
     Decide {
@@ -169,6 +178,7 @@ impl Command {
                 deadline,
                 writes,
                 reads,
+                ranges,
             } => {
                 w.u8(TAG_PREPARE);
                 w.txn(*txn);
@@ -180,6 +190,7 @@ impl Command {
                 for key in reads {
                     w.bytes(key);
                 }
+                encode_ranges(&mut w, ranges);
             }
             Command::Decide {
                 txn,
@@ -243,6 +254,7 @@ impl Command {
                     }
                     keys
                 },
+                ranges: decode_ranges(&mut r)?,
             },
             TAG_DECIDE => {
                 let txn = r.txn()?;
@@ -296,8 +308,18 @@ impl Command {
         };
         let body = match self {
             Command::Commit { writes, .. } => write_bytes(writes),
-            Command::Prepare { writes, reads, .. } => {
-                write_bytes(writes) + reads.iter().map(|k| 4 + k.len()).sum::<usize>()
+            Command::Prepare {
+                writes,
+                reads,
+                ranges,
+                ..
+            } => {
+                write_bytes(writes)
+                    + reads.iter().map(|k| 4 + k.len()).sum::<usize>()
+                    + ranges
+                        .iter()
+                        .map(|(s, e)| 9 + s.len() + e.as_ref().map_or(0, Bytes::len))
+                        .sum::<usize>()
             }
             Command::CoordinatorCommit {
                 writes,
@@ -332,6 +354,27 @@ pub(crate) fn decode_decision(r: &mut Reader<'_>) -> Result<Decision, DecodeErro
             tag,
         }),
     }
+}
+
+/// Scanned ranges: a count, then each range's start and optional end.
+pub(crate) fn encode_ranges(w: &mut Writer, ranges: &[(Bytes, Option<Bytes>)]) {
+    w.len(ranges.len());
+    for (start, end) in ranges {
+        w.bytes(start);
+        w.opt_bytes(end.as_ref());
+    }
+}
+
+/// Reads what [`encode_ranges`] wrote.
+pub(crate) fn decode_ranges(
+    r: &mut Reader<'_>,
+) -> Result<Vec<(Bytes, Option<Bytes>)>, DecodeError> {
+    let n = r.len("range count", MIN_RANGE_BYTES)?;
+    let mut ranges = Vec::with_capacity(n);
+    for _ in 0..n {
+        ranges.push((r.bytes("range start")?, r.opt_bytes("range end")?));
+    }
+    Ok(ranges)
 }
 
 fn encode_writes(w: &mut Writer, writes: &[Write]) {
@@ -380,9 +423,16 @@ mod tests {
                 txn.clone(),
                 writes(),
                 proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..8), 0..4),
+                proptest::collection::vec(
+                    (
+                        proptest::collection::vec(any::<u8>(), 0..8),
+                        proptest::option::of(proptest::collection::vec(any::<u8>(), 1..8))
+                    ),
+                    0..3
+                ),
                 any::<(u64, u64, u64)>()
             )
-                .prop_map(|(txn, writes, reads, (coordinator, p, d))| {
+                .prop_map(|(txn, writes, reads, ranges, (coordinator, p, d))| {
                     Command::Prepare {
                         txn,
                         coordinator,
@@ -390,6 +440,10 @@ mod tests {
                         deadline: Timestamp(d),
                         writes,
                         reads: reads.into_iter().map(Bytes::from).collect(),
+                        ranges: ranges
+                            .into_iter()
+                            .map(|(s, e)| (Bytes::from(s), e.map(Bytes::from)))
+                            .collect(),
                     }
                 }),
             (
@@ -456,6 +510,28 @@ mod tests {
                 what: "command",
                 tag: 77
             })
+        );
+    }
+
+    #[test]
+    fn a_record_of_the_previous_format_is_refused_not_misread() {
+        // Version 2 prepare records had no ranges: a new leader must not
+        // rebuild a prepared scanner's locks without them.
+        let mut data = Command::Prepare {
+            txn: TxnId::local(1),
+            coordinator: 2,
+            priority: Priority::new(Timestamp(3)),
+            deadline: Timestamp(4),
+            writes: vec![],
+            reads: vec![],
+            ranges: vec![(Bytes::from_static(b"a"), None)],
+        }
+        .encode()
+        .to_vec();
+        data[0] = 2;
+        assert_eq!(
+            Command::decode(&Bytes::from(data)),
+            Err(DecodeError::Version(2))
         );
     }
 

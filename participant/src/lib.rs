@@ -104,6 +104,6 @@ pub use codec::DecodeError;
 pub use command::{Command, Decision, Write};
 pub use locks::{Acquire, Grant, LockError, LockLimits, LockMode, LockSpan, LockTable, WaitsFor};
 pub use mvcc::{GcStats, MvccError, MvccStore};
-pub use occ::{Conflict, ReadVersion};
+pub use occ::{Conflict, ReadVersion, ScanVersions};
 pub use state::{Applied, ApplyError, CoordinatedTxn, GroupState, PreparedTxn, ReadError};
 pub use types::{Priority, TxnId};

@@ -13,6 +13,15 @@
 //!
 //! The leader then holds the validated keys shared until the outcome, so no
 //! writer slips in between validation and commit.
+//!
+//! A scan is recorded the same way ([`ScanVersions`]): its bounds, its
+//! limit and the `(key, version)` of every row it returned.
+//! [`validate_scan`] re-runs it against the newest applied versions; any
+//! other set of rows in the first `limit` (a row changed or deleted, a key
+//! inserted — a phantom) fails. The leader checks the lock table for the
+//! range by try-locking it shared ([`LockTable::try_acquire_range`], which
+//! fails while another transaction holds or queued an exclusive lock inside
+//! it) and holds it until the outcome.
 
 use bytes::Bytes;
 use meridian_truetime::Timestamp;
@@ -29,6 +38,20 @@ pub struct ReadVersion {
     /// The newest version's timestamp when read (a tombstone's included),
     /// or `None` if the key had no version.
     pub seen: Option<Timestamp>,
+}
+
+/// One scan of an OCC transaction: what it asked and the rows it saw.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ScanVersions {
+    /// First key of the range.
+    pub start: Bytes,
+    /// Bound after the range (`None`: no upper bound).
+    pub end: Option<Bytes>,
+    /// Most rows asked for.
+    pub limit: usize,
+    /// The rows returned, in key order: each key and the timestamp of its
+    /// newest version then.
+    pub rows: Vec<(Bytes, Timestamp)>,
 }
 
 /// Why a read no longer validates.
@@ -51,6 +74,13 @@ pub enum Conflict {
         seen: Option<Timestamp>,
         /// The newest version now.
         latest: Option<Timestamp>,
+    },
+    /// A scan's rows are not the ones it returned: a row changed or was
+    /// deleted, or a key was inserted into the range (a phantom).
+    #[error("the rows of the scan from {start:?} changed since it ran")]
+    ScanChanged {
+        /// The scan's first key.
+        start: Bytes,
     },
 }
 
@@ -85,6 +115,31 @@ pub fn validate(
         }
     }
     Ok(())
+}
+
+/// Re-runs `scan` against the newest applied versions: `Ok` if its first
+/// `limit` rows are exactly the `(key, version)` pairs it returned. Locks
+/// are not checked here: the caller try-locks the range shared, which
+/// fails while another transaction holds (or queued) an exclusive lock
+/// inside it.
+pub fn validate_scan(state: &GroupState, scan: &ScanVersions) -> Result<(), Conflict> {
+    let now = state
+        .scan_latest(&scan.start, scan.end.as_deref(), scan.limit)
+        .map_err(|_| Conflict::ScanChanged {
+            start: scan.start.clone(),
+        })?;
+    let same = now.len() == scan.rows.len()
+        && now
+            .iter()
+            .zip(&scan.rows)
+            .all(|((k, ts, _), (seen_k, seen_ts))| k == seen_k && ts == seen_ts);
+    if same {
+        Ok(())
+    } else {
+        Err(Conflict::ScanChanged {
+            start: scan.start.clone(),
+        })
+    }
 }
 
 #[cfg(test)]

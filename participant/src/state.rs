@@ -53,13 +53,16 @@ use meridian_paxos::{Entry, Payload, Slot};
 use meridian_truetime::Timestamp;
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::command::{Command, Decision, Write, decode_decision, encode_decision};
+use crate::command::{
+    Command, Decision, Write, decode_decision, decode_ranges, encode_decision, encode_ranges,
+};
 use crate::fxhash::FxHashMap;
 use crate::mvcc::{MvccError, MvccStore};
 use crate::types::{Priority, TxnId};
 
 /// The snapshot format this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
+/// Version 3 added the prepared transactions' scanned ranges.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
 
 /// Default time a commit record is remembered (by transaction id) after it
 /// applied: long enough for any client to retry a commit whose answer it
@@ -68,7 +71,7 @@ pub const DEFAULT_COMMIT_RECORD_RETENTION_NANOS: u64 = 10 * 60 * 1_000_000_000;
 
 /// Smallest encodings, for bounding counts read from a snapshot.
 const MIN_RECENT_BYTES: usize = 16 + 8 + 8;
-const MIN_PREPARED_BYTES: usize = 16 + 8 + 8 + 8 + 8 + 4 + 4;
+const MIN_PREPARED_BYTES: usize = 16 + 8 + 8 + 8 + 8 + 4 + 4 + 4;
 const MIN_DECIDED_BYTES: usize = 16 + 1 + 8;
 const MIN_COORDINATED_BYTES: usize = 16 + 8 + 4;
 const MIN_VERSION_BYTES: usize = 4 + 8 + 1;
@@ -191,6 +194,9 @@ pub struct PreparedTxn {
     pub writes: Vec<Write>,
     /// The keys it read here, locked shared until the outcome.
     pub reads: Vec<Bytes>,
+    /// The ranges `[start, end)` it scanned here (`end` `None`: no upper
+    /// bound), range-locked shared until the outcome.
+    pub ranges: Vec<(Bytes, Option<Bytes>)>,
 }
 
 /// A two-phase commit this group coordinated and decided to commit, kept
@@ -309,6 +315,7 @@ impl GroupState {
                 deadline,
                 writes,
                 reads,
+                ranges,
             } => {
                 if self.prepared.contains_key(&txn) {
                     // A duplicate: the first record stands.
@@ -335,6 +342,7 @@ impl GroupState {
                             deadline,
                             writes,
                             reads,
+                            ranges,
                         },
                     );
                     self.prepared_by_ts.insert((e.ts, txn));
@@ -638,6 +646,29 @@ impl GroupState {
             .expect("no horizon is above Timestamp::MAX")
     }
 
+    /// The newest applied live versions of the keys in `[start, end)`
+    /// (`end` `None`: no upper bound), at most `limit` rows `(key, version
+    /// ts, value)` in key order; deleted keys are skipped. For scans in
+    /// read-write transactions at the leader: under a shared range lock
+    /// every conflicting commit holds its exclusive lock until it has
+    /// applied (Spanner §4.2.1), and an optimistic scan records the
+    /// versions for validation (docs/design.md §5.4). Fails only if `limit`
+    /// exceeds [`crate::mvcc::MAX_SCAN_ROWS`].
+    pub fn scan_latest(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Timestamp, Bytes)>, MvccError> {
+        let hi = end.map_or(Bound::Unbounded, Bound::Excluded);
+        if end.is_some_and(|e| e <= start) {
+            // An empty or inverted range holds nothing.
+            return Ok(Vec::new());
+        }
+        self.store
+            .scan((Bound::Included(start), hi), Timestamp::MAX, limit)
+    }
+
     /// Garbage-collects versions below `horizon`, clamped to `t_safe` (a
     /// read at or below `t_safe` may be served, and writes to come are all
     /// above it). Returns the horizon in force afterwards.
@@ -687,6 +718,7 @@ impl GroupState {
             for key in &p.reads {
                 w.bytes(key);
             }
+            encode_ranges(&mut w, &p.ranges);
         }
         w.len(self.decided_by_deadline.len());
         for (deadline, txn) in &self.decided_by_deadline {
@@ -751,6 +783,7 @@ impl GroupState {
             for _ in 0..n {
                 reads.push(r.bytes("read key")?);
             }
+            let ranges = decode_ranges(&mut r)?;
             s.prepared_by_ts.insert((prepare_ts, txn));
             for w in &writes {
                 s.prepared_writes
@@ -767,6 +800,7 @@ impl GroupState {
                     deadline,
                     writes,
                     reads,
+                    ranges,
                 },
             );
         }

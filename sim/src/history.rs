@@ -81,6 +81,9 @@ pub struct TxnRecord {
     pub reads: Vec<(Bytes, Option<Bytes>)>,
     /// True time the reads were sent.
     pub reads_invoked: Timestamp,
+    /// Scans made inside the transaction (merged over the groups), with
+    /// the rows returned.
+    pub scans: Vec<ScanRecord>,
     /// Writes the commit carried.
     pub writes: Vec<Write>,
     /// Whether it was optimistic: its reads took no locks, so only a
@@ -89,7 +92,8 @@ pub struct TxnRecord {
     pub optimistic: bool,
 }
 
-/// A scan a lock-free read made, with the rows it returned.
+/// A scan a lock-free read or a read-write transaction made, with the rows
+/// it returned.
 #[derive(Clone, Debug)]
 pub struct ScanRecord {
     /// First key.
@@ -554,8 +558,40 @@ fn check_txn_reads(history: &History, log: &CommitLog, model: &Model) -> Result<
                 ));
             }
         }
+        for s in &t.scans {
+            // The rows of the range at the same point: a row inserted,
+            // changed or deleted between the scan and the commit (a
+            // phantom) shows here.
+            let want = model.scan(&s.start, s.end.as_ref(), at, s.limit);
+            if s.rows != want {
+                return Err(violation(
+                    rules::SERIALIZABLE,
+                    format!(
+                        "txn {txn} (client {}) scanned [{}, {}) and got {} but the state at {} \
+                         holds {}",
+                        t.client,
+                        String::from_utf8_lossy(&s.start),
+                        s.end
+                            .as_ref()
+                            .map_or("∞".into(), |e| String::from_utf8_lossy(e).into_owned()),
+                        show_rows(&s.rows),
+                        at.0,
+                        show_rows(&want)
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+/// Rows as `key=value` pairs.
+fn show_rows(rows: &[(Bytes, Bytes)]) -> String {
+    let shown: Vec<String> = rows
+        .iter()
+        .map(|(k, v)| format!("{}={}", String::from_utf8_lossy(k), show(&Some(v.clone()))))
+        .collect();
+    format!("[{}]", shown.join(" "))
 }
 
 fn check_lock_free_reads(history: &History, model: &Model, bank: &Bank) -> Result<(), Violation> {
@@ -770,6 +806,7 @@ mod tests {
             outcome,
             reads: reads.iter().map(|(k, v)| (b(k), v.map(b))).collect(),
             reads_invoked: ts(invoked),
+            scans: Vec::new(),
             writes: writes.iter().map(|(k, v)| Write::put(b(k), b(v))).collect(),
             optimistic: false,
         }
@@ -1019,6 +1056,35 @@ mod tests {
             check(&h, &log, &bank()).unwrap_err().rule,
             rules::SNAPSHOT_READ
         );
+    }
+
+    #[test]
+    fn a_phantom_in_a_read_write_scan_is_caught() {
+        // Txn 2 scanned [a, c) and saw only a; txn 1 inserted b at 15,
+        // below txn 2's commit at 20: b was a phantom to it.
+        let log = log_of(&[(3, 5, &[("a", "1")]), (1, 15, &[("b", "2")])]);
+        let mut t = acked(2, 1, 20, &[], &[]);
+        t.scans.push(ScanRecord {
+            start: b("a"),
+            end: Some(b("c")),
+            limit: 10,
+            rows: vec![(b("a"), b("1"))],
+        });
+        let h = History {
+            txns: vec![t.clone()],
+            reads: vec![],
+        };
+        assert_eq!(
+            check(&h, &log, &bank()).unwrap_err().rule,
+            rules::SERIALIZABLE
+        );
+        // Committed below the insert, the same scan is right.
+        t.outcome = Outcome::Committed(ts(10));
+        let h = History {
+            txns: vec![t],
+            reads: vec![],
+        };
+        assert!(check(&h, &log, &bank()).is_ok());
     }
 
     #[test]

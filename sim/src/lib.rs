@@ -154,7 +154,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 13] = [
+    pub const ALL: [(&'static str, PlantedBug); 14] = [
         (
             "lease-overlap",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseOverlap),
@@ -204,13 +204,17 @@ impl PlantedBug {
             "release-read-locks-at-prepare",
             PlantedBug::Txn(meridian_txn::PlantedBug::ReleaseReadLocksAtPrepare),
         ),
+        (
+            "scan-without-range-lock",
+            PlantedBug::Txn(meridian_txn::PlantedBug::ScanWithoutRangeLock),
+        ),
     ];
 
     /// Every planted bug, in the order of [`PlantedBug::ALL`].
-    pub const VARIANTS: [PlantedBug; 13] = {
-        let mut v = [PlantedBug::ClockBoundBroken; 13];
+    pub const VARIANTS: [PlantedBug; 14] = {
+        let mut v = [PlantedBug::ClockBoundBroken; 14];
         let mut i = 0;
-        while i < 13 {
+        while i < PlantedBug::ALL.len() {
             v[i] = PlantedBug::ALL[i].1;
             i += 1;
         }
@@ -251,6 +255,9 @@ impl PlantedBug {
             }
             PlantedBug::Txn(T::ReleaseReadLocksAtPrepare) => {
                 "participants release read locks at prepare instead of at the outcome"
+            }
+            PlantedBug::Txn(T::ScanWithoutRangeLock) => {
+                "scans in locking transactions take no range lock"
             }
         }
     }

@@ -352,6 +352,7 @@ fn keys<'a>(ks: impl Iterator<Item = &'a bytes::Bytes>) -> String {
 pub(crate) fn request_txn(r: &Request) -> Option<TxnId> {
     match r {
         Request::Read { txn, .. }
+        | Request::Scan { txn, .. }
         | Request::Commit { txn, .. }
         | Request::Abort { txn }
         | Request::Heartbeat { txn } => Some(*txn),
@@ -436,6 +437,22 @@ pub(crate) fn request(r: &Request) -> String {
             keys(k.iter()),
             g.term.map_or("first".to_string(), |t| format!("{t:x}"))
         ),
+        Request::Scan {
+            txn,
+            start,
+            end,
+            limit,
+            guest,
+        } => format!(
+            "scan txn {txn} [{}, {}) limit {limit}{}",
+            String::from_utf8_lossy(start),
+            end.as_ref()
+                .map_or("∞".into(), |e| String::from_utf8_lossy(e).into_owned()),
+            guest.map_or(String::new(), |g| format!(
+                " (guest, term {})",
+                g.term.map_or("first".to_string(), |t| format!("{t:x}"))
+            ))
+        ),
         Request::Commit {
             txn,
             writes,
@@ -484,6 +501,7 @@ pub(crate) fn reply(r: &Reply) -> String {
             format!("begun txn {txn} priority {}", ts(priority.0))
         }
         Ok(Response::Read { values, .. }) => format!("read {} values", values.len()),
+        Ok(Response::Rows { rows, .. }) => format!("scanned {} rows", rows.len()),
         Ok(Response::Committed { commit_ts }) => format!("committed at {}", ts(*commit_ts)),
         Ok(Response::Aborted) => "aborted".into(),
         Ok(Response::Alive) => "alive".into(),

@@ -88,6 +88,12 @@ const CROWD_CLIENTS: (usize, usize) = (12, 24);
 /// than a run, so retried commits meet pruned records.
 const COMMIT_RECORD_RETENTIONS: [u64; 4] = [400 * MS, 1_500 * MS, 4_000 * MS, 60_000 * MS];
 
+/// Per fault tick, the probability of pausing a replica, drawn per seed;
+/// most pauses hit a leader ([`LEADER_PAUSE_SHARE`]), which may then serve what piled up before
+/// it learns it was deposed (how reads without a lease show).
+const PAUSE_PROBABILITIES: [f64; 4] = [0.0, 0.02, 0.05, 0.1];
+/// The share of pauses aimed at a group's leader.
+const LEADER_PAUSE_SHARE: f64 = 0.7;
 /// Tries to learn a commit's outcome before it is recorded as unknown.
 const MAX_COMMIT_TRIES: u32 = 6;
 /// Tries of one lock-free read.
@@ -210,6 +216,11 @@ enum TxnKind {
     Transfer { from: usize, to: usize, amount: i64 },
     /// Reads two accounts under locks and commits without writes.
     Audit { from: usize, to: usize },
+    /// Scans one range — the accounts (`range` 0), the registers (1) or
+    /// the roster (2) — inside a read-write transaction, at most `limit`
+    /// rows, and commits without writes: its scan must show the state just
+    /// below its commit timestamp, phantoms excluded.
+    ScanAudit { range: usize, limit: usize },
     /// Writes (or deletes) registers without reading.
     Blind { writes: Vec<Write> },
     /// Reads the whole roster; takes `who` off duty (writes `off`) only if
@@ -217,6 +228,11 @@ enum TxnKind {
     GoOff { who: usize },
     /// Reads `who`'s roster entry; puts them on duty (deletes `off`).
     GoOn { who: usize },
+    /// [`TxnKind::GoOff`] by a scan of the roster: the off-duty entries are
+    /// its rows, so going on duty (a delete) and off (an insert) change
+    /// which rows it holds. Without phantom protection two of them take
+    /// the last two on duty off.
+    GoOffScan { who: usize },
     /// Elle's list-append: reads the lists in `read` and `append`, appends
     /// a number of its own to each list in `append`.
     Append {
@@ -247,11 +263,16 @@ struct TxnTask {
     /// The leader the attempt began at.
     node: NodeId,
     /// Its reads, by group (indices into its read keys), home first, and
-    /// how many groups have answered.
+    /// how many groups have answered (key reads first, then scans).
     plan: Vec<(GroupId, Vec<usize>)>,
+    /// Its scans, one request per (group, scan index), after the key reads;
+    /// a scan goes to every group (home first), each returning its rows.
+    scan_plan: Vec<(GroupId, usize)>,
     step: usize,
     /// The values read so far (one per read key).
     values: Vec<Option<Bytes>>,
+    /// The rows scanned so far, merged over the groups (one list per scan).
+    scan_rows: Vec<Vec<(Bytes, Bytes)>>,
     /// The term each group it read at answered with.
     terms: Vec<(GroupId, Term)>,
     txn: Option<TxnId>,
@@ -375,7 +396,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     let commit_record_retention =
         COMMIT_RECORD_RETENTIONS[rng.random_range(0..COMMIT_RECORD_RETENTIONS.len())];
     let adversary = Adversary::draw(&mut rng);
-    let pause = [0.0, 0.02, 0.05][rng.random_range(0..3)];
+    let pause = PAUSE_PROBABILITIES[rng.random_range(0..PAUSE_PROBABILITIES.len())];
     let request_timeout = REQUEST_TIMEOUTS[rng.random_range(0..REQUEST_TIMEOUTS.len())];
     // Clock uncertainty varies by seed, up to Spanner's: offsets between
     // nodes up to twice the base ε, so commit wait matters.
@@ -1105,7 +1126,7 @@ impl Sim {
         }
         if self.rng.random_bool(self.pause) {
             let i = match leader.and_then(|l| self.index(l)) {
-                Some(l) if self.rng.random_bool(0.5) => l,
+                Some(l) if self.rng.random_bool(LEADER_PAUSE_SHARE) => l,
                 _ => self.rng.random_range(0..self.nodes.len()),
             };
             if self.nodes[i].paused_until.is_none() && self.nodes[i].replica.is_some() {
@@ -1275,10 +1296,10 @@ impl Sim {
         let roll = self.rng.random_range(0..100);
         if roll < 12 {
             let who = self.rng.random_range(0..self.roster.keys.len());
-            let kind = if self.rng.random_bool(0.5) {
-                TxnKind::GoOff { who }
-            } else {
-                TxnKind::GoOn { who }
+            let kind = match self.rng.random_range(0..4) {
+                0 => TxnKind::GoOff { who },
+                1 => TxnKind::GoOffScan { who },
+                _ => TxnKind::GoOn { who },
             };
             self.new_attempt(c, kind, None, 0, 0);
             self.begin(c);
@@ -1289,8 +1310,18 @@ impl Sim {
             let kind = if roll < 43 {
                 let amount = self.rng.random_range(1..=20);
                 TxnKind::Transfer { from, to, amount }
-            } else {
+            } else if roll < 47 {
                 TxnKind::Audit { from, to }
+            } else {
+                // The accounts half the time; sometimes with a limit that
+                // truncates the scan.
+                let range = [0, 0, 1, 2][self.rng.random_range(0..4)];
+                let limit = if self.rng.random_bool(0.3) {
+                    self.rng.random_range(1..n)
+                } else {
+                    100
+                };
+                TxnKind::ScanAudit { range, limit }
             };
             self.new_attempt(c, kind, None, 0, 0);
             self.begin(c);
@@ -1397,6 +1428,7 @@ impl Sim {
             outcome: Outcome::Aborted,
             reads: Vec::new(),
             reads_invoked: Timestamp::ZERO,
+            scans: Vec::new(),
             writes: Vec::new(),
             optimistic: false,
         });
@@ -1421,6 +1453,8 @@ impl Sim {
             plan: Vec::new(),
             step: 0,
             values: Vec::new(),
+            scan_rows: Vec::new(),
+            scan_plan: Vec::new(),
             terms: Vec::new(),
             txn: None,
             commit_tries: 0,
@@ -1458,24 +1492,36 @@ impl Sim {
     /// Sends the read of the attempt's next group: at its home group as
     /// itself, elsewhere as a guest.
     fn send_txn_read(&mut self, c: usize, t: TxnTask) {
-        let (group, idx) = &t.plan[t.step];
-        let keys: Vec<Bytes> = {
-            let all = self.read_keys(&t.kind);
-            idx.iter().map(|&i| all[i].clone()).collect()
-        };
-        let (node, guest) = if *group == t.home {
+        let group = step_group(&t);
+        let (node, guest) = if group == t.home {
             (t.node, None)
         } else {
             let guest = Guest {
                 priority: t.priority.expect("begun"),
-                term: None,
+                // The term an earlier request there met, if any.
+                term: t.terms.iter().find(|(g, _)| *g == group).map(|(_, t)| *t),
                 mode: t.mode,
             };
-            (self.clients[c].leaders[(*group - 1) as usize], Some(guest))
+            (self.clients[c].leaders[(group - 1) as usize], Some(guest))
         };
         let txn = t.txn.expect("begun");
+        let request = if t.step < t.plan.len() {
+            let all = self.read_keys(&t.kind);
+            let keys = t.plan[t.step].1.iter().map(|&i| all[i].clone()).collect();
+            Request::Read { txn, keys, guest }
+        } else {
+            let (_, i) = t.scan_plan[t.step - t.plan.len()];
+            let (start, end, limit) = self.scans(&t.kind)[i].clone();
+            Request::Scan {
+                txn,
+                start,
+                end,
+                limit,
+                guest,
+            }
+        };
         self.clients[c].task = Task::Txn(t);
-        self.request(c, node, Request::Read { txn, keys, guest }, false);
+        self.request(c, node, request, false);
     }
 
     /// Ends the attempt as aborted and retries the transaction (same
@@ -1540,14 +1586,56 @@ impl Sim {
             TxnKind::GoOff { .. } => self.roster.keys.clone(),
             TxnKind::GoOn { who } => vec![self.roster.keys[*who].clone()],
             TxnKind::Append { read, .. } => read.iter().map(|&i| lists::key(i)).collect(),
+            TxnKind::ScanAudit { .. } | TxnKind::GoOffScan { .. } => Vec::new(),
+        }
+    }
+
+    /// The ranges a transaction of `kind` scans: `(start, end, limit)`.
+    fn scans(&self, kind: &TxnKind) -> Vec<(Bytes, Option<Bytes>, usize)> {
+        let range = |start: &'static [u8], end: &'static [u8], limit| {
+            (
+                Bytes::from_static(start),
+                Some(Bytes::from_static(end)),
+                limit,
+            )
+        };
+        match kind {
+            TxnKind::ScanAudit { range: 0, limit } => vec![range(Bank::PREFIX, b"acct0", *limit)],
+            TxnKind::ScanAudit { range: 1, limit } => vec![range(b"reg/", b"reg0", *limit)],
+            TxnKind::ScanAudit { limit, .. } => vec![range(Roster::PREFIX, b"duty0", *limit)],
+            TxnKind::GoOffScan { .. } => vec![range(Roster::PREFIX, b"duty0", 100)],
+            _ => Vec::new(),
         }
     }
 
     /// What a transaction of `kind` writes, having read `values` (of
     /// [`Self::read_keys`], in order).
-    fn decide_writes(&self, kind: &TxnKind, record: usize, values: &[Option<Bytes>]) -> Vec<Write> {
+    fn decide_writes(
+        &self,
+        kind: &TxnKind,
+        record: usize,
+        values: &[Option<Bytes>],
+        scan_rows: &[Vec<(Bytes, Bytes)>],
+    ) -> Vec<Write> {
         let accounts = &self.bank.accounts;
         match kind {
+            TxnKind::ScanAudit { .. } => Vec::new(),
+            TxnKind::GoOffScan { who } => {
+                // The rows are the entries that exist: off duty, or (never
+                // written by this workload) some other value.
+                let off = |k: &Bytes| {
+                    scan_rows[0]
+                        .iter()
+                        .any(|(rk, v)| rk == k && !Roster::on_duty(Some(v)))
+                };
+                let on = self.roster.keys.iter().filter(|k| !off(k)).count();
+                let key = &self.roster.keys[*who];
+                if !off(key) && on >= 2 {
+                    vec![Write::put(key.clone(), Bytes::from_static(Roster::OFF))]
+                } else {
+                    Vec::new()
+                }
+            }
             TxnKind::Transfer { from, to, amount } => {
                 let bf = self.bank.balance(values[0].as_ref());
                 let bt = self.bank.balance(values[1].as_ref());
@@ -1707,8 +1795,9 @@ impl Sim {
                 t.priority = Some(priority);
                 self.history.txns[t.record].txn = Some(txn);
                 let keys = self.read_keys(&t.kind);
-                if keys.is_empty() {
-                    t.writes = self.decide_writes(&t.kind, t.record, &[]);
+                let scans = self.scans(&t.kind);
+                if keys.is_empty() && scans.is_empty() {
+                    t.writes = self.decide_writes(&t.kind, t.record, &[], &[]);
                     self.history.txns[t.record].writes = t.writes.clone();
                     t.stage = Stage::Commit;
                     self.send_commit(c, t, false);
@@ -1722,10 +1811,21 @@ impl Sim {
                             None => plan.push((g, vec![i])),
                         }
                     }
-                    assert_eq!(plan[0].0, t.home, "the first read is at home");
+                    // Every scan at every group, home first.
+                    let mut scan_plan = Vec::new();
+                    for i in 0..scans.len() {
+                        scan_plan.push((t.home, i));
+                        for g in (1..=self.groups).filter(|g| *g != t.home) {
+                            scan_plan.push((g, i));
+                        }
+                    }
+                    let first = plan.first().map_or(t.home, |(g, _)| *g);
+                    assert_eq!(first, t.home, "the first read is at home");
                     t.plan = plan;
+                    t.scan_plan = scan_plan;
                     t.step = 0;
                     t.values = vec![None; keys.len()];
+                    t.scan_rows = vec![Vec::new(); scans.len()];
                     let now = self.now();
                     self.history.txns[t.record].reads_invoked = now;
                     self.send_txn_read(c, t);
@@ -1742,27 +1842,33 @@ impl Sim {
                 for (i, v) in idx.into_iter().zip(values) {
                     t.values[i] = v;
                 }
-                t.terms.push((group, term));
-                t.step += 1;
-                if t.step < t.plan.len() {
-                    self.send_txn_read(c, t);
-                    return;
+                if !t.terms.iter().any(|(g, _)| *g == group) {
+                    t.terms.push((group, term));
                 }
-                let keys = self.read_keys(&t.kind);
-                let values = std::mem::take(&mut t.values);
-                t.writes = self.decide_writes(&t.kind, t.record, &values);
-                let rec = &mut self.history.txns[t.record];
-                rec.reads = keys.into_iter().zip(values).collect();
-                rec.writes = t.writes.clone();
-                t.stage = Stage::Commit;
-                self.send_commit(c, t, false);
+                t.step += 1;
+                self.next_txn_read(c, t);
+            }
+            (Stage::Read, Ok(Response::Rows { rows, term })) => {
+                let (group, i) = t.scan_plan[t.step - t.plan.len()];
+                // Each group returns its first `limit` rows: together they
+                // hold the first `limit` rows of the range.
+                let (_, _, limit) = self.scans(&t.kind)[i].clone();
+                let merged = &mut t.scan_rows[i];
+                merged.extend(rows);
+                merged.sort();
+                merged.truncate(limit);
+                if !t.terms.iter().any(|(g, _)| *g == group) {
+                    t.terms.push((group, term));
+                }
+                t.step += 1;
+                self.next_txn_read(c, t);
             }
             // A guest group's refusal that says nothing of the transaction:
             // ask again after a pause (a guest group electing a leader must
             // not cost the attempt). At home the transaction lives only at
             // the leader it began at: a refusal there ends the attempt.
             (Stage::Read, Err(e))
-                if t.plan[t.step].0 != t.home
+                if step_group(&t) != t.home
                     && e.is_retryable()
                     && !matches!(e, TxnError::Aborted { .. }) =>
             {
@@ -1800,6 +1906,36 @@ impl Sim {
                 self.finish_task(c);
             }
         }
+    }
+
+    /// Sends the attempt's next read or scan, or, with every one answered,
+    /// records what it saw and commits.
+    fn next_txn_read(&mut self, c: usize, mut t: TxnTask) {
+        if t.step < t.plan.len() + t.scan_plan.len() {
+            self.send_txn_read(c, t);
+            return;
+        }
+        let keys = self.read_keys(&t.kind);
+        let values = std::mem::take(&mut t.values);
+        let scan_rows = std::mem::take(&mut t.scan_rows);
+        t.writes = self.decide_writes(&t.kind, t.record, &values, &scan_rows);
+        let scans = self
+            .scans(&t.kind)
+            .into_iter()
+            .zip(scan_rows)
+            .map(|((start, end, limit), rows)| ScanRecord {
+                start,
+                end,
+                limit,
+                rows,
+            })
+            .collect();
+        let rec = &mut self.history.txns[t.record];
+        rec.reads = keys.into_iter().zip(values).collect();
+        rec.scans = scans;
+        rec.writes = t.writes.clone();
+        t.stage = Stage::Commit;
+        self.send_commit(c, t, false);
     }
 
     fn start_read(&mut self, c: usize, at: ReadAt, reads: Vec<ReadOp>) {
@@ -2199,6 +2335,14 @@ impl Sim {
 }
 
 /// A cycle in the waits-for graph, if there is one.
+/// The group the attempt's current read or scan goes to.
+fn step_group(t: &TxnTask) -> GroupId {
+    match t.plan.get(t.step) {
+        Some((g, _)) => *g,
+        None => t.scan_plan[t.step - t.plan.len()].0,
+    }
+}
+
 fn find_cycle(edges: &[meridian_participant::WaitsFor]) -> Option<Vec<TxnId>> {
     use std::collections::HashMap;
     if edges.is_empty() {

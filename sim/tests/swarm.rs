@@ -277,6 +277,15 @@ fn planted_release_read_locks_at_prepare_is_caught() {
 }
 
 #[test]
+fn planted_scan_without_range_lock_is_caught_as_a_phantom() {
+    assert_caught_as(
+        "scan-without-range-lock",
+        false,
+        &[rules::SERIALIZABLE, rules::ROSTER],
+    );
+}
+
+#[test]
 fn every_concurrency_mode_passes_in_both_transaction_layers() {
     for cc in [Cc::TwoPl, Cc::Occ, Cc::Mixed] {
         for layer in Layer::TRANSACTIONAL {

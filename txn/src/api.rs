@@ -109,6 +109,35 @@ pub enum Request {
         /// group knows it.
         guest: Option<Guest>,
     },
+    /// Scans `[start, end)` (`end` `None`: no upper bound) at the leader:
+    /// the newest applied values of at most `limit` keys in the range, in
+    /// key order. Same serving, guest and term rules as [`Request::Read`].
+    /// A [`CcMode::Locking`] transaction first takes a shared *range* lock
+    /// on the whole requested range under wound-wait, held until the
+    /// outcome, so no other transaction writes inside it — an existing key
+    /// or a new one (no phantoms; Spanner §2.1, §4.2.1). A
+    /// [`CcMode::Optimistic`] one takes no lock; the rows it saw (keys and
+    /// versions) are validated at commit or prepare, where the range is
+    /// then held shared until the outcome (docs/design.md §5.4).
+    ///
+    /// The rows are the group's committed state only: the transaction's
+    /// own buffered writes are the client's, which overlays them on the
+    /// rows (they are not sent before `Commit`). Counts as one operation
+    /// plus one per row returned towards [`MAX_TXN_OPERATIONS`].
+    Scan {
+        /// The transaction.
+        txn: TxnId,
+        /// First key (empty: from the first key there is).
+        start: Bytes,
+        /// Bound after the last key, if any.
+        end: Option<Bytes>,
+        /// Most rows to return (at most
+        /// [`meridian_participant::mvcc::MAX_SCAN_ROWS`]).
+        limit: usize,
+        /// `None` at the transaction's home group; elsewhere, how this
+        /// group knows it.
+        guest: Option<Guest>,
+    },
     /// Commits the transaction, sent to its home group's leader. With no
     /// `participants`: one-phase commit of `writes` in one Paxos round.
     /// Otherwise the home group coordinates two-phase commit over itself
@@ -204,6 +233,13 @@ pub enum Response {
     Read {
         /// The values (`None`: no value).
         values: Vec<Option<Bytes>>,
+        /// The group's term, to name in later requests there.
+        term: Term,
+    },
+    /// [`Request::Scan`]: `(key, value)` rows in key order.
+    Rows {
+        /// The rows (deleted keys are not rows).
+        rows: Vec<(Bytes, Bytes)>,
         /// The group's term, to name in later requests there.
         term: Term,
     },
@@ -544,19 +580,25 @@ pub fn check_reads(reads: &[ReadOp]) -> Result<(), InvalidRequest> {
     for r in reads {
         match r {
             ReadOp::Get(key) => check_key(key)?,
-            ReadOp::Scan { start, end, limit } => {
-                if !start.is_empty() {
-                    check_key(start)?;
-                }
-                if let Some(end) = end {
-                    check_key(end)?;
-                }
-                let max = meridian_participant::mvcc::MAX_SCAN_ROWS;
-                if *limit > max {
-                    return Err(InvalidRequest::ScanLimitTooLarge { limit: *limit, max });
-                }
-            }
+            ReadOp::Scan { start, end, limit } => check_scan(start, end.as_ref(), *limit)?,
         }
+    }
+    Ok(())
+}
+
+/// Checks a scan's bounds and limit: an empty `start` means from the first
+/// key; otherwise both bounds are keys within the limits, and `limit` is at
+/// most [`meridian_participant::mvcc::MAX_SCAN_ROWS`].
+pub fn check_scan(start: &[u8], end: Option<&Bytes>, limit: usize) -> Result<(), InvalidRequest> {
+    if !start.is_empty() {
+        check_key(start)?;
+    }
+    if let Some(end) = end {
+        check_key(end)?;
+    }
+    let max = meridian_participant::mvcc::MAX_SCAN_ROWS;
+    if limit > max {
+        return Err(InvalidRequest::ScanLimitTooLarge { limit, max });
     }
     Ok(())
 }

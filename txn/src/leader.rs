@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 use meridian_participant::fxhash::FxHashMap;
-use meridian_participant::occ::{self, ReadVersion};
+use meridian_participant::occ::{self, ReadVersion, ScanVersions};
 use meridian_participant::{
     Acquire, GroupState, LockError, LockLimits, LockMode, LockTable, Priority, TxnId, Write,
 };
@@ -21,7 +21,8 @@ use meridian_paxos::Ballot;
 use meridian_truetime::Timestamp;
 
 use crate::api::{
-    AbortReason, CcMode, GroupId, GroupMessage, Participant, RequestId, Response, TxnError, Vote,
+    AbortReason, CcMode, GroupId, GroupMessage, InvalidRequest, MAX_TXN_OPERATIONS, Participant,
+    RequestId, Response, TxnError, Vote,
 };
 use crate::replica::Output;
 
@@ -39,6 +40,13 @@ pub(crate) enum Op {
         targets: Vec<RequestId>,
         keys: Vec<Bytes>,
         values: Vec<Option<Bytes>>,
+    },
+    /// A scan request taking (or waiting for) its shared range lock.
+    Scanning {
+        targets: Vec<RequestId>,
+        start: Bytes,
+        end: Option<Bytes>,
+        limit: usize,
     },
     /// A commit request (or, at a participant, a prepare) taking
     /// exclusive locks on its writes.
@@ -67,6 +75,9 @@ pub(crate) struct ActiveTxn {
     /// An optimistic transaction's reads here and the versions they saw,
     /// validated at commit or prepare (empty for a locking one).
     pub(crate) reads: Vec<ReadVersion>,
+    /// An optimistic transaction's scans here and the rows they saw,
+    /// validated with its reads (empty for a locking one).
+    pub(crate) scans: Vec<ScanVersions>,
     /// Local time of the last request.
     pub(crate) last_active: Timestamp,
     /// Keys read and written so far, against `MAX_TXN_OPERATIONS`.
@@ -202,6 +213,7 @@ impl Leader {
                 priority,
                 mode,
                 reads: Vec::new(),
+                scans: Vec::new(),
                 last_active: local,
                 ops: 0,
                 op: Op::Idle,
@@ -228,6 +240,7 @@ impl Leader {
                 priority,
                 mode,
                 reads: Vec::new(),
+                scans: Vec::new(),
                 last_active: local,
                 ops: 0,
                 op: Op::Idle,
@@ -254,13 +267,14 @@ impl Leader {
     /// Rebuilds the locks of a transaction prepared in the log, at the
     /// start of a term (docs/design.md §5.1: failover keeps prepared
     /// transactions' locks). Its prepare record holds its writes
-    /// (exclusive) and reads (shared).
+    /// (exclusive), reads (shared) and scanned ranges (shared range locks).
     pub(crate) fn rebuild_prepared(
         &mut self,
         txn: TxnId,
         priority: Priority,
         writes: &[Write],
         reads: &[Bytes],
+        ranges: &[(Bytes, Option<Bytes>)],
         local: Timestamp,
     ) {
         self.txns.insert(
@@ -270,6 +284,7 @@ impl Leader {
                 // Prepared: it holds its locks whichever mode it ran in.
                 mode: CcMode::Locking,
                 reads: Vec::new(),
+                scans: Vec::new(),
                 last_active: local,
                 ops: 0,
                 op: Op::Committing,
@@ -288,8 +303,18 @@ impl Leader {
                 "rebuilding prepared txn {txn}'s lock on {key:?}: {got:?}"
             );
         }
-        if let Err(e) = self.locks.mark_prepared(txn) {
-            panic!("rebuilt txn {txn} cannot be marked prepared: {e}");
+        for (start, end) in ranges {
+            let got = self.locks.acquire_range(txn, priority, start, end.as_ref());
+            assert!(
+                matches!(got, Ok(Acquire::Granted)),
+                "rebuilding prepared txn {txn}'s range lock on [{start:?}, {end:?}): {got:?}"
+            );
+        }
+        match self.locks.mark_prepared(txn) {
+            // Nothing to lock (it scanned only an empty range here):
+            // nothing to protect.
+            Ok(()) | Err(LockError::UnknownTxn { .. }) => {}
+            Err(e) => panic!("rebuilt txn {txn} cannot be marked prepared: {e}"),
         }
     }
 
@@ -315,7 +340,10 @@ impl Leader {
         {
             self.vote_no(txn, *coordinator, reason, out);
         }
-        if let Op::Reading { targets, .. } | Op::Locking { targets, .. } = t.op {
+        if let Op::Reading { targets, .. }
+        | Op::Scanning { targets, .. }
+        | Op::Locking { targets, .. } = t.op
+        {
             reply_all(&targets, &Err(TxnError::Aborted { txn, reason }), out);
         }
         self.release(txn, resume);
@@ -432,6 +460,10 @@ impl Leader {
                     }
                     (keys[values.len()].clone(), LockMode::Shared)
                 }
+                Op::Scanning { .. } => {
+                    self.drive_scan(txn, local, state, resume, out);
+                    return;
+                }
                 Op::Locking { .. } if t.mode == CcMode::Optimistic => {
                     self.lock_optimistic(txn, state, resume, ready, out);
                     return;
@@ -494,6 +526,98 @@ impl Leader {
         }
     }
 
+    /// A locking scan: takes the shared range lock on the whole requested
+    /// range under wound-wait (as a read takes its key locks; resumed here
+    /// when the lock is granted), then reads the newest applied rows in it.
+    /// The range lock is held until the outcome (strict two-phase locking):
+    /// no other transaction can write inside the range, a key there now or
+    /// a new one, until this one ends (no phantoms).
+    fn drive_scan(
+        &mut self,
+        txn: TxnId,
+        local: Timestamp,
+        state: &GroupState,
+        resume: &mut VecDeque<TxnId>,
+        out: &mut Vec<Output>,
+    ) {
+        let t = self.txns.get(&txn).expect("caller checked");
+        let Op::Scanning { start, end, .. } = &t.op else {
+            unreachable!("caller checked")
+        };
+        let (start, end, priority) = (start.clone(), end.clone(), t.priority);
+        if !self.bug(crate::replica::bug::SCAN_WITHOUT_RANGE_LOCK) {
+            let (granted, wounded) =
+                match self
+                    .locks
+                    .acquire_range(txn, priority, &start, end.as_ref())
+                {
+                    Ok(Acquire::Granted) => (true, Vec::new()),
+                    Ok(Acquire::GrantedWounding { wounded }) => (true, wounded),
+                    Ok(Acquire::Waiting { wounded }) => (false, wounded),
+                    Err(e) => {
+                        self.fail_request(txn, local, e, resume, out);
+                        return;
+                    }
+                };
+            for victim in wounded {
+                self.abort(victim, AbortReason::Wounded, resume, out);
+            }
+            if !granted {
+                return;
+            }
+        }
+        let origin = self.origin;
+        let t = self.txns.get_mut(&txn).expect("wounds spare the requester");
+        let Op::Scanning { targets, limit, .. } = std::mem::replace(&mut t.op, Op::Idle) else {
+            unreachable!("checked above")
+        };
+        // Spanner §4.2.1: under the range lock the newest applied versions
+        // are the ones to read; every conflicting commit holds its
+        // exclusive lock until it has applied.
+        let rows = state
+            .scan_latest(&start, end.as_deref(), limit)
+            .expect("the limit was checked at the request");
+        t.last_active = local;
+        let reply = match count_rows(t, rows.len()) {
+            Ok(()) => Ok(Response::Rows {
+                rows: rows.into_iter().map(|(k, _, v)| (k, v)).collect(),
+                term: origin,
+            }),
+            Err(e) => Err(e),
+        };
+        reply_all(&targets, &reply, out);
+    }
+
+    /// An optimistic scan (docs/design.md §5.4): no lock; the newest
+    /// applied rows of the range, recorded with their versions for
+    /// validation at commit.
+    pub(crate) fn scan_optimistic(
+        &mut self,
+        txn: TxnId,
+        start: Bytes,
+        end: Option<Bytes>,
+        limit: usize,
+        state: &GroupState,
+        local: Timestamp,
+    ) -> Result<Response, TxnError> {
+        let t = self.txns.get_mut(&txn).expect("caller checked");
+        let rows = state
+            .scan_latest(&start, end.as_deref(), limit)
+            .expect("the limit was checked at the request");
+        t.last_active = local;
+        count_rows(t, rows.len())?;
+        t.scans.push(ScanVersions {
+            start,
+            end,
+            limit,
+            rows: rows.iter().map(|(k, ts, _)| (k.clone(), *ts)).collect(),
+        });
+        Ok(Response::Rows {
+            rows: rows.into_iter().map(|(k, _, v)| (k, v)).collect(),
+            term: self.origin,
+        })
+    }
+
     /// An optimistic read (docs/design.md §5.4): no lock; the newest
     /// applied version of each key, tombstones included, recorded with
     /// the transaction for validation at commit.
@@ -524,7 +648,9 @@ impl Leader {
     /// commit (or prepare) is in `Locking` (docs/design.md §5.4), all in
     /// this one step: try-lock every write exclusively without waiting,
     /// validate the recorded reads, and hold every validated read key
-    /// shared until the outcome. Any failure aborts it (`Conflict`, a no
+    /// shared until the outcome; then the same for its scans, whose ranges
+    /// are try-locked shared and whose rows are re-checked
+    /// ([`Leader::validate_scans`]). Any failure aborts it (`Conflict`, a no
     /// vote at a participant); success reports it in `ready`, where it is
     /// marked prepared before anything else can run. It never queues, so
     /// it never waits and never wounds.
@@ -574,6 +700,7 @@ impl Leader {
                 }
             }
         }
+        ok = ok && self.validate_scans(txn, state, !skip_validation);
         if !ok {
             self.abort(txn, AbortReason::Conflict, resume, out);
             return;
@@ -601,10 +728,11 @@ impl Leader {
     }
 
     /// Validates a single-group optimistic transaction without writes at
-    /// its commit: it commits only if every read is still current. The
-    /// reads are then held shared until its commit wait ends (the caller
-    /// releases them), as a locking transaction's would be, so no write of
-    /// what it read can take a timestamp below its own.
+    /// its commit: it commits only if every read and scan is still
+    /// current. The read keys and scanned ranges are then held shared until
+    /// its commit wait ends (the caller releases them), as a locking
+    /// transaction's would be, so no write of what it read can take a
+    /// timestamp below its own.
     pub(crate) fn validate_read_only(&mut self, txn: TxnId, state: &GroupState) -> bool {
         let Some(t) = self.txns.get(&txn) else {
             return false;
@@ -621,6 +749,35 @@ impl Leader {
                 self.locks.try_acquire(txn, priority, key, LockMode::Shared),
                 Ok(true)
             )
+        }) && self.validate_scans(
+            txn,
+            state,
+            !self.bug(crate::replica::bug::SKIP_OCC_VALIDATION),
+        )
+    }
+
+    /// Validates an optimistic transaction's scans and holds their ranges
+    /// (docs/design.md §5.4): each range is try-locked shared, which fails
+    /// while another transaction holds or queued an exclusive lock inside
+    /// it (a write about to apply), and its first `limit` rows must still be
+    /// the `(key, version)` pairs the scan returned (no row changed or
+    /// deleted, no key inserted; not checked with `check_rows` false, the
+    /// planted bug that skips validation). The ranges stay locked until the
+    /// outcome; on failure the caller releases what was taken.
+    fn validate_scans(&mut self, txn: TxnId, state: &GroupState, check_rows: bool) -> bool {
+        let Some(t) = self.txns.get(&txn) else {
+            return false;
+        };
+        let priority = t.priority;
+        t.scans.iter().all(|scan| {
+            match self
+                .locks
+                .try_acquire_range(txn, priority, &scan.start, scan.end.as_ref())
+            {
+                Ok(true) => !check_rows || occ::validate_scan(state, scan).is_ok(),
+                Ok(false) => false,
+                Err(e) => panic!("lock table refused optimistic txn {txn}'s range: {e}"),
+            }
         })
     }
 
@@ -687,8 +844,9 @@ impl Leader {
         };
         if let Some(t) = self.txns.get_mut(&txn) {
             t.last_active = local;
-            if let Op::Reading { targets, .. } | Op::Locking { targets, .. } =
-                std::mem::replace(&mut t.op, Op::Idle)
+            if let Op::Reading { targets, .. }
+            | Op::Scanning { targets, .. }
+            | Op::Locking { targets, .. } = std::mem::replace(&mut t.op, Op::Idle)
             {
                 reply_all(&targets, &Err(err), out);
             }
@@ -719,7 +877,10 @@ impl Leader {
     /// fails with `LeaderChanged`.
     pub(crate) fn step_down(self, out: &mut Vec<Output>) {
         for (txn, t) in self.txns {
-            if let Op::Reading { targets, .. } | Op::Locking { targets, .. } = t.op {
+            if let Op::Reading { targets, .. }
+            | Op::Scanning { targets, .. }
+            | Op::Locking { targets, .. } = t.op
+            {
                 reply_all(
                     &targets,
                     &Err(TxnError::Aborted {
@@ -756,10 +917,25 @@ impl Leader {
                     "committing txn {txn} is not marked prepared in the lock table"
                 ),
                 Op::Idle => assert!(!waiting, "idle txn {txn} waits for a lock"),
-                Op::Reading { .. } | Op::Locking { .. } => {}
+                Op::Reading { .. } | Op::Scanning { .. } | Op::Locking { .. } => {}
             }
         }
     }
+}
+
+/// Counts a scan of `rows` rows, one operation plus one per row, against
+/// [`MAX_TXN_OPERATIONS`]; a scan over the limit counts nothing.
+fn count_rows(t: &mut ActiveTxn, rows: usize) -> Result<(), TxnError> {
+    let count = t.ops + 1 + rows;
+    if count > MAX_TXN_OPERATIONS {
+        return Err(InvalidRequest::TooManyOperations {
+            count,
+            max: MAX_TXN_OPERATIONS,
+        }
+        .into());
+    }
+    t.ops = count;
+    Ok(())
 }
 
 /// Sends `reply` to every request in `targets`.

@@ -121,6 +121,11 @@ pub enum PlantedBug {
     /// outcome, and leaves them out of the prepare record: a writer can
     /// overwrite what the transaction read before it commits (write skew).
     ReleaseReadLocksAtPrepare,
+    /// Scans of locking transactions take no range lock: they read the
+    /// newest applied rows and hold nothing, so another transaction can
+    /// insert into, change or delete from a scanned range before the
+    /// scanner commits (phantoms, write skew).
+    ScanWithoutRangeLock,
 }
 
 /// Stands in for [`PlantedBug`] when the feature is off: every bug check

@@ -18,7 +18,7 @@ use rand::RngCore;
 use crate::api::{
     AbortReason, CcMode, GroupId, GroupMessage, Guest, Participant, ReadAt, ReadOp, ReadResult,
     Reply, Request, RequestId, Response, TxnError, Vote, check_key, check_operation_count,
-    check_reads, check_write,
+    check_reads, check_scan, check_write,
 };
 use crate::config::Config;
 use crate::coordinator::{Action, Coordinator};
@@ -754,7 +754,7 @@ impl GroupReplica {
             return;
         };
         for (txn, p) in self.state.prepared().filter(|_| rebuild) {
-            l.rebuild_prepared(*txn, p.priority, &p.writes, &p.reads, local);
+            l.rebuild_prepared(*txn, p.priority, &p.writes, &p.reads, &p.ranges, local);
         }
         if !resume {
             return;
@@ -1040,6 +1040,9 @@ impl GroupReplica {
                     deadline: *deadline,
                     writes: writes.clone(),
                     reads,
+                    // And the scanned ranges: a new leader must keep
+                    // inserts out of them until the outcome.
+                    ranges: l.locks.ranges_held_by(txn),
                 }
             }
             CommitKind::Coordinator { participants } => {
@@ -1332,6 +1335,17 @@ impl GroupReplica {
                     Err(e) => Err(e),
                 }
             }
+            Request::Scan {
+                txn,
+                start,
+                end,
+                limit,
+                guest,
+            } => match self.start_scan(now, id, txn, start, end, limit, guest) {
+                Ok(None) => return,
+                Ok(Some(answer)) => Ok(answer),
+                Err(e) => Err(e),
+            },
             Request::Commit {
                 txn,
                 writes,
@@ -1448,6 +1462,60 @@ impl GroupReplica {
             targets: vec![id],
             values: Vec::with_capacity(keys.len()),
             keys,
+        };
+        self.resume.push_back(txn);
+        Ok(None)
+    }
+
+    /// A scan in a read-write transaction: a locking one queues for its
+    /// range lock (resumed by [`Leader::drive`]); an optimistic one is
+    /// answered at once and recorded for validation.
+    #[allow(clippy::too_many_arguments)]
+    fn start_scan(
+        &mut self,
+        now: TtInterval,
+        id: RequestId,
+        txn: TxnId,
+        start: bytes::Bytes,
+        end: Option<bytes::Bytes>,
+        limit: usize,
+        guest: Option<Guest>,
+    ) -> Result<Option<Response>, TxnError> {
+        check_scan(&start, end.as_ref(), limit)?;
+        self.serving(now, true)?;
+        let local = now.midpoint();
+        let t = self.active_for(txn, guest, local)?;
+        if t.mode == CcMode::Optimistic {
+            if !matches!(t.op, Op::Idle) {
+                return Err(TxnError::TxnBusy { txn });
+            }
+            check_operation_count(t.ops + 1)?;
+            let l = self.leader.as_mut().expect("serving checked");
+            return l
+                .scan_optimistic(txn, start, end, limit, &self.state, local)
+                .map(Some);
+        }
+        match &mut t.op {
+            Op::Idle => {}
+            Op::Scanning {
+                targets,
+                start: s,
+                end: e,
+                limit: n,
+            } if *s == start && *e == end && *n == limit => {
+                // A duplicate of the scan in progress: answer both.
+                targets.push(id);
+                return Ok(None);
+            }
+            _ => return Err(TxnError::TxnBusy { txn }),
+        }
+        check_operation_count(t.ops + 1)?;
+        t.last_active = local;
+        t.op = Op::Scanning {
+            targets: vec![id],
+            start,
+            end,
+            limit,
         };
         self.resume.push_back(txn);
         Ok(None)
@@ -2018,6 +2086,7 @@ pub(crate) mod bug {
         PlantedBug::NoLockRebuildAfterFailover;
     pub(crate) const RELEASE_READ_LOCKS_AT_PREPARE: PlantedBug =
         PlantedBug::ReleaseReadLocksAtPrepare;
+    pub(crate) const SCAN_WITHOUT_RANGE_LOCK: PlantedBug = PlantedBug::ScanWithoutRangeLock;
 }
 
 #[cfg(not(feature = "planted-bugs"))]
@@ -2031,4 +2100,5 @@ pub(crate) mod bug {
     pub(crate) const COORDINATOR_FORGETS_DECISION: BugStub = BugStub;
     pub(crate) const NO_LOCK_REBUILD_AFTER_FAILOVER: BugStub = BugStub;
     pub(crate) const RELEASE_READ_LOCKS_AT_PREPARE: BugStub = BugStub;
+    pub(crate) const SCAN_WITHOUT_RANGE_LOCK: BugStub = BugStub;
 }

@@ -135,3 +135,61 @@ fn farm_s4_a_tombstone_collected_since_the_read_fails_safe() {
     assert_eq!(s.latest_version(b"a"), None, "GC dropped the old tombstone");
     assert!(validate(&s, &LockTable::default(), ME, &[saw("a", Some(20))]).is_err());
 }
+
+fn scan_of(start: &str, end: &str, limit: usize, rows: &[(&str, u64)]) -> ScanVersions {
+    ScanVersions {
+        start: key(start),
+        end: Some(key(end)),
+        limit,
+        rows: rows.iter().map(|(k, t)| (key(k), ts(*t))).collect(),
+    }
+}
+
+#[test]
+fn farm_s4_a_scan_whose_rows_are_unchanged_validates() {
+    let s = state(&[(
+        10,
+        &[
+            Write::put(key("a"), key("1")),
+            Write::put(key("c"), key("3")),
+        ],
+    )]);
+    let scan = scan_of("a", "z", 10, &[("a", 10), ("c", 10)]);
+    assert_eq!(validate_scan(&s, &scan), Ok(()));
+    // A limit-truncated scan ignores what lies past its last row.
+    let s2 = state(&[
+        (
+            10,
+            &[
+                Write::put(key("a"), key("1")),
+                Write::put(key("c"), key("3")),
+            ],
+        ),
+        (20, &[Write::put(key("d"), key("4"))]),
+    ]);
+    let first = scan_of("a", "z", 1, &[("a", 10)]);
+    assert_eq!(validate_scan(&s2, &first), Ok(()));
+}
+
+#[test]
+fn farm_s4_a_scan_fails_on_a_phantom_a_changed_row_or_a_deleted_row() {
+    let seen = scan_of("a", "z", 10, &[("a", 10), ("c", 10)]);
+    let base: &[Write] = &[
+        Write::put(key("a"), key("1")),
+        Write::put(key("c"), key("3")),
+    ];
+    for (later, what) in [
+        (Write::put(key("b"), key("2")), "an inserted key"),
+        (Write::put(key("c"), key("9")), "a changed row"),
+        (Write::delete(key("a")), "a deleted row"),
+    ] {
+        let s = state(&[(10, base), (20, &[later])]);
+        assert!(
+            matches!(validate_scan(&s, &seen), Err(Conflict::ScanChanged { .. })),
+            "{what} must fail validation"
+        );
+    }
+    // Outside the range nothing matters.
+    let s = state(&[(10, base), (20, &[Write::put(key("zz"), key("0"))])]);
+    assert_eq!(validate_scan(&s, &seen), Ok(()));
+}

@@ -61,6 +61,7 @@ fn prepare_writes(txn: TxnId, writes: Vec<Write>, coordinator: u64) -> Command {
         deadline: ts(FAR_DEADLINE),
         writes,
         reads: vec![],
+        ranges: vec![],
     }
 }
 
@@ -273,6 +274,7 @@ fn snapshot_round_trips_every_part_of_the_state() {
             deadline: ts(900),
             writes: vec![Write::put(b("c"), b("3"))],
             reads: vec![b("a")],
+            ranges: vec![(b("k"), Some(b("m"))), (b("q"), None)],
         },
     ))
     .unwrap();
@@ -301,9 +303,17 @@ fn snapshot_round_trips_every_part_of_the_state() {
             p.prepare_ts,
             p.coordinator,
             p.deadline,
-            p.reads.clone()
+            p.reads.clone(),
+            p.ranges.clone()
         ),
-        (TxnId::new(5, 6), ts(300), 4, ts(900), vec![b("a")])
+        (
+            TxnId::new(5, 6),
+            ts(300),
+            4,
+            ts(900),
+            vec![b("a")],
+            vec![(b("k"), Some(b("m"))), (b("q"), None)]
+        )
     );
     assert!(GroupState::decode(&data.slice(..data.len() - 1), 0).is_err());
 }
@@ -528,6 +538,7 @@ fn prepare_due(txn: TxnId, key: &str, deadline: u64) -> Command {
         deadline: ts(deadline),
         writes: vec![Write::put(b(key), b("p"))],
         reads: vec![b("r")],
+        ranges: vec![],
     }
 }
 
