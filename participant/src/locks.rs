@@ -106,9 +106,14 @@
 //! count towards [`LockLimits::max_total_waiters`].
 //!
 //! A full queue displaces only a waiter that nobody (key or range request)
-//! waits behind, so displacing never grants anyone; with range requests
-//! queued this can leave no waiter to displace where one would be without
-//! them, and the request then fails retryably.
+//! waits behind, so displacing never grants anyone. When a range request
+//! waits behind a full key queue's younger last waiter, an older request
+//! wounds that waiter instead and queues past the bound; the caller's
+//! abort of the wounded waiter brings the queue back within it. So a full
+//! queue never refuses an older transaction that a younger waiter could
+//! make room for (`assert_invariants` allows a queue past its bound only by
+//! wounded waiters). A full queue of range requests still fails such a
+//! request retryably.
 //!
 //! Range locks are expected to be rare. The table keeps them in plain
 //! lists (overlap is found by a linear scan) and, only while at least one
@@ -988,13 +993,13 @@ impl LockTable {
         mode: LockMode,
         may_wait: bool,
     ) -> Result<Option<Acquire>, LockError> {
-        match self.request_once(txn, prio, key, mode, may_wait) {
+        match self.request_once(txn, prio, key, mode, may_wait, false) {
             Err(LockError::TooManyWaiters { limit }) if self.wounds() => {
                 // Make room by displacing a younger waiter elsewhere.
                 let Some(victim) = self.displace_waiter(txn, prio, Among::AllBut(Some(key))) else {
                     return Err(LockError::TooManyWaiters { limit });
                 };
-                let again = self.request_once(txn, prio, key, mode, may_wait)?;
+                let again = self.request_once(txn, prio, key, mode, may_wait, false)?;
                 Ok(again.map(|a| a.after_displacing(victim)))
             }
             other => other,
@@ -1117,6 +1122,7 @@ impl LockTable {
         key: &Bytes,
         mode: LockMode,
         may_wait: bool,
+        past_bound: bool,
     ) -> Result<Option<Acquire>, LockError> {
         self.check_requester(txn, prio)?;
         let wounds = self.wounds();
@@ -1194,22 +1200,48 @@ impl LockTable {
         if !may_wait {
             return Ok(None);
         }
-        if lock.queue.len() >= self.limits.max_waiters_per_key {
+        if lock.queue.len() >= self.limits.max_waiters_per_key && !past_bound {
             // A full queue: take the place of its last waiter if younger,
             // then ask again (the queue now has room; with the last waiter
             // gone the request may even be granted at once).
+            let last = lock.queue.back().map(|w| (w.txn, w.prio));
             let displaced = if wounds {
                 self.displace_waiter(txn, prio, Among::KeyQueue(key))
             } else {
                 None
             };
             let Some(victim) = displaced else {
+                // A younger last waiter that a range request waits behind
+                // cannot leave the queue here (the wake-up it would owe is
+                // not this call's to report). Wound it and wait past the
+                // bound instead: the caller aborts it, and its release
+                // brings the queue back within the bound. So a full queue
+                // never refuses an older transaction a younger one could
+                // make room for (no starvation).
+                if let (true, Some((last_txn, last_prio))) = (wounds, last) {
+                    let t = self
+                        .txns
+                        .get_mut(&last_txn)
+                        .expect("every waiter has a transaction record");
+                    if prio.is_older(txn, last_prio, last_txn) && !t.prepared {
+                        let fresh = !t.wounded;
+                        t.wounded = true;
+                        let again = self.request_once(txn, prio, key, mode, may_wait, true)?;
+                        return Ok(again.map(|a| {
+                            if fresh {
+                                a.after_displacing(Some(last_txn))
+                            } else {
+                                a
+                            }
+                        }));
+                    }
+                }
                 return Err(LockError::QueueFull {
                     key: key.clone(),
                     limit: self.limits.max_waiters_per_key,
                 });
             };
-            let again = self.request_once(txn, prio, key, mode, may_wait)?;
+            let again = self.request_once(txn, prio, key, mode, may_wait, false)?;
             return Ok(again.map(|a| a.after_displacing(victim)));
         }
         if self.waiters >= self.limits.max_total_waiters {
@@ -1937,8 +1969,15 @@ impl LockTable {
                 );
             }
         }
+        // Past the bound only by wounded waiters on their way out (an
+        // older request that could not displace a younger last waiter).
+        let wounded_waiting = lock
+            .queue
+            .iter()
+            .filter(|w| self.txns.get(&w.txn).is_some_and(|t| t.wounded))
+            .count();
         assert!(
-            lock.queue.len() <= self.limits.max_waiters_per_key,
+            lock.queue.len() <= self.limits.max_waiters_per_key + wounded_waiting,
             "queue on {key:?} exceeds its bound"
         );
         assert!(

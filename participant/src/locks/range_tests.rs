@@ -838,3 +838,33 @@ proptest! {
         run(&ops)?;
     }
 }
+
+#[test]
+fn spanner_s4_2_1_a_full_queue_never_refuses_an_older_request_a_younger_waiter_could_make_room_for()
+{
+    // One waiter per key. A prepared holder of k; young 10 waits on k; a
+    // younger range request waits behind 10 (so 10 cannot simply leave
+    // the queue); then older 5 asks for k.
+    let mut lt = LockTable::new(LockLimits {
+        max_waiters_per_key: 1,
+        max_total_waiters: 16,
+    });
+    assert_eq!(lt.acquire(t(1), at(1), &k("k"), X), Ok(Acquire::Granted));
+    lt.mark_prepared(t(1)).unwrap();
+    assert_eq!(lt.acquire(t(10), at(10), &k("k"), X), waiting(&[]));
+    assert_eq!(
+        lt.acquire_range(t(11), at(11), &k("a"), Some(&k("z"))),
+        waiting(&[])
+    );
+    lt.assert_invariants();
+    // The older request wounds the younger last waiter (and the younger
+    // range request in its way) and waits past the bound rather than
+    // failing with QueueFull (it would starve).
+    assert_eq!(lt.acquire(t(5), at(5), &k("k"), X), waiting(&[10, 11]));
+    lt.assert_invariants();
+    // The wounded waiters' aborts bring the queue back within its bound.
+    let _ = lt.release_all(t(10));
+    let _ = lt.release_all(t(11));
+    lt.assert_invariants();
+    assert_eq!(lt.waiters(&k("k")), vec![(t(5), X)]);
+}
