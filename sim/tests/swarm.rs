@@ -130,6 +130,21 @@ fn cluster_regression_seeds_pass() {
         panic!("seed 860 layer txn cc occ: {v}");
     }
     assert_seeds_pass(Layer::Cluster, [243]);
+    // Txn layer, --cc 2pl, seed 551: a crowded seed where range requests
+    // queued behind a full key queue's younger last waiter kept the oldest
+    // transaction from displacing it (LockQueueFull on every retry); the
+    // lock table test
+    // `spanner_s4_2_1_a_full_queue_never_refuses_an_older_request_a_younger_waiter_could_make_room_for`
+    // pins it.
+    let crowded = RunOptions {
+        seed: 551,
+        layer: Layer::Txn,
+        cc: Cc::TwoPl,
+        ..RunOptions::default()
+    };
+    if let Some(v) = run_seed(&crowded).violation {
+        panic!("seed 551 layer txn cc 2pl: {v}");
+    }
 }
 
 #[test]
