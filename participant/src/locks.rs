@@ -1226,14 +1226,26 @@ impl LockTable {
                     if prio.is_older(txn, last_prio, last_txn) && !t.prepared {
                         let fresh = !t.wounded;
                         t.wounded = true;
-                        let again = self.request_once(txn, prio, key, mode, may_wait, true)?;
-                        return Ok(again.map(|a| {
-                            if fresh {
-                                a.after_displacing(Some(last_txn))
-                            } else {
-                                a
+                        return match self.request_once(txn, prio, key, mode, may_wait, true) {
+                            Ok(again) => Ok(again.map(|a| {
+                                if fresh {
+                                    a.after_displacing(Some(last_txn))
+                                } else {
+                                    a
+                                }
+                            })),
+                            Err(e) => {
+                                // Refused after all (the table is full):
+                                // the table is unchanged, so the wound is
+                                // undone, never left unreported.
+                                if fresh {
+                                    if let Some(t) = self.txns.get_mut(&last_txn) {
+                                        t.wounded = false;
+                                    }
+                                }
+                                Err(e)
                             }
-                        }));
+                        };
                     }
                 }
                 return Err(LockError::QueueFull {
