@@ -364,6 +364,23 @@ impl LocalCluster {
         panic!("replica {id} of group {group} did not become a serving leader");
     }
 
+    /// Has replica `id` of `group`, its leader, propose a change of the
+    /// group's voters, then runs until quiet.
+    pub fn propose_membership_in(
+        &mut self,
+        group: GroupId,
+        id: NodeId,
+        change: meridian_paxos::MembershipChange,
+    ) -> Result<(), meridian_paxos::ProposeError> {
+        let i = self.index(group, id);
+        let mut out = Vec::new();
+        let now = self.now_at(id);
+        let result = self.replicas[i].propose_membership(now, change, &mut out);
+        self.process(i, out);
+        self.run();
+        result
+    }
+
     /// Submits `request` to replica `node` of group 1; its reply is
     /// collected.
     pub fn submit(&mut self, node: NodeId, request: Request) -> RequestId {

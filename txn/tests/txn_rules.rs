@@ -947,3 +947,34 @@ fn design_s5_5_a_commit_resolved_by_a_snapshot_without_its_record_is_reported_un
     let (_, v) = ro_values(&read_only(&mut c, 1, ReadAt::Strong, &["k"]));
     assert_eq!(v, vec![None]);
 }
+
+#[test]
+fn design_s5_3_a_replica_removed_from_its_group_refuses_reads_it_cannot_serve_at_once() {
+    // A removed replica hears of nothing new, so its safe time stays put:
+    // a read above it is refused at once (retry elsewhere), not left to
+    // wait out the read bound.
+    let mut c = cluster(|_| {});
+    c.propose_membership_in(1, 1, meridian_paxos::MembershipChange::RemoveVoter(3))
+        .expect("the leader proposes the change");
+    c.run_for(100 * MS);
+    assert!(
+        !c.replica(3).paxos().membership().contains(3),
+        "replica 3 learned it was removed"
+    );
+    c.run_for(200 * MS);
+    let later = c.now().latest;
+    let read = Request::ReadOnly {
+        at: ReadAt::Exact(later),
+        reads: vec![ReadOp::Get(b("k"))],
+    };
+    assert!(
+        matches!(
+            c.call_now(3, read.clone()),
+            Err(TxnError::NotYetSafe { .. })
+        ),
+        "refused at once"
+    );
+    // A member serves the same read once safe.
+    c.run_for(100 * MS);
+    assert!(matches!(c.call(2, read), Ok(Response::ReadOnly { .. })));
+}
