@@ -85,6 +85,32 @@ pub(crate) struct ActiveTxn {
     pub(crate) op: Op,
 }
 
+impl ActiveTxn {
+    /// Every write lock is held: the transaction, which was locking, is
+    /// now committing; what its commit (or prepare) record needs.
+    fn start_committing(&mut self, txn: TxnId, mode: CcMode) -> ReadyToCommit {
+        let Op::Locking {
+            targets,
+            writes,
+            min_ts,
+            kind,
+            ..
+        } = std::mem::replace(&mut self.op, Op::Committing)
+        else {
+            unreachable!("txn {txn} commits from the locking state only")
+        };
+        ReadyToCommit {
+            txn,
+            priority: self.priority,
+            mode,
+            targets,
+            writes,
+            min_ts,
+            kind,
+        }
+    }
+}
+
 /// How a transaction of this term that is no longer active ended.
 #[derive(Clone, Copy, Debug)]
 enum Ended {
@@ -470,25 +496,7 @@ impl Leader {
                 }
                 Op::Locking { writes, next, .. } => {
                     if *next == writes.len() {
-                        let Op::Locking {
-                            targets,
-                            writes,
-                            min_ts,
-                            kind,
-                            ..
-                        } = std::mem::replace(&mut t.op, Op::Committing)
-                        else {
-                            unreachable!("matched above")
-                        };
-                        ready.push(ReadyToCommit {
-                            txn,
-                            priority,
-                            mode: CcMode::Locking,
-                            targets,
-                            writes,
-                            min_ts,
-                            kind,
-                        });
+                        ready.push(t.start_committing(txn, CcMode::Locking));
                         return;
                     }
                     (writes[*next].key.clone(), LockMode::Exclusive)
@@ -706,25 +714,7 @@ impl Leader {
             return;
         }
         let t = self.txns.get_mut(&txn).expect("checked above");
-        let Op::Locking {
-            targets,
-            writes,
-            min_ts,
-            kind,
-            ..
-        } = std::mem::replace(&mut t.op, Op::Committing)
-        else {
-            unreachable!("checked above")
-        };
-        ready.push(ReadyToCommit {
-            txn,
-            priority,
-            mode: CcMode::Optimistic,
-            targets,
-            writes,
-            min_ts,
-            kind,
-        });
+        ready.push(t.start_committing(txn, CcMode::Optimistic));
     }
 
     /// Validates a single-group optimistic transaction without writes at
