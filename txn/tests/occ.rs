@@ -5,8 +5,10 @@
 //! Driven by `meridian_txn::testkit::LocalCluster`: real replicas, no
 //! faults but the lost messages and leader changes a test asks for.
 
-use bytes::Bytes;
-use meridian_participant::{Priority, TxnId, Write};
+mod common;
+
+use common::*;
+use meridian_participant::{TxnId, Write};
 use meridian_truetime::Timestamp;
 use meridian_txn::testkit::LocalCluster;
 use meridian_txn::{
@@ -14,9 +16,6 @@ use meridian_txn::{
     Request, Response, TxnError, Vote,
 };
 
-const T0: Timestamp = Timestamp(1_767_225_600_000_000_000);
-const MS: u64 = 1_000_000;
-const EPS: u64 = MS;
 /// Two-phase resends and outcome queries, shortened so tests run quickly.
 const RESEND: u64 = 20 * MS;
 
@@ -43,34 +42,6 @@ fn groups(groups: u64) -> LocalCluster {
     });
     c.await_leaders();
     c
-}
-
-fn b(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
-}
-
-fn leader(c: &LocalCluster, group: u64) -> u64 {
-    c.serving_leader_in(group)
-        .unwrap_or_else(|| panic!("group {group} has no serving leader"))
-}
-
-/// Begins a transaction at `group`'s leader.
-fn begin_in(
-    c: &mut LocalCluster,
-    group: u64,
-    mode: CcMode,
-    priority: Option<u64>,
-) -> (TxnId, Priority) {
-    let priority = priority.map(|p| Priority::new(Timestamp(p)));
-    let l = leader(c, group);
-    match c.call_in(group, l, Request::Begin { priority, mode }) {
-        Ok(Response::Begun { txn, priority }) => (txn, priority),
-        other => panic!("begin failed: {other:?}"),
-    }
-}
-
-fn begin(c: &mut LocalCluster, mode: CcMode, priority: Option<u64>) -> TxnId {
-    begin_in(c, 1, mode, priority).0
 }
 
 fn read_req(txn: TxnId, keys: &[&str], guest: Option<Guest>) -> Request {

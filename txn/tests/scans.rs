@@ -9,8 +9,11 @@
 //! `meridian_txn::testkit::LocalCluster`: real replicas, no faults but the
 //! lost messages and leader changes a test asks for.
 
+mod common;
+
 use bytes::Bytes;
-use meridian_participant::{Command, Priority, TxnId, Write};
+use common::*;
+use meridian_participant::{Command, TxnId, Write};
 use meridian_paxos::{Entry, Payload};
 use meridian_truetime::Timestamp;
 use meridian_txn::testkit::LocalCluster;
@@ -19,9 +22,6 @@ use meridian_txn::{
     Response, TxnError,
 };
 
-const T0: Timestamp = Timestamp(1_767_225_600_000_000_000);
-const MS: u64 = 1_000_000;
-const EPS: u64 = MS;
 /// Two-phase resends and outcome queries, shortened so tests run quickly.
 const RESEND: u64 = 20 * MS;
 
@@ -40,35 +40,6 @@ fn groups() -> LocalCluster {
     });
     c.await_leaders();
     c
-}
-
-fn b(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
-}
-
-fn leader(c: &LocalCluster, group: u64) -> u64 {
-    c.serving_leader_in(group)
-        .unwrap_or_else(|| panic!("group {group} has no serving leader"))
-}
-
-/// Begins a transaction at `group`'s leader, with an explicit wound-wait
-/// priority (lower is older) if given.
-fn begin_in(
-    c: &mut LocalCluster,
-    group: u64,
-    mode: CcMode,
-    priority: Option<u64>,
-) -> (TxnId, Priority) {
-    let priority = priority.map(|p| Priority::new(Timestamp(p)));
-    let l = leader(c, group);
-    match c.call_in(group, l, Request::Begin { priority, mode }) {
-        Ok(Response::Begun { txn, priority }) => (txn, priority),
-        other => panic!("begin failed: {other:?}"),
-    }
-}
-
-fn begin(c: &mut LocalCluster, mode: CcMode, priority: Option<u64>) -> TxnId {
-    begin_in(c, 1, mode, priority).0
 }
 
 fn scan_req(
