@@ -502,20 +502,10 @@ impl Leader {
                     (writes[*next].key.clone(), LockMode::Exclusive)
                 }
             };
-            // Wounded: younger transactions in the way, or the younger last
-            // waiter of a full queue this request displaced.
-            let (granted, wounded) = match self.locks.acquire(txn, priority, &key, mode) {
-                Ok(Acquire::Granted) => (true, Vec::new()),
-                Ok(Acquire::GrantedWounding { wounded }) => (true, wounded),
-                Ok(Acquire::Waiting { wounded }) => (false, wounded),
-                Err(e) => {
-                    self.fail_request(txn, local, e, resume, out);
-                    return;
-                }
+            let got = self.locks.acquire(txn, priority, &key, mode);
+            let Some(granted) = self.settle(txn, local, got, resume, out) else {
+                return;
             };
-            for victim in wounded {
-                self.abort(victim, AbortReason::Wounded, resume, out);
-            }
             if !granted {
                 self.wound_prepared_holders(txn, priority, &key, mode);
                 return;
@@ -554,22 +544,12 @@ impl Leader {
         };
         let (start, end, priority) = (start.clone(), end.clone(), t.priority);
         if !self.bug(crate::replica::bug::SCAN_WITHOUT_RANGE_LOCK) {
-            let (granted, wounded) =
-                match self
-                    .locks
-                    .acquire_range(txn, priority, &start, end.as_ref())
-                {
-                    Ok(Acquire::Granted) => (true, Vec::new()),
-                    Ok(Acquire::GrantedWounding { wounded }) => (true, wounded),
-                    Ok(Acquire::Waiting { wounded }) => (false, wounded),
-                    Err(e) => {
-                        self.fail_request(txn, local, e, resume, out);
-                        return;
-                    }
-                };
-            for victim in wounded {
-                self.abort(victim, AbortReason::Wounded, resume, out);
-            }
+            let got = self
+                .locks
+                .acquire_range(txn, priority, &start, end.as_ref());
+            let Some(granted) = self.settle(txn, local, got, resume, out) else {
+                return;
+            };
             if !granted {
                 return;
             }
@@ -796,6 +776,34 @@ impl Leader {
                 self.remote_wounds.push(holder);
             }
         }
+    }
+
+    /// Acts on the outcome of `txn`'s lock request: aborts the younger
+    /// transactions it wounded (those in the way, or the younger last
+    /// waiter of a full queue it displaced) and fails the request on an
+    /// error. Returns whether the lock is held, or `None` if the request
+    /// failed.
+    fn settle(
+        &mut self,
+        txn: TxnId,
+        local: Timestamp,
+        got: Result<Acquire, LockError>,
+        resume: &mut VecDeque<TxnId>,
+        out: &mut Vec<Output>,
+    ) -> Option<bool> {
+        let (granted, wounded) = match got {
+            Ok(Acquire::Granted) => (true, Vec::new()),
+            Ok(Acquire::GrantedWounding { wounded }) => (true, wounded),
+            Ok(Acquire::Waiting { wounded }) => (false, wounded),
+            Err(e) => {
+                self.fail_request(txn, local, e, resume, out);
+                return None;
+            }
+        };
+        for victim in wounded {
+            self.abort(victim, AbortReason::Wounded, resume, out);
+        }
+        Some(granted)
     }
 
     /// A lock request failed: the request fails; the transaction lives on
