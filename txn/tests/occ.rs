@@ -68,38 +68,6 @@ fn values(r: Reply) -> Vec<Option<String>> {
     }
 }
 
-fn puts(writes: &[(&str, &str)]) -> Vec<Write> {
-    writes.iter().map(|(k, v)| Write::put(b(k), b(v))).collect()
-}
-
-fn commit_req(txn: TxnId, writes: &[(&str, &str)]) -> Request {
-    Request::Commit {
-        txn,
-        writes: puts(writes),
-        participants: vec![],
-    }
-}
-
-fn commit_ts(r: &Reply) -> Timestamp {
-    match r {
-        Ok(Response::Committed { commit_ts }) => *commit_ts,
-        other => panic!("commit failed: {other:?}"),
-    }
-}
-
-fn aborted(r: &Reply) -> AbortReason {
-    match r {
-        Err(TxnError::Aborted { reason, .. }) => *reason,
-        other => panic!("expected an abort, got {other:?}"),
-    }
-}
-
-/// Commits `writes` at group 1 in a fresh locking transaction.
-fn put(c: &mut LocalCluster, writes: &[(&str, &str)]) -> Timestamp {
-    let txn = begin(c, CcMode::Locking, None);
-    commit_ts(&c.call(1, commit_req(txn, writes)))
-}
-
 /// The value of `key` at `group`, read at `ts` at replica `node`.
 fn read_at(
     c: &mut LocalCluster,

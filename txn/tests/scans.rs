@@ -78,34 +78,6 @@ fn row(k: &str, v: &str) -> (String, String) {
     (k.into(), v.into())
 }
 
-fn commit_req(txn: TxnId, writes: &[(&str, &str)]) -> Request {
-    Request::Commit {
-        txn,
-        writes: writes.iter().map(|(k, v)| Write::put(b(k), b(v))).collect(),
-        participants: vec![],
-    }
-}
-
-fn commit_ts(r: &Reply) -> Timestamp {
-    match r {
-        Ok(Response::Committed { commit_ts }) => *commit_ts,
-        other => panic!("commit failed: {other:?}"),
-    }
-}
-
-fn aborted(r: &Reply) -> AbortReason {
-    match r {
-        Err(TxnError::Aborted { reason, .. }) => *reason,
-        other => panic!("expected an abort, got {other:?}"),
-    }
-}
-
-/// Commits `writes` at group 1 in a fresh locking transaction.
-fn put(c: &mut LocalCluster, writes: &[(&str, &str)]) -> Timestamp {
-    let txn = begin(c, CcMode::Locking, None);
-    commit_ts(&c.call(1, commit_req(txn, writes)))
-}
-
 fn wait_for(c: &mut LocalCluster, id: u64, max_ms: u64) -> Option<Reply> {
     for _ in 0..max_ms {
         if let Some(r) = c.take_reply(id) {

@@ -4,10 +4,10 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use meridian_participant::{Priority, TxnId};
+use meridian_participant::{Priority, TxnId, Write};
 use meridian_truetime::Timestamp;
 use meridian_txn::testkit::LocalCluster;
-use meridian_txn::{CcMode, Request, Response};
+use meridian_txn::{AbortReason, CcMode, Reply, Request, Response, TxnError};
 
 /// The tests' start of time.
 pub const T0: Timestamp = Timestamp(1_767_225_600_000_000_000);
@@ -45,4 +45,40 @@ pub fn begin_in(
 /// Begins a transaction at group 1's leader.
 pub fn begin(c: &mut LocalCluster, mode: CcMode, priority: Option<u64>) -> TxnId {
     begin_in(c, 1, mode, priority).0
+}
+
+/// Puts of `(key, value)` pairs.
+pub fn puts(writes: &[(&str, &str)]) -> Vec<Write> {
+    writes.iter().map(|(k, v)| Write::put(b(k), b(v))).collect()
+}
+
+/// A one-group commit of `writes`.
+pub fn commit_req(txn: TxnId, writes: &[(&str, &str)]) -> Request {
+    Request::Commit {
+        txn,
+        writes: puts(writes),
+        participants: vec![],
+    }
+}
+
+/// The commit timestamp of a committed answer.
+pub fn commit_ts(r: &Reply) -> Timestamp {
+    match r {
+        Ok(Response::Committed { commit_ts }) => *commit_ts,
+        other => panic!("commit failed: {other:?}"),
+    }
+}
+
+/// Why an aborted answer aborted.
+pub fn aborted(r: &Reply) -> AbortReason {
+    match r {
+        Err(TxnError::Aborted { reason, .. }) => *reason,
+        other => panic!("expected an abort, got {other:?}"),
+    }
+}
+
+/// Commits `writes` at group 1 in a fresh locking transaction.
+pub fn put(c: &mut LocalCluster, writes: &[(&str, &str)]) -> Timestamp {
+    let txn = begin(c, CcMode::Locking, None);
+    commit_ts(&c.call(1, commit_req(txn, writes)))
 }
