@@ -2,5 +2,12 @@
 //! cores, tonic services, WAL and snapshot files, TOML config and the
 //! `meridian` binary.
 //!
-//! Not yet built: filled when the node runtime lands.
+//! Built so far:
+//!
+//! - [`codec`]: the explicit little-endian encoding of the cores' types, for
+//!   the write-ahead log and the peer transport.
+//!
+//! The runtime, services and config land later.
 #![deny(missing_docs)]
+
+pub mod codec;
