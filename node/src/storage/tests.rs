@@ -637,3 +637,22 @@ fn one_sync_covers_every_group() {
     let synced = h.synced.clone();
     assert_eq!(h.crash_and_reopen(), synced);
 }
+
+#[test]
+fn a_last_segment_whose_header_never_reached_the_disk_is_dropped() {
+    for garbage in [vec![], vec![b'M', b'W'], vec![0u8; 64]] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (models, _) = three_synced_records(tmp.path());
+        let (wal, _) = Wal::open(tmp.path(), WalOptions::default()).expect("open");
+        drop(wal);
+        // A crash right after a roll created the next segment.
+        let last = last_segment(tmp.path());
+        std::fs::write(&last, &garbage).expect("write");
+        let (wal, recovered) = Wal::open(tmp.path(), WalOptions::default()).expect("reopen");
+        assert_eq!(recovered, models[3]);
+        assert_eq!(
+            wal.recovery().torn_tail.as_ref().map(|t| &t.file),
+            Some(&last)
+        );
+    }
+}

@@ -234,15 +234,19 @@ impl Wal {
             let data = fs
                 .read(&path)
                 .map_err(|e| StorageError::io("read", &path, e))?;
-            if data.len() < SEGMENT_HEADER_BYTES && last {
-                // Created, then a crash before its header was durable: it
-                // held nothing; the new segment reuses its number.
+            let header_torn = data.len() < SEGMENT_HEADER_BYTES
+                || (data[..SEGMENT_HEADER_BYTES].iter().all(|&b| b == 0)
+                    && record::good_frame_after(&data, 0).is_none());
+            if header_torn && last {
+                // Created, then a crash before its header was durable (the
+                // file is short, or zero-filled): it held nothing, and the
+                // new segment reuses its number.
                 kept.pop();
                 report.torn_tail = Some(TornTail {
                     file: path,
                     offset: 0,
                     bytes: data.len() as u64,
-                    reason: "segment shorter than its header".to_owned(),
+                    reason: "segment header never written".to_owned(),
                 });
                 break;
             }
