@@ -348,6 +348,12 @@ impl<'a> Reader<'a> {
         Ok(self.take(1, what)?[0])
     }
 
+    pub(crate) fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+        let mut a = [0u8; 2];
+        a.copy_from_slice(self.take(2, what)?);
+        Ok(u16::from_le_bytes(a))
+    }
+
     pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         let mut a = [0u8; 4];
         a.copy_from_slice(self.take(4, what)?);

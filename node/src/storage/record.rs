@@ -1,0 +1,348 @@
+//! The on-disk formats: segment headers, framed records and their
+//! payloads, and snapshot files.
+//!
+//! A segment is a [`SEGMENT_HEADER_BYTES`] header (magic, version, the
+//! segment's sequence number) and then records, each
+//! `[len u32][crc32c u32][payload]`, little-endian, the CRC over the
+//! payload. A payload is `[group u16][kind u8][body]`.
+
+use bytes::{BufMut, BytesMut};
+use meridian_paxos::{Entry, HardState, PersistRequest, Slot, Snapshot};
+
+use crate::codec::{self, DecodeError, Reader};
+
+/// Marks a segment file.
+pub(crate) const SEGMENT_MAGIC: [u8; 4] = *b"MWAL";
+/// The segment format this build writes and reads.
+pub(crate) const SEGMENT_VERSION: u32 = 1;
+/// Magic, version, sequence number.
+pub(crate) const SEGMENT_HEADER_BYTES: usize = 4 + 4 + 8;
+/// Length and CRC before each payload.
+pub(crate) const RECORD_HEADER_BYTES: usize = 4 + 4;
+/// The smallest payload: a group id and a kind. Rules out an all-zero
+/// record (length 0, and CRC32C of nothing is 0) in a zero-filled tail.
+pub(crate) const MIN_PAYLOAD_BYTES: usize = 2 + 1;
+/// The largest payload a reader accepts; a length above it is damage. A
+/// transaction is bounded well below (1000 writes of ≤ 256 KiB values).
+pub(crate) const MAX_PAYLOAD_BYTES: usize = 1 << 30;
+
+/// Marks a snapshot file.
+pub(crate) const SNAPSHOT_MAGIC: [u8; 4] = *b"MSNP";
+/// The snapshot file format this build writes and reads.
+pub(crate) const SNAPSHOT_VERSION: u32 = 1;
+/// Magic, version, group, snapshot id, body length, body CRC32C.
+pub(crate) const SNAPSHOT_HEADER_BYTES: usize = 4 + 4 + 8 + 8 + 8 + 4;
+
+const KIND_REQUEST: u8 = 1;
+const KIND_CHECKPOINT: u8 = 2;
+
+const HAS_SNAPSHOT: u8 = 1;
+const HAS_TRUNCATE: u8 = 2;
+const HAS_HARD_STATE: u8 = 4;
+
+/// What the log records of a group's snapshot; the snapshot itself is in
+/// its own file, whose header carries the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SnapshotMark {
+    /// Unique within the data directory, rising.
+    pub(crate) id: u64,
+    /// The snapshot's last slot.
+    pub(crate) last_slot: Slot,
+}
+
+/// A decoded payload.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// One `PersistRequest` of one group, its snapshot as a mark.
+    Request {
+        group: u64,
+        snapshot: Option<SnapshotMark>,
+        truncate_from: Option<Slot>,
+        entries: Vec<Entry>,
+        hard_state: Option<HardState>,
+    },
+    /// A group's state when a segment began, so that older segments never
+    /// hold the only copy of a hard state or snapshot mark.
+    Checkpoint {
+        group: u64,
+        hard_state: HardState,
+        snapshot: Option<SnapshotMark>,
+        /// The log's last slot then.
+        end: Slot,
+    },
+}
+
+/// Appends a segment header.
+pub(crate) fn put_segment_header(buf: &mut BytesMut, seq: u64) {
+    buf.put_slice(&SEGMENT_MAGIC);
+    buf.put_u32_le(SEGMENT_VERSION);
+    buf.put_u64_le(seq);
+}
+
+/// Checks a segment header; returns why it is bad.
+pub(crate) fn check_segment_header(head: &[u8], seq: u64) -> Result<(), String> {
+    let mut r = Reader::new(head);
+    let mut magic = [0u8; 4];
+    for b in &mut magic {
+        *b = r.u8("magic").map_err(|e| e.to_string())?;
+    }
+    if magic != SEGMENT_MAGIC {
+        return Err(format!("not a segment: magic {magic:?}"));
+    }
+    match r.u32("version").map_err(|e| e.to_string())? {
+        SEGMENT_VERSION => {}
+        v => return Err(format!("unknown segment version {v}")),
+    }
+    match r.u64("sequence").map_err(|e| e.to_string())? {
+        s if s == seq => Ok(()),
+        s => Err(format!("header names segment {s}, file name {seq}")),
+    }
+}
+
+/// Appends a framed record whose payload `body` writes after the group and
+/// kind.
+fn put_record(buf: &mut BytesMut, group: u64, kind: u8, body: impl FnOnce(&mut BytesMut)) {
+    let start = buf.len();
+    buf.put_u64_le(0); // length and CRC, filled below
+    let group = u16::try_from(group).expect("group ids are checked against MAX_GROUP_ID");
+    buf.put_u16_le(group);
+    buf.put_u8(kind);
+    body(buf);
+    let payload = &buf[start + RECORD_HEADER_BYTES..];
+    let len = u32::try_from(payload.len()).expect("records are bounded by MAX_PAYLOAD_BYTES");
+    let crc = crc32c::crc32c(payload);
+    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn put_mark(buf: &mut BytesMut, m: SnapshotMark) {
+    buf.put_u64_le(m.id);
+    buf.put_u64_le(m.last_slot);
+}
+
+/// Appends a request record: `entries` are those of `req` the log takes.
+pub(crate) fn put_request(
+    buf: &mut BytesMut,
+    group: u64,
+    snapshot: Option<SnapshotMark>,
+    req: &PersistRequest,
+    entries: &[Entry],
+) {
+    put_record(buf, group, KIND_REQUEST, |buf| {
+        let mut flags = 0;
+        if snapshot.is_some() {
+            flags |= HAS_SNAPSHOT;
+        }
+        if req.truncate_from.is_some() {
+            flags |= HAS_TRUNCATE;
+        }
+        if req.hard_state.is_some() {
+            flags |= HAS_HARD_STATE;
+        }
+        buf.put_u8(flags);
+        if let Some(m) = snapshot {
+            put_mark(buf, m);
+        }
+        if let Some(from) = req.truncate_from {
+            buf.put_u64_le(from);
+        }
+        codec::encode_entries(entries, buf);
+        if let Some(hs) = &req.hard_state {
+            codec::encode_hard_state(hs, buf);
+        }
+    });
+}
+
+/// Appends a checkpoint record.
+pub(crate) fn put_checkpoint(
+    buf: &mut BytesMut,
+    group: u64,
+    hard_state: &HardState,
+    snapshot: Option<SnapshotMark>,
+    end: Slot,
+) {
+    put_record(buf, group, KIND_CHECKPOINT, |buf| {
+        codec::encode_hard_state(hard_state, buf);
+        match snapshot {
+            None => buf.put_u8(0),
+            Some(m) => {
+                buf.put_u8(1);
+                put_mark(buf, m);
+            }
+        }
+        buf.put_u64_le(end);
+    });
+}
+
+/// How reading a record at an offset went.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Frame<'a> {
+    /// A record with a good CRC; the next one starts at `next`.
+    Good { payload: &'a [u8], next: usize },
+    /// Not a whole record with a good CRC: torn, or damaged.
+    Bad(String),
+}
+
+/// Reads the framed record at `at` (which must be before the end).
+pub(crate) fn read_frame(data: &[u8], at: usize) -> Frame<'_> {
+    let rest = data.len() - at;
+    if rest < RECORD_HEADER_BYTES {
+        return Frame::Bad(format!("{rest} bytes, less than a record header"));
+    }
+    let word = |i: usize| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+    let len = word(at) as usize;
+    let crc = word(at + 4);
+    if !(MIN_PAYLOAD_BYTES..=MAX_PAYLOAD_BYTES).contains(&len) {
+        return Frame::Bad(format!("record length {len} out of bounds"));
+    }
+    if len > rest - RECORD_HEADER_BYTES {
+        return Frame::Bad(format!(
+            "record of {len} bytes runs past the end of the file"
+        ));
+    }
+    let start = at + RECORD_HEADER_BYTES;
+    let payload = &data[start..start + len];
+    let actual = crc32c::crc32c(payload);
+    if actual != crc {
+        return Frame::Bad(format!(
+            "CRC32C mismatch: stored {crc:#010x}, computed {actual:#010x}"
+        ));
+    }
+    Frame::Good {
+        payload,
+        next: start + len,
+    }
+}
+
+/// Whether any offset after `at` starts a record with a good CRC: if so,
+/// a bad record at `at` is damage in the middle, not a torn tail.
+pub(crate) fn good_frame_after(data: &[u8], at: usize) -> Option<usize> {
+    (at + 1..data.len()).find(|&i| matches!(read_frame(data, i), Frame::Good { .. }))
+}
+
+fn read_mark(r: &mut Reader<'_>) -> Result<SnapshotMark, DecodeError> {
+    Ok(SnapshotMark {
+        id: r.u64("snapshot id")?,
+        last_slot: r.u64("snapshot last_slot")?,
+    })
+}
+
+/// Decodes a payload.
+pub(crate) fn decode_record(payload: &[u8]) -> Result<Record, DecodeError> {
+    let mut r = Reader::new(payload);
+    let group = u64::from(r.u16("group")?);
+    let record = match r.u8("record kind")? {
+        KIND_REQUEST => {
+            let flags = r.u8("flags")?;
+            if flags & !(HAS_SNAPSHOT | HAS_TRUNCATE | HAS_HARD_STATE) != 0 {
+                return Err(DecodeError::Invalid("request flags"));
+            }
+            let snapshot = match flags & HAS_SNAPSHOT {
+                0 => None,
+                _ => Some(read_mark(&mut r)?),
+            };
+            let truncate_from = match flags & HAS_TRUNCATE {
+                0 => None,
+                _ => Some(r.u64("truncate_from")?),
+            };
+            let entries = r.entries()?;
+            let hard_state = match flags & HAS_HARD_STATE {
+                0 => None,
+                _ => Some(r.hard_state()?),
+            };
+            Record::Request {
+                group,
+                snapshot,
+                truncate_from,
+                entries,
+                hard_state,
+            }
+        }
+        KIND_CHECKPOINT => {
+            let hard_state = r.hard_state()?;
+            let snapshot = match r.u8("snapshot presence")? {
+                0 => None,
+                1 => Some(read_mark(&mut r)?),
+                _ => return Err(DecodeError::Invalid("snapshot presence")),
+            };
+            Record::Checkpoint {
+                group,
+                hard_state,
+                snapshot,
+                end: r.u64("checkpoint end")?,
+            }
+        }
+        _ => return Err(DecodeError::Invalid("record kind")),
+    };
+    r.finish()?;
+    Ok(record)
+}
+
+/// A whole snapshot file: header, then the encoded snapshot.
+pub(crate) fn encode_snapshot_file(group: u64, id: u64, snap: &Snapshot) -> BytesMut {
+    let mut body = BytesMut::with_capacity(snap.data.len() + 128);
+    codec::encode_snapshot(snap, &mut body);
+    let mut buf = BytesMut::with_capacity(SNAPSHOT_HEADER_BYTES + body.len());
+    buf.put_slice(&SNAPSHOT_MAGIC);
+    buf.put_u32_le(SNAPSHOT_VERSION);
+    buf.put_u64_le(group);
+    buf.put_u64_le(id);
+    buf.put_u64_le(body.len() as u64);
+    buf.put_u32_le(crc32c::crc32c(&body));
+    buf.put_slice(&body);
+    buf
+}
+
+/// A snapshot file's header, as read.
+#[derive(Debug)]
+pub(crate) struct SnapshotHeader {
+    pub(crate) group: u64,
+    pub(crate) id: u64,
+}
+
+/// Decodes a snapshot file; the error names the offset of the damage.
+pub(crate) fn decode_snapshot_file(
+    data: &[u8],
+) -> Result<(SnapshotHeader, Snapshot), (u64, String)> {
+    let head = data.get(..SNAPSHOT_HEADER_BYTES).ok_or_else(|| {
+        (
+            0,
+            format!("{} bytes, less than a snapshot header", data.len()),
+        )
+    })?;
+    let mut r = Reader::new(head);
+    let mut field = |what: &'static str| r.u64(what).map_err(|e| (0, e.to_string()));
+    let magic_version = field("magic and version")?;
+    if magic_version.to_le_bytes()[..4] != SNAPSHOT_MAGIC {
+        return Err((0, "not a snapshot file".to_owned()));
+    }
+    let version = (magic_version >> 32) as u32;
+    if version != SNAPSHOT_VERSION {
+        return Err((4, format!("unknown snapshot version {version}")));
+    }
+    let group = field("group")?;
+    let id = field("snapshot id")?;
+    let len = field("body length")?;
+    let crc = r.u32("body crc").map_err(|e| (0, e.to_string()))?;
+    let body = &data[SNAPSHOT_HEADER_BYTES..];
+    if body.len() as u64 != len {
+        return Err((
+            SNAPSHOT_HEADER_BYTES as u64,
+            format!("body is {} bytes, header says {len}", body.len()),
+        ));
+    }
+    let actual = crc32c::crc32c(body);
+    if actual != crc {
+        return Err((
+            SNAPSHOT_HEADER_BYTES as u64,
+            format!("CRC32C mismatch: stored {crc:#010x}, computed {actual:#010x}"),
+        ));
+    }
+    let snap = codec::decode_snapshot(body).map_err(|e| {
+        (
+            SNAPSHOT_HEADER_BYTES as u64,
+            format!("undecodable snapshot: {e}"),
+        )
+    })?;
+    Ok((SnapshotHeader { group, id }, snap))
+}

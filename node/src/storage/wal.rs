@@ -1,0 +1,757 @@
+//! [`Wal`]: the node's write-ahead log, its recovery and its truncation.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use meridian_paxos::{Entry, HardState, PersistRequest, Recovered, Snapshot};
+
+use super::StorageError;
+use super::fs::{DirLock, FileSystem, LockError, RealFs, WalFile};
+use super::record::{
+    self, Frame, Record, SEGMENT_HEADER_BYTES, SnapshotMark, decode_record, read_frame,
+};
+use super::shape::{DELETED_SEGMENT, LogShape};
+
+/// A segment is closed and a new one begun once it holds this much.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+/// Writes are buffered in memory up to this much, then handed to the file
+/// (still not durable until [`Wal::sync`]).
+pub const MAX_BUFFERED_BYTES: usize = 8 << 20;
+/// The largest group id a record can name (ids are stored in 16 bits).
+pub const MAX_GROUP_ID: u64 = 0xFFFF;
+
+const LOCK_FILE: &str = "LOCK";
+
+/// How the log is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalOptions {
+    /// Roll to a new segment once the current one holds this many bytes
+    /// (a single record may overshoot it).
+    pub segment_bytes: u64,
+}
+
+impl Default for WalOptions {
+    fn default() -> WalOptions {
+        WalOptions {
+            segment_bytes: SEGMENT_BYTES,
+        }
+    }
+}
+
+/// What one [`Wal::sync`] did, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Bytes written to the log since the previous sync.
+    pub bytes: u64,
+    /// Records written since the previous sync.
+    pub records: u64,
+    /// Time spent in `fdatasync` of the log.
+    pub fsync: Duration,
+    /// Old segments deleted because nothing in them was live any more.
+    pub segments_removed: u64,
+}
+
+/// A torn tail cut from the last segment on open: the end of a write that
+/// a crash interrupted before it was synced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment.
+    pub file: PathBuf,
+    /// Where the cut record started; the file now ends there.
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub bytes: u64,
+    /// What was wrong with the record.
+    pub reason: String,
+}
+
+/// What [`Wal::open`] found, for the node to log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segments replayed.
+    pub segments: usize,
+    /// Records replayed.
+    pub records: u64,
+    /// The torn tail cut, if there was one.
+    pub torn_tail: Option<TornTail>,
+    /// Snapshots whose install a crash interrupted, finished on open.
+    pub snapshots_installed: usize,
+}
+
+/// What the log knows of one group.
+#[derive(Clone, Debug, Default)]
+struct GroupLog {
+    hard_state: HardState,
+    snapshot: Option<SnapshotMark>,
+    shape: LogShape,
+}
+
+/// The node's write-ahead log: one for all the groups it hosts (or one per
+/// group, opened on its own directory; the type is the same).
+///
+/// Synchronous: the node runs it on its own thread. [`Wal::write`] buffers;
+/// [`Wal::sync`] makes everything written so far durable with one
+/// `fdatasync`. An I/O error poisons the log; see [`StorageError`].
+#[derive(Debug)]
+pub struct Wal {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    opts: WalOptions,
+    _lock: DirLock,
+    groups: BTreeMap<u64, GroupLog>,
+    /// Sequence numbers of the segments on disk, oldest first; the last is
+    /// `file`.
+    segments: Vec<u64>,
+    file: Box<dyn WalFile>,
+    /// Bytes handed to `file`.
+    file_len: u64,
+    /// Bytes of `file` known durable.
+    synced_len: u64,
+    buf: BytesMut,
+    /// Bytes and records since the last sync.
+    unsynced_bytes: u64,
+    unsynced_records: u64,
+    /// A created segment whose name is not yet durable.
+    dir_dirty: bool,
+    /// Snapshot files written but not yet renamed to `snap-<group>.bin`,
+    /// by group: the newest id, and any older ones to delete.
+    pending_snapshots: BTreeMap<u64, Vec<u64>>,
+    next_snapshot_id: u64,
+    poisoned: Option<String>,
+    recovery: RecoveryReport,
+}
+
+fn segment_name(seq: u64) -> String {
+    format!("wal-{seq:020}.log")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    name.strip_prefix("wal-")?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
+}
+
+fn snapshot_name(group: u64) -> String {
+    format!("snap-{group}.bin")
+}
+
+fn pending_snapshot_name(group: u64, id: u64) -> String {
+    format!("snap-{group}.{id}.pending")
+}
+
+/// `(group, id)` of a pending snapshot file name.
+fn parse_pending_snapshot_name(name: &str) -> Option<(u64, u64)> {
+    let rest = name.strip_prefix("snap-")?.strip_suffix(".pending")?;
+    let (group, id) = rest.split_once('.')?;
+    Some((group.parse().ok()?, id.parse().ok()?))
+}
+
+/// One group during replay: its log's shape, and the entries read so far
+/// that are still live.
+#[derive(Debug, Default)]
+struct Replay {
+    log: GroupLog,
+    entries: Vec<Entry>,
+}
+
+impl Replay {
+    /// Keeps `entries` to the live range of the shape.
+    fn trim(&mut self) {
+        let end = self.log.shape.end();
+        match self.log.shape.first_live() {
+            None => self.entries.clear(),
+            Some(first) => {
+                let lo = self.entries.partition_point(|e| e.slot < first);
+                self.entries.drain(..lo);
+                let hi = self.entries.partition_point(|e| e.slot <= end);
+                self.entries.truncate(hi);
+            }
+        }
+    }
+}
+
+impl Wal {
+    /// Opens (or creates) the log in `dir` on the real file system; returns
+    /// it with what every group recovers.
+    pub fn open(
+        dir: &Path,
+        opts: WalOptions,
+    ) -> Result<(Wal, BTreeMap<u64, Recovered>), StorageError> {
+        Wal::open_with(dir, opts, Arc::new(RealFs))
+    }
+
+    /// [`Wal::open`] over the file layer `fs`.
+    ///
+    /// Recovery replays every segment. A bad record at the end of the last
+    /// segment with nothing valid after it is a torn tail: it is cut and
+    /// reported in [`Wal::recovery`]. Any other damage is
+    /// [`StorageError::Corrupt`]. The log then continues in a new segment.
+    pub fn open_with(
+        dir: &Path,
+        opts: WalOptions,
+        fs: Arc<dyn FileSystem>,
+    ) -> Result<(Wal, BTreeMap<u64, Recovered>), StorageError> {
+        fs.create_dir_all(dir)
+            .map_err(|e| StorageError::io("create directory", dir, e))?;
+        let lock = match DirLock::acquire(dir.join(LOCK_FILE)) {
+            Ok(lock) => lock,
+            Err(LockError::Held) => {
+                return Err(StorageError::Locked {
+                    dir: dir.to_owned(),
+                });
+            }
+            Err(LockError::Io(e)) => return Err(StorageError::io("lock", dir.join(LOCK_FILE), e)),
+        };
+
+        let names = fs.list(dir).map_err(|e| StorageError::io("list", dir, e))?;
+        let mut segments: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
+        segments.sort_unstable();
+        for w in segments.windows(2) {
+            if w[1] != w[0] + 1 {
+                return Err(StorageError::corrupt(
+                    dir.join(segment_name(w[0] + 1)),
+                    0,
+                    format!(
+                        "segment missing between {} and {}",
+                        segment_name(w[0]),
+                        segment_name(w[1])
+                    ),
+                ));
+            }
+        }
+
+        let mut report = RecoveryReport::default();
+        let mut replay: BTreeMap<u64, Replay> = BTreeMap::new();
+        let mut max_snapshot_id = 0;
+        let mut kept = segments.clone();
+        for (i, &seq) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            let path = dir.join(segment_name(seq));
+            let data = fs
+                .read(&path)
+                .map_err(|e| StorageError::io("read", &path, e))?;
+            let header_torn = data.len() < SEGMENT_HEADER_BYTES
+                || (data[..SEGMENT_HEADER_BYTES].iter().all(|&b| b == 0)
+                    && record::good_frame_after(&data, 0).is_none());
+            if header_torn && last {
+                // Created, then a crash before its header was durable (the
+                // file is short, or zero-filled): it held nothing, and the
+                // new segment reuses its number.
+                kept.pop();
+                report.torn_tail = Some(TornTail {
+                    file: path,
+                    offset: 0,
+                    bytes: data.len() as u64,
+                    reason: "segment header never written".to_owned(),
+                });
+                break;
+            }
+            record::check_segment_header(data.get(..SEGMENT_HEADER_BYTES).unwrap_or(&data), seq)
+                .map_err(|reason| StorageError::corrupt(&path, 0, reason))?;
+            report.segments += 1;
+            let mut at = SEGMENT_HEADER_BYTES;
+            while at < data.len() {
+                let payload = match read_frame(&data, at) {
+                    Frame::Good { payload, next } => {
+                        at = next;
+                        payload
+                    }
+                    Frame::Bad(reason) => {
+                        if !last {
+                            return Err(StorageError::corrupt(&path, at as u64, reason));
+                        }
+                        if let Some(good) = record::good_frame_after(&data, at) {
+                            return Err(StorageError::corrupt(
+                                &path,
+                                at as u64,
+                                format!("{reason}, and a valid record follows at offset {good}"),
+                            ));
+                        }
+                        let mut f = fs
+                            .open_append(&path)
+                            .map_err(|e| StorageError::io("open", &path, e))?;
+                        f.set_len(at as u64)
+                            .and_then(|()| f.sync_data())
+                            .map_err(|e| StorageError::io("cut torn tail of", &path, e))?;
+                        report.torn_tail = Some(TornTail {
+                            file: path.clone(),
+                            offset: at as u64,
+                            bytes: (data.len() - at) as u64,
+                            reason,
+                        });
+                        break;
+                    }
+                };
+                let offset = at - payload.len() - record::RECORD_HEADER_BYTES;
+                let rec = decode_record(payload).map_err(|e| {
+                    StorageError::corrupt(&path, offset as u64, format!("undecodable record: {e}"))
+                })?;
+                report.records += 1;
+                replay_record(&mut replay, rec, seq, &mut max_snapshot_id)
+                    .map_err(|reason| StorageError::corrupt(&path, offset as u64, reason))?;
+            }
+        }
+
+        // Snapshot files: finish interrupted installs, drop unreferenced
+        // pending ones, load the current one of each group.
+        let mut pending: BTreeMap<(u64, u64), String> = BTreeMap::new();
+        for name in &names {
+            if let Some((group, id)) = parse_pending_snapshot_name(name) {
+                max_snapshot_id = max_snapshot_id.max(id);
+                pending.insert((group, id), name.clone());
+            }
+        }
+        let mut recovered = BTreeMap::new();
+        for (&group, r) in &mut replay {
+            if r.log.shape.oldest_segment() == Some(DELETED_SEGMENT) {
+                let first = r.log.shape.first_live().unwrap_or_default();
+                return Err(StorageError::corrupt(
+                    dir.join(segment_name(kept.first().copied().unwrap_or(1))),
+                    0,
+                    format!("group {group}'s entries from slot {first} are in a deleted segment"),
+                ));
+            }
+            let snapshot = match r.log.snapshot {
+                None => None,
+                Some(mark) => {
+                    let (snap, installed) =
+                        load_snapshot(fs.as_ref(), dir, group, mark, &mut pending)?;
+                    report.snapshots_installed += usize::from(installed);
+                    Some(snap)
+                }
+            };
+            debug_assert_eq!(
+                r.entries.first().map(|e| e.slot),
+                r.log.shape.first_live(),
+                "replayed entries start where the shape's live range does"
+            );
+            recovered.insert(
+                group,
+                Recovered {
+                    hard_state: r.log.hard_state,
+                    snapshot,
+                    entries: std::mem::take(&mut r.entries),
+                },
+            );
+        }
+        for name in pending.values() {
+            let path = dir.join(name);
+            fs.remove(&path)
+                .map_err(|e| StorageError::io("remove", &path, e))?;
+        }
+
+        let groups = replay.into_iter().map(|(g, r)| (g, r.log)).collect();
+        let next_seq = kept.last().map_or(1, |s| s + 1);
+        let first_path = dir.join(segment_name(next_seq));
+        let file = fs
+            .create(&first_path)
+            .map_err(|e| StorageError::io("create", &first_path, e))?;
+        kept.push(next_seq);
+        let mut wal = Wal {
+            dir: dir.to_owned(),
+            fs,
+            opts,
+            _lock: lock,
+            groups,
+            segments: kept,
+            file,
+            file_len: 0,
+            synced_len: 0,
+            buf: BytesMut::new(),
+            unsynced_bytes: 0,
+            unsynced_records: 0,
+            dir_dirty: true,
+            pending_snapshots: BTreeMap::new(),
+            next_snapshot_id: max_snapshot_id + 1,
+            poisoned: None,
+            recovery: report,
+        };
+        wal.begin_segment(next_seq);
+        wal.sync()?;
+        Ok((wal, recovered))
+    }
+
+    /// What recovery found on open.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The sequence numbers of the segments on disk, oldest first.
+    pub fn segments(&self) -> &[u64] {
+        &self.segments
+    }
+
+    fn check(&self) -> Result<(), StorageError> {
+        match &self.poisoned {
+            None => Ok(()),
+            Some(cause) => Err(StorageError::Poisoned {
+                cause: cause.clone(),
+            }),
+        }
+    }
+
+    /// Records `err` as fatal and returns it.
+    fn poison(&mut self, err: StorageError) -> StorageError {
+        if self.poisoned.is_none() {
+            self.poisoned = Some(err.to_string());
+        }
+        err
+    }
+
+    fn current_path(&self) -> PathBuf {
+        let seq = self.segments.last().copied().unwrap_or(1);
+        self.dir.join(segment_name(seq))
+    }
+
+    /// Buffers `req` of `group` (not durable until [`Wal::sync`]). A
+    /// snapshot is written to its own file and fsynced here; the log
+    /// records a mark naming it.
+    pub fn write(&mut self, group: u64, req: &PersistRequest) -> Result<(), StorageError> {
+        self.check()?;
+        if group > MAX_GROUP_ID {
+            return Err(StorageError::GroupOutOfRange { group });
+        }
+        if req.is_empty() {
+            return Ok(());
+        }
+        if self.file_len + self.buf.len() as u64 >= self.opts.segment_bytes {
+            self.roll().map_err(|e| self.poison(e))?;
+        }
+        let segment = self.segments.last().copied().unwrap_or(1);
+        let log = self.groups.get(&group).cloned().unwrap_or_default();
+        let mut next = log.clone();
+        if let Some(s) = &req.snapshot {
+            next.shape.snapshot(s.last_slot);
+        }
+        if let Some(from) = req.truncate_from {
+            next.shape.truncate(from);
+        }
+        let taken = next.shape.append(&req.entries, segment).map_err(|gap| {
+            StorageError::InvalidRequest {
+                group,
+                reason: format!(
+                    "entries must continue the log: expected slot {}, got {}",
+                    gap.expected, gap.got
+                ),
+            }
+        })?;
+        if let Some(hs) = req.hard_state {
+            next.hard_state = hs;
+        }
+        if let Some(s) = &req.snapshot {
+            let mark = self
+                .write_snapshot_file(group, s)
+                .map_err(|e| self.poison(e))?;
+            next.snapshot = Some(mark);
+        }
+        let entries = &req.entries[req.entries.len() - taken..];
+        let mark = req.snapshot.as_ref().and(next.snapshot);
+        let before = self.buf.len();
+        record::put_request(&mut self.buf, group, mark, req, entries);
+        self.unsynced_bytes += (self.buf.len() - before) as u64;
+        self.unsynced_records += 1;
+        self.groups.insert(group, next);
+        if self.buf.len() >= MAX_BUFFERED_BYTES {
+            self.flush().map_err(|e| self.poison(e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a snapshot as a pending file, durable (file and name) before
+    /// the mark that names it can reach the log.
+    fn write_snapshot_file(
+        &mut self,
+        group: u64,
+        snap: &Snapshot,
+    ) -> Result<SnapshotMark, StorageError> {
+        let id = self.next_snapshot_id;
+        self.next_snapshot_id += 1;
+        let path = self.dir.join(pending_snapshot_name(group, id));
+        let bytes = record::encode_snapshot_file(group, id, snap);
+        let mut f = self
+            .fs
+            .create(&path)
+            .map_err(|e| StorageError::io("create", &path, e))?;
+        f.write_all(&bytes)
+            .map_err(|e| StorageError::io("write", &path, e))?;
+        f.sync_data()
+            .map_err(|e| StorageError::io("fdatasync", &path, e))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+        self.pending_snapshots.entry(group).or_default().push(id);
+        Ok(SnapshotMark {
+            id,
+            last_slot: snap.last_slot,
+        })
+    }
+
+    /// Hands the buffer to the file. On failure the file is cut back to
+    /// what was synced, so that a partial record is never followed by
+    /// anything (and a reopen finds at most a torn tail).
+    fn flush(&mut self) -> Result<(), StorageError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.file.write_all(&self.buf) {
+            let _best_effort = self.file.set_len(self.synced_len);
+            return Err(StorageError::io("write", self.current_path(), e));
+        }
+        self.file_len += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Closes the current segment durably and begins the next one.
+    fn roll(&mut self) -> Result<(), StorageError> {
+        self.flush()?;
+        // A segment that is not the last is whole: a reader treats damage
+        // in it as corruption, never as a torn tail.
+        self.file
+            .sync_data()
+            .map_err(|e| StorageError::io("fdatasync", self.current_path(), e))?;
+        let seq = self.segments.last().copied().unwrap_or(0) + 1;
+        let path = self.dir.join(segment_name(seq));
+        self.file = self
+            .fs
+            .create(&path)
+            .map_err(|e| StorageError::io("create", &path, e))?;
+        self.segments.push(seq);
+        self.file_len = 0;
+        self.synced_len = 0;
+        self.dir_dirty = true;
+        self.begin_segment(seq);
+        Ok(())
+    }
+
+    /// Buffers a segment's header and a checkpoint of every group.
+    fn begin_segment(&mut self, seq: u64) {
+        let before = self.buf.len();
+        record::put_segment_header(&mut self.buf, seq);
+        for (&group, log) in &self.groups {
+            record::put_checkpoint(
+                &mut self.buf,
+                group,
+                &log.hard_state,
+                log.snapshot,
+                log.shape.end(),
+            );
+            self.unsynced_records += 1;
+        }
+        self.unsynced_bytes += (self.buf.len() - before) as u64;
+    }
+
+    /// Makes everything written so far durable with one `fdatasync`, then
+    /// installs the snapshots it made durable and deletes segments that
+    /// hold nothing live.
+    ///
+    /// An error here is fatal: the log is poisoned and the caller must exit
+    /// the process (a failed `fsync` cannot be retried safely).
+    pub fn sync(&mut self) -> Result<SyncStats, StorageError> {
+        self.check()?;
+        self.sync_inner().map_err(|e| self.poison(e))
+    }
+
+    fn sync_inner(&mut self) -> Result<SyncStats, StorageError> {
+        let mut stats = SyncStats {
+            bytes: self.unsynced_bytes,
+            records: self.unsynced_records,
+            ..SyncStats::default()
+        };
+        self.flush()?;
+        if self.file_len > self.synced_len || self.dir_dirty {
+            let start = Instant::now();
+            self.file
+                .sync_data()
+                .map_err(|e| StorageError::io("fdatasync", self.current_path(), e))?;
+            stats.fsync = start.elapsed();
+            self.synced_len = self.file_len;
+        }
+        if self.dir_dirty {
+            self.sync_dir()?;
+            self.dir_dirty = false;
+        }
+        self.unsynced_bytes = 0;
+        self.unsynced_records = 0;
+        self.install_snapshots()?;
+        stats.segments_removed = self.purge()?;
+        Ok(stats)
+    }
+
+    fn sync_dir(&self) -> Result<(), StorageError> {
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| StorageError::io("fsync directory", &self.dir, e))
+    }
+
+    /// Renames each group's newest pending snapshot (its mark now durable)
+    /// over `snap-<group>.bin` and deletes older pending ones.
+    fn install_snapshots(&mut self) -> Result<(), StorageError> {
+        if self.pending_snapshots.is_empty() {
+            return Ok(());
+        }
+        for (group, ids) in std::mem::take(&mut self.pending_snapshots) {
+            let Some((&newest, older)) = ids.split_last() else {
+                continue;
+            };
+            for &id in older {
+                let path = self.dir.join(pending_snapshot_name(group, id));
+                self.fs
+                    .remove(&path)
+                    .map_err(|e| StorageError::io("remove", &path, e))?;
+            }
+            let from = self.dir.join(pending_snapshot_name(group, newest));
+            let to = self.dir.join(snapshot_name(group));
+            self.fs
+                .rename(&from, &to)
+                .map_err(|e| StorageError::io("rename", &from, e))?;
+        }
+        self.sync_dir()
+    }
+
+    /// Deletes, oldest first, segments older than every group's oldest live
+    /// entry. Each deletion is made durable before the next, so a crash
+    /// never leaves a gap in the sequence.
+    fn purge(&mut self) -> Result<u64, StorageError> {
+        let current = self.segments.last().copied().unwrap_or(1);
+        let keep_from = self
+            .groups
+            .values()
+            .filter_map(|g| g.shape.oldest_segment())
+            .fold(current, u64::min);
+        let mut removed = 0;
+        while self.segments.first().is_some_and(|&s| s < keep_from) {
+            let seq = self.segments[0];
+            let path = self.dir.join(segment_name(seq));
+            self.fs
+                .remove(&path)
+                .map_err(|e| StorageError::io("remove", &path, e))?;
+            self.sync_dir()?;
+            self.segments.remove(0);
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+/// Applies one replayed record, as `Recovered::apply` would.
+fn replay_record(
+    replay: &mut BTreeMap<u64, Replay>,
+    rec: Record,
+    segment: u64,
+    max_snapshot_id: &mut u64,
+) -> Result<(), String> {
+    match rec {
+        Record::Checkpoint {
+            group,
+            hard_state,
+            snapshot,
+            end,
+        } => {
+            if let Some(m) = snapshot {
+                *max_snapshot_id = (*max_snapshot_id).max(m.id);
+            }
+            // Only a group's first checkpoint says anything new: later ones
+            // repeat what the records before them built.
+            replay.entry(group).or_insert_with(|| Replay {
+                log: GroupLog {
+                    hard_state,
+                    snapshot,
+                    shape: LogShape::at_checkpoint(snapshot.map_or(0, |m| m.last_slot), end),
+                },
+                entries: Vec::new(),
+            });
+        }
+        Record::Request {
+            group,
+            snapshot,
+            truncate_from,
+            entries,
+            hard_state,
+        } => {
+            let r = replay.entry(group).or_default();
+            if let Some(m) = snapshot {
+                *max_snapshot_id = (*max_snapshot_id).max(m.id);
+                r.log.shape.snapshot(m.last_slot);
+                r.log.snapshot = Some(m);
+                r.trim();
+            }
+            if let Some(from) = truncate_from {
+                r.log.shape.truncate(from);
+                r.trim();
+            }
+            let taken = r.log.shape.append(&entries, segment).map_err(|gap| {
+                format!(
+                    "group {group}: entries do not continue the log: expected slot {}, got {}",
+                    gap.expected, gap.got
+                )
+            })?;
+            r.entries
+                .extend_from_slice(&entries[entries.len() - taken..]);
+            if let Some(hs) = hard_state {
+                r.log.hard_state = hs;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Loads the snapshot that `mark` names: `snap-<group>.bin`, or a pending
+/// file whose install a crash interrupted (its mark was durable), which is
+/// installed now. Returns the snapshot and whether it was installed.
+fn load_snapshot(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    group: u64,
+    mark: SnapshotMark,
+    pending: &mut BTreeMap<(u64, u64), String>,
+) -> Result<(Snapshot, bool), StorageError> {
+    let current = dir.join(snapshot_name(group));
+    let installed = match pending.remove(&(group, mark.id)) {
+        Some(name) => {
+            let from = dir.join(name);
+            fs.rename(&from, &current)
+                .map_err(|e| StorageError::io("rename", &from, e))?;
+            fs.sync_dir(dir)
+                .map_err(|e| StorageError::io("fsync directory", dir, e))?;
+            true
+        }
+        None => false,
+    };
+    let data = fs.read(&current).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            StorageError::corrupt(
+                &current,
+                0,
+                format!(
+                    "missing; the log names snapshot {} of group {group}",
+                    mark.id
+                ),
+            )
+        } else {
+            StorageError::io("read", &current, e)
+        }
+    })?;
+    let (header, snap) = record::decode_snapshot_file(&data)
+        .map_err(|(offset, reason)| StorageError::corrupt(&current, offset, reason))?;
+    if header.group != group || header.id != mark.id || snap.last_slot != mark.last_slot {
+        return Err(StorageError::corrupt(
+            &current,
+            0,
+            format!(
+                "holds snapshot {} of group {} through slot {}; the log names snapshot {} of group {group} through slot {}",
+                header.id, header.group, snap.last_slot, mark.id, mark.last_slot
+            ),
+        ));
+    }
+    Ok((snap, installed))
+}
