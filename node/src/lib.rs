@@ -1,22 +1,37 @@
-//! The Meridian server (docs/design.md §6): a tokio runtime driving the sans-IO
-//! cores, tonic services, WAL and snapshot files, TOML config and the
-//! `meridian` binary.
+//! The Meridian server (docs/design.md §6): the driver that runs the sans-IO
+//! cores for real — a write-ahead log with group commit, tonic gRPC
+//! services, peer streams, a clock check, metrics — and the configuration
+//! of a node.
 //!
-//! Built so far:
-//!
+//! - [`config`]: a node's TOML configuration, checked whole, and the
+//!   default layout of a local cluster;
+//! - [`runtime`]: the driver loop — one thread steps every group replica of
+//!   the node, one thread owns the log;
+//! - [`storage`]: the write-ahead log (CRC32C records, one `fdatasync` for
+//!   every group's writes, snapshots in their own files, torn-tail cut,
+//!   corruption named by file and offset, a locked data directory);
 //! - [`codec`]: the explicit little-endian encoding of the cores' types, for
-//!   the write-ahead log and the peer transport.
-//! - [`storage`]: the node's durable storage under the sans-IO Paxos core.
-//!   One write-ahead log ([`storage::Wal`]) serves every group the node
-//!   hosts, so one `fdatasync` commits all their writes (group commit
-//!   across groups). Segment files of CRC32C-framed records, a snapshot
-//!   file per group, a torn tail cut on restart and any other damage a
-//!   [`storage::StorageError::Corrupt`] naming file and offset; an I/O
-//!   error poisons the log and the process must exit. Opening returns,
-//!   per group, what `Recovered::apply` of every synced request gives.
-//!
-//! The runtime, services and config land later.
+//!   the log and the peer transport;
+//! - [`peer`]: streams of coalesced message batches between nodes and the
+//!   clock check;
+//! - [`service`], [`admin`]: the client and admin gRPC services;
+//! - [`server`]: [`Node::start`] and drain;
+//! - [`metrics`]: Prometheus text metrics.
 #![deny(missing_docs)]
 
+pub mod admin;
+pub mod cli;
 pub mod codec;
+pub mod config;
+pub mod local;
+pub mod metrics;
+pub mod peer;
+pub mod runtime;
+pub mod server;
+pub mod service;
+pub mod status;
 pub mod storage;
+mod storage_glue;
+
+pub use config::NodeConfig;
+pub use server::{Node, StartError, StartOptions};

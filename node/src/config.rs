@@ -1,0 +1,535 @@
+//! A node's configuration (docs/operations.md): one TOML file per node,
+//! checked whole before anything starts, with errors that name the field.
+//!
+//! ```toml
+//! cluster_id = 7
+//! epoch = 1
+//! node_id = 1
+//! listen = "127.0.0.1:7101"
+//! data_dir = "data/node-1"
+//! metrics_listen = "127.0.0.1:9101"   # optional
+//!
+//! [clock]
+//! backend = "system"                  # or "kernel": ε from adjtimex
+//! epsilon_ms = 1.0                    # system backend; kernel: the most ε accepted
+//!
+//! [paxos]                             # optional; defaults shown
+//! lease_ms = 2000
+//! heartbeat_ms = 100
+//! election_min_ms = 500
+//! election_max_ms = 1000
+//!
+//! [tls]                               # optional: mutual TLS for peers and clients
+//! ca = "certs/ca.pem"
+//! cert = "certs/node-1.pem"
+//! key = "certs/node-1.key"
+//!
+//! [[nodes]]
+//! id = 1
+//! address = "127.0.0.1:7101"
+//! # ... one [[nodes]] per node
+//!
+//! [[groups]]
+//! id = 1
+//! start = ""                          # first key (inclusive); "" = from the first key
+//! end = "@"                           # bound after the last key; omitted = no bound
+//! replicas = [1, 2, 3]
+//! # ... one [[groups]] per group; the ranges tile the key space
+//! ```
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Largest ε accepted in the configuration: 1 s. A bound this wide makes
+/// commit wait dominate every write; larger values are almost certainly a
+/// unit mistake.
+pub const MAX_EPSILON_MS: f64 = 1000.0;
+
+/// A configuration that cannot run, naming what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a node configuration.
+    #[error("config file {path} is malformed: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the line and field).
+        message: String,
+    },
+    /// The values break a rule.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Which TrueTime backend a node uses (docs/design.md §2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockBackend {
+    /// The system clock ± a configured ε.
+    #[default]
+    System,
+    /// The system clock with ε read from the kernel (`adjtimex` maxerror),
+    /// refused when the kernel clock is unsynchronised.
+    Kernel,
+}
+
+/// The clock section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockConfig {
+    /// The backend.
+    #[serde(default)]
+    pub backend: ClockBackend,
+    /// ε in milliseconds for the system backend; for the kernel backend,
+    /// the largest ε accepted.
+    #[serde(default = "default_epsilon_ms")]
+    pub epsilon_ms: f64,
+}
+
+fn default_epsilon_ms() -> f64 {
+    1.0
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        ClockConfig {
+            backend: ClockBackend::System,
+            epsilon_ms: default_epsilon_ms(),
+        }
+    }
+}
+
+impl ClockConfig {
+    /// ε in nanoseconds.
+    pub fn epsilon_nanos(&self) -> u64 {
+        (self.epsilon_ms * 1e6).round() as u64
+    }
+}
+
+/// Paxos timing, in milliseconds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaxosConfig {
+    /// Leader lease length (Spanner §4.1.1).
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// Interval between leader heartbeats.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// Lower bound of the randomized election timeout.
+    #[serde(default = "default_election_min_ms")]
+    pub election_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    #[serde(default = "default_election_max_ms")]
+    pub election_max_ms: u64,
+}
+
+fn default_lease_ms() -> u64 {
+    2000
+}
+fn default_heartbeat_ms() -> u64 {
+    100
+}
+fn default_election_min_ms() -> u64 {
+    500
+}
+fn default_election_max_ms() -> u64 {
+    1000
+}
+
+impl Default for PaxosConfig {
+    fn default() -> Self {
+        PaxosConfig {
+            lease_ms: default_lease_ms(),
+            heartbeat_ms: default_heartbeat_ms(),
+            election_min_ms: default_election_min_ms(),
+            election_max_ms: default_election_max_ms(),
+        }
+    }
+}
+
+/// TLS files (PEM). With them, peers and clients must present a
+/// certificate signed by `ca` (mutual TLS).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate authority that signs every node and client.
+    pub ca: PathBuf,
+    /// This node's certificate.
+    pub cert: PathBuf,
+    /// This node's private key.
+    pub key: PathBuf,
+}
+
+/// A node of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    /// Its id (1..=65535).
+    pub id: u64,
+    /// `host:port` of its gRPC server.
+    pub address: String,
+}
+
+/// A group: a key range and the nodes holding its replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupEntry {
+    /// Its id (1..=65535).
+    pub id: u64,
+    /// First key of the range ("" = from the first key).
+    #[serde(default)]
+    pub start: String,
+    /// Bound after the last key; absent = no bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// Nodes holding its replicas (the initial voters).
+    pub replicas: Vec<u64>,
+}
+
+impl GroupEntry {
+    /// Whether `key` falls in this group's range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        key >= self.start.as_bytes() && self.end.as_ref().is_none_or(|e| key < e.as_bytes())
+    }
+
+    /// The range's start as bytes.
+    pub fn start_bytes(&self) -> Bytes {
+        Bytes::copy_from_slice(self.start.as_bytes())
+    }
+
+    /// The range's end as bytes.
+    pub fn end_bytes(&self) -> Option<Bytes> {
+        self.end
+            .as_ref()
+            .map(|e| Bytes::copy_from_slice(e.as_bytes()))
+    }
+}
+
+/// A node's whole configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The cluster's id: messages of other clusters are refused.
+    pub cluster_id: u64,
+    /// The configuration epoch; raised when the layout changes.
+    #[serde(default = "default_epoch")]
+    pub epoch: u64,
+    /// This node's id.
+    pub node_id: u64,
+    /// Address the gRPC server listens on.
+    pub listen: String,
+    /// Directory of the write-ahead log and snapshots (locked while the
+    /// node runs).
+    pub data_dir: PathBuf,
+    /// Address of the Prometheus metrics endpoint, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
+    /// The clock.
+    #[serde(default)]
+    pub clock: ClockConfig,
+    /// Paxos timing.
+    #[serde(default)]
+    pub paxos: PaxosConfig,
+    /// Mutual TLS, if configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Every node of the cluster, this one included.
+    pub nodes: Vec<NodeEntry>,
+    /// Every group of the cluster.
+    pub groups: Vec<GroupEntry>,
+}
+
+fn default_epoch() -> u64 {
+    1
+}
+
+impl NodeConfig {
+    /// Reads and checks a configuration file. Relative paths in it are
+    /// taken relative to the file's directory.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        rebase(&mut cfg.data_dir);
+        if let Some(tls) = &mut cfg.tls {
+            rebase(&mut tls.ca);
+            rebase(&mut tls.cert);
+            rebase(&mut tls.key);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a node configuration always serialises")
+    }
+
+    /// Checks every rule; the first broken one is the error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.cluster_id == 0 {
+            return bad("cluster_id must be positive".into());
+        }
+        if self.epoch == 0 {
+            return bad("epoch must be positive".into());
+        }
+        let max_id = meridian_txn::MAX_NODE_ID;
+        let mut ids = BTreeSet::new();
+        for n in &self.nodes {
+            if n.id == 0 || n.id > max_id {
+                return bad(format!("node id {} is outside 1..={max_id}", n.id));
+            }
+            if !ids.insert(n.id) {
+                return bad(format!("node {} is listed twice", n.id));
+            }
+            if n.address.parse::<SocketAddr>().is_err() && !n.address.contains(':') {
+                return bad(format!(
+                    "node {} has address {:?}; expected host:port",
+                    n.id, n.address
+                ));
+            }
+        }
+        if !ids.contains(&self.node_id) {
+            return bad(format!("node_id {} is not among [[nodes]]", self.node_id));
+        }
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return bad(format!(
+                "listen {:?} is not an ip:port address",
+                self.listen
+            ));
+        }
+        if let Some(m) = &self.metrics_listen {
+            if m.parse::<SocketAddr>().is_err() {
+                return bad(format!("metrics_listen {m:?} is not an ip:port address"));
+            }
+        }
+        let eps = self.clock.epsilon_ms;
+        if !(eps > 0.0 && eps <= MAX_EPSILON_MS) {
+            return bad(format!(
+                "clock.epsilon_ms {eps} is outside (0, {MAX_EPSILON_MS}]"
+            ));
+        }
+        let p = &self.paxos;
+        if !(p.heartbeat_ms > 0
+            && p.heartbeat_ms < p.election_min_ms
+            && p.election_min_ms < p.election_max_ms)
+        {
+            return bad(
+                "paxos timing needs 0 < heartbeat_ms < election_min_ms < election_max_ms".into(),
+            );
+        }
+        if p.lease_ms <= p.heartbeat_ms {
+            return bad("paxos.lease_ms must exceed paxos.heartbeat_ms".into());
+        }
+        if self.groups.is_empty() {
+            return bad("no [[groups]]".into());
+        }
+        let mut gids = BTreeSet::new();
+        for g in &self.groups {
+            if g.id == 0 || g.id > meridian_txn::MAX_GROUP_ID {
+                return bad(format!("group id {} is outside 1..=65535", g.id));
+            }
+            if !gids.insert(g.id) {
+                return bad(format!("group {} is listed twice", g.id));
+            }
+            if g.replicas.is_empty() {
+                return bad(format!("group {} has no replicas", g.id));
+            }
+            if let Some(r) = g.replicas.iter().find(|r| !ids.contains(r)) {
+                return bad(format!(
+                    "group {} names node {r}, which is not among [[nodes]]",
+                    g.id
+                ));
+            }
+            if let Some(end) = &g.end {
+                if end.as_str() <= g.start.as_str() {
+                    return bad(format!(
+                        "group {} has an empty range [{:?}, {end:?})",
+                        g.id, g.start
+                    ));
+                }
+            }
+        }
+        // The ranges must tile the key space: sorted by start, each one
+        // starting where the previous ended, the first at "" and the last
+        // unbounded.
+        let mut sorted: Vec<&GroupEntry> = self.groups.iter().collect();
+        sorted.sort_by(|a, b| a.start.cmp(&b.start));
+        if !sorted[0].start.is_empty() {
+            return bad("the first group's range must start at \"\"".into());
+        }
+        for w in sorted.windows(2) {
+            if w[0].end.as_deref() != Some(w[1].start.as_str()) {
+                return bad(format!(
+                    "groups {} and {} leave a gap or overlap: {:?} then {:?}",
+                    w[0].id, w[1].id, w[0].end, w[1].start
+                ));
+            }
+        }
+        if sorted.last().is_some_and(|g| g.end.is_some()) {
+            return bad("the last group's range must have no end".into());
+        }
+        Ok(())
+    }
+
+    /// The group whose range holds `key`.
+    pub fn group_of(&self, key: &[u8]) -> Option<&GroupEntry> {
+        self.groups.iter().find(|g| g.contains(key))
+    }
+
+    /// This node's entry.
+    pub fn me(&self) -> &NodeEntry {
+        self.nodes
+            .iter()
+            .find(|n| n.id == self.node_id)
+            .expect("validated: node_id is among the nodes")
+    }
+
+    /// The groups this node holds a replica of.
+    pub fn local_groups(&self) -> impl Iterator<Item = &GroupEntry> {
+        self.groups
+            .iter()
+            .filter(|g| g.replicas.contains(&self.node_id))
+    }
+}
+
+/// First printable ASCII byte (space).
+const FIRST_PRINTABLE: u8 = 0x20;
+/// Last printable ASCII byte (`~`).
+const LAST_PRINTABLE: u8 = 0x7e;
+
+/// Default split points for `groups` groups: keys are split evenly by their
+/// first byte over printable ASCII, so ordinary text keys spread over all
+/// groups. Returns `groups - 1` one-byte boundaries.
+pub fn default_split_points(groups: u64) -> Vec<String> {
+    let span = u64::from(LAST_PRINTABLE - FIRST_PRINTABLE) + 1;
+    (1..groups)
+        .map(|i| {
+            let b = FIRST_PRINTABLE as u64 + i * span / groups;
+            char::from(b as u8).to_string()
+        })
+        .collect()
+}
+
+/// The default layout of `groups` groups over nodes `1..=nodes`, every node
+/// holding a replica of every group.
+pub fn default_groups(nodes: u64, groups: u64) -> Vec<GroupEntry> {
+    let splits = default_split_points(groups);
+    (0..groups)
+        .map(|i| GroupEntry {
+            id: i + 1,
+            start: if i == 0 {
+                String::new()
+            } else {
+                splits[(i - 1) as usize].clone()
+            },
+            end: splits.get(i as usize).cloned(),
+            replicas: (1..=nodes).collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> NodeConfig {
+        NodeConfig {
+            cluster_id: 7,
+            epoch: 1,
+            node_id: 1,
+            listen: "127.0.0.1:7101".into(),
+            data_dir: "d".into(),
+            metrics_listen: None,
+            clock: ClockConfig::default(),
+            paxos: PaxosConfig::default(),
+            tls: None,
+            nodes: (1..=3)
+                .map(|id| NodeEntry {
+                    id,
+                    address: format!("127.0.0.1:{}", 7100 + id),
+                })
+                .collect(),
+            groups: default_groups(3, 3),
+        }
+    }
+
+    #[test]
+    fn default_ranges_tile_printable_ascii_evenly() {
+        let c = sample();
+        c.validate().expect("valid");
+        assert_eq!(
+            default_split_points(3),
+            vec!["@".to_string(), "`".to_string()]
+        );
+        // Ordinary text keys land in every group.
+        let groups: BTreeSet<u64> = ["Apple", "banana", "42", "user1", "Zed"]
+            .iter()
+            .map(|k| c.group_of(k.as_bytes()).expect("tiled").id)
+            .collect();
+        assert_eq!(groups.len(), 3);
+        assert_eq!(c.group_of(b"").map(|g| g.id), Some(1));
+        assert_eq!(c.group_of(&[0xff]).map(|g| g.id), Some(3));
+        for n in 1..=20 {
+            let g = default_groups(3, n);
+            assert_eq!(g.len() as u64, n);
+            let mut cfg = sample();
+            cfg.groups = g;
+            cfg.validate().expect("every default layout is valid");
+        }
+    }
+
+    #[test]
+    fn toml_round_trips_and_bad_values_name_the_field() {
+        let c = sample();
+        let text = c.to_toml();
+        let back: NodeConfig = toml::from_str(&text).expect("parses");
+        assert_eq!(back.groups, c.groups);
+        let mut bad = sample();
+        bad.node_id = 9;
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("node_id 9")
+        );
+        let mut gap = sample();
+        gap.groups[1].start = "A".into();
+        assert!(gap.validate().unwrap_err().to_string().contains("gap"));
+        let mut eps = sample();
+        eps.clock.epsilon_ms = 0.0;
+        assert!(
+            eps.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("epsilon_ms")
+        );
+        let unknown = format!("{text}\nbogus = 1\n");
+        assert!(toml::from_str::<NodeConfig>(&unknown).is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! An in-process local cluster: several [`Node`]s in one process, each with
+//! its own data directory, write-ahead log with real `fdatasync`, and gRPC
+//! server on loopback. Nodes talk to each other and to clients only through
+//! gRPC, exactly as separate processes do. For tests, examples and the
+//! embedded benchmark.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use meridian_proto::pb;
+
+use crate::cli::local_configs;
+use crate::config::NodeConfig;
+use crate::{Node, StartError, StartOptions};
+
+/// How long [`LocalCluster::wait_for_leaders`] waits by default.
+pub const LEADER_WAIT: Duration = Duration::from_secs(20);
+
+/// Several nodes in one process.
+pub struct LocalCluster {
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    configs: Vec<NodeConfig>,
+    nodes: Vec<Option<Node>>,
+}
+
+/// Options of a local cluster.
+#[derive(Clone, Debug)]
+pub struct LocalOptions {
+    /// Number of nodes.
+    pub nodes: u64,
+    /// Number of groups (every node holds a replica of each).
+    pub groups: u64,
+    /// Clock uncertainty ε in milliseconds.
+    pub epsilon_ms: f64,
+    /// Where the data directories go (default: a new temporary directory,
+    /// removed when the cluster is dropped).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            nodes: 3,
+            groups: 3,
+            epsilon_ms: 1.0,
+            dir: None,
+        }
+    }
+}
+
+impl LocalCluster {
+    /// Starts a cluster on free loopback ports.
+    pub async fn start(opts: LocalOptions) -> Result<LocalCluster, StartError> {
+        let (tmp, dir) = match &opts.dir {
+            Some(d) => (None, d.clone()),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("meridian-local-")
+                    .tempdir()
+                    .map_err(|e| StartError::Storage(format!("temporary directory: {e}")))?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let ports = free_ports(2 * opts.nodes as usize)
+            .map_err(|e| StartError::Other(format!("no free ports: {e}")))?;
+        let pairs: Vec<(u16, u16)> = ports.chunks(2).map(|c| (c[0], c[1])).collect();
+        let configs = local_configs(&dir, opts.nodes, opts.groups, &pairs, opts.epsilon_ms);
+        let mut c = LocalCluster {
+            dir,
+            _tmp: tmp,
+            configs,
+            nodes: Vec::new(),
+        };
+        // Start all nodes concurrently: each one's start-up hello waits for
+        // its peers.
+        let starts = c
+            .configs
+            .iter()
+            .cloned()
+            .map(|cfg| tokio::spawn(Node::start(cfg, StartOptions::default())));
+        let starts: Vec<_> = starts.collect();
+        for s in starts {
+            let node = s
+                .await
+                .map_err(|e| StartError::Other(format!("start task: {e}")))??;
+            c.nodes.push(Some(node));
+        }
+        Ok(c)
+    }
+
+    /// The nodes' gRPC addresses, `host:port`.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.configs.iter().map(|c| c.listen.clone()).collect()
+    }
+
+    /// The directory holding the nodes' data.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configuration of node `id` (1-based).
+    pub fn config(&self, id: u64) -> &NodeConfig {
+        &self.configs[(id - 1) as usize]
+    }
+
+    /// Node `id` (1-based), if running.
+    pub fn node(&self, id: u64) -> Option<&Node> {
+        self.nodes.get((id - 1) as usize).and_then(|n| n.as_ref())
+    }
+
+    /// Stops node `id` at once, as a crash would (unsynced writes are not
+    /// lost, since the process lives; what was in flight is).
+    pub fn kill(&mut self, id: u64) {
+        if let Some(n) = self.nodes[(id - 1) as usize].take() {
+            n.kill();
+        }
+    }
+
+    /// Restarts node `id` from its data directory.
+    pub async fn restart(&mut self, id: u64) -> Result<(), StartError> {
+        let cfg = self.configs[(id - 1) as usize].clone();
+        let n = Node::start(cfg, StartOptions::default()).await?;
+        self.nodes[(id - 1) as usize] = Some(n);
+        Ok(())
+    }
+
+    /// Waits until every group has a leader that serves: a strong read-only
+    /// request for a key of the group succeeds at some node.
+    pub async fn wait_for_leaders(&self, within: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + within;
+        let cfg = &self.configs[0];
+        for g in &cfg.groups {
+            let key = if g.start.is_empty() {
+                bytes::Bytes::from_static(b"\x01")
+            } else {
+                g.start_bytes()
+            };
+            'group: loop {
+                for e in self.endpoints() {
+                    if let Ok(mut c) =
+                        pb::meridian_client::MeridianClient::connect(format!("http://{e}")).await
+                    {
+                        let req = pb::ReadOnlyRequest {
+                            header: Some(pb::Header {
+                                cluster_id: cfg.cluster_id,
+                                epoch: cfg.epoch,
+                            }),
+                            group: g.id,
+                            at: Some(pb::read_only_request::At::Strong(pb::Empty {})),
+                            reads: vec![pb::ReadOp {
+                                op: Some(pb::read_op::Op::Get(key.clone())),
+                            }],
+                        };
+                        if let Ok(r) = c.read_only(req).await {
+                            if r.into_inner().error.is_none() {
+                                break 'group;
+                            }
+                        }
+                    }
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(format!("group {} has no serving leader", g.id));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drains and stops every node.
+    pub async fn shutdown(mut self) {
+        for n in self.nodes.iter_mut() {
+            if let Some(n) = n.take() {
+                n.shutdown().await;
+            }
+        }
+    }
+}
+
+/// Free loopback ports, chosen by the system.
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a: SocketAddr| a.port()))
+        .collect()
+}

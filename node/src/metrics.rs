@@ -1,0 +1,332 @@
+//! Prometheus text metrics (docs/operations.md): counters and fixed-bucket
+//! histograms on atomics, rendered on `GET /metrics` by a small HTTP
+//! endpoint. Recording is a few relaxed atomic adds: no lock, no
+//! allocation on the hot path.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use meridian_txn::{AbortReason, Reply, Response, TxnError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// The count.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Upper bounds of histogram buckets, in microseconds (50 µs to 10 s).
+const LATENCY_BUCKETS_US: [u64; 16] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 10_000_000,
+];
+
+/// Upper bounds of batch-size buckets.
+const SIZE_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 8192];
+
+/// A histogram with fixed buckets.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [u64],
+    counts: Vec<AtomicU64>,
+    sum: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [u64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one value (in the histogram's unit).
+    pub fn observe(&self, v: u64) {
+        let i = self.bounds.partition_point(|&b| b < v);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(v, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a duration in microseconds.
+    pub fn observe_duration(&self, d: Duration) {
+        self.observe(d.as_micros().min(u128::from(u64::MAX)) as u64);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, scale: f64) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, b) in self.bounds.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{}\"}} {cumulative}",
+                *b as f64 * scale
+            );
+        }
+        cumulative += self.counts[self.bounds.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum.load(Ordering::Relaxed) as f64 * scale;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {}", self.count.load(Ordering::Relaxed));
+    }
+}
+
+/// Abort reasons in the order of the counters.
+const ABORT_REASONS: [(AbortReason, &str); 7] = [
+    (AbortReason::Wounded, "wounded"),
+    (AbortReason::LeaderChanged, "leader_changed"),
+    (AbortReason::Inactive, "inactive"),
+    (AbortReason::ClientAbort, "client_abort"),
+    (AbortReason::Overloaded, "overloaded"),
+    (AbortReason::Unknown, "unknown"),
+    (AbortReason::Conflict, "conflict"),
+];
+
+/// Every metric of one node.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Client-observed commit latency at the node (request in to answer
+    /// out), µs.
+    pub commit_latency: Histogram,
+    /// Commit wait: time from the commit timestamp's arrival at the node
+    /// to `TT.after(s)`, estimated at the answer as `now - s`, µs.
+    pub commit_wait: Histogram,
+    /// Lock waits: read requests of locking transactions that took longer
+    /// than a millisecond, µs.
+    pub lock_wait: Histogram,
+    /// WAL fsync latency, µs.
+    pub fsync_latency: Histogram,
+    /// Persist requests per fsync.
+    pub fsync_batch: Histogram,
+    /// Commits answered.
+    pub commits: Counter,
+    /// Aborts answered, by reason.
+    pub aborts: [Counter; 7],
+    /// Other errors answered.
+    pub errors: Counter,
+    /// Leaderships won by this node's replicas.
+    pub elections: Counter,
+    /// Log entries applied.
+    pub applied: Counter,
+    /// Peer messages dropped because a peer's queue was full.
+    pub peer_drops: Counter,
+    /// Peer message batches sent.
+    pub peer_batches: Counter,
+    /// `t_safe` lag of this node's replicas (now − t_safe), µs, sampled.
+    pub t_safe_lag: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            commit_latency: Histogram::new(&LATENCY_BUCKETS_US),
+            commit_wait: Histogram::new(&LATENCY_BUCKETS_US),
+            lock_wait: Histogram::new(&LATENCY_BUCKETS_US),
+            fsync_latency: Histogram::new(&LATENCY_BUCKETS_US),
+            fsync_batch: Histogram::new(&SIZE_BUCKETS),
+            commits: Counter::default(),
+            aborts: Default::default(),
+            errors: Counter::default(),
+            elections: Counter::default(),
+            applied: Counter::default(),
+            peer_drops: Counter::default(),
+            peer_batches: Counter::default(),
+            t_safe_lag: Histogram::new(&LATENCY_BUCKETS_US),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one fsync of `batch` persist requests.
+    pub fn observe_fsync(&self, took: Duration, batch: usize) {
+        self.fsync_latency.observe_duration(took);
+        self.fsync_batch.observe(batch as u64);
+    }
+
+    /// Records an answer's outcome.
+    pub fn observe_reply(&self, reply: &Reply) {
+        match reply {
+            Ok(Response::Committed { .. }) => self.commits.inc(),
+            Ok(_) => {}
+            Err(TxnError::Aborted { reason, .. }) => {
+                if let Some(i) = ABORT_REASONS.iter().position(|(r, _)| r == reason) {
+                    self.aborts[i].inc();
+                }
+            }
+            Err(_) => self.errors.inc(),
+        }
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let us = 1e-6;
+        self.commit_latency.render(
+            &mut out,
+            "meridian_commit_latency_seconds",
+            "Commit latency at the node, request to answer.",
+            us,
+        );
+        self.commit_wait.render(
+            &mut out,
+            "meridian_commit_wait_seconds",
+            "Time from a commit timestamp to its acknowledgement (commit wait and replication).",
+            us,
+        );
+        self.lock_wait.render(
+            &mut out,
+            "meridian_lock_wait_seconds",
+            "Locking reads that waited more than a millisecond.",
+            us,
+        );
+        self.fsync_latency.render(
+            &mut out,
+            "meridian_wal_fsync_seconds",
+            "Write-ahead log fdatasync latency.",
+            us,
+        );
+        self.fsync_batch.render(
+            &mut out,
+            "meridian_wal_batch_requests",
+            "Persist requests made durable by one fdatasync.",
+            1.0,
+        );
+        self.t_safe_lag.render(
+            &mut out,
+            "meridian_t_safe_lag_seconds",
+            "How far each replica's safe time trails its clock, sampled.",
+            us,
+        );
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            &mut out,
+            "meridian_commits_total",
+            "Commits acknowledged.",
+            self.commits.get(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_aborts_total Aborts answered, by reason.\n# TYPE meridian_aborts_total counter"
+        );
+        for (i, (_, name)) in ABORT_REASONS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "meridian_aborts_total{{reason=\"{name}\"}} {}",
+                self.aborts[i].get()
+            );
+        }
+        counter(
+            &mut out,
+            "meridian_errors_total",
+            "Other errors answered.",
+            self.errors.get(),
+        );
+        counter(
+            &mut out,
+            "meridian_elections_total",
+            "Leaderships won by this node's replicas.",
+            self.elections.get(),
+        );
+        counter(
+            &mut out,
+            "meridian_applied_entries_total",
+            "Log entries applied.",
+            self.applied.get(),
+        );
+        counter(
+            &mut out,
+            "meridian_peer_drops_total",
+            "Peer messages dropped at a full queue.",
+            self.peer_drops.get(),
+        );
+        counter(
+            &mut out,
+            "meridian_peer_batches_total",
+            "Peer message batches sent (Paxos round trips are about two per commit batch).",
+            self.peer_batches.get(),
+        );
+        out
+    }
+}
+
+/// Largest HTTP request head the metrics endpoint reads.
+const MAX_REQUEST_HEAD: usize = 8192;
+
+/// Serves `GET /metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; MAX_REQUEST_HEAD];
+            let mut n = 0;
+            while n < buf.len() {
+                match sock.read(&mut buf[n..]).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => n += k,
+                }
+                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if head.starts_with("GET /metrics") {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "try GET /metrics\n".to_string())
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_render_cumulative_buckets() {
+        let m = Metrics::default();
+        m.commit_latency.observe(40);
+        m.commit_latency.observe(700);
+        m.observe_reply(&Err(TxnError::Aborted {
+            txn: meridian_participant::TxnId::local(1),
+            reason: AbortReason::Conflict,
+        }));
+        let text = m.render();
+        assert!(text.contains("meridian_commit_latency_seconds_bucket{le=\"0.00005\"} 1"));
+        assert!(text.contains("meridian_commit_latency_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("meridian_aborts_total{reason=\"conflict\"} 1"));
+    }
+}

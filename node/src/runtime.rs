@@ -1,0 +1,589 @@
+//! The driver loop (docs/design.md §6): one OS thread owns every group
+//! replica the node hosts and steps them; a second thread owns the
+//! write-ahead log.
+//!
+//! Per turn the loop drains its inbox (client requests, peer messages,
+//! storage completions) without blocking, steps each input into its
+//! group's replica, and then carries out the outputs of the whole turn at
+//! once: every group's persist requests go to the log thread as one batch
+//! (one `fdatasync` for all of them: group commit across groups), peer
+//! messages go to one outbound stream per peer, replies complete the
+//! callers' oneshot channels. Timers are the replicas' own
+//! (`next_deadline`): the loop sleeps on its inbox until the earliest.
+//!
+//! Nothing here awaits, and no lock is held across a step: the gRPC
+//! handlers talk to the loop only through channels.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use meridian_participant::WaitsFor;
+use meridian_paxos::{MembershipChange, Message, NodeId, PersistRequest, Recovered, Role};
+use meridian_proto::pb;
+use meridian_truetime::{Timestamp, TrueTime, TtInterval};
+use meridian_txn::{GroupId, GroupMessage, GroupReplica, Input, Output, Reply, Request};
+use parking_lot::RwLock;
+use tokio::sync::oneshot;
+
+use crate::codec;
+use crate::metrics::Metrics;
+
+/// Most inbox events one turn takes before it flushes its outputs, so a
+/// flood of requests cannot starve timers or delay persistence unboundedly.
+pub const MAX_EVENTS_PER_TURN: usize = 4096;
+
+/// Longest the loop sleeps when no replica has a timer due.
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+/// Most persist requests the log thread writes before one `fdatasync`.
+pub const MAX_SYNC_BATCH: usize = 8192;
+
+/// The node's durable log as the runtime sees it: buffered writes per
+/// group, then one sync for all of them.
+pub trait Log: Send + 'static {
+    /// Buffers `req` of `group` (not yet durable).
+    fn write(&mut self, group: GroupId, req: &PersistRequest) -> Result<(), String>;
+    /// Makes every buffered write durable with one sync. An error is fatal:
+    /// the process must end (no retry after a failed fsync).
+    fn sync(&mut self) -> Result<(), String>;
+}
+
+/// A log that keeps nothing (for tests of the runtime alone).
+#[derive(Debug, Default)]
+pub struct NullLog;
+
+impl Log for NullLog {
+    fn write(&mut self, _group: GroupId, _req: &PersistRequest) -> Result<(), String> {
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Called with a reason when the node cannot go on (a failed fsync, a
+/// corrupted record on apply): by default it logs and ends the process.
+pub type FatalHandler = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The default fatal handler: log, then exit with status 70 (EX_SOFTWARE).
+pub fn exit_on_fatal() -> FatalHandler {
+    Arc::new(|reason: &str| {
+        tracing::error!(%reason, "fatal: the node stops");
+        eprintln!("meridian: fatal: {reason}");
+        std::process::exit(70);
+    })
+}
+
+/// What a group replica looks like from outside the loop.
+#[derive(Clone, Debug, Default)]
+pub struct GroupView {
+    /// The group.
+    pub group: GroupId,
+    /// The leader the replica follows, if known.
+    pub leader: Option<NodeId>,
+    /// Whether this replica leads.
+    pub leading: bool,
+    /// Chosen slot.
+    pub chosen: u64,
+    /// Applied slot.
+    pub applied: u64,
+    /// Safe time.
+    pub t_safe: Timestamp,
+    /// Active transactions (at a leader).
+    pub active_txns: usize,
+    /// The current voters.
+    pub voters: Vec<NodeId>,
+}
+
+/// Shared, read-mostly view of the node's replicas (updated by the loop
+/// after each turn that changed a role; read by the services).
+pub type Views = Arc<RwLock<BTreeMap<GroupId, GroupView>>>;
+
+/// An input to the loop.
+pub enum Event {
+    /// A client request for `group`'s local replica.
+    Request {
+        /// The group.
+        group: GroupId,
+        /// The request.
+        request: Request,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// A Paxos message from a peer.
+    Peer {
+        /// The group.
+        group: GroupId,
+        /// The message.
+        msg: Message,
+    },
+    /// A two-phase-commit message for `group`'s leader.
+    FromGroup {
+        /// The group.
+        group: GroupId,
+        /// The message.
+        msg: GroupMessage,
+    },
+    /// The log made requests of `group` up to `seq` durable.
+    Persisted {
+        /// The group.
+        group: GroupId,
+        /// Highest durable sequence.
+        seq: u64,
+    },
+    /// Who waits for whom, in every group this node leads.
+    WaitsFor(oneshot::Sender<Vec<(GroupId, WaitsFor)>>),
+    /// A one-at-a-time membership change at this node's replica of `group`.
+    Membership {
+        /// The group.
+        group: GroupId,
+        /// The change.
+        change: MembershipChange,
+        /// The outcome (the new voters once proposed).
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// The clock check's verdict on this node's clock.
+    ClockHealth {
+        /// Within bound against the peers.
+        ok: bool,
+    },
+    /// Stop the loop.
+    Shutdown,
+}
+
+/// Where the loop sends messages for other nodes: one bounded queue per
+/// peer, drained by that peer's outbound stream.
+pub type PeerQueues = Arc<HashMap<NodeId, tokio::sync::mpsc::Sender<pb::PeerMessage>>>;
+
+/// What the loop needs to start.
+pub struct LoopSetup {
+    /// This node.
+    pub node: NodeId,
+    /// The replicas, each with what the log recovered for it.
+    pub replicas: Vec<(meridian_txn::Config, Recovered)>,
+    /// Which nodes hold replicas of each group (for group messages).
+    pub group_nodes: BTreeMap<GroupId, Vec<NodeId>>,
+    /// The clock.
+    pub clock: Arc<dyn TrueTime>,
+    /// The log, moved to its own thread.
+    pub log: Box<dyn Log>,
+    /// Outbound peer queues.
+    pub peers: PeerQueues,
+    /// Called when the node cannot go on.
+    pub fatal: FatalHandler,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// A running loop: its inbox, its views and its threads.
+pub struct LoopHandle {
+    /// The inbox.
+    pub inbox: Sender<Event>,
+    /// The replicas' views.
+    pub views: Views,
+    /// Whether the node's clock is currently healthy.
+    pub clock_ok: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl LoopHandle {
+    /// Stops the loop and the log thread and waits for them.
+    pub fn shutdown(mut self) {
+        let _ = self.inbox.send(Event::Shutdown);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the loop and log threads.
+pub fn start(setup: LoopSetup) -> std::io::Result<LoopHandle> {
+    let (inbox, rx) = crossbeam_channel::unbounded::<Event>();
+    let (log_tx, log_rx) = crossbeam_channel::unbounded::<Vec<(GroupId, PersistRequest)>>();
+    let views: Views = Arc::default();
+    let clock_ok = Arc::new(AtomicBool::new(true));
+    let log_thread = {
+        let inbox = inbox.clone();
+        let fatal = setup.fatal.clone();
+        let metrics = setup.metrics.clone();
+        let log = setup.log;
+        std::thread::Builder::new()
+            .name(format!("wal-{}", setup.node))
+            .spawn(move || log_loop(log, log_rx, inbox, fatal, metrics))?
+    };
+    let mut replicas = BTreeMap::new();
+    let now = setup.clock.now();
+    for (cfg, recovered) in setup.replicas {
+        let group = cfg.group;
+        let rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(
+            now.latest.as_nanos() ^ (setup.node << 32) ^ group,
+        );
+        replicas.insert(group, GroupReplica::new(cfg, recovered, Box::new(rng)));
+    }
+    let mut driver = Driver {
+        node: setup.node,
+        replicas,
+        group_nodes: setup.group_nodes,
+        clock: setup.clock,
+        log: log_tx,
+        peers: setup.peers,
+        fatal: setup.fatal,
+        metrics: setup.metrics,
+        views: views.clone(),
+        clock_ok: clock_ok.clone(),
+        pending: HashMap::new(),
+        next_request: 1,
+        internal: VecDeque::new(),
+        out: Vec::new(),
+        persist: Vec::new(),
+        outbound: HashMap::new(),
+        views_dirty: true,
+        encode_buf: BytesMut::new(),
+    };
+    let loop_thread = std::thread::Builder::new()
+        .name(format!("loop-{}", setup.node))
+        .spawn(move || driver.run(rx))?;
+    Ok(LoopHandle {
+        inbox,
+        views,
+        clock_ok,
+        threads: vec![loop_thread, log_thread],
+    })
+}
+
+/// The log thread: takes every batch waiting, writes them all, syncs once,
+/// then reports the highest durable sequence per group.
+fn log_loop(
+    mut log: Box<dyn Log>,
+    rx: Receiver<Vec<(GroupId, PersistRequest)>>,
+    inbox: Sender<Event>,
+    fatal: FatalHandler,
+    metrics: Arc<Metrics>,
+) {
+    let mut durable: BTreeMap<GroupId, u64> = BTreeMap::new();
+    while let Ok(first) = rx.recv() {
+        let mut batch = first;
+        while batch.len() < MAX_SYNC_BATCH {
+            match rx.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
+            }
+        }
+        for (group, req) in &batch {
+            if let Err(e) = log.write(*group, req) {
+                fatal(&format!("write-ahead log write failed: {e}"));
+                return;
+            }
+            let d = durable.entry(*group).or_default();
+            *d = (*d).max(req.seq);
+        }
+        let started = Instant::now();
+        if let Err(e) = log.sync() {
+            fatal(&format!(
+                "write-ahead log fsync failed: {e}; the page cache can no longer be trusted"
+            ));
+            return;
+        }
+        metrics.observe_fsync(started.elapsed(), batch.len());
+        for (&group, &seq) in &durable {
+            if inbox.send(Event::Persisted { group, seq }).is_err() {
+                return;
+            }
+        }
+        durable.clear();
+    }
+}
+
+struct Driver {
+    node: NodeId,
+    replicas: BTreeMap<GroupId, GroupReplica>,
+    group_nodes: BTreeMap<GroupId, Vec<NodeId>>,
+    clock: Arc<dyn TrueTime>,
+    log: Sender<Vec<(GroupId, PersistRequest)>>,
+    peers: PeerQueues,
+    fatal: FatalHandler,
+    metrics: Arc<Metrics>,
+    views: Views,
+    clock_ok: Arc<AtomicBool>,
+    pending: HashMap<u64, oneshot::Sender<Reply>>,
+    next_request: u64,
+    /// Group messages between two replicas of this node, delivered within
+    /// the turn.
+    internal: VecDeque<(GroupId, GroupMessage)>,
+    out: Vec<Output>,
+    persist: Vec<(GroupId, PersistRequest)>,
+    outbound: HashMap<NodeId, Vec<pb::PeerMessage>>,
+    views_dirty: bool,
+    encode_buf: BytesMut,
+}
+
+/// The midpoint of a TrueTime interval: the local clock's reading, which
+/// replica deadlines are expressed in.
+fn local(now: TtInterval) -> Timestamp {
+    Timestamp::from_nanos(now.earliest.as_nanos() / 2 + now.latest.as_nanos() / 2)
+}
+
+impl Driver {
+    fn run(&mut self, rx: Receiver<Event>) {
+        let now = self.clock.now();
+        let groups: Vec<GroupId> = self.replicas.keys().copied().collect();
+        for g in groups {
+            let mut out = std::mem::take(&mut self.out);
+            if let Some(r) = self.replicas.get_mut(&g) {
+                r.start(now, &mut out);
+            }
+            self.absorb(g, &mut out);
+            self.out = out;
+        }
+        self.flush();
+        loop {
+            let wait = self.sleep_time();
+            let first = match rx.recv_timeout(wait) {
+                Ok(ev) => Some(ev),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut taken = 0;
+            let mut next = first;
+            while let Some(ev) = next {
+                if matches!(ev, Event::Shutdown) {
+                    self.flush();
+                    return;
+                }
+                self.handle(ev);
+                taken += 1;
+                if taken >= MAX_EVENTS_PER_TURN {
+                    break;
+                }
+                next = match rx.try_recv() {
+                    Ok(ev) => Some(ev),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return,
+                };
+            }
+            self.tick_due();
+            self.flush();
+        }
+    }
+
+    fn sleep_time(&self) -> Duration {
+        let now = local(self.clock.now());
+        let due = self
+            .replicas
+            .values()
+            .map(|r| r.next_deadline())
+            .min()
+            .unwrap_or(Timestamp::MAX);
+        if due <= now {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(due.nanos_since(now)).min(MAX_SLEEP)
+        }
+    }
+
+    fn tick_due(&mut self) {
+        let now = self.clock.now();
+        let t = local(now);
+        let due: Vec<GroupId> = self
+            .replicas
+            .iter()
+            .filter(|(_, r)| r.next_deadline() <= t)
+            .map(|(g, _)| *g)
+            .collect();
+        for g in due {
+            self.step(g, now, Input::Tick);
+        }
+    }
+
+    fn step(&mut self, group: GroupId, now: TtInterval, input: Input) {
+        let mut out = std::mem::take(&mut self.out);
+        match self.replicas.get_mut(&group) {
+            Some(r) => r.step(now, input, &mut out),
+            None => return,
+        }
+        self.absorb(group, &mut out);
+        self.out = out;
+        // Group messages between local replicas go round within the turn.
+        while let Some((g, msg)) = self.internal.pop_front() {
+            let mut out = std::mem::take(&mut self.out);
+            if let Some(r) = self.replicas.get_mut(&g) {
+                r.step(now, Input::FromGroup(msg), &mut out);
+            }
+            self.absorb(g, &mut out);
+            self.out = out;
+        }
+    }
+
+    fn handle(&mut self, ev: Event) {
+        let now = self.clock.now();
+        match ev {
+            Event::Request {
+                group,
+                request,
+                reply,
+            } => {
+                let id = self.next_request;
+                self.next_request += 1;
+                self.pending.insert(id, reply);
+                self.step(group, now, Input::Request { id, request });
+            }
+            Event::Peer { group, msg } => self.step(group, now, Input::Message(msg)),
+            Event::FromGroup { group, msg } => self.step(group, now, Input::FromGroup(msg)),
+            Event::Persisted { group, seq } => self.step(group, now, Input::Persisted { seq }),
+            Event::WaitsFor(reply) => {
+                let edges = self
+                    .replicas
+                    .iter()
+                    .flat_map(|(g, r)| r.waits_for().into_iter().map(|w| (*g, w)))
+                    .collect();
+                let _ = reply.send(edges);
+            }
+            Event::Membership {
+                group,
+                change,
+                reply,
+            } => {
+                let mut out = std::mem::take(&mut self.out);
+                let result = match self.replicas.get_mut(&group) {
+                    Some(r) => r
+                        .propose_membership(now, change, &mut out)
+                        .map_err(|e| e.to_string()),
+                    None => Err(format!("this node hosts no replica of group {group}")),
+                };
+                self.absorb(group, &mut out);
+                self.out = out;
+                self.views_dirty = true;
+                let _ = reply.send(result);
+            }
+            Event::ClockHealth { ok } => {
+                self.clock_ok.store(ok, Ordering::Relaxed);
+            }
+            Event::Shutdown => {}
+        }
+    }
+
+    /// Sorts one step's outputs into the turn's batches.
+    fn absorb(&mut self, group: GroupId, out: &mut Vec<Output>) {
+        for o in out.drain(..) {
+            match o {
+                Output::Send(m) => {
+                    self.encode_buf.clear();
+                    codec::encode_message(&m, &mut self.encode_buf);
+                    let body = self.encode_buf.split().freeze();
+                    self.outbound
+                        .entry(m.to)
+                        .or_default()
+                        .push(pb::PeerMessage {
+                            group,
+                            body: Some(pb::peer_message::Body::Paxos(body)),
+                        });
+                }
+                Output::Persist(req) => self.persist.push((group, req)),
+                Output::ToGroup { group: to, msg } => self.send_to_group(to, msg),
+                Output::Reply { id, reply } => {
+                    self.metrics.observe_reply(&reply);
+                    if let Some(tx) = self.pending.remove(&id) {
+                        let _ = tx.send(reply);
+                    }
+                }
+                Output::RoleChanged { role, leader } => {
+                    tracing::info!(group, ?role, ?leader, "role changed");
+                    if role == Role::Leader {
+                        self.metrics.elections.inc();
+                    }
+                    self.views_dirty = true;
+                }
+                Output::Applied(entries) => {
+                    self.metrics.applied.add(entries.len() as u64);
+                }
+                Output::SnapshotRestored { .. } => {}
+            }
+        }
+    }
+
+    fn send_to_group(&mut self, to: GroupId, msg: GroupMessage) {
+        let Some(nodes) = self.group_nodes.get(&to) else {
+            return;
+        };
+        let mut body: Option<Bytes> = None;
+        for &n in nodes {
+            if n == self.node {
+                self.internal.push_back((to, msg.clone()));
+                continue;
+            }
+            let b = body.get_or_insert_with(|| {
+                let mut buf = BytesMut::new();
+                codec::encode_group_message(&msg, &mut buf);
+                buf.freeze()
+            });
+            self.outbound.entry(n).or_default().push(pb::PeerMessage {
+                group: to,
+                body: Some(pb::peer_message::Body::GroupMessage(b.clone())),
+            });
+        }
+    }
+
+    /// Carries out the turn's outputs: one batch to the log, one batch per
+    /// peer.
+    fn flush(&mut self) {
+        if !self.persist.is_empty() {
+            let batch = std::mem::take(&mut self.persist);
+            if self.log.send(batch).is_err() {
+                (self.fatal)("the write-ahead log thread has stopped");
+            }
+        }
+        for (to, msgs) in self.outbound.iter_mut() {
+            if msgs.is_empty() {
+                continue;
+            }
+            let Some(q) = self.peers.get(to) else {
+                msgs.clear();
+                continue;
+            };
+            for m in msgs.drain(..) {
+                // A full queue means the peer is down or slow: Paxos and
+                // two-phase commit resend what matters.
+                if q.try_send(m).is_err() {
+                    self.metrics.peer_drops.inc();
+                }
+            }
+        }
+        if self.views_dirty {
+            self.views_dirty = false;
+            self.publish_views();
+        }
+    }
+
+    fn publish_views(&self) {
+        let mut views = self.views.write();
+        for (g, r) in &self.replicas {
+            let p = r.paxos();
+            views.insert(
+                *g,
+                GroupView {
+                    group: *g,
+                    leader: p.leader(),
+                    leading: r.is_leading(),
+                    chosen: p.chosen(),
+                    applied: p.applied(),
+                    t_safe: r.t_safe(),
+                    active_txns: r.active_txns(),
+                    voters: p.membership().voters.clone(),
+                },
+            );
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Callers still waiting learn nothing more from this loop; their
+        // oneshots close and the services answer "unavailable".
+        self.pending.clear();
+    }
+}

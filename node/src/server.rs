@@ -1,0 +1,405 @@
+//! Starting and stopping a node: the clock, the log, the loop, the peer
+//! streams, the gRPC server, the metrics endpoint and the clock check.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use meridian_paxos::{NodeId, Recovered};
+use meridian_proto::pb;
+use meridian_truetime::{KernelTrueTime, SystemTrueTime, TrueTime};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tonic::transport::{Certificate, ClientTlsConfig, Server, ServerTlsConfig};
+
+use crate::config::{ClockBackend, NodeConfig};
+use crate::metrics::Metrics;
+use crate::peer::{self, HelloError, Identity, PeerService};
+use crate::runtime::{self, Event, FatalHandler, LoopHandle, LoopSetup};
+use crate::service::{ClientService, Shared};
+
+/// Interval between clock checks against the peers.
+pub const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long start-up tries to reach the peers to check their cluster id
+/// (peers not up yet are fine: they are checked when they come).
+pub const STARTUP_HELLO_WINDOW: Duration = Duration::from_millis(1500);
+
+/// Longest a drain waits for in-flight calls.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a stopping server may take to finish its connections.
+const SERVER_STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// HTTP/2 keepalive of the server side.
+const SERVER_KEEPALIVE: Duration = Duration::from_secs(1);
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The clock backend is unusable.
+    #[error("clock: {0}")]
+    Clock(String),
+    /// The data directory could not be opened or recovered.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A configured peer belongs to another cluster.
+    #[error("refusing to join: {0}")]
+    ClusterMismatch(String),
+    /// TLS files could not be read or used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Something else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Options of a node beyond its configuration file.
+#[derive(Clone)]
+pub struct StartOptions {
+    /// What happens when the node cannot go on (default: exit the process).
+    pub fatal: FatalHandler,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            fatal: runtime::exit_on_fatal(),
+        }
+    }
+}
+
+/// A running node.
+pub struct Node {
+    shared: Arc<Shared>,
+    handle: Option<LoopHandle>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+}
+
+fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
+    std::fs::read(path).map_err(|e| StartError::Tls(format!("cannot read {}: {e}", path.display())))
+}
+
+impl Node {
+    /// Starts a node from its configuration.
+    pub async fn start(cfg: NodeConfig, opts: StartOptions) -> Result<Node, StartError> {
+        cfg.validate()
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        let epsilon = cfg.clock.epsilon_nanos();
+        let clock: Arc<dyn TrueTime> = match cfg.clock.backend {
+            ClockBackend::System => Arc::new(SystemTrueTime::new(epsilon)),
+            ClockBackend::Kernel => Arc::new(
+                KernelTrueTime::with_max_epsilon(epsilon)
+                    .map_err(|e| StartError::Clock(e.to_string()))?,
+            ),
+        };
+        let (log, mut recovered) = crate::storage_glue::open(&cfg)?;
+        let listener =
+            TcpListener::bind(&cfg.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    address: cfg.listen.clone(),
+                    source,
+                })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Other(e.to_string()))?;
+
+        let (server_tls, client_tls) = match &cfg.tls {
+            None => (None, None),
+            Some(t) => {
+                let ca = Certificate::from_pem(read_pem(&t.ca)?);
+                let id =
+                    tonic::transport::Identity::from_pem(read_pem(&t.cert)?, read_pem(&t.key)?);
+                (
+                    Some(
+                        ServerTlsConfig::new()
+                            .identity(id.clone())
+                            .client_ca_root(ca.clone()),
+                    ),
+                    Some(ClientTlsConfig::new().ca_certificate(ca).identity(id)),
+                )
+            }
+        };
+
+        let me = Identity {
+            node: cfg.node_id,
+            cluster_id: cfg.cluster_id,
+            epoch: cfg.epoch,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let mut channels = HashMap::new();
+        for n in cfg.nodes.iter().filter(|n| n.id != cfg.node_id) {
+            let chan = peer::channel(&n.address, client_tls.as_ref()).map_err(StartError::Other)?;
+            channels.insert(n.id, chan);
+        }
+        check_peers(&me, &channels, clock.as_ref(), epsilon).await?;
+
+        let mut queues = HashMap::new();
+        let mut tasks = Vec::new();
+        for (&id, chan) in &channels {
+            let (tx, rx) = mpsc::channel(peer::PEER_QUEUE);
+            queues.insert(id, tx);
+            tasks.push(tokio::spawn(peer::run_sender(
+                me.clone(),
+                id,
+                chan.clone(),
+                rx,
+                metrics.clone(),
+            )));
+        }
+
+        let mut replicas = Vec::new();
+        let mut group_nodes = BTreeMap::new();
+        for g in &cfg.groups {
+            group_nodes.insert(g.id, g.replicas.clone());
+        }
+        for g in cfg.local_groups() {
+            let mut p = meridian_paxos::Config::new(cfg.node_id, g.replicas.clone());
+            p.cluster_id = cfg.cluster_id;
+            let ms = 1_000_000;
+            p.lease_nanos = cfg.paxos.lease_ms * ms;
+            p.heartbeat_nanos = cfg.paxos.heartbeat_ms * ms;
+            p.election_min_nanos = cfg.paxos.election_min_ms * ms;
+            p.election_max_nanos = cfg.paxos.election_max_ms * ms;
+            let c = meridian_txn::Config::new(g.id, p);
+            replicas.push((
+                c,
+                recovered.remove(&g.id).unwrap_or_else(Recovered::default),
+            ));
+        }
+        let handle = runtime::start(LoopSetup {
+            node: cfg.node_id,
+            replicas,
+            group_nodes,
+            clock: clock.clone(),
+            log,
+            peers: Arc::new(queues),
+            fatal: opts.fatal.clone(),
+            metrics: metrics.clone(),
+        })
+        .map_err(|e| StartError::Other(format!("cannot start the loop threads: {e}")))?;
+
+        let shared = Arc::new(Shared {
+            cfg: cfg.clone(),
+            inbox: handle.inbox.clone(),
+            views: handle.views.clone(),
+            clock: clock.clone(),
+            clock_ok: handle.clock_ok.clone(),
+            clock_detail: parking_lot::Mutex::new(String::new()),
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            metrics: metrics.clone(),
+        });
+
+        let (stop, stop_rx) = watch::channel(false);
+        let mut builder = Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(SERVER_KEEPALIVE))
+            .http2_keepalive_timeout(Some(peer::KEEPALIVE_TIMEOUT));
+        if let Some(tls) = server_tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| StartError::Tls(e.to_string()))?;
+        }
+        let max = meridian_proto::MAX_MESSAGE_BYTES;
+        let router = builder
+            .add_service(
+                pb::meridian_server::MeridianServer::new(ClientService(shared.clone()))
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(pb::admin_server::AdminServer::new(
+                crate::admin::AdminService(shared.clone()),
+            ))
+            .add_service(
+                pb::peer_server::PeerServer::new(PeerService {
+                    me: me.clone(),
+                    inbox: handle.inbox.clone(),
+                    clock: clock.clone(),
+                    epsilon,
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            );
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let mut stop_signal = stop_rx.clone();
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop_signal.wait_for(|s| *s).await;
+            };
+            if let Err(e) = router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "gRPC server stopped");
+            }
+        });
+
+        let mut metrics_addr = None;
+        if let Some(m) = &cfg.metrics_listen {
+            let l = TcpListener::bind(m)
+                .await
+                .map_err(|source| StartError::Listen {
+                    address: m.clone(),
+                    source,
+                })?;
+            metrics_addr = l.local_addr().ok();
+            tasks.push(tokio::spawn(crate::metrics::serve(l, metrics.clone())));
+        }
+        tasks.push(tokio::spawn(clock_check(
+            me.clone(),
+            channels,
+            clock.clone(),
+            epsilon,
+            shared.clone(),
+        )));
+        tracing::info!(node = cfg.node_id, %addr, "node started");
+        Ok(Node {
+            shared,
+            handle: Some(handle),
+            stop,
+            server,
+            tasks,
+            addr,
+            metrics_addr,
+        })
+    }
+
+    /// The address the gRPC server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The metrics endpoint's address, if configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Drains and stops: new calls are refused, calls in flight are
+    /// answered (up to [`DRAIN_TIMEOUT`]), then the server, the loop and
+    /// the log stop.
+    pub async fn shutdown(mut self) {
+        self.shared.draining.store(true, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        while self.shared.in_flight.load(Ordering::Acquire) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = self.stop.send(true);
+        // Peer streams never end on their own: give the server a moment to
+        // finish answering, then close what is left.
+        if tokio::time::timeout(SERVER_STOP_GRACE, &mut self.server)
+            .await
+            .is_err()
+        {
+            self.server.abort();
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::task::spawn_blocking(move || h.shutdown()).await;
+        }
+    }
+
+    /// Stops at once, as a crash would (for tests): nothing is drained.
+    pub fn kill(mut self) {
+        let _ = self.stop.send(true);
+        self.server.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(h) = self.handle.take() {
+            h.shutdown();
+        }
+    }
+}
+
+/// Says hello to every peer for a short while; a peer of another cluster
+/// stops the start.
+async fn check_peers(
+    me: &Identity,
+    channels: &HashMap<NodeId, tonic::transport::Channel>,
+    clock: &dyn TrueTime,
+    epsilon: u64,
+) -> Result<(), StartError> {
+    let deadline = tokio::time::Instant::now() + STARTUP_HELLO_WINDOW;
+    let mut waiting: Vec<NodeId> = channels.keys().copied().collect();
+    while !waiting.is_empty() && tokio::time::Instant::now() < deadline {
+        let mut still = Vec::new();
+        for id in waiting {
+            match peer::hello(me, channels[&id].clone(), clock, epsilon).await {
+                Ok(_) => {}
+                Err(HelloError::Mismatch(m)) => {
+                    return Err(StartError::ClusterMismatch(format!(
+                        "configured peer node {id} answered: {m}"
+                    )));
+                }
+                Err(HelloError::Unreachable(_)) => still.push(id),
+            }
+        }
+        waiting = still;
+        if !waiting.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Samples the peers' clocks every [`CLOCK_CHECK_INTERVAL`] and tells the
+/// loop when this node's clock leaves (or re-enters) its bound.
+async fn clock_check(
+    me: Identity,
+    channels: HashMap<NodeId, tonic::transport::Channel>,
+    clock: Arc<dyn TrueTime>,
+    epsilon: u64,
+    shared: Arc<Shared>,
+) {
+    let mut ticker = tokio::time::interval(CLOCK_CHECK_INTERVAL);
+    loop {
+        ticker.tick().await;
+        let mut samples = Vec::new();
+        for chan in channels.values() {
+            match peer::hello(&me, chan.clone(), clock.as_ref(), epsilon).await {
+                Ok(s) => samples.push(s),
+                Err(HelloError::Mismatch(m)) => {
+                    tracing::error!(message = %m, "a peer belongs to another cluster");
+                }
+                Err(HelloError::Unreachable(_)) => {}
+            }
+        }
+        let verdict = peer::clock_verdict(&samples, epsilon);
+        let ok = verdict.is_ok();
+        let was = shared.clock_ok.load(Ordering::Relaxed);
+        *shared.clock_detail.lock() = verdict.clone().err().unwrap_or_default();
+        if ok != was {
+            match &verdict {
+                Err(why) => tracing::error!(%why, "clock out of bound: refusing to lead or serve"),
+                Ok(()) => tracing::info!("clock back within bound"),
+            }
+            let _ = shared.inbox.send(Event::ClockHealth { ok });
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Cluster status as one node sees it, and transaction status lookups.
+
+use meridian_participant::TxnId;
+use meridian_proto::convert::RemoteError;
+use meridian_proto::pb;
+use meridian_txn::GroupId;
+
+use crate::service::Shared;
+
+/// The node's view of the cluster: nodes, groups with their ranges,
+/// leaders and progress, the clock.
+pub fn status(s: &Shared) -> pb::StatusResponse {
+    let views = s.views.read();
+    let now = s.clock.now();
+    let groups = s
+        .cfg
+        .groups
+        .iter()
+        .map(|g| {
+            let v = views.get(&g.id);
+            pb::GroupInfo {
+                id: g.id,
+                start: g.start_bytes(),
+                end: g.end_bytes(),
+                replicas: v.map_or_else(|| g.replicas.clone(), |v| v.voters.clone()),
+                leader: v.and_then(|v| v.leader),
+                local_leader: v.is_some_and(|v| v.leading),
+                chosen: v.map_or(0, |v| v.chosen),
+                applied: v.map_or(0, |v| v.applied),
+                t_safe: v.map_or(0, |v| v.t_safe.as_nanos()),
+                active_txns: v.map_or(0, |v| v.active_txns as u64),
+            }
+        })
+        .collect();
+    pb::StatusResponse {
+        error: None,
+        cluster_id: s.cfg.cluster_id,
+        epoch: s.cfg.epoch,
+        node: s.cfg.node_id,
+        nodes: s
+            .cfg
+            .nodes
+            .iter()
+            .map(|n| pb::NodeInfo {
+                id: n.id,
+                address: n.address.clone(),
+            })
+            .collect(),
+        groups,
+        now_earliest: now.earliest.as_nanos(),
+        now_latest: now.latest.as_nanos(),
+        clock_ok: s.clock_ok.load(std::sync::atomic::Ordering::Relaxed),
+        clock_detail: s.clock_detail.lock().clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// What became of `txn`, asked of its home group's leader.
+pub async fn txn_status(
+    s: &Shared,
+    group: GroupId,
+    txn: TxnId,
+) -> Result<pb::TxnStatusResponse, RemoteError> {
+    let _ = (s, group, txn);
+    Err(RemoteError::Invalid(
+        "transaction status lookups need the core's TxnStatus request".into(),
+    ))
+}
