@@ -154,7 +154,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 14] = [
+    pub const ALL: [(&'static str, PlantedBug); 15] = [
         (
             "lease-overlap",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseOverlap),
@@ -208,11 +208,15 @@ impl PlantedBug {
             "scan-without-range-lock",
             PlantedBug::Txn(meridian_txn::PlantedBug::ScanWithoutRangeLock),
         ),
+        (
+            "txn-status-presumes-abort",
+            PlantedBug::Txn(meridian_txn::PlantedBug::TxnStatusPresumesAbort),
+        ),
     ];
 
     /// Every planted bug, in the order of [`PlantedBug::ALL`].
-    pub const VARIANTS: [PlantedBug; 14] = {
-        let mut v = [PlantedBug::ClockBoundBroken; 14];
+    pub const VARIANTS: [PlantedBug; 15] = {
+        let mut v = [PlantedBug::ClockBoundBroken; 15];
         let mut i = 0;
         while i < PlantedBug::ALL.len() {
             v[i] = PlantedBug::ALL[i].1;
@@ -258,6 +262,9 @@ impl PlantedBug {
             }
             PlantedBug::Txn(T::ScanWithoutRangeLock) => {
                 "scans in locking transactions take no range lock"
+            }
+            PlantedBug::Txn(T::TxnStatusPresumesAbort) => {
+                "a status query answers aborted while the commit is in flight"
             }
         }
     }
