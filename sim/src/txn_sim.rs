@@ -27,7 +27,7 @@ use meridian_paxos::{Message, NodeId, Payload, Role, Storage};
 use meridian_truetime::{ClockModel, SimulatedTrueTime, Timestamp, TrueTime, VirtualClock};
 use meridian_txn::{
     CcMode, GroupId, GroupMessage, GroupReplica, Guest, Input, Output, Participant, ReadAt, ReadOp,
-    ReadResult, Reply, Request, RequestId, Response, Term, TxnError,
+    ReadResult, Reply, Request, RequestId, Response, Term, TxnError, TxnStatus,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -96,6 +96,10 @@ const PAUSE_PROBABILITIES: [f64; 4] = [0.0, 0.02, 0.05, 0.1];
 const LEADER_PAUSE_SHARE: f64 = 0.7;
 /// Tries to learn a commit's outcome before it is recorded as unknown.
 const MAX_COMMIT_TRIES: u32 = 6;
+/// `TxnStatus` queries after a commit's outcome was unknown (docs/design.md
+/// §5.5), before the client gives up; `InProgress` answers are asked
+/// again after a pause.
+const MAX_STATUS_TRIES: u32 = 12;
 /// Tries of one lock-free read.
 const MAX_READ_TRIES: u32 = 5;
 /// Client ids start here, clear of replica ids.
@@ -246,6 +250,9 @@ enum Stage {
     Begin,
     Read,
     Commit,
+    /// The commit's outcome is unknown: asking the home group's leader
+    /// with `TxnStatus` (docs/design.md §5.5).
+    Status,
 }
 
 #[derive(Debug)]
@@ -277,6 +284,7 @@ struct TxnTask {
     terms: Vec<(GroupId, Term)>,
     txn: Option<TxnId>,
     commit_tries: u32,
+    status_tries: u32,
     writes: Vec<Write>,
     /// Attempts aborted after the heal while this was the oldest live
     /// transaction.
@@ -330,6 +338,9 @@ struct Sim {
     pause: f64,
     /// How long clients wait for an answer.
     request_timeout: u64,
+    /// Whether a client whose commit times out asks `TxnStatus` at once
+    /// (the commit may still be in flight) rather than sending it again.
+    status_on_timeout: bool,
     nodes: Vec<Node>,
     clients: Vec<Client>,
     queue: EventQueue<Event>,
@@ -447,6 +458,8 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         faults,
         pause,
         request_timeout,
+        // From the seed, not the RNG: the draws that follow are unchanged.
+        status_on_timeout: opts.seed % 2 == 1,
         nodes,
         clients,
         queue: EventQueue::new(clock),
@@ -1431,6 +1444,7 @@ impl Sim {
             scans: Vec::new(),
             writes: Vec::new(),
             optimistic: false,
+            status: None,
         });
         let home = self.home_of(&kind);
         let node = self.clients[c].leaders[(home - 1) as usize];
@@ -1458,6 +1472,7 @@ impl Sim {
             terms: Vec::new(),
             txn: None,
             commit_tries: 0,
+            status_tries: 0,
             writes: Vec::new(),
             oldest_aborts,
         });
@@ -1684,6 +1699,12 @@ impl Sim {
                 };
                 self.send_commit(c, t, true);
             }
+            Stage::Status => {
+                let Task::Txn(t) = std::mem::replace(&mut self.clients[c].task, Task::Idle) else {
+                    unreachable!("set above")
+                };
+                self.ask_status(c, t);
+            }
             Stage::Read => {
                 // Ask the group whose read was refused again (its leader
                 // was not ready, or its queues full).
@@ -1706,21 +1727,52 @@ impl Sim {
             }
             // No commit was sent: the attempt can be dropped safely.
             Stage::Read => self.retry_txn(c, t),
+            Stage::Commit if self.status_on_timeout => {
+                // Ask what became of it rather than sending it again (its
+                // commit may still be in flight).
+                let home = t.home;
+                self.clients[c].leaders[(home - 1) as usize] = self.random_node(home);
+                self.ask_status(c, t);
+            }
             Stage::Commit => {
                 let home = t.home;
                 self.clients[c].leaders[(home - 1) as usize] = self.random_node(home);
                 self.send_commit(c, t, true);
             }
+            Stage::Status => {
+                let home = t.home;
+                self.clients[c].leaders[(home - 1) as usize] = self.random_node(home);
+                self.ask_status(c, t);
+            }
         }
     }
 
-    fn send_commit(&mut self, c: usize, mut t: TxnTask, keep: bool) {
-        if t.commit_tries >= MAX_COMMIT_TRIES {
-            // The outcome could not be learned.
+    /// The commit's outcome is unknown: ask the home group's leader what
+    /// became of the transaction (docs/design.md §5.5), up to
+    /// [`MAX_STATUS_TRIES`] times; answers to the earlier commit tries
+    /// still count.
+    fn ask_status(&mut self, c: usize, mut t: TxnTask) {
+        if t.status_tries >= MAX_STATUS_TRIES {
             self.history.txns[t.record].outcome = Outcome::Unknown;
             self.stats.unknown += 1;
             self.clients[c].task = Task::Idle;
             self.pause(c, false);
+            return;
+        }
+        t.status_tries += 1;
+        t.stage = Stage::Status;
+        self.history.txns[t.record].outcome = Outcome::Unknown;
+        let node = self.clients[c].leaders[(t.home - 1) as usize];
+        let txn = t.txn.expect("a committing attempt has an id");
+        self.clients[c].task = Task::Txn(t);
+        self.request(c, node, Request::TxnStatus { txn }, true);
+    }
+
+    fn send_commit(&mut self, c: usize, mut t: TxnTask, keep: bool) {
+        if t.commit_tries >= MAX_COMMIT_TRIES {
+            // The outcome could not be learned by asking again: ask what
+            // became of it.
+            self.ask_status(c, t);
             return;
         }
         t.commit_tries += 1;
@@ -1877,21 +1929,59 @@ impl Sim {
             }
             // No commit was sent: dropping the attempt is safe.
             (Stage::Read, _) => self.retry_txn(c, t),
-            (Stage::Commit, Ok(Response::Committed { commit_ts })) => {
+            (Stage::Status, Ok(Response::TxnStatus(status))) => {
+                let txn = t.txn;
+                self.trace_txn(TraceKind::Client, &[Party::Client(c)], txn, || {
+                    format!(
+                        "c{c} asked what became of txn {}: {status:?}",
+                        txn.map_or("?".into(), |t| t.to_string()),
+                    )
+                });
+                match status {
+                    TxnStatus::Committed(commit_ts) => {
+                        let now = self.now();
+                        let rec = &mut self.history.txns[t.record];
+                        rec.status = Some(Outcome::Committed(commit_ts));
+                        rec.outcome = Outcome::Committed(commit_ts);
+                        rec.completed = Some(now);
+                        self.finish_task(c);
+                    }
+                    TxnStatus::Aborted => {
+                        // Final: a new attempt may run.
+                        self.history.txns[t.record].status = Some(Outcome::Aborted);
+                        self.retry_txn(c, t);
+                    }
+                    TxnStatus::InProgress => {
+                        self.clients[c].task = Task::Txn(t);
+                        self.pause(c, true);
+                    }
+                    TxnStatus::Unknown => {
+                        self.history.txns[t.record].outcome = Outcome::Unknown;
+                        self.stats.unknown += 1;
+                        self.finish_task(c);
+                    }
+                }
+            }
+            // A late answer to one of its commit tries.
+            (Stage::Commit | Stage::Status, Ok(Response::Committed { commit_ts })) => {
                 let now = self.now();
                 let rec = &mut self.history.txns[t.record];
                 rec.outcome = Outcome::Committed(commit_ts);
                 rec.completed = Some(now);
                 self.finish_task(c);
             }
-            (Stage::Commit, Err(TxnError::Aborted { .. })) => self.retry_txn(c, t),
-            (Stage::Commit, Err(e)) if e.is_retryable() => {
+            (Stage::Commit | Stage::Status, Err(TxnError::Aborted { .. })) => self.retry_txn(c, t),
+            (Stage::Commit | Stage::Status, Err(e)) if e.is_retryable() => {
                 // Ask again (at the hinted leader) after a pause; answers to
                 // the earlier tries still count.
                 self.clients[c].task = Task::Txn(t);
                 self.pause(c, true);
             }
-            (Stage::Commit, other) => {
+            (Stage::Commit, Err(TxnError::OutcomeUnknown { .. } | TxnError::TxnBusy { .. })) => {
+                // Not definitive: ask what became of it.
+                self.ask_status(c, t);
+            }
+            (Stage::Commit | Stage::Status, other) => {
                 // Not definitive: the outcome stays unknown.
                 let txn = t.txn;
                 self.trace_txn(TraceKind::Client, &[Party::Client(c)], txn, || {

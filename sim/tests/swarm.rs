@@ -307,6 +307,18 @@ fn planted_scan_without_range_lock_is_caught_as_a_phantom() {
 }
 
 #[test]
+fn planted_txn_status_presumes_abort_is_caught_as_an_aborted_answer_that_committed() {
+    // docs/design.md §5.5: clients whose commit timed out ask TxnStatus;
+    // an Aborted answer for a commit still in flight is contradicted by
+    // the log.
+    assert_caught_as(
+        "txn-status-presumes-abort",
+        false,
+        &[rules::TXN_STATUS, rules::ABORTED_NO_EFFECT],
+    );
+}
+
+#[test]
 fn every_concurrency_mode_passes_in_both_transaction_layers() {
     for cc in [Cc::TwoPl, Cc::Occ, Cc::Mixed] {
         for layer in Layer::TRANSACTIONAL {
