@@ -24,7 +24,9 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use meridian_participant::{Command, Priority, TxnId, Write};
 use meridian_paxos::{Message, NodeId, Payload, Role, Storage};
-use meridian_truetime::{ClockModel, SimulatedTrueTime, Timestamp, TrueTime, VirtualClock};
+use meridian_truetime::{
+    ClockModel, SimulatedTrueTime, Timestamp, TrueTime, TtInterval, VirtualClock,
+};
 use meridian_txn::{
     CcMode, GroupId, GroupMessage, GroupReplica, Guest, Input, Output, Participant, ReadAt, ReadOp,
     ReadResult, Reply, Request, RequestId, Response, Term, TxnError, TxnStatus,
@@ -102,6 +104,27 @@ const MAX_COMMIT_TRIES: u32 = 6;
 const MAX_STATUS_TRIES: u32 = 12;
 /// Tries of one lock-free read.
 const MAX_READ_TRIES: u32 = 5;
+/// Clock excursions (docs/design.md §2): per seed, the probability per
+/// fault tick that a replica's clock starts running away from true time
+/// (half of them aimed at a leader). Drawn from a stream of its own, so
+/// seeds without excursions run as before.
+const EXCURSION_PROBABILITIES: [f64; 4] = [0.0, 0.0, 0.02, 0.05];
+/// How fast a runaway clock's error grows: this percentage of the time
+/// elapsed since it began (far beyond any drift a real oscillator shows,
+/// so a run sees the clock leave its bound within milliseconds).
+const EXCURSION_RATE_PERCENT: u64 = 20;
+/// The largest error an excursion reaches (well beyond every ε a clock
+/// plan reports) and how long it lasts before the clock resyncs.
+const EXCURSION_MAX: (u64, u64) = (30 * MS, 300 * MS);
+const EXCURSION_LENGTH: (u64, u64) = (300 * MS, 1_500 * MS);
+/// Period of the driver's clock check (a real node measures its offset
+/// from its peers on heartbeats).
+const CLOCK_CHECK_INTERVAL: u64 = 2 * MS;
+/// What a runaway clock's error can grow by between two checks: the
+/// check reports a clock unhealthy once its error comes this close to its
+/// ε, so it is told before its interval stops holding true time (the
+/// premise the protocol's safety rests on).
+const CLOCK_CHECK_GUARD: u64 = CLOCK_CHECK_INTERVAL * EXCURSION_RATE_PERCENT / 100;
 /// Client ids start here, clear of replica ids.
 const CLIENT_BASE: NodeId = 100;
 /// The group's configuration in simulation: short timers, so a run sees
@@ -182,6 +205,36 @@ enum Event {
     },
     Fault,
     Heal,
+    /// The driver checks node `node`'s clock against its bound.
+    ClockCheck {
+        node: usize,
+    },
+}
+
+/// A clock running away from true time (docs/design.md §2): from `start`
+/// its error grows by [`EXCURSION_RATE_PERCENT`] of the time elapsed, up
+/// to `max`, ahead of true time or behind it, while it reports the ε of
+/// its model; at `end` it resyncs.
+#[derive(Clone, Copy, Debug)]
+struct Excursion {
+    start: Timestamp,
+    end: Timestamp,
+    max: u64,
+    ahead: bool,
+}
+
+impl Excursion {
+    /// The error at true time `t` (zero outside the excursion).
+    fn error_at(&self, t: Timestamp) -> u64 {
+        if t < self.start || t >= self.end {
+            return 0;
+        }
+        (t.nanos_since(self.start) * EXCURSION_RATE_PERCENT / 100).min(self.max)
+    }
+
+    fn active_at(&self, t: Timestamp) -> bool {
+        self.start <= t && t < self.end
+    }
 }
 
 struct Node {
@@ -200,6 +253,30 @@ struct Node {
     paused_until: Option<Timestamp>,
     /// The order in which what piled up during a pause is handled.
     resume: Resume,
+    /// A clock excursion under way, if any.
+    excursion: Option<Excursion>,
+    /// Whether the driver's clock check last found the clock out of bound
+    /// (and, unless `clock-unmonitored`, told the replica so).
+    clock_flagged: bool,
+}
+
+/// Node `n`'s clock reading at true time `t`: its model's, or during an
+/// excursion true time plus the excursion's error inside the ε its model
+/// reports (so once the error passes ε, the interval misses true time).
+fn reading(n: &Node, t: Timestamp) -> TtInterval {
+    let model = n.tt.now();
+    match n.excursion {
+        Some(x) if x.active_at(t) => {
+            let err = x.error_at(t);
+            let local = if x.ahead {
+                t.saturating_add(err)
+            } else {
+                t.saturating_sub(err)
+            };
+            TtInterval::around(local, model.epsilon_nanos())
+        }
+        _ => model,
+    }
 }
 
 /// How a paused node works through what piled up: the runtime may poll
@@ -338,6 +415,10 @@ struct Sim {
     pause: f64,
     /// How long clients wait for an answer.
     request_timeout: u64,
+    /// Clock excursions: their own random stream, and their probability
+    /// per fault tick.
+    clock_rng: SmallRng,
+    excursion_probability: f64,
     /// Whether a client whose commit times out asks `TxnStatus` at once
     /// (the commit may still be in flight) rather than sending it again.
     status_on_timeout: bool,
@@ -418,6 +499,9 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     let broken_clocks = opts.planted_bug == Some(PlantedBug::ClockBoundBroken);
     let clocks = ClockPlan::draw(&mut rng, base, opts.seed, broken_clocks);
     let clock = VirtualClock::new(Timestamp(EPOCH));
+    let mut clock_rng = SmallRng::seed_from_u64(opts.seed ^ 0x00c1_0c4e_c5c0_u64.rotate_left(40));
+    let excursion_probability =
+        EXCURSION_PROBABILITIES[clock_rng.random_range(0..EXCURSION_PROBABILITIES.len())];
     let fault_phase = opts.fault_phase_nanos.unwrap_or(DEFAULT_FAULT_PHASE);
     let groups = match opts.layer {
         Layer::Cluster => rng.random_range(CLUSTER_GROUPS.0..=CLUSTER_GROUPS.1),
@@ -438,6 +522,8 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             applied_slot: 0,
             paused_until: None,
             resume: Resume::Shuffled,
+            excursion: None,
+            clock_flagged: false,
         })
         .collect();
     let clients = (0..n_clients)
@@ -460,6 +546,8 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         request_timeout,
         // From the seed, not the RNG: the draws that follow are unchanged.
         status_on_timeout: opts.seed % 2 == 1,
+        clock_rng,
+        excursion_probability,
         nodes,
         clients,
         queue: EventQueue::new(clock),
@@ -688,9 +776,15 @@ impl Sim {
             .expect("memory storage cannot fail");
         let rng = SmallRng::seed_from_u64(self.rng.random());
         let mut r = GroupReplica::new(self.config(i), state, Box::new(rng));
-        let now = self.nodes[i].tt.now();
+        let now = self.clock(i);
         let mut out = Vec::new();
         r.start(now, &mut out);
+        if self.nodes[i].clock_flagged && self.planted_bug != Some(PlantedBug::ClockUnmonitored) {
+            // A restarted replica starts healthy: its driver, whose clock
+            // check still fails, says otherwise at once.
+            let reason = self.clock_reason(i);
+            r.step(now, Input::ClockHealth { ok: false, reason }, &mut out);
+        }
         let node = &mut self.nodes[i];
         node.host.boot(r.paxos().last_assigned_ts());
         node.replica = Some(r);
@@ -841,15 +935,21 @@ impl Sim {
                 }
                 Ok(())
             }
+            Event::ClockCheck { node } => self.check_clock(node),
             Event::Heal => {
                 self.trace(TraceKind::Fault, &[], || {
                     "heal: faults and pauses stop, partitions mend, crashed replicas restart".into()
                 });
                 self.faults_on = false;
                 self.net.blocked.clear();
-                // Every fault ends here, pauses included.
+                // Every fault ends here, pauses and clock excursions included
+                // (the clock checks that follow find the clocks back).
+                let now = self.now();
                 for n in &mut self.nodes {
                     n.paused_until = None;
+                    if let Some(x) = n.excursion.as_mut() {
+                        x.end = x.end.min(now);
+                    }
                 }
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].replica.is_none() {
@@ -863,7 +963,7 @@ impl Sim {
     }
 
     fn step(&mut self, i: usize, input: Input) -> Result<(), Violation> {
-        let now = self.nodes[i].tt.now();
+        let now = self.clock(i);
         let Some(r) = self.nodes[i].replica.as_mut() else {
             return Ok(());
         };
@@ -988,7 +1088,7 @@ impl Sim {
 
     /// Per-replica checks after each of its steps, and its next timer.
     fn after_step(&mut self, i: usize) -> Result<(), Violation> {
-        let now_local = self.nodes[i].tt.now();
+        let now_local = self.clock(i);
         let node_id = self.nodes[i].id;
         let Some(r) = self.nodes[i].replica.as_ref() else {
             return Ok(());
@@ -1057,6 +1157,7 @@ impl Sim {
     /// Spanner §4.1.1: at no true time do two replicas of a group hold a
     /// lease.
     fn check_leases(&self) -> Result<(), Violation> {
+        let t = self.now();
         for g in 1..=self.groups {
             let holders: Vec<NodeId> = self
                 .nodes
@@ -1065,7 +1166,7 @@ impl Sim {
                     n.group == g
                         && n.replica
                             .as_ref()
-                            .is_some_and(|r| r.paxos().has_lease(n.tt.now()))
+                            .is_some_and(|r| r.paxos().has_lease(reading(n, t)))
                 })
                 .map(|n| n.id)
                 .collect();
@@ -1123,6 +1224,9 @@ impl Sim {
         if self.per_group == CHURN_NODES && self.rng.random_bool(CHURN_PROBABILITY) {
             self.change_membership();
         }
+        if self.clock_rng.random_bool(self.excursion_probability) {
+            self.start_excursion();
+        }
         let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         // Faults aimed at a leader aim at one group's.
         let aimed = self.rng.random_range(0..self.groups) as usize;
@@ -1142,7 +1246,13 @@ impl Sim {
                 Some(l) if self.rng.random_bool(LEADER_PAUSE_SHARE) => l,
                 _ => self.rng.random_range(0..self.nodes.len()),
             };
-            if self.nodes[i].paused_until.is_none() && self.nodes[i].replica.is_some() {
+            // A paused node's clock check would run only after what piled
+            // up: pauses and clock excursions do not overlap.
+            if self.nodes[i].paused_until.is_none()
+                && self.nodes[i].replica.is_some()
+                && self.nodes[i].excursion.is_none()
+                && !self.nodes[i].clock_flagged
+            {
                 let d = self.rng.random_range(300 * MS..1_500 * MS);
                 let resume = [Resume::Shuffled, Resume::ClientsFirst, Resume::PeersFirst]
                     [self.rng.random_range(0..3)];
@@ -1182,7 +1292,7 @@ impl Sim {
         };
         let members: Vec<NodeId> = self.group_nodes(g).collect();
         let target = members[self.rng.random_range(0..members.len())];
-        let now = self.nodes[l].tt.now();
+        let now = self.clock(l);
         let leader = self.nodes[l].id;
         let Some(r) = self.nodes[l].replica.as_mut() else {
             return;
@@ -1207,6 +1317,115 @@ impl Sim {
         if let Err(v) = self.process(l, out) {
             self.deferred.get_or_insert(v);
         }
+    }
+
+    /// Node `i`'s clock reading now (see [`reading`]).
+    fn clock(&self, i: usize) -> TtInterval {
+        reading(&self.nodes[i], self.now())
+    }
+
+    /// A replica's clock starts running away from true time (docs/design.md
+    /// §2); the driver's clock check watches it from now on.
+    fn start_excursion(&mut self) {
+        let aimed = self.clock_rng.random_range(0..self.groups) as usize;
+        let leader = self.leader_hint[aimed].and_then(|l| self.index(l));
+        let i = match leader {
+            Some(l) if self.clock_rng.random_bool(0.5) => l,
+            _ => self.clock_rng.random_range(0..self.nodes.len()),
+        };
+        let max = self
+            .clock_rng
+            .random_range(EXCURSION_MAX.0..=EXCURSION_MAX.1);
+        let length = self
+            .clock_rng
+            .random_range(EXCURSION_LENGTH.0..=EXCURSION_LENGTH.1);
+        let ahead = self.clock_rng.random_bool(0.5);
+        let n = &self.nodes[i];
+        if n.excursion.is_some() || n.clock_flagged || n.paused_until.is_some() {
+            return;
+        }
+        let now = self.now();
+        self.nodes[i].excursion = Some(Excursion {
+            start: now,
+            end: now.saturating_add(length),
+            max,
+            ahead,
+        });
+        let id = self.nodes[i].id;
+        self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+            format!(
+                "n{id}'s clock runs {} true time for {} ms (by up to {} ms)",
+                if ahead { "ahead of" } else { "behind" },
+                length / MS,
+                max / MS
+            )
+        });
+        // Fails only on a violation, which the next event reports.
+        if let Err(v) = self.check_clock(i) {
+            self.deferred.get_or_insert(v);
+        }
+    }
+
+    /// What the clock check of node `i` measured, for the replica's error.
+    fn clock_reason(&self, i: usize) -> String {
+        let now = self.now();
+        let n = &self.nodes[i];
+        let err = n.excursion.map_or(0, |x| x.error_at(now));
+        let ahead = n.excursion.is_some_and(|x| x.ahead);
+        format!(
+            "clock {} true time by {}.{:03} ms; ε {}.{:03} ms",
+            if ahead { "ahead of" } else { "behind" },
+            err / MS,
+            err % MS / 1_000,
+            n.tt.model().base_epsilon_nanos / MS,
+            n.tt.model().base_epsilon_nanos % MS / 1_000
+        )
+    }
+
+    /// The driver's clock check (docs/design.md §2), every
+    /// [`CLOCK_CHECK_INTERVAL`] while an excursion lasts: a clock whose
+    /// error is within [`CLOCK_CHECK_GUARD`] of the smallest ε it reports
+    /// is unhealthy, and stays so until the excursion ends. The replica is
+    /// told each change (unless `clock-unmonitored`). The check knows the
+    /// true error, as a node comparing against its peers estimates it; a
+    /// clock's error grows by at most the guard between two checks, so the
+    /// replica is told before its interval stops holding true time.
+    fn check_clock(&mut self, i: usize) -> Result<(), Violation> {
+        let now = self.now();
+        let Some(x) = self.nodes[i].excursion else {
+            return Ok(());
+        };
+        let over = !x.active_at(now);
+        let base = self.nodes[i].tt.model().base_epsilon_nanos;
+        let bad =
+            !over && (self.nodes[i].clock_flagged || x.error_at(now) + CLOCK_CHECK_GUARD > base);
+        if over {
+            self.nodes[i].excursion = None;
+        }
+        if bad != self.nodes[i].clock_flagged {
+            self.nodes[i].clock_flagged = bad;
+            let id = self.nodes[i].id;
+            let reason = if bad {
+                self.clock_reason(i)
+            } else {
+                String::new()
+            };
+            self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                if bad {
+                    format!("n{id}'s clock check fails: {reason}")
+                } else {
+                    format!("n{id}'s clock is back in bound")
+                }
+            });
+            if self.planted_bug != Some(PlantedBug::ClockUnmonitored) {
+                self.step(i, Input::ClockHealth { ok: !bad, reason })?;
+            }
+        }
+        if self.nodes[i].excursion.is_some() {
+            self.queue
+                .schedule(CLOCK_CHECK_INTERVAL, Event::ClockCheck { node: i });
+        }
+        Ok(())
     }
 
     fn crash(&mut self, i: usize) {
@@ -2493,5 +2712,6 @@ fn event_code(ev: &Event) -> u64 {
         Event::Client { client, wake } => 700 + *client as u64 + (wake << 8),
         Event::Fault => 800,
         Event::Heal => 900,
+        Event::ClockCheck { node } => 950 + *node as u64,
     }
 }
