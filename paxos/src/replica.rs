@@ -107,6 +107,20 @@ pub enum Input {
         /// Highest durable sequence number.
         seq: u64,
     },
+    /// The driver's verdict on this node's clock (docs/design.md §2): `ok`
+    /// while its measured offset from its peers is within the ε bound.
+    /// While not `ok` the replica does not lead: it steps down, starts no
+    /// campaign and promises nothing (no pre-vote, no prepare) — its lease
+    /// arithmetic and the lease grants it would report are judged on a
+    /// clock that cannot be trusted. It still accepts a leader's entries
+    /// (and so votes for its lease); when the clock is back it reports a
+    /// grant of a full lease from then in any promise, as after a restart,
+    /// which covers every vote it gave meanwhile. A new replica starts
+    /// healthy.
+    ClockHealth {
+        /// Whether the clock is within its bound.
+        ok: bool,
+    },
 }
 
 /// What a replica asks of its driver.
@@ -322,6 +336,8 @@ pub struct Replica {
     staged: Option<PersistRequest>,
     /// Messages waiting until the given seq is durable.
     gated: VecDeque<(u64, Message)>,
+    /// Whether the driver last reported the clock within its bound.
+    clock_ok: bool,
 }
 
 impl std::fmt::Debug for Replica {
@@ -394,6 +410,7 @@ impl Replica {
             inflight_persists: VecDeque::new(),
             staged: None,
             gated: VecDeque::new(),
+            clock_ok: true,
             cfg,
             rng,
         }
@@ -553,8 +570,36 @@ impl Replica {
             Input::Tick => self.tick(now, out),
             Input::Message(m) => self.handle_message(now, m, out),
             Input::Persisted { seq } => self.handle_persisted(seq),
+            Input::ClockHealth { ok } => self.set_clock_health(now, ok, out),
         }
         self.finish(now, out);
+    }
+
+    /// docs/design.md §2: a replica whose clock is outside its bound does
+    /// not lead. It steps down at once (its lease, judged on that clock,
+    /// lapses; another replica takes over after the lease); back in bound,
+    /// it assumes it granted a lease vote ending a full lease from now, as
+    /// [`Replica::start`] does, because the grants it recorded while out of
+    /// bound were computed on a clock that may have run behind.
+    fn set_clock_health(&mut self, now: TtInterval, ok: bool, out: &mut Vec<Output>) {
+        if ok == self.clock_ok {
+            return;
+        }
+        self.clock_ok = ok;
+        if ok {
+            self.lease_granted_until = self
+                .lease_granted_until
+                .max(now.latest.saturating_add(self.cfg.lease_nanos));
+            self.reset_election_timer(now);
+        } else if self.role != Role::Follower {
+            self.become_follower(now, None, out);
+        }
+    }
+
+    /// Whether the driver last reported this replica's clock within its
+    /// bound ([`Input::ClockHealth`]).
+    pub fn clock_healthy(&self) -> bool {
+        self.clock_ok
     }
 
     /// Proposes a command. It gets a timestamp above every timestamp
@@ -733,7 +778,8 @@ impl Replica {
             }
             Role::Follower | Role::Candidate => {
                 if local >= self.election_deadline {
-                    if self.membership().contains(self.cfg.id) {
+                    // A clock out of bound campaigns for nothing.
+                    if self.clock_ok && self.membership().contains(self.cfg.id) {
                         self.pre_campaign(now, out);
                     } else {
                         self.reset_election_timer(now);
@@ -822,6 +868,12 @@ impl Replica {
         // leave no candidate able to win.
         if m.epoch < self.membership_at(self.chosen).epoch {
             return; // candidate with a stale configuration
+        }
+        if !self.clock_ok {
+            // docs/design.md §2: no promise, and no pre-vote, from a clock
+            // out of bound — the lease grant a promise reports was judged
+            // on it.
+            return;
         }
         // Leader stickiness: while a leader is known to be alive, ignore
         // candidates (prevents a partitioned replica from deposing it).
@@ -933,6 +985,9 @@ impl Replica {
     }
 
     fn maybe_win(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        if !self.clock_ok {
+            return;
+        }
         let q = self.membership().quorum();
         let n = self
             .votes

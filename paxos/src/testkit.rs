@@ -218,6 +218,13 @@ impl LocalGroup {
         }
     }
 
+    /// Tells replica `id` whether its clock is within its bound
+    /// ([`Input::ClockHealth`]), then delivers until quiet.
+    pub fn set_clock_health(&mut self, id: NodeId, ok: bool) {
+        self.step((id - 1) as usize, Input::ClockHealth { ok });
+        self.run();
+    }
+
     /// Ticks replica `id` once.
     pub fn tick(&mut self, id: NodeId) {
         self.step((id - 1) as usize, Input::Tick);

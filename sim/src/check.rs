@@ -63,6 +63,9 @@ pub mod rules {
     pub const ACKED_IN_LOG: &str = "txn: every acknowledged commit is in the log at its timestamp";
     /// A transaction reported aborted committed.
     pub const ABORTED_NO_EFFECT: &str = "txn: a transaction reported aborted never commits";
+    /// docs/design.md §5.5: a `TxnStatus` answer is final.
+    pub const TXN_STATUS: &str =
+        "design 5.5: a status query's committed or aborted answer is the transaction's outcome";
     /// A read-write transaction's reads are not the state just before it.
     pub const SERIALIZABLE: &str =
         "txn: a read-write transaction reads the state just before its commit timestamp";

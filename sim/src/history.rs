@@ -90,6 +90,10 @@ pub struct TxnRecord {
     /// committed one must have read fresh values (validation aborts the
     /// rest).
     pub optimistic: bool,
+    /// The final answer a `TxnStatus` query gave after the commit's
+    /// outcome was unknown: `Committed(ts)` or `Aborted` (docs/design.md
+    /// §5.5). Checked against the log like an outcome.
+    pub status: Option<Outcome>,
 }
 
 /// A scan a lock-free read or a read-write transaction made, with the rows
@@ -439,6 +443,36 @@ fn check_outcomes(
                     ),
                 ));
             }
+        }
+        // docs/design.md §5.5: a status answer is final. `Committed(ts)`
+        // names the logged commit timestamp; `Aborted` is never followed by
+        // the transaction committing.
+        match (t.status, log.commits.get(&txn)) {
+            (Some(Outcome::Committed(ts)), Some((logged, _))) if ts == *logged => {}
+            (Some(Outcome::Committed(_)), None) if t.writes.is_empty() => {}
+            (Some(Outcome::Committed(ts)), got) => {
+                return Err(violation(
+                    rules::TXN_STATUS,
+                    format!(
+                        "client {} was told by a status query that txn {txn} committed at {}, \
+                         the log has {:?}",
+                        t.client,
+                        ts.0,
+                        got.map(|(t, _)| t.0)
+                    ),
+                ));
+            }
+            (Some(Outcome::Aborted), Some((ts, _))) => {
+                return Err(violation(
+                    rules::TXN_STATUS,
+                    format!(
+                        "client {} was told by a status query that txn {txn} aborted, \
+                         but it committed at {}",
+                        t.client, ts.0
+                    ),
+                ));
+            }
+            _ => {}
         }
         match (t.outcome, log.commits.get(&txn)) {
             (Outcome::Committed(ts), Some((logged, _))) if ts == *logged => {}
@@ -809,6 +843,7 @@ mod tests {
             scans: Vec::new(),
             writes: writes.iter().map(|(k, v)| Write::put(b(k), b(v))).collect(),
             optimistic: false,
+            status: None,
         }
     }
 

@@ -150,11 +150,16 @@ pub enum PlantedBug {
     /// promise fails. Leases and commit wait rest on it; the checkers must
     /// notice.
     ClockBoundBroken,
+    /// Not a code bug but a missing driver duty: replicas' clocks still run
+    /// out of bound on some seeds (the clock-excursion fault), but the
+    /// driver never reports it (`Input::ClockHealth`), so they keep leading
+    /// and serving on a clock outside its ε (docs/design.md §2).
+    ClockUnmonitored,
 }
 
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 14] = [
+    pub const ALL: [(&'static str, PlantedBug); 16] = [
         (
             "lease-overlap",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseOverlap),
@@ -208,11 +213,16 @@ impl PlantedBug {
             "scan-without-range-lock",
             PlantedBug::Txn(meridian_txn::PlantedBug::ScanWithoutRangeLock),
         ),
+        (
+            "txn-status-presumes-abort",
+            PlantedBug::Txn(meridian_txn::PlantedBug::TxnStatusPresumesAbort),
+        ),
+        ("clock-unmonitored", PlantedBug::ClockUnmonitored),
     ];
 
     /// Every planted bug, in the order of [`PlantedBug::ALL`].
-    pub const VARIANTS: [PlantedBug; 14] = {
-        let mut v = [PlantedBug::ClockBoundBroken; 14];
+    pub const VARIANTS: [PlantedBug; 16] = {
+        let mut v = [PlantedBug::ClockBoundBroken; 16];
         let mut i = 0;
         while i < PlantedBug::ALL.len() {
             v[i] = PlantedBug::ALL[i].1;
@@ -241,6 +251,9 @@ impl PlantedBug {
                 "an older requester waits for a younger holder instead of wounding it"
             }
             PlantedBug::ClockBoundBroken => "every replica's clock errs beyond the ε it reports",
+            PlantedBug::ClockUnmonitored => {
+                "a replica's clock runs out of bound and its driver never reports it"
+            }
             PlantedBug::Txn(T::SkipOccValidation) => {
                 "optimistic commits and prepares skip validating their reads"
             }
@@ -258,6 +271,9 @@ impl PlantedBug {
             }
             PlantedBug::Txn(T::ScanWithoutRangeLock) => {
                 "scans in locking transactions take no range lock"
+            }
+            PlantedBug::Txn(T::TxnStatusPresumesAbort) => {
+                "a status query answers aborted while the commit is in flight"
             }
         }
     }
@@ -293,7 +309,9 @@ impl PlantedBug {
                 | T::NoLockRebuildAfterFailover
                 | T::ReleaseReadLocksAtPrepare,
             ) => &[Layer::Cluster],
-            PlantedBug::Txn(_) | PlantedBug::LockTable(_) => &Layer::TRANSACTIONAL,
+            PlantedBug::Txn(_) | PlantedBug::LockTable(_) | PlantedBug::ClockUnmonitored => {
+                &Layer::TRANSACTIONAL
+            }
         }
     }
 

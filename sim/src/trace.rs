@@ -355,7 +355,8 @@ pub(crate) fn request_txn(r: &Request) -> Option<TxnId> {
         | Request::Scan { txn, .. }
         | Request::Commit { txn, .. }
         | Request::Abort { txn }
-        | Request::Heartbeat { txn } => Some(*txn),
+        | Request::Heartbeat { txn }
+        | Request::TxnStatus { txn } => Some(*txn),
         Request::Begin { .. } | Request::ReadOnly { .. } => None,
     }
 }
@@ -480,6 +481,7 @@ pub(crate) fn request(r: &Request) -> String {
         }
         Request::Abort { txn } => format!("abort txn {txn}"),
         Request::Heartbeat { txn } => format!("heartbeat txn {txn}"),
+        Request::TxnStatus { txn } => format!("status of txn {txn}"),
         Request::ReadOnly { at, reads } => {
             let at = match at {
                 ReadAt::Strong => "strong".to_string(),
@@ -505,6 +507,12 @@ pub(crate) fn reply(r: &Reply) -> String {
         Ok(Response::Committed { commit_ts }) => format!("committed at {}", ts(*commit_ts)),
         Ok(Response::Aborted) => "aborted".into(),
         Ok(Response::Alive) => "alive".into(),
+        Ok(Response::TxnStatus(s)) => match s {
+            meridian_txn::TxnStatus::Committed(t) => format!("status: committed at {}", ts(*t)),
+            meridian_txn::TxnStatus::Aborted => "status: aborted".into(),
+            meridian_txn::TxnStatus::InProgress => "status: in progress".into(),
+            meridian_txn::TxnStatus::Unknown => "status: unknown".into(),
+        },
         Ok(Response::ReadOnly { read_ts, results }) => {
             let rows: usize = results
                 .iter()

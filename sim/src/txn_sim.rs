@@ -24,10 +24,12 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use meridian_participant::{Command, Priority, TxnId, Write};
 use meridian_paxos::{Message, NodeId, Payload, Role, Storage};
-use meridian_truetime::{ClockModel, SimulatedTrueTime, Timestamp, TrueTime, VirtualClock};
+use meridian_truetime::{
+    ClockModel, SimulatedTrueTime, Timestamp, TrueTime, TtInterval, VirtualClock,
+};
 use meridian_txn::{
     CcMode, GroupId, GroupMessage, GroupReplica, Guest, Input, Output, Participant, ReadAt, ReadOp,
-    ReadResult, Reply, Request, RequestId, Response, Term, TxnError,
+    ReadResult, Reply, Request, RequestId, Response, Term, TxnError, TxnStatus,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -96,8 +98,33 @@ const PAUSE_PROBABILITIES: [f64; 4] = [0.0, 0.02, 0.05, 0.1];
 const LEADER_PAUSE_SHARE: f64 = 0.7;
 /// Tries to learn a commit's outcome before it is recorded as unknown.
 const MAX_COMMIT_TRIES: u32 = 6;
+/// `TxnStatus` queries after a commit's outcome was unknown (docs/design.md
+/// §5.5), before the client gives up; `InProgress` answers are asked
+/// again after a pause.
+const MAX_STATUS_TRIES: u32 = 12;
 /// Tries of one lock-free read.
 const MAX_READ_TRIES: u32 = 5;
+/// Clock excursions (docs/design.md §2): per seed, the probability per
+/// fault tick that a replica's clock starts running away from true time
+/// (half of them aimed at a leader). Drawn from a stream of its own, so
+/// seeds without excursions run as before.
+const EXCURSION_PROBABILITIES: [f64; 4] = [0.0, 0.0, 0.02, 0.05];
+/// How fast a runaway clock's error grows: this percentage of the time
+/// elapsed since it began (far beyond any drift a real oscillator shows,
+/// so a run sees the clock leave its bound within milliseconds).
+const EXCURSION_RATE_PERCENT: u64 = 20;
+/// The largest error an excursion reaches (well beyond every ε a clock
+/// plan reports) and how long it lasts before the clock resyncs.
+const EXCURSION_MAX: (u64, u64) = (30 * MS, 300 * MS);
+const EXCURSION_LENGTH: (u64, u64) = (300 * MS, 1_500 * MS);
+/// Period of the driver's clock check (a real node measures its offset
+/// from its peers on heartbeats).
+const CLOCK_CHECK_INTERVAL: u64 = 2 * MS;
+/// What a runaway clock's error can grow by between two checks: the
+/// check reports a clock unhealthy once its error comes this close to its
+/// ε, so it is told before its interval stops holding true time (the
+/// premise the protocol's safety rests on).
+const CLOCK_CHECK_GUARD: u64 = CLOCK_CHECK_INTERVAL * EXCURSION_RATE_PERCENT / 100;
 /// Client ids start here, clear of replica ids.
 const CLIENT_BASE: NodeId = 100;
 /// The group's configuration in simulation: short timers, so a run sees
@@ -178,6 +205,36 @@ enum Event {
     },
     Fault,
     Heal,
+    /// The driver checks node `node`'s clock against its bound.
+    ClockCheck {
+        node: usize,
+    },
+}
+
+/// A clock running away from true time (docs/design.md §2): from `start`
+/// its error grows by [`EXCURSION_RATE_PERCENT`] of the time elapsed, up
+/// to `max`, ahead of true time or behind it, while it reports the ε of
+/// its model; at `end` it resyncs.
+#[derive(Clone, Copy, Debug)]
+struct Excursion {
+    start: Timestamp,
+    end: Timestamp,
+    max: u64,
+    ahead: bool,
+}
+
+impl Excursion {
+    /// The error at true time `t` (zero outside the excursion).
+    fn error_at(&self, t: Timestamp) -> u64 {
+        if t < self.start || t >= self.end {
+            return 0;
+        }
+        (t.nanos_since(self.start) * EXCURSION_RATE_PERCENT / 100).min(self.max)
+    }
+
+    fn active_at(&self, t: Timestamp) -> bool {
+        self.start <= t && t < self.end
+    }
 }
 
 struct Node {
@@ -196,6 +253,30 @@ struct Node {
     paused_until: Option<Timestamp>,
     /// The order in which what piled up during a pause is handled.
     resume: Resume,
+    /// A clock excursion under way, if any.
+    excursion: Option<Excursion>,
+    /// Whether the driver's clock check last found the clock out of bound
+    /// (and, unless `clock-unmonitored`, told the replica so).
+    clock_flagged: bool,
+}
+
+/// Node `n`'s clock reading at true time `t`: its model's, or during an
+/// excursion true time plus the excursion's error inside the ε its model
+/// reports (so once the error passes ε, the interval misses true time).
+fn reading(n: &Node, t: Timestamp) -> TtInterval {
+    let model = n.tt.now();
+    match n.excursion {
+        Some(x) if x.active_at(t) => {
+            let err = x.error_at(t);
+            let local = if x.ahead {
+                t.saturating_add(err)
+            } else {
+                t.saturating_sub(err)
+            };
+            TtInterval::around(local, model.epsilon_nanos())
+        }
+        _ => model,
+    }
 }
 
 /// How a paused node works through what piled up: the runtime may poll
@@ -246,6 +327,9 @@ enum Stage {
     Begin,
     Read,
     Commit,
+    /// The commit's outcome is unknown: asking the home group's leader
+    /// with `TxnStatus` (docs/design.md §5.5).
+    Status,
 }
 
 #[derive(Debug)]
@@ -277,6 +361,7 @@ struct TxnTask {
     terms: Vec<(GroupId, Term)>,
     txn: Option<TxnId>,
     commit_tries: u32,
+    status_tries: u32,
     writes: Vec<Write>,
     /// Attempts aborted after the heal while this was the oldest live
     /// transaction.
@@ -330,6 +415,13 @@ struct Sim {
     pause: f64,
     /// How long clients wait for an answer.
     request_timeout: u64,
+    /// Clock excursions: their own random stream, and their probability
+    /// per fault tick.
+    clock_rng: SmallRng,
+    excursion_probability: f64,
+    /// Whether a client whose commit times out asks `TxnStatus` at once
+    /// (the commit may still be in flight) rather than sending it again.
+    status_on_timeout: bool,
     nodes: Vec<Node>,
     clients: Vec<Client>,
     queue: EventQueue<Event>,
@@ -407,6 +499,9 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     let broken_clocks = opts.planted_bug == Some(PlantedBug::ClockBoundBroken);
     let clocks = ClockPlan::draw(&mut rng, base, opts.seed, broken_clocks);
     let clock = VirtualClock::new(Timestamp(EPOCH));
+    let mut clock_rng = SmallRng::seed_from_u64(opts.seed ^ 0x00c1_0c4e_c5c0_u64.rotate_left(40));
+    let excursion_probability =
+        EXCURSION_PROBABILITIES[clock_rng.random_range(0..EXCURSION_PROBABILITIES.len())];
     let fault_phase = opts.fault_phase_nanos.unwrap_or(DEFAULT_FAULT_PHASE);
     let groups = match opts.layer {
         Layer::Cluster => rng.random_range(CLUSTER_GROUPS.0..=CLUSTER_GROUPS.1),
@@ -427,6 +522,8 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             applied_slot: 0,
             paused_until: None,
             resume: Resume::Shuffled,
+            excursion: None,
+            clock_flagged: false,
         })
         .collect();
     let clients = (0..n_clients)
@@ -447,6 +544,10 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         faults,
         pause,
         request_timeout,
+        // From the seed, not the RNG: the draws that follow are unchanged.
+        status_on_timeout: opts.seed % 2 == 1,
+        clock_rng,
+        excursion_probability,
         nodes,
         clients,
         queue: EventQueue::new(clock),
@@ -675,9 +776,15 @@ impl Sim {
             .expect("memory storage cannot fail");
         let rng = SmallRng::seed_from_u64(self.rng.random());
         let mut r = GroupReplica::new(self.config(i), state, Box::new(rng));
-        let now = self.nodes[i].tt.now();
+        let now = self.clock(i);
         let mut out = Vec::new();
         r.start(now, &mut out);
+        if self.nodes[i].clock_flagged && self.planted_bug != Some(PlantedBug::ClockUnmonitored) {
+            // A restarted replica starts healthy: its driver, whose clock
+            // check still fails, says otherwise at once.
+            let reason = self.clock_reason(i);
+            r.step(now, Input::ClockHealth { ok: false, reason }, &mut out);
+        }
         let node = &mut self.nodes[i];
         node.host.boot(r.paxos().last_assigned_ts());
         node.replica = Some(r);
@@ -828,15 +935,21 @@ impl Sim {
                 }
                 Ok(())
             }
+            Event::ClockCheck { node } => self.check_clock(node),
             Event::Heal => {
                 self.trace(TraceKind::Fault, &[], || {
                     "heal: faults and pauses stop, partitions mend, crashed replicas restart".into()
                 });
                 self.faults_on = false;
                 self.net.blocked.clear();
-                // Every fault ends here, pauses included.
+                // Every fault ends here, pauses and clock excursions included
+                // (the clock checks that follow find the clocks back).
+                let now = self.now();
                 for n in &mut self.nodes {
                     n.paused_until = None;
+                    if let Some(x) = n.excursion.as_mut() {
+                        x.end = x.end.min(now);
+                    }
                 }
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].replica.is_none() {
@@ -850,7 +963,7 @@ impl Sim {
     }
 
     fn step(&mut self, i: usize, input: Input) -> Result<(), Violation> {
-        let now = self.nodes[i].tt.now();
+        let now = self.clock(i);
         let Some(r) = self.nodes[i].replica.as_mut() else {
             return Ok(());
         };
@@ -975,7 +1088,7 @@ impl Sim {
 
     /// Per-replica checks after each of its steps, and its next timer.
     fn after_step(&mut self, i: usize) -> Result<(), Violation> {
-        let now_local = self.nodes[i].tt.now();
+        let now_local = self.clock(i);
         let node_id = self.nodes[i].id;
         let Some(r) = self.nodes[i].replica.as_ref() else {
             return Ok(());
@@ -1044,6 +1157,7 @@ impl Sim {
     /// Spanner §4.1.1: at no true time do two replicas of a group hold a
     /// lease.
     fn check_leases(&self) -> Result<(), Violation> {
+        let t = self.now();
         for g in 1..=self.groups {
             let holders: Vec<NodeId> = self
                 .nodes
@@ -1052,7 +1166,7 @@ impl Sim {
                     n.group == g
                         && n.replica
                             .as_ref()
-                            .is_some_and(|r| r.paxos().has_lease(n.tt.now()))
+                            .is_some_and(|r| r.paxos().has_lease(reading(n, t)))
                 })
                 .map(|n| n.id)
                 .collect();
@@ -1110,6 +1224,9 @@ impl Sim {
         if self.per_group == CHURN_NODES && self.rng.random_bool(CHURN_PROBABILITY) {
             self.change_membership();
         }
+        if self.clock_rng.random_bool(self.excursion_probability) {
+            self.start_excursion();
+        }
         let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         // Faults aimed at a leader aim at one group's.
         let aimed = self.rng.random_range(0..self.groups) as usize;
@@ -1129,7 +1246,13 @@ impl Sim {
                 Some(l) if self.rng.random_bool(LEADER_PAUSE_SHARE) => l,
                 _ => self.rng.random_range(0..self.nodes.len()),
             };
-            if self.nodes[i].paused_until.is_none() && self.nodes[i].replica.is_some() {
+            // A paused node's clock check would run only after what piled
+            // up: pauses and clock excursions do not overlap.
+            if self.nodes[i].paused_until.is_none()
+                && self.nodes[i].replica.is_some()
+                && self.nodes[i].excursion.is_none()
+                && !self.nodes[i].clock_flagged
+            {
                 let d = self.rng.random_range(300 * MS..1_500 * MS);
                 let resume = [Resume::Shuffled, Resume::ClientsFirst, Resume::PeersFirst]
                     [self.rng.random_range(0..3)];
@@ -1169,7 +1292,7 @@ impl Sim {
         };
         let members: Vec<NodeId> = self.group_nodes(g).collect();
         let target = members[self.rng.random_range(0..members.len())];
-        let now = self.nodes[l].tt.now();
+        let now = self.clock(l);
         let leader = self.nodes[l].id;
         let Some(r) = self.nodes[l].replica.as_mut() else {
             return;
@@ -1194,6 +1317,115 @@ impl Sim {
         if let Err(v) = self.process(l, out) {
             self.deferred.get_or_insert(v);
         }
+    }
+
+    /// Node `i`'s clock reading now (see [`reading`]).
+    fn clock(&self, i: usize) -> TtInterval {
+        reading(&self.nodes[i], self.now())
+    }
+
+    /// A replica's clock starts running away from true time (docs/design.md
+    /// §2); the driver's clock check watches it from now on.
+    fn start_excursion(&mut self) {
+        let aimed = self.clock_rng.random_range(0..self.groups) as usize;
+        let leader = self.leader_hint[aimed].and_then(|l| self.index(l));
+        let i = match leader {
+            Some(l) if self.clock_rng.random_bool(0.5) => l,
+            _ => self.clock_rng.random_range(0..self.nodes.len()),
+        };
+        let max = self
+            .clock_rng
+            .random_range(EXCURSION_MAX.0..=EXCURSION_MAX.1);
+        let length = self
+            .clock_rng
+            .random_range(EXCURSION_LENGTH.0..=EXCURSION_LENGTH.1);
+        let ahead = self.clock_rng.random_bool(0.5);
+        let n = &self.nodes[i];
+        if n.excursion.is_some() || n.clock_flagged || n.paused_until.is_some() {
+            return;
+        }
+        let now = self.now();
+        self.nodes[i].excursion = Some(Excursion {
+            start: now,
+            end: now.saturating_add(length),
+            max,
+            ahead,
+        });
+        let id = self.nodes[i].id;
+        self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+            format!(
+                "n{id}'s clock runs {} true time for {} ms (by up to {} ms)",
+                if ahead { "ahead of" } else { "behind" },
+                length / MS,
+                max / MS
+            )
+        });
+        // Fails only on a violation, which the next event reports.
+        if let Err(v) = self.check_clock(i) {
+            self.deferred.get_or_insert(v);
+        }
+    }
+
+    /// What the clock check of node `i` measured, for the replica's error.
+    fn clock_reason(&self, i: usize) -> String {
+        let now = self.now();
+        let n = &self.nodes[i];
+        let err = n.excursion.map_or(0, |x| x.error_at(now));
+        let ahead = n.excursion.is_some_and(|x| x.ahead);
+        format!(
+            "clock {} true time by {}.{:03} ms; ε {}.{:03} ms",
+            if ahead { "ahead of" } else { "behind" },
+            err / MS,
+            err % MS / 1_000,
+            n.tt.model().base_epsilon_nanos / MS,
+            n.tt.model().base_epsilon_nanos % MS / 1_000
+        )
+    }
+
+    /// The driver's clock check (docs/design.md §2), every
+    /// [`CLOCK_CHECK_INTERVAL`] while an excursion lasts: a clock whose
+    /// error is within [`CLOCK_CHECK_GUARD`] of the smallest ε it reports
+    /// is unhealthy, and stays so until the excursion ends. The replica is
+    /// told each change (unless `clock-unmonitored`). The check knows the
+    /// true error, as a node comparing against its peers estimates it; a
+    /// clock's error grows by at most the guard between two checks, so the
+    /// replica is told before its interval stops holding true time.
+    fn check_clock(&mut self, i: usize) -> Result<(), Violation> {
+        let now = self.now();
+        let Some(x) = self.nodes[i].excursion else {
+            return Ok(());
+        };
+        let over = !x.active_at(now);
+        let base = self.nodes[i].tt.model().base_epsilon_nanos;
+        let bad =
+            !over && (self.nodes[i].clock_flagged || x.error_at(now) + CLOCK_CHECK_GUARD > base);
+        if over {
+            self.nodes[i].excursion = None;
+        }
+        if bad != self.nodes[i].clock_flagged {
+            self.nodes[i].clock_flagged = bad;
+            let id = self.nodes[i].id;
+            let reason = if bad {
+                self.clock_reason(i)
+            } else {
+                String::new()
+            };
+            self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                if bad {
+                    format!("n{id}'s clock check fails: {reason}")
+                } else {
+                    format!("n{id}'s clock is back in bound")
+                }
+            });
+            if self.planted_bug != Some(PlantedBug::ClockUnmonitored) {
+                self.step(i, Input::ClockHealth { ok: !bad, reason })?;
+            }
+        }
+        if self.nodes[i].excursion.is_some() {
+            self.queue
+                .schedule(CLOCK_CHECK_INTERVAL, Event::ClockCheck { node: i });
+        }
+        Ok(())
     }
 
     fn crash(&mut self, i: usize) {
@@ -1431,6 +1663,7 @@ impl Sim {
             scans: Vec::new(),
             writes: Vec::new(),
             optimistic: false,
+            status: None,
         });
         let home = self.home_of(&kind);
         let node = self.clients[c].leaders[(home - 1) as usize];
@@ -1458,6 +1691,7 @@ impl Sim {
             terms: Vec::new(),
             txn: None,
             commit_tries: 0,
+            status_tries: 0,
             writes: Vec::new(),
             oldest_aborts,
         });
@@ -1684,6 +1918,12 @@ impl Sim {
                 };
                 self.send_commit(c, t, true);
             }
+            Stage::Status => {
+                let Task::Txn(t) = std::mem::replace(&mut self.clients[c].task, Task::Idle) else {
+                    unreachable!("set above")
+                };
+                self.ask_status(c, t);
+            }
             Stage::Read => {
                 // Ask the group whose read was refused again (its leader
                 // was not ready, or its queues full).
@@ -1706,21 +1946,52 @@ impl Sim {
             }
             // No commit was sent: the attempt can be dropped safely.
             Stage::Read => self.retry_txn(c, t),
+            Stage::Commit if self.status_on_timeout => {
+                // Ask what became of it rather than sending it again (its
+                // commit may still be in flight).
+                let home = t.home;
+                self.clients[c].leaders[(home - 1) as usize] = self.random_node(home);
+                self.ask_status(c, t);
+            }
             Stage::Commit => {
                 let home = t.home;
                 self.clients[c].leaders[(home - 1) as usize] = self.random_node(home);
                 self.send_commit(c, t, true);
             }
+            Stage::Status => {
+                let home = t.home;
+                self.clients[c].leaders[(home - 1) as usize] = self.random_node(home);
+                self.ask_status(c, t);
+            }
         }
     }
 
-    fn send_commit(&mut self, c: usize, mut t: TxnTask, keep: bool) {
-        if t.commit_tries >= MAX_COMMIT_TRIES {
-            // The outcome could not be learned.
+    /// The commit's outcome is unknown: ask the home group's leader what
+    /// became of the transaction (docs/design.md §5.5), up to
+    /// [`MAX_STATUS_TRIES`] times; answers to the earlier commit tries
+    /// still count.
+    fn ask_status(&mut self, c: usize, mut t: TxnTask) {
+        if t.status_tries >= MAX_STATUS_TRIES {
             self.history.txns[t.record].outcome = Outcome::Unknown;
             self.stats.unknown += 1;
             self.clients[c].task = Task::Idle;
             self.pause(c, false);
+            return;
+        }
+        t.status_tries += 1;
+        t.stage = Stage::Status;
+        self.history.txns[t.record].outcome = Outcome::Unknown;
+        let node = self.clients[c].leaders[(t.home - 1) as usize];
+        let txn = t.txn.expect("a committing attempt has an id");
+        self.clients[c].task = Task::Txn(t);
+        self.request(c, node, Request::TxnStatus { txn }, true);
+    }
+
+    fn send_commit(&mut self, c: usize, mut t: TxnTask, keep: bool) {
+        if t.commit_tries >= MAX_COMMIT_TRIES {
+            // The outcome could not be learned by asking again: ask what
+            // became of it.
+            self.ask_status(c, t);
             return;
         }
         t.commit_tries += 1;
@@ -1877,21 +2148,59 @@ impl Sim {
             }
             // No commit was sent: dropping the attempt is safe.
             (Stage::Read, _) => self.retry_txn(c, t),
-            (Stage::Commit, Ok(Response::Committed { commit_ts })) => {
+            (Stage::Status, Ok(Response::TxnStatus(status))) => {
+                let txn = t.txn;
+                self.trace_txn(TraceKind::Client, &[Party::Client(c)], txn, || {
+                    format!(
+                        "c{c} asked what became of txn {}: {status:?}",
+                        txn.map_or("?".into(), |t| t.to_string()),
+                    )
+                });
+                match status {
+                    TxnStatus::Committed(commit_ts) => {
+                        let now = self.now();
+                        let rec = &mut self.history.txns[t.record];
+                        rec.status = Some(Outcome::Committed(commit_ts));
+                        rec.outcome = Outcome::Committed(commit_ts);
+                        rec.completed = Some(now);
+                        self.finish_task(c);
+                    }
+                    TxnStatus::Aborted => {
+                        // Final: a new attempt may run.
+                        self.history.txns[t.record].status = Some(Outcome::Aborted);
+                        self.retry_txn(c, t);
+                    }
+                    TxnStatus::InProgress => {
+                        self.clients[c].task = Task::Txn(t);
+                        self.pause(c, true);
+                    }
+                    TxnStatus::Unknown => {
+                        self.history.txns[t.record].outcome = Outcome::Unknown;
+                        self.stats.unknown += 1;
+                        self.finish_task(c);
+                    }
+                }
+            }
+            // A late answer to one of its commit tries.
+            (Stage::Commit | Stage::Status, Ok(Response::Committed { commit_ts })) => {
                 let now = self.now();
                 let rec = &mut self.history.txns[t.record];
                 rec.outcome = Outcome::Committed(commit_ts);
                 rec.completed = Some(now);
                 self.finish_task(c);
             }
-            (Stage::Commit, Err(TxnError::Aborted { .. })) => self.retry_txn(c, t),
-            (Stage::Commit, Err(e)) if e.is_retryable() => {
+            (Stage::Commit | Stage::Status, Err(TxnError::Aborted { .. })) => self.retry_txn(c, t),
+            (Stage::Commit | Stage::Status, Err(e)) if e.is_retryable() => {
                 // Ask again (at the hinted leader) after a pause; answers to
                 // the earlier tries still count.
                 self.clients[c].task = Task::Txn(t);
                 self.pause(c, true);
             }
-            (Stage::Commit, other) => {
+            (Stage::Commit, Err(TxnError::OutcomeUnknown { .. } | TxnError::TxnBusy { .. })) => {
+                // Not definitive: ask what became of it.
+                self.ask_status(c, t);
+            }
+            (Stage::Commit | Stage::Status, other) => {
                 // Not definitive: the outcome stays unknown.
                 let txn = t.txn;
                 self.trace_txn(TraceKind::Client, &[Party::Client(c)], txn, || {
@@ -2403,5 +2712,6 @@ fn event_code(ev: &Event) -> u64 {
         Event::Client { client, wake } => 700 + *client as u64 + (wake << 8),
         Event::Fault => 800,
         Event::Heal => 900,
+        Event::ClockCheck { node } => 950 + *node as u64,
     }
 }

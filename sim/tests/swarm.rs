@@ -307,6 +307,18 @@ fn planted_scan_without_range_lock_is_caught_as_a_phantom() {
 }
 
 #[test]
+fn planted_txn_status_presumes_abort_is_caught_as_an_aborted_answer_that_committed() {
+    // docs/design.md §5.5: clients whose commit timed out ask TxnStatus;
+    // an Aborted answer for a commit still in flight is contradicted by
+    // the log.
+    assert_caught_as(
+        "txn-status-presumes-abort",
+        false,
+        &[rules::TXN_STATUS, rules::ABORTED_NO_EFFECT],
+    );
+}
+
+#[test]
 fn every_concurrency_mode_passes_in_both_transaction_layers() {
     for cc in [Cc::TwoPl, Cc::Occ, Cc::Mixed] {
         for layer in Layer::TRANSACTIONAL {
@@ -355,4 +367,62 @@ fn a_broken_clock_bound_is_caught() {
             rules::SNAPSHOT_READ,
         ],
     );
+}
+
+#[test]
+fn a_clock_out_of_bound_is_harmless_once_the_driver_reports_it() {
+    // docs/design.md §2: on some seeds a replica's clock runs away from
+    // true time, far beyond its ε. Unreported (`clock-unmonitored`), the
+    // replica keeps leading and serving on it and the checkers fail;
+    // reported (Input::ClockHealth, as the swarm's driver does before the
+    // interval stops holding true time), the same seeds pass.
+    let bug = bug("clock-unmonitored");
+    let allowed = [
+        rules::COMMIT_WAIT,
+        rules::LEASE_DISJOINT,
+        rules::TS_MONOTONIC,
+        rules::REAL_TIME,
+        rules::SNAPSHOT_READ,
+        rules::FRESH_LOCKING_READ,
+        rules::SERIALIZABLE,
+    ];
+    let mut caught = Vec::new();
+    for seed in 0..BUG_BUDGET {
+        for &layer in bug.layers() {
+            let opts = RunOptions {
+                seed,
+                layer,
+                planted_bug: Some(bug),
+                ..RunOptions::default()
+            };
+            if let Some(v) = run_seed(&opts).violation {
+                assert!(
+                    allowed.contains(&v.rule),
+                    "seed {seed} layer {}: unexpected rule: {v}",
+                    layer.name()
+                );
+                caught.push((seed, layer));
+            }
+        }
+        if caught.len() >= 4 {
+            break;
+        }
+    }
+    assert!(
+        !caught.is_empty(),
+        "unreported clock excursions must be caught within {BUG_BUDGET} seeds"
+    );
+    for (seed, layer) in caught {
+        let opts = RunOptions {
+            seed,
+            layer,
+            ..RunOptions::default()
+        };
+        if let Some(v) = run_seed(&opts).violation {
+            panic!(
+                "seed {seed} layer {}: with its clock reported, it must pass: {v}",
+                layer.name()
+            );
+        }
+    }
 }

@@ -171,6 +171,38 @@ pub enum Request {
         /// What to read.
         reads: Vec<ReadOp>,
     },
+    /// What became of `txn` (docs/design.md §5.5): asked of the leader of
+    /// the transaction's home group (the group named in its id) by a
+    /// client whose commit's outcome is unknown. Answered by a serving
+    /// leader only (term started, lease held), from its group's commit
+    /// records and its transaction table; see [`TxnStatus`].
+    TxnStatus {
+        /// The transaction.
+        txn: TxnId,
+    },
+}
+
+/// The answer to [`Request::TxnStatus`] (docs/design.md §5.5).
+///
+/// `Committed` and `Aborted` are final: no later answer, anywhere,
+/// contradicts them. `InProgress` and `Unknown` are not outcomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TxnStatus {
+    /// Committed at this timestamp (its commit record, or, for a
+    /// cross-group transaction, its coordinator's decision record, is
+    /// applied at the home group; sent only once `TT.after(ts)`).
+    Committed(Timestamp),
+    /// It did not commit and never will: the leader has applied every
+    /// entry of earlier terms and holds its lease, and neither the log nor
+    /// its own term has the transaction committing.
+    Aborted,
+    /// Still running or committing at this leader (its commit may yet
+    /// land, or a transaction of a term this leader cannot judge): ask
+    /// again.
+    InProgress,
+    /// Its commit record may have been pruned (older than the group's
+    /// commit-record retention): it may or may not have committed.
+    Unknown,
 }
 
 /// The timestamp of a lock-free read.
@@ -261,6 +293,8 @@ pub enum Response {
         /// One result per read, in order.
         results: Vec<ReadResult>,
     },
+    /// [`Request::TxnStatus`]: what became of the transaction.
+    TxnStatus(TxnStatus),
 }
 
 /// The answer to a [`Request`].
@@ -432,6 +466,13 @@ pub enum InvalidRequest {
         /// The group.
         group: GroupId,
     },
+    /// A [`Request::TxnStatus`] sent to a group other than the
+    /// transaction's home group, which alone knows its outcome.
+    #[error("the transaction's home group is {home}; ask its leader")]
+    NotHomeGroup {
+        /// The group named in the transaction's id.
+        home: GroupId,
+    },
 }
 
 /// Every error a client can see (docs/design.md §5.5). [`TxnError::is_retryable`]
@@ -512,6 +553,18 @@ pub enum TxnError {
     /// The request breaks a limit. Not retryable.
     #[error("invalid request: {0}")]
     Invalid(#[from] InvalidRequest),
+    /// This replica's clock is outside its uncertainty bound (ε), as
+    /// measured against its peers (docs/design.md §2): it refuses to lead
+    /// or serve until its clock is back in bound. Retryable at another
+    /// replica.
+    #[error(
+        "this node's clock is outside its uncertainty bound (ε): it refuses to lead or serve \
+         until the clock is back in bound; retry at another replica ({reason})"
+    )]
+    ClockUnhealthy {
+        /// What the node measured, as its driver reported it.
+        reason: String,
+    },
 }
 
 impl TxnError {
@@ -524,7 +577,8 @@ impl TxnError {
             | TxnError::Aborted { .. }
             | TxnError::LockQueueFull { .. }
             | TxnError::Overloaded
-            | TxnError::NotYetSafe { .. } => true,
+            | TxnError::NotYetSafe { .. }
+            | TxnError::ClockUnhealthy { .. } => true,
             TxnError::BelowGcHorizon { .. }
             | TxnError::OutcomeUnknown { .. }
             | TxnError::TxnBusy { .. }
@@ -649,6 +703,16 @@ mod tests {
             .is_retryable()
         );
         assert!(TxnError::NotLeader { leader: None }.is_retryable());
+        let clock = TxnError::ClockUnhealthy {
+            reason: "offset +40 ms from a quorum of peers".into(),
+        };
+        assert!(clock.is_retryable());
+        assert!(
+            clock
+                .to_string()
+                .contains("clock is outside its uncertainty bound"),
+            "{clock}"
+        );
         assert!(!TxnError::OutcomeUnknown { txn }.is_retryable());
         assert!(!TxnError::Invalid(InvalidRequest::EmptyKey).is_retryable());
         assert!(

@@ -405,6 +405,12 @@ impl Leader {
         }
     }
 
+    /// Whether this term issued `txn` (its origin is this term's and its
+    /// sequence number was handed out).
+    pub(crate) fn issued(&self, txn: TxnId) -> bool {
+        txn.origin == self.origin && txn.seq < self.next_seq
+    }
+
     /// Whether this term remembers how `txn` ended.
     pub(crate) fn remembers(&self, txn: TxnId) -> bool {
         self.ended.contains_key(&txn)

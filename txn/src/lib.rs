@@ -76,7 +76,7 @@ pub mod testkit;
 
 pub use api::{
     AbortReason, CcMode, GroupId, GroupMessage, Guest, InvalidRequest, Participant, ReadAt, ReadOp,
-    ReadResult, Reply, Request, RequestId, Response, Term, TxnError, Vote,
+    ReadResult, Reply, Request, RequestId, Response, Term, TxnError, TxnStatus, Vote,
 };
 pub use config::*;
 pub use replica::{GroupReplica, Input, Output};
@@ -126,6 +126,10 @@ pub enum PlantedBug {
     /// insert into, change or delete from a scanned range before the
     /// scanner commits (phantoms, write skew).
     ScanWithoutRangeLock,
+    /// [`Request::TxnStatus`] presumes abort too early: a transaction whose
+    /// commit record is proposed but not yet applied (in flight in Paxos)
+    /// is answered `Aborted`, and may then commit.
+    TxnStatusPresumesAbort,
 }
 
 /// Stands in for [`PlantedBug`] when the feature is off: every bug check

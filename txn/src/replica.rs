@@ -17,8 +17,8 @@ use rand::RngCore;
 
 use crate::api::{
     AbortReason, CcMode, GroupId, GroupMessage, Guest, Participant, ReadAt, ReadOp, ReadResult,
-    Reply, Request, RequestId, Response, TxnError, Vote, check_key, check_operation_count,
-    check_reads, check_scan, check_write,
+    Reply, Request, RequestId, Response, TxnError, TxnStatus, Vote, check_key,
+    check_operation_count, check_reads, check_scan, check_write,
 };
 use crate::config::Config;
 use crate::coordinator::{Action, Coordinator};
@@ -47,6 +47,19 @@ pub enum Input {
     },
     /// A two-phase-commit message from another group's leader.
     FromGroup(GroupMessage),
+    /// The driver's verdict on this node's clock (docs/design.md §2): `ok`
+    /// while its measured offset from its peers is within the ε bound,
+    /// not `ok` once it is outside (`reason` says what was measured). While
+    /// unhealthy the replica neither leads nor serves: it steps down,
+    /// campaigns for nothing, promises nothing, applies nothing (commit
+    /// wait is judged on its own clock) and answers every request
+    /// [`TxnError::ClockUnhealthy`]. See [`GroupReplica`].
+    ClockHealth {
+        /// Whether the clock is within its bound.
+        ok: bool,
+        /// What the driver measured (for the error clients see).
+        reason: String,
+    },
 }
 
 /// What a group replica asks of its driver.
@@ -228,6 +241,9 @@ pub struct GroupReplica {
     /// Local time at which a leader next asks coordinators about its
     /// prepared transactions.
     next_query_at: Timestamp,
+    /// Why this node's clock is outside its bound, while the driver says
+    /// so ([`Input::ClockHealth`]); `None` while it is healthy.
+    clock_unhealthy: Option<String>,
 }
 
 impl std::fmt::Debug for GroupReplica {
@@ -273,6 +289,7 @@ impl GroupReplica {
             prepare_slots: BTreeMap::new(),
             deciding: FxHashSet::default(),
             next_query_at: Timestamp::ZERO,
+            clock_unhealthy: None,
             cfg,
         }
     }
@@ -306,11 +323,42 @@ impl GroupReplica {
                 self.finish(now, out);
                 return;
             }
+            Input::ClockHealth { ok, reason } => {
+                self.set_clock_health(ok, reason, out);
+                meridian_paxos::Input::ClockHealth { ok }
+            }
         };
         let mut pout = Vec::new();
         self.paxos.step(now, paxos_input, &mut pout);
         self.absorb(pout, out);
         self.finish(now, out);
+    }
+
+    /// docs/design.md §2: a node whose clock is outside its ε bound must
+    /// not lead or serve. Going unhealthy, the Paxos replica steps down
+    /// (the term's table goes with it, as at any failover) and lock-free
+    /// reads waiting for safe time fail with [`TxnError::ClockUnhealthy`]:
+    /// whether `t_safe` covers them was judged on this clock. Replies owed
+    /// after a commit wait (`TT.after(s)`) and commits whose slots have
+    /// not applied wait until the clock is back: nothing applies while it
+    /// is out of bound, since commit wait is judged on it.
+    fn set_clock_health(&mut self, ok: bool, reason: String, out: &mut Vec<Output>) {
+        if ok {
+            self.clock_unhealthy = None;
+            return;
+        }
+        let reason = if reason.is_empty() {
+            "clock offset from peers beyond the bound".to_string()
+        } else {
+            reason
+        };
+        for w in std::mem::take(&mut self.read_waits) {
+            let reply = Err(TxnError::ClockUnhealthy {
+                reason: reason.clone(),
+            });
+            out.push(Output::Reply { id: w.id, reply });
+        }
+        self.clock_unhealthy = Some(reason);
     }
 
     /// Proposes a one-at-a-time change of the group's voters (an operator's
@@ -351,6 +399,12 @@ impl GroupReplica {
         self.state.t_safe()
     }
 
+    /// Whether the driver last reported this node's clock within its bound
+    /// ([`Input::ClockHealth`]; a new or restarted replica starts healthy).
+    pub fn clock_healthy(&self) -> bool {
+        self.clock_unhealthy.is_none()
+    }
+
     /// Whether this replica holds a transaction table (it leads a term).
     pub fn is_leading(&self) -> bool {
         self.leader.is_some()
@@ -384,6 +438,10 @@ impl GroupReplica {
                 .min(self.next_close_at)
                 .min(self.next_expiry_at)
                 .min(self.next_query_at);
+        }
+        if self.clock_unhealthy.is_some() {
+            // Nothing waits for TT.after on a clock out of bound.
+            return d;
         }
         if let Some(e) = self.unapplied.front() {
             d = d.min(after(e.ts));
@@ -858,6 +916,11 @@ impl GroupReplica {
 
     /// Applies chosen entries whose timestamps have passed (commit wait).
     fn apply_ready(&mut self, now: TtInterval, out: &mut Vec<Output>) -> bool {
+        if self.clock_unhealthy.is_some() {
+            // Commit wait is judged on this clock: nothing applies while it
+            // is out of bound (docs/design.md §2).
+            return false;
+        }
         let skip_wait = self.bug(bug::SKIP_COMMIT_WAIT);
         let mut applied = Vec::new();
         while let Some(e) = self.unapplied.front() {
@@ -1256,6 +1319,9 @@ impl GroupReplica {
     }
 
     fn finish_commit_waits(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        if self.clock_unhealthy.is_some() {
+            return; // answered once TT.after can be trusted again
+        }
         let skip_wait = self.bug(bug::SKIP_COMMIT_WAIT);
         let mut i = 0;
         while i < self.commit_waits.len() {
@@ -1323,6 +1389,15 @@ impl GroupReplica {
         req: Request,
         out: &mut Vec<Output>,
     ) {
+        if let Some(reason) = &self.clock_unhealthy {
+            // docs/design.md §2: a node whose clock is out of bound serves
+            // nothing, lock-free reads included (their timestamps and safe
+            // time are judged on this clock).
+            let reason = reason.clone();
+            let reply = Err(TxnError::ClockUnhealthy { reason });
+            out.push(Output::Reply { id, reply });
+            return;
+        }
         let reply = match req {
             Request::Begin { priority, mode } => self.serving(now, true).and_then(|_| {
                 let l = self.leader.as_mut().expect("serving checked");
@@ -1360,6 +1435,11 @@ impl GroupReplica {
                 self.start_read_only(now, id, at, reads, out);
                 return;
             }
+            Request::TxnStatus { txn } => match self.txn_status(now, id, txn) {
+                Ok(None) => return,
+                Ok(Some(status)) => Ok(Response::TxnStatus(status)),
+                Err(e) => Err(e),
+            },
         };
         out.push(Output::Reply { id, reply });
     }
@@ -1368,6 +1448,10 @@ impl GroupReplica {
     /// has applied every earlier term's entries and (unless `lease` is
     /// false) holds its lease.
     fn serving(&self, now: TtInterval, lease: bool) -> Result<(), TxnError> {
+        if let Some(reason) = &self.clock_unhealthy {
+            let reason = reason.clone();
+            return Err(TxnError::ClockUnhealthy { reason });
+        }
         if self.paxos.role() != Role::Leader || self.leader.is_none() {
             return Err(TxnError::NotLeader {
                 leader: self.paxos.leader(),
@@ -1882,6 +1966,69 @@ impl GroupReplica {
         });
     }
 
+    /// docs/design.md §5.5: what became of `txn`, for a client whose
+    /// commit's outcome is unknown. Only the home group's serving leader
+    /// answers: it has applied every entry of earlier terms (its term has
+    /// started) and holds its lease (no later term can be committing), so
+    ///
+    /// - a commit record it has applied — the transaction's own, or, for a
+    ///   cross-group transaction, its coordinator's decision — means
+    ///   `Committed` (no-write commits, logged nowhere, are remembered by
+    ///   the term that ran them and answered after their commit wait);
+    /// - a transaction of its own term still active, committing (its
+    ///   record proposed, perhaps chosen, not yet applied) or collecting
+    ///   votes is `InProgress`, as is an id it cannot judge (a later
+    ///   term's, or one it has not issued);
+    /// - a record that may have been pruned is `Unknown`;
+    /// - anything else is `Aborted`, for good: an earlier term's commit
+    ///   record not applied by now was never chosen and never will be
+    ///   (this leader's promise quorum refuses the older ballots), and a
+    ///   transaction of this term that is no longer active ended without
+    ///   a commit record in flight.
+    fn txn_status(
+        &mut self,
+        now: TtInterval,
+        id: RequestId,
+        txn: TxnId,
+    ) -> Result<Option<TxnStatus>, TxnError> {
+        let home = txn.origin & crate::MAX_GROUP_ID;
+        if home != self.cfg.group {
+            return Err(crate::api::InvalidRequest::NotHomeGroup { home }.into());
+        }
+        self.serving(now, true)?;
+        if let Some(c) = self.state.coordinated_txn(txn) {
+            return Ok(Some(TxnStatus::Committed(c.commit_ts)));
+        }
+        if let Some(ts) = self.state.committed(txn) {
+            return Ok(Some(TxnStatus::Committed(ts)));
+        }
+        let presume = self.bug(bug::TXN_STATUS_PRESUMES_ABORT);
+        let l = self.leader.as_ref().expect("serving checked");
+        if let Some(ts) = l.committed_at(txn) {
+            // Without writes: committed at `ts`, told only after TT.after(ts).
+            let reply = Ok(Response::TxnStatus(TxnStatus::Committed(ts)));
+            self.commit_waits.push((ts, id, reply));
+            return Ok(None);
+        }
+        let committing = self.commits.contains_key(&txn) || self.coord.is_committing(txn);
+        let active = match l.txns.get(&txn) {
+            // With the bug, a transaction whose commit is in flight is
+            // taken for ended.
+            Some(t) => !(presume && matches!(t.op, Op::Committing)),
+            None => false,
+        };
+        let undecided = self.coord_meta.contains_key(&txn)
+            || (self.coord.contains(txn) && self.coord.decision(txn).is_none());
+        let later = txn.origin > l.origin || (txn.origin == l.origin && !l.issued(txn));
+        if active || (committing && !presume) || undecided || later {
+            return Ok(Some(TxnStatus::InProgress));
+        }
+        if !l.remembers(txn) && self.state.may_have_forgotten(txn) {
+            return Ok(Some(TxnStatus::Unknown));
+        }
+        Ok(Some(TxnStatus::Aborted))
+    }
+
     fn heartbeat(&mut self, now: TtInterval, txn: TxnId) -> Reply {
         self.serving(now, true)?;
         let t = self.active(txn)?;
@@ -2087,6 +2234,7 @@ pub(crate) mod bug {
     pub(crate) const RELEASE_READ_LOCKS_AT_PREPARE: PlantedBug =
         PlantedBug::ReleaseReadLocksAtPrepare;
     pub(crate) const SCAN_WITHOUT_RANGE_LOCK: PlantedBug = PlantedBug::ScanWithoutRangeLock;
+    pub(crate) const TXN_STATUS_PRESUMES_ABORT: PlantedBug = PlantedBug::TxnStatusPresumesAbort;
 }
 
 #[cfg(not(feature = "planted-bugs"))]
@@ -2101,4 +2249,5 @@ pub(crate) mod bug {
     pub(crate) const NO_LOCK_REBUILD_AFTER_FAILOVER: BugStub = BugStub;
     pub(crate) const RELEASE_READ_LOCKS_AT_PREPARE: BugStub = BugStub;
     pub(crate) const SCAN_WITHOUT_RANGE_LOCK: BugStub = BugStub;
+    pub(crate) const TXN_STATUS_PRESUMES_ABORT: BugStub = BugStub;
 }

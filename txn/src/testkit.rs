@@ -381,6 +381,20 @@ impl LocalCluster {
         result
     }
 
+    /// Tells replica `id` of group 1 whether its clock is within its bound
+    /// ([`Input::ClockHealth`], as the node's clock monitor would), then
+    /// delivers until quiet.
+    pub fn set_clock_health(&mut self, id: NodeId, ok: bool) {
+        let i = self.index(1, id);
+        let reason = if ok {
+            String::new()
+        } else {
+            "offset from a quorum of peers beyond ε".to_string()
+        };
+        self.step(i, Input::ClockHealth { ok, reason });
+        self.run();
+    }
+
     /// Submits `request` to replica `node` of group 1; its reply is
     /// collected.
     pub fn submit(&mut self, node: NodeId, request: Request) -> RequestId {
