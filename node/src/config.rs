@@ -32,7 +32,7 @@
 //! [[groups]]
 //! id = 1
 //! start = ""                          # first key (inclusive); "" = from the first key
-//! end = "@"                           # bound after the last key; omitted = no bound
+//! end = "?"                           # bound after the last key; omitted = no bound
 //! replicas = [1, 2, 3]
 //! # ... one [[groups]] per group; the ranges tile the key space
 //! ```
@@ -485,7 +485,7 @@ mod tests {
         c.validate().expect("valid");
         assert_eq!(
             default_split_points(3),
-            vec!["@".to_string(), "`".to_string()]
+            vec!["?".to_string(), "_".to_string()]
         );
         // Ordinary text keys land in every group.
         let groups: BTreeSet<u64> = ["Apple", "banana", "42", "user1", "Zed"]

@@ -71,7 +71,7 @@ impl Histogram {
         self.observe(d.as_micros().min(u128::from(u64::MAX)) as u64);
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str, scale: f64) {
+    fn render(&self, out: &mut String, name: &str, help: &str, per_unit: f64) {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} histogram");
         let mut cumulative = 0;
@@ -80,12 +80,12 @@ impl Histogram {
             let _ = writeln!(
                 out,
                 "{name}_bucket{{le=\"{}\"}} {cumulative}",
-                *b as f64 * scale
+                *b as f64 / per_unit
             );
         }
         cumulative += self.counts[self.bounds.len()].load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let sum = self.sum.load(Ordering::Relaxed) as f64 * scale;
+        let sum = self.sum.load(Ordering::Relaxed) as f64 / per_unit;
         let _ = writeln!(out, "{name}_sum {sum}");
         let _ = writeln!(out, "{name}_count {}", self.count.load(Ordering::Relaxed));
     }
@@ -180,7 +180,7 @@ impl Metrics {
     /// The metrics in Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let us = 1e-6;
+        let us = 1e6;
         self.commit_latency.render(
             &mut out,
             "meridian_commit_latency_seconds",

@@ -151,6 +151,8 @@ pub enum Event {
     ClockHealth {
         /// Within bound against the peers.
         ok: bool,
+        /// What the check measured.
+        reason: String,
     },
     /// Stop the loop.
     Shutdown,
@@ -460,8 +462,16 @@ impl Driver {
                 self.views_dirty = true;
                 let _ = reply.send(result);
             }
-            Event::ClockHealth { ok } => {
+            Event::ClockHealth { ok, reason } => {
+                // docs/design.md §2: out of bound, every replica steps down,
+                // campaigns for nothing and refuses to serve until it is back.
                 self.clock_ok.store(ok, Ordering::Relaxed);
+                let groups: Vec<GroupId> = self.replicas.keys().copied().collect();
+                for g in groups {
+                    let reason = reason.clone();
+                    self.step(g, now, Input::ClockHealth { ok, reason });
+                }
+                self.views_dirty = true;
             }
             Event::Shutdown => {}
         }

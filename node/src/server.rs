@@ -399,7 +399,8 @@ async fn clock_check(
                 Err(why) => tracing::error!(%why, "clock out of bound: refusing to lead or serve"),
                 Ok(()) => tracing::info!("clock back within bound"),
             }
-            let _ = shared.inbox.send(Event::ClockHealth { ok });
+            let reason = verdict.err().unwrap_or_default();
+            let _ = shared.inbox.send(Event::ClockHealth { ok, reason });
         }
     }
 }

@@ -122,7 +122,7 @@ impl Shared {
     }
 
     /// Hands `request` to `group`'s replica and waits for its answer.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         group: GroupId,
         request: CoreRequest,

@@ -3,7 +3,7 @@
 use meridian_participant::TxnId;
 use meridian_proto::convert::RemoteError;
 use meridian_proto::pb;
-use meridian_txn::GroupId;
+use meridian_txn::{GroupId, Request as CoreRequest, Response as CoreResponse, TxnStatus};
 
 use crate::service::Shared;
 
@@ -61,8 +61,17 @@ pub async fn txn_status(
     group: GroupId,
     txn: TxnId,
 ) -> Result<pb::TxnStatusResponse, RemoteError> {
-    let _ = (s, group, txn);
-    Err(RemoteError::Invalid(
-        "transaction status lookups need the core's TxnStatus request".into(),
-    ))
+    use pb::txn_status_response::Status;
+    let empty = pb::Empty {};
+    let status = match s.call(group, CoreRequest::TxnStatus { txn }).await? {
+        CoreResponse::TxnStatus(TxnStatus::Committed(ts)) => Status::Committed(ts.as_nanos()),
+        CoreResponse::TxnStatus(TxnStatus::Aborted) => Status::Aborted(empty),
+        CoreResponse::TxnStatus(TxnStatus::InProgress) => Status::InProgress(empty),
+        CoreResponse::TxnStatus(TxnStatus::Unknown) => Status::Unknown(empty),
+        other => return Err(RemoteError::Invalid(format!("unexpected answer {other:?}"))),
+    };
+    Ok(pb::TxnStatusResponse {
+        error: None,
+        status: Some(status),
+    })
 }

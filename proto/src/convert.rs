@@ -81,6 +81,7 @@ impl From<TxnError> for RemoteError {
     fn from(e: TxnError) -> RemoteError {
         match e {
             TxnError::Invalid(inv) => RemoteError::Invalid(inv.to_string()),
+            TxnError::ClockUnhealthy { reason } => RemoteError::ClockUnhealthy(reason),
             e => RemoteError::Txn(e),
         }
     }
@@ -318,6 +319,7 @@ pub fn error_to_pb(e: &RemoteError) -> pb::Error {
             TxnError::TxnBusy { txn } => Kind::TxnBusy(txn_to_pb(*txn)),
             TxnError::TooLateToAbort { txn } => Kind::TooLateToAbort(txn_to_pb(*txn)),
             TxnError::Invalid(_) => Kind::Invalid(empty),
+            TxnError::ClockUnhealthy { .. } => Kind::ClockUnhealthy(empty),
         },
         RemoteError::Invalid(_) => Kind::Invalid(empty),
         RemoteError::WrongGroup { group } => Kind::WrongGroup(*group),
@@ -378,7 +380,12 @@ pub fn error_from_pb(e: Option<pb::Error>) -> Option<RemoteError> {
             },
             Kind::StaleEpoch(epoch) => RemoteError::StaleEpoch { epoch },
             Kind::NoReplica(group) => RemoteError::NoReplica { group },
-            Kind::ClockUnhealthy(_) => RemoteError::ClockUnhealthy(e.message),
+            Kind::ClockUnhealthy(_) => RemoteError::ClockUnhealthy(
+                e.message
+                    .strip_prefix("the node's clock is outside its uncertainty bound: ")
+                    .unwrap_or(&e.message)
+                    .to_string(),
+            ),
             Kind::Draining(_) => RemoteError::Draining,
         },
     })
