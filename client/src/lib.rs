@@ -48,6 +48,8 @@
 mod error;
 mod options;
 mod route;
+#[doc(hidden)]
+pub mod testing;
 mod txn;
 
 use std::future::Future;
