@@ -1,5 +1,5 @@
 //! The Meridian client library (`meridian_client`, docs/design.md §7) and
-//! the client half of the `meridian` CLI.
+//! the client half of the `meridian` CLI ([`cli`]).
 //!
 //! A [`Client`] learns the cluster from any node (`Status`): its id and
 //! configuration epoch, its nodes, and its groups with their key ranges,
@@ -45,6 +45,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cli;
 mod error;
 mod options;
 mod route;
