@@ -100,6 +100,8 @@ pub struct Call {
     pub node: NodeId,
     /// The request.
     pub req: Logged,
+    /// Whether it carried a deadline (`grpc-timeout`).
+    pub deadline: bool,
 }
 
 /// What a scripted fault does.
@@ -523,13 +525,14 @@ impl FakeNode {
         self.state.lock().expect("fake state poisoned")
     }
 
-    async fn gate(&self, logged: Logged) -> Gate {
+    async fn gate(&self, logged: Logged, deadline: bool) -> Gate {
         let rpc = logged.rpc();
         let action = {
             let mut s = self.state();
             s.calls.push(Call {
                 node: self.id,
                 req: logged,
+                deadline,
             });
             s.take_fault(rpc, self.id)
         };
@@ -553,8 +556,8 @@ fn lost() -> Status {
 /// Serves a request through its gate: refusals and drops as scripted, the
 /// answer of `serve` otherwise (lost if so scripted).
 macro_rules! serve {
-    ($self:ident, $logged:expr, $resp:ty, $serve:expr) => {{
-        match $self.gate($logged).await {
+    ($self:ident, $logged:expr, $deadline:expr, $resp:ty, $serve:expr) => {{
+        match $self.gate($logged, $deadline).await {
             Gate::Refuse(e) => refuse!($resp, e),
             Gate::Drop => Err(lost()),
             Gate::Serve { lose } => {
@@ -579,8 +582,9 @@ impl Meridian for FakeNode {
         &self,
         request: Request<pb::BeginRequest>,
     ) -> Result<Response<pb::BeginResponse>, Status> {
+        let deadline = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
-        serve!(self, Logged::Begin(r), pb::BeginResponse, {
+        serve!(self, Logged::Begin(r), deadline, pb::BeginResponse, {
             let mut s = self.state();
             s.check(self.id, r.header.as_ref(), Some(r.group), true)
                 .map(|()| {
@@ -599,8 +603,9 @@ impl Meridian for FakeNode {
         &self,
         request: Request<pb::ReadRequest>,
     ) -> Result<Response<pb::ReadResponse>, Status> {
+        let deadline = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
-        serve!(self, Logged::Read(r.clone()), pb::ReadResponse, {
+        serve!(self, Logged::Read(r.clone()), deadline, pb::ReadResponse, {
             let s = self.state();
             s.check(self.id, r.header.as_ref(), Some(r.group), true)
                 .and_then(|()| s.keys_in(r.group, &r.keys.iter().collect::<Vec<_>>()))
@@ -623,8 +628,9 @@ impl Meridian for FakeNode {
         &self,
         request: Request<pb::ScanRequest>,
     ) -> Result<Response<pb::ScanResponse>, Status> {
+        let deadline = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
-        serve!(self, Logged::Scan(r.clone()), pb::ScanResponse, {
+        serve!(self, Logged::Scan(r.clone()), deadline, pb::ScanResponse, {
             let s = self.state();
             s.check(self.id, r.header.as_ref(), Some(r.group), true)
                 .and_then(|()| s.range_in(r.group, &r.start, r.end.as_ref()))
@@ -641,79 +647,90 @@ impl Meridian for FakeNode {
         &self,
         request: Request<pb::CommitRequest>,
     ) -> Result<Response<pb::CommitResponse>, Status> {
+        let deadline = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
-        serve!(self, Logged::Commit(r.clone()), pb::CommitResponse, {
-            let mut s = self.state();
-            (|| {
-                s.check(self.id, r.header.as_ref(), Some(r.group), true)?;
-                s.keys_in(
-                    r.group,
-                    &r.writes.iter().map(|w| &w.key).collect::<Vec<_>>(),
-                )?;
-                for p in &r.participants {
-                    if s.group(p.group).is_none() || p.group == r.group {
-                        return Err(RemoteError::Invalid(format!("bad participant {}", p.group)));
-                    }
+        serve!(
+            self,
+            Logged::Commit(r.clone()),
+            deadline,
+            pb::CommitResponse,
+            {
+                let mut s = self.state();
+                (|| {
+                    s.check(self.id, r.header.as_ref(), Some(r.group), true)?;
                     s.keys_in(
-                        p.group,
-                        &p.writes.iter().map(|w| &w.key).collect::<Vec<_>>(),
+                        r.group,
+                        &r.writes.iter().map(|w| &w.key).collect::<Vec<_>>(),
                     )?;
-                }
-                let txn = match &r.txn {
-                    None => s.new_txn(r.group, self.id, None),
-                    Some(t) => {
-                        let t = TxnId::new(t.origin, t.seq);
-                        match s.txns.get(&t) {
-                            Some((FakeTxnState::Committed(ts), _)) => {
-                                // A retried commit: the same answer.
-                                return Ok(pb::CommitResponse {
-                                    error: None,
-                                    commit_ts: *ts,
-                                    txn: Some(txn_to_pb(t)),
-                                });
-                            }
-                            Some((FakeTxnState::InProgress, _)) => t,
-                            _ => {
-                                return Err(RemoteError::Txn(TxnError::Aborted {
-                                    txn: t,
-                                    reason: AbortReason::Unknown,
-                                }));
+                    for p in &r.participants {
+                        if s.group(p.group).is_none() || p.group == r.group {
+                            return Err(RemoteError::Invalid(format!(
+                                "bad participant {}",
+                                p.group
+                            )));
+                        }
+                        s.keys_in(
+                            p.group,
+                            &p.writes.iter().map(|w| &w.key).collect::<Vec<_>>(),
+                        )?;
+                    }
+                    let txn = match &r.txn {
+                        None => s.new_txn(r.group, self.id, None),
+                        Some(t) => {
+                            let t = TxnId::new(t.origin, t.seq);
+                            match s.txns.get(&t) {
+                                Some((FakeTxnState::Committed(ts), _)) => {
+                                    // A retried commit: the same answer.
+                                    return Ok(pb::CommitResponse {
+                                        error: None,
+                                        commit_ts: *ts,
+                                        txn: Some(txn_to_pb(t)),
+                                    });
+                                }
+                                Some((FakeTxnState::InProgress, _)) => t,
+                                _ => {
+                                    return Err(RemoteError::Txn(TxnError::Aborted {
+                                        txn: t,
+                                        reason: AbortReason::Unknown,
+                                    }));
+                                }
                             }
                         }
-                    }
-                };
-                s.clock += 1000;
-                let ts = s.clock;
-                let writes: Vec<pb::Write> = r
-                    .writes
-                    .iter()
-                    .chain(r.participants.iter().flat_map(|p| p.writes.iter()))
-                    .cloned()
-                    .collect();
-                for w in writes {
-                    match w.value {
-                        Some(v) => s.data.insert(w.key, v),
-                        None => s.data.remove(&w.key),
                     };
-                }
-                if let Some(e) = s.txns.get_mut(&txn) {
-                    e.0 = FakeTxnState::Committed(ts);
-                }
-                Ok(pb::CommitResponse {
-                    error: None,
-                    commit_ts: ts,
-                    txn: Some(txn_to_pb(txn)),
-                })
-            })()
-        })
+                    s.clock += 1000;
+                    let ts = s.clock;
+                    let writes: Vec<pb::Write> = r
+                        .writes
+                        .iter()
+                        .chain(r.participants.iter().flat_map(|p| p.writes.iter()))
+                        .cloned()
+                        .collect();
+                    for w in writes {
+                        match w.value {
+                            Some(v) => s.data.insert(w.key, v),
+                            None => s.data.remove(&w.key),
+                        };
+                    }
+                    if let Some(e) = s.txns.get_mut(&txn) {
+                        e.0 = FakeTxnState::Committed(ts);
+                    }
+                    Ok(pb::CommitResponse {
+                        error: None,
+                        commit_ts: ts,
+                        txn: Some(txn_to_pb(txn)),
+                    })
+                })()
+            }
+        )
     }
 
     async fn abort(
         &self,
         request: Request<pb::AbortRequest>,
     ) -> Result<Response<pb::AbortResponse>, Status> {
+        let deadline = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
-        serve!(self, Logged::Abort(r), pb::AbortResponse, {
+        serve!(self, Logged::Abort(r), deadline, pb::AbortResponse, {
             let mut s = self.state();
             s.check(self.id, r.header.as_ref(), Some(r.group), true)
                 .and_then(|()| {
@@ -738,13 +755,20 @@ impl Meridian for FakeNode {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let deadline = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
-        serve!(self, Logged::Heartbeat(r), pb::HeartbeatResponse, {
-            let s = self.state();
-            s.check(self.id, r.header.as_ref(), Some(r.group), true)
-                .and_then(|()| s.live_txn(r.txn.as_ref()))
-                .map(|_| pb::HeartbeatResponse::default())
-        })
+        serve!(
+            self,
+            Logged::Heartbeat(r),
+            deadline,
+            pb::HeartbeatResponse,
+            {
+                let s = self.state();
+                s.check(self.id, r.header.as_ref(), Some(r.group), true)
+                    .and_then(|()| s.live_txn(r.txn.as_ref()))
+                    .map(|_| pb::HeartbeatResponse::default())
+            }
+        )
     }
 
     async fn read_only(
@@ -754,44 +778,51 @@ impl Meridian for FakeNode {
         use pb::read_only_request::At;
         use pb::read_op::Op;
         use pb::read_result::Result as R;
+        let deadline = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
-        serve!(self, Logged::ReadOnly(r.clone()), pb::ReadOnlyResponse, {
-            let s = self.state();
-            (|| {
-                s.check(self.id, r.header.as_ref(), Some(r.group), false)?;
-                let mut results = Vec::new();
-                for op in &r.reads {
-                    match &op.op {
-                        Some(Op::Get(k)) => {
-                            s.keys_in(r.group, &[k])?;
-                            results.push(pb::ReadResult {
-                                result: Some(R::Value(pb::MaybeValue {
-                                    value: s.data.get(k).cloned(),
-                                })),
-                            });
+        serve!(
+            self,
+            Logged::ReadOnly(r.clone()),
+            deadline,
+            pb::ReadOnlyResponse,
+            {
+                let s = self.state();
+                (|| {
+                    s.check(self.id, r.header.as_ref(), Some(r.group), false)?;
+                    let mut results = Vec::new();
+                    for op in &r.reads {
+                        match &op.op {
+                            Some(Op::Get(k)) => {
+                                s.keys_in(r.group, &[k])?;
+                                results.push(pb::ReadResult {
+                                    result: Some(R::Value(pb::MaybeValue {
+                                        value: s.data.get(k).cloned(),
+                                    })),
+                                });
+                            }
+                            Some(Op::Scan(sc)) => {
+                                s.range_in(r.group, &sc.start, sc.end.as_ref())?;
+                                results.push(pb::ReadResult {
+                                    result: Some(R::Rows(pb::Rows {
+                                        rows: s.rows(&sc.start, sc.end.as_ref(), sc.limit),
+                                    })),
+                                });
+                            }
+                            None => return Err(RemoteError::Invalid("missing read".into())),
                         }
-                        Some(Op::Scan(sc)) => {
-                            s.range_in(r.group, &sc.start, sc.end.as_ref())?;
-                            results.push(pb::ReadResult {
-                                result: Some(R::Rows(pb::Rows {
-                                    rows: s.rows(&sc.start, sc.end.as_ref(), sc.limit),
-                                })),
-                            });
-                        }
-                        None => return Err(RemoteError::Invalid("missing read".into())),
                     }
-                }
-                let read_ts = match &r.at {
-                    Some(At::Exact(ts)) => *ts,
-                    _ => s.clock,
-                };
-                Ok(pb::ReadOnlyResponse {
-                    error: None,
-                    read_ts,
-                    results,
-                })
-            })()
-        })
+                    let read_ts = match &r.at {
+                        Some(At::Exact(ts)) => *ts,
+                        _ => s.clock,
+                    };
+                    Ok(pb::ReadOnlyResponse {
+                        error: None,
+                        read_ts,
+                        results,
+                    })
+                })()
+            }
+        )
     }
 
     async fn txn_status(
@@ -799,34 +830,42 @@ impl Meridian for FakeNode {
         request: Request<pb::TxnStatusRequest>,
     ) -> Result<Response<pb::TxnStatusResponse>, Status> {
         use pb::txn_status_response::Status as S;
+        let deadline = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
-        serve!(self, Logged::TxnStatus(r), pb::TxnStatusResponse, {
-            let s = self.state();
-            s.check(self.id, r.header.as_ref(), Some(r.group), true)
-                .map(|()| {
-                    let t = r
-                        .txn
-                        .map_or(TxnId::new(0, 0), |t| TxnId::new(t.origin, t.seq));
-                    let status = match s.txns.get(&t) {
-                        Some((FakeTxnState::Committed(ts), _)) => S::Committed(*ts),
-                        Some((FakeTxnState::Aborted, _)) => S::Aborted(pb::Empty {}),
-                        Some((FakeTxnState::InProgress, _)) => S::InProgress(pb::Empty {}),
-                        None => S::Unknown(pb::Empty {}),
-                    };
-                    pb::TxnStatusResponse {
-                        error: None,
-                        status: Some(status),
-                    }
-                })
-        })
+        serve!(
+            self,
+            Logged::TxnStatus(r),
+            deadline,
+            pb::TxnStatusResponse,
+            {
+                let s = self.state();
+                s.check(self.id, r.header.as_ref(), Some(r.group), true)
+                    .map(|()| {
+                        let t = r
+                            .txn
+                            .map_or(TxnId::new(0, 0), |t| TxnId::new(t.origin, t.seq));
+                        let status = match s.txns.get(&t) {
+                            Some((FakeTxnState::Committed(ts), _)) => S::Committed(*ts),
+                            Some((FakeTxnState::Aborted, _)) => S::Aborted(pb::Empty {}),
+                            Some((FakeTxnState::InProgress, _)) => S::InProgress(pb::Empty {}),
+                            None => S::Unknown(pb::Empty {}),
+                        };
+                        pb::TxnStatusResponse {
+                            error: None,
+                            status: Some(status),
+                        }
+                    })
+            }
+        )
     }
 
     async fn now(
         &self,
         request: Request<pb::NowRequest>,
     ) -> Result<Response<pb::NowResponse>, Status> {
+        let deadline = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
-        serve!(self, Logged::Now, pb::NowResponse, {
+        serve!(self, Logged::Now, deadline, pb::NowResponse, {
             let mut s = self.state();
             s.check(self.id, r.header.as_ref(), None, false).map(|()| {
                 s.clock += 1;
@@ -843,8 +882,9 @@ impl Meridian for FakeNode {
         &self,
         request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        let deadline = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
-        serve!(self, Logged::Status, pb::StatusResponse, {
+        serve!(self, Logged::Status, deadline, pb::StatusResponse, {
             let s = self.state();
             let h = r.header.unwrap_or_default();
             let discovery = h.cluster_id == 0 && h.epoch == 0;

@@ -672,3 +672,121 @@ async fn a_hand_driven_transaction_commits_or_aborts() {
     // The Display form of an id parses back.
     assert_eq!(meridian_client::parse_txn_id(&id.to_string()).unwrap(), id);
 }
+
+#[tokio::test]
+async fn every_call_carries_a_deadline() {
+    let c = FakeCluster::start(2, &["m"]).await;
+    let client = connect(&c).await;
+    client
+        .transaction(|txn| {
+            Box::pin(async move {
+                txn.get("a").await?;
+                txn.get("z").await?;
+                txn.scan("a".."zz", 5).await?;
+                txn.put("b", "1")
+            })
+        })
+        .await
+        .unwrap();
+    client.put("c", "1").await.unwrap();
+    client
+        .read_only(vec![ReadOp::Get(b("a")), ReadOp::Get(b("z"))])
+        .await
+        .unwrap();
+    let calls = c.calls();
+    assert!(calls.len() > 8);
+    for call in calls {
+        assert!(call.deadline, "{:?} without a deadline", call.req.rpc());
+    }
+}
+
+#[tokio::test]
+async fn a_replica_past_the_deadline_is_left_for_another() {
+    let c = FakeCluster::start(3, &[]).await;
+    c.insert("a", "1");
+    let client = Client::connect_with(
+        c.endpoints(),
+        fast().with_request_timeout(Duration::from_millis(200)),
+    )
+    .await
+    .unwrap();
+    for node in 1..=3 {
+        c.fault(
+            Rpc::ReadOnly,
+            Some(node),
+            FaultAction::Delay(Duration::from_secs(5)),
+            1,
+        );
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(client.get("a").await.unwrap(), Some(b("1")));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(c.count(Rpc::ReadOnly), 4);
+}
+
+#[tokio::test]
+async fn a_home_leader_change_mid_transaction_runs_a_new_attempt() {
+    let c = FakeCluster::start(2, &[]).await;
+    let client = connect(&c).await;
+    let moved = RemoteError::Txn(TxnError::NotLeader { leader: Some(2) });
+    c.fault(Rpc::Read, None, FaultAction::Error(moved), 1);
+    let mut runs = 0;
+    client
+        .transaction(|txn| {
+            runs += 1;
+            Box::pin(async move {
+                txn.get("a").await?;
+                txn.put("a", "1")
+            })
+        })
+        .await
+        .unwrap();
+    // The transaction lived at the leader that began it: its read is not
+    // sent elsewhere within the attempt.
+    assert_eq!(runs, 2);
+    let reads: Vec<u64> = requests(&c, Rpc::Read).iter().map(|(n, _)| *n).collect();
+    assert_eq!(reads, vec![1, 1]);
+    assert_eq!(c.count(Rpc::Begin), 2);
+    assert!(c.count(Rpc::Abort) >= 1, "the first attempt is aborted");
+}
+
+#[tokio::test]
+async fn a_read_at_a_moved_range_is_routed_again_within_the_attempt() {
+    let c = FakeCluster::start(2, &["m"]).await;
+    let client = connect(&c).await;
+    {
+        let mut s = c.state();
+        s.groups[0].end = Some(b("g"));
+        s.groups[1].start = b("g");
+    }
+    c.insert("h", "x");
+    let mut runs = 0;
+    let (v, _) = client
+        .transaction(|txn| {
+            runs += 1;
+            Box::pin(async move {
+                txn.put("a", "1")?;
+                txn.get("h").await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, Some(b("x")));
+    assert_eq!(runs, 1);
+    let reads = requests(&c, Rpc::Read);
+    let Logged::Read(last) = &reads.last().unwrap().1 else {
+        unreachable!()
+    };
+    assert_eq!(last.group, 2);
+    assert!(last.guest.is_some());
+    let Logged::Commit(commit) = &requests(&c, Rpc::Commit)[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(commit.participants[0].group, 2);
+}
+
+#[test]
+fn a_client_is_clone_send_and_sync() {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    shared::<Client>();
+}
