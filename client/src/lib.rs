@@ -212,8 +212,8 @@ impl Client {
     /// Connects to the cluster through the first of `endpoints`
     /// (`host:port`, optionally with `http://` or `https://`) that answers
     /// `Status`, and learns the cluster's id, epoch, nodes and groups from
-    /// it. [`Error::Config`] for an endpoint that cannot be parsed;
-    /// [`Error::Unavailable`] if none answers.
+    /// it. [`Error::Config`] for an endpoint that cannot be parsed or a TLS
+    /// file that cannot be read; [`Error::Unavailable`] if none answers.
     pub async fn connect_with(
         endpoints: impl IntoIterator<Item = impl AsRef<str>>,
         options: ClientOptions,
@@ -227,7 +227,7 @@ impl Client {
             return Err(Error::Config("no endpoints given".into()));
         }
         let client = Client {
-            inner: Arc::new(Inner::new(options, seeds)),
+            inner: Arc::new(Inner::new(options, seeds)?),
         };
         client.inner.refresh().await?;
         Ok(client)

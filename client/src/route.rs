@@ -133,6 +133,8 @@ pub(crate) enum CallError {
     /// The node answered with a gRPC status that is not about transport
     /// (unimplemented, bad argument, ...).
     Rpc(String),
+    /// The client could not make a connection as configured (TLS).
+    Config(String),
 }
 
 impl CallError {
@@ -141,6 +143,7 @@ impl CallError {
             CallError::Remote(e) => e.into(),
             CallError::Transport { detail, .. } => Error::Unavailable { detail },
             CallError::Rpc(m) => Error::Invalid(m),
+            CallError::Config(m) => Error::Config(m),
         }
     }
 }
@@ -176,6 +179,8 @@ has_error!(
 /// The shared state behind every clone of a [`crate::Client`].
 pub(crate) struct Inner {
     pub(crate) opts: ClientOptions,
+    /// The TLS configuration, read from its files once at connect.
+    tls: Option<ClientTlsConfig>,
     /// The endpoints given to `connect`, as URIs.
     pub(crate) seeds: Vec<String>,
     pub(crate) view: RwLock<View>,
@@ -211,6 +216,30 @@ pub(crate) fn endpoint_uri(endpoint: &str, tls: bool) -> Result<String, Error> {
     Ok(uri)
 }
 
+/// Mutual TLS from its PEM files (docs/design.md §6): the CA the nodes'
+/// certificates chain to, and the client's certificate and key.
+fn tls_config(tls: &crate::TlsOptions) -> Result<ClientTlsConfig, Error> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| Error::Config(format!("TLS file {}: {e}", p.display())))
+    };
+    let mut cfg = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&tls.ca_cert)?));
+    match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => {
+            cfg = cfg.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(Error::Config(
+                "TLS needs both a client certificate and its key, or neither".into(),
+            ));
+        }
+    }
+    if let Some(d) = &tls.domain {
+        cfg = cfg.domain_name(d.clone());
+    }
+    Ok(cfg)
+}
+
 /// Whether a gRPC failure certainly happened before the request left: the
 /// connection was refused or could not be made.
 fn never_sent(status: &tonic::Status) -> bool {
@@ -235,19 +264,21 @@ fn never_sent(status: &tonic::Status) -> bool {
 }
 
 impl Inner {
-    pub(crate) fn new(opts: ClientOptions, seeds: Vec<String>) -> Inner {
+    pub(crate) fn new(opts: ClientOptions, seeds: Vec<String>) -> Result<Inner, Error> {
+        let tls = opts.tls.as_ref().map(tls_config).transpose()?;
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        Inner {
+        Ok(Inner {
             opts,
+            tls,
             seeds,
             view: RwLock::new(View::default()),
             channels: Mutex::new(HashMap::new()),
             down: Mutex::new(HashMap::new()),
             rr: AtomicUsize::new(0),
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
-        }
+        })
     }
 
     pub(crate) fn view(&self) -> View {
@@ -292,28 +323,9 @@ impl Inner {
             .keep_alive_timeout(o.keepalive_timeout)
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
-        if let Some(tls) = &o.tls {
-            let read = |p: &std::path::Path| {
-                std::fs::read(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))
-            };
-            let mut cfg =
-                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&tls.ca_cert)?));
-            match (&tls.client_cert, &tls.client_key) {
-                (Some(cert), Some(key)) => {
-                    cfg = cfg.identity(Identity::from_pem(read(cert)?, read(key)?));
-                }
-                (None, None) => {}
-                _ => {
-                    return Err(Error::Config(
-                        "TLS needs both a client certificate and its key, or neither".into(),
-                    ));
-                }
-            }
-            if let Some(d) = &tls.domain {
-                cfg = cfg.domain_name(d.clone());
-            }
+        if let Some(tls) = &self.tls {
             ep = ep
-                .tls_config(cfg)
+                .tls_config(tls.clone())
                 .map_err(|e| Error::Config(format!("TLS: {e}")))?;
         }
         let ch = ep.connect_lazy();
@@ -333,9 +345,12 @@ impl Inner {
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
         Resp: HasError,
     {
-        let ch = self.channel(uri).map_err(|e| CallError::Transport {
-            detail: e.to_string(),
-            sent: false,
+        let ch = self.channel(uri).map_err(|e| match e {
+            Error::Config(m) => CallError::Config(m),
+            e => CallError::Transport {
+                detail: e.to_string(),
+                sent: false,
+            },
         })?;
         let client = MeridianClient::new(ch)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -498,6 +513,7 @@ impl Inner {
                     });
                 }
                 Err(CallError::Remote(e)) => failures.push(format!("{uri}: {e}")),
+                Err(CallError::Config(m)) => return Err(Error::Config(m)),
                 Err(CallError::Transport { detail, .. }) | Err(CallError::Rpc(detail)) => {
                     failures.push(detail)
                 }
@@ -613,6 +629,7 @@ impl Inner {
                     last = Some(e);
                 }
                 Err(CallError::Rpc(m)) => return Err(Error::Invalid(m)),
+                Err(CallError::Config(m)) => return Err(Error::Config(m)),
                 Err(CallError::Remote(e)) => {
                     match &e {
                         RemoteError::Txn(TxnError::NotLeader { leader }) => {

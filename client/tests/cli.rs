@@ -340,3 +340,23 @@ fn bad_usage_exits_2() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn unreadable_tls_files_exit_2() {
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .args([
+            "--endpoints",
+            "127.0.0.1:1",
+            "--tls-ca",
+            "/nonexistent/ca.pem",
+            "--tls-cert",
+            "/nonexistent/client.pem",
+            "--tls-key",
+            "/nonexistent/client.key",
+            "status",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/ca.pem"));
+}

@@ -790,3 +790,20 @@ fn a_client_is_clone_send_and_sync() {
     fn shared<T: Clone + Send + Sync + 'static>() {}
     shared::<Client>();
 }
+
+#[tokio::test]
+async fn tls_files_that_cannot_be_read_are_a_configuration_error() {
+    use meridian_client::TlsOptions;
+    let opts = fast().with_tls(TlsOptions::mutual(
+        "/nonexistent/ca.pem",
+        "/nonexistent/client.pem",
+        "/nonexistent/client.key",
+    ));
+    let e = Client::connect_with(["127.0.0.1:1"], opts)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Config(m) if m.contains("/nonexistent/ca.pem")),
+        "{e:?}"
+    );
+}
