@@ -323,6 +323,16 @@ impl FakeCluster {
     /// (ids from 1) with ranges split at `splits`, each replicated on every
     /// node and led by node `(id - 1) % nodes + 1`.
     pub async fn start(nodes: usize, splits: &[&str]) -> FakeCluster {
+        FakeCluster::start_with(nodes, splits, None).await
+    }
+
+    /// [`FakeCluster::start`], serving TLS (mutual, if `tls` names client
+    /// CAs) when `tls` is given.
+    pub async fn start_with(
+        nodes: usize,
+        splits: &[&str],
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> FakeCluster {
         let mut listeners = Vec::new();
         let mut node_list = Vec::new();
         for i in 0..nodes {
@@ -368,9 +378,13 @@ impl FakeCluster {
                 id: *id,
                 state: state.clone(),
             };
+            let mut server = tonic::transport::Server::builder();
+            if let Some(tls) = &tls {
+                server = server.tls_config(tls.clone()).expect("server TLS");
+            }
             tokio::spawn(async move {
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
-                let _ = tonic::transport::Server::builder()
+                let _ = server
                     .add_service(MeridianServer::new(node))
                     .serve_with_incoming_shutdown(incoming, async {
                         let _ = rx.await;
