@@ -91,13 +91,10 @@ pub enum Output {
 #[derive(Args, Clone, Debug)]
 pub struct GlobalArgs {
     /// Nodes to connect through, comma-separated `host:port` (or
-    /// `http://host:port`).
-    #[arg(
-        long,
-        env = "MERIDIAN_ENDPOINTS",
-        value_delimiter = ',',
-        required = true
-    )]
+    /// `http://host:port`). Needed by every client subcommand; checked by
+    /// [`run`] rather than by clap, so a binary with other subcommands can
+    /// take these options too.
+    #[arg(long, env = "MERIDIAN_ENDPOINTS", value_delimiter = ',')]
     pub endpoints: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Text)]
@@ -437,6 +434,12 @@ pub async fn run_code(global: &GlobalArgs, cmd: ClientCommand) -> u8 {
     let p = Printer {
         output: global.output,
     };
+    if global.endpoints.iter().all(|e| e.trim().is_empty()) {
+        return p.error_message(
+            "no endpoints: pass --endpoints HOST:PORT[,...] or set MERIDIAN_ENDPOINTS",
+            EXIT_USAGE,
+        );
+    }
     // Check the input before connecting: a bad script sends nothing.
     let script = match &cmd {
         ClientCommand::Txn { file, .. } => {

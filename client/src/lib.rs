@@ -430,6 +430,23 @@ impl Client {
     }
 
     /// [`Client::begin`] with explicit options.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: meridian_client::Client) -> Result<(), meridian_client::Error> {
+    /// use meridian_client::TxnOptions;
+    ///
+    /// let mut txn = client.begin_with(TxnOptions::optimistic());
+    /// let seen = txn.get("config/version").await?;
+    /// if seen.is_none() {
+    ///     txn.put("config/version", "1")?;
+    ///     let committed = txn.commit().await?;
+    ///     println!("created by {:?} at {}", committed.txn, committed.commit_ts);
+    /// } else {
+    ///     txn.abort().await;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn begin_with(&self, opts: TxnOptions) -> Txn {
         Txn::new(self.clone(), opts.mode, None)
     }
@@ -489,6 +506,23 @@ impl Client {
     /// served by any replica. Within one group the replica picks `s_read`;
     /// across groups the client reads every group at `TT.now().latest` from
     /// a node.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: meridian_client::Client) -> Result<(), meridian_client::Error> {
+    /// use meridian_client::{ReadOp, ReadResult};
+    ///
+    /// let r = client
+    ///     .read_only(vec![
+    ///         ReadOp::Get("acct/a".into()),
+    ///         ReadOp::Scan { start: "acct/".into(), end: Some("acct0".into()), limit: 100 },
+    ///     ])
+    ///     .await?;
+    /// if let ReadResult::Rows(rows) = &r.results[1] {
+    ///     println!("{} accounts at {}", rows.len(), r.read_ts);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn read_only(&self, reads: Vec<ReadOp>) -> Result<ReadOnlyResult, Error> {
         self.read_at(ReadAt::Strong, reads).await
     }

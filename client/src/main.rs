@@ -2,6 +2,10 @@
 //! `meridian_client::cli` (`get`, `put`, `delete`, `scan`, `txn`,
 //! `read-only`, `status`, `txn-status`). Global options come before the
 //! subcommand: `meridian --endpoints 127.0.0.1:7000 --output json get KEY`.
+//!
+//! The server's subcommands (`node`, `cluster`, `admin`) join these in a
+//! top-level enum that flattens [`ClientCommand`]
+//! (`#[command(flatten)] Client(ClientCommand)`).
 
 use std::process::ExitCode;
 

@@ -360,3 +360,14 @@ fn unreadable_tls_files_exit_2() {
         .code(2)
         .stderr(predicate::str::contains("/nonexistent/ca.pem"));
 }
+
+#[test]
+fn missing_endpoints_exit_2_with_a_hint() {
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .env_remove("MERIDIAN_ENDPOINTS")
+        .args(["status"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("MERIDIAN_ENDPOINTS"));
+}
