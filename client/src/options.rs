@@ -32,6 +32,11 @@ pub struct ClientOptions {
     pub backoff_base: Duration,
     /// Largest backoff.
     pub backoff_max: Duration,
+    /// How long a begun transaction may idle before the client sends a
+    /// `Heartbeat` to its home group's leader, which would otherwise abort
+    /// it after its inactivity timeout (docs/design.md §5.1; 10 s by
+    /// default). `None`: never (see [`crate::Txn::heartbeat`]).
+    pub heartbeat_interval: Option<Duration>,
     /// Mutual TLS, when the cluster is configured with certificates.
     pub tls: Option<TlsOptions>,
     /// The concurrency control of transactions that do not choose.
@@ -50,6 +55,7 @@ impl Default for ClientOptions {
             retry_budget: Duration::from_secs(30),
             backoff_base: Duration::from_millis(10),
             backoff_max: Duration::from_secs(1),
+            heartbeat_interval: Some(Duration::from_secs(3)),
             tls: None,
             default_mode: CcMode::Locking,
         }

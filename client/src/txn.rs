@@ -18,6 +18,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use meridian_participant::TxnId;
@@ -28,10 +30,10 @@ use meridian_proto::pb;
 use meridian_proto::pb::meridian_client::MeridianClient;
 use meridian_truetime::Timestamp;
 use meridian_txn::api::{check_key, check_operation_count, check_scan};
-use meridian_txn::{CcMode, GroupId, Term};
+use meridian_txn::{CcMode, GroupId, Term, TxnError};
 use tonic::transport::Channel;
 
-use crate::route::{GroupInfo, Resend, Route};
+use crate::route::{CallError, GroupInfo, Inner, Resend, Route};
 use crate::{Client, Error, NodeId, TxnStatus};
 
 /// A committed transaction.
@@ -70,6 +72,66 @@ pub struct Txn {
     /// keys read, and per scan one plus its rows.
     reads: usize,
     finished: bool,
+    /// Heartbeats while the transaction idles, once begun.
+    keepalive: Option<Keepalive>,
+}
+
+/// The background heartbeat of a begun transaction.
+#[derive(Debug)]
+struct Keepalive {
+    /// Held during each request of the transaction, so that a heartbeat
+    /// never overlaps one (a node refuses a second request in flight with
+    /// `TxnBusy`); holds when the last request was sent.
+    gate: Arc<tokio::sync::Mutex<Instant>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        if let Some(k) = self.keepalive.take() {
+            k.task.abort();
+        }
+    }
+}
+
+/// Sends a `Heartbeat` to the home group's leader whenever the transaction
+/// has sent nothing for `every`, until it is gone or the task is stopped.
+async fn keep_alive(
+    inner: Arc<Inner>,
+    group: GroupId,
+    node: NodeId,
+    txn: TxnId,
+    gate: Arc<tokio::sync::Mutex<Instant>>,
+    every: Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        // A request in flight keeps it alive already.
+        let Ok(mut last) = gate.try_lock() else {
+            continue;
+        };
+        if last.elapsed() < every {
+            continue;
+        }
+        let Some(uri) = inner.view().nodes.get(&node).cloned() else {
+            return;
+        };
+        let req = pb::HeartbeatRequest {
+            header: Some(inner.header()),
+            group,
+            txn: Some(txn_to_pb(txn)),
+        };
+        let heartbeat = |mut c: MeridianClient<Channel>, r| async move { c.heartbeat(r).await };
+        match inner.rpc_at(&uri, req, &heartbeat).await {
+            Ok(_) => *last = Instant::now(),
+            // Aborted, or its leader is gone: nothing left to keep alive.
+            Err(CallError::Remote(
+                RemoteError::Txn(TxnError::Aborted { .. } | TxnError::NotLeader { .. })
+                | RemoteError::NoReplica { .. },
+            )) => return,
+            Err(e) => tracing::debug!(%txn, error = ?e, "heartbeat failed"),
+        }
+    }
 }
 
 /// `[start, end)` clipped to `group`'s range.
@@ -108,6 +170,7 @@ impl Txn {
             writes: BTreeMap::new(),
             reads: 0,
             finished: false,
+            keepalive: None,
         }
     }
 
@@ -264,6 +327,23 @@ impl Txn {
         self.terms.entry(group).or_insert(term);
     }
 
+    /// Waits out a heartbeat in flight and keeps the next one back while a
+    /// request of the transaction is under way.
+    async fn quiet(&self) -> Option<tokio::sync::OwnedMutexGuard<Instant>> {
+        match &self.keepalive {
+            Some(k) => Some(k.gate.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
+    /// Stops the heartbeats, after one in flight has been answered.
+    async fn stop_keepalive(&mut self) {
+        let _quiet = self.quiet().await;
+        if let Some(k) = self.keepalive.take() {
+            k.task.abort();
+        }
+    }
+
     async fn read_at_group(
         &mut self,
         group: GroupId,
@@ -272,6 +352,7 @@ impl Txn {
         let txn = self.id.expect("begun before reading");
         let (route, guest) = self.target(group);
         let n = keys.len();
+        let mut quiet = self.quiet().await;
         let (r, _) = self
             .client
             .inner
@@ -289,6 +370,9 @@ impl Txn {
                 |mut c: MeridianClient<Channel>, r| async move { c.read(r).await },
             )
             .await?;
+        if let Some(last) = quiet.as_mut() {
+            **last = Instant::now();
+        }
         if r.values.len() != n {
             return Err(Error::Invalid(format!(
                 "group {group} answered {} values to {n} keys",
@@ -397,6 +481,7 @@ impl Txn {
     ) -> Result<Vec<(Bytes, Bytes)>, Error> {
         let txn = self.id.expect("begun before scanning");
         let (route, guest) = self.target(group);
+        let mut quiet = self.quiet().await;
         let (r, _) = self
             .client
             .inner
@@ -416,6 +501,9 @@ impl Txn {
                 |mut c: MeridianClient<Channel>, r| async move { c.scan(r).await },
             )
             .await?;
+        if let Some(last) = quiet.as_mut() {
+            **last = Instant::now();
+        }
         self.met_term(group, r.term);
         Ok(meridian_proto::convert::rows_from_pb(r.rows))
     }
@@ -444,9 +532,25 @@ impl Txn {
                 |mut c: MeridianClient<Channel>, r| async move { c.begin(r).await },
             )
             .await?;
-        self.id = Some(txn_from_pb(r.txn).map_err(Error::from)?);
+        let txn = txn_from_pb(r.txn).map_err(Error::from)?;
+        self.id = Some(txn);
         self.priority = Some(Timestamp::from_nanos(r.priority));
         self.home_node = Some(node);
+        if let Some(every) = self.client.inner.opts.heartbeat_interval {
+            let gate = Arc::new(tokio::sync::Mutex::new(Instant::now()));
+            let task = tokio::spawn(keep_alive(
+                self.client.inner.clone(),
+                group,
+                node,
+                txn,
+                gate.clone(),
+                every,
+            ));
+            self.keepalive = Some(Keepalive {
+                gate,
+                task: task.abort_handle(),
+            });
+        }
         Ok(())
     }
 
@@ -459,6 +563,7 @@ impl Txn {
         let (Some(txn), Some(group), Some(node)) = (self.id, self.home, self.home_node) else {
             return Ok(());
         };
+        let mut quiet = self.quiet().await;
         self.client
             .inner
             .call_group(
@@ -473,6 +578,9 @@ impl Txn {
                 |mut c: MeridianClient<Channel>, r| async move { c.heartbeat(r).await },
             )
             .await?;
+        if let Some(last) = quiet.as_mut() {
+            **last = Instant::now();
+        }
         Ok(())
     }
 
@@ -489,6 +597,7 @@ impl Txn {
     pub async fn commit(mut self) -> Result<Committed, Error> {
         self.live()?;
         self.finished = true;
+        self.stop_keepalive().await;
         check_operation_count(self.operations())?;
         let Some(home) = self.home else {
             return Ok(Committed {
@@ -634,6 +743,7 @@ impl Txn {
             return;
         }
         self.finished = true;
+        self.stop_keepalive().await;
         let Some(txn) = self.id else { return };
         let inner = &self.client.inner;
         let view = inner.view();

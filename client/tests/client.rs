@@ -807,3 +807,35 @@ async fn tls_files_that_cannot_be_read_are_a_configuration_error() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn an_idle_transaction_is_kept_alive_until_it_ends() {
+    let c = FakeCluster::start(2, &[]).await;
+    let mut opts = fast();
+    opts.heartbeat_interval = Some(Duration::from_millis(30));
+    let client = Client::connect_with(c.endpoints(), opts).await.unwrap();
+    client
+        .transaction(|txn| {
+            Box::pin(async move {
+                txn.get("k").await?;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                txn.get("j").await?;
+                txn.put("k", "v")
+            })
+        })
+        .await
+        .unwrap();
+    let beats = requests(&c, Rpc::Heartbeat);
+    assert!(beats.len() >= 2, "{} heartbeats", beats.len());
+    assert!(
+        beats.iter().all(|(node, _)| *node == 1),
+        "at the home leader"
+    );
+    assert_eq!(c.count(Rpc::Commit), 1);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        requests(&c, Rpc::Heartbeat).len(),
+        beats.len(),
+        "stopped at commit"
+    );
+}
