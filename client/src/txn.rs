@@ -15,6 +15,8 @@
 //!   home group's in `writes`, every other group read or written in
 //!   `participants` with its term. Reads (gets and scans) see the
 //!   buffered writes.
+//! - A begun transaction that idles sends heartbeats to its home group's
+//!   leader, one request at a time with its own requests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
