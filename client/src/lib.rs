@@ -1,5 +1,707 @@
-//! The Meridian client library (`meridian_client`, docs/design.md §7) and its CLI
-//! subcommands.
+//! The Meridian client library (`meridian_client`, docs/design.md §7) and
+//! the client half of the `meridian` CLI ([`cli`]).
 //!
-//! Not yet built: filled when the node runtime lands.
+//! A [`Client`] learns the cluster from any node (`Status`): its id and
+//! configuration epoch, its nodes, and its groups with their key ranges,
+//! replicas and leaders. It routes each request by key to the group that
+//! holds it and to that group's leader (or, for lock-free reads, any
+//! replica), follows "not the leader" hints, refreshes the range map when a
+//! node says it is stale, and backs off when a group is busy.
+//!
+//! Read-write transactions (docs/design.md §5.1, §5.4) run in
+//! [`Client::transaction`]: writes are buffered in the client and sent at
+//! commit, reads see the transaction's own writes, and a retryable failure
+//! (a wound, an OCC conflict, a leader change) runs the closure again as a
+//! new attempt with the first attempt's wound-wait priority (Spanner
+//! §4.2.1). A commit whose outcome could not be learned is reported as
+//! [`Error::OutcomeUnknown`] — never as success or failure, and never
+//! retried as a new attempt.
+//!
+//! Lock-free reads (docs/design.md §5.2, §5.3): [`Client::read_only`]
+//! (strong), [`Client::snapshot_read`] and [`Client::read_stale`], served
+//! by any replica.
+//!
+//! The limits of docs/design.md §6 (key 1–4096 bytes, value ≤ 256 KiB,
+//! ≤ 1000 operations per transaction) are checked in the client, with the
+//! core's own checks, before anything is sent.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), meridian_client::Error> {
+//! use meridian_client::Client;
+//!
+//! let client = Client::connect(["127.0.0.1:7000", "127.0.0.1:7001"]).await?;
+//! let (old, committed) = client
+//!     .transaction(|txn| {
+//!         Box::pin(async move {
+//!             let old = txn.get("greeting").await?;
+//!             txn.put("greeting", "hello")?;
+//!             Ok(old)
+//!         })
+//!     })
+//!     .await?;
+//! println!("was {old:?}, committed at {}", committed.commit_ts);
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
+
+pub mod cli;
+mod error;
+mod options;
+mod route;
+#[doc(hidden)]
+pub mod testing;
+mod txn;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use meridian_proto::convert::{read_at_to_pb, read_op_to_pb, read_result_from_pb, txn_to_pb};
+use meridian_proto::pb;
+use meridian_proto::pb::meridian_client::MeridianClient;
+use tonic::transport::Channel;
+
+pub use error::Error;
+pub use meridian_participant::TxnId;
+pub use meridian_proto::RemoteError;
+pub use meridian_truetime::{Timestamp, TtInterval};
+pub use meridian_txn::api::{MAX_KEY_BYTES, MAX_TXN_OPERATIONS, MAX_VALUE_BYTES};
+pub use meridian_txn::{AbortReason, CcMode, GroupId, InvalidRequest, ReadAt, ReadOp, ReadResult};
+pub use options::{ClientOptions, TlsOptions, TxnOptions};
+pub use route::GroupInfo;
+pub use txn::{Committed, Txn};
+
+use route::{Inner, Resend, Route};
+
+/// A node's id.
+pub type NodeId = u64;
+
+/// The future a [`Client::transaction`] closure returns: boxed, `Send`, and
+/// borrowing the [`Txn`] it was given.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A connection to a Meridian cluster. Cheap to clone; every clone shares
+/// the range map and the per-node connections, and may be used from many
+/// tasks at once.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.inner.view();
+        f.debug_struct("Client")
+            .field("cluster_id", &v.cluster_id)
+            .field("epoch", &v.epoch)
+            .field("nodes", &v.nodes.len())
+            .field("groups", &v.groups.len())
+            .finish()
+    }
+}
+
+/// What became of a transaction, as its home group's leader knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnStatus {
+    /// Committed at this timestamp.
+    Committed {
+        /// The commit timestamp.
+        commit_ts: Timestamp,
+    },
+    /// Aborted: nothing it wrote is visible.
+    Aborted,
+    /// Still running or committing.
+    InProgress,
+    /// The leader has no record of it (yet).
+    Unknown,
+}
+
+/// The answer to a lock-free read: one result per [`ReadOp`], in order,
+/// all at `read_ts`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadOnlyResult {
+    /// The timestamp every read saw the database at.
+    pub read_ts: Timestamp,
+    /// One result per read asked for.
+    pub results: Vec<ReadResult>,
+}
+
+/// One group as a node reports it in [`Client::status`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupStatus {
+    /// Range, replicas and leader.
+    pub info: GroupInfo,
+    /// Whether the answering node's replica leads the group and serves.
+    pub local_leader: bool,
+    /// The answering node's replica: slots chosen.
+    pub chosen: u64,
+    /// The answering node's replica: slots applied.
+    pub applied: u64,
+    /// The answering node's replica: its safe time.
+    pub t_safe: Timestamp,
+    /// Transactions active at the answering node's replica.
+    pub active_txns: u64,
+}
+
+/// The cluster as one node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterStatus {
+    /// The cluster's id.
+    pub cluster_id: u64,
+    /// Its configuration epoch.
+    pub epoch: u64,
+    /// The node that answered.
+    pub node: NodeId,
+    /// Every node: id and `host:port`.
+    pub nodes: Vec<(NodeId, String)>,
+    /// Every group, in key order.
+    pub groups: Vec<GroupStatus>,
+    /// `TT.now()` at the answering node.
+    pub now: TtInterval,
+    /// Whether the answering node's clock is within its bound.
+    pub clock_ok: bool,
+    /// The clock's state in words.
+    pub clock_detail: String,
+    /// The answering node's version.
+    pub version: String,
+}
+
+/// The home group of a transaction, from its id: the node runtime's
+/// leaders issue origins `round << 32 | node << 16 | group`
+/// (`meridian_txn`'s leader). `None` for a plain numbered id.
+fn home_group_of(txn: TxnId) -> Option<GroupId> {
+    match txn.origin & meridian_txn::MAX_GROUP_ID {
+        0 => None,
+        g => Some(g),
+    }
+}
+
+/// Parses a transaction id in its `Display` form: `origin_hex.seq`, or
+/// `seq` for origin 0.
+pub fn parse_txn_id(s: &str) -> Result<TxnId, Error> {
+    let bad = || {
+        Error::Invalid(format!(
+            "bad transaction id {s:?}: expected ORIGIN_HEX.SEQ or SEQ"
+        ))
+    };
+    match s.trim().split_once('.') {
+        Some((origin, seq)) => Ok(TxnId::new(
+            u64::from_str_radix(origin, 16).map_err(|_| bad())?,
+            seq.parse().map_err(|_| bad())?,
+        )),
+        None => Ok(TxnId::local(s.trim().parse().map_err(|_| bad())?)),
+    }
+}
+
+/// Bytes as text for messages: UTF-8 as is, anything else escaped.
+pub(crate) fn show_bytes(b: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(b))
+}
+
+impl Client {
+    /// Connects with [`ClientOptions::default`]: see [`Client::connect_with`].
+    pub async fn connect(
+        endpoints: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Client, Error> {
+        Client::connect_with(endpoints, ClientOptions::default()).await
+    }
+
+    /// Connects to the cluster through the first of `endpoints`
+    /// (`host:port`, optionally with `http://` or `https://`) that answers
+    /// `Status`, and learns the cluster's id, epoch, nodes and groups from
+    /// it. [`Error::Config`] for an endpoint that cannot be parsed or a TLS
+    /// file that cannot be read; [`Error::Unavailable`] if none answers.
+    pub async fn connect_with(
+        endpoints: impl IntoIterator<Item = impl AsRef<str>>,
+        options: ClientOptions,
+    ) -> Result<Client, Error> {
+        let tls = options.tls.is_some();
+        let seeds = endpoints
+            .into_iter()
+            .map(|e| route::endpoint_uri(e.as_ref(), tls))
+            .collect::<Result<Vec<_>, _>>()?;
+        if seeds.is_empty() {
+            return Err(Error::Config("no endpoints given".into()));
+        }
+        let client = Client {
+            inner: Arc::new(Inner::new(options, seeds)?),
+        };
+        client.inner.refresh().await?;
+        Ok(client)
+    }
+
+    /// The options the client was made with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.opts
+    }
+
+    /// The cluster's id.
+    pub fn cluster_id(&self) -> u64 {
+        self.inner.view().cluster_id
+    }
+
+    /// The configuration epoch the client knows.
+    pub fn epoch(&self) -> u64 {
+        self.inner.view().epoch
+    }
+
+    /// The groups the client knows, in key order.
+    pub fn groups(&self) -> Vec<GroupInfo> {
+        self.inner.view().groups
+    }
+
+    /// The group whose range holds `key`, as the client knows it.
+    pub fn group_of(&self, key: impl AsRef<[u8]>) -> Result<GroupId, Error> {
+        self.inner.view().group_of(key.as_ref())
+    }
+
+    /// Asks a node for the cluster's state, and refreshes the client's
+    /// range map with it.
+    pub async fn status(&self) -> Result<ClusterStatus, Error> {
+        let s = self.inner.refresh().await?;
+        let mut groups: Vec<GroupStatus> = s
+            .groups
+            .iter()
+            .map(|g| GroupStatus {
+                info: GroupInfo {
+                    id: g.id,
+                    start: g.start.clone(),
+                    end: g.end.clone(),
+                    replicas: g.replicas.clone(),
+                    leader: g.leader,
+                },
+                local_leader: g.local_leader,
+                chosen: g.chosen,
+                applied: g.applied,
+                t_safe: Timestamp::from_nanos(g.t_safe),
+                active_txns: g.active_txns,
+            })
+            .collect();
+        groups.sort_by(|a, b| a.info.start.cmp(&b.info.start));
+        Ok(ClusterStatus {
+            cluster_id: s.cluster_id,
+            epoch: s.epoch,
+            node: s.node,
+            nodes: s.nodes.iter().map(|n| (n.id, n.address.clone())).collect(),
+            groups,
+            now: TtInterval::new(
+                Timestamp::from_nanos(s.now_earliest),
+                Timestamp::from_nanos(s.now_latest),
+            ),
+            clock_ok: s.clock_ok,
+            clock_detail: s.clock_detail,
+            version: s.version,
+        })
+    }
+
+    /// `TT.now()` at some node of the cluster.
+    pub async fn now(&self) -> Result<TtInterval, Error> {
+        let r = self
+            .inner
+            .call_any(
+                |header| pb::NowRequest {
+                    header: Some(header),
+                },
+                |mut c: MeridianClient<Channel>, r| async move { c.now(r).await },
+            )
+            .await?;
+        Ok(TtInterval::new(
+            Timestamp::from_nanos(r.earliest),
+            Timestamp::from_nanos(r.latest),
+        ))
+    }
+
+    /// Runs a read-write transaction under [`ClientOptions::default_mode`]:
+    /// see [`Client::transaction_with`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: meridian_client::Client) -> Result<(), meridian_client::Error> {
+    /// // Move 10 from one account to another, atomically.
+    /// let ((), committed) = client
+    ///     .transaction(|txn| {
+    ///         Box::pin(async move {
+    ///             let parse = |v: Option<bytes::Bytes>| -> i64 {
+    ///                 v.and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok()).unwrap_or(0)
+    ///             };
+    ///             let a = parse(txn.get("acct/a").await?);
+    ///             let b = parse(txn.get("acct/b").await?);
+    ///             txn.put("acct/a", (a - 10).to_string())?;
+    ///             txn.put("acct/b", (b + 10).to_string())?;
+    ///             Ok(())
+    ///         })
+    ///     })
+    ///     .await?;
+    /// println!("committed at {}", committed.commit_ts);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn transaction<T, F>(&self, f: F) -> Result<(T, Committed), Error>
+    where
+        F: for<'t> FnMut(&'t mut Txn) -> BoxFuture<'t, Result<T, Error>>,
+    {
+        let opts = TxnOptions {
+            mode: self.inner.opts.default_mode,
+        };
+        self.transaction_with(opts, f).await
+    }
+
+    /// Runs a read-write transaction: calls `f` with a fresh [`Txn`], then
+    /// commits what it wrote, and answers `f`'s value with the commit.
+    ///
+    /// If `f` or the commit fails with a retryable error ([`Error::is_retryable`]:
+    /// wounded, OCC conflict, leader change, unreachable replica), the
+    /// attempt is aborted (best effort), and after a backoff (exponential
+    /// with jitter, bounded by [`ClientOptions::backoff_max`]) `f` runs
+    /// again as a new attempt with the first attempt's wound-wait priority,
+    /// so the transaction only grows older and eventually wins (Spanner
+    /// §4.2.1). At most [`ClientOptions::max_txn_attempts`] attempts within
+    /// [`ClientOptions::retry_budget`]. `f` may therefore run several
+    /// times: it should have no effects outside the transaction.
+    ///
+    /// [`Error::OutcomeUnknown`] is never retried: the commit may have taken
+    /// effect.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: meridian_client::Client) -> Result<(), meridian_client::Error> {
+    /// use meridian_client::{CcMode, TxnOptions};
+    ///
+    /// let opts = TxnOptions { mode: CcMode::Optimistic, ..Default::default() };
+    /// let (rows, _) = client
+    ///     .transaction_with(opts, |txn| {
+    ///         Box::pin(async move {
+    ///             let rows = txn.scan("user/".."user0", 100).await?;
+    ///             txn.put("user/count", rows.len().to_string())?;
+    ///             Ok(rows)
+    ///         })
+    ///     })
+    ///     .await?;
+    /// # let _ = rows;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn transaction_with<T, F>(
+        &self,
+        opts: TxnOptions,
+        mut f: F,
+    ) -> Result<(T, Committed), Error>
+    where
+        F: for<'t> FnMut(&'t mut Txn) -> BoxFuture<'t, Result<T, Error>>,
+    {
+        let started = Instant::now();
+        let mut priority: Option<Timestamp> = None;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut txn = Txn::new(self.clone(), opts.mode, priority);
+            let e = match f(&mut txn).await {
+                Ok(value) => {
+                    priority = txn.priority().or(priority);
+                    match txn.commit().await {
+                        Ok(c) => return Ok((value, c)),
+                        Err(e) => e,
+                    }
+                }
+                Err(e) => {
+                    priority = txn.priority().or(priority);
+                    txn.abort().await;
+                    e
+                }
+            };
+            let out_of_budget = attempt >= self.inner.opts.max_txn_attempts
+                || started.elapsed() >= self.inner.opts.retry_budget;
+            if !e.is_retryable() || out_of_budget {
+                return Err(e);
+            }
+            tracing::debug!(attempt, error = %e, "transaction attempt failed; retrying");
+            tokio::time::sleep(self.inner.backoff(attempt - 1)).await;
+        }
+    }
+
+    /// Begins a read-write transaction to drive by hand (with
+    /// [`Txn::commit`] or [`Txn::abort`]), under
+    /// [`ClientOptions::default_mode`]. Nothing is sent until its first
+    /// read or its commit. No retries: a retryable error is returned to the
+    /// caller.
+    pub fn begin(&self) -> Txn {
+        Txn::new(self.clone(), self.inner.opts.default_mode, None)
+    }
+
+    /// [`Client::begin`] with explicit options.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: meridian_client::Client) -> Result<(), meridian_client::Error> {
+    /// use meridian_client::TxnOptions;
+    ///
+    /// let mut txn = client.begin_with(TxnOptions::optimistic());
+    /// let seen = txn.get("config/version").await?;
+    /// if seen.is_none() {
+    ///     txn.put("config/version", "1")?;
+    ///     let committed = txn.commit().await?;
+    ///     println!("created by {:?} at {}", committed.txn, committed.commit_ts);
+    /// } else {
+    ///     txn.abort().await;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn begin_with(&self, opts: TxnOptions) -> Txn {
+        Txn::new(self.clone(), opts.mode, None)
+    }
+
+    /// Asks the transaction's home group's leader what became of `txn`
+    /// (the home group is in the id; for a plain numbered id every group
+    /// is asked, and the first definite answer wins).
+    pub async fn txn_status(&self, txn: TxnId) -> Result<TxnStatus, Error> {
+        let groups: Vec<GroupId> = match home_group_of(txn) {
+            Some(g) => vec![g],
+            None => self.groups().iter().map(|g| g.id).collect(),
+        };
+        let mut answer = TxnStatus::Unknown;
+        for group in groups {
+            let s = self.txn_status_at(group, txn).await?;
+            match s {
+                TxnStatus::Committed { .. } | TxnStatus::Aborted => return Ok(s),
+                TxnStatus::InProgress => answer = s,
+                TxnStatus::Unknown => {}
+            }
+        }
+        Ok(answer)
+    }
+
+    pub(crate) async fn txn_status_at(
+        &self,
+        group: GroupId,
+        txn: TxnId,
+    ) -> Result<TxnStatus, Error> {
+        use pb::txn_status_response::Status;
+        let (r, _) = self
+            .inner
+            .call_group(
+                group,
+                Route::Leader,
+                Resend::Safe,
+                |header| pb::TxnStatusRequest {
+                    header: Some(header),
+                    group,
+                    txn: Some(txn_to_pb(txn)),
+                },
+                |mut c: MeridianClient<Channel>, r| async move { c.txn_status(r).await },
+            )
+            .await?;
+        Ok(match r.status {
+            Some(Status::Committed(ts)) => TxnStatus::Committed {
+                commit_ts: Timestamp::from_nanos(ts),
+            },
+            Some(Status::Aborted(_)) => TxnStatus::Aborted,
+            Some(Status::InProgress(_)) => TxnStatus::InProgress,
+            Some(Status::Unknown(_)) | None => TxnStatus::Unknown,
+        })
+    }
+
+    /// A strong read-only transaction (Spanner §4.2.2): sees every
+    /// transaction committed before it was issued, takes no locks, and is
+    /// served by any replica. Within one group the replica picks `s_read`;
+    /// across groups the client reads every group at `TT.now().latest` from
+    /// a node.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: meridian_client::Client) -> Result<(), meridian_client::Error> {
+    /// use meridian_client::{ReadOp, ReadResult};
+    ///
+    /// let r = client
+    ///     .read_only(vec![
+    ///         ReadOp::Get("acct/a".into()),
+    ///         ReadOp::Scan { start: "acct/".into(), end: Some("acct0".into()), limit: 100 },
+    ///     ])
+    ///     .await?;
+    /// if let ReadResult::Rows(rows) = &r.results[1] {
+    ///     println!("{} accounts at {}", rows.len(), r.read_ts);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn read_only(&self, reads: Vec<ReadOp>) -> Result<ReadOnlyResult, Error> {
+        self.read_at(ReadAt::Strong, reads).await
+    }
+
+    /// A snapshot read at `ts` (Spanner §4.2.3), at any replica. Below the
+    /// GC horizon: [`Error::Remote`] with `BelowGcHorizon`.
+    pub async fn snapshot_read(
+        &self,
+        ts: Timestamp,
+        reads: Vec<ReadOp>,
+    ) -> Result<ReadOnlyResult, Error> {
+        self.read_at(ReadAt::Exact(ts), reads).await
+    }
+
+    /// A bounded-staleness read: at most `max_staleness` old, at any
+    /// replica. Within one group the replica picks the newest timestamp it
+    /// can serve; across groups every group is read at
+    /// `TT.now().latest - max_staleness`.
+    pub async fn read_stale(
+        &self,
+        max_staleness: Duration,
+        reads: Vec<ReadOp>,
+    ) -> Result<ReadOnlyResult, Error> {
+        let nanos = u64::try_from(max_staleness.as_nanos()).unwrap_or(u64::MAX);
+        self.read_at(ReadAt::MaxStaleness(nanos), reads).await
+    }
+
+    /// The value of `key` by a strong read-only read.
+    pub async fn get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>, Error> {
+        let r = self.read_only(vec![ReadOp::Get(key.into())]).await?;
+        match r.results.into_iter().next() {
+            Some(ReadResult::Value(v)) => Ok(v),
+            other => Err(Error::Invalid(format!("a get answered with {other:?}"))),
+        }
+    }
+
+    /// Writes `key` in a transaction of its own (a one-shot commit).
+    pub async fn put(
+        &self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+    ) -> Result<Committed, Error> {
+        let (key, value) = (key.into(), value.into());
+        let ((), c) = self
+            .transaction(move |txn| {
+                let (key, value) = (key.clone(), value.clone());
+                Box::pin(async move { txn.put(key, value) })
+            })
+            .await?;
+        Ok(c)
+    }
+
+    /// Deletes `key` in a transaction of its own (a one-shot commit).
+    pub async fn delete(&self, key: impl Into<Bytes>) -> Result<Committed, Error> {
+        let key = key.into();
+        let ((), c) = self
+            .transaction(move |txn| {
+                let key = key.clone();
+                Box::pin(async move { txn.delete(key) })
+            })
+            .await?;
+        Ok(c)
+    }
+
+    async fn read_at(&self, at: ReadAt, reads: Vec<ReadOp>) -> Result<ReadOnlyResult, Error> {
+        meridian_txn::api::check_reads(&reads)?;
+        let mut last = None;
+        for _ in 0..self.inner.opts.max_request_tries.max(1) {
+            match self.read_at_once(at, &reads).await {
+                Err(e @ Error::Remote(RemoteError::WrongGroup { .. })) => last = Some(e),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Timeout("range map kept changing".into())))
+    }
+
+    /// One plan of a lock-free read over the range map as it is now: each
+    /// get to its key's group, each scan to every group its range overlaps
+    /// (bounds clipped to the group's range), one request per group.
+    async fn read_at_once(&self, at: ReadAt, reads: &[ReadOp]) -> Result<ReadOnlyResult, Error> {
+        let view = self.inner.view();
+        // (group, [(read index, op)]) in the order first met.
+        let mut parts: Vec<(GroupId, Vec<(usize, ReadOp)>)> = Vec::new();
+        let mut add = |g: GroupId, i: usize, op: ReadOp| match parts.iter_mut().find(|p| p.0 == g) {
+            Some(p) => p.1.push((i, op)),
+            None => parts.push((g, vec![(i, op)])),
+        };
+        for (i, op) in reads.iter().enumerate() {
+            match op {
+                ReadOp::Get(k) => add(view.group_of(k)?, i, op.clone()),
+                ReadOp::Scan { start, end, limit } => {
+                    for g in view.groups_overlapping(start, end.as_deref()) {
+                        let (s, e) = txn::clip(start, end.as_ref(), &g);
+                        add(
+                            g.id,
+                            i,
+                            ReadOp::Scan {
+                                start: s,
+                                end: e,
+                                limit: *limit,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        let at = match (parts.len(), at) {
+            (0 | 1, at) => at,
+            // One timestamp for every group, without negotiating
+            // (Spanner §4.2.2).
+            (_, ReadAt::Strong) => ReadAt::Exact(self.now().await?.latest),
+            (_, ReadAt::MaxStaleness(n)) => {
+                ReadAt::Exact(self.now().await?.latest.saturating_sub(n))
+            }
+            (_, exact) => exact,
+        };
+        let mut results: Vec<Option<ReadResult>> = vec![None; reads.len()];
+        let mut read_ts = match at {
+            ReadAt::Exact(ts) => ts,
+            _ => Timestamp::ZERO,
+        };
+        for (group, ops) in parts {
+            let wire: Vec<pb::ReadOp> = ops.iter().map(|(_, op)| read_op_to_pb(op)).collect();
+            let (r, _) = self
+                .inner
+                .call_group(
+                    group,
+                    Route::AnyReplica,
+                    Resend::Safe,
+                    |header| pb::ReadOnlyRequest {
+                        header: Some(header),
+                        group,
+                        at: Some(read_at_to_pb(at)),
+                        reads: wire.clone(),
+                    },
+                    |mut c: MeridianClient<Channel>, r| async move { c.read_only(r).await },
+                )
+                .await?;
+            if r.results.len() != ops.len() {
+                return Err(Error::Invalid(format!(
+                    "group {group} answered {} results to {} reads",
+                    r.results.len(),
+                    ops.len()
+                )));
+            }
+            read_ts = read_ts.max(Timestamp::from_nanos(r.read_ts));
+            for ((i, _), res) in ops.into_iter().zip(r.results) {
+                let res = read_result_from_pb(res).map_err(Error::from)?;
+                results[i] = Some(match (results[i].take(), res) {
+                    (None, res) => res,
+                    (Some(ReadResult::Rows(mut a)), ReadResult::Rows(b)) => {
+                        // Groups are asked in key order: their rows follow
+                        // each other.
+                        a.extend(b);
+                        ReadResult::Rows(a)
+                    }
+                    (Some(a), b) => {
+                        return Err(Error::Invalid(format!(
+                            "read {i} answered both {a:?} and {b:?}"
+                        )));
+                    }
+                });
+            }
+        }
+        let results = reads
+            .iter()
+            .zip(results)
+            .map(|(op, r)| match (op, r) {
+                (ReadOp::Scan { limit, .. }, Some(ReadResult::Rows(mut rows))) => {
+                    rows.sort();
+                    rows.truncate(*limit);
+                    ReadResult::Rows(rows)
+                }
+                // A scan whose range no group holds.
+                (ReadOp::Scan { .. }, None) => ReadResult::Rows(Vec::new()),
+                (_, Some(r)) => r,
+                (ReadOp::Get(_), None) => ReadResult::Value(None),
+            })
+            .collect();
+        Ok(ReadOnlyResult { read_ts, results })
+    }
+}

@@ -1,0 +1,745 @@
+//! The client subcommands of the `meridian` CLI (docs/design.md §7):
+//! `get`, `put`, `delete`, `scan`, `txn`, `read-only`, `status`,
+//! `txn-status`. The binary parses [`GlobalArgs`] (before the subcommand)
+//! and a [`ClientCommand`], and calls [`run`].
+//!
+//! # Keys and values
+//! Keys and values given on the command line or in a `txn` script are taken
+//! as their UTF-8 bytes. In output, bytes that are valid UTF-8 are printed
+//! as text; other bytes are printed escaped (`\xNN`) in text output, and in
+//! JSON output as a `key_base64` / `value_base64` field (standard base64)
+//! in place of `key` / `value`.
+//!
+//! # Output
+//! `--output text` (the default) is for people. `--output json` prints one
+//! JSON object per line on stdout:
+//! - a read: `{"key": "k", "value": "v"}` (`"value": null` when the key has
+//!   no value);
+//! - a commit: `{"committed": true, "commit_ts": <ns>, "txn": "<id>"}`;
+//! - a read-only read's timestamp: `{"read_ts": <ns>}` after its reads;
+//! - `status` and `txn-status`: one object each (see their docs).
+//!
+//! Errors go to stderr as one line: `error: ...` in text mode,
+//! `{"error": "...", "exit_code": N}` in JSON mode.
+//!
+//! # Exit codes
+//! - 0: done (committed, read, answered);
+//! - 1: definitely not committed — aborted or refused by the cluster;
+//! - 2: bad usage or input (clap's own errors too; an endpoint that cannot
+//!   be parsed; a malformed `txn` script; a key or value over the limits);
+//!   nothing was sent;
+//! - 3: the commit's outcome is unknown (it may or may not have committed);
+//! - 4: the cluster is unreachable (no endpoint or replica answered);
+//!   nothing was committed.
+//!
+//! # `txn` scripts
+//! One operation per line, from FILE or stdin:
+//! ```text
+//! # comments and blank lines are ignored
+//! get KEY
+//! put KEY VALUE     # VALUE is the rest of the line after KEY
+//! delete KEY
+//! ```
+//! Keys contain no whitespace. A value is everything after the key and the
+//! whitespace that follows it, inner spaces included, trailing whitespace
+//! dropped (so a `#` in a value is part of it). The whole script is checked
+//! before anything is sent; a malformed line exits 2 with `line N: ...`.
+//! The script runs as one transaction (retried as a whole on a retryable
+//! abort); its reads see its earlier writes. Each read is printed in
+//! order, then the commit.
+
+use std::io::{Read, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Value as Json, json};
+
+use crate::{
+    CcMode, Client, ClientOptions, ClusterStatus, Committed, Error, ReadOp, ReadResult, Timestamp,
+    TlsOptions, TxnOptions, TxnStatus, parse_txn_id,
+};
+
+/// Exit code: done.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: definitely not committed (aborted or refused).
+pub const EXIT_NOT_COMMITTED: u8 = 1;
+/// Exit code: bad usage or input; nothing sent.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the outcome of a commit is unknown.
+pub const EXIT_OUTCOME_UNKNOWN: u8 = 3;
+/// Exit code: the cluster is unreachable.
+pub const EXIT_UNREACHABLE: u8 = 4;
+
+/// Default rows of a `scan`.
+pub const DEFAULT_SCAN_LIMIT: usize = 100;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options every client subcommand takes, given before the subcommand.
+#[derive(Args, Clone, Debug)]
+pub struct GlobalArgs {
+    /// Nodes to connect through, comma-separated `host:port` (or
+    /// `http://host:port`). Needed by every client subcommand; checked by
+    /// [`run`] rather than by clap, so a binary with other subcommands can
+    /// take these options too.
+    #[arg(long, env = "MERIDIAN_ENDPOINTS", value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Deadline of each call, like `500ms`, `2s`, `1m`.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// PEM file of the CA the nodes' certificates chain to (enables TLS).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM file of this client's certificate (mutual TLS).
+    #[arg(long, requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of this client's private key (mutual TLS).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The client subcommands.
+#[derive(Subcommand, Clone, Debug)]
+pub enum ClientCommand {
+    /// Reads one key (a strong read-only read).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Writes one key in a transaction of its own.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Deletes one key in a transaction of its own.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Lists the rows with START ≤ key < END in key order (a strong
+    /// read-only read).
+    Scan {
+        /// First key (`""`: from the first key).
+        start: String,
+        /// Bound after the last key; none: to the end.
+        end: Option<String>,
+        /// Most rows to list.
+        #[arg(long, default_value_t = DEFAULT_SCAN_LIMIT)]
+        limit: usize,
+    },
+    /// Runs a script of gets, puts and deletes as one transaction (see the
+    /// module docs for the format).
+    Txn {
+        /// The script; none or `-`: stdin.
+        file: Option<PathBuf>,
+        /// Use optimistic concurrency control instead of locking.
+        #[arg(long)]
+        optimistic: bool,
+    },
+    /// Reads keys lock-free at one timestamp: strong, at `--at`, or
+    /// bounded-stale.
+    ReadOnly {
+        /// The keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// Read at this timestamp: nanoseconds since the Unix epoch or RFC
+        /// 3339.
+        #[arg(long, conflicts_with = "max_staleness")]
+        at: Option<String>,
+        /// Read at most this stale, like `500ms` or `2s`.
+        #[arg(long, value_parser = parse_duration)]
+        max_staleness: Option<Duration>,
+    },
+    /// Shows the cluster: id, epoch, nodes, groups with their ranges and
+    /// leaders, and the answering node's clock.
+    Status,
+    /// Asks what became of a transaction (`ORIGIN_HEX.SEQ` or `SEQ`, as
+    /// printed at commit).
+    TxnStatus {
+        /// The transaction id.
+        id: String,
+    },
+}
+
+/// Parses a duration: a number followed by `ns`, `us`, `ms`, `s`, `m` or
+/// `h` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}: expected like 500ms, 2s, 1m"))?;
+    let secs = match unit.trim() {
+        "ns" => n / 1e9,
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        u => return Err(format!("bad duration {s:?}: unknown unit {u:?}")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("bad duration {s:?}: {e}"))
+}
+
+/// One operation of a `txn` script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScriptOp {
+    /// `get KEY`.
+    Get(Bytes),
+    /// `put KEY VALUE`.
+    Put(Bytes, Bytes),
+    /// `delete KEY`.
+    Delete(Bytes),
+}
+
+/// Parses a `txn` script (see the module docs), checking every key and
+/// value against the limits and the operation count, so that a bad script
+/// sends nothing. Errors read `line N: ...`.
+pub fn parse_script(text: &str) -> Result<Vec<ScriptOp>, String> {
+    let mut ops = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let n = n + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let err = |m: &str| format!("line {n}: {m}");
+        let (verb, rest) = line
+            .split_once(char::is_whitespace)
+            .map_or((line, ""), |(v, r)| (v, r.trim_start()));
+        let (key, tail) = rest
+            .split_once(char::is_whitespace)
+            .map_or((rest, ""), |(k, t)| (k, t.trim_start()));
+        let key_bytes = Bytes::copy_from_slice(key.as_bytes());
+        let check_key =
+            |k: &Bytes| meridian_txn::api::check_key(k).map_err(|e| err(&e.to_string()));
+        let op = match verb {
+            "get" | "delete" => {
+                if key.is_empty() {
+                    return Err(err(&format!("`{verb}` needs a key")));
+                }
+                if !tail.is_empty() {
+                    return Err(err(&format!(
+                        "`{verb}` takes one key, found more: {tail:?}"
+                    )));
+                }
+                check_key(&key_bytes)?;
+                if verb == "get" {
+                    ScriptOp::Get(key_bytes)
+                } else {
+                    ScriptOp::Delete(key_bytes)
+                }
+            }
+            "put" => {
+                if key.is_empty() || tail.is_empty() {
+                    return Err(err("`put` needs a key and a value"));
+                }
+                let value = Bytes::copy_from_slice(tail.as_bytes());
+                let w = meridian_participant::Write::put(key_bytes.clone(), value.clone());
+                meridian_txn::api::check_write(&w).map_err(|e| err(&e.to_string()))?;
+                ScriptOp::Put(key_bytes, value)
+            }
+            other => {
+                return Err(err(&format!(
+                    "unknown operation {other:?} (expected get, put or delete)"
+                )));
+            }
+        };
+        ops.push(op);
+        meridian_txn::api::check_operation_count(ops.len()).map_err(|e| err(&e.to_string()))?;
+    }
+    Ok(ops)
+}
+
+/// The exit code for an error.
+pub fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Invalid(_) | Error::Config(_) => EXIT_USAGE,
+        Error::OutcomeUnknown { .. } => EXIT_OUTCOME_UNKNOWN,
+        Error::Unavailable { .. } | Error::Timeout(_) => EXIT_UNREACHABLE,
+        Error::Aborted { .. }
+        | Error::Remote(_)
+        | Error::ClusterMismatch { .. }
+        | Error::Finished => EXIT_NOT_COMMITTED,
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for chunk in b.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Bytes as text output shows them: UTF-8 as is, other bytes escaped.
+pub fn text_bytes(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_string(),
+        Err(_) => b.escape_ascii().to_string(),
+    }
+}
+
+/// Adds `name` (UTF-8) or `name_base64` (other bytes) to a JSON object.
+fn json_bytes(obj: &mut serde_json::Map<String, Json>, name: &str, b: Option<&[u8]>) {
+    match b {
+        None => {
+            obj.insert(name.into(), Json::Null);
+        }
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => {
+                obj.insert(name.into(), Json::String(s.into()));
+            }
+            Err(_) => {
+                obj.insert(format!("{name}_base64"), Json::String(base64(b)));
+            }
+        },
+    }
+}
+
+/// Prints results in the chosen format.
+struct Printer {
+    output: Output,
+}
+
+impl Printer {
+    fn line(&self, s: &str) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (`| head`) is not the command's failure.
+        let _ = writeln!(out, "{s}");
+    }
+
+    fn json(&self, v: Json) {
+        self.line(&v.to_string());
+    }
+
+    /// A read of `key`; `labelled` prefixes text output with the key.
+    fn read(&self, key: &[u8], value: Option<&[u8]>, labelled: bool) {
+        match self.output {
+            Output::Json => {
+                let mut obj = serde_json::Map::new();
+                json_bytes(&mut obj, "key", Some(key));
+                json_bytes(&mut obj, "value", value);
+                self.json(Json::Object(obj));
+            }
+            Output::Text => {
+                let v = value.map_or_else(|| "(no value)".to_string(), text_bytes);
+                if labelled {
+                    self.line(&format!("{} = {v}", text_bytes(key)));
+                } else {
+                    self.line(&v);
+                }
+            }
+        }
+    }
+
+    fn committed(&self, c: &Committed) {
+        let txn = c.txn.map(|t| t.to_string());
+        match self.output {
+            Output::Json => self.json(json!({
+                "committed": true,
+                "commit_ts": c.commit_ts.as_nanos(),
+                "txn": txn,
+            })),
+            Output::Text => self.line(&format!(
+                "committed at {} ({} ns){}",
+                c.commit_ts,
+                c.commit_ts.as_nanos(),
+                txn.map_or_else(String::new, |t| format!(", txn {t}"))
+            )),
+        }
+    }
+
+    fn read_ts(&self, ts: Timestamp) {
+        match self.output {
+            Output::Json => self.json(json!({ "read_ts": ts.as_nanos() })),
+            Output::Text => self.line(&format!("read at {ts} ({} ns)", ts.as_nanos())),
+        }
+    }
+
+    fn error(&self, e: &Error) -> u8 {
+        let code = exit_code(e);
+        self.error_message(&e.to_string(), code)
+    }
+
+    fn error_message(&self, msg: &str, code: u8) -> u8 {
+        let mut err = std::io::stderr().lock();
+        let _ = match self.output {
+            Output::Json => writeln!(err, "{}", json!({ "error": msg, "exit_code": code })),
+            Output::Text => writeln!(err, "error: {msg}"),
+        };
+        code
+    }
+}
+
+fn options(global: &GlobalArgs) -> ClientOptions {
+    let mut o = ClientOptions::default().with_request_timeout(global.timeout);
+    o.connect_timeout = o.connect_timeout.min(global.timeout);
+    // A command line wants an answer soon: a short retry budget.
+    o.retry_budget = o.retry_budget.min(global.timeout * 3);
+    if let Some(ca) = &global.tls_ca {
+        o.tls = Some(TlsOptions {
+            ca_cert: ca.clone(),
+            client_cert: global.tls_cert.clone(),
+            client_key: global.tls_key.clone(),
+            domain: None,
+        });
+    }
+    o
+}
+
+fn bytes(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+/// Runs one client subcommand and answers its exit code (see the module
+/// docs).
+pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> ExitCode {
+    ExitCode::from(run_code(global, cmd).await)
+}
+
+/// [`run`], answering the exit code as a number.
+pub async fn run_code(global: &GlobalArgs, cmd: ClientCommand) -> u8 {
+    let p = Printer {
+        output: global.output,
+    };
+    if global.endpoints.iter().all(|e| e.trim().is_empty()) {
+        return p.error_message(
+            "no endpoints: pass --endpoints HOST:PORT[,...] or set MERIDIAN_ENDPOINTS",
+            EXIT_USAGE,
+        );
+    }
+    // Check the input before connecting: a bad script sends nothing.
+    let script = match &cmd {
+        ClientCommand::Txn { file, .. } => {
+            let text = match file.as_ref().filter(|f| f.as_os_str() != "-") {
+                Some(f) => std::fs::read_to_string(f)
+                    .map_err(|e| format!("cannot read {}: {e}", f.display())),
+                None => {
+                    let mut s = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut s)
+                        .map(|_| s)
+                        .map_err(|e| format!("cannot read stdin: {e}"))
+                }
+            };
+            match text.and_then(|t| parse_script(&t)) {
+                Ok(ops) => ops,
+                Err(m) => return p.error_message(&m, EXIT_USAGE),
+            }
+        }
+        _ => Vec::new(),
+    };
+    let at = match &cmd {
+        ClientCommand::ReadOnly { at: Some(at), .. } => match Timestamp::from_str(at) {
+            Ok(ts) => Some(ts),
+            Err(e) => return p.error_message(&e.to_string(), EXIT_USAGE),
+        },
+        _ => None,
+    };
+    if let ClientCommand::TxnStatus { id } = &cmd {
+        if let Err(e) = parse_txn_id(id) {
+            return p.error(&e);
+        }
+    }
+    let client = match Client::connect_with(&global.endpoints, options(global)).await {
+        Ok(c) => c,
+        Err(e) => return p.error(&e),
+    };
+    match execute(&client, &p, cmd, script, at).await {
+        Ok(()) => EXIT_OK,
+        Err(e) => p.error(&e),
+    }
+}
+
+async fn execute(
+    client: &Client,
+    p: &Printer,
+    cmd: ClientCommand,
+    script: Vec<ScriptOp>,
+    at: Option<Timestamp>,
+) -> Result<(), Error> {
+    match cmd {
+        ClientCommand::Get { key } => {
+            let v = client.get(bytes(&key)).await?;
+            p.read(key.as_bytes(), v.as_deref(), false);
+        }
+        ClientCommand::Put { key, value } => {
+            let c = client.put(bytes(&key), bytes(&value)).await?;
+            p.committed(&c);
+        }
+        ClientCommand::Delete { key } => {
+            let c = client.delete(bytes(&key)).await?;
+            p.committed(&c);
+        }
+        ClientCommand::Scan { start, end, limit } => {
+            let op = ReadOp::Scan {
+                start: bytes(&start),
+                end: end.as_deref().map(bytes),
+                limit,
+            };
+            let r = client.read_only(vec![op]).await?;
+            if let Some(ReadResult::Rows(rows)) = r.results.first() {
+                for (k, v) in rows {
+                    p.read(k, Some(v), true);
+                }
+            }
+        }
+        ClientCommand::Txn { optimistic, .. } => {
+            let mode = if optimistic {
+                CcMode::Optimistic
+            } else {
+                CcMode::Locking
+            };
+            let script = std::sync::Arc::new(script);
+            let (reads, c) = client
+                .transaction_with(TxnOptions { mode }, move |txn| {
+                    let script = script.clone();
+                    Box::pin(async move {
+                        let mut reads = Vec::new();
+                        for op in script.iter() {
+                            match op {
+                                ScriptOp::Get(k) => {
+                                    let v = txn.get(k.clone()).await?;
+                                    reads.push((k.clone(), v));
+                                }
+                                ScriptOp::Put(k, v) => txn.put(k.clone(), v.clone())?,
+                                ScriptOp::Delete(k) => txn.delete(k.clone())?,
+                            }
+                        }
+                        Ok(reads)
+                    })
+                })
+                .await?;
+            for (k, v) in reads {
+                p.read(&k, v.as_deref(), true);
+            }
+            p.committed(&c);
+        }
+        ClientCommand::ReadOnly {
+            keys,
+            max_staleness,
+            ..
+        } => {
+            let ops: Vec<ReadOp> = keys.iter().map(|k| ReadOp::Get(bytes(k))).collect();
+            let r = match (at, max_staleness) {
+                (Some(ts), _) => client.snapshot_read(ts, ops).await?,
+                (None, Some(d)) => client.read_stale(d, ops).await?,
+                (None, None) => client.read_only(ops).await?,
+            };
+            for (k, res) in keys.iter().zip(&r.results) {
+                if let ReadResult::Value(v) = res {
+                    p.read(k.as_bytes(), v.as_deref(), true);
+                }
+            }
+            p.read_ts(r.read_ts);
+        }
+        ClientCommand::Status => {
+            let s = client.status().await?;
+            print_status(p, &s);
+        }
+        ClientCommand::TxnStatus { id } => {
+            let txn = parse_txn_id(&id)?;
+            let s = client.txn_status(txn).await?;
+            match p.output {
+                Output::Json => {
+                    let mut obj = json!({ "txn": txn.to_string() });
+                    let (status, ts) = match s {
+                        TxnStatus::Committed { commit_ts } => {
+                            ("committed", Some(commit_ts.as_nanos()))
+                        }
+                        TxnStatus::Aborted => ("aborted", None),
+                        TxnStatus::InProgress => ("in_progress", None),
+                        TxnStatus::Unknown => ("unknown", None),
+                    };
+                    obj["status"] = json!(status);
+                    if let Some(ts) = ts {
+                        obj["commit_ts"] = json!(ts);
+                    }
+                    p.json(obj);
+                }
+                Output::Text => p.line(&match s {
+                    TxnStatus::Committed { commit_ts } => format!(
+                        "txn {txn}: committed at {commit_ts} ({} ns)",
+                        commit_ts.as_nanos()
+                    ),
+                    TxnStatus::Aborted => format!("txn {txn}: aborted"),
+                    TxnStatus::InProgress => format!("txn {txn}: in progress"),
+                    TxnStatus::Unknown => format!("txn {txn}: unknown to its home group"),
+                }),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A range bound as text: `-∞`/`+∞` for none, the key otherwise.
+fn bound(b: Option<&[u8]>, open: &str) -> String {
+    match b {
+        Some(b) if !b.is_empty() => format!("{:?}", text_bytes(b)),
+        _ => open.to_string(),
+    }
+}
+
+fn print_status(p: &Printer, s: &ClusterStatus) {
+    match p.output {
+        Output::Json => {
+            let groups: Vec<Json> = s
+                .groups
+                .iter()
+                .map(|g| {
+                    let mut obj = serde_json::Map::new();
+                    obj.insert("id".into(), json!(g.info.id));
+                    json_bytes(&mut obj, "start", Some(&g.info.start));
+                    json_bytes(&mut obj, "end", g.info.end.as_deref());
+                    obj.insert("replicas".into(), json!(g.info.replicas));
+                    obj.insert("leader".into(), json!(g.info.leader));
+                    obj.insert("t_safe".into(), json!(g.t_safe.as_nanos()));
+                    obj.insert("applied".into(), json!(g.applied));
+                    Json::Object(obj)
+                })
+                .collect();
+            let nodes: Vec<Json> = s
+                .nodes
+                .iter()
+                .map(|(id, a)| json!({ "id": id, "address": a }))
+                .collect();
+            p.json(json!({
+                "cluster_id": s.cluster_id,
+                "epoch": s.epoch,
+                "node": s.node,
+                "nodes": nodes,
+                "groups": groups,
+                "now_earliest": s.now.earliest.as_nanos(),
+                "now_latest": s.now.latest.as_nanos(),
+                "clock_ok": s.clock_ok,
+                "clock_detail": s.clock_detail,
+                "version": s.version,
+            }));
+        }
+        Output::Text => {
+            p.line(&format!(
+                "cluster {:#x}, epoch {}, answered by node {} (version {})",
+                s.cluster_id, s.epoch, s.node, s.version
+            ));
+            p.line(&format!(
+                "clock: {} (ε {} ns), {}{}",
+                s.now.midpoint(),
+                s.now.epsilon_nanos(),
+                if s.clock_ok { "ok" } else { "UNHEALTHY" },
+                if s.clock_detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", s.clock_detail)
+                }
+            ));
+            p.line("nodes:");
+            for (id, a) in &s.nodes {
+                p.line(&format!("  {id:>4}  {a}"));
+            }
+            p.line("groups:");
+            for g in &s.groups {
+                let replicas: Vec<String> = g.info.replicas.iter().map(u64::to_string).collect();
+                p.line(&format!(
+                    "  {:>4}  [{}, {})  replicas {}  leader {}  applied {}  t_safe {}",
+                    g.info.id,
+                    bound(Some(&g.info.start), "-∞"),
+                    bound(g.info.end.as_deref(), "+∞"),
+                    replicas.join(","),
+                    g.info.leader.map_or("?".to_string(), |l| l.to_string()),
+                    g.applied,
+                    g.t_safe.as_nanos(),
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("2 fortnights").is_err());
+    }
+
+    #[test]
+    fn scripts_parse_values_as_the_rest_of_the_line() {
+        let ops = parse_script("# c\n\nget a\nput b hello  world \ndelete c\n").unwrap();
+        assert_eq!(
+            ops,
+            vec![
+                ScriptOp::Get(bytes("a")),
+                ScriptOp::Put(bytes("b"), bytes("hello  world")),
+                ScriptOp::Delete(bytes("c")),
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_script_lines_are_named() {
+        for (script, want) in [
+            ("get a\nfrobnicate x\n", "line 2: unknown operation"),
+            ("put a\n", "line 1: `put` needs a key and a value"),
+            ("get a b\n", "line 1: `get` takes one key"),
+            ("get\n", "line 1: `get` needs a key"),
+        ] {
+            let e = parse_script(script).unwrap_err();
+            assert!(e.starts_with(want), "{script:?}: {e}");
+        }
+        let long = format!("get {}\n", "k".repeat(4097));
+        assert!(
+            parse_script(&long)
+                .unwrap_err()
+                .contains("exceeds the maximum")
+        );
+        let many: String = (0..1001).map(|i| format!("put k{i} v\n")).collect();
+        assert!(parse_script(&many).unwrap_err().starts_with("line 1001:"));
+    }
+
+    #[test]
+    fn base64_is_standard() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(&[0xff, 0xfe]), "//4=");
+    }
+}

@@ -1,0 +1,133 @@
+//! The client's typed errors (docs/design.md §5.5).
+
+use meridian_participant::TxnId;
+use meridian_proto::RemoteError;
+use meridian_txn::{AbortReason, InvalidRequest, TxnError};
+
+/// Every error the client library returns.
+///
+/// [`Error::is_retryable`] says whether running the transaction again (a
+/// new attempt with the same priority) can succeed; [`crate::Client::transaction`]
+/// does exactly that for the retryable ones.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The request breaks a limit of docs/design.md §6 (checked before
+    /// anything is sent) or is malformed. Not retryable.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The transaction aborted; nothing it wrote is visible. Retryable as a
+    /// new attempt.
+    #[error("transaction aborted: {reason}")]
+    Aborted {
+        /// Why, in words (the node's [`AbortReason`] or the client's).
+        reason: String,
+    },
+    /// The commit was sent, but whether it took effect could not be
+    /// learned: it may or may not have committed. Neither success nor
+    /// failure, and never retried as a new attempt. `txn` is the
+    /// transaction's id, to ask about later with
+    /// [`crate::Client::txn_status`]; `None` for a one-shot write whose
+    /// answer (and with it the id the node issued) was lost.
+    #[error("outcome of transaction {} is unknown", DisplayTxn(.txn))]
+    OutcomeUnknown {
+        /// The transaction, if its id is known.
+        txn: Option<TxnId>,
+    },
+    /// No endpoint or replica answered: the cluster (or the part of it
+    /// needed) is unreachable.
+    #[error("cluster unavailable: {detail}")]
+    Unavailable {
+        /// What was tried and what failed.
+        detail: String,
+    },
+    /// A node belongs to another cluster than the one the client joined.
+    #[error("cluster id mismatch: the client knows cluster {expected}, a node answered {got}")]
+    ClusterMismatch {
+        /// The cluster id the client learned at connect.
+        expected: u64,
+        /// The id the node reported.
+        got: u64,
+    },
+    /// A node answered with an error the client does not retry (or
+    /// retried until its budget ran out).
+    #[error(transparent)]
+    Remote(RemoteError),
+    /// The per-call deadline or the retry budget ran out before an answer.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// A bad endpoint, TLS file or option.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// The transaction handle was used after its commit or abort.
+    #[error("the transaction has already ended")]
+    Finished,
+}
+
+struct DisplayTxn<'a>(&'a Option<TxnId>);
+
+impl std::fmt::Display for DisplayTxn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(t) => write!(f, "{t}"),
+            None => f.write_str("(one-shot write, id not learned)"),
+        }
+    }
+}
+
+impl Error {
+    /// Whether running the transaction (or request) again can succeed
+    /// (docs/design.md §5.5): aborts, leader changes, overload and
+    /// unreachable replicas are; limits, unknown outcomes and cluster
+    /// mismatches are not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Aborted { .. } | Error::Unavailable { .. } | Error::Timeout(_) => true,
+            Error::Remote(e) => e.is_retryable(),
+            Error::Invalid(_)
+            | Error::OutcomeUnknown { .. }
+            | Error::ClusterMismatch { .. }
+            | Error::Config(_)
+            | Error::Finished => false,
+        }
+    }
+
+    /// Whether the transaction certainly did not commit: every error but
+    /// [`Error::OutcomeUnknown`] (a commit that is not known to have
+    /// failed is reported as unknown, never as this).
+    pub fn is_definitely_not_committed(&self) -> bool {
+        !matches!(self, Error::OutcomeUnknown { .. })
+    }
+
+    /// The abort error for a transaction the node aborted.
+    pub(crate) fn aborted(reason: AbortReason) -> Error {
+        Error::Aborted {
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl From<InvalidRequest> for Error {
+    fn from(e: InvalidRequest) -> Error {
+        Error::Invalid(e.to_string())
+    }
+}
+
+impl From<RemoteError> for Error {
+    fn from(e: RemoteError) -> Error {
+        match e {
+            RemoteError::Invalid(m) => Error::Invalid(m),
+            RemoteError::Txn(TxnError::Invalid(inv)) => Error::Invalid(inv.to_string()),
+            RemoteError::Txn(TxnError::Aborted { reason, .. }) => Error::aborted(reason),
+            RemoteError::Txn(TxnError::OutcomeUnknown { txn }) => {
+                Error::OutcomeUnknown { txn: Some(txn) }
+            }
+            RemoteError::ClusterMismatch { expected, got } => Error::ClusterMismatch {
+                // The node's `expected` is its own id; the client's is the
+                // id it sent.
+                expected: got,
+                got: expected,
+            },
+            e => Error::Remote(e),
+        }
+    }
+}

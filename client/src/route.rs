@@ -1,0 +1,738 @@
+//! The client's picture of the cluster: nodes, groups and their key ranges,
+//! leader hints; and the calls that follow it (docs/design.md §7).
+//!
+//! One place decides where a request goes and what to do with a refusal:
+//! [`Client::call_group`] follows `NotLeader` hints, refreshes the range map
+//! on a stale epoch, moves to another replica when a node is unreachable or
+//! cannot serve, and backs off (exponentially, with jitter, bounded) when a
+//! group is busy.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use meridian_proto::convert::error_from_pb;
+use meridian_proto::pb::meridian_client::MeridianClient;
+use meridian_proto::{MAX_MESSAGE_BYTES, RemoteError, pb};
+use meridian_txn::{GroupId, TxnError};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::{ClientOptions, Error, NodeId};
+
+/// How long a node that failed at the transport level is tried after the
+/// others.
+const DOWN_FOR: Duration = Duration::from_secs(1);
+
+/// A group of the cluster as the client knows it: its key range
+/// `[start, end)`, replicas and leader hint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// The group's id.
+    pub id: GroupId,
+    /// First key of its range (empty: from the first key there is).
+    pub start: Bytes,
+    /// Bound after its range's last key; `None`: no upper bound.
+    pub end: Option<Bytes>,
+    /// The nodes holding its replicas.
+    pub replicas: Vec<NodeId>,
+    /// The node believed to lead it, if any.
+    pub leader: Option<NodeId>,
+}
+
+impl GroupInfo {
+    /// Whether `key` is in the group's range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        key >= &self.start[..] && self.end.as_ref().is_none_or(|e| key < &e[..])
+    }
+
+    /// Whether `[start, end)` (no upper bound if `end` is `None`)
+    /// overlaps the group's range.
+    pub fn overlaps(&self, start: &[u8], end: Option<&[u8]>) -> bool {
+        let below_end = self.end.as_ref().is_none_or(|e| start < &e[..]);
+        let above_start = end.is_none_or(|e| e > &self.start[..]);
+        below_end && above_start
+    }
+}
+
+/// The cluster as last learned from a node's `Status`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct View {
+    pub(crate) cluster_id: u64,
+    pub(crate) epoch: u64,
+    /// Node id → endpoint URI.
+    pub(crate) nodes: BTreeMap<NodeId, String>,
+    /// Sorted by range start.
+    pub(crate) groups: Vec<GroupInfo>,
+}
+
+impl View {
+    pub(crate) fn group_of(&self, key: &[u8]) -> Result<GroupId, Error> {
+        self.groups
+            .iter()
+            .find(|g| g.contains(key))
+            .map(|g| g.id)
+            .ok_or_else(|| Error::Unavailable {
+                detail: format!("no group's range holds key {}", crate::show_bytes(key)),
+            })
+    }
+
+    pub(crate) fn group(&self, id: GroupId) -> Option<&GroupInfo> {
+        self.groups.iter().find(|g| g.id == id)
+    }
+
+    fn group_mut(&mut self, id: GroupId) -> Option<&mut GroupInfo> {
+        self.groups.iter_mut().find(|g| g.id == id)
+    }
+
+    /// The groups whose ranges overlap `[start, end)`, in key order.
+    pub(crate) fn groups_overlapping(&self, start: &[u8], end: Option<&[u8]>) -> Vec<GroupInfo> {
+        self.groups
+            .iter()
+            .filter(|g| g.overlaps(start, end))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Where a call to a group goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// The group's leader, following hints.
+    Leader,
+    /// Exactly this node, and only it: a transaction lives at the leader
+    /// that began it.
+    Pinned(NodeId),
+    /// Any replica, round-robin, moving on when one cannot serve.
+    AnyReplica,
+}
+
+/// Whether a call may be sent again after it may have reached the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resend {
+    /// Idempotent: a lost answer is retried like any other failure.
+    Safe,
+    /// Not idempotent (a one-shot write, which the node would begin
+    /// anew): a call that may have been delivered ends the call with
+    /// [`Error::OutcomeUnknown`].
+    Unsafe,
+}
+
+/// How one call failed.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The node answered with a typed error.
+    Remote(RemoteError),
+    /// No answer: unreachable, reset, or past its deadline. `sent` is
+    /// false only when the connection was certainly never made.
+    Transport { detail: String, sent: bool },
+    /// The node answered with a gRPC status that is not about transport
+    /// (unimplemented, bad argument, ...).
+    Rpc(String),
+    /// The client could not make a connection as configured (TLS).
+    Config(String),
+}
+
+impl CallError {
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            CallError::Remote(e) => e.into(),
+            CallError::Transport { detail, .. } => Error::Unavailable { detail },
+            CallError::Rpc(m) => Error::Invalid(m),
+            CallError::Config(m) => Error::Config(m),
+        }
+    }
+}
+
+/// Responses that carry a typed error.
+pub(crate) trait HasError {
+    fn take_error(&mut self) -> Option<pb::Error>;
+}
+
+macro_rules! has_error {
+    ($($t:ty),*) => {$(
+        impl HasError for $t {
+            fn take_error(&mut self) -> Option<pb::Error> {
+                self.error.take()
+            }
+        }
+    )*};
+}
+
+has_error!(
+    pb::BeginResponse,
+    pb::ReadResponse,
+    pb::ScanResponse,
+    pb::CommitResponse,
+    pb::AbortResponse,
+    pb::HeartbeatResponse,
+    pb::ReadOnlyResponse,
+    pb::TxnStatusResponse,
+    pb::NowResponse,
+    pb::StatusResponse
+);
+
+/// The shared state behind every clone of a [`crate::Client`].
+pub(crate) struct Inner {
+    pub(crate) opts: ClientOptions,
+    /// The TLS configuration, read from its files once at connect.
+    tls: Option<ClientTlsConfig>,
+    /// The endpoints given to `connect`, as URIs.
+    pub(crate) seeds: Vec<String>,
+    pub(crate) view: RwLock<View>,
+    channels: Mutex<HashMap<String, Channel>>,
+    down: Mutex<HashMap<NodeId, Instant>>,
+    rr: AtomicUsize,
+    rng: Mutex<SmallRng>,
+}
+
+/// Turns `host:port`, `http://host:port` or `https://host:port` into a URI
+/// for tonic; `https` when TLS is configured.
+pub(crate) fn endpoint_uri(endpoint: &str, tls: bool) -> Result<String, Error> {
+    let e = endpoint.trim();
+    let bad = |why: &str| Error::Config(format!("bad endpoint {endpoint:?}: {why}"));
+    let (scheme, rest) = match e.split_once("://") {
+        Some(("http", rest)) => (if tls { "https" } else { "http" }, rest),
+        Some(("https", rest)) => ("https", rest),
+        Some((s, _)) => return Err(bad(&format!("unknown scheme {s:?}"))),
+        None => (if tls { "https" } else { "http" }, e),
+    };
+    let rest = rest.trim_end_matches('/');
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return Err(bad("expected host:port"));
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(bad("expected host:port"));
+    }
+    if port.parse::<u16>().is_err() {
+        return Err(bad("the port is not a number from 0 to 65535"));
+    }
+    let uri = format!("{scheme}://{rest}");
+    Endpoint::from_shared(uri.clone()).map_err(|e| bad(&e.to_string()))?;
+    Ok(uri)
+}
+
+/// Mutual TLS from its PEM files (docs/design.md §6): the CA the nodes'
+/// certificates chain to, and the client's certificate and key.
+fn tls_config(tls: &crate::TlsOptions) -> Result<ClientTlsConfig, Error> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| Error::Config(format!("TLS file {}: {e}", p.display())))
+    };
+    let mut cfg = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&tls.ca_cert)?));
+    match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => {
+            cfg = cfg.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(Error::Config(
+                "TLS needs both a client certificate and its key, or neither".into(),
+            ));
+        }
+    }
+    if let Some(d) = &tls.domain {
+        cfg = cfg.domain_name(d.clone());
+    }
+    Ok(cfg)
+}
+
+/// Whether a gRPC failure certainly happened before the request left: the
+/// connection was refused or could not be made.
+fn never_sent(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = status.source();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+            ) {
+                return true;
+            }
+        }
+        let text = e.to_string();
+        if text.contains("tcp connect error") || text.contains("error trying to connect") {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+impl Inner {
+    pub(crate) fn new(opts: ClientOptions, seeds: Vec<String>) -> Result<Inner, Error> {
+        let tls = opts.tls.as_ref().map(tls_config).transpose()?;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Ok(Inner {
+            opts,
+            tls,
+            seeds,
+            view: RwLock::new(View::default()),
+            channels: Mutex::new(HashMap::new()),
+            down: Mutex::new(HashMap::new()),
+            rr: AtomicUsize::new(0),
+            rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+        })
+    }
+
+    pub(crate) fn view(&self) -> View {
+        self.view.read().expect("view lock poisoned").clone()
+    }
+
+    pub(crate) fn header(&self) -> pb::Header {
+        let v = self.view.read().expect("view lock poisoned");
+        pb::Header {
+            cluster_id: v.cluster_id,
+            epoch: v.epoch,
+        }
+    }
+
+    /// The backoff before try `n` (from 0): `base · 2ⁿ`, at most `max`,
+    /// scaled by a random factor in [½, 1] so retrying clients spread out.
+    pub(crate) fn backoff(&self, n: u32) -> Duration {
+        let exp = self
+            .opts
+            .backoff_base
+            .saturating_mul(1u32 << n.min(16))
+            .min(self.opts.backoff_max);
+        let f: f64 = self
+            .rng
+            .lock()
+            .expect("rng lock poisoned")
+            .random_range(0.5..=1.0);
+        exp.mul_f64(f)
+    }
+
+    fn channel(&self, uri: &str) -> Result<Channel, Error> {
+        let mut channels = self.channels.lock().expect("channel lock poisoned");
+        if let Some(c) = channels.get(uri) {
+            return Ok(c.clone());
+        }
+        let o = &self.opts;
+        let mut ep = Endpoint::from_shared(uri.to_string())
+            .map_err(|e| Error::Config(format!("bad endpoint {uri}: {e}")))?
+            .connect_timeout(o.connect_timeout)
+            .timeout(o.request_timeout)
+            .http2_keep_alive_interval(o.keepalive_interval)
+            .keep_alive_timeout(o.keepalive_timeout)
+            .keep_alive_while_idle(true)
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            ep = ep
+                .tls_config(tls.clone())
+                .map_err(|e| Error::Config(format!("TLS: {e}")))?;
+        }
+        let ch = ep.connect_lazy();
+        channels.insert(uri.to_string(), ch.clone());
+        Ok(ch)
+    }
+
+    /// One call to the node at `uri`, with the per-call deadline.
+    pub(crate) async fn rpc_at<Req, Resp, F, Fut>(
+        &self,
+        uri: &str,
+        req: Req,
+        f: &F,
+    ) -> Result<Resp, CallError>
+    where
+        F: Fn(MeridianClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+        Resp: HasError,
+    {
+        let ch = self.channel(uri).map_err(|e| match e {
+            Error::Config(m) => CallError::Config(m),
+            e => CallError::Transport {
+                detail: e.to_string(),
+                sent: false,
+            },
+        })?;
+        let client = MeridianClient::new(ch)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut request = tonic::Request::new(req);
+        let deadline = self.opts.request_timeout;
+        request.set_timeout(deadline);
+        match tokio::time::timeout(deadline, f(client, request)).await {
+            Err(_) => Err(CallError::Transport {
+                detail: format!("{uri}: no answer within {deadline:?}"),
+                sent: true,
+            }),
+            Ok(Err(status)) => {
+                use tonic::Code;
+                match status.code() {
+                    Code::Unavailable
+                    | Code::DeadlineExceeded
+                    | Code::Cancelled
+                    | Code::Unknown
+                    | Code::Aborted
+                    | Code::ResourceExhausted
+                    | Code::Internal => Err(CallError::Transport {
+                        detail: format!("{uri}: {}", status.message()),
+                        sent: !never_sent(&status),
+                    }),
+                    code => Err(CallError::Rpc(format!(
+                        "{uri} answered {code:?}: {}",
+                        status.message()
+                    ))),
+                }
+            }
+            Ok(Ok(resp)) => {
+                let mut r = resp.into_inner();
+                match error_from_pb(r.take_error()) {
+                    Some(e) => Err(CallError::Remote(e)),
+                    None => Ok(r),
+                }
+            }
+        }
+    }
+
+    fn is_down(&self, node: NodeId) -> bool {
+        let down = self.down.lock().expect("down lock poisoned");
+        down.get(&node).is_some_and(|t| t.elapsed() < DOWN_FOR)
+    }
+
+    fn mark_down(&self, node: NodeId) {
+        self.down
+            .lock()
+            .expect("down lock poisoned")
+            .insert(node, Instant::now());
+    }
+
+    fn mark_up(&self, node: NodeId) {
+        self.down.lock().expect("down lock poisoned").remove(&node);
+    }
+
+    pub(crate) fn set_leader(&self, group: GroupId, leader: Option<NodeId>) {
+        let mut v = self.view.write().expect("view lock poisoned");
+        if let Some(g) = v.group_mut(group) {
+            g.leader = leader;
+        }
+    }
+
+    /// The replicas of `group`, those not recently unreachable first,
+    /// starting at `first` if it is one of them.
+    fn candidates(&self, group: &GroupInfo, first: Option<NodeId>) -> Vec<NodeId> {
+        let mut order: Vec<NodeId> = Vec::with_capacity(group.replicas.len());
+        if let Some(f) = first.filter(|f| group.replicas.contains(f)) {
+            order.push(f);
+        }
+        order.extend(group.replicas.iter().copied().filter(|r| Some(*r) != first));
+        let (up, down): (Vec<NodeId>, Vec<NodeId>) =
+            order.into_iter().partition(|n| !self.is_down(*n));
+        up.into_iter().chain(down).collect()
+    }
+
+    /// The node to try for `group` by `route` on try `n`, or `None` if the
+    /// client knows no such group.
+    fn pick(&self, group: GroupId, route: Route, n: u32) -> Option<(NodeId, String)> {
+        let v = self.view.read().expect("view lock poisoned");
+        let g = v.group(group)?;
+        let node = match route {
+            Route::Pinned(node) => node,
+            Route::Leader => *self.candidates(g, g.leader).first()?,
+            Route::AnyReplica => {
+                let c = self.candidates(g, None);
+                if c.is_empty() {
+                    return None;
+                }
+                let up = match c.iter().filter(|n| !self.is_down(**n)).count() {
+                    0 => c.len(),
+                    k => k,
+                };
+                let i = self.rr.fetch_add(1, Ordering::Relaxed) + n as usize;
+                c[i % up]
+            }
+        };
+        let uri = v.nodes.get(&node)?.clone();
+        Some((node, uri))
+    }
+
+    /// The leader hint after `node` refused as not the leader: its hint,
+    /// or the next replica after it.
+    fn follow_hint(&self, group: GroupId, node: NodeId, hint: Option<NodeId>) {
+        let mut v = self.view.write().expect("view lock poisoned");
+        let Some(g) = v.group_mut(group) else { return };
+        if g.replicas.is_empty() {
+            return;
+        }
+        let next = match hint.filter(|h| *h != node && g.replicas.contains(h)) {
+            Some(h) => h,
+            None => {
+                let i = g.replicas.iter().position(|r| *r == node).unwrap_or(0);
+                g.replicas[(i + 1) % g.replicas.len().max(1)]
+            }
+        };
+        g.leader = Some(next);
+    }
+
+    /// Learns the cluster from the first node (known nodes first, then the
+    /// endpoints given to `connect`) that answers `Status`.
+    pub(crate) async fn refresh(&self) -> Result<pb::StatusResponse, Error> {
+        let (known, cluster_id): (Vec<String>, u64) = {
+            let v = self.view.read().expect("view lock poisoned");
+            (v.nodes.values().cloned().collect(), v.cluster_id)
+        };
+        let mut tried: Vec<String> = Vec::new();
+        let mut failures: Vec<String> = Vec::new();
+        for uri in known.into_iter().chain(self.seeds.iter().cloned()) {
+            if tried.contains(&uri) {
+                continue;
+            }
+            tried.push(uri.clone());
+            // Discovery: cluster id 0 and epoch 0 ask any node of any
+            // cluster; the answer's id is then checked.
+            let req = pb::StatusRequest {
+                header: Some(pb::Header {
+                    cluster_id: 0,
+                    epoch: 0,
+                }),
+            };
+            let status = |mut c: MeridianClient<Channel>, r| async move { c.status(r).await };
+            match self.rpc_at(&uri, req, &status).await {
+                Ok(s) => {
+                    if cluster_id != 0 && s.cluster_id != cluster_id {
+                        failures.push(format!(
+                            "{uri} belongs to cluster {}, not {cluster_id}",
+                            s.cluster_id
+                        ));
+                        continue;
+                    }
+                    self.install(&s)?;
+                    return Ok(s);
+                }
+                Err(CallError::Remote(RemoteError::ClusterMismatch { expected, got })) => {
+                    return Err(Error::ClusterMismatch {
+                        expected: got,
+                        got: expected,
+                    });
+                }
+                Err(CallError::Remote(e)) => failures.push(format!("{uri}: {e}")),
+                Err(CallError::Config(m)) => return Err(Error::Config(m)),
+                Err(CallError::Transport { detail, .. }) | Err(CallError::Rpc(detail)) => {
+                    failures.push(detail)
+                }
+            }
+        }
+        if failures.len() == 1 && cluster_id == 0 {
+            // One endpoint and it failed: its own words are clearer.
+            return Err(Error::Unavailable {
+                detail: failures.remove(0),
+            });
+        }
+        Err(Error::Unavailable {
+            detail: format!("no endpoint answered: {}", failures.join("; ")),
+        })
+    }
+
+    /// Replaces the view with a node's `Status`, keeping leader hints the
+    /// answer does not know.
+    fn install(&self, s: &pb::StatusResponse) -> Result<(), Error> {
+        let tls = self.opts.tls.is_some();
+        let mut nodes = BTreeMap::new();
+        for n in &s.nodes {
+            nodes.insert(n.id, endpoint_uri(&n.address, tls)?);
+        }
+        let mut v = self.view.write().expect("view lock poisoned");
+        let mut groups: Vec<GroupInfo> = s
+            .groups
+            .iter()
+            .map(|g| GroupInfo {
+                id: g.id,
+                start: g.start.clone(),
+                end: g.end.clone(),
+                replicas: g.replicas.clone(),
+                leader: g
+                    .leader
+                    .or_else(|| v.group(g.id).and_then(|old| old.leader)),
+            })
+            .collect();
+        groups.sort_by(|a, b| a.start.cmp(&b.start));
+        *v = View {
+            cluster_id: s.cluster_id,
+            epoch: s.epoch,
+            nodes,
+            groups,
+        };
+        Ok(())
+    }
+
+    /// Sends a request to `group` by `route`, following the routing rules
+    /// of the module doc, until it is answered, refused for good, or the
+    /// tries or the retry budget run out. Answers the response and the node
+    /// that gave it.
+    ///
+    /// `WrongGroup` refreshes the range map and is returned: the caller
+    /// decides again which group holds its keys.
+    pub(crate) async fn call_group<Req, Resp, M, F, Fut>(
+        &self,
+        group: GroupId,
+        route: Route,
+        resend: Resend,
+        make: M,
+        f: F,
+    ) -> Result<(Resp, NodeId), Error>
+    where
+        M: Fn(pb::Header) -> Req,
+        F: Fn(MeridianClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+        Resp: HasError,
+    {
+        let started = Instant::now();
+        let tries = self.opts.max_request_tries.max(1);
+        let mut last: Option<Error> = None;
+        let mut backoffs = 0u32;
+        for n in 0..tries {
+            if n > 0 && started.elapsed() > self.opts.retry_budget {
+                break;
+            }
+            let Some((node, uri)) = self.pick(group, route, n) else {
+                // A group or node the view does not know: refresh once.
+                if n == 0 {
+                    self.refresh().await?;
+                    continue;
+                }
+                return Err(last.unwrap_or_else(|| Error::Unavailable {
+                    detail: format!("no known replica of group {group}"),
+                }));
+            };
+            let mut pause = false;
+            match self.rpc_at(&uri, make(self.header()), &f).await {
+                Ok(r) => {
+                    self.mark_up(node);
+                    if route == Route::Leader {
+                        self.set_leader(group, Some(node));
+                    }
+                    return Ok((r, node));
+                }
+                Err(CallError::Transport { detail, sent }) => {
+                    self.mark_down(node);
+                    if sent && resend == Resend::Unsafe {
+                        return Err(Error::OutcomeUnknown { txn: None });
+                    }
+                    let e = Error::Unavailable {
+                        detail: format!("node {node}: {detail}"),
+                    };
+                    if let Route::Pinned(_) = route {
+                        return Err(e);
+                    }
+                    if route == Route::Leader {
+                        self.follow_hint(group, node, None);
+                    }
+                    // Every replica tried once: pause before the next round.
+                    pause = n > 0 && self.group_size(group) <= (n as usize + 1);
+                    last = Some(e);
+                }
+                Err(CallError::Rpc(m)) => return Err(Error::Invalid(m)),
+                Err(CallError::Config(m)) => return Err(Error::Config(m)),
+                Err(CallError::Remote(e)) => {
+                    match &e {
+                        RemoteError::Txn(TxnError::NotLeader { leader }) => {
+                            if let Route::Pinned(_) = route {
+                                return Err(e.into());
+                            }
+                            self.follow_hint(group, node, *leader);
+                            // A hint to itself or none: the group is
+                            // electing; wait a little.
+                            pause = leader.is_none_or(|l| l == node) || n > 1;
+                        }
+                        RemoteError::StaleEpoch { .. } => {
+                            self.refresh().await?;
+                        }
+                        RemoteError::WrongGroup { .. } => {
+                            self.refresh().await?;
+                            return Err(e.into());
+                        }
+                        RemoteError::NoReplica { .. } => {
+                            if let Route::Pinned(_) = route {
+                                return Err(e.into());
+                            }
+                            self.refresh().await?;
+                        }
+                        RemoteError::Txn(TxnError::NotYetSafe { .. })
+                        | RemoteError::ClockUnhealthy(_)
+                        | RemoteError::Draining => {
+                            // Another replica may serve now.
+                            if route == Route::Leader {
+                                self.follow_hint(group, node, None);
+                            }
+                            if !matches!(e, RemoteError::Txn(TxnError::NotYetSafe { .. })) {
+                                self.mark_down(node);
+                            }
+                            pause = true;
+                        }
+                        RemoteError::Txn(
+                            TxnError::LeaderNotReady
+                            | TxnError::Overloaded
+                            | TxnError::LockQueueFull { .. },
+                        ) => pause = true,
+                        _ => return Err(e.into()),
+                    }
+                    last = Some(e.into());
+                }
+            }
+            if pause {
+                tokio::time::sleep(self.backoff(backoffs)).await;
+                backoffs += 1;
+            }
+        }
+        Err(match last {
+            Some(Error::Unavailable { detail }) => Error::Unavailable {
+                detail: format!("gave up on group {group}: {detail}"),
+            },
+            Some(e) => e,
+            None => Error::Timeout(format!("retry budget for group {group} spent")),
+        })
+    }
+
+    fn group_size(&self, group: GroupId) -> usize {
+        let v = self.view.read().expect("view lock poisoned");
+        v.group(group).map_or(1, |g| g.replicas.len().max(1))
+    }
+
+    /// One call to any node (for `Now` and `Status`), trying each known
+    /// node in turn.
+    pub(crate) async fn call_any<Req, Resp, M, F, Fut>(&self, make: M, f: F) -> Result<Resp, Error>
+    where
+        M: Fn(pb::Header) -> Req,
+        F: Fn(MeridianClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+        Resp: HasError,
+    {
+        let nodes: Vec<(NodeId, String)> = {
+            let v = self.view.read().expect("view lock poisoned");
+            v.nodes.iter().map(|(n, u)| (*n, u.clone())).collect()
+        };
+        let start = self.rr.fetch_add(1, Ordering::Relaxed);
+        let mut order: Vec<(NodeId, String)> = (0..nodes.len())
+            .map(|i| nodes[(start + i) % nodes.len()].clone())
+            .collect();
+        order.sort_by_key(|(n, _)| self.is_down(*n));
+        let mut failures = Vec::new();
+        for (node, uri) in order {
+            match self.rpc_at(&uri, make(self.header()), &f).await {
+                Ok(r) => return Ok(r),
+                Err(CallError::Transport { detail, .. }) => {
+                    self.mark_down(node);
+                    failures.push(detail);
+                }
+                Err(CallError::Remote(RemoteError::StaleEpoch { .. })) => {
+                    self.refresh().await?;
+                    return match self.rpc_at(&uri, make(self.header()), &f).await {
+                        Ok(r) => Ok(r),
+                        Err(e) => Err(e.into_error()),
+                    };
+                }
+                Err(e) => failures.push(e.into_error().to_string()),
+            }
+        }
+        Err(Error::Unavailable {
+            detail: format!("no node answered: {}", failures.join("; ")),
+        })
+    }
+}

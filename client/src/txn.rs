@@ -1,0 +1,774 @@
+//! One attempt of a read-write transaction (docs/design.md §5.1, §5.4): the
+//! client's half of the protocol the simulator's client runs
+//! (`sim::txn_sim`'s `send_txn_read` and `send_commit`).
+//!
+//! - The home group is the group of the first key touched. `Begin` is
+//!   lazy: it goes to the home group's leader at the first read; a
+//!   transaction that only writes is committed as a one-shot (a `Commit`
+//!   without an id, which the node begins and commits at once).
+//! - Reads at the home group go to the leader that began the transaction
+//!   (its locks live exactly as long as that leader's term) without a
+//!   guest; reads at any other group go to its leader with a `Guest`
+//!   naming the priority, the mode and the term the first request there
+//!   met.
+//! - Writes are buffered here and sent at commit, grouped by group: the
+//!   home group's in `writes`, every other group read or written in
+//!   `participants` with its term. Reads (gets and scans) see the
+//!   buffered writes.
+//! - A begun transaction that idles sends heartbeats to its home group's
+//!   leader, one request at a time with its own requests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use meridian_participant::TxnId;
+use meridian_participant::mvcc::MAX_SCAN_ROWS;
+use meridian_proto::RemoteError;
+use meridian_proto::convert::{mode_to_pb, txn_from_pb, txn_to_pb};
+use meridian_proto::pb;
+use meridian_proto::pb::meridian_client::MeridianClient;
+use meridian_truetime::Timestamp;
+use meridian_txn::api::{check_key, check_operation_count, check_scan};
+use meridian_txn::{CcMode, GroupId, Term, TxnError};
+use tonic::transport::Channel;
+
+use crate::route::{CallError, GroupInfo, Inner, Resend, Route};
+use crate::{Client, Error, NodeId, TxnStatus};
+
+/// A committed transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// Its commit timestamp: every read at or after it sees its writes.
+    /// [`Timestamp::ZERO`] for a transaction that read and wrote nothing
+    /// (nothing was sent).
+    pub commit_ts: Timestamp,
+    /// Its id; `None` only for a transaction that read and wrote nothing.
+    pub txn: Option<TxnId>,
+}
+
+/// One attempt of a read-write transaction, from [`Client::transaction`]
+/// or [`Client::begin`].
+///
+/// Reads go to the cluster; [`Txn::put`] and [`Txn::delete`] are buffered
+/// and sent with the commit. A `Txn` dropped without [`Txn::commit`] or
+/// [`Txn::abort`] holds whatever locks its reads took until the leader's
+/// inactivity timeout.
+#[derive(Debug)]
+pub struct Txn {
+    client: Client,
+    mode: CcMode,
+    /// The wound-wait priority: the first attempt's, kept on retries.
+    priority: Option<Timestamp>,
+    home: Option<GroupId>,
+    /// The leader of the home group that began the transaction.
+    home_node: Option<NodeId>,
+    id: Option<TxnId>,
+    /// The term each group's first request met (the home group's too).
+    terms: BTreeMap<GroupId, Term>,
+    /// Buffered writes: a value, or `None` for a delete.
+    writes: BTreeMap<Bytes, Option<Bytes>>,
+    /// Operations so far that count towards the limit other than writes:
+    /// keys read, and per scan one plus its rows.
+    reads: usize,
+    finished: bool,
+    /// Heartbeats while the transaction idles, once begun.
+    keepalive: Option<Keepalive>,
+}
+
+/// The background heartbeat of a begun transaction.
+#[derive(Debug)]
+struct Keepalive {
+    /// Held during each request of the transaction, so that a heartbeat
+    /// never overlaps one (a node refuses a second request in flight with
+    /// `TxnBusy`); holds when the last request was sent.
+    gate: Arc<tokio::sync::Mutex<Instant>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        if let Some(k) = self.keepalive.take() {
+            k.task.abort();
+        }
+    }
+}
+
+/// Sends a `Heartbeat` to the home group's leader whenever the transaction
+/// has sent nothing for `every`, until it is gone or the task is stopped.
+async fn keep_alive(
+    inner: Arc<Inner>,
+    group: GroupId,
+    node: NodeId,
+    txn: TxnId,
+    gate: Arc<tokio::sync::Mutex<Instant>>,
+    every: Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        // A request in flight keeps it alive already.
+        let Ok(mut last) = gate.try_lock() else {
+            continue;
+        };
+        if last.elapsed() < every {
+            continue;
+        }
+        let Some(uri) = inner.view().nodes.get(&node).cloned() else {
+            return;
+        };
+        let req = pb::HeartbeatRequest {
+            header: Some(inner.header()),
+            group,
+            txn: Some(txn_to_pb(txn)),
+        };
+        let heartbeat = |mut c: MeridianClient<Channel>, r| async move { c.heartbeat(r).await };
+        match inner.rpc_at(&uri, req, &heartbeat).await {
+            Ok(_) => *last = Instant::now(),
+            // Aborted, or its leader is gone: nothing left to keep alive.
+            Err(CallError::Remote(
+                RemoteError::Txn(TxnError::Aborted { .. } | TxnError::NotLeader { .. })
+                | RemoteError::NoReplica { .. },
+            )) => return,
+            Err(e) => tracing::debug!(%txn, error = ?e, "heartbeat failed"),
+        }
+    }
+}
+
+/// `[start, end)` clipped to `group`'s range.
+pub(crate) fn clip(
+    start: &Bytes,
+    end: Option<&Bytes>,
+    group: &GroupInfo,
+) -> (Bytes, Option<Bytes>) {
+    let s = if group.start > *start {
+        group.start.clone()
+    } else {
+        start.clone()
+    };
+    let e = match (end, &group.end) {
+        (Some(a), Some(b)) => Some(a.min(b).clone()),
+        (Some(a), None) => Some(a.clone()),
+        (None, b) => b.clone(),
+    };
+    (s, e)
+}
+
+fn in_range(key: &[u8], start: &[u8], end: Option<&Bytes>) -> bool {
+    key >= start && end.is_none_or(|e| key < &e[..])
+}
+
+impl Txn {
+    pub(crate) fn new(client: Client, mode: CcMode, priority: Option<Timestamp>) -> Txn {
+        Txn {
+            client,
+            mode,
+            priority,
+            home: None,
+            home_node: None,
+            id: None,
+            terms: BTreeMap::new(),
+            writes: BTreeMap::new(),
+            reads: 0,
+            finished: false,
+            keepalive: None,
+        }
+    }
+
+    /// The transaction's id, once a read has begun it (a write-only
+    /// transaction learns its id at commit).
+    pub fn id(&self) -> Option<TxnId> {
+        self.id
+    }
+
+    /// Its wound-wait priority, once begun (a retry's is its first
+    /// attempt's).
+    pub fn priority(&self) -> Option<Timestamp> {
+        self.priority
+    }
+
+    /// Its concurrency control.
+    pub fn mode(&self) -> CcMode {
+        self.mode
+    }
+
+    /// Its home group, once a key was touched.
+    pub fn home_group(&self) -> Option<GroupId> {
+        self.home
+    }
+
+    /// Operations so far towards [`crate::MAX_TXN_OPERATIONS`]: keys read,
+    /// one per scan plus its rows, and keys written.
+    pub fn operations(&self) -> usize {
+        self.reads + self.writes.len()
+    }
+
+    fn live(&self) -> Result<(), Error> {
+        if self.finished {
+            return Err(Error::Finished);
+        }
+        Ok(())
+    }
+
+    fn touch(&mut self, key: &[u8]) -> Result<(), Error> {
+        if self.home.is_none() {
+            self.home = Some(self.client.group_of(key)?);
+        }
+        Ok(())
+    }
+
+    /// Buffers a write of `value` at `key`, sent at commit. Checked against
+    /// the limits at once.
+    pub fn put(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), Error> {
+        self.write(key.into(), Some(value.into()))
+    }
+
+    /// Buffers a delete of `key`, sent at commit.
+    pub fn delete(&mut self, key: impl Into<Bytes>) -> Result<(), Error> {
+        self.write(key.into(), None)
+    }
+
+    fn write(&mut self, key: Bytes, value: Option<Bytes>) -> Result<(), Error> {
+        self.live()?;
+        let w = meridian_participant::Write { key, value };
+        meridian_txn::api::check_write(&w)?;
+        if !self.writes.contains_key(&w.key) {
+            check_operation_count(self.operations() + 1)?;
+        }
+        self.touch(&w.key)?;
+        self.writes.insert(w.key, w.value);
+        Ok(())
+    }
+
+    /// The value of `key` (`None`: no value), as this transaction sees it:
+    /// its own buffered write if it made one, else read at the key's
+    /// group's leader (under a shared lock for a locking transaction).
+    pub async fn get(&mut self, key: impl Into<Bytes>) -> Result<Option<Bytes>, Error> {
+        let mut v = self.get_many([key]).await?;
+        Ok(v.pop().flatten())
+    }
+
+    /// The values of `keys`, in order; one request per group.
+    pub async fn get_many<K: Into<Bytes>>(
+        &mut self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<Bytes>>, Error> {
+        self.live()?;
+        let keys: Vec<Bytes> = keys.into_iter().map(Into::into).collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        for k in &keys {
+            check_key(k)?;
+        }
+        check_operation_count(self.operations() + keys.len())?;
+        let mut out: Vec<Option<Bytes>> = vec![None; keys.len()];
+        // Read-your-writes: a buffered write answers without a request.
+        let mut pending: Vec<usize> = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            match self.writes.get(k) {
+                Some(v) => out[i] = v.clone(),
+                None => pending.push(i),
+            }
+        }
+        self.touch(&keys[0])?;
+        self.reads += keys.len();
+        let mut replans = 0;
+        while !pending.is_empty() {
+            self.begin().await?;
+            let view = self.client.inner.view();
+            let mut plan: Vec<(GroupId, Vec<usize>)> = Vec::new();
+            for &i in &pending {
+                let g = view.group_of(&keys[i])?;
+                match plan.iter_mut().find(|(pg, _)| *pg == g) {
+                    Some((_, idx)) => idx.push(i),
+                    None => plan.push((g, vec![i])),
+                }
+            }
+            for (group, idx) in plan {
+                let ks: Vec<Bytes> = idx.iter().map(|&i| keys[i].clone()).collect();
+                match self.read_at_group(group, ks).await {
+                    Ok(values) => {
+                        for (i, v) in idx.iter().zip(values) {
+                            out[*i] = v;
+                        }
+                        pending.retain(|i| !idx.contains(i));
+                    }
+                    Err(e @ Error::Remote(RemoteError::WrongGroup { .. })) => {
+                        // The range map was refreshed: plan the rest again.
+                        replans += 1;
+                        if replans > self.client.inner.opts.max_request_tries {
+                            return Err(e);
+                        }
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The route and guest description of a request at `group`.
+    fn target(&self, group: GroupId) -> (Route, Option<pb::Guest>) {
+        if Some(group) == self.home {
+            let node = self.home_node.expect("a begun transaction has a home node");
+            (Route::Pinned(node), None)
+        } else {
+            let guest = pb::Guest {
+                priority: self.priority.map_or(0, Timestamp::as_nanos),
+                term: self.terms.get(&group).copied(),
+                mode: mode_to_pb(self.mode),
+            };
+            (Route::Leader, Some(guest))
+        }
+    }
+
+    fn met_term(&mut self, group: GroupId, term: Term) {
+        self.terms.entry(group).or_insert(term);
+    }
+
+    /// Waits out a heartbeat in flight and keeps the next one back while a
+    /// request of the transaction is under way.
+    async fn quiet(&self) -> Option<tokio::sync::OwnedMutexGuard<Instant>> {
+        match &self.keepalive {
+            Some(k) => Some(k.gate.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
+    /// Stops the heartbeats, after one in flight has been answered.
+    async fn stop_keepalive(&mut self) {
+        let _quiet = self.quiet().await;
+        if let Some(k) = self.keepalive.take() {
+            k.task.abort();
+        }
+    }
+
+    async fn read_at_group(
+        &mut self,
+        group: GroupId,
+        keys: Vec<Bytes>,
+    ) -> Result<Vec<Option<Bytes>>, Error> {
+        let txn = self.id.expect("begun before reading");
+        let (route, guest) = self.target(group);
+        let n = keys.len();
+        let mut quiet = self.quiet().await;
+        let (r, _) = self
+            .client
+            .inner
+            .call_group(
+                group,
+                route,
+                Resend::Safe,
+                |header| pb::ReadRequest {
+                    header: Some(header),
+                    group,
+                    txn: Some(txn_to_pb(txn)),
+                    keys: keys.clone(),
+                    guest,
+                },
+                |mut c: MeridianClient<Channel>, r| async move { c.read(r).await },
+            )
+            .await?;
+        if let Some(last) = quiet.as_mut() {
+            **last = Instant::now();
+        }
+        if r.values.len() != n {
+            return Err(Error::Invalid(format!(
+                "group {group} answered {} values to {n} keys",
+                r.values.len()
+            )));
+        }
+        self.met_term(group, r.term);
+        Ok(r.values.into_iter().map(|v| v.value).collect())
+    }
+
+    /// The rows with `range.start ≤ key < range.end`, at most `limit` of
+    /// them, in key order, as this transaction sees them: the groups'
+    /// committed rows with its own buffered writes laid over them. A
+    /// locking transaction holds a shared range lock on each group's part
+    /// of the range until it ends (no phantoms); an optimistic one has the
+    /// rows validated at commit.
+    pub async fn scan<K: Into<Bytes>>(
+        &mut self,
+        range: Range<K>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, Error> {
+        self.scan_bounds(range.start, Some(range.end.into()), limit)
+            .await
+    }
+
+    /// [`Txn::scan`] with an optional upper bound (`None`: to the last key)
+    /// and an empty `start` meaning from the first key.
+    pub async fn scan_bounds(
+        &mut self,
+        start: impl Into<Bytes>,
+        end: Option<Bytes>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, Error> {
+        self.live()?;
+        let start = start.into();
+        check_scan(&start, end.as_ref(), limit)?;
+        check_operation_count(self.operations() + 1)?;
+        if limit == 0 || end.as_ref().is_some_and(|e| *e <= start) {
+            return Ok(Vec::new());
+        }
+        let groups = self
+            .client
+            .inner
+            .view()
+            .groups_overlapping(&start, end.as_deref());
+        let Some(first) = groups.first() else {
+            return Ok(Vec::new());
+        };
+        if self.home.is_none() {
+            self.home = Some(first.id);
+        }
+        self.begin().await?;
+        let mut rows: Vec<(Bytes, Bytes)> = Vec::new();
+        // Groups in key order; stop once the rows seen, with the buffered
+        // writes over them, fill the limit.
+        for g in groups {
+            let (s, e) = clip(&start, end.as_ref(), &g);
+            // Each buffered delete in the part may hide one row: ask for
+            // that many more so `limit` rows survive.
+            let deletes = self
+                .writes
+                .range(s.clone()..)
+                .take_while(|(k, _)| e.as_ref().is_none_or(|e| *k < e))
+                .filter(|(_, v)| v.is_none())
+                .count();
+            let server_limit = (limit + deletes).min(MAX_SCAN_ROWS);
+            let got = self.scan_at_group(g.id, s, e, server_limit).await?;
+            self.reads += 1 + got.len();
+            rows.extend(got);
+            if self.overlay(rows.clone(), &start, end.as_ref()).len() >= limit {
+                break;
+            }
+        }
+        check_operation_count(self.operations())?;
+        let mut merged = self.overlay(rows, &start, end.as_ref());
+        merged.truncate(limit);
+        Ok(merged)
+    }
+
+    /// `rows` with the buffered writes in `[start, end)` laid over them.
+    fn overlay(
+        &self,
+        rows: Vec<(Bytes, Bytes)>,
+        start: &Bytes,
+        end: Option<&Bytes>,
+    ) -> Vec<(Bytes, Bytes)> {
+        let mut m: BTreeMap<Bytes, Bytes> = rows.into_iter().collect();
+        for (k, v) in self.writes.range(start.clone()..) {
+            if !in_range(k, start, end) {
+                break;
+            }
+            match v {
+                Some(v) => m.insert(k.clone(), v.clone()),
+                None => m.remove(k),
+            };
+        }
+        m.into_iter().collect()
+    }
+
+    async fn scan_at_group(
+        &mut self,
+        group: GroupId,
+        start: Bytes,
+        end: Option<Bytes>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, Error> {
+        let txn = self.id.expect("begun before scanning");
+        let (route, guest) = self.target(group);
+        let mut quiet = self.quiet().await;
+        let (r, _) = self
+            .client
+            .inner
+            .call_group(
+                group,
+                route,
+                Resend::Safe,
+                |header| pb::ScanRequest {
+                    header: Some(header),
+                    group,
+                    txn: Some(txn_to_pb(txn)),
+                    start: start.clone(),
+                    end: end.clone(),
+                    limit: limit as u64,
+                    guest,
+                },
+                |mut c: MeridianClient<Channel>, r| async move { c.scan(r).await },
+            )
+            .await?;
+        if let Some(last) = quiet.as_mut() {
+            **last = Instant::now();
+        }
+        self.met_term(group, r.term);
+        Ok(meridian_proto::convert::rows_from_pb(r.rows))
+    }
+
+    /// Begins the transaction at its home group's leader, once.
+    async fn begin(&mut self) -> Result<(), Error> {
+        if self.id.is_some() {
+            return Ok(());
+        }
+        let group = self.home.expect("a key was touched before begin");
+        let priority = self.priority.map(Timestamp::as_nanos);
+        let mode = mode_to_pb(self.mode);
+        let (r, node) = self
+            .client
+            .inner
+            .call_group(
+                group,
+                Route::Leader,
+                Resend::Safe,
+                |header| pb::BeginRequest {
+                    header: Some(header),
+                    group,
+                    priority,
+                    mode,
+                },
+                |mut c: MeridianClient<Channel>, r| async move { c.begin(r).await },
+            )
+            .await?;
+        let txn = txn_from_pb(r.txn).map_err(Error::from)?;
+        self.id = Some(txn);
+        self.priority = Some(Timestamp::from_nanos(r.priority));
+        self.home_node = Some(node);
+        if let Some(every) = self.client.inner.opts.heartbeat_interval {
+            let gate = Arc::new(tokio::sync::Mutex::new(Instant::now()));
+            let task = tokio::spawn(keep_alive(
+                self.client.inner.clone(),
+                group,
+                node,
+                txn,
+                gate.clone(),
+                every,
+            ));
+            self.keepalive = Some(Keepalive {
+                gate,
+                task: task.abort_handle(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Keeps the transaction alive at its home group while it idles
+    /// (docs/design.md §5.1: the leader aborts a transaction that sends
+    /// nothing for longer than its inactivity timeout). Nothing to do
+    /// before the first read.
+    pub async fn heartbeat(&mut self) -> Result<(), Error> {
+        self.live()?;
+        let (Some(txn), Some(group), Some(node)) = (self.id, self.home, self.home_node) else {
+            return Ok(());
+        };
+        let mut quiet = self.quiet().await;
+        self.client
+            .inner
+            .call_group(
+                group,
+                Route::Pinned(node),
+                Resend::Safe,
+                |header| pb::HeartbeatRequest {
+                    header: Some(header),
+                    group,
+                    txn: Some(txn_to_pb(txn)),
+                },
+                |mut c: MeridianClient<Channel>, r| async move { c.heartbeat(r).await },
+            )
+            .await?;
+        if let Some(last) = quiet.as_mut() {
+            **last = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Commits the transaction: its buffered writes, grouped by group, go
+    /// to the home group's leader, which commits in one phase or
+    /// coordinates two-phase commit over every other group the
+    /// transaction read or wrote at (docs/design.md §5.1). The answer comes
+    /// after commit wait.
+    ///
+    /// If the commit's answer is lost (a deadline or a broken connection
+    /// after it was sent, or the node's `OutcomeUnknown`), the home group's
+    /// leader is asked with `TxnStatus` until it knows; if it never does,
+    /// [`Error::OutcomeUnknown`].
+    pub async fn commit(mut self) -> Result<Committed, Error> {
+        self.live()?;
+        self.finished = true;
+        self.stop_keepalive().await;
+        check_operation_count(self.operations())?;
+        let Some(home) = self.home else {
+            return Ok(Committed {
+                commit_ts: Timestamp::ZERO,
+                txn: None,
+            });
+        };
+        // The writes by group; every other group read or written is a
+        // participant, with the term its reads there met.
+        let view = self.client.inner.view();
+        let mut by_group: BTreeMap<GroupId, Vec<pb::Write>> = BTreeMap::new();
+        for (key, value) in std::mem::take(&mut self.writes) {
+            by_group
+                .entry(view.group_of(&key)?)
+                .or_default()
+                .push(pb::Write { key, value });
+        }
+        let writes = by_group.remove(&home).unwrap_or_default();
+        let mut groups: BTreeSet<GroupId> = by_group.keys().copied().collect();
+        groups.extend(self.terms.keys().copied());
+        groups.remove(&home);
+        let participants: Vec<pb::Participant> = groups
+            .into_iter()
+            .map(|group| pb::Participant {
+                group,
+                term: self.terms.get(&group).copied(),
+                writes: by_group.remove(&group).unwrap_or_default(),
+            })
+            .collect();
+        let mode = mode_to_pb(self.mode);
+        let txn = self.id;
+        if let Some(node) = self.home_node {
+            // The first try goes to the leader that began it.
+            self.client.inner.set_leader(home, Some(node));
+        }
+        // A commit that may have reached the leader is not sent again: a
+        // one-shot commit sent twice could commit twice, and a begun
+        // transaction's outcome is learned with `TxnStatus` instead.
+        let resend = Resend::Unsafe;
+        let answer = self
+            .client
+            .inner
+            .call_group(
+                home,
+                Route::Leader,
+                resend,
+                |header| pb::CommitRequest {
+                    header: Some(header),
+                    group: home,
+                    txn: txn.map(txn_to_pb),
+                    writes: writes.clone(),
+                    participants: participants.clone(),
+                    mode,
+                },
+                |mut c: MeridianClient<Channel>, r| async move { c.commit(r).await },
+            )
+            .await;
+        match (answer, txn) {
+            (Ok((r, _)), _) => Ok(Committed {
+                commit_ts: Timestamp::from_nanos(r.commit_ts),
+                txn: match txn {
+                    Some(t) => Some(t),
+                    None => Some(txn_from_pb(r.txn).map_err(Error::from)?),
+                },
+            }),
+            // Definite refusals: nothing committed.
+            (
+                Err(
+                    e @ (Error::Aborted { .. } | Error::Invalid(_) | Error::ClusterMismatch { .. }),
+                ),
+                _,
+            ) => Err(e),
+            // The node's own `OutcomeUnknown` names the id even for a
+            // one-shot commit.
+            (Err(Error::OutcomeUnknown { txn: Some(t) }), None) => self.resolve(home, t).await,
+            // A one-shot commit that was never begun anywhere.
+            (Err(e), None) => Err(e),
+            // Anything else: a try may have reached the leader.
+            (Err(e), Some(t)) => {
+                tracing::debug!(txn = %t, error = %e, "commit answer lost; asking the home group");
+                self.resolve(home, t).await
+            }
+        }
+    }
+
+    /// Learns the outcome of a commit whose answer was lost: asks the home
+    /// group's leader; a transaction it still has in progress is aborted
+    /// if it can be (the commit never arrived), which settles it too.
+    async fn resolve(&self, home: GroupId, txn: TxnId) -> Result<Committed, Error> {
+        let inner = &self.client.inner;
+        for n in 0..inner.opts.max_request_tries.max(1) {
+            match self.client.txn_status_at(home, txn).await {
+                Ok(TxnStatus::Committed { commit_ts }) => {
+                    return Ok(Committed {
+                        commit_ts,
+                        txn: Some(txn),
+                    });
+                }
+                Ok(TxnStatus::Aborted) => {
+                    return Err(Error::Aborted {
+                        reason: format!("transaction {txn} aborted before its commit arrived"),
+                    });
+                }
+                Ok(TxnStatus::InProgress) => {
+                    let abort = inner
+                        .call_group(
+                            home,
+                            Route::Leader,
+                            Resend::Safe,
+                            |header| pb::AbortRequest {
+                                header: Some(header),
+                                group: home,
+                                txn: Some(txn_to_pb(txn)),
+                            },
+                            |mut c: MeridianClient<Channel>, r| async move { c.abort(r).await },
+                        )
+                        .await;
+                    match abort {
+                        Ok(_) | Err(Error::Aborted { .. }) => {
+                            return Err(Error::Aborted {
+                                reason: format!(
+                                    "transaction {txn}'s commit did not arrive; aborted instead"
+                                ),
+                            });
+                        }
+                        // Committing: its outcome is on its way.
+                        Err(_) => {}
+                    }
+                }
+                Ok(TxnStatus::Unknown) | Err(_) => {}
+            }
+            tokio::time::sleep(inner.backoff(n)).await;
+        }
+        Err(Error::OutcomeUnknown { txn: Some(txn) })
+    }
+
+    /// Aborts the transaction, best effort: at its home group and at every
+    /// group it read at, so their locks are released now rather than at
+    /// the inactivity timeout. Errors are ignored (an unreachable group
+    /// aborts the transaction on its own).
+    pub async fn abort(mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.stop_keepalive().await;
+        let Some(txn) = self.id else { return };
+        let inner = &self.client.inner;
+        let view = inner.view();
+        let mut targets: Vec<(GroupId, Option<NodeId>)> = Vec::new();
+        if let Some(home) = self.home {
+            targets.push((home, self.home_node));
+        }
+        for g in self.terms.keys().filter(|g| Some(**g) != self.home) {
+            targets.push((*g, view.group(*g).and_then(|g| g.leader)));
+        }
+        for (group, node) in targets {
+            let Some(uri) = node.and_then(|n| view.nodes.get(&n)) else {
+                continue;
+            };
+            let req = pb::AbortRequest {
+                header: Some(inner.header()),
+                group,
+                txn: Some(txn_to_pb(txn)),
+            };
+            let abort = |mut c: MeridianClient<Channel>, r| async move { c.abort(r).await };
+            if let Err(e) = inner.rpc_at(uri, req, &abort).await {
+                tracing::debug!(%txn, group, error = ?e, "best-effort abort failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! The `meridian` binary's client subcommands against the in-process fake
+//! cluster: output in both formats, and every exit code.
+
+use assert_cmd::Command;
+use meridian_client::RemoteError;
+use meridian_client::testing::{FakeCluster, FaultAction, Rpc};
+use meridian_txn::TxnError;
+use predicates::prelude::*;
+use serde_json::Value;
+
+/// A fake cluster served by a runtime of its own, so the test thread can
+/// run the binary and wait for it.
+struct Fixture {
+    cluster: FakeCluster,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Fixture {
+    fn start(nodes: usize, splits: &[&str]) -> Fixture {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let cluster = rt.block_on(FakeCluster::start(nodes, splits));
+        Fixture { cluster, _rt: rt }
+    }
+
+    fn cmd(&self, json: bool) -> Command {
+        let mut cmd = Command::cargo_bin("meridian").unwrap();
+        cmd.env_remove("MERIDIAN_ENDPOINTS")
+            .arg("--endpoints")
+            .arg(self.cluster.endpoints_arg())
+            .arg("--timeout")
+            .arg("2s");
+        if json {
+            cmd.arg("--output").arg("json");
+        }
+        cmd
+    }
+}
+
+fn json_lines(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+#[test]
+fn put_get_delete_in_text() {
+    let f = Fixture::start(2, &["m"]);
+    f.cmd(false)
+        .args(["put", "greeting", "hello world"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("committed at "));
+    assert_eq!(f.cluster.value("greeting").as_deref(), Some("hello world"));
+    f.cmd(false)
+        .args(["get", "greeting"])
+        .assert()
+        .success()
+        .stdout("hello world\n");
+    f.cmd(false).args(["delete", "greeting"]).assert().success();
+    f.cmd(false)
+        .args(["get", "greeting"])
+        .assert()
+        .success()
+        .stdout("(no value)\n");
+}
+
+#[test]
+fn json_shapes_of_reads_and_commits() {
+    let f = Fixture::start(2, &["m"]);
+    let out = f.cmd(true).args(["put", "k", "v"]).assert().success();
+    let lines = json_lines(&out.get_output().stdout);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["committed"], true);
+    assert!(lines[0]["commit_ts"].as_u64().unwrap() > 0);
+    let txn = lines[0]["txn"].as_str().unwrap().to_string();
+
+    let out = f.cmd(true).args(["get", "k"]).assert().success();
+    assert_eq!(
+        json_lines(&out.get_output().stdout),
+        vec![serde_json::json!({"key": "k", "value": "v"})]
+    );
+    let out = f.cmd(true).args(["get", "nope"]).assert().success();
+    assert_eq!(
+        json_lines(&out.get_output().stdout),
+        vec![serde_json::json!({"key": "nope", "value": null})]
+    );
+
+    let out = f.cmd(true).args(["txn-status", &txn]).assert().success();
+    let s = &json_lines(&out.get_output().stdout)[0];
+    assert_eq!(s["status"], "committed");
+    assert_eq!(s["txn"], txn.as_str());
+}
+
+#[test]
+fn non_utf8_values_are_base64_in_json() {
+    let f = Fixture::start(1, &[]);
+    f.cluster.state().data.insert(
+        bytes::Bytes::from_static(b"bin"),
+        bytes::Bytes::from_static(&[0xff, 0xfe]),
+    );
+    let out = f.cmd(true).args(["get", "bin"]).assert().success();
+    assert_eq!(
+        json_lines(&out.get_output().stdout),
+        vec![serde_json::json!({"key": "bin", "value_base64": "//4="})]
+    );
+    f.cmd(false)
+        .args(["get", "bin"])
+        .assert()
+        .success()
+        .stdout("\\xff\\xfe\n");
+}
+
+#[test]
+fn scan_lists_rows_across_groups_up_to_the_limit() {
+    let f = Fixture::start(2, &["m"]);
+    for k in ["a", "b", "n", "o"] {
+        f.cluster.insert(k, &format!("v{k}"));
+    }
+    f.cmd(false)
+        .args(["scan", "a"])
+        .assert()
+        .success()
+        .stdout("a = va\nb = vb\nn = vn\no = vo\n");
+    let out = f
+        .cmd(true)
+        .args(["scan", "b", "z", "--limit", "2"])
+        .assert()
+        .success();
+    assert_eq!(
+        json_lines(&out.get_output().stdout),
+        vec![
+            serde_json::json!({"key": "b", "value": "vb"}),
+            serde_json::json!({"key": "n", "value": "vn"}),
+        ]
+    );
+}
+
+#[test]
+fn a_txn_script_reads_its_own_writes_and_commits_once() {
+    let f = Fixture::start(2, &["m"]);
+    f.cluster.insert("x", "old");
+    let script = "# move x to y\nget x\nput y the value of x\ndelete x\nget x\nget y\n";
+    let out = f
+        .cmd(true)
+        .arg("txn")
+        .write_stdin(script)
+        .assert()
+        .success();
+    let lines = json_lines(&out.get_output().stdout);
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0], serde_json::json!({"key": "x", "value": "old"}));
+    assert_eq!(lines[1], serde_json::json!({"key": "x", "value": null}));
+    assert_eq!(
+        lines[2],
+        serde_json::json!({"key": "y", "value": "the value of x"})
+    );
+    assert_eq!(lines[3]["committed"], true);
+    assert_eq!(f.cluster.count(Rpc::Commit), 1);
+    assert_eq!(f.cluster.value("x"), None);
+    assert_eq!(f.cluster.value("y").as_deref(), Some("the value of x"));
+}
+
+#[test]
+fn a_txn_script_from_a_file_in_text() {
+    let f = Fixture::start(1, &[]);
+    let dir = std::env::temp_dir().join(format!("meridian-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("script.txt");
+    std::fs::write(&path, "put a 1\nget a\n").unwrap();
+    f.cmd(false)
+        .arg("txn")
+        .arg(&path)
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("a = 1\ncommitted at "));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_malformed_txn_script_exits_2_and_sends_nothing() {
+    let f = Fixture::start(1, &[]);
+    f.cmd(false)
+        .arg("txn")
+        .write_stdin("put a 1\nfrobnicate a\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("line 2: unknown operation"));
+    let long_key = format!("get {}\n", "k".repeat(4097));
+    f.cmd(true)
+        .arg("txn")
+        .write_stdin(long_key)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("\"exit_code\":2"));
+    assert!(f.cluster.calls().is_empty(), "{:?}", f.cluster.calls());
+}
+
+#[test]
+fn limits_exit_2_and_send_nothing() {
+    let f = Fixture::start(1, &[]);
+    f.cmd(false)
+        .args(["put", "", "v"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("empty key"));
+    f.cmd(false)
+        .args(["get", &"k".repeat(4097)])
+        .assert()
+        .code(2);
+    assert_eq!(f.cluster.data_calls(), 0);
+}
+
+#[test]
+fn read_only_prints_reads_and_their_timestamp() {
+    let f = Fixture::start(2, &["m"]);
+    f.cluster.insert("a", "1");
+    f.cluster.insert("z", "2");
+    let out = f
+        .cmd(true)
+        .args(["read-only", "a", "z", "q"])
+        .assert()
+        .success();
+    let lines = json_lines(&out.get_output().stdout);
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0], serde_json::json!({"key": "a", "value": "1"}));
+    assert_eq!(lines[1], serde_json::json!({"key": "z", "value": "2"}));
+    assert_eq!(lines[2], serde_json::json!({"key": "q", "value": null}));
+    assert!(lines[3]["read_ts"].as_u64().unwrap() > 0);
+
+    let out = f
+        .cmd(true)
+        .args(["read-only", "--at", "12345", "a"])
+        .assert()
+        .success();
+    assert_eq!(json_lines(&out.get_output().stdout)[1]["read_ts"], 12345);
+    f.cmd(false)
+        .args(["read-only", "--max-staleness", "500ms", "a", "z"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("a = 1\nz = 2\nread at "));
+    f.cmd(false)
+        .args(["read-only", "--max-staleness", "soon", "a"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn status_shows_nodes_groups_ranges_and_leaders() {
+    let f = Fixture::start(2, &["m"]);
+    f.cmd(false)
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("cluster 0xc1, epoch 1"))
+        .stdout(predicate::str::contains("[-∞, \"m\")"))
+        .stdout(predicate::str::contains("[\"m\", +∞)"))
+        .stdout(predicate::str::contains("leader 2"));
+    let out = f.cmd(true).arg("status").assert().success();
+    let s = &json_lines(&out.get_output().stdout)[0];
+    assert_eq!(s["cluster_id"], 0xC1);
+    assert_eq!(s["nodes"].as_array().unwrap().len(), 2);
+    assert_eq!(s["groups"][1]["start"], "m");
+    assert_eq!(s["groups"][1]["end"], Value::Null);
+    assert_eq!(s["groups"][0]["leader"], 1);
+}
+
+#[test]
+fn an_aborted_or_refused_commit_exits_1() {
+    let f = Fixture::start(1, &[]);
+    let busy = RemoteError::Txn(TxnError::TxnBusy {
+        txn: meridian_client::TxnId::new(0, 1),
+    });
+    f.cluster
+        .fault(Rpc::Commit, None, FaultAction::Error(busy), 1);
+    f.cmd(false)
+        .args(["put", "k", "v"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with("error: "));
+    assert_eq!(f.cluster.value("k"), None);
+}
+
+#[test]
+fn an_unknown_outcome_exits_3() {
+    let f = Fixture::start(1, &[]);
+    f.cluster.fault(Rpc::Commit, None, FaultAction::Lose, 1);
+    f.cmd(true)
+        .args(["put", "k", "v"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("unknown"));
+}
+
+#[test]
+fn unreachable_or_unparsable_endpoints() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap().to_string();
+    drop(free);
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .args(["--endpoints", &addr, "--timeout", "1s", "get", "k"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::starts_with("error: cluster unavailable"));
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .args(["--endpoints", "no-port-here", "get", "k"])
+        .assert()
+        .code(2);
+    // Endpoints from the environment.
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .env("MERIDIAN_ENDPOINTS", &addr)
+        .args(["--timeout", "1s", "status"])
+        .assert()
+        .code(4);
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .env_remove("MERIDIAN_ENDPOINTS")
+        .args(["get", "k"])
+        .assert()
+        .code(2);
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .args(["--endpoints", "127.0.0.1:1", "frobnicate"])
+        .assert()
+        .code(2);
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .args(["--endpoints", "127.0.0.1:1", "txn-status", "zz.top"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn unreadable_tls_files_exit_2() {
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .args([
+            "--endpoints",
+            "127.0.0.1:1",
+            "--tls-ca",
+            "/nonexistent/ca.pem",
+            "--tls-cert",
+            "/nonexistent/client.pem",
+            "--tls-key",
+            "/nonexistent/client.key",
+            "status",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/ca.pem"));
+}
+
+#[test]
+fn missing_endpoints_exit_2_with_a_hint() {
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .env_remove("MERIDIAN_ENDPOINTS")
+        .args(["status"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("MERIDIAN_ENDPOINTS"));
+}

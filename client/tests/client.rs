@@ -1,0 +1,841 @@
+//! The client library against the in-process fake cluster: routing,
+//! retries, read-your-writes, limits, and unknown outcomes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use meridian_client::testing::{FakeCluster, FaultAction, Logged, Rpc};
+use meridian_client::{
+    AbortReason, Client, ClientOptions, Error, ReadOp, ReadResult, RemoteError, TxnOptions,
+    TxnStatus,
+};
+use meridian_proto::pb;
+use meridian_txn::{CcMode, TxnError};
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+fn fast() -> ClientOptions {
+    ClientOptions::default()
+        .with_request_timeout(Duration::from_secs(2))
+        .with_backoff(Duration::from_millis(1), Duration::from_millis(20))
+}
+
+async fn connect(c: &FakeCluster) -> Client {
+    Client::connect_with(c.endpoints(), fast())
+        .await
+        .expect("connect to the fake cluster")
+}
+
+fn requests(c: &FakeCluster, rpc: Rpc) -> Vec<(u64, Logged)> {
+    c.calls()
+        .into_iter()
+        .filter(|call| call.req.rpc() == rpc)
+        .map(|call| (call.node, call.req))
+        .collect()
+}
+
+#[tokio::test]
+async fn connect_learns_the_cluster_and_routes_writes_to_each_groups_leader() {
+    let c = FakeCluster::start(3, &["m"]).await;
+    let client = connect(&c).await;
+    assert_eq!(client.cluster_id(), 0xC1);
+    assert_eq!(client.epoch(), 1);
+    let groups = client.groups();
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[1].start, b("m"));
+    assert_eq!(client.group_of("apple").unwrap(), 1);
+    assert_eq!(client.group_of("zebra").unwrap(), 2);
+
+    client.put("apple", "1").await.unwrap();
+    client.put("zebra", "2").await.unwrap();
+    let commits = requests(&c, Rpc::Commit);
+    assert_eq!(commits.len(), 2);
+    // Group 1 is led by node 1, group 2 by node 2; write-only
+    // transactions are one-shot commits (no id, no Begin).
+    assert_eq!(commits[0].0, 1);
+    assert_eq!(commits[1].0, 2);
+    for (_, req) in &commits {
+        let Logged::Commit(r) = req else {
+            unreachable!()
+        };
+        assert!(r.txn.is_none());
+        assert_eq!(r.header.unwrap().cluster_id, 0xC1);
+        assert_eq!(r.header.unwrap().epoch, 1);
+    }
+    assert_eq!(c.count(Rpc::Begin), 0);
+    assert_eq!(client.get("apple").await.unwrap(), Some(b("1")));
+    assert_eq!(client.get("zebra").await.unwrap(), Some(b("2")));
+    assert_eq!(client.get("nothing").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_not_leader_hint_is_followed() {
+    let c = FakeCluster::start(3, &[]).await;
+    // Status names node 3 as the leader; node 1 leads.
+    c.state().groups[0].hint = Some(3);
+    let client = connect(&c).await;
+    client.put("k", "v").await.unwrap();
+    let nodes: Vec<u64> = requests(&c, Rpc::Commit).iter().map(|(n, _)| *n).collect();
+    assert_eq!(nodes, vec![3, 1]);
+    assert_eq!(c.value("k").as_deref(), Some("v"));
+    // The hint is remembered.
+    c.clear_calls();
+    client.put("k", "w").await.unwrap();
+    let nodes: Vec<u64> = requests(&c, Rpc::Commit).iter().map(|(n, _)| *n).collect();
+    assert_eq!(nodes, vec![1]);
+}
+
+#[tokio::test]
+async fn an_unreachable_replica_is_skipped() {
+    let c = FakeCluster::start(3, &[]).await;
+    let dead = c.add_dead_node().await;
+    c.state().groups[0].hint = Some(dead);
+    let client = connect(&c).await;
+    // The one-shot commit's connection to the dead node was refused:
+    // certainly not sent, so it is safe to send elsewhere.
+    let committed = client.put("k", "v").await.unwrap();
+    assert!(committed.txn.is_some());
+    assert_eq!(c.value("k").as_deref(), Some("v"));
+    let (v, _) = client
+        .transaction(|txn| Box::pin(async move { txn.get("k").await }))
+        .await
+        .unwrap();
+    assert_eq!(v, Some(b("v")));
+}
+
+#[tokio::test]
+async fn a_stale_epoch_refreshes_the_range_map() {
+    let c = FakeCluster::start(2, &["m"]).await;
+    let client = connect(&c).await;
+    {
+        // The cluster splits differently at epoch 2.
+        let mut s = c.state();
+        s.epoch = 2;
+        s.groups[0].end = Some(b("g"));
+        s.groups[1].start = b("g");
+    }
+    client.put("h", "1").await.unwrap();
+    assert_eq!(client.epoch(), 2);
+    assert_eq!(client.group_of("h").unwrap(), 2);
+    let commits = requests(&c, Rpc::Commit);
+    let Logged::Commit(last) = &commits.last().unwrap().1 else {
+        unreachable!()
+    };
+    assert_eq!(last.group, 2);
+    assert_eq!(c.value("h").as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn a_wrong_group_refreshes_the_range_map_and_routes_again() {
+    let c = FakeCluster::start(2, &["m"]).await;
+    let client = connect(&c).await;
+    {
+        let mut s = c.state();
+        s.groups[0].end = Some(b("g"));
+        s.groups[1].start = b("g");
+    }
+    let (v, _) = client
+        .transaction(|txn| {
+            Box::pin(async move {
+                txn.put("h", "x")?;
+                txn.get("h").await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, Some(b("x")));
+    assert_eq!(client.get("h").await.unwrap(), Some(b("x")));
+    assert_eq!(client.group_of("h").unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_retryable_abort_runs_a_new_attempt_with_the_same_priority() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = connect(&c).await;
+    c.insert("n", "1");
+    let aborted = RemoteError::Txn(TxnError::Aborted {
+        txn: meridian_client::TxnId::new(0, 0),
+        reason: AbortReason::Wounded,
+    });
+    c.fault(Rpc::Commit, None, FaultAction::Error(aborted), 1);
+    let mut runs = 0;
+    let (old, committed) = client
+        .transaction(|txn| {
+            runs += 1;
+            Box::pin(async move {
+                let n = txn.get("n").await?;
+                txn.put("n", "2")?;
+                Ok(n)
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs, 2);
+    assert_eq!(old, Some(b("1")));
+    assert!(committed.commit_ts > meridian_client::Timestamp::ZERO);
+    let begins: Vec<pb::BeginRequest> = requests(&c, Rpc::Begin)
+        .into_iter()
+        .map(|(_, r)| match r {
+            Logged::Begin(r) => r,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(begins.len(), 2);
+    assert_eq!(begins[0].priority, None);
+    let first = c.state().txns.values().map(|(_, p)| *p).min().unwrap();
+    assert_eq!(
+        begins[1].priority,
+        Some(first),
+        "a retry keeps its priority"
+    );
+    assert_eq!(c.value("n").as_deref(), Some("2"));
+}
+
+#[tokio::test]
+async fn a_non_retryable_error_is_returned_after_one_attempt() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = connect(&c).await;
+    let mut runs = 0;
+    let e = client
+        .transaction(|_txn| {
+            runs += 1;
+            Box::pin(async move { Err::<(), _>(Error::Invalid("the caller's own".into())) })
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(runs, 1);
+    assert!(!e.is_retryable());
+}
+
+#[tokio::test]
+async fn reads_see_the_transactions_own_writes() {
+    let c = FakeCluster::start(2, &["m"]).await;
+    for k in ["a", "b", "c", "d", "n", "o", "p"] {
+        c.insert(k, "old");
+    }
+    let client = connect(&c).await;
+    let ((a, b_, rows, limited), _) = client
+        .transaction(|txn| {
+            Box::pin(async move {
+                txn.put("a", "new")?;
+                txn.delete("b")?;
+                txn.put("bb", "added")?;
+                txn.put("o", "new")?;
+                let a = txn.get("a").await?;
+                let b_ = txn.get("b").await?;
+                let rows = txn.scan("a".."zz", 100).await?;
+                let limited = txn.scan("a".."zz", 3).await?;
+                Ok((a, b_, rows, limited))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(a, Some(b("new")));
+    assert_eq!(b_, None);
+    let keys: Vec<&[u8]> = rows.iter().map(|(k, _)| &k[..]).collect();
+    assert_eq!(keys, vec![&b"a"[..], b"bb", b"c", b"d", b"n", b"o", b"p"]);
+    assert_eq!(rows[0].1, b("new"));
+    assert_eq!(rows[5].1, b("new"));
+    let keys: Vec<&[u8]> = limited.iter().map(|(k, _)| &k[..]).collect();
+    assert_eq!(keys, vec![&b"a"[..], b"bb", b"c"]);
+    // Buffered keys were answered without a Read.
+    assert_eq!(c.count(Rpc::Read), 0);
+    // The first scan went to both groups, each within its range; the
+    // limited one was filled by group 1 (asked for one row more, for the
+    // buffered delete of "b").
+    let scans: Vec<pb::ScanRequest> = requests(&c, Rpc::Scan)
+        .into_iter()
+        .map(|(_, r)| match r {
+            Logged::Scan(r) => r,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(scans.len(), 3);
+    assert_eq!((scans[0].group, scans[0].end.clone()), (1, Some(b("m"))));
+    assert_eq!((scans[1].group, scans[1].start.clone()), (2, b("m")));
+    assert_eq!((scans[2].group, scans[2].limit), (1, 4));
+    // The buffered writes were committed.
+    assert_eq!(c.value("b"), None);
+    assert_eq!(c.value("bb").as_deref(), Some("added"));
+}
+
+#[tokio::test]
+async fn a_cross_group_commit_names_every_other_group_with_its_term() {
+    let c = FakeCluster::start(2, &["m"]).await;
+    let client = connect(&c).await;
+    client
+        .transaction(|txn| {
+            Box::pin(async move {
+                txn.get("a").await?;
+                txn.get("x").await?;
+                txn.get("y").await?;
+                txn.put("b", "1")?;
+                txn.put("z", "2")?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    let reads: Vec<pb::ReadRequest> = requests(&c, Rpc::Read)
+        .into_iter()
+        .map(|(_, r)| match r {
+            Logged::Read(r) => r,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(reads.len(), 3);
+    // At home: no guest. Elsewhere: the priority, and the term once met.
+    assert!(reads[0].guest.is_none());
+    let g1 = reads[1].guest.unwrap();
+    assert!(g1.priority > 0);
+    assert_eq!(g1.term, None);
+    assert_eq!(reads[2].guest.unwrap().term, Some(1));
+    let commits = requests(&c, Rpc::Commit);
+    let Logged::Commit(commit) = &commits[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(commit.group, 1);
+    assert!(commit.txn.is_some());
+    assert_eq!(commit.writes.len(), 1);
+    assert_eq!(commit.writes[0].key, b("b"));
+    assert_eq!(commit.participants.len(), 1);
+    let p = &commit.participants[0];
+    assert_eq!((p.group, p.term, p.writes.len()), (2, Some(1), 1));
+}
+
+#[tokio::test]
+async fn a_group_only_read_is_a_participant_without_writes() {
+    let c = FakeCluster::start(2, &["m"]).await;
+    let client = connect(&c).await;
+    client
+        .transaction_with(TxnOptions::optimistic(), |txn| {
+            Box::pin(async move {
+                txn.put("a", "1")?;
+                txn.get("z").await?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    let begins = requests(&c, Rpc::Begin);
+    let Logged::Begin(begin) = &begins[0].1 else {
+        unreachable!()
+    };
+    // The first key touched (a write) chose the home group.
+    assert_eq!(begin.group, 1);
+    assert_eq!(begin.mode, pb::CcMode::Optimistic as i32);
+    let commits = requests(&c, Rpc::Commit);
+    let Logged::Commit(commit) = &commits[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(commit.participants.len(), 1);
+    assert_eq!(commit.participants[0].group, 2);
+    assert_eq!(commit.participants[0].term, Some(1));
+    assert!(commit.participants[0].writes.is_empty());
+}
+
+#[tokio::test]
+async fn limits_are_checked_before_anything_is_sent() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = connect(&c).await;
+    c.clear_calls();
+    fn invalid<T>(r: Result<T, Error>) -> bool {
+        matches!(r, Err(Error::Invalid(_)))
+    }
+
+    assert!(invalid(client.put("", "v").await));
+    assert!(invalid(client.get("").await));
+    let long = "k".repeat(4097);
+    assert!(invalid(client.get(long.clone()).await));
+    assert!(invalid(client.put(long, "v").await));
+    let big = vec![b'v'; 257 * 1024];
+    assert!(invalid(client.put("k", big).await));
+    let e = client
+        .transaction(|txn| {
+            Box::pin(async move {
+                for i in 0..1001 {
+                    txn.put(format!("k{i}"), "v")?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("1001 operations"), "{e}");
+    let e = client
+        .transaction(|txn| {
+            Box::pin(async move {
+                let keys: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
+                txn.get_many(keys).await
+            })
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    assert!(invalid(
+        client
+            .read_only(
+                (0..1001)
+                    .map(|i| ReadOp::Get(Bytes::from(format!("k{i}"))))
+                    .collect()
+            )
+            .await
+    ));
+    assert_eq!(c.data_calls(), 0, "nothing was sent: {:?}", c.calls());
+}
+
+#[tokio::test]
+async fn a_lost_commit_answer_is_resolved_with_txn_status() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = connect(&c).await;
+    c.fault(Rpc::Commit, None, FaultAction::Lose, 1);
+    let mut runs = 0;
+    let ((), committed) = client
+        .transaction(|txn| {
+            runs += 1;
+            Box::pin(async move {
+                txn.get("k").await?;
+                txn.put("k", "v")?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs, 1);
+    assert_eq!(c.count(Rpc::Commit), 1, "a commit is never sent twice");
+    assert!(c.count(Rpc::TxnStatus) >= 1);
+    let txn = committed.txn.unwrap();
+    assert_eq!(
+        client.txn_status(txn).await.unwrap(),
+        TxnStatus::Committed {
+            commit_ts: committed.commit_ts
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_commit_is_aborted_and_then_retried() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = connect(&c).await;
+    c.fault(Rpc::Commit, None, FaultAction::Drop, 1);
+    let mut runs = 0;
+    client
+        .transaction(|txn| {
+            runs += 1;
+            Box::pin(async move {
+                txn.get("k").await?;
+                txn.put("k", "v")?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    // The first attempt's commit never arrived: still in progress, the
+    // client aborted it, which made the attempt safe to retry.
+    assert_eq!(runs, 2);
+    assert_eq!(c.count(Rpc::Commit), 2);
+    assert!(c.count(Rpc::Abort) >= 1);
+    assert_eq!(c.value("k").as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn a_one_shot_commit_whose_answer_is_lost_is_outcome_unknown() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = connect(&c).await;
+    c.fault(Rpc::Commit, None, FaultAction::Lose, 1);
+    let e = client.put("k", "v").await.unwrap_err();
+    assert_eq!(e, Error::OutcomeUnknown { txn: None });
+    assert!(!e.is_retryable());
+    assert_eq!(c.count(Rpc::Commit), 1);
+    // It did commit, as the fake knows.
+    assert_eq!(c.value("k").as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn an_outcome_that_cannot_be_learned_is_reported_unknown() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = Client::connect_with(
+        c.endpoints(),
+        fast().with_retries(3, 3, Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    c.fault(Rpc::Commit, None, FaultAction::Lose, 1);
+    c.fault(Rpc::TxnStatus, None, FaultAction::Drop, 1000);
+    let e = client
+        .transaction(|txn| {
+            Box::pin(async move {
+                txn.get("k").await?;
+                txn.put("k", "v")?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap_err();
+    let Error::OutcomeUnknown { txn: Some(_) } = e else {
+        panic!("expected an unknown outcome with the id, got {e:?}")
+    };
+    assert_eq!(c.count(Rpc::Commit), 1);
+    assert_eq!(c.count(Rpc::Begin), 1, "never retried as a new attempt");
+}
+
+#[tokio::test]
+async fn a_busy_leader_is_retried_after_a_backoff() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = connect(&c).await;
+    c.fault(
+        Rpc::Commit,
+        None,
+        FaultAction::Error(RemoteError::Txn(TxnError::Overloaded)),
+        2,
+    );
+    c.fault(
+        Rpc::Begin,
+        None,
+        FaultAction::Error(RemoteError::Txn(TxnError::LeaderNotReady)),
+        1,
+    );
+    client
+        .transaction(|txn| {
+            Box::pin(async move {
+                txn.get("k").await?;
+                txn.put("k", "v")?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(c.count(Rpc::Begin), 2);
+    assert_eq!(c.count(Rpc::Commit), 3);
+    assert_eq!(c.value("k").as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn a_strong_read_in_one_group_is_strong_and_across_groups_at_now_latest() {
+    use pb::read_only_request::At;
+    let c = FakeCluster::start(3, &["m"]).await;
+    c.insert("a", "1");
+    c.insert("z", "2");
+    let client = connect(&c).await;
+    let r = client.read_only(vec![ReadOp::Get(b("a"))]).await.unwrap();
+    assert_eq!(r.results, vec![ReadResult::Value(Some(b("1")))]);
+    assert_eq!(c.count(Rpc::Now), 0);
+    let Logged::ReadOnly(one) = &requests(&c, Rpc::ReadOnly)[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(one.at, Some(At::Strong(pb::Empty {})));
+
+    c.clear_calls();
+    let r = client
+        .read_only(vec![
+            ReadOp::Get(b("a")),
+            ReadOp::Get(b("z")),
+            ReadOp::Scan {
+                start: b("a"),
+                end: None,
+                limit: 10,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(c.count(Rpc::Now), 1);
+    let ro = requests(&c, Rpc::ReadOnly);
+    assert_eq!(ro.len(), 2);
+    for (_, req) in &ro {
+        let Logged::ReadOnly(req) = req else {
+            unreachable!()
+        };
+        assert_eq!(req.at, Some(At::Exact(r.read_ts.as_nanos())));
+    }
+    assert_eq!(r.results[1], ReadResult::Value(Some(b("2"))));
+    assert_eq!(
+        r.results[2],
+        ReadResult::Rows(vec![(b("a"), b("1")), (b("z"), b("2"))])
+    );
+
+    c.clear_calls();
+    let stale = client
+        .read_stale(
+            Duration::from_nanos(500),
+            vec![ReadOp::Get(b("a")), ReadOp::Get(b("z"))],
+        )
+        .await
+        .unwrap();
+    let latest = c.state().clock + 10;
+    assert_eq!(stale.read_ts.as_nanos(), latest - 500);
+
+    let snap = client
+        .snapshot_read(
+            meridian_client::Timestamp::from_nanos(77),
+            vec![ReadOp::Get(b("a"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(snap.read_ts.as_nanos(), 77);
+}
+
+#[tokio::test]
+async fn a_read_not_yet_safe_moves_to_another_replica() {
+    let c = FakeCluster::start(3, &[]).await;
+    c.insert("a", "1");
+    let client = connect(&c).await;
+    let not_safe = RemoteError::Txn(TxnError::NotYetSafe {
+        read_ts: meridian_client::Timestamp::from_nanos(5),
+        t_safe: meridian_client::Timestamp::from_nanos(4),
+    });
+    for node in 1..=3 {
+        c.fault(
+            Rpc::ReadOnly,
+            Some(node),
+            FaultAction::Error(not_safe.clone()),
+            1,
+        );
+    }
+    // Every replica refuses once; the client moves on and comes back.
+    assert_eq!(client.get("a").await.unwrap(), Some(b("1")));
+    let nodes: Vec<u64> = requests(&c, Rpc::ReadOnly)
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(nodes.len(), 4);
+    assert_ne!(nodes[0], nodes[1]);
+}
+
+#[tokio::test]
+async fn another_clusters_node_is_refused_without_retry() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = connect(&c).await;
+    c.state().cluster_id = 0xBAD;
+    let e = client.put("k", "v").await.unwrap_err();
+    assert!(matches!(e, Error::ClusterMismatch { .. }), "{e:?}");
+    assert!(!e.is_retryable());
+    assert_eq!(c.count(Rpc::Commit), 1);
+}
+
+#[tokio::test]
+async fn endpoints_that_cannot_be_parsed_or_reached_are_told_apart() {
+    let e = Client::connect(["not an endpoint"]).await.unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    let e = Client::connect(["ftp://x:1"]).await.unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    let e = Client::connect(Vec::<String>::new()).await.unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap().to_string();
+    drop(free);
+    let e = Client::connect_with([addr], fast()).await.unwrap_err();
+    assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_client_is_shared_by_many_tasks() {
+    let c = FakeCluster::start(2, &["m"]).await;
+    let client = connect(&c).await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .put(format!("{}{i}", if i % 2 == 0 { "a" } else { "z" }), "v")
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(c.state().data.len(), 8);
+}
+
+#[tokio::test]
+async fn a_hand_driven_transaction_commits_or_aborts() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = connect(&c).await;
+    let mut txn = client.begin_with(TxnOptions {
+        mode: CcMode::Locking,
+    });
+    assert_eq!(txn.get("k").await.unwrap(), None);
+    txn.put("k", "v").unwrap();
+    let id = txn.id().unwrap();
+    txn.heartbeat().await.unwrap();
+    let committed = txn.commit().await.unwrap();
+    assert_eq!(committed.txn, Some(id));
+
+    let mut txn = client.begin();
+    txn.get("k").await.unwrap();
+    txn.put("k", "w").unwrap();
+    let id = txn.id().unwrap();
+    txn.abort().await;
+    assert_eq!(client.txn_status(id).await.unwrap(), TxnStatus::Aborted);
+    assert_eq!(c.value("k").as_deref(), Some("v"));
+    // The Display form of an id parses back.
+    assert_eq!(meridian_client::parse_txn_id(&id.to_string()).unwrap(), id);
+}
+
+#[tokio::test]
+async fn every_call_carries_a_deadline() {
+    let c = FakeCluster::start(2, &["m"]).await;
+    let client = connect(&c).await;
+    client
+        .transaction(|txn| {
+            Box::pin(async move {
+                txn.get("a").await?;
+                txn.get("z").await?;
+                txn.scan("a".."zz", 5).await?;
+                txn.put("b", "1")
+            })
+        })
+        .await
+        .unwrap();
+    client.put("c", "1").await.unwrap();
+    client
+        .read_only(vec![ReadOp::Get(b("a")), ReadOp::Get(b("z"))])
+        .await
+        .unwrap();
+    let calls = c.calls();
+    assert!(calls.len() > 8);
+    for call in calls {
+        assert!(call.deadline, "{:?} without a deadline", call.req.rpc());
+    }
+}
+
+#[tokio::test]
+async fn a_replica_past_the_deadline_is_left_for_another() {
+    let c = FakeCluster::start(3, &[]).await;
+    c.insert("a", "1");
+    let client = Client::connect_with(
+        c.endpoints(),
+        fast().with_request_timeout(Duration::from_millis(200)),
+    )
+    .await
+    .unwrap();
+    for node in 1..=3 {
+        c.fault(
+            Rpc::ReadOnly,
+            Some(node),
+            FaultAction::Delay(Duration::from_secs(5)),
+            1,
+        );
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(client.get("a").await.unwrap(), Some(b("1")));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(c.count(Rpc::ReadOnly), 4);
+}
+
+#[tokio::test]
+async fn a_home_leader_change_mid_transaction_runs_a_new_attempt() {
+    let c = FakeCluster::start(2, &[]).await;
+    let client = connect(&c).await;
+    let moved = RemoteError::Txn(TxnError::NotLeader { leader: Some(2) });
+    c.fault(Rpc::Read, None, FaultAction::Error(moved), 1);
+    let mut runs = 0;
+    client
+        .transaction(|txn| {
+            runs += 1;
+            Box::pin(async move {
+                txn.get("a").await?;
+                txn.put("a", "1")
+            })
+        })
+        .await
+        .unwrap();
+    // The transaction lived at the leader that began it: its read is not
+    // sent elsewhere within the attempt.
+    assert_eq!(runs, 2);
+    let reads: Vec<u64> = requests(&c, Rpc::Read).iter().map(|(n, _)| *n).collect();
+    assert_eq!(reads, vec![1, 1]);
+    assert_eq!(c.count(Rpc::Begin), 2);
+    assert!(c.count(Rpc::Abort) >= 1, "the first attempt is aborted");
+}
+
+#[tokio::test]
+async fn a_read_at_a_moved_range_is_routed_again_within_the_attempt() {
+    let c = FakeCluster::start(2, &["m"]).await;
+    let client = connect(&c).await;
+    {
+        let mut s = c.state();
+        s.groups[0].end = Some(b("g"));
+        s.groups[1].start = b("g");
+    }
+    c.insert("h", "x");
+    let mut runs = 0;
+    let (v, _) = client
+        .transaction(|txn| {
+            runs += 1;
+            Box::pin(async move {
+                txn.put("a", "1")?;
+                txn.get("h").await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, Some(b("x")));
+    assert_eq!(runs, 1);
+    let reads = requests(&c, Rpc::Read);
+    let Logged::Read(last) = &reads.last().unwrap().1 else {
+        unreachable!()
+    };
+    assert_eq!(last.group, 2);
+    assert!(last.guest.is_some());
+    let Logged::Commit(commit) = &requests(&c, Rpc::Commit)[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(commit.participants[0].group, 2);
+}
+
+#[test]
+fn a_client_is_clone_send_and_sync() {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    shared::<Client>();
+}
+
+#[tokio::test]
+async fn tls_files_that_cannot_be_read_are_a_configuration_error() {
+    use meridian_client::TlsOptions;
+    let opts = fast().with_tls(TlsOptions::mutual(
+        "/nonexistent/ca.pem",
+        "/nonexistent/client.pem",
+        "/nonexistent/client.key",
+    ));
+    let e = Client::connect_with(["127.0.0.1:1"], opts)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Config(m) if m.contains("/nonexistent/ca.pem")),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_transaction_is_kept_alive_until_it_ends() {
+    let c = FakeCluster::start(2, &[]).await;
+    let mut opts = fast();
+    opts.heartbeat_interval = Some(Duration::from_millis(30));
+    let client = Client::connect_with(c.endpoints(), opts).await.unwrap();
+    client
+        .transaction(|txn| {
+            Box::pin(async move {
+                txn.get("k").await?;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                txn.get("j").await?;
+                txn.put("k", "v")
+            })
+        })
+        .await
+        .unwrap();
+    let beats = requests(&c, Rpc::Heartbeat);
+    assert!(beats.len() >= 2, "{} heartbeats", beats.len());
+    assert!(
+        beats.iter().all(|(node, _)| *node == 1),
+        "at the home leader"
+    );
+    assert_eq!(c.count(Rpc::Commit), 1);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        requests(&c, Rpc::Heartbeat).len(),
+        beats.len(),
+        "stopped at commit"
+    );
+}
