@@ -1,16 +1,21 @@
-//! The `meridian` binary: for now the client subcommands of
-//! `meridian_client::cli` (`get`, `put`, `delete`, `scan`, `txn`,
-//! `read-only`, `status`, `txn-status`). Global options come before the
-//! subcommand: `meridian --endpoints 127.0.0.1:7000 --output json get KEY`.
+//! The `meridian` binary.
 //!
-//! The server's subcommands (`node`, `cluster`, `admin`) join these in a
-//! top-level enum that flattens [`ClientCommand`]
-//! (`#[command(flatten)] Client(ClientCommand)`).
+//! - `meridian node --config FILE` runs a node (SIGTERM drains it);
+//! - `meridian cluster init|run` writes or starts a local cluster;
+//! - `meridian admin waits-for|change-membership` operates a cluster;
+//! - the client subcommands of `meridian_client::cli` (`get`, `put`,
+//!   `delete`, `scan`, `txn`, `read-only`, `status`, `txn-status`).
+//!
+//! Global options come before the subcommand:
+//! `meridian --endpoints 127.0.0.1:7101 --output json get KEY`.
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use meridian_client::cli::{ClientCommand, GlobalArgs};
+use meridian_node::cli::{ClusterCommand, NodeArgs};
+
+mod admin;
 
 /// Meridian: a distributed transaction engine.
 #[derive(Parser, Debug)]
@@ -19,11 +24,61 @@ struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
     #[command(subcommand)]
-    command: ClientCommand,
+    command: Command,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs a node from its configuration file.
+    Node(NodeArgs),
+    /// A local cluster: write its configurations, or start it.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Operations on a running cluster.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// Logs go to stderr; `MERIDIAN_LOG` sets the level (error, warn, info,
+/// debug, trace; default info).
+fn init_logging() {
+    let level = std::env::var("MERIDIAN_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    meridian_client::cli::run(&cli.global, cli.command).await
+    match cli.command {
+        Command::Node(args) => {
+            init_logging();
+            meridian_node::cli::run_node(&args)
+        }
+        Command::Cluster(ClusterCommand::Init(args)) => meridian_node::cli::cluster_init(&args),
+        Command::Cluster(ClusterCommand::Run(args)) => meridian_node::cli::cluster_run(&args),
+        Command::Admin(cmd) => runtime().block_on(admin::run(&cli.global, cmd)),
+        Command::Client(cmd) => runtime().block_on(meridian_client::cli::run(&cli.global, cmd)),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("meridian: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    }
 }

@@ -40,6 +40,10 @@ pub const MAX_EVENTS_PER_TURN: usize = 4096;
 /// Longest the loop sleeps when no replica has a timer due.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
+/// Interval at which the replicas' views (progress, safe time) are
+/// republished for status even when no role changed.
+const VIEW_REFRESH: Duration = Duration::from_millis(100);
+
 /// Most persist requests the log thread writes before one `fdatasync`.
 pub const MAX_SYNC_BATCH: usize = 8192;
 
@@ -245,6 +249,7 @@ pub fn start(setup: LoopSetup) -> std::io::Result<LoopHandle> {
         persist: Vec::new(),
         outbound: HashMap::new(),
         views_dirty: true,
+        last_publish: Instant::now(),
         encode_buf: BytesMut::new(),
     };
     let loop_thread = std::thread::Builder::new()
@@ -321,6 +326,7 @@ struct Driver {
     persist: Vec<(GroupId, PersistRequest)>,
     outbound: HashMap<NodeId, Vec<pb::PeerMessage>>,
     views_dirty: bool,
+    last_publish: Instant,
     encode_buf: BytesMut,
 }
 
@@ -563,8 +569,9 @@ impl Driver {
                 }
             }
         }
-        if self.views_dirty {
+        if self.views_dirty || self.last_publish.elapsed() >= VIEW_REFRESH {
             self.views_dirty = false;
+            self.last_publish = Instant::now();
             self.publish_views();
         }
     }
