@@ -197,6 +197,11 @@ pub struct GroupEntry {
     pub end: Option<String>,
     /// Nodes holding its replicas (the initial voters).
     pub replicas: Vec<u64>,
+    /// Nodes that host a replica that is not (yet) a voter: it starts with
+    /// no membership and learns it from the leader once an operator adds it
+    /// (`meridian admin change-membership --add`). For replacing a node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joining: Vec<u64>,
 }
 
 impl GroupEntry {
@@ -360,7 +365,7 @@ impl NodeConfig {
             if g.replicas.is_empty() {
                 return bad(format!("group {} has no replicas", g.id));
             }
-            if let Some(r) = g.replicas.iter().find(|r| !ids.contains(r)) {
+            if let Some(r) = g.replicas.iter().chain(&g.joining).find(|r| !ids.contains(r)) {
                 return bad(format!(
                     "group {} names node {r}, which is not among [[nodes]]",
                     g.id
@@ -410,11 +415,12 @@ impl NodeConfig {
             .expect("validated: node_id is among the nodes")
     }
 
-    /// The groups this node holds a replica of.
+    /// The groups this node holds a replica of (as an initial voter or
+    /// joining).
     pub fn local_groups(&self) -> impl Iterator<Item = &GroupEntry> {
         self.groups
             .iter()
-            .filter(|g| g.replicas.contains(&self.node_id))
+            .filter(|g| g.replicas.contains(&self.node_id) || g.joining.contains(&self.node_id))
     }
 }
 
@@ -450,6 +456,7 @@ pub fn default_groups(nodes: u64, groups: u64) -> Vec<GroupEntry> {
             },
             end: splits.get(i as usize).cloned(),
             replicas: (1..=nodes).collect(),
+            joining: Vec::new(),
         })
         .collect()
 }

@@ -167,10 +167,19 @@ impl Node {
         let mut replicas = Vec::new();
         let mut group_nodes = BTreeMap::new();
         for g in &cfg.groups {
-            group_nodes.insert(g.id, g.replicas.clone());
+            let mut nodes = g.replicas.clone();
+            nodes.extend(&g.joining);
+            group_nodes.insert(g.id, nodes);
         }
         for g in cfg.local_groups() {
-            let mut p = meridian_paxos::Config::new(cfg.node_id, g.replicas.clone());
+            // A joining replica starts with no voters and learns its
+            // membership from the leader's log.
+            let voters = if g.replicas.contains(&cfg.node_id) {
+                g.replicas.clone()
+            } else {
+                Vec::new()
+            };
+            let mut p = meridian_paxos::Config::new(cfg.node_id, voters);
             p.cluster_id = cfg.cluster_id;
             let ms = 1_000_000;
             p.lease_nanos = cfg.paxos.lease_ms * ms;
