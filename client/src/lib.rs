@@ -25,21 +25,41 @@
 //! ≤ 1000 operations per transaction) are checked in the client, with the
 //! core's own checks, before anything is sent.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), meridian_client::Error> {
-//! use meridian_client::Client;
+//! This example starts three real nodes in this process
+//! ([`meridian_node::local::LocalCluster`]: each with its own write-ahead
+//! log and gRPC server on loopback), writes across two groups in one
+//! transaction, and reads both keys back in a strong read-only transaction:
 //!
-//! let client = Client::connect(["127.0.0.1:7000", "127.0.0.1:7001"]).await?;
+//! ```
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use meridian_client::{Client, ReadOp, ReadResult};
+//! use meridian_node::local::{LocalCluster, LocalOptions};
+//!
+//! let cluster = LocalCluster::start(LocalOptions::default()).await?;
+//! cluster.wait_for_leaders(std::time::Duration::from_secs(30)).await?;
+//! let client = Client::connect(cluster.endpoints()).await?;
+//!
+//! // "Apple" and "apple" live in different groups: a two-phase commit.
 //! let (old, committed) = client
 //!     .transaction(|txn| {
 //!         Box::pin(async move {
-//!             let old = txn.get("greeting").await?;
-//!             txn.put("greeting", "hello")?;
+//!             let old = txn.get("Apple").await?;
+//!             txn.put("Apple", "red")?;
+//!             txn.put("apple", "green")?;
 //!             Ok(old)
 //!         })
 //!     })
 //!     .await?;
-//! println!("was {old:?}, committed at {}", committed.commit_ts);
+//! assert_eq!(old, None);
+//!
+//! let read = client
+//!     .read_only(vec![ReadOp::Get("Apple".into()), ReadOp::Get("apple".into())])
+//!     .await?;
+//! assert!(read.read_ts >= committed.commit_ts);
+//! assert_eq!(read.results[0], ReadResult::Value(Some("red".into())));
+//! assert_eq!(read.results[1], ReadResult::Value(Some("green".into())));
+//! cluster.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
