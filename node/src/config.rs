@@ -365,7 +365,12 @@ impl NodeConfig {
             if g.replicas.is_empty() {
                 return bad(format!("group {} has no replicas", g.id));
             }
-            if let Some(r) = g.replicas.iter().chain(&g.joining).find(|r| !ids.contains(r)) {
+            if let Some(r) = g
+                .replicas
+                .iter()
+                .chain(&g.joining)
+                .find(|r| !ids.contains(r))
+            {
                 return bad(format!(
                     "group {} names node {r}, which is not among [[nodes]]",
                     g.id
