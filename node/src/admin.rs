@@ -9,16 +9,10 @@ use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
 use crate::runtime::Event;
-use crate::service::Shared;
+use crate::service::{Shared, err as fail};
 
 /// The admin API.
 pub struct AdminService(pub Arc<Shared>);
-
-fn fail<T: Default>(e: RemoteError, set: impl FnOnce(&mut T, pb::Error)) -> Response<T> {
-    let mut t = T::default();
-    set(&mut t, cv::error_to_pb(&e));
-    Response::new(t)
-}
 
 #[tonic::async_trait]
 impl pb::admin_server::Admin for AdminService {

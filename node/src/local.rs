@@ -17,6 +17,9 @@ use crate::{Node, StartError, StartOptions};
 /// How long [`LocalCluster::wait_for_leaders`] waits by default.
 pub const LEADER_WAIT: Duration = Duration::from_secs(20);
 
+/// Deadline of one probe of [`LocalCluster::wait_for_leaders`].
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Several nodes in one process.
 pub struct LocalCluster {
     dir: PathBuf,
@@ -37,6 +40,9 @@ pub struct LocalOptions {
     /// Where the data directories go (default: a new temporary directory,
     /// removed when the cluster is dropped).
     pub dir: Option<PathBuf>,
+    /// Mutual TLS for every node (one CA; each node uses the same
+    /// certificate, which must name 127.0.0.1).
+    pub tls: Option<crate::config::TlsConfig>,
 }
 
 impl Default for LocalOptions {
@@ -46,6 +52,7 @@ impl Default for LocalOptions {
             groups: 3,
             epsilon_ms: 1.0,
             dir: None,
+            tls: None,
         }
     }
 }
@@ -67,7 +74,10 @@ impl LocalCluster {
         let ports = free_ports(2 * opts.nodes as usize)
             .map_err(|e| StartError::Other(format!("no free ports: {e}")))?;
         let pairs: Vec<(u16, u16)> = ports.chunks(2).map(|c| (c[0], c[1])).collect();
-        let configs = local_configs(&dir, opts.nodes, opts.groups, &pairs, opts.epsilon_ms);
+        let mut configs = local_configs(&dir, opts.nodes, opts.groups, &pairs, opts.epsilon_ms);
+        for c in &mut configs {
+            c.tls = opts.tls.clone();
+        }
         let mut c = LocalCluster {
             dir,
             _tmp: tmp,
@@ -140,9 +150,7 @@ impl LocalCluster {
             };
             'group: loop {
                 for e in self.endpoints() {
-                    if let Ok(mut c) =
-                        pb::meridian_client::MeridianClient::connect(format!("http://{e}")).await
-                    {
+                    if let Ok(mut c) = self.admin_client(&e).await {
                         let req = pb::ReadOnlyRequest {
                             header: Some(pb::Header {
                                 cluster_id: cfg.cluster_id,
@@ -154,6 +162,8 @@ impl LocalCluster {
                                 op: Some(pb::read_op::Op::Get(key.clone())),
                             }],
                         };
+                        let mut req = tonic::Request::new(req);
+                        req.set_timeout(PROBE_TIMEOUT);
                         if let Ok(r) = c.read_only(req).await {
                             if r.into_inner().error.is_none() {
                                 break 'group;
@@ -168,6 +178,31 @@ impl LocalCluster {
             }
         }
         Ok(())
+    }
+
+    /// A raw gRPC client of node address `e`, with the cluster's TLS
+    /// identity when it has one.
+    async fn admin_client(
+        &self,
+        e: &str,
+    ) -> Result<pb::meridian_client::MeridianClient<tonic::transport::Channel>, String> {
+        let tls = match &self.configs[0].tls {
+            None => None,
+            Some(t) => {
+                let read =
+                    |p: &Path| std::fs::read(p).map_err(|err| format!("{}: {err}", p.display()));
+                Some(
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(read(&t.ca)?))
+                        .identity(tonic::transport::Identity::from_pem(
+                            read(&t.cert)?,
+                            read(&t.key)?,
+                        )),
+                )
+            }
+        };
+        let chan = crate::peer::channel(e, tls.as_ref())?;
+        Ok(pb::meridian_client::MeridianClient::new(chan))
     }
 
     /// Drains and stops every node.

@@ -289,9 +289,11 @@ pub async fn hello(
         epsilon,
     });
     req.set_timeout(HELLO_TIMEOUT);
-    let resp = client
-        .hello(req)
+    // The deadline is enforced here too: a peer whose socket is bound but
+    // not yet served would otherwise hold the handshake open.
+    let resp = tokio::time::timeout(HELLO_TIMEOUT, client.hello(req))
         .await
+        .map_err(|_| HelloError::Unreachable("hello timed out".into()))?
         .map_err(|s| HelloError::Unreachable(s.message().to_string()))?
         .into_inner();
     let t1 = clock.now();

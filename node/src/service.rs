@@ -162,7 +162,9 @@ impl Shared {
     }
 }
 
-fn err<T: Default>(e: RemoteError, set: impl FnOnce(&mut T, pb::Error)) -> Response<T> {
+/// A response of type `T` that carries only the error `e` (`set` puts it
+/// in `T`'s error field).
+pub(crate) fn err<T: Default>(e: RemoteError, set: impl FnOnce(&mut T, pb::Error)) -> Response<T> {
     let mut t = T::default();
     set(&mut t, cv::error_to_pb(&e));
     Response::new(t)
