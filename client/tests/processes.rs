@@ -11,7 +11,8 @@
 //!   home group, in the same transaction);
 //! - every balance is exactly its initial value moved by the transfers
 //!   whose markers are there (those with unknown outcomes may be either
-//!   way, but all or nothing).
+//!   way, but all or nothing, and the home group's `TxnStatus` must agree
+//!   with the data once it knows).
 //!
 //! Two tests:
 //!
@@ -52,7 +53,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use meridian_client::{Client, ClientOptions, Error, ReadOp, ReadResult};
+use meridian_client::{Client, ClientOptions, Error, ReadOp, ReadResult, TxnId, TxnStatus};
 use meridian_node::NodeConfig;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -459,6 +460,8 @@ struct Transfer {
     amount: i64,
     outcome: Outcome,
     error: Option<String>,
+    /// The id of a transaction whose outcome is unknown, to ask about.
+    txn: Option<TxnId>,
     /// When it began, from the workload's start, and how long it took.
     began: Duration,
     took: Duration,
@@ -514,6 +517,7 @@ async fn worker(
             amount,
             outcome: Outcome::Unknown,
             error: None,
+            txn: None,
             began: t0.elapsed(),
             took: Duration::ZERO,
         };
@@ -543,6 +547,9 @@ async fn worker(
             Err(e) if e.is_definitely_not_committed() => Outcome::Failed,
             Err(_) => Outcome::Unknown,
         };
+        if let Err(Error::OutcomeUnknown { txn }) = &r {
+            t.txn = *txn;
+        }
         t.error = r.err().map(|e| e.to_string());
         t.took = t0.elapsed() - t.began;
         done.push(t);
@@ -926,6 +933,28 @@ async fn check(client: &Client, transfers: &[Transfer]) {
             _ => {}
         }
     }
+    // Unknown to the client, but the home group's leader must know by
+    // now, and its answer must agree with the data.
+    let mut unresolved = 0;
+    for t in transfers.iter().filter(|t| t.outcome == Outcome::Unknown) {
+        let present = markers.contains_key(&t.id);
+        let status = match t.txn {
+            Some(id) => client.txn_status(id).await.ok(),
+            None => None,
+        };
+        match status {
+            Some(TxnStatus::Committed { .. }) if !present => problems.push(format!(
+                "transfer {} ({:?}): its home group says committed, but its marker is missing",
+                t.id, t.txn
+            )),
+            Some(TxnStatus::Aborted) if present => problems.push(format!(
+                "transfer {} ({:?}): its home group says aborted, but its marker is there",
+                t.id, t.txn
+            )),
+            Some(TxnStatus::Committed { .. } | TxnStatus::Aborted) => {}
+            _ => unresolved += 1,
+        }
+    }
     let mut expected: BTreeMap<&str, i64> =
         keys.iter().map(|k| (k.as_str(), INITIAL_BALANCE)).collect();
     for id in markers.keys() {
@@ -967,11 +996,13 @@ async fn check(client: &Client, transfers: &[Transfer]) {
             .or_default() += 1;
     }
     println!(
-        "transfers: {} acknowledged, {} failed, {} unknown ({} of them committed); {} markers",
+        "transfers: {} acknowledged, {} failed, {} unknown ({} of them committed, {} not \
+         resolved by TxnStatus); {} markers",
         count(Outcome::Acked),
         count(Outcome::Failed),
         count(Outcome::Unknown),
         unknown_committed,
+        unresolved,
         markers.len()
     );
     for (e, n) in &errors {
