@@ -14,7 +14,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use meridian_proto::convert::error_from_pb;
+use meridian_proto::convert::{Answer, error_from_pb};
 use meridian_proto::pb::meridian_client::MeridianClient;
 use meridian_proto::{MAX_MESSAGE_BYTES, RemoteError, pb};
 use meridian_txn::{GroupId, TxnError};
@@ -147,34 +147,6 @@ impl CallError {
         }
     }
 }
-
-/// Responses that carry a typed error.
-pub(crate) trait HasError {
-    fn take_error(&mut self) -> Option<pb::Error>;
-}
-
-macro_rules! has_error {
-    ($($t:ty),*) => {$(
-        impl HasError for $t {
-            fn take_error(&mut self) -> Option<pb::Error> {
-                self.error.take()
-            }
-        }
-    )*};
-}
-
-has_error!(
-    pb::BeginResponse,
-    pb::ReadResponse,
-    pb::ScanResponse,
-    pb::CommitResponse,
-    pb::AbortResponse,
-    pb::HeartbeatResponse,
-    pb::ReadOnlyResponse,
-    pb::TxnStatusResponse,
-    pb::NowResponse,
-    pb::StatusResponse
-);
 
 /// The shared state behind every clone of a [`crate::Client`].
 pub(crate) struct Inner {
@@ -343,7 +315,7 @@ impl Inner {
     where
         F: Fn(MeridianClient<Channel>, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-        Resp: HasError,
+        Resp: Answer,
     {
         let ch = self.channel(uri).map_err(|e| match e {
             Error::Config(m) => CallError::Config(m),
@@ -581,7 +553,7 @@ impl Inner {
         M: Fn(pb::Header) -> Req,
         F: Fn(MeridianClient<Channel>, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-        Resp: HasError,
+        Resp: Answer,
     {
         let started = Instant::now();
         let tries = self.opts.max_request_tries.max(1);
@@ -702,7 +674,7 @@ impl Inner {
         M: Fn(pb::Header) -> Req,
         F: Fn(MeridianClient<Channel>, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-        Resp: HasError,
+        Resp: Answer,
     {
         let nodes: Vec<(NodeId, String)> = {
             let v = self.view.read().expect("view lock poisoned");

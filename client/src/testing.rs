@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use meridian_participant::TxnId;
 use meridian_proto::RemoteError;
-use meridian_proto::convert::{error_to_pb, txn_to_pb};
+use meridian_proto::convert::{Answer, txn_to_pb};
 use meridian_proto::pb;
 use meridian_proto::pb::meridian_server::{Meridian, MeridianServer};
 use meridian_txn::{AbortReason, GroupId, TxnError};
@@ -495,37 +495,9 @@ impl Drop for FakeCluster {
 
 macro_rules! refuse {
     ($resp:ty, $e:expr) => {
-        Ok(Response::new(<$resp>::default().with_error($e)))
+        Ok(Response::new(<$resp>::failed(&$e)))
     };
 }
-
-trait WithError {
-    fn with_error(self, e: RemoteError) -> Self;
-}
-
-macro_rules! with_error {
-    ($($t:ty),*) => {$(
-        impl WithError for $t {
-            fn with_error(mut self, e: RemoteError) -> Self {
-                self.error = Some(error_to_pb(&e));
-                self
-            }
-        }
-    )*};
-}
-
-with_error!(
-    pb::BeginResponse,
-    pb::ReadResponse,
-    pb::ScanResponse,
-    pb::CommitResponse,
-    pb::AbortResponse,
-    pb::HeartbeatResponse,
-    pb::ReadOnlyResponse,
-    pb::TxnStatusResponse,
-    pb::NowResponse,
-    pb::StatusResponse
-);
 
 /// What the fault machinery says before a request is served.
 enum Gate {
@@ -578,7 +550,7 @@ macro_rules! serve {
                 let r: Result<$resp, RemoteError> = $serve;
                 let r = match r {
                     Ok(r) => r,
-                    Err(e) => <$resp>::default().with_error(e),
+                    Err(e) => <$resp>::failed(&e),
                 };
                 if lose {
                     Err(lost())

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use meridian_paxos::MembershipChange;
-use meridian_proto::convert::{self as cv, RemoteError};
+use meridian_proto::convert::{self as cv, Answer, RemoteError};
 use meridian_proto::pb;
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
 use crate::runtime::Event;
-use crate::service::{Shared, err as fail};
+use crate::service::Shared;
 
 /// The admin API.
 pub struct AdminService(pub Arc<Shared>);
@@ -22,10 +22,9 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::WaitsForResponse>, Status> {
         let (tx, rx) = oneshot::channel();
         if self.0.inbox.send(Event::WaitsFor(tx)).is_err() {
-            return Ok(fail(
-                RemoteError::Draining,
-                |t: &mut pb::WaitsForResponse, e| t.error = Some(e),
-            ));
+            return Ok(Response::new(pb::WaitsForResponse::failed(
+                &RemoteError::Draining,
+            )));
         }
         let edges = rx.await.unwrap_or_default();
         Ok(Response::new(pb::WaitsForResponse {
@@ -47,13 +46,16 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ChangeMembershipRequest>,
     ) -> Result<Response<pb::ChangeMembershipResponse>, Status> {
         let r = request.into_inner();
-        let set = |t: &mut pb::ChangeMembershipResponse, e| t.error = Some(e);
         let change = match r.change {
             Some(pb::change_membership_request::Change::Add(id)) => MembershipChange::AddVoter(id),
             Some(pb::change_membership_request::Change::Remove(id)) => {
                 MembershipChange::RemoveVoter(id)
             }
-            None => return Ok(fail(RemoteError::Invalid("no change given".into()), set)),
+            None => {
+                return Ok(Response::new(pb::ChangeMembershipResponse::failed(
+                    &RemoteError::Invalid("no change given".into()),
+                )));
+            }
         };
         let (tx, rx) = oneshot::channel();
         let ev = Event::Membership {
@@ -62,7 +64,9 @@ impl pb::admin_server::Admin for AdminService {
             reply: tx,
         };
         if self.0.inbox.send(ev).is_err() {
-            return Ok(fail(RemoteError::Draining, set));
+            return Ok(Response::new(pb::ChangeMembershipResponse::failed(
+                &RemoteError::Draining,
+            )));
         }
         match rx.await {
             Ok(Ok(())) => {
@@ -78,8 +82,12 @@ impl pb::admin_server::Admin for AdminService {
                     voters,
                 }))
             }
-            Ok(Err(why)) => Ok(fail(RemoteError::Invalid(why), set)),
-            Err(_) => Ok(fail(RemoteError::Draining, set)),
+            Ok(Err(why)) => Ok(Response::new(pb::ChangeMembershipResponse::failed(
+                &RemoteError::Invalid(why),
+            ))),
+            Err(_) => Ok(Response::new(pb::ChangeMembershipResponse::failed(
+                &RemoteError::Draining,
+            ))),
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::Sender;
 use meridian_participant::Priority;
-use meridian_proto::convert::{self as cv, RemoteError};
+use meridian_proto::convert::{self as cv, Answer, RemoteError};
 use meridian_proto::pb;
 use meridian_truetime::{Timestamp, TrueTime};
 use meridian_txn::{
@@ -162,14 +162,6 @@ impl Shared {
     }
 }
 
-/// A response of type `T` that carries only the error `e` (`set` puts it
-/// in `T`'s error field).
-pub(crate) fn err<T: Default>(e: RemoteError, set: impl FnOnce(&mut T, pb::Error)) -> Response<T> {
-    let mut t = T::default();
-    set(&mut t, cv::error_to_pb(&e));
-    Response::new(t)
-}
-
 fn unexpected(r: CoreResponse) -> RemoteError {
     RemoteError::Invalid(format!("unexpected answer {r:?}"))
 }
@@ -182,7 +174,7 @@ macro_rules! answer {
         let r: Result<$ty, RemoteError> = $body;
         Ok(match r {
             Ok(v) => Response::new(v),
-            Err(e) => err(e, |t: &mut $ty, e| t.error = Some(e)),
+            Err(e) => Response::new(<$ty>::failed(&e)),
         })
     }};
 }
@@ -498,7 +490,7 @@ impl pb::meridian_server::Meridian for ClientService {
                     expected: s.cfg.cluster_id,
                     got: h.cluster_id,
                 };
-                return Ok(err(e, |t: &mut pb::StatusResponse, e| t.error = Some(e)));
+                return Ok(Response::new(pb::StatusResponse::failed(&e)));
             }
         }
         Ok(Response::new(crate::status::status(s)))

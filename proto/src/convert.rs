@@ -391,6 +391,52 @@ pub fn error_from_pb(e: Option<pb::Error>) -> Option<RemoteError> {
     })
 }
 
+/// A response that carries a typed error in its `error` field: every
+/// response of the client and admin services, and the peers' hello.
+pub trait Answer: Default {
+    /// The response's error field.
+    fn error_field(&mut self) -> &mut Option<pb::Error>;
+
+    /// Takes the error out, if there is one.
+    fn take_error(&mut self) -> Option<pb::Error> {
+        self.error_field().take()
+    }
+
+    /// A response that carries only the error `e`.
+    fn failed(e: &RemoteError) -> Self {
+        let mut t = Self::default();
+        *t.error_field() = Some(error_to_pb(e));
+        t
+    }
+}
+
+macro_rules! answer {
+    ($($t:ty),*) => {$(
+        impl Answer for $t {
+            fn error_field(&mut self) -> &mut Option<pb::Error> {
+                &mut self.error
+            }
+        }
+    )*};
+}
+
+answer!(
+    pb::BeginResponse,
+    pb::ReadResponse,
+    pb::ScanResponse,
+    pb::CommitResponse,
+    pb::AbortResponse,
+    pb::HeartbeatResponse,
+    pb::ReadOnlyResponse,
+    pb::TxnStatusResponse,
+    pb::NowResponse,
+    pb::StatusResponse,
+    pb::WaitsForResponse,
+    pb::ChangeMembershipResponse,
+    pb::AddNodeResponse,
+    pb::HelloResponse
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
