@@ -188,18 +188,11 @@ impl LocalCluster {
     ) -> Result<pb::meridian_client::MeridianClient<tonic::transport::Channel>, String> {
         let tls = match &self.configs[0].tls {
             None => None,
-            Some(t) => {
-                let read =
-                    |p: &Path| std::fs::read(p).map_err(|err| format!("{}: {err}", p.display()));
-                Some(
-                    tonic::transport::ClientTlsConfig::new()
-                        .ca_certificate(tonic::transport::Certificate::from_pem(read(&t.ca)?))
-                        .identity(tonic::transport::Identity::from_pem(
-                            read(&t.cert)?,
-                            read(&t.key)?,
-                        )),
-                )
-            }
+            Some(t) => Some(
+                crate::server::tls_configs(t)
+                    .map_err(|err| err.to_string())?
+                    .1,
+            ),
         };
         let chan = crate::peer::channel(e, tls.as_ref())?;
         Ok(pb::meridian_client::MeridianClient::new(chan))

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::{Certificate, ClientTlsConfig, Server, ServerTlsConfig};
 
-use crate::config::{ClockBackend, NodeConfig};
+use crate::config::{ClockBackend, NodeConfig, TlsConfig};
 use crate::metrics::Metrics;
 use crate::peer::{self, HelloError, Identity, PeerService};
 use crate::runtime::{self, Event, FatalHandler, LoopHandle, LoopSetup};
@@ -95,6 +95,19 @@ fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
     std::fs::read(path).map_err(|e| StartError::Tls(format!("cannot read {}: {e}", path.display())))
 }
 
+/// The server and client sides of mutual TLS from the configured files:
+/// this node's identity, and the CA every peer and client must chain to.
+pub fn tls_configs(t: &TlsConfig) -> Result<(ServerTlsConfig, ClientTlsConfig), StartError> {
+    let ca = Certificate::from_pem(read_pem(&t.ca)?);
+    let id = tonic::transport::Identity::from_pem(read_pem(&t.cert)?, read_pem(&t.key)?);
+    Ok((
+        ServerTlsConfig::new()
+            .identity(id.clone())
+            .client_ca_root(ca.clone()),
+        ClientTlsConfig::new().ca_certificate(ca).identity(id),
+    ))
+}
+
 impl Node {
     /// Starts a node from its configuration.
     pub async fn start(cfg: NodeConfig, opts: StartOptions) -> Result<Node, StartError> {
@@ -123,17 +136,8 @@ impl Node {
         let (server_tls, client_tls) = match &cfg.tls {
             None => (None, None),
             Some(t) => {
-                let ca = Certificate::from_pem(read_pem(&t.ca)?);
-                let id =
-                    tonic::transport::Identity::from_pem(read_pem(&t.cert)?, read_pem(&t.key)?);
-                (
-                    Some(
-                        ServerTlsConfig::new()
-                            .identity(id.clone())
-                            .client_ca_root(ca.clone()),
-                    ),
-                    Some(ClientTlsConfig::new().ca_certificate(ca).identity(id)),
-                )
+                let (server, client) = tls_configs(t)?;
+                (Some(server), Some(client))
             }
         };
 
