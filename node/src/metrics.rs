@@ -66,6 +66,11 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How many values were recorded.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
     /// Records a duration in microseconds.
     pub fn observe_duration(&self, d: Duration) {
         self.observe(d.as_micros().min(u128::from(u64::MAX)) as u64);
@@ -132,8 +137,12 @@ pub struct Metrics {
     pub peer_drops: Counter,
     /// Peer message batches sent.
     pub peer_batches: Counter,
-    /// `t_safe` lag of this node's replicas (now − t_safe), µs, sampled.
+    /// `t_safe` lag of this node's replicas (now − t_safe), µs, sampled
+    /// whenever the driver publishes its views (at least every 100 ms).
     pub t_safe_lag: Histogram,
+    /// Paxos round trips of this node's leaders: an `Accept` out to its
+    /// `Accepted` back, the acceptor's fsync included, µs.
+    pub paxos_round_trip: Histogram,
 }
 
 impl Default for Metrics {
@@ -152,6 +161,7 @@ impl Default for Metrics {
             peer_drops: Counter::default(),
             peer_batches: Counter::default(),
             t_safe_lag: Histogram::new(&LATENCY_BUCKETS_US),
+            paxos_round_trip: Histogram::new(&LATENCY_BUCKETS_US),
         }
     }
 }
@@ -215,6 +225,12 @@ impl Metrics {
             &mut out,
             "meridian_t_safe_lag_seconds",
             "How far each replica's safe time trails its clock, sampled.",
+            us,
+        );
+        self.paxos_round_trip.render(
+            &mut out,
+            "meridian_paxos_round_trip_seconds",
+            "Paxos round trips from a leader: Accept out, Accepted back (acceptor fsync included).",
             us,
         );
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {

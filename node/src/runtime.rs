@@ -440,7 +440,10 @@ impl Driver {
                 self.pending.insert(id, reply);
                 self.step(group, now, Input::Request { id, request });
             }
-            Event::Peer { group, msg } => self.step(group, now, Input::Message(msg)),
+            Event::Peer { group, msg } => {
+                self.observe_round_trip(now, &msg);
+                self.step(group, now, Input::Message(msg))
+            }
             Event::FromGroup { group, msg } => self.step(group, now, Input::FromGroup(msg)),
             Event::Persisted { group, seq } => self.step(group, now, Input::Persisted { seq }),
             Event::WaitsFor(reply) => {
@@ -576,10 +579,33 @@ impl Driver {
         }
     }
 
+    /// A Paxos round trip, leader to acceptor and back (the acceptor's
+    /// fsync included): an `Accepted` echoes the `TT.now().earliest` its
+    /// leader stamped on the `Accept`, so both ends are this node's clock.
+    fn observe_round_trip(&self, now: TtInterval, msg: &Message) {
+        if let meridian_paxos::Body::Accepted { lease_start, .. } = msg.body {
+            if lease_start > Timestamp::ZERO && now.earliest >= lease_start {
+                let rtt = now.earliest.nanos_since(lease_start);
+                self.metrics
+                    .paxos_round_trip
+                    .observe_duration(Duration::from_nanos(rtt));
+            }
+        }
+    }
+
     fn publish_views(&self) {
         let mut views = self.views.write();
+        let now = local(self.clock.now());
         for (g, r) in &self.replicas {
             let p = r.paxos();
+            // Sampled once per publication: how far behind the clock a
+            // snapshot read at this replica must stay.
+            let t_safe = r.t_safe();
+            if t_safe > Timestamp::ZERO && now >= t_safe {
+                self.metrics
+                    .t_safe_lag
+                    .observe_duration(Duration::from_nanos(now.nanos_since(t_safe)));
+            }
             views.insert(
                 *g,
                 GroupView {
@@ -588,7 +614,7 @@ impl Driver {
                     leading: r.is_leading(),
                     chosen: p.chosen(),
                     applied: p.applied(),
-                    t_safe: r.t_safe(),
+                    t_safe,
                     active_txns: r.active_txns(),
                     voters: p.membership().voters.clone(),
                 },
