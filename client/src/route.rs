@@ -28,6 +28,9 @@ use crate::{ClientOptions, Error, NodeId};
 /// others.
 const DOWN_FOR: Duration = Duration::from_secs(1);
 
+/// Deadline of the liveness probe sent after a call times out.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A group of the cluster as the client knows it: its key range
 /// `[start, end)`, replicas and leader hint.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,8 +131,14 @@ pub(crate) enum CallError {
     /// The node answered with a typed error.
     Remote(RemoteError),
     /// No answer: unreachable, reset, or past its deadline. `sent` is
-    /// false only when the connection was certainly never made.
-    Transport { detail: String, sent: bool },
+    /// false only when the connection was certainly never made;
+    /// `timed_out` when the deadline passed (the node may merely be slow
+    /// to answer this call, e.g. while it waits for a lock).
+    Transport {
+        detail: String,
+        sent: bool,
+        timed_out: bool,
+    },
     /// The node answered with a gRPC status that is not about transport
     /// (unimplemented, bad argument, ...).
     Rpc(String),
@@ -214,6 +223,16 @@ fn tls_config(tls: &crate::TlsOptions) -> Result<ClientTlsConfig, Error> {
 
 /// Whether a gRPC failure certainly happened before the request left: the
 /// connection was refused or could not be made.
+/// Whether the call ended at its deadline: the server's `DeadlineExceeded`,
+/// or the channel's own timeout (which tonic reports as `Cancelled`).
+fn past_deadline(status: &tonic::Status) -> bool {
+    match status.code() {
+        tonic::Code::DeadlineExceeded => true,
+        tonic::Code::Cancelled => status.message() == tonic::TimeoutExpired(()).to_string(),
+        _ => false,
+    }
+}
+
 fn never_sent(status: &tonic::Status) -> bool {
     use std::error::Error as _;
     let mut source: Option<&(dyn std::error::Error + 'static)> = status.source();
@@ -322,6 +341,7 @@ impl Inner {
             e => CallError::Transport {
                 detail: e.to_string(),
                 sent: false,
+                timed_out: false,
             },
         })?;
         let client = MeridianClient::new(ch)
@@ -334,6 +354,7 @@ impl Inner {
             Err(_) => Err(CallError::Transport {
                 detail: format!("{uri}: no answer within {deadline:?}"),
                 sent: true,
+                timed_out: true,
             }),
             Ok(Err(status)) => {
                 use tonic::Code;
@@ -347,6 +368,7 @@ impl Inner {
                     | Code::Internal => Err(CallError::Transport {
                         detail: format!("{uri}: {}", status.message()),
                         sent: !never_sent(&status),
+                        timed_out: past_deadline(&status),
                     }),
                     code => Err(CallError::Rpc(format!(
                         "{uri} answered {code:?}: {}",
@@ -362,6 +384,24 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Whether the node at `uri` answers a trivial call within
+    /// [`PROBE_TIMEOUT`]: tells a slow call from a dead, paused or cut-off
+    /// node.
+    async fn answers(&self, uri: &str) -> bool {
+        let Ok(ch) = self.channel(uri) else {
+            return false;
+        };
+        let mut client = MeridianClient::new(ch);
+        let mut request = tonic::Request::new(pb::NowRequest {
+            header: Some(self.header()),
+        });
+        request.set_timeout(PROBE_TIMEOUT);
+        matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, client.now(request)).await,
+            Ok(Ok(_))
+        )
     }
 
     fn is_down(&self, node: NodeId) -> bool {
@@ -582,7 +622,25 @@ impl Inner {
                     }
                     return Ok((r, node));
                 }
-                Err(CallError::Transport { detail, sent }) => {
+                Err(CallError::Transport {
+                    detail,
+                    sent,
+                    timed_out,
+                }) => {
+                    if timed_out && self.answers(&uri).await {
+                        // The node is up and answers at once: this call is
+                        // slow, not the node (a locking read waits its
+                        // turn). Ask it again: the leader joins a repeated
+                        // read to the one in progress, and a lock already
+                        // granted answers at once.
+                        if sent && resend == Resend::Unsafe {
+                            return Err(Error::OutcomeUnknown { txn: None });
+                        }
+                        last = Some(Error::Timeout(format!(
+                            "node {node} answers, but not this call: {detail}"
+                        )));
+                        continue;
+                    }
                     self.mark_down(node);
                     if sent && resend == Resend::Unsafe {
                         return Err(Error::OutcomeUnknown { txn: None });

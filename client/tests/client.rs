@@ -724,6 +724,39 @@ async fn a_replica_past_the_deadline_is_left_for_another() {
     assert_eq!(c.count(Rpc::ReadOnly), 4);
 }
 
+/// A locking read can wait for a lock longer than one call's deadline.
+/// The leader still answers a probe at once, so the read is asked again of
+/// the same leader (which joins it to the one in progress): the node is
+/// not taken for dead and the transaction does not start over.
+#[tokio::test]
+async fn a_slow_read_at_a_live_leader_is_asked_again_of_the_same_leader() {
+    let c = FakeCluster::start(3, &[]).await;
+    c.insert("a", "1");
+    let client = Client::connect_with(
+        c.endpoints(),
+        fast().with_request_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    let mut txn = client.begin();
+    c.clear_calls();
+    c.fault(
+        Rpc::Read,
+        None,
+        FaultAction::Delay(Duration::from_secs(5)),
+        1,
+    );
+    assert_eq!(txn.get("a").await.unwrap(), Some(b("1")));
+    let reads = requests(&c, Rpc::Read);
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert_eq!(reads[0].0, reads[1].0, "asked again of the same leader");
+    assert!(c.count(Rpc::Now) >= 1, "the leader was probed");
+    assert_eq!(requests(&c, Rpc::Begin).len(), 1, "one attempt only");
+    txn.put("a", "2").unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(c.value("a").as_deref(), Some("2"));
+}
+
 #[tokio::test]
 async fn a_home_leader_change_mid_transaction_runs_a_new_attempt() {
     let c = FakeCluster::start(2, &[]).await;
