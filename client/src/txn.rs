@@ -657,7 +657,7 @@ impl Txn {
                 |mut c: MeridianClient<Channel>, r| async move { c.commit(r).await },
             )
             .await;
-        match (answer, txn) {
+        let result = match (answer, txn) {
             (Ok((r, _)), _) => Ok(Committed {
                 commit_ts: Timestamp::from_nanos(r.commit_ts),
                 txn: match txn {
@@ -682,7 +682,13 @@ impl Txn {
                 tracing::debug!(txn = %t, error = %e, "commit answer lost; asking the home group");
                 self.resolve(home, t).await
             }
+        };
+        if let (Err(e), Some(t)) = (&result, txn) {
+            if e.is_definitely_not_committed() {
+                self.abort_at_groups(t, false).await;
+            }
         }
+        result
     }
 
     /// Learns the outcome of a commit whose answer was lost: asks the home
@@ -746,12 +752,23 @@ impl Txn {
         }
         self.finished = true;
         self.stop_keepalive().await;
-        let Some(txn) = self.id else { return };
+        if let Some(txn) = self.id {
+            self.abort_at_groups(txn, true).await;
+        }
+    }
+
+    /// Sends `Abort` for `txn` to the leader of every group it read at
+    /// (and of its home group if `home`), best effort. After a definite
+    /// refusal of the commit the home group has ended the transaction, but
+    /// the groups it only read at know nothing of that: without this their
+    /// read locks stay until the inactivity timeout, and the next attempt
+    /// of the same transaction (at the same priority) would wait for them.
+    async fn abort_at_groups(&self, txn: TxnId, home: bool) {
         let inner = &self.client.inner;
         let view = inner.view();
         let mut targets: Vec<(GroupId, Option<NodeId>)> = Vec::new();
-        if let Some(home) = self.home {
-            targets.push((home, self.home_node));
+        if let (true, Some(g)) = (home, self.home) {
+            targets.push((g, self.home_node));
         }
         for g in self.terms.keys().filter(|g| Some(**g) != self.home) {
             targets.push((*g, view.group(*g).and_then(|g| g.leader)));

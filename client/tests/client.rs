@@ -305,6 +305,45 @@ async fn a_cross_group_commit_names_every_other_group_with_its_term() {
     assert_eq!((p.group, p.term, p.writes.len()), (2, Some(1), 1));
 }
 
+/// A commit refused for good (the home group aborted the transaction,
+/// say wounded while idle) leaves the read locks it took at other groups:
+/// the client aborts it there at once, so the next attempt, at the same
+/// priority, does not wait for its own dead predecessor until the
+/// inactivity timeout.
+#[tokio::test]
+async fn a_refused_commit_releases_the_reads_at_the_other_groups() {
+    let c = FakeCluster::start(2, &["m"]).await;
+    let client = connect(&c).await;
+    let mut txn = client.begin();
+    txn.get("a").await.unwrap();
+    txn.get("x").await.unwrap();
+    txn.put("b", "1").unwrap();
+    let id = txn.id().unwrap();
+    c.fault(
+        Rpc::Commit,
+        None,
+        FaultAction::Error(RemoteError::Txn(TxnError::Aborted {
+            txn: id,
+            reason: AbortReason::Wounded,
+        })),
+        1,
+    );
+    let e = txn.commit().await.unwrap_err();
+    assert!(e.is_definitely_not_committed(), "{e:?}");
+    let aborts: Vec<u64> = requests(&c, Rpc::Abort)
+        .into_iter()
+        .map(|(_, r)| match r {
+            Logged::Abort(a) => a.group,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        aborts,
+        vec![2],
+        "the guest group is told, the home group knows"
+    );
+}
+
 #[tokio::test]
 async fn a_group_only_read_is_a_participant_without_writes() {
     let c = FakeCluster::start(2, &["m"]).await;
