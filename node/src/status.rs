@@ -29,6 +29,7 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
                 applied: v.map_or(0, |v| v.applied),
                 t_safe: v.map_or(0, |v| v.t_safe.as_nanos()),
                 active_txns: v.map_or(0, |v| v.active_txns as u64),
+                local_replica: v.is_some(),
             }
         })
         .collect();
@@ -38,13 +39,10 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
         epoch: s.cfg.epoch,
         node: s.cfg.node_id,
         nodes: s
-            .cfg
-            .nodes
-            .iter()
-            .map(|n| pb::NodeInfo {
-                id: n.id,
-                address: n.address.clone(),
-            })
+            .members
+            .nodes()
+            .into_iter()
+            .map(|(id, address)| pb::NodeInfo { id, address })
             .collect(),
         groups,
         now_earliest: now.earliest.as_nanos(),
