@@ -137,6 +137,47 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// The configuration of a new node for this cluster, as an operator
+    /// would write it to replace a node: every existing node plus the new
+    /// one in `[[nodes]]`, and the new node under `joining` in every group
+    /// (its replicas start with no voters and wait to be added). Free
+    /// loopback ports; its data under the cluster's directory.
+    pub fn joining_config(&self) -> Result<NodeConfig, StartError> {
+        let id = self.configs.len() as u64 + 1;
+        let ports = free_ports(2).map_err(|e| StartError::Other(format!("no free ports: {e}")))?;
+        let mut cfg = self.configs[0].clone();
+        cfg.node_id = id;
+        cfg.listen = format!("127.0.0.1:{}", ports[0]);
+        cfg.metrics_listen = Some(format!("127.0.0.1:{}", ports[1]));
+        cfg.data_dir = self.dir.join(format!("node-{id}")).join("data");
+        cfg.nodes.push(crate::config::NodeEntry {
+            id,
+            address: cfg.listen.clone(),
+        });
+        for g in &mut cfg.groups {
+            g.joining.push(id);
+        }
+        Ok(cfg)
+    }
+
+    /// Starts a node from `cfg` (from [`LocalCluster::joining_config`])
+    /// as node `cfg.node_id`, which must be the next id; [`LocalCluster::kill`],
+    /// [`LocalCluster::restart`] and [`LocalCluster::endpoints`] then cover
+    /// it too.
+    pub async fn start_extra(&mut self, cfg: NodeConfig) -> Result<u64, StartError> {
+        let id = cfg.node_id;
+        if id != self.configs.len() as u64 + 1 {
+            return Err(StartError::Other(format!(
+                "the next node of this cluster is {}, not {id}",
+                self.configs.len() + 1
+            )));
+        }
+        let n = Node::start(cfg.clone(), StartOptions::default()).await?;
+        self.configs.push(cfg);
+        self.nodes.push(Some(n));
+        Ok(id)
+    }
+
     /// Waits until every group has a leader that serves: a strong read-only
     /// request for a key of the group succeeds at some node.
     pub async fn wait_for_leaders(&self, within: Duration) -> Result<(), String> {
