@@ -22,7 +22,11 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
                 id: g.id,
                 start: g.start_bytes(),
                 end: g.end_bytes(),
-                replicas: v.map_or_else(|| g.replicas.clone(), |v| v.voters.clone()),
+                // A replica waiting to be added knows no voters yet: the
+                // configured ones are the better hint for routing.
+                replicas: v
+                    .filter(|v| !v.voters.is_empty())
+                    .map_or_else(|| g.replicas.clone(), |v| v.voters.clone()),
                 leader: v.and_then(|v| v.leader),
                 local_leader: v.is_some_and(|v| v.leading),
                 chosen: v.map_or(0, |v| v.chosen),
