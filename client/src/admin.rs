@@ -387,7 +387,7 @@ impl<'a> Admin<'a> {
             if g.local_leader {
                 return Some((Some(*id), g.replicas.clone(), g.chosen));
             }
-            if g.replicas.is_empty() {
+            if !g.replicas.contains(id) {
                 continue; // a replica still waiting to be added
             }
             if best.as_ref().is_none_or(|b| g.chosen > b.2) {
@@ -662,6 +662,17 @@ async fn catch_up(
             if let Some((Some(_), voters, chosen)) = admin.group_state(group, Some(new)).await {
                 if voters.contains(&new) {
                     target = Some(chosen);
+                } else {
+                    // The addition was in a leader's log but lost with its
+                    // leadership: propose it again.
+                    admin
+                        .change(
+                            group,
+                            pb::change_membership_request::Change::Add(new),
+                            None,
+                            opts,
+                        )
+                        .await?;
                 }
             }
         }
