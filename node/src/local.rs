@@ -26,6 +26,7 @@ pub struct LocalCluster {
     _tmp: Option<tempfile::TempDir>,
     configs: Vec<NodeConfig>,
     nodes: Vec<Option<Node>>,
+    start: StartOptions,
 }
 
 /// Options of a local cluster.
@@ -43,6 +44,9 @@ pub struct LocalOptions {
     /// Mutual TLS for every node (one CA; each node uses the same
     /// certificate, which must name 127.0.0.1).
     pub tls: Option<crate::config::TlsConfig>,
+    /// Entries each group applies between snapshots (default: the core's);
+    /// see [`StartOptions::compact_every`].
+    pub compact_every: Option<u64>,
 }
 
 impl Default for LocalOptions {
@@ -53,6 +57,7 @@ impl Default for LocalOptions {
             epsilon_ms: 1.0,
             dir: None,
             tls: None,
+            compact_every: None,
         }
     }
 }
@@ -83,6 +88,10 @@ impl LocalCluster {
             _tmp: tmp,
             configs,
             nodes: Vec::new(),
+            start: StartOptions {
+                compact_every: opts.compact_every,
+                ..StartOptions::default()
+            },
         };
         // Start all nodes concurrently: each one's start-up hello waits for
         // its peers.
@@ -90,7 +99,7 @@ impl LocalCluster {
             .configs
             .iter()
             .cloned()
-            .map(|cfg| tokio::spawn(Node::start(cfg, StartOptions::default())));
+            .map(|cfg| tokio::spawn(Node::start(cfg, c.start.clone())));
         let starts: Vec<_> = starts.collect();
         for s in starts {
             let node = s
@@ -132,7 +141,7 @@ impl LocalCluster {
     /// Restarts node `id` from its data directory.
     pub async fn restart(&mut self, id: u64) -> Result<(), StartError> {
         let cfg = self.configs[(id - 1) as usize].clone();
-        let n = Node::start(cfg, StartOptions::default()).await?;
+        let n = Node::start(cfg, self.start.clone()).await?;
         self.nodes[(id - 1) as usize] = Some(n);
         Ok(())
     }
@@ -172,7 +181,7 @@ impl LocalCluster {
                 self.configs.len() + 1
             )));
         }
-        let n = Node::start(cfg.clone(), StartOptions::default()).await?;
+        let n = Node::start(cfg.clone(), self.start.clone()).await?;
         self.configs.push(cfg);
         self.nodes.push(Some(n));
         Ok(id)

@@ -530,7 +530,10 @@ impl Driver {
                 Output::Applied(entries) => {
                     self.metrics.applied.add(entries.len() as u64);
                 }
-                Output::SnapshotRestored { .. } => {}
+                Output::SnapshotRestored { last_slot } => {
+                    tracing::info!(group, last_slot, "restored a snapshot");
+                    self.metrics.snapshots_restored.inc();
+                }
             }
         }
     }

@@ -71,12 +71,18 @@ pub enum StartError {
 pub struct StartOptions {
     /// What happens when the node cannot go on (default: exit the process).
     pub fatal: FatalHandler,
+    /// Entries each group applies between snapshots of its state (default:
+    /// the core's, [`meridian_txn::DEFAULT_COMPACT_EVERY`]). Small values
+    /// let tests make a leader compact its log, so that a replica behind it
+    /// catches up from a snapshot.
+    pub compact_every: Option<u64>,
 }
 
 impl Default for StartOptions {
     fn default() -> Self {
         StartOptions {
             fatal: runtime::exit_on_fatal(),
+            compact_every: None,
         }
     }
 }
@@ -193,7 +199,10 @@ impl Node {
             p.heartbeat_nanos = cfg.paxos.heartbeat_ms * ms;
             p.election_min_nanos = cfg.paxos.election_min_ms * ms;
             p.election_max_nanos = cfg.paxos.election_max_ms * ms;
-            let c = meridian_txn::Config::new(g.id, p);
+            let mut c = meridian_txn::Config::new(g.id, p);
+            if let Some(n) = opts.compact_every {
+                c.compact_every = n;
+            }
             replicas.push((
                 c,
                 recovered.remove(&g.id).unwrap_or_else(Recovered::default),
