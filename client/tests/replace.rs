@@ -3,6 +3,7 @@
 //! started from a configuration that lists it as joining, `replace_node`
 //! moves every group to {1, 2, 4}; then node 1 dies too and the data is
 //! still read and new transactions still commit, on nodes 2 and 4 alone.
+//! Once with node 4 catching up from the log, once from a snapshot.
 
 use std::time::Duration;
 
@@ -43,9 +44,24 @@ async fn voters_everywhere(client: &Client) -> Vec<(u64, Vec<u64>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_node_is_replaced_online_and_the_new_node_votes_with_the_data() {
-    let mut cluster = LocalCluster::start(LocalOptions::default())
-        .await
-        .expect("cluster starts");
+    replace_a_dead_node(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_behind_a_compacted_log_catches_up_from_a_snapshot() {
+    // Every group snapshots every 20 entries: by the time node 4 is added
+    // the leaders' logs no longer start at slot 1, so it is sent a
+    // snapshot.
+    replace_a_dead_node(Some(20)).await;
+}
+
+async fn replace_a_dead_node(compact_every: Option<u64>) {
+    let mut cluster = LocalCluster::start(LocalOptions {
+        compact_every,
+        ..LocalOptions::default()
+    })
+    .await
+    .expect("cluster starts");
     cluster
         .wait_for_leaders(Duration::from_secs(30))
         .await
@@ -72,6 +88,11 @@ async fn a_dead_node_is_replaced_online_and_the_new_node_votes_with_the_data() {
         })
         .await
         .expect("cross-group commit");
+
+    if compact_every.is_some() {
+        // More entries (leases, safe time) than one snapshot interval.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 
     // Node 3 dies; node 4 starts, joining every group.
     cluster.kill(3);
@@ -105,6 +126,15 @@ async fn a_dead_node_is_replaced_online_and_the_new_node_votes_with_the_data() {
         moved,
         vec![(1, vec![1, 2, 4]), (2, vec![1, 2, 4]), (3, vec![1, 2, 4])]
     );
+    let restored = cluster
+        .node(4)
+        .expect("node 4 runs")
+        .metrics()
+        .snapshots_restored
+        .get();
+    if compact_every.is_some() {
+        assert!(restored > 0, "node 4 caught up without a snapshot");
+    }
     for g in 1..=3 {
         assert!(
             events.contains(&Progress::Added {
