@@ -178,6 +178,276 @@ pub enum ClientCommand {
     },
 }
 
+/// The `meridian admin` subcommands (operations on a running cluster).
+#[derive(Subcommand, Clone, Debug)]
+pub enum AdminCommand {
+    /// Lists who waits for whom in every group each node leads.
+    WaitsFor,
+    /// Adds or removes one voter of a group (sent to each node until the
+    /// group's leader accepts it).
+    ChangeMembership {
+        /// The group.
+        #[arg(long)]
+        group: u64,
+        /// Node to add as a voter.
+        #[arg(long, conflicts_with = "remove", required_unless_present = "remove")]
+        add: Option<u64>,
+        /// Node to remove.
+        #[arg(long)]
+        remove: Option<u64>,
+    },
+    /// Replaces node OLD by node NEW online: tells every node of NEW's
+    /// address, then in each group that has OLD as a voter, one change at
+    /// a time at its leader, adds NEW, waits for it to catch up, and
+    /// removes OLD. NEW must be running, its configuration listing it under
+    /// `joining`. Safe to run again after a partial run.
+    ReplaceNode {
+        /// The node to replace.
+        #[arg(long)]
+        old: u64,
+        /// The node replacing it.
+        #[arg(long)]
+        new: u64,
+        /// NEW's gRPC address, host:port, as the other nodes reach it.
+        #[arg(long)]
+        address: String,
+        /// How long NEW's replica of one group may take to catch up.
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        catch_up_timeout: Duration,
+    },
+}
+
+/// Runs an admin subcommand and answers its exit code: 0 done, 1 refused,
+/// 2 bad usage, 4 unreachable (or out of time).
+pub async fn run_admin(global: &GlobalArgs, cmd: AdminCommand) -> ExitCode {
+    ExitCode::from(run_admin_code(global, cmd).await)
+}
+
+/// [`run_admin`], answering the exit code as a number.
+pub async fn run_admin_code(global: &GlobalArgs, cmd: AdminCommand) -> u8 {
+    use crate::admin::{self, AdminError, MembershipChange, Progress};
+    let p = Printer {
+        output: global.output,
+    };
+    let fail = |e: AdminError| p.error_message(&e.to_string(), e.exit_code());
+    if global.endpoints.iter().all(|e| e.trim().is_empty()) {
+        return p.error_message(
+            "no endpoints: pass --endpoints HOST:PORT[,...] or set MERIDIAN_ENDPOINTS",
+            EXIT_USAGE,
+        );
+    }
+    // Check the arguments before connecting: bad ones send nothing.
+    let change = match &cmd {
+        AdminCommand::ReplaceNode {
+            old, new, address, ..
+        } => {
+            if let Err(e) = admin::check_replace_args(*old, *new, address) {
+                return fail(e);
+            }
+            None
+        }
+        AdminCommand::ChangeMembership { add, remove, .. } => match (add, remove) {
+            (Some(n), None) => Some(MembershipChange::Add(*n)),
+            (None, Some(n)) => Some(MembershipChange::Remove(*n)),
+            _ => return p.error_message("give exactly one of --add and --remove", EXIT_USAGE),
+        },
+        AdminCommand::WaitsFor => None,
+    };
+    let client = match Client::connect_with(&global.endpoints, options(global)).await {
+        Ok(c) => c,
+        Err(e) => return p.error(&e),
+    };
+    match cmd {
+        AdminCommand::WaitsFor => {
+            let nodes = match admin::waits_for(&client).await {
+                Ok(n) => n,
+                Err(e) => return fail(e),
+            };
+            let id = |t: Option<meridian_proto::pb::TxnId>| {
+                t.map_or("?".into(), |t| format!("{:x}.{}", t.origin, t.seq))
+            };
+            for (node, r) in nodes {
+                match r {
+                    Ok(edges) => {
+                        for e in edges {
+                            match p.output {
+                                Output::Json => p.json(json!({
+                                    "node": node,
+                                    "group": e.group,
+                                    "waiter": id(e.waiter),
+                                    "holder": id(e.holder),
+                                    "key": text_bytes(&e.key),
+                                })),
+                                Output::Text => p.line(&format!(
+                                    "group {} {} waits for {} on {}",
+                                    e.group,
+                                    id(e.waiter),
+                                    id(e.holder),
+                                    text_bytes(&e.key)
+                                )),
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        let _ = writeln!(std::io::stderr(), "node {node}: {why}");
+                    }
+                }
+            }
+            EXIT_OK
+        }
+        AdminCommand::ChangeMembership { group, .. } => {
+            let change = change.expect("checked above");
+            match admin::change_membership(&client, group, change).await {
+                Ok(voters) => {
+                    match p.output {
+                        Output::Json => p.json(json!({ "group": group, "voters": voters })),
+                        Output::Text => p.line(&format!(
+                            "group {group}: change proposed; voters now {voters:?}"
+                        )),
+                    }
+                    EXIT_OK
+                }
+                Err(e) => fail(e),
+            }
+        }
+        AdminCommand::ReplaceNode {
+            old,
+            new,
+            address,
+            catch_up_timeout,
+        } => {
+            let opts = admin::ReplaceOptions {
+                catch_up_timeout,
+                ..admin::ReplaceOptions::default()
+            };
+            let output = p.output;
+            let mut show = move |ev: Progress| {
+                let p = Printer { output };
+                match (output, ev) {
+                    (
+                        Output::Json,
+                        Progress::Told {
+                            node,
+                            already_known,
+                        },
+                    ) => p.json(json!({
+                        "event": "told", "node": node, "already_known": already_known,
+                    })),
+                    (
+                        Output::Text,
+                        Progress::Told {
+                            node,
+                            already_known,
+                        },
+                    ) => p.line(&format!(
+                        "node {node}: {}",
+                        if already_known {
+                            "already knew the new node"
+                        } else {
+                            "told of the new node"
+                        }
+                    )),
+                    (Output::Json, Progress::NotTold { node, why }) => p.json(json!({
+                        "event": "not_told", "node": node, "error": why,
+                    })),
+                    (Output::Text, Progress::NotTold { node, why }) => {
+                        p.line(&format!("node {node}: not told (unreachable): {why}"))
+                    }
+                    (Output::Json, Progress::Added { group, already }) => p.json(json!({
+                        "event": "added", "group": group, "already": already,
+                    })),
+                    (Output::Text, Progress::Added { group, already }) => p.line(&format!(
+                        "group {group}: {}",
+                        if already {
+                            "new node already a voter"
+                        } else {
+                            "new node added as a voter"
+                        }
+                    )),
+                    (
+                        Output::Json,
+                        Progress::CatchingUp {
+                            group,
+                            applied,
+                            target,
+                        },
+                    ) => p.json(json!({
+                        "event": "catching_up", "group": group, "applied": applied,
+                        "target": target,
+                    })),
+                    (
+                        Output::Text,
+                        Progress::CatchingUp {
+                            group,
+                            applied,
+                            target,
+                        },
+                    ) => p.line(&format!(
+                        "group {group}: catching up, applied {applied} of {target}"
+                    )),
+                    (Output::Json, Progress::CaughtUp { group, applied }) => p.json(json!({
+                        "event": "caught_up", "group": group, "applied": applied,
+                    })),
+                    (Output::Text, Progress::CaughtUp { group, applied }) => {
+                        p.line(&format!("group {group}: caught up (applied {applied})"))
+                    }
+                    (
+                        Output::Json,
+                        Progress::Removed {
+                            group,
+                            already,
+                            voters,
+                        },
+                    ) => p.json(json!({
+                        "event": "removed", "group": group, "already": already,
+                        "voters": voters,
+                    })),
+                    (
+                        Output::Text,
+                        Progress::Removed {
+                            group,
+                            already,
+                            voters,
+                        },
+                    ) => p.line(&format!(
+                        "group {group}: {}; voters {voters:?}",
+                        if already {
+                            "old node already removed"
+                        } else {
+                            "old node removed"
+                        }
+                    )),
+                }
+            };
+            match admin::replace_node(&client, old, new, &address, &opts, &mut show).await {
+                Ok(report) => {
+                    let groups: Vec<u64> = report.groups.iter().map(|(g, _)| *g).collect();
+                    match p.output {
+                        Output::Json => p.json(json!({
+                            "replaced": true,
+                            "old": old,
+                            "new": new,
+                            "address": address,
+                            "groups": report.groups.iter().map(|(g, v)| json!({
+                                "id": g, "voters": v,
+                            })).collect::<Vec<_>>(),
+                            "not_told": report.not_told.iter().map(|(n, w)| json!({
+                                "node": n, "error": w,
+                            })).collect::<Vec<_>>(),
+                        })),
+                        Output::Text => p.line(&format!(
+                            "replaced node {old} by node {new} ({address}) in {} group(s): {groups:?}",
+                            groups.len()
+                        )),
+                    }
+                    EXIT_OK
+                }
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
 /// Parses a duration: a number followed by `ns`, `us`, `ms`, `s`, `m` or
 /// `h` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -1,5 +1,6 @@
 //! The Meridian client library (`meridian_client`, docs/design.md §7) and
-//! the client half of the `meridian` CLI ([`cli`]).
+//! the client half of the `meridian` CLI ([`cli`]); operations such as
+//! replacing a node online are in [`admin`].
 //!
 //! A [`Client`] learns the cluster from any node (`Status`): its id and
 //! configuration epoch, its nodes, and its groups with their key ranges,
@@ -65,6 +66,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod cli;
 mod error;
 mod options;
@@ -156,6 +158,9 @@ pub struct GroupStatus {
     pub info: GroupInfo,
     /// Whether the answering node's replica leads the group and serves.
     pub local_leader: bool,
+    /// Whether the answering node hosts a replica of the group (a voter,
+    /// or one waiting to be added).
+    pub local_replica: bool,
     /// The answering node's replica: slots chosen.
     pub chosen: u64,
     /// The answering node's replica: slots applied.
@@ -294,6 +299,7 @@ impl Client {
                     leader: g.leader,
                 },
                 local_leader: g.local_leader,
+                local_replica: g.local_replica,
                 chosen: g.chosen,
                 applied: g.applied,
                 t_safe: Timestamp::from_nanos(g.t_safe),

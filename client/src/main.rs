@@ -2,7 +2,8 @@
 //!
 //! - `meridian node --config FILE` runs a node (SIGTERM drains it);
 //! - `meridian cluster init|run` writes or starts a local cluster;
-//! - `meridian admin waits-for|change-membership` operates a cluster;
+//! - `meridian admin waits-for|change-membership|replace-node` operates a
+//!   cluster ([`meridian_client::cli::AdminCommand`]);
 //! - the client subcommands of `meridian_client::cli` (`get`, `put`,
 //!   `delete`, `scan`, `txn`, `read-only`, `status`, `txn-status`).
 //!
@@ -12,10 +13,8 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use meridian_client::cli::{ClientCommand, GlobalArgs};
+use meridian_client::cli::{AdminCommand, ClientCommand, GlobalArgs};
 use meridian_node::cli::{ClusterCommand, NodeArgs};
-
-mod admin;
 
 /// Meridian: a distributed transaction engine.
 #[derive(Parser, Debug)]
@@ -36,7 +35,7 @@ enum Command {
     Cluster(ClusterCommand),
     /// Operations on a running cluster.
     #[command(subcommand)]
-    Admin(admin::AdminCommand),
+    Admin(AdminCommand),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -64,7 +63,9 @@ fn main() -> ExitCode {
         }
         Command::Cluster(ClusterCommand::Init(args)) => meridian_node::cli::cluster_init(&args),
         Command::Cluster(ClusterCommand::Run(args)) => meridian_node::cli::cluster_run(&args),
-        Command::Admin(cmd) => runtime().block_on(admin::run(&cli.global, cmd)),
+        Command::Admin(cmd) => {
+            runtime().block_on(meridian_client::cli::run_admin(&cli.global, cmd))
+        }
         Command::Client(cmd) => runtime().block_on(meridian_client::cli::run(&cli.global, cmd)),
     }
 }

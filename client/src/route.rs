@@ -300,7 +300,7 @@ impl Inner {
         exp.mul_f64(f)
     }
 
-    fn channel(&self, uri: &str) -> Result<Channel, Error> {
+    pub(crate) fn channel(&self, uri: &str) -> Result<Channel, Error> {
         let mut channels = self.channels.lock().expect("channel lock poisoned");
         if let Some(c) = channels.get(uri) {
             return Ok(c.clone());

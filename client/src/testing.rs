@@ -906,6 +906,7 @@ impl Meridian for FakeNode {
                         applied: 10,
                         t_safe: s.clock,
                         active_txns: 0,
+                        local_replica: g.replicas.contains(&self.id),
                     })
                     .collect(),
                 now_earliest: s.clock - 10,

@@ -371,3 +371,107 @@ fn missing_endpoints_exit_2_with_a_hint() {
         .code(2)
         .stderr(predicate::str::contains("MERIDIAN_ENDPOINTS"));
 }
+
+#[test]
+fn replace_node_refuses_bad_input() {
+    let f = Fixture::start(3, &["m"]);
+    // An unknown node: the cluster says no (exit 1).
+    f.cmd(false)
+        .args([
+            "admin",
+            "replace-node",
+            "--old",
+            "9",
+            "--new",
+            "4",
+            "--address",
+            "127.0.0.1:7999",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("node 9 is not a node of cluster"));
+    // The same node twice, and bad addresses: refused before anything is
+    // sent (exit 2).
+    f.cmd(false)
+        .args([
+            "admin",
+            "replace-node",
+            "--old",
+            "3",
+            "--new",
+            "3",
+            "--address",
+            "127.0.0.1:7999",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot replace itself"));
+    for bad in [
+        "nowhere",
+        "127.0.0.1:notaport",
+        "http://127.0.0.1:7999",
+        ":7999",
+    ] {
+        let out = f
+            .cmd(true)
+            .args([
+                "admin",
+                "replace-node",
+                "--old",
+                "3",
+                "--new",
+                "4",
+                "--address",
+                bad,
+            ])
+            .assert()
+            .code(2);
+        let err = json_lines(&out.get_output().stderr);
+        assert_eq!(err[0]["exit_code"], 2, "{bad}");
+        assert!(
+            err[0]["error"].as_str().unwrap().contains("bad address"),
+            "{bad}: {err:?}"
+        );
+    }
+    // A node id out of range, and a missing argument (clap: exit 2).
+    f.cmd(false)
+        .args([
+            "admin",
+            "replace-node",
+            "--old",
+            "0",
+            "--new",
+            "4",
+            "--address",
+            "127.0.0.1:7999",
+        ])
+        .assert()
+        .code(2);
+    f.cmd(false)
+        .args(["admin", "replace-node", "--old", "3", "--new", "4"])
+        .assert()
+        .code(2);
+    // An unreachable cluster (exit 4).
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap().to_string();
+    drop(free);
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .env_remove("MERIDIAN_ENDPOINTS")
+        .args([
+            "--endpoints",
+            &addr,
+            "--timeout",
+            "1s",
+            "admin",
+            "replace-node",
+            "--old",
+            "3",
+            "--new",
+            "4",
+            "--address",
+            "127.0.0.1:7999",
+        ])
+        .assert()
+        .code(4);
+}

@@ -1,15 +1,34 @@
-//! The admin service: who waits for whom, and membership changes.
+//! The admin service: who waits for whom, membership changes, and nodes
+//! added at run time.
 
 use std::sync::Arc;
 
-use meridian_paxos::MembershipChange;
+use meridian_paxos::{MembershipChange, ProposeError};
 use meridian_proto::convert::{self as cv, Answer, RemoteError};
 use meridian_proto::pb;
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
+use crate::members::Added;
+use crate::peer::{self, Identity};
 use crate::runtime::Event;
 use crate::service::Shared;
+
+/// A refused membership change as a typed error: `NotLeader` (with the
+/// leader hint) to send it elsewhere, `LeaderNotReady` while another change
+/// of the group is not yet chosen (try again shortly), `Overloaded` when
+/// the proposal queue is full, `Invalid` for a change that makes no sense.
+pub(crate) fn membership_error(e: ProposeError) -> RemoteError {
+    use meridian_txn::TxnError;
+    match e {
+        ProposeError::NotLeader { leader } => RemoteError::Txn(TxnError::NotLeader { leader }),
+        ProposeError::ChangeInProgress => RemoteError::Txn(TxnError::LeaderNotReady),
+        ProposeError::QueueFull(_) => RemoteError::Txn(TxnError::Overloaded),
+        ProposeError::InvalidChange(why) => {
+            RemoteError::Invalid(format!("invalid membership change: {why}"))
+        }
+    }
+}
 
 /// The admin API.
 pub struct AdminService(pub Arc<Shared>);
@@ -46,6 +65,9 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::ChangeMembershipRequest>,
     ) -> Result<Response<pb::ChangeMembershipResponse>, Status> {
         let r = request.into_inner();
+        if let Err(e) = self.0.check_header(r.header.as_ref()) {
+            return Ok(Response::new(pb::ChangeMembershipResponse::failed(&e)));
+        }
         let change = match r.change {
             Some(pb::change_membership_request::Change::Add(id)) => MembershipChange::AddVoter(id),
             Some(pb::change_membership_request::Change::Remove(id)) => {
@@ -57,6 +79,19 @@ impl pb::admin_server::Admin for AdminService {
                 )));
             }
         };
+        // A voter this node cannot reach would count towards every quorum
+        // and never answer.
+        if let MembershipChange::AddVoter(id) = change {
+            if !self.0.members.knows(id) {
+                return Ok(Response::new(pb::ChangeMembershipResponse::failed(
+                    &RemoteError::Invalid(format!(
+                        "node {id} is not known to node {}: tell every node its address first \
+                         (AddNode, or meridian admin replace-node)",
+                        self.0.cfg.node_id
+                    )),
+                )));
+            }
+        }
         let (tx, rx) = oneshot::channel();
         let ev = Event::Membership {
             group: r.group,
@@ -82,9 +117,7 @@ impl pb::admin_server::Admin for AdminService {
                     voters,
                 }))
             }
-            Ok(Err(why)) => Ok(Response::new(pb::ChangeMembershipResponse::failed(
-                &RemoteError::Invalid(why),
-            ))),
+            Ok(Err(why)) => Ok(Response::new(pb::ChangeMembershipResponse::failed(&why))),
             Err(_) => Ok(Response::new(pb::ChangeMembershipResponse::failed(
                 &RemoteError::Draining,
             ))),
@@ -93,10 +126,47 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn add_node(
         &self,
-        _request: Request<pb::AddNodeRequest>,
+        request: Request<pb::AddNodeRequest>,
     ) -> Result<Response<pb::AddNodeResponse>, Status> {
-        Err(Status::unimplemented(
-            "adding a node's address at run time is not supported: list it in every node's configuration",
-        ))
+        let s = &self.0;
+        let r = request.into_inner();
+        let fail = |e: RemoteError| Ok(Response::new(pb::AddNodeResponse::failed(&e)));
+        if let Err(e) = s.check_header(r.header.as_ref()) {
+            return fail(e);
+        }
+        let Some(n) = r.node else {
+            return fail(RemoteError::Invalid("no node given".into()));
+        };
+        match s.members.add(n.id, &n.address) {
+            Ok(Added::AlreadyKnown) => Ok(Response::new(pb::AddNodeResponse {
+                error: None,
+                already_known: true,
+            })),
+            Ok(Added::New(chan)) => {
+                let me = Identity {
+                    node: s.cfg.node_id,
+                    cluster_id: s.cfg.cluster_id,
+                    epoch: s.cfg.epoch,
+                };
+                let (tx, rx) = tokio::sync::mpsc::channel(peer::PEER_QUEUE);
+                // The stream ends when the loop drops the queue (at stop).
+                tokio::spawn(peer::run_sender(me, n.id, chan, rx, s.metrics.clone()));
+                if s.inbox
+                    .send(Event::AddPeer {
+                        node: n.id,
+                        queue: tx,
+                    })
+                    .is_err()
+                {
+                    return fail(RemoteError::Draining);
+                }
+                tracing::info!(peer = n.id, address = %n.address, "node added at run time");
+                Ok(Response::new(pb::AddNodeResponse {
+                    error: None,
+                    already_known: false,
+                }))
+            }
+            Err(e) => fail(RemoteError::Invalid(e.to_string())),
+        }
     }
 }

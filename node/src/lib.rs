@@ -12,6 +12,8 @@
 //!   corruption named by file and offset, a locked data directory);
 //! - [`codec`]: the explicit little-endian encoding of the cores' types, for
 //!   the log and the peer transport;
+//! - [`members`]: the nodes this node knows, those added at run time
+//!   recorded in the data directory;
 //! - [`peer`]: streams of coalesced message batches between nodes and the
 //!   clock check;
 //! - [`service`], [`admin`]: the client and admin gRPC services;
@@ -24,6 +26,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod local;
+pub mod members;
 pub mod metrics;
 pub mod peer;
 pub mod runtime;

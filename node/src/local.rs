@@ -26,6 +26,7 @@ pub struct LocalCluster {
     _tmp: Option<tempfile::TempDir>,
     configs: Vec<NodeConfig>,
     nodes: Vec<Option<Node>>,
+    start: StartOptions,
 }
 
 /// Options of a local cluster.
@@ -43,6 +44,9 @@ pub struct LocalOptions {
     /// Mutual TLS for every node (one CA; each node uses the same
     /// certificate, which must name 127.0.0.1).
     pub tls: Option<crate::config::TlsConfig>,
+    /// Entries each group applies between snapshots (default: the core's);
+    /// see [`StartOptions::compact_every`].
+    pub compact_every: Option<u64>,
 }
 
 impl Default for LocalOptions {
@@ -53,6 +57,7 @@ impl Default for LocalOptions {
             epsilon_ms: 1.0,
             dir: None,
             tls: None,
+            compact_every: None,
         }
     }
 }
@@ -83,6 +88,10 @@ impl LocalCluster {
             _tmp: tmp,
             configs,
             nodes: Vec::new(),
+            start: StartOptions {
+                compact_every: opts.compact_every,
+                ..StartOptions::default()
+            },
         };
         // Start all nodes concurrently: each one's start-up hello waits for
         // its peers.
@@ -90,7 +99,7 @@ impl LocalCluster {
             .configs
             .iter()
             .cloned()
-            .map(|cfg| tokio::spawn(Node::start(cfg, StartOptions::default())));
+            .map(|cfg| tokio::spawn(Node::start(cfg, c.start.clone())));
         let starts: Vec<_> = starts.collect();
         for s in starts {
             let node = s
@@ -132,9 +141,50 @@ impl LocalCluster {
     /// Restarts node `id` from its data directory.
     pub async fn restart(&mut self, id: u64) -> Result<(), StartError> {
         let cfg = self.configs[(id - 1) as usize].clone();
-        let n = Node::start(cfg, StartOptions::default()).await?;
+        let n = Node::start(cfg, self.start.clone()).await?;
         self.nodes[(id - 1) as usize] = Some(n);
         Ok(())
+    }
+
+    /// The configuration of a new node for this cluster, as an operator
+    /// would write it to replace a node: every existing node plus the new
+    /// one in `[[nodes]]`, and the new node under `joining` in every group
+    /// (its replicas start with no voters and wait to be added). Free
+    /// loopback ports; its data under the cluster's directory.
+    pub fn joining_config(&self) -> Result<NodeConfig, StartError> {
+        let id = self.configs.len() as u64 + 1;
+        let ports = free_ports(2).map_err(|e| StartError::Other(format!("no free ports: {e}")))?;
+        let mut cfg = self.configs[0].clone();
+        cfg.node_id = id;
+        cfg.listen = format!("127.0.0.1:{}", ports[0]);
+        cfg.metrics_listen = Some(format!("127.0.0.1:{}", ports[1]));
+        cfg.data_dir = self.dir.join(format!("node-{id}")).join("data");
+        cfg.nodes.push(crate::config::NodeEntry {
+            id,
+            address: cfg.listen.clone(),
+        });
+        for g in &mut cfg.groups {
+            g.joining.push(id);
+        }
+        Ok(cfg)
+    }
+
+    /// Starts a node from `cfg` (from [`LocalCluster::joining_config`])
+    /// as node `cfg.node_id`, which must be the next id; [`LocalCluster::kill`],
+    /// [`LocalCluster::restart`] and [`LocalCluster::endpoints`] then cover
+    /// it too.
+    pub async fn start_extra(&mut self, cfg: NodeConfig) -> Result<u64, StartError> {
+        let id = cfg.node_id;
+        if id != self.configs.len() as u64 + 1 {
+            return Err(StartError::Other(format!(
+                "the next node of this cluster is {}, not {id}",
+                self.configs.len() + 1
+            )));
+        }
+        let n = Node::start(cfg.clone(), self.start.clone()).await?;
+        self.configs.push(cfg);
+        self.nodes.push(Some(n));
+        Ok(id)
     }
 
     /// Waits until every group has a leader that serves: a strong read-only

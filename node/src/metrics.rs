@@ -133,6 +133,8 @@ pub struct Metrics {
     pub elections: Counter,
     /// Log entries applied.
     pub applied: Counter,
+    /// Snapshots restored (a replica behind its leader's compacted log).
+    pub snapshots_restored: Counter,
     /// Peer messages dropped because a peer's queue was full.
     pub peer_drops: Counter,
     /// Peer message batches sent.
@@ -158,6 +160,7 @@ impl Default for Metrics {
             errors: Counter::default(),
             elections: Counter::default(),
             applied: Counter::default(),
+            snapshots_restored: Counter::default(),
             peer_drops: Counter::default(),
             peer_batches: Counter::default(),
             t_safe_lag: Histogram::new(&LATENCY_BUCKETS_US),
@@ -273,6 +276,12 @@ impl Metrics {
             "meridian_applied_entries_total",
             "Log entries applied.",
             self.applied.get(),
+        );
+        counter(
+            &mut out,
+            "meridian_snapshots_restored_total",
+            "Snapshots restored by this node's replicas (catching up behind a compacted log).",
+            self.snapshots_restored.get(),
         );
         counter(
             &mut out,

@@ -149,7 +149,14 @@ pub enum Event {
         /// The change.
         change: MembershipChange,
         /// The outcome (the new voters once proposed).
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), meridian_proto::RemoteError>>,
+    },
+    /// A node added at run time (`AddNode`): its outbound queue.
+    AddPeer {
+        /// The node.
+        node: NodeId,
+        /// The queue its outbound stream drains.
+        queue: tokio::sync::mpsc::Sender<pb::PeerMessage>,
     },
     /// The clock check's verdict on this node's clock.
     ClockHealth {
@@ -163,8 +170,9 @@ pub enum Event {
 }
 
 /// Where the loop sends messages for other nodes: one bounded queue per
-/// peer, drained by that peer's outbound stream.
-pub type PeerQueues = Arc<HashMap<NodeId, tokio::sync::mpsc::Sender<pb::PeerMessage>>>;
+/// peer, drained by that peer's outbound stream. Nodes added at run time
+/// join it through [`Event::AddPeer`].
+pub type PeerQueues = HashMap<NodeId, tokio::sync::mpsc::Sender<pb::PeerMessage>>;
 
 /// What the loop needs to start.
 pub struct LoopSetup {
@@ -172,7 +180,8 @@ pub struct LoopSetup {
     pub node: NodeId,
     /// The replicas, each with what the log recovered for it.
     pub replicas: Vec<(meridian_txn::Config, Recovered)>,
-    /// Which nodes hold replicas of each group (for group messages).
+    /// Which nodes hold replicas of each group (for group messages), as
+    /// configured; the voters a local replica knows are added to them.
     pub group_nodes: BTreeMap<GroupId, Vec<NodeId>>,
     /// The clock.
     pub clock: Arc<dyn TrueTime>,
@@ -463,13 +472,17 @@ impl Driver {
                 let result = match self.replicas.get_mut(&group) {
                     Some(r) => r
                         .propose_membership(now, change, &mut out)
-                        .map_err(|e| e.to_string()),
-                    None => Err(format!("this node hosts no replica of group {group}")),
+                        .map_err(crate::admin::membership_error),
+                    None => Err(meridian_proto::RemoteError::NoReplica { group }),
                 };
                 self.absorb(group, &mut out);
                 self.out = out;
                 self.views_dirty = true;
                 let _ = reply.send(result);
+            }
+            Event::AddPeer { node, queue } => {
+                tracing::info!(peer = node, "peer added");
+                self.peers.insert(node, queue);
             }
             Event::ClockHealth { ok, reason } => {
                 // docs/design.md §2: out of bound, every replica steps down,
@@ -520,17 +533,28 @@ impl Driver {
                 Output::Applied(entries) => {
                     self.metrics.applied.add(entries.len() as u64);
                 }
-                Output::SnapshotRestored { .. } => {}
+                Output::SnapshotRestored { last_slot } => {
+                    tracing::info!(group, last_slot, "restored a snapshot");
+                    self.metrics.snapshots_restored.inc();
+                }
             }
         }
     }
 
     fn send_to_group(&mut self, to: GroupId, msg: GroupMessage) {
-        let Some(nodes) = self.group_nodes.get(&to) else {
-            return;
-        };
+        // The configured replicas, and the voters this node's own replica of
+        // the group knows: a node added by a membership change (and not in
+        // the configuration) may lead it.
+        let mut nodes: Vec<NodeId> = self.group_nodes.get(&to).cloned().unwrap_or_default();
+        if let Some(r) = self.replicas.get(&to) {
+            for v in &r.paxos().membership().voters {
+                if !nodes.contains(v) {
+                    nodes.push(*v);
+                }
+            }
+        }
         let mut body: Option<Bytes> = None;
-        for &n in nodes {
+        for n in nodes {
             if n == self.node {
                 self.internal.push_back((to, msg.clone()));
                 continue;

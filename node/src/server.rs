@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::{Certificate, ClientTlsConfig, Server, ServerTlsConfig};
 
 use crate::config::{ClockBackend, NodeConfig, TlsConfig};
+use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::peer::{self, HelloError, Identity, PeerService};
 use crate::runtime::{self, Event, FatalHandler, LoopHandle, LoopSetup};
@@ -70,12 +71,18 @@ pub enum StartError {
 pub struct StartOptions {
     /// What happens when the node cannot go on (default: exit the process).
     pub fatal: FatalHandler,
+    /// Entries each group applies between snapshots of its state (default:
+    /// the core's, [`meridian_txn::DEFAULT_COMPACT_EVERY`]). Small values
+    /// let tests make a leader compact its log, so that a replica behind it
+    /// catches up from a snapshot.
+    pub compact_every: Option<u64>,
 }
 
 impl Default for StartOptions {
     fn default() -> Self {
         StartOptions {
             fatal: runtime::exit_on_fatal(),
+            compact_every: None,
         }
     }
 }
@@ -147,11 +154,13 @@ impl Node {
             epoch: cfg.epoch,
         };
         let metrics = Arc::new(Metrics::default());
-        let mut channels = HashMap::new();
-        for n in cfg.nodes.iter().filter(|n| n.id != cfg.node_id) {
-            let chan = peer::channel(&n.address, client_tls.as_ref()).map_err(StartError::Other)?;
-            channels.insert(n.id, chan);
-        }
+        // The configured nodes and those added at run time before a restart.
+        let members = Arc::new(
+            Members::open(cfg.node_id, &cfg.nodes, &cfg.data_dir, client_tls.clone())
+                .map_err(StartError::Storage)?,
+        );
+        let channels: HashMap<NodeId, tonic::transport::Channel> =
+            members.channels().into_iter().collect();
         check_peers(&me, &channels, clock.as_ref(), epsilon).await?;
 
         let mut queues = HashMap::new();
@@ -190,7 +199,10 @@ impl Node {
             p.heartbeat_nanos = cfg.paxos.heartbeat_ms * ms;
             p.election_min_nanos = cfg.paxos.election_min_ms * ms;
             p.election_max_nanos = cfg.paxos.election_max_ms * ms;
-            let c = meridian_txn::Config::new(g.id, p);
+            let mut c = meridian_txn::Config::new(g.id, p);
+            if let Some(n) = opts.compact_every {
+                c.compact_every = n;
+            }
             replicas.push((
                 c,
                 recovered.remove(&g.id).unwrap_or_else(Recovered::default),
@@ -202,7 +214,7 @@ impl Node {
             group_nodes,
             clock: clock.clone(),
             log,
-            peers: Arc::new(queues),
+            peers: queues,
             fatal: opts.fatal.clone(),
             metrics: metrics.clone(),
         })
@@ -210,6 +222,7 @@ impl Node {
 
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
+            members: members.clone(),
             inbox: handle.inbox.clone(),
             views: handle.views.clone(),
             clock: clock.clone(),
@@ -277,7 +290,6 @@ impl Node {
         }
         tasks.push(tokio::spawn(clock_check(
             me.clone(),
-            channels,
             clock.clone(),
             epsilon,
             shared.clone(),
@@ -383,19 +395,14 @@ async fn check_peers(
 
 /// Samples the peers' clocks every [`CLOCK_CHECK_INTERVAL`] and tells the
 /// loop when this node's clock leaves (or re-enters) its bound.
-async fn clock_check(
-    me: Identity,
-    channels: HashMap<NodeId, tonic::transport::Channel>,
-    clock: Arc<dyn TrueTime>,
-    epsilon: u64,
-    shared: Arc<Shared>,
-) {
+async fn clock_check(me: Identity, clock: Arc<dyn TrueTime>, epsilon: u64, shared: Arc<Shared>) {
     let mut ticker = tokio::time::interval(CLOCK_CHECK_INTERVAL);
     loop {
         ticker.tick().await;
         let mut samples = Vec::new();
-        for chan in channels.values() {
-            match peer::hello(&me, chan.clone(), clock.as_ref(), epsilon).await {
+        // Read each round: nodes added at run time are checked too.
+        for (_, chan) in shared.members.channels() {
+            match peer::hello(&me, chan, clock.as_ref(), epsilon).await {
                 Ok(s) => samples.push(s),
                 Err(HelloError::Mismatch(m)) => {
                     tracing::error!(message = %m, "a peer belongs to another cluster");

@@ -31,6 +31,9 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Shared {
     /// The configuration (ranges, nodes).
     pub cfg: NodeConfig,
+    /// The nodes this node knows: the configuration's and those added at
+    /// run time.
+    pub members: Arc<crate::members::Members>,
     /// The loop's inbox.
     pub inbox: Sender<Event>,
     /// The replicas' views.
@@ -58,7 +61,7 @@ impl Drop for InFlight<'_> {
 }
 
 impl Shared {
-    fn check_header(&self, h: Option<&pb::Header>) -> Result<(), RemoteError> {
+    pub(crate) fn check_header(&self, h: Option<&pb::Header>) -> Result<(), RemoteError> {
         let h = h.ok_or_else(|| RemoteError::Invalid("missing header".into()))?;
         if h.cluster_id != self.cfg.cluster_id {
             return Err(RemoteError::ClusterMismatch {

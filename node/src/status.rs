@@ -22,13 +22,18 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
                 id: g.id,
                 start: g.start_bytes(),
                 end: g.end_bytes(),
-                replicas: v.map_or_else(|| g.replicas.clone(), |v| v.voters.clone()),
+                // A replica waiting to be added knows no voters yet: the
+                // configured ones are the better hint for routing.
+                replicas: v
+                    .filter(|v| !v.voters.is_empty())
+                    .map_or_else(|| g.replicas.clone(), |v| v.voters.clone()),
                 leader: v.and_then(|v| v.leader),
                 local_leader: v.is_some_and(|v| v.leading),
                 chosen: v.map_or(0, |v| v.chosen),
                 applied: v.map_or(0, |v| v.applied),
                 t_safe: v.map_or(0, |v| v.t_safe.as_nanos()),
                 active_txns: v.map_or(0, |v| v.active_txns as u64),
+                local_replica: v.is_some(),
             }
         })
         .collect();
@@ -38,13 +43,10 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
         epoch: s.cfg.epoch,
         node: s.cfg.node_id,
         nodes: s
-            .cfg
-            .nodes
-            .iter()
-            .map(|n| pb::NodeInfo {
-                id: n.id,
-                address: n.address.clone(),
-            })
+            .members
+            .nodes()
+            .into_iter()
+            .map(|(id, address)| pb::NodeInfo { id, address })
             .collect(),
         groups,
         now_earliest: now.earliest.as_nanos(),

@@ -218,3 +218,100 @@ async fn requests_of_another_cluster_or_the_wrong_group_are_refused() {
     assert_eq!(s.nodes.len(), 3);
     h.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_node_refuses_bad_requests_and_makes_a_new_node_known() {
+    let h = Harness::start().await;
+    let e = h.cluster.endpoints()[0].clone();
+    let mut admin = pb::admin_client::AdminClient::connect(format!("http://{e}"))
+        .await
+        .expect("connects");
+    let add = |header: Option<pb::Header>, id: u64, address: &str| pb::AddNodeRequest {
+        header,
+        node: Some(pb::NodeInfo {
+            id,
+            address: address.to_string(),
+        }),
+    };
+    let refused = |r: pb::AddNodeResponse| r.error.map(|e| e.message).unwrap_or_default();
+    let header = Some(h.header);
+    let own = h.cluster.config(1).listen.clone();
+    let two = h.cluster.config(2).listen.clone();
+    for (req, want) in [
+        (add(header, 1, "127.0.0.1:9"), "is this node"),
+        (add(header, 0, "127.0.0.1:9"), "outside"),
+        (add(header, 4, "no-port"), "bad address"),
+        (add(header, 4, "127.0.0.1:0"), "bad address"),
+        (add(header, 2, "127.0.0.1:9"), "already known"),
+        (add(header, 4, &own), "belongs to node 1"),
+        (
+            add(
+                Some(pb::Header {
+                    cluster_id: h.header.cluster_id + 1,
+                    epoch: 1,
+                }),
+                4,
+                "127.0.0.1:9",
+            ),
+            "cluster",
+        ),
+        (pb::AddNodeRequest { header, node: None }, "no node"),
+    ] {
+        let r = admin.add_node(req).await.expect("rpc").into_inner();
+        let m = refused(r);
+        assert!(m.contains(want), "want {want:?}, got {m:?}");
+    }
+    // Node 2 at its own address is already known: nothing changes.
+    let r = admin
+        .add_node(add(header, 2, &two))
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(r.error.is_none() && r.already_known, "{r:?}");
+    // A membership change naming an unknown node is refused.
+    let r = admin
+        .change_membership(pb::ChangeMembershipRequest {
+            header,
+            group: 1,
+            change: Some(pb::change_membership_request::Change::Add(4)),
+        })
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.message.contains("not known")),
+        "{r:?}"
+    );
+    // A new node is known at once, in status, and recorded.
+    let r = admin
+        .add_node(add(header, 4, "127.0.0.1:9"))
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(r.error.is_none() && !r.already_known, "{r:?}");
+    let mut c = h.clients().await.remove(0);
+    let s = c
+        .status(pb::StatusRequest { header: None })
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(
+        s.nodes
+            .iter()
+            .any(|n| n.id == 4 && n.address == "127.0.0.1:9"),
+        "{:?}",
+        s.nodes
+    );
+    assert!(s.groups.iter().all(|g| g.local_replica));
+    let recorded = std::fs::read_to_string(
+        h.cluster
+            .config(1)
+            .data_dir
+            .join(meridian_node::members::PEERS_FILE),
+    )
+    .expect("peers file");
+    assert!(recorded.contains("127.0.0.1:9"), "{recorded}");
+    h.cluster.shutdown().await;
+}
