@@ -262,9 +262,17 @@ pub(crate) fn message(m: &Message) -> String {
             last_slot,
             last_ballot,
             pre_vote,
+            hand_over,
         } => {
-            let what = if *pre_vote { "pre-vote" } else { "prepare" };
+            let what = match (*pre_vote, *hand_over) {
+                (true, _) => "pre-vote",
+                (false, true) => "prepare (taking over)",
+                (false, false) => "prepare",
+            };
             let _ = write!(s, "{what} b{b} last {last_slot}@{}", ballot(*last_ballot));
+        }
+        Body::TakeOver { last_slot } => {
+            let _ = write!(s, "take over b{b} last {last_slot}");
         }
         Body::Promise {
             granted,
