@@ -908,6 +908,7 @@ impl Replica {
         self.maybe_win(now, out);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn handle_prepare(
         &mut self,
         now: TtInterval,
