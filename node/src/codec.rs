@@ -19,6 +19,16 @@ use meridian_txn::{AbortReason, CcMode, GroupMessage, Vote};
 /// refuses a version it does not know.
 pub const MESSAGE_FORMAT_VERSION: u8 = 1;
 
+/// Body tag of [`Body::TakeOver`]. Hand-over added it and
+/// [`PREPARE_HAND_OVER_TAG`] without a new format version: every other
+/// message encodes as before, and a peer that predates them refuses only
+/// these (its leader-stickiness then holds, and leadership moves by
+/// election as it did).
+const TAKE_OVER_TAG: u8 = 5;
+/// Body tag of a [`Body::Prepare`] with `hand_over` set (tag 0 is one
+/// without); the layout is the same.
+const PREPARE_HAND_OVER_TAG: u8 = 6;
+
 /// Why bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -148,8 +158,11 @@ pub fn encode_message(m: &Message, buf: &mut BytesMut) {
             last_slot,
             last_ballot,
             pre_vote,
+            hand_over,
         } => {
-            buf.put_u8(0);
+            // A hand-over's prepare has a tag of its own, so that every
+            // other prepare keeps the bytes it had before hand-overs.
+            buf.put_u8(if *hand_over { PREPARE_HAND_OVER_TAG } else { 0 });
             buf.put_u64_le(*last_slot);
             put_ballot(buf, *last_ballot);
             put_bool(buf, *pre_vote);
@@ -195,6 +208,10 @@ pub fn encode_message(m: &Message, buf: &mut BytesMut) {
             buf.put_u8(4);
             encode_snapshot(snapshot, buf);
             put_ts(buf, *lease_start);
+        }
+        Body::TakeOver { last_slot } => {
+            buf.put_u8(TAKE_OVER_TAG);
+            buf.put_u64_le(*last_slot);
         }
     }
 }
@@ -503,10 +520,11 @@ impl<'a> Reader<'a> {
         let to = self.u64("to")?;
         let ballot = self.ballot()?;
         let body = match self.tag("message body")? {
-            (0, _) => Body::Prepare {
+            (tag @ (0 | PREPARE_HAND_OVER_TAG), _) => Body::Prepare {
                 last_slot: self.u64("last_slot")?,
                 last_ballot: self.ballot()?,
                 pre_vote: self.bool("pre_vote")?,
+                hand_over: tag == PREPARE_HAND_OVER_TAG,
             },
             (1, _) => Body::Promise {
                 granted: self.bool("granted")?,
@@ -528,6 +546,9 @@ impl<'a> Reader<'a> {
             (4, _) => Body::InstallSnapshot {
                 snapshot: self.snapshot()?,
                 lease_start: self.ts("lease_start")?,
+            },
+            (TAKE_OVER_TAG, _) => Body::TakeOver {
+                last_slot: self.u64("last_slot")?,
             },
             (tag, offset) => {
                 return Err(DecodeError::Tag {
@@ -799,15 +820,17 @@ pub(crate) mod strategies {
 
     fn body() -> impl Strategy<Value = Body> {
         prop_oneof![
-            (any::<u64>(), ballot(), any::<bool>()).prop_map(
-                |(last_slot, last_ballot, pre_vote)| {
+            (any::<u64>(), ballot(), any::<bool>(), any::<bool>()).prop_map(
+                |(last_slot, last_ballot, pre_vote, hand_over)| {
                     Body::Prepare {
                         last_slot,
                         last_ballot,
                         pre_vote,
+                        hand_over,
                     }
                 }
             ),
+            any::<u64>().prop_map(|last_slot| Body::TakeOver { last_slot }),
             (any::<bool>(), any::<bool>(), ts()).prop_map(|(granted, pre_vote, lease_until)| {
                 Body::Promise {
                     granted,

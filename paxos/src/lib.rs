@@ -92,15 +92,22 @@ pub enum PlantedBug {
     AckBeforePersist,
     /// The promised ballot is never persisted.
     ForgetPromise,
+    /// A replica that takes over from a leader handing over leads at once,
+    /// without waiting out the leases its promisers granted.
+    HandOverSkipsLeaseWait,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 3] = [
+    pub const ALL: [(&'static str, PlantedBug); 4] = [
         ("lease-overlap", PlantedBug::LeaseOverlap),
         ("ack-before-persist", PlantedBug::AckBeforePersist),
         ("forget-promise", PlantedBug::ForgetPromise),
+        (
+            "hand-over-skips-lease-wait",
+            PlantedBug::HandOverSkipsLeaseWait,
+        ),
     ];
 
     /// Looks a bug up by its command-line name.

@@ -121,6 +121,23 @@ pub enum Input {
         /// Whether the clock is within its bound.
         ok: bool,
     },
+    /// Hand leadership to another voter (docs/design.md §3), for a node
+    /// that is shutting down: ignored unless this replica leads and is not
+    /// already handing over. The leader picks the target — `to` if it is
+    /// another voter (otherwise the input is ignored), or, for `None`, the
+    /// other voter most caught up among those heard from within
+    /// `election_min_nanos` — and refuses proposals from then on
+    /// ([`ProposeError::NotLeader`] naming the target). Once the target's
+    /// log matches the leader's last slot, the leader sends it
+    /// [`Body::TakeOver`] and steps down; the target campaigns at once.
+    /// If that has not happened within `election_max_nanos`, the leader
+    /// abandons the hand-over and accepts proposals again. Leases are kept
+    /// as at any change of leader: the new leader waits out every lease
+    /// its promisers granted, the old one's included.
+    HandOver {
+        /// The voter to hand over to; `None` lets the leader choose.
+        to: Option<NodeId>,
+    },
 }
 
 /// What a replica asks of its driver.
@@ -252,6 +269,15 @@ impl Progress {
     }
 }
 
+/// A hand-over in progress at the leader ([`Input::HandOver`]).
+#[derive(Clone, Copy, Debug)]
+struct HandOver {
+    /// The voter that is to take over.
+    to: NodeId,
+    /// Local time at which the leader gives up and serves on.
+    deadline: Timestamp,
+}
+
 /// Identifies a proposal to its proposer: returned by [`Replica::propose`]
 /// and its siblings, reported again in [`Output::Proposed`] or
 /// [`Output::Dropped`]. Unique within one `Replica` value (a restarted
@@ -325,6 +351,10 @@ pub struct Replica {
     deferred_wake: Option<Timestamp>,
     /// The id the next proposal gets.
     next_proposal: ProposalId,
+    /// A hand-over in progress: no proposals are accepted meanwhile.
+    hand_over: Option<HandOver>,
+    /// As candidate: this campaign answers a [`Body::TakeOver`].
+    taking_over: bool,
 
     // persistence pipeline
     next_seq: u64,
@@ -405,6 +435,8 @@ impl Replica {
             pending: VecDeque::new(),
             deferred_wake: None,
             next_proposal: 1,
+            hand_over: None,
+            taking_over: false,
             next_seq: 1,
             durable_seq: 0,
             inflight_persists: VecDeque::new(),
@@ -530,9 +562,12 @@ impl Replica {
     /// The local time at which the replica next needs a [`Input::Tick`].
     pub fn next_deadline(&self) -> Timestamp {
         match self.role {
-            Role::Leader => self
-                .deferred_wake
-                .map_or(self.heartbeat_deadline, |w| w.min(self.heartbeat_deadline)),
+            Role::Leader => {
+                let hb = self
+                    .deferred_wake
+                    .map_or(self.heartbeat_deadline, |w| w.min(self.heartbeat_deadline));
+                self.hand_over.map_or(hb, |h| h.deadline.min(hb))
+            }
             _ => self.election_deadline,
         }
     }
@@ -547,6 +582,12 @@ impl Replica {
     /// Proposals queued at the leader waiting for its lease.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The voter this leader is handing leadership to, while a hand-over
+    /// ([`Input::HandOver`]) is in progress.
+    pub fn handing_over_to(&self) -> Option<NodeId> {
+        self.hand_over.map(|h| h.to)
     }
 
     #[cfg(feature = "planted-bugs")]
@@ -571,6 +612,7 @@ impl Replica {
             Input::Message(m) => self.handle_message(now, m, out),
             Input::Persisted { seq } => self.handle_persisted(seq),
             Input::ClockHealth { ok } => self.set_clock_health(now, ok, out),
+            Input::HandOver { to } => self.start_hand_over(now, to, out),
         }
         self.finish(now, out);
     }
@@ -774,6 +816,9 @@ impl Replica {
                 let quorum_contact = self.quorum_value(local, |p| p.last_contact);
                 if local.nanos_since(quorum_contact) > self.cfg.election_max_nanos {
                     self.become_follower(now, None, out);
+                } else if self.hand_over.is_some_and(|h| local >= h.deadline) {
+                    // The target did not catch up in time: lead on.
+                    self.hand_over = None;
                 }
             }
             Role::Follower | Role::Candidate => {
@@ -811,18 +856,20 @@ impl Replica {
         self.leader = None;
         self.votes = vec![self.cfg.id];
         self.reset_election_timer(now);
-        for m in self.prepares(ballot, true) {
+        self.taking_over = false;
+        for m in self.prepares(ballot, true, false) {
             out.push(Output::Send(m));
         }
         self.maybe_win(now, out);
     }
 
     /// `Prepare` messages for `ballot` to every other voter.
-    fn prepares(&self, ballot: Ballot, pre_vote: bool) -> Vec<Message> {
+    fn prepares(&self, ballot: Ballot, pre_vote: bool, hand_over: bool) -> Vec<Message> {
         let body = Body::Prepare {
             last_slot: self.last_slot(),
             last_ballot: self.last_ballot(),
             pre_vote,
+            hand_over,
         };
         self.membership()
             .voters
@@ -832,26 +879,36 @@ impl Replica {
             .collect()
     }
 
-    fn campaign(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+    /// Phase 1 for a fresh ballot; `hand_over` when the leader handed
+    /// leadership to this replica ([`Body::TakeOver`]).
+    fn campaign(&mut self, now: TtInterval, hand_over: bool, out: &mut Vec<Output>) {
         let round = self.max_round_seen.max(self.promised.round) + 1;
         let ballot = Ballot::new(round, self.cfg.id);
         self.max_round_seen = round;
         self.set_promised(ballot);
         self.last_promise = Some((Self::local(now), self.cfg.id));
         self.pre_vote = None;
+        if self.role != Role::Candidate {
+            out.push(Output::RoleChanged {
+                role: Role::Candidate,
+                leader: None,
+            });
+        }
         self.role = Role::Candidate;
         self.leader = None;
+        self.taking_over = hand_over;
         self.votes = vec![self.cfg.id];
         self.promised_lease_max = self.lease_granted_until;
         self.reset_election_timer(now);
         // Gated: our own promise must be durable before anyone acts on
         // this ballot.
-        for m in self.prepares(ballot, false) {
+        for m in self.prepares(ballot, false, hand_over) {
             self.send_durable(m, out);
         }
         self.maybe_win(now, out);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn handle_prepare(
         &mut self,
         now: TtInterval,
@@ -859,6 +916,7 @@ impl Replica {
         last_slot: Slot,
         last_ballot: Ballot,
         pre_vote: bool,
+        hand_over: bool,
         out: &mut Vec<Output>,
     ) {
         // A candidate whose configuration is older than one this replica
@@ -897,7 +955,10 @@ impl Replica {
             }
             Role::Candidate => false,
         };
-        if recently_heard && self.leader != Some(m.from) {
+        // A candidate the leader handed over to is let through: the leader
+        // it would depose has stepped down. Only stickiness is skipped.
+        let handed_over = hand_over && !pre_vote;
+        if recently_heard && self.leader != Some(m.from) && !handed_over {
             return;
         }
         let up_to_date = (last_ballot, last_slot) >= (self.last_ballot(), self.last_slot());
@@ -996,7 +1057,7 @@ impl Replica {
             .count();
         if n >= q {
             if self.pre_vote.is_some() {
-                self.campaign(now, out);
+                self.campaign(now, false, out);
             } else {
                 self.become_leader(now, out);
             }
@@ -1009,11 +1070,15 @@ impl Replica {
         self.leader = Some(self.cfg.id);
         // Spanner §4.1.1 disjointness: wait out every lease a promiser may
         // have granted to a previous leader.
-        self.lease_wait_until = if self.bug(bug::LEASE_OVERLAP) {
+        self.lease_wait_until = if self.bug(bug::LEASE_OVERLAP)
+            || (self.taking_over && self.bug(bug::HAND_OVER_SKIPS_LEASE_WAIT))
+        {
             Timestamp::ZERO
         } else {
             self.promised_lease_max
         };
+        self.taking_over = false;
+        self.hand_over = None;
         self.lease_end = Timestamp::ZERO;
         self.self_lease_ack = Timestamp::ZERO;
         let local = Self::local(now);
@@ -1046,6 +1111,8 @@ impl Replica {
         }
         self.votes.clear();
         self.pre_vote = None;
+        self.taking_over = false;
+        self.hand_over = None;
         self.lease_end = Timestamp::ZERO;
         self.reset_election_timer(now);
         if changed {
@@ -1054,6 +1121,92 @@ impl Replica {
                 leader,
             });
         }
+    }
+
+    // ------------------------------------------------------------------
+    // Hand-over
+    // ------------------------------------------------------------------
+
+    /// docs/design.md §3, [`Input::HandOver`]: a leader picks the voter to
+    /// hand over to, stops taking proposals and hands over as soon as that
+    /// voter's log matches its own.
+    fn start_hand_over(&mut self, now: TtInterval, to: Option<NodeId>, out: &mut Vec<Output>) {
+        if self.role != Role::Leader || self.hand_over.is_some() {
+            return;
+        }
+        let local = Self::local(now);
+        let target = match to {
+            Some(t) => (t != self.cfg.id && self.membership().contains(t)).then_some(t),
+            None => self
+                .progress
+                .iter()
+                .filter(|p| {
+                    self.membership().contains(p.id)
+                        && local.nanos_since(p.last_contact) < self.cfg.election_min_nanos
+                })
+                // Most caught up, then most recently heard from, then the
+                // lowest id (deterministic).
+                .max_by_key(|p| (p.matched, p.last_contact, std::cmp::Reverse(p.id)))
+                .map(|p| p.id),
+        };
+        let Some(to) = target else {
+            return;
+        };
+        self.hand_over = Some(HandOver {
+            to,
+            deadline: local.saturating_add(self.cfg.election_max_nanos),
+        });
+        // Whatever the target lacks goes now, not at the next heartbeat.
+        self.send_to(now, to, true, out);
+        self.maybe_take_over(now, out);
+    }
+
+    /// Completes a hand-over once the target's log matches the leader's
+    /// last slot (its acknowledgement means those entries are durable
+    /// there): sends it [`Body::TakeOver`] and steps down, naming it as
+    /// the leader to try. From here on this replica serves nothing; the
+    /// target waits out this replica's lease, as any new leader does.
+    fn maybe_take_over(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let Some(h) = self.hand_over else {
+            return;
+        };
+        if self.role != Role::Leader {
+            return;
+        }
+        let last = self.last_slot();
+        let caught_up = self
+            .progress
+            .iter()
+            .any(|p| p.id == h.to && p.matched >= last);
+        if !caught_up {
+            return;
+        }
+        let m = self.msg(h.to, self.promised, Body::TakeOver { last_slot: last });
+        out.push(Output::Send(m));
+        self.become_follower(now, Some(h.to), out);
+    }
+
+    /// At the target of a hand-over: campaign at once, skipping the
+    /// pre-vote, if the message comes from the leader this replica follows
+    /// at its current ballot and this replica holds the leader's log. A
+    /// stale or foreign take-over is ignored.
+    fn handle_take_over(
+        &mut self,
+        now: TtInterval,
+        m: &Message,
+        last_slot: Slot,
+        out: &mut Vec<Output>,
+    ) {
+        let current =
+            self.role == Role::Follower && self.leader == Some(m.from) && m.ballot == self.promised;
+        if !current
+            || self.last_slot() < last_slot
+            || !self.clock_ok
+            || !self.membership().contains(self.cfg.id)
+        {
+            return;
+        }
+        self.campaign(now, true, out);
     }
 
     // ------------------------------------------------------------------
@@ -1073,7 +1226,9 @@ impl Replica {
                 last_slot,
                 last_ballot,
                 pre_vote,
-            } => self.handle_prepare(now, &m, last_slot, last_ballot, pre_vote, out),
+                hand_over,
+            } => self.handle_prepare(now, &m, last_slot, last_ballot, pre_vote, hand_over, out),
+            Body::TakeOver { last_slot } => self.handle_take_over(now, &m, last_slot, out),
             Body::Promise {
                 granted,
                 pre_vote,
@@ -1315,6 +1470,7 @@ impl Replica {
         self.advance_commit();
         let id = m.from;
         self.send_to(now, id, false, out);
+        self.maybe_take_over(now, out);
     }
 
     fn update_lease(&mut self) {
@@ -1373,6 +1529,9 @@ impl Replica {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
             });
+        }
+        if let Some(h) = self.hand_over {
+            return Err(ProposeError::NotLeader { leader: Some(h.to) });
         }
         if self.pending.len() >= self.cfg.max_pending {
             return Err(ProposeError::QueueFull(self.pending.len()));
@@ -1752,6 +1911,7 @@ mod bug {
     pub(super) const LEASE_OVERLAP: PlantedBug = PlantedBug::LeaseOverlap;
     pub(super) const ACK_BEFORE_PERSIST: PlantedBug = PlantedBug::AckBeforePersist;
     pub(super) const FORGET_PROMISE: PlantedBug = PlantedBug::ForgetPromise;
+    pub(super) const HAND_OVER_SKIPS_LEASE_WAIT: PlantedBug = PlantedBug::HandOverSkipsLeaseWait;
 }
 
 #[cfg(not(feature = "planted-bugs"))]
@@ -1763,4 +1923,5 @@ mod bug {
     pub(super) const LEASE_OVERLAP: super::BugStub = super::BugStub;
     pub(super) const ACK_BEFORE_PERSIST: super::BugStub = super::BugStub;
     pub(super) const FORGET_PROMISE: super::BugStub = super::BugStub;
+    pub(super) const HAND_OVER_SKIPS_LEASE_WAIT: super::BugStub = super::BugStub;
 }

@@ -225,6 +225,13 @@ impl LocalGroup {
         self.run();
     }
 
+    /// Asks replica `id` to hand its leadership over ([`Input::HandOver`]),
+    /// then delivers until quiet.
+    pub fn hand_over(&mut self, id: NodeId, to: Option<NodeId>) {
+        self.step((id - 1) as usize, Input::HandOver { to });
+        self.run();
+    }
+
     /// Ticks replica `id` once.
     pub fn tick(&mut self, id: NodeId) {
         self.step((id - 1) as usize, Input::Tick);

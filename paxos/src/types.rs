@@ -141,6 +141,11 @@ pub enum Body {
         /// changing any state, so a replica that was cut off cannot depose a
         /// healthy leader by campaigning with ever higher ballots.
         pre_vote: bool,
+        /// The candidate campaigns because its leader handed leadership
+        /// over to it ([`Body::TakeOver`]): acceptors skip leader
+        /// stickiness for it — and only that; every other condition of a
+        /// promise still holds. Never set on a pre-vote.
+        hand_over: bool,
     },
     /// Phase 1b, or its refusal.
     Promise {
@@ -175,6 +180,15 @@ pub enum Body {
         upto: Slot,
         /// The echoed `lease_start` of the message answered.
         lease_start: Timestamp,
+    },
+    /// A leader handing over (docs/design.md §3) tells the follower it
+    /// chose, once that follower's log matches its own, to campaign at
+    /// once; the leader has already stepped down. Acted on only by a
+    /// follower of the sender at the message's ballot.
+    TakeOver {
+        /// The leader's last slot when it stepped down; the target
+        /// campaigns only if its log reaches it.
+        last_slot: Slot,
     },
     /// Catch-up of a replica whose missing slots were compacted away.
     InstallSnapshot {

@@ -307,6 +307,7 @@ fn design_s3_stale_epoch_prepare_is_refused() {
             last_slot: last + 10,
             last_ballot: Ballot::new(98, 3),
             pre_vote: false,
+            hand_over: false,
         },
     ));
     assert!(
@@ -359,6 +360,7 @@ fn pms_s3_candidate_with_stale_log_gets_no_promise() {
             last_slot: 1,
             last_ballot: Ballot::ZERO,
             pre_vote: false,
+            hand_over: false,
         },
     ));
     let sent = g.take_sent();
@@ -385,6 +387,7 @@ fn raft_thesis_s4_2_3_leader_stickiness_ignores_disruptive_prepare() {
             last_slot: tip,
             last_ballot: g.replica(2).promised(),
             pre_vote: false,
+            hand_over: false,
         },
     ));
     assert!(g.take_sent().is_empty());
@@ -408,6 +411,7 @@ fn pms_s3_promised_ballot_is_durable_before_promise_and_survives_restart() {
                 last_slot: 0,
                 last_ballot: Ballot::ZERO,
                 pre_vote: false,
+                hand_over: false,
             },
         )),
         &mut out,

@@ -159,7 +159,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 16] = [
+    pub const ALL: [(&'static str, PlantedBug); 17] = [
         (
             "lease-overlap",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseOverlap),
@@ -171,6 +171,10 @@ impl PlantedBug {
         (
             "forget-promise",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::ForgetPromise),
+        ),
+        (
+            "hand-over-skips-lease-wait",
+            PlantedBug::Paxos(meridian_paxos::PlantedBug::HandOverSkipsLeaseWait),
         ),
         (
             "skip-commit-wait",
@@ -221,8 +225,8 @@ impl PlantedBug {
     ];
 
     /// Every planted bug, in the order of [`PlantedBug::ALL`].
-    pub const VARIANTS: [PlantedBug; 16] = {
-        let mut v = [PlantedBug::ClockBoundBroken; 16];
+    pub const VARIANTS: [PlantedBug; 17] = {
+        let mut v = [PlantedBug::ClockBoundBroken; 17];
         let mut i = 0;
         while i < PlantedBug::ALL.len() {
             v[i] = PlantedBug::ALL[i].1;
@@ -240,6 +244,9 @@ impl PlantedBug {
             PlantedBug::Paxos(P::LeaseOverlap) => "a new leader skips waiting out the old lease",
             PlantedBug::Paxos(P::AckBeforePersist) => "acceptors acknowledge before fsync",
             PlantedBug::Paxos(P::ForgetPromise) => "the promised ballot is never persisted",
+            PlantedBug::Paxos(P::HandOverSkipsLeaseWait) => {
+                "a replica taking over from a leader handing over skips waiting out its lease"
+            }
             PlantedBug::Txn(T::SkipCommitWait) => "commits are acknowledged as soon as chosen",
             PlantedBug::Txn(T::ReadWithoutSafeTime) => {
                 "lock-free reads are served without waiting for t_safe"

@@ -13,8 +13,8 @@ use crate::check::{ChosenLog, StateMachine, Violation, rules};
 use crate::trace::{self, Party, TraceKind, Tracer};
 use crate::world::{
     Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH,
-    ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, Host, LIVENESS_BOUND, MS, Network,
-    check_one_lease, count_event, downtime, paxos_config,
+    ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, HAND_OVER_QUIET, HandOvers, Host,
+    LIVENESS_BOUND, MS, Network, check_one_lease, count_event, downtime, paxos_config,
 };
 use crate::{RunOptions, RunOutcome, RunStats};
 
@@ -44,6 +44,13 @@ enum Event {
         node: usize,
         generation: u64,
     },
+    /// A hand-over aimed at a moment (a new leader's first milliseconds);
+    /// void if the node restarted since.
+    HandOver {
+        node: usize,
+        generation: u64,
+        to: Option<NodeId>,
+    },
     Client,
     Fault,
     Heal,
@@ -69,6 +76,8 @@ struct Sim {
     leader_hint: Option<NodeId>,
     max_assigned_ts: Timestamp,
     faults_on: bool,
+    heal_at: Timestamp,
+    hand_overs: HandOvers,
     clients_stop: Timestamp,
     /// First command id proposed after the heal.
     first_post_heal_cmd: Option<u64>,
@@ -109,6 +118,8 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         leader_hint: None,
         max_assigned_ts: Timestamp::ZERO,
         faults_on: true,
+        heal_at: Timestamp(EPOCH + fault_phase),
+        hand_overs: HandOvers::draw(opts.seed),
         clients_stop: Timestamp(EPOCH + fault_phase + LIVENESS_BOUND - CLIENT_QUIET),
         first_post_heal_cmd: None,
         tracer: Tracer::new(opts.trace.clone()),
@@ -118,11 +129,12 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     };
     sim.tracer.header(|| {
         format!(
-            "seed {} layer paxos: {n_nodes} replicas; faults until {}, run ends {}\n{}\n  {}",
+            "seed {} layer paxos: {n_nodes} replicas; faults until {}, run ends {}\n{}{}\n  {}",
             opts.seed,
             trace::since(fault_phase),
             trace::since(fault_phase + LIVENESS_BOUND),
             trace::faults(&sim.faults, true, None),
+            trace::hand_overs(&sim.hand_overs),
             trace::schedule(clocks.profile, &sim.adversary),
         )
     });
@@ -241,6 +253,16 @@ impl Sim {
                 }
                 Ok(())
             }
+            Event::HandOver {
+                node,
+                generation,
+                to,
+            } => {
+                if self.nodes[node].host.generation != generation {
+                    return Ok(());
+                }
+                self.hand_over(node, to)
+            }
             Event::Restart { node } => {
                 if self.nodes[node].replica.is_some() {
                     return Ok(()); // already restarted when faults healed
@@ -353,15 +375,28 @@ impl Sim {
                             if let Err(e) = self.elections_after_heal.record(id, round) {
                                 return Err(self.violation(rules::ELECTIONS_AFTER_HEAL, e));
                             }
-                        } else if let Some(d) = self.adversary.new_leader_crash(&mut self.rng) {
+                        } else {
                             let generation = self.nodes[i].host.generation;
-                            self.schedule(
-                                d,
-                                Event::Crash {
-                                    node: i,
-                                    generation,
-                                },
-                            );
+                            if let Some(d) = self.adversary.new_leader_crash(&mut self.rng) {
+                                self.schedule(
+                                    d,
+                                    Event::Crash {
+                                        node: i,
+                                        generation,
+                                    },
+                                );
+                            }
+                            let others: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+                            if let Some((d, to)) = self.hand_overs.after_election(&others) {
+                                self.schedule(
+                                    d,
+                                    Event::HandOver {
+                                        node: i,
+                                        generation,
+                                        to,
+                                    },
+                                );
+                            }
                         }
                     }
                 }
@@ -494,7 +529,40 @@ impl Sim {
         if self.faults.membership && self.rng.random_bool(0.05) {
             self.change_membership()?;
         }
-        Ok(())
+        self.maybe_hand_over()
+    }
+
+    /// The leader-hand-over fault: the leader is asked to pass its
+    /// leadership on, as a draining node's would be (docs/design.md §3).
+    fn maybe_hand_over(&mut self) -> Result<(), Violation> {
+        let others: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let Some(to) = self.hand_overs.next(&others) else {
+            return Ok(());
+        };
+        let Some(l) = self.leader_hint.and_then(|l| self.index(l)) else {
+            return Ok(());
+        };
+        self.hand_over(l, to)
+    }
+
+    /// Asks node `l` to hand over to `to`, if it leads and the heal is not
+    /// near.
+    fn hand_over(&mut self, l: usize, to: Option<NodeId>) -> Result<(), Violation> {
+        if !self.faults_on || self.now().saturating_add(HAND_OVER_QUIET) >= self.heal_at {
+            return Ok(());
+        }
+        let leads = self.nodes[l]
+            .replica
+            .as_ref()
+            .is_some_and(|r| r.role() == Role::Leader);
+        if !leads {
+            return Ok(());
+        }
+        let leader = self.nodes[l].id;
+        let mut parties = vec![Party::Node(leader)];
+        parties.extend(to.map(Party::Node));
+        self.trace(TraceKind::Fault, &parties, || trace::hand_over(leader, to));
+        self.step(l, Input::HandOver { to })
     }
 
     /// Crashes node `i` (if up): it keeps a random prefix of its unsynced
@@ -633,6 +701,7 @@ fn event_code(ev: &Event) -> u64 {
         Event::Sync { node, .. } => 500 + *node as u64,
         Event::Restart { node } => 600 + *node as u64,
         Event::Crash { node, .. } => 650 + *node as u64,
+        Event::HandOver { node, .. } => 680 + *node as u64,
         Event::Client => 700,
         Event::Fault => 800,
         Event::Heal => 900,

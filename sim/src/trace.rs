@@ -20,7 +20,7 @@ use meridian_txn::{
     GroupMessage, ReadAt, ReadOp, ReadResult, Reply, Request, Response, TxnError, Vote,
 };
 
-use crate::world::{Adversary, ClockProfile, EPOCH, Faults, MS};
+use crate::world::{Adversary, ClockProfile, EPOCH, Faults, HandOvers, MS};
 
 /// What a trace line is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -262,9 +262,17 @@ pub(crate) fn message(m: &Message) -> String {
             last_slot,
             last_ballot,
             pre_vote,
+            hand_over,
         } => {
-            let what = if *pre_vote { "pre-vote" } else { "prepare" };
+            let what = match (*pre_vote, *hand_over) {
+                (true, _) => "pre-vote",
+                (false, true) => "prepare (taking over)",
+                (false, false) => "prepare",
+            };
             let _ = write!(s, "{what} b{b} last {last_slot}@{}", ballot(*last_ballot));
+        }
+        Body::TakeOver { last_slot } => {
+            let _ = write!(s, "take over b{b} last {last_slot}");
         }
         Body::Promise {
             granted,
@@ -612,6 +620,26 @@ pub(crate) fn faults(f: &Faults, membership: bool, pause: Option<f64>) -> String
         );
     }
     s
+}
+
+/// The hand-over fault's rates, for a run's header (nothing if it is off).
+pub(crate) fn hand_overs(h: &HandOvers) -> String {
+    let mut s = String::new();
+    if h.probability > 0.0 {
+        let _ = write!(s, "; leader hand-over {}", pct(h.probability));
+    }
+    if h.after_election > 0.0 {
+        let _ = write!(s, "; new leaders handing over {}", pct(h.after_election));
+    }
+    s
+}
+
+/// A leader asked to hand its leadership over.
+pub(crate) fn hand_over(leader: NodeId, to: Option<NodeId>) -> String {
+    match to {
+        Some(t) => format!("hand-over: n{leader} is asked to hand its leadership to n{t}"),
+        None => format!("hand-over: n{leader} is asked to hand its leadership on"),
+    }
 }
 
 /// The clocks and adversarial schedules of a run, in words.

@@ -42,8 +42,8 @@ use crate::lists;
 use crate::trace::{self, Party, TraceKind, Tracer};
 use crate::world::{
     Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH,
-    ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, Host, LIVENESS_BOUND, MS, Network,
-    check_one_lease, count_event, downtime, paxos_config,
+    ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, HAND_OVER_QUIET, HandOvers, Host,
+    LIVENESS_BOUND, MS, Network, check_one_lease, count_event, downtime, paxos_config,
 };
 use crate::{Cc, Layer, PlantedBug, RunOptions, RunOutcome, RunStats};
 
@@ -196,6 +196,13 @@ enum Event {
     Crash {
         node: usize,
         generation: u64,
+    },
+    /// A hand-over aimed at a moment (a new leader's first milliseconds);
+    /// void if the node restarted since.
+    HandOver {
+        node: usize,
+        generation: u64,
+        to: Option<NodeId>,
     },
     /// A client's timer (timeout or end of a pause); stale unless `wake`
     /// matches the client's.
@@ -419,6 +426,8 @@ struct Sim {
     /// per fault tick.
     clock_rng: SmallRng,
     excursion_probability: f64,
+    /// Leader hand-overs: their own random stream and probability.
+    hand_overs: HandOvers,
     /// Whether a client whose commit times out asks `TxnStatus` at once
     /// (the commit may still be in flight) rather than sending it again.
     status_on_timeout: bool,
@@ -548,6 +557,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         status_on_timeout: opts.seed % 2 == 1,
         clock_rng,
         excursion_probability,
+        hand_overs: HandOvers::draw(opts.seed),
         nodes,
         clients,
         queue: EventQueue::new(clock),
@@ -589,7 +599,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         };
         format!(
             "seed {} layer {}: {}{per_group} replicas{}, {n_clients} clients{}, {accounts} accounts, \
-             roster of {}; faults until {}, run ends {}\n{}\n  {}\n  \
+             roster of {}; faults until {}, run ends {}\n{}{}\n  {}\n  \
              request timeout {} ms; commit records kept {} ms{queues}",
             opts.seed,
             opts.layer.name(),
@@ -604,6 +614,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             trace::since(fault_phase),
             trace::since(fault_phase + AFTER_HEAL),
             trace::faults(&sim.faults, false, Some(pause)),
+            trace::hand_overs(&sim.hand_overs),
             trace::schedule(clocks.profile, &sim.adversary),
             request_timeout / MS,
             commit_record_retention / MS,
@@ -825,9 +836,10 @@ impl Sim {
             Event::Deliver(Packet::Peer(m)) => self.index(m.to),
             Event::Deliver(Packet::Group { to, .. }) => self.index(*to),
             Event::Deliver(Packet::Request { node, .. }) => self.index(*node),
-            Event::Tick { node, .. } | Event::Sync { node, .. } | Event::Crash { node, .. } => {
-                Some(*node)
-            }
+            Event::Tick { node, .. }
+            | Event::Sync { node, .. }
+            | Event::Crash { node, .. }
+            | Event::HandOver { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -911,6 +923,16 @@ impl Sim {
                     self.crash(node);
                 }
                 Ok(())
+            }
+            Event::HandOver {
+                node,
+                generation,
+                to,
+            } => {
+                if self.nodes[node].host.generation != generation {
+                    return Ok(());
+                }
+                self.hand_over(node, to)
             }
             Event::Restart { node } => {
                 if self.nodes[node].replica.is_some() {
@@ -1069,15 +1091,29 @@ impl Sim {
                             if let Err(e) = self.elections_after_heal[g].record(id, round) {
                                 return Err(self.violation(rules::ELECTIONS_AFTER_HEAL, e));
                             }
-                        } else if let Some(d) = self.adversary.new_leader_crash(&mut self.rng) {
+                        } else {
                             let generation = self.nodes[i].host.generation;
-                            self.queue.schedule(
-                                d,
-                                Event::Crash {
-                                    node: i,
-                                    generation,
-                                },
-                            );
+                            if let Some(d) = self.adversary.new_leader_crash(&mut self.rng) {
+                                self.queue.schedule(
+                                    d,
+                                    Event::Crash {
+                                        node: i,
+                                        generation,
+                                    },
+                                );
+                            }
+                            let others: Vec<NodeId> =
+                                self.group_nodes(self.nodes[i].group).collect();
+                            if let Some((d, to)) = self.hand_overs.after_election(&others) {
+                                self.queue.schedule(
+                                    d,
+                                    Event::HandOver {
+                                        node: i,
+                                        generation,
+                                        to,
+                                    },
+                                );
+                            }
                         }
                     }
                 }
@@ -1281,6 +1317,45 @@ impl Sim {
             let i = self.rng.random_range(0..self.nodes.len());
             self.crash(i);
         }
+        if let Err(v) = self.maybe_hand_over() {
+            self.deferred.get_or_insert(v);
+        }
+    }
+
+    /// The leader-hand-over fault: one group's leader is asked to pass its
+    /// leadership on, as a draining node's would be (docs/design.md §3).
+    fn maybe_hand_over(&mut self) -> Result<(), Violation> {
+        let g = self.hand_overs.pick(self.groups);
+        let others: Vec<NodeId> = self.group_nodes(g).collect();
+        let Some(to) = self.hand_overs.next(&others) else {
+            return Ok(());
+        };
+        let Some(l) = self.leader_hint[(g - 1) as usize].and_then(|l| self.index(l)) else {
+            return Ok(());
+        };
+        self.hand_over(l, to)
+    }
+
+    /// Asks node `l` to hand over to `to`, if it leads, is not paused and
+    /// the heal is not near.
+    fn hand_over(&mut self, l: usize, to: Option<NodeId>) -> Result<(), Violation> {
+        if !self.faults_on || self.now().saturating_add(HAND_OVER_QUIET) >= self.heal_at {
+            return Ok(());
+        }
+        let node = &self.nodes[l];
+        let leads = node.paused_until.is_none()
+            && node
+                .replica
+                .as_ref()
+                .is_some_and(|r| r.paxos().role() == Role::Leader);
+        if !leads {
+            return Ok(());
+        }
+        let leader = node.id;
+        let mut parties = vec![Party::Node(leader)];
+        parties.extend(to.map(Party::Node));
+        self.trace(TraceKind::Fault, &parties, || trace::hand_over(leader, to));
+        self.step(l, Input::HandOver { to })
     }
 
     /// One group's leader proposes adding or removing a voter (never below
@@ -2709,6 +2784,7 @@ fn event_code(ev: &Event) -> u64 {
         Event::Sync { node, .. } => 500 + *node as u64,
         Event::Restart { node } => 600 + *node as u64,
         Event::Crash { node, .. } => 650 + *node as u64,
+        Event::HandOver { node, .. } => 680 + *node as u64,
         Event::Client { client, wake } => 700 + *client as u64 + (wake << 8),
         Event::Fault => 800,
         Event::Heal => 900,

@@ -95,6 +95,82 @@ impl Faults {
     }
 }
 
+/// Per fault tick: probability that a group's leader is told to hand its
+/// leadership over (a node draining before a shutdown), one drawn per seed.
+const HAND_OVER_PROBABILITIES: [f64; 3] = [0.0, 0.04, 0.12];
+/// Per seed: probability that a new leader is asked to hand over within
+/// [`HAND_OVER_AFTER_ELECTION_WITHIN`] of its election, while it may still
+/// be waiting out its predecessor's lease (a deposed leader's, cut off
+/// and still serving): the window where the lease wait matters most.
+const HAND_OVERS_AFTER_ELECTION: [f64; 3] = [0.0, 0.0, 0.25];
+/// How soon after its election a new leader may be asked to hand over.
+pub(crate) const HAND_OVER_AFTER_ELECTION_WITHIN: u64 = 40 * MS;
+/// No hand-over starts this close to the heal: one still in progress then
+/// would elect a leader after the heal, which the liveness rule counts.
+pub(crate) const HAND_OVER_QUIET: u64 = 2 * ELECTION_MAX;
+
+/// The leader hand-over fault (docs/design.md §3): how often a leader is
+/// asked to hand over, and to whom. Drawn from its own stream of the seed,
+/// as clock excursions are, so the draws of the other faults are the
+/// same as without it.
+#[derive(Debug)]
+pub(crate) struct HandOvers {
+    rng: SmallRng,
+    /// Per fault tick.
+    pub(crate) probability: f64,
+    /// Per election (faults on).
+    pub(crate) after_election: f64,
+}
+
+impl HandOvers {
+    pub(crate) fn draw(seed: u64) -> HandOvers {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x4a2d_0fe2_u64.rotate_left(24));
+        let probability =
+            HAND_OVER_PROBABILITIES[rng.random_range(0..HAND_OVER_PROBABILITIES.len())];
+        let after_election =
+            HAND_OVERS_AFTER_ELECTION[rng.random_range(0..HAND_OVERS_AFTER_ELECTION.len())];
+        HandOvers {
+            rng,
+            probability,
+            after_election,
+        }
+    }
+
+    /// A replica just became leader (faults on): the delay after which to
+    /// ask it to hand over, and the target to name, if it is to be asked.
+    pub(crate) fn after_election(&mut self, others: &[NodeId]) -> Option<(u64, Option<NodeId>)> {
+        if self.after_election == 0.0 || !self.rng.random_bool(self.after_election) {
+            return None;
+        }
+        let delay = self.rng.random_range(0..=HAND_OVER_AFTER_ELECTION_WITHIN);
+        let to = if others.is_empty() || self.rng.random_bool(0.5) {
+            None
+        } else {
+            Some(others[self.rng.random_range(0..others.len())])
+        };
+        Some((delay, to))
+    }
+
+    /// A group in `1..=groups`, for a hand-over aimed at one of several.
+    pub(crate) fn pick(&mut self, groups: u64) -> u64 {
+        self.rng.random_range(1..=groups)
+    }
+
+    /// Whether a leader hands over at this fault tick and, if so, the
+    /// target it names: `None` to let it choose (half the time), else one
+    /// of `others` (the other replicas, voters or not: a target that is no
+    /// voter is ignored by the leader).
+    pub(crate) fn next(&mut self, others: &[NodeId]) -> Option<Option<NodeId>> {
+        if self.probability == 0.0 || !self.rng.random_bool(self.probability) {
+            return None;
+        }
+        if others.is_empty() || self.rng.random_bool(0.5) {
+            return Some(None);
+        }
+        Some(Some(others[self.rng.random_range(0..others.len())]))
+    }
+}
+
 /// The clock error model of the calm seeds: offsets and drift stay inside
 /// ε (1 ms base, 200 ppm, 10 s sync period, so ε saws from 1 to 3 ms).
 pub(crate) const CLOCK_MODEL: ClockModel = ClockModel {

@@ -163,6 +163,20 @@ fn planted_lease_overlap_is_caught_as_overlapping_leases() {
 }
 
 #[test]
+fn planted_hand_over_skips_lease_wait_is_caught_as_overlapping_leases() {
+    // docs/design.md §3: a replica taking over from a leader that hands
+    // over still waits out every lease its promisers granted. The swarm
+    // asks new leaders to hand over while they may still be waiting out
+    // a deposed leader's lease; without the wait, the target's lease
+    // overlaps that one.
+    assert_caught_as(
+        "hand-over-skips-lease-wait",
+        false,
+        &[rules::LEASE_DISJOINT, rules::TS_MONOTONIC],
+    );
+}
+
+#[test]
 fn planted_ack_before_persist_is_caught() {
     assert_caught_as(
         "ack-before-persist",

@@ -60,6 +60,17 @@ pub enum Input {
         /// What the driver measured (for the error clients see).
         reason: String,
     },
+    /// Hand the group's leadership to another voter, for a node that is
+    /// shutting down: see [`meridian_paxos::Input::HandOver`] (ignored
+    /// unless this replica leads). While it is in progress the leader
+    /// proposes nothing, so a commit that needs a record aborts
+    /// ([`AbortReason::LeaderChanged`]) and the client retries at the
+    /// target; reads under the lease are still served. When the leader
+    /// steps down its transaction table goes, as at any change of leader.
+    HandOver {
+        /// The voter to hand over to; `None` lets the leader choose.
+        to: Option<NodeId>,
+    },
 }
 
 /// What a group replica asks of its driver.
@@ -327,6 +338,7 @@ impl GroupReplica {
                 self.set_clock_health(ok, reason, out);
                 meridian_paxos::Input::ClockHealth { ok }
             }
+            Input::HandOver { to } => meridian_paxos::Input::HandOver { to },
         };
         let mut pout = Vec::new();
         self.paxos.step(now, paxos_input, &mut pout);

@@ -395,6 +395,15 @@ impl LocalCluster {
         self.run();
     }
 
+    /// Asks replica `id` of group 1 to hand its leadership over
+    /// ([`Input::HandOver`], as a draining node would), then delivers
+    /// until quiet.
+    pub fn hand_over(&mut self, id: NodeId, to: Option<NodeId>) {
+        let i = self.index(1, id);
+        self.step(i, Input::HandOver { to });
+        self.run();
+    }
+
     /// Submits `request` to replica `node` of group 1; its reply is
     /// collected.
     pub fn submit(&mut self, node: NodeId, request: Request) -> RequestId {

@@ -111,6 +111,7 @@ pub fn prepare(from: u64, to: u64, ballot: Ballot, tip: (u64, Ballot), pre_vote:
             last_slot: tip.0,
             last_ballot: tip.1,
             pre_vote,
+            hand_over: false,
         },
     )
 }
