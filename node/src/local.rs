@@ -138,6 +138,14 @@ impl LocalCluster {
         }
     }
 
+    /// Stops node `id` as SIGTERM would: it hands over the leadership of
+    /// its groups, answers what is in flight, then stops.
+    pub async fn drain(&mut self, id: u64) {
+        if let Some(n) = self.nodes[(id - 1) as usize].take() {
+            n.shutdown().await;
+        }
+    }
+
     /// Restarts node `id` from its data directory.
     pub async fn restart(&mut self, id: u64) -> Result<(), StartError> {
         let cfg = self.configs[(id - 1) as usize].clone();

@@ -165,6 +165,9 @@ pub enum Event {
         /// What the check measured.
         reason: String,
     },
+    /// The node drains: every replica that leads hands its leadership to
+    /// another voter (docs/design.md §3, hand-over).
+    HandOver,
     /// Stop the loop.
     Shutdown,
 }
@@ -492,6 +495,18 @@ impl Driver {
                 for g in groups {
                     let reason = reason.clone();
                     self.step(g, now, Input::ClockHealth { ok, reason });
+                }
+                self.views_dirty = true;
+            }
+            Event::HandOver => {
+                let leading: Vec<GroupId> = self
+                    .replicas
+                    .iter()
+                    .filter(|(_, r)| r.paxos().role() == Role::Leader)
+                    .map(|(g, _)| *g)
+                    .collect();
+                for g in leading {
+                    self.step(g, now, Input::HandOver { to: None });
                 }
                 self.views_dirty = true;
             }

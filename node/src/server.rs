@@ -10,6 +10,7 @@ use std::time::Duration;
 use meridian_paxos::{NodeId, Recovered};
 use meridian_proto::pb;
 use meridian_truetime::{KernelTrueTime, SystemTrueTime, TrueTime};
+use meridian_txn::GroupId;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -31,6 +32,19 @@ pub const STARTUP_HELLO_WINDOW: Duration = Duration::from_millis(1500);
 
 /// Longest a drain waits for in-flight calls.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest a drain waits for its groups' leadership to move to other
+/// nodes. Bounded well below [`DRAIN_TIMEOUT`]: when every node stops at
+/// once, leadership can only move among draining nodes, and each gives up
+/// after this long.
+pub const DRAIN_HAND_OVER_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// How often a drain asks its leaders again to hand over (a hand-over that
+/// found no caught-up target in an election timeout is dropped).
+const HAND_OVER_RETRY: Duration = Duration::from_millis(500);
+
+/// How often a drain looks at its progress.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
 
 /// How long a stopping server may take to finish its connections.
 const SERVER_STOP_GRACE: Duration = Duration::from_millis(500);
@@ -321,16 +335,36 @@ impl Node {
         &self.shared.metrics
     }
 
-    /// Drains and stops: new calls are refused, calls in flight are
-    /// answered (up to [`DRAIN_TIMEOUT`]), then the server, the loop and
-    /// the log stop.
+    /// Drains and stops: new calls are refused; every group this node
+    /// leads hands its leadership to another voter (up to
+    /// [`DRAIN_HAND_OVER_TIMEOUT`]), so the group serves again after the
+    /// old lease rather than after an election timeout; calls in flight
+    /// are answered (up to [`DRAIN_TIMEOUT`]); then the server, the loop
+    /// and the log stop.
     pub async fn shutdown(mut self) {
         self.shared.draining.store(true, Ordering::Release);
-        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-        while self.shared.in_flight.load(Ordering::Acquire) > 0
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let started = tokio::time::Instant::now();
+        let mut asked: Option<tokio::time::Instant> = None;
+        loop {
+            let now = tokio::time::Instant::now();
+            let leading = self.leading_groups();
+            let hand_over = !leading.is_empty() && now < started + DRAIN_HAND_OVER_TIMEOUT;
+            let busy =
+                self.shared.in_flight.load(Ordering::Acquire) > 0 && now < started + DRAIN_TIMEOUT;
+            if !hand_over && !busy {
+                if !leading.is_empty() {
+                    tracing::warn!(
+                        groups = ?leading,
+                        "drain: leadership not handed over in time; the groups will elect"
+                    );
+                }
+                break;
+            }
+            if hand_over && asked.is_none_or(|t| now >= t + HAND_OVER_RETRY) {
+                let _ = self.shared.inbox.send(Event::HandOver);
+                asked = Some(now);
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
         }
         let _ = self.stop.send(true);
         // Peer streams never end on their own: give the server a moment to
@@ -347,6 +381,17 @@ impl Node {
         if let Some(h) = self.handle.take() {
             let _ = tokio::task::spawn_blocking(move || h.shutdown()).await;
         }
+    }
+
+    /// The groups whose replica on this node leads, as last published.
+    pub fn leading_groups(&self) -> Vec<GroupId> {
+        self.shared
+            .views
+            .read()
+            .values()
+            .filter(|v| v.leading || v.leader == Some(self.shared.cfg.node_id))
+            .map(|v| v.group)
+            .collect()
     }
 
     /// Stops at once, as a crash would (for tests): nothing is drained.
