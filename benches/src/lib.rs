@@ -23,5 +23,9 @@
 
 pub mod generator;
 pub mod keys;
+pub mod plot;
+pub mod report;
+pub mod retries;
+pub mod runner;
 pub mod stats;
 pub mod workload;
