@@ -8,7 +8,9 @@
 //! `p50_us`, `p95_us`, `p99_us`, `p999_us`, `min_us`, `max_us` of the
 //! successful ones), `aborts_by_reason` (read-write transactions that
 //! failed after the client's retries), `retries` and `retries_by_reason`,
-//! `commit_wait` (`mean_us` or `null` with a `note`), `transfer_check`
+//! `commit_wait` (`mean_us` or `null` with a `note`), `wal_fsync` (the
+//! embedded nodes' fdatasyncs: `mean_us`, `count`, `over_1s`; `null` for
+//! an external cluster), `transfer_check`
 //! and `ro_sum_mismatches` where they apply, and `timeline` (per second:
 //! `ops` and `p99_us`).
 
@@ -75,6 +77,18 @@ pub enum CommitWait {
     NotMeasured(String),
 }
 
+/// The embedded nodes' write-ahead log fsyncs during the run: slow disks
+/// (or a machine shared with other work) show here first.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FsyncStats {
+    /// Mean fdatasync latency, µs.
+    pub mean_us: f64,
+    /// fdatasyncs over every node.
+    pub count: u64,
+    /// Those that took more than a second.
+    pub over_1s: u64,
+}
+
 /// `transfer`'s closed-economy check.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TransferCheck {
@@ -115,6 +129,8 @@ pub struct Report {
     pub retries_by_reason: BTreeMap<String, u64>,
     /// Mean commit wait.
     pub commit_wait: CommitWait,
+    /// The embedded nodes' fsyncs (`None`: an external cluster).
+    pub wal_fsync: Option<FsyncStats>,
     /// `transfer`'s check.
     pub transfer_check: Option<TransferCheck>,
     /// `ro-sum` transactions that saw a wrong sum.
@@ -240,6 +256,11 @@ impl Report {
             "retries": self.retries,
             "retries_by_reason": self.retries_by_reason,
             "commit_wait": commit_wait,
+            "wal_fsync": self.wal_fsync.map(|f| json!({
+                "mean_us": round1(f.mean_us),
+                "count": f.count,
+                "over_1s": f.over_1s,
+            })),
             "interrupted": self.interrupted,
             "timeline": self.timeline.iter().enumerate().map(|(i, sec)| json!({
                 "second": i,
@@ -357,6 +378,13 @@ impl Report {
             CommitWait::NotMeasured(why) => {
                 let _ = writeln!(out, "[COMMIT-WAIT], not measured, {why}");
             }
+        }
+        if let Some(f) = &self.wal_fsync {
+            let _ = writeln!(
+                out,
+                "[WAL-FSYNC], AverageLatency(us), {:.1}\n[WAL-FSYNC], Count, {}\n[WAL-FSYNC], Over1s, {}",
+                f.mean_us, f.count, f.over_1s
+            );
         }
         if let Some(c) = &self.transfer_check {
             let _ = writeln!(

@@ -38,8 +38,10 @@ pub fn classify(error: &str) -> &'static str {
         "wounded"
     } else if e.contains("optimistic") || e.contains("conflict") {
         "occ_conflict"
-    } else if e.contains("leader changed") || e.contains("not the leader") {
+    } else if e.contains("leader changed") {
         "leader_changed"
+    } else if e.contains("not the group leader") || e.contains("not the leader") {
+        "not_leader"
     } else if e.contains("inactive") {
         "inactive"
     } else if e.contains("overloaded") {
@@ -187,7 +189,14 @@ mod tests {
             classify("transaction aborted: the group leader changed"),
             "leader_changed"
         );
-        assert_eq!(classify("cluster unavailable: no node"), "unavailable");
+        assert_eq!(
+            classify("not the group leader (leader hint: Some(2))"),
+            "not_leader"
+        );
+        assert_eq!(
+            classify("cluster unavailable: node 2: http://127.0.0.1:1: Timeout expired"),
+            "unavailable"
+        );
         assert_eq!(classify("timed out: budget"), "timeout");
         assert_eq!(
             classify("outcome of transaction 1.2 is unknown"),

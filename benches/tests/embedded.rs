@@ -58,6 +58,11 @@ fn transfer_conserves_the_total_across_groups() {
         "{}",
         v["commit_wait"]
     );
+    assert!(
+        v["wal_fsync"]["count"].as_u64().expect("fsyncs") > 0,
+        "{}",
+        v["wal_fsync"]
+    );
     assert!(stdout.contains("[TRANSFER-CHECK], PASSED"), "{stdout}");
     assert_eq!(v["settings"]["groups"].as_u64(), Some(3));
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use meridian_benches::generator::{DEFAULT_THETA, Distribution};
-use meridian_benches::report::{CommitWait, Report, Settings, TransferCheck};
+use meridian_benches::report::{CommitWait, FsyncStats, Report, Settings, TransferCheck};
 use meridian_benches::runner::{self, Config, LoadReport};
 use meridian_benches::workload::{INITIAL_BALANCE, Workload};
 use meridian_benches::{plot, retries};
@@ -31,6 +31,12 @@ use meridian_node::local::{LocalCluster, LocalOptions};
 /// Default run length when `--operations` is not given: with the default
 /// 100,000 records loaded first, a default run takes about a minute.
 const DEFAULT_DURATION_S: f64 = 45.0;
+
+/// The nodes' commit-wait histogram (commit timestamp to acknowledgement).
+const COMMIT_WAIT_METRIC: &str = "meridian_commit_wait_seconds";
+
+/// The nodes' write-ahead log fdatasync histogram.
+const FSYNC_METRIC: &str = "meridian_wal_fsync_seconds";
 
 /// How long connecting to `--endpoints` may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -194,28 +200,55 @@ enum Cluster {
     External,
 }
 
+/// Totals of one latency histogram over every node of the embedded
+/// cluster, from their Prometheus text.
+#[derive(Clone, Copy, Debug, Default)]
+struct Totals {
+    /// Sum of the values, seconds.
+    sum: f64,
+    /// Values recorded.
+    count: u64,
+    /// Values recorded at or below one second.
+    within_1s: u64,
+}
+
+impl std::ops::Sub for Totals {
+    type Output = Totals;
+    fn sub(self, o: Totals) -> Totals {
+        Totals {
+            sum: self.sum - o.sum,
+            count: self.count.saturating_sub(o.count),
+            within_1s: self.within_1s.saturating_sub(o.within_1s),
+        }
+    }
+}
+
 impl Cluster {
-    /// Sum (seconds) and count of every node's commit-wait histogram.
-    fn commit_wait_totals(&self) -> Option<(f64, u64)> {
+    /// The totals of histogram `name` (`meridian_..._seconds`) over every
+    /// node; `None` for an external cluster.
+    fn totals(&self, name: &str) -> Option<Totals> {
         let Cluster::Embedded(c) = self else {
             return None;
         };
-        let (mut sum, mut count) = (0.0, 0u64);
-        let mut id = 1;
-        while id <= c.endpoints().len() as u64 {
-            if let Some(n) = c.node(id) {
-                for line in n.metrics().render().lines() {
-                    if let Some(v) = line.strip_prefix("meridian_commit_wait_seconds_sum ") {
-                        sum += v.trim().parse::<f64>().unwrap_or(0.0);
-                    } else if let Some(v) = line.strip_prefix("meridian_commit_wait_seconds_count ")
-                    {
-                        count += v.trim().parse::<u64>().unwrap_or(0);
-                    }
+        let mut t = Totals::default();
+        let (sum, count, within) = (
+            format!("{name}_sum "),
+            format!("{name}_count "),
+            format!("{name}_bucket{{le=\"1\"}} "),
+        );
+        for id in 1..=c.endpoints().len() as u64 {
+            let Some(n) = c.node(id) else { continue };
+            for line in n.metrics().render().lines() {
+                if let Some(v) = line.strip_prefix(&sum) {
+                    t.sum += v.trim().parse::<f64>().unwrap_or(0.0);
+                } else if let Some(v) = line.strip_prefix(&count) {
+                    t.count += v.trim().parse::<u64>().unwrap_or(0);
+                } else if let Some(v) = line.strip_prefix(&within) {
+                    t.within_1s += v.trim().parse::<u64>().unwrap_or(0);
                 }
             }
-            id += 1;
         }
-        Some((sum, count))
+        Some(t)
     }
 }
 
@@ -425,7 +458,8 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
         None
     };
     retries::reset();
-    let wait_before = cluster.commit_wait_totals();
+    let wait_before = cluster.totals(COMMIT_WAIT_METRIC);
+    let fsync_before = cluster.totals(FSYNC_METRIC);
     eprintln!(
         "meridian-ycsb: running workload {} with {} threads {}",
         cfg.workload.name(),
@@ -436,12 +470,27 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
         }
     );
     let run = runner::run(&client, &cfg).await;
-    let wait_after = cluster.commit_wait_totals();
+    let wait_after = cluster.totals(COMMIT_WAIT_METRIC);
+    let fsync_after = cluster.totals(FSYNC_METRIC);
+    let wal_fsync = match (fsync_before, fsync_after) {
+        (Some(b), Some(a)) if a.count > b.count => {
+            let d = a - b;
+            Some(FsyncStats {
+                mean_us: d.sum / d.count as f64 * 1e6,
+                count: d.count,
+                over_1s: d.count.saturating_sub(d.within_1s),
+            })
+        }
+        _ => None,
+    };
     let commit_wait = match (wait_before, wait_after) {
-        (Some((s0, c0)), Some((s1, c1))) if c1 > c0 => CommitWait::Measured {
-            mean_us: (s1 - s0) / (c1 - c0) as f64 * 1e6,
-            commits: c1 - c0,
-        },
+        (Some(b), Some(a)) if a.count > b.count => {
+            let d = a - b;
+            CommitWait::Measured {
+                mean_us: d.sum / d.count as f64 * 1e6,
+                commits: d.count,
+            }
+        }
         (Some(_), Some(_)) => CommitWait::NotMeasured("no commits during the run".into()),
         _ => CommitWait::NotMeasured(
             "an external cluster's metrics are not read: see meridian_commit_wait_seconds on its metrics endpoints"
@@ -474,6 +523,7 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
         retries: retry_total,
         retries_by_reason: retries::by_reason(retries::reasons(), retry_total),
         commit_wait,
+        wal_fsync,
         transfer_check,
         ro_sum_mismatches: (cfg.workload == Workload::RoSum).then_some(run.sum_mismatches),
         interrupted: run.interrupted,
