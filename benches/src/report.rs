@@ -372,7 +372,7 @@ impl Report {
             CommitWait::Measured { mean_us, commits } => {
                 let _ = writeln!(
                     out,
-                    "[COMMIT-WAIT], AverageLatency(us), {mean_us:.1}\n[COMMIT-WAIT], Commits, {commits}"
+                    "[COMMIT-WAIT], AverageLatency(us), {mean_us:.1}\n[COMMIT-WAIT], Commits, {commits}\n[COMMIT-WAIT], Measures, the nodes' commit timestamp to acknowledgement (commit wait and the replication after the timestamp is chosen)"
                 );
             }
             CommitWait::NotMeasured(why) => {
