@@ -1,9 +1,31 @@
-//! Meridian's benchmarks (docs/design.md §8): the `meridian-ycsb` binary
-//! (YCSB A–F and transactional workloads against an embedded cluster) and
-//! the cross-crate criterion benches. The per-core criterion benches live
-//! with their crates (`paxos/benches`, `participant/benches`,
-//! `txn/benches`).
+//! Meridian's benchmarks (docs/design.md §8): the `meridian-ycsb` binary,
+//! which runs the YCSB workloads A–F and two transactional workloads
+//! (`transfer`, YCSB+T's closed economy, and `ro-sum`, strong read-only
+//! transactions over keys of several groups) against an embedded local
+//! cluster or an existing one. The per-core criterion benches live with
+//! their crates (`paxos/benches`, `participant/benches`, `txn/benches`,
+//! `node/benches`).
 //!
-//! Not yet built: `meridian-ycsb` and the cross-crate benches land with the
-//! node runtime; this crate holds only this documentation.
+//! The modules are the binary's parts, public so that its tests and other
+//! drivers can reuse them:
+//!
+//! - [`keys`]: the key format, which spreads records over every group;
+//! - [`generator`]: YCSB's request distributions (scrambled zipfian,
+//!   uniform, latest) and the insert counter;
+//! - [`workload`]: the workloads' operation mixes;
+//! - [`stats`]: latency histograms, the per-second timeline, aborts and
+//!   retries by reason;
+//! - [`runner`]: the load and run phases against a [`meridian_client::Client`];
+//! - [`report`]: the YCSB-style text report and the JSON file;
+//! - [`plot`]: throughput and p99 over time as SVG;
+//! - [`retries`]: counts the client's retries by reason.
 #![deny(missing_docs)]
+
+pub mod generator;
+pub mod keys;
+pub mod plot;
+pub mod report;
+pub mod retries;
+pub mod runner;
+pub mod stats;
+pub mod workload;

@@ -1,0 +1,569 @@
+//! The load and run phases against a [`Client`].
+//!
+//! Load: the records are split over the threads (record `n` to thread
+//! `n mod threads`); each thread writes them in one-group batches (one
+//! transaction of up to [`LOAD_BATCH`] records whose keys all live in one
+//! group: one Paxos round, no two-phase commit), retried by the client.
+//!
+//! Run: each thread is a closed loop issuing one operation at a time,
+//! drawn from the workload's mix, until `--operations` have been issued
+//! or `--duration` has passed (or Ctrl-C). Reads and scans are strong
+//! read-only transactions ([`Client::get`], [`Client::read_only`]);
+//! updates and inserts are blind writes committed as one-shot
+//! transactions; read-modify-writes and transfers are read-write
+//! transactions under `--cc` ([`Client::transaction_with`], which retries
+//! retryable failures with the first attempt's priority).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+use meridian_client::{CcMode, Client, Error, ReadOp, ReadResult, TxnOptions};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::generator::{Distribution, InsertCounter, KeyChooser};
+use crate::keys::{record_key, scan_end};
+use crate::retries::classify;
+use crate::stats::Recorder;
+use crate::workload::{
+    INITIAL_BALANCE, MAX_TRANSFER, Op, RECORD_BYTES, Workload, new_record, parse_balance,
+    update_field,
+};
+
+/// Records per load transaction.
+pub const LOAD_BATCH: usize = 50;
+
+/// Longest scan of workload E (YCSB's `maxscanlength`); each scan's
+/// length is uniform in `1..=MAX_SCAN`.
+pub const MAX_SCAN: usize = 100;
+
+/// Reads per request of an audit (the client's per-transaction limit).
+const AUDIT_CHUNK: usize = 1000;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The workload.
+    pub workload: Workload,
+    /// Concurrent closed-loop clients.
+    pub threads: usize,
+    /// Records (accounts) loaded.
+    pub records: u64,
+    /// Stop after this many operations (else after `duration`).
+    pub operations: Option<u64>,
+    /// How long to run when `operations` is not given.
+    pub duration: Duration,
+    /// Concurrency control of the read-write transactions.
+    pub mode: CcMode,
+    /// How operations choose records.
+    pub distribution: Distribution,
+    /// Accounts per `ro-sum` transaction.
+    pub ro_keys: usize,
+    /// Seed of the threads' random generators (thread `i` uses `seed + i`).
+    pub seed: u64,
+    /// Whether to draw progress bars (on stderr, when it is a terminal).
+    pub progress: bool,
+}
+
+/// What the load did.
+#[derive(Clone, Debug)]
+pub struct LoadReport {
+    /// Records written.
+    pub records: u64,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// What the run did.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Every measurement.
+    pub recorder: Arc<Recorder>,
+    /// From the first operation's start to the last one's end.
+    pub elapsed: Duration,
+    /// Whether it stopped early on Ctrl-C.
+    pub interrupted: bool,
+    /// `ro-sum` transactions whose sum was wrong (none are expected: no
+    /// one writes the accounts).
+    pub sum_mismatches: u64,
+}
+
+/// The total of every account at one timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Audit {
+    /// Sum of the balances.
+    pub total: i64,
+    /// Accounts found holding a balance.
+    pub accounts: u64,
+}
+
+fn progress_bar(show: bool, len: u64, template: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid progress template")
+            .progress_chars("=> "),
+    );
+    pb
+}
+
+/// The value record `n` is loaded with.
+fn initial_value(workload: Workload, rng: &mut impl Rng) -> Bytes {
+    if workload.uses_accounts() {
+        Bytes::from(INITIAL_BALANCE.to_string())
+    } else {
+        Bytes::from(new_record(rng))
+    }
+}
+
+/// Commits one batch of writes (all in one group) as one transaction.
+async fn write_batch(client: &Client, batch: Vec<(Bytes, Bytes)>) -> Result<(), Error> {
+    client
+        .transaction(|txn| {
+            let batch = batch.clone();
+            Box::pin(async move {
+                for (k, v) in batch {
+                    txn.put(k, v)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Loads records `0..cfg.records` with `cfg.threads` threads.
+pub async fn load(client: &Client, cfg: &Config) -> Result<LoadReport, String> {
+    let start = Instant::now();
+    let pb = progress_bar(
+        cfg.progress,
+        cfg.records,
+        "load {wide_bar} {pos}/{len} records, {per_sec}, eta {eta}",
+    );
+    let threads = cfg.threads.min(cfg.records as usize).max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..threads {
+        let client = client.clone();
+        let pb = pb.clone();
+        let cfg = cfg.clone();
+        tasks.spawn(async move {
+            let mut rng = SmallRng::seed_from_u64(cfg.seed.wrapping_add(t as u64));
+            let mut batches: std::collections::BTreeMap<u64, Vec<(Bytes, Bytes)>> =
+                Default::default();
+            let mut n = t as u64;
+            while n < cfg.records {
+                let key = record_key(n);
+                let group = client.group_of(&key).map_err(|e| e.to_string())?;
+                let batch = batches.entry(group).or_default();
+                batch.push((Bytes::from(key), initial_value(cfg.workload, &mut rng)));
+                if batch.len() >= LOAD_BATCH {
+                    let b = std::mem::take(batch);
+                    let len = b.len() as u64;
+                    write_batch(&client, b)
+                        .await
+                        .map_err(|e| format!("loading records: {e}"))?;
+                    pb.inc(len);
+                }
+                n += threads as u64;
+            }
+            for (_, b) in batches {
+                if !b.is_empty() {
+                    let len = b.len() as u64;
+                    write_batch(&client, b)
+                        .await
+                        .map_err(|e| format!("loading records: {e}"))?;
+                    pb.inc(len);
+                }
+            }
+            Ok::<(), String>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                pb.abandon();
+                return Err(e);
+            }
+            Err(e) => {
+                pb.abandon();
+                return Err(format!("a load thread failed: {e}"));
+            }
+        }
+    }
+    pb.finish_and_clear();
+    Ok(LoadReport {
+        records: cfg.records,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Sums accounts `0..records` at one timestamp: `TT.now().latest` at a
+/// node, read in chunks by snapshot reads at that timestamp, so it sees
+/// every transaction acknowledged before it began (a strong read-only
+/// transaction, split only because of the per-request limit).
+pub async fn audit(client: &Client, records: u64) -> Result<Audit, Error> {
+    let mut last = None;
+    for attempt in 0..5u32 {
+        match audit_once(client, records).await {
+            Ok(a) => return Ok(a),
+            Err(e) if e.is_retryable() => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("a failed attempt"))
+}
+
+async fn audit_once(client: &Client, records: u64) -> Result<Audit, Error> {
+    let ts = client.now().await?.latest;
+    let mut total = 0i64;
+    let mut accounts = 0u64;
+    let keys: Vec<u64> = (0..records).collect();
+    for chunk in keys.chunks(AUDIT_CHUNK) {
+        let reads = chunk
+            .iter()
+            .map(|n| ReadOp::Get(Bytes::from(record_key(*n))))
+            .collect();
+        let r = client.snapshot_read(ts, reads).await?;
+        for res in r.results {
+            if let ReadResult::Value(Some(v)) = res {
+                if let Some(b) = parse_balance(&v) {
+                    total += b;
+                    accounts += 1;
+                }
+            }
+        }
+    }
+    Ok(Audit { total, accounts })
+}
+
+/// One worker's state.
+struct Worker {
+    client: Client,
+    cfg: Config,
+    rng: SmallRng,
+    chooser: KeyChooser,
+    inserts: Arc<InsertCounter>,
+    sum_mismatches: Arc<AtomicU64>,
+}
+
+/// An operation's outcome: `Ok`, or the reason it failed; and the
+/// attempts it took beyond the first.
+type Outcome = (Result<(), String>, u64);
+
+fn failed(e: &Error) -> Result<(), String> {
+    Err(classify(&e.to_string()).to_string())
+}
+
+impl Worker {
+    fn opts(&self) -> TxnOptions {
+        TxnOptions {
+            mode: self.cfg.mode,
+        }
+    }
+
+    /// A record known to exist, by the request distribution.
+    fn existing(&mut self) -> u64 {
+        let count = self.inserts.limit();
+        self.chooser.next(&mut self.rng, count)
+    }
+
+    async fn exec(&mut self, op: Op) -> Outcome {
+        match op {
+            Op::Read => {
+                let key = record_key(self.existing());
+                match self.client.get(key).await {
+                    Ok(Some(_)) => (Ok(()), 0),
+                    Ok(None) => (Err("not_found".into()), 0),
+                    Err(e) => (failed(&e), 0),
+                }
+            }
+            Op::Update => {
+                let key = record_key(self.existing());
+                let value = new_record(&mut self.rng);
+                self.blind_write(key, value).await
+            }
+            Op::Insert => {
+                let n = self.inserts.claim();
+                let value = new_record(&mut self.rng);
+                let out = self.blind_write(record_key(n), value).await;
+                self.inserts.acknowledge(n);
+                out
+            }
+            Op::Scan => {
+                let key = record_key(self.existing());
+                let limit = self.rng.random_range(1..=MAX_SCAN);
+                let end = Bytes::from(scan_end(key.as_bytes()));
+                let read = ReadOp::Scan {
+                    start: Bytes::from(key),
+                    end: Some(end),
+                    limit,
+                };
+                match self.client.read_only(vec![read]).await {
+                    Ok(_) => (Ok(()), 0),
+                    Err(e) => (failed(&e), 0),
+                }
+            }
+            Op::ReadModifyWrite => {
+                let key = Bytes::from(record_key(self.existing()));
+                let field = self.rng.random_range(0..crate::workload::FIELDS);
+                let fresh = new_record(&mut self.rng);
+                let mut attempts = 0u64;
+                let r = self
+                    .client
+                    .transaction_with(self.opts(), |txn| {
+                        attempts += 1;
+                        let (key, fresh) = (key.clone(), fresh.clone());
+                        Box::pin(async move {
+                            let old = txn.get(key.clone()).await?;
+                            txn.put(key, update_field(old.as_deref(), field, &fresh))?;
+                            Ok(())
+                        })
+                    })
+                    .await;
+                match r {
+                    Ok(_) => (Ok(()), attempts.saturating_sub(1)),
+                    Err(e) => (failed(&e), attempts.saturating_sub(1)),
+                }
+            }
+            Op::Transfer => self.transfer().await,
+            Op::RoSum => self.ro_sum().await,
+        }
+    }
+
+    /// Writes one record in a transaction of its own (a one-shot commit).
+    async fn blind_write(&mut self, key: String, value: Vec<u8>) -> Outcome {
+        debug_assert_eq!(value.len(), RECORD_BYTES);
+        let (key, value) = (Bytes::from(key), Bytes::from(value));
+        let mut attempts = 0u64;
+        let r = self
+            .client
+            .transaction_with(self.opts(), |txn| {
+                attempts += 1;
+                let (key, value) = (key.clone(), value.clone());
+                Box::pin(async move { txn.put(key, value) })
+            })
+            .await;
+        let retries = attempts.saturating_sub(1);
+        match r {
+            Ok(_) => (Ok(()), retries),
+            Err(e) => (failed(&e), retries),
+        }
+    }
+
+    /// `count` distinct accounts by the request distribution.
+    fn distinct_accounts(&mut self, count: usize) -> Vec<u64> {
+        let mut picked: Vec<u64> = Vec::with_capacity(count);
+        let mut tries = 0;
+        while picked.len() < count {
+            let n = self.existing();
+            tries += 1;
+            // A skewed distribution may keep drawing the same few
+            // accounts: after many tries, take any account not yet picked.
+            let n = if tries > 100 * count {
+                (0..self.cfg.records)
+                    .find(|m| !picked.contains(m))
+                    .unwrap_or(n)
+            } else {
+                n
+            };
+            if !picked.contains(&n) {
+                picked.push(n);
+            }
+        }
+        picked
+    }
+
+    /// Moves a random amount between two distinct accounts.
+    async fn transfer(&mut self) -> Outcome {
+        let accounts = self.distinct_accounts(2);
+        let from = Bytes::from(record_key(accounts[0]));
+        let to = Bytes::from(record_key(accounts[1]));
+        let amount = self.rng.random_range(1..=MAX_TRANSFER);
+        let mut attempts = 0u64;
+        let r = self
+            .client
+            .transaction_with(self.opts(), |txn| {
+                attempts += 1;
+                let (from, to) = (from.clone(), to.clone());
+                Box::pin(async move {
+                    let v = txn.get_many([from.clone(), to.clone()]).await?;
+                    let balance = |v: &Option<Bytes>, key: &Bytes| {
+                        v.as_deref().and_then(parse_balance).ok_or_else(|| {
+                            Error::Invalid(format!(
+                                "account {} holds no balance",
+                                String::from_utf8_lossy(key)
+                            ))
+                        })
+                    };
+                    let a = balance(&v[0], &from)?;
+                    let b = balance(&v[1], &to)?;
+                    txn.put(from, (a - amount).to_string())?;
+                    txn.put(to, (b + amount).to_string())?;
+                    Ok(())
+                })
+            })
+            .await;
+        let retries = attempts.saturating_sub(1);
+        match r {
+            Ok(_) => (Ok(()), retries),
+            Err(Error::Invalid(m)) if m.contains("holds no balance") => {
+                (Err("missing_account".into()), retries)
+            }
+            Err(e) => (failed(&e), retries),
+        }
+    }
+
+    /// Sums `ro_keys` accounts in one strong read-only transaction.
+    async fn ro_sum(&mut self) -> Outcome {
+        let accounts = self.distinct_accounts(self.cfg.ro_keys);
+        let reads = accounts
+            .iter()
+            .map(|n| ReadOp::Get(Bytes::from(record_key(*n))))
+            .collect();
+        match self.client.read_only(reads).await {
+            Ok(r) => {
+                let sum: Option<i64> = r
+                    .results
+                    .iter()
+                    .map(|res| match res {
+                        ReadResult::Value(Some(v)) => parse_balance(v),
+                        _ => None,
+                    })
+                    .sum();
+                // Nobody writes the accounts in this workload.
+                if sum == Some(INITIAL_BALANCE * accounts.len() as i64) {
+                    (Ok(()), 0)
+                } else {
+                    self.sum_mismatches.fetch_add(1, Ordering::Relaxed);
+                    (Err("sum_mismatch".into()), 0)
+                }
+            }
+            Err(e) => (failed(&e), 0),
+        }
+    }
+}
+
+/// Runs the workload against records `0..cfg.records` (already loaded).
+pub async fn run(client: &Client, cfg: &Config) -> RunReport {
+    let recorder = Arc::new(Recorder::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let issued = Arc::new(AtomicU64::new(0));
+    let inserts = Arc::new(InsertCounter::new(cfg.records));
+    let sum_mismatches = Arc::new(AtomicU64::new(0));
+
+    let (len, template) = match cfg.operations {
+        Some(n) => (
+            n,
+            "run {wide_bar} {pos}/{len} ops [{elapsed_precise}] {msg}",
+        ),
+        None => (
+            cfg.duration.as_secs().max(1),
+            "run {wide_bar} {pos}/{len} s {msg}",
+        ),
+    };
+    let pb = progress_bar(cfg.progress, len, template);
+
+    let mut tasks = Vec::new();
+    for i in 0..cfg.threads {
+        let mut w = Worker {
+            client: client.clone(),
+            cfg: cfg.clone(),
+            rng: SmallRng::seed_from_u64(cfg.seed.wrapping_add(1_000_003 * (i as u64 + 1))),
+            chooser: KeyChooser::new(cfg.distribution, cfg.records),
+            inserts: inserts.clone(),
+            sum_mismatches: sum_mismatches.clone(),
+        };
+        let (stop, issued, recorder) = (stop.clone(), issued.clone(), recorder.clone());
+        let limit = cfg.operations;
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(n) = limit {
+                    if issued.fetch_add(1, Ordering::Relaxed) >= n {
+                        break;
+                    }
+                }
+                let op = w.cfg.workload.choose(&mut w.rng);
+                let t = Instant::now();
+                let (outcome, retries) = w.exec(op).await;
+                recorder.record(op, t.elapsed(), outcome, retries);
+            }
+        }));
+    }
+
+    // The clock, the progress bar and Ctrl-C.
+    let ticker = {
+        let (stop, interrupted, recorder, pb) = (
+            stop.clone(),
+            interrupted.clone(),
+            recorder.clone(),
+            pb.clone(),
+        );
+        let (operations, duration) = (cfg.operations, cfg.duration);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let mut window: std::collections::VecDeque<(Instant, u64)> = Default::default();
+            let ctrl_c = tokio::signal::ctrl_c();
+            tokio::pin!(ctrl_c);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = &mut ctrl_c => {
+                        interrupted.store(true, Ordering::Relaxed);
+                        stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+                let now = Instant::now();
+                let done = recorder.done();
+                window.push_back((now, done));
+                while window.len() > 1 && now - window[0].0 > Duration::from_secs(2) {
+                    window.pop_front();
+                }
+                let (t0, d0) = window[0];
+                let secs = (now - t0).as_secs_f64();
+                let rate = if secs > 0.0 {
+                    (done - d0) as f64 / secs
+                } else {
+                    0.0
+                };
+                let elapsed = recorder.start().elapsed();
+                match operations {
+                    Some(_) => pb.set_position(done),
+                    None => pb.set_position(elapsed.as_secs().min(duration.as_secs())),
+                }
+                pb.set_message(format!("{done} ops, {rate:.0} ops/s"));
+                if operations.is_none() && elapsed >= duration {
+                    stop.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        })
+    };
+
+    for t in tasks {
+        if let Err(e) = t.await {
+            eprintln!("meridian-ycsb: a worker failed: {e}");
+        }
+    }
+    let elapsed = recorder.start().elapsed();
+    stop.store(true, Ordering::Relaxed);
+    ticker.abort();
+    pb.finish_and_clear();
+    RunReport {
+        recorder,
+        elapsed,
+        interrupted: interrupted.load(Ordering::Relaxed),
+        sum_mismatches: sum_mismatches.load(Ordering::Relaxed),
+    }
+}
