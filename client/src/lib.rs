@@ -665,6 +665,14 @@ impl Client {
             }
             (_, exact) => exact,
         };
+        // A strong read of one group goes to its leader, which serves it at
+        // once at its log's last timestamp (Spanner §4.2.2's LastTS); a
+        // follower would read at `TT.now().latest` and wait for its safe
+        // time to get there. Reads at a timestamp go to any replica.
+        let route = match at {
+            ReadAt::Strong => Route::Leader,
+            _ => Route::AnyReplica,
+        };
         let mut results: Vec<Option<ReadResult>> = vec![None; reads.len()];
         let mut read_ts = match at {
             ReadAt::Exact(ts) => ts,
@@ -676,7 +684,7 @@ impl Client {
                 .inner
                 .call_group(
                     group,
-                    Route::AnyReplica,
+                    route,
                     Resend::Safe,
                     |header| pb::ReadOnlyRequest {
                         header: Some(header),

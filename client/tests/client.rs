@@ -758,9 +758,36 @@ async fn a_replica_past_the_deadline_is_left_for_another() {
         );
     }
     let started = std::time::Instant::now();
-    assert_eq!(client.get("a").await.unwrap(), Some(b("1")));
+    let r = client
+        .read_stale(Duration::from_secs(10), vec![ReadOp::Get(b("a"))])
+        .await
+        .unwrap();
+    assert_eq!(r.results, vec![ReadResult::Value(Some(b("1")))]);
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(c.count(Rpc::ReadOnly), 4);
+}
+
+/// Spanner §4.2.2: a strong read of one group is served at once by its
+/// leader (at its log's last timestamp); a follower would have to wait for
+/// its safe time to reach `TT.now().latest`. So strong reads go to the
+/// leader, and reads at a timestamp anywhere.
+#[tokio::test]
+async fn a_strong_read_of_one_group_goes_to_its_leader() {
+    let c = FakeCluster::start(3, &[]).await;
+    c.insert("a", "1");
+    let client = connect(&c).await;
+    let leader = client.groups()[0]
+        .leader
+        .expect("the fake names its leader");
+    c.clear_calls();
+    for _ in 0..6 {
+        assert_eq!(client.get("a").await.unwrap(), Some(b("1")));
+    }
+    let nodes: Vec<u64> = requests(&c, Rpc::ReadOnly)
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(nodes, vec![leader; 6]);
 }
 
 /// A locking read can wait for a lock longer than one call's deadline.
