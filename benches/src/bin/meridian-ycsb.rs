@@ -331,8 +331,7 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
             nodes: opts.replicas,
             groups: opts.groups,
             epsilon_ms: opts.epsilon,
-            dir: None,
-            tls: None,
+            ..LocalOptions::default()
         })
         .await
         {
