@@ -559,17 +559,18 @@ impl Driver {
     fn send_to_group(&mut self, to: GroupId, msg: GroupMessage) {
         // The configured replicas, and the voters this node's own replica of
         // the group knows: a node added by a membership change (and not in
-        // the configuration) may lead it.
-        let mut nodes: Vec<NodeId> = self.group_nodes.get(&to).cloned().unwrap_or_default();
-        if let Some(r) = self.replicas.get(&to) {
-            for v in &r.paxos().membership().voters {
-                if !nodes.contains(v) {
-                    nodes.push(*v);
-                }
-            }
-        }
+        // the configuration) may lead it. Borrowed field by field: this
+        // runs for every two-phase-commit message, so nothing is collected.
+        let configured: &[NodeId] = self.group_nodes.get(&to).map_or(&[], Vec::as_slice);
+        let voters: &[NodeId] = self
+            .replicas
+            .get(&to)
+            .map_or(&[], |r| r.paxos().membership().voters.as_slice());
+        let nodes = configured
+            .iter()
+            .chain(voters.iter().filter(|v| !configured.contains(v)));
         let mut body: Option<Bytes> = None;
-        for n in nodes {
+        for &n in nodes {
             if n == self.node {
                 self.internal.push_back((to, msg.clone()));
                 continue;
