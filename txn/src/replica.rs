@@ -2119,7 +2119,39 @@ impl GroupReplica {
             });
             return;
         }
+        let wanted = match w.target {
+            ReadTarget::At(t) => Some(t),
+            ReadTarget::Newest { .. } => None,
+        };
         self.read_waits.push(w);
+        if let Some(t) = wanted {
+            self.close_for_read(now, t, out);
+        }
+    }
+
+    /// Spanner §4.1.3's closed timestamp, on demand: a leader asked to
+    /// read at `ts` beyond every timestamp in its log (a read across
+    /// groups at `TT.now().latest`, or a strong read while something is
+    /// prepared) proposes a closed timestamp at `ts` at once instead of at
+    /// its next idle close, so the read waits one Paxos round rather than
+    /// up to a close interval. An entry already in the log at or above
+    /// `ts` (a write, or an earlier close) raises `t_paxos_safe` there when
+    /// it applies, and does as well.
+    fn close_for_read(&mut self, now: TtInterval, ts: Timestamp, out: &mut Vec<Output>) {
+        if self.close_proposal.is_some()
+            || self.paxos.last_assigned_ts() >= ts
+            || self.serving(now, true).is_err()
+        {
+            return;
+        }
+        let mut pout = Vec::new();
+        if let Ok(id) =
+            self.paxos
+                .propose_at_least(now, Command::CloseTimestamp.encode(), ts, &mut pout)
+        {
+            self.close_proposal = Some(id);
+        }
+        self.absorb(pout, out);
     }
 
     /// Serves `w` if its timestamp is safe (or answers it with an error

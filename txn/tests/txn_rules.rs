@@ -535,6 +535,26 @@ fn spanner_s4_2_3_scans_read_a_consistent_snapshot() {
 }
 
 #[test]
+fn spanner_s4_1_3_a_leader_asked_to_read_beyond_its_log_closes_that_timestamp_at_once() {
+    // Idle closes 10 s apart and reads that wait at most 1 s: only a close
+    // proposed for the read itself can serve it.
+    let mut c = cluster(|cfg| {
+        cfg.close_interval_nanos = 10_000 * MS;
+        cfg.read_wait_nanos = 1_000 * MS;
+    });
+    let ts = put(&mut c, &[("k", "v")]);
+    let at = c.now().latest.saturating_add(2 * MS);
+    assert!(at > c.replica(1).state().t_paxos_safe() && at > ts);
+    let start = c.now().earliest;
+    let (read_ts, v) = ro_values(&read_only(&mut c, 1, ReadAt::Exact(at), &["k"]));
+    assert_eq!(read_ts, at);
+    assert_eq!(v, vec![Some("v".into())]);
+    assert!(c.replica(1).state().t_paxos_safe() >= at);
+    let waited = c.now().earliest.nanos_since(start);
+    assert!(waited < 50 * MS, "the read waited {} ms", waited / MS);
+}
+
+#[test]
 fn design_s5_3_snapshot_read_below_the_gc_horizon_is_a_typed_error() {
     let mut c = cluster(|cfg| {
         cfg.gc_retention_nanos = 100 * MS;
