@@ -655,6 +655,7 @@ impl Client {
                 }
             }
         }
+        let strong = at == ReadAt::Strong;
         let at = match (parts.len(), at) {
             (0 | 1, at) => at,
             // One timestamp for every group, without negotiating
@@ -665,36 +666,43 @@ impl Client {
             }
             (_, exact) => exact,
         };
-        // A strong read of one group goes to its leader, which serves it at
-        // once at its log's last timestamp (Spanner §4.2.2's LastTS); a
+        // A strong read goes to the leaders. One group's leader serves it
+        // at once at its log's last timestamp (Spanner §4.2.2's LastTS); a
         // follower would read at `TT.now().latest` and wait for its safe
-        // time to get there. Reads at a timestamp go to any replica.
-        let route = match at {
-            ReadAt::Strong => Route::Leader,
-            _ => Route::AnyReplica,
+        // time to get there. Across groups the read is at
+        // `TT.now().latest`, which a leader closes at once (one Paxos
+        // round) where a follower would wait for the leader's next idle
+        // close. Reads at a timestamp go to any replica.
+        let route = if strong {
+            Route::Leader
+        } else {
+            Route::AnyReplica
         };
         let mut results: Vec<Option<ReadResult>> = vec![None; reads.len()];
         let mut read_ts = match at {
             ReadAt::Exact(ts) => ts,
             _ => Timestamp::ZERO,
         };
+        // The groups are asked at once; their answers are merged in order.
+        let several = parts.len() > 1;
+        let mut calls = Vec::with_capacity(parts.len());
         for (group, ops) in parts {
             let wire: Vec<pb::ReadOp> = ops.iter().map(|(_, op)| read_op_to_pb(op)).collect();
-            let (r, _) = self
-                .inner
-                .call_group(
-                    group,
-                    route,
-                    Resend::Safe,
-                    |header| pb::ReadOnlyRequest {
-                        header: Some(header),
-                        group,
-                        at: Some(read_at_to_pb(at)),
-                        reads: wire.clone(),
-                    },
-                    |mut c: MeridianClient<Channel>, r| async move { c.read_only(r).await },
-                )
-                .await?;
+            let call = self.clone().read_group(group, route, at, wire);
+            let answer = if several {
+                GroupRead::Spawned(tokio::spawn(call))
+            } else {
+                GroupRead::Ready(call.await)
+            };
+            calls.push((group, ops, answer));
+        }
+        for (group, ops, answer) in calls {
+            let r = match answer {
+                GroupRead::Ready(r) => r?,
+                GroupRead::Spawned(h) => h.await.map_err(|e| {
+                    Error::Invalid(format!("the read of group {group} failed: {e}"))
+                })??,
+            };
             if r.results.len() != ops.len() {
                 return Err(Error::Invalid(format!(
                     "group {group} answered {} results to {} reads",
@@ -738,4 +746,37 @@ impl Client {
             .collect();
         Ok(ReadOnlyResult { read_ts, results })
     }
+
+    /// One group's part of a lock-free read.
+    async fn read_group(
+        self,
+        group: GroupId,
+        route: Route,
+        at: ReadAt,
+        wire: Vec<pb::ReadOp>,
+    ) -> Result<pb::ReadOnlyResponse, Error> {
+        let (r, _) = self
+            .inner
+            .call_group(
+                group,
+                route,
+                Resend::Safe,
+                |header| pb::ReadOnlyRequest {
+                    header: Some(header),
+                    group,
+                    at: Some(read_at_to_pb(at)),
+                    reads: wire.clone(),
+                },
+                |mut c: MeridianClient<Channel>, r| async move { c.read_only(r).await },
+            )
+            .await?;
+        Ok(r)
+    }
+}
+
+/// One group's answer to a lock-free read: awaited in place (one group),
+/// or from a task of its own (several groups, asked at once).
+enum GroupRead {
+    Ready(Result<pb::ReadOnlyResponse, Error>),
+    Spawned(tokio::task::JoinHandle<Result<pb::ReadOnlyResponse, Error>>),
 }

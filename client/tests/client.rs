@@ -790,6 +790,44 @@ async fn a_strong_read_of_one_group_goes_to_its_leader() {
     assert_eq!(nodes, vec![leader; 6]);
 }
 
+/// A strong read across groups is at `TT.now().latest` of one node, asked
+/// of every group's leader (which closes that timestamp at once; a
+/// follower would wait for the leader's next idle close).
+#[tokio::test]
+async fn a_strong_read_across_groups_goes_to_every_groups_leader() {
+    let c = FakeCluster::start(3, &["m"]).await;
+    c.insert("apple", "1");
+    c.insert("zebra", "2");
+    let client = connect(&c).await;
+    let leaders: Vec<u64> = client
+        .groups()
+        .iter()
+        .map(|g| g.leader.expect("the fake names its leaders"))
+        .collect();
+    c.clear_calls();
+    for _ in 0..4 {
+        let r = client
+            .read_only(vec![ReadOp::Get(b("apple")), ReadOp::Get(b("zebra"))])
+            .await
+            .unwrap();
+        assert_eq!(
+            r.results,
+            vec![
+                ReadResult::Value(Some(b("1"))),
+                ReadResult::Value(Some(b("2")))
+            ]
+        );
+    }
+    let mut nodes: Vec<u64> = requests(&c, Rpc::ReadOnly)
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    nodes.sort();
+    let mut want: Vec<u64> = leaders.iter().flat_map(|l| [*l; 4]).collect();
+    want.sort();
+    assert_eq!(nodes, want);
+}
+
 /// A locking read can wait for a lock longer than one call's deadline.
 /// The leader still answers a probe at once, so the read is asked again of
 /// the same leader (which joins it to the one in progress): the node is
