@@ -15,12 +15,17 @@
 //! - [`workload`]: the workloads' operation mixes;
 //! - [`stats`]: latency histograms, the per-second timeline, aborts and
 //!   retries by reason;
-//! - [`runner`]: the load and run phases against a [`meridian_client::Client`];
+//! - [`store`]: the system under test as the runner drives it, and
+//!   Meridian's implementation over [`meridian_client::Client`];
+//! - `etcd` (cargo feature `etcd`): the same operations against etcd;
+//! - [`runner`]: the load and run phases against a [`store::Store`];
 //! - [`report`]: the YCSB-style text report and the JSON file;
 //! - [`plot`]: throughput and p99 over time as SVG;
 //! - [`retries`]: counts the client's retries by reason.
 #![deny(missing_docs)]
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod generator;
 pub mod keys;
 pub mod plot;
@@ -28,4 +33,5 @@ pub mod report;
 pub mod retries;
 pub mod runner;
 pub mod stats;
+pub mod store;
 pub mod workload;

@@ -21,8 +21,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-use crate::runner::{Audit, LoadReport};
+use crate::runner::LoadReport;
 use crate::stats::{OpStats, Second};
+use crate::store::Audit;
 use crate::workload::Op;
 
 /// How the benchmark was run.

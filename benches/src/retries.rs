@@ -77,6 +77,16 @@ pub fn reasons() -> BTreeMap<&'static str, u64> {
     REASONS.lock().expect("retry reasons lock").clone()
 }
 
+/// Counts one retry for `reason`: for a store that retries by itself
+/// rather than through the Meridian client.
+pub fn note(reason: &'static str) {
+    *REASONS
+        .lock()
+        .expect("retry reasons lock")
+        .entry(reason)
+        .or_default() += 1;
+}
+
 /// Clears the counts (between the load and the run).
 pub fn reset() {
     REASONS.lock().expect("retry reasons lock").clear();
@@ -157,12 +167,7 @@ impl Subscriber for RetryListener {
         let mut f = Fields::default();
         event.record(&mut f);
         if f.message == RETRY_MESSAGE {
-            let reason = classify(&f.error);
-            *REASONS
-                .lock()
-                .expect("retry reasons lock")
-                .entry(reason)
-                .or_default() += 1;
+            note(classify(&f.error));
         }
     }
 

@@ -1,18 +1,18 @@
-//! The load and run phases against a [`Client`].
+//! The load and run phases against a [`Store`]: Meridian
+//! ([`crate::store::MeridianStore`]) or, with the `etcd` feature, etcd.
 //!
 //! Load: the records are split over the threads (record `n` to thread
-//! `n mod threads`); each thread writes them in one-group batches (one
+//! `n mod threads`); each thread writes them in one-shard batches (one
 //! transaction of up to [`LOAD_BATCH`] records whose keys all live in one
-//! group: one Paxos round, no two-phase commit), retried by the client.
+//! shard: for Meridian one Paxos round, no two-phase commit).
 //!
 //! Run: each thread is a closed loop issuing one operation at a time,
 //! drawn from the workload's mix, until `--operations` have been issued
-//! or `--duration` has passed (or Ctrl-C). Reads and scans are strong
-//! read-only transactions ([`Client::get`], [`Client::read_only`]);
-//! updates and inserts are blind writes committed as one-shot
-//! transactions; read-modify-writes and transfers are read-write
-//! transactions under `--cc` ([`Client::transaction_with`], which retries
-//! retryable failures with the first attempt's priority).
+//! or `--duration` has passed (or Ctrl-C). What each operation is in the
+//! system under test is the [`Store`]'s business: for Meridian, reads and
+//! scans are strong read-only transactions, updates and inserts blind
+//! writes committed as one-shot transactions, read-modify-writes and
+//! transfers read-write transactions under `--cc`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,18 +20,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
-use meridian_client::{CcMode, Client, Error, ReadOp, ReadResult, TxnOptions};
+use meridian_client::CcMode;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::generator::{Distribution, InsertCounter, KeyChooser};
 use crate::keys::{record_key, scan_end};
-use crate::retries::classify;
 use crate::stats::Recorder;
-use crate::workload::{
-    INITIAL_BALANCE, MAX_TRANSFER, Op, RECORD_BYTES, Workload, new_record, parse_balance,
-    update_field,
-};
+use crate::store::{Outcome, Store};
+use crate::workload::{INITIAL_BALANCE, MAX_TRANSFER, Op, RECORD_BYTES, Workload, new_record};
 
 /// Records per load transaction.
 pub const LOAD_BATCH: usize = 50;
@@ -39,9 +36,6 @@ pub const LOAD_BATCH: usize = 50;
 /// Longest scan of workload E (YCSB's `maxscanlength`); each scan's
 /// length is uniform in `1..=MAX_SCAN`.
 pub const MAX_SCAN: usize = 100;
-
-/// Reads per request of an audit (the client's per-transaction limit).
-const AUDIT_CHUNK: usize = 1000;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -91,15 +85,6 @@ pub struct RunReport {
     pub sum_mismatches: u64,
 }
 
-/// The total of every account at one timestamp.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Audit {
-    /// Sum of the balances.
-    pub total: i64,
-    /// Accounts found holding a balance.
-    pub accounts: u64,
-}
-
 fn progress_bar(show: bool, len: u64, template: &str) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
@@ -122,24 +107,8 @@ fn initial_value(workload: Workload, rng: &mut impl Rng) -> Bytes {
     }
 }
 
-/// Commits one batch of writes (all in one group) as one transaction.
-async fn write_batch(client: &Client, batch: Vec<(Bytes, Bytes)>) -> Result<(), Error> {
-    client
-        .transaction(|txn| {
-            let batch = batch.clone();
-            Box::pin(async move {
-                for (k, v) in batch {
-                    txn.put(k, v)?;
-                }
-                Ok(())
-            })
-        })
-        .await
-        .map(|_| ())
-}
-
 /// Loads records `0..cfg.records` with `cfg.threads` threads.
-pub async fn load(client: &Client, cfg: &Config) -> Result<LoadReport, String> {
+pub async fn load<S: Store>(store: &S, cfg: &Config) -> Result<LoadReport, String> {
     let start = Instant::now();
     let pb = progress_bar(
         cfg.progress,
@@ -149,7 +118,7 @@ pub async fn load(client: &Client, cfg: &Config) -> Result<LoadReport, String> {
     let threads = cfg.threads.min(cfg.records as usize).max(1);
     let mut tasks = tokio::task::JoinSet::new();
     for t in 0..threads {
-        let client = client.clone();
+        let store = store.clone();
         let pb = pb.clone();
         let cfg = cfg.clone();
         tasks.spawn(async move {
@@ -159,13 +128,14 @@ pub async fn load(client: &Client, cfg: &Config) -> Result<LoadReport, String> {
             let mut n = t as u64;
             while n < cfg.records {
                 let key = record_key(n);
-                let group = client.group_of(&key).map_err(|e| e.to_string())?;
+                let group = store.shard_of(&key)?;
                 let batch = batches.entry(group).or_default();
                 batch.push((Bytes::from(key), initial_value(cfg.workload, &mut rng)));
                 if batch.len() >= LOAD_BATCH {
                     let b = std::mem::take(batch);
                     let len = b.len() as u64;
-                    write_batch(&client, b)
+                    store
+                        .load_batch(b)
                         .await
                         .map_err(|e| format!("loading records: {e}"))?;
                     pb.inc(len);
@@ -175,7 +145,8 @@ pub async fn load(client: &Client, cfg: &Config) -> Result<LoadReport, String> {
             for (_, b) in batches {
                 if !b.is_empty() {
                     let len = b.len() as u64;
-                    write_batch(&client, b)
+                    store
+                        .load_batch(b)
                         .await
                         .map_err(|e| format!("loading records: {e}"))?;
                     pb.inc(len);
@@ -204,51 +175,9 @@ pub async fn load(client: &Client, cfg: &Config) -> Result<LoadReport, String> {
     })
 }
 
-/// Sums accounts `0..records` at one timestamp: `TT.now().latest` at a
-/// node, read in chunks by snapshot reads at that timestamp, so it sees
-/// every transaction acknowledged before it began (a strong read-only
-/// transaction, split only because of the per-request limit).
-pub async fn audit(client: &Client, records: u64) -> Result<Audit, Error> {
-    let mut last = None;
-    for attempt in 0..5u32 {
-        match audit_once(client, records).await {
-            Ok(a) => return Ok(a),
-            Err(e) if e.is_retryable() => {
-                last = Some(e);
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.expect("a failed attempt"))
-}
-
-async fn audit_once(client: &Client, records: u64) -> Result<Audit, Error> {
-    let ts = client.now().await?.latest;
-    let mut total = 0i64;
-    let mut accounts = 0u64;
-    let keys: Vec<u64> = (0..records).collect();
-    for chunk in keys.chunks(AUDIT_CHUNK) {
-        let reads = chunk
-            .iter()
-            .map(|n| ReadOp::Get(Bytes::from(record_key(*n))))
-            .collect();
-        let r = client.snapshot_read(ts, reads).await?;
-        for res in r.results {
-            if let ReadResult::Value(Some(v)) = res {
-                if let Some(b) = parse_balance(&v) {
-                    total += b;
-                    accounts += 1;
-                }
-            }
-        }
-    }
-    Ok(Audit { total, accounts })
-}
-
 /// One worker's state.
-struct Worker {
-    client: Client,
+struct Worker<S: Store> {
+    store: S,
     cfg: Config,
     rng: SmallRng,
     chooser: KeyChooser,
@@ -256,21 +185,7 @@ struct Worker {
     sum_mismatches: Arc<AtomicU64>,
 }
 
-/// An operation's outcome: `Ok`, or the reason it failed; and the
-/// attempts it took beyond the first.
-type Outcome = (Result<(), String>, u64);
-
-fn failed(e: &Error) -> Result<(), String> {
-    Err(classify(&e.to_string()).to_string())
-}
-
-impl Worker {
-    fn opts(&self) -> TxnOptions {
-        TxnOptions {
-            mode: self.cfg.mode,
-        }
-    }
-
+impl<S: Store> Worker<S> {
     /// A record known to exist, by the request distribution.
     fn existing(&mut self) -> u64 {
         let count = self.inserts.limit();
@@ -281,11 +196,7 @@ impl Worker {
         match op {
             Op::Read => {
                 let key = record_key(self.existing());
-                match self.client.get(key).await {
-                    Ok(Some(_)) => (Ok(()), 0),
-                    Ok(None) => (Err("not_found".into()), 0),
-                    Err(e) => (failed(&e), 0),
-                }
+                self.store.read(Bytes::from(key)).await
             }
             Op::Update => {
                 let key = record_key(self.existing());
@@ -303,37 +214,13 @@ impl Worker {
                 let key = record_key(self.existing());
                 let limit = self.rng.random_range(1..=MAX_SCAN);
                 let end = Bytes::from(scan_end(key.as_bytes()));
-                let read = ReadOp::Scan {
-                    start: Bytes::from(key),
-                    end: Some(end),
-                    limit,
-                };
-                match self.client.read_only(vec![read]).await {
-                    Ok(_) => (Ok(()), 0),
-                    Err(e) => (failed(&e), 0),
-                }
+                self.store.scan(Bytes::from(key), end, limit).await
             }
             Op::ReadModifyWrite => {
                 let key = Bytes::from(record_key(self.existing()));
                 let field = self.rng.random_range(0..crate::workload::FIELDS);
                 let fresh = new_record(&mut self.rng);
-                let mut attempts = 0u64;
-                let r = self
-                    .client
-                    .transaction_with(self.opts(), |txn| {
-                        attempts += 1;
-                        let (key, fresh) = (key.clone(), fresh.clone());
-                        Box::pin(async move {
-                            let old = txn.get(key.clone()).await?;
-                            txn.put(key, update_field(old.as_deref(), field, &fresh))?;
-                            Ok(())
-                        })
-                    })
-                    .await;
-                match r {
-                    Ok(_) => (Ok(()), attempts.saturating_sub(1)),
-                    Err(e) => (failed(&e), attempts.saturating_sub(1)),
-                }
+                self.store.read_modify_write(key, field, fresh).await
             }
             Op::Transfer => self.transfer().await,
             Op::RoSum => self.ro_sum().await,
@@ -343,21 +230,7 @@ impl Worker {
     /// Writes one record in a transaction of its own (a one-shot commit).
     async fn blind_write(&mut self, key: String, value: Vec<u8>) -> Outcome {
         debug_assert_eq!(value.len(), RECORD_BYTES);
-        let (key, value) = (Bytes::from(key), Bytes::from(value));
-        let mut attempts = 0u64;
-        let r = self
-            .client
-            .transaction_with(self.opts(), |txn| {
-                attempts += 1;
-                let (key, value) = (key.clone(), value.clone());
-                Box::pin(async move { txn.put(key, value) })
-            })
-            .await;
-        let retries = attempts.saturating_sub(1);
-        match r {
-            Ok(_) => (Ok(()), retries),
-            Err(e) => (failed(&e), retries),
-        }
+        self.store.write(Bytes::from(key), Bytes::from(value)).await
     }
 
     /// `count` distinct accounts by the request distribution.
@@ -389,72 +262,30 @@ impl Worker {
         let from = Bytes::from(record_key(accounts[0]));
         let to = Bytes::from(record_key(accounts[1]));
         let amount = self.rng.random_range(1..=MAX_TRANSFER);
-        let mut attempts = 0u64;
-        let r = self
-            .client
-            .transaction_with(self.opts(), |txn| {
-                attempts += 1;
-                let (from, to) = (from.clone(), to.clone());
-                Box::pin(async move {
-                    let v = txn.get_many([from.clone(), to.clone()]).await?;
-                    let balance = |v: &Option<Bytes>, key: &Bytes| {
-                        v.as_deref().and_then(parse_balance).ok_or_else(|| {
-                            Error::Invalid(format!(
-                                "account {} holds no balance",
-                                String::from_utf8_lossy(key)
-                            ))
-                        })
-                    };
-                    let a = balance(&v[0], &from)?;
-                    let b = balance(&v[1], &to)?;
-                    txn.put(from, (a - amount).to_string())?;
-                    txn.put(to, (b + amount).to_string())?;
-                    Ok(())
-                })
-            })
-            .await;
-        let retries = attempts.saturating_sub(1);
-        match r {
-            Ok(_) => (Ok(()), retries),
-            Err(Error::Invalid(m)) if m.contains("holds no balance") => {
-                (Err("missing_account".into()), retries)
-            }
-            Err(e) => (failed(&e), retries),
-        }
+        self.store.transfer(from, to, amount).await
     }
 
     /// Sums `ro_keys` accounts in one strong read-only transaction.
     async fn ro_sum(&mut self) -> Outcome {
         let accounts = self.distinct_accounts(self.cfg.ro_keys);
-        let reads = accounts
+        let keys = accounts
             .iter()
-            .map(|n| ReadOp::Get(Bytes::from(record_key(*n))))
+            .map(|n| Bytes::from(record_key(*n)))
             .collect();
-        match self.client.read_only(reads).await {
-            Ok(r) => {
-                let sum: Option<i64> = r
-                    .results
-                    .iter()
-                    .map(|res| match res {
-                        ReadResult::Value(Some(v)) => parse_balance(v),
-                        _ => None,
-                    })
-                    .sum();
-                // Nobody writes the accounts in this workload.
-                if sum == Some(INITIAL_BALANCE * accounts.len() as i64) {
-                    (Ok(()), 0)
-                } else {
-                    self.sum_mismatches.fetch_add(1, Ordering::Relaxed);
-                    (Err("sum_mismatch".into()), 0)
-                }
+        match self.store.read_sum(keys).await {
+            // Nobody writes the accounts in this workload.
+            Ok(sum) if sum == Some(INITIAL_BALANCE * accounts.len() as i64) => (Ok(()), 0),
+            Ok(_) => {
+                self.sum_mismatches.fetch_add(1, Ordering::Relaxed);
+                (Err("sum_mismatch".into()), 0)
             }
-            Err(e) => (failed(&e), 0),
+            Err(reason) => (Err(reason), 0),
         }
     }
 }
 
 /// Runs the workload against records `0..cfg.records` (already loaded).
-pub async fn run(client: &Client, cfg: &Config) -> RunReport {
+pub async fn run<S: Store>(store: &S, cfg: &Config) -> RunReport {
     let recorder = Arc::new(Recorder::new());
     let stop = Arc::new(AtomicBool::new(false));
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -477,7 +308,7 @@ pub async fn run(client: &Client, cfg: &Config) -> RunReport {
     let mut tasks = Vec::new();
     for i in 0..cfg.threads {
         let mut w = Worker {
-            client: client.clone(),
+            store: store.clone(),
             cfg: cfg.clone(),
             rng: SmallRng::seed_from_u64(cfg.seed.wrapping_add(1_000_003 * (i as u64 + 1))),
             chooser: KeyChooser::new(cfg.distribution, cfg.records),

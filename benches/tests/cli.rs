@@ -48,11 +48,37 @@ fn load_without_endpoints_exits_2() {
 }
 
 #[test]
-fn etcd_target_is_refused() {
+#[cfg(not(feature = "etcd"))]
+fn etcd_target_without_the_feature_is_refused() {
     assert_usage_error(
-        &["run", "--target", "etcd"],
+        &["run", "--target", "etcd", "--endpoints", "127.0.0.1:2379"],
         "built without the etcd feature",
     );
+}
+
+#[test]
+#[cfg(feature = "etcd")]
+fn etcd_target_needs_endpoints() {
+    assert_usage_error(
+        &["run", "--target", "etcd"],
+        "--target etcd needs --endpoints",
+    );
+}
+
+#[test]
+#[cfg(feature = "etcd")]
+fn unreachable_etcd_exits_4() {
+    let out = ycsb(&[
+        "run",
+        "--target",
+        "etcd",
+        "--endpoints",
+        "127.0.0.1:1",
+        "--no-progress",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("cannot reach etcd"), "{stderr}");
 }
 
 #[test]

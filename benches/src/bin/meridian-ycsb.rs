@@ -23,6 +23,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use meridian_benches::generator::{DEFAULT_THETA, Distribution};
 use meridian_benches::report::{CommitWait, FsyncStats, Report, Settings, TransferCheck};
 use meridian_benches::runner::{self, Config, LoadReport};
+use meridian_benches::store::{MeridianStore, Store};
 use meridian_benches::workload::{INITIAL_BALANCE, Workload};
 use meridian_benches::{plot, retries};
 use meridian_client::{CcMode, Client, ClientOptions, MAX_TXN_OPERATIONS};
@@ -93,7 +94,7 @@ enum DistArg {
 enum Target {
     /// Meridian.
     Meridian,
-    /// etcd (reserved; not built).
+    /// etcd, at --endpoints (needs the `etcd` cargo feature).
     Etcd,
 }
 
@@ -259,9 +260,15 @@ fn main() -> ExitCode {
         Phase::Run(o) => ("run", o),
     };
     if opts.target == Target::Etcd {
-        usage_error(
-            "--target etcd is not available: meridian-ycsb was built without the etcd feature",
-        );
+        if !cfg!(feature = "etcd") {
+            usage_error(
+                "--target etcd is not available: meridian-ycsb was built without the etcd \
+                 feature (cargo build --release -p meridian-benches --features etcd)",
+            );
+        }
+        if opts.endpoints.is_empty() {
+            usage_error("--target etcd needs --endpoints (an etcd cluster's client URLs)");
+        }
     }
     if phase == "load" && opts.endpoints.is_empty() {
         usage_error(
@@ -351,6 +358,29 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
     } else {
         (Cluster::External, opts.endpoints.clone())
     };
+    #[cfg(feature = "etcd")]
+    if opts.target == Target::Etcd {
+        let store = match meridian_benches::etcd::EtcdStore::connect(&endpoints).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!(
+                    "meridian-ycsb: cannot reach etcd at {}: {e}",
+                    endpoints.join(",")
+                );
+                return finish(cluster, ExitCode::from(4)).await;
+            }
+        };
+        let settings = settings(
+            &opts,
+            &cfg,
+            phase,
+            false,
+            1,
+            endpoints.len() as u64,
+            endpoints,
+        );
+        return measure(phase, &opts, &cfg, cluster, &store, settings).await;
+    }
     let options = ClientOptions::default().with_default_mode(cfg.mode);
     let client = match tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -377,28 +407,68 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
     };
     let groups = client.groups();
     let embedded = matches!(cluster, Cluster::Embedded(_));
-    let settings = Settings {
-        target: "meridian".into(),
+    let settings = settings(
+        &opts,
+        &cfg,
+        phase,
+        embedded,
+        groups.len() as u64,
+        groups.first().map_or(0, |g| g.replicas.len() as u64),
+        endpoints,
+    );
+    let store = MeridianStore::new(client, cfg.mode);
+    measure(phase, &opts, &cfg, cluster, &store, settings).await
+}
+
+/// The report's description of the run.
+fn settings(
+    opts: &Opts,
+    cfg: &Config,
+    phase: &str,
+    embedded: bool,
+    groups: u64,
+    replicas: u64,
+    endpoints: Vec<String>,
+) -> Settings {
+    Settings {
+        target: match opts.target {
+            Target::Meridian => "meridian".into(),
+            Target::Etcd => "etcd".into(),
+        },
         workload: cfg.workload.name().into(),
         phase: phase.into(),
         threads: cfg.threads,
         records: cfg.records,
         operations: cfg.operations,
         duration: cfg.operations.is_none().then_some(cfg.duration),
-        cc: match cfg.mode {
-            CcMode::Locking => "2pl".into(),
-            CcMode::Optimistic => "occ".into(),
+        cc: match (opts.target, cfg.mode) {
+            (Target::Etcd, _) => "etcd-txn".into(),
+            (_, CcMode::Locking) => "2pl".into(),
+            (_, CcMode::Optimistic) => "occ".into(),
         },
         distribution: cfg.distribution.name().into(),
         zipf_theta: opts.zipf,
         ro_keys: cfg.ro_keys,
         embedded,
-        groups: groups.len() as u64,
-        replicas: groups.first().map_or(0, |g| g.replicas.len() as u64),
+        groups,
+        replicas,
         epsilon_ms: embedded.then_some(opts.epsilon),
-        endpoints: endpoints.clone(),
-    };
+        endpoints,
+    }
+}
 
+/// Loads (for `load`, and `run` on the embedded cluster), runs, checks
+/// and reports.
+async fn measure<S: Store>(
+    phase: &'static str,
+    opts: &Opts,
+    cfg: &Config,
+    cluster: Cluster,
+    store: &S,
+    settings: Settings,
+) -> ExitCode {
+    let cfg = cfg.clone();
+    let embedded = settings.embedded;
     // Load: `load` always, `run` on the embedded cluster.
     let mut load: Option<LoadReport> = None;
     if phase == "load" || embedded {
@@ -412,7 +482,7 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
             },
             cfg.threads
         );
-        match runner::load(&client, &cfg).await {
+        match runner::load(store, &cfg).await {
             Ok(l) => load = Some(l),
             Err(e) => {
                 eprintln!("meridian-ycsb: the load failed: {e}");
@@ -446,7 +516,7 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
 
     // Run.
     let before = if cfg.workload == Workload::Transfer {
-        match runner::audit(&client, cfg.records).await {
+        match store.audit(cfg.records).await {
             Ok(a) => Some(a),
             Err(e) => {
                 eprintln!("meridian-ycsb: could not read the accounts' total before the run: {e}");
@@ -468,7 +538,7 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
             None => format!("for {:?}", cfg.duration),
         }
     );
-    let run = runner::run(&client, &cfg).await;
+    let run = runner::run(store, &cfg).await;
     let wait_after = cluster.totals(COMMIT_WAIT_METRIC);
     let fsync_after = cluster.totals(FSYNC_METRIC);
     let wal_fsync = match (fsync_before, fsync_after) {
@@ -497,7 +567,7 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
         ),
     };
     let transfer_check = match before {
-        Some(before) => match runner::audit(&client, cfg.records).await {
+        Some(before) => match store.audit(cfg.records).await {
             Ok(after) => Some(TransferCheck {
                 before,
                 after,
