@@ -383,7 +383,8 @@ impl FakeCluster {
                 server = server.tls_config(tls.clone()).expect("server TLS");
             }
             tokio::spawn(async move {
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
                 let _ = server
                     .add_service(MeridianServer::new(node))
                     .serve_with_incoming_shutdown(incoming, async {

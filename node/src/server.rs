@@ -249,7 +249,6 @@ impl Node {
 
         let (stop, stop_rx) = watch::channel(false);
         let mut builder = Server::builder()
-            .tcp_nodelay(true)
             .http2_keepalive_interval(Some(SERVER_KEEPALIVE))
             .http2_keepalive_timeout(Some(peer::KEEPALIVE_TIMEOUT));
         if let Some(tls) = server_tls {
@@ -277,7 +276,12 @@ impl Node {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
             );
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Server::tcp_nodelay is ignored for a stream of our own: set it on
+        // every accepted socket, or Nagle's algorithm holds back small
+        // answers behind the peer's delayed acknowledgement (40 ms) as soon
+        // as several calls share a connection.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let mut stop_signal = stop_rx.clone();
         let server = tokio::spawn(async move {
             let shutdown = async move {
