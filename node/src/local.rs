@@ -266,13 +266,93 @@ impl LocalCluster {
     }
 }
 
-/// Free loopback ports, chosen by the system.
+/// Lowest port [`free_ports`] hands out.
+const LOCAL_PORT_FLOOR: u32 = 10_000;
+
+/// Fewest ports [`free_ports`] needs between its floor and the kernel's
+/// ephemeral range to stay below it; with fewer it uses the ports above.
+const LOCAL_PORT_SPAN_MIN: u32 = 2_000;
+
+/// Where the kernel states its ephemeral port range.
+const EPHEMERAL_RANGE_FILE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+
+/// The ephemeral range when the kernel does not say (Linux's default).
+const EPHEMERAL_RANGE_DEFAULT: (u32, u32) = (32_768, 60_999);
+
+/// Free loopback ports for nodes to listen on.
+///
+/// They are taken outside the kernel's ephemeral range, so the source port
+/// of some outgoing connection cannot take one between this answer and the
+/// node's bind, and from a cursor shared by the process (started at an
+/// offset drawn from the process id), so concurrent clusters of one test
+/// binary never get the same port. Each port is checked free by binding it.
 pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a: SocketAddr| a.port()))
-        .collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CURSOR: AtomicU32 = AtomicU32::new(0);
+    let (lo, hi) = local_port_range();
+    let span = hi - lo;
+    let _ = CURSOR.compare_exchange(
+        0,
+        1 + std::process::id().wrapping_mul(7_919) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    let mut listeners = Vec::with_capacity(n);
+    let mut ports = Vec::with_capacity(n);
+    let mut tried = 0;
+    while ports.len() < n {
+        if tried >= span {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("no {n} free loopback ports in {lo}..{hi}"),
+            ));
+        }
+        tried += 1;
+        let port = (lo + CURSOR.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        // Held until the end, so one call never answers a port twice.
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            let a: SocketAddr = l.local_addr()?;
+            ports.push(a.port());
+            listeners.push(l);
+        }
+    }
+    Ok(ports)
+}
+
+/// The ports [`free_ports`] draws from, `lo..hi`: below the kernel's
+/// ephemeral range where there is room, above it otherwise.
+fn local_port_range() -> (u32, u32) {
+    let (eph_lo, eph_hi) = std::fs::read_to_string(EPHEMERAL_RANGE_FILE)
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|w| w.parse::<u32>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or(EPHEMERAL_RANGE_DEFAULT);
+    if eph_lo >= LOCAL_PORT_FLOOR + LOCAL_PORT_SPAN_MIN {
+        (LOCAL_PORT_FLOOR, eph_lo)
+    } else if eph_hi + LOCAL_PORT_SPAN_MIN <= u32::from(u16::MAX) {
+        (eph_hi + 1, u32::from(u16::MAX) + 1)
+    } else {
+        // The kernel hands out nearly every port: share its range.
+        (LOCAL_PORT_FLOOR, u32::from(u16::MAX) + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_outside_the_ephemeral_range_and_bindable() {
+        let (lo, hi) = local_port_range();
+        let a = free_ports(8).expect("ports");
+        let b = free_ports(8).expect("ports");
+        let all: std::collections::BTreeSet<u16> = a.iter().chain(&b).copied().collect();
+        assert_eq!(all.len(), 16, "{a:?} {b:?}");
+        for p in all {
+            assert!((lo..hi).contains(&u32::from(p)), "{p} outside {lo}..{hi}");
+            std::net::TcpListener::bind(("127.0.0.1", p)).expect("bindable");
+        }
+    }
 }
