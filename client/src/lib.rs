@@ -670,9 +670,9 @@ impl Client {
         // at once at its log's last timestamp (Spanner §4.2.2's LastTS); a
         // follower would read at `TT.now().latest` and wait for its safe
         // time to get there. Across groups the read is at
-        // `TT.now().latest`, which a leader closes at once (one Paxos
-        // round) where a follower would wait for the leader's next idle
-        // close. Reads at a timestamp go to any replica.
+        // `TT.now().latest`, which a leader closes at once by raising its
+        // timestamp floor (no Paxos round) where a follower would wait for
+        // the leader's next entry. Reads at a timestamp go to any replica.
         let route = if strong {
             Route::Leader
         } else {

@@ -499,6 +499,15 @@ impl GroupState {
         self.paxos_safe
     }
 
+    /// Raises `t_paxos_safe` to `ts` without an entry: the leader knows
+    /// that no entry it has not applied carries a timestamp at or below
+    /// `ts` (every entry up to the slot at which it raised its timestamp
+    /// floor to `ts` has applied, and every later one is above it). Only
+    /// the leader that raised the floor may call this.
+    pub fn close_at(&mut self, ts: Timestamp) {
+        self.paxos_safe = self.paxos_safe.max(ts);
+    }
+
     /// Spanner §4.1.3 `t_tm_safe`: one less than the smallest prepare
     /// timestamp of a prepared transaction, or [`Timestamp::MAX`] if none.
     pub fn t_tm_safe(&self) -> Timestamp {

@@ -316,6 +316,9 @@ pub struct Replica {
     applied: Slot,
     /// Largest Paxos write timestamp in the log (assigned or received).
     last_ts: Timestamp,
+    /// Timestamp every command this leader assigns from now on exceeds
+    /// ([`Replica::raise_ts_floor`]); below its lease end when raised.
+    ts_floor: Timestamp,
 
     // timers, in local time (the interval's midpoint)
     election_deadline: Timestamp,
@@ -420,6 +423,7 @@ impl Replica {
             leader: None,
             memberships,
             last_ts,
+            ts_floor: Timestamp::ZERO,
             election_deadline: Timestamp::ZERO,
             heartbeat_deadline: Timestamp::ZERO,
             last_leader_contact: Timestamp::ZERO,
@@ -518,6 +522,22 @@ impl Replica {
     /// The largest Paxos write timestamp this replica has assigned or seen.
     pub fn last_assigned_ts(&self) -> Timestamp {
         self.last_ts
+    }
+
+    /// Spanner §4.1.3, at the leader: promises that every command this
+    /// leader assigns a timestamp from now on gets one above `ts`, so that
+    /// nothing later in the log (this leader's entries, or a successor's,
+    /// which come after this lease ends) falls at or below `ts`. Answers
+    /// the last slot in the log now: once everything up to it has applied,
+    /// no entry at or below `ts` remains to apply, and `ts` is closed
+    /// without a Paxos round. `None` (nothing promised) unless this
+    /// replica leads with its lease at `now` and `ts` is inside it.
+    pub fn raise_ts_floor(&mut self, now: TtInterval, ts: Timestamp) -> Option<Slot> {
+        if self.role != Role::Leader || !self.has_lease(now) || ts >= self.lease_end {
+            return None;
+        }
+        self.ts_floor = self.ts_floor.max(ts);
+        Some(self.last_slot())
     }
 
     /// The latest lease end this replica granted to any leader.
@@ -972,11 +992,19 @@ impl Replica {
             let promised_other = self.last_promise.is_some_and(|(at, to)| {
                 to != m.from && local.nanos_since(at) < self.cfg.election_min_nanos
             });
+            let granted = m.ballot > self.promised && up_to_date && !promised_other;
+            if granted && self.role == Role::Follower {
+                // A follower backing a candidate gives its campaign a full
+                // election timeout before starting its own: followers that
+                // lost the same leader time out close together, and each
+                // campaign started in the meantime is one more duel.
+                self.reset_election_timer(now);
+            }
             let reply = self.msg(
                 m.from,
                 m.ballot,
                 Body::Promise {
-                    granted: m.ballot > self.promised && up_to_date && !promised_other,
+                    granted,
                     pre_vote: true,
                     lease_until: Timestamp::ZERO,
                 },
@@ -1579,7 +1607,12 @@ impl Replica {
                     // before (also by earlier leaders, whose leases ended
                     // before ours began), at least TT.now().latest, and
                     // inside our lease.
-                    let ts = self.last_ts.next().max(now.latest).max(p.min_ts);
+                    let ts = self
+                        .last_ts
+                        .max(self.ts_floor)
+                        .next()
+                        .max(now.latest)
+                        .max(p.min_ts);
                     if ts >= self.lease_end {
                         break;
                     }
@@ -1604,6 +1637,7 @@ impl Replica {
         let slot = self.last_slot() + 1;
         if ts > Timestamp::ZERO {
             assert!(ts > self.last_ts, "Paxos write timestamps must rise");
+            assert!(ts > self.ts_floor, "a raised timestamp floor must hold");
         }
         let e = Entry {
             slot,

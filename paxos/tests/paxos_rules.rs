@@ -1336,3 +1336,28 @@ fn raft_s9_6_a_replica_that_just_promised_a_candidate_refuses_other_pre_votes_fo
         p(1, Ballot::new(7, 1), true)
     )));
 }
+
+#[test]
+fn raft_s9_6_a_follower_that_grants_a_pre_vote_waits_a_full_election_timeout_before_campaigning() {
+    // Followers that lost the same leader time out close together; one
+    // that starts its own campaign just after backing another's makes a
+    // duel, one more election round.
+    let now = TtInterval::around(T0, EPS);
+    let mut r = replica(3, Recovered::default(), 1, now);
+    let own = r.next_deadline();
+    let min = Config::new(3, vec![1, 2, 3]).election_min_nanos;
+    let asked = TtInterval::around(own.saturating_sub(MS), EPS);
+    let empty = (0, Ballot::ZERO);
+    let pre_vote = Input::Message(prepare(1, 3, Ballot::new(5, 1), empty, true));
+    assert!(granted(&step_durable(&mut r, asked, pre_vote)));
+    assert!(
+        r.next_deadline() >= asked.midpoint().saturating_add(min),
+        "campaigns at {} though it backed a candidate at {}",
+        r.next_deadline(),
+        asked.midpoint()
+    );
+    // Its old deadline passes without a campaign.
+    let past = TtInterval::around(own.saturating_add(MS), EPS);
+    step_durable(&mut r, past, Input::Tick);
+    assert_eq!(r.role(), Role::Follower);
+}

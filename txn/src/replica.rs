@@ -230,6 +230,10 @@ pub struct GroupReplica {
     read_waits: Vec<ReadWait>,
     /// A proposed closed timestamp not yet in the log.
     close_proposal: Option<ProposalId>,
+    /// Timestamps this leader raised its Paxos timestamp floor to for
+    /// reads, each with the last slot in its log then, rising in both:
+    /// each is closed once its slot has applied ([`GroupReplica::raise_floor`]).
+    floors: VecDeque<(Timestamp, Slot)>,
     /// Local time at which an idle leader next closes a timestamp.
     next_close_at: Timestamp,
     next_gc_at: Timestamp,
@@ -287,6 +291,7 @@ impl GroupReplica {
             no_write_holds: Vec::new(),
             read_waits: Vec::new(),
             close_proposal: None,
+            floors: VecDeque::new(),
             next_close_at: Timestamp::ZERO,
             next_gc_at: Timestamp::ZERO,
             next_expiry_at: Timestamp::ZERO,
@@ -737,6 +742,7 @@ impl GroupReplica {
             self.sync_leadership(now, out);
         }
         self.finish_commit_waits(now, out);
+        self.close_floors();
         self.finish_read_waits(local, out);
         self.abandon_pending_if_removed(out);
         self.maybe_compact(out);
@@ -2088,6 +2094,10 @@ impl GroupReplica {
                 floor: now.latest.saturating_sub(nanos),
             },
         };
+        let floor_raised = match target {
+            ReadTarget::At(t) => self.raise_floor(now, t),
+            ReadTarget::Newest { .. } => false,
+        };
         let w = ReadWait {
             id,
             reads,
@@ -2120,12 +2130,50 @@ impl GroupReplica {
             return;
         }
         let wanted = match w.target {
-            ReadTarget::At(t) => Some(t),
-            ReadTarget::Newest { .. } => None,
+            ReadTarget::At(t) if !floor_raised => Some(t),
+            _ => None,
         };
         self.read_waits.push(w);
         if let Some(t) = wanted {
             self.close_for_read(now, t, out);
+        }
+    }
+
+    /// Spanner §4.1.3's closed timestamp without a Paxos round: a leader
+    /// asked to read at `ts` beyond its `t_paxos_safe` (a read across
+    /// groups at `TT.now().latest`, or a strong read while something is
+    /// prepared) raises its timestamp floor to `ts`, so every entry it
+    /// assigns from now on lies above `ts`, and closes `ts` as soon as
+    /// the entries already in its log have applied. Returns whether the
+    /// floor was raised (a replica without a valid lease, or a `ts` past
+    /// its lease, must close by proposing instead).
+    fn raise_floor(&mut self, now: TtInterval, ts: Timestamp) -> bool {
+        if ts <= self.state.t_paxos_safe() {
+            return true;
+        }
+        if self.serving(now, true).is_err() {
+            return false;
+        }
+        let Some(slot) = self.paxos.raise_ts_floor(now, ts) else {
+            return false;
+        };
+        match self.floors.back_mut() {
+            Some((t, s)) if *s == slot => *t = (*t).max(ts),
+            Some((t, _)) if *t >= ts => {}
+            _ => self.floors.push_back((ts, slot)),
+        }
+        self.close_floors();
+        true
+    }
+
+    /// Closes every raised floor whose slot has applied.
+    fn close_floors(&mut self) {
+        while let Some(&(ts, slot)) = self.floors.front() {
+            if slot > self.state.applied_slot() {
+                break;
+            }
+            self.state.close_at(ts);
+            self.floors.pop_front();
         }
     }
 

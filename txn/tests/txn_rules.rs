@@ -537,7 +537,7 @@ fn spanner_s4_2_3_scans_read_a_consistent_snapshot() {
 #[test]
 fn spanner_s4_1_3_a_leader_asked_to_read_beyond_its_log_closes_that_timestamp_at_once() {
     // Idle closes 10 s apart and reads that wait at most 1 s: only a close
-    // proposed for the read itself can serve it.
+    // made for the read itself can serve it.
     let mut c = cluster(|cfg| {
         cfg.close_interval_nanos = 10_000 * MS;
         cfg.read_wait_nanos = 1_000 * MS;
@@ -552,6 +552,33 @@ fn spanner_s4_1_3_a_leader_asked_to_read_beyond_its_log_closes_that_timestamp_at
     assert!(c.replica(1).state().t_paxos_safe() >= at);
     let waited = c.now().earliest.nanos_since(start);
     assert!(waited < 50 * MS, "the read waited {} ms", waited / MS);
+}
+
+#[test]
+fn spanner_s4_1_3_a_leader_closes_a_read_timestamp_by_raising_its_floor_and_later_writes_go_above_it()
+ {
+    let mut c = cluster(|cfg| {
+        cfg.close_interval_nanos = 10_000 * MS;
+        cfg.read_wait_nanos = 1_000 * MS;
+    });
+    put(&mut c, &[("k", "v")]);
+    // Well ahead of the clock, inside the leader's lease.
+    let at = c.now().latest.saturating_add(100 * MS);
+    let slots = c.replica(1).paxos().last_slot();
+    let start = c.now().earliest;
+    let (read_ts, v) = ro_values(&read_only(&mut c, 1, ReadAt::Exact(at), &["k"]));
+    assert_eq!((read_ts, v), (at, vec![Some("v".into())]));
+    // Served without a Paxos round, and before the clock reached `at`.
+    assert_eq!(c.replica(1).paxos().last_slot(), slots, "no entry proposed");
+    assert!(c.now().earliest.nanos_since(start) < 50 * MS);
+    // What the read did not see commits above it.
+    let later = put(&mut c, &[("k", "w")]);
+    assert!(
+        later > at,
+        "a write after the read committed at {later}, at or below {at}"
+    );
+    let (_, v) = ro_values(&read_only(&mut c, 2, ReadAt::Exact(at), &["k"]));
+    assert_eq!(v, vec![Some("v".into())]);
 }
 
 #[test]
