@@ -92,7 +92,7 @@ pub use meridian_proto::RemoteError;
 pub use meridian_truetime::{Timestamp, TtInterval};
 pub use meridian_txn::api::{MAX_KEY_BYTES, MAX_TXN_OPERATIONS, MAX_VALUE_BYTES};
 pub use meridian_txn::{AbortReason, CcMode, GroupId, InvalidRequest, ReadAt, ReadOp, ReadResult};
-pub use options::{ClientOptions, TlsOptions, TxnOptions};
+pub use options::{CLIENT_CLOCK_DRIFT_PPM, ClientOptions, TlsOptions, TxnOptions};
 pub use route::GroupInfo;
 pub use txn::{Committed, Txn};
 
@@ -338,6 +338,31 @@ impl Client {
             Timestamp::from_nanos(r.earliest),
             Timestamp::from_nanos(r.latest),
         ))
+    }
+
+    /// An upper bound on the present, `TT.now().latest`, for a read across
+    /// groups: from a reading taken within [`ClientOptions::clock_reuse`],
+    /// aged by the time since its request was sent (true time then was at
+    /// most the answered `latest`, since the node read its clock after the
+    /// request left), or else from a new reading.
+    async fn latest_now(&self) -> Result<Timestamp, Error> {
+        let reuse = self.inner.opts.clock_reuse;
+        let asked = Instant::now();
+        let cached = *self.inner.clock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((sent, latest)) = cached {
+            let age = asked.saturating_duration_since(sent);
+            if !reuse.is_zero() && age <= reuse {
+                let nanos = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
+                let margin = nanos.saturating_mul(CLIENT_CLOCK_DRIFT_PPM) / 1_000_000 + 1;
+                return Ok(latest.saturating_add(nanos.saturating_add(margin)));
+            }
+        }
+        let latest = self.now().await?.latest;
+        let mut clock = self.inner.clock.lock().unwrap_or_else(|e| e.into_inner());
+        if clock.is_none_or(|(sent, _)| sent < asked) {
+            *clock = Some((asked, latest));
+        }
+        Ok(latest)
     }
 
     /// Runs a read-write transaction under [`ClientOptions::default_mode`]:
@@ -660,9 +685,9 @@ impl Client {
             (0 | 1, at) => at,
             // One timestamp for every group, without negotiating
             // (Spanner §4.2.2).
-            (_, ReadAt::Strong) => ReadAt::Exact(self.now().await?.latest),
+            (_, ReadAt::Strong) => ReadAt::Exact(self.latest_now().await?),
             (_, ReadAt::MaxStaleness(n)) => {
-                ReadAt::Exact(self.now().await?.latest.saturating_sub(n))
+                ReadAt::Exact(self.latest_now().await?.saturating_sub(n))
             }
             (_, exact) => exact,
         };

@@ -41,7 +41,20 @@ pub struct ClientOptions {
     pub tls: Option<TlsOptions>,
     /// The concurrency control of transactions that do not choose.
     pub default_mode: CcMode,
+    /// How old a `TT.now()` reading may be for a read across groups to
+    /// take its timestamp from it instead of asking a node again: the
+    /// reading's `latest` plus the time since its request was sent (with
+    /// [`CLIENT_CLOCK_DRIFT_PPM`] of margin) still bounds the present from
+    /// above, so the read stays strong; it only reads up to this much
+    /// further in the future, and later writes to the groups it read
+    /// commit above it. Zero asks every time.
+    pub clock_reuse: Duration,
 }
+
+/// The most this process's monotonic clock is taken to run slow, in parts
+/// per million, when a `TT.now()` reading is aged by it
+/// ([`ClientOptions::clock_reuse`]).
+pub const CLIENT_CLOCK_DRIFT_PPM: u64 = 200;
 
 impl Default for ClientOptions {
     fn default() -> ClientOptions {
@@ -58,6 +71,7 @@ impl Default for ClientOptions {
             heartbeat_interval: Some(Duration::from_secs(3)),
             tls: None,
             default_mode: CcMode::Locking,
+            clock_reuse: Duration::from_millis(1),
         }
     }
 }
@@ -78,6 +92,12 @@ impl ClientOptions {
     /// Sets [`ClientOptions::tls`].
     pub fn with_tls(mut self, tls: TlsOptions) -> ClientOptions {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Sets [`ClientOptions::clock_reuse`].
+    pub fn with_clock_reuse(mut self, d: Duration) -> ClientOptions {
+        self.clock_reuse = d;
         self
     }
 

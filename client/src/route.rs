@@ -169,6 +169,9 @@ pub(crate) struct Inner {
     down: Mutex<HashMap<NodeId, Instant>>,
     rr: AtomicUsize,
     rng: Mutex<SmallRng>,
+    /// The newest `TT.now()` reading: when its request was sent, by this
+    /// process's monotonic clock, and the `latest` it answered.
+    pub(crate) clock: Mutex<Option<(Instant, meridian_truetime::Timestamp)>>,
 }
 
 /// Turns `host:port`, `http://host:port` or `https://host:port` into a URI
@@ -269,6 +272,7 @@ impl Inner {
             down: Mutex::new(HashMap::new()),
             rr: AtomicUsize::new(0),
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+            clock: Mutex::new(None),
         })
     }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use meridian_client::testing::{FakeCluster, FaultAction, Logged, Rpc};
 use meridian_client::{
-    AbortReason, Client, ClientOptions, Error, ReadOp, ReadResult, RemoteError, TxnOptions,
-    TxnStatus,
+    AbortReason, Client, ClientOptions, Error, ReadOp, ReadResult, RemoteError, Timestamp,
+    TxnOptions, TxnStatus,
 };
 use meridian_proto::pb;
 use meridian_txn::{CcMode, TxnError};
@@ -826,6 +826,28 @@ async fn a_strong_read_across_groups_goes_to_every_groups_leader() {
     let mut want: Vec<u64> = leaders.iter().flat_map(|l| [*l; 4]).collect();
     want.sort();
     assert_eq!(nodes, want);
+}
+
+#[tokio::test]
+async fn reads_across_groups_take_their_timestamp_from_a_recent_clock_reading_aged_by_its_age() {
+    let c = FakeCluster::start(3, &["m"]).await;
+    c.insert("apple", "1");
+    c.insert("zebra", "2");
+    let reads = || vec![ReadOp::Get(b("apple")), ReadOp::Get(b("zebra"))];
+    for (reuse, asked) in [(Duration::from_secs(3600), 1), (Duration::ZERO, 4)] {
+        let client = Client::connect_with(c.endpoints(), fast().with_clock_reuse(reuse))
+            .await
+            .expect("connects");
+        c.clear_calls();
+        let mut last = Timestamp::ZERO;
+        for _ in 0..4 {
+            let r = client.read_only(reads()).await.unwrap();
+            // Each read is above the one before: a reused reading is aged.
+            assert!(r.read_ts > last, "{} after {last}", r.read_ts);
+            last = r.read_ts;
+        }
+        assert_eq!(c.count(Rpc::Now), asked, "clock reuse {reuse:?}");
+    }
 }
 
 /// A locking read can wait for a lock longer than one call's deadline.
