@@ -709,25 +709,16 @@ impl Client {
             _ => Timestamp::ZERO,
         };
         // The groups are asked at once; their answers are merged in order.
-        let several = parts.len() > 1;
-        let mut calls = Vec::with_capacity(parts.len());
-        for (group, ops) in parts {
-            let wire: Vec<pb::ReadOp> = ops.iter().map(|(_, op)| read_op_to_pb(op)).collect();
-            let call = self.clone().read_group(group, route, at, wire);
-            let answer = if several {
-                GroupRead::Spawned(tokio::spawn(call))
-            } else {
-                GroupRead::Ready(call.await)
-            };
-            calls.push((group, ops, answer));
-        }
-        for (group, ops, answer) in calls {
-            let r = match answer {
-                GroupRead::Ready(r) => r?,
-                GroupRead::Spawned(h) => h.await.map_err(|e| {
-                    Error::Invalid(format!("the read of group {group} failed: {e}"))
-                })??,
-            };
+        let calls: Vec<_> = parts
+            .iter()
+            .map(|(group, ops)| {
+                let wire: Vec<pb::ReadOp> = ops.iter().map(|(_, op)| read_op_to_pb(op)).collect();
+                self.read_group(*group, route, at, wire)
+            })
+            .collect();
+        let answers = join_all(calls).await;
+        for ((group, ops), answer) in parts.into_iter().zip(answers) {
+            let r = answer?;
             if r.results.len() != ops.len() {
                 return Err(Error::Invalid(format!(
                     "group {group} answered {} results to {} reads",
@@ -774,7 +765,7 @@ impl Client {
 
     /// One group's part of a lock-free read.
     async fn read_group(
-        self,
+        &self,
         group: GroupId,
         route: Route,
         at: ReadAt,
@@ -799,9 +790,31 @@ impl Client {
     }
 }
 
-/// One group's answer to a lock-free read: awaited in place (one group),
-/// or from a task of its own (several groups, asked at once).
-enum GroupRead {
-    Ready(Result<pb::ReadOnlyResponse, Error>),
-    Spawned(tokio::task::JoinHandle<Result<pb::ReadOnlyResponse, Error>>),
+/// Runs `futures` concurrently on the calling task (no spawn) and answers
+/// their outputs in order.
+pub(crate) async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *out = Some(v),
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
 }

@@ -286,9 +286,17 @@ impl Txn {
                     None => plan.push((g, vec![i])),
                 }
             }
-            for (group, idx) in plan {
-                let ks: Vec<Bytes> = idx.iter().map(|&i| keys[i].clone()).collect();
-                match self.read_at_group(group, ks).await {
+            // The groups are read at once; every answer is taken in (its
+            // term noted, so an abort reaches that group) before an error
+            // ends the read.
+            let asks: Vec<(GroupId, Vec<Bytes>)> = plan
+                .iter()
+                .map(|(g, idx)| (*g, idx.iter().map(|&i| keys[i].clone()).collect()))
+                .collect();
+            let answers = self.read_at_groups(asks).await;
+            let mut failed = None;
+            for ((_, idx), answer) in plan.into_iter().zip(answers) {
+                match answer {
                     Ok(values) => {
                         for (i, v) in idx.iter().zip(values) {
                             out[*i] = v;
@@ -299,12 +307,16 @@ impl Txn {
                         // The range map was refreshed: plan the rest again.
                         replans += 1;
                         if replans > self.client.inner.opts.max_request_tries {
-                            return Err(e);
+                            failed.get_or_insert(e);
                         }
-                        break;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
                 }
+            }
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
         Ok(out)
@@ -346,43 +358,60 @@ impl Txn {
         }
     }
 
-    async fn read_at_group(
+    /// Reads `keys` at each group, all groups at once: one answer per
+    /// group, in order.
+    async fn read_at_groups(
         &mut self,
-        group: GroupId,
-        keys: Vec<Bytes>,
-    ) -> Result<Vec<Option<Bytes>>, Error> {
+        asks: Vec<(GroupId, Vec<Bytes>)>,
+    ) -> Vec<Result<Vec<Option<Bytes>>, Error>> {
         let txn = self.id.expect("begun before reading");
-        let (route, guest) = self.target(group);
-        let n = keys.len();
         let mut quiet = self.quiet().await;
-        let (r, _) = self
-            .client
-            .inner
-            .call_group(
-                group,
-                route,
-                Resend::Safe,
-                |header| pb::ReadRequest {
-                    header: Some(header),
-                    group,
-                    txn: Some(txn_to_pb(txn)),
-                    keys: keys.clone(),
-                    guest,
-                },
-                |mut c: MeridianClient<Channel>, r| async move { c.read(r).await },
-            )
-            .await?;
+        let calls: Vec<_> = asks
+            .iter()
+            .map(|(group, keys)| {
+                let (route, guest) = self.target(*group);
+                let (group, inner) = (*group, &self.client.inner);
+                async move {
+                    let (r, _) = inner
+                        .call_group(
+                            group,
+                            route,
+                            Resend::Safe,
+                            |header| pb::ReadRequest {
+                                header: Some(header),
+                                group,
+                                txn: Some(txn_to_pb(txn)),
+                                keys: keys.clone(),
+                                guest,
+                            },
+                            |mut c: MeridianClient<Channel>, r| async move { c.read(r).await },
+                        )
+                        .await?;
+                    if r.values.len() != keys.len() {
+                        return Err(Error::Invalid(format!(
+                            "group {group} answered {} values to {} keys",
+                            r.values.len(),
+                            keys.len()
+                        )));
+                    }
+                    Ok((r.term, r.values.into_iter().map(|v| v.value).collect()))
+                }
+            })
+            .collect();
+        let answers = crate::join_all(calls).await;
         if let Some(last) = quiet.as_mut() {
             **last = Instant::now();
         }
-        if r.values.len() != n {
-            return Err(Error::Invalid(format!(
-                "group {group} answered {} values to {n} keys",
-                r.values.len()
-            )));
-        }
-        self.met_term(group, r.term);
-        Ok(r.values.into_iter().map(|v| v.value).collect())
+        answers
+            .into_iter()
+            .zip(&asks)
+            .map(|(answer, (group, _))| {
+                answer.map(|(term, values)| {
+                    self.met_term(*group, term);
+                    values
+                })
+            })
+            .collect()
     }
 
     /// The rows with `range.start ≤ key < range.end`, at most `limit` of

@@ -426,6 +426,27 @@ async fn limits_are_checked_before_anything_is_sent() {
 }
 
 #[tokio::test]
+async fn a_transactions_reads_of_several_groups_are_sent_at_once() {
+    let c = FakeCluster::start(3, &["m"]).await;
+    c.insert("apple", "1");
+    c.insert("zebra", "2");
+    let client = connect(&c).await;
+    // Each group's read answers after 300 ms: asked one after the other
+    // they would take 600 ms.
+    let delay = Duration::from_millis(300);
+    c.fault(Rpc::Read, None, FaultAction::Delay(delay), 2);
+    let started = std::time::Instant::now();
+    let (values, _) = client
+        .transaction(|txn| Box::pin(async move { txn.get_many(["apple", "zebra"]).await }))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(values, vec![Some(b("1")), Some(b("2"))]);
+    assert_eq!(c.count(Rpc::Read), 2);
+    assert!(took < 2 * delay, "the reads took {took:?}");
+}
+
+#[tokio::test]
 async fn a_lost_commit_answer_is_resolved_with_txn_status() {
     let c = FakeCluster::start(1, &[]).await;
     let client = connect(&c).await;
