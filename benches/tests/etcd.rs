@@ -6,7 +6,6 @@
 //! without one the tests say so and pass.
 #![cfg(feature = "etcd")]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,15 +28,8 @@ impl Drop for Etcd {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn etcd_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MERIDIAN_TEST_ETCD") {
+    if let Some(p) = std::env::var_os("MERIDIAN_TEST_ETCD").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
     let path = std::env::var_os("PATH")?;
@@ -52,7 +44,8 @@ fn start_etcd() -> Option<Etcd> {
         return None;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let (client, peer) = (free_port(), free_port());
+    let ports = meridian_node::local::free_ports(2).expect("two free ports");
+    let (client, peer) = (ports[0], ports[1]);
     let endpoint = format!("127.0.0.1:{client}");
     let child = Command::new(bin)
         .args([
