@@ -70,6 +70,7 @@ pub mod admin;
 pub mod cli;
 mod error;
 mod options;
+mod pipe;
 mod route;
 #[doc(hidden)]
 pub mod testing;
@@ -83,8 +84,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use meridian_proto::convert::{read_at_to_pb, read_op_to_pb, read_result_from_pb, txn_to_pb};
 use meridian_proto::pb;
-use meridian_proto::pb::meridian_client::MeridianClient;
-use tonic::transport::Channel;
 
 pub use error::Error;
 pub use meridian_participant::TxnId;
@@ -327,12 +326,9 @@ impl Client {
     pub async fn now(&self) -> Result<TtInterval, Error> {
         let r = self
             .inner
-            .call_any(
-                |header| pb::NowRequest {
-                    header: Some(header),
-                },
-                |mut c: MeridianClient<Channel>, r| async move { c.now(r).await },
-            )
+            .call_any(|header| pb::NowRequest {
+                header: Some(header),
+            })
             .await?;
         Ok(TtInterval::new(
             Timestamp::from_nanos(r.earliest),
@@ -530,17 +526,13 @@ impl Client {
         use pb::txn_status_response::Status;
         let (r, _) = self
             .inner
-            .call_group(
-                group,
-                Route::Leader,
-                Resend::Safe,
-                |header| pb::TxnStatusRequest {
+            .call_group(group, Route::Leader, Resend::Safe, |header| {
+                pb::TxnStatusRequest {
                     header: Some(header),
                     group,
                     txn: Some(txn_to_pb(txn)),
-                },
-                |mut c: MeridianClient<Channel>, r| async move { c.txn_status(r).await },
-            )
+                }
+            })
             .await?;
         Ok(match r.status {
             Some(Status::Committed(ts)) => TxnStatus::Committed {
@@ -773,18 +765,12 @@ impl Client {
     ) -> Result<pb::ReadOnlyResponse, Error> {
         let (r, _) = self
             .inner
-            .call_group(
+            .call_group(group, route, Resend::Safe, |header| pb::ReadOnlyRequest {
+                header: Some(header),
                 group,
-                route,
-                Resend::Safe,
-                |header| pb::ReadOnlyRequest {
-                    header: Some(header),
-                    group,
-                    at: Some(read_at_to_pb(at)),
-                    reads: wire.clone(),
-                },
-                |mut c: MeridianClient<Channel>, r| async move { c.read_only(r).await },
-            )
+                at: Some(read_at_to_pb(at)),
+                reads: wire.clone(),
+            })
             .await?;
         Ok(r)
     }

@@ -8,12 +8,12 @@
 //! group is busy.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use meridian_proto::calls::CallRequest;
 use meridian_proto::convert::{Answer, error_from_pb};
 use meridian_proto::pb::meridian_client::MeridianClient;
 use meridian_proto::{MAX_MESSAGE_BYTES, RemoteError, pb};
@@ -22,6 +22,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use crate::pipe::Pipe;
 use crate::{ClientOptions, Error, NodeId};
 
 /// How long a node that failed at the transport level is tried after the
@@ -166,6 +167,8 @@ pub(crate) struct Inner {
     pub(crate) seeds: Vec<String>,
     pub(crate) view: RwLock<View>,
     channels: Mutex<HashMap<String, Channel>>,
+    /// The `Calls` stream to each node, by URI.
+    pipes: Mutex<HashMap<String, Pipe>>,
     down: Mutex<HashMap<NodeId, Instant>>,
     rr: AtomicUsize,
     rng: Mutex<SmallRng>,
@@ -224,8 +227,6 @@ fn tls_config(tls: &crate::TlsOptions) -> Result<ClientTlsConfig, Error> {
     Ok(cfg)
 }
 
-/// Whether a gRPC failure certainly happened before the request left: the
-/// connection was refused or could not be made.
 /// Whether the call ended at its deadline: the server's `DeadlineExceeded`,
 /// or the channel's own timeout (which tonic reports as `Cancelled`).
 fn past_deadline(status: &tonic::Status) -> bool {
@@ -236,7 +237,41 @@ fn past_deadline(status: &tonic::Status) -> bool {
     }
 }
 
-fn never_sent(status: &tonic::Status) -> bool {
+/// A node's answer to one call: its typed error, or the gRPC status it
+/// ended with sorted into transport failures and refusals.
+fn answered<Resp: Answer>(
+    uri: &str,
+    answer: Result<Resp, tonic::Status>,
+) -> Result<Resp, CallError> {
+    use tonic::Code;
+    match answer {
+        Ok(mut r) => match error_from_pb(r.take_error()) {
+            Some(e) => Err(CallError::Remote(e)),
+            None => Ok(r),
+        },
+        Err(status) => match status.code() {
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::Aborted
+            | Code::ResourceExhausted
+            | Code::Internal => Err(CallError::Transport {
+                detail: format!("{uri}: {}", status.message()),
+                sent: !never_sent(&status),
+                timed_out: past_deadline(&status),
+            }),
+            code => Err(CallError::Rpc(format!(
+                "{uri} answered {code:?}: {}",
+                status.message()
+            ))),
+        },
+    }
+}
+
+/// Whether a gRPC failure certainly happened before the request left: the
+/// connection was refused or could not be made.
+pub(crate) fn never_sent(status: &tonic::Status) -> bool {
     use std::error::Error as _;
     let mut source: Option<&(dyn std::error::Error + 'static)> = status.source();
     while let Some(e) = source {
@@ -269,6 +304,7 @@ impl Inner {
             seeds,
             view: RwLock::new(View::default()),
             channels: Mutex::new(HashMap::new()),
+            pipes: Mutex::new(HashMap::new()),
             down: Mutex::new(HashMap::new()),
             rr: AtomicUsize::new(0),
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
@@ -317,7 +353,9 @@ impl Inner {
             .http2_keep_alive_interval(o.keepalive_interval)
             .keep_alive_timeout(o.keepalive_timeout)
             .keep_alive_while_idle(true)
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .initial_stream_window_size(meridian_proto::calls::STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(meridian_proto::calls::CONNECTION_WINDOW_BYTES);
         if let Some(tls) = &self.tls {
             ep = ep
                 .tls_config(tls.clone())
@@ -328,18 +366,12 @@ impl Inner {
         Ok(ch)
     }
 
-    /// One call to the node at `uri`, with the per-call deadline.
-    pub(crate) async fn rpc_at<Req, Resp, F, Fut>(
-        &self,
-        uri: &str,
-        req: Req,
-        f: &F,
-    ) -> Result<Resp, CallError>
-    where
-        F: Fn(MeridianClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-        Resp: Answer,
-    {
+    /// The `Calls` stream to the node at `uri`, opened anew if it broke.
+    fn pipe(&self, uri: &str) -> Result<Pipe, CallError> {
+        let mut pipes = self.pipes.lock().expect("pipe lock poisoned");
+        if let Some(p) = pipes.get(uri).filter(|p| !p.is_closed()) {
+            return Ok(p.clone());
+        }
         let ch = self.channel(uri).map_err(|e| match e {
             Error::Config(m) => CallError::Config(m),
             e => CallError::Transport {
@@ -348,45 +380,63 @@ impl Inner {
                 timed_out: false,
             },
         })?;
-        let client = MeridianClient::new(ch)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut request = tonic::Request::new(req);
+        let p = Pipe::open(ch);
+        pipes.insert(uri.to_string(), p.clone());
+        Ok(p)
+    }
+
+    /// One call to the node at `uri`, on its `Calls` stream, with the
+    /// per-call deadline.
+    pub(crate) async fn rpc_at<Req: CallRequest>(
+        &self,
+        uri: &str,
+        req: Req,
+    ) -> Result<Req::Response, CallError> {
+        let pipe = self.pipe(uri)?;
         let deadline = self.opts.request_timeout;
-        request.set_timeout(deadline);
-        match tokio::time::timeout(deadline, f(client, request)).await {
+        match tokio::time::timeout(deadline, pipe.call(req, deadline)).await {
             Err(_) => Err(CallError::Transport {
                 detail: format!("{uri}: no answer within {deadline:?}"),
                 sent: true,
                 timed_out: true,
             }),
-            Ok(Err(status)) => {
-                use tonic::Code;
-                match status.code() {
-                    Code::Unavailable
-                    | Code::DeadlineExceeded
-                    | Code::Cancelled
-                    | Code::Unknown
-                    | Code::Aborted
-                    | Code::ResourceExhausted
-                    | Code::Internal => Err(CallError::Transport {
-                        detail: format!("{uri}: {}", status.message()),
-                        sent: !never_sent(&status),
-                        timed_out: past_deadline(&status),
-                    }),
-                    code => Err(CallError::Rpc(format!(
-                        "{uri} answered {code:?}: {}",
-                        status.message()
-                    ))),
-                }
-            }
-            Ok(Ok(resp)) => {
-                let mut r = resp.into_inner();
-                match error_from_pb(r.take_error()) {
-                    Some(e) => Err(CallError::Remote(e)),
-                    None => Ok(r),
-                }
-            }
+            Ok(Err(failed)) => Err(CallError::Transport {
+                detail: format!("{uri}: {}", failed.status.message()),
+                sent: failed.sent,
+                timed_out: past_deadline(&failed.status),
+            }),
+            Ok(Ok(answer)) => answered(uri, answer),
+        }
+    }
+
+    /// `Status` of the node at `uri`: a unary call (it is not one of the
+    /// calls a `Calls` stream carries), with the per-call deadline.
+    async fn status_at(
+        &self,
+        uri: &str,
+        req: pb::StatusRequest,
+    ) -> Result<pb::StatusResponse, CallError> {
+        let ch = self.channel(uri).map_err(|e| match e {
+            Error::Config(m) => CallError::Config(m),
+            e => CallError::Transport {
+                detail: e.to_string(),
+                sent: false,
+                timed_out: false,
+            },
+        })?;
+        let mut client = MeridianClient::new(ch)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut request = tonic::Request::new(req);
+        let deadline = self.opts.request_timeout;
+        request.set_timeout(deadline);
+        match tokio::time::timeout(deadline, client.status(request)).await {
+            Err(_) => Err(CallError::Transport {
+                detail: format!("{uri}: no answer within {deadline:?}"),
+                sent: true,
+                timed_out: true,
+            }),
+            Ok(answer) => answered(uri, answer.map(tonic::Response::into_inner)),
         }
     }
 
@@ -509,8 +559,7 @@ impl Inner {
                     epoch: 0,
                 }),
             };
-            let status = |mut c: MeridianClient<Channel>, r| async move { c.status(r).await };
-            match self.rpc_at(&uri, req, &status).await {
+            match self.status_at(&uri, req).await {
                 Ok(s) => {
                     if cluster_id != 0 && s.cluster_id != cluster_id {
                         failures.push(format!(
@@ -585,19 +634,16 @@ impl Inner {
     ///
     /// `WrongGroup` refreshes the range map and is returned: the caller
     /// decides again which group holds its keys.
-    pub(crate) async fn call_group<Req, Resp, M, F, Fut>(
+    pub(crate) async fn call_group<Req, M>(
         &self,
         group: GroupId,
         route: Route,
         resend: Resend,
         make: M,
-        f: F,
-    ) -> Result<(Resp, NodeId), Error>
+    ) -> Result<(Req::Response, NodeId), Error>
     where
+        Req: CallRequest,
         M: Fn(pb::Header) -> Req,
-        F: Fn(MeridianClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-        Resp: Answer,
     {
         let started = Instant::now();
         let tries = self.opts.max_request_tries.max(1);
@@ -618,7 +664,7 @@ impl Inner {
                 }));
             };
             let mut pause = false;
-            match self.rpc_at(&uri, make(self.header()), &f).await {
+            match self.rpc_at(&uri, make(self.header())).await {
                 Ok(r) => {
                     self.mark_up(node);
                     if route == Route::Leader {
@@ -731,12 +777,10 @@ impl Inner {
 
     /// One call to any node (for `Now` and `Status`), trying each known
     /// node in turn.
-    pub(crate) async fn call_any<Req, Resp, M, F, Fut>(&self, make: M, f: F) -> Result<Resp, Error>
+    pub(crate) async fn call_any<Req, M>(&self, make: M) -> Result<Req::Response, Error>
     where
+        Req: CallRequest,
         M: Fn(pb::Header) -> Req,
-        F: Fn(MeridianClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-        Resp: Answer,
     {
         let nodes: Vec<(NodeId, String)> = {
             let v = self.view.read().expect("view lock poisoned");
@@ -749,7 +793,7 @@ impl Inner {
         order.sort_by_key(|(n, _)| self.is_down(*n));
         let mut failures = Vec::new();
         for (node, uri) in order {
-            match self.rpc_at(&uri, make(self.header()), &f).await {
+            match self.rpc_at(&uri, make(self.header())).await {
                 Ok(r) => return Ok(r),
                 Err(CallError::Transport { detail, .. }) => {
                     self.mark_down(node);
@@ -757,7 +801,7 @@ impl Inner {
                 }
                 Err(CallError::Remote(RemoteError::StaleEpoch { .. })) => {
                     self.refresh().await?;
-                    return match self.rpc_at(&uri, make(self.header()), &f).await {
+                    return match self.rpc_at(&uri, make(self.header())).await {
                         Ok(r) => Ok(r),
                         Err(e) => Err(e.into_error()),
                     };

@@ -115,6 +115,10 @@ pub enum FaultAction {
     Drop,
     /// Serve after this delay.
     Delay(Duration),
+    /// Break the `Calls` stream the request came on, unanswered (a
+    /// connection reset under every call in flight on it); on a unary call,
+    /// as [`FaultAction::Drop`].
+    BreakStream,
 }
 
 /// A fault for the next `times` requests of `rpc` (at `node`, or any).
@@ -188,6 +192,10 @@ pub struct FakeState {
     pub faults: Vec<Fault>,
     /// Every request received.
     pub calls: Vec<Call>,
+    /// `Calls` streams opened, at any node.
+    pub streams: usize,
+    /// The number of calls in each batch received, in order of arrival.
+    pub batches: Vec<usize>,
 }
 
 impl FakeState {
@@ -308,6 +316,8 @@ impl FakeState {
 struct FakeNode {
     id: NodeId,
     state: Arc<Mutex<FakeState>>,
+    /// Breaks the node's `Calls` stream.
+    breaks: Arc<tokio::sync::Notify>,
 }
 
 /// A fake cluster: live nodes serving on loopback, and its shared state.
@@ -370,6 +380,8 @@ impl FakeCluster {
             next_seq: 0,
             faults: Vec::new(),
             calls: Vec::new(),
+            streams: 0,
+            batches: Vec::new(),
         }));
         let mut shutdown = Vec::new();
         for (l, (id, _)) in listeners.into_iter().zip(&node_list) {
@@ -377,6 +389,7 @@ impl FakeCluster {
             let node = FakeNode {
                 id: *id,
                 state: state.clone(),
+                breaks: Arc::new(tokio::sync::Notify::new()),
             };
             let mut server = tonic::transport::Server::builder();
             if let Some(tls) = &tls {
@@ -528,6 +541,12 @@ impl FakeNode {
             Some(FaultAction::Error(e)) => Gate::Refuse(e),
             Some(FaultAction::Lose) => Gate::Serve { lose: true },
             Some(FaultAction::Drop) => Gate::Drop,
+            Some(FaultAction::BreakStream) => {
+                self.breaks.notify_one();
+                // The break reaches the client before this call would end.
+                tokio::time::sleep(BREAK_GRACE).await;
+                Gate::Drop
+            }
             Some(FaultAction::Delay(d)) => {
                 tokio::time::sleep(d).await;
                 Gate::Serve { lose: false }
@@ -535,6 +554,9 @@ impl FakeNode {
         }
     }
 }
+
+/// How long a call that breaks its stream waits before it ends itself.
+const BREAK_GRACE: Duration = Duration::from_millis(100);
 
 fn lost() -> Status {
     Status::unavailable("fake: connection lost")
@@ -565,6 +587,47 @@ macro_rules! serve {
 
 #[tonic::async_trait]
 impl Meridian for FakeNode {
+    type CallsStream = meridian_proto::calls::ReplyStream;
+
+    async fn calls(
+        &self,
+        request: Request<tonic::Streaming<pb::CallBatch>>,
+    ) -> Result<Response<Self::CallsStream>, Status> {
+        let state = self.state.clone();
+        state.lock().expect("fake state poisoned").streams += 1;
+        // Each batch that arrives is counted by its calls.
+        let inbound = tokio_stream::StreamExt::map(request.into_inner(), move |b| {
+            if let Ok(b) = &b {
+                let mut s = state.lock().expect("fake state poisoned");
+                s.batches.push(b.calls.len());
+            }
+            b
+        });
+        let mut replies =
+            meridian_proto::calls::serve(Arc::new(self.clone()), inbound, std::future::pending());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let breaks = self.breaks.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = tokio_stream::StreamExt::next(&mut replies) => {
+                        let Some(r) = r else { return };
+                        if tx.send(r).is_err() {
+                            return;
+                        }
+                    }
+                    () = breaks.notified() => {
+                        let _ = tx.send(Err(Status::unavailable("fake: stream broken")));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(
+            tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+        ))
+    }
+
     async fn begin(
         &self,
         request: Request<pb::BeginRequest>,

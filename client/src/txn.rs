@@ -29,11 +29,9 @@ use meridian_participant::mvcc::MAX_SCAN_ROWS;
 use meridian_proto::RemoteError;
 use meridian_proto::convert::{mode_to_pb, txn_from_pb, txn_to_pb};
 use meridian_proto::pb;
-use meridian_proto::pb::meridian_client::MeridianClient;
 use meridian_truetime::Timestamp;
 use meridian_txn::api::{check_key, check_operation_count, check_scan};
 use meridian_txn::{CcMode, GroupId, Term, TxnError};
-use tonic::transport::Channel;
 
 use crate::route::{CallError, GroupInfo, Inner, Resend, Route};
 use crate::{Client, Error, NodeId, TxnStatus};
@@ -123,8 +121,7 @@ async fn keep_alive(
             group,
             txn: Some(txn_to_pb(txn)),
         };
-        let heartbeat = |mut c: MeridianClient<Channel>, r| async move { c.heartbeat(r).await };
-        match inner.rpc_at(&uri, req, &heartbeat).await {
+        match inner.rpc_at(&uri, req).await {
             Ok(_) => *last = Instant::now(),
             // Aborted, or its leader is gone: nothing left to keep alive.
             Err(CallError::Remote(
@@ -373,19 +370,13 @@ impl Txn {
                 let (group, inner) = (*group, &self.client.inner);
                 async move {
                     let (r, _) = inner
-                        .call_group(
+                        .call_group(group, route, Resend::Safe, |header| pb::ReadRequest {
+                            header: Some(header),
                             group,
-                            route,
-                            Resend::Safe,
-                            |header| pb::ReadRequest {
-                                header: Some(header),
-                                group,
-                                txn: Some(txn_to_pb(txn)),
-                                keys: keys.clone(),
-                                guest,
-                            },
-                            |mut c: MeridianClient<Channel>, r| async move { c.read(r).await },
-                        )
+                            txn: Some(txn_to_pb(txn)),
+                            keys: keys.clone(),
+                            guest,
+                        })
                         .await?;
                     if r.values.len() != keys.len() {
                         return Err(Error::Invalid(format!(
@@ -516,21 +507,15 @@ impl Txn {
         let (r, _) = self
             .client
             .inner
-            .call_group(
+            .call_group(group, route, Resend::Safe, |header| pb::ScanRequest {
+                header: Some(header),
                 group,
-                route,
-                Resend::Safe,
-                |header| pb::ScanRequest {
-                    header: Some(header),
-                    group,
-                    txn: Some(txn_to_pb(txn)),
-                    start: start.clone(),
-                    end: end.clone(),
-                    limit: limit as u64,
-                    guest,
-                },
-                |mut c: MeridianClient<Channel>, r| async move { c.scan(r).await },
-            )
+                txn: Some(txn_to_pb(txn)),
+                start: start.clone(),
+                end: end.clone(),
+                limit: limit as u64,
+                guest,
+            })
             .await?;
         if let Some(last) = quiet.as_mut() {
             **last = Instant::now();
@@ -550,18 +535,14 @@ impl Txn {
         let (r, node) = self
             .client
             .inner
-            .call_group(
-                group,
-                Route::Leader,
-                Resend::Safe,
-                |header| pb::BeginRequest {
+            .call_group(group, Route::Leader, Resend::Safe, |header| {
+                pb::BeginRequest {
                     header: Some(header),
                     group,
                     priority,
                     mode,
-                },
-                |mut c: MeridianClient<Channel>, r| async move { c.begin(r).await },
-            )
+                }
+            })
             .await?;
         let txn = txn_from_pb(r.txn).map_err(Error::from)?;
         self.id = Some(txn);
@@ -597,17 +578,13 @@ impl Txn {
         let mut quiet = self.quiet().await;
         self.client
             .inner
-            .call_group(
-                group,
-                Route::Pinned(node),
-                Resend::Safe,
-                |header| pb::HeartbeatRequest {
+            .call_group(group, Route::Pinned(node), Resend::Safe, |header| {
+                pb::HeartbeatRequest {
                     header: Some(header),
                     group,
                     txn: Some(txn_to_pb(txn)),
-                },
-                |mut c: MeridianClient<Channel>, r| async move { c.heartbeat(r).await },
-            )
+                }
+            })
             .await?;
         if let Some(last) = quiet.as_mut() {
             **last = Instant::now();
@@ -671,20 +648,14 @@ impl Txn {
         let answer = self
             .client
             .inner
-            .call_group(
-                home,
-                Route::Leader,
-                resend,
-                |header| pb::CommitRequest {
-                    header: Some(header),
-                    group: home,
-                    txn: txn.map(txn_to_pb),
-                    writes: writes.clone(),
-                    participants: participants.clone(),
-                    mode,
-                },
-                |mut c: MeridianClient<Channel>, r| async move { c.commit(r).await },
-            )
+            .call_group(home, Route::Leader, resend, |header| pb::CommitRequest {
+                header: Some(header),
+                group: home,
+                txn: txn.map(txn_to_pb),
+                writes: writes.clone(),
+                participants: participants.clone(),
+                mode,
+            })
             .await;
         let result = match (answer, txn) {
             (Ok((r, _)), _) => Ok(Committed {
@@ -740,17 +711,13 @@ impl Txn {
                 }
                 Ok(TxnStatus::InProgress) => {
                     let abort = inner
-                        .call_group(
-                            home,
-                            Route::Leader,
-                            Resend::Safe,
-                            |header| pb::AbortRequest {
+                        .call_group(home, Route::Leader, Resend::Safe, |header| {
+                            pb::AbortRequest {
                                 header: Some(header),
                                 group: home,
                                 txn: Some(txn_to_pb(txn)),
-                            },
-                            |mut c: MeridianClient<Channel>, r| async move { c.abort(r).await },
-                        )
+                            }
+                        })
                         .await;
                     match abort {
                         Ok(_) | Err(Error::Aborted { .. }) => {
@@ -811,8 +778,7 @@ impl Txn {
                 group,
                 txn: Some(txn_to_pb(txn)),
             };
-            let abort = |mut c: MeridianClient<Channel>, r| async move { c.abort(r).await };
-            if let Err(e) = inner.rpc_at(uri, req, &abort).await {
+            if let Err(e) = inner.rpc_at(uri, req).await {
                 tracing::debug!(%txn, group, error = ?e, "best-effort abort failed");
             }
         }

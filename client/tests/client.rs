@@ -1019,3 +1019,48 @@ async fn an_idle_transaction_is_kept_alive_until_it_ends() {
         "stopped at commit"
     );
 }
+
+/// docs/design.md §6: a client sends every call to a node on one `Calls`
+/// stream, and calls that queue together travel as one batch.
+#[tokio::test]
+async fn concurrent_calls_share_one_stream_per_node_and_travel_in_batches() {
+    let c = FakeCluster::start(1, &[]).await;
+    c.insert("k", "v");
+    let client = connect(&c).await;
+    const CALLS: usize = 64;
+    let tasks: Vec<_> = (0..CALLS)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get("k").await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), Some(b("v")));
+    }
+    let s = c.state();
+    assert_eq!(s.streams, 1, "one stream to the one node");
+    assert_eq!(s.batches.iter().sum::<usize>(), CALLS);
+    assert!(
+        s.batches.len() < CALLS / 2,
+        "calls queued together were sent one by one: {:?}",
+        s.batches
+    );
+}
+
+/// A stream that breaks fails its calls in flight as possibly delivered
+/// (a one-shot write's outcome is then unknown) and the next call opens a
+/// new stream.
+#[tokio::test]
+async fn a_broken_stream_fails_its_calls_and_the_next_call_opens_another() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = connect(&c).await;
+    client.put("a", "1").await.unwrap();
+    assert_eq!(c.state().streams, 1);
+    c.fault(Rpc::Commit, None, FaultAction::BreakStream, 1);
+    assert!(matches!(
+        client.put("b", "1").await,
+        Err(Error::OutcomeUnknown { .. })
+    ));
+    client.put("c", "1").await.unwrap();
+    assert_eq!(c.state().streams, 2, "a new stream after the break");
+}

@@ -234,6 +234,7 @@ impl Node {
         })
         .map_err(|e| StartError::Other(format!("cannot start the loop threads: {e}")))?;
 
+        let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
             members: members.clone(),
@@ -245,12 +246,14 @@ impl Node {
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             metrics: metrics.clone(),
+            stopping: stop_rx.clone(),
         });
 
-        let (stop, stop_rx) = watch::channel(false);
         let mut builder = Server::builder()
             .http2_keepalive_interval(Some(SERVER_KEEPALIVE))
-            .http2_keepalive_timeout(Some(peer::KEEPALIVE_TIMEOUT));
+            .http2_keepalive_timeout(Some(peer::KEEPALIVE_TIMEOUT))
+            .initial_stream_window_size(Some(meridian_proto::calls::STREAM_WINDOW_BYTES))
+            .initial_connection_window_size(Some(meridian_proto::calls::CONNECTION_WINDOW_BYTES));
         if let Some(tls) = server_tls {
             builder = builder
                 .tls_config(tls)

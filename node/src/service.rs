@@ -50,6 +50,8 @@ pub struct Shared {
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Turns true when the node stops: its `Calls` streams end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 struct InFlight<'a>(&'a Shared);
@@ -184,6 +186,24 @@ macro_rules! answer {
 
 #[tonic::async_trait]
 impl pb::meridian_server::Meridian for ClientService {
+    type CallsStream = meridian_proto::calls::ReplyStream;
+
+    async fn calls(
+        &self,
+        request: Request<tonic::Streaming<pb::CallBatch>>,
+    ) -> Result<Response<Self::CallsStream>, Status> {
+        let svc = Arc::new(ClientService(self.0.clone()));
+        let mut stopping = self.0.stopping.clone();
+        let closing = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        };
+        Ok(Response::new(meridian_proto::calls::serve(
+            svc,
+            request.into_inner(),
+            closing,
+        )))
+    }
+
     async fn begin(
         &self,
         request: Request<pb::BeginRequest>,

@@ -356,3 +356,86 @@ async fn add_node_refuses_bad_requests_and_makes_a_new_node_known() {
     assert!(recorded.contains("127.0.0.1:9"), "{recorded}");
     h.cluster.shutdown().await;
 }
+
+/// docs/design.md §6: calls on a `Calls` stream are answered as their
+/// unary forms are, by id, and a node that stops ends its streams (a client
+/// would otherwise keep talking to the stopped node's services for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_on_one_stream_are_answered_by_id_and_a_stopping_node_ends_the_stream() {
+    let mut h = Harness::start().await;
+    commit_one_shot(&h, "streamed", "v").await;
+    let mut client = h.clients().await.remove(0);
+    let (out, out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let now = |id| pb::Call {
+        id,
+        body: Some(pb::call::Body::Now(pb::NowRequest {
+            header: Some(h.header),
+        })),
+        timeout_micros: Some(5_000_000),
+    };
+    // Two calls in one batch, one without a body, one of another cluster.
+    let foreign = pb::Call {
+        id: 9,
+        body: Some(pb::call::Body::Now(pb::NowRequest {
+            header: Some(pb::Header {
+                cluster_id: h.header.cluster_id + 1,
+                epoch: h.header.epoch,
+            }),
+        })),
+        timeout_micros: None,
+    };
+    let empty = pb::Call {
+        id: 8,
+        body: None,
+        timeout_micros: None,
+    };
+    out.send(pb::CallBatch {
+        calls: vec![now(7), empty, foreign, now(3)],
+    })
+    .unwrap();
+    let mut inbound = client
+        .calls(tokio_stream::wrappers::UnboundedReceiverStream::new(out_rx))
+        .await
+        .expect("the stream opens")
+        .into_inner();
+    let mut replies = std::collections::BTreeMap::new();
+    while replies.len() < 4 {
+        let batch = tokio::time::timeout(Duration::from_secs(10), inbound.message())
+            .await
+            .expect("answered in time")
+            .expect("the stream holds")
+            .expect("not ended");
+        for r in batch.replies {
+            replies.insert(r.id, r.body.expect("a body"));
+        }
+    }
+    for id in [3, 7] {
+        match &replies[&id] {
+            pb::reply::Body::Now(n) => assert!(n.error.is_none() && n.earliest <= n.latest),
+            other => panic!("call {id} answered {other:?}"),
+        }
+    }
+    match &replies[&8] {
+        pb::reply::Body::Status(s) => {
+            assert_eq!(s.code, tonic::Code::InvalidArgument as i32)
+        }
+        other => panic!("an empty call answered {other:?}"),
+    }
+    match &replies[&9] {
+        pb::reply::Body::Now(n) => assert!(matches!(
+            n.error.as_ref().and_then(|e| e.kind.as_ref()),
+            Some(pb::error::Kind::ClusterMismatch(_))
+        )),
+        other => panic!("another cluster's call answered {other:?}"),
+    }
+    // The node the stream goes to stops: the stream ends, though the
+    // client keeps its side open.
+    h.cluster.kill(1);
+    let ended = tokio::time::timeout(Duration::from_secs(5), inbound.message()).await;
+    assert!(
+        matches!(ended, Ok(Ok(None)) | Ok(Err(_))),
+        "the stream outlived its node: {ended:?}"
+    );
+    drop(out);
+    h.cluster.shutdown().await;
+}

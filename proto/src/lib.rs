@@ -7,7 +7,8 @@
 //! Three services:
 //! - [`pb::meridian_server::Meridian`]: the client API — begin, read, scan,
 //!   commit, abort, heartbeat, read-only, transaction status, `TT.now()`,
-//!   cluster status;
+//!   cluster status; and `Calls`, one stream carrying batches of all of
+//!   these but status ([`calls`]);
 //! - [`pb::admin_server::Admin`]: who waits for whom, membership changes;
 //! - [`pb::peer_server::Peer`]: a stream of coalesced message batches from
 //!   one node to another, and a hello that checks the cluster id and
@@ -18,6 +19,7 @@
 //! [`pb::Error`], converted by [`RemoteError`].
 #![deny(missing_docs)]
 
+pub mod calls;
 pub mod convert;
 
 pub use convert::RemoteError;
