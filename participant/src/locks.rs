@@ -1633,6 +1633,42 @@ impl LockTable {
         holders
     }
 
+    /// The transactions holding a (shared) range lock over `key`, sorted
+    /// and without repeats. An exclusive request on `key` waits for them
+    /// as it does for the key's holders.
+    pub fn range_holders(&self, key: &[u8]) -> Vec<TxnId> {
+        let Some(r) = self.ranges.as_deref() else {
+            return Vec::new();
+        };
+        let mut holders: Vec<TxnId> = r
+            .held
+            .iter()
+            .filter(|r| r.contains(key))
+            .map(|r| r.txn)
+            .collect();
+        holders.sort();
+        holders.dedup();
+        holders
+    }
+
+    /// The transactions holding a key inside `[start, end)` (no upper
+    /// bound if `end` is `None`) exclusively, sorted and without repeats: a
+    /// range request over them waits for them.
+    pub fn exclusive_holders_in(&self, start: &[u8], end: Option<&[u8]>) -> Vec<TxnId> {
+        let Some(r) = self.ranges.as_deref() else {
+            return Vec::new();
+        };
+        let mut holders: Vec<TxnId> = r
+            .keys_in(start, end)
+            .filter_map(|k| self.keys.get(&k[..]))
+            .filter(|lock| lock.mode == LockMode::Exclusive)
+            .flat_map(|lock| lock.holders.iter().map(|h| h.txn))
+            .collect();
+        holders.sort();
+        holders.dedup();
+        holders
+    }
+
     /// Another transaction than `txn` holding `key` exclusively, if one
     /// does. For OCC validation (docs/design.md §5.4): such a holder is
     /// about to write the key. Allocates nothing.

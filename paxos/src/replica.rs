@@ -290,6 +290,9 @@ struct Pending {
     id: ProposalId,
     payload: Payload,
     min_ts: Timestamp,
+    /// Whether its timestamp must reach `TT.now().latest` when it is
+    /// assigned (every proposal but [`Replica::propose_above`]'s).
+    clock_bound: bool,
 }
 
 /// A Multi-Paxos replica. See the crate documentation for the protocol.
@@ -687,7 +690,30 @@ impl Replica {
         min_ts: Timestamp,
         out: &mut Vec<Output>,
     ) -> Result<ProposalId, ProposeError> {
-        let id = self.enqueue(Payload::Command(command), min_ts)?;
+        let id = self.enqueue(Payload::Command(command), min_ts, true)?;
+        self.finish(now, out);
+        Ok(id)
+    }
+
+    /// Like [`Replica::propose_at_least`], but the timestamp need not reach
+    /// `TT.now().latest`: it is above every timestamp assigned or promised
+    /// in this group (this leader's, its raised floor, and every earlier
+    /// leader's lease, which ended before this one began) and at least
+    /// `min_ts`, and no more. For records whose clock bound is the
+    /// caller's to give (Spanner §4.2.1): a prepare timestamp need only
+    /// exceed the timestamps assigned before it, and a commit timestamp
+    /// must reach `TT.now().latest` as of the commit's arrival, which the
+    /// coordinator puts in `min_ts`, not as of the moment the record is
+    /// logged. Commit wait then overlaps the prepare and commit rounds
+    /// instead of following them.
+    pub fn propose_above(
+        &mut self,
+        now: TtInterval,
+        command: Bytes,
+        min_ts: Timestamp,
+        out: &mut Vec<Output>,
+    ) -> Result<ProposalId, ProposeError> {
+        let id = self.enqueue(Payload::Command(command), min_ts, false)?;
         self.finish(now, out);
         Ok(id)
     }
@@ -714,6 +740,7 @@ impl Replica {
                 id,
                 payload: Payload::Command(c),
                 min_ts: Timestamp::ZERO,
+                clock_bound: true,
             });
         }
         self.finish(now, out);
@@ -761,6 +788,7 @@ impl Replica {
         let id = self.enqueue(
             Payload::Config(Membership::new(cur.epoch + 1, voters)),
             Timestamp::ZERO,
+            true,
         )?;
         self.finish(now, out);
         Ok(id)
@@ -1567,7 +1595,12 @@ impl Replica {
         Ok(())
     }
 
-    fn enqueue(&mut self, payload: Payload, min_ts: Timestamp) -> Result<ProposalId, ProposeError> {
+    fn enqueue(
+        &mut self,
+        payload: Payload,
+        min_ts: Timestamp,
+        clock_bound: bool,
+    ) -> Result<ProposalId, ProposeError> {
         self.check_can_propose()?;
         let id = self.next_proposal;
         self.next_proposal += 1;
@@ -1575,6 +1608,7 @@ impl Replica {
             id,
             payload,
             min_ts,
+            clock_bound,
         });
         Ok(id)
     }
@@ -1604,15 +1638,22 @@ impl Replica {
                         continue;
                     }
                     // Spanner §4.1.2: above every timestamp assigned
-                    // before (also by earlier leaders, whose leases ended
-                    // before ours began), at least TT.now().latest, and
-                    // inside our lease.
-                    let ts = self
+                    // before, by us (the log, the raised floor) and by
+                    // earlier leaders (their leases ended before ours
+                    // began: their reads too lie below), at least
+                    // TT.now().latest unless the caller gives the clock
+                    // bound in `min_ts`, and inside our lease.
+                    let above = self
                         .last_ts
                         .max(self.ts_floor)
+                        .max(self.lease_wait_until)
                         .next()
-                        .max(now.latest)
                         .max(p.min_ts);
+                    let ts = if p.clock_bound {
+                        above.max(now.latest)
+                    } else {
+                        above
+                    };
                     if ts >= self.lease_end {
                         break;
                     }

@@ -255,6 +255,21 @@ impl LocalGroup {
         self.call(id, |r, now, out| r.propose(now, cmd, out))
     }
 
+    /// Proposes `cmd` at replica `id` with [`Replica::propose_above`].
+    pub fn propose_above(
+        &mut self,
+        id: NodeId,
+        cmd: Bytes,
+        min_ts: Timestamp,
+    ) -> Result<crate::ProposalId, ProposeError> {
+        self.call(id, |r, now, out| r.propose_above(now, cmd, min_ts, out))
+    }
+
+    /// Raises replica `id`'s timestamp floor ([`Replica::raise_ts_floor`]).
+    pub fn raise_ts_floor(&mut self, id: NodeId, ts: Timestamp) -> Option<crate::Slot> {
+        self.call(id, |r, now, _| r.raise_ts_floor(now, ts))
+    }
+
     /// Proposes a batch at replica `id`.
     pub fn propose_batch(
         &mut self,

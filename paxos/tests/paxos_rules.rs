@@ -1361,3 +1361,60 @@ fn raft_s9_6_a_follower_that_grants_a_pre_vote_waits_a_full_election_timeout_bef
     step_durable(&mut r, past, Input::Tick);
     assert_eq!(r.role(), Role::Follower);
 }
+
+/// Spanner §4.2.1: a prepare timestamp need only exceed the timestamps
+/// assigned before it, and a commit timestamp's clock bound is the one at
+/// the commit's arrival, which the caller gives as `min_ts`. So a record
+/// proposed with `propose_above` takes the next timestamp above everything
+/// assigned or promised — the log, the raised floor, every earlier
+/// leader's lease — and `min_ts`, without reaching `TT.now().latest`.
+#[test]
+fn spanner_s4_2_1_a_record_proposed_above_takes_the_next_timestamp_without_reading_the_clock() {
+    let mut g = group(3);
+    g.elect(1);
+    g.propose(1, cmd(1)).unwrap();
+    g.run();
+    let first = commands(g.applied(1))[0].1;
+    g.advance(20 * MS);
+    g.tick_all();
+    g.run();
+    let now = g.now();
+    // Not the clock: the next timestamp after the last one.
+    g.propose_above(1, cmd(2), Timestamp::ZERO).unwrap();
+    g.run();
+    let second = commands(g.applied(1))[1].1;
+    assert_eq!(second, first.next(), "now.latest {:?}", now.latest);
+    assert!(second < now.latest);
+    // At least min_ts.
+    let min = first.saturating_add(5 * MS);
+    g.propose_above(1, cmd(3), min).unwrap();
+    g.run();
+    assert_eq!(commands(g.applied(1))[2].1, min);
+    // Above a raised floor (a read served there must not see it).
+    let floor = min.saturating_add(MS);
+    assert!(g.raise_ts_floor(1, floor).is_some());
+    g.propose_above(1, cmd(4), Timestamp::ZERO).unwrap();
+    g.run();
+    assert_eq!(commands(g.applied(1))[3].1, floor.next());
+    // A clock-bound proposal still reaches TT.now().latest.
+    g.propose(1, cmd(5)).unwrap();
+    g.run();
+    assert!(commands(g.applied(1))[4].1 >= g.now().latest);
+    // A new leader's first such record lies past the old leader's lease,
+    // inside which the old leader may have served reads.
+    let LeaseStatus::Valid { end: old_lease } = g.replica(1).lease_status(g.now()) else {
+        panic!("leader 1 holds its lease");
+    };
+    g.isolate(1);
+    g.elect(2);
+    run_for(&mut g, 2_500 * MS);
+    g.propose_above(2, cmd(6), Timestamp::ZERO).unwrap();
+    g.run();
+    run_for(&mut g, 100 * MS);
+    let (id, ts) = *commands(g.applied(2)).last().unwrap();
+    assert_eq!(id, 6);
+    assert!(
+        ts > old_lease,
+        "{ts:?} inside the old lease ending {old_lease:?}"
+    );
+}

@@ -557,6 +557,7 @@ impl Leader {
                 return;
             };
             if !granted {
+                self.wound_prepared_in_range(txn, priority, &start, end.as_ref());
                 return;
             }
         }
@@ -770,8 +771,40 @@ impl Leader {
         key: &Bytes,
         mode: LockMode,
     ) {
-        for (holder, held) in self.locks.holders(key) {
-            if holder == txn || !held.conflicts_with(mode) || !self.locks.is_prepared(holder) {
+        // A range lock (a scan's, always shared) is in the way of an
+        // exclusive request as a key lock is.
+        let mut in_the_way: Vec<TxnId> = self
+            .locks
+            .holders(key)
+            .into_iter()
+            .filter(|(_, held)| held.conflicts_with(mode))
+            .map(|(holder, _)| holder)
+            .collect();
+        if mode == LockMode::Exclusive {
+            in_the_way.extend(self.locks.range_holders(key));
+        }
+        self.wound_prepared_younger(txn, priority, in_the_way);
+    }
+
+    /// [`wound_prepared_holders`](Self::wound_prepared_holders) for a scan
+    /// waiting for its range lock: the keys held exclusively inside the
+    /// range are in its way.
+    fn wound_prepared_in_range(
+        &mut self,
+        txn: TxnId,
+        priority: Priority,
+        start: &Bytes,
+        end: Option<&Bytes>,
+    ) {
+        let in_the_way = self.locks.exclusive_holders_in(start, end.map(|e| &e[..]));
+        self.wound_prepared_younger(txn, priority, in_the_way);
+    }
+
+    /// Queues for a remote wound every transaction of `holders` that is
+    /// prepared here and younger than `txn`.
+    fn wound_prepared_younger(&mut self, txn: TxnId, priority: Priority, holders: Vec<TxnId>) {
+        for holder in holders {
+            if holder == txn || !self.locks.is_prepared(holder) {
                 continue;
             }
             let younger = self

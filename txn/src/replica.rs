@@ -1146,10 +1146,19 @@ impl GroupReplica {
             }
         };
         let mut pout = Vec::new();
-        match self
-            .paxos
-            .propose_at_least(now, cmd.encode(), min_ts, &mut pout)
-        {
+        // Spanner §4.2.1: a prepare timestamp need only exceed those
+        // assigned before it; a one-phase commit's must reach
+        // TT.now().latest.
+        let proposed = match kind {
+            CommitKind::Participant { .. } => {
+                self.paxos
+                    .propose_above(now, cmd.encode(), min_ts, &mut pout)
+            }
+            _ => self
+                .paxos
+                .propose_at_least(now, cmd.encode(), min_ts, &mut pout),
+        };
+        match proposed {
             Ok(id) => {
                 if let CommitKind::Participant {
                     coordinator,
@@ -1253,10 +1262,14 @@ impl GroupReplica {
                     } else {
                         min_ts
                     };
+                    // `min_ts` holds the start rule's bound (TT.now().latest
+                    // as the commit arrived) and every prepare timestamp:
+                    // the clock need not be read again, so commit wait
+                    // runs alongside the prepare and commit rounds.
                     let mut pout = Vec::new();
                     match self
                         .paxos
-                        .propose_at_least(now, cmd.encode(), min_ts, &mut pout)
+                        .propose_above(now, cmd.encode(), min_ts, &mut pout)
                     {
                         Ok(id) => {
                             self.commits.insert(
@@ -1721,6 +1734,15 @@ impl GroupReplica {
                 .t_paxos_safe()
                 .max(self.paxos.last_assigned_ts())
                 .max(now.latest.next());
+            // Nothing is logged at s, so the leader promises it instead:
+            // every timestamp it assigns from now on is above s (a prepare
+            // timestamp reads no clock, and could otherwise fall below s
+            // once these locks are let go).
+            if commit_ts > self.state.t_paxos_safe()
+                && self.paxos.raise_ts_floor(now, commit_ts).is_none()
+            {
+                return Err(TxnError::LeaderNotReady);
+            }
             l.txns.get_mut(&txn).expect("active").op = Op::Committing;
             // Not woundable while it waits (it has committed); a
             // transaction without locks has nothing to mark.

@@ -622,6 +622,15 @@ fn spanner_s4_2_1_commit_timestamp_is_at_least_a_prepare_timestamp_from_a_clock_
 /// lost; returns the cluster, the younger one's commit request, the older
 /// one's and the younger's id.
 fn older_waits_for_prepared_younger(at: u64, key: &'static str) -> (LocalCluster, u64, u64, TxnId) {
+    older_asks_behind_prepared_younger(at, |old| commit_req(old, vec![put(key, "old")], vec![]))
+}
+
+/// A younger transaction prepared at every group, collecting votes, and an
+/// older one (begun before it at group `at`) sending `request(old)` there.
+fn older_asks_behind_prepared_younger(
+    at: u64,
+    request: impl FnOnce(TxnId) -> Request,
+) -> (LocalCluster, u64, u64, TxnId) {
     let mut c = cluster();
     let (old, _) = begin(&mut c, at);
     c.run_for(5 * MS);
@@ -648,7 +657,7 @@ fn older_waits_for_prepared_younger(at: u64, key: &'static str) -> (LocalCluster
         "the younger one is still preparing"
     );
     let la = leader(&c, at);
-    let old_id = c.submit_in(at, la, commit_req(old, vec![put(key, "old")], vec![]));
+    let old_id = c.submit_in(at, la, request(old));
     (c, young_id, old_id, young)
 }
 
@@ -687,5 +696,176 @@ fn spanner_s4_2_1_wound_wait_holds_across_groups_at_a_participant() {
             txn: young,
             reason: AbortReason::Wounded
         }))
+    );
+}
+
+#[test]
+fn spanner_s4_2_1_a_commit_timestamp_is_the_clock_at_the_commits_arrival_not_after_the_prepare_round()
+ {
+    // The start rule asks s > TT.now().latest as the commit arrived, and a
+    // prepare timestamp need only exceed what its group assigned before:
+    // neither reads the clock again once the prepares are done, so commit
+    // wait (until TT.after(s)) runs alongside the prepare round instead of
+    // starting after it. Here the prepare round takes 30 ms (the first
+    // prepares are lost; the coordinator resends them).
+    let mut c = LocalCluster::with_groups(2, 3, T0, EPS, |cfg| {
+        cfg.resend_interval_nanos = RESEND;
+        cfg.close_interval_nanos = 1_000 * MS;
+    });
+    c.await_leaders();
+    let (txn, _) = begin(&mut c, 1);
+    c.drop_group_messages(|_, m| matches!(m, GroupMessage::Prepare { .. }));
+    let arrival = c.now();
+    let id = c.submit_in(
+        1,
+        leader(&c, 1),
+        commit_req(
+            txn,
+            vec![put("a", "1")],
+            vec![part(2, None, vec![put("k", "v")])],
+        ),
+    );
+    c.run_for(30 * MS);
+    c.deliver_all_group_messages();
+    let Some(Ok(Response::Committed { commit_ts })) = wait_for(&mut c, id, 2_000) else {
+        panic!("commits");
+    };
+    assert!(commit_ts > arrival.latest, "the start rule holds");
+    assert!(
+        commit_ts <= arrival.latest.saturating_add(MS),
+        "s = {commit_ts:?} was read from the clock after the prepare round, \
+         not at the commit's arrival ({:?})",
+        arrival.latest
+    );
+    assert!(c.now().after(commit_ts), "answered after its commit wait");
+}
+
+#[test]
+fn spanner_s4_2_1_wound_wait_holds_across_groups_for_a_scan_waiting_on_a_prepared_key() {
+    // The older transaction's scan at group 2 waits for k2, which the
+    // younger one holds prepared there: the wound goes to the younger
+    // one's coordinator as for a key request. Without it, the two wait for
+    // each other whenever the younger one in turn waits for a lock of the
+    // older one (here it waits only for votes, until its deadline).
+    let (mut c, young_id, old_id, young) =
+        older_asks_behind_prepared_younger(2, |old| Request::Scan {
+            txn: old,
+            start: b("k"),
+            end: Some(b("l")),
+            limit: 10,
+            guest: None,
+        });
+    c.run_for(30 * MS);
+    assert!(
+        matches!(c.reply(old_id), Some(Ok(Response::Rows { .. }))),
+        "the older scan is served once the younger one is wounded: {:?}",
+        c.reply(old_id)
+    );
+    assert_eq!(
+        c.reply(young_id),
+        Some(&Err(TxnError::Aborted {
+            txn: young,
+            reason: AbortReason::Wounded
+        }))
+    );
+}
+
+#[test]
+fn spanner_s4_2_1_wound_wait_holds_across_groups_for_a_write_waiting_on_a_prepared_range() {
+    // The younger transaction scanned [k, l) at group 2 and is prepared
+    // there with that range lock; the older one's write of k5 there waits
+    // for the range, and wounds the younger one through its coordinator.
+    let mut c = cluster();
+    let (old, _) = begin(&mut c, 2);
+    c.run_for(5 * MS);
+    let (young, young_priority) = begin(&mut c, 1);
+    let l2 = leader(&c, 2);
+    let scan = Request::Scan {
+        txn: young,
+        start: b("k"),
+        end: Some(b("l")),
+        limit: 10,
+        guest: Some(Guest {
+            priority: young_priority,
+            term: None,
+            mode: CcMode::Locking,
+        }),
+    };
+    let Ok(Response::Rows { term, .. }) = c.call_in(2, l2, scan) else {
+        panic!("the younger one's scan is served");
+    };
+    c.drop_group_messages(|_, m| matches!(m, GroupMessage::Vote { from: 3, .. }));
+    let l1 = leader(&c, 1);
+    let young_id = c.submit_in(
+        1,
+        l1,
+        commit_req(
+            young,
+            vec![put("k1", "young")],
+            vec![
+                part(2, Some(term), vec![]),
+                part(3, None, vec![put("k3", "young")]),
+            ],
+        ),
+    );
+    c.run_for(5 * MS);
+    assert!(c.reply(young_id).is_none(), "the younger one is preparing");
+    let old_id = c.submit_in(2, l2, commit_req(old, vec![put("k5", "old")], vec![]));
+    c.run_for(30 * MS);
+    assert!(
+        matches!(c.reply(old_id), Some(Ok(Response::Committed { .. }))),
+        "{:?}",
+        c.reply(old_id)
+    );
+    assert_eq!(
+        c.reply(young_id),
+        Some(&Err(TxnError::Aborted {
+            txn: young,
+            reason: AbortReason::Wounded
+        }))
+    );
+}
+
+#[test]
+fn spanner_s4_1_2_a_commit_without_writes_promises_its_timestamp_to_later_prepares() {
+    // A transaction that only read commits without a log record, at s1
+    // above TT.now().latest, and holds its read locks until TT.after(s1).
+    // A prepare timestamp reads no clock, so the leader must have promised
+    // s1: a writer of what it read, waiting behind those locks, prepares
+    // and commits above s1, or it would be serialized before a read that
+    // did not see it.
+    let mut c = LocalCluster::with_groups(2, 3, T0, EPS, |cfg| {
+        cfg.resend_interval_nanos = RESEND;
+        cfg.close_interval_nanos = 1_000 * MS;
+    });
+    c.await_leaders();
+    let l2 = leader(&c, 2);
+    let (reader, _) = begin(&mut c, 2);
+    let read = Request::Read {
+        txn: reader,
+        keys: vec![b("x")],
+        guest: None,
+    };
+    assert!(matches!(c.call_in(2, l2, read), Ok(Response::Read { .. })));
+    let (writer, _) = begin(&mut c, 1);
+    let r = c.submit_in(2, l2, commit_req(reader, vec![], vec![]));
+    let w = c.submit_in(
+        1,
+        leader(&c, 1),
+        commit_req(
+            writer,
+            vec![put("a", "1")],
+            vec![part(2, None, vec![put("x", "1")])],
+        ),
+    );
+    let Some(Ok(Response::Committed { commit_ts: s1 })) = wait_for(&mut c, r, 1_000) else {
+        panic!("the reader commits");
+    };
+    let Some(Ok(Response::Committed { commit_ts: s2 })) = wait_for(&mut c, w, 1_000) else {
+        panic!("the writer commits");
+    };
+    assert!(
+        s2 > s1,
+        "the writer of x at {s2:?} is not after its reader at {s1:?}"
     );
 }
