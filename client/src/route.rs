@@ -366,20 +366,26 @@ impl Inner {
         Ok(ch)
     }
 
-    /// The `Calls` stream to the node at `uri`, opened anew if it broke.
-    fn pipe(&self, uri: &str) -> Result<Pipe, CallError> {
-        let mut pipes = self.pipes.lock().expect("pipe lock poisoned");
-        if let Some(p) = pipes.get(uri).filter(|p| !p.is_closed()) {
-            return Ok(p.clone());
-        }
-        let ch = self.channel(uri).map_err(|e| match e {
+    /// [`Inner::channel`] for a call: a channel that cannot be made fails
+    /// the call unsent.
+    fn channel_for_call(&self, uri: &str) -> Result<Channel, CallError> {
+        self.channel(uri).map_err(|e| match e {
             Error::Config(m) => CallError::Config(m),
             e => CallError::Transport {
                 detail: e.to_string(),
                 sent: false,
                 timed_out: false,
             },
-        })?;
+        })
+    }
+
+    /// The `Calls` stream to the node at `uri`, opened anew if it broke.
+    fn pipe(&self, uri: &str) -> Result<Pipe, CallError> {
+        let mut pipes = self.pipes.lock().expect("pipe lock poisoned");
+        if let Some(p) = pipes.get(uri).filter(|p| !p.is_closed()) {
+            return Ok(p.clone());
+        }
+        let ch = self.channel_for_call(uri)?;
         let p = Pipe::open(ch);
         pipes.insert(uri.to_string(), p.clone());
         Ok(p)
@@ -416,14 +422,7 @@ impl Inner {
         uri: &str,
         req: pb::StatusRequest,
     ) -> Result<pb::StatusResponse, CallError> {
-        let ch = self.channel(uri).map_err(|e| match e {
-            Error::Config(m) => CallError::Config(m),
-            e => CallError::Transport {
-                detail: e.to_string(),
-                sent: false,
-                timed_out: false,
-            },
-        })?;
+        let ch = self.channel_for_call(uri)?;
         let mut client = MeridianClient::new(ch)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

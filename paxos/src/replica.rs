@@ -690,9 +690,7 @@ impl Replica {
         min_ts: Timestamp,
         out: &mut Vec<Output>,
     ) -> Result<ProposalId, ProposeError> {
-        let id = self.enqueue(Payload::Command(command), min_ts, true)?;
-        self.finish(now, out);
-        Ok(id)
+        self.propose_command(now, command, min_ts, true, out)
     }
 
     /// Like [`Replica::propose_at_least`], but the timestamp need not reach
@@ -713,7 +711,18 @@ impl Replica {
         min_ts: Timestamp,
         out: &mut Vec<Output>,
     ) -> Result<ProposalId, ProposeError> {
-        let id = self.enqueue(Payload::Command(command), min_ts, false)?;
+        self.propose_command(now, command, min_ts, false, out)
+    }
+
+    fn propose_command(
+        &mut self,
+        now: TtInterval,
+        command: Bytes,
+        min_ts: Timestamp,
+        clock_bound: bool,
+        out: &mut Vec<Output>,
+    ) -> Result<ProposalId, ProposeError> {
+        let id = self.enqueue(Payload::Command(command), min_ts, clock_bound)?;
         self.finish(now, out);
         Ok(id)
     }

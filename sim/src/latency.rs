@@ -133,14 +133,8 @@ impl LatencyModel {
     /// applies, and the client is answered, once both the rounds and the
     /// commit wait are over: they run side by side. The answer takes d.
     pub fn lower_bound_nanos(&self, participants: usize) -> u64 {
-        let (d, f) = (self.one_way_nanos, self.fsync_nanos);
-        let eps = match self.clock {
-            ClockKind::Fixed => self.epsilon_nanos,
-            ClockKind::Sawtooth => (SAWTOOTH.base_epsilon_nanos + SAWTOOTH.max_epsilon_nanos()) / 2,
-        };
-        let round = 2 * d + f;
-        let prepare = if participants > 1 { d + round + d } else { 0 };
-        2 * d + d + (prepare + round).max(2 * eps) + d
+        let c = self.costs(participants);
+        2 * c.d + c.d + (c.prepare + c.round).max(2 * c.eps) + c.d
     }
 
     /// [`lower_bound_nanos`](Self::lower_bound_nanos) if the commit
@@ -149,15 +143,40 @@ impl LatencyModel {
     /// them): what Meridian did before, and what the measured two-phase
     /// latency must stay below.
     pub fn sequential_bound_nanos(&self, participants: usize) -> u64 {
-        let (d, f) = (self.one_way_nanos, self.fsync_nanos);
+        let c = self.costs(participants);
+        2 * c.d + c.d + c.prepare + c.round.max(2 * c.eps) + c.d
+    }
+
+    /// The model's costs along the critical path with `participants`
+    /// groups.
+    fn costs(&self, participants: usize) -> PathCosts {
+        let d = self.one_way_nanos;
         let eps = match self.clock {
             ClockKind::Fixed => self.epsilon_nanos,
             ClockKind::Sawtooth => (SAWTOOTH.base_epsilon_nanos + SAWTOOTH.max_epsilon_nanos()) / 2,
         };
-        let round = 2 * d + f;
+        let round = 2 * d + self.fsync_nanos;
         let prepare = if participants > 1 { d + round + d } else { 0 };
-        2 * d + d + prepare + round.max(2 * eps) + d
+        PathCosts {
+            d,
+            eps,
+            round,
+            prepare,
+        }
     }
+}
+
+/// The costs of [`LatencyModel`]'s bounds, in ns.
+struct PathCosts {
+    /// One-way delay.
+    d: u64,
+    /// ε (the sawtooth's mean).
+    eps: u64,
+    /// One Paxos round: accepts out, a follower's fsync, its ack back.
+    round: u64,
+    /// The prepare round of two-phase commit, prepares out to votes back
+    /// (0 for one phase).
+    prepare: u64,
 }
 
 /// What one transaction of a run took.
