@@ -1,15 +1,19 @@
 //! The driver loop (docs/design.md §6): one OS thread owns every group
-//! replica the node hosts and steps them; a second thread owns the
-//! write-ahead log.
+//! replica the node hosts and the node's write-ahead log.
 //!
-//! Per turn the loop drains its inbox (client requests, peer messages,
-//! storage completions) without blocking, steps each input into its
-//! group's replica, and then carries out the outputs of the whole turn at
-//! once: every group's persist requests go to the log thread as one batch
-//! (one `fdatasync` for all of them: group commit across groups), peer
-//! messages go to one outbound stream per peer, replies complete the
-//! callers' oneshot channels. Timers are the replicas' own
-//! (`next_deadline`): the loop sleeps on its inbox until the earliest.
+//! Per turn the loop drains its inbox (client requests, peer messages)
+//! without blocking, steps each input into its group's replica, and then
+//! carries out the outputs of the whole turn at once: peer messages go to
+//! one outbound stream per peer and replies complete the callers' oneshot
+//! channels first; then every group's persist requests are written and
+//! made durable with one `fdatasync` (group commit across groups), and
+//! `Persisted` is stepped into each group at once, whose outputs are
+//! carried out the same way. Events that arrive during the sync wait for
+//! the next turn and share its sync. The log has no thread of its own: a
+//! hand-off to one and back costs two thread wake-ups per sync, more than
+//! what the loop could do meanwhile on a machine with few cores. Timers are
+//! the replicas' own (`next_deadline`): the loop sleeps on its inbox until
+//! the earliest.
 //!
 //! Nothing here awaits, and no lock is held across a step: the gRPC
 //! handlers talk to the loop only through channels.
@@ -43,9 +47,6 @@ const MAX_SLEEP: Duration = Duration::from_millis(50);
 /// Interval at which the replicas' views (progress, safe time) are
 /// republished for status even when no role changed.
 const VIEW_REFRESH: Duration = Duration::from_millis(100);
-
-/// Most persist requests the log thread writes before one `fdatasync`.
-pub const MAX_SYNC_BATCH: usize = 8192;
 
 /// The node's durable log as the runtime sees it: buffered writes per
 /// group, then one sync for all of them.
@@ -133,13 +134,6 @@ pub enum Event {
         /// The message.
         msg: GroupMessage,
     },
-    /// The log made requests of `group` up to `seq` durable.
-    Persisted {
-        /// The group.
-        group: GroupId,
-        /// Highest durable sequence.
-        seq: u64,
-    },
     /// Who waits for whom, in every group this node leads.
     WaitsFor(oneshot::Sender<Vec<(GroupId, WaitsFor)>>),
     /// A one-at-a-time membership change at this node's replica of `group`.
@@ -198,7 +192,7 @@ pub struct LoopSetup {
     pub metrics: Arc<Metrics>,
 }
 
-/// A running loop: its inbox, its views and its threads.
+/// A running loop: its inbox, its views and its thread.
 pub struct LoopHandle {
     /// The inbox.
     pub inbox: Sender<Event>,
@@ -206,34 +200,22 @@ pub struct LoopHandle {
     pub views: Views,
     /// Whether the node's clock is currently healthy.
     pub clock_ok: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    thread: JoinHandle<()>,
 }
 
 impl LoopHandle {
-    /// Stops the loop and the log thread and waits for them.
-    pub fn shutdown(mut self) {
+    /// Stops the loop and waits for it.
+    pub fn shutdown(self) {
         let _ = self.inbox.send(Event::Shutdown);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        let _ = self.thread.join();
     }
 }
 
-/// Starts the loop and log threads.
+/// Starts the loop's thread.
 pub fn start(setup: LoopSetup) -> std::io::Result<LoopHandle> {
     let (inbox, rx) = crossbeam_channel::unbounded::<Event>();
-    let (log_tx, log_rx) = crossbeam_channel::unbounded::<Vec<(GroupId, PersistRequest)>>();
     let views: Views = Arc::default();
     let clock_ok = Arc::new(AtomicBool::new(true));
-    let log_thread = {
-        let inbox = inbox.clone();
-        let fatal = setup.fatal.clone();
-        let metrics = setup.metrics.clone();
-        let log = setup.log;
-        std::thread::Builder::new()
-            .name(format!("wal-{}", setup.node))
-            .spawn(move || log_loop(log, log_rx, inbox, fatal, metrics))?
-    };
     let mut replicas = BTreeMap::new();
     let now = setup.clock.now();
     for (cfg, recovered) in setup.replicas {
@@ -248,7 +230,9 @@ pub fn start(setup: LoopSetup) -> std::io::Result<LoopHandle> {
         replicas,
         group_nodes: setup.group_nodes,
         clock: setup.clock,
-        log: log_tx,
+        log: setup.log,
+        durable: BTreeMap::new(),
+        failed: false,
         peers: setup.peers,
         fatal: setup.fatal,
         metrics: setup.metrics,
@@ -271,51 +255,8 @@ pub fn start(setup: LoopSetup) -> std::io::Result<LoopHandle> {
         inbox,
         views,
         clock_ok,
-        threads: vec![loop_thread, log_thread],
+        thread: loop_thread,
     })
-}
-
-/// The log thread: takes every batch waiting, writes them all, syncs once,
-/// then reports the highest durable sequence per group.
-fn log_loop(
-    mut log: Box<dyn Log>,
-    rx: Receiver<Vec<(GroupId, PersistRequest)>>,
-    inbox: Sender<Event>,
-    fatal: FatalHandler,
-    metrics: Arc<Metrics>,
-) {
-    let mut durable: BTreeMap<GroupId, u64> = BTreeMap::new();
-    while let Ok(first) = rx.recv() {
-        let mut batch = first;
-        while batch.len() < MAX_SYNC_BATCH {
-            match rx.try_recv() {
-                Ok(more) => batch.extend(more),
-                Err(_) => break,
-            }
-        }
-        for (group, req) in &batch {
-            if let Err(e) = log.write(*group, req) {
-                fatal(&format!("write-ahead log write failed: {e}"));
-                return;
-            }
-            let d = durable.entry(*group).or_default();
-            *d = (*d).max(req.seq);
-        }
-        let started = Instant::now();
-        if let Err(e) = log.sync() {
-            fatal(&format!(
-                "write-ahead log fsync failed: {e}; the page cache can no longer be trusted"
-            ));
-            return;
-        }
-        metrics.observe_fsync(started.elapsed(), batch.len());
-        for (&group, &seq) in &durable {
-            if inbox.send(Event::Persisted { group, seq }).is_err() {
-                return;
-            }
-        }
-        durable.clear();
-    }
 }
 
 struct Driver {
@@ -323,7 +264,13 @@ struct Driver {
     replicas: BTreeMap<GroupId, GroupReplica>,
     group_nodes: BTreeMap<GroupId, Vec<NodeId>>,
     clock: Arc<dyn TrueTime>,
-    log: Sender<Vec<(GroupId, PersistRequest)>>,
+    /// The node's log, written and synced by the loop itself at the end
+    /// of each turn.
+    log: Box<dyn Log>,
+    /// Highest sequence per group written in the sync under way.
+    durable: BTreeMap<GroupId, u64>,
+    /// The log failed: the fatal handler was called and the loop ends.
+    failed: bool,
     peers: PeerQueues,
     fatal: FatalHandler,
     metrics: Arc<Metrics>,
@@ -388,6 +335,9 @@ impl Driver {
             }
             self.tick_due();
             self.flush();
+            if self.failed {
+                return;
+            }
         }
     }
 
@@ -457,7 +407,6 @@ impl Driver {
                 self.step(group, now, Input::Message(msg))
             }
             Event::FromGroup { group, msg } => self.step(group, now, Input::FromGroup(msg)),
-            Event::Persisted { group, seq } => self.step(group, now, Input::Persisted { seq }),
             Event::WaitsFor(reply) => {
                 let edges = self
                     .replicas
@@ -590,12 +539,55 @@ impl Driver {
     /// Carries out the turn's outputs: one batch to the log, one batch per
     /// peer.
     fn flush(&mut self) {
-        if !self.persist.is_empty() {
-            let batch = std::mem::take(&mut self.persist);
-            if self.log.send(batch).is_err() {
-                (self.fatal)("the write-ahead log thread has stopped");
+        loop {
+            self.send_outbound();
+            if self.persist.is_empty() || self.failed {
+                break;
             }
+            self.sync_log();
         }
+        if self.views_dirty || self.last_publish.elapsed() >= VIEW_REFRESH {
+            self.views_dirty = false;
+            self.last_publish = Instant::now();
+            self.publish_views();
+        }
+    }
+
+    /// Writes the turn's persist requests, makes them durable with one
+    /// `fdatasync` (group commit across groups) and steps `Persisted` into
+    /// each group, whose outputs join the turn's.
+    fn sync_log(&mut self) {
+        let batch = std::mem::take(&mut self.persist);
+        for (group, req) in &batch {
+            if let Err(e) = self.log.write(*group, req) {
+                return self.fail(&format!("write-ahead log write failed: {e}"));
+            }
+            let d = self.durable.entry(*group).or_default();
+            *d = (*d).max(req.seq);
+        }
+        let started = Instant::now();
+        if let Err(e) = self.log.sync() {
+            return self.fail(&format!(
+                "write-ahead log fsync failed: {e}; the page cache can no longer be trusted"
+            ));
+        }
+        self.metrics.observe_fsync(started.elapsed(), batch.len());
+        let now = self.clock.now();
+        let durable = std::mem::take(&mut self.durable);
+        for (&group, &seq) in &durable {
+            self.step(group, now, Input::Persisted { seq });
+        }
+        self.durable = durable;
+        self.durable.clear();
+    }
+
+    fn fail(&mut self, reason: &str) {
+        self.failed = true;
+        self.persist.clear();
+        (self.fatal)(reason);
+    }
+
+    fn send_outbound(&mut self) {
         for (to, msgs) in self.outbound.iter_mut() {
             if msgs.is_empty() {
                 continue;
@@ -611,11 +603,6 @@ impl Driver {
                     self.metrics.peer_drops.inc();
                 }
             }
-        }
-        if self.views_dirty || self.last_publish.elapsed() >= VIEW_REFRESH {
-            self.views_dirty = false;
-            self.last_publish = Instant::now();
-            self.publish_views();
         }
     }
 
@@ -668,5 +655,59 @@ impl Drop for Driver {
         // Callers still waiting learn nothing more from this loop; their
         // oneshots close and the services answer "unavailable".
         self.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log whose every sync fails, as a disk that returns `EIO`.
+    struct FailingLog;
+
+    impl Log for FailingLog {
+        fn write(&mut self, _group: GroupId, _req: &PersistRequest) -> Result<(), String> {
+            Ok(())
+        }
+        fn sync(&mut self) -> Result<(), String> {
+            Err("injected EIO".to_owned())
+        }
+    }
+
+    #[test]
+    fn a_failed_sync_calls_the_fatal_handler_and_ends_the_loop() {
+        let (fatal_tx, fatal_rx) = crossbeam_channel::unbounded::<String>();
+        let fatal: FatalHandler = Arc::new(move |reason: &str| {
+            let _ = fatal_tx.send(reason.to_owned());
+        });
+        let paxos = meridian_paxos::Config::new(1, vec![1]);
+        let handle = start(LoopSetup {
+            node: 1,
+            replicas: vec![(meridian_txn::Config::new(1, paxos), Recovered::default())],
+            group_nodes: BTreeMap::from([(1, vec![1])]),
+            clock: Arc::new(meridian_truetime::SystemTrueTime::new(1_000_000)),
+            log: Box::new(FailingLog),
+            peers: HashMap::new(),
+            fatal,
+            metrics: Arc::default(),
+        })
+        .expect("start");
+        // The single replica campaigns by itself; its promise is the first
+        // thing the loop syncs.
+        let reason = fatal_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the fatal handler is called");
+        assert!(reason.contains("fsync failed"), "{reason}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !handle.thread.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "the loop goes on after a failed sync"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Nothing was stepped after the failure: the handler ran once.
+        assert!(fatal_rx.try_recv().is_err());
+        handle.shutdown();
     }
 }
