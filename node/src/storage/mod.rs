@@ -45,8 +45,8 @@ mod tests;
 
 pub use fs::{FileSystem, RealFs, WalFile};
 pub use wal::{
-    MAX_BUFFERED_BYTES, MAX_GROUP_ID, RecoveryReport, SEGMENT_BYTES, SyncStats, TornTail, Wal,
-    WalOptions,
+    MAX_BUFFERED_BYTES, MAX_GROUP_ID, PREALLOCATE_BYTES, RecoveryReport, SEGMENT_BYTES, SyncStats,
+    TornTail, Wal, WalOptions,
 };
 
 /// Why storage failed. Every variant but [`StorageError::InvalidRequest`]

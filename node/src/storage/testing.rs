@@ -92,6 +92,15 @@ impl WalFile for FaultyFile {
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }
+
+    /// Refused with `ENOSPC` once a space limit is set (zero-filling ahead
+    /// is the first thing a filling disk refuses), without writing.
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        if self.fs.faults().space_left.is_some() {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        self.inner.preallocate(len)
+    }
 }
 
 impl FileSystem for FaultyFs {

@@ -269,19 +269,72 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Three synced appends of group 1; returns the model after each and the
-/// last segment's length after each.
+/// end of the last segment's records after each. The file itself is
+/// longer, zero-filled ahead; it is cut to the last record's end here so
+/// that the tests below can damage its tail.
 fn three_synced_records(dir: &Path) -> (Vec<Groups>, Vec<u64>) {
     let mut h = Harness::new(dir, WalOptions::default());
     let seg = last_segment(dir);
     let mut models = vec![h.synced.clone()];
-    let mut lens = vec![std::fs::metadata(&seg).expect("stat").len()];
+    let mut lens = vec![h.wal().segment_end()];
     for i in 0..3 {
         h.write(1, append(1 + 2 * i, 2, 1));
         h.sync();
         models.push(h.synced.clone());
-        lens.push(std::fs::metadata(&seg).expect("stat").len());
+        lens.push(h.wal().segment_end());
     }
+    drop(h);
+    assert!(std::fs::metadata(&seg).expect("stat").len() > lens[3]);
+    cut(&seg, lens[3]);
     (models, lens)
+}
+
+fn cut(path: &Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(len))
+        .expect("cut");
+}
+
+#[test]
+fn a_zero_filled_tail_ends_a_segment_and_a_record_torn_before_it_is_cut() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(tmp.path(), WalOptions::default());
+    for i in 0..3 {
+        h.write(1, append(1 + 2 * i, 2, 1));
+        h.sync();
+    }
+    let seg = last_segment(tmp.path());
+    let end = h.wal().segment_end();
+    let synced = h.synced.clone();
+    drop(h);
+    let len = std::fs::metadata(&seg).expect("stat").len();
+    assert!(
+        len > end && len >= PREALLOCATE_BYTES,
+        "the segment is zero-filled ahead of its records: {len} bytes, records end at {end}"
+    );
+    let copy = tempfile::tempdir().expect("tempdir");
+    copy_dir(tmp.path(), copy.path());
+    // A crash leaves the zeros: nothing is torn.
+    let (wal, recovered) = Wal::open(tmp.path(), WalOptions::default()).expect("open");
+    assert_eq!(recovered, synced);
+    assert_eq!(wal.recovery().torn_tail, None);
+    drop(wal);
+    // Nor is it damage once the segment is no longer the last.
+    let (_, recovered) = Wal::open(tmp.path(), WalOptions::default()).expect("reopen");
+    assert_eq!(recovered, synced);
+    // Half a record written into the zeros is a torn tail, cut.
+    let copied = copy.path().join(seg.file_name().expect("name"));
+    let mut data = std::fs::read(&copied).expect("read");
+    data[end as usize..end as usize + 7].copy_from_slice(&[9, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(&copied, &data).expect("write");
+    let (wal, recovered) = Wal::open(copy.path(), WalOptions::default()).expect("open");
+    assert_eq!(recovered, synced);
+    assert_eq!(
+        wal.recovery().torn_tail.as_ref().map(|t| t.offset),
+        Some(end)
+    );
 }
 
 #[test]
@@ -296,11 +349,7 @@ fn a_torn_last_record_is_cut_at_every_byte_offset() {
         let tmp = tempfile::tempdir().expect("tempdir");
         copy_dir(base.path(), tmp.path());
         let seg = tmp.path().join(&seg_name);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&seg)
-            .and_then(|f| f.set_len(cut))
-            .expect("cut");
+        self::cut(&seg, cut);
         let (mut wal, recovered) = Wal::open(tmp.path(), WalOptions::default()).expect("open");
         assert_eq!(recovered, models[2], "cut at {cut}");
         let torn = wal.recovery().torn_tail.clone();
@@ -367,13 +416,10 @@ fn damage_in_a_segment_that_is_not_the_last_is_corruption() {
     drop(wal);
     let segs = segment_files(tmp.path());
     assert!(segs.len() >= 2, "{segs:?}");
+    // Its last record loses its last byte.
     let older = &segs[segs.len() - 2];
     let len = std::fs::metadata(older).expect("stat").len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(older)
-        .and_then(|f| f.set_len(len - 1))
-        .expect("truncate");
+    cut(older, len - 1);
     match Wal::open(tmp.path(), WalOptions::default()) {
         Err(StorageError::Corrupt { file, .. }) => assert_eq!(&file, older),
         other => panic!("expected Corrupt, got {other:?}"),
@@ -385,11 +431,7 @@ fn a_truncated_last_segment_recovers_the_records_before_the_cut() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (models, lens) = three_synced_records(tmp.path());
     let seg = last_segment(tmp.path());
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .and_then(|f| f.set_len(lens[1]))
-        .expect("truncate");
+    cut(&seg, lens[1]);
     let (wal, recovered) = Wal::open(tmp.path(), WalOptions::default()).expect("open");
     assert_eq!(recovered, models[1]);
     assert_eq!(wal.recovery().torn_tail, None);

@@ -20,6 +20,10 @@ pub const SEGMENT_BYTES: u64 = 64 << 20;
 /// Writes are buffered in memory up to this much, then handed to the file
 /// (still not durable until [`Wal::sync`]).
 pub const MAX_BUFFERED_BYTES: usize = 8 << 20;
+/// The current segment is zero-filled this far past its last write (up to
+/// the segment's size), so that a sync rewrites blocks the file already
+/// has and records no new length (docs/design.md §6).
+pub const PREALLOCATE_BYTES: u64 = 1 << 20;
 /// The largest group id a record can name (ids are stored in 16 bits).
 pub const MAX_GROUP_ID: u64 = 0xFFFF;
 
@@ -110,6 +114,8 @@ pub struct Wal {
     file_len: u64,
     /// Bytes of `file` known durable.
     synced_len: u64,
+    /// Length of `file` zero-filled ahead of `file_len`.
+    preallocated: u64,
     buf: BytesMut,
     /// Bytes and records since the last sync.
     unsynced_bytes: u64,
@@ -260,6 +266,9 @@ impl Wal {
                         at = next;
                         payload
                     }
+                    // Zeros to the end: the segment was zero-filled ahead
+                    // of its writes (PREALLOCATE_BYTES) and ends here.
+                    Frame::Bad(_) if data[at..].iter().all(|&b| b == 0) => break,
                     Frame::Bad(reason) => {
                         if !last {
                             return Err(StorageError::corrupt(&path, at as u64, reason));
@@ -361,6 +370,7 @@ impl Wal {
             file,
             file_len: 0,
             synced_len: 0,
+            preallocated: 0,
             buf: BytesMut::new(),
             unsynced_bytes: 0,
             unsynced_records: 0,
@@ -405,6 +415,13 @@ impl Wal {
             self.poisoned = Some(err.to_string());
         }
         err
+    }
+
+    /// Bytes handed to the current segment (its file is longer once
+    /// zero-filled ahead).
+    #[cfg(test)]
+    pub(crate) fn segment_end(&self) -> u64 {
+        self.file_len
     }
 
     fn current_path(&self) -> PathBuf {
@@ -502,8 +519,19 @@ impl Wal {
         if self.buf.is_empty() {
             return Ok(());
         }
+        let end = self.file_len + self.buf.len() as u64;
+        if end > self.preallocated {
+            let len = (end + PREALLOCATE_BYTES).min(self.opts.segment_bytes.max(end));
+            if let Err(e) = self.file.preallocate(len) {
+                let _best_effort = self.file.set_len(self.synced_len);
+                self.preallocated = self.synced_len;
+                return Err(StorageError::io("preallocate", self.current_path(), e));
+            }
+            self.preallocated = len;
+        }
         if let Err(e) = self.file.write_all(&self.buf) {
             let _best_effort = self.file.set_len(self.synced_len);
+            self.preallocated = self.synced_len;
             return Err(StorageError::io("write", self.current_path(), e));
         }
         self.file_len += self.buf.len() as u64;
@@ -528,6 +556,7 @@ impl Wal {
         self.segments.push(seq);
         self.file_len = 0;
         self.synced_len = 0;
+        self.preallocated = 0;
         self.dir_dirty = true;
         self.begin_segment(seq);
         Ok(())
