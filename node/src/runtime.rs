@@ -590,7 +590,6 @@ impl Driver {
 
     fn fail(&mut self, reason: &str) {
         self.failed = true;
-        self.persist.clear();
         (self.fatal)(reason);
     }
 

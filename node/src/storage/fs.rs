@@ -26,6 +26,8 @@ pub trait WalFile: Send + fmt::Debug {
     /// no file size or block allocation to record: one device write
     /// instead of two.
     fn preallocate(&mut self, len: u64) -> io::Result<()>;
+    /// The file's length: its end, or more once preallocated.
+    fn file_len(&self) -> u64;
 }
 
 /// Zeros written at a time by [`WalFile::preallocate`].
@@ -103,6 +105,10 @@ impl WalFile for RealFile {
             self.len += n as u64;
         }
         Ok(())
+    }
+
+    fn file_len(&self) -> u64 {
+        self.len
     }
 }
 

@@ -101,6 +101,10 @@ impl WalFile for FaultyFile {
         }
         self.inner.preallocate(len)
     }
+
+    fn file_len(&self) -> u64 {
+        self.inner.file_len()
+    }
 }
 
 impl FileSystem for FaultyFs {

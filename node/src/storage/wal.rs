@@ -114,8 +114,6 @@ pub struct Wal {
     file_len: u64,
     /// Bytes of `file` known durable.
     synced_len: u64,
-    /// Length of `file` zero-filled ahead of `file_len`.
-    preallocated: u64,
     buf: BytesMut,
     /// Bytes and records since the last sync.
     unsynced_bytes: u64,
@@ -370,7 +368,6 @@ impl Wal {
             file,
             file_len: 0,
             synced_len: 0,
-            preallocated: 0,
             buf: BytesMut::new(),
             unsynced_bytes: 0,
             unsynced_records: 0,
@@ -520,18 +517,15 @@ impl Wal {
             return Ok(());
         }
         let end = self.file_len + self.buf.len() as u64;
-        if end > self.preallocated {
+        if end > self.file.file_len() {
             let len = (end + PREALLOCATE_BYTES).min(self.opts.segment_bytes.max(end));
             if let Err(e) = self.file.preallocate(len) {
                 let _best_effort = self.file.set_len(self.synced_len);
-                self.preallocated = self.synced_len;
                 return Err(StorageError::io("preallocate", self.current_path(), e));
             }
-            self.preallocated = len;
         }
         if let Err(e) = self.file.write_all(&self.buf) {
             let _best_effort = self.file.set_len(self.synced_len);
-            self.preallocated = self.synced_len;
             return Err(StorageError::io("write", self.current_path(), e));
         }
         self.file_len += self.buf.len() as u64;
@@ -556,7 +550,6 @@ impl Wal {
         self.segments.push(seq);
         self.file_len = 0;
         self.synced_len = 0;
-        self.preallocated = 0;
         self.dir_dirty = true;
         self.begin_segment(seq);
         Ok(())
