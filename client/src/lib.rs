@@ -91,7 +91,9 @@ pub use meridian_proto::RemoteError;
 pub use meridian_truetime::{Timestamp, TtInterval};
 pub use meridian_txn::api::{MAX_KEY_BYTES, MAX_TXN_OPERATIONS, MAX_VALUE_BYTES};
 pub use meridian_txn::{AbortReason, CcMode, GroupId, InvalidRequest, ReadAt, ReadOp, ReadResult};
-pub use options::{CLIENT_CLOCK_DRIFT_PPM, ClientOptions, TlsOptions, TxnOptions};
+pub use options::{
+    CLIENT_CLOCK_DRIFT_PPM, ClientOptions, DEFAULT_RESERVE_IDS, TlsOptions, TxnOptions,
+};
 pub use route::GroupInfo;
 pub use txn::{Committed, Txn};
 

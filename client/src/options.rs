@@ -49,12 +49,22 @@ pub struct ClientOptions {
     /// further in the future, and later writes to the groups it read
     /// commit above it. Zero asks every time.
     pub clock_reuse: Duration,
+    /// How many transaction ids a `Begin` asks its leader to reserve for
+    /// this client's later transactions at the same group, when it holds
+    /// none there (docs/design.md §5.1, reserved transaction ids). A
+    /// transaction whose first read includes its home group then begins
+    /// with that read: one round trip fewer. Zero: every transaction sends
+    /// `Begin`. Nodes grant at most 64.
+    pub reserve_ids: u32,
 }
 
 /// The most this process's monotonic clock is taken to run slow, in parts
 /// per million, when a `TT.now()` reading is aged by it
 /// ([`ClientOptions::clock_reuse`]).
 pub const CLIENT_CLOCK_DRIFT_PPM: u64 = 200;
+
+/// [`ClientOptions::reserve_ids`] by default.
+pub const DEFAULT_RESERVE_IDS: u32 = 16;
 
 impl Default for ClientOptions {
     fn default() -> ClientOptions {
@@ -72,6 +82,7 @@ impl Default for ClientOptions {
             tls: None,
             default_mode: CcMode::Locking,
             clock_reuse: Duration::from_millis(1),
+            reserve_ids: DEFAULT_RESERVE_IDS,
         }
     }
 }
@@ -98,6 +109,12 @@ impl ClientOptions {
     /// Sets [`ClientOptions::clock_reuse`].
     pub fn with_clock_reuse(mut self, d: Duration) -> ClientOptions {
         self.clock_reuse = d;
+        self
+    }
+
+    /// Sets [`ClientOptions::reserve_ids`].
+    pub fn with_reserve_ids(mut self, n: u32) -> ClientOptions {
+        self.reserve_ids = n;
         self
     }
 

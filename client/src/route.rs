@@ -175,6 +175,35 @@ pub(crate) struct Inner {
     /// The newest `TT.now()` reading: when its request was sent, by this
     /// process's monotonic clock, and the `latest` it answered.
     pub(crate) clock: Mutex<Option<(Instant, meridian_truetime::Timestamp)>>,
+    /// Transaction ids reserved for this client, by group.
+    spares: Mutex<HashMap<GroupId, Spares>>,
+}
+
+/// Transaction ids a group's leader reserved for this client at a `Begin`
+/// (docs/design.md §5.1): each begins a later transaction at that group
+/// with the transaction's first read there, without a `Begin`.
+#[derive(Clone, Debug)]
+pub(crate) struct Spares {
+    /// The leader that reserved them: only it can begin them.
+    pub(crate) node: NodeId,
+    /// Their origin (that leader's term).
+    pub(crate) origin: u64,
+    /// The next sequence number to hand out, and the end of the range.
+    pub(crate) next: u64,
+    pub(crate) end: u64,
+    /// The reserving `Begin`'s priority (`TT.now().latest` at the leader)
+    /// and when its answer came: a spare's priority is that plus the time
+    /// since, standing for its start time.
+    pub(crate) priority: meridian_truetime::Timestamp,
+    pub(crate) at: Instant,
+}
+
+/// A reserved id handed to a transaction: the id, the leader that begins
+/// it, and the transaction's priority.
+pub(crate) struct Spare {
+    pub(crate) txn: meridian_participant::TxnId,
+    pub(crate) node: NodeId,
+    pub(crate) priority: meridian_truetime::Timestamp,
 }
 
 /// Turns `host:port`, `http://host:port` or `https://host:port` into a URI
@@ -309,7 +338,52 @@ impl Inner {
             rr: AtomicUsize::new(0),
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
             clock: Mutex::new(None),
+            spares: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Takes a reserved id for a transaction at `group`, if one is held.
+    pub(crate) fn take_spare(&self, group: GroupId) -> Option<Spare> {
+        let mut spares = self.spares.lock().expect("spares lock poisoned");
+        let s = spares.get_mut(&group)?;
+        let txn = meridian_participant::TxnId::new(s.origin, s.next);
+        let elapsed = u64::try_from(s.at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let spare = Spare {
+            txn,
+            node: s.node,
+            priority: s.priority.saturating_add(elapsed),
+        };
+        s.next += 1;
+        if s.next >= s.end {
+            spares.remove(&group);
+        }
+        Some(spare)
+    }
+
+    /// How many ids a `Begin` at `group` should reserve: none while some
+    /// are held there.
+    pub(crate) fn ids_to_reserve(&self, group: GroupId) -> u32 {
+        let spares = self.spares.lock().expect("spares lock poisoned");
+        if spares.contains_key(&group) {
+            0
+        } else {
+            self.opts.reserve_ids
+        }
+    }
+
+    /// Keeps the ids a `Begin` at `group` reserved, in place of any held.
+    pub(crate) fn keep_spares(&self, group: GroupId, spares: Spares) {
+        if spares.next < spares.end {
+            let mut held = self.spares.lock().expect("spares lock poisoned");
+            held.insert(group, spares);
+        }
+    }
+
+    /// Drops the ids held for `group` (one was refused: its leader has
+    /// most likely changed, and the rest would be refused too).
+    pub(crate) fn drop_spares(&self, group: GroupId) {
+        let mut held = self.spares.lock().expect("spares lock poisoned");
+        held.remove(&group);
     }
 
     pub(crate) fn view(&self) -> View {

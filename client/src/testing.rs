@@ -187,6 +187,8 @@ pub struct FakeState {
     pub clock: u64,
     /// Transactions and their priorities.
     pub txns: HashMap<TxnId, (FakeTxnState, u64)>,
+    /// Ids reserved at a `Begin` that no request has begun yet.
+    pub reserved: std::collections::HashSet<TxnId>,
     next_seq: u64,
     /// Scripted faults, consumed in order.
     pub faults: Vec<Fault>,
@@ -287,6 +289,29 @@ impl FakeState {
         txn
     }
 
+    /// Reserves `n` ids after `txn` (at most the nodes' 64): how many.
+    fn reserve(&mut self, txn: TxnId, n: u32) -> u32 {
+        let n = n.min(meridian_txn::MAX_RESERVE_PER_BEGIN);
+        for i in 1..=u64::from(n) {
+            self.reserved.insert(TxnId::new(txn.origin, txn.seq + i));
+        }
+        self.next_seq += u64::from(n);
+        n
+    }
+
+    /// Begins a reserved id named by its first request, a guest's that
+    /// has met no term (docs/design.md §5.1).
+    fn begin_reserved(&mut self, txn: Option<&pb::TxnId>, guest: Option<&pb::Guest>) {
+        let Some(t) = txn.map(|t| TxnId::new(t.origin, t.seq)) else {
+            return;
+        };
+        if let Some(g) = guest.filter(|g| g.term.is_none()) {
+            if self.reserved.remove(&t) {
+                self.txns.insert(t, (FakeTxnState::InProgress, g.priority));
+            }
+        }
+    }
+
     fn live_txn(&self, txn: Option<&pb::TxnId>) -> Result<TxnId, RemoteError> {
         let t = txn.map_or(TxnId::new(0, 0), |t| TxnId::new(t.origin, t.seq));
         match self.txns.get(&t) {
@@ -377,6 +402,7 @@ impl FakeCluster {
             data: BTreeMap::new(),
             clock: 1_000_000,
             txns: HashMap::new(),
+            reserved: std::collections::HashSet::new(),
             next_seq: 0,
             faults: Vec::new(),
             calls: Vec::new(),
@@ -640,10 +666,12 @@ impl Meridian for FakeNode {
                 .map(|()| {
                     let txn = s.new_txn(r.group, self.id, r.priority);
                     let priority = s.txns[&txn].1;
+                    let reserved = s.reserve(txn, r.reserve);
                     pb::BeginResponse {
                         error: None,
                         txn: Some(txn_to_pb(txn)),
                         priority,
+                        reserved,
                     }
                 })
         })
@@ -656,9 +684,10 @@ impl Meridian for FakeNode {
         let deadline = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
         serve!(self, Logged::Read(r.clone()), deadline, pb::ReadResponse, {
-            let s = self.state();
+            let mut s = self.state();
             s.check(self.id, r.header.as_ref(), Some(r.group), true)
                 .and_then(|()| s.keys_in(r.group, &r.keys.iter().collect::<Vec<_>>()))
+                .map(|()| s.begin_reserved(r.txn.as_ref(), r.guest.as_ref()))
                 .and_then(|()| s.live_txn(r.txn.as_ref()))
                 .map(|_| pb::ReadResponse {
                     error: None,
@@ -681,9 +710,10 @@ impl Meridian for FakeNode {
         let deadline = request.metadata().get("grpc-timeout").is_some();
         let r = request.into_inner();
         serve!(self, Logged::Scan(r.clone()), deadline, pb::ScanResponse, {
-            let s = self.state();
+            let mut s = self.state();
             s.check(self.id, r.header.as_ref(), Some(r.group), true)
                 .and_then(|()| s.range_in(r.group, &r.start, r.end.as_ref()))
+                .map(|()| s.begin_reserved(r.txn.as_ref(), r.guest.as_ref()))
                 .and_then(|()| s.live_txn(r.txn.as_ref()))
                 .map(|_| pb::ScanResponse {
                     error: None,

@@ -6,6 +6,12 @@
 //!   lazy: it goes to the home group's leader at the first read; a
 //!   transaction that only writes is committed as a one-shot (a `Commit`
 //!   without an id, which the node begins and commits at once).
+//! - A first `Begin` at a group also reserves ids for later transactions
+//!   there ([`crate::ClientOptions::reserve_ids`]). A transaction whose
+//!   first read (or scan) includes its home group takes one instead of
+//!   sending `Begin`: that read, sent to the reserving leader as a guest
+//!   that has met no term, begins it there (docs/design.md §5.1), in the
+//!   same round trip as its reads at other groups.
 //! - Reads at the home group go to the leader that began the transaction
 //!   (its locks live exactly as long as that leader's term) without a
 //!   guest; reads at any other group go to its leader with a `Guest`
@@ -33,7 +39,7 @@ use meridian_truetime::Timestamp;
 use meridian_txn::api::{check_key, check_operation_count, check_scan};
 use meridian_txn::{CcMode, GroupId, Term, TxnError};
 
-use crate::route::{CallError, GroupInfo, Inner, Resend, Route};
+use crate::route::{CallError, GroupInfo, Inner, Resend, Route, Spares};
 use crate::{Client, Error, NodeId, TxnStatus};
 
 /// A committed transaction.
@@ -64,6 +70,9 @@ pub struct Txn {
     /// The leader of the home group that began the transaction.
     home_node: Option<NodeId>,
     id: Option<TxnId>,
+    /// The id is a reserved one that no request has begun at the home
+    /// group yet: the next request there begins it.
+    joining_home: bool,
     /// The term each group's first request met (the home group's too).
     terms: BTreeMap<GroupId, Term>,
     /// Buffered writes: a value, or `None` for a delete.
@@ -165,6 +174,7 @@ impl Txn {
             home: None,
             home_node: None,
             id: None,
+            joining_home: false,
             terms: BTreeMap::new(),
             writes: BTreeMap::new(),
             reads: 0,
@@ -273,7 +283,6 @@ impl Txn {
         self.reads += keys.len();
         let mut replans = 0;
         while !pending.is_empty() {
-            self.begin().await?;
             let view = self.client.inner.view();
             let mut plan: Vec<(GroupId, Vec<usize>)> = Vec::new();
             for &i in &pending {
@@ -283,6 +292,8 @@ impl Txn {
                     None => plan.push((g, vec![i])),
                 }
             }
+            let at_home = plan.iter().any(|(g, _)| Some(*g) == self.home);
+            self.begin(at_home).await?;
             // The groups are read at once; every answer is taken in (its
             // term noted, so an abort reaches that group) before an error
             // ends the read.
@@ -321,21 +332,35 @@ impl Txn {
 
     /// The route and guest description of a request at `group`.
     fn target(&self, group: GroupId) -> (Route, Option<pb::Guest>) {
+        let guest = pb::Guest {
+            priority: self.priority.map_or(0, Timestamp::as_nanos),
+            term: self.terms.get(&group).copied(),
+            mode: mode_to_pb(self.mode),
+        };
         if Some(group) == self.home {
             let node = self.home_node.expect("a begun transaction has a home node");
-            (Route::Pinned(node), None)
+            // A reserved id is begun by its first request, a guest's.
+            (Route::Pinned(node), self.joining_home.then_some(guest))
         } else {
-            let guest = pb::Guest {
-                priority: self.priority.map_or(0, Timestamp::as_nanos),
-                term: self.terms.get(&group).copied(),
-                mode: mode_to_pb(self.mode),
-            };
             (Route::Leader, Some(guest))
         }
     }
 
-    fn met_term(&mut self, group: GroupId, term: Term) {
-        self.terms.entry(group).or_insert(term);
+    /// Takes in the answer of a request at `group`: the term it met, or,
+    /// for a refused request at home, drops the client's reserved ids of
+    /// that group (its leader may have changed, and would refuse them;
+    /// the next `Begin` there reserves more).
+    fn answered(&mut self, group: GroupId, term: Option<Term>) {
+        match term {
+            Some(term) => {
+                self.terms.entry(group).or_insert(term);
+                if Some(group) == self.home {
+                    self.joining_home = false;
+                }
+            }
+            None if Some(group) == self.home => self.client.inner.drop_spares(group),
+            None => {}
+        }
     }
 
     /// Waits out a heartbeat in flight and keeps the next one back while a
@@ -397,10 +422,8 @@ impl Txn {
             .into_iter()
             .zip(&asks)
             .map(|(answer, (group, _))| {
-                answer.map(|(term, values)| {
-                    self.met_term(*group, term);
-                    values
-                })
+                self.answered(*group, answer.as_ref().ok().map(|(term, _)| *term));
+                answer.map(|(_, values)| values)
             })
             .collect()
     }
@@ -446,7 +469,7 @@ impl Txn {
         if self.home.is_none() {
             self.home = Some(first.id);
         }
-        self.begin().await?;
+        self.begin(Some(first.id) == self.home).await?;
         let mut rows: Vec<(Bytes, Bytes)> = Vec::new();
         // Groups in key order; stop once the rows seen, with the buffered
         // writes over them, fill the limit.
@@ -504,7 +527,7 @@ impl Txn {
         let txn = self.id.expect("begun before scanning");
         let (route, guest) = self.target(group);
         let mut quiet = self.quiet().await;
-        let (r, _) = self
+        let answer = self
             .client
             .inner
             .call_group(group, route, Resend::Safe, |header| pb::ScanRequest {
@@ -516,38 +539,79 @@ impl Txn {
                 limit: limit as u64,
                 guest,
             })
-            .await?;
+            .await;
         if let Some(last) = quiet.as_mut() {
             **last = Instant::now();
         }
-        self.met_term(group, r.term);
+        self.answered(group, answer.as_ref().ok().map(|(r, _)| r.term));
+        let (r, _) = answer?;
         Ok(meridian_proto::convert::rows_from_pb(r.rows))
     }
 
-    /// Begins the transaction at its home group's leader, once.
-    async fn begin(&mut self) -> Result<(), Error> {
+    /// Begins the transaction at its home group's leader, once: with a
+    /// reserved id if the client holds one for the home group and the
+    /// first request (`at_home`) goes there, which begins it; else with a
+    /// `Begin`, which on a first attempt also reserves ids for later
+    /// transactions if the client holds none for the group.
+    async fn begin(&mut self, at_home: bool) -> Result<(), Error> {
         if self.id.is_some() {
             return Ok(());
         }
         let group = self.home.expect("a key was touched before begin");
+        let inner = &self.client.inner;
+        if let Some(spare) = at_home.then(|| inner.take_spare(group)).flatten() {
+            self.id = Some(spare.txn);
+            // A retry keeps its first attempt's priority.
+            self.priority.get_or_insert(spare.priority);
+            self.home_node = Some(spare.node);
+            self.joining_home = true;
+            self.keep_alive(group, spare.node, spare.txn);
+            return Ok(());
+        }
         let priority = self.priority.map(Timestamp::as_nanos);
+        // A retry's Begin carries an old priority, which reserved ids must
+        // not inherit: only first attempts reserve.
+        let reserve = if priority.is_none() {
+            inner.ids_to_reserve(group)
+        } else {
+            0
+        };
         let mode = mode_to_pb(self.mode);
-        let (r, node) = self
-            .client
-            .inner
+        let (r, node) = inner
             .call_group(group, Route::Leader, Resend::Safe, |header| {
                 pb::BeginRequest {
                     header: Some(header),
                     group,
                     priority,
                     mode,
+                    reserve,
                 }
             })
             .await?;
         let txn = txn_from_pb(r.txn).map_err(Error::from)?;
+        let reserved = u64::from(r.reserved.min(reserve));
+        if reserved > 0 {
+            inner.keep_spares(
+                group,
+                Spares {
+                    node,
+                    origin: txn.origin,
+                    next: txn.seq + 1,
+                    end: txn.seq + 1 + reserved,
+                    priority: Timestamp::from_nanos(r.priority),
+                    at: Instant::now(),
+                },
+            );
+        }
         self.id = Some(txn);
         self.priority = Some(Timestamp::from_nanos(r.priority));
         self.home_node = Some(node);
+        self.keep_alive(group, node, txn);
+        Ok(())
+    }
+
+    /// Starts the heartbeats of the begun transaction `txn`, at `node`.
+    fn keep_alive(&mut self, group: GroupId, node: NodeId, txn: TxnId) {
         if let Some(every) = self.client.inner.opts.heartbeat_interval {
             let gate = Arc::new(tokio::sync::Mutex::new(Instant::now()));
             let task = tokio::spawn(keep_alive(
@@ -563,7 +627,6 @@ impl Txn {
                 task: task.abort_handle(),
             });
         }
-        Ok(())
     }
 
     /// Keeps the transaction alive at its home group while it idles

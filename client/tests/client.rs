@@ -153,7 +153,10 @@ async fn a_wrong_group_refreshes_the_range_map_and_routes_again() {
 #[tokio::test]
 async fn a_retryable_abort_runs_a_new_attempt_with_the_same_priority() {
     let c = FakeCluster::start(1, &[]).await;
-    let client = connect(&c).await;
+    // Every attempt sends `Begin` (no reserved ids).
+    let client = Client::connect_with(c.endpoints(), fast().with_reserve_ids(0))
+        .await
+        .unwrap();
     c.insert("n", "1");
     let aborted = RemoteError::Txn(TxnError::Aborted {
         txn: meridian_client::TxnId::new(0, 0),
@@ -190,6 +193,90 @@ async fn a_retryable_abort_runs_a_new_attempt_with_the_same_priority() {
         Some(first),
         "a retry keeps its priority"
     );
+    assert_eq!(c.value("n").as_deref(), Some("2"));
+}
+
+/// The reads of `c`'s log, with the node each went to.
+fn reads(c: &FakeCluster) -> Vec<(u64, pb::ReadRequest)> {
+    requests(c, Rpc::Read)
+        .into_iter()
+        .map(|(n, r)| match r {
+            Logged::Read(r) => (n, r),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reserved_id_begins_a_later_transaction_with_its_first_read() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = connect(&c).await;
+    c.insert("n", "1");
+    let mut first = client.begin();
+    first.get("n").await.unwrap();
+    let begins = requests(&c, Rpc::Begin);
+    let Logged::Begin(b0) = &begins[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(b0.reserve, meridian_client::DEFAULT_RESERVE_IDS);
+    first.commit().await.unwrap();
+    c.clear_calls();
+    // The next transaction sends no Begin: its first read, a guest's that
+    // has met no term, goes to the reserving leader and begins it.
+    let mut next = client.begin();
+    assert_eq!(next.get("n").await.unwrap(), Some(b("1")));
+    assert_eq!(c.count(Rpc::Begin), 0);
+    let id = next.id().expect("an id before any Begin");
+    let r = reads(&c);
+    let guest = r[0].1.guest.expect("the first read at home is a guest's");
+    assert_eq!(guest.term, None);
+    assert_eq!(guest.priority, next.priority().unwrap().as_nanos());
+    // Its later reads at home are its own.
+    next.get("m").await.unwrap();
+    assert_eq!(reads(&c)[1].1.guest, None);
+    next.put("n", "2").unwrap();
+    let done = next.commit().await.unwrap();
+    assert_eq!(done.txn, Some(id));
+    assert_eq!(c.value("n").as_deref(), Some("2"));
+}
+
+#[tokio::test]
+async fn a_refused_reserved_id_drops_the_others_and_the_retry_begins() {
+    let c = FakeCluster::start(1, &[]).await;
+    let client = connect(&c).await;
+    c.insert("n", "1");
+    let mut first = client.begin();
+    first.get("n").await.unwrap();
+    first.abort().await;
+    c.clear_calls();
+    let moved = RemoteError::Txn(TxnError::Aborted {
+        txn: meridian_client::TxnId::new(0, 0),
+        reason: AbortReason::LeaderChanged,
+    });
+    c.fault(Rpc::Read, None, FaultAction::Error(moved), 1);
+    let mut runs = 0;
+    client
+        .transaction(|txn| {
+            runs += 1;
+            Box::pin(async move {
+                txn.get("n").await?;
+                txn.put("n", "2")
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs, 2);
+    // The first attempt used a reserved id and was refused; the retry
+    // begins with `Begin`, keeping the first attempt's priority, and
+    // reserves nothing (a retry's priority is old).
+    let begins = requests(&c, Rpc::Begin);
+    assert_eq!(begins.len(), 1);
+    let Logged::Begin(b1) = &begins[0].1 else {
+        unreachable!()
+    };
+    let r = reads(&c);
+    assert_eq!(b1.priority, Some(r[0].1.guest.unwrap().priority));
+    assert_eq!(b1.reserve, 0);
     assert_eq!(c.value("n").as_deref(), Some("2"));
 }
 

@@ -217,14 +217,21 @@ impl pb::meridian_server::Meridian for ClientService {
                 s.group(r.group)?;
                 let mode = cv::mode_from_pb(r.mode)?;
                 let priority = r.priority.map(|p| Priority::new(Timestamp::from_nanos(p)));
-                match s
-                    .call(r.group, CoreRequest::Begin { priority, mode })
-                    .await?
-                {
-                    CoreResponse::Begun { txn, priority } => Ok(pb::BeginResponse {
+                let request = CoreRequest::Begin {
+                    priority,
+                    mode,
+                    reserve: r.reserve,
+                };
+                match s.call(r.group, request).await? {
+                    CoreResponse::Begun {
+                        txn,
+                        priority,
+                        reserved,
+                    } => Ok(pb::BeginResponse {
                         error: None,
                         txn: Some(cv::txn_to_pb(txn)),
                         priority: priority.0.as_nanos(),
+                        reserved,
                     }),
                     other => Err(unexpected(other)),
                 }
@@ -349,6 +356,7 @@ impl pb::meridian_server::Meridian for ClientService {
                                 CoreRequest::Begin {
                                     priority: None,
                                     mode,
+                                    reserve: 0,
                                 },
                             )
                             .await?

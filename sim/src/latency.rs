@@ -442,6 +442,7 @@ impl Model {
             Request::Begin {
                 priority: None,
                 mode: CcMode::Locking,
+                reserve: 0,
             },
             Phase::Begin { sent: begin },
         );

@@ -420,6 +420,15 @@ pub(crate) fn group_message(m: &GroupMessage) -> String {
     }
 }
 
+/// ` reserving N ids`, or nothing for none.
+fn reserve_note(n: u32) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" reserving {n} ids")
+    }
+}
+
 /// A client request, without values: `begin`, `read txn 1a.3 acct/01
 /// acct/02`, `commit txn 1a.3 writes acct/01 acct/02`.
 pub(crate) fn request(r: &Request) -> String {
@@ -427,11 +436,18 @@ pub(crate) fn request(r: &Request) -> String {
         Request::Begin {
             priority: None,
             mode,
-        } => format!("begin{}", mode_note(*mode)),
+            reserve,
+        } => format!("begin{}{}", mode_note(*mode), reserve_note(*reserve)),
         Request::Begin {
             priority: Some(p),
             mode,
-        } => format!("begin{} (retry, priority {})", mode_note(*mode), ts(p.0)),
+            reserve,
+        } => format!(
+            "begin{}{} (retry, priority {})",
+            mode_note(*mode),
+            reserve_note(*reserve),
+            ts(p.0)
+        ),
         Request::Read {
             txn,
             keys: k,
@@ -507,8 +523,16 @@ pub(crate) fn request(r: &Request) -> String {
 /// `error: transaction 1a.3 aborted: wounded by an older transaction`.
 pub(crate) fn reply(r: &Reply) -> String {
     match r {
-        Ok(Response::Begun { txn, priority }) => {
-            format!("begun txn {txn} priority {}", ts(priority.0))
+        Ok(Response::Begun {
+            txn,
+            priority,
+            reserved,
+        }) => {
+            format!(
+                "begun txn {txn} priority {}{}",
+                ts(priority.0),
+                reserve_note(*reserved)
+            )
         }
         Ok(Response::Read { values, .. }) => format!("read {} values", values.len()),
         Ok(Response::Rows { rows, .. }) => format!("scanned {} rows", rows.len()),

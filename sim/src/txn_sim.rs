@@ -367,6 +367,9 @@ struct TxnTask {
     /// The term each group it read at answered with.
     terms: Vec<(GroupId, Term)>,
     txn: Option<TxnId>,
+    /// Its id is a reserved one its home group has not begun yet: the
+    /// first read there, a guest's, begins it.
+    joining: bool,
     commit_tries: u32,
     status_tries: u32,
     writes: Vec<Write>,
@@ -413,6 +416,32 @@ struct Client {
     paused: bool,
     /// Counter for unique register values.
     writes: u64,
+    /// Transaction ids reserved for this client, per group (index
+    /// `group - 1`): docs/design.md §5.1.
+    spares: Vec<Option<Spares>>,
+}
+
+/// Ids a group's leader reserved for a client at a `Begin`.
+#[derive(Clone, Copy, Debug)]
+struct Spares {
+    /// The reserving leader: only it begins them.
+    node: NodeId,
+    origin: u64,
+    /// The next sequence number, and the end of the range.
+    next: u64,
+    end: u64,
+    /// The reserving `Begin`'s priority, and when it was answered: a
+    /// spare's priority is that plus the time since, as in the client
+    /// library.
+    priority: Priority,
+    at: Timestamp,
+}
+
+/// How many ids client `c`'s first-attempt `Begin`s reserve when it holds
+/// none for the group: some clients never reserve, so both ways of
+/// beginning run side by side.
+fn reserve_for(c: usize) -> u32 {
+    (c % 3) as u32
 }
 
 struct Sim {
@@ -546,6 +575,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             wake: 0,
             paused: true,
             writes: 0,
+            spares: vec![None; groups as usize],
         })
         .collect();
     let mut sim = Sim {
@@ -1765,6 +1795,7 @@ impl Sim {
             scan_plan: Vec::new(),
             terms: Vec::new(),
             txn: None,
+            joining: false,
             commit_tries: 0,
             status_tries: 0,
             writes: Vec::new(),
@@ -1782,27 +1813,117 @@ impl Sim {
     }
 
     /// Sends the current attempt's Begin to the client's leader hint for
-    /// its home group.
+    /// its home group; or, if the client holds an id reserved there and
+    /// the attempt reads there first, takes it and sends that read, which
+    /// begins it (docs/design.md §5.1).
     fn begin(&mut self, c: usize) {
         let Task::Txn(t) = &self.clients[c].task else {
             unreachable!("begin without a transaction")
         };
-        let node = self.clients[c].leaders[(t.home - 1) as usize];
+        let reads = !self.read_keys(&t.kind).is_empty() || !self.scans(&t.kind).is_empty();
+        let home = t.home;
+        let now = self.now();
+        let slot = (home - 1) as usize;
+        if let Some(sp) = self.clients[c].spares[slot].filter(|_| reads) {
+            let txn = TxnId::new(sp.origin, sp.next);
+            let next = Spares {
+                next: sp.next + 1,
+                ..sp
+            };
+            self.clients[c].spares[slot] = (next.next < next.end).then_some(next);
+            let Task::Txn(mut t) = std::mem::replace(&mut self.clients[c].task, Task::Idle) else {
+                unreachable!("checked above")
+            };
+            t.node = sp.node;
+            t.joining = true;
+            // A retry keeps its first attempt's priority.
+            let start = sp.priority.0.saturating_add(now.nanos_since(sp.at));
+            let priority = *t.priority.get_or_insert(Priority::new(start));
+            self.history.txns[t.record].invoked = now;
+            self.trace_txn(TraceKind::Client, &[Party::Client(c)], Some(txn), || {
+                format!("c{c} begins txn {txn} with its first read (a reserved id)")
+            });
+            self.begun(c, t, txn, priority);
+            return;
+        }
+        let node = self.clients[c].leaders[slot];
+        let first_attempt = t.priority.is_none();
         let Task::Txn(t) = &mut self.clients[c].task else {
             unreachable!("checked above")
         };
         t.node = node;
         let (priority, record, mode) = (t.priority, t.record, t.mode);
-        let now = self.now();
         self.history.txns[record].invoked = now;
-        self.request(c, node, Request::Begin { priority, mode }, false);
+        // Only a first attempt reserves: a retry's priority is old.
+        let reserve = if first_attempt && self.clients[c].spares[slot].is_none() {
+            reserve_for(c)
+        } else {
+            0
+        };
+        let begin = Request::Begin {
+            priority,
+            mode,
+            reserve,
+        };
+        self.request(c, node, begin, false);
+    }
+
+    /// The attempt has its id (a `Begin` answered, or a reserved id taken):
+    /// start its reads, or commit at once if it reads nothing.
+    fn begun(&mut self, c: usize, mut t: TxnTask, txn: TxnId, priority: Priority) {
+        t.txn = Some(txn);
+        t.priority = Some(priority);
+        self.history.txns[t.record].txn = Some(txn);
+        let keys = self.read_keys(&t.kind);
+        let scans = self.scans(&t.kind);
+        if keys.is_empty() && scans.is_empty() {
+            t.writes = self.decide_writes(&t.kind, t.record, &[], &[]);
+            self.history.txns[t.record].writes = t.writes.clone();
+            t.stage = Stage::Commit;
+            self.send_commit(c, t, false);
+        } else {
+            t.stage = Stage::Read;
+            let mut plan: Vec<(GroupId, Vec<usize>)> = Vec::new();
+            for (i, k) in keys.iter().enumerate() {
+                let g = self.group_of(k);
+                match plan.iter_mut().find(|(pg, _)| *pg == g) {
+                    Some((_, idx)) => idx.push(i),
+                    None => plan.push((g, vec![i])),
+                }
+            }
+            // Every scan at every group, home first.
+            let mut scan_plan = Vec::new();
+            for i in 0..scans.len() {
+                scan_plan.push((t.home, i));
+                for g in (1..=self.groups).filter(|g| *g != t.home) {
+                    scan_plan.push((g, i));
+                }
+            }
+            let first = plan.first().map_or(t.home, |(g, _)| *g);
+            assert_eq!(first, t.home, "the first read is at home");
+            t.plan = plan;
+            t.scan_plan = scan_plan;
+            t.step = 0;
+            t.values = vec![None; keys.len()];
+            t.scan_rows = vec![Vec::new(); scans.len()];
+            let now = self.now();
+            self.history.txns[t.record].reads_invoked = now;
+            self.send_txn_read(c, t);
+        }
     }
 
     /// Sends the read of the attempt's next group: at its home group as
     /// itself, elsewhere as a guest.
     fn send_txn_read(&mut self, c: usize, t: TxnTask) {
         let group = step_group(&t);
-        let (node, guest) = if group == t.home {
+        let (node, guest) = if group == t.home && t.joining {
+            let guest = Guest {
+                priority: t.priority.expect("begun"),
+                term: None,
+                mode: t.mode,
+            };
+            (t.node, Some(guest))
+        } else if group == t.home {
             (t.node, None)
         } else {
             let guest = Guest {
@@ -2020,7 +2141,12 @@ impl Sim {
                 self.begin(c);
             }
             // No commit was sent: the attempt can be dropped safely.
-            Stage::Read => self.retry_txn(c, t),
+            Stage::Read => {
+                if step_group(&t) == t.home {
+                    self.clients[c].spares[(t.home - 1) as usize] = None;
+                }
+                self.retry_txn(c, t)
+            }
             Stage::Commit if self.status_on_timeout => {
                 // Ask what became of it rather than sending it again (its
                 // commit may still be in flight).
@@ -2135,47 +2261,31 @@ impl Sim {
     }
 
     fn txn_reply(&mut self, c: usize, mut t: TxnTask, reply: Reply) {
+        if t.stage == Stage::Read && reply.is_err() && step_group(&t) == t.home {
+            // Refused at home: its leader may have changed, and would
+            // refuse the other reserved ids too.
+            self.clients[c].spares[(t.home - 1) as usize] = None;
+        }
         match (t.stage, reply) {
-            (Stage::Begin, Ok(Response::Begun { txn, priority })) => {
-                t.txn = Some(txn);
-                t.priority = Some(priority);
-                self.history.txns[t.record].txn = Some(txn);
-                let keys = self.read_keys(&t.kind);
-                let scans = self.scans(&t.kind);
-                if keys.is_empty() && scans.is_empty() {
-                    t.writes = self.decide_writes(&t.kind, t.record, &[], &[]);
-                    self.history.txns[t.record].writes = t.writes.clone();
-                    t.stage = Stage::Commit;
-                    self.send_commit(c, t, false);
-                } else {
-                    t.stage = Stage::Read;
-                    let mut plan: Vec<(GroupId, Vec<usize>)> = Vec::new();
-                    for (i, k) in keys.iter().enumerate() {
-                        let g = self.group_of(k);
-                        match plan.iter_mut().find(|(pg, _)| *pg == g) {
-                            Some((_, idx)) => idx.push(i),
-                            None => plan.push((g, vec![i])),
-                        }
-                    }
-                    // Every scan at every group, home first.
-                    let mut scan_plan = Vec::new();
-                    for i in 0..scans.len() {
-                        scan_plan.push((t.home, i));
-                        for g in (1..=self.groups).filter(|g| *g != t.home) {
-                            scan_plan.push((g, i));
-                        }
-                    }
-                    let first = plan.first().map_or(t.home, |(g, _)| *g);
-                    assert_eq!(first, t.home, "the first read is at home");
-                    t.plan = plan;
-                    t.scan_plan = scan_plan;
-                    t.step = 0;
-                    t.values = vec![None; keys.len()];
-                    t.scan_rows = vec![Vec::new(); scans.len()];
-                    let now = self.now();
-                    self.history.txns[t.record].reads_invoked = now;
-                    self.send_txn_read(c, t);
+            (
+                Stage::Begin,
+                Ok(Response::Begun {
+                    txn,
+                    priority,
+                    reserved,
+                }),
+            ) => {
+                if reserved > 0 {
+                    self.clients[c].spares[(t.home - 1) as usize] = Some(Spares {
+                        node: t.node,
+                        origin: txn.origin,
+                        next: txn.seq + 1,
+                        end: txn.seq + 1 + u64::from(reserved),
+                        priority,
+                        at: self.now(),
+                    });
                 }
+                self.begun(c, t, txn, priority);
             }
             (Stage::Begin, _) => {
                 // Nothing begun: try again (at the hinted leader).
@@ -2191,6 +2301,9 @@ impl Sim {
                 if !t.terms.iter().any(|(g, _)| *g == group) {
                     t.terms.push((group, term));
                 }
+                if group == t.home {
+                    t.joining = false;
+                }
                 t.step += 1;
                 self.next_txn_read(c, t);
             }
@@ -2205,6 +2318,9 @@ impl Sim {
                 merged.truncate(limit);
                 if !t.terms.iter().any(|(g, _)| *g == group) {
                     t.terms.push((group, term));
+                }
+                if group == t.home {
+                    t.joining = false;
                 }
                 t.step += 1;
                 self.next_txn_read(c, t);

@@ -58,6 +58,7 @@ fn one_key_transaction(c: &mut Criterion) {
                 Request::Begin {
                     priority: None,
                     mode: CcMode::Locking,
+                    reserve: 0,
                 },
             ) else {
                 unreachable!("begin answers Begun")

@@ -95,6 +95,13 @@ pub enum Request {
         priority: Option<Priority>,
         /// Locking (2PL under wound-wait) or optimistic (FaRM OCC).
         mode: CcMode,
+        /// How many further ids to reserve for the same client's later
+        /// transactions at this group (docs/design.md §5.1, reserved
+        /// transaction ids); at most [`crate::MAX_RESERVE_PER_BEGIN`] are
+        /// granted. A reserved id is begun by its first request here: a
+        /// read or scan naming it with a [`Guest`] whose `term` is `None`,
+        /// which saves the `Begin` round trip.
+        reserve: u32,
     },
     /// Reads `keys` at the leader: for a [`CcMode::Locking`] transaction
     /// under shared locks (Spanner §4.2.1), waiting for conflicting locks
@@ -260,6 +267,9 @@ pub enum Response {
         txn: TxnId,
         /// Its wound-wait priority; pass it to `Begin` again on retry.
         priority: Priority,
+        /// How many ids were reserved beside it: those of the same origin
+        /// with sequence numbers `txn.seq + 1 ..= txn.seq + reserved`.
+        reserved: u32,
     },
     /// [`Request::Read`]: one value per key, in order.
     Read {

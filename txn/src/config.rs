@@ -41,6 +41,15 @@ pub const MAX_GROUP_ID: u64 = 0xFFFF;
 /// Largest node id: transaction ids embed it in 16 bits.
 pub const MAX_NODE_ID: u64 = 0xFFFF;
 
+/// Most ids one `Begin` reserves beside the one it begins
+/// ([`crate::Request::Begin`]'s `reserve`).
+pub const MAX_RESERVE_PER_BEGIN: u32 = 64;
+
+/// Most reserved ids a leader keeps unbegun; past it the oldest are
+/// dropped, and a request naming one is refused as for an id that ended
+/// (its client begins another with `Begin`).
+pub const MAX_UNBEGUN_RESERVED: usize = 65_536;
+
 /// Configuration of one [`crate::GroupReplica`].
 #[derive(Clone, Debug)]
 pub struct Config {

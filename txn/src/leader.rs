@@ -9,7 +9,7 @@
 //! term that issued them, so a request for a transaction of an ended term
 //! is recognised and refused, never mistaken for a new transaction.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use meridian_participant::fxhash::FxHashMap;
@@ -155,6 +155,10 @@ pub(crate) struct Leader {
     /// The origin of every transaction id this term issues.
     pub(crate) origin: u64,
     next_seq: u64,
+    /// Sequence numbers of ids this term reserved (at a `Begin`) that no
+    /// request has begun yet, oldest first. An id leaves on its first
+    /// request, so it is begun at most once (docs/design.md §5.1).
+    unbegun: BTreeSet<u64>,
     pub(crate) locks: LockTable,
     /// Whether the group state has applied an entry of this term's ballot,
     /// and so every entry of earlier terms (they apply in slot order, after
@@ -195,6 +199,7 @@ impl Leader {
             ballot,
             origin: origin(group, ballot),
             next_seq: 1,
+            unbegun: BTreeSet::new(),
             locks: LockTable::new(limits),
             term_applied: false,
             txns: BTreeMap::new(),
@@ -219,19 +224,30 @@ impl Leader {
     }
 
     /// Begins a transaction (Spanner §4.2.1: its priority is its first
-    /// start timestamp, `TT.now().latest` here unless a retry brings one).
+    /// start timestamp, `TT.now().latest` here unless a retry brings one),
+    /// and reserves up to `reserve` further ids for its client's later
+    /// transactions (at most [`crate::MAX_RESERVE_PER_BEGIN`]).
     pub(crate) fn begin(
         &mut self,
         priority: Option<Priority>,
         mode: CcMode,
         now_latest: Timestamp,
         local: Timestamp,
+        reserve: u32,
     ) -> Result<Response, TxnError> {
         if self.txns.len() >= self.max_active {
             return Err(TxnError::Overloaded);
         }
         let txn = TxnId::new(self.origin, self.next_seq);
+        let reserved = reserve.min(crate::MAX_RESERVE_PER_BEGIN);
         self.next_seq += 1;
+        for _ in 0..reserved {
+            if self.unbegun.len() >= crate::MAX_UNBEGUN_RESERVED {
+                self.unbegun.pop_first();
+            }
+            self.unbegun.insert(self.next_seq);
+            self.next_seq += 1;
+        }
         let priority = priority.unwrap_or(Priority::new(now_latest));
         self.txns.insert(
             txn,
@@ -245,7 +261,19 @@ impl Leader {
                 op: Op::Idle,
             },
         );
-        Ok(Response::Begun { txn, priority })
+        Ok(Response::Begun {
+            txn,
+            priority,
+            reserved,
+        })
+    }
+
+    /// Takes `txn` out of the reserved ids not yet begun: whether it was
+    /// one (an id reserved by this term whose first request this is). A
+    /// reserved id is begun at most once, so one that ended is never
+    /// begun again, however late a copy of its first request arrives.
+    pub(crate) fn take_reserved(&mut self, txn: TxnId) -> bool {
+        txn.origin == self.origin && self.unbegun.remove(&txn.seq)
     }
 
     /// A transaction begun at another group joins this one (its first

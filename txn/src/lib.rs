@@ -39,7 +39,7 @@
 //! let mut c = LocalCluster::new(3, t0, 1_000_000, |_| {}); // ε = 1 ms
 //! c.elect(1); // replica 1 leads, holds its lease and has started its term
 //!
-//! let begin = Request::Begin { priority: None, mode: CcMode::Locking };
+//! let begin = Request::Begin { priority: None, mode: CcMode::Locking, reserve: 0 };
 //! let Ok(Response::Begun { txn, .. }) = c.call(1, begin) else {
 //!     panic!("the leader begins transactions");
 //! };

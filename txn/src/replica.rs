@@ -1430,9 +1430,13 @@ impl GroupReplica {
             return;
         }
         let reply = match req {
-            Request::Begin { priority, mode } => self.serving(now, true).and_then(|_| {
+            Request::Begin {
+                priority,
+                mode,
+                reserve,
+            } => self.serving(now, true).and_then(|_| {
                 let l = self.leader.as_mut().expect("serving checked");
-                l.begin(priority, mode, now.latest, now.midpoint())
+                l.begin(priority, mode, now.latest, now.midpoint(), reserve)
             }),
             Request::Read { txn, keys, guest } => {
                 match self.start_read(now, id, txn, keys, guest) {
@@ -1525,6 +1529,17 @@ impl GroupReplica {
             (None, Some(g)) if !l.txns.contains_key(&txn) => {
                 if l.remembers(txn) {
                     return Err(l.missing(txn, l.origin));
+                }
+                // At its home group a transaction is begun by the leader
+                // that issued its id: by `Begin`, or by this first request
+                // for an id that leader reserved (docs/design.md §5.1).
+                if txn.origin & crate::MAX_GROUP_ID == self.cfg.group {
+                    if txn.origin != l.origin {
+                        return Err(l.missing(txn, txn.origin));
+                    }
+                    if !l.take_reserved(txn) {
+                        return Err(l.missing(txn, l.origin));
+                    }
                 }
                 l.join(txn, g.priority, g.mode, local)?;
             }
@@ -2019,6 +2034,8 @@ impl GroupReplica {
     ///   record proposed, perhaps chosen, not yet applied) or collecting
     ///   votes is `InProgress`, as is an id it cannot judge (a later
     ///   term's, or one it has not issued);
+    /// - an id this term reserved that no request has begun is `Aborted`,
+    ///   and can no longer be begun;
     /// - a record that may have been pruned is `Unknown`;
     /// - anything else is `Aborted`, for good: an earlier term's commit
     ///   record not applied by now was never chosen and never will be
@@ -2063,7 +2080,13 @@ impl GroupReplica {
         if active || (committing && !presume) || undecided || later {
             return Ok(Some(TxnStatus::InProgress));
         }
-        if !l.remembers(txn) && self.state.may_have_forgotten(txn) {
+        let remembers = l.remembers(txn);
+        // A reserved id not begun yet: taken, it never will be.
+        let l = self.leader.as_mut().expect("serving checked");
+        if l.take_reserved(txn) {
+            return Ok(Some(TxnStatus::Aborted));
+        }
+        if !remembers && self.state.may_have_forgotten(txn) {
             return Ok(Some(TxnStatus::Unknown));
         }
         Ok(Some(TxnStatus::Aborted))

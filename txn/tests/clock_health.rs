@@ -28,6 +28,7 @@ fn begin_req() -> Request {
     Request::Begin {
         priority: None,
         mode: CcMode::Locking,
+        reserve: 0,
     }
 }
 

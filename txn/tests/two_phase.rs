@@ -60,9 +60,10 @@ fn begin(c: &mut LocalCluster, group: u64) -> (TxnId, Priority) {
         Request::Begin {
             priority: None,
             mode: CcMode::Locking,
+            reserve: 0,
         },
     ) {
-        Ok(Response::Begun { txn, priority }) => (txn, priority),
+        Ok(Response::Begun { txn, priority, .. }) => (txn, priority),
         other => panic!("begin failed: {other:?}"),
     }
 }

@@ -81,9 +81,10 @@ fn begin(c: &mut LocalCluster, node: u64, priority: Option<u64>) -> (TxnId, Prio
         Request::Begin {
             priority,
             mode: CcMode::Locking,
+            reserve: 0,
         },
     ) {
-        Ok(Response::Begun { txn, priority }) => (txn, priority),
+        Ok(Response::Begun { txn, priority, .. }) => (txn, priority),
         other => panic!("begin failed: {other:?}"),
     }
 }
@@ -386,7 +387,8 @@ fn spanner_s4_1_1_new_leader_serves_only_after_the_old_lease_and_catch_up() {
             2,
             Request::Begin {
                 priority: None,
-                mode: CcMode::Locking
+                mode: CcMode::Locking,
+                reserve: 0,
             }
         ),
         Err(TxnError::LeaderNotReady)
@@ -412,7 +414,8 @@ fn requests_to_a_follower_are_redirected_to_the_leader() {
             2,
             Request::Begin {
                 priority: None,
-                mode: CcMode::Locking
+                mode: CcMode::Locking,
+                reserve: 0,
             }
         ),
         Err(TxnError::NotLeader { leader: Some(1) })
@@ -761,6 +764,7 @@ fn bounds_on_active_transactions_and_lock_queues_answer_retryable_errors() {
         Request::Begin {
             priority: None,
             mode: CcMode::Locking,
+            reserve: 0,
         },
     );
     assert_eq!(over, Err(TxnError::Overloaded));

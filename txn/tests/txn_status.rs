@@ -24,9 +24,10 @@ fn begin_in(c: &mut LocalCluster, group: u64, node: u64) -> (TxnId, Priority) {
     let begin = Request::Begin {
         priority: None,
         mode: CcMode::Locking,
+        reserve: 0,
     };
     match c.call_in(group, node, begin) {
-        Ok(Response::Begun { txn, priority }) => (txn, priority),
+        Ok(Response::Begun { txn, priority, .. }) => (txn, priority),
         other => panic!("begin failed: {other:?}"),
     }
 }

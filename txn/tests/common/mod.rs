@@ -36,8 +36,16 @@ pub fn begin_in(
 ) -> (TxnId, Priority) {
     let priority = priority.map(|p| Priority::new(Timestamp(p)));
     let l = leader(c, group);
-    match c.call_in(group, l, Request::Begin { priority, mode }) {
-        Ok(Response::Begun { txn, priority }) => (txn, priority),
+    match c.call_in(
+        group,
+        l,
+        Request::Begin {
+            priority,
+            mode,
+            reserve: 0,
+        },
+    ) {
+        Ok(Response::Begun { txn, priority, .. }) => (txn, priority),
         other => panic!("begin failed: {other:?}"),
     }
 }
