@@ -49,6 +49,12 @@ const MAX_SLEEP: Duration = Duration::from_millis(50);
 /// to every commit wait that ends on the loop's timer.
 const TIMER_SLACK_NANOS: libc::c_ulong = 1_000;
 
+/// The last stretch before a timer falls due that the loop polls its
+/// inbox instead of sleeping: on a VM the kernel wakes a sleeping thread
+/// 30–100 µs late whatever its timer slack, and each commit wait ends on
+/// this timer.
+const TIMER_POLL: Duration = Duration::from_micros(100);
+
 /// Interval at which the replicas' views (progress, safe time) are
 /// republished for status even when no role changed.
 const VIEW_REFRESH: Duration = Duration::from_millis(100);
@@ -294,6 +300,29 @@ struct Driver {
     encode_buf: BytesMut,
 }
 
+/// The next inbox event, or `None` once `wait` has passed: sleeps until
+/// [`TIMER_POLL`] before then and polls (yielding the CPU to any other
+/// runnable thread) for the rest, so a timer ends on time. `Err` once
+/// every sender is gone.
+fn next_event(rx: &Receiver<Event>, wait: Duration) -> Result<Option<Event>, ()> {
+    let due = Instant::now() + wait;
+    if wait > TIMER_POLL {
+        match rx.recv_timeout(wait - TIMER_POLL) {
+            Ok(ev) => return Ok(Some(ev)),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Err(()),
+        }
+    }
+    loop {
+        match rx.try_recv() {
+            Ok(ev) => return Ok(Some(ev)),
+            Err(TryRecvError::Empty) if Instant::now() < due => std::thread::yield_now(),
+            Err(TryRecvError::Empty) => return Ok(None),
+            Err(TryRecvError::Disconnected) => return Err(()),
+        }
+    }
+}
+
 /// The midpoint of a TrueTime interval: the local clock's reading, which
 /// replica deadlines are expressed in.
 fn local(now: TtInterval) -> Timestamp {
@@ -315,11 +344,8 @@ impl Driver {
         }
         self.flush();
         loop {
-            let wait = self.sleep_time();
-            let first = match rx.recv_timeout(wait) {
-                Ok(ev) => Some(ev),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
+            let Ok(first) = next_event(&rx, self.sleep_time()) else {
+                return;
             };
             let mut taken = 0;
             let mut next = first;
@@ -726,5 +752,28 @@ mod tests {
         // Nothing was stepped after the failure: the handler ran once.
         assert!(fatal_rx.try_recv().is_err());
         handle.shutdown();
+    }
+
+    #[test]
+    fn the_loop_wakes_for_an_event_at_once_and_for_its_timer_on_time() {
+        let (tx, rx) = crossbeam_channel::unbounded::<Event>();
+        // A timer that passes with nothing in the inbox: `None`, not early.
+        let wait = Duration::from_millis(3);
+        let start = Instant::now();
+        assert!(matches!(next_event(&rx, wait), Ok(None)));
+        assert!(start.elapsed() >= wait);
+        // Inside the polled stretch too.
+        assert!(matches!(next_event(&rx, TIMER_POLL / 2), Ok(None)));
+        // An event already queued is taken without waiting out the timer.
+        tx.send(Event::Shutdown).expect("receiver alive");
+        let start = Instant::now();
+        assert!(matches!(
+            next_event(&rx, Duration::from_secs(10)),
+            Ok(Some(Event::Shutdown))
+        ));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // Every sender gone: the loop ends.
+        drop(tx);
+        assert!(next_event(&rx, Duration::from_millis(1)).is_err());
     }
 }
