@@ -1979,10 +1979,18 @@ impl Sim {
         }
         if let Some(txn) = t.txn {
             // Best effort: free its locks now rather than at the timeout,
-            // at home and wherever it read.
+            // at home and wherever it read, and where a read went
+            // unanswered: a read waiting for a lock is never taken for
+            // inactive, and would hold its place in the queue for good.
             self.fire(c, t.node, Request::Abort { txn });
-            for (g, _) in t.terms.iter().filter(|(g, _)| *g != t.home) {
-                let node = self.clients[c].leaders[(*g - 1) as usize];
+            let mut groups: Vec<GroupId> = t.terms.iter().map(|(g, _)| *g).collect();
+            if t.stage == Stage::Read && t.step < t.plan.len() + t.scan_plan.len() {
+                groups.push(step_group(&t));
+            }
+            groups.sort_unstable();
+            groups.dedup();
+            for g in groups.into_iter().filter(|g| *g != t.home) {
+                let node = self.clients[c].leaders[(g - 1) as usize];
                 self.fire(c, node, Request::Abort { txn });
             }
         }
