@@ -1123,6 +1123,14 @@ impl Replica {
         if n >= q {
             if self.pre_vote.is_some() {
                 self.campaign(now, false, out);
+            } else if self.max_round_seen > self.promised.round {
+                // A voter refused us naming a higher ballot it promised
+                // (say its own campaign's, kept across a crash): leading
+                // at ours, its first refusal would depose us and cost an
+                // election timeout. Campaign again above it at once,
+                // while the quorum that just granted is listening.
+                let hand_over = self.taking_over;
+                self.campaign(now, hand_over, out);
             } else {
                 self.become_leader(now, out);
             }

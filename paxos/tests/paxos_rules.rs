@@ -1250,6 +1250,73 @@ fn pms_s2_a_duplicated_promise_counts_once() {
 }
 
 #[test]
+fn pms_s3_a_candidate_told_of_a_higher_promise_campaigns_above_it_instead_of_leading() {
+    // Three voters. Replica 3 promised itself ballot 9 in a campaign that
+    // went nowhere and kept the promise across a crash. A candidate that
+    // wins replica 2's promise at a lower ballot after 3's refusal named
+    // ballot 9 would lead only until 3 refused its first Accept, then sit
+    // out an election timeout: one more election. It campaigns above 9 at
+    // once instead.
+    let t = TtInterval::around(T0, EPS);
+    let mut r = Replica::new(
+        Config::new(1, vec![1, 2, 3]),
+        Recovered::default(),
+        Box::new(SmallRng::seed_from_u64(3)),
+    );
+    r.start(t, &mut Vec::new());
+    let later = TtInterval::around(T0.saturating_add(2_000 * MS), EPS);
+    let sent = step_durable(&mut r, later, Input::Tick);
+    let pre = sent
+        .iter()
+        .find_map(|m| match m.body {
+            Body::Prepare { pre_vote: true, .. } => Some(m.ballot),
+            _ => None,
+        })
+        .expect("a pre-vote went out");
+    let promise = |from, ballot, granted, pre_vote| {
+        Input::Message(msg(
+            from,
+            1,
+            ballot,
+            Body::Promise {
+                granted,
+                pre_vote,
+                lease_until: Timestamp::ZERO,
+            },
+        ))
+    };
+    step_durable(&mut r, later, promise(2, pre, true, true));
+    let ballot = r.promised();
+    assert_eq!(r.role(), Role::Candidate);
+    assert!(
+        ballot.round < 9,
+        "the first campaign's ballot is {ballot:?}"
+    );
+    // Replica 3 refuses, naming its promise; replica 2 grants.
+    step_durable(&mut r, later, promise(3, Ballot::new(9, 3), false, false));
+    let sent = step_durable(&mut r, later, promise(2, ballot, true, false));
+    assert_eq!(
+        r.role(),
+        Role::Candidate,
+        "not a leader at a refused ballot"
+    );
+    let again = sent
+        .iter()
+        .find_map(|m| match m.body {
+            Body::Prepare {
+                pre_vote: false, ..
+            } => Some(m.ballot),
+            _ => None,
+        })
+        .expect("a new campaign went out at once");
+    assert!(again.round > 9, "campaigned at {again:?}");
+    // With the quorum's promises for it, it leads.
+    step_durable(&mut r, later, promise(2, again, true, false));
+    assert_eq!(r.role(), Role::Leader);
+    assert_eq!(r.promised(), again);
+}
+
+#[test]
 fn spanner_s4_2_1_a_far_future_minimum_timestamp_does_not_hold_back_later_proposals() {
     let mut r = Replica::new(
         Config::new(1, vec![1]),
