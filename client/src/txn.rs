@@ -75,6 +75,11 @@ pub struct Txn {
     joining_home: bool,
     /// The term each group's first request met (the home group's too).
     terms: BTreeMap<GroupId, Term>,
+    /// Every group a read or scan was sent to, answered or not: an attempt
+    /// that ends without committing is aborted at each (a read waiting
+    /// for a lock is never taken for inactive, and would keep its place
+    /// in the queue).
+    asked: BTreeSet<GroupId>,
     /// Buffered writes: a value, or `None` for a delete.
     writes: BTreeMap<Bytes, Option<Bytes>>,
     /// Operations so far that count towards the limit other than writes:
@@ -176,6 +181,7 @@ impl Txn {
             id: None,
             joining_home: false,
             terms: BTreeMap::new(),
+            asked: BTreeSet::new(),
             writes: BTreeMap::new(),
             reads: 0,
             finished: false,
@@ -387,6 +393,7 @@ impl Txn {
         asks: Vec<(GroupId, Vec<Bytes>)>,
     ) -> Vec<Result<Vec<Option<Bytes>>, Error>> {
         let txn = self.id.expect("begun before reading");
+        self.asked.extend(asks.iter().map(|(g, _)| *g));
         let mut quiet = self.quiet().await;
         let calls: Vec<_> = asks
             .iter()
@@ -525,6 +532,7 @@ impl Txn {
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, Error> {
         let txn = self.id.expect("begun before scanning");
+        self.asked.insert(group);
         let (route, guest) = self.target(group);
         let mut quiet = self.quiet().await;
         let answer = self
@@ -816,8 +824,8 @@ impl Txn {
         }
     }
 
-    /// Sends `Abort` for `txn` to the leader of every group it read at
-    /// (and of its home group if `home`), best effort. After a definite
+    /// Sends `Abort` for `txn` to the leader of every group it read at or
+    /// sent a read to (and of its home group if `home`), best effort. After a definite
     /// refusal of the commit the home group has ended the transaction, but
     /// the groups it only read at know nothing of that: without this their
     /// read locks stay until the inactivity timeout, and the next attempt
@@ -829,8 +837,12 @@ impl Txn {
         if let (true, Some(g)) = (home, self.home) {
             targets.push((g, self.home_node));
         }
-        for g in self.terms.keys().filter(|g| Some(**g) != self.home) {
-            targets.push((*g, view.group(*g).and_then(|g| g.leader)));
+        let others: BTreeSet<GroupId> = (self.terms.keys().chain(&self.asked))
+            .filter(|g| Some(**g) != self.home)
+            .copied()
+            .collect();
+        for g in others {
+            targets.push((g, view.group(g).and_then(|g| g.leader)));
         }
         for (group, node) in targets {
             let Some(uri) = node.and_then(|n| view.nodes.get(&n)) else {

@@ -281,6 +281,32 @@ async fn a_refused_reserved_id_drops_the_others_and_the_retry_begins() {
 }
 
 #[tokio::test]
+async fn an_abandoned_attempt_is_aborted_where_its_reads_went_unanswered() {
+    // A read waiting for a lock is never taken for inactive: a group that
+    // was asked but never answered must be told too, or the waiter keeps
+    // its place in the lock queue.
+    let c = FakeCluster::start(2, &["m"]).await;
+    let client = connect(&c).await;
+    let wounded = RemoteError::Txn(TxnError::Aborted {
+        txn: meridian_client::TxnId::new(0, 0),
+        reason: AbortReason::Wounded,
+    });
+    c.fault(Rpc::Read, None, FaultAction::Error(wounded), 2);
+    let mut txn = client.begin();
+    assert!(txn.get_many(["a", "z"]).await.is_err());
+    txn.abort().await;
+    let mut aborted: Vec<u64> = requests(&c, Rpc::Abort)
+        .into_iter()
+        .map(|(_, r)| match r {
+            Logged::Abort(r) => r.group,
+            _ => unreachable!(),
+        })
+        .collect();
+    aborted.sort_unstable();
+    assert_eq!(aborted, vec![1, 2], "home and the unanswered guest group");
+}
+
+#[tokio::test]
 async fn a_non_retryable_error_is_returned_after_one_attempt() {
     let c = FakeCluster::start(1, &[]).await;
     let client = connect(&c).await;
