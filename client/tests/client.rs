@@ -196,6 +196,27 @@ async fn a_retryable_abort_runs_a_new_attempt_with_the_same_priority() {
     assert_eq!(c.value("n").as_deref(), Some("2"));
 }
 
+/// Runs a transaction that reads `key` and writes `value` there, with
+/// retries: how many attempts it took, and its commit.
+async fn read_then_write(
+    client: &Client,
+    key: &'static str,
+    value: &'static str,
+) -> (u32, meridian_client::Committed) {
+    let mut runs = 0;
+    let ((), committed) = client
+        .transaction(|txn| {
+            runs += 1;
+            Box::pin(async move {
+                txn.get(key).await?;
+                txn.put(key, value)
+            })
+        })
+        .await
+        .unwrap();
+    (runs, committed)
+}
+
 /// The reads of `c`'s log, with the node each went to.
 fn reads(c: &FakeCluster) -> Vec<(u64, pb::ReadRequest)> {
     requests(c, Rpc::Read)
@@ -254,17 +275,7 @@ async fn a_refused_reserved_id_drops_the_others_and_the_retry_begins() {
         reason: AbortReason::LeaderChanged,
     });
     c.fault(Rpc::Read, None, FaultAction::Error(moved), 1);
-    let mut runs = 0;
-    client
-        .transaction(|txn| {
-            runs += 1;
-            Box::pin(async move {
-                txn.get("n").await?;
-                txn.put("n", "2")
-            })
-        })
-        .await
-        .unwrap();
+    let (runs, _) = read_then_write(&client, "n", "2").await;
     assert_eq!(runs, 2);
     // The first attempt used a reserved id and was refused; the retry
     // begins with `Begin`, keeping the first attempt's priority, and
@@ -564,18 +575,7 @@ async fn a_lost_commit_answer_is_resolved_with_txn_status() {
     let c = FakeCluster::start(1, &[]).await;
     let client = connect(&c).await;
     c.fault(Rpc::Commit, None, FaultAction::Lose, 1);
-    let mut runs = 0;
-    let ((), committed) = client
-        .transaction(|txn| {
-            runs += 1;
-            Box::pin(async move {
-                txn.get("k").await?;
-                txn.put("k", "v")?;
-                Ok(())
-            })
-        })
-        .await
-        .unwrap();
+    let (runs, committed) = read_then_write(&client, "k", "v").await;
     assert_eq!(runs, 1);
     assert_eq!(c.count(Rpc::Commit), 1, "a commit is never sent twice");
     assert!(c.count(Rpc::TxnStatus) >= 1);
@@ -593,18 +593,7 @@ async fn a_dropped_commit_is_aborted_and_then_retried() {
     let c = FakeCluster::start(1, &[]).await;
     let client = connect(&c).await;
     c.fault(Rpc::Commit, None, FaultAction::Drop, 1);
-    let mut runs = 0;
-    client
-        .transaction(|txn| {
-            runs += 1;
-            Box::pin(async move {
-                txn.get("k").await?;
-                txn.put("k", "v")?;
-                Ok(())
-            })
-        })
-        .await
-        .unwrap();
+    let (runs, _) = read_then_write(&client, "k", "v").await;
     // The first attempt's commit never arrived: still in progress, the
     // client aborted it, which made the attempt safe to retry.
     assert_eq!(runs, 2);
@@ -1023,17 +1012,7 @@ async fn a_home_leader_change_mid_transaction_runs_a_new_attempt() {
     let client = connect(&c).await;
     let moved = RemoteError::Txn(TxnError::NotLeader { leader: Some(2) });
     c.fault(Rpc::Read, None, FaultAction::Error(moved), 1);
-    let mut runs = 0;
-    client
-        .transaction(|txn| {
-            runs += 1;
-            Box::pin(async move {
-                txn.get("a").await?;
-                txn.put("a", "1")
-            })
-        })
-        .await
-        .unwrap();
+    let (runs, _) = read_then_write(&client, "a", "1").await;
     // The transaction lived at the leader that began it: its read is not
     // sent elsewhere within the attempt.
     assert_eq!(runs, 2);

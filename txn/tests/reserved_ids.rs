@@ -7,25 +7,19 @@
 //! ended; a reserved id dies with its term; and a status answer for one
 //! never begun is final.
 
-use bytes::Bytes;
-use meridian_participant::{Priority, TxnId, Write};
+mod common;
+
+use common::{EPS, MS, T0, aborted, b};
+use meridian_participant::{Priority, TxnId};
 use meridian_truetime::Timestamp;
 use meridian_txn::testkit::LocalCluster;
 use meridian_txn::{
-    AbortReason, CcMode, Guest, MAX_RESERVE_PER_BEGIN, Reply, Request, Response, TxnError,
-    TxnStatus,
+    AbortReason, CcMode, Guest, MAX_RESERVE_PER_BEGIN, Reply, Request, Response, TxnStatus,
 };
-
-const T0: Timestamp = Timestamp(1_767_225_600_000_000_000);
-const MS: u64 = 1_000_000;
-
-fn b(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
-}
 
 /// Three replicas with replica 1 serving as leader.
 fn cluster() -> LocalCluster {
-    let mut c = LocalCluster::new(3, T0, MS, |_| {});
+    let mut c = LocalCluster::new(3, T0, EPS, |_| {});
     c.elect(1);
     c
 }
@@ -71,21 +65,7 @@ fn first_read(c: &mut LocalCluster, node: u64, txn: TxnId, keys: &[&str]) -> Rep
 }
 
 fn commit(c: &mut LocalCluster, node: u64, txn: TxnId, writes: &[(&str, &str)]) -> Reply {
-    c.call(
-        node,
-        Request::Commit {
-            txn,
-            writes: writes.iter().map(|(k, v)| Write::put(b(k), b(v))).collect(),
-            participants: vec![],
-        },
-    )
-}
-
-fn aborted(r: &Reply) -> AbortReason {
-    match r {
-        Err(TxnError::Aborted { reason, .. }) => *reason,
-        other => panic!("expected an abort, got {other:?}"),
-    }
+    c.call(node, common::commit_req(txn, writes))
 }
 
 #[test]
