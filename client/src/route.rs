@@ -371,7 +371,8 @@ impl Inner {
         }
     }
 
-    /// Keeps the ids a `Begin` at `group` reserved, in place of any held.
+    /// Keeps the ids a `Begin` at `group` reserved, in place of any held
+    /// (none kept if it reserved none).
     pub(crate) fn keep_spares(&self, group: GroupId, spares: Spares) {
         if spares.next < spares.end {
             let mut held = self.spares.lock().expect("spares lock poisoned");

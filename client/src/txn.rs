@@ -598,19 +598,17 @@ impl Txn {
             .await?;
         let txn = txn_from_pb(r.txn).map_err(Error::from)?;
         let reserved = u64::from(r.reserved.min(reserve));
-        if reserved > 0 {
-            inner.keep_spares(
-                group,
-                Spares {
-                    node,
-                    origin: txn.origin,
-                    next: txn.seq + 1,
-                    end: txn.seq + 1 + reserved,
-                    priority: Timestamp::from_nanos(r.priority),
-                    at: Instant::now(),
-                },
-            );
-        }
+        inner.keep_spares(
+            group,
+            Spares {
+                node,
+                origin: txn.origin,
+                next: txn.seq + 1,
+                end: txn.seq + 1 + reserved,
+                priority: Timestamp::from_nanos(r.priority),
+                at: Instant::now(),
+            },
+        );
         self.id = Some(txn);
         self.priority = Some(Timestamp::from_nanos(r.priority));
         self.home_node = Some(node);
@@ -824,12 +822,13 @@ impl Txn {
         }
     }
 
-    /// Sends `Abort` for `txn` to the leader of every group it read at or
-    /// sent a read to (and of its home group if `home`), best effort. After a definite
-    /// refusal of the commit the home group has ended the transaction, but
-    /// the groups it only read at know nothing of that: without this their
-    /// read locks stay until the inactivity timeout, and the next attempt
-    /// of the same transaction (at the same priority) would wait for them.
+    /// Sends `Abort` for `txn` to the leader of every group it sent a read
+    /// or scan to (and of its home group if `home`), best effort. After a
+    /// definite refusal of the commit the home group has ended the
+    /// transaction, but the groups it only read at know nothing of that:
+    /// without this their read locks stay until the inactivity timeout,
+    /// and the next attempt of the same transaction (at the same priority)
+    /// would wait for them.
     async fn abort_at_groups(&self, txn: TxnId, home: bool) {
         let inner = &self.client.inner;
         let view = inner.view();
@@ -837,12 +836,9 @@ impl Txn {
         if let (true, Some(g)) = (home, self.home) {
             targets.push((g, self.home_node));
         }
-        let others: BTreeSet<GroupId> = (self.terms.keys().chain(&self.asked))
-            .filter(|g| Some(**g) != self.home)
-            .copied()
-            .collect();
-        for g in others {
-            targets.push((g, view.group(g).and_then(|g| g.leader)));
+        // Every group read at was asked first.
+        for g in self.asked.iter().filter(|g| Some(**g) != self.home) {
+            targets.push((*g, view.group(*g).and_then(|g| g.leader)));
         }
         for (group, node) in targets {
             let Some(uri) = node.and_then(|n| view.nodes.get(&n)) else {

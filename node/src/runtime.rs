@@ -242,7 +242,6 @@ pub fn start(setup: LoopSetup) -> std::io::Result<LoopHandle> {
         group_nodes: setup.group_nodes,
         clock: setup.clock,
         log: setup.log,
-        durable: BTreeMap::new(),
         failed: false,
         peers: setup.peers,
         fatal: setup.fatal,
@@ -278,8 +277,6 @@ struct Driver {
     /// The node's log, written and synced by the loop itself at the end
     /// of each turn.
     log: Box<dyn Log>,
-    /// Highest sequence per group written in the sync under way.
-    durable: BTreeMap<GroupId, u64>,
     /// The log failed: the fatal handler was called and the loop ends.
     failed: bool,
     peers: PeerQueues,
@@ -592,11 +589,13 @@ impl Driver {
     fn sync_log(&mut self) {
         let mut batch = std::mem::take(&mut self.persist);
         let requests = batch.len();
+        // Highest sequence written per group.
+        let mut durable: BTreeMap<GroupId, u64> = BTreeMap::new();
         for (group, req) in batch.drain(..) {
             if let Err(e) = self.log.write(group, &req) {
                 return self.fail(&format!("write-ahead log write failed: {e}"));
             }
-            let d = self.durable.entry(group).or_default();
+            let d = durable.entry(group).or_default();
             *d = (*d).max(req.seq);
         }
         // Empty, its capacity kept for the steps below and later turns.
@@ -609,7 +608,7 @@ impl Driver {
         }
         self.metrics.observe_fsync(started.elapsed(), requests);
         let now = self.clock.now();
-        while let Some((group, seq)) = self.durable.pop_first() {
+        for (group, seq) in durable {
             self.step(group, now, Input::Persisted { seq });
         }
     }

@@ -192,6 +192,12 @@ pub(crate) fn origin(group: u64, ballot: Ballot) -> u64 {
     (ballot.round << 32) | (ballot.node << 16) | group
 }
 
+/// The home group of `txn`: the group whose leader issued it (the low 16
+/// bits of its [`origin`]).
+pub(crate) fn home_group(txn: TxnId) -> GroupId {
+    txn.origin & crate::MAX_GROUP_ID
+}
+
 impl Leader {
     pub(crate) fn new(group: u64, ballot: Ballot, limits: LockLimits, max_active: usize) -> Leader {
         Leader {

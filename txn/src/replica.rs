@@ -1533,7 +1533,7 @@ impl GroupReplica {
                 // At its home group a transaction is begun by the leader
                 // that issued its id: by `Begin`, or by this first request
                 // for an id that leader reserved (docs/design.md §5.1).
-                if txn.origin & crate::MAX_GROUP_ID == self.cfg.group {
+                if crate::leader::home_group(txn) == self.cfg.group {
                     if txn.origin != l.origin {
                         return Err(l.missing(txn, txn.origin));
                     }
@@ -2048,7 +2048,7 @@ impl GroupReplica {
         id: RequestId,
         txn: TxnId,
     ) -> Result<Option<TxnStatus>, TxnError> {
-        let home = txn.origin & crate::MAX_GROUP_ID;
+        let home = crate::leader::home_group(txn);
         if home != self.cfg.group {
             return Err(crate::api::InvalidRequest::NotHomeGroup { home }.into());
         }
@@ -2080,13 +2080,12 @@ impl GroupReplica {
         if active || (committing && !presume) || undecided || later {
             return Ok(Some(TxnStatus::InProgress));
         }
-        let remembers = l.remembers(txn);
         // A reserved id not begun yet: taken, it never will be.
         let l = self.leader.as_mut().expect("serving checked");
         if l.take_reserved(txn) {
             return Ok(Some(TxnStatus::Aborted));
         }
-        if !remembers && self.state.may_have_forgotten(txn) {
+        if !l.remembers(txn) && self.state.may_have_forgotten(txn) {
             return Ok(Some(TxnStatus::Unknown));
         }
         Ok(Some(TxnStatus::Aborted))

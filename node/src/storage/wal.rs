@@ -517,16 +517,17 @@ impl Wal {
             return Ok(());
         }
         let end = self.file_len + self.buf.len() as u64;
-        if end > self.file.file_len() {
+        let zero_filled = if end > self.file.file_len() {
             let len = (end + PREALLOCATE_BYTES).min(self.opts.segment_bytes.max(end));
-            if let Err(e) = self.file.preallocate(len) {
-                let _best_effort = self.file.set_len(self.synced_len);
-                return Err(StorageError::io("preallocate", self.current_path(), e));
-            }
-        }
-        if let Err(e) = self.file.write_all(&self.buf) {
+            self.file.preallocate(len).map_err(|e| ("preallocate", e))
+        } else {
+            Ok(())
+        };
+        let written =
+            zero_filled.and_then(|()| self.file.write_all(&self.buf).map_err(|e| ("write", e)));
+        if let Err((op, e)) = written {
             let _best_effort = self.file.set_len(self.synced_len);
-            return Err(StorageError::io("write", self.current_path(), e));
+            return Err(StorageError::io(op, self.current_path(), e));
         }
         self.file_len += self.buf.len() as u64;
         self.buf.clear();
