@@ -88,12 +88,11 @@ use meridian_proto::pb;
 pub use error::Error;
 pub use meridian_participant::TxnId;
 pub use meridian_proto::RemoteError;
-pub use meridian_truetime::{Timestamp, TtInterval};
+pub use meridian_truetime::{MAX_CLOCK_DRIFT_PPM, Timestamp, TtInterval};
+use meridian_truetime::{RawInstant, aged_latest_nanos};
 pub use meridian_txn::api::{MAX_KEY_BYTES, MAX_TXN_OPERATIONS, MAX_VALUE_BYTES};
 pub use meridian_txn::{AbortReason, CcMode, GroupId, InvalidRequest, ReadAt, ReadOp, ReadResult};
-pub use options::{
-    CLIENT_CLOCK_DRIFT_PPM, ClientOptions, DEFAULT_RESERVE_IDS, TlsOptions, TxnOptions,
-};
+pub use options::{ClientOptions, DEFAULT_RESERVE_IDS, TlsOptions, TxnOptions};
 pub use route::GroupInfo;
 pub use txn::{Committed, Txn};
 
@@ -252,6 +251,13 @@ impl Client {
         if seeds.is_empty() {
             return Err(Error::Config("no endpoints given".into()));
         }
+        if options.clock_drift_ppm > meridian_truetime::DRIFT_PPM_LIMIT {
+            return Err(Error::Config(format!(
+                "clock drift bound {} ppm is over {} ppm: a clock could stand still",
+                options.clock_drift_ppm,
+                meridian_truetime::DRIFT_PPM_LIMIT
+            )));
+        }
         let client = Client {
             inner: Arc::new(Inner::new(options, seeds)?),
         };
@@ -345,14 +351,15 @@ impl Client {
     /// request left), or else from a new reading.
     async fn latest_now(&self) -> Result<Timestamp, Error> {
         let reuse = self.inner.opts.clock_reuse;
-        let asked = Instant::now();
+        let asked = RawInstant::now();
         let cached = *self.inner.clock.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((sent, latest)) = cached {
             let age = asked.saturating_duration_since(sent);
             if !reuse.is_zero() && age <= reuse {
                 let nanos = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
-                let margin = nanos.saturating_mul(CLIENT_CLOCK_DRIFT_PPM) / 1_000_000 + 1;
-                return Ok(latest.saturating_add(nanos.saturating_add(margin)));
+                let aged =
+                    aged_latest_nanos(latest.as_nanos(), nanos, self.inner.opts.clock_drift_ppm);
+                return Ok(Timestamp::from_nanos(aged));
             }
         }
         let latest = self.now().await?.latest;

@@ -43,12 +43,19 @@ pub struct ClientOptions {
     pub default_mode: CcMode,
     /// How old a `TT.now()` reading may be for a read across groups to
     /// take its timestamp from it instead of asking a node again: the
-    /// reading's `latest` plus the time since its request was sent (with
-    /// [`CLIENT_CLOCK_DRIFT_PPM`] of margin) still bounds the present from
-    /// above, so the read stays strong; it only reads up to this much
-    /// further in the future, and later writes to the groups it read
-    /// commit above it. Zero asks every time.
+    /// reading's `latest` plus the time since its request was sent, as
+    /// measured on `CLOCK_MONOTONIC_RAW` (which no clock daemon slews) and
+    /// widened by [`ClientOptions::clock_drift_ppm`], still bounds the
+    /// present from above, so the read stays strong; it only reads up to
+    /// this much further in the future, and later writes to the groups it
+    /// read commit above it. Zero asks every time.
     pub clock_reuse: Duration,
+    /// The most this host's oscillator may drift, in parts per million,
+    /// when a reused clock reading is aged by elapsed time
+    /// ([`ClientOptions::clock_reuse`]; docs/design.md §2). Defaults to
+    /// [`meridian_truetime::MAX_CLOCK_DRIFT_PPM`], the bound the nodes'
+    /// clocks assume; at most [`meridian_truetime::DRIFT_PPM_LIMIT`].
+    pub clock_drift_ppm: u64,
     /// How many transaction ids a `Begin` asks its leader to reserve for
     /// this client's later transactions at the same group, when it holds
     /// none there (docs/design.md §5.1, reserved transaction ids). A
@@ -57,11 +64,6 @@ pub struct ClientOptions {
     /// `Begin`. Nodes grant at most 64.
     pub reserve_ids: u32,
 }
-
-/// The most this process's monotonic clock is taken to run slow, in parts
-/// per million, when a `TT.now()` reading is aged by it
-/// ([`ClientOptions::clock_reuse`]).
-pub const CLIENT_CLOCK_DRIFT_PPM: u64 = 200;
 
 /// [`ClientOptions::reserve_ids`] by default.
 pub const DEFAULT_RESERVE_IDS: u32 = 16;
@@ -82,6 +84,7 @@ impl Default for ClientOptions {
             tls: None,
             default_mode: CcMode::Locking,
             clock_reuse: Duration::from_millis(1),
+            clock_drift_ppm: meridian_truetime::MAX_CLOCK_DRIFT_PPM,
             reserve_ids: DEFAULT_RESERVE_IDS,
         }
     }
@@ -109,6 +112,12 @@ impl ClientOptions {
     /// Sets [`ClientOptions::clock_reuse`].
     pub fn with_clock_reuse(mut self, d: Duration) -> ClientOptions {
         self.clock_reuse = d;
+        self
+    }
+
+    /// Sets [`ClientOptions::clock_drift_ppm`].
+    pub fn with_clock_drift_ppm(mut self, ppm: u64) -> ClientOptions {
+        self.clock_drift_ppm = ppm;
         self
     }
 

@@ -17,6 +17,7 @@ use meridian_proto::calls::CallRequest;
 use meridian_proto::convert::{Answer, error_from_pb};
 use meridian_proto::pb::meridian_client::MeridianClient;
 use meridian_proto::{MAX_MESSAGE_BYTES, RemoteError, pb};
+use meridian_truetime::RawInstant;
 use meridian_txn::{GroupId, TxnError};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -174,7 +175,7 @@ pub(crate) struct Inner {
     rng: Mutex<SmallRng>,
     /// The newest `TT.now()` reading: when its request was sent, by this
     /// process's monotonic clock, and the `latest` it answered.
-    pub(crate) clock: Mutex<Option<(Instant, meridian_truetime::Timestamp)>>,
+    pub(crate) clock: Mutex<Option<(RawInstant, meridian_truetime::Timestamp)>>,
     /// Transaction ids reserved for this client, by group.
     spares: Mutex<HashMap<GroupId, Spares>>,
 }
@@ -195,7 +196,7 @@ pub(crate) struct Spares {
     /// and when its answer came: a spare's priority is that plus the time
     /// since, standing for its start time.
     pub(crate) priority: meridian_truetime::Timestamp,
-    pub(crate) at: Instant,
+    pub(crate) at: RawInstant,
 }
 
 /// A reserved id handed to a transaction: the id, the leader that begins

@@ -35,7 +35,7 @@ use meridian_participant::mvcc::MAX_SCAN_ROWS;
 use meridian_proto::RemoteError;
 use meridian_proto::convert::{mode_to_pb, txn_from_pb, txn_to_pb};
 use meridian_proto::pb;
-use meridian_truetime::Timestamp;
+use meridian_truetime::{RawInstant, Timestamp};
 use meridian_txn::api::{check_key, check_operation_count, check_scan};
 use meridian_txn::{CcMode, GroupId, Term, TxnError};
 
@@ -606,7 +606,7 @@ impl Txn {
                 next: txn.seq + 1,
                 end: txn.seq + 1 + reserved,
                 priority: Timestamp::from_nanos(r.priority),
-                at: Instant::now(),
+                at: RawInstant::now(),
             },
         );
         self.id = Some(txn);

@@ -680,7 +680,12 @@ async fn a_strong_read_in_one_group_is_strong_and_across_groups_at_now_latest() 
     let c = FakeCluster::start(3, &["m"]).await;
     c.insert("a", "1");
     c.insert("z", "2");
-    let client = connect(&c).await;
+    // Every read across groups asks the clock: a reading reused within
+    // `clock_reuse` would be aged by however fast this machine runs, and the
+    // timestamps below are checked exactly.
+    let client = Client::connect_with(c.endpoints(), fast().with_clock_reuse(Duration::ZERO))
+        .await
+        .expect("connect to the fake cluster");
     let r = client.read_only(vec![ReadOp::Get(b("a"))]).await.unwrap();
     assert_eq!(r.results, vec![ReadResult::Value(Some(b("1")))]);
     assert_eq!(c.count(Rpc::Now), 0);
@@ -971,6 +976,49 @@ async fn reads_across_groups_take_their_timestamp_from_a_recent_clock_reading_ag
         }
         assert_eq!(c.count(Rpc::Now), asked, "clock reuse {reuse:?}");
     }
+}
+
+/// docs/design.md §2, ageing a clock reading: the node reads its clock
+/// somewhere between the request's departure and the answer's arrival, so
+/// a reused reading must be aged from the departure. Here the answer takes
+/// `DELAY` to come; a reading aged from its arrival would put the next read
+/// up to `DELAY` below the present.
+#[tokio::test]
+async fn a_reused_clock_reading_is_aged_from_when_its_request_left() {
+    const DELAY: Duration = Duration::from_millis(300);
+    let c = FakeCluster::start(3, &["m"]).await;
+    c.insert("apple", "1");
+    c.insert("zebra", "2");
+    let reads = || vec![ReadOp::Get(b("apple")), ReadOp::Get(b("zebra"))];
+    let client = Client::connect_with(
+        c.endpoints(),
+        fast().with_clock_reuse(Duration::from_secs(3600)),
+    )
+    .await
+    .expect("connects");
+    c.fault(Rpc::Now, None, FaultAction::Delay(DELAY), 1);
+    let first = client.read_only(reads()).await.unwrap();
+    assert_eq!(c.count(Rpc::Now), 1);
+    let second = client.read_only(reads()).await.unwrap();
+    assert_eq!(c.count(Rpc::Now), 1, "the reading was reused");
+    let aged = second.read_ts.as_nanos() - first.read_ts.as_nanos();
+    assert!(
+        aged >= DELAY.as_nanos() as u64,
+        "aged by {aged} ns, less than the {DELAY:?} the answer took"
+    );
+}
+
+#[test]
+fn a_drift_bound_that_lets_a_clock_stand_still_is_refused() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let connected = rt.block_on(Client::connect_with(
+        ["127.0.0.1:1"],
+        fast().with_clock_drift_ppm(1_000_000),
+    ));
+    assert!(
+        matches!(connected, Err(meridian_client::Error::Config(_))),
+        "refused before connecting"
+    );
 }
 
 /// A locking read can wait for a lock longer than one call's deadline.

@@ -52,11 +52,16 @@
 //! ```
 #![deny(missing_docs)]
 
+mod elapsed;
 mod kernel;
 mod simulated;
 mod system;
 mod timestamp;
 
+pub use elapsed::{
+    DRIFT_PPM_LIMIT, MAX_CLOCK_DRIFT_PPM, RawInstant, aged_latest_nanos,
+    true_elapsed_upper_bound_nanos,
+};
 pub use kernel::{DEFAULT_MAX_KERNEL_EPSILON_NANOS, KernelTrueTime};
 pub use simulated::{ClockModel, SimulatedTrueTime, VirtualClock};
 pub use system::{DEFAULT_SYSTEM_EPSILON_NANOS, SystemTrueTime};
