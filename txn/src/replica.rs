@@ -1794,13 +1794,18 @@ impl GroupReplica {
             return Err(TxnError::TooLateToAbort { txn });
         }
         let l = self.leader.as_mut().expect("checked above");
-        match l.txns.get(&txn).map(|t| &t.op) {
-            Some(Op::Committing) => Err(TxnError::TooLateToAbort { txn }),
-            Some(_) => {
+        let committing = l.txns.get(&txn).map(|t| matches!(t.op, Op::Committing));
+        match committing {
+            Some(true) => Err(TxnError::TooLateToAbort { txn }),
+            Some(false) => {
                 l.abort(txn, AbortReason::ClientAbort, &mut self.resume, out);
                 Ok(Response::Aborted)
             }
             None if l.committed_at(txn).is_some() => Err(TxnError::TooLateToAbort { txn }),
+            // A reserved id no request has begun: retired, so a first read
+            // still in flight can no longer begin it and take locks
+            // (docs/design.md §5.1), as a status query retires it.
+            None if l.take_reserved(txn) => Ok(Response::Aborted),
             None if !l.remembers(txn) && self.state.may_have_forgotten(txn) => {
                 Err(TxnError::OutcomeUnknown { txn })
             }

@@ -144,6 +144,36 @@ fn design_s5_1_reserved_ids_die_with_their_term() {
 }
 
 #[test]
+fn design_s5_1_aborting_a_reserved_id_never_begun_retires_it() {
+    let mut c = cluster();
+    let (t, _, ids) = begin(&mut c, 1, 1);
+    assert_eq!(c.call(1, Request::Abort { txn: t }), Ok(Response::Aborted));
+    let txn = ids[0];
+    assert_eq!(c.call(1, Request::Abort { txn }), Ok(Response::Aborted));
+    // A first read still in flight when the client aborted must not begin
+    // the transaction and hold its locks until the inactivity timeout.
+    aborted(&first_read(&mut c, 1, txn, &["k"]));
+    assert_eq!(c.replica(1).active_txns(), 0);
+    // So another transaction takes the key's lock at once.
+    let (other, _, _) = begin(&mut c, 1, 0);
+    match c.call(
+        1,
+        Request::Read {
+            txn: other,
+            keys: vec![b("k")],
+            guest: None,
+        },
+    ) {
+        Ok(Response::Read { .. }) => {}
+        reply => panic!("the retired id's read held the lock: {reply:?}"),
+    }
+    assert_eq!(
+        c.call(1, Request::TxnStatus { txn }),
+        Ok(Response::TxnStatus(TxnStatus::Aborted))
+    );
+}
+
+#[test]
 fn design_s5_5_status_of_a_reserved_id_never_begun_is_aborted_for_good() {
     let mut c = cluster();
     let (_, _, ids) = begin(&mut c, 1, 1);
