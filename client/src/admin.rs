@@ -70,10 +70,10 @@ impl AdminError {
     /// out of time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AdminError::Refused(_) => crate::cli::EXIT_NOT_COMMITTED,
-            AdminError::Invalid(_) => crate::cli::EXIT_USAGE,
+            AdminError::Refused(_) => crate::exit::EXIT_NOT_COMMITTED,
+            AdminError::Invalid(_) => crate::exit::EXIT_USAGE,
             AdminError::Unreachable(_) | AdminError::CatchUpTimeout { .. } => {
-                crate::cli::EXIT_UNREACHABLE
+                crate::exit::EXIT_UNREACHABLE
             }
         }
     }
@@ -81,11 +81,11 @@ impl AdminError {
 
 impl From<Error> for AdminError {
     fn from(e: Error) -> AdminError {
-        let code = crate::cli::exit_code(&e);
+        let code = crate::exit::exit_code(&e);
         let m = e.to_string();
         match code {
-            crate::cli::EXIT_USAGE => AdminError::Invalid(m),
-            crate::cli::EXIT_UNREACHABLE => AdminError::Unreachable(m),
+            crate::exit::EXIT_USAGE => AdminError::Invalid(m),
+            crate::exit::EXIT_UNREACHABLE => AdminError::Unreachable(m),
             _ => AdminError::Refused(m),
         }
     }

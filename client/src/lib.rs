@@ -1,6 +1,11 @@
-//! The Meridian client library (`meridian_client`, docs/design.md §7) and
-//! the client half of the `meridian` CLI ([`cli`]); operations such as
-//! replacing a node online are in [`admin`].
+//! The Meridian client library (`meridian_client`, docs/design.md §7);
+//! operations such as replacing a node online are in [`admin`], and the
+//! exit codes the command-line tools map its errors to in [`exit`].
+//!
+//! The crate depends on the wire protocol (`meridian-proto`), tokio and
+//! tonic only: an application that uses it does not build the server. The
+//! `meridian` binary (server, local cluster, admin and client subcommands)
+//! is the `meridian-cli` crate.
 //!
 //! A [`Client`] learns the cluster from any node (`Status`): its id and
 //! configuration epoch, its nodes, and its groups with their key ranges,
@@ -67,11 +72,14 @@
 #![deny(missing_docs)]
 
 pub mod admin;
-pub mod cli;
 mod error;
+pub mod exit;
 mod options;
 mod pipe;
 mod route;
+/// An in-process fake cluster for tests (cargo feature `testing`; not part
+/// of the API).
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
 mod txn;

@@ -24,7 +24,7 @@
 //!   partition. It returns at once unless `MERIDIAN_LONG_FAULTS=1`:
 //!
 //!   ```text
-//!   MERIDIAN_LONG_FAULTS=1 cargo test -p meridian-client --test processes \
+//!   MERIDIAN_LONG_FAULTS=1 cargo test -p meridian-cli --test processes \
 //!       bank_survives_a_fault_every_five_seconds -- --nocapture
 //!   ```
 //!

@@ -3,8 +3,8 @@
 //! - `meridian node --config FILE` runs a node (SIGTERM drains it);
 //! - `meridian cluster init|run` writes or starts a local cluster;
 //! - `meridian admin waits-for|change-membership|replace-node` operates a
-//!   cluster ([`meridian_client::cli::AdminCommand`]);
-//! - the client subcommands of `meridian_client::cli` (`get`, `put`,
+//!   cluster ([`meridian_cli::AdminCommand`]);
+//! - the client subcommands of `meridian_cli` (`get`, `put`,
 //!   `delete`, `scan`, `txn`, `read-only`, `status`, `txn-status`).
 //!
 //! Global options come before the subcommand:
@@ -13,7 +13,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use meridian_client::cli::{AdminCommand, ClientCommand, GlobalArgs};
+use meridian_cli::{AdminCommand, ClientCommand, GlobalArgs};
 use meridian_node::cli::{ClusterCommand, NodeArgs};
 
 /// The process allocator: mimalloc, whose thread-local free lists suit the
@@ -69,10 +69,8 @@ fn main() -> ExitCode {
         }
         Command::Cluster(ClusterCommand::Init(args)) => meridian_node::cli::cluster_init(&args),
         Command::Cluster(ClusterCommand::Run(args)) => meridian_node::cli::cluster_run(&args),
-        Command::Admin(cmd) => {
-            runtime().block_on(meridian_client::cli::run_admin(&cli.global, cmd))
-        }
-        Command::Client(cmd) => runtime().block_on(meridian_client::cli::run(&cli.global, cmd)),
+        Command::Admin(cmd) => runtime().block_on(meridian_cli::run_admin(&cli.global, cmd)),
+        Command::Client(cmd) => runtime().block_on(meridian_cli::run(&cli.global, cmd)),
     }
 }
 

@@ -1,4 +1,8 @@
-//! The client subcommands of the `meridian` CLI (docs/design.md §7):
+//! The `meridian` command line (docs/design.md §7): the client and admin
+//! subcommands, over the client library `meridian-client`; the binary adds
+//! the server and local-cluster subcommands of `meridian-node`.
+//!
+//! The client subcommands:
 //! `get`, `put`, `delete`, `scan`, `txn`, `read-only`, `status`,
 //! `txn-status`. The binary parses [`GlobalArgs`] (before the subcommand)
 //! and a [`ClientCommand`], and calls [`run`].
@@ -58,21 +62,13 @@ use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value as Json, json};
 
-use crate::{
+pub use meridian_client::exit::{
+    EXIT_NOT_COMMITTED, EXIT_OK, EXIT_OUTCOME_UNKNOWN, EXIT_UNREACHABLE, EXIT_USAGE, exit_code,
+};
+use meridian_client::{
     CcMode, Client, ClientOptions, ClusterStatus, Committed, Error, ReadOp, ReadResult, Timestamp,
     TlsOptions, TxnOptions, TxnStatus, parse_txn_id,
 };
-
-/// Exit code: done.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: definitely not committed (aborted or refused).
-pub const EXIT_NOT_COMMITTED: u8 = 1;
-/// Exit code: bad usage or input; nothing sent.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code: the outcome of a commit is unknown.
-pub const EXIT_OUTCOME_UNKNOWN: u8 = 3;
-/// Exit code: the cluster is unreachable.
-pub const EXIT_UNREACHABLE: u8 = 4;
 
 /// Default rows of a `scan`.
 pub const DEFAULT_SCAN_LIMIT: usize = 100;
@@ -225,7 +221,7 @@ pub async fn run_admin(global: &GlobalArgs, cmd: AdminCommand) -> ExitCode {
 
 /// [`run_admin`], answering the exit code as a number.
 pub async fn run_admin_code(global: &GlobalArgs, cmd: AdminCommand) -> u8 {
-    use crate::admin::{self, AdminError, MembershipChange, Progress};
+    use meridian_client::admin::{self, AdminError, MembershipChange, Progress};
     let p = Printer {
         output: global.output,
     };
@@ -539,19 +535,6 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptOp>, String> {
         meridian_txn::api::check_operation_count(ops.len()).map_err(|e| err(&e.to_string()))?;
     }
     Ok(ops)
-}
-
-/// The exit code for an error.
-pub fn exit_code(e: &Error) -> u8 {
-    match e {
-        Error::Invalid(_) | Error::Config(_) => EXIT_USAGE,
-        Error::OutcomeUnknown { .. } => EXIT_OUTCOME_UNKNOWN,
-        Error::Unavailable { .. } | Error::Timeout(_) => EXIT_UNREACHABLE,
-        Error::Aborted { .. }
-        | Error::Remote(_)
-        | Error::ClusterMismatch { .. }
-        | Error::Finished => EXIT_NOT_COMMITTED,
-    }
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
