@@ -57,25 +57,37 @@ pub struct ClusterInitArgs {
     pub epsilon_ms: f64,
 }
 
+/// Nodes of a local cluster when `--nodes` is not given.
+pub const DEFAULT_LOCAL_NODES: u64 = 3;
+/// Groups of a local cluster when `--groups` is not given.
+pub const DEFAULT_LOCAL_GROUPS: u64 = 3;
+/// Clock uncertainty bound of a local cluster when `--epsilon-ms` is not
+/// given, in milliseconds.
+pub const DEFAULT_LOCAL_EPSILON_MS: f64 = 1.0;
+
 /// Arguments of `meridian cluster run`.
 #[derive(Debug, clap::Args)]
 pub struct ClusterRunArgs {
-    /// Number of nodes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCAL_NODES))]
-    pub nodes: u64,
-    /// Number of groups.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCAL_GROUPS))]
-    pub groups: u64,
-    /// Directory of the cluster; reused if it already holds one (a restart).
-    /// Default: a new directory under the system's temporary directory.
+    /// Number of nodes [default: 3]. On an existing --dir, must match it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCAL_NODES))]
+    pub nodes: Option<u64>,
+    /// Number of groups [default: 3]. On an existing --dir, must match it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCAL_GROUPS))]
+    pub groups: Option<u64>,
+    /// Directory of the cluster, kept on exit. If it already holds a
+    /// cluster, that cluster is restarted as configured (options that
+    /// contradict it are refused). Default: a new directory under the
+    /// system's temporary directory, removed on exit.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// gRPC port of node 1 (default: free ports chosen by the system).
+    /// gRPC port of node 1 (default: free ports chosen by the system). On
+    /// an existing --dir, must match it.
     #[arg(long)]
     pub base_port: Option<u16>,
-    /// Clock uncertainty bound ε in milliseconds.
-    #[arg(long, default_value_t = 1.0)]
-    pub epsilon_ms: f64,
+    /// Clock uncertainty bound ε in milliseconds [default: 1]. On an
+    /// existing --dir, must match it.
+    #[arg(long)]
+    pub epsilon_ms: Option<f64>,
 }
 
 /// Runs `meridian node`: starts the node, serves until SIGTERM or Ctrl-C,
@@ -181,19 +193,33 @@ fn write_configs(dir: &Path, cfgs: &[NodeConfig]) -> std::io::Result<Vec<PathBuf
     Ok(paths)
 }
 
-/// Runs `meridian cluster init`.
+/// Runs `meridian cluster init`. A directory that already holds a
+/// cluster's configuration is refused (exit 2): new configurations would
+/// name a new cluster id, and its nodes' data directories would refuse them.
 pub fn cluster_init(args: &ClusterInitArgs) -> ExitCode {
-    let ports: Vec<(u16, u16)> = (0..args.nodes as u16)
-        .map(|i| (args.base_port + i, args.base_port + 100 + i))
-        .collect();
-    if ports.iter().any(|(a, b)| *a == 0 || *b < *a) {
+    let Some(ports) = fixed_ports(args.base_port, args.nodes) else {
         eprintln!(
             "meridian: --base-port leaves no room for {} nodes",
             args.nodes
         );
         return ExitCode::from(2);
-    }
+    };
     let dir = absolute(&args.dir);
+    match existing_cluster(&dir) {
+        Ok(None) => {}
+        Ok(Some(held)) => {
+            eprintln!(
+                "meridian: {} already holds {}; choose another --dir (or remove it to start over)",
+                dir.display(),
+                held.describe()
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("meridian: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let cfgs = local_configs(&dir, args.nodes, args.groups, &ports, args.epsilon_ms);
     if let Err(e) = cfgs[0].validate() {
         eprintln!("meridian: {e}");
@@ -213,6 +239,142 @@ pub fn cluster_init(args: &ClusterInitArgs) -> ExitCode {
     }
 }
 
+/// The local cluster a directory holds: every `node-<i>/meridian.toml`.
+pub struct HeldCluster {
+    /// Each node's configuration file and configuration, by node id.
+    pub nodes: Vec<(PathBuf, NodeConfig)>,
+}
+
+impl HeldCluster {
+    /// The cluster in words, for messages.
+    pub fn describe(&self) -> String {
+        let c = &self.nodes[0].1;
+        format!(
+            "cluster {:#x} ({} nodes, {} groups)",
+            c.cluster_id,
+            self.nodes.len(),
+            c.groups.len()
+        )
+    }
+
+    /// The options of `cluster run` given explicitly that contradict this
+    /// cluster, each as a sentence.
+    pub fn contradictions(&self, args: &ClusterRunArgs) -> Vec<String> {
+        let c = &self.nodes[0].1;
+        let mut out = Vec::new();
+        if let Some(n) = args.nodes {
+            if n != self.nodes.len() as u64 {
+                out.push(format!(
+                    "--nodes {n}, but it has {} nodes",
+                    self.nodes.len()
+                ));
+            }
+        }
+        if let Some(g) = args.groups {
+            if g != c.groups.len() as u64 {
+                out.push(format!(
+                    "--groups {g}, but it has {} groups",
+                    c.groups.len()
+                ));
+            }
+        }
+        if let Some(e) = args.epsilon_ms {
+            if e != c.clock.epsilon_ms {
+                out.push(format!(
+                    "--epsilon-ms {e}, but its nodes use {}",
+                    c.clock.epsilon_ms
+                ));
+            }
+        }
+        if let Some(p) = args.base_port {
+            let port = c
+                .listen
+                .parse::<std::net::SocketAddr>()
+                .map(|a| a.port())
+                .ok();
+            if port != Some(p) {
+                out.push(format!(
+                    "--base-port {p}, but node 1 listens on {}",
+                    c.listen
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// The cluster `dir` holds, if any: the configurations of its
+/// `node-<i>` subdirectories, which must be one cluster's nodes 1..=n.
+pub fn existing_cluster(dir: &Path) -> Result<Option<HeldCluster>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+    };
+    let mut ids = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("node-"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if e.path().join(CONFIG_FILE).exists() {
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    ids.sort_unstable();
+    let mut nodes = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        if *id != i as u64 + 1 {
+            return Err(format!(
+                "{} holds configurations of nodes {ids:?}, not of nodes 1..={}: not a cluster `cluster run` can restart",
+                dir.display(),
+                ids.len()
+            ));
+        }
+        let p = dir.join(format!("node-{id}")).join(CONFIG_FILE);
+        let c = NodeConfig::load(&p).map_err(|e| e.to_string())?;
+        if let Some((_, first)) = nodes.first() {
+            let first: &NodeConfig = first;
+            if c.cluster_id != first.cluster_id {
+                return Err(format!(
+                    "{} mixes clusters: node 1 is of cluster {:#x}, node {id} of cluster {:#x}",
+                    dir.display(),
+                    first.cluster_id,
+                    c.cluster_id
+                ));
+            }
+        }
+        nodes.push((p, c));
+    }
+    Ok(Some(HeldCluster { nodes }))
+}
+
+/// Offset of node i's metrics port from its gRPC port in a layout from
+/// `--base-port`.
+const METRICS_PORT_OFFSET: u32 = 100;
+
+/// The ports of `nodes` nodes from `--base-port P`: node i on `P + i - 1`,
+/// its metrics on `P + 100 + i - 1`; `None` if they do not fit.
+fn fixed_ports(base: u16, nodes: u64) -> Option<Vec<(u16, u16)>> {
+    if base == 0 {
+        return None;
+    }
+    (0..nodes as u32)
+        .map(|i| {
+            let grpc = u16::try_from(u32::from(base) + i).ok()?;
+            let metrics = u16::try_from(u32::from(base) + METRICS_PORT_OFFSET + i).ok()?;
+            Some((grpc, metrics))
+        })
+        .collect()
+}
+
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -225,43 +387,62 @@ pub fn cluster_run(args: &ClusterRunArgs) -> ExitCode {
         Some(d) => absolute(d),
         None => std::env::temp_dir().join(format!("meridian-cluster-{}", std::process::id())),
     };
-    let existing: Vec<PathBuf> = (1..=args.nodes)
-        .map(|i| dir.join(format!("node-{i}")).join(CONFIG_FILE))
-        .collect();
-    let paths = if existing.iter().all(|p| p.exists()) {
-        existing
-    } else {
-        let ports = match args.base_port {
-            Some(p) => (0..args.nodes as u16)
-                .map(|i| (p + i, p + 100 + i))
-                .collect::<Vec<_>>(),
-            None => match crate::local::free_ports(2 * args.nodes as usize) {
-                Ok(f) => f.chunks(2).map(|c| (c[0], c[1])).collect(),
-                Err(e) => {
-                    eprintln!("meridian: cannot find free ports: {e}");
-                    return ExitCode::from(1);
-                }
-            },
-        };
-        let cfgs = local_configs(&dir, args.nodes, args.groups, &ports, args.epsilon_ms);
-        match write_configs(&dir, &cfgs) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("meridian: cannot write configs in {}: {e}", dir.display());
-                return ExitCode::from(1);
-            }
+    let held = match existing_cluster(&dir) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("meridian: {e}");
+            return ExitCode::from(2);
         }
     };
-    let mut cfgs = Vec::new();
-    for p in &paths {
-        match NodeConfig::load(p) {
-            Ok(c) => cfgs.push(c),
-            Err(e) => {
+    let (paths, cfgs): (Vec<PathBuf>, Vec<NodeConfig>) = match held {
+        Some(held) => {
+            let wrong = held.contradictions(args);
+            if !wrong.is_empty() {
+                eprintln!(
+                    "meridian: {} holds {}, which these options contradict: {}. Omit them to restart that cluster as configured, or choose another --dir.",
+                    dir.display(),
+                    held.describe(),
+                    wrong.join("; ")
+                );
+                return ExitCode::from(2);
+            }
+            println!("restarting {} from {}", held.describe(), dir.display());
+            held.nodes.into_iter().unzip()
+        }
+        None => {
+            let nodes = args.nodes.unwrap_or(DEFAULT_LOCAL_NODES);
+            let groups = args.groups.unwrap_or(DEFAULT_LOCAL_GROUPS);
+            let epsilon_ms = args.epsilon_ms.unwrap_or(DEFAULT_LOCAL_EPSILON_MS);
+            let ports = match args.base_port {
+                Some(p) => match fixed_ports(p, nodes) {
+                    Some(ports) => ports,
+                    None => {
+                        eprintln!("meridian: --base-port leaves no room for {nodes} nodes");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => match crate::local::free_ports(2 * nodes as usize) {
+                    Ok(f) => f.chunks(2).map(|c| (c[0], c[1])).collect(),
+                    Err(e) => {
+                        eprintln!("meridian: cannot find free ports: {e}");
+                        return ExitCode::from(1);
+                    }
+                },
+            };
+            let cfgs = local_configs(&dir, nodes, groups, &ports, epsilon_ms);
+            if let Err(e) = cfgs[0].validate() {
                 eprintln!("meridian: {e}");
                 return ExitCode::from(2);
             }
+            match write_configs(&dir, &cfgs) {
+                Ok(p) => (p, cfgs),
+                Err(e) => {
+                    eprintln!("meridian: cannot write configs in {}: {e}", dir.display());
+                    return ExitCode::from(1);
+                }
+            }
         }
-    }
+    };
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {

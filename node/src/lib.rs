@@ -12,6 +12,8 @@
 //!   corruption named by file and offset, a locked data directory);
 //! - [`codec`]: the explicit little-endian encoding of the cores' types, for
 //!   the log and the peer transport;
+//! - [`identity`]: the cluster and node a data directory belongs to,
+//!   recorded at first start and checked at every start;
 //! - [`members`]: the nodes this node knows, those added at run time
 //!   recorded in the data directory;
 //! - [`peer`]: streams of coalesced message batches between nodes and the
@@ -25,6 +27,7 @@ pub mod admin;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod identity;
 pub mod local;
 pub mod members;
 pub mod metrics;

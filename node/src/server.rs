@@ -69,6 +69,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The data directory belongs to another cluster or another node.
+    #[error("{0}")]
+    DataDir(#[from] crate::identity::IdentityError),
     /// A configured peer belongs to another cluster.
     #[error("refusing to join: {0}")]
     ClusterMismatch(String),
