@@ -33,7 +33,11 @@ pub enum ClusterCommand {
     /// Writes the configuration files of a local cluster: DIR/node-<i>/meridian.toml.
     Init(ClusterInitArgs),
     /// Starts a local cluster as child processes (one replica of every group
-    /// per node) and prints `endpoints: HOST:PORT,...`; Ctrl-C stops it.
+    /// per node) and prints each node's addresses and `endpoints:
+    /// HOST:PORT,...`. A node that dies is reported and the others keep
+    /// running; type `stop N`, `kill N` or `restart N` on standard input to
+    /// stop, kill or restart node N, `nodes` to list them, `quit` (or
+    /// Ctrl-C) to stop the cluster.
     Run(ClusterRunArgs),
 }
 
@@ -379,9 +383,14 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Runs `meridian cluster run`: (re)uses or writes the configs, starts one
-/// child process per node, waits until every node listens, prints the
-/// endpoints, and stops the children on SIGTERM or Ctrl-C.
+/// Runs `meridian cluster run`: restarts the cluster `--dir` holds or
+/// writes a new one's configurations, starts one child process per node,
+/// waits until every node listens, prints each node's addresses and the
+/// endpoints, then supervises them: a node that dies is reported and the
+/// others keep running, and the commands of [`CLUSTER_RUN_COMMANDS`] on
+/// standard input stop, kill or restart one node. On SIGTERM, Ctrl-C or
+/// `quit` it stops every node, then removes its temporary directory (a
+/// `--dir` given is kept, and said so).
 pub fn cluster_run(args: &ClusterRunArgs) -> ExitCode {
     let dir = match &args.dir {
         Some(d) => absolute(d),
@@ -450,59 +459,289 @@ pub fn cluster_run(args: &ClusterRunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut children: Vec<Child> = Vec::new();
-    for (p, c) in paths.iter().zip(&cfgs) {
-        let log = dir.join(format!("node-{}", c.node_id)).join("node.log");
-        let stderr = match std::fs::File::create(&log) {
+    let mut sup = Supervisor {
+        exe,
+        nodes: paths
+            .into_iter()
+            .zip(cfgs)
+            .map(|(path, cfg)| Supervised {
+                log: path.with_file_name(NODE_LOG_FILE),
+                path,
+                cfg,
+                child: None,
+            })
+            .collect(),
+    };
+    let temporary = args.dir.is_none();
+    let code = supervise(&mut sup, &dir);
+    sup.stop_all();
+    if temporary {
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => println!("removed {}", dir.display()),
+            Err(e) => println!(
+                "could not remove {}: {e}; remove it yourself",
+                dir.display()
+            ),
+        }
+    } else {
+        println!(
+            "data kept in {}; `meridian cluster run --dir {}` restarts this cluster",
+            dir.display(),
+            dir.display()
+        );
+    }
+    code
+}
+
+/// Each node's log file in its directory (the child's stderr, appended to
+/// across restarts).
+pub const NODE_LOG_FILE: &str = "node.log";
+
+/// How long `stop N` (and the final stop) waits for a node to drain before
+/// killing it.
+pub const NODE_STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How often `cluster run` looks for nodes that died.
+const CHILD_POLL: Duration = Duration::from_millis(200);
+
+/// Lines of a dead node's log that `cluster run` prints.
+const LOG_TAIL_LINES: usize = 5;
+
+/// The commands `cluster run` reads on its standard input.
+pub const CLUSTER_RUN_COMMANDS: &str = "stop N | kill N | restart N | nodes | help | quit";
+
+/// One node of `cluster run`.
+struct Supervised {
+    path: PathBuf,
+    cfg: NodeConfig,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// The child processes of `cluster run`.
+struct Supervisor {
+    exe: PathBuf,
+    nodes: Vec<Supervised>,
+}
+
+impl Supervisor {
+    /// Node `id`, if the cluster has it.
+    fn node(&mut self, id: u64) -> Option<&mut Supervised> {
+        let i = usize::try_from(id).ok()?.checked_sub(1)?;
+        self.nodes.get_mut(i)
+    }
+
+    /// Starts node `id` and waits until it serves. On failure the error
+    /// says why, with the end of its log.
+    fn start(&mut self, id: u64) -> Result<(), String> {
+        self.spawn(id)?;
+        self.wait_serving(id)
+    }
+
+    /// Starts node `id`'s process.
+    fn spawn(&mut self, id: u64) -> Result<(), String> {
+        let exe = self.exe.clone();
+        let Some(n) = self.node(id) else {
+            return Err(format!("there is no node {id}"));
+        };
+        if n.child.is_some() {
+            return Err(format!("node {id} is running"));
+        }
+        let stderr = match std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+        {
             Ok(f) => Stdio::from(f),
             Err(_) => Stdio::inherit(),
         };
-        match Command::new(&exe)
+        let child = Command::new(&exe)
             .arg("node")
             .arg("--config")
-            .arg(p)
+            .arg(&n.path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
-        {
-            Ok(ch) => children.push(ch),
-            Err(e) => {
-                eprintln!("meridian: cannot start node {}: {e}", c.node_id);
-                stop_all(&mut children);
-                return ExitCode::from(1);
-            }
-        }
+            .map_err(|e| format!("cannot start node {id}: {e}"))?;
+        n.child = Some(child);
+        Ok(())
     }
-    let endpoints: Vec<String> = cfgs.iter().map(|c| c.listen.clone()).collect();
-    let deadline = Instant::now() + CLUSTER_START_TIMEOUT;
-    for (i, e) in endpoints.iter().enumerate() {
+
+    /// Waits until node `id`, just spawned, serves.
+    fn wait_serving(&mut self, id: u64) -> Result<(), String> {
+        let Some(n) = self.node(id) else {
+            return Err(format!("there is no node {id}"));
+        };
+        let deadline = Instant::now() + CLUSTER_START_TIMEOUT;
         loop {
-            if std::net::TcpStream::connect(e).is_ok() {
-                break;
+            // The gRPC port is bound early in a node's start; the metrics
+            // port last, once the node serves.
+            let serving = std::net::TcpStream::connect(&n.cfg.listen).is_ok()
+                && n.cfg
+                    .metrics_listen
+                    .as_ref()
+                    .is_none_or(|m| std::net::TcpStream::connect(m).is_ok());
+            if serving {
+                return Ok(());
             }
-            if let Ok(Some(status)) = children[i].try_wait() {
-                eprintln!(
-                    "meridian: node {} exited ({status}); see {}",
-                    i + 1,
-                    dir.join(format!("node-{}", i + 1))
-                        .join("node.log")
-                        .display()
-                );
-                stop_all(&mut children);
-                return ExitCode::from(1);
+            if let Some(Ok(Some(status))) = n.child.as_mut().map(Child::try_wait) {
+                n.child = None;
+                return Err(format!(
+                    "node {id} exited ({status}) at start; the end of {}:\n{}",
+                    n.log.display(),
+                    tail(&n.log, LOG_TAIL_LINES)
+                ));
             }
             if Instant::now() > deadline {
-                eprintln!("meridian: node {} did not start listening on {e}", i + 1);
-                stop_all(&mut children);
-                return ExitCode::from(1);
+                return Err(format!(
+                    "node {id} did not start listening on {} within {CLUSTER_START_TIMEOUT:?}; see {}",
+                    n.cfg.listen,
+                    n.log.display()
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// Stops node `id` with `signal` (SIGTERM drains it) and waits for it
+    /// (SIGKILL after [`NODE_STOP_TIMEOUT`]). False if it was not running.
+    fn stop(&mut self, id: u64, signal: libc::c_int) -> bool {
+        let Some(mut child) = self.node(id).and_then(|n| n.child.take()) else {
+            return false;
+        };
+        stop_child(&mut child, signal);
+        true
+    }
+
+    /// Stops every running node at once (each drains).
+    fn stop_all(&mut self) {
+        let mut children: Vec<Child> = self
+            .nodes
+            .iter_mut()
+            .filter_map(|n| n.child.take())
+            .collect();
+        stop_all(&mut children);
+    }
+
+    /// Reaps the nodes that died by themselves and reports them.
+    fn reap(&mut self) {
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            let Some(Ok(Some(status))) = n.child.as_mut().map(Child::try_wait) else {
+                continue;
+            };
+            n.child = None;
+            println!(
+                "node {} exited ({status}); the other nodes keep running; `restart {}` starts it again. The end of {}:\n{}",
+                i + 1,
+                i + 1,
+                n.log.display(),
+                tail(&n.log, LOG_TAIL_LINES)
+            );
+            flush();
+        }
+    }
+
+    /// One line per node: id, gRPC and metrics addresses, state.
+    fn print_nodes(&self) {
+        for (i, n) in self.nodes.iter().enumerate() {
+            let state = match &n.child {
+                Some(c) => format!("running (pid {})", c.id()),
+                None => "stopped".to_string(),
+            };
+            println!(
+                "node {}: {}  metrics {}  {state}  log {}",
+                i + 1,
+                n.cfg.listen,
+                n.cfg
+                    .metrics_listen
+                    .as_ref()
+                    .map_or("-".to_string(), |m| format!("http://{m}/metrics")),
+                n.log.display()
+            );
+        }
+        flush();
+    }
+
+    /// Runs one command typed on standard input; false to quit.
+    fn command(&mut self, line: &str) -> bool {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let id = |w: Option<&&str>| w.and_then(|w| w.parse::<u64>().ok());
+        match (words.first().copied(), id(words.get(1))) {
+            (None, _) => {}
+            (Some("quit" | "exit"), _) => return false,
+            (Some("help" | "?"), _) => println!("commands: {CLUSTER_RUN_COMMANDS}"),
+            (Some("nodes" | "status"), _) => self.print_nodes(),
+            (Some(cmd @ ("stop" | "kill")), Some(n)) if self.node(n).is_some() => {
+                let (signal, done) = if cmd == "stop" {
+                    (libc::SIGTERM, "stopped")
+                } else {
+                    (libc::SIGKILL, "killed")
+                };
+                if self.stop(n, signal) {
+                    println!("node {n} {done}");
+                } else {
+                    println!("node {n} is not running");
+                }
+            }
+            (Some("restart" | "start"), Some(n)) if self.node(n).is_some() => {
+                if self.stop(n, libc::SIGTERM) {
+                    println!("node {n} stopped");
+                }
+                match self.start(n) {
+                    Ok(()) => println!("node {n} restarted"),
+                    Err(e) => println!("{e}"),
+                }
+            }
+            (Some("stop" | "kill" | "restart" | "start"), _) => println!(
+                "which node? `{} N` with N from 1 to {}",
+                words[0],
+                self.nodes.len()
+            ),
+            (Some(other), _) => {
+                println!("unknown command {other:?}; commands: {CLUSTER_RUN_COMMANDS}")
+            }
+        }
+        flush();
+        true
+    }
+}
+
+fn flush() {
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+}
+
+/// The last `lines` lines of `path`, indented.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Starts every node, prints where they are, then serves the commands on
+/// standard input until a signal or `quit`. A node that dies is reported;
+/// the others keep running.
+fn supervise(sup: &mut Supervisor, dir: &Path) -> ExitCode {
+    // All at once: each node's start-up hello waits for its peers.
+    let ids = 1..=sup.nodes.len() as u64;
+    if let Err(e) = ids.clone().try_for_each(|id| sup.spawn(id)) {
+        eprintln!("meridian: {e}");
+        return ExitCode::from(1);
+    }
+    if let Err(e) = ids.into_iter().try_for_each(|id| sup.wait_serving(id)) {
+        eprintln!("meridian: {e}");
+        return ExitCode::from(1);
+    }
+    sup.print_nodes();
+    let endpoints: Vec<String> = sup.nodes.iter().map(|n| n.cfg.listen.clone()).collect();
     println!("endpoints: {}", endpoints.join(","));
     println!("data: {}", dir.display());
-    let _ = std::io::Write::flush(&mut std::io::stdout());
+    println!("commands on standard input: {CLUSTER_RUN_COMMANDS}");
+    flush();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -510,42 +749,66 @@ pub fn cluster_run(args: &ClusterRunArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("meridian: {e}");
-            stop_all(&mut children);
             return ExitCode::from(1);
         }
     };
-    // Wait for a signal, or for a child to die.
-    let code = rt.block_on(async {
-        let mut poll = tokio::time::interval(Duration::from_millis(200));
+    // Standard input is read by a thread of its own (a blocking read);
+    // at its end (closed or not a terminal) the cluster keeps running.
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let _ = std::thread::Builder::new()
+        .name("meridian-stdin".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    rt.block_on(async {
+        let mut poll = tokio::time::interval(CHILD_POLL);
         let signal = wait_for_signal();
         tokio::pin!(signal);
+        let mut stdin_open = true;
         loop {
             tokio::select! {
                 _ = &mut signal => return ExitCode::SUCCESS,
-                _ = poll.tick() => {
-                    for (i, ch) in children.iter_mut().enumerate() {
-                        if let Ok(Some(status)) = ch.try_wait() {
-                            eprintln!("meridian: node {} exited ({status})", i + 1);
-                            return ExitCode::from(1);
+                _ = poll.tick() => sup.reap(),
+                line = lines.recv(), if stdin_open => match line {
+                    Some(line) => {
+                        sup.reap();
+                        if !sup.command(&line) {
+                            return ExitCode::SUCCESS;
                         }
                     }
-                }
+                    None => stdin_open = false,
+                },
             }
         }
-    });
-    stop_all(&mut children);
-    code
+    })
+}
+
+/// Sends `signal` to a child and waits for it (SIGKILL after
+/// [`NODE_STOP_TIMEOUT`]).
+fn stop_child(child: &mut Child, signal: libc::c_int) {
+    stop_all_with(std::slice::from_mut(child), signal);
 }
 
 /// Sends SIGTERM to every child and waits for them (SIGKILL after a bound).
 fn stop_all(children: &mut [Child]) {
+    stop_all_with(children, libc::SIGTERM);
+}
+
+/// Sends `signal` to every child and waits for them (SIGKILL after
+/// [`NODE_STOP_TIMEOUT`]).
+fn stop_all_with(children: &mut [Child], signal: libc::c_int) {
     for ch in children.iter() {
         // SAFETY: kill(2) on a child's pid has no memory-safety effects.
         unsafe {
-            libc::kill(ch.id() as libc::pid_t, libc::SIGTERM);
+            libc::kill(ch.id() as libc::pid_t, signal);
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + NODE_STOP_TIMEOUT;
     for ch in children.iter_mut() {
         loop {
             match ch.try_wait() {
