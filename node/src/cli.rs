@@ -178,6 +178,7 @@ pub fn local_configs(
                 ..ClockConfig::default()
             },
             paxos: PaxosConfig::default(),
+            health: config::HealthConfig::default(),
             tls: None,
             nodes: entries.clone(),
             groups: groups.clone(),

@@ -20,13 +20,15 @@
 //!   clock check;
 //! - [`service`], [`admin`]: the client and admin gRPC services;
 //! - [`server`]: [`Node::start`] and drain;
-//! - [`metrics`]: Prometheus text metrics.
+//! - [`metrics`]: Prometheus text metrics, on an endpoint that also
+//!   answers [`health`] checks (`/health`, `/ready`).
 #![deny(missing_docs)]
 
 pub mod admin;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod health;
 pub mod identity;
 pub mod local;
 pub mod members;

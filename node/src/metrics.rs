@@ -302,33 +302,79 @@ impl Metrics {
 /// Largest HTTP request head the metrics endpoint reads.
 const MAX_REQUEST_HEAD: usize = 8192;
 
-/// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+/// Longest the endpoint waits for a request's head.
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Content type of the Prometheus text format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
+
+/// The answer to the request whose head is `head`: `GET /metrics`,
+/// `/health`, `/ready` (or `/health?ready=1`); 404 for any other path, 405
+/// for any other method.
+pub fn route(head: &str, shared: &crate::service::Shared) -> crate::health::Answer {
+    let line = head.lines().next().unwrap_or_default();
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if method != "GET" {
+        return (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET is served\n".to_string(),
+        );
+    }
+    match path {
+        "/metrics" => ("200 OK", PROMETHEUS_TEXT, shared.metrics.render()),
+        "/health"
+            if query
+                .split('&')
+                .any(|q| q == "ready=1" || q == "ready=true") =>
+        {
+            crate::health::ready_answer(shared)
+        }
+        "/health" => crate::health::health_answer(shared),
+        "/ready" => crate::health::ready_answer(shared),
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            format!("no such path {path:?}: try /metrics, /health or /ready\n"),
+        ),
+    }
+}
+
+/// Serves the metrics endpoint's paths ([`route`]) on `listener` until the
+/// task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<crate::service::Shared>) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;
         };
-        let metrics = metrics.clone();
+        let shared = shared.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; MAX_REQUEST_HEAD];
             let mut n = 0;
-            while n < buf.len() {
-                match sock.read(&mut buf[n..]).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(k) => n += k,
+            let read_head = async {
+                while n < buf.len() {
+                    match sock.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => return false,
+                        Ok(k) => n += k,
+                    }
+                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
                 }
-                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
+                true
+            };
+            if !matches!(
+                tokio::time::timeout(REQUEST_HEAD_TIMEOUT, read_head).await,
+                Ok(true)
+            ) {
+                return;
             }
             let head = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if head.starts_with("GET /metrics") {
-                ("200 OK", metrics.render())
-            } else {
-                ("404 Not Found", "try GET /metrics\n".to_string())
-            };
+            let (status, content_type, body) = route(&head, &shared);
             let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = sock.write_all(resp.as_bytes()).await;

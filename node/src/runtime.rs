@@ -104,6 +104,8 @@ pub struct GroupView {
     pub leader: Option<NodeId>,
     /// Whether this replica leads.
     pub leading: bool,
+    /// The replica's Paxos role (`None` only in a default view).
+    pub role: Option<meridian_paxos::Role>,
     /// Chosen slot.
     pub chosen: u64,
     /// Applied slot.
@@ -670,6 +672,7 @@ impl Driver {
                     group: *g,
                     leader: p.leader(),
                     leading: r.is_leading(),
+                    role: Some(p.role()),
                     chosen: p.chosen(),
                     applied: p.applied(),
                     t_safe,

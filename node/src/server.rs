@@ -310,7 +310,7 @@ impl Node {
                     source,
                 })?;
             metrics_addr = l.local_addr().ok();
-            tasks.push(tokio::spawn(crate::metrics::serve(l, metrics.clone())));
+            tasks.push(tokio::spawn(crate::metrics::serve(l, shared.clone())));
         }
         tasks.push(tokio::spawn(clock_check(
             me.clone(),
