@@ -521,16 +521,16 @@ impl Driver {
                 Output::RoleChanged { role, leader } => {
                     tracing::info!(group, ?role, ?leader, "role changed");
                     if role == Role::Leader {
-                        self.metrics.elections.inc();
+                        self.metrics.elections.inc(group);
                     }
                     self.views_dirty = true;
                 }
                 Output::Applied(entries) => {
-                    self.metrics.applied.add(entries.len() as u64);
+                    self.metrics.applied.add(group, entries.len() as u64);
                 }
                 Output::SnapshotRestored { last_slot } => {
                     tracing::info!(group, last_slot, "restored a snapshot");
-                    self.metrics.snapshots_restored.inc();
+                    self.metrics.snapshots_restored.inc(group);
                 }
             }
         }

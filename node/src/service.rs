@@ -265,10 +265,7 @@ impl pb::meridian_server::Meridian for ClientService {
                         },
                     )
                     .await?;
-                let waited = started.elapsed();
-                if waited > Duration::from_millis(1) {
-                    s.metrics.lock_wait.observe_duration(waited);
-                }
+                s.metrics.lock_wait.observe_duration(started.elapsed());
                 match resp {
                     CoreResponse::Read { values, term } => Ok(pb::ReadResponse {
                         error: None,
