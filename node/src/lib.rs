@@ -14,6 +14,7 @@
 //!   the log and the peer transport;
 //! - [`identity`]: the cluster and node a data directory belongs to,
 //!   recorded at first start and checked at every start;
+//! - [`liveness`]: when this node last heard from each peer;
 //! - [`members`]: the nodes this node knows, those added at run time
 //!   recorded in the data directory;
 //! - [`peer`]: streams of coalesced message batches between nodes and the
@@ -30,6 +31,7 @@ pub mod codec;
 pub mod config;
 pub mod health;
 pub mod identity;
+pub mod liveness;
 pub mod local;
 pub mod members;
 pub mod metrics;

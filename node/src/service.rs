@@ -52,6 +52,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Turns true when the node stops: its `Calls` streams end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// When each peer last answered this node's hello.
+    pub liveness: Arc<crate::liveness::Liveness>,
 }
 
 struct InFlight<'a>(&'a Shared);
