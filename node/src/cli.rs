@@ -505,6 +505,10 @@ pub const NODE_STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often `cluster run` looks for nodes that died.
 const CHILD_POLL: Duration = Duration::from_millis(200);
 
+/// How long `cluster run` waits before reading its standard input again
+/// after a failed read (in the background of a shell).
+const STDIN_RETRY: Duration = Duration::from_secs(1);
+
 /// Lines of a dead node's log that `cluster run` prints.
 const LOG_TAIL_LINES: usize = 5;
 
@@ -753,16 +757,32 @@ fn supervise(sup: &mut Supervisor, dir: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Standard input is read by a thread of its own (a blocking read);
-    // at its end (closed or not a terminal) the cluster keeps running.
+    // Standard input is read by a thread of its own (a blocking read); at
+    // its end the cluster keeps running. Run in the background of a shell
+    // (`meridian cluster run &`), a read of the terminal would stop the
+    // whole process group, nodes included, with SIGTTIN: ignored, the read
+    // fails instead, and is tried again later (the job may come back to
+    // the foreground).
+    // SAFETY: setting a signal's disposition to SIG_IGN runs no code.
+    unsafe {
+        libc::signal(libc::SIGTTIN, libc::SIG_IGN);
+    }
     let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
     let _ = std::thread::Builder::new()
         .name("meridian-stdin".into())
         .spawn(move || {
-            for line in std::io::stdin().lines() {
-                let Ok(line) = line else { break };
-                if lines_tx.send(line).is_err() {
-                    break;
+            let stdin = std::io::stdin();
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match stdin.read_line(&mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        if lines_tx.send(line.trim_end().to_string()).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => std::thread::sleep(STDIN_RETRY),
                 }
             }
         });
