@@ -215,3 +215,32 @@ fn cluster_run_keeps_a_directory_it_was_given_and_restarts_its_cluster() {
     c.expect("data kept in ");
     assert!(c.child.wait().expect("exits").success());
 }
+
+#[test]
+fn a_node_refuses_a_data_directory_of_another_cluster_and_cluster_run_says_why() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let dir = d.path().to_str().expect("utf-8 path");
+    let mut c = Console::start(&["--nodes", "1", "--groups", "1", "--dir", dir]);
+    c.expect("endpoints: ");
+    c.send("quit");
+    c.expect("data kept in ");
+    assert!(c.child.wait().expect("exits").success());
+    // The configuration now names another cluster: its data refuses it.
+    let cfg = d.path().join("node-1").join("meridian.toml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let id_line = text
+        .lines()
+        .find(|l| l.starts_with("cluster_id = "))
+        .expect("cluster_id");
+    std::fs::write(&cfg, text.replace(id_line, "cluster_id = 12345")).expect("rewrite");
+    meridian()
+        .args(["cluster", "run", "--dir", dir])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("node 1 exited"))
+        .stderr(predicate::str::contains("belongs to cluster"))
+        .stderr(predicate::str::contains(
+            "configured as cluster 0x3039 node 1",
+        ));
+}
