@@ -31,7 +31,7 @@ pub struct NodeArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum ClusterCommand {
     /// Writes the configuration files of a local cluster:
-    /// DIR/node-<i>/meridian.toml (refused if DIR already holds a cluster).
+    /// DIR/node-N/meridian.toml (refused if DIR already holds a cluster).
     Init(ClusterInitArgs),
     /// Starts a local cluster as child processes (one replica of every group
     /// per node) and prints each node's addresses and `endpoints:
@@ -245,7 +245,7 @@ pub fn cluster_init(args: &ClusterInitArgs) -> ExitCode {
     }
 }
 
-/// The local cluster a directory holds: every `node-<i>/meridian.toml`.
+/// The local cluster a directory holds: every `node-N/meridian.toml`.
 pub struct HeldCluster {
     /// Each node's configuration file and configuration, by node id.
     pub nodes: Vec<(PathBuf, NodeConfig)>,
@@ -310,7 +310,7 @@ impl HeldCluster {
 }
 
 /// The cluster `dir` holds, if any: the configurations of its
-/// `node-<i>` subdirectories, which must be one cluster's nodes 1..=n.
+/// `node-N` subdirectories, which must be one cluster's nodes 1..=n.
 pub fn existing_cluster(dir: &Path) -> Result<Option<HeldCluster>, String> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
