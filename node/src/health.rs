@@ -102,3 +102,83 @@ pub fn ready_answer(s: &Shared) -> Answer {
     };
     (status, JSON, format!("{body}\n"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    use meridian_truetime::{SystemTrueTime, TrueTime};
+
+    use super::*;
+    use crate::runtime::GroupView;
+
+    /// A node's shared state without its loop: one node, one group.
+    fn shared(dir: &std::path::Path) -> Shared {
+        let cfg = crate::cli::local_configs(dir, 1, 1, &[(17_001, 17_002)], 1.0)
+            .pop()
+            .expect("one config");
+        let members = crate::members::Members::open(1, &cfg.nodes, dir, None).expect("members");
+        Shared {
+            cfg,
+            members: Arc::new(members),
+            inbox: crossbeam_channel::unbounded().0,
+            views: Default::default(),
+            clock: Arc::new(SystemTrueTime::new(1_000_000)),
+            clock_ok: Arc::new(AtomicBool::new(true)),
+            clock_detail: parking_lot::Mutex::new(String::new()),
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            metrics: Default::default(),
+            stopping: tokio::sync::watch::channel(false).1,
+            liveness: Default::default(),
+        }
+    }
+
+    fn publish(s: &Shared, t_safe: Timestamp) {
+        s.views.write().insert(
+            1,
+            GroupView {
+                group: 1,
+                t_safe,
+                voters: vec![1],
+                ..GroupView::default()
+            },
+        );
+    }
+
+    #[test]
+    fn ready_means_clock_in_bound_not_draining_and_every_replica_within_the_lag_bound() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = shared(d.path());
+        let reasons = |s: &Shared| readiness(s).reasons.join("; ");
+        assert!(reasons(&s).contains("group 1: replica not started"));
+        publish(&s, Timestamp::ZERO);
+        assert!(reasons(&s).contains("group 1: no safe time yet"));
+        let now = s.clock.now().earliest;
+        publish(&s, now);
+        assert_eq!(
+            readiness(&s),
+            Readiness {
+                ready: true,
+                reasons: vec![]
+            }
+        );
+        // Past the bound (2 s by default): not ready.
+        publish(&s, Timestamp::from_nanos(now.as_nanos() - 2_500_000_000));
+        assert!(reasons(&s).contains("safe time 25"), "{}", reasons(&s));
+        assert!(reasons(&s).contains("most allowed 2000 ms"));
+        publish(&s, s.clock.now().earliest);
+        s.draining.store(true, Ordering::Release);
+        assert_eq!(reasons(&s), "draining");
+        s.draining.store(false, Ordering::Release);
+        s.clock_ok.store(false, Ordering::Relaxed);
+        *s.clock_detail.lock() = "node 2 is 9 ms away".into();
+        assert_eq!(reasons(&s), "clock out of its bound: node 2 is 9 ms away");
+        s.clock_ok.store(true, Ordering::Relaxed);
+        assert!(readiness(&s).ready);
+        let (status, _, body) = ready_answer(&s);
+        assert_eq!(status, "200 OK");
+        assert!(body.contains("\"ready\":true"), "{body}");
+    }
+}
