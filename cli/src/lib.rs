@@ -60,6 +60,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
+
+mod status;
 use serde_json::{Value as Json, json};
 
 pub use meridian_client::exit::{
@@ -163,9 +165,15 @@ pub enum ClientCommand {
         #[arg(long, value_parser = parse_duration)]
         max_staleness: Option<Duration>,
     },
-    /// Shows the cluster: id, epoch, nodes, groups with their ranges and
-    /// leaders, and the answering node's clock.
-    Status,
+    /// Shows the cluster as one node sees it: every node's liveness (last
+    /// contact, or down), the ranges with their leaders, the answering
+    /// node's replicas (role, chosen and applied slots, active
+    /// transactions, safe-time lag) and its clock.
+    Status {
+        /// Ask this node (default: the first endpoint that answers).
+        #[arg(long, value_name = "ID")]
+        node: Option<u64>,
+    },
     /// Asks what became of a transaction (`ORIGIN_HEX.SEQ` or `SEQ`, as
     /// printed at commit).
     TxnStatus {
@@ -818,8 +826,11 @@ async fn execute(
             }
             p.read_ts(r.read_ts);
         }
-        ClientCommand::Status => {
-            let s = client.status().await?;
+        ClientCommand::Status { node } => {
+            let s = match node {
+                Some(n) => client.status_of(n).await?,
+                None => client.status().await?,
+            };
             print_status(p, &s);
         }
         ClientCommand::TxnStatus { id } => {
@@ -867,75 +878,8 @@ fn bound(b: Option<&[u8]>, open: &str) -> String {
 
 fn print_status(p: &Printer, s: &ClusterStatus) {
     match p.output {
-        Output::Json => {
-            let groups: Vec<Json> = s
-                .groups
-                .iter()
-                .map(|g| {
-                    let mut obj = serde_json::Map::new();
-                    obj.insert("id".into(), json!(g.info.id));
-                    json_bytes(&mut obj, "start", Some(&g.info.start));
-                    json_bytes(&mut obj, "end", g.info.end.as_deref());
-                    obj.insert("replicas".into(), json!(g.info.replicas));
-                    obj.insert("leader".into(), json!(g.info.leader));
-                    obj.insert("t_safe".into(), json!(g.t_safe.as_nanos()));
-                    obj.insert("applied".into(), json!(g.applied));
-                    Json::Object(obj)
-                })
-                .collect();
-            let nodes: Vec<Json> = s
-                .nodes
-                .iter()
-                .map(|(id, a)| json!({ "id": id, "address": a }))
-                .collect();
-            p.json(json!({
-                "cluster_id": s.cluster_id,
-                "epoch": s.epoch,
-                "node": s.node,
-                "nodes": nodes,
-                "groups": groups,
-                "now_earliest": s.now.earliest.as_nanos(),
-                "now_latest": s.now.latest.as_nanos(),
-                "clock_ok": s.clock_ok,
-                "clock_detail": s.clock_detail,
-                "version": s.version,
-            }));
-        }
-        Output::Text => {
-            p.line(&format!(
-                "cluster {:#x}, epoch {}, answered by node {} (version {})",
-                s.cluster_id, s.epoch, s.node, s.version
-            ));
-            p.line(&format!(
-                "clock: {} (ε {} ns), {}{}",
-                s.now.midpoint(),
-                s.now.epsilon_nanos(),
-                if s.clock_ok { "ok" } else { "UNHEALTHY" },
-                if s.clock_detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", s.clock_detail)
-                }
-            ));
-            p.line("nodes:");
-            for (id, a) in &s.nodes {
-                p.line(&format!("  {id:>4}  {a}"));
-            }
-            p.line("groups:");
-            for g in &s.groups {
-                let replicas: Vec<String> = g.info.replicas.iter().map(u64::to_string).collect();
-                p.line(&format!(
-                    "  {:>4}  [{}, {})  replicas {}  leader {}  applied {}  t_safe {}",
-                    g.info.id,
-                    bound(Some(&g.info.start), "-∞"),
-                    bound(g.info.end.as_deref(), "+∞"),
-                    replicas.join(","),
-                    g.info.leader.map_or("?".to_string(), |l| l.to_string()),
-                    g.applied,
-                    g.t_safe.as_nanos(),
-                ));
-            }
-        }
+        Output::Json => p.json(status::to_json(s)),
+        Output::Text => status::to_text(s).iter().for_each(|l| p.line(l)),
     }
 }
 

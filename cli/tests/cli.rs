@@ -250,23 +250,68 @@ fn read_only_prints_reads_and_their_timestamp() {
 }
 
 #[test]
-fn status_shows_nodes_groups_ranges_and_leaders() {
+fn status_shows_nodes_liveness_ranges_leaders_and_replicas() {
     let f = Fixture::start(2, &["m"]);
     f.cmd(false)
         .arg("status")
         .assert()
         .success()
-        .stdout(predicate::str::contains("cluster 0xc1, epoch 1"))
+        .stdout(predicate::str::contains(
+            "cluster 0xc1, epoch 1, answered by node 1",
+        ))
         .stdout(predicate::str::contains("[-∞, \"m\")"))
         .stdout(predicate::str::contains("[\"m\", +∞)"))
-        .stdout(predicate::str::contains("leader 2"));
+        .stdout(predicate::str::contains("leader 2"))
+        .stdout(predicate::str::contains("self (answering)"))
+        .stdout(predicate::str::contains("live (last contact 250 ms ago)"))
+        .stdout(predicate::str::contains("replicas at node 1:"))
+        .stdout(predicate::str::is_match(r"(?m)^ +1 +leader +10 +10 +0  0\.010 ms$").unwrap());
     let out = f.cmd(true).arg("status").assert().success();
     let s = &json_lines(&out.get_output().stdout)[0];
+    assert_eq!(s["schema_version"], 1);
     assert_eq!(s["cluster_id"], 0xC1);
-    assert_eq!(s["nodes"].as_array().unwrap().len(), 2);
-    assert_eq!(s["groups"][1]["start"], "m");
-    assert_eq!(s["groups"][1]["end"], Value::Null);
-    assert_eq!(s["groups"][0]["leader"], 1);
+    assert_eq!(s["answered_by"], 1);
+    let nodes = s["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[0]["liveness"]["state"], "self");
+    assert_eq!(nodes[0]["liveness"]["last_contact_ms"], 0);
+    assert_eq!(nodes[1]["liveness"]["state"], "live");
+    assert_eq!(nodes[1]["liveness"]["last_contact_ms"], 250);
+    assert_eq!(nodes[1]["metrics_address"], "metrics-of-2:9");
+    // Only the answering node reports its replicas.
+    assert_eq!(nodes[1]["replicas"], Value::Null);
+    let replicas = nodes[0]["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 2);
+    assert_eq!(replicas[0]["group"], 1);
+    assert_eq!(replicas[0]["role"], "leader");
+    assert_eq!(replicas[1]["role"], "follower");
+    assert_eq!(replicas[0]["chosen"], 10);
+    assert_eq!(replicas[0]["applied"], 10);
+    assert_eq!(replicas[0]["active_txns"], 0);
+    assert_eq!(replicas[0]["safe_time_lag_ms"], 0.01);
+    assert_eq!(s["ranges"][1]["start"], "m");
+    assert_eq!(s["ranges"][1]["end"], Value::Null);
+    assert_eq!(s["ranges"][0]["leader"], 1);
+    assert_eq!(s["ranges"][0]["replicas"], serde_json::json!([1, 2]));
+    assert_eq!(s["clock"]["ok"], true);
+
+    // --node asks another node; an id not in the cluster is bad input.
+    let out = f
+        .cmd(true)
+        .args(["status", "--node", "2"])
+        .assert()
+        .success();
+    let s = &json_lines(&out.get_output().stdout)[0];
+    assert_eq!(s["answered_by"], 2);
+    assert_eq!(s["nodes"][1]["liveness"]["state"], "self");
+    assert_eq!(s["nodes"][1]["replicas"][1]["role"], "leader");
+    f.cmd(false)
+        .args(["status", "--node", "9"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "node 9 is not a node of cluster 0xc1",
+        ));
 }
 
 #[test]

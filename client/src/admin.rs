@@ -264,7 +264,11 @@ impl<'a> Admin<'a> {
                 epoch: status.epoch,
             },
             tls: client.options().tls.is_some(),
-            nodes: status.nodes.into_iter().collect(),
+            nodes: status
+                .nodes
+                .into_iter()
+                .map(|n| (n.id, n.address))
+                .collect(),
             down: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
@@ -328,6 +332,7 @@ impl<'a> Admin<'a> {
             node: Some(pb::NodeInfo {
                 id,
                 address: new_address.to_string(),
+                ..Default::default()
             }),
         });
         req.set_timeout(self.deadline());

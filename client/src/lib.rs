@@ -177,6 +177,87 @@ pub struct GroupStatus {
     pub t_safe: Timestamp,
     /// Transactions active at the answering node's replica.
     pub active_txns: u64,
+    /// The answering node's replica's role; `None` without a local
+    /// replica (or from a node that does not report it).
+    pub role: Option<ReplicaRole>,
+    /// How far the answering node's replica's safe time trails its clock;
+    /// `None` without a local replica or before it has a safe time.
+    pub safe_time_lag: Option<Duration>,
+}
+
+/// The role of a group replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaRole {
+    /// It leads the group.
+    Leader,
+    /// It is trying to become the leader.
+    Candidate,
+    /// It follows a leader.
+    Follower,
+    /// It is not (yet) a voter: a replica waiting to be added.
+    Learner,
+}
+
+impl ReplicaRole {
+    /// The role's name: `leader`, `candidate`, `follower`, `learner`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaRole::Leader => "leader",
+            ReplicaRole::Candidate => "candidate",
+            ReplicaRole::Follower => "follower",
+            ReplicaRole::Learner => "learner",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<ReplicaRole> {
+        match name {
+            "leader" => Some(ReplicaRole::Leader),
+            "candidate" => Some(ReplicaRole::Candidate),
+            "follower" => Some(ReplicaRole::Follower),
+            "learner" => Some(ReplicaRole::Learner),
+            _ => None,
+        }
+    }
+}
+
+/// A node's liveness as the node that answered a status sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// The answering node itself.
+    Answering,
+    /// It answered the answering node's hello (every second) recently.
+    Live,
+    /// Not heard from recently, or never.
+    Down,
+    /// Not reported (the answering node does not say).
+    Unknown,
+}
+
+impl Liveness {
+    /// The state's name: `self`, `live`, `down`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Liveness::Answering => "self",
+            Liveness::Live => "live",
+            Liveness::Down => "down",
+            Liveness::Unknown => "unknown",
+        }
+    }
+}
+
+/// One node as a node reports it in [`Client::status`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Its id.
+    pub id: NodeId,
+    /// `host:port` of its gRPC server.
+    pub address: String,
+    /// `host:port` of its metrics endpoint, if known to the answering node.
+    pub metrics_address: Option<String>,
+    /// Its liveness as the answering node sees it.
+    pub liveness: Liveness,
+    /// How long ago the answering node last heard from it; `None` if never.
+    pub last_contact: Option<Duration>,
 }
 
 /// The cluster as one node sees it.
@@ -188,8 +269,8 @@ pub struct ClusterStatus {
     pub epoch: u64,
     /// The node that answered.
     pub node: NodeId,
-    /// Every node: id and `host:port`.
-    pub nodes: Vec<(NodeId, String)>,
+    /// Every node, with its liveness as the answering node sees it.
+    pub nodes: Vec<NodeStatus>,
     /// Every group, in key order.
     pub groups: Vec<GroupStatus>,
     /// `TT.now()` at the answering node.
@@ -200,6 +281,62 @@ pub struct ClusterStatus {
     pub clock_detail: String,
     /// The answering node's version.
     pub version: String,
+}
+
+/// A node's `Status` answer as the client reports it.
+fn cluster_status(s: pb::StatusResponse) -> ClusterStatus {
+    let mut groups: Vec<GroupStatus> = s
+        .groups
+        .iter()
+        .map(|g| GroupStatus {
+            info: GroupInfo {
+                id: g.id,
+                start: g.start.clone(),
+                end: g.end.clone(),
+                replicas: g.replicas.clone(),
+                leader: g.leader,
+            },
+            local_leader: g.local_leader,
+            local_replica: g.local_replica,
+            chosen: g.chosen,
+            applied: g.applied,
+            t_safe: Timestamp::from_nanos(g.t_safe),
+            active_txns: g.active_txns,
+            role: ReplicaRole::from_name(&g.role),
+            safe_time_lag: g.safe_time_lag_micros.map(Duration::from_micros),
+        })
+        .collect();
+    groups.sort_by(|a, b| a.info.start.cmp(&b.info.start));
+    let nodes = s
+        .nodes
+        .iter()
+        .map(|n| NodeStatus {
+            id: n.id,
+            address: n.address.clone(),
+            metrics_address: n.metrics_address.clone(),
+            liveness: match pb::Liveness::try_from(n.liveness) {
+                Ok(pb::Liveness::Self_) => Liveness::Answering,
+                Ok(pb::Liveness::Live) => Liveness::Live,
+                Ok(pb::Liveness::Down) => Liveness::Down,
+                Ok(pb::Liveness::Unknown) | Err(_) => Liveness::Unknown,
+            },
+            last_contact: n.last_contact_ms.map(Duration::from_millis),
+        })
+        .collect();
+    ClusterStatus {
+        cluster_id: s.cluster_id,
+        epoch: s.epoch,
+        node: s.node,
+        nodes,
+        groups,
+        now: TtInterval::new(
+            Timestamp::from_nanos(s.now_earliest),
+            Timestamp::from_nanos(s.now_latest),
+        ),
+        clock_ok: s.clock_ok,
+        clock_detail: s.clock_detail,
+        version: s.version,
+    }
 }
 
 /// The home group of a transaction, from its id: the node runtime's
@@ -302,40 +439,28 @@ impl Client {
     /// range map with it.
     pub async fn status(&self) -> Result<ClusterStatus, Error> {
         let s = self.inner.refresh().await?;
-        let mut groups: Vec<GroupStatus> = s
-            .groups
-            .iter()
-            .map(|g| GroupStatus {
-                info: GroupInfo {
-                    id: g.id,
-                    start: g.start.clone(),
-                    end: g.end.clone(),
-                    replicas: g.replicas.clone(),
-                    leader: g.leader,
-                },
-                local_leader: g.local_leader,
-                local_replica: g.local_replica,
-                chosen: g.chosen,
-                applied: g.applied,
-                t_safe: Timestamp::from_nanos(g.t_safe),
-                active_txns: g.active_txns,
-            })
-            .collect();
-        groups.sort_by(|a, b| a.info.start.cmp(&b.info.start));
-        Ok(ClusterStatus {
-            cluster_id: s.cluster_id,
-            epoch: s.epoch,
-            node: s.node,
-            nodes: s.nodes.iter().map(|n| (n.id, n.address.clone())).collect(),
-            groups,
-            now: TtInterval::new(
-                Timestamp::from_nanos(s.now_earliest),
-                Timestamp::from_nanos(s.now_latest),
-            ),
-            clock_ok: s.clock_ok,
-            clock_detail: s.clock_detail,
-            version: s.version,
-        })
+        Ok(cluster_status(s))
+    }
+
+    /// Asks node `node` for the cluster's state as it sees it (its
+    /// address learnt from the cluster). An id that is not a node of the
+    /// cluster is [`Error::Invalid`].
+    pub async fn status_of(&self, node: NodeId) -> Result<ClusterStatus, Error> {
+        let s = self.inner.refresh().await?;
+        if s.node == node {
+            return Ok(cluster_status(s));
+        }
+        let Some(n) = s.nodes.iter().find(|n| n.id == node) else {
+            let known: Vec<String> = s.nodes.iter().map(|n| n.id.to_string()).collect();
+            return Err(Error::Invalid(format!(
+                "node {node} is not a node of cluster {:#x} (its nodes: {})",
+                s.cluster_id,
+                known.join(", ")
+            )));
+        };
+        Ok(cluster_status(
+            self.inner.status_of(node, &n.address).await?,
+        ))
     }
 
     /// `TT.now()` at some node of the cluster.

@@ -670,6 +670,29 @@ impl Inner {
         })
     }
 
+    /// The `Status` of node `node` at `address` (`host:port`), asked
+    /// with the cluster's header.
+    pub(crate) async fn status_of(
+        &self,
+        node: NodeId,
+        address: &str,
+    ) -> Result<pb::StatusResponse, Error> {
+        let uri = endpoint_uri(address, self.opts.tls.is_some())?;
+        let req = pb::StatusRequest {
+            header: Some(self.header()),
+        };
+        match self.status_at(&uri, req).await {
+            Ok(s) => Ok(s),
+            Err(CallError::Remote(e)) => Err(Error::from(e)),
+            Err(CallError::Config(m)) => Err(Error::Config(m)),
+            Err(CallError::Transport { detail, .. }) | Err(CallError::Rpc(detail)) => {
+                Err(Error::Unavailable {
+                    detail: format!("node {node} did not answer: {detail}"),
+                })
+            }
+        }
+    }
+
     /// Replaces the view with a node's `Status`, keeping leader hints the
     /// answer does not know.
     fn install(&self, s: &pb::StatusResponse) -> Result<(), Error> {

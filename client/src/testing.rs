@@ -984,6 +984,13 @@ impl Meridian for FakeNode {
                     .map(|(id, address)| pb::NodeInfo {
                         id: *id,
                         address: address.clone(),
+                        metrics_address: Some(format!("metrics-of-{id}:9")),
+                        liveness: if *id == self.id {
+                            pb::Liveness::Self_
+                        } else {
+                            pb::Liveness::Live
+                        } as i32,
+                        last_contact_ms: Some(if *id == self.id { 0 } else { 250 }),
                     })
                     .collect(),
                 groups: s
@@ -1001,6 +1008,14 @@ impl Meridian for FakeNode {
                         t_safe: s.clock,
                         active_txns: 0,
                         local_replica: g.replicas.contains(&self.id),
+                        role: if !g.replicas.contains(&self.id) {
+                            String::new()
+                        } else if g.leader == self.id {
+                            "leader".into()
+                        } else {
+                            "follower".into()
+                        },
+                        safe_time_lag_micros: g.replicas.contains(&self.id).then_some(10),
                     })
                     .collect(),
                 now_earliest: s.clock - 10,

@@ -154,7 +154,10 @@ async fn replace_a_dead_node(compact_every: Option<u64>) {
     // Every node's view agrees, and the clients learn node 4's address.
     let status = client.status().await.expect("status");
     assert!(
-        status.nodes.contains(&(4, address.clone())),
+        status
+            .nodes
+            .iter()
+            .any(|n| n.id == 4 && n.address == address),
         "{:?}",
         status.nodes
     );

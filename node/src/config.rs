@@ -19,6 +19,9 @@
 //! election_min_ms = 500
 //! election_max_ms = 1000
 //!
+//! [health]                            # optional; default shown
+//! ready_max_safe_time_lag_ms = 2000   # GET /ready: most safe-time lag of a ready replica
+//!
 //! [tls]                               # optional: mutual TLS for peers and clients
 //! ca = "certs/ca.pem"
 //! cert = "certs/node-1.pem"
@@ -160,6 +163,32 @@ impl Default for PaxosConfig {
     }
 }
 
+/// Default of [`HealthConfig::ready_max_safe_time_lag_ms`]: 2 s, the
+/// default leader lease. A replica whose safe time trails its clock by more
+/// has had no leader (or no contact with it) for about a lease.
+pub const DEFAULT_READY_MAX_SAFE_TIME_LAG_MS: u64 = 2000;
+
+/// What the metrics endpoint's `GET /ready` requires.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Most a ready node's replicas' safe time may trail its clock, ms.
+    #[serde(default = "default_ready_max_safe_time_lag_ms")]
+    pub ready_max_safe_time_lag_ms: u64,
+}
+
+fn default_ready_max_safe_time_lag_ms() -> u64 {
+    DEFAULT_READY_MAX_SAFE_TIME_LAG_MS
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            ready_max_safe_time_lag_ms: DEFAULT_READY_MAX_SAFE_TIME_LAG_MS,
+        }
+    }
+}
+
 /// TLS files (PEM). With them, peers and clients must present a
 /// certificate signed by `ca` (mutual TLS).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -248,6 +277,9 @@ pub struct NodeConfig {
     /// Paxos timing.
     #[serde(default)]
     pub paxos: PaxosConfig,
+    /// What `GET /ready` requires.
+    #[serde(default)]
+    pub health: HealthConfig,
     /// Mutual TLS, if configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -350,6 +382,9 @@ impl NodeConfig {
         }
         if p.lease_ms <= p.heartbeat_ms {
             return bad("paxos.lease_ms must exceed paxos.heartbeat_ms".into());
+        }
+        if self.health.ready_max_safe_time_lag_ms == 0 {
+            return bad("health.ready_max_safe_time_lag_ms must be positive".into());
         }
         if self.groups.is_empty() {
             return bad("no [[groups]]".into());
@@ -480,6 +515,7 @@ mod tests {
             metrics_listen: None,
             clock: ClockConfig::default(),
             paxos: PaxosConfig::default(),
+            health: HealthConfig::default(),
             tls: None,
             nodes: (1..=3)
                 .map(|id| NodeEntry {

@@ -12,19 +12,26 @@
 //!   corruption named by file and offset, a locked data directory);
 //! - [`codec`]: the explicit little-endian encoding of the cores' types, for
 //!   the log and the peer transport;
+//! - [`identity`]: the cluster and node a data directory belongs to,
+//!   recorded at first start and checked at every start;
+//! - [`liveness`]: when this node last heard from each peer;
 //! - [`members`]: the nodes this node knows, those added at run time
 //!   recorded in the data directory;
 //! - [`peer`]: streams of coalesced message batches between nodes and the
 //!   clock check;
 //! - [`service`], [`admin`]: the client and admin gRPC services;
 //! - [`server`]: [`Node::start`] and drain;
-//! - [`metrics`]: Prometheus text metrics.
+//! - [`metrics`]: Prometheus text metrics, on an endpoint that also
+//!   answers [`health`] checks (`/health`, `/ready`).
 #![deny(missing_docs)]
 
 pub mod admin;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod health;
+pub mod identity;
+pub mod liveness;
 pub mod local;
 pub mod members;
 pub mod metrics;

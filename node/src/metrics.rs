@@ -1,14 +1,19 @@
-//! Prometheus text metrics (docs/operations.md): counters and fixed-bucket
-//! histograms on atomics, rendered on `GET /metrics` by a small HTTP
-//! endpoint. Recording is a few relaxed atomic adds: no lock, no
-//! allocation on the hot path.
+//! Prometheus text metrics (docs/operations.md "Metrics"): counters and
+//! fixed-bucket histograms on atomics, gauges of every group replica read
+//! from the loop's published views, the build and the process (memory,
+//! open files, CPU, from `/proc/self`), rendered on `GET /metrics` by a
+//! small HTTP endpoint that also answers `/health` and `/ready`. Recording
+//! a request's figures is a few relaxed atomic adds: no lock, no allocation
+//! on the request path (the per-group counters take an uncontended lock
+//! once per loop output that changes them).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use meridian_txn::{AbortReason, Reply, Response, TxnError};
+use meridian_txn::{AbortReason, GroupId, Reply, Response, TxnError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A monotonically increasing count.
@@ -27,6 +32,37 @@ impl Counter {
     /// The count.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A count kept per group; its total is the node's.
+#[derive(Debug, Default)]
+pub struct GroupCounter(parking_lot::Mutex<BTreeMap<GroupId, u64>>);
+
+impl GroupCounter {
+    /// Adds one for `group`.
+    pub fn inc(&self, group: GroupId) {
+        self.add(group, 1);
+    }
+    /// Adds `n` for `group`.
+    pub fn add(&self, group: GroupId, n: u64) {
+        *self.0.lock().entry(group).or_default() += n;
+    }
+    /// The node's count: every group's.
+    pub fn get(&self) -> u64 {
+        self.0.lock().values().sum()
+    }
+    /// `group`'s count.
+    pub fn get_group(&self, group: GroupId) -> u64 {
+        self.0.lock().get(&group).copied().unwrap_or(0)
+    }
+
+    /// Renders one series per group, `NAME{group="G"} N`.
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (g, n) in self.0.lock().iter() {
+            let _ = writeln!(out, "{name}{{group=\"{g}\"}} {n}");
+        }
     }
 }
 
@@ -116,8 +152,8 @@ pub struct Metrics {
     /// Commit wait: time from the commit timestamp's arrival at the node
     /// to `TT.after(s)`, estimated at the answer as `now - s`, µs.
     pub commit_wait: Histogram,
-    /// Lock waits: read requests of locking transactions that took longer
-    /// than a millisecond, µs.
+    /// Lock waits: every read request of a locking transaction, from its
+    /// arrival to its answer (the wait for its locks included), µs.
     pub lock_wait: Histogram,
     /// WAL fsync latency, µs.
     pub fsync_latency: Histogram,
@@ -130,11 +166,11 @@ pub struct Metrics {
     /// Other errors answered.
     pub errors: Counter,
     /// Leaderships won by this node's replicas.
-    pub elections: Counter,
+    pub elections: GroupCounter,
     /// Log entries applied.
-    pub applied: Counter,
+    pub applied: GroupCounter,
     /// Snapshots restored (a replica behind its leader's compacted log).
-    pub snapshots_restored: Counter,
+    pub snapshots_restored: GroupCounter,
     /// Peer messages dropped because a peer's queue was full.
     pub peer_drops: Counter,
     /// Peer message batches sent.
@@ -158,9 +194,9 @@ impl Default for Metrics {
             commits: Counter::default(),
             aborts: Default::default(),
             errors: Counter::default(),
-            elections: Counter::default(),
-            applied: Counter::default(),
-            snapshots_restored: Counter::default(),
+            elections: GroupCounter::default(),
+            applied: GroupCounter::default(),
+            snapshots_restored: GroupCounter::default(),
             peer_drops: Counter::default(),
             peer_batches: Counter::default(),
             t_safe_lag: Histogram::new(&LATENCY_BUCKETS_US),
@@ -209,7 +245,7 @@ impl Metrics {
         self.lock_wait.render(
             &mut out,
             "meridian_lock_wait_seconds",
-            "Locking reads that waited more than a millisecond.",
+            "Locking reads of transactions, request to answer: every read, waits for locks included.",
             us,
         );
         self.fsync_latency.render(
@@ -265,23 +301,20 @@ impl Metrics {
             "Other errors answered.",
             self.errors.get(),
         );
-        counter(
+        self.elections.render(
             &mut out,
             "meridian_elections_total",
-            "Leaderships won by this node's replicas.",
-            self.elections.get(),
+            "Leaderships won by this node's replicas, by group.",
         );
-        counter(
+        self.applied.render(
             &mut out,
             "meridian_applied_entries_total",
-            "Log entries applied.",
-            self.applied.get(),
+            "Log entries applied, by group.",
         );
-        counter(
+        self.snapshots_restored.render(
             &mut out,
             "meridian_snapshots_restored_total",
-            "Snapshots restored by this node's replicas (catching up behind a compacted log).",
-            self.snapshots_restored.get(),
+            "Snapshots restored by this node's replicas (catching up behind a compacted log), by group.",
         );
         counter(
             &mut out,
@@ -299,36 +332,305 @@ impl Metrics {
     }
 }
 
+/// The roles a replica's `meridian_group_role` gauge tells apart.
+pub const ROLES: [&str; 4] = ["leader", "candidate", "follower", "learner"];
+
+/// The role of a replica as metrics and status name it: its Paxos role,
+/// or `learner` when it is not a voter of its group (a replica waiting to
+/// be added).
+pub fn role_name(view: &crate::runtime::GroupView, me: meridian_paxos::NodeId) -> &'static str {
+    use meridian_paxos::Role;
+    if !view.voters.contains(&me) {
+        return "learner";
+    }
+    match view.role {
+        Some(Role::Leader) => "leader",
+        Some(Role::Candidate) => "candidate",
+        Some(Role::Follower) | None => "follower",
+    }
+}
+
+/// Every metric of the node behind `shared`: the build, the process, the
+/// counters and histograms of [`Metrics`], and one gauge per group replica
+/// for its role, progress and safe-time lag.
+pub fn render_node(shared: &crate::service::Shared) -> String {
+    let mut out = String::new();
+    let me = shared.cfg.node_id;
+    let _ = writeln!(
+        out,
+        "# HELP meridian_build_info The running build: its version; always 1.\n# TYPE meridian_build_info gauge\nmeridian_build_info{{version=\"{}\",node=\"{me}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    render_process(&mut out);
+    out.push_str(&shared.metrics.render());
+    let ready = crate::health::readiness(shared).ready;
+    gauge_header(
+        &mut out,
+        "meridian_ready",
+        "1 when GET /ready answers 200: clock in bound, not draining, every replica's safe time in bound.",
+    );
+    let _ = writeln!(out, "meridian_ready {}", u8::from(ready));
+    let now = shared.clock.now();
+    let views: Vec<crate::runtime::GroupView> = shared.views.read().values().cloned().collect();
+    type Figure = (
+        &'static str,
+        &'static str,
+        fn(
+            &crate::runtime::GroupView,
+            meridian_paxos::NodeId,
+            meridian_truetime::TtInterval,
+        ) -> f64,
+    );
+    let figures: [Figure; 6] = [
+        (
+            "meridian_group_leader",
+            "1 when this node's replica of the group leads it and serves.",
+            |v, _, _| f64::from(u8::from(v.leading)),
+        ),
+        (
+            "meridian_group_chosen_slot",
+            "Highest log slot this replica knows chosen.",
+            |v, _, _| v.chosen as f64,
+        ),
+        (
+            "meridian_group_applied_slot",
+            "Highest log slot this replica has applied.",
+            |v, _, _| v.applied as f64,
+        ),
+        (
+            "meridian_group_active_txns",
+            "Transactions active at this replica (at a leader).",
+            |v, _, _| v.active_txns as f64,
+        ),
+        (
+            "meridian_group_voters",
+            "Voters of the group, as this replica knows them.",
+            |v, _, _| v.voters.len() as f64,
+        ),
+        (
+            "meridian_group_safe_time_lag_seconds",
+            "How far this replica's safe time trails its clock now (+Inf before it has one).",
+            |v, _, now| {
+                crate::health::safe_time_lag(now, v.t_safe)
+                    .map_or(f64::INFINITY, |d| d.as_secs_f64())
+            },
+        ),
+    ];
+    for (name, help, f) in figures {
+        gauge_header(&mut out, name, help);
+        for v in &views {
+            let x = f(v, me, now);
+            if x.is_infinite() {
+                let _ = writeln!(out, "{name}{{group=\"{}\"}} +Inf", v.group);
+            } else {
+                let _ = writeln!(out, "{name}{{group=\"{}\"}} {x}", v.group);
+            }
+        }
+    }
+    gauge_header(
+        &mut out,
+        "meridian_group_role",
+        "1 for the role this node's replica of the group has, 0 for the others.",
+    );
+    for v in &views {
+        let role = role_name(v, me);
+        for r in ROLES {
+            let _ = writeln!(
+                out,
+                "meridian_group_role{{group=\"{}\",role=\"{r}\"}} {}",
+                v.group,
+                u8::from(r == role)
+            );
+        }
+    }
+    out
+}
+
+fn gauge_header(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+}
+
+/// The process's figures, under the names every Prometheus client library
+/// uses: resident and virtual memory (`/proc/self/statm`), CPU time,
+/// threads and start time (`/proc/self/stat`), open and most file
+/// descriptors (`/proc/self/fd`, `/proc/self/limits`). Figures the system
+/// does not give are left out.
+pub fn render_process(out: &mut String) {
+    // SAFETY: sysconf only reads a configuration value.
+    let (page, ticks) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PAGESIZE),
+            libc::sysconf(libc::_SC_CLK_TCK),
+        )
+    };
+    let mut put = |name: &str, kind: &str, help: &str, v: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    };
+    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+        let f: Vec<u64> = statm
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        if f.len() >= 2 && page > 0 {
+            let page = page as f64;
+            put(
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                f[0] as f64 * page,
+            );
+            put(
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                f[1] as f64 * page,
+            );
+        }
+    }
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the command name, which is in parentheses and may
+        // hold spaces: state is field 3 of proc(5), at index 0 here.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|w| w.parse::<u64>().ok());
+        if let (Some(utime), Some(stime)) = (num(11), num(12)) {
+            if ticks > 0 {
+                put(
+                    "process_cpu_seconds_total",
+                    "counter",
+                    "User and system CPU time spent, in seconds.",
+                    (utime + stime) as f64 / ticks as f64,
+                );
+            }
+        }
+        if let Some(threads) = num(17) {
+            put(
+                "process_threads",
+                "gauge",
+                "Threads of the process.",
+                threads as f64,
+            );
+        }
+        let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|b| b.trim().parse::<u64>().ok())
+        });
+        if let (Some(start), Some(boot)) = (num(19), boot) {
+            if ticks > 0 {
+                put(
+                    "process_start_time_seconds",
+                    "gauge",
+                    "Start time of the process since the Unix epoch, in seconds.",
+                    boot as f64 + start as f64 / ticks as f64,
+                );
+            }
+        }
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        put(
+            "process_open_fds",
+            "gauge",
+            "Open file descriptors.",
+            fds.count() as f64,
+        );
+    }
+    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+        let max = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|w| w.parse::<u64>().ok());
+        if let Some(max) = max {
+            put(
+                "process_max_fds",
+                "gauge",
+                "Most open file descriptors allowed.",
+                max as f64,
+            );
+        }
+    }
+}
+
 /// Largest HTTP request head the metrics endpoint reads.
 const MAX_REQUEST_HEAD: usize = 8192;
 
-/// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+/// Longest the endpoint waits for a request's head.
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Content type of the Prometheus text format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
+
+/// The answer to the request whose head is `head`: `GET /metrics`,
+/// `/health`, `/ready` (or `/health?ready=1`); 404 for any other path, 405
+/// for any other method.
+pub fn route(head: &str, shared: &crate::service::Shared) -> crate::health::Answer {
+    let line = head.lines().next().unwrap_or_default();
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if method != "GET" {
+        return (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET is served\n".to_string(),
+        );
+    }
+    match path {
+        "/metrics" => ("200 OK", PROMETHEUS_TEXT, render_node(shared)),
+        "/health"
+            if query
+                .split('&')
+                .any(|q| q == "ready=1" || q == "ready=true") =>
+        {
+            crate::health::ready_answer(shared)
+        }
+        "/health" => crate::health::health_answer(shared),
+        "/ready" => crate::health::ready_answer(shared),
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            format!("no such path {path:?}: try /metrics, /health or /ready\n"),
+        ),
+    }
+}
+
+/// Serves the metrics endpoint's paths ([`route`]) on `listener` until the
+/// task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<crate::service::Shared>) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;
         };
-        let metrics = metrics.clone();
+        let shared = shared.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; MAX_REQUEST_HEAD];
             let mut n = 0;
-            while n < buf.len() {
-                match sock.read(&mut buf[n..]).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(k) => n += k,
+            let read_head = async {
+                while n < buf.len() {
+                    match sock.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => return false,
+                        Ok(k) => n += k,
+                    }
+                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
                 }
-                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
+                true
+            };
+            if !matches!(
+                tokio::time::timeout(REQUEST_HEAD_TIMEOUT, read_head).await,
+                Ok(true)
+            ) {
+                return;
             }
             let head = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if head.starts_with("GET /metrics") {
-                ("200 OK", metrics.render())
-            } else {
-                ("404 Not Found", "try GET /metrics\n".to_string())
-            };
+            let (status, content_type, body) = route(&head, &shared);
             let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = sock.write_all(resp.as_bytes()).await;

@@ -170,6 +170,9 @@ pub struct PeerService {
     pub clock: Arc<dyn meridian_truetime::TrueTime>,
     /// Its ε in nanoseconds.
     pub epsilon: u64,
+    /// Its metrics endpoint (`host:port`), told to peers in hellos; "" if
+    /// none.
+    pub metrics_address: String,
 }
 
 #[tonic::async_trait]
@@ -235,6 +238,7 @@ impl Peer for PeerService {
             node: self.me.node,
             now: now.earliest.as_nanos() / 2 + now.latest.as_nanos() / 2,
             epsilon: self.epsilon,
+            metrics_address: self.metrics_address.clone(),
         }))
     }
 }
@@ -272,13 +276,22 @@ pub enum HelloError {
     Mismatch(String),
 }
 
+/// A peer's answer to a hello.
+#[derive(Clone, Debug)]
+pub struct HelloAnswer {
+    /// Its clock against ours.
+    pub sample: ClockSample,
+    /// Its metrics endpoint, if it has one.
+    pub metrics_address: Option<String>,
+}
+
 /// Says hello to a peer: checks its cluster id and samples its clock.
 pub async fn hello(
     me: &Identity,
     chan: Channel,
     clock: &dyn meridian_truetime::TrueTime,
     epsilon: u64,
-) -> Result<ClockSample, HelloError> {
+) -> Result<HelloAnswer, HelloError> {
     let mut client = PeerClient::new(chan);
     let t0 = clock.now();
     let sent_at = t0.earliest.as_nanos() / 2 + t0.latest.as_nanos() / 2;
@@ -302,11 +315,14 @@ pub async fn hello(
         return Err(HelloError::Mismatch(e.message));
     }
     let mid = sent_at / 2 + recv_at / 2;
-    Ok(ClockSample {
-        peer: resp.node,
-        offset: resp.now as i64 - mid as i64,
-        rtt: recv_at.saturating_sub(sent_at),
-        peer_epsilon: resp.epsilon,
+    Ok(HelloAnswer {
+        sample: ClockSample {
+            peer: resp.node,
+            offset: resp.now as i64 - mid as i64,
+            rtt: recv_at.saturating_sub(sent_at),
+            peer_epsilon: resp.epsilon,
+        },
+        metrics_address: Some(resp.metrics_address).filter(|m| !m.is_empty()),
     })
 }
 

@@ -104,6 +104,8 @@ pub struct GroupView {
     pub leader: Option<NodeId>,
     /// Whether this replica leads.
     pub leading: bool,
+    /// The replica's Paxos role (`None` only in a default view).
+    pub role: Option<meridian_paxos::Role>,
     /// Chosen slot.
     pub chosen: u64,
     /// Applied slot.
@@ -519,16 +521,16 @@ impl Driver {
                 Output::RoleChanged { role, leader } => {
                     tracing::info!(group, ?role, ?leader, "role changed");
                     if role == Role::Leader {
-                        self.metrics.elections.inc();
+                        self.metrics.elections.inc(group);
                     }
                     self.views_dirty = true;
                 }
                 Output::Applied(entries) => {
-                    self.metrics.applied.add(entries.len() as u64);
+                    self.metrics.applied.add(group, entries.len() as u64);
                 }
                 Output::SnapshotRestored { last_slot } => {
                     tracing::info!(group, last_slot, "restored a snapshot");
-                    self.metrics.snapshots_restored.inc();
+                    self.metrics.snapshots_restored.inc(group);
                 }
             }
         }
@@ -670,6 +672,7 @@ impl Driver {
                     group: *g,
                     leader: p.leader(),
                     leading: r.is_leading(),
+                    role: Some(p.role()),
                     chosen: p.chosen(),
                     applied: p.applied(),
                     t_safe,

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::{Certificate, ClientTlsConfig, Server, ServerTlsConfig};
 
 use crate::config::{ClockBackend, NodeConfig, TlsConfig};
+use crate::liveness::Liveness;
 use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::peer::{self, HelloError, Identity, PeerService};
@@ -69,6 +70,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The data directory belongs to another cluster or another node.
+    #[error("{0}")]
+    DataDir(#[from] crate::identity::IdentityError),
     /// A configured peer belongs to another cluster.
     #[error("refusing to join: {0}")]
     ClusterMismatch(String),
@@ -175,7 +179,8 @@ impl Node {
         );
         let channels: HashMap<NodeId, tonic::transport::Channel> =
             members.channels().into_iter().collect();
-        check_peers(&me, &channels, clock.as_ref(), epsilon).await?;
+        let liveness = Arc::new(Liveness::default());
+        check_peers(&me, &channels, clock.as_ref(), epsilon, &liveness).await?;
 
         let mut queues = HashMap::new();
         let mut tasks = Vec::new();
@@ -247,6 +252,7 @@ impl Node {
             in_flight: AtomicUsize::new(0),
             metrics: metrics.clone(),
             stopping: stop_rx.clone(),
+            liveness,
         });
 
         let mut builder = Server::builder()
@@ -275,6 +281,7 @@ impl Node {
                     inbox: handle.inbox.clone(),
                     clock: clock.clone(),
                     epsilon,
+                    metrics_address: cfg.metrics_listen.clone().unwrap_or_default(),
                 })
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
@@ -307,7 +314,7 @@ impl Node {
                     source,
                 })?;
             metrics_addr = l.local_addr().ok();
-            tasks.push(tokio::spawn(crate::metrics::serve(l, metrics.clone())));
+            tasks.push(tokio::spawn(crate::metrics::serve(l, shared.clone())));
         }
         tasks.push(tokio::spawn(clock_check(
             me.clone(),
@@ -421,6 +428,7 @@ async fn check_peers(
     channels: &HashMap<NodeId, tonic::transport::Channel>,
     clock: &dyn TrueTime,
     epsilon: u64,
+    liveness: &Liveness,
 ) -> Result<(), StartError> {
     let deadline = tokio::time::Instant::now() + STARTUP_HELLO_WINDOW;
     let mut waiting: Vec<NodeId> = channels.keys().copied().collect();
@@ -428,7 +436,7 @@ async fn check_peers(
         let mut still = Vec::new();
         for id in waiting {
             match peer::hello(me, channels[&id].clone(), clock, epsilon).await {
-                Ok(_) => {}
+                Ok(a) => liveness.heard(id, a.metrics_address),
                 Err(HelloError::Mismatch(m)) => {
                     return Err(StartError::ClusterMismatch(format!(
                         "configured peer node {id} answered: {m}"
@@ -453,9 +461,12 @@ async fn clock_check(me: Identity, clock: Arc<dyn TrueTime>, epsilon: u64, share
         ticker.tick().await;
         let mut samples = Vec::new();
         // Read each round: nodes added at run time are checked too.
-        for (_, chan) in shared.members.channels() {
+        for (id, chan) in shared.members.channels() {
             match peer::hello(&me, chan, clock.as_ref(), epsilon).await {
-                Ok(s) => samples.push(s),
+                Ok(a) => {
+                    shared.liveness.heard(id, a.metrics_address);
+                    samples.push(a.sample);
+                }
                 Err(HelloError::Mismatch(m)) => {
                     tracing::error!(message = %m, "a peer belongs to another cluster");
                 }

@@ -52,6 +52,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Turns true when the node stops: its `Calls` streams end then.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// When each peer last answered this node's hello.
+    pub liveness: Arc<crate::liveness::Liveness>,
 }
 
 struct InFlight<'a>(&'a Shared);
@@ -265,10 +267,7 @@ impl pb::meridian_server::Meridian for ClientService {
                         },
                     )
                     .await?;
-                let waited = started.elapsed();
-                if waited > Duration::from_millis(1) {
-                    s.metrics.lock_wait.observe_duration(waited);
-                }
+                s.metrics.lock_wait.observe_duration(started.elapsed());
                 match resp {
                     CoreResponse::Read { values, term } => Ok(pb::ReadResponse {
                         error: None,

@@ -7,8 +7,9 @@ use meridian_txn::{GroupId, Request as CoreRequest, Response as CoreResponse, Tx
 
 use crate::service::Shared;
 
-/// The node's view of the cluster: nodes, groups with their ranges,
-/// leaders and progress, the clock.
+/// The node's view of the cluster: nodes with their liveness as this node
+/// sees it, groups with their ranges, leaders, and this node's replicas'
+/// role and progress, the clock.
 pub fn status(s: &Shared) -> pb::StatusResponse {
     let views = s.views.read();
     let now = s.clock.now();
@@ -34,6 +35,12 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
                 t_safe: v.map_or(0, |v| v.t_safe.as_nanos()),
                 active_txns: v.map_or(0, |v| v.active_txns as u64),
                 local_replica: v.is_some(),
+                role: v.map_or(String::new(), |v| {
+                    crate::metrics::role_name(v, s.cfg.node_id).to_string()
+                }),
+                safe_time_lag_micros: v
+                    .and_then(|v| crate::health::safe_time_lag(now, v.t_safe))
+                    .map(|d| d.as_micros().min(u128::from(u64::MAX)) as u64),
             }
         })
         .collect();
@@ -46,7 +53,7 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
             .members
             .nodes()
             .into_iter()
-            .map(|(id, address)| pb::NodeInfo { id, address })
+            .map(|(id, address)| node_info(s, id, address))
             .collect(),
         groups,
         now_earliest: now.earliest.as_nanos(),
@@ -54,6 +61,33 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
         clock_ok: s.clock_ok.load(std::sync::atomic::Ordering::Relaxed),
         clock_detail: s.clock_detail.lock().clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Node `id` as this node sees it: itself, or a peer with its liveness.
+fn node_info(s: &Shared, id: meridian_paxos::NodeId, address: String) -> pb::NodeInfo {
+    if id == s.cfg.node_id {
+        return pb::NodeInfo {
+            id,
+            address,
+            metrics_address: s.cfg.metrics_listen.clone(),
+            liveness: pb::Liveness::Self_ as i32,
+            last_contact_ms: Some(0),
+        };
+    }
+    let l = s.liveness.of(id);
+    pb::NodeInfo {
+        id,
+        address,
+        metrics_address: l.metrics_address,
+        liveness: if l.live {
+            pb::Liveness::Live
+        } else {
+            pb::Liveness::Down
+        } as i32,
+        last_contact_ms: l
+            .since_contact
+            .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
     }
 }
 

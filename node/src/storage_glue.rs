@@ -23,11 +23,17 @@ impl Log for Wal {
 /// The log and what each group recovers from it.
 pub type Opened = (Box<dyn Log>, BTreeMap<u64, Recovered>);
 
-/// Opens the log in the configured data directory (locking it) and returns
-/// what each group recovers.
+/// Opens the log in the configured data directory (locking it, and
+/// checking or recording the directory's identity, [`crate::identity`]) and
+/// returns what each group recovers.
 pub fn open(cfg: &NodeConfig) -> Result<Opened, StartError> {
+    // Refuse another cluster's or node's data before the log touches it
+    // (recovery may cut a torn tail); record the identity once the
+    // directory is locked.
+    crate::identity::check(&cfg.data_dir, cfg.cluster_id, cfg.node_id)?;
     let (wal, recovered) = Wal::open(&cfg.data_dir, WalOptions::default())
         .map_err(|e| StartError::Storage(e.to_string()))?;
+    crate::identity::bind(&cfg.data_dir, cfg.cluster_id, cfg.node_id)?;
     if let Some(t) = &wal.recovery().torn_tail {
         tracing::warn!(?t, "cut a torn tail from the write-ahead log");
     }

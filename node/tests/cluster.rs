@@ -272,6 +272,7 @@ async fn add_node_refuses_bad_requests_and_makes_a_new_node_known() {
         node: Some(pb::NodeInfo {
             id,
             address: address.to_string(),
+            ..Default::default()
         }),
     };
     let refused = |r: pb::AddNodeResponse| r.error.map(|e| e.message).unwrap_or_default();
