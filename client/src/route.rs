@@ -286,7 +286,7 @@ fn answered<Resp: Answer>(
             | Code::Aborted
             | Code::ResourceExhausted
             | Code::Internal => Err(CallError::Transport {
-                detail: format!("{uri}: {}", status.message()),
+                detail: format!("{uri}: {}", status_words(&status)),
                 sent: !never_sent(&status),
                 timed_out: past_deadline(&status),
             }),
@@ -295,6 +295,64 @@ fn answered<Resp: Answer>(
                 status.message()
             ))),
         },
+    }
+}
+
+/// A failed call's status in words: its message, with the deepest cause
+/// of its source chain when that says more. A TLS failure names the TLS
+/// error (`TLS: invalid peer certificate: UnknownIssuer`), not the HTTP/2
+/// or transport layer it surfaced through.
+pub(crate) fn status_words(status: &tonic::Status) -> String {
+    use std::error::Error as _;
+    let mut tls: Option<String> = None;
+    let mut root: Option<String> = None;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = status.source();
+    while let Some(e) = source {
+        // An I/O error hides the error it wraps from `source()`.
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if let Some(r) = inner.or_else(|| e.downcast_ref::<rustls::Error>()) {
+            tls = Some(r.to_string());
+        }
+        root = Some(e.to_string());
+        source = e.source();
+    }
+    let msg = status.message();
+    match (tls, root) {
+        (Some(t), _) => format!("TLS: {t}{}", tls_hint(&t)),
+        (None, Some(r)) if looks_like_tls(&r) => format!("TLS: {r}{}", tls_hint(&r)),
+        (None, Some(r)) if !msg.contains(&r) => format!("{msg}: {r}"),
+        _ if looks_like_tls(msg) => format!("TLS: {msg}{}", tls_hint(msg)),
+        _ => msg.to_string(),
+    }
+}
+
+/// Whether a message is a rustls error's, by its words.
+fn looks_like_tls(m: &str) -> bool {
+    [
+        "certificate",
+        "fatal alert",
+        "handshake",
+        "peer sent no certificates",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
+}
+
+/// What to do about a TLS failure, when its cause is a common one.
+fn tls_hint(m: &str) -> &'static str {
+    if m.contains("CertificateRequired") {
+        " (the node requires a client certificate: pass --tls-cert and --tls-key)"
+    } else if m.contains("UnknownIssuer") || m.contains("BadCertificate") {
+        " (the certificates are not signed by the same CA)"
+    } else if m.contains("NotValidForName") {
+        " (the node's certificate does not name the endpoint's host)"
+    } else if m.contains("Expired") {
+        " (a certificate has expired)"
+    } else {
+        ""
     }
 }
 
@@ -482,7 +540,7 @@ impl Inner {
                 timed_out: true,
             }),
             Ok(Err(failed)) => Err(CallError::Transport {
-                detail: format!("{uri}: {}", failed.status.message()),
+                detail: format!("{uri}: {}", status_words(&failed.status)),
                 sent: failed.sent,
                 timed_out: past_deadline(&failed.status),
             }),

@@ -18,10 +18,13 @@
 //!   clock check;
 //! - [`service`], [`admin`]: the client and admin gRPC services;
 //! - [`server`]: [`Node::start`] and drain;
-//! - [`metrics`]: Prometheus text metrics.
+//! - [`metrics`]: Prometheus text metrics;
+//! - [`tls`]: mutual TLS: the check of a node's own certificate and the
+//!   handshakes; [`certs`]: the certificates `meridian cert` makes.
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod certs;
 pub mod cli;
 pub mod codec;
 pub mod config;
@@ -35,6 +38,7 @@ pub mod service;
 pub mod status;
 pub mod storage;
 mod storage_glue;
+pub mod tls;
 
 pub use config::NodeConfig;
 pub use server::{Node, StartError, StartOptions};
