@@ -994,6 +994,12 @@ fn read_value(input: impl Read) -> Result<Bytes, String> {
         .take(meridian_txn::api::MAX_VALUE_BYTES as u64 + 1)
         .read_to_end(&mut v)
         .map_err(|e| format!("cannot read the value from stdin: {e}"))?;
+    let max = meridian_txn::api::MAX_VALUE_BYTES;
+    if v.len() > max {
+        return Err(format!(
+            "invalid request: the value on stdin is over the limit of {max} bytes"
+        ));
+    }
     Ok(Bytes::from(v))
 }
 
