@@ -345,7 +345,15 @@ fn looks_like_tls(m: &str) -> bool {
 fn tls_hint(m: &str) -> &'static str {
     if m.contains("CertificateRequired") {
         " (the node requires a client certificate: pass --tls-cert and --tls-key)"
-    } else if m.contains("UnknownIssuer") || m.contains("BadCertificate") {
+    } else if [
+        "UnknownIssuer",
+        "BadCertificate",
+        "BadSignature",
+        "DecryptError",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
+    {
         " (the certificates are not signed by the same CA)"
     } else if m.contains("NotValidForName") {
         " (the node's certificate does not name the endpoint's host)"

@@ -78,6 +78,13 @@ fn describe(e: &webpki::Error, t: &TlsConfig, usage: &str) -> String {
         E::CertExpired { .. } => "it has expired".to_string(),
         E::CertNotValidYet { .. } => "it is not valid yet".to_string(),
         E::UnknownIssuer => format!("it is not signed by the configured CA {}", t.ca.display()),
+        // An issuer of the CA's name with another key: another CA of the
+        // same name (every `meridian cert create-ca` CA is "Meridian CA").
+        E::InvalidSignatureForPublicKey => format!(
+            "it is not signed by the configured CA {} (its issuer has the CA's name but \
+             another key: a different CA)",
+            t.ca.display()
+        ),
         E::CaUsedAsEndEntity => "it is a CA certificate, not a node's".to_string(),
         other => format!("{other:?}"),
     }
@@ -244,6 +251,103 @@ fn handshake_reason(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose as Eku, IsCa, KeyPair,
+    };
+    use rustls::pki_types::PrivatePkcs8KeyDer;
+
+    struct Ca(rcgen::Certificate, KeyPair);
+
+    fn ca() -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        Ca(p.self_signed(&key).unwrap(), key)
+    }
+
+    /// Files of a node certificate for `names` with `ekus`, signed by
+    /// `signer`, with `trusted` as the configured CA.
+    fn files(
+        trusted: &Ca,
+        signer: &Ca,
+        names: &[&str],
+        ekus: Vec<Eku>,
+        edit: impl FnOnce(&mut CertificateParams),
+    ) -> TlsFiles {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+        p.extended_key_usages = ekus;
+        edit(&mut p);
+        let cert = p.signed_by(&key, &signer.0, &signer.1).unwrap();
+        TlsFiles {
+            ca: vec![trusted.0.der().clone()],
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        }
+    }
+
+    fn cfg() -> TlsConfig {
+        TlsConfig {
+            ca: "certs/ca.crt".into(),
+            cert: "certs/node.crt".into(),
+            key: "certs/node.key".into(),
+        }
+    }
+
+    fn check(f: &TlsFiles) -> Result<(), String> {
+        check_own_certificate(&cfg(), f, Some("127.0.0.1:7101"), UnixTime::now())
+    }
+
+    const BOTH: fn() -> Vec<Eku> = || vec![Eku::ServerAuth, Eku::ClientAuth];
+
+    #[test]
+    fn a_node_certificate_for_both_usages_naming_its_address_is_accepted() {
+        let ca = ca();
+        check(&files(&ca, &ca, &["127.0.0.1"], BOTH(), |_| {})).unwrap();
+        // No extended key usage at all allows every usage.
+        check(&files(&ca, &ca, &["127.0.0.1"], vec![], |_| {})).unwrap();
+    }
+
+    #[test]
+    fn a_node_certificate_its_peers_would_refuse_is_refused_with_the_reason() {
+        let ca = ca();
+        let other = ca_other();
+        let cases: Vec<(TlsFiles, &str)> = vec![
+            (
+                files(&ca, &ca, &["127.0.0.1"], vec![Eku::ServerAuth], |_| {}),
+                "clientAuth",
+            ),
+            (
+                files(&ca, &ca, &["127.0.0.1"], vec![Eku::ClientAuth], |_| {}),
+                "serverAuth",
+            ),
+            (
+                files(&ca, &other, &["127.0.0.1"], BOTH(), |_| {}),
+                "not signed by the configured CA certs/ca.crt",
+            ),
+            (
+                files(&ca, &ca, &["127.0.0.1"], BOTH(), |p| {
+                    p.not_before = rcgen::date_time_ymd(2019, 1, 1);
+                    p.not_after = rcgen::date_time_ymd(2020, 1, 1);
+                }),
+                "expired",
+            ),
+            (
+                files(&ca, &ca, &["localhost"], BOTH(), |_| {}),
+                "does not name 127.0.0.1",
+            ),
+        ];
+        for (f, why) in cases {
+            let e = check(&f).unwrap_err();
+            assert!(e.contains(why), "want {why:?}: {e}");
+            assert!(e.contains("certs/node.crt"), "{e}");
+        }
+    }
+
+    fn ca_other() -> Ca {
+        ca()
+    }
 
     #[test]
     fn hosts_come_out_of_addresses() {
