@@ -30,7 +30,7 @@ pub struct NodeArgs {
 /// `meridian cluster ...`.
 #[derive(Debug, clap::Subcommand)]
 pub enum ClusterCommand {
-    /// Writes the configuration files of a local cluster: DIR/node-<i>/meridian.toml.
+    /// Writes the configuration files of a local cluster: DIR/node-N/meridian.toml.
     Init(ClusterInitArgs),
     /// Starts a local cluster as child processes (one replica of every group
     /// per node) and prints `endpoints: HOST:PORT,...`; Ctrl-C stops it.
