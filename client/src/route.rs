@@ -286,7 +286,7 @@ fn answered<Resp: Answer>(
             | Code::Aborted
             | Code::ResourceExhausted
             | Code::Internal => Err(CallError::Transport {
-                detail: format!("{uri}: {}", status_words(&status)),
+                detail: format!("{uri}: {}", tls_refusal_hint(uri, status_words(&status))),
                 sent: !never_sent(&status),
                 timed_out: past_deadline(&status),
             }),
@@ -326,6 +326,29 @@ pub(crate) fn status_words(status: &tonic::Status) -> String {
         (None, Some(r)) if !msg.contains(&r) => format!("{msg}: {r}"),
         _ if looks_like_tls(msg) => format!("TLS: {msg}{}", tls_hint(msg)),
         _ => msg.to_string(),
+    }
+}
+
+/// `words` of a failure at `uri`, with a hint when a TLS connection was
+/// closed under the client: with TLS 1.3 a node that refuses the client's
+/// certificate does so after the client's side of the handshake, and the
+/// client often sees only the connection close, not the node's alert.
+pub(crate) fn tls_refusal_hint(uri: &str, words: String) -> String {
+    let closed = [
+        "connection closed",
+        "broken pipe",
+        "connection reset",
+        "stream closed",
+    ]
+    .iter()
+    .any(|w| words.contains(w));
+    if uri.starts_with("https://") && closed && !words.starts_with("TLS") {
+        format!(
+            "{words} (TLS: a node closes the connection when it refuses the client's \
+             certificate; check --tls-cert and --tls-key against the CA, and the node's log)"
+        )
+    } else {
+        words
     }
 }
 
@@ -548,7 +571,10 @@ impl Inner {
                 timed_out: true,
             }),
             Ok(Err(failed)) => Err(CallError::Transport {
-                detail: format!("{uri}: {}", status_words(&failed.status)),
+                detail: format!(
+                    "{uri}: {}",
+                    tls_refusal_hint(uri, failed.status.message().to_string())
+                ),
                 sent: failed.sent,
                 timed_out: past_deadline(&failed.status),
             }),
