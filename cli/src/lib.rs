@@ -1,22 +1,25 @@
-//! The `meridian` command line (docs/design.md §7): the client and admin
-//! subcommands, over the client library `meridian-client`; the binary adds
-//! the server and local-cluster subcommands of `meridian-node`.
+//! The `meridian` command line (docs/design.md §7, docs/operations.md): the
+//! client and admin subcommands, over the client library `meridian-client`;
+//! the binary adds the server, local-cluster and certificate subcommands of
+//! `meridian-node`.
 //!
-//! The client subcommands:
-//! `get`, `put`, `delete`, `scan`, `txn`, `read-only`, `status`,
-//! `txn-status`. The binary parses [`GlobalArgs`] (before the subcommand)
-//! and a [`ClientCommand`], and calls [`run`].
+//! The client subcommands: `get`, `put`, `delete`, `scan`, `txn`,
+//! `read-only`, `status`, `txn-status`, and `admin`. The binary parses
+//! [`GlobalArgs`] (accepted anywhere on the line, each with an environment
+//! variable) and a [`ClientCommand`], and calls [`run`].
 //!
 //! # Keys and values
-//! Keys and values given on the command line or in a `txn` script are taken
-//! as their UTF-8 bytes. In output, bytes that are valid UTF-8 are printed
-//! as text; other bytes are printed escaped (`\xNN`) in text output, and in
-//! JSON output as a `key_base64` / `value_base64` field (standard base64)
-//! in place of `key` / `value`.
+//! Keys and values given on the command line are taken as their UTF-8
+//! bytes; `put KEY` without a value reads it from stdin, byte for byte. In
+//! output, bytes that are valid UTF-8 are printed as text; other bytes are
+//! printed escaped (`\xNN`) in text output, and in JSON output as a
+//! `key_base64` / `value_base64` field (standard base64) in place of `key`
+//! / `value`.
 //!
 //! # Output
-//! `--output text` (the default) is for people. `--output json` prints one
-//! JSON object per line on stdout:
+//! `--output text` (the default) is for people, and follows etcdctl: a
+//! read of a missing key prints nothing, and labelled reads list only the
+//! keys found. `--output json` prints one JSON object per line on stdout:
 //! - a read: `{"key": "k", "value": "v"}` (`"value": null` when the key has
 //!   no value);
 //! - a commit: `{"committed": true, "commit_ts": <ns>, "txn": "<id>"}`;
@@ -24,33 +27,31 @@
 //! - `status` and `txn-status`: one object each (see their docs).
 //!
 //! Errors go to stderr as one line: `error: ...` in text mode,
-//! `{"error": "...", "exit_code": N}` in JSON mode.
+//! `{"error": "...", "exit_code": N}` in JSON mode (the binary does the same
+//! for clap's usage errors).
 //!
 //! # Exit codes
 //! - 0: done (committed, read, answered);
 //! - 1: definitely not committed — aborted or refused by the cluster;
-//! - 2: bad usage or input (clap's own errors too; an endpoint that cannot
-//!   be parsed; a malformed `txn` script; a key or value over the limits);
-//!   nothing was sent;
+//! - 2: bad usage or input, found before connecting (clap's own errors
+//!   too; an endpoint that cannot be parsed, or `https://` without
+//!   `--tls-ca`; a malformed or empty `txn` script; a key or value over
+//!   the limits); nothing was sent. Also a group that does not exist;
 //! - 3: the commit's outcome is unknown (it may or may not have committed);
-//! - 4: the cluster is unreachable (no endpoint or replica answered);
-//!   nothing was committed.
+//! - 4: the cluster is unreachable (no endpoint or replica answered), or
+//!   `--timeout` passed; nothing was committed.
+//!
+//! # Deadline
+//! `--timeout` bounds a client subcommand as a whole: connecting, retries
+//! and calls. A write whose deadline passes after it connected exits 3.
 //!
 //! # `txn` scripts
-//! One operation per line, from FILE or stdin:
-//! ```text
-//! # comments and blank lines are ignored
-//! get KEY
-//! put KEY VALUE     # VALUE is the rest of the line after KEY
-//! delete KEY
-//! ```
-//! Keys contain no whitespace. A value is everything after the key and the
-//! whitespace that follows it, inner spaces included, trailing whitespace
-//! dropped (so a `#` in a value is part of it). The whole script is checked
-//! before anything is sent; a malformed line exits 2 with `line N: ...`.
-//! The script runs as one transaction (retried as a whole on a retryable
-//! abort); its reads see its earlier writes. Each read is printed in
-//! order, then the commit.
+//! One operation per line, from FILE or stdin; the grammar is
+//! [`TXN_GRAMMAR`] (`meridian txn --help` shows it). The whole script is
+//! checked before anything is sent; a malformed line exits 2 with
+//! `line N: ...`. The script runs as one transaction (retried as a whole
+//! on a retryable abort); its reads see its earlier writes. Each read is
+//! printed in order, then the commit.
 
 use std::io::{Read, Write as _};
 use std::path::PathBuf;
@@ -85,83 +86,152 @@ pub enum Output {
     Json,
 }
 
-/// Options every client subcommand takes, given before the subcommand.
+/// Options every client subcommand takes: accepted anywhere on the command
+/// line, each with an environment variable.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Nodes to connect through, comma-separated `host:port` (or
-    /// `http://host:port`). Needed by every client subcommand; checked by
-    /// [`run`] rather than by clap, so a binary with other subcommands can
-    /// take these options too.
-    #[arg(long, env = "MERIDIAN_ENDPOINTS", value_delimiter = ',')]
+    /// Nodes to connect through, comma-separated: `host:port`,
+    /// `http://host:port`, or `https://host:port` (with --tls-ca).
+    #[arg(
+        long,
+        env = "MERIDIAN_ENDPOINTS",
+        value_delimiter = ',',
+        global = true,
+        value_name = "HOST:PORT,..."
+    )]
     pub endpoints: Vec<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    /// Output format: text for people, json for programs (one object per
+    /// line).
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = Output::Text,
+        env = "MERIDIAN_OUTPUT",
+        global = true
+    )]
     pub output: Output,
-    /// Deadline of each call, like `500ms`, `2s`, `1m`.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    /// Deadline of the whole command, like `500ms`, `2s`, `1m`: past it the
+    /// command gives up (exit 4, or 3 if a commit may have been sent).
+    #[arg(
+        long,
+        default_value = "5s",
+        value_parser = parse_duration,
+        env = "MERIDIAN_TIMEOUT",
+        global = true,
+        value_name = "DURATION"
+    )]
     pub timeout: Duration,
-    /// PEM file of the CA the nodes' certificates chain to (enables TLS).
-    #[arg(long, requires = "tls_cert")]
+    /// PEM file of the CA that signed the nodes' certificates (turns TLS
+    /// on; needs --tls-cert and --tls-key: the nodes require a client
+    /// certificate).
+    #[arg(
+        long,
+        requires = "tls_cert",
+        env = "MERIDIAN_TLS_CA",
+        global = true,
+        value_name = "FILE"
+    )]
     pub tls_ca: Option<PathBuf>,
-    /// PEM file of this client's certificate (mutual TLS).
-    #[arg(long, requires_all = ["tls_ca", "tls_key"])]
+    /// PEM file of this client's certificate (`meridian cert
+    /// create-client`).
+    #[arg(
+        long,
+        requires_all = ["tls_ca", "tls_key"],
+        env = "MERIDIAN_TLS_CERT",
+        global = true,
+        value_name = "FILE"
+    )]
     pub tls_cert: Option<PathBuf>,
-    /// PEM file of this client's private key (mutual TLS).
-    #[arg(long, requires = "tls_cert")]
+    /// PEM file of this client's private key.
+    #[arg(
+        long,
+        requires = "tls_cert",
+        env = "MERIDIAN_TLS_KEY",
+        global = true,
+        value_name = "FILE"
+    )]
     pub tls_key: Option<PathBuf>,
 }
+
+/// The grammar of `txn` scripts, shown by `meridian txn --help`.
+pub const TXN_GRAMMAR: &str = r#"Script grammar (one operation per line; the whole script runs as one transaction):
+  get KEY
+  put KEY VALUE
+  delete KEY
+  # a comment; blank lines are ignored
+
+A KEY is a word without spaces, or a quoted string. A VALUE is a quoted
+string, or else the rest of the line after the key (inner spaces kept,
+trailing spaces dropped, a '#' included).
+Quoted strings use double quotes and these escapes:
+  \"  quote    \\  backslash    \n  newline    \t  tab    \r  return
+  \xNN  the byte NN (two hex digits)
+Example:
+  put "a b" "two\nlines"
+  put greeting hello world
+  get "a b"
+
+The script is checked whole before anything is sent: a malformed line, a key
+or value over the limits, or a script with no operation exits 2. Reads see
+the script's earlier writes; each read is printed in order, then the commit."#;
 
 /// The client subcommands.
 #[derive(Subcommand, Clone, Debug)]
 pub enum ClientCommand {
-    /// Reads one key (a strong read-only read).
+    /// Reads one key (strongly consistent). A missing key prints nothing
+    /// in text output (`"value": null` in JSON) and exits 0.
     Get {
         /// The key.
         key: String,
     },
-    /// Writes one key in a transaction of its own.
+    /// Writes one key in a transaction of its own. Without VALUE, the
+    /// value is read from standard input, byte for byte (a trailing
+    /// newline is kept: use `printf` or `echo -n`).
     Put {
         /// The key.
         key: String,
-        /// The value.
-        value: String,
+        /// The value (default: standard input).
+        value: Option<String>,
     },
     /// Deletes one key in a transaction of its own.
     Delete {
         /// The key.
         key: String,
     },
-    /// Lists the rows with START ≤ key < END in key order (a strong
-    /// read-only read).
+    /// Lists the rows with START <= key < END in key order (strongly
+    /// consistent).
     Scan {
-        /// First key (`""`: from the first key).
+        /// First key ("" for the first key there is).
         start: String,
-        /// Bound after the last key; none: to the end.
+        /// Bound after the last key (default: to the end).
         end: Option<String>,
         /// Most rows to list.
         #[arg(long, default_value_t = DEFAULT_SCAN_LIMIT)]
         limit: usize,
     },
-    /// Runs a script of gets, puts and deletes as one transaction (see the
-    /// module docs for the format).
+    /// Runs a script of gets, puts and deletes as one transaction.
+    #[command(after_help = TXN_GRAMMAR)]
     Txn {
-        /// The script; none or `-`: stdin.
+        /// The script file ("-" or none: standard input).
         file: Option<PathBuf>,
         /// Use optimistic concurrency control instead of locking.
         #[arg(long)]
         optimistic: bool,
     },
-    /// Reads keys lock-free at one timestamp: strong, at `--at`, or
-    /// bounded-stale.
+    /// Reads keys without locks at one timestamp: now (strong), at a given
+    /// time (--at), or slightly stale (--max-staleness). Prints each key
+    /// found, then the read's timestamp.
     ReadOnly {
         /// The keys.
         #[arg(required = true)]
         keys: Vec<String>,
-        /// Read at this timestamp: nanoseconds since the Unix epoch or RFC
-        /// 3339.
+        /// Read at this timestamp: nanoseconds since the Unix epoch, or
+        /// RFC 3339 like 2026-12-07T18:00:00Z.
         #[arg(long, conflicts_with = "max_staleness")]
         at: Option<String>,
-        /// Read at most this stale, like `500ms` or `2s`.
+        /// Read at most this stale, like `500ms` or `2s` (served by any
+        /// replica, not only the leader).
         #[arg(long, value_parser = parse_duration)]
         max_staleness: Option<Duration>,
     },
@@ -174,8 +244,8 @@ pub enum ClientCommand {
         #[arg(long, value_name = "ID")]
         node: Option<u64>,
     },
-    /// Asks what became of a transaction (`ORIGIN_HEX.SEQ` or `SEQ`, as
-    /// printed at commit).
+    /// Tells what became of a transaction, by the id printed at its commit
+    /// (`ORIGIN_HEX.SEQ` or `SEQ`).
     TxnStatus {
         /// The transaction id.
         id: String,
@@ -234,11 +304,8 @@ pub async fn run_admin_code(global: &GlobalArgs, cmd: AdminCommand) -> u8 {
         output: global.output,
     };
     let fail = |e: AdminError| p.error_message(&e.to_string(), e.exit_code());
-    if global.endpoints.iter().all(|e| e.trim().is_empty()) {
-        return p.error_message(
-            "no endpoints: pass --endpoints HOST:PORT[,...] or set MERIDIAN_ENDPOINTS",
-            EXIT_USAGE,
-        );
+    if let Err(m) = check_endpoints(global) {
+        return p.error_message(&m, EXIT_USAGE);
     }
     // Check the arguments before connecting: bad ones send nothing.
     let change = match &cmd {
@@ -301,6 +368,13 @@ pub async fn run_admin_code(global: &GlobalArgs, cmd: AdminCommand) -> u8 {
         }
         AdminCommand::ChangeMembership { group, .. } => {
             let change = change.expect("checked above");
+            let groups: Vec<u64> = client.groups().iter().map(|g| g.id).collect();
+            if !groups.contains(&group) {
+                return p.error_message(
+                    &format!("group {group} does not exist (the cluster's groups: {groups:?})"),
+                    EXIT_USAGE,
+                );
+            }
             match admin::change_membership(&client, group, change).await {
                 Ok(voters) => {
                     match p.output {
@@ -486,9 +560,10 @@ pub enum ScriptOp {
     Delete(Bytes),
 }
 
-/// Parses a `txn` script (see the module docs), checking every key and
-/// value against the limits and the operation count, so that a bad script
-/// sends nothing. Errors read `line N: ...`.
+/// Parses a `txn` script (grammar: [`TXN_GRAMMAR`]), checking every key
+/// and value against the limits and the operation count, so that a bad
+/// script sends nothing. A script without an operation is refused. Errors
+/// read `line N: ...`.
 pub fn parse_script(text: &str) -> Result<Vec<ScriptOp>, String> {
     let mut ops = Vec::new();
     for (n, raw) in text.lines().enumerate() {
@@ -501,48 +576,111 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptOp>, String> {
         let (verb, rest) = line
             .split_once(char::is_whitespace)
             .map_or((line, ""), |(v, r)| (v, r.trim_start()));
-        let (key, tail) = rest
-            .split_once(char::is_whitespace)
-            .map_or((rest, ""), |(k, t)| (k, t.trim_start()));
-        let key_bytes = Bytes::copy_from_slice(key.as_bytes());
+        if !matches!(verb, "get" | "put" | "delete") {
+            return Err(err(&format!(
+                "unknown operation {verb:?} (expected get, put or delete)"
+            )));
+        }
+        if rest.is_empty() {
+            return Err(err(&if verb == "put" {
+                "`put` needs a key and a value".to_string()
+            } else {
+                format!("`{verb}` needs a key")
+            }));
+        }
+        let (key, tail) = script_token(rest).map_err(|m| err(&m))?;
+        let tail = tail.trim_start();
+        let key = Bytes::from(key);
         let check_key =
             |k: &Bytes| meridian_txn::api::check_key(k).map_err(|e| err(&e.to_string()));
         let op = match verb {
             "get" | "delete" => {
-                if key.is_empty() {
-                    return Err(err(&format!("`{verb}` needs a key")));
-                }
-                if !tail.is_empty() {
+                if !(tail.is_empty() || tail.starts_with('#')) {
                     return Err(err(&format!(
                         "`{verb}` takes one key, found more: {tail:?}"
                     )));
                 }
-                check_key(&key_bytes)?;
+                check_key(&key)?;
                 if verb == "get" {
-                    ScriptOp::Get(key_bytes)
+                    ScriptOp::Get(key)
                 } else {
-                    ScriptOp::Delete(key_bytes)
+                    ScriptOp::Delete(key)
                 }
             }
-            "put" => {
-                if key.is_empty() || tail.is_empty() {
+            _ => {
+                let value = if tail.starts_with('"') {
+                    let (v, after) = script_token(tail).map_err(|m| err(&m))?;
+                    let after = after.trim_start();
+                    if !(after.is_empty() || after.starts_with('#')) {
+                        return Err(err(&format!(
+                            "unexpected text after the quoted value: {after:?}"
+                        )));
+                    }
+                    Bytes::from(v)
+                } else if tail.is_empty() {
                     return Err(err("`put` needs a key and a value"));
-                }
-                let value = Bytes::copy_from_slice(tail.as_bytes());
-                let w = meridian_participant::Write::put(key_bytes.clone(), value.clone());
+                } else {
+                    Bytes::copy_from_slice(tail.trim_end().as_bytes())
+                };
+                let w = meridian_participant::Write::put(key.clone(), value.clone());
                 meridian_txn::api::check_write(&w).map_err(|e| err(&e.to_string()))?;
-                ScriptOp::Put(key_bytes, value)
-            }
-            other => {
-                return Err(err(&format!(
-                    "unknown operation {other:?} (expected get, put or delete)"
-                )));
+                ScriptOp::Put(key, value)
             }
         };
         ops.push(op);
         meridian_txn::api::check_operation_count(ops.len()).map_err(|e| err(&e.to_string()))?;
     }
+    if ops.is_empty() {
+        return Err("the script has no operation (get, put or delete): nothing to commit".into());
+    }
     Ok(ops)
+}
+
+/// The first token of `s` (which starts with no whitespace): a quoted
+/// string with its escapes undone, or a bare word up to the next
+/// whitespace. Answers the token's bytes and the text after it.
+fn script_token(s: &str) -> Result<(Vec<u8>, &str), String> {
+    let Some(body) = s.strip_prefix('"') else {
+        let end = s.find(char::is_whitespace).unwrap_or(s.len());
+        return Ok((s.as_bytes()[..end].to_vec(), &s[end..]));
+    };
+    let mut out = Vec::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Ok((out, &body[i + 1..])),
+            '\\' => {
+                let Some((_, e)) = chars.next() else { break };
+                match e {
+                    '"' => out.push(b'"'),
+                    '\\' => out.push(b'\\'),
+                    'n' => out.push(b'\n'),
+                    't' => out.push(b'\t'),
+                    'r' => out.push(b'\r'),
+                    'x' => {
+                        let hex: String = chars.by_ref().take(2).map(|(_, h)| h).collect();
+                        let byte = u8::from_str_radix(&hex, 16)
+                            .ok()
+                            .filter(|_| hex.len() == 2)
+                            .ok_or_else(|| {
+                                format!("bad escape \\x{hex}: two hex digits are needed")
+                            })?;
+                        out.push(byte);
+                    }
+                    other => {
+                        return Err(format!(
+                            "unknown escape \\{other} (known: \\\" \\\\ \\n \\t \\r \\xNN)"
+                        ));
+                    }
+                }
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    Err("unterminated quoted string (a closing \" is missing)".into())
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -614,14 +752,14 @@ impl Printer {
                 json_bytes(&mut obj, "value", value);
                 self.json(Json::Object(obj));
             }
-            Output::Text => {
-                let v = value.map_or_else(|| "(no value)".to_string(), text_bytes);
-                if labelled {
-                    self.line(&format!("{} = {v}", text_bytes(key)));
-                } else {
-                    self.line(&v);
+            // As etcdctl: a missing key prints nothing (JSON has `null`).
+            Output::Text => match value {
+                None => {}
+                Some(v) if labelled => {
+                    self.line(&format!("{} = {}", text_bytes(key), text_bytes(v)))
                 }
-            }
+                Some(v) => self.line(&text_bytes(v)),
+            },
         }
     }
 
@@ -665,10 +803,10 @@ impl Printer {
 }
 
 fn options(global: &GlobalArgs) -> ClientOptions {
+    // Each call and the retries together fit in the command's deadline.
     let mut o = ClientOptions::default().with_request_timeout(global.timeout);
     o.connect_timeout = o.connect_timeout.min(global.timeout);
-    // A command line wants an answer soon: a short retry budget.
-    o.retry_budget = o.retry_budget.min(global.timeout * 3);
+    o.retry_budget = o.retry_budget.min(global.timeout);
     if let Some(ca) = &global.tls_ca {
         o.tls = Some(TlsOptions {
             ca_cert: ca.clone(),
@@ -695,13 +833,13 @@ pub async fn run_code(global: &GlobalArgs, cmd: ClientCommand) -> u8 {
     let p = Printer {
         output: global.output,
     };
-    if global.endpoints.iter().all(|e| e.trim().is_empty()) {
-        return p.error_message(
-            "no endpoints: pass --endpoints HOST:PORT[,...] or set MERIDIAN_ENDPOINTS",
-            EXIT_USAGE,
-        );
+    if let Err(m) = check_endpoints(global) {
+        return p.error_message(&m, EXIT_USAGE);
     }
-    // Check the input before connecting: a bad script sends nothing.
+    // Check the input before connecting: bad input sends nothing.
+    if let Err(m) = check_input(&cmd) {
+        return p.error_message(&m, EXIT_USAGE);
+    }
     let script = match &cmd {
         ClientCommand::Txn { file, .. } => {
             let text = match file.as_ref().filter(|f| f.as_os_str() != "-") {
@@ -734,14 +872,126 @@ pub async fn run_code(global: &GlobalArgs, cmd: ClientCommand) -> u8 {
             return p.error(&e);
         }
     }
-    let client = match Client::connect_with(&global.endpoints, options(global)).await {
-        Ok(c) => c,
-        Err(e) => return p.error(&e),
+    let stdin_value = match &cmd {
+        ClientCommand::Put { key, value: None } => match read_value(std::io::stdin().lock()) {
+            Ok(v) => {
+                let w = meridian_participant::Write::put(bytes(key), v.clone());
+                if let Err(e) = meridian_txn::api::check_write(&w) {
+                    return p.error_message(&format!("invalid request: {e}"), EXIT_USAGE);
+                }
+                Some(v)
+            }
+            Err(m) => return p.error_message(&m, EXIT_USAGE),
+        },
+        _ => None,
     };
-    match execute(&client, &p, cmd, script, at).await {
-        Ok(()) => EXIT_OK,
-        Err(e) => p.error(&e),
+    // `--timeout` bounds the whole command. A write whose deadline passes
+    // after it connected may have sent its commit: its outcome is unknown.
+    let writes = matches!(
+        cmd,
+        ClientCommand::Put { .. } | ClientCommand::Delete { .. } | ClientCommand::Txn { .. }
+    );
+    let connected = std::sync::atomic::AtomicBool::new(false);
+    let work = async {
+        let client = match Client::connect_with(&global.endpoints, options(global)).await {
+            Ok(c) => c,
+            Err(e) => return p.error(&e),
+        };
+        connected.store(true, std::sync::atomic::Ordering::Release);
+        match execute(&client, &p, cmd, script, at, stdin_value).await {
+            Ok(()) => EXIT_OK,
+            Err(e) => p.error(&e),
+        }
+    };
+    match tokio::time::timeout(global.timeout, work).await {
+        Ok(code) => code,
+        Err(_) if writes && connected.load(std::sync::atomic::Ordering::Acquire) => p
+            .error_message(
+                &format!(
+                    "no answer within --timeout {:?}: the write may or may not have committed",
+                    global.timeout
+                ),
+                EXIT_OUTCOME_UNKNOWN,
+            ),
+        Err(_) => p.error_message(
+            &format!(
+                "cluster unavailable: no answer within --timeout {:?}",
+                global.timeout
+            ),
+            EXIT_UNREACHABLE,
+        ),
     }
+}
+
+/// Checks the endpoints before anything is sent: some are given, and an
+/// `https://` one comes with `--tls-ca`.
+fn check_endpoints(global: &GlobalArgs) -> Result<(), String> {
+    if global.endpoints.iter().all(|e| e.trim().is_empty()) {
+        return Err(
+            "no endpoints: pass --endpoints HOST:PORT[,...] or set MERIDIAN_ENDPOINTS".into(),
+        );
+    }
+    if global.tls_ca.is_none() {
+        if let Some(e) = global
+            .endpoints
+            .iter()
+            .find(|e| e.trim().starts_with("https://"))
+        {
+            return Err(format!(
+                "endpoint {e} asks for TLS, but no CA was given: pass --tls-ca, --tls-cert \
+                 and --tls-key (or MERIDIAN_TLS_CA, MERIDIAN_TLS_CERT, MERIDIAN_TLS_KEY)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the keys and values given on the command line against the
+/// limits (docs/design.md §6) before anything is sent.
+fn check_input(cmd: &ClientCommand) -> Result<(), String> {
+    let key = |k: &str| {
+        meridian_txn::api::check_key(k.as_bytes()).map_err(|e| format!("invalid request: {e}"))
+    };
+    match cmd {
+        ClientCommand::Get { key: k } | ClientCommand::Delete { key: k } => key(k),
+        ClientCommand::Put {
+            key: k,
+            value: Some(v),
+        } => {
+            let w = meridian_participant::Write::put(bytes(k), bytes(v));
+            meridian_txn::api::check_write(&w).map_err(|e| format!("invalid request: {e}"))
+        }
+        ClientCommand::Put {
+            key: k,
+            value: None,
+        } => key(k),
+        ClientCommand::ReadOnly { keys, .. } => keys.iter().try_for_each(|k| key(k)),
+        ClientCommand::Scan { start, end, limit } => {
+            let end = end.as_deref().map(bytes);
+            meridian_txn::api::check_scan(start.as_bytes(), end.as_ref(), *limit)
+                .map_err(|e| format!("invalid request: {e}"))
+        }
+        ClientCommand::Txn { .. }
+        | ClientCommand::Status { .. }
+        | ClientCommand::TxnStatus { .. } => Ok(()),
+    }
+}
+
+/// Reads a value from `input` (standard input), up to one byte past the
+/// limit so that a value over it is told apart.
+fn read_value(input: impl Read) -> Result<Bytes, String> {
+    let mut v = Vec::new();
+    input
+        .take(meridian_txn::api::MAX_VALUE_BYTES as u64 + 1)
+        .read_to_end(&mut v)
+        .map_err(|e| format!("cannot read the value from stdin: {e}"))?;
+    let max = meridian_txn::api::MAX_VALUE_BYTES;
+    if v.len() > max {
+        return Err(format!(
+            "invalid request: the value on stdin is over the limit of {max} bytes"
+        ));
+    }
+    Ok(Bytes::from(v))
 }
 
 async fn execute(
@@ -750,6 +1000,7 @@ async fn execute(
     cmd: ClientCommand,
     script: Vec<ScriptOp>,
     at: Option<Timestamp>,
+    stdin_value: Option<Bytes>,
 ) -> Result<(), Error> {
     match cmd {
         ClientCommand::Get { key } => {
@@ -757,7 +1008,11 @@ async fn execute(
             p.read(key.as_bytes(), v.as_deref(), false);
         }
         ClientCommand::Put { key, value } => {
-            let c = client.put(bytes(&key), bytes(&value)).await?;
+            let value = match value {
+                Some(v) => bytes(&v),
+                None => stdin_value.unwrap_or_default(),
+            };
+            let c = client.put(bytes(&key), value).await?;
             p.committed(&c);
         }
         ClientCommand::Delete { key } => {
@@ -929,6 +1184,30 @@ mod tests {
         );
         let many: String = (0..1001).map(|i| format!("put k{i} v\n")).collect();
         assert!(parse_script(&many).unwrap_err().starts_with("line 1001:"));
+    }
+
+    #[test]
+    fn quoted_script_tokens_undo_their_escapes() {
+        let ops = parse_script("put \"a b\" \"x\\ty\\x00\\\"\" # c\nget \"\"\"\n");
+        assert!(ops.is_err(), "an empty quoted key is no key");
+        let ops = parse_script("put \"a b\" \"x\\ty\\x00\\\"\" # c\ndelete \"a b\"\n").unwrap();
+        assert_eq!(
+            ops,
+            vec![
+                ScriptOp::Put(bytes("a b"), Bytes::from_static(b"x\ty\x00\"")),
+                ScriptOp::Delete(bytes("a b")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_script_without_operations_is_refused() {
+        for s in ["", "\n\n", "# only\n  # comments\n"] {
+            assert!(
+                parse_script(s).unwrap_err().contains("no operation"),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]

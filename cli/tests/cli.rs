@@ -62,11 +62,12 @@ fn put_get_delete_in_text() {
         .success()
         .stdout("hello world\n");
     f.cmd(false).args(["delete", "greeting"]).assert().success();
+    // As etcdctl: a missing key prints nothing and exits 0.
     f.cmd(false)
         .args(["get", "greeting"])
         .assert()
         .success()
-        .stdout("(no value)\n");
+        .stdout("");
 }
 
 #[test]
@@ -519,4 +520,341 @@ fn replace_node_refuses_bad_input() {
         ])
         .assert()
         .code(4);
+}
+
+#[test]
+fn a_missing_key_is_told_apart_from_a_stored_value_in_text() {
+    let f = Fixture::start(1, &[]);
+    // A value that reads like the old "no value" marker.
+    f.cluster.insert("odd", "(no value)");
+    f.cmd(false)
+        .args(["get", "odd"])
+        .assert()
+        .success()
+        .stdout("(no value)\n");
+    f.cmd(false)
+        .args(["get", "nope"])
+        .assert()
+        .success()
+        .stdout("");
+    // Labelled reads list the keys found only.
+    f.cmd(false)
+        .args(["read-only", "odd", "nope"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("odd = (no value)\nread at "));
+}
+
+#[test]
+fn global_flags_go_anywhere_on_the_line() {
+    let f = Fixture::start(1, &[]);
+    f.cluster.insert("k", "v");
+    let out = Command::cargo_bin("meridian")
+        .unwrap()
+        .env_remove("MERIDIAN_ENDPOINTS")
+        .args(["get", "k", "--output", "json", "--endpoints"])
+        .arg(f.cluster.endpoints_arg())
+        .args(["--timeout", "2s"])
+        .assert()
+        .success();
+    assert_eq!(
+        json_lines(&out.get_output().stdout),
+        vec![serde_json::json!({"key": "k", "value": "v"})]
+    );
+}
+
+#[test]
+fn every_global_flag_has_an_environment_variable() {
+    let f = Fixture::start(1, &[]);
+    f.cluster.insert("k", "v");
+    let out = Command::cargo_bin("meridian")
+        .unwrap()
+        .env("MERIDIAN_ENDPOINTS", f.cluster.endpoints_arg())
+        .env("MERIDIAN_OUTPUT", "json")
+        .env("MERIDIAN_TIMEOUT", "2s")
+        .args(["get", "k"])
+        .assert()
+        .success();
+    assert_eq!(json_lines(&out.get_output().stdout)[0]["value"], "v");
+    // A flag beats its variable.
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .env("MERIDIAN_ENDPOINTS", f.cluster.endpoints_arg())
+        .env("MERIDIAN_OUTPUT", "json")
+        .args(["get", "k", "--output", "text"])
+        .assert()
+        .success()
+        .stdout("v\n");
+    // A bad value in a variable is a usage error.
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .env("MERIDIAN_ENDPOINTS", f.cluster.endpoints_arg())
+        .env("MERIDIAN_TIMEOUT", "soon")
+        .args(["get", "k"])
+        .assert()
+        .code(2);
+    let help = Command::cargo_bin("meridian")
+        .unwrap()
+        .args(["get", "--help"])
+        .assert()
+        .success();
+    let help = String::from_utf8_lossy(&help.get_output().stdout).to_string();
+    for var in [
+        "MERIDIAN_ENDPOINTS",
+        "MERIDIAN_OUTPUT",
+        "MERIDIAN_TIMEOUT",
+        "MERIDIAN_TLS_CA",
+        "MERIDIAN_TLS_CERT",
+        "MERIDIAN_TLS_KEY",
+    ] {
+        assert!(help.contains(var), "{var} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn put_without_a_value_reads_it_from_stdin_past_the_argument_limit() {
+    let f = Fixture::start(1, &[]);
+    // Larger than one argument may be on Linux (MAX_ARG_STRLEN, 128 KiB).
+    let big = "x".repeat(200 * 1024);
+    f.cmd(false)
+        .args(["put", "big"])
+        .write_stdin(big.clone())
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("committed at "));
+    assert_eq!(f.cluster.value("big").as_deref(), Some(big.as_str()));
+    // Byte for byte: the newline is kept.
+    f.cmd(false)
+        .args(["put", "line"])
+        .write_stdin("hello\n")
+        .assert()
+        .success();
+    assert_eq!(f.cluster.value("line").as_deref(), Some("hello\n"));
+    // Over the limit: exit 2, nothing sent.
+    let calls = f.cluster.data_calls();
+    f.cmd(true)
+        .args(["put", "huge"])
+        .write_stdin("x".repeat(meridian_txn::api::MAX_VALUE_BYTES + 1))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("\"exit_code\":2"));
+    assert_eq!(f.cluster.data_calls(), calls);
+}
+
+#[test]
+fn txn_scripts_take_quoted_keys_and_values_with_escapes() {
+    let f = Fixture::start(1, &[]);
+    let script = concat!(
+        "put \"a b\" 1\n",
+        "put q \"two\\nlines \\\"quoted\\\" \\x41\"  # a comment\n",
+        "put plain the rest of the line # kept\n",
+        "get \"a b\"\n",
+    );
+    let out = f
+        .cmd(true)
+        .arg("txn")
+        .write_stdin(script)
+        .assert()
+        .success();
+    let lines = json_lines(&out.get_output().stdout);
+    assert_eq!(lines[0], serde_json::json!({"key": "a b", "value": "1"}));
+    assert_eq!(lines[1]["committed"], true);
+    assert_eq!(f.cluster.value("a b").as_deref(), Some("1"));
+    assert_eq!(
+        f.cluster.value("q").as_deref(),
+        Some("two\nlines \"quoted\" A")
+    );
+    assert_eq!(
+        f.cluster.value("plain").as_deref(),
+        Some("the rest of the line # kept")
+    );
+    for (bad, why) in [
+        ("put \"open 1\n", "unterminated"),
+        ("put k \"v\" extra\n", "after the quoted value"),
+        ("get \"k\\q\"\n", "unknown escape"),
+        ("put k \"\\x4\"\n", "two hex digits"),
+    ] {
+        f.cmd(false)
+            .arg("txn")
+            .write_stdin(bad)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(why));
+    }
+}
+
+#[test]
+fn txn_help_gives_the_script_grammar() {
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .args(["txn", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("put KEY VALUE"))
+        .stdout(predicate::str::contains("\\xNN"))
+        .stdout(predicate::str::contains("quoted string"));
+}
+
+#[test]
+fn an_empty_txn_script_is_refused_and_never_committed() {
+    let f = Fixture::start(1, &[]);
+    for script in ["", "# only a comment\n\n"] {
+        f.cmd(false)
+            .arg("txn")
+            .write_stdin(script)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains("no operation"));
+    }
+    assert!(f.cluster.calls().is_empty(), "{:?}", f.cluster.calls());
+}
+
+#[test]
+fn bad_input_exits_2_before_connecting() {
+    let f = Fixture::start(1, &[]);
+    let long = "k".repeat(4097);
+    for args in [
+        vec!["get", ""],
+        vec!["put", "", "v"],
+        vec!["delete", &long],
+        vec!["read-only", "a", ""],
+        vec!["scan", "a", &long],
+    ] {
+        f.cmd(false).args(&args).assert().code(2);
+    }
+    // Not even the cluster's status was asked.
+    assert!(f.cluster.calls().is_empty(), "{:?}", f.cluster.calls());
+    // `https://` without a CA.
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .args(["get", "k", "--endpoints", "https://127.0.0.1:1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--tls-ca"));
+}
+
+#[test]
+fn a_group_that_does_not_exist_exits_2() {
+    let f = Fixture::start(3, &["m"]);
+    f.cmd(false)
+        .args(["admin", "change-membership", "--group", "99", "--add", "3"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("group 99 does not exist"));
+}
+
+#[test]
+fn timeout_bounds_the_whole_command() {
+    let f = Fixture::start(1, &[]);
+    // A group that keeps electing (no majority): every read is refused
+    // with no leader hint, and the client keeps retrying.
+    let electing = RemoteError::Txn(TxnError::NotLeader { leader: None });
+    f.cluster
+        .fault(Rpc::ReadOnly, None, FaultAction::Error(electing), 1_000_000);
+    let started = std::time::Instant::now();
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .env_remove("MERIDIAN_ENDPOINTS")
+        .args(["--endpoints", &f.cluster.endpoints_arg()])
+        .args(["get", "k", "--timeout", "1s"])
+        .assert()
+        .code(4);
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(2500),
+        "took {took:?}"
+    );
+    // A node that never answers.
+    let f = Fixture::start(1, &[]);
+    f.cluster.fault(
+        Rpc::ReadOnly,
+        None,
+        FaultAction::Delay(std::time::Duration::from_secs(30)),
+        100,
+    );
+    let started = std::time::Instant::now();
+    Command::cargo_bin("meridian")
+        .unwrap()
+        .env_remove("MERIDIAN_ENDPOINTS")
+        .args(["--endpoints", &f.cluster.endpoints_arg()])
+        .args(["--output", "json", "--timeout", "1s", "get", "k"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("\"exit_code\":4"));
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(2500),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn usage_errors_under_json_output_are_json() {
+    for args in [
+        vec!["--output", "json", "get"],
+        vec!["get", "--output", "json", "--frobnicate"],
+        vec!["--output=json", "frobnicate"],
+    ] {
+        let out = Command::cargo_bin("meridian")
+            .unwrap()
+            .env("MERIDIAN_ENDPOINTS", "127.0.0.1:1")
+            .args(&args)
+            .assert()
+            .code(2);
+        let err = json_lines(&out.get_output().stderr);
+        assert_eq!(err.len(), 1, "{args:?}");
+        assert_eq!(err[0]["exit_code"], 2, "{args:?}");
+        assert!(err[0]["error"].as_str().unwrap().len() > 5, "{args:?}");
+    }
+    // From the environment too.
+    let out = Command::cargo_bin("meridian")
+        .unwrap()
+        .env("MERIDIAN_OUTPUT", "json")
+        .args(["put"])
+        .assert()
+        .code(2);
+    assert_eq!(json_lines(&out.get_output().stderr)[0]["exit_code"], 2);
+}
+
+#[test]
+fn help_texts_are_for_users() {
+    let help = |args: &[&str]| {
+        let out = Command::cargo_bin("meridian")
+            .unwrap()
+            .args(args)
+            .arg("--help")
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout).to_string()
+    };
+    let top = help(&[]);
+    assert!(top.contains("key-value store"), "{top}");
+    for args in [
+        &[][..],
+        &["get"],
+        &["put"],
+        &["scan"],
+        &["txn"],
+        &["read-only"],
+        &["status"],
+        &["txn-status"],
+        &["admin"],
+        &["admin", "replace-node"],
+        &["admin", "change-membership"],
+        &["cluster", "run"],
+        &["cluster", "init"],
+        &["node"],
+        &["cert"],
+        &["cert", "create-node"],
+    ] {
+        let text = help(args);
+        for internal in ["[`", "`]", "crate::", "module docs", "::cli", "rustdoc"] {
+            assert!(
+                !text.contains(internal),
+                "`meridian {} --help` shows {internal:?}:\n{text}",
+                args.join(" ")
+            );
+        }
+    }
 }

@@ -298,7 +298,10 @@ impl<'a> Admin<'a> {
                 "{address}: no answer within {:?}",
                 self.deadline()
             ))),
-            Ok(Err(s)) => Err(CallFail::Transport(format!("{address}: {}", s.message()))),
+            Ok(Err(s)) => Err(CallFail::Transport(format!(
+                "{address}: {}",
+                crate::route::status_words(&s)
+            ))),
             Ok(Ok(r)) => {
                 let mut r = r.into_inner();
                 match error_from_pb(error(&mut r)) {

@@ -137,7 +137,7 @@ impl InFlight {
     fn fail(self, status: &Status, sent: bool, rx: &mut mpsc::UnboundedReceiver<Queued>) {
         rx.close();
         let failed = |sent| Failed {
-            status: Status::new(status.code(), status.message()),
+            status: Status::new(status.code(), crate::route::status_words(status)),
             sent,
         };
         for (_, tx) in self.waiting {

@@ -287,7 +287,7 @@ fn answered<Resp: Answer>(
             | Code::Aborted
             | Code::ResourceExhausted
             | Code::Internal => Err(CallError::Transport {
-                detail: format!("{uri}: {}", status.message()),
+                detail: format!("{uri}: {}", tls_refusal_hint(uri, status_words(&status))),
                 sent: !never_sent(&status),
                 timed_out: past_deadline(&status),
             }),
@@ -296,6 +296,95 @@ fn answered<Resp: Answer>(
                 status.message()
             ))),
         },
+    }
+}
+
+/// A failed call's status in words: its message, with the deepest cause
+/// of its source chain when that says more. A TLS failure names the TLS
+/// error (`TLS: invalid peer certificate: UnknownIssuer`), not the HTTP/2
+/// or transport layer it surfaced through.
+pub(crate) fn status_words(status: &tonic::Status) -> String {
+    use std::error::Error as _;
+    let mut tls: Option<String> = None;
+    let mut root: Option<String> = None;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = status.source();
+    while let Some(e) = source {
+        // An I/O error hides the error it wraps from `source()`.
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if let Some(r) = inner.or_else(|| e.downcast_ref::<rustls::Error>()) {
+            tls = Some(r.to_string());
+        }
+        root = Some(e.to_string());
+        source = e.source();
+    }
+    let msg = status.message();
+    match (tls, root) {
+        (Some(t), _) => format!("TLS: {t}{}", tls_hint(&t)),
+        (None, Some(r)) if looks_like_tls(&r) => format!("TLS: {r}{}", tls_hint(&r)),
+        (None, Some(r)) if !msg.contains(&r) => format!("{msg}: {r}"),
+        _ if looks_like_tls(msg) => format!("TLS: {msg}{}", tls_hint(msg)),
+        _ => msg.to_string(),
+    }
+}
+
+/// `words` of a failure at `uri`, with a hint when a TLS connection was
+/// closed under the client: with TLS 1.3 a node that refuses the client's
+/// certificate does so after the client's side of the handshake, and the
+/// client often sees only the connection close, not the node's alert.
+pub(crate) fn tls_refusal_hint(uri: &str, words: String) -> String {
+    let closed = [
+        "connection closed",
+        "broken pipe",
+        "connection reset",
+        "stream closed",
+    ]
+    .iter()
+    .any(|w| words.contains(w));
+    if uri.starts_with("https://") && closed && !words.starts_with("TLS") {
+        format!(
+            "{words} (TLS: a node closes the connection when it refuses the client's \
+             certificate; check --tls-cert and --tls-key against the CA, and the node's log)"
+        )
+    } else {
+        words
+    }
+}
+
+/// Whether a message is a rustls error's, by its words.
+fn looks_like_tls(m: &str) -> bool {
+    [
+        "certificate",
+        "fatal alert",
+        "handshake",
+        "peer sent no certificates",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
+}
+
+/// What to do about a TLS failure, when its cause is a common one.
+fn tls_hint(m: &str) -> &'static str {
+    if m.contains("CertificateRequired") {
+        " (the node requires a client certificate: pass --tls-cert and --tls-key)"
+    } else if [
+        "UnknownIssuer",
+        "BadCertificate",
+        "BadSignature",
+        "DecryptError",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
+    {
+        " (the certificates are not signed by the same CA)"
+    } else if m.contains("NotValidForName") {
+        " (the node's certificate does not name the endpoint's host)"
+    } else if m.contains("Expired") {
+        " (a certificate has expired)"
+    } else {
+        ""
     }
 }
 
@@ -483,7 +572,10 @@ impl Inner {
                 timed_out: true,
             }),
             Ok(Err(failed)) => Err(CallError::Transport {
-                detail: format!("{uri}: {}", failed.status.message()),
+                detail: format!(
+                    "{uri}: {}",
+                    tls_refusal_hint(uri, failed.status.message().to_string())
+                ),
                 sent: failed.sent,
                 timed_out: past_deadline(&failed.status),
             }),

@@ -23,9 +23,12 @@
 //! - [`server`]: [`Node::start`] and drain;
 //! - [`metrics`]: Prometheus text metrics, on an endpoint that also
 //!   answers [`health`] checks (`/health`, `/ready`).
+//! - [`tls`]: mutual TLS: the check of a node's own certificate and the
+//!   handshakes; [`certs`]: the certificates `meridian cert` makes.
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod certs;
 pub mod cli;
 pub mod codec;
 pub mod config;
@@ -42,6 +45,7 @@ pub mod service;
 pub mod status;
 pub mod storage;
 mod storage_glue;
+pub mod tls;
 
 pub use config::NodeConfig;
 pub use server::{Node, StartError, StartOptions};

@@ -138,6 +138,29 @@ impl Node {
     pub async fn start(cfg: NodeConfig, opts: StartOptions) -> Result<Node, StartError> {
         cfg.validate()
             .map_err(|e| StartError::Other(e.to_string()))?;
+        // The node's own certificate is checked before anything else: one
+        // its peers would refuse stops the start with the reason.
+        let (server_tls, client_tls) = match &cfg.tls {
+            None => (None, None),
+            Some(t) => {
+                let files = crate::tls::TlsFiles::load(t).map_err(StartError::Tls)?;
+                let own = cfg
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == cfg.node_id)
+                    .map(|n| n.address.as_str());
+                crate::tls::check_own_certificate(
+                    t,
+                    &files,
+                    own,
+                    rustls::pki_types::UnixTime::now(),
+                )
+                .map_err(StartError::Tls)?;
+                let server = crate::tls::server_config(&files).map_err(StartError::Tls)?;
+                let (_, client) = tls_configs(t)?;
+                (Some(server), Some(client))
+            }
+        };
         let epsilon = cfg.clock.epsilon_nanos();
         let clock: Arc<dyn TrueTime> = match cfg.clock.backend {
             ClockBackend::System => Arc::new(SystemTrueTime::new(epsilon)),
@@ -157,14 +180,6 @@ impl Node {
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Other(e.to_string()))?;
-
-        let (server_tls, client_tls) = match &cfg.tls {
-            None => (None, None),
-            Some(t) => {
-                let (server, client) = tls_configs(t)?;
-                (Some(server), Some(client))
-            }
-        };
 
         let me = Identity {
             node: cfg.node_id,
@@ -260,11 +275,6 @@ impl Node {
             .http2_keepalive_timeout(Some(peer::KEEPALIVE_TIMEOUT))
             .initial_stream_window_size(Some(meridian_proto::calls::STREAM_WINDOW_BYTES))
             .initial_connection_window_size(Some(meridian_proto::calls::CONNECTION_WINDOW_BYTES));
-        if let Some(tls) = server_tls {
-            builder = builder
-                .tls_config(tls)
-                .map_err(|e| StartError::Tls(e.to_string()))?;
-        }
         let max = meridian_proto::MAX_MESSAGE_BYTES;
         let router = builder
             .add_service(
@@ -293,17 +303,34 @@ impl Node {
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let mut stop_signal = stop_rx.clone();
-        let server = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop_signal.wait_for(|s| *s).await;
-            };
-            if let Err(e) = router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "gRPC server stopped");
+        let shutdown = async move {
+            let _ = stop_signal.wait_for(|s| *s).await;
+        };
+        // With TLS the node handshakes itself (tonic would drop a failed
+        // handshake silently): each failure is logged with the peer's
+        // address and the reason.
+        let server = match server_tls {
+            None => tokio::spawn(async move {
+                if let Err(e) = router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+                {
+                    tracing::error!(error = %e, "gRPC server stopped");
+                }
+            }),
+            Some(tls) => {
+                let (incoming, accept) = crate::tls::accept_tls(incoming, tls, stop_rx.clone());
+                tasks.push(accept);
+                tokio::spawn(async move {
+                    if let Err(e) = router
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                    {
+                        tracing::error!(error = %e, "gRPC server stopped");
+                    }
+                })
             }
-        });
+        };
 
         let mut metrics_addr = None;
         if let Some(m) = &cfg.metrics_listen {
