@@ -34,6 +34,7 @@ use std::io;
 use std::path::PathBuf;
 
 mod fs;
+mod power_loss;
 mod record;
 mod shape;
 #[doc(hidden)]
