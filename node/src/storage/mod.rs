@@ -42,6 +42,8 @@ pub mod testing;
 mod wal;
 
 #[cfg(test)]
+mod power_loss_tests;
+#[cfg(test)]
 mod tests;
 
 pub use fs::{FileSystem, RealFs, WalFile};
@@ -84,6 +86,19 @@ pub enum StorageError {
         offset: u64,
         /// What is wrong there.
         reason: String,
+    },
+    /// A segment of a log format this build does not read. Meridian is
+    /// before 1.0: a release may change the format without converting old
+    /// logs (docs/operations.md).
+    #[error(
+        "{file} is in log format version {version}, which this build does not read (it reads version {supported}); move the data directory aside and let the group rebuild the node",
+        supported = record::SEGMENT_VERSION
+    )]
+    UnsupportedFormat {
+        /// The segment.
+        file: PathBuf,
+        /// Its format version.
+        version: u32,
     },
     /// Another process (or another open [`Wal`]) holds the data directory.
     #[error("data directory {dir} is locked: another process is using it")]
