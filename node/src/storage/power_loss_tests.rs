@@ -439,7 +439,7 @@ fn synced_log_then_damage(seed: u64, pick_final_batch: bool) -> Damaged {
     } else {
         units[run.rng.random_range(0..last)].clone()
     };
-    let mut rng = SmallRng::seed_from_u64(seed ^ 0xDA3A_6E);
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x00DA_3A6E);
     damage(&mut rng, &run.fs, &unit);
     let opened = Wal::open_with(&run.dir, run.opts, Arc::new(run.fs.clone()));
     Damaged {

@@ -149,10 +149,8 @@ pub struct Wal {
 /// draws from the operating system for hash maps), so that no client can
 /// write a value that passes for a batch of the log.
 fn new_salt(seq: u64) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    seq.hash(&mut h);
-    h.finish()
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(seq)
 }
 
 fn segment_name(seq: u64) -> String {
