@@ -195,8 +195,6 @@ pub(crate) enum Batch<'a> {
     Intact {
         /// Its sequence number.
         seq: u64,
-        /// Its segment's salt.
-        salt: u64,
         /// Its records.
         body: &'a [u8],
         /// Where the next batch starts.
@@ -251,7 +249,6 @@ pub(crate) fn read_batch(data: &[u8], at: usize, salt: Option<u64>) -> Batch<'_>
     }
     Batch::Intact {
         seq,
-        salt: batch_salt,
         body,
         next: start + len,
     }
