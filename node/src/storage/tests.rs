@@ -830,3 +830,32 @@ fn a_segment_of_the_format_before_batches_is_refused_with_a_typed_error() {
     }
     assert!(err.to_string().contains("version 1"), "{err}");
 }
+
+/// Old segments are deleted only after a sync of a later segment's first
+/// batch returned. So when the only segment left, numbered above 1, has a
+/// damaged first batch, that batch was synced: corruption, not a segment
+/// that a power loss caught empty (dropping it would lose the whole log).
+#[test]
+fn a_damaged_first_batch_of_the_only_segment_left_after_deletions_is_corruption() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    three_synced_records(tmp.path());
+    for _ in 0..2 {
+        let (wal, _) = Wal::open(tmp.path(), WalOptions::default()).expect("open");
+        drop(wal);
+    }
+    let segs = segment_files(tmp.path());
+    assert_eq!(segs.len(), 3, "{segs:?}");
+    // As deletion leaves it once snapshots cover the older segments.
+    for old in &segs[..2] {
+        std::fs::remove_file(old).expect("remove");
+    }
+    let only = &segs[2];
+    let first_batch = record::SEGMENT_HEADER_BYTES as u64;
+    flip_bit(only, first_batch + 40);
+    match Wal::open(tmp.path(), WalOptions::default()) {
+        Err(StorageError::Corrupt { file, offset, .. }) => {
+            assert_eq!((&file, offset), (only, first_batch));
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}

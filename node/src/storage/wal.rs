@@ -297,7 +297,7 @@ impl Wal {
                             format!("{reason}, and intact batch {s} follows at offset {at}"),
                         ));
                     }
-                    if !last {
+                    if !last || deleted_before(&kept, seq) {
                         return Err(StorageError::corrupt(&path, 0, reason));
                     }
                     // Created, then a power loss before its first batch
@@ -428,11 +428,14 @@ impl Wal {
             if intact == 0 {
                 // Every segment begins with a batch (its checkpoints),
                 // written with its header.
-                if !last {
+                if !last || deleted_before(&kept, seq) {
                     return Err(StorageError::corrupt(
                         &path,
                         SEGMENT_HEADER_BYTES as u64,
-                        "no intact batch; every segment begins with one",
+                        torn.map_or_else(
+                            || "no intact batch; every segment begins with one".to_owned(),
+                            |reason| format!("{reason}; every segment begins with an intact batch"),
+                        ),
                     ));
                 }
                 // The first batch never became durable whole: nothing in
@@ -850,6 +853,15 @@ impl Wal {
         }
         Ok(removed)
     }
+}
+
+/// Whether segment `seq`, the last of `kept`, is the only one left of a
+/// log that had segments before it. Those were deleted only after a sync
+/// of a later segment's first batch returned, so its first batch (with its
+/// header) was synced: if it is damaged, that is corruption, not a segment
+/// that a power loss caught before anything in it was durable.
+fn deleted_before(kept: &[u64], seq: u64) -> bool {
+    kept.len() == 1 && seq > 1
 }
 
 /// Applies one replayed record, as `Recovered::apply` would.
