@@ -105,9 +105,10 @@ struct GroupLog {
 /// The node's write-ahead log: one for all the groups it hosts (or one per
 /// group, opened on its own directory; the type is the same).
 ///
-/// Synchronous: the node runs it on its own thread. [`Wal::write`] buffers;
-/// [`Wal::sync`] makes everything written so far durable with one
-/// `fdatasync`. An I/O error poisons the log; see [`StorageError`].
+/// Synchronous: the node's driver loop calls it. [`Wal::write`] buffers
+/// into the open batch; [`Wal::sync`] writes the batch with one write and
+/// makes it durable with one `fdatasync`, before anything later is
+/// written. An I/O error poisons the log; see [`StorageError`].
 #[derive(Debug)]
 pub struct Wal {
     dir: PathBuf,
@@ -583,9 +584,11 @@ impl Wal {
         self.dir.join(segment_name(seq))
     }
 
-    /// Buffers `req` of `group` (not durable until [`Wal::sync`]). A
-    /// snapshot is written to its own file and fsynced here; the log
-    /// records a mark naming it.
+    /// Buffers `req` of `group` in the open batch (not durable until
+    /// [`Wal::sync`]). A snapshot is written to its own file and fsynced
+    /// here; the log records a mark naming it. A batch that reaches
+    /// [`MAX_BUFFERED_BYTES`], or a segment that reaches its size, is
+    /// written and synced here, early.
     pub fn write(&mut self, group: u64, req: &PersistRequest) -> Result<(), StorageError> {
         self.check()?;
         if group > MAX_GROUP_ID {
