@@ -12,11 +12,18 @@
 //! On disk, in the data directory:
 //!
 //! - `LOCK`: held with an exclusive `flock` while a [`Wal`] is open.
-//! - `wal-<seq>.log`: segments of CRC32C-framed records, rolled at
-//!   [`WalOptions::segment_bytes`]. Each segment starts with a checkpoint
-//!   of every group (hard state, snapshot mark, last slot), so a segment
-//!   whose entries are all covered by snapshots or truncated can be
-//!   deleted: restart time stays bounded as data grows.
+//! - `wal-<seq>.log`: segments of batches, rolled at
+//!   [`WalOptions::segment_bytes`]. A batch is what one write and one
+//!   `fdatasync` made durable: a numbered, CRC32C-checked run of
+//!   CRC32C-framed records. Each segment starts with a checkpoint of every
+//!   group (hard state, snapshot mark, last slot), so a segment whose
+//!   entries are all covered by snapshots or truncated can be deleted:
+//!   restart time stays bounded as data grows.
+//!
+//! Recovery's rule: damage is a torn tail (cut) if and only if no intact
+//! later batch follows it, because batch `k + 1` is written only once
+//! batch `k`'s sync has returned; otherwise it is
+//! [`StorageError::Corrupt`] (docs/design.md §6).
 //! - `snap-<group>.bin`: each group's latest snapshot, with its own header
 //!   and CRC32C; the log holds only a small mark naming it. A new snapshot
 //!   is written and fsynced as `snap-<group>.<id>.pending` and renamed over
@@ -34,12 +41,15 @@ use std::io;
 use std::path::PathBuf;
 
 mod fs;
+mod power_loss;
 mod record;
 mod shape;
 #[doc(hidden)]
 pub mod testing;
 mod wal;
 
+#[cfg(test)]
+mod power_loss_tests;
 #[cfg(test)]
 mod tests;
 
@@ -83,6 +93,19 @@ pub enum StorageError {
         offset: u64,
         /// What is wrong there.
         reason: String,
+    },
+    /// A segment of a log format this build does not read. Meridian is
+    /// before 1.0: a release may change the format without converting old
+    /// logs (docs/operations.md).
+    #[error(
+        "{file} is in log format version {version}, which this build does not read (it reads version {supported}); move the data directory aside and let the group rebuild the node",
+        supported = record::SEGMENT_VERSION
+    )]
+    UnsupportedFormat {
+        /// The segment.
+        file: PathBuf,
+        /// Its format version.
+        version: u32,
     },
     /// Another process (or another open [`Wal`]) holds the data directory.
     #[error("data directory {dir} is locked: another process is using it")]

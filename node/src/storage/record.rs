@@ -1,10 +1,21 @@
-//! The on-disk formats: segment headers, framed records and their
+//! The on-disk formats: segment headers, batches, framed records and their
 //! payloads, and snapshot files.
 //!
-//! A segment is a [`SEGMENT_HEADER_BYTES`] header (magic, version, the
-//! segment's sequence number) and then records, each
-//! `[len u32][crc32c u32][payload]`, little-endian, the CRC over the
-//! payload. A payload is `[group u16][kind u8][body]`.
+//! A segment (format version 2) is a [`SEGMENT_HEADER_BYTES`] header
+//! (magic, version, the segment's sequence number, a random salt, CRC32C)
+//! and then batches. A batch is what one write and one `fdatasync` of the
+//! log made durable: a [`BATCH_HEADER_BYTES`] header (magic, body length,
+//! the batch's sequence number, the segment's salt, the body's CRC32C, the
+//! header's CRC32C) and a body of records, each
+//! `[len u32][crc32c u32][payload]`, the CRC over the payload. A payload is
+//! `[group u16][kind u8][body]`. Everything is little-endian.
+//!
+//! Batch sequence numbers rise by one from batch to batch across segments,
+//! and batch `k + 1` is written only once batch `k`'s sync has returned.
+//! So an intact batch with a higher sequence number than a damaged one
+//! proves that the damaged one was synced (docs/design.md §6). The salt
+//! ties a batch to its segment's life: bytes that merely look like a batch
+//! (inside a value, or left from an earlier file) do not carry it.
 
 use bytes::{BufMut, BytesMut};
 use meridian_paxos::{Entry, HardState, PersistRequest, Slot, Snapshot};
@@ -13,10 +24,16 @@ use crate::codec::{self, DecodeError, Reader};
 
 /// Marks a segment file.
 pub(crate) const SEGMENT_MAGIC: [u8; 4] = *b"MWAL";
-/// The segment format this build writes and reads.
-pub(crate) const SEGMENT_VERSION: u32 = 1;
-/// Magic, version, sequence number.
-pub(crate) const SEGMENT_HEADER_BYTES: usize = 4 + 4 + 8;
+/// The segment format this build writes and reads. Version 1 had no
+/// batches; this build refuses it.
+pub(crate) const SEGMENT_VERSION: u32 = 2;
+/// Magic, version, sequence number, salt, CRC32C of the fields before it.
+pub(crate) const SEGMENT_HEADER_BYTES: usize = 4 + 4 + 8 + 8 + 4;
+/// Marks a batch.
+pub(crate) const BATCH_MAGIC: [u8; 4] = *b"MBAT";
+/// Magic, body length, batch sequence number, salt, body CRC32C, and the
+/// CRC32C of those fields.
+pub(crate) const BATCH_HEADER_BYTES: usize = 4 + 4 + 8 + 8 + 4 + 4;
 /// Length and CRC before each payload.
 pub(crate) const RECORD_HEADER_BYTES: usize = 4 + 4;
 /// The smallest payload: a group id and a kind. Rules out an all-zero
@@ -73,30 +90,211 @@ pub(crate) enum Record {
 }
 
 /// Appends a segment header.
-pub(crate) fn put_segment_header(buf: &mut BytesMut, seq: u64) {
+pub(crate) fn put_segment_header(buf: &mut BytesMut, seq: u64, salt: u64) {
+    let start = buf.len();
     buf.put_slice(&SEGMENT_MAGIC);
     buf.put_u32_le(SEGMENT_VERSION);
     buf.put_u64_le(seq);
+    buf.put_u64_le(salt);
+    let crc = crc32c::crc32c(&buf[start..]);
+    buf.put_u32_le(crc);
 }
 
-/// Checks a segment header; returns why it is bad.
-pub(crate) fn check_segment_header(head: &[u8], seq: u64) -> Result<(), String> {
-    let mut r = Reader::new(head);
-    let mut magic = [0u8; 4];
-    for b in &mut magic {
-        *b = r.u8("magic").map_err(|e| e.to_string())?;
+/// Why a segment header cannot be used.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BadSegmentHeader {
+    /// Short, or its magic or CRC is wrong: never written whole, or damaged.
+    Damaged(String),
+    /// A whole header of a format this build does not read.
+    Unsupported(u32),
+    /// A whole header that names another segment.
+    Misnamed(u64),
+}
+
+fn le_u32(data: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
+}
+
+fn le_u64(data: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes([
+        data[at],
+        data[at + 1],
+        data[at + 2],
+        data[at + 3],
+        data[at + 4],
+        data[at + 5],
+        data[at + 6],
+        data[at + 7],
+    ])
+}
+
+/// Reads the header of segment `seq` at the start of `data`; returns its
+/// salt.
+pub(crate) fn read_segment_header(data: &[u8], seq: u64) -> Result<u64, BadSegmentHeader> {
+    if data.len() >= 8 && data[..4] == SEGMENT_MAGIC && le_u32(data, 4) == 1 {
+        // Version 1 had a 16-byte header without a CRC.
+        return Err(BadSegmentHeader::Unsupported(1));
     }
+    if data.len() < SEGMENT_HEADER_BYTES {
+        return Err(BadSegmentHeader::Damaged(format!(
+            "{} bytes, less than a segment header",
+            data.len()
+        )));
+    }
+    let magic = &data[..4];
     if magic != SEGMENT_MAGIC {
-        return Err(format!("not a segment: magic {magic:?}"));
+        return Err(BadSegmentHeader::Damaged(format!(
+            "not a segment header: magic {magic:?}"
+        )));
     }
-    match r.u32("version").map_err(|e| e.to_string())? {
+    let stored = le_u32(data, SEGMENT_HEADER_BYTES - 4);
+    let actual = crc32c::crc32c(&data[..SEGMENT_HEADER_BYTES - 4]);
+    if stored != actual {
+        return Err(BadSegmentHeader::Damaged(format!(
+            "segment header CRC32C mismatch: stored {stored:#010x}, computed {actual:#010x}"
+        )));
+    }
+    match le_u32(data, 4) {
         SEGMENT_VERSION => {}
-        v => return Err(format!("unknown segment version {v}")),
+        v => return Err(BadSegmentHeader::Unsupported(v)),
     }
-    match r.u64("sequence").map_err(|e| e.to_string())? {
-        s if s == seq => Ok(()),
-        s => Err(format!("header names segment {s}, file name {seq}")),
+    match le_u64(data, 8) {
+        s if s == seq => Ok(le_u64(data, 16)),
+        s => Err(BadSegmentHeader::Misnamed(s)),
     }
+}
+
+/// Appends room for a batch header, filled in by [`finish_batch`] once the
+/// body is complete; returns where it is.
+pub(crate) fn begin_batch(buf: &mut BytesMut) -> usize {
+    let at = buf.len();
+    buf.put_bytes(0, BATCH_HEADER_BYTES);
+    at
+}
+
+/// Fills in the header at `at` of the batch whose body runs to the end of
+/// `buf`.
+pub(crate) fn finish_batch(buf: &mut [u8], at: usize, seq: u64, salt: u64) {
+    let body = &buf[at + BATCH_HEADER_BYTES..];
+    let len = u32::try_from(body.len()).expect("batches are bounded by MAX_BUFFERED_BYTES");
+    let body_crc = crc32c::crc32c(body);
+    let head = &mut buf[at..at + BATCH_HEADER_BYTES];
+    head[..4].copy_from_slice(&BATCH_MAGIC);
+    head[4..8].copy_from_slice(&len.to_le_bytes());
+    head[8..16].copy_from_slice(&seq.to_le_bytes());
+    head[16..24].copy_from_slice(&salt.to_le_bytes());
+    head[24..28].copy_from_slice(&body_crc.to_le_bytes());
+    let head_crc = crc32c::crc32c(&head[..28]);
+    head[28..32].copy_from_slice(&head_crc.to_le_bytes());
+}
+
+/// How reading a batch at an offset went.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Batch<'a> {
+    /// A whole batch with good CRCs.
+    Intact {
+        /// Its sequence number.
+        seq: u64,
+        /// Its records.
+        body: &'a [u8],
+        /// Where the next batch starts.
+        next: usize,
+    },
+    /// Not a whole batch with good CRCs: torn, zeroed, or damaged.
+    Bad(String),
+}
+
+/// Reads the batch at `at`; with `salt`, a batch of another salt is bad.
+pub(crate) fn read_batch(data: &[u8], at: usize, salt: Option<u64>) -> Batch<'_> {
+    let rest = data.len().saturating_sub(at);
+    if rest < BATCH_HEADER_BYTES {
+        return Batch::Bad(format!("{rest} bytes, less than a batch header"));
+    }
+    let head = &data[at..at + BATCH_HEADER_BYTES];
+    if head[..4] != BATCH_MAGIC {
+        return Batch::Bad(if head.iter().all(|&b| b == 0) {
+            "zeroed batch header".to_owned()
+        } else {
+            format!("no batch header: magic {:?}", &head[..4])
+        });
+    }
+    let stored = le_u32(head, 28);
+    let actual = crc32c::crc32c(&head[..28]);
+    if stored != actual {
+        return Batch::Bad(format!(
+            "batch header CRC32C mismatch: stored {stored:#010x}, computed {actual:#010x}"
+        ));
+    }
+    let len = le_u32(head, 4) as usize;
+    let seq = le_u64(head, 8);
+    let batch_salt = le_u64(head, 16);
+    if salt.is_some_and(|s| s != batch_salt) {
+        return Batch::Bad(format!(
+            "batch {seq} of another segment (salt {batch_salt:#x})"
+        ));
+    }
+    if len > rest - BATCH_HEADER_BYTES {
+        return Batch::Bad(format!(
+            "batch {seq} of {len} bytes runs past the end of the file"
+        ));
+    }
+    let start = at + BATCH_HEADER_BYTES;
+    let body = &data[start..start + len];
+    let stored = le_u32(head, 24);
+    let actual = crc32c::crc32c(body);
+    if stored != actual {
+        return Batch::Bad(format!(
+            "batch {seq}: body CRC32C mismatch: stored {stored:#010x}, computed {actual:#010x}"
+        ));
+    }
+    Batch::Intact {
+        seq,
+        body,
+        next: start + len,
+    }
+}
+
+/// Where the bytes of `data` end once its trailing zeros are dropped.
+pub(crate) fn trim_zeros(data: &[u8]) -> usize {
+    const BLOCK: usize = 4096;
+    static ZEROS: [u8; BLOCK] = [0; BLOCK];
+    let mut end = data.len();
+    // Whole blocks compare with `memcmp`, fast even unoptimised.
+    while end >= BLOCK && data[end - BLOCK..end] == ZEROS {
+        end -= BLOCK;
+    }
+    while end > 0 && data[end - 1] == 0 {
+        end -= 1;
+    }
+    end
+}
+
+/// The first intact batch that starts at or after `from`, carries `salt`
+/// (any salt if `None`) and a sequence number above `after` (any if
+/// `None`): `(offset, sequence number)`. If one follows damage, the damage
+/// was synced (its batch's sync returned before this batch was written).
+pub(crate) fn intact_batch_after(
+    data: &[u8],
+    from: usize,
+    salt: Option<u64>,
+    after: Option<u64>,
+) -> Option<(usize, u64)> {
+    // A batch starts with its magic, before the zero-filled end.
+    let end = trim_zeros(data).min(data.len().checked_sub(BATCH_HEADER_BYTES)? + 1);
+    let mut i = from;
+    while i < end {
+        let next = data[i..end].iter().position(|&b| b == BATCH_MAGIC[0])?;
+        i += next;
+        if data[i..i + 4] == BATCH_MAGIC {
+            if let Batch::Intact { seq, .. } = read_batch(data, i, salt) {
+                if after.is_none_or(|a| seq > a) {
+                    return Some((i, seq));
+                }
+            }
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Appends a framed record whose payload `body` writes after the group and
@@ -212,12 +410,6 @@ pub(crate) fn read_frame(data: &[u8], at: usize) -> Frame<'_> {
         payload,
         next: start + len,
     }
-}
-
-/// Whether any offset after `at` starts a record with a good CRC: if so,
-/// a bad record at `at` is damage in the middle, not a torn tail.
-pub(crate) fn good_frame_after(data: &[u8], at: usize) -> Option<usize> {
-    (at + 1..data.len()).find(|&i| matches!(read_frame(data, i), Frame::Good { .. }))
 }
 
 fn read_mark(r: &mut Reader<'_>) -> Result<SnapshotMark, DecodeError> {

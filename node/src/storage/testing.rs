@@ -1,12 +1,14 @@
-//! A [`FileSystem`] over real files that injects the faults of real disks,
-//! for tests of the write-ahead log: a failing `fdatasync` and a disk that
-//! fills up after a given number of bytes.
+//! File layers for tests of the write-ahead log: [`FaultyFs`], real files
+//! with the faults of real disks (a failing `fdatasync`, a disk that fills
+//! up after a given number of bytes), and [`PowerLossFs`], in-memory files
+//! that lose what was not synced at a power loss.
 
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::fs::{FileSystem, RealFs, WalFile};
+pub use super::power_loss::{PAGE_BYTES, PowerLossFs, PowerLossStats, SECTOR_BYTES};
 
 #[derive(Debug, Default)]
 struct Faults {

@@ -16,13 +16,13 @@ use proptest::prelude::*;
 use super::testing::FaultyFs;
 use super::*;
 
-type Groups = BTreeMap<u64, Recovered>;
+pub(super) type Groups = BTreeMap<u64, Recovered>;
 
 fn opts(segment_bytes: u64) -> WalOptions {
     WalOptions { segment_bytes }
 }
 
-fn entry(slot: Slot, round: u64) -> Entry {
+pub(super) fn entry(slot: Slot, round: u64) -> Entry {
     Entry {
         slot,
         ballot: Ballot::new(round, 1),
@@ -31,7 +31,7 @@ fn entry(slot: Slot, round: u64) -> Entry {
     }
 }
 
-fn append(from: Slot, n: u64, round: u64) -> PersistRequest {
+pub(super) fn append(from: Slot, n: u64, round: u64) -> PersistRequest {
     PersistRequest {
         entries: (from..from + n).map(|s| entry(s, round)).collect(),
         hard_state: Some(HardState {
@@ -41,7 +41,7 @@ fn append(from: Slot, n: u64, round: u64) -> PersistRequest {
     }
 }
 
-fn snapshot(last_slot: Slot, data_len: usize) -> Snapshot {
+pub(super) fn snapshot(last_slot: Slot, data_len: usize) -> Snapshot {
     Snapshot {
         last_slot,
         last_ballot: Ballot::new(1, 1),
@@ -696,5 +696,166 @@ fn a_last_segment_whose_header_never_reached_the_disk_is_dropped() {
             wal.recovery().torn_tail.as_ref().map(|t| &t.file),
             Some(&last)
         );
+    }
+}
+
+/// Issue-level rule: a zeroed batch (or record) header in the middle of the
+/// last segment is not its zero-filled end. Taking it for the end would
+/// silently drop the synced, acknowledged batches after it.
+#[test]
+fn a_zeroed_header_followed_by_intact_batches_is_corruption_not_the_end() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let (_, lens) = three_synced_records(base.path());
+    let seg_name = last_segment(base.path())
+        .file_name()
+        .expect("name")
+        .to_owned();
+    let batch = lens[1] as usize;
+    let first_record = batch + record::BATCH_HEADER_BYTES;
+    for (what, from, to) in [
+        ("batch header", batch, first_record),
+        ("record header", first_record, first_record + 8),
+        ("whole batch", batch, lens[2] as usize),
+    ] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        copy_dir(base.path(), tmp.path());
+        let seg = tmp.path().join(&seg_name);
+        let mut data = std::fs::read(&seg).expect("read");
+        data[from..to].fill(0);
+        std::fs::write(&seg, &data).expect("write");
+        match Wal::open(tmp.path(), WalOptions::default()) {
+            Err(StorageError::Corrupt { file, offset, .. }) => {
+                assert_eq!((file, offset), (seg, lens[1]), "{what}");
+            }
+            Err(e) => panic!("{what}: expected Corrupt, got {e}"),
+            Ok(_) => panic!("{what} zeroed: taken for the end of the log"),
+        }
+    }
+}
+
+/// The defect a zero-filled segment allowed: a power loss during the
+/// `fdatasync` of a batch that spans pages keeps a later page of it but not
+/// an earlier one. Nothing of it was acknowledged; it is a torn tail, and
+/// the log opens with everything synced before it.
+#[test]
+fn a_later_page_of_an_unsynced_batch_kept_without_an_earlier_one_is_a_torn_tail() {
+    const PAGE: u64 = 4096;
+    let base = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(base.path(), WalOptions::default());
+    for i in 0..2 {
+        h.write(1, append(1 + 2 * i, 2, 1));
+        h.sync();
+    }
+    let synced = h.synced.clone();
+    let start = h.wal().segment_end();
+    // A batch of many records over several pages.
+    for i in 0..12 {
+        let mut req = append(5 + i, 1, 1);
+        req.entries[0].payload = Payload::Command(Bytes::from(vec![b'x'; 1500]));
+        h.write(1, req);
+    }
+    h.sync();
+    let end = h.wal().segment_end();
+    drop(h);
+    let seg_name = last_segment(base.path())
+        .file_name()
+        .expect("name")
+        .to_owned();
+    let pages: Vec<u64> = (start / PAGE..end.div_ceil(PAGE)).collect();
+    assert!(pages.len() >= 4, "the batch spans {} pages", pages.len());
+    // Each page of the batch in turn never reached the disk (it still
+    // holds the zero-fill); the others did.
+    for &lost in &pages {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        copy_dir(base.path(), tmp.path());
+        let seg = tmp.path().join(&seg_name);
+        let mut data = std::fs::read(&seg).expect("read");
+        let (lo, hi) = ((lost * PAGE).max(start), ((lost + 1) * PAGE).min(end));
+        data[lo as usize..hi as usize].fill(0);
+        std::fs::write(&seg, &data).expect("write");
+        let (wal, recovered) = Wal::open(tmp.path(), WalOptions::default())
+            .unwrap_or_else(|e| panic!("page {lost} lost: {e}"));
+        assert_eq!(recovered, synced, "page {lost} lost");
+        assert_eq!(
+            wal.recovery().torn_tail.as_ref().map(|t| t.offset),
+            Some(start),
+            "page {lost} lost"
+        );
+    }
+}
+
+#[test]
+fn a_zeroed_last_batch_of_an_older_segment_is_corruption_by_the_gap_in_batch_numbers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_, lens) = three_synced_records(tmp.path());
+    let older = last_segment(tmp.path());
+    // Reopening continues in a new segment, batch numbers going on.
+    let (wal, _) = Wal::open(tmp.path(), WalOptions::default()).expect("open");
+    drop(wal);
+    // The older segment's last batch reads as zeros: it looks like the
+    // segment's zero-filled end, but the next segment's first batch does
+    // not follow the batch before it.
+    let mut data = std::fs::read(&older).expect("read");
+    data[lens[2] as usize..lens[3] as usize].fill(0);
+    std::fs::write(&older, &data).expect("write");
+    match Wal::open(tmp.path(), WalOptions::default()) {
+        Err(StorageError::Corrupt {
+            file,
+            offset,
+            reason,
+        }) => {
+            assert_eq!((file, offset), (older, lens[2]));
+            assert!(reason.contains("missing"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_segment_of_the_format_before_batches_is_refused_with_a_typed_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let seg = tmp.path().join("wal-00000000000000000001.log");
+    // Version 1: magic, version, sequence number, then records.
+    let mut v1 = b"MWAL".to_vec();
+    v1.extend_from_slice(&1u32.to_le_bytes());
+    v1.extend_from_slice(&1u64.to_le_bytes());
+    v1.extend_from_slice(&[0; 64]);
+    std::fs::write(&seg, &v1).expect("write");
+    let err = Wal::open(tmp.path(), WalOptions::default()).expect_err("refused");
+    match &err {
+        StorageError::UnsupportedFormat { file, version } => {
+            assert_eq!((file, *version), (&seg, 1));
+        }
+        other => panic!("expected UnsupportedFormat, got {other}"),
+    }
+    assert!(err.to_string().contains("version 1"), "{err}");
+}
+
+/// Old segments are deleted only after a sync of a later segment's first
+/// batch returned. So when the only segment left, numbered above 1, has a
+/// damaged first batch, that batch was synced: corruption, not a segment
+/// that a power loss caught empty (dropping it would lose the whole log).
+#[test]
+fn a_damaged_first_batch_of_the_only_segment_left_after_deletions_is_corruption() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    three_synced_records(tmp.path());
+    for _ in 0..2 {
+        let (wal, _) = Wal::open(tmp.path(), WalOptions::default()).expect("open");
+        drop(wal);
+    }
+    let segs = segment_files(tmp.path());
+    assert_eq!(segs.len(), 3, "{segs:?}");
+    // As deletion leaves it once snapshots cover the older segments.
+    for old in &segs[..2] {
+        std::fs::remove_file(old).expect("remove");
+    }
+    let only = &segs[2];
+    let first_batch = record::SEGMENT_HEADER_BYTES as u64;
+    flip_bit(only, first_batch + 40);
+    match Wal::open(tmp.path(), WalOptions::default()) {
+        Err(StorageError::Corrupt { file, offset, .. }) => {
+            assert_eq!((&file, offset), (only, first_batch));
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
     }
 }

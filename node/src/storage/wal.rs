@@ -11,14 +11,17 @@ use meridian_paxos::{Entry, HardState, PersistRequest, Recovered, Snapshot};
 use super::StorageError;
 use super::fs::{DirLock, FileSystem, LockError, RealFs, WalFile};
 use super::record::{
-    self, Frame, Record, SEGMENT_HEADER_BYTES, SnapshotMark, decode_record, read_frame,
+    self, BATCH_HEADER_BYTES, BadSegmentHeader, Batch, Frame, Record, SEGMENT_HEADER_BYTES,
+    SnapshotMark, decode_record, read_frame,
 };
 use super::shape::{DELETED_SEGMENT, LogShape};
 
 /// A segment is closed and a new one begun once it holds this much.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
-/// Writes are buffered in memory up to this much, then handed to the file
-/// (still not durable until [`Wal::sync`]).
+/// A batch is buffered in memory up to this much (and one request more);
+/// then [`Wal::write`] ends it: writes it and syncs it, durable earlier
+/// than asked (which is safe), because batch `k + 1` may be written only
+/// once batch `k`'s sync has returned.
 pub const MAX_BUFFERED_BYTES: usize = 8 << 20;
 /// The current segment is zero-filled this far past its last write (up to
 /// the segment's size), so that a sync rewrites blocks the file already
@@ -58,17 +61,18 @@ pub struct SyncStats {
     pub segments_removed: u64,
 }
 
-/// A torn tail cut from the last segment on open: the end of a write that
-/// a crash interrupted before it was synced.
+/// A torn tail cut from the last segment on open: a batch that a crash or
+/// power loss interrupted before its sync returned. Damage confined to the
+/// last batch cannot be told from such a write, and is cut the same way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TornTail {
     /// The segment.
     pub file: PathBuf,
-    /// Where the cut record started; the file now ends there.
+    /// Where the cut batch started; the file now ends there.
     pub offset: u64,
     /// How many bytes were cut.
     pub bytes: u64,
-    /// What was wrong with the record.
+    /// What was wrong with the batch.
     pub reason: String,
 }
 
@@ -77,6 +81,11 @@ pub struct TornTail {
 pub struct RecoveryReport {
     /// Segments replayed.
     pub segments: usize,
+    /// Batches replayed.
+    pub batches: u64,
+    /// The sequence number of the last batch replayed; the log goes on
+    /// from the next.
+    pub last_batch: Option<u64>,
     /// Records replayed.
     pub records: u64,
     /// The torn tail cut, if there was one.
@@ -96,9 +105,10 @@ struct GroupLog {
 /// The node's write-ahead log: one for all the groups it hosts (or one per
 /// group, opened on its own directory; the type is the same).
 ///
-/// Synchronous: the node runs it on its own thread. [`Wal::write`] buffers;
-/// [`Wal::sync`] makes everything written so far durable with one
-/// `fdatasync`. An I/O error poisons the log; see [`StorageError`].
+/// Synchronous: the node's driver loop calls it. [`Wal::write`] buffers
+/// into the open batch; [`Wal::sync`] writes the batch with one write and
+/// makes it durable with one `fdatasync`, before anything later is
+/// written. An I/O error poisons the log; see [`StorageError`].
 #[derive(Debug)]
 pub struct Wal {
     dir: PathBuf,
@@ -110,11 +120,19 @@ pub struct Wal {
     /// `file`.
     segments: Vec<u64>,
     file: Box<dyn WalFile>,
+    /// The current segment's salt, in each of its batches.
+    salt: u64,
     /// Bytes handed to `file`.
     file_len: u64,
     /// Bytes of `file` known durable.
     synced_len: u64,
+    /// The open batch (and, for a new segment, its header before it).
     buf: BytesMut,
+    /// Where in `buf` the open batch's header goes; `None` if no batch is
+    /// open.
+    batch_at: Option<usize>,
+    /// The sequence number of the next batch written.
+    next_batch: u64,
     /// Bytes and records since the last sync.
     unsynced_bytes: u64,
     unsynced_records: u64,
@@ -126,6 +144,14 @@ pub struct Wal {
     next_snapshot_id: u64,
     poisoned: Option<String>,
     recovery: RecoveryReport,
+}
+
+/// A salt for segment `seq`: random (from the keys the standard library
+/// draws from the operating system for hash maps), so that no client can
+/// write a value that passes for a batch of the log.
+fn new_salt(seq: u64) -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(seq)
 }
 
 fn segment_name(seq: u64) -> String {
@@ -190,10 +216,14 @@ impl Wal {
 
     /// [`Wal::open`] over the file layer `fs`.
     ///
-    /// Recovery replays every segment. A bad record at the end of the last
-    /// segment with nothing valid after it is a torn tail: it is cut and
-    /// reported in [`Wal::recovery`]. Any other damage is
-    /// [`StorageError::Corrupt`]. The log then continues in a new segment.
+    /// Recovery replays every segment, batch by batch. Damage (a batch
+    /// that is not whole with good CRCs) is a torn tail if and only if no
+    /// intact later batch follows it: then it is in the last segment, is
+    /// cut, and is reported in [`Wal::recovery`]. Damage followed by an
+    /// intact later batch was synced, and is [`StorageError::Corrupt`], as
+    /// is any damage in a segment that is not the last. Zeros to the end of
+    /// a segment are its zero-filled end. The log then continues in a new
+    /// segment.
     pub fn open_with(
         dir: &Path,
         opts: WalOptions,
@@ -232,51 +262,102 @@ impl Wal {
         let mut replay: BTreeMap<u64, Replay> = BTreeMap::new();
         let mut max_snapshot_id = 0;
         let mut kept = segments.clone();
+        // The last intact batch replayed, and where the intact batches of
+        // the segment before end.
+        let mut last_batch: Option<u64> = None;
+        let mut prev_end: Option<(PathBuf, u64)> = None;
+        // A last segment dropped because nothing in it was durable: the new
+        // segment takes its number.
+        let mut reuse = None;
         for (i, &seq) in segments.iter().enumerate() {
             let last = i + 1 == segments.len();
             let path = dir.join(segment_name(seq));
             let data = fs
                 .read(&path)
                 .map_err(|e| StorageError::io("read", &path, e))?;
-            let header_torn = data.len() < SEGMENT_HEADER_BYTES
-                || (data[..SEGMENT_HEADER_BYTES].iter().all(|&b| b == 0)
-                    && record::good_frame_after(&data, 0).is_none());
-            if header_torn && last {
-                // Created, then a crash before its header was durable (the
-                // file is short, or zero-filled): it held nothing, and the
-                // new segment reuses its number.
-                kept.pop();
-                report.torn_tail = Some(TornTail {
-                    file: path,
-                    offset: 0,
-                    bytes: data.len() as u64,
-                    reason: "segment header never written".to_owned(),
-                });
-                break;
-            }
-            record::check_segment_header(data.get(..SEGMENT_HEADER_BYTES).unwrap_or(&data), seq)
-                .map_err(|reason| StorageError::corrupt(&path, 0, reason))?;
-            report.segments += 1;
-            let mut at = SEGMENT_HEADER_BYTES;
-            while at < data.len() {
-                let payload = match read_frame(&data, at) {
-                    Frame::Good { payload, next } => {
-                        at = next;
-                        payload
+            let salt = match record::read_segment_header(&data, seq) {
+                Ok(salt) => salt,
+                Err(BadSegmentHeader::Unsupported(version)) => {
+                    return Err(StorageError::UnsupportedFormat {
+                        file: path,
+                        version,
+                    });
+                }
+                Err(BadSegmentHeader::Misnamed(s)) => {
+                    return Err(StorageError::corrupt(
+                        &path,
+                        0,
+                        format!("header names segment {s}, file name {seq}"),
+                    ));
+                }
+                Err(BadSegmentHeader::Damaged(reason)) => {
+                    if let Some((at, s)) = record::intact_batch_after(&data, 0, None, last_batch) {
+                        return Err(StorageError::corrupt(
+                            &path,
+                            0,
+                            format!("{reason}, and intact batch {s} follows at offset {at}"),
+                        ));
                     }
-                    // Zeros to the end: the segment was zero-filled ahead
-                    // of its writes (PREALLOCATE_BYTES) and ends here.
-                    Frame::Bad(_) if data[at..].iter().all(|&b| b == 0) => break,
-                    Frame::Bad(reason) => {
-                        if !last {
-                            return Err(StorageError::corrupt(&path, at as u64, reason));
-                        }
-                        if let Some(good) = record::good_frame_after(&data, at) {
+                    if !last || deleted_before(&kept, seq) {
+                        return Err(StorageError::corrupt(&path, 0, reason));
+                    }
+                    // Created, then a power loss before its first batch
+                    // (which carries the header) was durable: it held
+                    // nothing synced, and the new segment reuses its
+                    // number.
+                    kept.pop();
+                    reuse = Some(seq);
+                    report.torn_tail = Some(TornTail {
+                        file: path,
+                        offset: 0,
+                        bytes: data.len() as u64,
+                        reason: format!("segment header never written: {reason}"),
+                    });
+                    break;
+                }
+            };
+            let mut at = SEGMENT_HEADER_BYTES;
+            let mut intact = 0;
+            let mut torn = None;
+            while at < data.len() {
+                let (batch, body) = match record::read_batch(&data, at, Some(salt)) {
+                    Batch::Intact {
+                        seq, body, next, ..
+                    } => {
+                        let start = at;
+                        at = next;
+                        ((start, seq), body)
+                    }
+                    Batch::Bad(reason) => {
+                        // The rule (docs/design.md §6): damage is a torn
+                        // tail if and only if no intact later batch
+                        // follows it. Batch k + 1 is written only after
+                        // batch k's sync returned, so an intact later
+                        // batch proves the damaged one was synced.
+                        if let Some((later, s)) =
+                            record::intact_batch_after(&data, at + 1, Some(salt), last_batch)
+                        {
                             return Err(StorageError::corrupt(
                                 &path,
                                 at as u64,
-                                format!("{reason}, and a valid record follows at offset {good}"),
+                                format!(
+                                    "{reason}; intact batch {s} follows at offset {later}, so this data was synced"
+                                ),
                             ));
+                        }
+                        // Zeros to the end: the segment was zero-filled
+                        // ahead of its writes (PREALLOCATE_BYTES) and its
+                        // batches end here.
+                        if record::trim_zeros(&data[at..]) == 0 {
+                            break;
+                        }
+                        if !last {
+                            return Err(StorageError::corrupt(&path, at as u64, reason));
+                        }
+                        if intact == 0 {
+                            // Dropped whole below.
+                            torn = Some(reason);
+                            break;
                         }
                         let mut f = fs
                             .open_append(&path)
@@ -293,14 +374,87 @@ impl Wal {
                         break;
                     }
                 };
-                let offset = at - payload.len() - record::RECORD_HEADER_BYTES;
-                let rec = decode_record(payload).map_err(|e| {
-                    StorageError::corrupt(&path, offset as u64, format!("undecodable record: {e}"))
-                })?;
-                report.records += 1;
-                replay_record(&mut replay, rec, seq, &mut max_snapshot_id)
-                    .map_err(|reason| StorageError::corrupt(&path, offset as u64, reason))?;
+                let (start, bseq) = batch;
+                if let Some(prev) = last_batch {
+                    if bseq != prev + 1 {
+                        // Batches are numbered without gaps across
+                        // segments: a segment's first batch that skips
+                        // numbers means the segment before lost its last.
+                        let (file, offset) = match &prev_end {
+                            Some((file, end)) if start == SEGMENT_HEADER_BYTES => {
+                                (file.clone(), *end)
+                            }
+                            _ => (path.clone(), start as u64),
+                        };
+                        return Err(StorageError::corrupt(
+                            file,
+                            offset,
+                            format!(
+                                "batches {} to {} are missing: batch {bseq} of {} follows batch {prev}",
+                                prev + 1,
+                                bseq - 1,
+                                path.display()
+                            ),
+                        ));
+                    }
+                }
+                last_batch = Some(bseq);
+                intact += 1;
+                let body_at = start + BATCH_HEADER_BYTES;
+                let mut r = 0;
+                while r < body.len() {
+                    let offset = (body_at + r) as u64;
+                    let payload = match read_frame(body, r) {
+                        Frame::Good { payload, next } => {
+                            r = next;
+                            payload
+                        }
+                        // The batch's CRC matched: written so.
+                        Frame::Bad(reason) => {
+                            return Err(StorageError::corrupt(
+                                &path,
+                                offset,
+                                format!("in an intact batch: {reason}"),
+                            ));
+                        }
+                    };
+                    let rec = decode_record(payload).map_err(|e| {
+                        StorageError::corrupt(&path, offset, format!("undecodable record: {e}"))
+                    })?;
+                    report.records += 1;
+                    replay_record(&mut replay, rec, seq, &mut max_snapshot_id)
+                        .map_err(|reason| StorageError::corrupt(&path, offset, reason))?;
+                }
             }
+            if intact == 0 {
+                // Every segment begins with a batch (its checkpoints),
+                // written with its header.
+                if !last || deleted_before(&kept, seq) {
+                    return Err(StorageError::corrupt(
+                        &path,
+                        SEGMENT_HEADER_BYTES as u64,
+                        torn.map_or_else(
+                            || "no intact batch; every segment begins with one".to_owned(),
+                            |reason| format!("{reason}; every segment begins with an intact batch"),
+                        ),
+                    ));
+                }
+                // The first batch never became durable whole: nothing in
+                // the segment was synced. It is dropped, and the new
+                // segment takes its number.
+                kept.pop();
+                reuse = Some(seq);
+                report.torn_tail = Some(TornTail {
+                    file: path,
+                    offset: SEGMENT_HEADER_BYTES as u64,
+                    bytes: data.len().saturating_sub(SEGMENT_HEADER_BYTES) as u64,
+                    reason: torn.unwrap_or_else(|| "first batch never written".to_owned()),
+                });
+                break;
+            }
+            report.segments += 1;
+            report.batches += intact;
+            prev_end = Some((path, at as u64));
         }
 
         // Snapshot files: finish interrupted installs, drop unreferenced
@@ -352,7 +506,8 @@ impl Wal {
         }
 
         let groups = replay.into_iter().map(|(g, r)| (g, r.log)).collect();
-        let next_seq = kept.last().map_or(1, |s| s + 1);
+        report.last_batch = last_batch;
+        let next_seq = reuse.unwrap_or_else(|| kept.last().map_or(1, |s| s + 1));
         let first_path = dir.join(segment_name(next_seq));
         let file = fs
             .create(&first_path)
@@ -366,9 +521,12 @@ impl Wal {
             groups,
             segments: kept,
             file,
+            salt: 0,
             file_len: 0,
             synced_len: 0,
             buf: BytesMut::new(),
+            batch_at: None,
+            next_batch: last_batch.map_or(1, |b| b + 1),
             unsynced_bytes: 0,
             unsynced_records: 0,
             dir_dirty: true,
@@ -426,9 +584,11 @@ impl Wal {
         self.dir.join(segment_name(seq))
     }
 
-    /// Buffers `req` of `group` (not durable until [`Wal::sync`]). A
-    /// snapshot is written to its own file and fsynced here; the log
-    /// records a mark naming it.
+    /// Buffers `req` of `group` in the open batch (not durable until
+    /// [`Wal::sync`]). A snapshot is written to its own file and fsynced
+    /// here; the log records a mark naming it. A batch that reaches
+    /// [`MAX_BUFFERED_BYTES`], or a segment that reaches its size, is
+    /// written and synced here, early.
     pub fn write(&mut self, group: u64, req: &PersistRequest) -> Result<(), StorageError> {
         self.check()?;
         if group > MAX_GROUP_ID {
@@ -469,13 +629,16 @@ impl Wal {
         }
         let entries = &req.entries[req.entries.len() - taken..];
         let mark = req.snapshot.as_ref().and(next.snapshot);
+        if self.batch_at.is_none() {
+            self.batch_at = Some(record::begin_batch(&mut self.buf));
+        }
         let before = self.buf.len();
         record::put_request(&mut self.buf, group, mark, req, entries);
         self.unsynced_bytes += (self.buf.len() - before) as u64;
         self.unsynced_records += 1;
         self.groups.insert(group, next);
         if self.buf.len() >= MAX_BUFFERED_BYTES {
-            self.flush().map_err(|e| self.poison(e))?;
+            self.commit().map_err(|e| self.poison(e))?;
         }
         Ok(())
     }
@@ -509,13 +672,23 @@ impl Wal {
         })
     }
 
-    /// Hands the buffer to the file. On failure the file is cut back to
-    /// what was synced, so that a partial record is never followed by
+    /// Writes the open batch to the file with one write. Nothing else is
+    /// written before it is synced. On failure the file is cut back to
+    /// what was synced, so that a partial batch is never followed by
     /// anything (and a reopen finds at most a torn tail).
-    fn flush(&mut self) -> Result<(), StorageError> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
+    fn write_batch(&mut self) -> Result<bool, StorageError> {
+        let Some(at) = self.batch_at.take() else {
+            debug_assert!(self.buf.is_empty());
+            return Ok(false);
+        };
+        // The recovery rule rests on this: an intact batch k + 1 proves
+        // that batch k was synced.
+        assert_eq!(
+            self.synced_len, self.file_len,
+            "batch {} is written only after the previous batch's sync returned",
+            self.next_batch
+        );
+        record::finish_batch(&mut self.buf, at, self.next_batch, self.salt);
         let end = self.file_len + self.buf.len() as u64;
         let zero_filled = if end > self.file.file_len() {
             let len = (end + PREALLOCATE_BYTES).min(self.opts.segment_bytes.max(end));
@@ -529,19 +702,37 @@ impl Wal {
             let _best_effort = self.file.set_len(self.synced_len);
             return Err(StorageError::io(op, self.current_path(), e));
         }
-        self.file_len += self.buf.len() as u64;
+        self.file_len = end;
+        self.next_batch += 1;
         self.buf.clear();
-        Ok(())
+        Ok(true)
+    }
+
+    /// Writes the open batch and syncs it: one write, one `fdatasync`.
+    /// Returns the time the `fdatasync` took, if there was a batch.
+    fn commit(&mut self) -> Result<Option<Duration>, StorageError> {
+        if !self.write_batch()? {
+            return Ok(None);
+        }
+        let start = Instant::now();
+        self.file
+            .sync_data()
+            .map_err(|e| StorageError::io("fdatasync", self.current_path(), e))?;
+        self.synced_len = self.file_len;
+        Ok(Some(start.elapsed()))
     }
 
     /// Closes the current segment durably and begins the next one.
     fn roll(&mut self) -> Result<(), StorageError> {
-        self.flush()?;
         // A segment that is not the last is whole: a reader treats damage
         // in it as corruption, never as a torn tail.
-        self.file
-            .sync_data()
-            .map_err(|e| StorageError::io("fdatasync", self.current_path(), e))?;
+        self.commit()?;
+        // Its name is durable before the next segment's can be: a power
+        // loss never leaves a gap in the sequence.
+        if self.dir_dirty {
+            self.sync_dir()?;
+            self.dir_dirty = false;
+        }
         let seq = self.segments.last().copied().unwrap_or(0) + 1;
         let path = self.dir.join(segment_name(seq));
         self.file = self
@@ -556,10 +747,17 @@ impl Wal {
         Ok(())
     }
 
-    /// Buffers a segment's header and a checkpoint of every group.
+    /// Buffers a segment's header and, in its first batch, a checkpoint of
+    /// every group. A new salt ties the segment's batches to it.
     fn begin_segment(&mut self, seq: u64) {
+        assert!(
+            self.buf.is_empty() && self.batch_at.is_none(),
+            "a segment begins once the previous one's batches are written"
+        );
+        self.salt = new_salt(seq);
+        record::put_segment_header(&mut self.buf, seq, self.salt);
         let before = self.buf.len();
-        record::put_segment_header(&mut self.buf, seq);
+        self.batch_at = Some(record::begin_batch(&mut self.buf));
         for (&group, log) in &self.groups {
             record::put_checkpoint(
                 &mut self.buf,
@@ -590,14 +788,8 @@ impl Wal {
             records: self.unsynced_records,
             ..SyncStats::default()
         };
-        self.flush()?;
-        if self.file_len > self.synced_len || self.dir_dirty {
-            let start = Instant::now();
-            self.file
-                .sync_data()
-                .map_err(|e| StorageError::io("fdatasync", self.current_path(), e))?;
-            stats.fsync = start.elapsed();
-            self.synced_len = self.file_len;
+        if let Some(fsync) = self.commit()? {
+            stats.fsync = fsync;
         }
         if self.dir_dirty {
             self.sync_dir()?;
@@ -664,6 +856,15 @@ impl Wal {
         }
         Ok(removed)
     }
+}
+
+/// Whether segment `seq`, the last of `kept`, is the only one left of a
+/// log that had segments before it. Those were deleted only after a sync
+/// of a later segment's first batch returned, so its first batch (with its
+/// header) was synced: if it is damaged, that is corruption, not a segment
+/// that a power loss caught before anything in it was durable.
+fn deleted_before(kept: &[u64], seq: u64) -> bool {
+    kept.len() == 1 && seq > 1
 }
 
 /// Applies one replayed record, as `Recovered::apply` would.
