@@ -541,10 +541,34 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptOp>, String> {
     Ok(ops)
 }
 
+/// How far ahead of this machine's clock the CLI lets `read-only --at`
+/// go: the nodes' default bound M ([`meridian_txn::DEFAULT_MAX_READ_LEAD_NANOS`]).
+pub const MAX_AT_LEAD_NANOS: u64 = meridian_txn::DEFAULT_MAX_READ_LEAD_NANOS;
+
+/// This machine's wall clock, as a timestamp.
+fn wall_clock_now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_nanos(u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The error for a `read-only --at ts` more than [`MAX_AT_LEAD_NANOS`]
+/// ahead of `now`, if it is.
+pub fn too_far_ahead(ts: Timestamp, now: Timestamp) -> Option<Error> {
+    (ts.as_nanos().saturating_sub(now.as_nanos()) > MAX_AT_LEAD_NANOS).then_some(
+        Error::ReadTimestampTooFarAhead {
+            read_ts: ts,
+            now_latest: now,
+            max_lead_nanos: MAX_AT_LEAD_NANOS,
+        },
+    )
+}
+
 /// The exit code for an error.
 pub fn exit_code(e: &Error) -> u8 {
     match e {
-        Error::Invalid(_) | Error::Config(_) => EXIT_USAGE,
+        Error::Invalid(_) | Error::Config(_) | Error::ReadTimestampTooFarAhead { .. } => EXIT_USAGE,
         Error::OutcomeUnknown { .. } => EXIT_OUTCOME_UNKNOWN,
         Error::Unavailable { .. } | Error::Timeout(_) => EXIT_UNREACHABLE,
         Error::Aborted { .. }
@@ -738,6 +762,12 @@ pub async fn run_code(global: &GlobalArgs, cmd: ClientCommand) -> u8 {
         },
         _ => None,
     };
+    // A timestamp further ahead than any node serves is refused here, by
+    // this machine's clock, before connecting (the node refuses it too,
+    // by its own clock: docs/operations.md).
+    if let Some(e) = at.and_then(|ts| too_far_ahead(ts, wall_clock_now())) {
+        return p.error(&e);
+    }
     if let ClientCommand::TxnStatus { id } = &cmd {
         if let Err(e) = parse_txn_id(id) {
             return p.error(&e);

@@ -162,6 +162,7 @@ pub fn local_configs(
                 ..ClockConfig::default()
             },
             paxos: PaxosConfig::default(),
+            reads: crate::config::ReadsConfig::default(),
             tls: None,
             nodes: entries.clone(),
             groups: groups.clone(),

@@ -19,6 +19,10 @@
 //! election_min_ms = 500
 //! election_max_ms = 1000
 //!
+//! [reads]                             # optional; defaults shown
+//! lead_ms = 10                        # L: a read this far ahead of the clock is served as it comes
+//! max_lead_ms = 1000                  # M: further ahead fails (ReadTimestampTooFarAhead)
+//!
 //! [tls]                               # optional: mutual TLS for peers and clients
 //! ca = "certs/ca.pem"
 //! cert = "certs/node-1.pem"
@@ -149,6 +153,37 @@ fn default_election_max_ms() -> u64 {
     1000
 }
 
+/// How far ahead of the clock a snapshot read's timestamp may be, in
+/// milliseconds (docs/operations.md, "Reads at future timestamps").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadsConfig {
+    /// L: a read at most this far ahead of `TT.now().latest` is served as
+    /// it comes; one further ahead waits until it is within L.
+    #[serde(default = "default_read_lead_ms")]
+    pub lead_ms: u64,
+    /// M: a read further ahead than this fails at once with
+    /// `ReadTimestampTooFarAhead` (exit 2 in the CLI). At least `lead_ms`.
+    #[serde(default = "default_max_read_lead_ms")]
+    pub max_lead_ms: u64,
+}
+
+fn default_read_lead_ms() -> u64 {
+    meridian_txn::DEFAULT_READ_LEAD_NANOS / 1_000_000
+}
+fn default_max_read_lead_ms() -> u64 {
+    meridian_txn::DEFAULT_MAX_READ_LEAD_NANOS / 1_000_000
+}
+
+impl Default for ReadsConfig {
+    fn default() -> Self {
+        ReadsConfig {
+            lead_ms: default_read_lead_ms(),
+            max_lead_ms: default_max_read_lead_ms(),
+        }
+    }
+}
+
 impl Default for PaxosConfig {
     fn default() -> Self {
         PaxosConfig {
@@ -248,6 +283,9 @@ pub struct NodeConfig {
     /// Paxos timing.
     #[serde(default)]
     pub paxos: PaxosConfig,
+    /// Bounds on snapshot reads at future timestamps.
+    #[serde(default)]
+    pub reads: ReadsConfig,
     /// Mutual TLS, if configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -350,6 +388,9 @@ impl NodeConfig {
         }
         if p.lease_ms <= p.heartbeat_ms {
             return bad("paxos.lease_ms must exceed paxos.heartbeat_ms".into());
+        }
+        if self.reads.lead_ms > self.reads.max_lead_ms {
+            return bad("reads.lead_ms must not exceed reads.max_lead_ms".into());
         }
         if self.groups.is_empty() {
             return bad("no [[groups]]".into());
@@ -480,6 +521,7 @@ mod tests {
             metrics_listen: None,
             clock: ClockConfig::default(),
             paxos: PaxosConfig::default(),
+            reads: ReadsConfig::default(),
             tls: None,
             nodes: (1..=3)
                 .map(|id| NodeEntry {
