@@ -502,9 +502,9 @@ struct Sim {
     elections_after_heal: Vec<ElectionsAfterHeal>,
     /// A violation found where it cannot be returned at once.
     deferred: Option<Violation>,
-    /// Whether clients read at future timestamps on this seed
-    /// ([`future_reads`]).
-    future_reads: bool,
+    /// Whether clients read at future timestamps on this seed, and how the
+    /// replicas bound them ([`future_reads`]).
+    future_reads: future_reads::FutureReads,
 }
 
 /// Runs one seed of the transaction layer: its counters, and the first
@@ -622,7 +622,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         adversary,
         elections_after_heal: (0..groups).map(|_| ElectionsAfterHeal::default()).collect(),
         deferred: None,
-        future_reads: future_reads::enabled(opts.seed),
+        future_reads: future_reads::FutureReads::draw(opts.seed),
     };
     sim.tracer.header(|| {
         let queues = if crowd {
@@ -798,6 +798,7 @@ impl Sim {
         c.gc_interval_nanos = GC_INTERVAL;
         c.commit_record_retention_nanos = self.commit_record_retention;
         c.lock_limits = self.lock_limits;
+        self.future_reads.configure(&mut c);
         self.adversary.configure(&mut c.paxos);
         c.compact_every = if self.faults.compaction {
             COMPACT_EVERY
