@@ -534,6 +534,22 @@ mod tests {
     }
 
     #[test]
+    fn reads_bounds_default_to_l_10_ms_and_m_1_s_and_l_may_not_exceed_m() {
+        let c = sample();
+        assert_eq!((c.reads.lead_ms, c.reads.max_lead_ms), (10, 1000));
+        let parsed: ReadsConfig = toml::from_str("lead_ms = 5").expect("parses");
+        assert_eq!((parsed.lead_ms, parsed.max_lead_ms), (5, 1000));
+        let mut bad = sample();
+        bad.reads.lead_ms = 2000;
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("reads.lead_ms")
+        );
+    }
+
+    #[test]
     fn default_ranges_tile_printable_ascii_evenly() {
         let c = sample();
         c.validate().expect("valid");
