@@ -261,3 +261,46 @@ fn a_close_for_a_future_timestamp_never_blocks_later_closes() {
     );
     assert!(r.is_ok(), "{r:?}");
 }
+
+#[test]
+fn a_new_leader_writes_above_every_read_its_predecessor_served_from_its_cache() {
+    let mut c = cluster(|_| {});
+    put(&mut c, &[("k", "1")]);
+    let at = c
+        .now()
+        .latest
+        .saturating_add(DEFAULT_READ_LEAD_NANOS - 2 * MS);
+    let r = c.call_now(1, get_at(at, &["k"]));
+    assert_eq!(values(&r), (at, vec![Some("1".into())]));
+    // Leader 1 is cut off at once: its cache is gone with it. Leader 2's
+    // timestamps start above every lease 1 held, and `at` lay inside one.
+    c.isolate(1);
+    c.elect(2);
+    c.heal();
+    let txn = begin_at(&mut c, 2);
+    let ts = commit_ts(&c.call(2, commit_req(txn, &[("k", "2")])));
+    assert!(
+        ts > at,
+        "the new leader wrote k at {ts}, at or below a read of it at {at}"
+    );
+    c.run_for(100 * MS);
+    for node in 1..=3 {
+        let r = c.call(node, get_at(at, &["k"]));
+        assert_eq!(values(&r), (at, vec![Some("1".into())]), "replica {node}");
+    }
+}
+
+/// Begins a locking transaction at replica `node`.
+fn begin_at(c: &mut LocalCluster, node: u64) -> meridian_participant::TxnId {
+    match c.call(
+        node,
+        Request::Begin {
+            priority: None,
+            mode: CcMode::Locking,
+            reserve: 0,
+        },
+    ) {
+        Ok(Response::Begun { txn, .. }) => txn,
+        other => panic!("begin failed: {other:?}"),
+    }
+}
