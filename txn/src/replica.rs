@@ -193,10 +193,7 @@ struct ReadWait {
 impl ReadWait {
     /// The timestamp it reads at, or its floor.
     fn read_ts(&self) -> Timestamp {
-        match self.target {
-            ReadTarget::At(t) => t,
-            ReadTarget::Newest { floor } => floor,
-        }
+        target_ts(self.target)
     }
 }
 
