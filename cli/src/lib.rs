@@ -683,6 +683,30 @@ fn script_token(s: &str) -> Result<(Vec<u8>, &str), String> {
     Err("unterminated quoted string (a closing \" is missing)".into())
 }
 
+/// How far ahead of this machine's clock the CLI lets `read-only --at`
+/// go: the nodes' default bound M ([`meridian_txn::DEFAULT_MAX_READ_LEAD_NANOS`]).
+pub const MAX_AT_LEAD_NANOS: u64 = meridian_txn::DEFAULT_MAX_READ_LEAD_NANOS;
+
+/// This machine's wall clock, as a timestamp.
+fn wall_clock_now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_nanos(u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The error for a `read-only --at ts` more than [`MAX_AT_LEAD_NANOS`]
+/// ahead of `now`, if it is.
+pub fn too_far_ahead(ts: Timestamp, now: Timestamp) -> Option<Error> {
+    (ts.as_nanos().saturating_sub(now.as_nanos()) > MAX_AT_LEAD_NANOS).then_some(
+        Error::ReadTimestampTooFarAhead {
+            read_ts: ts,
+            now_latest: now,
+            max_lead_nanos: MAX_AT_LEAD_NANOS,
+        },
+    )
+}
+
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 fn base64(b: &[u8]) -> String {
@@ -867,6 +891,12 @@ pub async fn run_code(global: &GlobalArgs, cmd: ClientCommand) -> u8 {
         },
         _ => None,
     };
+    // A timestamp further ahead than any node serves is refused here, by
+    // this machine's clock, before connecting (the node refuses it too,
+    // by its own clock: docs/operations.md).
+    if let Some(e) = at.and_then(|ts| too_far_ahead(ts, wall_clock_now())) {
+        return p.error(&e);
+    }
     if let ClientCommand::TxnStatus { id } = &cmd {
         if let Err(e) = parse_txn_id(id) {
             return p.error(&e);

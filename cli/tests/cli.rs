@@ -711,6 +711,22 @@ fn an_empty_txn_script_is_refused_and_never_committed() {
 }
 
 #[test]
+fn read_only_at_too_far_ahead_exits_2_before_connecting() {
+    let f = Fixture::start(1, &[]);
+    f.cmd(false)
+        .args(["read-only", "--at", "2030-01-01T00:00:00Z", "k"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("too far ahead"));
+    f.cmd(true)
+        .args(["read-only", "--at", "2030-01-01T00:00:00Z", "k"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("\"exit_code\":2"));
+    assert!(f.cluster.calls().is_empty(), "{:?}", f.cluster.calls());
+}
+
+#[test]
 fn bad_input_exits_2_before_connecting() {
     let f = Fixture::start(1, &[]);
     let long = "k".repeat(4097);
@@ -857,4 +873,24 @@ fn help_texts_are_for_users() {
             );
         }
     }
+}
+
+#[test]
+fn a_node_refusing_a_read_timestamp_too_far_ahead_exits_2() {
+    // The node judges by its own clock, which may run behind the CLI's.
+    let f = Fixture::start(1, &[]);
+    let ts = meridian_truetime::Timestamp::from_nanos(5);
+    let refused = RemoteError::Txn(TxnError::ReadTimestampTooFarAhead {
+        read_ts: ts,
+        now_latest: ts,
+        max_lead_nanos: 1,
+    });
+    f.cluster
+        .fault(Rpc::ReadOnly, None, FaultAction::Error(refused), 10);
+    f.cmd(false)
+        .args(["read-only", "--at", "12345", "k"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("too far ahead"));
+    assert_eq!(f.cluster.count(Rpc::ReadOnly), 1, "not retried");
 }

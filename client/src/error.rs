@@ -2,6 +2,7 @@
 
 use meridian_participant::TxnId;
 use meridian_proto::RemoteError;
+use meridian_truetime::Timestamp;
 use meridian_txn::{AbortReason, InvalidRequest, TxnError};
 
 /// Every error the client library returns.
@@ -48,6 +49,22 @@ pub enum Error {
         /// The id the node reported.
         got: u64,
     },
+    /// A snapshot read's timestamp is further ahead of the clock than a
+    /// node serves (the node's `max_read_lead`, default 1 s; the CLI also
+    /// refuses such an `--at` before connecting). Not retryable at that
+    /// timestamp: read at an earlier one, or wait.
+    #[error(
+        "read timestamp {read_ts} is too far ahead of the clock ({now_latest}); at most          {max_lead_nanos} ns ahead is served"
+    )]
+    ReadTimestampTooFarAhead {
+        /// The timestamp asked for.
+        read_ts: Timestamp,
+        /// The clock's `TT.now().latest` that refused it (the node's, or
+        /// the CLI's own).
+        now_latest: Timestamp,
+        /// The bound it was refused by, in nanoseconds.
+        max_lead_nanos: u64,
+    },
     /// A node answered with an error the client does not retry (or
     /// retried until its budget ran out).
     #[error(transparent)]
@@ -84,6 +101,7 @@ impl Error {
             Error::Aborted { .. } | Error::Unavailable { .. } | Error::Timeout(_) => true,
             Error::Remote(e) => e.is_retryable(),
             Error::Invalid(_)
+            | Error::ReadTimestampTooFarAhead { .. }
             | Error::OutcomeUnknown { .. }
             | Error::ClusterMismatch { .. }
             | Error::Config(_)
@@ -118,6 +136,15 @@ impl From<RemoteError> for Error {
             RemoteError::Invalid(m) => Error::Invalid(m),
             RemoteError::Txn(TxnError::Invalid(inv)) => Error::Invalid(inv.to_string()),
             RemoteError::Txn(TxnError::Aborted { reason, .. }) => Error::aborted(reason),
+            RemoteError::Txn(TxnError::ReadTimestampTooFarAhead {
+                read_ts,
+                now_latest,
+                max_lead_nanos,
+            }) => Error::ReadTimestampTooFarAhead {
+                read_ts,
+                now_latest,
+                max_lead_nanos,
+            },
             RemoteError::Txn(TxnError::OutcomeUnknown { txn }) => {
                 Error::OutcomeUnknown { txn: Some(txn) }
             }

@@ -713,7 +713,10 @@ impl Client {
     }
 
     /// A snapshot read at `ts` (Spanner §4.2.3), at any replica. Below the
-    /// GC horizon: [`Error::Remote`] with `BelowGcHorizon`.
+    /// GC horizon: [`Error::Remote`] with `BelowGcHorizon`. A `ts` ahead
+    /// of the replica's clock by more than its L (10 ms) waits until it is
+    /// within L; by more than its M (1 s) it fails with
+    /// [`Error::ReadTimestampTooFarAhead`] (docs/operations.md).
     pub async fn snapshot_read(
         &self,
         ts: Timestamp,

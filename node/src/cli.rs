@@ -180,6 +180,7 @@ pub fn local_configs(
             },
             paxos: PaxosConfig::default(),
             health: config::HealthConfig::default(),
+            reads: crate::config::ReadsConfig::default(),
             tls: None,
             nodes: entries.clone(),
             groups: groups.clone(),

@@ -21,6 +21,9 @@
 //!
 //! [health]                            # optional; default shown
 //! ready_max_safe_time_lag_ms = 2000   # GET /ready: most safe-time lag of a ready replica
+//! [reads]                             # optional; defaults shown
+//! lead_ms = 10                        # L: a read this far ahead of the clock is served as it comes
+//! max_lead_ms = 1000                  # M: further ahead fails (ReadTimestampTooFarAhead)
 //!
 //! [tls]                               # optional: mutual TLS for peers and clients
 //! ca = "certs/ca.pem"
@@ -152,6 +155,37 @@ fn default_election_max_ms() -> u64 {
     1000
 }
 
+/// How far ahead of the clock a snapshot read's timestamp may be, in
+/// milliseconds (docs/operations.md, "Reads at future timestamps").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadsConfig {
+    /// L: a read at most this far ahead of `TT.now().latest` is served as
+    /// it comes; one further ahead waits until it is within L.
+    #[serde(default = "default_read_lead_ms")]
+    pub lead_ms: u64,
+    /// M: a read further ahead than this fails at once with
+    /// `ReadTimestampTooFarAhead` (exit 2 in the CLI). At least `lead_ms`.
+    #[serde(default = "default_max_read_lead_ms")]
+    pub max_lead_ms: u64,
+}
+
+fn default_read_lead_ms() -> u64 {
+    meridian_txn::DEFAULT_READ_LEAD_NANOS / 1_000_000
+}
+fn default_max_read_lead_ms() -> u64 {
+    meridian_txn::DEFAULT_MAX_READ_LEAD_NANOS / 1_000_000
+}
+
+impl Default for ReadsConfig {
+    fn default() -> Self {
+        ReadsConfig {
+            lead_ms: default_read_lead_ms(),
+            max_lead_ms: default_max_read_lead_ms(),
+        }
+    }
+}
+
 impl Default for PaxosConfig {
     fn default() -> Self {
         PaxosConfig {
@@ -280,6 +314,9 @@ pub struct NodeConfig {
     /// What `GET /ready` requires.
     #[serde(default)]
     pub health: HealthConfig,
+    /// Bounds on snapshot reads at future timestamps.
+    #[serde(default)]
+    pub reads: ReadsConfig,
     /// Mutual TLS, if configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -385,6 +422,9 @@ impl NodeConfig {
         }
         if self.health.ready_max_safe_time_lag_ms == 0 {
             return bad("health.ready_max_safe_time_lag_ms must be positive".into());
+        }
+        if self.reads.lead_ms > self.reads.max_lead_ms {
+            return bad("reads.lead_ms must not exceed reads.max_lead_ms".into());
         }
         if self.groups.is_empty() {
             return bad("no [[groups]]".into());
@@ -516,6 +556,7 @@ mod tests {
             clock: ClockConfig::default(),
             paxos: PaxosConfig::default(),
             health: HealthConfig::default(),
+            reads: ReadsConfig::default(),
             tls: None,
             nodes: (1..=3)
                 .map(|id| NodeEntry {
@@ -525,6 +566,22 @@ mod tests {
                 .collect(),
             groups: default_groups(3, 3),
         }
+    }
+
+    #[test]
+    fn reads_bounds_default_to_l_10_ms_and_m_1_s_and_l_may_not_exceed_m() {
+        let c = sample();
+        assert_eq!((c.reads.lead_ms, c.reads.max_lead_ms), (10, 1000));
+        let parsed: ReadsConfig = toml::from_str("lead_ms = 5").expect("parses");
+        assert_eq!((parsed.lead_ms, parsed.max_lead_ms), (5, 1000));
+        let mut bad = sample();
+        bad.reads.lead_ms = 2000;
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("reads.lead_ms")
+        );
     }
 
     #[test]

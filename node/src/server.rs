@@ -234,6 +234,8 @@ impl Node {
             p.election_min_nanos = cfg.paxos.election_min_ms * ms;
             p.election_max_nanos = cfg.paxos.election_max_ms * ms;
             let mut c = meridian_txn::Config::new(g.id, p);
+            c.read_lead_nanos = cfg.reads.lead_ms * ms;
+            c.max_read_lead_nanos = cfg.reads.max_lead_ms * ms;
             if let Some(n) = opts.compact_every {
                 c.compact_every = n;
             }

@@ -12,6 +12,8 @@
 //! - [`state`]: [`GroupState`], the replicated state machine that applies
 //!   chosen entries at every replica and computes safe time (Spanner
 //!   §4.1.3); its encoding is the group's Paxos snapshot.
+//! - [`tscache`]: the leader's timestamp cache, the read timestamps it
+//!   served by key and range, which later writes of them must exceed.
 //! - [`types`]: [`TxnId`] and the wound-wait [`Priority`]; [`fxhash`]: the
 //!   unseeded hasher the cores' maps use.
 //!
@@ -89,6 +91,7 @@ pub mod locks;
 pub mod mvcc;
 pub mod occ;
 pub mod state;
+pub mod tscache;
 pub mod types;
 
 /// Deliberate bugs the simulator must catch (docs/design.md §8).
@@ -106,4 +109,5 @@ pub use locks::{Acquire, Grant, LockError, LockLimits, LockMode, LockSpan, LockT
 pub use mvcc::{GcStats, MvccError, MvccStore};
 pub use occ::{Conflict, ReadVersion, ScanVersions};
 pub use state::{Applied, ApplyError, CoordinatedTxn, GroupState, PreparedTxn, ReadError};
+pub use tscache::TimestampCache;
 pub use types::{Priority, TxnId};

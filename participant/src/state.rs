@@ -525,17 +525,41 @@ impl GroupState {
     /// `t_safe` for reads of `key` alone: held back only by prepared
     /// transactions that write `key` (Spanner §4.2.4's finer `t_tm_safe`).
     pub fn t_safe_for_key(&self, key: &[u8]) -> Timestamp {
+        self.t_safe_for_key_closed(key, Timestamp::ZERO)
+    }
+
+    /// [`t_safe_for_key`](Self::t_safe_for_key) where the leader knows more
+    /// than the log says: no entry it has not applied writes `key` at or
+    /// below `closed` (every entry in its log when it remembered a read of
+    /// `key` at `closed` in its timestamp cache has applied, and every
+    /// later write of `key` gets a timestamp above it; docs/transactions.md,
+    /// the timestamp cache). Prepared transactions on `key` still hold it
+    /// back.
+    pub fn t_safe_for_key_closed(&self, key: &[u8], closed: Timestamp) -> Timestamp {
         let tm = self
             .prepared_writes
             .get(key)
             .and_then(BTreeSet::first)
             .map_or(Timestamp::MAX, |(ts, _)| ts.prev());
-        self.paxos_safe.min(tm)
+        self.paxos_safe.max(closed).min(tm)
     }
 
     /// `t_safe` for a scan of the keys within `(start, end)`: held back only
     /// by prepared transactions writing a key in that range.
     pub fn t_safe_for_range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Timestamp {
+        self.t_safe_for_range_closed(start, end, Timestamp::ZERO)
+    }
+
+    /// [`t_safe_for_range`](Self::t_safe_for_range) where the leader knows
+    /// that no entry it has not applied writes a key of the range at or
+    /// below `closed` (see [`t_safe_for_key_closed`](Self::t_safe_for_key_closed)).
+    pub fn t_safe_for_range_closed(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        closed: Timestamp,
+    ) -> Timestamp {
+        let paxos_safe = self.paxos_safe.max(closed);
         let empty = match (start, end) {
             (Bound::Included(s), Bound::Included(e)) => s > e,
             (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e))
@@ -545,7 +569,7 @@ impl GroupState {
         if self.prepared_writes.is_empty() || empty {
             // (An empty or inverted range reads nothing; `BTreeMap::range`
             // would panic on an inverted one.)
-            return self.paxos_safe;
+            return paxos_safe;
         }
         let tm = self
             .prepared_writes
@@ -554,7 +578,7 @@ impl GroupState {
             .map(|(ts, _)| ts.prev())
             .min()
             .unwrap_or(Timestamp::MAX);
-        self.paxos_safe.min(tm)
+        paxos_safe.min(tm)
     }
 
     /// Spanner §4.2.2 `LastTS()`: the timestamp of the last commit applied.
@@ -613,7 +637,18 @@ impl GroupState {
     /// of the newest version `≤ at`, or `None`. Fails if `at > t_safe` or
     /// `at` is below the GC horizon.
     pub fn read(&self, key: &[u8], at: Timestamp) -> Result<Option<(Timestamp, Bytes)>, ReadError> {
-        check_safe(at, self.t_safe_for_key(key))?;
+        self.read_closed(key, at, Timestamp::ZERO)
+    }
+
+    /// [`read`](Self::read) at the leader that knows `key` closed at
+    /// `closed` ([`t_safe_for_key_closed`](Self::t_safe_for_key_closed)).
+    pub fn read_closed(
+        &self,
+        key: &[u8],
+        at: Timestamp,
+        closed: Timestamp,
+    ) -> Result<Option<(Timestamp, Bytes)>, ReadError> {
+        check_safe(at, self.t_safe_for_key_closed(key, closed))?;
         Ok(self.store.read(key, at)?)
     }
 
@@ -628,7 +663,20 @@ impl GroupState {
         at: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Bytes, Timestamp, Bytes)>, ReadError> {
-        check_safe(at, self.t_safe_for_range(start, end))?;
+        self.scan_closed(start, end, at, limit, Timestamp::ZERO)
+    }
+
+    /// [`scan`](Self::scan) at the leader that knows the range closed at
+    /// `closed` ([`t_safe_for_range_closed`](Self::t_safe_for_range_closed)).
+    pub fn scan_closed(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        at: Timestamp,
+        limit: usize,
+        closed: Timestamp,
+    ) -> Result<Vec<(Bytes, Timestamp, Bytes)>, ReadError> {
+        check_safe(at, self.t_safe_for_range_closed(start, end, closed))?;
         Ok(self.store.scan((start, end), at, limit)?)
     }
 

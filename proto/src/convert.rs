@@ -315,6 +315,15 @@ pub fn error_to_pb(e: &RemoteError) -> pb::Error {
                     horizon: horizon.as_nanos(),
                 })
             }
+            TxnError::ReadTimestampTooFarAhead {
+                read_ts,
+                now_latest,
+                max_lead_nanos,
+            } => Kind::ReadTsTooFarAhead(pb::ReadTimestampTooFarAhead {
+                read_ts: read_ts.as_nanos(),
+                now_latest: now_latest.as_nanos(),
+                max_lead_nanos: *max_lead_nanos,
+            }),
             TxnError::OutcomeUnknown { txn } => Kind::OutcomeUnknown(txn_to_pb(*txn)),
             TxnError::TxnBusy { txn } => Kind::TxnBusy(txn_to_pb(*txn)),
             TxnError::TooLateToAbort { txn } => Kind::TooLateToAbort(txn_to_pb(*txn)),
@@ -363,6 +372,11 @@ pub fn error_from_pb(e: Option<pb::Error>) -> Option<RemoteError> {
             Kind::BelowGcHorizon(b) => RemoteError::Txn(TxnError::BelowGcHorizon {
                 read_ts: Timestamp::from_nanos(b.read_ts),
                 horizon: Timestamp::from_nanos(b.horizon),
+            }),
+            Kind::ReadTsTooFarAhead(r) => RemoteError::Txn(TxnError::ReadTimestampTooFarAhead {
+                read_ts: Timestamp::from_nanos(r.read_ts),
+                now_latest: Timestamp::from_nanos(r.now_latest),
+                max_lead_nanos: r.max_lead_nanos,
             }),
             Kind::OutcomeUnknown(t) => RemoteError::Txn(TxnError::OutcomeUnknown { txn: txn(t) }),
             Kind::TxnBusy(t) => RemoteError::Txn(TxnError::TxnBusy { txn: txn(t) }),
@@ -468,6 +482,11 @@ mod tests {
             TxnError::BelowGcHorizon {
                 read_ts: ts,
                 horizon: ts,
+            },
+            TxnError::ReadTimestampTooFarAhead {
+                read_ts: ts,
+                now_latest: ts,
+                max_lead_nanos: 7,
             },
             TxnError::OutcomeUnknown { txn },
             TxnError::TxnBusy { txn },

@@ -85,6 +85,9 @@ pub mod rules {
     pub const ONE_REPLY: &str = "txn: a live replica answers every request exactly once";
     /// No transaction committed after the faults stopped.
     pub const TXN_LIVENESS: &str = "txn: progress after faults stop";
+    /// A replica's safe time lagged the clock long after the heal.
+    pub const SAFE_TIME_LAG: &str =
+        "spanner 4.1.3: every replica's safe time keeps up with the clock after faults stop";
     /// A client committed nothing in the bound after the heal.
     pub const CLIENT_LIVENESS: &str = "txn: every client commits soon after faults stop";
     /// The oldest live transaction kept aborting after the heal.

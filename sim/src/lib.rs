@@ -159,7 +159,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 17] = [
+    pub const ALL: [(&'static str, PlantedBug); 18] = [
         (
             "lease-overlap",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseOverlap),
@@ -222,11 +222,15 @@ impl PlantedBug {
             PlantedBug::Txn(meridian_txn::PlantedBug::TxnStatusPresumesAbort),
         ),
         ("clock-unmonitored", PlantedBug::ClockUnmonitored),
+        (
+            "read-ts-not-remembered",
+            PlantedBug::Txn(meridian_txn::PlantedBug::ReadTsNotRemembered),
+        ),
     ];
 
     /// Every planted bug, in the order of [`PlantedBug::ALL`].
-    pub const VARIANTS: [PlantedBug; 17] = {
-        let mut v = [PlantedBug::ClockBoundBroken; 17];
+    pub const VARIANTS: [PlantedBug; 18] = {
+        let mut v = [PlantedBug::ClockBoundBroken; 18];
         let mut i = 0;
         while i < PlantedBug::ALL.len() {
             v[i] = PlantedBug::ALL[i].1;
@@ -281,6 +285,9 @@ impl PlantedBug {
             }
             PlantedBug::Txn(T::TxnStatusPresumesAbort) => {
                 "a status query answers aborted while the commit is in flight"
+            }
+            PlantedBug::Txn(T::ReadTsNotRemembered) => {
+                "writes skip the leader's timestamp cache: a write lands at or below a served read"
             }
         }
     }

@@ -47,6 +47,8 @@ use crate::world::{
 };
 use crate::{Cc, Layer, PlantedBug, RunOptions, RunOutcome, RunStats};
 
+mod future_reads;
+
 /// Replicas per group.
 const NODES: u64 = 3;
 /// Replicas per group of a cluster seed with membership churn: five, of
@@ -500,6 +502,9 @@ struct Sim {
     elections_after_heal: Vec<ElectionsAfterHeal>,
     /// A violation found where it cannot be returned at once.
     deferred: Option<Violation>,
+    /// Whether clients read at future timestamps on this seed, and how the
+    /// replicas bound them ([`future_reads`]).
+    future_reads: future_reads::FutureReads,
 }
 
 /// Runs one seed of the transaction layer: its counters, and the first
@@ -617,6 +622,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         adversary,
         elections_after_heal: (0..groups).map(|_| ElectionsAfterHeal::default()).collect(),
         deferred: None,
+        future_reads: future_reads::FutureReads::draw(opts.seed),
     };
     sim.tracer.header(|| {
         let queues = if crowd {
@@ -792,6 +798,7 @@ impl Sim {
         c.gc_interval_nanos = GC_INTERVAL;
         c.commit_record_retention_nanos = self.commit_record_retention;
         c.lock_limits = self.lock_limits;
+        self.future_reads.configure(&mut c);
         self.adversary.configure(&mut c.paxos);
         c.compact_every = if self.faults.compaction {
             COMPACT_EVERY
@@ -1687,7 +1694,9 @@ impl Sim {
             self.start_read(c, ReadAt::Strong, reads);
         } else {
             let now = self.clients[c].tt.now();
-            let at = if self.rng.random_bool(0.5) {
+            let at = if let Some(at) = self.future_read_at(now.latest) {
+                at
+            } else if self.rng.random_bool(0.5) {
                 let back = self.rng.random_range(0..1_500 * MS);
                 ReadAt::Exact(now.latest.saturating_sub(back))
             } else {
@@ -2574,7 +2583,9 @@ impl Sim {
                 self.stats.reads += 1;
                 self.finish_task(c);
             }
-            Err(TxnError::BelowGcHorizon { .. }) | Err(TxnError::Invalid(_)) => self.finish_task(c),
+            Err(TxnError::BelowGcHorizon { .. })
+            | Err(TxnError::ReadTimestampTooFarAhead { .. })
+            | Err(TxnError::Invalid(_)) => self.finish_task(c),
             Err(_) => self.retry_read(c, r),
             Ok(other) => panic!("client {c}: a read answered with {other:?}"),
         }
@@ -2726,6 +2737,7 @@ impl Sim {
                 format!("a replica's t_safe {} did not pass the heal", t.0),
             ));
         }
+        self.check_safe_time_lag(&voters)?;
         // Liveness, per client: each commits something soon after the heal.
         let deadline = self.heal_at.saturating_add(CLIENT_COMMIT_BOUND);
         for c in 0..self.clients.len() {

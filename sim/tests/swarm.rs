@@ -282,6 +282,20 @@ fn planted_read_without_lease_is_caught_as_a_stale_read() {
 }
 
 #[test]
+fn planted_read_ts_not_remembered_is_caught_as_a_wrong_snapshot() {
+    assert_caught_as(
+        "read-ts-not-remembered",
+        false,
+        &[
+            rules::SNAPSHOT_READ,
+            rules::BANK_TOTAL,
+            rules::REAL_TIME,
+            rules::SERIALIZABLE,
+        ],
+    );
+}
+
+#[test]
 fn planted_no_wound_is_caught_as_a_deadlock() {
     assert_caught_as("no-wound", false, &[rules::NO_DEADLOCK]);
 }

@@ -538,6 +538,23 @@ pub enum TxnError {
         /// The replica's GC horizon.
         horizon: Timestamp,
     },
+    /// The read's timestamp is more than the configured bound M
+    /// ([`crate::Config::max_read_lead_nanos`]) ahead of this replica's
+    /// `TT.now().latest`: serving it would mean waiting longer than a read
+    /// should, or pushing later writes far into the future
+    /// (docs/transactions.md, "Reads at a timestamp"). Not retryable at
+    /// that timestamp.
+    #[error(
+        "read at {read_ts} is too far ahead of this replica's clock (TT.now().latest          {now_latest}, at most {max_lead_nanos} ns ahead is served)"
+    )]
+    ReadTimestampTooFarAhead {
+        /// The timestamp asked for.
+        read_ts: Timestamp,
+        /// `TT.now().latest` at the replica that refused it.
+        now_latest: Timestamp,
+        /// The bound M it refused it by, in nanoseconds.
+        max_lead_nanos: u64,
+    },
     /// The commit was sent but its outcome could not be learned: it may or
     /// may not have committed. Neither success nor failure (docs/design.md
     /// §5.5).
@@ -590,6 +607,7 @@ impl TxnError {
             | TxnError::NotYetSafe { .. }
             | TxnError::ClockUnhealthy { .. } => true,
             TxnError::BelowGcHorizon { .. }
+            | TxnError::ReadTimestampTooFarAhead { .. }
             | TxnError::OutcomeUnknown { .. }
             | TxnError::TxnBusy { .. }
             | TxnError::TooLateToAbort { .. }

@@ -15,6 +15,18 @@ pub const DEFAULT_CLOSE_INTERVAL_NANOS: u64 = 50 * MS;
 /// with `NotYetSafe`: 1 s.
 pub const DEFAULT_READ_WAIT_NANOS: u64 = SECOND;
 
+/// Default bound L on how far ahead of `TT.now().latest` a read's
+/// timestamp may be and still be served as it comes: 10 ms (docs/transactions.md,
+/// "Reads at a timestamp"). A read further ahead waits until it is within
+/// L; a leader's timestamp cache then pushes later writes of what it read
+/// above it, so no write is pushed more than L past the clock.
+pub const DEFAULT_READ_LEAD_NANOS: u64 = 10 * MS;
+
+/// Default bound M past which a read's timestamp is refused as too far
+/// ahead of `TT.now().latest` (`ReadTimestampTooFarAhead`): 1 s. Between L
+/// and M the read waits, within its wait bound, until it is within L.
+pub const DEFAULT_MAX_READ_LEAD_NANOS: u64 = SECOND;
+
 /// Default inactivity timeout after which an idle transaction is aborted
 /// (docs/design.md §5.1): 10 s.
 pub const DEFAULT_INACTIVITY_TIMEOUT_NANOS: u64 = 10 * SECOND;
@@ -62,6 +74,20 @@ pub struct Config {
     pub close_interval_nanos: u64,
     /// Bound on a lock-free read's wait for safe time.
     pub read_wait_nanos: u64,
+    /// L: a read at most this far ahead of `TT.now().latest` is served as
+    /// it comes; one further ahead (up to M) first waits until it is within
+    /// L ([`DEFAULT_READ_LEAD_NANOS`]).
+    pub read_lead_nanos: u64,
+    /// M: a read further than this ahead of `TT.now().latest` fails with
+    /// `ReadTimestampTooFarAhead` ([`DEFAULT_MAX_READ_LEAD_NANOS`]; at
+    /// least L).
+    pub max_read_lead_nanos: u64,
+    /// Most keys the leader's timestamp cache remembers one by one (past
+    /// it the oldest raise its low-water mark).
+    pub ts_cache_keys: usize,
+    /// Most scanned ranges the leader's timestamp cache remembers one by
+    /// one.
+    pub ts_cache_ranges: usize,
     /// Idle time after which a leader aborts a transaction.
     pub inactivity_timeout_nanos: u64,
     /// Versions younger than this are kept for snapshot reads.
@@ -102,6 +128,10 @@ impl Config {
             paxos,
             close_interval_nanos: DEFAULT_CLOSE_INTERVAL_NANOS,
             read_wait_nanos: DEFAULT_READ_WAIT_NANOS,
+            read_lead_nanos: DEFAULT_READ_LEAD_NANOS,
+            max_read_lead_nanos: DEFAULT_MAX_READ_LEAD_NANOS,
+            ts_cache_keys: meridian_participant::tscache::DEFAULT_TS_CACHE_KEYS,
+            ts_cache_ranges: meridian_participant::tscache::DEFAULT_TS_CACHE_RANGES,
             inactivity_timeout_nanos: DEFAULT_INACTIVITY_TIMEOUT_NANOS,
             gc_retention_nanos: DEFAULT_GC_RETENTION_NANOS,
             gc_interval_nanos: DEFAULT_GC_INTERVAL_NANOS,
@@ -135,6 +165,14 @@ impl Config {
             "close interval must be positive"
         );
         assert!(self.gc_interval_nanos > 0, "GC interval must be positive");
+        assert!(
+            self.read_lead_nanos <= self.max_read_lead_nanos,
+            "the read lead L must not exceed its bound M"
+        );
+        assert!(
+            self.ts_cache_keys > 0 && self.ts_cache_ranges > 0,
+            "the timestamp cache must hold something"
+        );
         assert!(self.compact_every > 0, "compact_every must be positive");
         assert!(self.max_active_txns > 0 && self.max_waiting_reads > 0);
         assert!(

@@ -130,6 +130,12 @@ pub enum PlantedBug {
     /// commit record is proposed but not yet applied (in flight in Paxos)
     /// is answered `Aborted`, and may then commit.
     TxnStatusPresumesAbort,
+    /// The leader's timestamp cache is skipped for writes: a write of a
+    /// key takes no timestamp above the lock-free reads of it the leader
+    /// served, so a later write can land at or below a timestamp already
+    /// read (snapshot reads that are not repeatable, and not the state at
+    /// their timestamp).
+    ReadTsNotRemembered,
 }
 
 /// Stands in for [`PlantedBug`] when the feature is off: every bug check

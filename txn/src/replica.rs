@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use meridian_participant::fxhash::{FxHashMap, FxHashSet};
 use meridian_participant::{
-    Applied, Command, Decision, GroupState, LockError, LockMode, Priority, ReadError, TxnId,
-    WaitsFor, Write,
+    Applied, Command, Decision, GroupState, LockError, LockMode, Priority, ReadError,
+    TimestampCache, TxnId, WaitsFor, Write,
 };
 use meridian_paxos::{
     Entry, Message, NodeId, PersistRequest, ProposalId, Recovered, Replica, Role, Slot, Snapshot,
@@ -177,6 +177,24 @@ struct ReadWait {
     target: ReadTarget,
     /// Local time after which it fails with `NotYetSafe`.
     deadline: Timestamp,
+    /// Local time from which its timestamp is within L of
+    /// `TT.now().latest` (docs/transactions.md, "Reads at a timestamp");
+    /// until then it only waits: no timestamp is remembered, no close is
+    /// proposed for it.
+    admit_at: Timestamp,
+    /// Whether it has been admitted (its timestamp came within L).
+    admitted: bool,
+    /// At the leader: its keys and ranges are in the timestamp cache at its
+    /// timestamp, so every later write of them lies above it, and it may
+    /// be served once every entry in the log up to this slot has applied.
+    closed_after: Option<Slot>,
+}
+
+impl ReadWait {
+    /// The timestamp it reads at, or its floor.
+    fn read_ts(&self) -> Timestamp {
+        target_ts(self.target)
+    }
 }
 
 /// One replica of a participant group: Paxos, the replicated group state,
@@ -228,12 +246,19 @@ pub struct GroupReplica {
     /// until `TT.after(ts)`: `(ts, txn)`.
     no_write_holds: Vec<(Timestamp, TxnId)>,
     read_waits: Vec<ReadWait>,
-    /// A proposed closed timestamp not yet in the log.
+    /// The idle leader's proposed closed timestamp not yet in the log.
     close_proposal: Option<ProposalId>,
-    /// Timestamps this leader raised its Paxos timestamp floor to for
-    /// reads, each with the last slot in its log then, rising in both:
-    /// each is closed once its slot has applied ([`GroupReplica::raise_floor`]).
-    floors: VecDeque<(Timestamp, Slot)>,
+    /// A closed timestamp proposed for a waiting read
+    /// ([`GroupReplica::close_for_read`]), not yet in the log. Apart from
+    /// `close_proposal`: a read's close that waits (for its timestamp, or
+    /// for the lease) never holds back the idle closes that advance every
+    /// replica's safe time.
+    read_close: Option<ProposalId>,
+    /// The leader's timestamp cache for its current term: the timestamps
+    /// of the lock-free reads it served, by key and range, that every
+    /// later write of them must exceed (docs/transactions.md). Empty, and
+    /// replaced, at every change of term.
+    ts_cache: TimestampCache,
     /// Local time at which an idle leader next closes a timestamp.
     next_close_at: Timestamp,
     next_gc_at: Timestamp,
@@ -291,7 +316,8 @@ impl GroupReplica {
             no_write_holds: Vec::new(),
             read_waits: Vec::new(),
             close_proposal: None,
-            floors: VecDeque::new(),
+            read_close: None,
+            ts_cache: TimestampCache::new(cfg.ts_cache_keys, cfg.ts_cache_ranges),
             next_close_at: Timestamp::ZERO,
             next_gc_at: Timestamp::ZERO,
             next_expiry_at: Timestamp::ZERO,
@@ -471,6 +497,9 @@ impl GroupReplica {
         }
         for w in &self.read_waits {
             d = d.min(w.deadline);
+            if !w.admitted {
+                d = d.min(w.admit_at);
+            }
         }
         d
     }
@@ -545,6 +574,8 @@ impl GroupReplica {
                 P::Proposed { id, slot, ts } => {
                     if self.close_proposal == Some(id) {
                         self.close_proposal = None;
+                    } else if self.read_close == Some(id) {
+                        self.read_close = None;
                     } else if let Some(txn) = self.prepare_proposals.remove(&id) {
                         let pp = self
                             .prepares
@@ -565,6 +596,8 @@ impl GroupReplica {
                     for id in ids {
                         if self.close_proposal == Some(id) {
                             self.close_proposal = None;
+                        } else if self.read_close == Some(id) {
+                            self.read_close = None;
                         } else if let Some(txn) = self.prepare_proposals.remove(&id) {
                             self.prepare_lost(txn, AbortReason::LeaderChanged, out);
                         } else if let Some(txn) = self.by_proposal.remove(&id) {
@@ -729,7 +762,6 @@ impl GroupReplica {
     // ------------------------------------------------------------------
 
     fn finish(&mut self, now: TtInterval, out: &mut Vec<Output>) {
-        let local = now.midpoint();
         self.sync_leadership(now, out);
         self.timers(now, out);
         self.release_no_write_holds(now);
@@ -742,8 +774,7 @@ impl GroupReplica {
             self.sync_leadership(now, out);
         }
         self.finish_commit_waits(now, out);
-        self.close_floors();
-        self.finish_read_waits(local, out);
+        self.finish_read_waits(now, out);
         self.abandon_pending_if_removed(out);
         self.maybe_compact(out);
     }
@@ -796,7 +827,16 @@ impl GroupReplica {
                 self.cfg.resend_interval_nanos,
             );
             self.deciding.clear();
+            // The timestamp cache goes with the term: a read it closed
+            // waits for ordinary safe time from now on.
+            for w in &mut self.read_waits {
+                w.closed_after = None;
+            }
         }
+        // Every read the old cache remembered lay inside a lease of an
+        // earlier term, below every timestamp a later term assigns
+        // (docs/paxos.md): each term starts with an empty cache.
+        self.ts_cache = TimestampCache::new(self.cfg.ts_cache_keys, self.cfg.ts_cache_ranges);
         if let Some(ballot) = leading {
             #[allow(unused_mut)]
             let mut l = Leader::new(
@@ -1146,6 +1186,9 @@ impl GroupReplica {
             }
         };
         let mut pout = Vec::new();
+        // Above every lock-free read of what it writes that this leader
+        // served (the timestamp cache): those reads stay repeatable.
+        let min_ts = min_ts.max(self.write_floor(&writes));
         // Spanner §4.2.1: a prepare timestamp need only exceed those
         // assigned before it; a one-phase commit's must reach
         // TT.now().latest.
@@ -1262,6 +1305,10 @@ impl GroupReplica {
                     } else {
                         min_ts
                     };
+                    // The coordinator's own writes, above every read of
+                    // them it served (the participants' prepare
+                    // timestamps, in `min_ts`, cover theirs).
+                    let min_ts = min_ts.max(self.write_floor(&m.writes));
                     // `min_ts` holds the start rule's bound (TT.now().latest
                     // as the commit arrived) and every prepare timestamp:
                     // the clock need not be read again, so commit wait
@@ -1365,22 +1412,37 @@ impl GroupReplica {
         }
     }
 
-    fn finish_read_waits(&mut self, local: Timestamp, out: &mut Vec<Output>) {
+    fn finish_read_waits(&mut self, now: TtInterval, out: &mut Vec<Output>) {
+        let local = now.midpoint();
         let mut i = 0;
         while i < self.read_waits.len() {
+            if !self.read_waits[i].admitted && local >= self.read_waits[i].admit_at {
+                // Its timestamp came within L of the clock.
+                let mut w = self.read_waits.swap_remove(i);
+                self.admit_read(now, &mut w);
+                let close = w.closed_after.is_none();
+                let ts = w.read_ts();
+                self.read_waits.push(w);
+                if close
+                    && matches!(
+                        self.read_waits.last().map(|w| w.target),
+                        Some(ReadTarget::At(_))
+                    )
+                {
+                    self.close_for_read(now, ts, out);
+                }
+                // Looked at again below, in its new place.
+                continue;
+            }
             if self.try_serve_read(&self.read_waits[i], out) {
                 self.read_waits.swap_remove(i);
             } else if local >= self.read_waits[i].deadline {
                 let w = self.read_waits.swap_remove(i);
-                let read_ts = match w.target {
-                    ReadTarget::At(t) => t,
-                    ReadTarget::Newest { floor } => floor,
-                };
                 out.push(Output::Reply {
                     id: w.id,
                     reply: Err(TxnError::NotYetSafe {
-                        read_ts,
-                        t_safe: safe_time_for(&self.state, &w.reads),
+                        read_ts: w.read_ts(),
+                        t_safe: safe_time_for(&self.state, &w.reads, Timestamp::ZERO),
                     }),
                 });
             } else {
@@ -1749,14 +1811,29 @@ impl GroupReplica {
                 .t_paxos_safe()
                 .max(self.paxos.last_assigned_ts())
                 .max(now.latest.next());
-            // Nothing is logged at s, so the leader promises it instead:
-            // every timestamp it assigns from now on is above s (a prepare
-            // timestamp reads no clock, and could otherwise fall below s
-            // once these locks are let go).
-            if commit_ts > self.state.t_paxos_safe()
-                && self.paxos.raise_ts_floor(now, commit_ts).is_none()
-            {
-                return Err(TxnError::LeaderNotReady);
+            // Nothing is logged at s, so the leader remembers its reads
+            // at s in the timestamp cache instead: every later write of
+            // what it read (its shared keys and ranges) takes a timestamp
+            // above s (a prepare timestamp reads no clock, and could
+            // otherwise fall below s once these locks are let go). Writes
+            // of other keys are not pushed. s must lie inside the lease,
+            // below every later term's timestamps.
+            if commit_ts > self.paxos.last_assigned_ts() {
+                let inside = match self.paxos.lease_status(now) {
+                    meridian_paxos::LeaseStatus::Valid { end } => commit_ts < end,
+                    _ => false,
+                };
+                if !inside {
+                    return Err(TxnError::LeaderNotReady);
+                }
+                for (key, mode) in l.locks.locks_held_by(txn) {
+                    if mode == LockMode::Shared {
+                        self.ts_cache.record_key(&key, commit_ts);
+                    }
+                }
+                for (start, end) in l.locks.ranges_held_by(txn) {
+                    self.ts_cache.record_range(&start, end.as_ref(), commit_ts);
+                }
             }
             l.txns.get_mut(&txn).expect("active").op = Op::Committing;
             // Not woundable while it waits (it has committed); a
@@ -2143,28 +2220,48 @@ impl GroupReplica {
                 floor: now.latest.saturating_sub(nanos),
             },
         };
-        let floor_raised = match target {
-            ReadTarget::At(t) => self.raise_floor(now, t),
-            ReadTarget::Newest { .. } => false,
+        // docs/transactions.md, "Reads at a timestamp": a timestamp the
+        // client chose is served as it comes within L of TT.now().latest,
+        // waits until it is within L up to M, and is refused past M.
+        let local = now.midpoint();
+        let lead = match (at, target) {
+            (ReadAt::Exact(_), ReadTarget::At(t)) => t.nanos_since(now.latest),
+            _ => 0,
         };
-        let w = ReadWait {
+        if lead > self.cfg.max_read_lead_nanos {
+            let reply = Err(TxnError::ReadTimestampTooFarAhead {
+                read_ts: target_ts(target),
+                now_latest: now.latest,
+                max_lead_nanos: self.cfg.max_read_lead_nanos,
+            });
+            out.push(Output::Reply { id, reply });
+            return;
+        }
+        let early = lead.saturating_sub(self.cfg.read_lead_nanos);
+        let mut w = ReadWait {
             id,
             reads,
             target,
-            deadline: now.midpoint().saturating_add(self.cfg.read_wait_nanos),
+            // The wait for the clock comes on top of the wait for safe time.
+            deadline: local
+                .saturating_add(early)
+                .saturating_add(self.cfg.read_wait_nanos),
+            admit_at: local.saturating_add(early),
+            admitted: false,
+            closed_after: None,
         };
-        if self.try_serve_read(&w, out) {
-            return;
+        if early == 0 {
+            self.admit_read(now, &mut w);
+            if self.try_serve_read(&w, out) {
+                return;
+            }
         }
         if !self.paxos.membership().contains(self.paxos.id()) {
             // Not (or no longer) one of the group's voters: nothing new
             // reaches this replica, so its safe time will not move; the
             // read is better served elsewhere at once.
-            let read_ts = match w.target {
-                ReadTarget::At(t) => t,
-                ReadTarget::Newest { floor } => floor,
-            };
-            let t_safe = safe_time_for(&self.state, &w.reads);
+            let read_ts = w.read_ts();
+            let t_safe = safe_time_for(&self.state, &w.reads, Timestamp::ZERO);
             out.push(Output::Reply {
                 id,
                 reply: Err(TxnError::NotYetSafe { read_ts, t_safe }),
@@ -2178,52 +2275,75 @@ impl GroupReplica {
             });
             return;
         }
-        let wanted = match w.target {
-            ReadTarget::At(t) if !floor_raised => Some(t),
-            _ => None,
-        };
+        let close = w.admitted && w.closed_after.is_none();
+        let ts = w.read_ts();
         self.read_waits.push(w);
-        if let Some(t) = wanted {
-            self.close_for_read(now, t, out);
-        }
-    }
-
-    /// Spanner §4.1.3's closed timestamp without a Paxos round: a leader
-    /// asked to read at `ts` beyond its `t_paxos_safe` (a read across
-    /// groups at `TT.now().latest`, or a strong read while something is
-    /// prepared) raises its timestamp floor to `ts`, so every entry it
-    /// assigns from now on lies above `ts`, and closes `ts` as soon as
-    /// the entries already in its log have applied. Returns whether the
-    /// floor was raised (a replica without a valid lease, or a `ts` past
-    /// its lease, must close by proposing instead).
-    fn raise_floor(&mut self, now: TtInterval, ts: Timestamp) -> bool {
-        if ts <= self.state.t_paxos_safe() {
-            return true;
-        }
-        if self.serving(now, true).is_err() {
-            return false;
-        }
-        let Some(slot) = self.paxos.raise_ts_floor(now, ts) else {
-            return false;
-        };
-        match self.floors.back_mut() {
-            Some((t, s)) if *s == slot => *t = (*t).max(ts),
-            Some((t, _)) if *t >= ts => {}
-            _ => self.floors.push_back((ts, slot)),
-        }
-        self.close_floors();
-        true
-    }
-
-    /// Closes every raised floor whose slot has applied.
-    fn close_floors(&mut self) {
-        while let Some(&(ts, slot)) = self.floors.front() {
-            if slot > self.state.applied_slot() {
-                break;
+        if close {
+            if let ReadTarget::At(_) = target {
+                self.close_for_read(now, ts, out);
             }
-            self.state.close_at(ts);
-            self.floors.pop_front();
         }
+    }
+
+    /// Admits a read whose timestamp is within L of `TT.now().latest`. At
+    /// a serving leader, a read at `t` beyond the log (a read across
+    /// groups at `TT.now().latest`, a strong read while something is
+    /// prepared, a snapshot read at a chosen timestamp) is closed for the
+    /// keys and ranges it reads, without a Paxos round and without pushing
+    /// any other write: its reads go into the timestamp cache at `t`, so
+    /// every write of them proposed from now on takes a timestamp above
+    /// `t` ([`GroupReplica::write_floor`]), and `t` is closed for them once
+    /// every entry already in the log has applied. Only for a `t` inside
+    /// the lease (every later term's timestamps lie above it, docs/paxos.md)
+    /// and with no write of this leader still waiting for its place in the
+    /// log (its timestamp, chosen when it is placed, could fall at or
+    /// below `t`); otherwise the read waits for safe time, and the caller
+    /// proposes a close for it.
+    fn admit_read(&mut self, now: TtInterval, w: &mut ReadWait) {
+        w.admitted = true;
+        let ReadTarget::At(t) = w.target else {
+            return;
+        };
+        if t <= self.state.t_paxos_safe() || self.serving(now, true).is_err() {
+            return;
+        }
+        let last_ts = self.paxos.last_assigned_ts();
+        if t > last_ts {
+            let inside = match self.paxos.lease_status(now) {
+                meridian_paxos::LeaseStatus::Valid { end } => t < end,
+                _ => false,
+            };
+            let unplaced = !self.by_proposal.is_empty() || !self.prepare_proposals.is_empty();
+            if !inside || unplaced {
+                return;
+            }
+            self.ts_cache.forget_through(last_ts);
+            for r in &w.reads {
+                match r {
+                    ReadOp::Get(key) => self.ts_cache.record_key(key, t),
+                    ReadOp::Scan { start, end, .. } => {
+                        self.ts_cache.record_range(start, end.as_ref(), t)
+                    }
+                }
+            }
+        }
+        // Every later entry lies above `t` (above the log's highest
+        // timestamp, or, for writes of these keys, above the cache).
+        w.closed_after = Some(self.paxos.last_slot());
+    }
+
+    /// The floor the timestamp cache sets for a record writing `writes`:
+    /// one above the latest lock-free read of any of their keys this
+    /// leader served (docs/transactions.md).
+    fn write_floor(&self, writes: &[Write]) -> Timestamp {
+        if self.bug(bug::READ_TS_NOT_REMEMBERED) {
+            return Timestamp::ZERO;
+        }
+        writes
+            .iter()
+            .map(|w| self.ts_cache.max_read(&w.key))
+            .max()
+            .map_or(Timestamp::ZERO, Timestamp::next)
     }
 
     /// Spanner §4.1.3's closed timestamp, on demand: a leader asked to
@@ -2234,8 +2354,12 @@ impl GroupReplica {
     /// up to a close interval. An entry already in the log at or above
     /// `ts` (a write, or an earlier close) raises `t_paxos_safe` there when
     /// it applies, and does as well.
+    ///
+    /// Only for admitted reads (within L of the clock), and tracked apart
+    /// from the idle close: a read's close that must wait never holds back
+    /// the closes that advance every replica's safe time.
     fn close_for_read(&mut self, now: TtInterval, ts: Timestamp, out: &mut Vec<Output>) {
-        if self.close_proposal.is_some()
+        if self.read_close.is_some()
             || self.paxos.last_assigned_ts() >= ts
             || self.serving(now, true).is_err()
         {
@@ -2246,7 +2370,7 @@ impl GroupReplica {
             self.paxos
                 .propose_at_least(now, Command::CloseTimestamp.encode(), ts, &mut pout)
         {
-            self.close_proposal = Some(id);
+            self.read_close = Some(id);
         }
         self.absorb(pout, out);
     }
@@ -2256,7 +2380,14 @@ impl GroupReplica {
     fn try_serve_read(&self, w: &ReadWait, out: &mut Vec<Output>) -> bool {
         // Spanner §4.2.4's finer t_TM_safe: a prepared transaction holds
         // back only reads of the keys it writes.
-        let t_safe = safe_time_for(&self.state, &w.reads);
+        if !w.admitted {
+            return false;
+        }
+        let closed = match (w.closed_after, w.target) {
+            (Some(slot), ReadTarget::At(t)) if self.state.applied_slot() >= slot => t,
+            _ => Timestamp::ZERO,
+        };
+        let t_safe = safe_time_for(&self.state, &w.reads, closed);
         let ignore_safe_time = self.bug(bug::READ_WITHOUT_SAFE_TIME);
         let read_ts = match w.target {
             ReadTarget::At(t) => t,
@@ -2277,7 +2408,7 @@ impl GroupReplica {
         // With the planted bug the replica answers from whatever it has
         // applied, as of t_safe, claiming read_ts.
         let at = read_ts.min(t_safe);
-        let reply = serve_reads(&self.state, &w.reads, at)
+        let reply = serve_reads(&self.state, &w.reads, at, closed)
             .map(|results| Response::ReadOnly { read_ts, results });
         out.push(Output::Reply { id: w.id, reply });
         true
@@ -2294,27 +2425,39 @@ fn propose_error_reason(e: &meridian_paxos::ProposeError) -> AbortReason {
 
 /// The safe time of the keys and ranges `reads` touch: the group's
 /// `t_paxos_safe`, held below only by transactions prepared on those keys.
-fn safe_time_for(state: &GroupState, reads: &[ReadOp]) -> Timestamp {
+/// `closed`: a timestamp the leader knows closed for these reads (see
+/// [`GroupReplica::admit_read`]), or zero.
+fn safe_time_for(state: &GroupState, reads: &[ReadOp], closed: Timestamp) -> Timestamp {
     use std::ops::Bound;
     reads
         .iter()
         .map(|r| match r {
-            ReadOp::Get(key) => state.t_safe_for_key(key),
-            ReadOp::Scan { start, end, .. } => state.t_safe_for_range(
+            ReadOp::Get(key) => state.t_safe_for_key_closed(key, closed),
+            ReadOp::Scan { start, end, .. } => state.t_safe_for_range_closed(
                 Bound::Included(&start[..]),
                 end.as_ref()
                     .map_or(Bound::Unbounded, |e| Bound::Excluded(&e[..])),
+                closed,
             ),
         })
         .min()
         .unwrap_or_else(|| state.t_safe())
 }
 
-/// Reads `reads` at `at` (which is safe).
+/// The timestamp a read target names (its floor, for the newest).
+fn target_ts(target: ReadTarget) -> Timestamp {
+    match target {
+        ReadTarget::At(t) => t,
+        ReadTarget::Newest { floor } => floor,
+    }
+}
+
+/// Reads `reads` at `at` (which is safe, given `closed`).
 fn serve_reads(
     state: &GroupState,
     reads: &[ReadOp],
     at: Timestamp,
+    closed: Timestamp,
 ) -> Result<Vec<ReadResult>, TxnError> {
     use std::ops::Bound;
     let map = |e: ReadError| match e {
@@ -2331,7 +2474,7 @@ fn serve_reads(
         .iter()
         .map(|r| match r {
             ReadOp::Get(key) => state
-                .read(key, at)
+                .read_closed(key, at, closed)
                 .map(|v| ReadResult::Value(v.map(|(_, v)| v)))
                 .map_err(map),
             ReadOp::Scan { start, end, limit } => {
@@ -2340,7 +2483,7 @@ fn serve_reads(
                     .as_ref()
                     .map_or(Bound::Unbounded, |e| Bound::Excluded(&e[..]));
                 state
-                    .scan(lo, hi, at, *limit)
+                    .scan_closed(lo, hi, at, *limit, closed)
                     .map(|rows| {
                         ReadResult::Rows(rows.into_iter().map(|(k, _, v)| (k, v)).collect())
                     })
@@ -2376,6 +2519,7 @@ pub(crate) mod bug {
         PlantedBug::ReleaseReadLocksAtPrepare;
     pub(crate) const SCAN_WITHOUT_RANGE_LOCK: PlantedBug = PlantedBug::ScanWithoutRangeLock;
     pub(crate) const TXN_STATUS_PRESUMES_ABORT: PlantedBug = PlantedBug::TxnStatusPresumesAbort;
+    pub(crate) const READ_TS_NOT_REMEMBERED: PlantedBug = PlantedBug::ReadTsNotRemembered;
 }
 
 #[cfg(not(feature = "planted-bugs"))]
@@ -2391,4 +2535,5 @@ pub(crate) mod bug {
     pub(crate) const RELEASE_READ_LOCKS_AT_PREPARE: BugStub = BugStub;
     pub(crate) const SCAN_WITHOUT_RANGE_LOCK: BugStub = BugStub;
     pub(crate) const TXN_STATUS_PRESUMES_ABORT: BugStub = BugStub;
+    pub(crate) const READ_TS_NOT_REMEMBERED: BugStub = BugStub;
 }

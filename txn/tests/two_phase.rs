@@ -855,3 +855,36 @@ fn spanner_s4_1_2_a_commit_without_writes_promises_its_timestamp_to_later_prepar
         "the writer of x at {s2:?} is not after its reader at {s1:?}"
     );
 }
+
+#[test]
+fn a_prepare_and_a_coordinator_commit_take_timestamps_above_every_read_of_their_keys() {
+    let mut c = cluster();
+    // Snapshot reads within L ahead of the clock, served by the leaders of
+    // the coordinator's group (x) and of a participant (z) through their
+    // timestamp caches.
+    let at = c
+        .now()
+        .latest
+        .saturating_add(meridian_txn::DEFAULT_READ_LEAD_NANOS - 2 * MS);
+    for (g, k) in [(1, "x"), (3, "z")] {
+        let l = leader(&c, g);
+        assert_eq!(read_at(&mut c, g, l, k, at), None);
+    }
+    let (txn, id, _) = three_group_commit(&mut c);
+    let Some(Ok(Response::Committed { commit_ts })) = wait_for(&mut c, id, 1_000) else {
+        panic!("the transaction should commit");
+    };
+    let p = prepare_ts(&c, 3, leader(&c, 3), txn).expect("group 3 logged a prepare record");
+    assert!(
+        p > at,
+        "a prepare of z at {p:?}, at or below a read of z at {at:?}"
+    );
+    assert!(commit_ts > at);
+    c.run_for(100 * MS);
+    // The reads stay repeatable at every replica.
+    for (g, k) in [(1, "x"), (3, "z")] {
+        for node in 1..=3 {
+            assert_eq!(read_at(&mut c, g, node, k, at), None, "{g}/{node}");
+        }
+    }
+}
