@@ -40,6 +40,7 @@ use crate::history::{
 };
 use crate::lists;
 use crate::trace::{self, Party, TraceKind, Tracer};
+use crate::windows::{Aim, EDGE_PER_MILLE, Windows};
 use crate::world::{
     Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH,
     ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, HAND_OVER_QUIET, HandOvers, Host,
@@ -191,11 +192,13 @@ enum Event {
     Restart {
         node: usize,
     },
-    /// A crash aimed at a moment (a new leader's first milliseconds); void
-    /// if the node restarted since.
+    /// A crash aimed at a moment (a new leader's first milliseconds, a
+    /// two-phase-commit window); void if the node restarted since.
     Crash {
         node: usize,
         generation: u64,
+        /// The moment aimed at, for the trace.
+        why: &'static str,
     },
     /// A hand-over aimed at a moment (a new leader's first milliseconds);
     /// void if the node restarted since.
@@ -265,6 +268,9 @@ struct Node {
     /// Whether the driver's clock check last found the clock out of bound
     /// (and, unless `clock-unmonitored`, told the replica so).
     clock_flagged: bool,
+    /// Window `clocks-at-epsilon-edge`: the clock sits at the edge of its
+    /// ε, ahead of true time (`true`) or behind it.
+    edge: Option<bool>,
 }
 
 /// Node `n`'s clock reading at true time `t`: its model's, or during an
@@ -282,7 +288,20 @@ fn reading(n: &Node, t: Timestamp) -> TtInterval {
             };
             TtInterval::around(local, model.epsilon_nanos())
         }
-        _ => model,
+        _ => match n.edge {
+            // Inside its ε, at the edge (a broken bound stays broken).
+            Some(ahead) if !n.tt.bound_broken() => {
+                let eps = model.epsilon_nanos();
+                let err = eps * EDGE_PER_MILLE / 1_000;
+                let local = if ahead {
+                    t.saturating_add(err)
+                } else {
+                    t.saturating_sub(err)
+                };
+                TtInterval::around(local, eps)
+            }
+            _ => model,
+        },
     }
 }
 
@@ -500,6 +519,8 @@ struct Sim {
     elections_after_heal: Vec<ElectionsAfterHeal>,
     /// A violation found where it cannot be returned at once.
     deferred: Option<Violation>,
+    /// The two-phase-commit fault windows this seed opened.
+    windows: Windows,
 }
 
 /// Runs one seed of the transaction layer: its counters, and the first
@@ -549,6 +570,12 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     // simulator runs for them: in the cluster layer.
     let churn = opts.layer == Layer::Cluster && faults.membership;
     let per_group = if churn { CHURN_NODES } else { NODES };
+    let windows = Windows::draw(
+        opts.seed,
+        opts.layer == Layer::Cluster,
+        (groups * per_group) as usize,
+    );
+    let commit_record_retention = windows.commit_record_retention(commit_record_retention);
     let nodes = (0..groups * per_group)
         .map(|i| Node {
             id: i + 1,
@@ -562,6 +589,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             resume: Resume::Shuffled,
             excursion: None,
             clock_flagged: false,
+            edge: windows.edge(i as usize),
         })
         .collect();
     let clients = (0..n_clients)
@@ -617,6 +645,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         adversary,
         elections_after_heal: (0..groups).map(|_| ElectionsAfterHeal::default()).collect(),
         deferred: None,
+        windows,
     };
     sim.tracer.header(|| {
         let queues = if crowd {
@@ -630,7 +659,8 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         format!(
             "seed {} layer {}: {}{per_group} replicas{}, {n_clients} clients{}, {accounts} accounts, \
              roster of {}; faults until {}, run ends {}\n{}{}\n  {}\n  \
-             request timeout {} ms; commit records kept {} ms{queues}",
+             request timeout {} ms; commit records kept {} ms{queues}\n  \
+             two-phase windows: {}",
             opts.seed,
             opts.layer.name(),
             if groups > 1 {
@@ -648,12 +678,14 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             trace::schedule(clocks.profile, &sim.adversary),
             request_timeout / MS,
             commit_record_retention / MS,
+            sim.windows.names(),
         )
     });
     let result = crate::guarded(|| sim.run(n_clients, fault_phase));
     // The counters of a failing run too, up to the violation.
     sim.stats.commits = sim.log.commits.len() as u64;
     sim.stats.virtual_nanos = sim.queue.at();
+    sim.stats.windows = sim.windows.counts();
     RunOutcome {
         stats: sim.stats,
         violation: result.err(),
@@ -909,6 +941,16 @@ impl Sim {
                 let Some(i) = self.index(to) else {
                     return Ok(());
                 };
+                let leads = self.nodes[i]
+                    .replica
+                    .as_ref()
+                    .is_some_and(|r| r.paxos().role() == Role::Leader);
+                if self.faults_on && leads {
+                    let may = self.may_fail(i);
+                    if let Some(aim) = self.windows.on_deliver(to, &msg, may) {
+                        self.aim(i, aim, "in a two-phase-commit window (after a delivery)");
+                    }
+                }
                 self.step(i, Input::FromGroup(msg))
             }
             Event::Deliver(Packet::Request {
@@ -944,11 +986,15 @@ impl Sim {
                 Some(seq) => self.step(node, Input::Persisted { seq }),
                 None => Ok(()),
             },
-            Event::Crash { node, generation } => {
+            Event::Crash {
+                node,
+                generation,
+                why,
+            } => {
                 if self.nodes[node].host.generation == generation {
                     let id = self.nodes[node].id;
                     self.trace(TraceKind::Fault, &[Party::Node(id)], || {
-                        format!("crash n{id} just after its election")
+                        format!("crash n{id} {why}")
                     });
                     self.crash(node);
                 }
@@ -1032,6 +1078,12 @@ impl Sim {
                 Output::Send(m) => self.send(Packet::Peer(m)),
                 Output::ToGroup { group, msg } => {
                     if (1..=self.groups).contains(&group) {
+                        if self.faults_on {
+                            let may = self.may_fail(i);
+                            if let Some(aim) = self.windows.on_send(id, group, &msg, at, may) {
+                                self.aim(i, aim, "in a two-phase-commit window (after sending)");
+                            }
+                        }
                         for to in self.group_nodes(group) {
                             self.send(Packet::Group {
                                 from: id,
@@ -1129,6 +1181,7 @@ impl Sim {
                                     Event::Crash {
                                         node: i,
                                         generation,
+                                        why: "just after its election",
                                     },
                                 );
                             }
@@ -1252,9 +1305,14 @@ impl Sim {
             Packet::Request { client, node, .. } => (CLIENT_BASE + *client as u64, *node),
             Packet::Reply { client, .. } => (0, CLIENT_BASE + *client as u64),
         };
-        let delays = self
+        let mut delays = self
             .net
             .deliveries(&mut self.rng, &self.faults, self.faults_on, from, to);
+        if let (true, Packet::Group { msg, .. }) = (self.faults_on, &p) {
+            let group = self.group_of_node(to);
+            let at = self.queue.at();
+            delays = self.windows.copies(from, group, msg, at, delays);
+        }
         self.trace_packet(TraceKind::Send, &p, Some(delays.len()));
         for d in delays {
             self.queue.schedule(d, Event::Deliver(p.clone()));
@@ -1386,6 +1444,64 @@ impl Sim {
         parties.extend(to.map(Party::Node));
         self.trace(TraceKind::Fault, &parties, || trace::hand_over(leader, to));
         self.step(l, Input::HandOver { to })
+    }
+
+    /// Whether a two-phase-commit window may fail replica `i` now: faults
+    /// are on, the heal is not near (a failure then would elect a leader
+    /// after it), and every replica of its group is up and running (the
+    /// failure leaves a quorum).
+    fn may_fail(&self, i: usize) -> bool {
+        let g = self.nodes[i].group;
+        self.faults_on
+            && self.now().saturating_add(HAND_OVER_QUIET) < self.heal_at
+            && self
+                .nodes
+                .iter()
+                .filter(|n| n.group == g)
+                .all(|n| n.replica.is_some() && n.paused_until.is_none())
+    }
+
+    /// Schedules the failure a two-phase-commit window aims at replica `i`.
+    fn aim(&mut self, i: usize, aim: Aim, why: &'static str) {
+        let generation = self.nodes[i].host.generation;
+        match aim {
+            Aim::Crash(d) => self.queue.schedule(
+                d,
+                Event::Crash {
+                    node: i,
+                    generation,
+                    why,
+                },
+            ),
+            Aim::HandOver(d) => self.queue.schedule(
+                d,
+                Event::HandOver {
+                    node: i,
+                    generation,
+                    to: None,
+                },
+            ),
+            Aim::IsolateAndCrash(d) => {
+                let id = self.nodes[i].id;
+                for peer in self.group_nodes(self.nodes[i].group) {
+                    if peer != id {
+                        self.net.blocked.insert((id, peer));
+                        self.net.blocked.insert((peer, id));
+                    }
+                }
+                self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                    format!("n{id} cut off from its group {why}")
+                });
+                self.queue.schedule(
+                    d,
+                    Event::Crash {
+                        node: i,
+                        generation,
+                        why,
+                    },
+                );
+            }
+        }
     }
 
     /// One group's leader proposes adding or removing a voter (never below

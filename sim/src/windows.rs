@@ -1,0 +1,401 @@
+//! The fault windows of two-phase commit, opened on purpose (swarm
+//! testing: bias, not luck). A random fault mix rarely lines a crash up
+//! with the few milliseconds where a two-phase-commit mistake shows; each
+//! cluster seed draws which of these windows it opens, and while faults
+//! are on the driver aims faults at the moments each one names
+//! (docs/verification.md lists which planted bugs each one exposes).
+//!
+//! The draws come from their own stream of the seed, as clock excursions
+//! and hand-overs do, so the rest of a seed's fault mix is the same with
+//! or without them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use meridian_participant::{Decision, TxnId};
+use meridian_paxos::NodeId;
+use meridian_txn::{GroupId, GroupMessage, Vote};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::world::{MS, STRAGGLE_DELAY};
+
+/// A fault window of two-phase commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Window {
+    /// Decisions and acknowledgements between groups are dropped,
+    /// duplicated or delayed past a coordinator failover.
+    DecisionsLost,
+    /// The coordinator's leader crashes right after the first participant
+    /// acknowledged a commit (or right after deciding), and the decisions
+    /// it had sent to the other participants are lost with it.
+    CoordinatorFailsAfterAck,
+    /// A late copy of a `Prepare` arrives after the transaction's
+    /// `Decide`.
+    PrepareAfterDecide,
+    /// A participant's leader crashes or hands over right after voting
+    /// yes, and the decision reaches its group late: other transactions
+    /// wait on the prepared keys across the failover.
+    ParticipantFailsWhilePrepared,
+    /// A participant's leader crashes right after a decision reaches it,
+    /// before its decision record is chosen and durable.
+    ParticipantCrashesBeforeDurable,
+    /// Every replica's clock sits at an edge of its ε (half ahead, half
+    /// behind), so replicas differ by up to 2ε and start-rule and
+    /// commit-wait mistakes show to the external-consistency checks.
+    ClocksAtEpsilonEdge,
+}
+
+/// How many windows there are.
+pub const WINDOW_COUNT: usize = 6;
+
+impl Window {
+    /// Every window, in the order summaries list them.
+    pub const ALL: [Window; WINDOW_COUNT] = [
+        Window::DecisionsLost,
+        Window::CoordinatorFailsAfterAck,
+        Window::PrepareAfterDecide,
+        Window::ParticipantFailsWhilePrepared,
+        Window::ParticipantCrashesBeforeDurable,
+        Window::ClocksAtEpsilonEdge,
+    ];
+
+    /// The name summaries print.
+    pub fn name(self) -> &'static str {
+        match self {
+            Window::DecisionsLost => "decisions-lost",
+            Window::CoordinatorFailsAfterAck => "coordinator-fails-after-ack",
+            Window::PrepareAfterDecide => "prepare-after-decide",
+            Window::ParticipantFailsWhilePrepared => "participant-fails-while-prepared",
+            Window::ParticipantCrashesBeforeDurable => "participant-crashes-before-durable",
+            Window::ClocksAtEpsilonEdge => "clocks-at-epsilon-edge",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Per cluster seed: probability that each window is open (in the order
+/// of [`Window::ALL`]). The windows of the bugs that need a failover at
+/// one exact moment open most often.
+const WINDOW_PROBABILITIES: [f64; WINDOW_COUNT] = [0.5, 0.85, 0.5, 0.85, 0.8, 0.4];
+/// Window [`Window::DecisionsLost`]: per copy of a `Decide` or `Ack`,
+/// probabilities that it is dropped, duplicated, or delayed by
+/// [`STRAGGLE_DELAY`] (past a coordinator's failover).
+const DECISION_DROP: f64 = 0.3;
+const DECISION_DUPLICATE: f64 = 0.2;
+const DECISION_STRAGGLE: f64 = 0.2;
+/// Window [`Window::CoordinatorFailsAfterAck`]: per commit decided, the
+/// probability that its coordinator's leader is failed.
+const COORDINATOR_FAILS: f64 = 0.5;
+/// How soon after the first acknowledgement the coordinator's leader
+/// crashes (before the others could arrive).
+const COORDINATOR_CRASH_WITHIN: u64 = MS;
+/// Window [`Window::PrepareAfterDecide`]: per copy of a `Prepare`, the
+/// probability of a second copy [`STRAGGLE_DELAY`] late.
+const LATE_PREPARE: f64 = 0.3;
+/// Window [`Window::ParticipantFailsWhilePrepared`]: per yes vote, the
+/// probability that its leader fails right after, and how soon.
+const PARTICIPANT_FAILS: f64 = 0.3;
+const PARTICIPANT_FAILS_WITHIN: u64 = 3 * MS;
+/// How late the decision then reaches the failed participant's group.
+/// (longer than an election and the wait for the old lease: the new
+/// leader serves before the decision arrives).
+const PREPARED_DECISION_DELAY: (u64, u64) = (300 * MS, 1_500 * MS);
+/// Window [`Window::ParticipantCrashesBeforeDurable`]: per decision
+/// delivered to a participant's leader, the probability that it is cut
+/// off from its group as the decision arrives (its record is not chosen)
+/// and crashes, and how soon.
+const PARTICIPANT_CRASHES: f64 = 0.3;
+const PARTICIPANT_CRASH_WITHIN: u64 = 2 * MS;
+/// The commit-record retention of a seed with that window open (the
+/// shortest the seeds draw otherwise).
+const SHORT_RETENTION: u64 = 400 * MS;
+/// Window [`Window::ClocksAtEpsilonEdge`]: a clock's error is at least
+/// this share of its ε (per thousand).
+pub(crate) const EDGE_PER_MILLE: u64 = 900;
+/// For how long after a coordinator's first decision its copies to the
+/// participants it cut off stay lost.
+const CUT_FOR: u64 = 1_500 * MS;
+/// A bound on the decisions held back at once (window
+/// [`Window::ParticipantFailsWhilePrepared`]).
+const MAX_SLOW: usize = 10_000;
+
+/// A coordinator leader marked to fail for one transaction.
+#[derive(Debug)]
+struct CoordinatorFailure {
+    leader: NodeId,
+    /// The one group whose decision gets through, if any.
+    kept: Option<GroupId>,
+    /// When the coordinator first sent the decision (ns since the start).
+    since: u64,
+    /// Its copies to the groups cut off are still lost.
+    cutting: bool,
+    /// Its crash is scheduled.
+    crashed: bool,
+}
+
+/// What the driver does after a message is sent or delivered.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Aim {
+    /// Crash the node after this delay.
+    Crash(u64),
+    /// Ask the node to hand over after this delay.
+    HandOver(u64),
+    /// Cut the node off from its group's other replicas now, before it
+    /// handles the message (what it proposes is not chosen), and crash it
+    /// after this delay.
+    IsolateAndCrash(u64),
+}
+
+/// The windows one cluster seed opened, and the state of the faults they
+/// aim.
+#[derive(Debug)]
+pub(crate) struct Windows {
+    rng: SmallRng,
+    open: [bool; WINDOW_COUNT],
+    coordinator: BTreeMap<TxnId, CoordinatorFailure>,
+    /// Decisions to hold back on their way to a group whose leader failed
+    /// while prepared.
+    slow: BTreeSet<(TxnId, GroupId)>,
+    /// Per replica (index), whether its clock leads (at the ε edge).
+    ahead: Vec<bool>,
+}
+
+impl Windows {
+    /// The windows of `seed`: none unless `cluster` (two-phase commit runs
+    /// only across groups); `replicas` clocks.
+    pub(crate) fn draw(seed: u64, cluster: bool, replicas: usize) -> Windows {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x2_9c3a_71d5_u64.rotate_left(33));
+        let mut open = [false; WINDOW_COUNT];
+        if cluster {
+            for (o, p) in open.iter_mut().zip(WINDOW_PROBABILITIES) {
+                *o = rng.random_bool(p);
+            }
+        }
+        let ahead = (0..replicas).map(|_| rng.random_bool(0.5)).collect();
+        Windows {
+            rng,
+            open,
+            coordinator: BTreeMap::new(),
+            slow: BTreeSet::new(),
+            ahead,
+        }
+    }
+
+    /// Whether window `w` is open in this run.
+    pub(crate) fn is_open(&self, w: Window) -> bool {
+        self.open[w.index()]
+    }
+
+    /// Window [`Window::ParticipantCrashesBeforeDurable`] wants commit
+    /// records kept briefly: a participant's successor that asks after
+    /// the coordinator forgot must meet a pruned record, not a lucky one.
+    pub(crate) fn commit_record_retention(&self, drawn: u64) -> u64 {
+        if self.is_open(Window::ParticipantCrashesBeforeDurable) {
+            drawn.min(SHORT_RETENTION)
+        } else {
+            drawn
+        }
+    }
+
+    /// One per open window, for the run's counters.
+    pub(crate) fn counts(&self) -> [u64; WINDOW_COUNT] {
+        self.open.map(u64::from)
+    }
+
+    /// The open windows' names, comma-separated (`-` for none).
+    pub(crate) fn names(&self) -> String {
+        let v: Vec<&str> = Window::ALL
+            .into_iter()
+            .filter(|w| self.is_open(*w))
+            .map(Window::name)
+            .collect();
+        if v.is_empty() {
+            "-".into()
+        } else {
+            v.join(",")
+        }
+    }
+
+    /// Window [`Window::ClocksAtEpsilonEdge`]: whether replica `i`'s clock
+    /// leads true time (else it lags), if the window is open.
+    pub(crate) fn edge(&self, i: usize) -> Option<bool> {
+        self.is_open(Window::ClocksAtEpsilonEdge)
+            .then(|| self.ahead.get(i).copied().unwrap_or(false))
+    }
+
+    /// A copy of `msg` from replica `from` to group `to` is sent with
+    /// `delays` (one per copy the network delivers), at `at` ns since the
+    /// start: the delays of the copies that arrive, with the open windows'
+    /// faults added. Only while faults are on.
+    pub(crate) fn copies(
+        &mut self,
+        from: NodeId,
+        to: GroupId,
+        msg: &GroupMessage,
+        at: u64,
+        mut delays: Vec<u64>,
+    ) -> Vec<u64> {
+        match msg {
+            GroupMessage::Decide { txn, .. } => {
+                if let Some(f) = self.coordinator.get(txn) {
+                    if f.leader == from
+                        && f.cutting
+                        && f.kept != Some(to)
+                        && at.saturating_sub(f.since) < CUT_FOR
+                    {
+                        return Vec::new();
+                    }
+                }
+                if self.slow.contains(&(*txn, to)) {
+                    let d = self
+                        .rng
+                        .random_range(PREPARED_DECISION_DELAY.0..=PREPARED_DECISION_DELAY.1);
+                    delays.iter_mut().for_each(|x| *x += d);
+                }
+                self.lose(&mut delays);
+            }
+            GroupMessage::Ack { .. } => self.lose(&mut delays),
+            GroupMessage::Prepare { .. } if self.is_open(Window::PrepareAfterDecide) => {
+                if !delays.is_empty() && self.rng.random_bool(LATE_PREPARE) {
+                    delays.push(self.rng.random_range(STRAGGLE_DELAY.0..=STRAGGLE_DELAY.1));
+                }
+            }
+            _ => {}
+        }
+        delays
+    }
+
+    /// Window [`Window::DecisionsLost`] on the copies of one message.
+    fn lose(&mut self, delays: &mut Vec<u64>) {
+        if !self.is_open(Window::DecisionsLost) {
+            return;
+        }
+        let mut out = Vec::with_capacity(delays.len());
+        for &d in delays.iter() {
+            if self.rng.random_bool(DECISION_DROP) {
+                continue;
+            }
+            let d = if self.rng.random_bool(DECISION_STRAGGLE) {
+                d + self.rng.random_range(STRAGGLE_DELAY.0..=STRAGGLE_DELAY.1)
+            } else {
+                d
+            };
+            out.push(d);
+            if self.rng.random_bool(DECISION_DUPLICATE) {
+                out.push(d + self.rng.random_range(0..=STRAGGLE_DELAY.0));
+            }
+        }
+        *delays = out;
+    }
+
+    /// Leader `from` sends `msg` to group `to`, at `at` ns
+    /// since the start: whether to fail it, and when. `may_fail`: faults
+    /// are on, the heal is not near, and every replica of its group is
+    /// up (a failure then leaves a quorum).
+    pub(crate) fn on_send(
+        &mut self,
+        from: NodeId,
+        to: GroupId,
+        msg: &GroupMessage,
+        at: u64,
+        may_fail: bool,
+    ) -> Option<Aim> {
+        match msg {
+            GroupMessage::Decide {
+                txn,
+                decision: Decision::Commit(_),
+                ..
+            } if self.is_open(Window::CoordinatorFailsAfterAck) => {
+                if self.coordinator.contains_key(txn) {
+                    return None;
+                }
+                if !may_fail || !self.rng.random_bool(COORDINATOR_FAILS) {
+                    return None;
+                }
+                // One participant (half the time) gets the decision and
+                // acknowledges it; the others' copies are lost with the
+                // coordinator's leader.
+                let kept = self.rng.random_bool(0.5).then_some(to);
+                self.coordinator.insert(
+                    *txn,
+                    CoordinatorFailure {
+                        leader: from,
+                        kept,
+                        since: at,
+                        cutting: true,
+                        crashed: false,
+                    },
+                );
+                if kept.is_none() {
+                    let f = self.coordinator.get_mut(txn).expect("just inserted");
+                    f.crashed = true;
+                    return Some(Aim::Crash(
+                        self.rng.random_range(0..=COORDINATOR_CRASH_WITHIN),
+                    ));
+                }
+                None
+            }
+            GroupMessage::Vote {
+                txn,
+                from: group,
+                vote: Vote::Yes(_),
+            } if may_fail && self.is_open(Window::ParticipantFailsWhilePrepared) => {
+                if !self.rng.random_bool(PARTICIPANT_FAILS) {
+                    return None;
+                }
+                let d = self.rng.random_range(0..=PARTICIPANT_FAILS_WITHIN);
+                if self.slow.len() < MAX_SLOW {
+                    self.slow.insert((*txn, *group));
+                }
+                Some(if self.rng.random_bool(0.5) {
+                    Aim::Crash(d)
+                } else {
+                    Aim::HandOver(d)
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// `msg` is delivered to leader `to`: whether to fail it, and when
+    /// (`may_fail` as for [`Windows::on_send`]).
+    pub(crate) fn on_deliver(
+        &mut self,
+        to: NodeId,
+        msg: &GroupMessage,
+        may_fail: bool,
+    ) -> Option<Aim> {
+        match msg {
+            GroupMessage::Ack { txn, .. } => {
+                let f = self.coordinator.get_mut(txn)?;
+                if f.leader != to || f.crashed {
+                    return None;
+                }
+                f.crashed = true;
+                // Not failing now (the heal is near): the copies cut off
+                // were lost only on the way to a failover, so let them
+                // through.
+                if !may_fail {
+                    f.cutting = false;
+                    return None;
+                }
+                Some(Aim::Crash(
+                    self.rng.random_range(0..=COORDINATOR_CRASH_WITHIN),
+                ))
+            }
+            GroupMessage::Decide { .. }
+                if may_fail
+                    && self.is_open(Window::ParticipantCrashesBeforeDurable)
+                    && self.rng.random_bool(PARTICIPANT_CRASHES) =>
+            {
+                Some(Aim::IsolateAndCrash(
+                    self.rng.random_range(0..=PARTICIPANT_CRASH_WITHIN),
+                ))
+            }
+            _ => None,
+        }
+    }
+}
