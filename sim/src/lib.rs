@@ -459,6 +459,9 @@ pub struct RunStats {
     /// Per two-phase-commit fault window (in the order of
     /// [`windows::Window::ALL`]): the runs that opened it.
     pub windows: [u64; windows::WINDOW_COUNT],
+    /// Per two-phase-commit fault window: the faults it aimed (messages
+    /// lost, delayed or sent late, replicas failed at its moment).
+    pub window_faults: [u64; windows::WINDOW_COUNT],
 }
 
 impl std::fmt::Display for RunStats {
@@ -493,16 +496,20 @@ impl RunStats {
         for (w, n) in self.windows.iter_mut().zip(o.windows) {
             *w += n;
         }
+        for (w, n) in self.window_faults.iter_mut().zip(o.window_faults) {
+            *w += n;
+        }
     }
 
-    /// The two-phase-commit windows opened, as `name=runs` pairs (only
-    /// those opened at least once), or `-` if none.
+    /// The two-phase-commit windows opened, as `name=runs/faults` (the
+    /// runs that opened it, the faults it aimed in them; only windows
+    /// opened at least once), or `-` if none.
     pub fn windows_opened(&self) -> String {
         let v: Vec<String> = windows::Window::ALL
             .into_iter()
-            .zip(self.windows)
-            .filter(|(_, n)| *n > 0)
-            .map(|(w, n)| format!("{}={n}", w.name()))
+            .zip(self.windows.into_iter().zip(self.window_faults))
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(w, (n, f))| format!("{}={n}/{f}", w.name()))
             .collect();
         if v.is_empty() {
             "-".into()

@@ -379,7 +379,7 @@ fn swarm_cmd(a: SwarmArgs) -> ExitCode {
     );
     if layers.contains(&Layer::Cluster) {
         out!(
-            "windows opened (cluster runs): {}",
+            "windows opened (cluster runs/faults aimed): {}",
             report.stats.windows_opened()
         );
     }

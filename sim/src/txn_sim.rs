@@ -570,12 +570,14 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     // simulator runs for them: in the cluster layer.
     let churn = opts.layer == Layer::Cluster && faults.membership;
     let per_group = if churn { CHURN_NODES } else { NODES };
-    let windows = Windows::draw(
+    let mut windows = Windows::draw(
         opts.seed,
         opts.layer == Layer::Cluster,
         (groups * per_group) as usize,
     );
     let commit_record_retention = windows.commit_record_retention(commit_record_retention);
+    let mut faults = faults;
+    let pause = windows.calm(&mut faults, pause);
     let nodes = (0..groups * per_group)
         .map(|i| Node {
             id: i + 1,
@@ -678,7 +680,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             trace::schedule(clocks.profile, &sim.adversary),
             request_timeout / MS,
             commit_record_retention / MS,
-            sim.windows.names(),
+            sim.windows.describe(),
         )
     });
     let result = crate::guarded(|| sim.run(n_clients, fault_phase));
@@ -686,6 +688,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     sim.stats.commits = sim.log.commits.len() as u64;
     sim.stats.virtual_nanos = sim.queue.at();
     sim.stats.windows = sim.windows.counts();
+    sim.stats.window_faults = sim.windows.fired();
     RunOutcome {
         stats: sim.stats,
         violation: result.err(),
@@ -1079,6 +1082,10 @@ impl Sim {
                 Output::ToGroup { group, msg } => {
                     if (1..=self.groups).contains(&group) {
                         if self.faults_on {
+                            if let GroupMessage::Vote { txn, from, .. } = &msg {
+                                let keys = self.prepared_keys(i, *txn);
+                                self.windows.note_prepared(*txn, *from, keys);
+                            }
                             let may = self.may_fail(i);
                             if let Some(aim) = self.windows.on_send(id, group, &msg, at, may) {
                                 self.aim(i, aim, "in a two-phase-commit window (after sending)");
@@ -1221,6 +1228,15 @@ impl Sim {
         );
         let t_safe = r.t_safe();
         let waits = r.waits_for();
+        // Transactions prepared here that others wait for (a window).
+        let waited_on: Option<TxnId> = (self.faults_on && leading)
+            .then(|| {
+                waits
+                    .iter()
+                    .map(|w| w.blocker)
+                    .find(|b| r.state().prepared_txn(*b).is_some())
+            })
+            .flatten();
         let deadline = r.next_deadline();
         // Spanner §4.1.2: timestamps rise across leaders, in true-time order.
         let g = (self.nodes[i].group - 1) as usize;
@@ -1255,6 +1271,20 @@ impl Sim {
                         .join(" → ")
                 ),
             ));
+        }
+        if let Some(txn) = waited_on {
+            let may = self.may_fail(i);
+            let group = self.nodes[i].group;
+            let keys = self.prepared_keys(i, txn);
+            self.windows.note_prepared(txn, group, keys);
+            let at = self.queue.at();
+            if let Some(aim) = self.windows.on_wait_for_prepared(txn, group, at, may) {
+                self.aim(
+                    i,
+                    aim,
+                    "in a two-phase-commit window (others wait on its prepared keys)",
+                );
+            }
         }
         let wait = deadline.nanos_since(now_local.midpoint()).max(MS / 10);
         let now = self.now();
@@ -1459,6 +1489,23 @@ impl Sim {
                 .iter()
                 .filter(|n| n.group == g)
                 .all(|n| n.replica.is_some() && n.paused_until.is_none())
+    }
+
+    /// The keys `txn` holds prepared at replica `i`: what it writes and
+    /// what it read there.
+    fn prepared_keys(&self, i: usize, txn: TxnId) -> Vec<Bytes> {
+        self.nodes[i]
+            .replica
+            .as_ref()
+            .and_then(|r| r.state().prepared_txn(txn))
+            .map(|p| {
+                p.writes
+                    .iter()
+                    .map(|w| w.key.clone())
+                    .chain(p.reads.iter().cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Schedules the failure a two-phase-commit window aims at replica `i`.
@@ -1746,6 +1793,11 @@ impl Sim {
         if self.now() >= self.clients_stop {
             return;
         }
+        if let Some(kind) = self.chase() {
+            self.new_attempt(c, kind, None, 0, 0);
+            self.begin(c);
+            return;
+        }
         let roll = self.rng.random_range(0..100);
         if roll < 12 {
             let who = self.rng.random_range(0..self.roster.keys.len());
@@ -1812,6 +1864,39 @@ impl Sim {
             let reads = self.some_reads();
             self.start_read(c, at, reads);
         }
+    }
+
+    /// A two-phase-commit window's bias (see `Windows::chase`): a
+    /// transaction on a key prepared across a failover, if the window
+    /// picks one that a transaction kind reads (an account or a roster
+    /// entry).
+    fn chase(&mut self) -> Option<TxnKind> {
+        if !self.faults_on {
+            return None;
+        }
+        let key = self.windows.chase(self.queue.at())?;
+        let n = self.bank.accounts.len();
+        if let Some(a) = self.bank.accounts.iter().position(|k| *k == key) {
+            let other = (a + self.rng.random_range(1..n)) % n;
+            return Some(match self.rng.random_range(0..4) {
+                0 => TxnKind::Audit { from: a, to: other },
+                1 => TxnKind::ScanAudit {
+                    range: 0,
+                    limit: 100,
+                },
+                _ => TxnKind::Transfer {
+                    from: a,
+                    to: other,
+                    amount: self.rng.random_range(1..=20),
+                },
+            });
+        }
+        let who = self.roster.keys.iter().position(|k| *k == key)?;
+        Some(match self.rng.random_range(0..3) {
+            0 => TxnKind::GoOff { who },
+            1 => TxnKind::GoOffScan { who },
+            _ => TxnKind::GoOn { who },
+        })
     }
 
     /// What a lock-free read reads: every key one by one, or a scan of

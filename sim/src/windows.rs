@@ -11,13 +11,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
 use meridian_participant::{Decision, TxnId};
 use meridian_paxos::NodeId;
 use meridian_txn::{GroupId, GroupMessage, Vote};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::world::{MS, STRAGGLE_DELAY};
+use crate::world::{Faults, MS, STRAGGLE_DELAY};
 
 /// A fault window of two-phase commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -79,7 +80,7 @@ impl Window {
 /// Per cluster seed: probability that each window is open (in the order
 /// of [`Window::ALL`]). The windows of the bugs that need a failover at
 /// one exact moment open most often.
-const WINDOW_PROBABILITIES: [f64; WINDOW_COUNT] = [0.5, 0.85, 0.5, 0.85, 0.8, 0.4];
+const WINDOW_PROBABILITIES: [f64; WINDOW_COUNT] = [0.5, 0.85, 0.5, 0.9, 0.8, 0.4];
 /// Window [`Window::DecisionsLost`]: per copy of a `Decide` or `Ack`,
 /// probabilities that it is dropped, duplicated, or delayed by
 /// [`STRAGGLE_DELAY`] (past a coordinator's failover).
@@ -89,6 +90,9 @@ const DECISION_STRAGGLE: f64 = 0.2;
 /// Window [`Window::CoordinatorFailsAfterAck`]: per commit decided, the
 /// probability that its coordinator's leader is failed.
 const COORDINATOR_FAILS: f64 = 0.5;
+/// The probability that one participant gets the decision through (and
+/// acknowledges it, so the crash follows the first acknowledgement).
+const KEEP_ONE: f64 = 0.3;
 /// How soon after the first acknowledgement the coordinator's leader
 /// crashes (before the others could arrive).
 const COORDINATOR_CRASH_WITHIN: u64 = MS;
@@ -97,21 +101,37 @@ const COORDINATOR_CRASH_WITHIN: u64 = MS;
 const LATE_PREPARE: f64 = 0.3;
 /// Window [`Window::ParticipantFailsWhilePrepared`]: per yes vote, the
 /// probability that its leader fails right after, and how soon.
-const PARTICIPANT_FAILS: f64 = 0.3;
+const PARTICIPANT_FAILS: f64 = 0.8;
 const PARTICIPANT_FAILS_WITHIN: u64 = 3 * MS;
+/// The probability that a leader is failed when another transaction
+/// first waits on a prepared transaction's keys there.
+const FAIL_WHILE_WAITED_ON: f64 = 0.7;
+/// While a prepared transaction's decision is held back, the probability
+/// that a client's next transaction goes for one of its keys.
+const CHASE: f64 = 0.8;
 /// How late the decision then reaches the failed participant's group.
 /// (longer than an election and the wait for the old lease: the new
 /// leader serves before the decision arrives).
-const PREPARED_DECISION_DELAY: (u64, u64) = (300 * MS, 1_500 * MS);
+const PREPARED_DECISION_DELAY: (u64, u64) = (500 * MS, 2_000 * MS);
 /// Window [`Window::ParticipantCrashesBeforeDurable`]: per decision
 /// delivered to a participant's leader, the probability that it is cut
 /// off from its group as the decision arrives (its record is not chosen)
 /// and crashes, and how soon.
-const PARTICIPANT_CRASHES: f64 = 0.3;
+const PARTICIPANT_CRASHES: f64 = 0.15;
 const PARTICIPANT_CRASH_WITHIN: u64 = 2 * MS;
 /// The commit-record retention of a seed with that window open (the
 /// shortest the seeds draw otherwise).
 const SHORT_RETENTION: u64 = 400 * MS;
+/// The probability that a seed failing replicas at two-phase-commit
+/// moments calms its background faults, and the partition and pause
+/// probabilities (per fault tick) it keeps then.
+const CALM_PROBABILITY: f64 = 0.8;
+const CALM_PARTITION: f64 = 0.04;
+const CALM_PAUSE: f64 = 0.02;
+/// ... and the message loss and delay spread it keeps (a lost request
+/// costs a client its request timeout).
+const CALM_DROP: f64 = 0.01;
+const CALM_DELAY_SPREAD: u64 = 5 * MS;
 /// Window [`Window::ClocksAtEpsilonEdge`]: a clock's error is at least
 /// this share of its ε (per thousand).
 pub(crate) const EDGE_PER_MILLE: u64 = 900;
@@ -155,12 +175,25 @@ pub(crate) enum Aim {
 pub(crate) struct Windows {
     rng: SmallRng,
     open: [bool; WINDOW_COUNT],
+    /// Per window: the faults it aimed (messages lost or delayed, late
+    /// copies, failures).
+    fired: [u64; WINDOW_COUNT],
     coordinator: BTreeMap<TxnId, CoordinatorFailure>,
-    /// Decisions to hold back on their way to a group whose leader failed
-    /// while prepared.
-    slow: BTreeSet<(TxnId, GroupId)>,
+    /// Decisions held back until then (ns since the start) on their way
+    /// to a group whose leader failed while prepared.
+    slow: BTreeMap<(TxnId, GroupId), u64>,
+    /// The keys each transaction prepares at each group (window
+    /// [`Window::ParticipantFailsWhilePrepared`]), and the keys of those
+    /// whose decision is held back, until when.
+    prepares: BTreeMap<(TxnId, GroupId), Vec<Bytes>>,
+    hot: Vec<(u64, Vec<Bytes>)>,
+    /// Prepared transactions whose group's leader was failed while others
+    /// waited on their keys (once each).
+    waited_on: BTreeSet<TxnId>,
     /// Per replica (index), whether its clock leads (at the ε edge).
     ahead: Vec<bool>,
+    /// The background faults were calmed.
+    calm: bool,
 }
 
 impl Windows {
@@ -178,15 +211,48 @@ impl Windows {
         Windows {
             rng,
             open,
+            fired: [0; WINDOW_COUNT],
             coordinator: BTreeMap::new(),
-            slow: BTreeSet::new(),
+            slow: BTreeMap::new(),
+            waited_on: BTreeSet::new(),
+            prepares: BTreeMap::new(),
+            hot: Vec::new(),
             ahead,
+            calm: false,
         }
     }
 
     /// Whether window `w` is open in this run.
     pub(crate) fn is_open(&self, w: Window) -> bool {
         self.open[w.index()]
+    }
+
+    /// A seed that opens a window failing replicas at two-phase-commit
+    /// moments draws calmer background faults (most of the time): no
+    /// random crashes or power losses, fewer partitions, pauses and lost
+    /// messages, shorter delays.
+    /// Under the full random mix the groups are down so often that few
+    /// transactions reach their second phase before the heal, and the
+    /// windows would have nothing to aim at. Returns the pause
+    /// probability to use.
+    pub(crate) fn calm(&mut self, faults: &mut Faults, pause: f64) -> f64 {
+        let aims_failures = [
+            Window::CoordinatorFailsAfterAck,
+            Window::ParticipantFailsWhilePrepared,
+            Window::ParticipantCrashesBeforeDurable,
+        ]
+        .into_iter()
+        .any(|w| self.is_open(w));
+        if !aims_failures || !self.rng.random_bool(CALM_PROBABILITY) {
+            return pause;
+        }
+        self.calm = true;
+        faults.crash = 0.0;
+        faults.power_loss = 0.0;
+        faults.partition = faults.partition.min(CALM_PARTITION);
+        faults.drop = faults.drop.min(CALM_DROP);
+        faults.delay_max = faults.delay_max.min(faults.delay_min + CALM_DELAY_SPREAD);
+        pause.min(CALM_PAUSE)
     }
 
     /// Window [`Window::ParticipantCrashesBeforeDurable`] wants commit
@@ -203,6 +269,27 @@ impl Windows {
     /// One per open window, for the run's counters.
     pub(crate) fn counts(&self) -> [u64; WINDOW_COUNT] {
         self.open.map(u64::from)
+    }
+
+    /// Per window, the faults it aimed.
+    pub(crate) fn fired(&self) -> [u64; WINDOW_COUNT] {
+        self.fired
+    }
+
+    fn fire(&mut self, w: Window) {
+        self.fired[w.index()] += 1;
+    }
+
+    /// The open windows' names, comma-separated (`-` for none), and
+    /// whether the background faults were calmed.
+    pub(crate) fn describe(&self) -> String {
+        let calm = if self.calm {
+            "; calm background (no random crashes or power losses; fewer partitions, pauses, \
+             lost messages)"
+        } else {
+            ""
+        };
+        format!("{}{calm}", self.names())
     }
 
     /// The open windows' names, comma-separated (`-` for none).
@@ -246,20 +333,22 @@ impl Windows {
                         && f.kept != Some(to)
                         && at.saturating_sub(f.since) < CUT_FOR
                     {
+                        self.fire(Window::CoordinatorFailsAfterAck);
                         return Vec::new();
                     }
                 }
-                if self.slow.contains(&(*txn, to)) {
-                    let d = self
-                        .rng
-                        .random_range(PREPARED_DECISION_DELAY.0..=PREPARED_DECISION_DELAY.1);
-                    delays.iter_mut().for_each(|x| *x += d);
+                if let Some(&until) = self.slow.get(&(*txn, to)) {
+                    // Every copy, resends and answers to queries
+                    // included, arrives once the hold ends.
+                    let hold = until.saturating_sub(at);
+                    delays.iter_mut().for_each(|x| *x = (*x).max(hold));
                 }
                 self.lose(&mut delays);
             }
             GroupMessage::Ack { .. } => self.lose(&mut delays),
             GroupMessage::Prepare { .. } if self.is_open(Window::PrepareAfterDecide) => {
                 if !delays.is_empty() && self.rng.random_bool(LATE_PREPARE) {
+                    self.fire(Window::PrepareAfterDecide);
                     delays.push(self.rng.random_range(STRAGGLE_DELAY.0..=STRAGGLE_DELAY.1));
                 }
             }
@@ -274,20 +363,25 @@ impl Windows {
             return;
         }
         let mut out = Vec::with_capacity(delays.len());
+        let mut fired = 0;
         for &d in delays.iter() {
             if self.rng.random_bool(DECISION_DROP) {
+                fired += 1;
                 continue;
             }
             let d = if self.rng.random_bool(DECISION_STRAGGLE) {
+                fired += 1;
                 d + self.rng.random_range(STRAGGLE_DELAY.0..=STRAGGLE_DELAY.1)
             } else {
                 d
             };
             out.push(d);
             if self.rng.random_bool(DECISION_DUPLICATE) {
+                fired += 1;
                 out.push(d + self.rng.random_range(0..=STRAGGLE_DELAY.0));
             }
         }
+        self.fired[Window::DecisionsLost.index()] += fired;
         *delays = out;
     }
 
@@ -315,10 +409,10 @@ impl Windows {
                 if !may_fail || !self.rng.random_bool(COORDINATOR_FAILS) {
                     return None;
                 }
-                // One participant (half the time) gets the decision and
+                // One participant (now and then) gets the decision and
                 // acknowledges it; the others' copies are lost with the
                 // coordinator's leader.
-                let kept = self.rng.random_bool(0.5).then_some(to);
+                let kept = self.rng.random_bool(KEEP_ONE).then_some(to);
                 self.coordinator.insert(
                     *txn,
                     CoordinatorFailure {
@@ -332,6 +426,7 @@ impl Windows {
                 if kept.is_none() {
                     let f = self.coordinator.get_mut(txn).expect("just inserted");
                     f.crashed = true;
+                    self.fire(Window::CoordinatorFailsAfterAck);
                     return Some(Aim::Crash(
                         self.rng.random_range(0..=COORDINATOR_CRASH_WITHIN),
                     ));
@@ -346,10 +441,9 @@ impl Windows {
                 if !self.rng.random_bool(PARTICIPANT_FAILS) {
                     return None;
                 }
+                self.fire(Window::ParticipantFailsWhilePrepared);
                 let d = self.rng.random_range(0..=PARTICIPANT_FAILS_WITHIN);
-                if self.slow.len() < MAX_SLOW {
-                    self.slow.insert((*txn, *group));
-                }
+                self.hold(*txn, *group, at);
                 Some(if self.rng.random_bool(0.5) {
                     Aim::Crash(d)
                 } else {
@@ -358,6 +452,75 @@ impl Windows {
             }
             _ => None,
         }
+    }
+
+    /// Window [`Window::ParticipantFailsWhilePrepared`]: at a leader of
+    /// `group`, another transaction waits for `txn`, prepared there.
+    /// Whether to fail the leader now (once per transaction), holding the
+    /// decision back so its successor serves while `txn` is still
+    /// prepared (`may_fail` as for [`Windows::on_send`]).
+    pub(crate) fn on_wait_for_prepared(
+        &mut self,
+        txn: TxnId,
+        group: GroupId,
+        at: u64,
+        may_fail: bool,
+    ) -> Option<Aim> {
+        if !may_fail
+            || !self.is_open(Window::ParticipantFailsWhilePrepared)
+            || self.waited_on.len() >= MAX_SLOW
+            || !self.waited_on.insert(txn)
+            || !self.rng.random_bool(FAIL_WHILE_WAITED_ON)
+        {
+            return None;
+        }
+        self.fire(Window::ParticipantFailsWhilePrepared);
+        self.hold(txn, group, at);
+        let d = self.rng.random_range(0..=PARTICIPANT_FAILS_WITHIN);
+        Some(if self.rng.random_bool(0.5) {
+            Aim::Crash(d)
+        } else {
+            Aim::HandOver(d)
+        })
+    }
+
+    /// `txn` is prepared at `group` on `keys` (what it writes and read
+    /// there), for [`Windows::chase`] should its leader fail.
+    pub(crate) fn note_prepared(&mut self, txn: TxnId, group: GroupId, keys: Vec<Bytes>) {
+        if self.is_open(Window::ParticipantFailsWhilePrepared) && self.prepares.len() < MAX_SLOW {
+            self.prepares.insert((txn, group), keys);
+        }
+    }
+
+    /// Holds `txn`'s decision back from `group` for a while from `at`.
+    fn hold(&mut self, txn: TxnId, group: GroupId, at: u64) {
+        if self.slow.len() < MAX_SLOW {
+            let d = self
+                .rng
+                .random_range(PREPARED_DECISION_DELAY.0..=PREPARED_DECISION_DELAY.1);
+            let until = *self.slow.entry((txn, group)).or_insert(at + d);
+            if let Some(keys) = self.prepares.remove(&(txn, group)) {
+                self.hot.push((until, keys));
+            }
+        }
+    }
+
+    /// Window [`Window::ParticipantFailsWhilePrepared`]: a client picks
+    /// its next transaction at `at` (ns since the start). Now and then, a
+    /// key a transaction holds prepared across a failover (its decision
+    /// held back), for the client to read and write: other transactions
+    /// then wait on the prepared keys at the new leader, as the window
+    /// asks. `None` for the client's own choice.
+    pub(crate) fn chase(&mut self, at: u64) -> Option<Bytes> {
+        self.hot.retain(|(until, _)| *until > at);
+        if self.hot.is_empty() || !self.rng.random_bool(CHASE) {
+            return None;
+        }
+        let (_, keys) = &self.hot[self.rng.random_range(0..self.hot.len())];
+        if keys.is_empty() {
+            return None;
+        }
+        Some(keys[self.rng.random_range(0..keys.len())].clone())
     }
 
     /// `msg` is delivered to leader `to`: whether to fail it, and when
@@ -382,6 +545,7 @@ impl Windows {
                     f.cutting = false;
                     return None;
                 }
+                self.fired[Window::CoordinatorFailsAfterAck.index()] += 1;
                 Some(Aim::Crash(
                     self.rng.random_range(0..=COORDINATOR_CRASH_WITHIN),
                 ))
@@ -391,6 +555,7 @@ impl Windows {
                     && self.is_open(Window::ParticipantCrashesBeforeDurable)
                     && self.rng.random_bool(PARTICIPANT_CRASHES) =>
             {
+                self.fire(Window::ParticipantCrashesBeforeDurable);
                 Some(Aim::IsolateAndCrash(
                     self.rng.random_range(0..=PARTICIPANT_CRASH_WITHIN),
                 ))

@@ -387,7 +387,10 @@ fn a_swarm_prints_the_same_on_one_thread_as_on_several() {
         };
         let one = run("1");
         assert!(one.contains("seeds=6 failures="), "{one}");
-        assert!(one.contains("windows opened (cluster runs): "), "{one}");
+        assert!(
+            one.contains("windows opened (cluster runs/faults aimed): "),
+            "{one}"
+        );
         assert_eq!(one, run("2"), "--jobs 2 against --jobs 1");
         assert_eq!(one, run("3"), "--jobs 3 against --jobs 1");
     }
