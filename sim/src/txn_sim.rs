@@ -159,6 +159,8 @@ enum Packet {
         from: NodeId,
         to: NodeId,
         msg: GroupMessage,
+        /// When it was sent (ns since the start).
+        sent: u64,
     },
     Request {
         client: usize,
@@ -768,7 +770,7 @@ impl Sim {
                 let parties = [Party::Node(m.from), Party::Node(m.to)];
                 self.trace(kind, &parties, || format!("{}{fate}", trace::message(m)));
             }
-            Packet::Group { from, to, msg } => {
+            Packet::Group { from, to, msg, .. } => {
                 let parties = [Party::Node(*from), Party::Node(*to)];
                 self.trace_txn(kind, &parties, Some(trace::group_message_txn(msg)), || {
                     format!("n{from}→n{to} {}{fate}", trace::group_message(msg))
@@ -940,17 +942,41 @@ impl Sim {
                 };
                 self.step(i, Input::Message(m))
             }
-            Event::Deliver(Packet::Group { to, msg, .. }) => {
+            Event::Deliver(Packet::Group { to, msg, sent, .. }) => {
                 let Some(i) = self.index(to) else {
                     return Ok(());
                 };
+                let group = self.nodes[i].group;
+                if self.windows.void(&msg, group, sent) {
+                    self.trace(TraceKind::Fault, &[Party::Node(to)], || {
+                        format!(
+                            "n{to} loses {} (sent before its group's leader was failed \
+                             in a two-phase-commit window)",
+                            trace::group_message(&msg)
+                        )
+                    });
+                    return Ok(());
+                }
                 let leads = self.nodes[i]
                     .replica
                     .as_ref()
                     .is_some_and(|r| r.paxos().role() == Role::Leader);
                 if self.faults_on && leads {
                     let may = self.may_fail(i);
-                    if let Some(aim) = self.windows.on_deliver(to, &msg, may) {
+                    let undecided = match &msg {
+                        GroupMessage::Decide { txn, .. } => self.nodes[i]
+                            .replica
+                            .as_ref()
+                            .map(|r| r.state())
+                            .is_some_and(|s| {
+                                s.prepared_txn(*txn).is_some_and(|p| !p.writes.is_empty())
+                                    && s.decided(*txn).is_none()
+                            }),
+                        _ => false,
+                    };
+                    let at = self.queue.at();
+                    if let Some(aim) = self.windows.on_deliver(to, group, &msg, may, undecided, at)
+                    {
                         self.aim(i, aim, "in a two-phase-commit window (after a delivery)");
                     }
                 }
@@ -1096,6 +1122,7 @@ impl Sim {
                                 from: id,
                                 to,
                                 msg: msg.clone(),
+                                sent: at,
                             });
                         }
                     }

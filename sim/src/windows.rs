@@ -80,7 +80,7 @@ impl Window {
 /// Per cluster seed: probability that each window is open (in the order
 /// of [`Window::ALL`]). The windows of the bugs that need a failover at
 /// one exact moment open most often.
-const WINDOW_PROBABILITIES: [f64; WINDOW_COUNT] = [0.5, 0.85, 0.5, 0.9, 0.8, 0.4];
+const WINDOW_PROBABILITIES: [f64; WINDOW_COUNT] = [0.5, 0.9, 0.5, 0.9, 0.8, 0.4];
 /// Window [`Window::DecisionsLost`]: per copy of a `Decide` or `Ack`,
 /// probabilities that it is dropped, duplicated, or delayed by
 /// [`STRAGGLE_DELAY`] (past a coordinator's failover).
@@ -89,7 +89,7 @@ const DECISION_DUPLICATE: f64 = 0.2;
 const DECISION_STRAGGLE: f64 = 0.2;
 /// Window [`Window::CoordinatorFailsAfterAck`]: per commit decided, the
 /// probability that its coordinator's leader is failed.
-const COORDINATOR_FAILS: f64 = 0.5;
+const COORDINATOR_FAILS: f64 = 0.6;
 /// The probability that one participant gets the decision through (and
 /// acknowledges it, so the crash follows the first acknowledgement).
 const KEEP_ONE: f64 = 0.3;
@@ -105,7 +105,7 @@ const PARTICIPANT_FAILS: f64 = 0.8;
 const PARTICIPANT_FAILS_WITHIN: u64 = 3 * MS;
 /// The probability that a leader is failed when another transaction
 /// first waits on a prepared transaction's keys there.
-const FAIL_WHILE_WAITED_ON: f64 = 0.7;
+const FAIL_WHILE_WAITED_ON: f64 = 1.0;
 /// While a prepared transaction's decision is held back, the probability
 /// that a client's next transaction goes for one of its keys.
 const CHASE: f64 = 0.8;
@@ -117,7 +117,7 @@ const PREPARED_DECISION_DELAY: (u64, u64) = (500 * MS, 2_000 * MS);
 /// delivered to a participant's leader, the probability that it is cut
 /// off from its group as the decision arrives (its record is not chosen)
 /// and crashes, and how soon.
-const PARTICIPANT_CRASHES: f64 = 0.15;
+const PARTICIPANT_CRASHES: f64 = 0.5;
 const PARTICIPANT_CRASH_WITHIN: u64 = 2 * MS;
 /// The commit-record retention of a seed with that window open (the
 /// shortest the seeds draw otherwise).
@@ -187,6 +187,11 @@ pub(crate) struct Windows {
     /// whose decision is held back, until when.
     prepares: BTreeMap<(TxnId, GroupId), Vec<Bytes>>,
     hot: Vec<(u64, Vec<Bytes>)>,
+    /// Transactions whose decision is held back somewhere.
+    held: BTreeSet<TxnId>,
+    /// Decisions sent to a group up to a time (ns since the start) that
+    /// are lost: the group's leader failed as one of them arrived.
+    stale_decisions: BTreeMap<(TxnId, GroupId), u64>,
     /// Prepared transactions whose group's leader was failed while others
     /// waited on their keys (once each).
     waited_on: BTreeSet<TxnId>,
@@ -217,6 +222,8 @@ impl Windows {
             waited_on: BTreeSet::new(),
             prepares: BTreeMap::new(),
             hot: Vec::new(),
+            held: BTreeSet::new(),
+            stale_decisions: BTreeMap::new(),
             ahead,
             calm: false,
         }
@@ -403,7 +410,9 @@ impl Windows {
                 decision: Decision::Commit(_),
                 ..
             } if self.is_open(Window::CoordinatorFailsAfterAck) => {
-                if self.coordinator.contains_key(txn) {
+                // One failover per transaction: a coordinator failed too
+                // would keep a participant's failover from mattering.
+                if self.coordinator.contains_key(txn) || self.held.contains(txn) {
                     return None;
                 }
                 if !may_fail || !self.rng.random_bool(COORDINATOR_FAILS) {
@@ -492,6 +501,22 @@ impl Windows {
         }
     }
 
+    /// Whether `msg`, sent at `sent` to a replica of `group`, is lost
+    /// (window [`Window::ParticipantCrashesBeforeDurable`]).
+    pub(crate) fn void(&mut self, msg: &GroupMessage, group: GroupId, sent: u64) -> bool {
+        let GroupMessage::Decide { txn, .. } = msg else {
+            return false;
+        };
+        let lost = self
+            .stale_decisions
+            .get(&(*txn, group))
+            .is_some_and(|&until| sent <= until);
+        if lost {
+            self.fire(Window::ParticipantCrashesBeforeDurable);
+        }
+        lost
+    }
+
     /// Holds `txn`'s decision back from `group` for a while from `at`.
     fn hold(&mut self, txn: TxnId, group: GroupId, at: u64) {
         if self.slow.len() < MAX_SLOW {
@@ -499,6 +524,7 @@ impl Windows {
                 .rng
                 .random_range(PREPARED_DECISION_DELAY.0..=PREPARED_DECISION_DELAY.1);
             let until = *self.slow.entry((txn, group)).or_insert(at + d);
+            self.held.insert(txn);
             if let Some(keys) = self.prepares.remove(&(txn, group)) {
                 self.hot.push((until, keys));
             }
@@ -524,12 +550,19 @@ impl Windows {
     }
 
     /// `msg` is delivered to leader `to`: whether to fail it, and when
-    /// (`may_fail` as for [`Windows::on_send`]).
+    /// (`may_fail` as for [`Windows::on_send`]). `undecided`: for a
+    /// `Decide`, its transaction is prepared at `to` with writes and not
+    /// yet decided there (a resend to a group that has decided changes
+    /// nothing, and an outcome lost where it only read breaks no
+    /// atomicity the checkers see).
     pub(crate) fn on_deliver(
         &mut self,
         to: NodeId,
+        group: GroupId,
         msg: &GroupMessage,
         may_fail: bool,
+        undecided: bool,
+        at: u64,
     ) -> Option<Aim> {
         match msg {
             GroupMessage::Ack { txn, .. } => {
@@ -550,12 +583,25 @@ impl Windows {
                     self.rng.random_range(0..=COORDINATOR_CRASH_WITHIN),
                 ))
             }
-            GroupMessage::Decide { .. }
-                if may_fail
-                    && self.is_open(Window::ParticipantCrashesBeforeDurable)
-                    && self.rng.random_bool(PARTICIPANT_CRASHES) =>
+            // Not where the coordinator is failed too: its failover
+            // would keep it from forgetting the transaction.
+            GroupMessage::Decide {
+                txn,
+                decision: Decision::Commit(_),
+                ..
+            } if may_fail
+                && undecided
+                && !self.coordinator.contains_key(txn)
+                && self.is_open(Window::ParticipantCrashesBeforeDurable)
+                && self.rng.random_bool(PARTICIPANT_CRASHES) =>
             {
                 self.fire(Window::ParticipantCrashesBeforeDurable);
+                // The copies of the decision already on their way are
+                // lost with the leader: its successor learns the outcome
+                // from the coordinator alone.
+                if self.stale_decisions.len() < MAX_SLOW {
+                    self.stale_decisions.insert((*txn, group), at);
+                }
                 Some(Aim::IsolateAndCrash(
                     self.rng.random_range(0..=PARTICIPANT_CRASH_WITHIN),
                 ))
