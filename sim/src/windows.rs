@@ -353,11 +353,13 @@ impl Windows {
                 self.lose(&mut delays);
             }
             GroupMessage::Ack { .. } => self.lose(&mut delays),
-            GroupMessage::Prepare { .. } if self.is_open(Window::PrepareAfterDecide) => {
-                if !delays.is_empty() && self.rng.random_bool(LATE_PREPARE) {
-                    self.fire(Window::PrepareAfterDecide);
-                    delays.push(self.rng.random_range(STRAGGLE_DELAY.0..=STRAGGLE_DELAY.1));
-                }
+            GroupMessage::Prepare { .. }
+                if self.is_open(Window::PrepareAfterDecide)
+                    && !delays.is_empty()
+                    && self.rng.random_bool(LATE_PREPARE) =>
+            {
+                self.fire(Window::PrepareAfterDecide);
+                delays.push(self.rng.random_range(STRAGGLE_DELAY.0..=STRAGGLE_DELAY.1));
             }
             _ => {}
         }
