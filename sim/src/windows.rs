@@ -3,11 +3,12 @@
 //! with the few milliseconds where a two-phase-commit mistake shows; each
 //! cluster seed draws which of these windows it opens, and while faults
 //! are on the driver aims faults at the moments each one names
-//! (docs/verification.md lists which planted bugs each one exposes).
+//! (docs/verification.md lists the planted bugs each one is aimed at).
 //!
 //! The draws come from their own stream of the seed, as clock excursions
-//! and hand-overs do, so the rest of a seed's fault mix is the same with
-//! or without them.
+//! and hand-overs do, so the seed's other draws stay as they were; what
+//! the windows change on purpose is listed in `Windows::calm` and
+//! `Windows::commit_record_retention`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
