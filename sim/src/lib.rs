@@ -37,12 +37,15 @@ mod lists;
 mod paxos_sim;
 pub mod trace;
 mod txn_sim;
+pub mod windows;
 mod world;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 
 thread_local! {
     /// Where and why the last panic on this thread happened, recorded by
@@ -159,7 +162,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 18] = [
+    pub const ALL: [(&'static str, PlantedBug); 20] = [
         (
             "lease-overlap",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseOverlap),
@@ -226,11 +229,19 @@ impl PlantedBug {
             "read-ts-not-remembered",
             PlantedBug::Txn(meridian_txn::PlantedBug::ReadTsNotRemembered),
         ),
+        (
+            "decision-ack-before-durable",
+            PlantedBug::Txn(meridian_txn::PlantedBug::DecisionAckBeforeDurable),
+        ),
+        (
+            "prepare-revives-aborted",
+            PlantedBug::Txn(meridian_txn::PlantedBug::PrepareRevivesAborted),
+        ),
     ];
 
     /// Every planted bug, in the order of [`PlantedBug::ALL`].
-    pub const VARIANTS: [PlantedBug; 18] = {
-        let mut v = [PlantedBug::ClockBoundBroken; 18];
+    pub const VARIANTS: [PlantedBug; 20] = {
+        let mut v = [PlantedBug::ClockBoundBroken; 20];
         let mut i = 0;
         while i < PlantedBug::ALL.len() {
             v[i] = PlantedBug::ALL[i].1;
@@ -289,6 +300,12 @@ impl PlantedBug {
             PlantedBug::Txn(T::ReadTsNotRemembered) => {
                 "writes skip the leader's timestamp cache: a write lands at or below a served read"
             }
+            PlantedBug::Txn(T::DecisionAckBeforeDurable) => {
+                "a participant acknowledges a decision before its decision record is durable"
+            }
+            PlantedBug::Txn(T::PrepareRevivesAborted) => {
+                "a prepare arriving after the transaction aborted at a participant prepares it again"
+            }
         }
     }
 
@@ -321,7 +338,9 @@ impl PlantedBug {
                 T::CommitTsBelowPrepare
                 | T::CoordinatorForgetsDecision
                 | T::NoLockRebuildAfterFailover
-                | T::ReleaseReadLocksAtPrepare,
+                | T::ReleaseReadLocksAtPrepare
+                | T::DecisionAckBeforeDurable
+                | T::PrepareRevivesAborted,
             ) => &[Layer::Cluster],
             PlantedBug::Txn(_) | PlantedBug::LockTable(_) | PlantedBug::ClockUnmonitored => {
                 &Layer::TRANSACTIONAL
@@ -444,6 +463,12 @@ pub struct RunStats {
     /// A hash of the time and kind of every event processed: two runs of
     /// one seed must agree on it exactly.
     pub digest: u64,
+    /// Per two-phase-commit fault window (in the order of
+    /// [`windows::Window::ALL`]): the runs that opened it.
+    pub windows: [u64; windows::WINDOW_COUNT],
+    /// Per two-phase-commit fault window: the faults it aimed (messages
+    /// lost, delayed or sent late, replicas failed at its moment).
+    pub window_faults: [u64; windows::WINDOW_COUNT],
 }
 
 impl std::fmt::Display for RunStats {
@@ -475,6 +500,29 @@ impl RunStats {
         self.events += o.events;
         self.virtual_nanos += o.virtual_nanos;
         self.digest ^= o.digest;
+        for (w, n) in self.windows.iter_mut().zip(o.windows) {
+            *w += n;
+        }
+        for (w, n) in self.window_faults.iter_mut().zip(o.window_faults) {
+            *w += n;
+        }
+    }
+
+    /// The two-phase-commit windows opened, as `name=runs/faults` (the
+    /// runs that opened it, the faults it aimed in them; only windows
+    /// opened at least once), or `-` if none.
+    pub fn windows_opened(&self) -> String {
+        let v: Vec<String> = windows::Window::ALL
+            .into_iter()
+            .zip(self.windows.into_iter().zip(self.window_faults))
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(w, (n, f))| format!("{}={n}/{f}", w.name()))
+            .collect();
+        if v.is_empty() {
+            "-".into()
+        } else {
+            v.join(" ")
+        }
     }
 }
 
@@ -571,24 +619,29 @@ impl SwarmReport {
 }
 
 /// Runs seeds `start .. start + seeds`, each over `layers` (the seed and
-/// layer fields of `opts` are overwritten). `on_run` is called after each
-/// run, for progress; it stops the swarm by returning
-/// [`ControlFlow::Break`].
+/// layer fields of `opts` are overwritten), on `jobs` threads (1: on the
+/// caller's). `on_run` is called after each run, on the caller's thread and
+/// in seed order whatever the number of threads, so the report and
+/// whatever `on_run` prints are those of a serial run; it stops the swarm
+/// by returning [`ControlFlow::Break`] (runs already under way on other
+/// threads finish and are discarded).
 ///
 /// # Panics
 ///
-/// If `start + seeds` overflows, if a layer cannot carry the planted bug
-/// (see [`PlantedBug::layers`]), or if `opts.black_box` is set for a layer
-/// without white-box checks: such a swarm would run nothing or nothing
-/// different, and the caller must refuse it.
+/// If `start + seeds` overflows, if `jobs` is 0, if a layer cannot carry
+/// the planted bug (see [`PlantedBug::layers`]), or if `opts.black_box` is
+/// set for a layer without white-box checks: such a swarm would run
+/// nothing or nothing different, and the caller must refuse it.
 pub fn swarm(
     start: u64,
     seeds: u64,
     layers: &[Layer],
     opts: &RunOptions,
+    jobs: usize,
     mut on_run: impl FnMut(u64, Layer, &RunOutcome) -> ControlFlow<()>,
 ) -> SwarmReport {
     let end = start.checked_add(seeds).expect("start + seeds overflows");
+    assert!(jobs >= 1, "a swarm needs at least one thread");
     for &l in layers {
         assert!(
             opts.planted_bug.is_none_or(|b| b.layers().contains(&l)),
@@ -602,27 +655,89 @@ pub fn swarm(
         );
     }
     let mut report = SwarmReport::default();
-    for seed in start..end {
-        report.seeds += 1;
-        for &layer in layers {
-            let o = RunOptions {
-                seed,
-                layer,
-                ..opts.clone()
-            };
-            let r = run_seed(&o);
-            report.runs += 1;
-            report.stats.add(&r.stats);
-            let flow = on_run(seed, layer, &r);
-            if let Some(v) = r.violation {
-                report.failures.push((seed, layer, v));
-            }
-            if flow.is_break() {
-                return report;
+    // Folds one run into the report, in seed order; false to stop.
+    let mut record = |seed: u64, layer: Layer, r: RunOutcome, report: &mut SwarmReport| {
+        report.runs += 1;
+        report.stats.add(&r.stats);
+        let flow = on_run(seed, layer, &r);
+        if let Some(v) = r.violation {
+            report.failures.push((seed, layer, v));
+        }
+        flow.is_continue()
+    };
+    let jobs = u64::try_from(jobs).unwrap_or(u64::MAX).min(seeds);
+    if jobs <= 1 {
+        for seed in start..end {
+            report.seeds += 1;
+            for &layer in layers {
+                let r = run_seed(&RunOptions {
+                    seed,
+                    layer,
+                    ..opts.clone()
+                });
+                if !record(seed, layer, r, &mut report) {
+                    return report;
+                }
             }
         }
+        return report;
     }
+    // Each worker claims the next seed, runs all its layers and sends
+    // them; this thread puts them back in seed order and stops the
+    // workers when `on_run` says so.
+    let next = AtomicU64::new(start);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<(u64, Vec<(Layer, RunOutcome)>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end {
+                        break;
+                    }
+                    let runs: Vec<(Layer, RunOutcome)> = layers
+                        .iter()
+                        .map(|&layer| {
+                            let r = run_seed(&RunOptions {
+                                seed,
+                                layer,
+                                ..opts.clone()
+                            });
+                            (layer, r)
+                        })
+                        .collect();
+                    if tx.send((seed, runs)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: BTreeMap<u64, Vec<(Layer, RunOutcome)>> = BTreeMap::new();
+        let mut due = start;
+        'outer: for (seed, runs) in rx.iter() {
+            pending.insert(seed, runs);
+            while let Some(runs) = pending.remove(&due) {
+                report.seeds += 1;
+                for (layer, r) in runs {
+                    if !record(due, layer, r, &mut report) {
+                        stop.store(true, Ordering::Relaxed);
+                        break 'outer;
+                    }
+                }
+                due += 1;
+            }
+        }
+    });
     report
+}
+
+/// Threads a swarm runs on unless told otherwise: every core available.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// The command that replays one run alone.

@@ -21,9 +21,11 @@ use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use meridian_sim::latency::{self, ClockKind, LatencyModel, SPANNER_TABLE_4};
 use meridian_sim::trace::since;
+use meridian_sim::windows::Window;
 use meridian_sim::{
     Cc, DEFAULT_FAULT_PHASE_MS, Layer, MAX_FAULT_PHASE_MS, NANOS_PER_MS, PlantedBug, RunOptions,
-    SwarmReport, TraceFilter, Violation, quiet_panics, replay_command, run_seed, swarm,
+    SwarmReport, TraceFilter, Violation, default_jobs, quiet_panics, replay_command, run_seed,
+    swarm,
 };
 
 /// Failing runs shown in full by a planted-bug swarm; the rest are counted
@@ -106,6 +108,11 @@ struct SwarmArgs {
     /// Stop at the first failing run.
     #[arg(long)]
     fail_fast: bool,
+    /// Threads to run seeds on (at least 1) [default: every core
+    /// available]. The output is the same for any number (seed order),
+    /// apart from the elapsed time.
+    #[arg(long, value_name = "N", value_parser = at_least_one_thread)]
+    jobs: Option<usize>,
 }
 
 #[derive(Args)]
@@ -154,6 +161,14 @@ struct Common {
 
 fn at_least_one(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn at_least_one_thread(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
@@ -315,7 +330,8 @@ fn swarm_cmd(a: SwarmArgs) -> ExitCode {
     let mut failed_seeds = 0u64;
     let mut last_failed = None;
     let last_layer = *layers.last().expect("at least one layer");
-    let report = swarm(a.start, a.seeds, &layers, &opts, |seed, layer, r| {
+    let jobs = a.jobs.unwrap_or_else(default_jobs);
+    let report = swarm(a.start, a.seeds, &layers, &opts, jobs, |seed, layer, r| {
         if let Some(v) = &r.violation {
             if last_failed != Some(seed) {
                 failed_seeds += 1;
@@ -361,6 +377,12 @@ fn swarm_cmd(a: SwarmArgs) -> ExitCode {
             .join(","),
         began.elapsed().as_secs_f64()
     );
+    if layers.contains(&Layer::Cluster) {
+        out!(
+            "windows opened (cluster runs/faults aimed): {}",
+            report.stats.windows_opened()
+        );
+    }
     match opts.planted_bug {
         Some(b) => planted_summary(b, &report),
         None if report.failures.is_empty() => ExitCode::SUCCESS,
@@ -411,8 +433,27 @@ fn run_cmd(a: RunArgs) -> ExitCode {
     let r = run_seed(&opts);
     let s = &r.stats;
     let verdict = if r.passed() { "ok" } else { "FAIL" };
+    // The two-phase-commit windows the seed opened (cluster layer only).
+    let windows = if a.layer == Layer::Cluster {
+        let names: Vec<&str> = Window::ALL
+            .into_iter()
+            .zip(s.windows)
+            .filter(|(_, n)| *n > 0)
+            .map(|(w, _)| w.name())
+            .collect();
+        format!(
+            " windows={}",
+            if names.is_empty() {
+                "-".into()
+            } else {
+                names.join(",")
+            }
+        )
+    } else {
+        String::new()
+    };
     out!(
-        "seed={} layer={} {verdict} {s} events={} virtual={}ms digest={:016x}",
+        "seed={} layer={} {verdict} {s}{windows} events={} virtual={}ms digest={:016x}",
         a.seed,
         a.layer.name(),
         s.events,

@@ -40,6 +40,7 @@ use crate::history::{
 };
 use crate::lists;
 use crate::trace::{self, Party, TraceKind, Tracer};
+use crate::windows::{Aim, EDGE_PER_MILLE, Windows};
 use crate::world::{
     Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH,
     ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, HAND_OVER_QUIET, HandOvers, Host,
@@ -160,6 +161,8 @@ enum Packet {
         from: NodeId,
         to: NodeId,
         msg: GroupMessage,
+        /// When it was sent (ns since the start).
+        sent: u64,
     },
     Request {
         client: usize,
@@ -193,11 +196,13 @@ enum Event {
     Restart {
         node: usize,
     },
-    /// A crash aimed at a moment (a new leader's first milliseconds); void
-    /// if the node restarted since.
+    /// A crash aimed at a moment (a new leader's first milliseconds, a
+    /// two-phase-commit window); void if the node restarted since.
     Crash {
         node: usize,
         generation: u64,
+        /// The moment aimed at, for the trace.
+        why: &'static str,
     },
     /// A hand-over aimed at a moment (a new leader's first milliseconds);
     /// void if the node restarted since.
@@ -267,6 +272,9 @@ struct Node {
     /// Whether the driver's clock check last found the clock out of bound
     /// (and, unless `clock-unmonitored`, told the replica so).
     clock_flagged: bool,
+    /// Window `clocks-at-epsilon-edge`: the clock sits at the edge of its
+    /// ε, ahead of true time (`true`) or behind it.
+    edge: Option<bool>,
 }
 
 /// Node `n`'s clock reading at true time `t`: its model's, or during an
@@ -284,7 +292,20 @@ fn reading(n: &Node, t: Timestamp) -> TtInterval {
             };
             TtInterval::around(local, model.epsilon_nanos())
         }
-        _ => model,
+        _ => match n.edge {
+            // Inside its ε, at the edge (a broken bound stays broken).
+            Some(ahead) if !n.tt.bound_broken() => {
+                let eps = model.epsilon_nanos();
+                let err = eps * EDGE_PER_MILLE / 1_000;
+                let local = if ahead {
+                    t.saturating_add(err)
+                } else {
+                    t.saturating_sub(err)
+                };
+                TtInterval::around(local, eps)
+            }
+            _ => model,
+        },
     }
 }
 
@@ -505,6 +526,8 @@ struct Sim {
     /// Whether clients read at future timestamps on this seed, and how the
     /// replicas bound them ([`future_reads`]).
     future_reads: future_reads::FutureReads,
+    /// The two-phase-commit fault windows this seed opened.
+    windows: Windows,
 }
 
 /// Runs one seed of the transaction layer: its counters, and the first
@@ -554,6 +577,14 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     // simulator runs for them: in the cluster layer.
     let churn = opts.layer == Layer::Cluster && faults.membership;
     let per_group = if churn { CHURN_NODES } else { NODES };
+    let mut windows = Windows::draw(
+        opts.seed,
+        opts.layer == Layer::Cluster,
+        (groups * per_group) as usize,
+    );
+    let commit_record_retention = windows.commit_record_retention(commit_record_retention);
+    let mut faults = faults;
+    let pause = windows.calm(&mut faults, pause);
     let nodes = (0..groups * per_group)
         .map(|i| Node {
             id: i + 1,
@@ -567,6 +598,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             resume: Resume::Shuffled,
             excursion: None,
             clock_flagged: false,
+            edge: windows.edge(i as usize),
         })
         .collect();
     let clients = (0..n_clients)
@@ -623,6 +655,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         elections_after_heal: (0..groups).map(|_| ElectionsAfterHeal::default()).collect(),
         deferred: None,
         future_reads: future_reads::FutureReads::draw(opts.seed),
+        windows,
     };
     sim.tracer.header(|| {
         let queues = if crowd {
@@ -636,7 +669,8 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         format!(
             "seed {} layer {}: {}{per_group} replicas{}, {n_clients} clients{}, {accounts} accounts, \
              roster of {}; faults until {}, run ends {}\n{}{}\n  {}\n  \
-             request timeout {} ms; commit records kept {} ms{queues}",
+             request timeout {} ms; commit records kept {} ms{queues}\n  \
+             two-phase windows: {}",
             opts.seed,
             opts.layer.name(),
             if groups > 1 {
@@ -654,12 +688,15 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             trace::schedule(clocks.profile, &sim.adversary),
             request_timeout / MS,
             commit_record_retention / MS,
+            sim.windows.describe(),
         )
     });
     let result = crate::guarded(|| sim.run(n_clients, fault_phase));
     // The counters of a failing run too, up to the violation.
     sim.stats.commits = sim.log.commits.len() as u64;
     sim.stats.virtual_nanos = sim.queue.at();
+    sim.stats.windows = sim.windows.counts();
+    sim.stats.window_faults = sim.windows.fired();
     RunOutcome {
         stats: sim.stats,
         violation: result.err(),
@@ -739,7 +776,7 @@ impl Sim {
                 let parties = [Party::Node(m.from), Party::Node(m.to)];
                 self.trace(kind, &parties, || format!("{}{fate}", trace::message(m)));
             }
-            Packet::Group { from, to, msg } => {
+            Packet::Group { from, to, msg, .. } => {
                 let parties = [Party::Node(*from), Party::Node(*to)];
                 self.trace_txn(kind, &parties, Some(trace::group_message_txn(msg)), || {
                     format!("n{from}→n{to} {}{fate}", trace::group_message(msg))
@@ -912,10 +949,44 @@ impl Sim {
                 };
                 self.step(i, Input::Message(m))
             }
-            Event::Deliver(Packet::Group { to, msg, .. }) => {
+            Event::Deliver(Packet::Group { to, msg, sent, .. }) => {
                 let Some(i) = self.index(to) else {
                     return Ok(());
                 };
+                let group = self.nodes[i].group;
+                if self.windows.void(&msg, group, sent) {
+                    self.trace(TraceKind::Fault, &[Party::Node(to)], || {
+                        format!(
+                            "n{to} loses {} (sent before its group's leader was failed \
+                             in a two-phase-commit window)",
+                            trace::group_message(&msg)
+                        )
+                    });
+                    return Ok(());
+                }
+                let leads = self.nodes[i]
+                    .replica
+                    .as_ref()
+                    .is_some_and(|r| r.paxos().role() == Role::Leader);
+                if self.faults_on && leads {
+                    let may = self.may_fail(i);
+                    let undecided = match &msg {
+                        GroupMessage::Decide { txn, .. } => self.nodes[i]
+                            .replica
+                            .as_ref()
+                            .map(|r| r.state())
+                            .is_some_and(|s| {
+                                s.prepared_txn(*txn).is_some_and(|p| !p.writes.is_empty())
+                                    && s.decided(*txn).is_none()
+                            }),
+                        _ => false,
+                    };
+                    let at = self.queue.at();
+                    if let Some(aim) = self.windows.on_deliver(to, group, &msg, may, undecided, at)
+                    {
+                        self.aim(i, aim, "in a two-phase-commit window (after a delivery)");
+                    }
+                }
                 self.step(i, Input::FromGroup(msg))
             }
             Event::Deliver(Packet::Request {
@@ -951,11 +1022,15 @@ impl Sim {
                 Some(seq) => self.step(node, Input::Persisted { seq }),
                 None => Ok(()),
             },
-            Event::Crash { node, generation } => {
+            Event::Crash {
+                node,
+                generation,
+                why,
+            } => {
                 if self.nodes[node].host.generation == generation {
                     let id = self.nodes[node].id;
                     self.trace(TraceKind::Fault, &[Party::Node(id)], || {
-                        format!("crash n{id} just after its election")
+                        format!("crash n{id} {why}")
                     });
                     self.crash(node);
                 }
@@ -1039,11 +1114,22 @@ impl Sim {
                 Output::Send(m) => self.send(Packet::Peer(m)),
                 Output::ToGroup { group, msg } => {
                     if (1..=self.groups).contains(&group) {
+                        if self.faults_on {
+                            if let GroupMessage::Vote { txn, from, .. } = &msg {
+                                let keys = self.prepared_keys(i, *txn);
+                                self.windows.note_prepared(*txn, *from, keys);
+                            }
+                            let may = self.may_fail(i);
+                            if let Some(aim) = self.windows.on_send(id, group, &msg, at, may) {
+                                self.aim(i, aim, "in a two-phase-commit window (after sending)");
+                            }
+                        }
                         for to in self.group_nodes(group) {
                             self.send(Packet::Group {
                                 from: id,
                                 to,
                                 msg: msg.clone(),
+                                sent: at,
                             });
                         }
                     }
@@ -1136,6 +1222,7 @@ impl Sim {
                                     Event::Crash {
                                         node: i,
                                         generation,
+                                        why: "just after its election",
                                     },
                                 );
                             }
@@ -1175,6 +1262,15 @@ impl Sim {
         );
         let t_safe = r.t_safe();
         let waits = r.waits_for();
+        // Transactions prepared here that others wait for (a window).
+        let waited_on: Option<TxnId> = (self.faults_on && leading)
+            .then(|| {
+                waits
+                    .iter()
+                    .map(|w| w.blocker)
+                    .find(|b| r.state().prepared_txn(*b).is_some())
+            })
+            .flatten();
         let deadline = r.next_deadline();
         // Spanner §4.1.2: timestamps rise across leaders, in true-time order.
         let g = (self.nodes[i].group - 1) as usize;
@@ -1209,6 +1305,20 @@ impl Sim {
                         .join(" → ")
                 ),
             ));
+        }
+        if let Some(txn) = waited_on {
+            let may = self.may_fail(i);
+            let group = self.nodes[i].group;
+            let keys = self.prepared_keys(i, txn);
+            self.windows.note_prepared(txn, group, keys);
+            let at = self.queue.at();
+            if let Some(aim) = self.windows.on_wait_for_prepared(txn, group, at, may) {
+                self.aim(
+                    i,
+                    aim,
+                    "in a two-phase-commit window (others wait on its prepared keys)",
+                );
+            }
         }
         let wait = deadline.nanos_since(now_local.midpoint()).max(MS / 10);
         let now = self.now();
@@ -1259,9 +1369,14 @@ impl Sim {
             Packet::Request { client, node, .. } => (CLIENT_BASE + *client as u64, *node),
             Packet::Reply { client, .. } => (0, CLIENT_BASE + *client as u64),
         };
-        let delays = self
+        let mut delays = self
             .net
             .deliveries(&mut self.rng, &self.faults, self.faults_on, from, to);
+        if let (true, Packet::Group { msg, .. }) = (self.faults_on, &p) {
+            let group = self.group_of_node(to);
+            let at = self.queue.at();
+            delays = self.windows.copies(from, group, msg, at, delays);
+        }
         self.trace_packet(TraceKind::Send, &p, Some(delays.len()));
         for d in delays {
             self.queue.schedule(d, Event::Deliver(p.clone()));
@@ -1393,6 +1508,81 @@ impl Sim {
         parties.extend(to.map(Party::Node));
         self.trace(TraceKind::Fault, &parties, || trace::hand_over(leader, to));
         self.step(l, Input::HandOver { to })
+    }
+
+    /// Whether a two-phase-commit window may fail replica `i` now: faults
+    /// are on, the heal is not near (a failure then would elect a leader
+    /// after it), and every replica of its group is up and running (the
+    /// failure leaves a quorum).
+    fn may_fail(&self, i: usize) -> bool {
+        let g = self.nodes[i].group;
+        self.faults_on
+            && self.now().saturating_add(HAND_OVER_QUIET) < self.heal_at
+            && self
+                .nodes
+                .iter()
+                .filter(|n| n.group == g)
+                .all(|n| n.replica.is_some() && n.paused_until.is_none())
+    }
+
+    /// The keys `txn` holds prepared at replica `i`: what it writes and
+    /// what it read there.
+    fn prepared_keys(&self, i: usize, txn: TxnId) -> Vec<Bytes> {
+        self.nodes[i]
+            .replica
+            .as_ref()
+            .and_then(|r| r.state().prepared_txn(txn))
+            .map(|p| {
+                p.writes
+                    .iter()
+                    .map(|w| w.key.clone())
+                    .chain(p.reads.iter().cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Schedules the failure a two-phase-commit window aims at replica `i`.
+    fn aim(&mut self, i: usize, aim: Aim, why: &'static str) {
+        let generation = self.nodes[i].host.generation;
+        match aim {
+            Aim::Crash(d) => self.queue.schedule(
+                d,
+                Event::Crash {
+                    node: i,
+                    generation,
+                    why,
+                },
+            ),
+            Aim::HandOver(d) => self.queue.schedule(
+                d,
+                Event::HandOver {
+                    node: i,
+                    generation,
+                    to: None,
+                },
+            ),
+            Aim::IsolateAndCrash(d) => {
+                let id = self.nodes[i].id;
+                for peer in self.group_nodes(self.nodes[i].group) {
+                    if peer != id {
+                        self.net.blocked.insert((id, peer));
+                        self.net.blocked.insert((peer, id));
+                    }
+                }
+                self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                    format!("n{id} cut off from its group {why}")
+                });
+                self.queue.schedule(
+                    d,
+                    Event::Crash {
+                        node: i,
+                        generation,
+                        why,
+                    },
+                );
+            }
+        }
     }
 
     /// One group's leader proposes adding or removing a voter (never below
@@ -1637,6 +1827,11 @@ impl Sim {
         if self.now() >= self.clients_stop {
             return;
         }
+        if let Some(kind) = self.chase() {
+            self.new_attempt(c, kind, None, 0, 0);
+            self.begin(c);
+            return;
+        }
         let roll = self.rng.random_range(0..100);
         if roll < 12 {
             let who = self.rng.random_range(0..self.roster.keys.len());
@@ -1705,6 +1900,39 @@ impl Sim {
             let reads = self.some_reads();
             self.start_read(c, at, reads);
         }
+    }
+
+    /// A two-phase-commit window's bias (see `Windows::chase`): a
+    /// transaction on a key prepared across a failover, if the window
+    /// picks one that a transaction kind reads (an account or a roster
+    /// entry).
+    fn chase(&mut self) -> Option<TxnKind> {
+        if !self.faults_on {
+            return None;
+        }
+        let key = self.windows.chase(self.queue.at())?;
+        let n = self.bank.accounts.len();
+        if let Some(a) = self.bank.accounts.iter().position(|k| *k == key) {
+            let other = (a + self.rng.random_range(1..n)) % n;
+            return Some(match self.rng.random_range(0..4) {
+                0 => TxnKind::Audit { from: a, to: other },
+                1 => TxnKind::ScanAudit {
+                    range: 0,
+                    limit: 100,
+                },
+                _ => TxnKind::Transfer {
+                    from: a,
+                    to: other,
+                    amount: self.rng.random_range(1..=20),
+                },
+            });
+        }
+        let who = self.roster.keys.iter().position(|k| *k == key)?;
+        Some(match self.rng.random_range(0..3) {
+            0 => TxnKind::GoOff { who },
+            1 => TxnKind::GoOffScan { who },
+            _ => TxnKind::GoOn { who },
+        })
     }
 
     /// What a lock-free read reads: every key one by one, or a scan of

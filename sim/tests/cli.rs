@@ -363,6 +363,70 @@ fn a_bug_free_swarm_summarises_every_run() {
 }
 
 #[test]
+fn a_swarm_prints_the_same_on_one_thread_as_on_several() {
+    // Seeds run in parallel are reported in seed order: the output is a
+    // serial run's, apart from the elapsed time. A planted bug makes some
+    // seeds fail, so their reports' order is checked too.
+    let without_elapsed = |out: String| -> String {
+        out.lines()
+            .map(|l| l.split(" elapsed=").next().unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for extra in [&[][..], &["--planted-bug", "no-wound"][..]] {
+        let mut args = vec!["swarm", "--seeds", "6", "--fault-phase-ms", "600"];
+        args.extend_from_slice(extra);
+        let run = |jobs: &str| {
+            let mut a = args.clone();
+            a.extend_from_slice(&["--jobs", jobs]);
+            let out = sim().args(&a).output().expect("runs");
+            if extra.is_empty() {
+                assert!(out.status.success(), "{out:?}");
+            }
+            without_elapsed(String::from_utf8(out.stdout).expect("utf-8"))
+        };
+        let one = run("1");
+        assert!(one.contains("seeds=6 failures="), "{one}");
+        assert!(
+            one.contains("windows opened (cluster runs/faults aimed): "),
+            "{one}"
+        );
+        assert_eq!(one, run("2"), "--jobs 2 against --jobs 1");
+        assert_eq!(one, run("3"), "--jobs 3 against --jobs 1");
+    }
+    refused(&["swarm", "--jobs", "0"], "must be at least 1");
+}
+
+#[test]
+fn run_names_the_two_phase_commit_windows_a_cluster_seed_opened() {
+    let out = stdout_of(
+        &[
+            "run",
+            "--seed",
+            "3",
+            "--layer",
+            "cluster",
+            "--fault-phase-ms",
+            "300",
+        ],
+        0,
+    );
+    let windows = out
+        .split(" windows=")
+        .nth(1)
+        .and_then(|w| w.split(' ').next())
+        .expect("a windows= field");
+    for w in windows.split(',').filter(|w| *w != "-") {
+        assert!(
+            meridian_sim::windows::Window::ALL
+                .iter()
+                .any(|k| k.name() == w),
+            "{w}"
+        );
+    }
+}
+
+#[test]
 fn run_replays_a_seed_identically() {
     let args = [
         "run",

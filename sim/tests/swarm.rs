@@ -380,6 +380,46 @@ fn planted_txn_status_presumes_abort_is_caught_as_an_aborted_answer_that_committ
 }
 
 #[test]
+fn planted_decision_ack_before_durable_is_caught_as_a_torn_commit() {
+    // Spanner §4.2.1: a participant acknowledges a decision only once its
+    // own record of it is chosen and durable. Acknowledged early, the
+    // coordinator forgets the transaction; a participant leader that fails
+    // before the record is chosen leaves a successor that finds the
+    // transaction prepared, asks, and is told abort (presumed abort). The
+    // swarm opens the window on purpose (participant-crashes-before-durable).
+    assert_caught_as(
+        "decision-ack-before-durable",
+        false,
+        &[
+            rules::ATOMIC_COMMIT,
+            rules::ACKED_IN_LOG,
+            rules::CORE_ASSERTION,
+        ],
+    );
+}
+
+#[test]
+fn planted_prepare_revives_aborted_is_caught() {
+    // A prepare that arrives after the transaction aborted at the
+    // participant must be refused: revived, it prepares writes computed
+    // from reads whose locks it lost (window prepare-after-decide, and
+    // every wound before a prepare).
+    assert_caught_as(
+        "prepare-revives-aborted",
+        false,
+        &[
+            rules::SERIALIZABLE,
+            rules::BANK_TOTAL,
+            rules::ROSTER,
+            rules::ELLE_LIST_APPEND,
+            rules::ATOMIC_COMMIT,
+            rules::CORE_ASSERTION,
+            rules::ABORTED_NO_EFFECT,
+        ],
+    );
+}
+
+#[test]
 fn every_concurrency_mode_passes_in_both_transaction_layers() {
     for cc in [Cc::TwoPl, Cc::Occ, Cc::Mixed] {
         for layer in Layer::TRANSACTIONAL {

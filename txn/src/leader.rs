@@ -450,6 +450,11 @@ impl Leader {
         self.ended.contains_key(&txn)
     }
 
+    /// Whether `txn` is remembered as aborted in this term.
+    pub(crate) fn aborted_here(&self, txn: TxnId) -> bool {
+        matches!(self.ended.get(&txn), Some(Ended::Aborted(_)))
+    }
+
     /// Releases every lock of `txn` and queues whoever they go to.
     pub(crate) fn release(&mut self, txn: TxnId, resume: &mut VecDeque<TxnId>) {
         for g in self.locks.release_all(txn) {

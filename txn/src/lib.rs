@@ -136,6 +136,20 @@ pub enum PlantedBug {
     /// read (snapshot reads that are not repeatable, and not the state at
     /// their timestamp).
     ReadTsNotRemembered,
+    /// A participant acknowledges a two-phase-commit decision to the
+    /// coordinator as soon as it arrives, before its own decision record is
+    /// chosen and durable. Once every participant has acknowledged, the
+    /// coordinator forgets the transaction; if the participant's leader
+    /// then changes before the decision is applied, its successor finds the
+    /// transaction prepared, asks, and is told to abort a commit
+    /// (presumed abort): atomicity breaks.
+    DecisionAckBeforeDurable,
+    /// A `Prepare` that arrives after the transaction was aborted at the
+    /// participant (wounded, timed out, told to abort) begins it again and
+    /// prepares it, without the reads and locks it lost: the participant
+    /// votes yes for writes computed from reads others may have
+    /// overwritten since.
+    PrepareRevivesAborted,
 }
 
 /// Stands in for [`PlantedBug`] when the feature is off: every bug check

@@ -1993,6 +1993,14 @@ impl GroupReplica {
             return; // its vote goes out when the record is chosen
         }
         let local = now.midpoint();
+        if self.bug(bug::PREPARE_REVIVES_ABORTED) {
+            // The bug: a transaction aborted here begins afresh, without
+            // the reads (and locks) it had.
+            let l = self.leader.as_mut().expect("serving checked");
+            if !l.txns.contains_key(&txn) && l.aborted_here(txn) {
+                let _ = l.join(txn, guest.priority, guest.mode, local);
+            }
+        }
         let t = match self.active_for(txn, Some(guest), local) {
             Ok(t) => t,
             Err(TxnError::Aborted { reason, .. }) => {
@@ -2050,6 +2058,16 @@ impl GroupReplica {
             // Unprepared here: release its locks now (a prepared one keeps
             // them until the record applies).
             l.abort(txn, AbortReason::Unknown, &mut self.resume, out);
+        }
+        if self.bug(bug::DECISION_ACK_BEFORE_DURABLE) {
+            // The bug: acknowledged before the record below is chosen.
+            out.push(Output::ToGroup {
+                group: coordinator,
+                msg: GroupMessage::Ack {
+                    txn,
+                    from: self.cfg.group,
+                },
+            });
         }
         if !self.deciding.insert(txn) {
             return;
@@ -2520,6 +2538,8 @@ pub(crate) mod bug {
     pub(crate) const SCAN_WITHOUT_RANGE_LOCK: PlantedBug = PlantedBug::ScanWithoutRangeLock;
     pub(crate) const TXN_STATUS_PRESUMES_ABORT: PlantedBug = PlantedBug::TxnStatusPresumesAbort;
     pub(crate) const READ_TS_NOT_REMEMBERED: PlantedBug = PlantedBug::ReadTsNotRemembered;
+    pub(crate) const DECISION_ACK_BEFORE_DURABLE: PlantedBug = PlantedBug::DecisionAckBeforeDurable;
+    pub(crate) const PREPARE_REVIVES_ABORTED: PlantedBug = PlantedBug::PrepareRevivesAborted;
 }
 
 #[cfg(not(feature = "planted-bugs"))]
@@ -2536,4 +2556,6 @@ pub(crate) mod bug {
     pub(crate) const SCAN_WITHOUT_RANGE_LOCK: BugStub = BugStub;
     pub(crate) const TXN_STATUS_PRESUMES_ABORT: BugStub = BugStub;
     pub(crate) const READ_TS_NOT_REMEMBERED: BugStub = BugStub;
+    pub(crate) const DECISION_ACK_BEFORE_DURABLE: BugStub = BugStub;
+    pub(crate) const PREPARE_REVIVES_ABORTED: BugStub = BugStub;
 }

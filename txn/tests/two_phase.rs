@@ -888,3 +888,70 @@ fn a_prepare_and_a_coordinator_commit_take_timestamps_above_every_read_of_their_
         }
     }
 }
+
+#[test]
+fn spanner_s4_2_1_a_participant_acknowledges_a_decision_only_once_its_record_is_chosen_and_durable()
+{
+    // The coordinator forgets a transaction once every participant has
+    // acknowledged its decision. A participant that acknowledged before its
+    // own decision record was chosen (a quorum has it on disk) and then
+    // lost its leader would leave a successor that finds the transaction
+    // prepared, asks, and is told to abort a commit (presumed abort).
+    let mut c = cluster();
+    let acks = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let (t1, p1) = begin(&mut c, 1);
+    let (_, term2) = guest_read(&mut c, 2, t1, p1, "y");
+    // Decisions are lost for now: t1 stays prepared at group 2.
+    c.drop_group_messages(|_, m| matches!(m, GroupMessage::Decide { .. }));
+    let id1 = c.submit_in(
+        1,
+        leader(&c, 1),
+        commit_req(
+            t1,
+            vec![put("x", "1")],
+            vec![part(2, Some(term2), vec![put("y", "1")])],
+        ),
+    );
+    let Some(Ok(Response::Committed { .. })) = wait_for(&mut c, id1, 1_000) else {
+        panic!("t1 commits at its coordinator");
+    };
+    let l2 = leader(&c, 2);
+    assert!(c.replica_in(2, l2).state().prepared_txn(t1).is_some());
+    // Group 2's leader is cut off from its followers: what it proposes is
+    // not chosen. The decision now reaches it (resent by the coordinator).
+    for f in (1..=3).filter(|&f| f != l2) {
+        c.isolate_in(2, f);
+    }
+    let seen = acks.clone();
+    c.drop_group_messages(move |_, m| {
+        if let GroupMessage::Ack { txn, from } = m {
+            seen.borrow_mut().push((*txn, *from));
+        }
+        false
+    });
+    c.run_for(5 * RESEND);
+    assert!(
+        c.replica_in(2, l2).state().decided(t1).is_none(),
+        "the decision record cannot be chosen without a quorum"
+    );
+    assert!(
+        !acks.borrow().contains(&(t1, 2)),
+        "group 2 acknowledged a decision it has not made durable: {:?}",
+        acks.borrow()
+    );
+    // Once its followers hear it, the record is chosen and applied, and
+    // only then acknowledged.
+    c.heal();
+    for _ in 0..1_000 {
+        if acks.borrow().contains(&(t1, 2)) {
+            break;
+        }
+        c.run_for(MS);
+    }
+    assert!(
+        acks.borrow().contains(&(t1, 2)),
+        "a durable decision is acknowledged"
+    );
+    let l2 = leader(&c, 2);
+    assert!(c.replica_in(2, l2).state().decided(t1).is_some());
+}
