@@ -426,6 +426,9 @@ pub struct RunStats {
     pub elections: u64,
     /// Crashes injected.
     pub crashes: u64,
+    /// Paxos layer: leaders elected after the heal (after the last crash
+    /// that followed it, if any); summed over runs in a swarm.
+    pub elections_after_heal: u64,
     /// Transaction layer: runs whose list-append history the external
     /// Elle-style checker judged (runs with too few list transactions
     /// committed are not judged).
@@ -464,6 +467,7 @@ impl RunStats {
         self.reads += o.reads;
         self.elections += o.elections;
         self.crashes += o.crashes;
+        self.elections_after_heal += o.elections_after_heal;
         self.elle_judged += o.elle_judged;
         self.events += o.events;
         self.virtual_nanos += o.virtual_nanos;

@@ -142,6 +142,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     // The counters of a failing run too, up to the violation.
     sim.stats.commits = sim.chosen.acked.len() as u64;
     sim.stats.virtual_nanos = sim.at();
+    sim.stats.elections_after_heal = sim.elections_after_heal.count();
     RunOutcome {
         stats: sim.stats,
         violation: result.err(),
@@ -574,6 +575,9 @@ impl Sim {
         let keep = self.nodes[i].host.crash(&mut self.rng);
         self.nodes[i].replica = None;
         self.stats.crashes += 1;
+        if !self.faults_on {
+            self.elections_after_heal.crashed();
+        }
         let id = self.nodes[i].id;
         self.trace(TraceKind::Fault, &[Party::Node(id)], || {
             format!("crash n{id} (kept {keep} unsynced writes)")
