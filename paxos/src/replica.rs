@@ -1041,7 +1041,12 @@ impl Replica {
             let promised_other = self.last_promise.is_some_and(|(at, to)| {
                 to != m.from && local.nanos_since(at) < self.cfg.election_min_nanos
             });
-            let granted = m.ballot > self.promised && up_to_date && !promised_other;
+            let above = if self.bug(bug::SAME_ROUND_BALLOT) {
+                m.ballot.round >= self.promised.round
+            } else {
+                m.ballot > self.promised
+            };
+            let granted = above && up_to_date && !promised_other;
             if granted && self.role != Role::Leader {
                 // A follower (or a candidate whose own campaign stalled)
                 // backing a candidate gives its campaign a full election
@@ -1072,7 +1077,12 @@ impl Replica {
                     && to != m.from
                     && local.nanos_since(at) < self.cfg.election_min_nanos
             });
-        if m.ballot > self.promised && up_to_date && !round_taken {
+        let above = if self.bug(bug::SAME_ROUND_BALLOT) {
+            m.ballot.round >= self.promised.round && m.ballot != self.promised
+        } else {
+            m.ballot > self.promised && !round_taken
+        };
+        if above && up_to_date {
             self.set_promised(m.ballot);
             self.last_promise = Some((local, m.from));
             if self.role != Role::Follower || self.leader.is_some() {
@@ -1385,7 +1395,12 @@ impl Replica {
         lease_start: Timestamp,
         out: &mut Vec<Output>,
     ) -> Option<Message> {
-        if m.ballot < self.promised && !self.yields_to(m.ballot) {
+        let below = if self.bug(bug::SAME_ROUND_BALLOT) {
+            m.ballot.round < self.promised.round
+        } else {
+            m.ballot < self.promised && !self.yields_to(m.ballot)
+        };
+        if below {
             return Some(self.msg(
                 m.from,
                 self.promised,
@@ -1409,9 +1424,14 @@ impl Replica {
         self.reset_election_timer(now);
         // Spanner §4.1.1 lease vote: no promise to another leader is given
         // without reporting this grant.
+        let from = if self.bug(bug::LEASE_VOTE_FROM_EARLIEST) {
+            now.earliest
+        } else {
+            now.latest
+        };
         self.lease_granted_until = self
             .lease_granted_until
-            .max(now.latest.saturating_add(self.cfg.lease_nanos));
+            .max(from.saturating_add(self.cfg.lease_nanos));
         None
     }
 
@@ -1639,7 +1659,9 @@ impl Replica {
         let c = self.quorum_value(self_match, |p| p.matched);
         // Only an entry of our own ballot is committed by counting
         // (Raft §5.4.2); earlier ones follow by log matching.
-        if c > self.chosen && self.ballot_at(c) == Some(self.promised) {
+        if c > self.chosen
+            && (self.ballot_at(c) == Some(self.promised) || self.bug(bug::COUNT_OLD_BALLOT))
+        {
             self.chosen = c;
         }
     }
@@ -1872,7 +1894,7 @@ impl Replica {
         // It falls only when an unwon campaign yields to the leader of its
         // round: that promise was to ourselves, and is given up for good.
         assert!(
-            b >= self.promised || self.yields_to(b),
+            b >= self.promised || self.yields_to(b) || self.bug(bug::SAME_ROUND_BALLOT),
             "promised ballot must not fall"
         );
         self.promised = b;
@@ -2060,6 +2082,9 @@ mod bug {
     pub(super) const ACK_BEFORE_PERSIST: PlantedBug = PlantedBug::AckBeforePersist;
     pub(super) const FORGET_PROMISE: PlantedBug = PlantedBug::ForgetPromise;
     pub(super) const HAND_OVER_SKIPS_LEASE_WAIT: PlantedBug = PlantedBug::HandOverSkipsLeaseWait;
+    pub(super) const SAME_ROUND_BALLOT: PlantedBug = PlantedBug::SameRoundBallot;
+    pub(super) const LEASE_VOTE_FROM_EARLIEST: PlantedBug = PlantedBug::LeaseVoteFromEarliest;
+    pub(super) const COUNT_OLD_BALLOT: PlantedBug = PlantedBug::CountOldBallot;
 }
 
 #[cfg(not(feature = "planted-bugs"))]
@@ -2072,4 +2097,7 @@ mod bug {
     pub(super) const ACK_BEFORE_PERSIST: super::BugStub = super::BugStub;
     pub(super) const FORGET_PROMISE: super::BugStub = super::BugStub;
     pub(super) const HAND_OVER_SKIPS_LEASE_WAIT: super::BugStub = super::BugStub;
+    pub(super) const SAME_ROUND_BALLOT: super::BugStub = super::BugStub;
+    pub(super) const LEASE_VOTE_FROM_EARLIEST: super::BugStub = super::BugStub;
+    pub(super) const COUNT_OLD_BALLOT: super::BugStub = super::BugStub;
 }

@@ -159,7 +159,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 17] = [
+    pub const ALL: [(&'static str, PlantedBug); 20] = [
         (
             "lease-overlap",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseOverlap),
@@ -175,6 +175,18 @@ impl PlantedBug {
         (
             "hand-over-skips-lease-wait",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::HandOverSkipsLeaseWait),
+        ),
+        (
+            "same-round-ballot",
+            PlantedBug::Paxos(meridian_paxos::PlantedBug::SameRoundBallot),
+        ),
+        (
+            "lease-vote-from-earliest",
+            PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseVoteFromEarliest),
+        ),
+        (
+            "count-old-ballot",
+            PlantedBug::Paxos(meridian_paxos::PlantedBug::CountOldBallot),
         ),
         (
             "skip-commit-wait",
@@ -225,8 +237,8 @@ impl PlantedBug {
     ];
 
     /// Every planted bug, in the order of [`PlantedBug::ALL`].
-    pub const VARIANTS: [PlantedBug; 17] = {
-        let mut v = [PlantedBug::ClockBoundBroken; 17];
+    pub const VARIANTS: [PlantedBug; 20] = {
+        let mut v = [PlantedBug::ClockBoundBroken; 20];
         let mut i = 0;
         while i < PlantedBug::ALL.len() {
             v[i] = PlantedBug::ALL[i].1;
@@ -246,6 +258,15 @@ impl PlantedBug {
             PlantedBug::Paxos(P::ForgetPromise) => "the promised ballot is never persisted",
             PlantedBug::Paxos(P::HandOverSkipsLeaseWait) => {
                 "a replica taking over from a leader handing over skips waiting out its lease"
+            }
+            PlantedBug::Paxos(P::SameRoundBallot) => {
+                "acceptors compare ballots by round alone: two leaders in one round"
+            }
+            PlantedBug::Paxos(P::LeaseVoteFromEarliest) => {
+                "a lease vote runs from TT.now().earliest, up to 2ε short"
+            }
+            PlantedBug::Paxos(P::CountOldBallot) => {
+                "a leader counts an older ballot's entry chosen (Raft Figure 8)"
             }
             PlantedBug::Txn(T::SkipCommitWait) => "commits are acknowledged as soon as chosen",
             PlantedBug::Txn(T::ReadWithoutSafeTime) => {
