@@ -1078,7 +1078,11 @@ impl Replica {
                     && local.nanos_since(at) < self.cfg.election_min_nanos
             });
         let above = if self.bug(bug::SAME_ROUND_BALLOT) {
-            m.ballot.round >= self.promised.round && m.ballot != self.promised
+            // Rounds alone, except that a candidate keeps its own vote.
+            m.ballot.round > self.promised.round
+                || (m.ballot.round == self.promised.round
+                    && m.ballot != self.promised
+                    && self.unwon_campaign != Some(self.promised))
         } else {
             m.ballot > self.promised && !round_taken
         };
@@ -1397,6 +1401,9 @@ impl Replica {
     ) -> Option<Message> {
         let below = if self.bug(bug::SAME_ROUND_BALLOT) {
             m.ballot.round < self.promised.round
+                || (m.ballot.round == self.promised.round
+                    && m.ballot != self.promised
+                    && self.unwon_campaign == Some(self.promised))
         } else {
             m.ballot < self.promised && !self.yields_to(m.ballot)
         };

@@ -24,15 +24,19 @@ const COMPACT_EVERY: u64 = 40;
 
 /// Per seed: probability per fault tick that the leader's process pauses
 /// (a stop-the-world pause): it comes back still believing in its lease.
-const LEADER_PAUSES: [f64; 3] = [0.0, 0.0, 0.05];
-/// How long a paused leader stands still: longer than an election
-/// timeout, so the others elect a successor while it is away, and up to
-/// longer than its lease.
-const LEADER_PAUSE: (u64, u64) = (ELECTION_MAX, LEASE + ELECTION_MAX);
+const LEADER_PAUSES: [f64; 3] = [0.0, 0.05, 0.1];
+/// How long a paused leader stands still: at least its lease, so the
+/// others elect a successor while it still believes it holds one.
+const LEADER_PAUSE: (u64, u64) = (LEASE, LEASE + ELECTION_MAX);
+/// Before it pauses, the leader goes quiet (no proposals reach it) and
+/// its messages to one follower are lost for this long: that follower's
+/// log stays current but its last lease vote is older than the others'
+/// (a new leader then waits out the others' votes, not only its own).
+const PRE_PAUSE: (u64, u64) = (30 * MS, 90 * MS);
 /// Per seed: probability per fault tick of a duel: the leader crashes and
 /// the followers, whose election timers run in lockstep on these seeds,
 /// campaign in one round.
-const DUELS: [f64; 3] = [0.0, 0.0, 0.08];
+const DUELS: [f64; 3] = [0.0, 0.05, 0.1];
 /// Per seed: probability per fault tick that the Figure-8 schedule starts
 /// (Raft §5.4.2): a leader writes entries no one else sees and crashes; a
 /// successor writes its no-op in the same slot and crashes; the first
@@ -161,6 +165,12 @@ enum Event {
         generation: u64,
         to: Option<NodeId>,
     },
+    /// A quiet leader pauses for `nanos`; its link to `follower` mends.
+    Pause {
+        node: usize,
+        follower: NodeId,
+        nanos: u64,
+    },
     /// A paused replica resumes: what arrived meanwhile is handled.
     Resume {
         node: usize,
@@ -205,6 +215,8 @@ struct Sim {
     elections_after_heal: ElectionsAfterHeal,
     windows: Windows,
     figure_eight: FigureEight,
+    /// Clients propose nothing until then (a leader about to pause).
+    clients_quiet_until: Timestamp,
 }
 
 /// Runs one seed of the Paxos layer: its counters, and the first invariant
@@ -218,6 +230,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     let fault_phase = opts.fault_phase_nanos.unwrap_or(DEFAULT_FAULT_PHASE);
     let clocks = ClockPlan::draw(&mut rng, CLOCK_MODEL, opts.seed, broken_clocks);
     let adversary = Adversary::draw(&mut rng);
+    let windows = Windows::draw(opts.seed);
     let mut sim = Sim {
         nodes: (0..n_nodes)
             .map(|i| Node {
@@ -247,8 +260,9 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         planted_bug: opts.planted_bug.and_then(|b| b.paxos()),
         adversary,
         elections_after_heal: ElectionsAfterHeal::default(),
-        windows: Windows::draw(opts.seed),
+        windows,
         figure_eight: FigureEight::Idle,
+        clients_quiet_until: Timestamp::ZERO,
     };
     sim.tracer.header(|| {
         format!(
@@ -370,6 +384,22 @@ impl Sim {
             }
         }
         match ev {
+            Event::Pause {
+                node,
+                follower,
+                nanos,
+            } => {
+                let id = self.nodes[node].id;
+                self.net.blocked.remove(&(id, follower));
+                if self.nodes[node].replica.is_some() && self.faults_on {
+                    self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                        format!("pause n{id} for {} ms", nanos / MS)
+                    });
+                    self.nodes[node].paused_until = Some(self.now().saturating_add(nanos));
+                    self.schedule(nanos, Event::Resume { node });
+                }
+                Ok(())
+            }
             Event::Resume { node } => {
                 if self.nodes[node]
                     .paused_until
@@ -411,7 +441,7 @@ impl Sim {
                         self.step(i, Input::Message(m))?;
                         self.mute(first, false);
                         let down = downtime(&mut self.rng);
-                        self.crash_for(first, down);
+                        self.crash_for(first, down, "figure 8");
                         self.restart_now(second)?;
                         self.figure_eight = FigureEight::Idle;
                     }
@@ -678,7 +708,7 @@ impl Sim {
             Some(i) if self.rng.random_bool(0.9) => i,
             _ => self.rng.random_range(0..self.nodes.len()),
         };
-        if self.nodes[target].paused_until.is_some() {
+        if self.nodes[target].paused_until.is_some() || self.now() < self.clients_quiet_until {
             return Ok(()); // a paused process answers nothing
         }
         let now = self.nodes[target].tt.now();
@@ -763,22 +793,54 @@ impl Sim {
                 .windows
                 .rng
                 .random_range(LEADER_PAUSE.0..=LEADER_PAUSE.1);
-            if let Some(l) = leader.filter(|_| self.now().0 + d < quiet_until) {
+            let w = self.windows.rng.random_range(PRE_PAUSE.0..=PRE_PAUSE.1);
+            let others: Vec<NodeId> = leader
+                .map(|l| self.nodes[l].id)
+                .map(|id| {
+                    self.nodes
+                        .iter()
+                        .map(|n| n.id)
+                        .filter(|&o| o != id)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(l) = leader.filter(|_| self.now().0 + w + d < quiet_until) {
                 let id = self.nodes[l].id;
-                self.trace(TraceKind::Fault, &[Party::Node(id)], || {
-                    format!("pause n{id} (the leader) for {} ms", d / MS)
-                });
-                self.nodes[l].paused_until = Some(self.now().saturating_add(d));
-                self.schedule(d, Event::Resume { node: l });
+                let follower = others[self.windows.rng.random_range(0..others.len())];
+                self.trace(
+                    TraceKind::Fault,
+                    &[Party::Node(id), Party::Node(follower)],
+                    || {
+                        format!(
+                            "leader n{id} goes quiet, unheard by n{follower}, and pauses in {} ms",
+                            w / MS
+                        )
+                    },
+                );
+                self.clients_quiet_until = self.now().saturating_add(w);
+                self.net.blocked.insert((id, follower));
+                self.schedule(
+                    w,
+                    Event::Pause {
+                        node: l,
+                        follower,
+                        nanos: d,
+                    },
+                );
             }
         }
         if self.windows.duel > 0.0 && self.windows.rng.random_bool(self.windows.duel) {
-            if let Some(l) = leader.filter(|_| self.now().0 + LEASE < quiet_until) {
-                let id = self.nodes[l].id;
-                self.trace(TraceKind::Fault, &[Party::Node(id)], || {
-                    format!("duel: crash n{id} (the leader); its followers time out together")
+            if leader.is_some() && self.now().0 + 2 * LEASE < quiet_until {
+                // Every replica restarts at the same instant, so their
+                // election timers (in lockstep on these seeds) run out
+                // together and several campaign in one round.
+                self.trace(TraceKind::Fault, &[], || {
+                    "duel: every replica crashes and restarts at once".into()
                 });
-                self.crash(l);
+                let down = downtime(&mut self.rng);
+                for i in 0..self.nodes.len() {
+                    self.crash_for(i, down, "duel");
+                }
             }
         }
         if self.windows.figure_eight > 0.0
@@ -827,8 +889,9 @@ impl Sim {
         }
     }
 
-    /// Crashes node `i` for `down` (the Figure-8 schedule's own crashes).
-    fn crash_for(&mut self, i: usize, down: u64) {
+    /// Crashes node `i` for `down` (the windows' own crashes, traced with
+    /// the window's name `why`).
+    fn crash_for(&mut self, i: usize, down: u64, why: &'static str) {
         if self.nodes[i].replica.is_none() {
             return;
         }
@@ -838,7 +901,7 @@ impl Sim {
         self.stats.crashes += 1;
         let id = self.nodes[i].id;
         self.trace(TraceKind::Fault, &[Party::Node(id)], || {
-            format!("figure 8: crash n{id} (kept {keep} unsynced writes)")
+            format!("{why}: crash n{id} (kept {keep} unsynced writes)")
         });
         self.schedule(down, Event::Restart { node: i });
     }
@@ -863,7 +926,7 @@ impl Sim {
         match self.figure_eight {
             FigureEight::Muted { first, from } => {
                 self.mute(first, false);
-                self.crash_for(first, FIGURE_EIGHT_DOWN);
+                self.crash_for(first, FIGURE_EIGHT_DOWN, "figure 8");
                 self.figure_eight = FigureEight::AwaitSecond {
                     first,
                     from,
@@ -877,7 +940,7 @@ impl Sim {
                 second,
             } => {
                 self.mute(second, false);
-                self.crash_for(second, FIGURE_EIGHT_DOWN);
+                self.crash_for(second, FIGURE_EIGHT_DOWN, "figure 8");
                 self.restart_now(first)?;
                 self.figure_eight = FigureEight::AwaitReturn {
                     first,
@@ -1130,6 +1193,7 @@ fn event_code(ev: &Event) -> u64 {
         Event::Restart { node } => 600 + *node as u64,
         Event::Crash { node, .. } => 650 + *node as u64,
         Event::HandOver { node, .. } => 680 + *node as u64,
+        Event::Pause { node, .. } => 670 + *node as u64,
         Event::Resume { node } => 690 + *node as u64,
         Event::Script => 695,
         Event::Client => 700,

@@ -314,6 +314,49 @@ fn planted_forget_promise_is_caught() {
 }
 
 #[test]
+fn planted_same_round_ballot_is_caught_in_a_duel() {
+    // PMS §2.5: ballots are (round, node). Acceptors that compare rounds
+    // alone promise both candidates of one round; on duel seeds every
+    // replica restarts at once with election timers in lockstep, two
+    // candidates campaign in one round, both lead, and each has its own
+    // no-op chosen in one slot.
+    assert_caught_as(
+        "same-round-ballot",
+        false,
+        &[
+            rules::ONE_VALUE_PER_SLOT,
+            rules::ACKED_NOT_LOST,
+            rules::ACKED_IN_LOG,
+            rules::APPLIED_PREFIX,
+            rules::CORE_ASSERTION,
+            // Leaders deposing each other in one round.
+            rules::ELECTIONS_AFTER_HEAL,
+            rules::LIVENESS,
+        ],
+    );
+}
+
+#[test]
+fn planted_count_old_ballot_is_caught_by_the_figure_eight_schedule() {
+    // Raft §5.4.2, Figure 8: a leader writes entries no one sees and
+    // crashes, a successor writes its no-op in that slot and crashes, the
+    // first wins again and counts its old entries chosen once a quorum
+    // holds them; it crashes before its own no-op is there, and the
+    // successor returns, wins, and overwrites them.
+    assert_caught_as(
+        "count-old-ballot",
+        false,
+        &[
+            rules::ONE_VALUE_PER_SLOT,
+            rules::ACKED_NOT_LOST,
+            rules::ACKED_IN_LOG,
+            rules::APPLIED_PREFIX,
+            rules::CORE_ASSERTION,
+        ],
+    );
+}
+
+#[test]
 fn planted_skip_commit_wait_is_caught_as_an_early_acknowledgement() {
     assert_caught_as("skip-commit-wait", false, &[rules::COMMIT_WAIT]);
 }
