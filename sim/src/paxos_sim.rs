@@ -829,18 +829,20 @@ impl Sim {
                 );
             }
         }
-        if self.windows.duel > 0.0 && self.windows.rng.random_bool(self.windows.duel) {
-            if leader.is_some() && self.now().0 + 2 * LEASE < quiet_until {
-                // Every replica restarts at the same instant, so their
-                // election timers (in lockstep on these seeds) run out
-                // together and several campaign in one round.
-                self.trace(TraceKind::Fault, &[], || {
-                    "duel: every replica crashes and restarts at once".into()
-                });
-                let down = downtime(&mut self.rng);
-                for i in 0..self.nodes.len() {
-                    self.crash_for(i, down, "duel");
-                }
+        if self.windows.duel > 0.0
+            && self.windows.rng.random_bool(self.windows.duel)
+            && leader.is_some()
+            && self.now().0 + 2 * LEASE < quiet_until
+        {
+            // Every replica restarts at the same instant, so their
+            // election timers (in lockstep on these seeds) run out
+            // together and several campaign in one round.
+            self.trace(TraceKind::Fault, &[], || {
+                "duel: every replica crashes and restarts at once".into()
+            });
+            let down = downtime(&mut self.rng);
+            for i in 0..self.nodes.len() {
+                self.crash_for(i, down, "duel");
             }
         }
         if self.windows.figure_eight > 0.0
