@@ -42,7 +42,7 @@ const DUELS: [f64; 3] = [0.0, 0.05, 0.1];
 /// successor writes its no-op in the same slot and crashes; the first
 /// returns, wins, replicates its old entries to a quorum and crashes
 /// before its own no-op is there; the second returns and wins.
-const FIGURE_EIGHTS: [f64; 3] = [0.0, 0.1, 0.2];
+const FIGURE_EIGHTS: [f64; 3] = [0.0, 0.2, 0.3];
 /// How long the first leader of a Figure-8 schedule writes unheard.
 const FIGURE_EIGHT_MUTE: (u64, u64) = (80 * MS, 200 * MS);
 /// How soon the second leader crashes (after its no-op is durable).
@@ -858,7 +858,9 @@ impl Sim {
                 let n = &self.nodes[*l];
                 n.replica.as_ref().is_some_and(|r| r.has_lease(n.tt.now()))
             };
-            let three = self.nodes.len() == 3;
+            let three = self.nodes.len() == 3
+                && self.nodes.iter().all(|n| n.replica.is_some())
+                && self.net.blocked.is_empty();
             if let Some(l) = leader
                 .filter(leasing)
                 .filter(|_| three && self.now().0 + budget < quiet_until)
@@ -981,6 +983,18 @@ impl Sim {
     /// Node `i` just won an election (faults on): the Figure-8 schedule
     /// may be waiting for it.
     fn figure_eight_on_leader(&mut self, i: usize) {
+        if let FigureEight::Muted { first, from } = self.figure_eight {
+            if i != first {
+                // Elected before the first leader's crash: crash it now.
+                self.mute(first, false);
+                self.crash_for(first, FIGURE_EIGHT_DOWN, "figure 8");
+                self.figure_eight = FigureEight::AwaitSecond {
+                    first,
+                    from,
+                    since: self.now(),
+                };
+            }
+        }
         match self.figure_eight {
             FigureEight::AwaitSecond { first, from, .. } if i != first => {
                 // Its no-op is written to its own disk only.

@@ -332,6 +332,9 @@ fn planted_same_round_ballot_is_caught_in_a_duel() {
             // Leaders deposing each other in one round.
             rules::ELECTIONS_AFTER_HEAL,
             rules::LIVENESS,
+            // In the transaction layers: two leaders of one round.
+            rules::CONVERGE,
+            rules::LEASE_DISJOINT,
         ],
     );
 }
