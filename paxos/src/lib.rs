@@ -73,8 +73,8 @@ pub mod testkit;
 mod types;
 
 pub use replica::{
-    Config, FUTURE_TS_LEAD_NANOS, Input, LeaseStatus, MembershipChange, Output, ProposalId,
-    ProposeError, Replica, Role,
+    Config, FUTURE_TS_LEAD_NANOS, Input, LeaseStatus, MembershipChange, Output,
+    PRE_VOTE_BACKING_DIVISOR, ProposalId, ProposeError, Replica, Role,
 };
 pub use storage::{MemStorage, NoError, PersistRequest, Recovered, Storage};
 pub use types::{

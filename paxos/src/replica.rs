@@ -34,6 +34,13 @@ pub const DEFAULT_MAX_PENDING: usize = 100_000;
 /// Paxos round placed then would, so waiting costs it nothing.
 pub const FUTURE_TS_LEAD_NANOS: u64 = 10_000_000;
 
+/// A replica that granted a candidate's pre-vote refuses other candidates'
+/// pre-votes for `election_min` divided by this: time for that candidate's
+/// real `Prepare` to arrive (a round trip and a disk sync), short enough
+/// that candidates backed in turn cannot hold each other off round after
+/// round.
+pub const PRE_VOTE_BACKING_DIVISOR: u64 = 4;
+
 /// Static configuration of one replica.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -332,6 +339,10 @@ pub struct Replica {
     /// itself when it campaigns): for that long it refuses pre-votes of
     /// other candidates.
     last_promise: Option<(Timestamp, NodeId)>,
+    /// Local time and candidate of the last pre-vote this replica granted:
+    /// for [`PRE_VOTE_BACKING_DIVISOR`]th of an election timeout it refuses
+    /// other candidates' pre-votes too.
+    last_pre_vote_granted: Option<(Timestamp, NodeId)>,
 
     // leases
     /// Spanner §4.1.1: the latest lease end this replica granted any leader.
@@ -439,6 +450,7 @@ impl Replica {
             heartbeat_deadline: Timestamp::ZERO,
             last_leader_contact: Timestamp::ZERO,
             last_promise: None,
+            last_pre_vote_granted: None,
             lease_granted_until: Timestamp::ZERO,
             lease_wait_until: Timestamp::ZERO,
             lease_end: Timestamp::ZERO,
@@ -1040,6 +1052,10 @@ impl Replica {
             // round (liveness only; a real prepare is still answered).
             let promised_other = self.last_promise.is_some_and(|(at, to)| {
                 to != m.from && local.nanos_since(at) < self.cfg.election_min_nanos
+            }) || self.last_pre_vote_granted.is_some_and(|(at, to)| {
+                to != m.from
+                    && local.nanos_since(at)
+                        < self.cfg.election_min_nanos / PRE_VOTE_BACKING_DIVISOR
             });
             let above = if self.bug(bug::SAME_ROUND_BALLOT) {
                 m.ballot.round >= self.promised.round
@@ -1047,6 +1063,9 @@ impl Replica {
                 m.ballot > self.promised
             };
             let granted = above && up_to_date && !promised_other;
+            if granted {
+                self.last_pre_vote_granted = Some((local, m.from));
+            }
             if granted && self.role != Role::Leader {
                 // A follower (or a candidate whose own campaign stalled)
                 // backing a candidate gives its campaign a full election

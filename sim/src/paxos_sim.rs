@@ -36,7 +36,7 @@ const PRE_PAUSE: (u64, u64) = (30 * MS, 90 * MS);
 /// Per seed: probability per fault tick of a duel: the leader crashes and
 /// the followers, whose election timers run in lockstep on these seeds,
 /// campaign in one round.
-const DUELS: [f64; 3] = [0.0, 0.05, 0.1];
+const DUELS: [f64; 3] = [0.0, 0.0, 0.25];
 /// Per seed: probability per fault tick that the Figure-8 schedule starts
 /// (Raft §5.4.2): a leader writes entries no one else sees and crashes; a
 /// successor writes its no-op in the same slot and crashes; the first
