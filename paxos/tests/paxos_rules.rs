@@ -1642,3 +1642,32 @@ fn pms_s3_a_candidate_outbid_in_its_own_round_campaigns_above_it_instead_of_lead
         .expect("a new campaign went out at once");
     assert_eq!(again.round, own.round + 1);
 }
+
+#[test]
+fn raft_s9_6_a_granted_pre_vote_holds_off_other_candidates_pre_votes_briefly() {
+    // A replica that just backed one candidate's pre-vote refuses
+    // another's until the first one's real Prepare has had time to come:
+    // otherwise both campaign, and a stale-logged one may win only to be
+    // deposed by the other (one more election). The hold is short, so
+    // candidates backed in turn cannot hold each other off for good.
+    let now = TtInterval::around(T0, EPS);
+    let mut r = replica(3, Recovered::default(), 1, now);
+    let empty = (0, Ballot::ZERO);
+    let p = |from, b| Input::Message(prepare(from, 3, b, empty, true));
+    assert!(granted(&step_durable(&mut r, now, p(1, Ballot::new(5, 1)))));
+    assert!(!granted(&step_durable(
+        &mut r,
+        now,
+        p(2, Ballot::new(5, 2))
+    )));
+    // The backed candidate may ask again.
+    assert!(granted(&step_durable(&mut r, now, p(1, Ballot::new(5, 1)))));
+    let min = Config::new(3, vec![1, 2, 3]).election_min_nanos;
+    let hold = min / meridian_paxos::PRE_VOTE_BACKING_DIVISOR;
+    let later = TtInterval::around(T0.saturating_add(hold + MS), EPS);
+    assert!(granted(&step_durable(
+        &mut r,
+        later,
+        p(2, Ballot::new(5, 2))
+    )));
+}
