@@ -73,8 +73,8 @@ pub mod testkit;
 mod types;
 
 pub use replica::{
-    Config, FUTURE_TS_LEAD_NANOS, Input, LeaseStatus, MembershipChange, Output, ProposalId,
-    ProposeError, Replica, Role,
+    Config, FUTURE_TS_LEAD_NANOS, Input, LeaseStatus, MembershipChange, Output,
+    PRE_VOTE_BACKING_DIVISOR, ProposalId, ProposeError, Replica, Role,
 };
 pub use storage::{MemStorage, NoError, PersistRequest, Recovered, Storage};
 pub use types::{
@@ -95,12 +95,22 @@ pub enum PlantedBug {
     /// A replica that takes over from a leader handing over leads at once,
     /// without waiting out the leases its promisers granted.
     HandOverSkipsLeaseWait,
+    /// Acceptors compare ballots by round alone: they promise a candidate
+    /// of a round at least their promised one and accept from a leader of
+    /// such a round, so two candidates of one round both lead.
+    SameRoundBallot,
+    /// An acceptor's lease vote runs to `TT.now().earliest + lease`
+    /// instead of `latest + lease`: up to 2ε short.
+    LeaseVoteFromEarliest,
+    /// A leader marks a slot chosen once a quorum holds it, even if the
+    /// entry there is of an older ballot (Raft §5.4.2, Figure 8).
+    CountOldBallot,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 4] = [
+    pub const ALL: [(&'static str, PlantedBug); 7] = [
         ("lease-overlap", PlantedBug::LeaseOverlap),
         ("ack-before-persist", PlantedBug::AckBeforePersist),
         ("forget-promise", PlantedBug::ForgetPromise),
@@ -108,6 +118,12 @@ impl PlantedBug {
             "hand-over-skips-lease-wait",
             PlantedBug::HandOverSkipsLeaseWait,
         ),
+        ("same-round-ballot", PlantedBug::SameRoundBallot),
+        (
+            "lease-vote-from-earliest",
+            PlantedBug::LeaseVoteFromEarliest,
+        ),
+        ("count-old-ballot", PlantedBug::CountOldBallot),
     ];
 
     /// Looks a bug up by its command-line name.

@@ -34,6 +34,13 @@ pub const DEFAULT_MAX_PENDING: usize = 100_000;
 /// Paxos round placed then would, so waiting costs it nothing.
 pub const FUTURE_TS_LEAD_NANOS: u64 = 10_000_000;
 
+/// A replica that granted a candidate's pre-vote refuses other candidates'
+/// pre-votes for `election_min` divided by this: time for that candidate's
+/// real `Prepare` to arrive (a round trip and a disk sync), short enough
+/// that candidates backed in turn cannot hold each other off round after
+/// round.
+pub const PRE_VOTE_BACKING_DIVISOR: u64 = 4;
+
 /// Static configuration of one replica.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -332,6 +339,10 @@ pub struct Replica {
     /// itself when it campaigns): for that long it refuses pre-votes of
     /// other candidates.
     last_promise: Option<(Timestamp, NodeId)>,
+    /// Local time and candidate of the last pre-vote this replica granted:
+    /// for [`PRE_VOTE_BACKING_DIVISOR`]th of an election timeout it refuses
+    /// other candidates' pre-votes too.
+    last_pre_vote_granted: Option<(Timestamp, NodeId)>,
 
     // leases
     /// Spanner §4.1.1: the latest lease end this replica granted any leader.
@@ -346,6 +357,14 @@ pub struct Replica {
     // candidate state
     /// The ballot of a pre-vote in progress (Raft §9.6).
     pre_vote: Option<Ballot>,
+    /// The ballot of this replica's last campaign, until it wins: no
+    /// `Accept` was ever sent at it, so while it is still the promise a
+    /// leader of its round may be yielded to (see `accept_leader`).
+    /// Volatile: after a restart a replica does not know whether it led.
+    unwon_campaign: Option<Ballot>,
+    /// A voter refused the campaign in progress naming a higher ballot of
+    /// its own round (it promised that ballot: it will refuse ours).
+    outbid_in_round: bool,
     votes: Vec<NodeId>,
     promised_lease_max: Timestamp,
 
@@ -431,11 +450,14 @@ impl Replica {
             heartbeat_deadline: Timestamp::ZERO,
             last_leader_contact: Timestamp::ZERO,
             last_promise: None,
+            last_pre_vote_granted: None,
             lease_granted_until: Timestamp::ZERO,
             lease_wait_until: Timestamp::ZERO,
             lease_end: Timestamp::ZERO,
             self_lease_ack: Timestamp::ZERO,
             pre_vote: None,
+            unwon_campaign: None,
+            outbid_in_round: false,
             votes: Vec::new(),
             promised_lease_max: Timestamp::ZERO,
             progress: Vec::new(),
@@ -943,6 +965,8 @@ impl Replica {
         let ballot = Ballot::new(round, self.cfg.id);
         self.max_round_seen = round;
         self.set_promised(ballot);
+        self.unwon_campaign = Some(ballot);
+        self.outbid_in_round = false;
         self.last_promise = Some((Self::local(now), self.cfg.id));
         self.pre_vote = None;
         if self.role != Role::Candidate {
@@ -1028,12 +1052,25 @@ impl Replica {
             // round (liveness only; a real prepare is still answered).
             let promised_other = self.last_promise.is_some_and(|(at, to)| {
                 to != m.from && local.nanos_since(at) < self.cfg.election_min_nanos
+            }) || self.last_pre_vote_granted.is_some_and(|(at, to)| {
+                to != m.from
+                    && local.nanos_since(at)
+                        < self.cfg.election_min_nanos / PRE_VOTE_BACKING_DIVISOR
             });
-            let granted = m.ballot > self.promised && up_to_date && !promised_other;
-            if granted && self.role == Role::Follower {
-                // A follower backing a candidate gives its campaign a full
-                // election timeout before starting its own: followers that
-                // lost the same leader time out close together, and each
+            let above = if self.bug(bug::SAME_ROUND_BALLOT) {
+                m.ballot.round >= self.promised.round
+            } else {
+                m.ballot > self.promised
+            };
+            let granted = above && up_to_date && !promised_other;
+            if granted {
+                self.last_pre_vote_granted = Some((local, m.from));
+            }
+            if granted && self.role != Role::Leader {
+                // A follower (or a candidate whose own campaign stalled)
+                // backing a candidate gives its campaign a full election
+                // timeout before starting its own: followers that lost
+                // the same leader time out close together, and each
                 // campaign started in the meantime is one more duel.
                 self.reset_election_timer(now);
             }
@@ -1049,7 +1086,26 @@ impl Replica {
             out.push(Output::Send(reply));
             return;
         }
-        if m.ballot > self.promised && up_to_date {
+        // One promise per round (Raft §5.2's one vote per term, for a
+        // while): a candidate of the round of a fresh promise to another
+        // is refused, so of two candidates campaigning in one round at
+        // most one wins. Liveness only: refusing a prepare is always safe.
+        let round_taken = m.ballot.round == self.promised.round
+            && self.last_promise.is_some_and(|(at, to)| {
+                to == self.promised.node
+                    && to != m.from
+                    && local.nanos_since(at) < self.cfg.election_min_nanos
+            });
+        let above = if self.bug(bug::SAME_ROUND_BALLOT) {
+            // Rounds alone, except that a candidate keeps its own vote.
+            m.ballot.round > self.promised.round
+                || (m.ballot.round == self.promised.round
+                    && m.ballot != self.promised
+                    && self.unwon_campaign != Some(self.promised))
+        } else {
+            m.ballot > self.promised && !round_taken
+        };
+        if above && up_to_date {
             self.set_promised(m.ballot);
             self.last_promise = Some((local, m.from));
             if self.role != Role::Follower || self.leader.is_some() {
@@ -1097,10 +1153,18 @@ impl Replica {
         } else {
             self.pre_vote.is_none() && m.ballot == self.promised
         };
-        if !current {
-            return;
+        // A refusal names the refuser's promise when it is above our
+        // ballot. In a higher round `max_round_seen` shows it; in our own
+        // round it is a duel we have lost at that voter.
+        if !granted
+            && !pre_vote
+            && self.pre_vote.is_none()
+            && m.ballot.round == self.promised.round
+            && m.ballot > self.promised
+        {
+            self.outbid_in_round = true;
         }
-        if !granted {
+        if !current || !granted {
             return;
         }
         if !self.votes.contains(&m.from) && self.membership().contains(m.from) {
@@ -1123,12 +1187,13 @@ impl Replica {
         if n >= q {
             if self.pre_vote.is_some() {
                 self.campaign(now, false, out);
-            } else if self.max_round_seen > self.promised.round {
+            } else if self.max_round_seen > self.promised.round || self.outbid_in_round {
                 // A voter refused us naming a higher ballot it promised
-                // (say its own campaign's, kept across a crash): leading
-                // at ours, its first refusal would depose us and cost an
-                // election timeout. Campaign again above it at once,
-                // while the quorum that just granted is listening.
+                // (say its own campaign's, kept across a crash, in a later
+                // round or in ours): leading at ours, its first refusal
+                // would depose us and cost an election timeout. Campaign
+                // again above it at once, while the quorum that just
+                // granted is listening.
                 let hand_over = self.taking_over;
                 self.campaign(now, hand_over, out);
             } else {
@@ -1139,6 +1204,7 @@ impl Replica {
 
     fn become_leader(&mut self, now: TtInterval, out: &mut Vec<Output>) {
         self.pre_vote = None;
+        self.unwon_campaign = None;
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id);
         // Spanner §4.1.1 disjointness: wait out every lease a promiser may
@@ -1352,7 +1418,15 @@ impl Replica {
         lease_start: Timestamp,
         out: &mut Vec<Output>,
     ) -> Option<Message> {
-        if m.ballot < self.promised {
+        let below = if self.bug(bug::SAME_ROUND_BALLOT) {
+            m.ballot.round < self.promised.round
+                || (m.ballot.round == self.promised.round
+                    && m.ballot != self.promised
+                    && self.unwon_campaign == Some(self.promised))
+        } else {
+            m.ballot < self.promised && !self.yields_to(m.ballot)
+        };
+        if below {
             return Some(self.msg(
                 m.from,
                 self.promised,
@@ -1363,8 +1437,11 @@ impl Replica {
                 },
             ));
         }
-        if m.ballot > self.promised {
+        if m.ballot != self.promised {
+            // A higher ballot, or the leader of our own unwon campaign's
+            // round that we yield to (our promise goes down to its ballot).
             self.set_promised(m.ballot);
+            self.unwon_campaign = None;
         }
         if self.role != Role::Follower || self.leader != Some(m.from) {
             self.become_follower(now, Some(m.from), out);
@@ -1373,10 +1450,30 @@ impl Replica {
         self.reset_election_timer(now);
         // Spanner §4.1.1 lease vote: no promise to another leader is given
         // without reporting this grant.
+        let from = if self.bug(bug::LEASE_VOTE_FROM_EARLIEST) {
+            now.earliest
+        } else {
+            now.latest
+        };
         self.lease_granted_until = self
             .lease_granted_until
-            .max(now.latest.saturating_add(self.cfg.lease_nanos));
+            .max(from.saturating_add(self.cfg.lease_nanos));
         None
+    }
+
+    /// Whether a leader's message at `ballot`, below our promise, comes
+    /// from the leader of the round of our own campaign, one we have not
+    /// won: then we yield to it instead of refusing (a same-round duel,
+    /// docs/paxos.md "One leader per round"). Only `Accept` and
+    /// `InstallSnapshot`, which a replica sends only after winning
+    /// `ballot`, count as word of a leader. Safe because our promise is
+    /// to ourselves alone (a campaign's round is above every ballot we
+    /// promised before it) and we never send an `Accept` at it: the
+    /// campaign is abandoned for good.
+    fn yields_to(&self, ballot: Ballot) -> bool {
+        self.unwon_campaign == Some(self.promised)
+            && ballot.round == self.promised.round
+            && ballot < self.promised
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1588,7 +1685,9 @@ impl Replica {
         let c = self.quorum_value(self_match, |p| p.matched);
         // Only an entry of our own ballot is committed by counting
         // (Raft §5.4.2); earlier ones follow by log matching.
-        if c > self.chosen && self.ballot_at(c) == Some(self.promised) {
+        if c > self.chosen
+            && (self.ballot_at(c) == Some(self.promised) || self.bug(bug::COUNT_OLD_BALLOT))
+        {
             self.chosen = c;
         }
     }
@@ -1818,7 +1917,12 @@ impl Replica {
     }
 
     fn set_promised(&mut self, b: Ballot) {
-        assert!(b >= self.promised, "promised ballot must not fall");
+        // It falls only when an unwon campaign yields to the leader of its
+        // round: that promise was to ourselves, and is given up for good.
+        assert!(
+            b >= self.promised || self.yields_to(b) || self.bug(bug::SAME_ROUND_BALLOT),
+            "promised ballot must not fall"
+        );
         self.promised = b;
         if !self.bug(bug::FORGET_PROMISE) {
             self.stage().hard_state = Some(HardState { promised: b });
@@ -2004,6 +2108,9 @@ mod bug {
     pub(super) const ACK_BEFORE_PERSIST: PlantedBug = PlantedBug::AckBeforePersist;
     pub(super) const FORGET_PROMISE: PlantedBug = PlantedBug::ForgetPromise;
     pub(super) const HAND_OVER_SKIPS_LEASE_WAIT: PlantedBug = PlantedBug::HandOverSkipsLeaseWait;
+    pub(super) const SAME_ROUND_BALLOT: PlantedBug = PlantedBug::SameRoundBallot;
+    pub(super) const LEASE_VOTE_FROM_EARLIEST: PlantedBug = PlantedBug::LeaseVoteFromEarliest;
+    pub(super) const COUNT_OLD_BALLOT: PlantedBug = PlantedBug::CountOldBallot;
 }
 
 #[cfg(not(feature = "planted-bugs"))]
@@ -2016,4 +2123,7 @@ mod bug {
     pub(super) const ACK_BEFORE_PERSIST: super::BugStub = super::BugStub;
     pub(super) const FORGET_PROMISE: super::BugStub = super::BugStub;
     pub(super) const HAND_OVER_SKIPS_LEASE_WAIT: super::BugStub = super::BugStub;
+    pub(super) const SAME_ROUND_BALLOT: super::BugStub = super::BugStub;
+    pub(super) const LEASE_VOTE_FROM_EARLIEST: super::BugStub = super::BugStub;
+    pub(super) const COUNT_OLD_BALLOT: super::BugStub = super::BugStub;
 }

@@ -1485,3 +1485,189 @@ fn spanner_s4_2_1_a_record_proposed_above_takes_the_next_timestamp_without_readi
         "{ts:?} inside the old lease ending {old_lease:?}"
     );
 }
+
+// ---------------------------------------------------------------------
+// One leader per round (docs/paxos.md): two candidates that campaign in
+// one round make one leader, not a duel.
+// ---------------------------------------------------------------------
+
+/// Replica `id` of {1, 2, 3}, started at `T0`, campaigning with another
+/// replica's pre-vote: the replica, its campaign's ballot (not yet won),
+/// and now.
+fn campaigning(id: u64) -> (Replica, Ballot, TtInterval) {
+    let granter = if id == 1 { 2 } else { 1 };
+    let mut r = replica(id, Recovered::default(), 3, TtInterval::around(T0, EPS));
+    let now = TtInterval::around(T0.saturating_add(2_000 * MS), EPS);
+    let sent = step_durable(&mut r, now, Input::Tick);
+    let pre = sent
+        .iter()
+        .find_map(|m| match m.body {
+            Body::Prepare { pre_vote: true, .. } => Some(m.ballot),
+            _ => None,
+        })
+        .expect("a pre-vote went out");
+    let grant = msg(
+        granter,
+        id,
+        pre,
+        Body::Promise {
+            granted: true,
+            pre_vote: true,
+            lease_until: Timestamp::ZERO,
+        },
+    );
+    step_durable(&mut r, now, Input::Message(grant));
+    assert_eq!(r.role(), Role::Candidate);
+    let own = r.promised();
+    assert_eq!(own.node, id);
+    (r, own, now)
+}
+
+/// An `Accept` from the leader at `ballot` (replica `ballot.node`) to
+/// replica 3 carrying its no-op for slot 1.
+fn leader_accept(ballot: Ballot) -> Input {
+    let noop = meridian_paxos::Entry {
+        slot: 1,
+        ballot,
+        ts: Timestamp::ZERO,
+        payload: Payload::Noop,
+    };
+    Input::Message(accept(
+        ballot.node,
+        3,
+        ballot,
+        (0, Ballot::ZERO),
+        vec![noop],
+    ))
+}
+
+#[test]
+fn pms_s3_a_candidate_yields_to_the_leader_of_its_own_round() {
+    // Replica 2 won round r at (r, 2) while replica 3's campaign at
+    // (r, 3) went unanswered. Refusing (r, 2)'s Accept as below its own
+    // promise, replica 3 would depose that leader and cost one more
+    // election: it yields instead. Safe: that promise was to itself alone
+    // (its campaign's round is above every ballot it promised before),
+    // it never led at it, and it gives that campaign up for good.
+    let (mut r, own, now) = campaigning(3);
+    let leader = Ballot::new(own.round, 2);
+    let (ok, upto, ballot) = accepted(&step_durable(&mut r, now, leader_accept(leader)));
+    assert!(ok, "a candidate of the leader's round accepts its entries");
+    assert_eq!((upto, ballot), (1, leader));
+    assert_eq!(r.role(), Role::Follower);
+    assert_eq!(r.leader(), Some(2));
+    assert_eq!(r.promised(), leader, "its own campaign is given up");
+    // A leader of an earlier round is still refused.
+    let stale = Ballot::new(own.round - 1, 2);
+    let (ok, _, ballot) = accepted(&step_durable(&mut r, now, leader_accept(stale)));
+    assert!(!ok);
+    assert_eq!(ballot, leader);
+}
+
+#[test]
+fn pms_s3_a_replica_that_may_have_led_at_its_promise_never_yields() {
+    // After a restart a replica cannot tell whether its campaign at its
+    // promised ballot won and had values chosen: it keeps the promise.
+    let (r, own, now) = campaigning(3);
+    drop(r);
+    let state = Recovered {
+        hard_state: meridian_paxos::HardState { promised: own },
+        ..Recovered::default()
+    };
+    let mut r = replica(3, state, 4, now);
+    let leader = Ballot::new(own.round, 2);
+    let (ok, _, ballot) = accepted(&step_durable(&mut r, now, leader_accept(leader)));
+    assert!(!ok, "a promise that may have been led at is kept");
+    assert_eq!(ballot, own);
+    assert_eq!(r.promised(), own);
+}
+
+#[test]
+fn raft_s5_2_a_fresh_promise_refuses_another_candidate_of_its_round() {
+    // One promise per round, for an election timeout (Raft's one vote per
+    // term): with (5, 1) just promised, (5, 2) is refused though higher,
+    // so two candidates of round 5 cannot both win; a later round is
+    // still answered on ballots alone.
+    let now = TtInterval::around(T0, EPS);
+    let mut r = replica(3, Recovered::default(), 1, now);
+    let empty = (0, Ballot::ZERO);
+    let p = |from, b| Input::Message(prepare(from, 3, b, empty, false));
+    assert!(granted(&step_durable(&mut r, now, p(1, Ballot::new(5, 1)))));
+    assert!(!granted(&step_durable(
+        &mut r,
+        now,
+        p(2, Ballot::new(5, 2))
+    )));
+    assert_eq!(r.promised(), Ballot::new(5, 1));
+    assert!(granted(&step_durable(&mut r, now, p(2, Ballot::new(6, 2)))));
+    assert_eq!(r.promised(), Ballot::new(6, 2));
+}
+
+#[test]
+fn pms_s3_a_candidate_outbid_in_its_own_round_campaigns_above_it_instead_of_leading() {
+    // Replica 1 campaigns at (r, 1); replica 3 refuses, naming (r, 3), a
+    // promise it made to its own campaign and may have kept across a
+    // crash; replica 2 grants. Leading at (r, 1), replica 3's first
+    // refusal of an Accept would depose it and cost one more election: it
+    // campaigns above at once instead, while replica 2 is listening.
+    let (mut r, own, now) = campaigning(1);
+    let above = Ballot::new(own.round, 3);
+    let answer = |from, ballot, granted| {
+        Input::Message(msg(
+            from,
+            1,
+            ballot,
+            Body::Promise {
+                granted,
+                pre_vote: false,
+                lease_until: Timestamp::ZERO,
+            },
+        ))
+    };
+    step_durable(&mut r, now, answer(3, above, false));
+    let sent = step_durable(&mut r, now, answer(2, own, true));
+    assert_eq!(
+        r.role(),
+        Role::Candidate,
+        "not a leader at an outbid ballot"
+    );
+    let again = sent
+        .iter()
+        .find_map(|m| match m.body {
+            Body::Prepare {
+                pre_vote: false, ..
+            } => Some(m.ballot),
+            _ => None,
+        })
+        .expect("a new campaign went out at once");
+    assert_eq!(again.round, own.round + 1);
+}
+
+#[test]
+fn raft_s9_6_a_granted_pre_vote_holds_off_other_candidates_pre_votes_briefly() {
+    // A replica that just backed one candidate's pre-vote refuses
+    // another's until the first one's real Prepare has had time to come:
+    // otherwise both campaign, and a stale-logged one may win only to be
+    // deposed by the other (one more election). The hold is short, so
+    // candidates backed in turn cannot hold each other off for good.
+    let now = TtInterval::around(T0, EPS);
+    let mut r = replica(3, Recovered::default(), 1, now);
+    let empty = (0, Ballot::ZERO);
+    let p = |from, b| Input::Message(prepare(from, 3, b, empty, true));
+    assert!(granted(&step_durable(&mut r, now, p(1, Ballot::new(5, 1)))));
+    assert!(!granted(&step_durable(
+        &mut r,
+        now,
+        p(2, Ballot::new(5, 2))
+    )));
+    // The backed candidate may ask again.
+    assert!(granted(&step_durable(&mut r, now, p(1, Ballot::new(5, 1)))));
+    let min = Config::new(3, vec![1, 2, 3]).election_min_nanos;
+    let hold = min / meridian_paxos::PRE_VOTE_BACKING_DIVISOR;
+    let later = TtInterval::around(T0.saturating_add(hold + MS), EPS);
+    assert!(granted(&step_durable(
+        &mut r,
+        later,
+        p(2, Ballot::new(5, 2))
+    )));
+}

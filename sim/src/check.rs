@@ -94,8 +94,7 @@ pub mod rules {
     pub const OLDEST_COMMITS: &str =
         "wound-wait: the oldest transaction commits within a bounded number of attempts";
     /// More elections than healing needs.
-    pub const ELECTIONS_AFTER_HEAL: &str =
-        "paxos: at most two election rounds after faults stop (one, plus a same-round duel)";
+    pub const ELECTIONS_AFTER_HEAL: &str = "paxos: at most two elections after faults stop";
     /// Nobody on duty: write skew.
     pub const ROSTER: &str = "roster: someone is always on duty (no write skew)";
     /// Every group a transaction commits at applies it at one timestamp.

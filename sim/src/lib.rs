@@ -180,6 +180,18 @@ impl PlantedBug {
             PlantedBug::Paxos(meridian_paxos::PlantedBug::HandOverSkipsLeaseWait),
         ),
         (
+            "same-round-ballot",
+            PlantedBug::Paxos(meridian_paxos::PlantedBug::SameRoundBallot),
+        ),
+        (
+            "lease-vote-from-earliest",
+            PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseVoteFromEarliest),
+        ),
+        (
+            "count-old-ballot",
+            PlantedBug::Paxos(meridian_paxos::PlantedBug::CountOldBallot),
+        ),
+        (
             "skip-commit-wait",
             PlantedBug::Txn(meridian_txn::PlantedBug::SkipCommitWait),
         ),
@@ -261,6 +273,15 @@ impl PlantedBug {
             PlantedBug::Paxos(P::ForgetPromise) => "the promised ballot is never persisted",
             PlantedBug::Paxos(P::HandOverSkipsLeaseWait) => {
                 "a replica taking over from a leader handing over skips waiting out its lease"
+            }
+            PlantedBug::Paxos(P::SameRoundBallot) => {
+                "acceptors compare ballots by round alone: two leaders in one round"
+            }
+            PlantedBug::Paxos(P::LeaseVoteFromEarliest) => {
+                "a lease vote runs from TT.now().earliest, up to 2ε short"
+            }
+            PlantedBug::Paxos(P::CountOldBallot) => {
+                "a leader counts an older ballot's entry chosen (Raft Figure 8)"
             }
             PlantedBug::Txn(T::SkipCommitWait) => "commits are acknowledged as soon as chosen",
             PlantedBug::Txn(T::ReadWithoutSafeTime) => {
@@ -452,6 +473,9 @@ pub struct RunStats {
     pub elections: u64,
     /// Crashes injected.
     pub crashes: u64,
+    /// Paxos layer: leaders elected after the heal (after the last crash
+    /// that followed it, if any); summed over runs in a swarm.
+    pub elections_after_heal: u64,
     /// Transaction layer: runs whose list-append history the external
     /// Elle-style checker judged (runs with too few list transactions
     /// committed are not judged).
@@ -496,6 +520,7 @@ impl RunStats {
         self.reads += o.reads;
         self.elections += o.elections;
         self.crashes += o.crashes;
+        self.elections_after_heal += o.elections_after_heal;
         self.elle_judged += o.elle_judged;
         self.events += o.events;
         self.virtual_nanos += o.virtual_nanos;

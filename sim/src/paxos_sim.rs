@@ -12,14 +12,128 @@ use rand::{Rng, SeedableRng};
 use crate::check::{ChosenLog, StateMachine, Violation, rules};
 use crate::trace::{self, Party, TraceKind, Tracer};
 use crate::world::{
-    Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, EPOCH,
-    ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, HAND_OVER_QUIET, HandOvers, Host,
-    LIVENESS_BOUND, MS, Network, check_one_lease, count_event, downtime, paxos_config,
+    Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, ELECTION_MAX, EPOCH,
+    ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, HAND_OVER_QUIET, HandOvers, Host, LEASE,
+    LIVENESS_BOUND, LOCKSTEP_ELECTION_SPREAD, MS, Network, check_one_lease, count_event, downtime,
+    paxos_config,
 };
 use crate::{RunOptions, RunOutcome, RunStats};
 
 /// Compact the log when this many slots are applied past the snapshot.
 const COMPACT_EVERY: u64 = 40;
+
+/// Per seed: probability per fault tick that the leader's process pauses
+/// (a stop-the-world pause): it comes back still believing in its lease.
+const LEADER_PAUSES: [f64; 3] = [0.0, 0.05, 0.1];
+/// How long a paused leader stands still: at least its lease, so the
+/// others elect a successor while it still believes it holds one.
+const LEADER_PAUSE: (u64, u64) = (LEASE, LEASE + ELECTION_MAX);
+/// Before it pauses, the leader goes quiet (no proposals reach it) and
+/// its messages to one follower are lost for this long: that follower's
+/// log stays current but its last lease vote is older than the others'
+/// (a new leader then waits out the others' votes, not only its own).
+const PRE_PAUSE: (u64, u64) = (30 * MS, 90 * MS);
+/// Per seed: probability per fault tick of a duel: the leader crashes and
+/// the followers, whose election timers run in lockstep on these seeds,
+/// campaign in one round.
+const DUELS: [f64; 3] = [0.0, 0.0, 0.25];
+/// Per seed: probability per fault tick that the Figure-8 schedule starts
+/// (Raft §5.4.2): a leader writes entries no one else sees and crashes; a
+/// successor writes its no-op in the same slot and crashes; the first
+/// returns, wins, replicates its old entries to a quorum and crashes
+/// before its own no-op is there; the second returns and wins.
+const FIGURE_EIGHTS: [f64; 3] = [0.0, 0.2, 0.3];
+/// How long the first leader of a Figure-8 schedule writes unheard.
+const FIGURE_EIGHT_MUTE: (u64, u64) = (80 * MS, 200 * MS);
+/// How soon the second leader crashes (after its no-op is durable).
+const FIGURE_EIGHT_SECOND_CRASH: (u64, u64) = (10 * MS, 40 * MS);
+/// A step of the Figure-8 schedule that did not happen within this is
+/// given up (the crashed replicas restart).
+const FIGURE_EIGHT_STEP_TIMEOUT: u64 = 4 * ELECTION_MAX + LEASE;
+/// How long a replica crashed by the Figure-8 schedule stays down unless
+/// the schedule restarts it.
+const FIGURE_EIGHT_DOWN: u64 = 4 * ELECTION_MAX + LEASE;
+
+/// The Paxos layer's windows on the protocol's corners, drawn per seed
+/// from their own stream (so the other draws stay as they were): paused
+/// leaders that return (lease votes), duels (same-round ballots) and the
+/// Figure-8 schedule (commitment of old-ballot entries).
+#[derive(Debug)]
+struct Windows {
+    rng: SmallRng,
+    /// Per fault tick: pause the leader.
+    pause: f64,
+    /// Per fault tick: crash the leader under lockstep election timers.
+    duel: f64,
+    /// Per fault tick: start the Figure-8 schedule.
+    figure_eight: f64,
+}
+
+impl Windows {
+    fn draw(seed: u64) -> Windows {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed_f18e_u64.rotate_left(40));
+        let mut pick = |xs: &[f64; 3]| xs[rng.random_range(0..xs.len())];
+        let (pause, duel, figure_eight) =
+            (pick(&LEADER_PAUSES), pick(&DUELS), pick(&FIGURE_EIGHTS));
+        Windows {
+            rng,
+            pause,
+            duel,
+            figure_eight,
+        }
+    }
+
+    /// The windows, in words, for the trace header.
+    fn describe(&self) -> String {
+        let pct = |p: f64| format!("{}%", (p * 100.0).round());
+        format!(
+            "paxos windows per fault tick: leader pause {}, duel {}, figure-8 {}",
+            pct(self.pause),
+            pct(self.duel),
+            pct(self.figure_eight)
+        )
+    }
+}
+
+/// Where the Figure-8 schedule stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FigureEight {
+    Idle,
+    /// The first leader writes unheard (slots after `from`) until the
+    /// next `Script` event.
+    Muted {
+        first: usize,
+        from: u64,
+    },
+    /// The first leader is down; waiting for a successor to win.
+    AwaitSecond {
+        first: usize,
+        from: u64,
+        since: Timestamp,
+    },
+    /// The successor crashes at the next `Script` event.
+    SecondWon {
+        first: usize,
+        from: u64,
+        second: usize,
+    },
+    /// The first leader restarted; waiting for it to win again.
+    AwaitReturn {
+        first: usize,
+        from: u64,
+        second: usize,
+        since: Timestamp,
+    },
+    /// The first leader leads again, its new no-op at `noop`; it crashes
+    /// as soon as a follower acknowledges some of the entries written
+    /// unheard but not the no-op, and the second returns.
+    Returned {
+        first: usize,
+        from: u64,
+        noop: u64,
+        second: usize,
+    },
+}
 
 #[derive(Debug)]
 enum Event {
@@ -51,6 +165,18 @@ enum Event {
         generation: u64,
         to: Option<NodeId>,
     },
+    /// A quiet leader pauses for `nanos`; its link to `follower` mends.
+    Pause {
+        node: usize,
+        follower: NodeId,
+        nanos: u64,
+    },
+    /// A paused replica resumes: what arrived meanwhile is handled.
+    Resume {
+        node: usize,
+    },
+    /// The next step of the Figure-8 schedule.
+    Script,
     Client,
     Fault,
     Heal,
@@ -62,6 +188,8 @@ struct Node {
     replica: Option<Replica>,
     host: Host,
     sm: StateMachine,
+    /// A process pause in progress: events for this node wait until then.
+    paused_until: Option<Timestamp>,
 }
 
 struct Sim {
@@ -85,6 +213,10 @@ struct Sim {
     planted_bug: Option<meridian_paxos::PlantedBug>,
     adversary: Adversary,
     elections_after_heal: ElectionsAfterHeal,
+    windows: Windows,
+    figure_eight: FigureEight,
+    /// Clients propose nothing until then (a leader about to pause).
+    clients_quiet_until: Timestamp,
 }
 
 /// Runs one seed of the Paxos layer: its counters, and the first invariant
@@ -98,6 +230,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     let fault_phase = opts.fault_phase_nanos.unwrap_or(DEFAULT_FAULT_PHASE);
     let clocks = ClockPlan::draw(&mut rng, CLOCK_MODEL, opts.seed, broken_clocks);
     let adversary = Adversary::draw(&mut rng);
+    let windows = Windows::draw(opts.seed);
     let mut sim = Sim {
         nodes: (0..n_nodes)
             .map(|i| Node {
@@ -106,6 +239,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
                 replica: None,
                 host: Host::default(),
                 sm: StateMachine::default(),
+                paused_until: None,
             })
             .collect(),
         queue: EventQueue::new(clock),
@@ -126,22 +260,27 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         planted_bug: opts.planted_bug.and_then(|b| b.paxos()),
         adversary,
         elections_after_heal: ElectionsAfterHeal::default(),
+        windows,
+        figure_eight: FigureEight::Idle,
+        clients_quiet_until: Timestamp::ZERO,
     };
     sim.tracer.header(|| {
         format!(
-            "seed {} layer paxos: {n_nodes} replicas; faults until {}, run ends {}\n{}{}\n  {}",
+            "seed {} layer paxos: {n_nodes} replicas; faults until {}, run ends {}\n{}{}\n  {}\n  {}",
             opts.seed,
             trace::since(fault_phase),
             trace::since(fault_phase + LIVENESS_BOUND),
             trace::faults(&sim.faults, true, None),
             trace::hand_overs(&sim.hand_overs),
             trace::schedule(clocks.profile, &sim.adversary),
+            sim.windows.describe(),
         )
     });
     let result = crate::guarded(|| sim.run(fault_phase));
     // The counters of a failing run too, up to the violation.
     sim.stats.commits = sim.chosen.acked.len() as u64;
     sim.stats.virtual_nanos = sim.at();
+    sim.stats.elections_after_heal = sim.elections_after_heal.count();
     RunOutcome {
         stats: sim.stats,
         violation: result.err(),
@@ -198,6 +337,9 @@ impl Sim {
         let voters = if id <= 3 { vec![1, 2, 3] } else { vec![] };
         let mut c = paxos_config(id, voters, self.planted_bug);
         self.adversary.configure(&mut c);
+        if self.windows.duel > 0.0 {
+            c.election_max_nanos = c.election_min_nanos + LOCKSTEP_ELECTION_SPREAD;
+        }
         c
     }
 
@@ -219,15 +361,99 @@ impl Sim {
         self.process(i, out)
     }
 
-    fn handle(&mut self, ev: Event) -> Result<(), Violation> {
+    /// The replica an event is handled by, if it waits out a pause.
+    fn target(&self, ev: &Event) -> Option<usize> {
         match ev {
+            Event::Deliver(m) => self.index(m.to),
+            Event::Tick { node, .. } | Event::Sync { node, .. } | Event::HandOver { node, .. } => {
+                Some(*node)
+            }
+            _ => None,
+        }
+    }
+
+    fn handle(&mut self, ev: Event) -> Result<(), Violation> {
+        if let Some(i) = self.target(&ev) {
+            if let Some(until) = self.nodes[i].paused_until {
+                if self.now() < until {
+                    // Handled when the pause ends, in arrival order.
+                    let wait = until.nanos_since(self.now());
+                    self.schedule(wait, ev);
+                    return Ok(());
+                }
+            }
+        }
+        match ev {
+            Event::Pause {
+                node,
+                follower,
+                nanos,
+            } => {
+                let id = self.nodes[node].id;
+                self.net.blocked.remove(&(id, follower));
+                if self.nodes[node].replica.is_some() && self.faults_on {
+                    self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                        format!("pause n{id} for {} ms", nanos / MS)
+                    });
+                    self.nodes[node].paused_until = Some(self.now().saturating_add(nanos));
+                    self.schedule(nanos, Event::Resume { node });
+                }
+                Ok(())
+            }
+            Event::Resume { node } => {
+                if self.nodes[node]
+                    .paused_until
+                    .is_some_and(|u| u <= self.now())
+                {
+                    self.nodes[node].paused_until = None;
+                    let id = self.nodes[node].id;
+                    self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                        format!("n{id} resumes after its pause")
+                    });
+                }
+                Ok(())
+            }
+            Event::Script => self.figure_eight_step(),
             Event::Deliver(m) => {
                 let Some(i) = self.index(m.to) else {
                     return Ok(());
                 };
                 let parties = [Party::Node(m.from), Party::Node(m.to)];
                 self.trace(TraceKind::Deliver, &parties, || trace::message(&m));
-                self.step(i, Input::Message(m))
+                let acked = match m.body {
+                    meridian_paxos::Body::Accepted { ok: true, upto, .. } => Some(upto),
+                    _ => None,
+                };
+                let FigureEight::Returned {
+                    first,
+                    from,
+                    noop,
+                    second,
+                } = self.figure_eight
+                else {
+                    return self.step(i, Input::Message(m));
+                };
+                match acked {
+                    Some(upto) if i == first && upto > from && upto < noop => {
+                        // The acknowledgement is handled; whatever the
+                        // leader sends in answer is lost with it.
+                        self.mute(first, true);
+                        self.step(i, Input::Message(m))?;
+                        self.mute(first, false);
+                        let down = downtime(&mut self.rng);
+                        self.crash_for(first, down, "figure 8");
+                        self.restart_now(second)?;
+                        self.figure_eight = FigureEight::Idle;
+                    }
+                    Some(upto) if i == first && upto >= noop => {
+                        // The no-op got there first: the window closed.
+                        self.step(i, Input::Message(m))?;
+                        self.restart_now(second)?;
+                        self.figure_eight = FigureEight::Idle;
+                    }
+                    _ => self.step(i, Input::Message(m))?,
+                }
+                Ok(())
             }
             Event::Tick {
                 node,
@@ -295,6 +521,10 @@ impl Sim {
                 });
                 self.faults_on = false;
                 self.net.blocked.clear();
+                self.figure_eight = FigureEight::Idle;
+                for n in &mut self.nodes {
+                    n.paused_until = None;
+                }
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].replica.is_none() {
                         self.nodes[i].host.generation += 1;
@@ -377,6 +607,11 @@ impl Sim {
                             }
                         } else {
                             let generation = self.nodes[i].host.generation;
+                            let scripted = self.figure_eight != FigureEight::Idle;
+                            self.figure_eight_on_leader(i);
+                            if scripted {
+                                continue;
+                            }
                             if let Some(d) = self.adversary.new_leader_crash(&mut self.rng) {
                                 self.schedule(
                                     d,
@@ -453,9 +688,12 @@ impl Sim {
     }
 
     fn send(&mut self, m: Message) {
+        // The Figure-8 schedule runs on a calm network: its cuts and
+        // crashes are the only faults.
+        let faults_on = self.faults_on && self.figure_eight == FigureEight::Idle;
         let delays = self
             .net
-            .deliveries(&mut self.rng, &self.faults, self.faults_on, m.from, m.to);
+            .deliveries(&mut self.rng, &self.faults, faults_on, m.from, m.to);
         let parties = [Party::Node(m.from), Party::Node(m.to)];
         self.trace(TraceKind::Send, &parties, || {
             format!("{}{}", trace::message(&m), trace::fate(delays.len()))
@@ -470,6 +708,9 @@ impl Sim {
             Some(i) if self.rng.random_bool(0.9) => i,
             _ => self.rng.random_range(0..self.nodes.len()),
         };
+        if self.nodes[target].paused_until.is_some() || self.now() < self.clients_quiet_until {
+            return Ok(()); // a paused process answers nothing
+        }
         let now = self.nodes[target].tt.now();
         let Some(r) = self.nodes[target].replica.as_mut() else {
             return Ok(());
@@ -504,6 +745,10 @@ impl Sim {
     }
 
     fn inject_fault(&mut self) -> Result<(), Violation> {
+        if self.figure_eight != FigureEight::Idle {
+            // The Figure-8 schedule runs undisturbed.
+            return Ok(());
+        }
         let n = self.nodes.len();
         let ids: Vec<NodeId> = self.nodes.iter().map(|x| x.id).collect();
         let leader = self.leader_hint.filter(|l| ids.contains(l));
@@ -529,7 +774,259 @@ impl Sim {
         if self.faults.membership && self.rng.random_bool(0.05) {
             self.change_membership()?;
         }
-        self.maybe_hand_over()
+        self.maybe_hand_over()?;
+        self.open_windows()
+    }
+
+    /// The Paxos layer's windows (see [`Windows`]), at a fault tick.
+    fn open_windows(&mut self) -> Result<(), Violation> {
+        let leader = self.leader_hint.and_then(|l| self.index(l)).filter(|&l| {
+            self.nodes[l].paused_until.is_none()
+                && self.nodes[l]
+                    .replica
+                    .as_ref()
+                    .is_some_and(|r| r.role() == Role::Leader)
+        });
+        let quiet_until = self.heal_at.0.saturating_sub(HAND_OVER_QUIET);
+        if self.windows.pause > 0.0 && self.windows.rng.random_bool(self.windows.pause) {
+            let d = self
+                .windows
+                .rng
+                .random_range(LEADER_PAUSE.0..=LEADER_PAUSE.1);
+            let w = self.windows.rng.random_range(PRE_PAUSE.0..=PRE_PAUSE.1);
+            let others: Vec<NodeId> = leader
+                .map(|l| self.nodes[l].id)
+                .map(|id| {
+                    self.nodes
+                        .iter()
+                        .map(|n| n.id)
+                        .filter(|&o| o != id)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(l) = leader.filter(|_| self.now().0 + w + d < quiet_until) {
+                let id = self.nodes[l].id;
+                let follower = others[self.windows.rng.random_range(0..others.len())];
+                self.trace(
+                    TraceKind::Fault,
+                    &[Party::Node(id), Party::Node(follower)],
+                    || {
+                        format!(
+                            "leader n{id} goes quiet, unheard by n{follower}, and pauses in {} ms",
+                            w / MS
+                        )
+                    },
+                );
+                self.clients_quiet_until = self.now().saturating_add(w);
+                self.net.blocked.insert((id, follower));
+                self.schedule(
+                    w,
+                    Event::Pause {
+                        node: l,
+                        follower,
+                        nanos: d,
+                    },
+                );
+            }
+        }
+        if self.windows.duel > 0.0
+            && self.windows.rng.random_bool(self.windows.duel)
+            && leader.is_some()
+            && self.now().0 + 2 * LEASE < quiet_until
+        {
+            // Every replica restarts at the same instant, so their
+            // election timers (in lockstep on these seeds) run out
+            // together and several campaign in one round.
+            self.trace(TraceKind::Fault, &[], || {
+                "duel: every replica crashes and restarts at once".into()
+            });
+            let down = downtime(&mut self.rng);
+            for i in 0..self.nodes.len() {
+                self.crash_for(i, down, "duel");
+            }
+        }
+        if self.windows.figure_eight > 0.0
+            && self.figure_eight == FigureEight::Idle
+            && self.windows.rng.random_bool(self.windows.figure_eight)
+        {
+            let d = self
+                .windows
+                .rng
+                .random_range(FIGURE_EIGHT_MUTE.0..=FIGURE_EIGHT_MUTE.1);
+            let budget = d + 2 * FIGURE_EIGHT_STEP_TIMEOUT;
+            let leasing = |l: &usize| {
+                let n = &self.nodes[*l];
+                n.replica.as_ref().is_some_and(|r| r.has_lease(n.tt.now()))
+            };
+            let three = self.nodes.len() == 3
+                && self.nodes.iter().all(|n| n.replica.is_some())
+                && self.net.blocked.is_empty();
+            if let Some(l) = leader
+                .filter(leasing)
+                .filter(|_| three && self.now().0 + budget < quiet_until)
+            {
+                let id = self.nodes[l].id;
+                self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                    format!(
+                        "figure 8: n{id} (the leader) writes unheard for {} ms",
+                        d / MS
+                    )
+                });
+                self.mute(l, true);
+                let from = self.nodes[l].replica.as_ref().map_or(0, |r| r.last_slot());
+                self.figure_eight = FigureEight::Muted { first: l, from };
+                self.schedule(d, Event::Script);
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts (or restores) every link out of node `i`.
+    fn mute(&mut self, i: usize, on: bool) {
+        let id = self.nodes[i].id;
+        for o in self.nodes.iter().map(|n| n.id).filter(|&o| o != id) {
+            if on {
+                self.net.blocked.insert((id, o));
+            } else {
+                self.net.blocked.remove(&(id, o));
+            }
+        }
+    }
+
+    /// Crashes node `i` for `down` (the windows' own crashes, traced with
+    /// the window's name `why`).
+    fn crash_for(&mut self, i: usize, down: u64, why: &'static str) {
+        if self.nodes[i].replica.is_none() {
+            return;
+        }
+        let keep = self.nodes[i].host.crash(&mut self.rng);
+        self.nodes[i].replica = None;
+        self.nodes[i].paused_until = None;
+        self.stats.crashes += 1;
+        let id = self.nodes[i].id;
+        self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+            format!("{why}: crash n{id} (kept {keep} unsynced writes)")
+        });
+        self.schedule(down, Event::Restart { node: i });
+    }
+
+    /// Restarts node `i` now if it is down (the Figure-8 schedule).
+    fn restart_now(&mut self, i: usize) -> Result<(), Violation> {
+        if self.nodes[i].replica.is_some() {
+            return Ok(());
+        }
+        let id = self.nodes[i].id;
+        self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+            format!("figure 8: restart n{id}")
+        });
+        self.boot(i)
+    }
+
+    /// A `Script` event: the next step of the Figure-8 schedule.
+    fn figure_eight_step(&mut self) -> Result<(), Violation> {
+        if !self.faults_on {
+            return Ok(());
+        }
+        match self.figure_eight {
+            FigureEight::Muted { first, from } => {
+                self.mute(first, false);
+                self.crash_for(first, FIGURE_EIGHT_DOWN, "figure 8");
+                self.figure_eight = FigureEight::AwaitSecond {
+                    first,
+                    from,
+                    since: self.now(),
+                };
+                self.schedule(FIGURE_EIGHT_STEP_TIMEOUT, Event::Script);
+            }
+            FigureEight::SecondWon {
+                first,
+                from,
+                second,
+            } => {
+                self.mute(second, false);
+                self.crash_for(second, FIGURE_EIGHT_DOWN, "figure 8");
+                self.restart_now(first)?;
+                self.figure_eight = FigureEight::AwaitReturn {
+                    first,
+                    from,
+                    second,
+                    since: self.now(),
+                };
+                self.schedule(FIGURE_EIGHT_STEP_TIMEOUT, Event::Script);
+            }
+            FigureEight::Returned { second, .. } => {
+                // No acknowledgement came in time: give up.
+                self.restart_now(second)?;
+                self.figure_eight = FigureEight::Idle;
+            }
+            FigureEight::AwaitSecond { first, since, .. }
+                if self.now().nanos_since(since) >= FIGURE_EIGHT_STEP_TIMEOUT =>
+            {
+                self.restart_now(first)?;
+                self.figure_eight = FigureEight::Idle;
+            }
+            FigureEight::AwaitReturn {
+                first,
+                second,
+                since,
+                ..
+            } if self.now().nanos_since(since) >= FIGURE_EIGHT_STEP_TIMEOUT => {
+                self.restart_now(first)?;
+                self.restart_now(second)?;
+                self.figure_eight = FigureEight::Idle;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Node `i` just won an election (faults on): the Figure-8 schedule
+    /// may be waiting for it.
+    fn figure_eight_on_leader(&mut self, i: usize) {
+        if let FigureEight::Muted { first, from } = self.figure_eight {
+            if i != first {
+                // Elected before the first leader's crash: crash it now.
+                self.mute(first, false);
+                self.crash_for(first, FIGURE_EIGHT_DOWN, "figure 8");
+                self.figure_eight = FigureEight::AwaitSecond {
+                    first,
+                    from,
+                    since: self.now(),
+                };
+            }
+        }
+        match self.figure_eight {
+            FigureEight::AwaitSecond { first, from, .. } if i != first => {
+                // Its no-op is written to its own disk only.
+                self.mute(i, true);
+                let d = self
+                    .windows
+                    .rng
+                    .random_range(FIGURE_EIGHT_SECOND_CRASH.0..=FIGURE_EIGHT_SECOND_CRASH.1);
+                self.figure_eight = FigureEight::SecondWon {
+                    first,
+                    from,
+                    second: i,
+                };
+                self.schedule(d, Event::Script);
+            }
+            FigureEight::AwaitReturn {
+                first,
+                from,
+                second,
+                ..
+            } if i == first => {
+                let noop = self.nodes[i].replica.as_ref().map_or(0, |r| r.last_slot());
+                self.figure_eight = FigureEight::Returned {
+                    first,
+                    from,
+                    noop,
+                    second,
+                };
+                self.schedule(FIGURE_EIGHT_STEP_TIMEOUT, Event::Script);
+            }
+            _ => {}
+        }
     }
 
     /// The leader-hand-over fault: the leader is asked to pass its
@@ -548,7 +1045,10 @@ impl Sim {
     /// Asks node `l` to hand over to `to`, if it leads and the heal is not
     /// near.
     fn hand_over(&mut self, l: usize, to: Option<NodeId>) -> Result<(), Violation> {
-        if !self.faults_on || self.now().saturating_add(HAND_OVER_QUIET) >= self.heal_at {
+        if !self.faults_on
+            || self.now().saturating_add(HAND_OVER_QUIET) >= self.heal_at
+            || self.nodes[l].paused_until.is_some()
+        {
             return Ok(());
         }
         let leads = self.nodes[l]
@@ -573,7 +1073,11 @@ impl Sim {
         }
         let keep = self.nodes[i].host.crash(&mut self.rng);
         self.nodes[i].replica = None;
+        self.nodes[i].paused_until = None;
         self.stats.crashes += 1;
+        if !self.faults_on {
+            self.elections_after_heal.crashed();
+        }
         let id = self.nodes[i].id;
         self.trace(TraceKind::Fault, &[Party::Node(id)], || {
             format!("crash n{id} (kept {keep} unsynced writes)")
@@ -586,6 +1090,9 @@ impl Sim {
         let Some(l) = self.leader_hint.and_then(|l| self.index(l)) else {
             return Ok(());
         };
+        if self.nodes[l].paused_until.is_some() {
+            return Ok(());
+        }
         let now = self.nodes[l].tt.now();
         let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         let pick = self.rng.random_range(0..all.len());
@@ -702,6 +1209,9 @@ fn event_code(ev: &Event) -> u64 {
         Event::Restart { node } => 600 + *node as u64,
         Event::Crash { node, .. } => 650 + *node as u64,
         Event::HandOver { node, .. } => 680 + *node as u64,
+        Event::Pause { node, .. } => 670 + *node as u64,
+        Event::Resume { node } => 690 + *node as u64,
+        Event::Script => 695,
         Event::Client => 700,
         Event::Fault => 800,
         Event::Heal => 900,
