@@ -54,7 +54,8 @@ pub enum Error {
     /// refuses such an `--at` before connecting). Not retryable at that
     /// timestamp: read at an earlier one, or wait.
     #[error(
-        "read timestamp {read_ts} is too far ahead of the clock ({now_latest}); at most          {max_lead_nanos} ns ahead is served"
+        "read timestamp {read_ts} is too far ahead of the clock ({now_latest}); at most \
+         {max_lead_nanos} ns ahead is served"
     )]
     ReadTimestampTooFarAhead {
         /// The timestamp asked for.

@@ -545,7 +545,8 @@ pub enum TxnError {
     /// (docs/transactions.md, "Reads at a timestamp"). Not retryable at
     /// that timestamp.
     #[error(
-        "read at {read_ts} is too far ahead of this replica's clock (TT.now().latest          {now_latest}, at most {max_lead_nanos} ns ahead is served)"
+        "read at {read_ts} is too far ahead of this replica's clock (TT.now().latest \
+         {now_latest}, at most {max_lead_nanos} ns ahead is served)"
     )]
     ReadTimestampTooFarAhead {
         /// The timestamp asked for.
