@@ -162,7 +162,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 20] = [
+    pub const ALL: [(&'static str, PlantedBug); 23] = [
         (
             "lease-overlap",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseOverlap),
@@ -252,8 +252,8 @@ impl PlantedBug {
     ];
 
     /// Every planted bug, in the order of [`PlantedBug::ALL`].
-    pub const VARIANTS: [PlantedBug; 20] = {
-        let mut v = [PlantedBug::ClockBoundBroken; 20];
+    pub const VARIANTS: [PlantedBug; 23] = {
+        let mut v = [PlantedBug::ClockBoundBroken; 23];
         let mut i = 0;
         while i < PlantedBug::ALL.len() {
             v[i] = PlantedBug::ALL[i].1;
