@@ -54,10 +54,11 @@ const EDGE_WIDE_EPSILON: (u64, u64) = (40 * MS, WIDE_EPSILON_MAX);
 const EDGE_SETTLE: u64 = 10 * MS;
 /// The leader pauses this long before the campaigner's election timer
 /// runs out: the others' leader stickiness (a minimum election timeout
-/// since they last heard the leader, plus most often a message's delay)
-/// is over by then, and their own timers, which run out no sooner than
-/// that, most often later.
-const EDGE_CAMPAIGN_AFTER_PAUSE: u64 = ELECTION_MIN + 10 * MS;
+/// since the leader's last message reached them, sent at the pause at the
+/// latest) is over when its pre-vote reaches them, unless their link was
+/// slower than its by more than the 5 ms margin; their own timers run out
+/// no sooner than that, most often later.
+const EDGE_CAMPAIGN_AFTER_PAUSE: u64 = ELECTION_MIN + 5 * MS;
 /// The least time between the cut and the pause: a heartbeat and twice
 /// the leader's ε, so that the campaigner's own lease vote is older than
 /// the lease the others extend.
