@@ -5,17 +5,18 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use meridian_paxos::{Input, MembershipChange, Message, NodeId, Output, Replica, Role, Storage};
-use meridian_truetime::{SimulatedTrueTime, Timestamp, TrueTime, VirtualClock};
+use meridian_truetime::{SimulatedTrueTime, Timestamp, TrueTime, TtInterval, VirtualClock};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::check::{ChosenLog, StateMachine, Violation, rules};
 use crate::trace::{self, Party, TraceKind, Tracer};
+use crate::windows::EDGE_PER_MILLE;
 use crate::world::{
-    Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, ELECTION_MAX, EPOCH,
-    ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, HAND_OVER_QUIET, HandOvers, Host, LEASE,
-    LIVENESS_BOUND, LOCKSTEP_ELECTION_SPREAD, MS, Network, check_one_lease, count_event, downtime,
-    paxos_config,
+    Adversary, CLIENT_QUIET, CLOCK_MODEL, ClockPlan, DEFAULT_FAULT_PHASE, ELECTION_MAX,
+    ELECTION_MIN, EPOCH, ElectionsAfterHeal, EventQueue, FAULT_TICK, Faults, HAND_OVER_QUIET,
+    HEARTBEAT, HandOvers, Host, LEASE, LIVENESS_BOUND, LOCKSTEP_ELECTION_SPREAD, MS, Network,
+    WIDE_EPSILON_MAX, check_one_lease, count_event, downtime, paxos_config,
 };
 use crate::{RunOptions, RunOutcome, RunStats};
 
@@ -33,6 +34,35 @@ const LEADER_PAUSE: (u64, u64) = (LEASE, LEASE + ELECTION_MAX);
 /// log stays current but its last lease vote is older than the others'
 /// (a new leader then waits out the others' votes, not only its own).
 const PRE_PAUSE: (u64, u64) = (30 * MS, 90 * MS);
+/// Per seed: probability per fault tick that the edge pause starts: the
+/// clocks are set at opposite edges of their ε (the leader's narrow, the
+/// follower that will campaign ahead of true time, every other replica
+/// behind it with a wide ε), the leader's last rounds reach every
+/// follower but the campaigner, and the leader pauses. The campaigner's
+/// own lease vote is then older than the others', and the others' votes,
+/// timed on clocks that lag, end early in true time: a vote timed from
+/// `earliest` instead of `latest` lets it win inside the old lease.
+const EDGE_PAUSES: [f64; 3] = [0.0, 0.04, 0.08];
+/// The ε of the paused leader's clock in an edge pause.
+const EDGE_NARROW_EPSILON: u64 = MS;
+/// The ε of the lagging followers' clocks in an edge pause: wide, so that
+/// 2ε outlasts a message's delay.
+const EDGE_WIDE_EPSILON: (u64, u64) = (40 * MS, WIDE_EPSILON_MAX);
+/// How long after the campaigner is cut off the edge pause reads its
+/// election deadline: by then what the leader sent it before the cut has
+/// most often arrived.
+const EDGE_SETTLE: u64 = 10 * MS;
+/// The leader pauses this long before the campaigner's election timer
+/// runs out: the others' leader stickiness (a minimum election timeout
+/// since the leader's last message reached them, sent at the pause at the
+/// latest) is over when its pre-vote reaches them, unless their link was
+/// slower than its by more than the 5 ms margin; their own timers run out
+/// no sooner than that, most often later.
+const EDGE_CAMPAIGN_AFTER_PAUSE: u64 = ELECTION_MIN + 5 * MS;
+/// The least time between the cut and the pause: a heartbeat and twice
+/// the leader's ε, so that the campaigner's own lease vote is older than
+/// the lease the others extend.
+const EDGE_MIN_QUIET: u64 = HEARTBEAT + 2 * EDGE_NARROW_EPSILON + 2 * MS;
 /// Per seed: probability per fault tick of a duel: the leader crashes and
 /// the followers, whose election timers run in lockstep on these seeds,
 /// campaign in one round.
@@ -67,6 +97,19 @@ struct Windows {
     duel: f64,
     /// Per fault tick: start the Figure-8 schedule.
     figure_eight: f64,
+    /// The edge pause's own stream (so the other windows draw as before).
+    edge_rng: SmallRng,
+    /// Per fault tick: start the edge pause.
+    edge_pause: f64,
+}
+
+/// A replica's clock pinned at an edge of its ε by the edge pause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct EdgeClock {
+    /// Ahead of true time (else behind it).
+    ahead: bool,
+    /// The ε it reports, if not its model's.
+    epsilon: Option<u64>,
 }
 
 impl Windows {
@@ -75,11 +118,15 @@ impl Windows {
         let mut pick = |xs: &[f64; 3]| xs[rng.random_range(0..xs.len())];
         let (pause, duel, figure_eight) =
             (pick(&LEADER_PAUSES), pick(&DUELS), pick(&FIGURE_EIGHTS));
+        let mut edge_rng = SmallRng::seed_from_u64(seed ^ 0x0ed9_e5a1_u64.rotate_left(36));
+        let edge_pause = EDGE_PAUSES[edge_rng.random_range(0..EDGE_PAUSES.len())];
         Windows {
             rng,
             pause,
             duel,
             figure_eight,
+            edge_rng,
+            edge_pause,
         }
     }
 
@@ -87,10 +134,11 @@ impl Windows {
     fn describe(&self) -> String {
         let pct = |p: f64| format!("{}%", (p * 100.0).round());
         format!(
-            "paxos windows per fault tick: leader pause {}, duel {}, figure-8 {}",
+            "paxos windows per fault tick: leader pause {}, duel {}, figure-8 {}, edge pause {}",
             pct(self.pause),
             pct(self.duel),
-            pct(self.figure_eight)
+            pct(self.figure_eight),
+            pct(self.edge_pause)
         )
     }
 }
@@ -177,6 +225,12 @@ enum Event {
     },
     /// The next step of the Figure-8 schedule.
     Script,
+    /// The edge pause reads the campaigner's election deadline and times
+    /// the leader's pause by it.
+    EdgeStep {
+        leader: usize,
+        campaigner: usize,
+    },
     Client,
     Fault,
     Heal,
@@ -190,6 +244,8 @@ struct Node {
     sm: StateMachine,
     /// A process pause in progress: events for this node wait until then.
     paused_until: Option<Timestamp>,
+    /// The edge pause pins this clock at an edge of its ε (until the heal).
+    edge: Option<EdgeClock>,
 }
 
 struct Sim {
@@ -217,6 +273,9 @@ struct Sim {
     figure_eight: FigureEight,
     /// Clients propose nothing until then (a leader about to pause).
     clients_quiet_until: Timestamp,
+    /// The edge pause runs undisturbed until then: no background faults,
+    /// a calm network.
+    edge_calm_until: Timestamp,
 }
 
 /// Runs one seed of the Paxos layer: its counters, and the first invariant
@@ -240,6 +299,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
                 host: Host::default(),
                 sm: StateMachine::default(),
                 paused_until: None,
+                edge: None,
             })
             .collect(),
         queue: EventQueue::new(clock),
@@ -263,6 +323,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         windows,
         figure_eight: FigureEight::Idle,
         clients_quiet_until: Timestamp::ZERO,
+        edge_calm_until: Timestamp::ZERO,
     };
     sim.tracer.header(|| {
         format!(
@@ -316,6 +377,28 @@ impl Sim {
         self.queue.at()
     }
 
+    /// Node `i`'s clock reading now: its model's, or, pinned by the edge
+    /// pause, true time plus an error at the edge of the ε it reports (a
+    /// broken bound stays broken).
+    fn reading(&self, i: usize) -> TtInterval {
+        let n = &self.nodes[i];
+        let model = n.tt.now();
+        match n.edge {
+            Some(e) if !n.tt.bound_broken() => {
+                let eps = e.epsilon.unwrap_or(model.epsilon_nanos());
+                let err = eps * EDGE_PER_MILLE / 1_000;
+                let t = self.now();
+                let local = if e.ahead {
+                    t.saturating_add(err)
+                } else {
+                    t.saturating_sub(err)
+                };
+                TtInterval::around(local, eps)
+            }
+            _ => model,
+        }
+    }
+
     fn trace(&self, kind: TraceKind, parties: &[Party], text: impl FnOnce() -> String) {
         self.tracer.line(self.at(), kind, parties, None, text);
     }
@@ -351,7 +434,7 @@ impl Sim {
             .expect("memory storage cannot fail");
         let rng = SmallRng::seed_from_u64(self.rng.random());
         let mut r = Replica::new(self.config(i), state, Box::new(rng));
-        let now = self.nodes[i].tt.now();
+        let now = self.reading(i);
         let mut out = Vec::new();
         r.start(now, &mut out);
         let node = &mut self.nodes[i];
@@ -414,6 +497,10 @@ impl Sim {
                 Ok(())
             }
             Event::Script => self.figure_eight_step(),
+            Event::EdgeStep { leader, campaigner } => {
+                self.edge_step(leader, campaigner);
+                Ok(())
+            }
             Event::Deliver(m) => {
                 let Some(i) = self.index(m.to) else {
                     return Ok(());
@@ -524,6 +611,7 @@ impl Sim {
                 self.figure_eight = FigureEight::Idle;
                 for n in &mut self.nodes {
                     n.paused_until = None;
+                    n.edge = None;
                 }
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].replica.is_none() {
@@ -541,7 +629,7 @@ impl Sim {
     }
 
     fn step(&mut self, i: usize, input: Input) -> Result<(), Violation> {
-        let now = self.nodes[i].tt.now();
+        let now = self.reading(i);
         let Some(r) = self.nodes[i].replica.as_mut() else {
             return Ok(());
         };
@@ -641,7 +729,7 @@ impl Sim {
     }
 
     fn after_step(&mut self, i: usize) -> Result<(), Violation> {
-        let now_local = self.nodes[i].tt.now();
+        let now_local = self.reading(i);
         let Some(r) = self.nodes[i].replica.as_ref() else {
             return Ok(());
         };
@@ -688,9 +776,11 @@ impl Sim {
     }
 
     fn send(&mut self, m: Message) {
-        // The Figure-8 schedule runs on a calm network: its cuts and
-        // crashes are the only faults.
-        let faults_on = self.faults_on && self.figure_eight == FigureEight::Idle;
+        // The Figure-8 schedule and the edge pause run on a calm network:
+        // their cuts, crashes and pauses are the only faults.
+        let faults_on = self.faults_on
+            && self.figure_eight == FigureEight::Idle
+            && self.now() >= self.edge_calm_until;
         let delays = self
             .net
             .deliveries(&mut self.rng, &self.faults, faults_on, m.from, m.to);
@@ -711,7 +801,7 @@ impl Sim {
         if self.nodes[target].paused_until.is_some() || self.now() < self.clients_quiet_until {
             return Ok(()); // a paused process answers nothing
         }
-        let now = self.nodes[target].tt.now();
+        let now = self.reading(target);
         let Some(r) = self.nodes[target].replica.as_mut() else {
             return Ok(());
         };
@@ -745,8 +835,8 @@ impl Sim {
     }
 
     fn inject_fault(&mut self) -> Result<(), Violation> {
-        if self.figure_eight != FigureEight::Idle {
-            // The Figure-8 schedule runs undisturbed.
+        if self.figure_eight != FigureEight::Idle || self.now() < self.edge_calm_until {
+            // The Figure-8 schedule and the edge pause run undisturbed.
             return Ok(());
         }
         let n = self.nodes.len();
@@ -829,6 +919,11 @@ impl Sim {
                 );
             }
         }
+        if self.windows.edge_pause > 0.0
+            && self.windows.edge_rng.random_bool(self.windows.edge_pause)
+        {
+            self.edge_pause(leader, quiet_until);
+        }
         if self.windows.duel > 0.0
             && self.windows.rng.random_bool(self.windows.duel)
             && leader.is_some()
@@ -856,7 +951,9 @@ impl Sim {
             let budget = d + 2 * FIGURE_EIGHT_STEP_TIMEOUT;
             let leasing = |l: &usize| {
                 let n = &self.nodes[*l];
-                n.replica.as_ref().is_some_and(|r| r.has_lease(n.tt.now()))
+                n.replica
+                    .as_ref()
+                    .is_some_and(|r| r.has_lease(self.reading(*l)))
             };
             let three = self.nodes.len() == 3
                 && self.nodes.iter().all(|n| n.replica.is_some())
@@ -879,6 +976,152 @@ impl Sim {
             }
         }
         Ok(())
+    }
+
+    /// The edge pause (see [`EDGE_PAUSES`]) under leader `leader`, if it
+    /// leads at least two other voters, every replica is up, the network
+    /// whole, no other pause or Figure-8 schedule under way, and the heal
+    /// (`quiet_until`) far enough. The campaigner is the follower whose
+    /// election timer runs out last; the leader's link to it is cut now,
+    /// and the pause timed at [`Event::EdgeStep`].
+    fn edge_pause(&mut self, leader: Option<usize>, quiet_until: u64) {
+        let Some(l) = leader else {
+            return;
+        };
+        let budget = EDGE_SETTLE + ELECTION_MAX + LEADER_PAUSE.1;
+        let calm = self.figure_eight == FigureEight::Idle
+            && self.now() >= self.clients_quiet_until
+            && self.now() >= self.edge_calm_until
+            && self.net.blocked.is_empty()
+            && self
+                .nodes
+                .iter()
+                .all(|n| n.replica.is_some() && n.paused_until.is_none())
+            && self.now().0 + budget < quiet_until;
+        let id = self.nodes[l].id;
+        let voters: Vec<NodeId> = self.nodes[l]
+            .replica
+            .as_ref()
+            .map(|r| r.membership().voters.clone())
+            .unwrap_or_default();
+        let followers: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| i != l && voters.contains(&self.nodes[i].id))
+            .collect();
+        if !calm || followers.len() < 2 {
+            return;
+        }
+        let remaining = |i: usize| {
+            self.nodes[i].replica.as_ref().map_or(0, |r| {
+                r.next_deadline().nanos_since(self.reading(i).midpoint())
+            })
+        };
+        // The campaigner's log must be as long as the others' (else they
+        // refuse it their votes).
+        let last = |i: usize| self.nodes[i].replica.as_ref().map_or(0, |r| r.last_slot());
+        let longest = followers.iter().map(|&i| last(i)).max().unwrap_or(0);
+        let Some(a) = followers
+            .iter()
+            .copied()
+            .filter(|&i| last(i) == longest)
+            .max_by_key(|&i| remaining(i))
+        else {
+            return;
+        };
+        let campaigner = self.nodes[a].id;
+        for i in 0..self.nodes.len() {
+            self.nodes[i].edge = Some(if i == l {
+                EdgeClock {
+                    ahead: false,
+                    epsilon: Some(EDGE_NARROW_EPSILON),
+                }
+            } else if i == a {
+                EdgeClock {
+                    ahead: true,
+                    epsilon: Some(EDGE_NARROW_EPSILON),
+                }
+            } else {
+                let eps = self
+                    .windows
+                    .edge_rng
+                    .random_range(EDGE_WIDE_EPSILON.0..=EDGE_WIDE_EPSILON.1);
+                EdgeClock {
+                    ahead: false,
+                    epsilon: Some(eps),
+                }
+            });
+        }
+        self.trace(
+            TraceKind::Fault,
+            &[Party::Node(id), Party::Node(campaigner)],
+            || {
+                format!(
+                    "edge pause: clocks at the edges of their ε (n{id} narrow, n{campaigner} \
+                     ahead, the others behind with a wide ε); leader n{id} goes quiet, \
+                     unheard by n{campaigner}"
+                )
+            },
+        );
+        self.clients_quiet_until = self.now().saturating_add(budget);
+        self.edge_calm_until = self.now().saturating_add(budget);
+        self.net.blocked.insert((id, campaigner));
+        self.schedule(
+            EDGE_SETTLE,
+            Event::EdgeStep {
+                leader: l,
+                campaigner: a,
+            },
+        );
+    }
+
+    /// [`Event::EdgeStep`]: the leader `l` pauses now, or after a while,
+    /// so that `a`'s election timer runs out
+    /// [`EDGE_CAMPAIGN_AFTER_PAUSE`] after it; if `a`'s timer is too
+    /// near, or either is no longer where the window left it, the window
+    /// closes.
+    fn edge_step(&mut self, l: usize, a: usize) {
+        let (id, campaigner) = (self.nodes[l].id, self.nodes[a].id);
+        let leads = self.nodes[l]
+            .replica
+            .as_ref()
+            .is_some_and(|r| r.role() == Role::Leader);
+        let remaining = self.nodes[a]
+            .replica
+            .as_ref()
+            .filter(|r| r.role() == Role::Follower && r.leader() == Some(id))
+            .map(|r| r.next_deadline().nanos_since(self.reading(a).midpoint()));
+        let last = |i: usize| self.nodes[i].replica.as_ref().map_or(0, |r| r.last_slot());
+        let longest = (0..self.nodes.len())
+            .filter(|&i| i != l)
+            .all(|i| last(i) <= last(a));
+        let wait = remaining
+            .filter(|_| leads && longest && self.faults_on)
+            .and_then(|r| r.checked_sub(EDGE_CAMPAIGN_AFTER_PAUSE))
+            .filter(|w| w + EDGE_SETTLE >= EDGE_MIN_QUIET);
+        let Some(w) = wait else {
+            self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                format!(
+                    "edge pause: closed, n{campaigner}'s election timer too near or its log short"
+                )
+            });
+            self.net.blocked.remove(&(id, campaigner));
+            self.clients_quiet_until = self.now();
+            self.edge_calm_until = self.now();
+            return;
+        };
+        let d = self
+            .windows
+            .edge_rng
+            .random_range(LEADER_PAUSE.0..=LEADER_PAUSE.1);
+        self.clients_quiet_until = self.now().saturating_add(w);
+        self.edge_calm_until = self.now().saturating_add(w + d);
+        self.schedule(
+            w,
+            Event::Pause {
+                node: l,
+                follower: campaigner,
+                nanos: d,
+            },
+        );
     }
 
     /// Cuts (or restores) every link out of node `i`.
@@ -1093,7 +1336,7 @@ impl Sim {
         if self.nodes[l].paused_until.is_some() {
             return Ok(());
         }
-        let now = self.nodes[l].tt.now();
+        let now = self.reading(l);
         let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         let pick = self.rng.random_range(0..all.len());
         let Some(r) = self.nodes[l].replica.as_mut() else {
@@ -1128,11 +1371,14 @@ impl Sim {
     /// Invariants checked after every event.
     fn check_step(&mut self) -> Result<(), Violation> {
         // Lease disjointness, at this instant of true time.
-        let holders: Vec<NodeId> = self
-            .nodes
-            .iter()
-            .filter(|n| n.replica.as_ref().is_some_and(|r| r.has_lease(n.tt.now())))
-            .map(|n| n.id)
+        let holders: Vec<NodeId> = (0..self.nodes.len())
+            .filter(|&i| {
+                self.nodes[i]
+                    .replica
+                    .as_ref()
+                    .is_some_and(|r| r.has_lease(self.reading(i)))
+            })
+            .map(|i| self.nodes[i].id)
             .collect();
         check_one_lease(&holders).map_err(|e| self.violation(rules::LEASE_DISJOINT, e))
     }
@@ -1212,6 +1458,7 @@ fn event_code(ev: &Event) -> u64 {
         Event::Pause { node, .. } => 670 + *node as u64,
         Event::Resume { node } => 690 + *node as u64,
         Event::Script => 695,
+        Event::EdgeStep { .. } => 696,
         Event::Client => 700,
         Event::Fault => 800,
         Event::Heal => 900,

@@ -314,6 +314,18 @@ fn planted_forget_promise_is_caught() {
 }
 
 #[test]
+fn planted_lease_vote_from_earliest_is_caught_in_an_edge_pause() {
+    // Spanner §4.1.1: a lease vote runs to latest + lease. Timed from
+    // earliest it ends up to 2ε early in true time. On edge-pause seeds
+    // the clocks sit at opposite edges of their ε (the leader's narrow,
+    // the campaigner ahead, the other voters behind with a wide ε), the
+    // leader's last rounds reach every follower but the campaigner, and
+    // the leader pauses: the campaigner wins with the others' short votes
+    // and holds a lease while the paused leader still does.
+    assert_caught_as("lease-vote-from-earliest", false, &[rules::LEASE_DISJOINT]);
+}
+
+#[test]
 fn planted_same_round_ballot_is_caught_in_a_duel() {
     // PMS §2.5: ballots are (round, node). Acceptors that compare rounds
     // alone promise both candidates of one round; on duel seeds every
