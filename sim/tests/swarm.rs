@@ -224,7 +224,15 @@ fn cluster_regression_seeds_pass() {
     // in a one-waiter queue for good, older than every later transaction,
     // and a client starved behind it. A client now aborts at the group of
     // its unanswered read too.
-    assert_seeds_pass(Layer::Cluster, [185, 204, 243, 257, 263, 276, 283, 293]);
+    // Seed 634, wide ε: the end-of-run safe-time check took a transaction
+    // still prepared at the end (its two commit waits of up to 2ε each) for
+    // closes that had stopped; the check now measures `t_paxos_safe`, the
+    // part closes advance, and leaves prepared transactions to the atomic
+    // commitment check.
+    assert_seeds_pass(
+        Layer::Cluster,
+        [185, 204, 243, 257, 263, 276, 283, 293, 634],
+    );
     // Txn layer, --cc 2pl, seed 551: a crowded seed where range requests
     // queued behind a full key queue's younger last waiter kept the oldest
     // transaction from displacing it (LockQueueFull on every retry); the
