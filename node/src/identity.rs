@@ -10,7 +10,6 @@
 //! cluster would take another's committed writes as its own). A node that
 //! joins later records the id it was allocated the same way.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -153,15 +152,7 @@ fn write_atomically(path: &Path, id: &DataIdentity) -> std::io::Result<()> {
          # first start. A node configured otherwise refuses to start here.\n{}",
         toml::to_string_pretty(id).map_err(std::io::Error::other)?
     );
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("toml.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::durable::write_file_atomically(path, &text)
 }
 
 #[cfg(test)]

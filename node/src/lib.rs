@@ -32,6 +32,7 @@ pub mod certs;
 pub mod cli;
 pub mod codec;
 pub mod config;
+mod durable;
 pub mod health;
 pub mod identity;
 pub mod liveness;

@@ -15,7 +15,6 @@
 //! deliver one node's messages to the other).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use meridian_paxos::NodeId;
@@ -299,15 +298,7 @@ fn write_atomically(path: &Path, nodes: &[NodeEntry]) -> std::io::Result<()> {
         })
         .map_err(std::io::Error::other)?
     );
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("toml.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::durable::write_file_atomically(path, &text)
 }
 
 #[cfg(test)]
