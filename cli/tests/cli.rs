@@ -894,3 +894,26 @@ fn a_node_refusing_a_read_timestamp_too_far_ahead_exits_2() {
         .stderr(predicate::str::contains("too far ahead"));
     assert_eq!(f.cluster.count(Rpc::ReadOnly), 1, "not retried");
 }
+
+#[test]
+fn a_read_below_the_clusters_birth_is_refused_with_the_birth_and_exits_1_as_below_the_gc_horizon() {
+    // The cluster refuses it (the CLI does not know the birth): exit 1,
+    // as for a read below the GC horizon, and not retried.
+    let f = Fixture::start(1, &[]);
+    let refused = RemoteError::Txn(TxnError::ReadBelowClusterBirth {
+        read_ts: meridian_truetime::Timestamp::from_nanos(1_000_000_000),
+        birth: meridian_truetime::Timestamp::from_nanos(1_796_659_200_000_000_000),
+    });
+    f.cluster
+        .fault(Rpc::ReadOnly, None, FaultAction::Error(refused), 10);
+    f.cmd(false)
+        .args(["read-only", "--at", "1970-01-01T00:00:01Z", "k"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("read at 1970-01-01T00:00:01"))
+        .stderr(predicate::str::contains(
+            "is below the cluster's birth (2026-12-07T16:00:00.000000000Z)",
+        ))
+        .stderr(predicate::str::contains("nothing was stored then"));
+    assert_eq!(f.cluster.count(Rpc::ReadOnly), 1, "not retried");
+}

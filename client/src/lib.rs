@@ -713,7 +713,9 @@ impl Client {
     }
 
     /// A snapshot read at `ts` (Spanner §4.2.3), at any replica. Below the
-    /// GC horizon: [`Error::Remote`] with `BelowGcHorizon`. A `ts` ahead
+    /// GC horizon: [`Error::Remote`] with `BelowGcHorizon`; below the
+    /// cluster's birth: [`Error::Remote`] with `ReadBelowClusterBirth`
+    /// (neither retried). A `ts` ahead
     /// of the replica's clock by more than its L (10 ms) waits until it is
     /// within L; by more than its M (1 s) it fails with
     /// [`Error::ReadTimestampTooFarAhead`] (docs/operations.md).

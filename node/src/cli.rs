@@ -156,9 +156,15 @@ pub fn local_configs(
     ports: &[(u16, u16)],
     epsilon_ms: f64,
 ) -> Vec<NodeConfig> {
-    let cluster_id = std::time::SystemTime::now()
+    let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64 | 1);
+        .unwrap_or_default();
+    let cluster_id = since_epoch.as_nanos() as u64 | 1;
+    // The cluster's birth: this machine's clock less its uncertainty, so
+    // that no node whose clock is in bound commits below it.
+    let birth_ns = u64::try_from(since_epoch.as_nanos())
+        .unwrap_or(u64::MAX)
+        .saturating_sub(epsilon_nanos(epsilon_ms));
     let entries: Vec<NodeEntry> = (1..=nodes)
         .map(|id| NodeEntry {
             id,
@@ -170,6 +176,7 @@ pub fn local_configs(
         .map(|id| NodeConfig {
             cluster_id,
             epoch: 1,
+            birth_ns: Some(birth_ns),
             node_id: id,
             listen: entries[(id - 1) as usize].address.clone(),
             data_dir: dir.join(format!("node-{id}")).join("data"),
@@ -186,6 +193,15 @@ pub fn local_configs(
             groups: groups.clone(),
         })
         .collect()
+}
+
+/// `epsilon_ms` in nanoseconds (a negative or non-finite one as 0).
+fn epsilon_nanos(epsilon_ms: f64) -> u64 {
+    if epsilon_ms.is_finite() && epsilon_ms > 0.0 {
+        (epsilon_ms * 1e6) as u64
+    } else {
+        0
+    }
 }
 
 fn write_configs(dir: &Path, cfgs: &[NodeConfig]) -> std::io::Result<Vec<PathBuf>> {

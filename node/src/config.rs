@@ -4,6 +4,7 @@
 //! ```toml
 //! cluster_id = 7
 //! epoch = 1
+//! birth_ns = 1796659200000000000      # the cluster's birth (ns since the Unix epoch); optional
 //! node_id = 1
 //! listen = "127.0.0.1:7101"
 //! data_dir = "data/node-1"
@@ -295,6 +296,15 @@ pub struct NodeConfig {
     /// The configuration epoch; raised when the layout changes.
     #[serde(default = "default_epoch")]
     pub epoch: u64,
+    /// The cluster's birth in nanoseconds since the Unix epoch, written
+    /// by `meridian cluster init` (and the local cluster) into every
+    /// node's configuration: a snapshot read at an earlier timestamp is
+    /// refused with `ReadBelowClusterBirth` (nothing was stored then).
+    /// Absent (a configuration written before births were recorded): no
+    /// such check. A node that joins or replaces another carries the same
+    /// value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_ns: Option<u64>,
     /// This node's id.
     pub node_id: u64,
     /// Address the gRPC server listens on.
@@ -549,6 +559,7 @@ mod tests {
         NodeConfig {
             cluster_id: 7,
             epoch: 1,
+            birth_ns: Some(1_796_659_200_000_000_000),
             node_id: 1,
             listen: "127.0.0.1:7101".into(),
             data_dir: "d".into(),
@@ -636,5 +647,55 @@ mod tests {
         );
         let unknown = format!("{text}\nbogus = 1\n");
         assert!(toml::from_str::<NodeConfig>(&unknown).is_err());
+    }
+
+    #[test]
+    fn cluster_init_writes_one_birth_into_every_config_and_an_old_config_without_it_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_nanos() as u64;
+        let args = crate::cli::ClusterInitArgs {
+            nodes: 3,
+            groups: 1,
+            dir: dir.path().join("c"),
+            base_port: 17_301,
+            epsilon_ms: 1.0,
+        };
+        assert_eq!(
+            crate::cli::cluster_init(&args),
+            std::process::ExitCode::SUCCESS
+        );
+        let mut births = BTreeSet::new();
+        for id in 1..=3 {
+            let path = args.dir.join(format!("node-{id}")).join("meridian.toml");
+            let text = std::fs::read_to_string(&path).expect("written");
+            assert!(text.contains("birth_ns = "), "{text}");
+            births.insert(NodeConfig::load(&path).expect("loads").birth_ns);
+        }
+        assert_eq!(
+            births.len(),
+            1,
+            "one birth for the whole cluster: {births:?}"
+        );
+        let birth = births.into_iter().next().flatten().expect("recorded");
+        // This machine's clock less ε (1 ms) when the configs were written.
+        assert!(birth + 1_000_000 >= before, "{birth} vs {before}");
+        assert!(birth <= before + 60_000_000_000, "{birth} vs {before}");
+
+        // A configuration written before births were recorded: no check.
+        let old_path = dir.path().join("old.toml");
+        let old: String = std::fs::read_to_string(args.dir.join("node-1").join("meridian.toml"))
+            .expect("written")
+            .lines()
+            .filter(|l| !l.starts_with("birth_ns"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&old_path, old).expect("write");
+        assert_eq!(NodeConfig::load(&old_path).expect("loads").birth_ns, None);
+        let mut none = sample();
+        none.birth_ns = None;
+        assert!(!none.to_toml().contains("birth_ns"));
     }
 }

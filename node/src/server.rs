@@ -236,6 +236,7 @@ impl Node {
             let mut c = meridian_txn::Config::new(g.id, p);
             c.read_lead_nanos = cfg.reads.lead_ms * ms;
             c.max_read_lead_nanos = cfg.reads.max_lead_ms * ms;
+            c.birth = cfg.birth_ns.map(meridian_truetime::Timestamp::from_nanos);
             if let Some(n) = opts.compact_every {
                 c.compact_every = n;
             }

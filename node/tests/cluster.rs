@@ -440,3 +440,88 @@ async fn calls_on_one_stream_are_answered_by_id_and_a_stopping_node_ends_the_str
     drop(out);
     h.cluster.shutdown().await;
 }
+
+/// A snapshot read of `key` at `ts` at every node until one answers
+/// without `NotYetSafe`/not-leader trouble: the response.
+async fn snapshot_read(h: &Harness, key: &str, ts: u64) -> pb::ReadOnlyResponse {
+    let group = h.group_of(key.as_bytes());
+    let mut last = None;
+    for _ in 0..100 {
+        for mut c in h.clients().await {
+            let r = c
+                .read_only(pb::ReadOnlyRequest {
+                    header: Some(h.header),
+                    group,
+                    at: Some(pb::read_only_request::At::Exact(ts)),
+                    reads: vec![pb::ReadOp {
+                        op: Some(pb::read_op::Op::Get(Bytes::copy_from_slice(key.as_bytes()))),
+                    }],
+                })
+                .await
+                .expect("rpc")
+                .into_inner();
+            let retry = matches!(
+                r.error.as_ref().and_then(|e| e.kind.as_ref()),
+                Some(pb::error::Kind::NotYetSafe(_)) | Some(pb::error::Kind::NoReplica(_))
+            );
+            if !retry {
+                return r;
+            }
+            last = Some(r);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no replica served a snapshot read of {key} at {ts}: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn design_s5_3_a_snapshot_read_below_the_clusters_birth_is_refused_naming_the_birth() {
+    let h = Harness::start().await;
+    let birth = h
+        .cluster
+        .config(1)
+        .birth_ns
+        .expect("a new cluster records its birth");
+    for id in 2..=3 {
+        assert_eq!(h.cluster.config(id).birth_ns, Some(birth), "every node");
+    }
+    let joining = h.cluster.joining_config().expect("joining config");
+    assert_eq!(joining.birth_ns, Some(birth), "a joining node carries it");
+    let w = commit_one_shot(&h, "born", "v").await;
+    assert!(w.error.is_none(), "{:?}", w.error);
+    assert!(w.commit_ts >= birth, "commits come after the birth");
+
+    // Below the birth: refused, with the birth named, not "no value".
+    for ts in [1, birth - 1] {
+        let r = snapshot_read(&h, "born", ts).await;
+        match r.error.and_then(|e| e.kind) {
+            Some(pb::error::Kind::ReadBelowClusterBirth(b)) => {
+                assert_eq!((b.read_ts, b.birth), (ts, birth));
+            }
+            other => panic!("read at {ts} below the birth {birth}: {other:?}"),
+        }
+    }
+    // At the birth: served, nothing there yet; at the commit: the value.
+    let r = snapshot_read(&h, "born", birth).await;
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert!(
+        matches!(
+            r.results[0].result.clone(),
+            Some(pb::read_result::Result::Value(pb::MaybeValue {
+                value: None
+            }))
+        ),
+        "{:?}",
+        r.results
+    );
+    let r = snapshot_read(&h, "born", w.commit_ts).await;
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert!(
+        matches!(
+            r.results[0].result.clone(),
+            Some(pb::read_result::Result::Value(pb::MaybeValue { value: Some(v) })) if v == "v"
+        ),
+        "{:?}",
+        r.results
+    );
+}

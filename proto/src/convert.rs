@@ -315,6 +315,12 @@ pub fn error_to_pb(e: &RemoteError) -> pb::Error {
                     horizon: horizon.as_nanos(),
                 })
             }
+            TxnError::ReadBelowClusterBirth { read_ts, birth } => {
+                Kind::ReadBelowClusterBirth(pb::ReadBelowClusterBirth {
+                    read_ts: read_ts.as_nanos(),
+                    birth: birth.as_nanos(),
+                })
+            }
             TxnError::ReadTimestampTooFarAhead {
                 read_ts,
                 now_latest,
@@ -372,6 +378,10 @@ pub fn error_from_pb(e: Option<pb::Error>) -> Option<RemoteError> {
             Kind::BelowGcHorizon(b) => RemoteError::Txn(TxnError::BelowGcHorizon {
                 read_ts: Timestamp::from_nanos(b.read_ts),
                 horizon: Timestamp::from_nanos(b.horizon),
+            }),
+            Kind::ReadBelowClusterBirth(b) => RemoteError::Txn(TxnError::ReadBelowClusterBirth {
+                read_ts: Timestamp::from_nanos(b.read_ts),
+                birth: Timestamp::from_nanos(b.birth),
             }),
             Kind::ReadTsTooFarAhead(r) => RemoteError::Txn(TxnError::ReadTimestampTooFarAhead {
                 read_ts: Timestamp::from_nanos(r.read_ts),
@@ -482,6 +492,10 @@ mod tests {
             TxnError::BelowGcHorizon {
                 read_ts: ts,
                 horizon: ts,
+            },
+            TxnError::ReadBelowClusterBirth {
+                read_ts: ts,
+                birth: ts,
             },
             TxnError::ReadTimestampTooFarAhead {
                 read_ts: ts,

@@ -538,6 +538,17 @@ pub enum TxnError {
         /// The replica's GC horizon.
         horizon: Timestamp,
     },
+    /// The read's timestamp is below the cluster's birth
+    /// ([`crate::Config::birth`]): nothing was stored then, and answering
+    /// "no value" would look as if the keys had been deleted then
+    /// (docs/design.md §5.3). Not retryable at that timestamp.
+    #[error("read at {read_ts} is below the cluster's birth ({birth}): nothing was stored then")]
+    ReadBelowClusterBirth {
+        /// The timestamp asked for.
+        read_ts: Timestamp,
+        /// The cluster's birth.
+        birth: Timestamp,
+    },
     /// The read's timestamp is more than the configured bound M
     /// ([`crate::Config::max_read_lead_nanos`]) ahead of this replica's
     /// `TT.now().latest`: serving it would mean waiting longer than a read
@@ -608,6 +619,7 @@ impl TxnError {
             | TxnError::NotYetSafe { .. }
             | TxnError::ClockUnhealthy { .. } => true,
             TxnError::BelowGcHorizon { .. }
+            | TxnError::ReadBelowClusterBirth { .. }
             | TxnError::ReadTimestampTooFarAhead { .. }
             | TxnError::OutcomeUnknown { .. }
             | TxnError::TxnBusy { .. }
@@ -748,6 +760,13 @@ mod tests {
             !TxnError::BelowGcHorizon {
                 read_ts: Timestamp::ZERO,
                 horizon: Timestamp::MAX
+            }
+            .is_retryable()
+        );
+        assert!(
+            !TxnError::ReadBelowClusterBirth {
+                read_ts: Timestamp::ZERO,
+                birth: Timestamp::MAX
             }
             .is_retryable()
         );

@@ -82,6 +82,11 @@ pub struct Config {
     /// `ReadTimestampTooFarAhead` ([`DEFAULT_MAX_READ_LEAD_NANOS`]; at
     /// least L).
     pub max_read_lead_nanos: u64,
+    /// The cluster's birth, recorded when the cluster was created: a
+    /// snapshot read at an exact timestamp below it fails with
+    /// `ReadBelowClusterBirth` (nothing was stored then). `None` (a
+    /// cluster created before births were recorded): no check.
+    pub birth: Option<meridian_truetime::Timestamp>,
     /// Most keys the leader's timestamp cache remembers one by one (past
     /// it the oldest raise its low-water mark).
     pub ts_cache_keys: usize,
@@ -130,6 +135,7 @@ impl Config {
             read_wait_nanos: DEFAULT_READ_WAIT_NANOS,
             read_lead_nanos: DEFAULT_READ_LEAD_NANOS,
             max_read_lead_nanos: DEFAULT_MAX_READ_LEAD_NANOS,
+            birth: None,
             ts_cache_keys: meridian_participant::tscache::DEFAULT_TS_CACHE_KEYS,
             ts_cache_ranges: meridian_participant::tscache::DEFAULT_TS_CACHE_RANGES,
             inactivity_timeout_nanos: DEFAULT_INACTIVITY_TIMEOUT_NANOS,

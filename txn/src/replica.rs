@@ -2238,6 +2238,17 @@ impl GroupReplica {
                 floor: now.latest.saturating_sub(nanos),
             },
         };
+        // docs/design.md §5.3: an exact timestamp below the cluster's birth
+        // is refused, not answered "no value" as if the keys had been
+        // deleted then. (A bounded-staleness read is served at the newest
+        // safe time, which is past the birth.)
+        if let (ReadAt::Exact(t), Some(birth)) = (at, self.cfg.birth) {
+            if t < birth {
+                let reply = Err(TxnError::ReadBelowClusterBirth { read_ts: t, birth });
+                out.push(Output::Reply { id, reply });
+                return;
+            }
+        }
         // docs/transactions.md, "Reads at a timestamp": a timestamp the
         // client chose is served as it comes within L of TT.now().latest,
         // waits until it is within L up to M, and is refused past M.
