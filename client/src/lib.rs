@@ -32,9 +32,10 @@
 //! core's own checks, before anything is sent.
 //!
 //! This example starts three real nodes in this process
-//! ([`meridian_node::local::LocalCluster`]: each with its own write-ahead
-//! log and gRPC server on loopback), writes across two groups in one
-//! transaction, and reads both keys back in a strong read-only transaction:
+//! (`meridian_node::local::LocalCluster`, from the `meridian-node` crate:
+//! each with its own write-ahead log and gRPC server on loopback), writes
+//! across two groups in one transaction, and reads both keys back in a
+//! strong read-only transaction:
 //!
 //! ```
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
