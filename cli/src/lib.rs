@@ -687,12 +687,10 @@ fn script_token(s: &str) -> Result<(Vec<u8>, &str), String> {
 /// go: the nodes' default bound M ([`meridian_txn::DEFAULT_MAX_READ_LEAD_NANOS`]).
 pub const MAX_AT_LEAD_NANOS: u64 = meridian_txn::DEFAULT_MAX_READ_LEAD_NANOS;
 
-/// This machine's wall clock, as a timestamp.
+/// This machine's wall clock, as a timestamp (the system clock with no
+/// uncertainty added).
 fn wall_clock_now() -> Timestamp {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_nanos(u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX))
+    meridian_truetime::TrueTime::now(&meridian_truetime::SystemTrueTime::new(0)).latest
 }
 
 /// The error for a `read-only --at ts` more than [`MAX_AT_LEAD_NANOS`]

@@ -160,11 +160,13 @@ pub fn local_configs(
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let cluster_id = since_epoch.as_nanos() as u64 | 1;
-    // The cluster's birth: this machine's clock less its uncertainty, so
-    // that no node whose clock is in bound commits below it.
-    let birth_ns = u64::try_from(since_epoch.as_nanos())
-        .unwrap_or(u64::MAX)
-        .saturating_sub(epsilon_nanos(epsilon_ms));
+    // The cluster's birth: this machine's `TT.now().earliest`, so that no
+    // node whose clock is in bound commits below it.
+    let birth_ns = meridian_truetime::TrueTime::now(&meridian_truetime::SystemTrueTime::new(
+        epsilon_nanos(epsilon_ms),
+    ))
+    .earliest
+    .as_nanos();
     let entries: Vec<NodeEntry> = (1..=nodes)
         .map(|id| NodeEntry {
             id,

@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 
 use super::fs::FileSystem as _;
 use super::testing::PowerLossFs;
-use super::tests::{Groups, snapshot};
+use super::tests::{Groups, is_synced_plus_a_prefix, snapshot};
 use super::*;
 
 /// Seeds each seeded test runs by default (`cargo test`).
@@ -131,15 +131,7 @@ impl Run {
                 ),
             }
         };
-        let mut candidate = self.synced.clone();
-        let mut matched = recovered == candidate;
-        for (g, req) in &self.unsynced {
-            if matched {
-                break;
-            }
-            candidate.entry(*g).or_default().apply(req);
-            matched = recovered == candidate;
-        }
+        let matched = is_synced_plus_a_prefix(&recovered, &self.synced, &self.unsynced);
         assert!(
             matched,
             "seed {}: recovered state is not the synced state plus a prefix of later writes",

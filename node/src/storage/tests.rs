@@ -41,6 +41,27 @@ pub(super) fn append(from: Slot, n: u64, round: u64) -> PersistRequest {
     }
 }
 
+/// Whether `recovered` is the `synced` state plus some prefix (perhaps
+/// empty) of the `unsynced` writes, in order: what a log may reopen with
+/// after a crash or a power loss.
+pub(super) fn is_synced_plus_a_prefix(
+    recovered: &Groups,
+    synced: &Groups,
+    unsynced: &[(u64, PersistRequest)],
+) -> bool {
+    let mut candidate = synced.clone();
+    if *recovered == candidate {
+        return true;
+    }
+    for (g, req) in unsynced {
+        candidate.entry(*g).or_default().apply(req);
+        if *recovered == candidate {
+            return true;
+        }
+    }
+    false
+}
+
 pub(super) fn snapshot(last_slot: Slot, data_len: usize) -> Snapshot {
     Snapshot {
         last_slot,
@@ -108,15 +129,7 @@ impl Harness {
         self.wal = None;
         let (wal, recovered) = Wal::open(&self.dir, self.opts).expect("reopen");
         self.wal = Some(wal);
-        let mut candidate = self.synced.clone();
-        let mut matched = recovered == candidate;
-        for (g, req) in &self.unsynced {
-            if matched {
-                break;
-            }
-            candidate.entry(*g).or_default().apply(req);
-            matched = recovered == candidate;
-        }
+        let matched = is_synced_plus_a_prefix(&recovered, &self.synced, &self.unsynced);
         assert!(
             matched,
             "recovered state is not the synced state plus a prefix of unsynced writes"
