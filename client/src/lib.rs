@@ -341,7 +341,7 @@ fn cluster_status(s: pb::StatusResponse) -> ClusterStatus {
 }
 
 /// The home group of a transaction, from its id: the node runtime's
-/// leaders issue origins `round << 32 | node << 16 | group`
+/// leaders issue origins `round << 44 | node << 32 | group`
 /// (`meridian_txn`'s leader). `None` for a plain numbered id.
 fn home_group_of(txn: TxnId) -> Option<GroupId> {
     match txn.origin & meridian_txn::MAX_GROUP_ID {

@@ -17,8 +17,16 @@
 //!
 //! Nothing here awaits, and no lock is held across a step: the gRPC
 //! handlers talk to the loop only through channels.
+//!
+//! Replicas come and go at run time ([`Event::AddReplica`],
+//! [`Event::DropReplica`]): a new replica's initial state is written to
+//! the log and synced, within the event's handling, before the replica
+//! exists, so nothing reaches it before it would survive a crash; and a
+//! group the log recovers that the configuration does not name was
+//! created at run time, and is recreated (docs/design.md §6, "Replicas
+//! created and dropped at run time").
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -64,22 +72,140 @@ const VIEW_REFRESH: Duration = Duration::from_millis(100);
 pub trait Log: Send + 'static {
     /// Buffers `req` of `group` (not yet durable).
     fn write(&mut self, group: GroupId, req: &PersistRequest) -> Result<(), String>;
+    /// Buffers the drop of this node's replica of `group`: once durable,
+    /// recovery ignores the group's records and the id is never written
+    /// again.
+    fn drop_group(&mut self, group: GroupId) -> Result<(), String>;
+    /// Whether `group` was dropped (its id must not be used again).
+    fn is_dropped(&self, group: GroupId) -> bool;
     /// Makes every buffered write durable with one sync. An error is fatal:
     /// the process must end (no retry after a failed fsync).
     fn sync(&mut self) -> Result<(), String>;
 }
 
-/// A log that keeps nothing (for tests of the runtime alone).
+/// A log that keeps nothing but the ids it dropped (for tests of the
+/// runtime alone).
 #[derive(Debug, Default)]
-pub struct NullLog;
+pub struct NullLog {
+    dropped: BTreeSet<GroupId>,
+}
 
 impl Log for NullLog {
     fn write(&mut self, _group: GroupId, _req: &PersistRequest) -> Result<(), String> {
         Ok(())
     }
+    fn drop_group(&mut self, group: GroupId) -> Result<(), String> {
+        self.dropped.insert(group);
+        Ok(())
+    }
+    fn is_dropped(&self, group: GroupId) -> bool {
+        self.dropped.contains(&group)
+    }
     fn sync(&mut self) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// The key range `[start, end)` a replica serves (`end` `None`: to the end
+/// of the key space), with the generation of the descriptor it comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyRange {
+    /// First key.
+    pub start: Bytes,
+    /// End (exclusive); `None` for the end of the key space.
+    pub end: Option<Bytes>,
+    /// Rises with every change of the range (1 for a bootstrap range).
+    pub generation: u64,
+}
+
+impl KeyRange {
+    /// Whether `key` is in the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        key >= self.start.as_ref() && self.end.as_ref().is_none_or(|e| key < e.as_ref())
+    }
+
+    /// Whether the span `[start, end)` (`end` `None`: unbounded) lies in
+    /// the range.
+    pub fn contains_span(&self, start: &[u8], end: Option<&[u8]>) -> bool {
+        start >= self.start.as_ref()
+            && match (&self.end, end) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(re), Some(e)) => e <= re.as_ref(),
+            }
+    }
+}
+
+/// What a replica created at run time starts from ([`Event::AddReplica`]).
+#[derive(Clone, Debug)]
+pub struct ReplicaSeed {
+    /// The group; never an id this node dropped.
+    pub group: GroupId,
+    /// The nodes holding the group's replicas: its voters unless `state`
+    /// has a snapshot (whose membership then rules).
+    pub voters: Vec<NodeId>,
+    /// Its initial state. The loop writes it to the log and syncs it
+    /// before the replica exists. It must hold a snapshot: the snapshot's
+    /// membership and state are what recovery recreates the replica from.
+    pub state: Recovered,
+    /// The key range it serves until its own state names one.
+    pub range: KeyRange,
+}
+
+impl ReplicaSeed {
+    /// A new, empty group: a snapshot at slot 0 of an empty state, whose
+    /// membership is `voters`.
+    pub fn empty(group: GroupId, voters: Vec<NodeId>, range: KeyRange) -> ReplicaSeed {
+        let snapshot = meridian_paxos::Snapshot {
+            last_slot: 0,
+            last_ballot: meridian_paxos::Ballot::default(),
+            last_ts: Timestamp::ZERO,
+            membership: meridian_paxos::Membership::new(1, voters.clone()),
+            data: meridian_participant::GroupState::new(
+                meridian_participant::state::DEFAULT_COMMIT_RECORD_RETENTION_NANOS,
+            )
+            .encode(),
+        };
+        ReplicaSeed {
+            group,
+            voters,
+            state: Recovered {
+                snapshot: Some(snapshot),
+                ..Recovered::default()
+            },
+            range,
+        }
+    }
+}
+
+/// Why a replica could not be added or dropped.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaError {
+    /// The node already hosts a replica of the group.
+    #[error("this node already hosts a replica of group {group}")]
+    AlreadyHosted {
+        /// The group.
+        group: GroupId,
+    },
+    /// The node hosts no replica of the group.
+    #[error("this node hosts no replica of group {group}")]
+    NotHosted {
+        /// The group.
+        group: GroupId,
+    },
+    /// The id was dropped here: group ids are never reused.
+    #[error("group id {group} was dropped on this node and is never reused")]
+    Dropped {
+        /// The group.
+        group: GroupId,
+    },
+    /// An id of 0 or above [`meridian_txn::MAX_GROUP_ID`], or a seed that
+    /// records nothing.
+    #[error("invalid replica seed: {0}")]
+    Invalid(String),
+    /// The log failed (the node stops).
+    #[error("write-ahead log failed: {0}")]
+    Log(String),
 }
 
 /// Called with a reason when the node cannot go on (a failed fsync, a
@@ -116,6 +242,9 @@ pub struct GroupView {
     pub active_txns: usize,
     /// The current voters.
     pub voters: Vec<NodeId>,
+    /// The key range the replica serves, as it last applied it; `None`
+    /// while unknown (the replica then serves no key).
+    pub range: Option<KeyRange>,
 }
 
 /// Shared, read-mostly view of the node's replicas (updated by the loop
@@ -175,6 +304,23 @@ pub enum Event {
     /// The node drains: every replica that leads hands its leadership to
     /// another voter (docs/design.md §3, hand-over).
     HandOver,
+    /// Create a replica of a new group on this node from `seed`; its
+    /// initial state is durable before the replica is given anything.
+    AddReplica {
+        /// What it starts from.
+        seed: Box<ReplicaSeed>,
+        /// The outcome, once durable.
+        reply: oneshot::Sender<Result<(), ReplicaError>>,
+    },
+    /// Drop this node's replica of `group`: its pending callers are
+    /// answered "unavailable", and its id is recorded dropped in the log
+    /// (durable before the reply).
+    DropReplica {
+        /// The group.
+        group: GroupId,
+        /// The outcome, once durable.
+        reply: oneshot::Sender<Result<(), ReplicaError>>,
+    },
     /// Stop the loop.
     Shutdown,
 }
@@ -203,6 +349,12 @@ pub struct LoopSetup {
     pub fatal: FatalHandler,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The configuration of a replica created at run time or recovered
+    /// without a configured group: the node's settings, its group id and
+    /// voters replaced.
+    pub template: meridian_txn::Config,
+    /// The ranges of the configured groups (bootstrap facts).
+    pub ranges: BTreeMap<GroupId, KeyRange>,
 }
 
 /// A running loop: its inbox, its views and its thread.
@@ -248,6 +400,8 @@ pub fn start(setup: LoopSetup) -> std::io::Result<LoopHandle> {
         peers: setup.peers,
         fatal: setup.fatal,
         metrics: setup.metrics,
+        template: setup.template,
+        ranges: setup.ranges,
         views: views.clone(),
         clock_ok: clock_ok.clone(),
         pending: HashMap::new(),
@@ -284,9 +438,13 @@ struct Driver {
     peers: PeerQueues,
     fatal: FatalHandler,
     metrics: Arc<Metrics>,
+    template: meridian_txn::Config,
+    /// Each hosted group's key range, as configured or seeded.
+    ranges: BTreeMap<GroupId, KeyRange>,
     views: Views,
     clock_ok: Arc<AtomicBool>,
-    pending: HashMap<u64, oneshot::Sender<Reply>>,
+    /// Callers waiting for a reply, by request id, with their group.
+    pending: HashMap<u64, (GroupId, oneshot::Sender<Reply>)>,
     next_request: u64,
     /// Group messages between two replicas of this node, delivered within
     /// the turn.
@@ -428,9 +586,14 @@ impl Driver {
                 request,
                 reply,
             } => {
+                if !self.replicas.contains_key(&group) {
+                    // Dropped since the service looked: the caller's
+                    // oneshot closes ("unavailable").
+                    return;
+                }
                 let id = self.next_request;
                 self.next_request += 1;
-                self.pending.insert(id, reply);
+                self.pending.insert(id, (group, reply));
                 self.step(group, now, Input::Request { id, request });
             }
             Event::Peer { group, msg } => {
@@ -490,8 +653,120 @@ impl Driver {
                 }
                 self.views_dirty = true;
             }
+            Event::AddReplica { seed, reply } => {
+                let result = self.add_replica(now, *seed);
+                self.views_dirty = true;
+                let _ = reply.send(result);
+            }
+            Event::DropReplica { group, reply } => {
+                let result = self.drop_replica(group);
+                self.views_dirty = true;
+                let _ = reply.send(result);
+            }
             Event::Shutdown => {}
         }
+    }
+
+    /// The configuration of this node's replica of `group`, from the
+    /// node's template.
+    fn replica_config(&self, group: GroupId, voters: Vec<NodeId>) -> meridian_txn::Config {
+        let mut cfg = self.template.clone();
+        cfg.group = group;
+        cfg.paxos.id = self.node;
+        cfg.paxos.initial_voters = voters;
+        cfg
+    }
+
+    /// Creates a replica from `seed`: its state is written and synced
+    /// first, then the replica is created from it, started, and its
+    /// outputs join the turn's.
+    fn add_replica(&mut self, now: TtInterval, seed: ReplicaSeed) -> Result<(), ReplicaError> {
+        let group = seed.group;
+        if group == 0 || group > meridian_txn::MAX_GROUP_ID {
+            return Err(ReplicaError::Invalid(format!(
+                "group id {group} is outside 1..={}",
+                meridian_txn::MAX_GROUP_ID
+            )));
+        }
+        if self.replicas.contains_key(&group) {
+            return Err(ReplicaError::AlreadyHosted { group });
+        }
+        if self.log.is_dropped(group) {
+            return Err(ReplicaError::Dropped { group });
+        }
+        let first = PersistRequest {
+            hard_state: Some(seed.state.hard_state),
+            snapshot: seed.state.snapshot.clone(),
+            entries: seed.state.entries.clone(),
+            ..PersistRequest::default()
+        };
+        if seed.state.snapshot.is_none() {
+            return Err(ReplicaError::Invalid(format!(
+                "group {group}: a seed without a snapshot (its membership and state)"
+            )));
+        }
+        // Durable before the replica exists: nothing reaches a replica that
+        // a crash would forget.
+        self.sync_now(group, &[first])?;
+        let cfg = self.replica_config(group, seed.voters.clone());
+        self.group_nodes.entry(group).or_insert(seed.voters);
+        self.ranges.insert(group, seed.range);
+        let mut replica = GroupReplica::new(cfg, seed.state, Box::new(self.replica_rng(group)));
+        let mut out = std::mem::take(&mut self.out);
+        replica.start(now, &mut out);
+        self.replicas.insert(group, replica);
+        tracing::info!(group, "replica created");
+        self.absorb(group, &mut out);
+        self.out = out;
+        Ok(())
+    }
+
+    /// Writes `reqs` of `group` and syncs the log at once, within the
+    /// current event (the turn's other persist requests are not yet
+    /// written, so nothing else becomes durable early).
+    fn sync_now(&mut self, group: GroupId, reqs: &[PersistRequest]) -> Result<(), ReplicaError> {
+        for req in reqs {
+            if let Err(e) = self.log.write(group, req) {
+                let reason = format!("write-ahead log write failed: {e}");
+                self.fail(&reason);
+                return Err(ReplicaError::Log(reason));
+            }
+        }
+        if let Err(e) = self.log.sync() {
+            let reason = format!(
+                "write-ahead log fsync failed: {e}; the page cache can no longer be trusted"
+            );
+            self.fail(&reason);
+            return Err(ReplicaError::Log(reason));
+        }
+        Ok(())
+    }
+
+    /// Drops the replica of `group`: its unwritten persist requests are
+    /// discarded, its waiting callers released, and the drop made durable.
+    fn drop_replica(&mut self, group: GroupId) -> Result<(), ReplicaError> {
+        if self.replicas.remove(&group).is_none() {
+            return Err(ReplicaError::NotHosted { group });
+        }
+        self.persist.retain(|(g, _)| *g != group);
+        self.internal.retain(|(g, _)| *g != group);
+        // Their oneshots close: the services answer "unavailable".
+        self.pending.retain(|_, (g, _)| *g != group);
+        self.ranges.remove(&group);
+        if let Err(e) = self.log.drop_group(group) {
+            let reason = format!("write-ahead log write failed: {e}");
+            self.fail(&reason);
+            return Err(ReplicaError::Log(reason));
+        }
+        self.sync_now(group, &[])?;
+        tracing::info!(group, "replica dropped");
+        Ok(())
+    }
+
+    fn replica_rng(&self, group: GroupId) -> rand::rngs::SmallRng {
+        <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(
+            self.clock.now().latest.as_nanos() ^ (self.node << 32) ^ group,
+        )
     }
 
     /// Sorts one step's outputs into the turn's batches.
@@ -514,7 +789,7 @@ impl Driver {
                 Output::ToGroup { group: to, msg } => self.send_to_group(to, msg),
                 Output::Reply { id, reply } => {
                     self.metrics.observe_reply(&reply);
-                    if let Some(tx) = self.pending.remove(&id) {
+                    if let Some((_, tx)) = self.pending.remove(&id) {
                         let _ = tx.send(reply);
                     }
                 }
@@ -655,6 +930,7 @@ impl Driver {
 
     fn publish_views(&self) {
         let mut views = self.views.write();
+        views.retain(|g, _| self.replicas.contains_key(g));
         let now = local(self.clock.now());
         for (g, r) in &self.replicas {
             let p = r.paxos();
@@ -678,6 +954,7 @@ impl Driver {
                     t_safe,
                     active_txns: r.active_txns(),
                     voters: p.membership().voters.clone(),
+                    range: self.ranges.get(g).cloned(),
                 },
             );
         }
@@ -714,6 +991,12 @@ mod tests {
         fn write(&mut self, _group: GroupId, _req: &PersistRequest) -> Result<(), String> {
             Ok(())
         }
+        fn drop_group(&mut self, _group: GroupId) -> Result<(), String> {
+            Ok(())
+        }
+        fn is_dropped(&self, _group: GroupId) -> bool {
+            false
+        }
         fn sync(&mut self) -> Result<(), String> {
             Err("injected EIO".to_owned())
         }
@@ -735,6 +1018,8 @@ mod tests {
             peers: HashMap::new(),
             fatal,
             metrics: Arc::default(),
+            template: meridian_txn::Config::new(0, meridian_paxos::Config::new(1, vec![])),
+            ranges: BTreeMap::from([(1, KeyRange::default())]),
         })
         .expect("start");
         // The single replica campaigns by itself; its promise is the first
@@ -754,6 +1039,194 @@ mod tests {
         // Nothing was stepped after the failure: the handler ran once.
         assert!(fatal_rx.try_recv().is_err());
         handle.shutdown();
+    }
+
+    /// What a log was asked, in order.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Op {
+        Write(GroupId),
+        Drop(GroupId),
+        Sync,
+    }
+
+    #[derive(Default)]
+    struct RecordingLog {
+        ops: Arc<parking_lot::Mutex<Vec<Op>>>,
+        dropped: BTreeSet<GroupId>,
+    }
+
+    impl Log for RecordingLog {
+        fn write(&mut self, group: GroupId, _req: &PersistRequest) -> Result<(), String> {
+            self.ops.lock().push(Op::Write(group));
+            Ok(())
+        }
+        fn drop_group(&mut self, group: GroupId) -> Result<(), String> {
+            self.dropped.insert(group);
+            self.ops.lock().push(Op::Drop(group));
+            Ok(())
+        }
+        fn is_dropped(&self, group: GroupId) -> bool {
+            self.dropped.contains(&group)
+        }
+        fn sync(&mut self) -> Result<(), String> {
+            self.ops.lock().push(Op::Sync);
+            Ok(())
+        }
+    }
+
+    /// A group id beyond the 16 bits ids once had.
+    const NEW_GROUP: GroupId = 70_000;
+
+    fn single_node_loop() -> (LoopHandle, Arc<parking_lot::Mutex<Vec<Op>>>) {
+        let log = RecordingLog::default();
+        let ops = log.ops.clone();
+        let paxos = meridian_paxos::Config::new(1, vec![1]);
+        let handle = start(LoopSetup {
+            node: 1,
+            replicas: vec![(meridian_txn::Config::new(1, paxos), Recovered::default())],
+            group_nodes: BTreeMap::from([(1, vec![1])]),
+            clock: Arc::new(meridian_truetime::SystemTrueTime::new(1_000_000)),
+            log: Box::new(log),
+            peers: HashMap::new(),
+            fatal: Arc::new(|reason: &str| panic!("fatal: {reason}")),
+            metrics: Arc::default(),
+            template: meridian_txn::Config::new(0, meridian_paxos::Config::new(1, vec![])),
+            ranges: BTreeMap::from([(1, KeyRange::default())]),
+        })
+        .expect("start");
+        (handle, ops)
+    }
+
+    fn range_from(start: &'static [u8]) -> KeyRange {
+        KeyRange {
+            start: Bytes::from_static(start),
+            end: None,
+            generation: 1,
+        }
+    }
+
+    fn add(h: &LoopHandle, seed: ReplicaSeed) -> Result<(), ReplicaError> {
+        let (reply, rx) = oneshot::channel();
+        h.inbox
+            .send(Event::AddReplica {
+                seed: Box::new(seed),
+                reply,
+            })
+            .expect("loop alive");
+        rx.blocking_recv().expect("an answer")
+    }
+
+    fn drop_replica(h: &LoopHandle, group: GroupId) -> Result<(), ReplicaError> {
+        let (reply, rx) = oneshot::channel();
+        h.inbox
+            .send(Event::DropReplica { group, reply })
+            .expect("loop alive");
+        rx.blocking_recv().expect("an answer")
+    }
+
+    /// Begins a transaction at `group`, retrying while its replica elects
+    /// itself; `None` if the loop closed the request unanswered.
+    fn begin(h: &LoopHandle, group: GroupId) -> Option<Reply> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (reply, rx) = oneshot::channel();
+            h.inbox
+                .send(Event::Request {
+                    group,
+                    request: Request::Begin {
+                        priority: None,
+                        mode: meridian_txn::CcMode::Locking,
+                        reserve: 0,
+                    },
+                    reply,
+                })
+                .expect("loop alive");
+            let r = rx.blocking_recv().ok()?;
+            if r.is_ok() || Instant::now() > deadline {
+                return Some(r);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_for_views(h: &LoopHandle, what: impl Fn(&BTreeMap<GroupId, GroupView>) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !what(&h.views.read()) {
+            assert!(Instant::now() < deadline, "views never got there");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn runtime_a_replica_added_at_run_time_is_durable_before_it_is_given_anything() {
+        let (h, ops) = single_node_loop();
+        add(&h, ReplicaSeed::empty(NEW_GROUP, vec![1], range_from(b"m"))).expect("added");
+        {
+            // The seed's write is the new group's first, and a sync
+            // follows it at once: before the replica existed.
+            let ops = ops.lock();
+            let first = ops
+                .iter()
+                .position(|o| *o == Op::Write(NEW_GROUP))
+                .expect("the seed was written");
+            assert_eq!(ops.get(first + 1), Some(&Op::Sync), "{ops:?}");
+        }
+        assert!(
+            matches!(begin(&h, NEW_GROUP), Some(Ok(_))),
+            "the new group serves"
+        );
+        wait_for_views(&h, |v| {
+            v.get(&NEW_GROUP)
+                .is_some_and(|v| v.range == Some(range_from(b"m")) && v.leading)
+        });
+        assert_eq!(
+            add(&h, ReplicaSeed::empty(NEW_GROUP, vec![1], range_from(b"m"))),
+            Err(ReplicaError::AlreadyHosted { group: NEW_GROUP })
+        );
+        let mut bare = ReplicaSeed::empty(NEW_GROUP + 1, vec![1], range_from(b"x"));
+        bare.state = Recovered::default();
+        assert!(matches!(add(&h, bare), Err(ReplicaError::Invalid(_))));
+        let too_big = ReplicaSeed::empty(meridian_txn::MAX_GROUP_ID + 1, vec![1], range_from(b"x"));
+        assert!(matches!(add(&h, too_big), Err(ReplicaError::Invalid(_))));
+        h.shutdown();
+    }
+
+    #[test]
+    fn runtime_a_dropped_replica_stops_serving_its_drop_is_durable_and_its_id_never_reused() {
+        let (h, ops) = single_node_loop();
+        add(&h, ReplicaSeed::empty(NEW_GROUP, vec![1], range_from(b"m"))).expect("added");
+        assert!(matches!(begin(&h, NEW_GROUP), Some(Ok(_))));
+        drop_replica(&h, NEW_GROUP).expect("dropped");
+        {
+            let ops = ops.lock();
+            let at = ops
+                .iter()
+                .position(|o| *o == Op::Drop(NEW_GROUP))
+                .expect("the drop was logged");
+            assert_eq!(ops.get(at + 1), Some(&Op::Sync), "durable before the reply");
+            assert!(
+                !ops[at..].contains(&Op::Write(NEW_GROUP)),
+                "nothing of the group is written after its drop: {ops:?}"
+            );
+        }
+        wait_for_views(&h, |v| !v.contains_key(&NEW_GROUP) && v.contains_key(&1));
+        assert!(
+            begin(&h, NEW_GROUP).is_none(),
+            "a request is closed unanswered"
+        );
+        assert_eq!(
+            add(&h, ReplicaSeed::empty(NEW_GROUP, vec![1], range_from(b"m"))),
+            Err(ReplicaError::Dropped { group: NEW_GROUP })
+        );
+        assert_eq!(
+            drop_replica(&h, NEW_GROUP),
+            Err(ReplicaError::NotHosted { group: NEW_GROUP })
+        );
+        assert!(
+            matches!(begin(&h, 1), Some(Ok(_))),
+            "the other group goes on"
+        );
+        h.shutdown();
     }
 
     #[test]

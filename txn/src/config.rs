@@ -47,11 +47,28 @@ pub const DEFAULT_MAX_ACTIVE_TXNS: usize = 100_000;
 /// Default most lock-free reads waiting for safe time at one replica.
 pub const DEFAULT_MAX_WAITING_READS: usize = 10_000;
 
-/// Largest group id: transaction ids embed it in 16 bits.
-pub const MAX_GROUP_ID: u64 = 0xFFFF;
+/// Bits of a transaction id's origin that hold the issuing group's id (the
+/// low ones): `round << 44 | node << 32 | group`.
+pub const ORIGIN_GROUP_BITS: u32 = 32;
 
-/// Largest node id: transaction ids embed it in 16 bits.
-pub const MAX_NODE_ID: u64 = 0xFFFF;
+/// Bits of a transaction id's origin that hold the issuing leader's node
+/// id (above the group's).
+pub const ORIGIN_NODE_BITS: u32 = 12;
+
+/// Largest group id: transaction ids embed it in [`ORIGIN_GROUP_BITS`]
+/// bits, the log's records in 32 bits. Group ids are never reused (a split
+/// creates a group under a new id), so the space must outlast every split a
+/// cluster will make.
+pub const MAX_GROUP_ID: u64 = (1 << ORIGIN_GROUP_BITS) - 1;
+
+/// Largest node id: transaction ids embed it in [`ORIGIN_NODE_BITS`] bits.
+pub const MAX_NODE_ID: u64 = (1 << ORIGIN_NODE_BITS) - 1;
+
+/// Largest Paxos round at which a leader issues transaction ids: the
+/// origin keeps the round in the 20 bits above the node and group ids. A
+/// round rises by one per real campaign (pre-votes change nothing), so a
+/// group gets about a million elections.
+pub const MAX_ORIGIN_ROUND: u64 = (1 << (64 - ORIGIN_GROUP_BITS - ORIGIN_NODE_BITS)) - 1;
 
 /// Most ids one `Begin` reserves beside the one it begins
 /// ([`crate::Request::Begin`]'s `reserve`).
