@@ -73,6 +73,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod directory;
 mod error;
 pub mod exit;
 mod options;
@@ -575,6 +576,20 @@ impl Client {
     pub async fn transaction_with<T, F>(
         &self,
         opts: TxnOptions,
+        f: F,
+    ) -> Result<(T, Committed), Error>
+    where
+        F: for<'t> FnMut(&'t mut Txn) -> BoxFuture<'t, Result<T, Error>>,
+    {
+        self.run_transaction(opts, false, f).await
+    }
+
+    /// [`Client::transaction_with`]; `system`: the range directory's own
+    /// transaction, allowed system keys.
+    pub(crate) async fn run_transaction<T, F>(
+        &self,
+        opts: TxnOptions,
+        system: bool,
         mut f: F,
     ) -> Result<(T, Committed), Error>
     where
@@ -585,7 +600,11 @@ impl Client {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let mut txn = Txn::new(self.clone(), opts.mode, priority);
+            let mut txn = if system {
+                Txn::new_system(self.clone(), opts.mode, priority)
+            } else {
+                Txn::new(self.clone(), opts.mode, priority)
+            };
             let e = match f(&mut txn).await {
                 Ok(value) => {
                     priority = txn.priority().or(priority);
@@ -600,6 +619,15 @@ impl Client {
                     e
                 }
             };
+            if matches!(
+                e,
+                Error::Unavailable { .. } | Error::Remote(RemoteError::WrongGroup { .. })
+            ) && self.inner.view().groups.len() > 0
+            {
+                // The range map may be stale: refresh it (and learn the
+                // directory's newer ranges) before the next attempt.
+                let _ = self.refresh_routing().await;
+            }
             let out_of_budget = attempt >= self.inner.opts.max_txn_attempts
                 || started.elapsed() >= self.inner.opts.retry_budget;
             if !e.is_retryable() || out_of_budget {
@@ -779,11 +807,32 @@ impl Client {
     }
 
     async fn read_at(&self, at: ReadAt, reads: Vec<ReadOp>) -> Result<ReadOnlyResult, Error> {
+        let reads = meridian_txn::api::check_user_reads(&reads)?;
+        self.read_at_checked(at, reads).await
+    }
+
+    /// [`Client::read_at`] without the user's checks: the range
+    /// directory's reads of system keys.
+    pub(crate) async fn read_at_checked(
+        &self,
+        at: ReadAt,
+        reads: Vec<ReadOp>,
+    ) -> Result<ReadOnlyResult, Error> {
         meridian_txn::api::check_reads(&reads)?;
         let mut last = None;
         for _ in 0..self.inner.opts.max_request_tries.max(1) {
+            if self.inner.view().misses(&reads) {
+                // A range the map does not know (a split's child that the
+                // node asked does not list): the directory knows it.
+                self.refresh_routing().await?;
+            }
             match self.read_at_once(at, &reads).await {
-                Err(e @ Error::Remote(RemoteError::WrongGroup { .. })) => last = Some(e),
+                Err(e @ Error::Remote(RemoteError::WrongGroup { .. })) => {
+                    if let Err(e) = self.directory().await {
+                        tracing::debug!(error = %e, "range directory not read");
+                    }
+                    last = Some(e)
+                }
                 other => return other,
             }
         }
@@ -805,6 +854,11 @@ impl Client {
             match op {
                 ReadOp::Get(k) => add(view.group_of(k)?, i, op.clone()),
                 ReadOp::Scan { start, end, limit } => {
+                    if let Some(k) = view.gap(start, end.as_deref()) {
+                        return Err(Error::Unavailable {
+                            detail: format!("no known range holds key {}", show_bytes(&k)),
+                        });
+                    }
                     for g in view.groups_overlapping(start, end.as_deref()) {
                         let (s, e) = txn::clip(start, end.as_ref(), &g);
                         add(

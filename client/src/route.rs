@@ -23,8 +23,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use crate::directory::DirectoryRecord;
 use crate::pipe::Pipe;
 use crate::{ClientOptions, Error, NodeId};
+use meridian_participant::INITIAL_GENERATION;
 
 /// How long a node that failed at the transport level is tried after the
 /// others.
@@ -73,6 +75,10 @@ pub(crate) struct View {
     pub(crate) nodes: BTreeMap<NodeId, String>,
     /// Sorted by range start.
     pub(crate) groups: Vec<GroupInfo>,
+    /// The generation of each group's range where the client learnt it
+    /// from the range directory; a range learnt from `Status` alone counts
+    /// as [`INITIAL_GENERATION`].
+    pub(crate) generations: BTreeMap<GroupId, u64>,
 }
 
 impl View {
@@ -86,12 +92,86 @@ impl View {
             })
     }
 
+    /// The generation the client knows of `id`'s range.
+    pub(crate) fn generation(&self, id: GroupId) -> u64 {
+        self.generations
+            .get(&id)
+            .copied()
+            .unwrap_or(INITIAL_GENERATION)
+    }
+
+    /// The first key of `[start, end)` no known range holds, if any (an
+    /// empty `start`: from the first key).
+    pub(crate) fn gap(&self, start: &[u8], end: Option<&[u8]>) -> Option<Bytes> {
+        let mut at = Bytes::copy_from_slice(start);
+        loop {
+            if end.is_some_and(|e| at[..] >= *e) {
+                return None;
+            }
+            let Some(g) = self.groups.iter().find(|g| g.contains(&at)) else {
+                return Some(at);
+            };
+            match &g.end {
+                Some(e) => at = e.clone(),
+                None => return None,
+            }
+        }
+    }
+
+    /// Lays directory records over the map: a record newer than what the
+    /// client knows of its group replaces it, and drops the groups whose
+    /// ranges it overlaps at an older generation (they were split since).
+    fn apply_records(&mut self, records: &[DirectoryRecord]) {
+        for r in records {
+            let d = &r.descriptor;
+            if self.group(d.group).is_some() && d.generation <= self.generation(d.group) {
+                continue;
+            }
+            let leader = self.group(d.group).and_then(|g| g.leader);
+            let info = GroupInfo {
+                id: d.group,
+                start: d.start.clone(),
+                end: d.end.clone(),
+                replicas: r.replicas.clone(),
+                leader,
+            };
+            let older: Vec<GroupId> = self
+                .groups
+                .iter()
+                .filter(|g| {
+                    g.id == d.group
+                        || (g.overlaps(&d.start, d.end.as_deref())
+                            && self.generation(g.id) < d.generation)
+                })
+                .map(|g| g.id)
+                .collect();
+            self.groups.retain(|g| !older.contains(&g.id));
+            for id in older {
+                self.generations.remove(&id);
+            }
+            self.groups.push(info);
+            self.generations.insert(d.group, d.generation);
+        }
+        self.groups.sort_by(|a, b| a.start.cmp(&b.start));
+    }
+
     pub(crate) fn group(&self, id: GroupId) -> Option<&GroupInfo> {
         self.groups.iter().find(|g| g.id == id)
     }
 
     fn group_mut(&mut self, id: GroupId) -> Option<&mut GroupInfo> {
         self.groups.iter_mut().find(|g| g.id == id)
+    }
+
+    /// Whether some read's key, or part of some scan, lies in no known
+    /// range.
+    pub(crate) fn misses(&self, reads: &[meridian_txn::ReadOp]) -> bool {
+        reads.iter().any(|r| match r {
+            meridian_txn::ReadOp::Get(k) => !self.groups.iter().any(|g| g.contains(k)),
+            meridian_txn::ReadOp::Scan { start, end, .. } => {
+                self.gap(start, end.as_deref()).is_some()
+            }
+        })
     }
 
     /// The groups whose ranges overlap `[start, end)`, in key order.
@@ -178,6 +258,9 @@ pub(crate) struct Inner {
     pub(crate) clock: Mutex<Option<(RawInstant, meridian_truetime::Timestamp)>>,
     /// Transaction ids reserved for this client, by group.
     spares: Mutex<HashMap<GroupId, Spares>>,
+    /// The newest range directory record of each group the client has
+    /// read or written, laid over every `Status` it installs.
+    directory: Mutex<BTreeMap<GroupId, DirectoryRecord>>,
 }
 
 /// Transaction ids a group's leader reserved for this client at a `Begin`
@@ -429,6 +512,7 @@ impl Inner {
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
             clock: Mutex::new(None),
             spares: Mutex::new(HashMap::new()),
+            directory: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -813,8 +897,38 @@ impl Inner {
             epoch: s.epoch,
             nodes,
             groups,
+            generations: BTreeMap::new(),
         };
+        let records: Vec<DirectoryRecord> = self
+            .directory
+            .lock()
+            .expect("directory lock poisoned")
+            .values()
+            .cloned()
+            .collect();
+        v.apply_records(&records);
         Ok(())
+    }
+
+    /// Keeps the range directory's `records` (each where newer than the
+    /// one the client holds) and lays them over the range map.
+    pub(crate) fn install_records(&self, records: &[DirectoryRecord]) {
+        let mut held = self.directory.lock().expect("directory lock poisoned");
+        for r in records {
+            let d = &r.descriptor;
+            if held
+                .get(&d.group)
+                .is_none_or(|h| h.descriptor.generation < d.generation)
+            {
+                held.insert(d.group, r.clone());
+            }
+        }
+        let all: Vec<DirectoryRecord> = held.values().cloned().collect();
+        drop(held);
+        self.view
+            .write()
+            .expect("view lock poisoned")
+            .apply_records(&all);
     }
 
     /// Sends a request to `group` by `route`, following the routing rules

@@ -807,6 +807,9 @@ impl Driver {
                     tracing::info!(group, last_slot, "restored a snapshot");
                     self.metrics.snapshots_restored.inc(group);
                 }
+                Output::SplitChild(seed) => {
+                    tracing::warn!(group, child = seed.group, "split child not created here");
+                }
             }
         }
     }

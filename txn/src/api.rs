@@ -498,6 +498,16 @@ pub enum InvalidRequest {
         /// The group.
         group: GroupId,
     },
+    /// A key in the system keyspace ([`is_system_key`]): the range
+    /// directory's, which user requests may neither read nor write.
+    #[error(
+        "key {key:?} is in the system keyspace (keys below {SYSTEM_KEYS_END:?}), reserved for \
+         the range directory"
+    )]
+    SystemKey {
+        /// The key asked for.
+        key: Bytes,
+    },
     /// A [`Request::TxnStatus`] sent to a group other than the
     /// transaction's home group, which alone knows its outcome.
     #[error("the transaction's home group is {home}; ask its leader")]
@@ -690,6 +700,75 @@ pub fn check_key(key: &[u8]) -> Result<(), InvalidRequest> {
     Ok(())
 }
 
+/// The prefix of the system keyspace: the range directory's records
+/// (docs/design.md, "The range directory") live under it. User requests
+/// reading or writing a system key are refused ([`check_user_key`]); the
+/// directory code writes them through the client's internal API.
+pub const SYSTEM_KEY_PREFIX: &[u8] = b"\x00\x00";
+
+/// The bound above every system key. The system keyspace is every key below
+/// it: the keys beginning with [`SYSTEM_KEY_PREFIX`] and the one key
+/// `b"\x00"` that sorts between the empty start of the keyspace and them.
+/// It is the very first stretch of the key order, so the range whose
+/// descriptor starts at the empty key always holds all of it: a split keeps
+/// `[start, key)` in the parent, and a split key inside the system keyspace
+/// is refused ([`check_split_key`]), so the system keys are never divided
+/// between ranges and never move to another group.
+pub const SYSTEM_KEYS_END: &[u8] = b"\x00\x01";
+
+/// Whether `key` is in the system keyspace (below [`SYSTEM_KEYS_END`]).
+pub fn is_system_key(key: &[u8]) -> bool {
+    key < SYSTEM_KEYS_END
+}
+
+/// [`check_key`], and the key must not be a system key: the check for a
+/// user's request (client API, CLI).
+pub fn check_user_key(key: &[u8]) -> Result<(), InvalidRequest> {
+    check_key(key)?;
+    if is_system_key(key) {
+        return Err(InvalidRequest::SystemKey {
+            key: Bytes::copy_from_slice(key),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a split key: a valid key outside the system keyspace (a split
+/// there would divide the system keys between two ranges).
+pub fn check_split_key(key: &[u8]) -> Result<(), InvalidRequest> {
+    check_user_key(key)
+}
+
+/// The start of a user's scan: a scan from the start of the keyspace (an
+/// empty `start`) begins at [`SYSTEM_KEYS_END`] instead, so that user scans
+/// never see system keys; a scan starting at a system key is refused.
+pub fn user_scan_start(start: &[u8]) -> Result<Bytes, InvalidRequest> {
+    if start.is_empty() {
+        Ok(Bytes::from_static(SYSTEM_KEYS_END))
+    } else {
+        check_user_key(start)?;
+        Ok(Bytes::copy_from_slice(start))
+    }
+}
+
+/// Checks the reads of a user's read-only request ([`check_reads`], and no
+/// system key), with each scan's start moved past the system keyspace
+/// ([`user_scan_start`]).
+pub fn check_user_reads(reads: &[ReadOp]) -> Result<Vec<ReadOp>, InvalidRequest> {
+    check_reads(reads)?;
+    reads
+        .iter()
+        .map(|r| match r {
+            ReadOp::Get(key) => check_user_key(key).map(|()| r.clone()),
+            ReadOp::Scan { start, end, limit } => Ok(ReadOp::Scan {
+                start: user_scan_start(start)?,
+                end: end.clone(),
+                limit: *limit,
+            }),
+        })
+        .collect()
+}
+
 /// Checks a write against the limits.
 pub fn check_write(w: &Write) -> Result<(), InvalidRequest> {
     check_key(&w.key)?;
@@ -778,6 +857,31 @@ mod tests {
             check_reads(&[scan]),
             Err(InvalidRequest::ScanLimitTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn system_keys_are_refused_to_users_and_user_scans_skip_them() {
+        for k in [
+            &b"\x00"[..],
+            b"\x00\x00",
+            b"\x00\x00dir",
+            b"\x00\x00\xff\xff",
+        ] {
+            assert!(is_system_key(k), "{k:?}");
+            assert!(matches!(
+                check_user_key(k),
+                Err(InvalidRequest::SystemKey { .. })
+            ));
+            assert!(check_split_key(k).is_err());
+            assert!(check_key(k).is_ok());
+        }
+        for k in [&b"\x00\x01"[..], b"\x01", b"a", b"\xff\xff"] {
+            assert!(!is_system_key(k), "{k:?}");
+            assert!(check_user_key(k).is_ok());
+        }
+        assert_eq!(user_scan_start(b"").as_deref(), Ok(SYSTEM_KEYS_END));
+        assert!(user_scan_start(b"\x00\x00x").is_err());
+        assert_eq!(user_scan_start(b"b").as_deref(), Ok(&b"b"[..]));
     }
 
     #[test]
