@@ -30,9 +30,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use meridian_participant::RangeDescriptor;
 use meridian_participant::mvcc::MAX_SCAN_ROWS;
-use meridian_proto::RemoteError;
 use meridian_txn::api::{SYSTEM_KEY_PREFIX, check_split_key};
-use meridian_txn::{GroupId, ReadAt, ReadOp, ReadResult, TxnError};
+use meridian_txn::{GroupId, ReadAt, ReadOp, ReadResult};
 
 use crate::{Client, Error, NodeId, TxnOptions, show_bytes};
 
@@ -510,22 +509,7 @@ impl Client {
         });
         let child = self.allocate_group_id().await?;
         progress(&SplitStep::Allocated { child });
-        let (left, right) = match self.split_at_leader(parent.group, &key, child).await {
-            Ok(halves) => halves,
-            Err(Error::Remote(RemoteError::Txn(TxnError::BadSplitKey { descriptor, .. }))) => {
-                return Err(Error::BadSplit(format!(
-                    "key {} is not strictly inside {descriptor} (group id {child} is wasted)",
-                    show_bytes(&key)
-                )));
-            }
-            Err(Error::Remote(RemoteError::Txn(TxnError::RangeChangeInProgress))) => {
-                return Err(Error::BadSplit(format!(
-                    "another change of {parent} is in progress; look again once it is done \
-                     (group id {child} is wasted)"
-                )));
-            }
-            Err(e) => return Err(e),
-        };
+        let (left, right) = self.split_at_leader(parent.group, &key, child).await?;
         progress(&SplitStep::Applied {
             left: left.clone(),
             right: right.clone(),
@@ -563,9 +547,21 @@ impl Client {
         key: &Bytes,
         child: GroupId,
     ) -> Result<(RangeDescriptor, RangeDescriptor), Error> {
-        let _ = (parent, key, child);
-        Err(Error::Invalid(
-            "the nodes do not offer the split call yet".into(),
-        ))
+        use crate::admin::AdminError;
+        match crate::admin::split(self, key.clone(), child).await {
+            Ok((left, right)) if left.group == parent && right.group == child => Ok((left, right)),
+            Ok((left, right)) => Err(Error::Invalid(format!(
+                "the split answered {left} | {right}, not group {parent} and group {child}"
+            ))),
+            // Refusals of the leader (a key not strictly inside the range,
+            // another change of the range in progress) and bad arguments:
+            // nothing changed.
+            Err(AdminError::Refused(m) | AdminError::Invalid(m)) => {
+                Err(Error::BadSplit(format!("{m} (group id {child} is wasted)")))
+            }
+            Err(e) => Err(Error::Unavailable {
+                detail: e.to_string(),
+            }),
+        }
     }
 }

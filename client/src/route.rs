@@ -13,6 +13,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use meridian_participant::RangeDescriptor;
 use meridian_proto::calls::CallRequest;
 use meridian_proto::convert::{Answer, error_from_pb};
 use meridian_proto::pb::meridian_client::MeridianClient;
@@ -184,6 +185,18 @@ impl View {
     }
 }
 
+/// Whether the range `d` lies inside `g`'s and differs from it: after
+/// splits alone (ranges only shrink), the newer of the two.
+fn narrower(d: &RangeDescriptor, g: &GroupInfo) -> bool {
+    let inside = d.start >= g.start
+        && match (&d.end, &g.end) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(de), Some(ge)) => de <= ge,
+        };
+    inside && (d.start != g.start || d.end != g.end)
+}
+
 /// Where a call to a group goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
@@ -261,6 +274,9 @@ pub(crate) struct Inner {
     /// The newest range directory record of each group the client has
     /// read or written, laid over every `Status` it installs.
     directory: Mutex<BTreeMap<GroupId, DirectoryRecord>>,
+    /// Descriptors learned from `OutsideRange` refusals, by group: newer
+    /// than what a lagging node's `Status` may say, so they override it.
+    learned: Mutex<HashMap<GroupId, RangeDescriptor>>,
 }
 
 /// Transaction ids a group's leader reserved for this client at a `Begin`
@@ -513,6 +529,7 @@ impl Inner {
             clock: Mutex::new(None),
             spares: Mutex::new(HashMap::new()),
             directory: Mutex::new(BTreeMap::new()),
+            learned: Mutex::new(HashMap::new()),
         })
     }
 
@@ -870,25 +887,43 @@ impl Inner {
     }
 
     /// Replaces the view with a node's `Status`, keeping leader hints the
-    /// answer does not know.
+    /// answer does not know, and the ranges learned from refusals where the
+    /// answer is older: a range only shrinks (splits), so a learned range
+    /// strictly inside the answer's is the newer.
     fn install(&self, s: &pb::StatusResponse) -> Result<(), Error> {
         let tls = self.opts.tls.is_some();
         let mut nodes = BTreeMap::new();
         for n in &s.nodes {
             nodes.insert(n.id, endpoint_uri(&n.address, tls)?);
         }
+        let mut learned = self.learned.lock().expect("learned lock poisoned");
         let mut v = self.view.write().expect("view lock poisoned");
+        // Generations of the ranges taken from refusals: a directory record
+        // replaces them only when newer still.
+        let mut generations = BTreeMap::new();
         let mut groups: Vec<GroupInfo> = s
             .groups
             .iter()
-            .map(|g| GroupInfo {
-                id: g.id,
-                start: g.start.clone(),
-                end: g.end.clone(),
-                replicas: g.replicas.clone(),
-                leader: g
-                    .leader
-                    .or_else(|| v.group(g.id).and_then(|old| old.leader)),
+            .map(|g| {
+                let mut info = GroupInfo {
+                    id: g.id,
+                    start: g.start.clone(),
+                    end: g.end.clone(),
+                    replicas: g.replicas.clone(),
+                    leader: g
+                        .leader
+                        .or_else(|| v.group(g.id).and_then(|old| old.leader)),
+                };
+                if let Some(d) = learned.get(&g.id) {
+                    if narrower(d, &info) {
+                        info.start = d.start.clone();
+                        info.end = d.end.clone();
+                        generations.insert(g.id, d.generation);
+                    } else {
+                        learned.remove(&g.id);
+                    }
+                }
+                info
             })
             .collect();
         groups.sort_by(|a, b| a.start.cmp(&b.start));
@@ -897,7 +932,7 @@ impl Inner {
             epoch: s.epoch,
             nodes,
             groups,
-            generations: BTreeMap::new(),
+            generations,
         };
         let records: Vec<DirectoryRecord> = self
             .directory
@@ -931,13 +966,47 @@ impl Inner {
             .apply_records(&all);
     }
 
+    /// Takes in what a group said it serves (an `OutsideRange` refusal):
+    /// its range in the view, then the `Status` of the node that refused
+    /// (it applied the change, so it knows the group that took the keys),
+    /// else of any node.
+    pub(crate) async fn learn(&self, d: &RangeDescriptor, from: &str) -> Result<(), Error> {
+        {
+            let mut learned = self.learned.lock().expect("learned lock poisoned");
+            let newer = learned
+                .get(&d.group)
+                .is_none_or(|old| old.generation < d.generation);
+            if newer {
+                learned.insert(d.group, d.clone());
+            }
+            let mut v = self.view.write().expect("view lock poisoned");
+            if let Some(g) = v.group_mut(d.group) {
+                if narrower(d, g) {
+                    g.start = d.start.clone();
+                    g.end = d.end.clone();
+                }
+            }
+            if v.generation(d.group) < d.generation {
+                v.generations.insert(d.group, d.generation);
+            }
+        }
+        let req = pb::StatusRequest {
+            header: Some(self.header()),
+        };
+        match self.status_at(from, req).await {
+            Ok(s) => self.install(&s),
+            Err(_) => self.refresh().await.map(|_| ()),
+        }
+    }
+
     /// Sends a request to `group` by `route`, following the routing rules
     /// of the module doc, until it is answered, refused for good, or the
     /// tries or the retry budget run out. Answers the response and the node
     /// that gave it.
     ///
     /// `WrongGroup` refreshes the range map and is returned: the caller
-    /// decides again which group holds its keys.
+    /// decides again which group holds its keys. So does `OutsideRange`,
+    /// returned as `WrongGroup` once the view took in its descriptor.
     pub(crate) async fn call_group<Req, M>(
         &self,
         group: GroupId,
@@ -1031,6 +1100,12 @@ impl Inner {
                         RemoteError::WrongGroup { .. } => {
                             self.refresh().await?;
                             return Err(e.into());
+                        }
+                        RemoteError::Txn(TxnError::OutsideRange { descriptor }) => {
+                            self.learn(descriptor, &uri).await?;
+                            return Err(Error::Remote(RemoteError::WrongGroup {
+                                group: descriptor.group,
+                            }));
                         }
                         RemoteError::NoReplica { .. } => {
                             if let Route::Pinned(_) = route {

@@ -285,6 +285,17 @@ impl GroupEntry {
             .as_ref()
             .map(|e| Bytes::copy_from_slice(e.as_bytes()))
     }
+
+    /// The group's bootstrap descriptor: its configured range at the
+    /// initial generation.
+    pub fn descriptor(&self) -> meridian_participant::RangeDescriptor {
+        meridian_participant::RangeDescriptor {
+            group: self.id,
+            start: self.start_bytes(),
+            end: self.end_bytes(),
+            generation: meridian_participant::INITIAL_GENERATION,
+        }
+    }
 }
 
 /// A node's whole configuration.

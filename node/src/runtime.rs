@@ -34,11 +34,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use meridian_participant::WaitsFor;
+use meridian_participant::{RangeDescriptor, WaitsFor};
 use meridian_paxos::{MembershipChange, Message, NodeId, PersistRequest, Recovered, Role};
 use meridian_proto::pb;
 use meridian_truetime::{Timestamp, TrueTime, TtInterval};
-use meridian_txn::{GroupId, GroupMessage, GroupReplica, Input, Output, Reply, Request};
+use meridian_txn::{ChildSeed, GroupId, GroupMessage, GroupReplica, Input, Output, Reply, Request};
 use parking_lot::RwLock;
 use tokio::sync::oneshot;
 
@@ -106,36 +106,6 @@ impl Log for NullLog {
     }
 }
 
-/// The key range `[start, end)` a replica serves (`end` `None`: to the end
-/// of the key space), with the generation of the descriptor it comes from.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyRange {
-    /// First key.
-    pub start: Bytes,
-    /// End (exclusive); `None` for the end of the key space.
-    pub end: Option<Bytes>,
-    /// Rises with every change of the range (1 for a bootstrap range).
-    pub generation: u64,
-}
-
-impl KeyRange {
-    /// Whether `key` is in the range.
-    pub fn contains(&self, key: &[u8]) -> bool {
-        key >= self.start.as_ref() && self.end.as_ref().is_none_or(|e| key < e.as_ref())
-    }
-
-    /// Whether the span `[start, end)` (`end` `None`: unbounded) lies in
-    /// the range.
-    pub fn contains_span(&self, start: &[u8], end: Option<&[u8]>) -> bool {
-        start >= self.start.as_ref()
-            && match (&self.end, end) {
-                (None, _) => true,
-                (Some(_), None) => false,
-                (Some(re), Some(e)) => e <= re.as_ref(),
-            }
-    }
-}
-
 /// What a replica created at run time starts from ([`Event::AddReplica`]).
 #[derive(Clone, Debug)]
 pub struct ReplicaSeed {
@@ -148,14 +118,16 @@ pub struct ReplicaSeed {
     /// before the replica exists. It must hold a snapshot: the snapshot's
     /// membership and state are what recovery recreates the replica from.
     pub state: Recovered,
-    /// The key range it serves until its own state names one.
-    pub range: KeyRange,
+    /// The key range it serves (its snapshot's state must carry the
+    /// same descriptor, which recovery reads back).
+    pub descriptor: RangeDescriptor,
 }
 
 impl ReplicaSeed {
-    /// A new, empty group: a snapshot at slot 0 of an empty state, whose
-    /// membership is `voters`.
-    pub fn empty(group: GroupId, voters: Vec<NodeId>, range: KeyRange) -> ReplicaSeed {
+    /// A new, empty group serving `descriptor`: a snapshot at slot 0 of an
+    /// empty state with that descriptor, whose membership is `voters`.
+    pub fn empty(voters: Vec<NodeId>, descriptor: RangeDescriptor) -> ReplicaSeed {
+        let group = descriptor.group;
         let snapshot = meridian_paxos::Snapshot {
             last_slot: 0,
             last_ballot: meridian_paxos::Ballot::default(),
@@ -164,6 +136,7 @@ impl ReplicaSeed {
             data: meridian_participant::GroupState::new(
                 meridian_participant::state::DEFAULT_COMMIT_RECORD_RETENTION_NANOS,
             )
+            .with_descriptor(descriptor.clone())
             .encode(),
         };
         ReplicaSeed {
@@ -173,7 +146,7 @@ impl ReplicaSeed {
                 snapshot: Some(snapshot),
                 ..Recovered::default()
             },
-            range,
+            descriptor,
         }
     }
 }
@@ -242,9 +215,9 @@ pub struct GroupView {
     pub active_txns: usize,
     /// The current voters.
     pub voters: Vec<NodeId>,
-    /// The key range the replica serves, as it last applied it; `None`
-    /// while unknown (the replica then serves no key).
-    pub range: Option<KeyRange>,
+    /// The key range the replica serves, as it last applied it (`None`
+    /// only in a default view).
+    pub descriptor: Option<RangeDescriptor>,
 }
 
 /// Shared, read-mostly view of the node's replicas (updated by the loop
@@ -349,12 +322,9 @@ pub struct LoopSetup {
     pub fatal: FatalHandler,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// The configuration of a replica created at run time or recovered
-    /// without a configured group: the node's settings, its group id and
-    /// voters replaced.
+    /// The configuration of a replica created at run time: the node's
+    /// settings, its group id, voters and descriptor replaced.
     pub template: meridian_txn::Config,
-    /// The ranges of the configured groups (bootstrap facts).
-    pub ranges: BTreeMap<GroupId, KeyRange>,
 }
 
 /// A running loop: its inbox, its views and its thread.
@@ -401,13 +371,13 @@ pub fn start(setup: LoopSetup) -> std::io::Result<LoopHandle> {
         fatal: setup.fatal,
         metrics: setup.metrics,
         template: setup.template,
-        ranges: setup.ranges,
         views: views.clone(),
         clock_ok: clock_ok.clone(),
         pending: HashMap::new(),
         next_request: 1,
         internal: VecDeque::new(),
         out: Vec::new(),
+        seeds: Vec::new(),
         persist: Vec::new(),
         outbound: HashMap::new(),
         views_dirty: true,
@@ -439,8 +409,8 @@ struct Driver {
     fatal: FatalHandler,
     metrics: Arc<Metrics>,
     template: meridian_txn::Config,
-    /// Each hosted group's key range, as configured or seeded.
-    ranges: BTreeMap<GroupId, KeyRange>,
+    /// Split seeds emitted during the current step, created once it ends.
+    seeds: Vec<Box<ChildSeed>>,
     views: Views,
     clock_ok: Arc<AtomicBool>,
     /// Callers waiting for a reply, by request id, with their group.
@@ -499,6 +469,8 @@ impl Driver {
             self.absorb(g, &mut out);
             self.out = out;
         }
+        // Replaying a parent's log re-emits the seeds of its splits.
+        self.create_children(now);
         self.flush();
         loop {
             let Ok(first) = next_event(&rx, self.sleep_time()) else {
@@ -575,6 +547,69 @@ impl Driver {
             }
             self.absorb(g, &mut out);
             self.out = out;
+        }
+        self.create_children(now);
+    }
+
+    /// Creates the children of the splits the last steps applied, each on
+    /// this node beside its parent's replica (docs/design.md §6, "Split
+    /// children"): the child's first persist request (its snapshot and
+    /// promise) is written and synced before the child exists, so it
+    /// answers nothing and sends nothing a crash would forget. A seed for
+    /// a child this node already hosts (recovered from its own records,
+    /// and re-emitted by the parent's replay) is ignored, as is one for an
+    /// id this node dropped.
+    fn create_children(&mut self, now: TtInterval) {
+        while let Some(seed) = self.seeds.pop() {
+            let child = seed.group;
+            if self.replicas.contains_key(&child) {
+                tracing::debug!(child, "split seed for a child this node has: ignored");
+                continue;
+            }
+            if self.log.is_dropped(child) {
+                tracing::warn!(child, "split seed for a dropped group id: ignored");
+                continue;
+            }
+            let parent = seed.parent;
+            let mut cfg = self
+                .replicas
+                .get(&parent)
+                .map_or_else(|| self.template.clone(), |r| r.config().clone());
+            cfg.group = child;
+            cfg.descriptor = seed.descriptor.clone();
+            cfg.paxos.id = self.node;
+            cfg.paxos.initial_voters = seed.snapshot.membership.voters.clone();
+            let nodes = self
+                .group_nodes
+                .get(&parent)
+                .cloned()
+                .unwrap_or_else(|| seed.snapshot.membership.voters.clone());
+            let mut replica =
+                GroupReplica::from_split(cfg, *seed, Box::new(self.replica_rng(child)));
+            let mut out = Vec::new();
+            replica.start(now, &mut out);
+            let mut first = Vec::new();
+            out.retain(|o| match o {
+                Output::Persist(req) => {
+                    first.push(req.clone());
+                    false
+                }
+                _ => true,
+            });
+            if self.sync_now(child, &first).is_err() {
+                return;
+            }
+            tracing::info!(child, parent, "split child created");
+            self.group_nodes.insert(child, nodes);
+            self.replicas.insert(child, replica);
+            self.views_dirty = true;
+            self.absorb(child, &mut out);
+            if let Some(seq) = first.iter().map(|r| r.seq).max() {
+                if let Some(r) = self.replicas.get_mut(&child) {
+                    r.step(now, Input::Persisted { seq }, &mut out);
+                }
+                self.absorb(child, &mut out);
+            }
         }
     }
 
@@ -708,9 +743,9 @@ impl Driver {
         // Durable before the replica exists: nothing reaches a replica that
         // a crash would forget.
         self.sync_now(group, &[first])?;
-        let cfg = self.replica_config(group, seed.voters.clone());
+        let mut cfg = self.replica_config(group, seed.voters.clone());
+        cfg.descriptor = seed.descriptor;
         self.group_nodes.entry(group).or_insert(seed.voters);
-        self.ranges.insert(group, seed.range);
         let mut replica = GroupReplica::new(cfg, seed.state, Box::new(self.replica_rng(group)));
         let mut out = std::mem::take(&mut self.out);
         replica.start(now, &mut out);
@@ -752,7 +787,6 @@ impl Driver {
         self.internal.retain(|(g, _)| *g != group);
         // Their oneshots close: the services answer "unavailable".
         self.pending.retain(|_, (g, _)| *g != group);
-        self.ranges.remove(&group);
         if let Err(e) = self.log.drop_group(group) {
             let reason = format!("write-ahead log write failed: {e}");
             self.fail(&reason);
@@ -807,9 +841,7 @@ impl Driver {
                     tracing::info!(group, last_slot, "restored a snapshot");
                     self.metrics.snapshots_restored.inc(group);
                 }
-                Output::SplitChild(seed) => {
-                    tracing::warn!(group, child = seed.group, "split child not created here");
-                }
+                Output::SplitChild(seed) => self.seeds.push(seed),
             }
         }
     }
@@ -957,7 +989,7 @@ impl Driver {
                     t_safe,
                     active_txns: r.active_txns(),
                     voters: p.membership().voters.clone(),
-                    range: self.ranges.get(g).cloned(),
+                    descriptor: Some(r.state().descriptor().clone()),
                 },
             );
         }
@@ -1022,7 +1054,6 @@ mod tests {
             fatal,
             metrics: Arc::default(),
             template: meridian_txn::Config::new(0, meridian_paxos::Config::new(1, vec![])),
-            ranges: BTreeMap::from([(1, KeyRange::default())]),
         })
         .expect("start");
         // The single replica campaigns by itself; its promise is the first
@@ -1094,14 +1125,14 @@ mod tests {
             fatal: Arc::new(|reason: &str| panic!("fatal: {reason}")),
             metrics: Arc::default(),
             template: meridian_txn::Config::new(0, meridian_paxos::Config::new(1, vec![])),
-            ranges: BTreeMap::from([(1, KeyRange::default())]),
         })
         .expect("start");
         (handle, ops)
     }
 
-    fn range_from(start: &'static [u8]) -> KeyRange {
-        KeyRange {
+    fn range_from(group: GroupId, start: &'static [u8]) -> RangeDescriptor {
+        RangeDescriptor {
+            group,
             start: Bytes::from_static(start),
             end: None,
             generation: 1,
@@ -1163,7 +1194,7 @@ mod tests {
     #[test]
     fn runtime_a_replica_added_at_run_time_is_durable_before_it_is_given_anything() {
         let (h, ops) = single_node_loop();
-        add(&h, ReplicaSeed::empty(NEW_GROUP, vec![1], range_from(b"m"))).expect("added");
+        add(&h, ReplicaSeed::empty(vec![1], range_from(NEW_GROUP, b"m"))).expect("added");
         {
             // The seed's write is the new group's first, and a sync
             // follows it at once: before the replica existed.
@@ -1180,16 +1211,16 @@ mod tests {
         );
         wait_for_views(&h, |v| {
             v.get(&NEW_GROUP)
-                .is_some_and(|v| v.range == Some(range_from(b"m")) && v.leading)
+                .is_some_and(|v| v.descriptor == Some(range_from(NEW_GROUP, b"m")) && v.leading)
         });
         assert_eq!(
-            add(&h, ReplicaSeed::empty(NEW_GROUP, vec![1], range_from(b"m"))),
+            add(&h, ReplicaSeed::empty(vec![1], range_from(NEW_GROUP, b"m"))),
             Err(ReplicaError::AlreadyHosted { group: NEW_GROUP })
         );
-        let mut bare = ReplicaSeed::empty(NEW_GROUP + 1, vec![1], range_from(b"x"));
+        let mut bare = ReplicaSeed::empty(vec![1], range_from(NEW_GROUP + 1, b"x"));
         bare.state = Recovered::default();
         assert!(matches!(add(&h, bare), Err(ReplicaError::Invalid(_))));
-        let too_big = ReplicaSeed::empty(meridian_txn::MAX_GROUP_ID + 1, vec![1], range_from(b"x"));
+        let too_big = ReplicaSeed::empty(vec![1], range_from(meridian_txn::MAX_GROUP_ID + 1, b"x"));
         assert!(matches!(add(&h, too_big), Err(ReplicaError::Invalid(_))));
         h.shutdown();
     }
@@ -1197,7 +1228,7 @@ mod tests {
     #[test]
     fn runtime_a_dropped_replica_stops_serving_its_drop_is_durable_and_its_id_never_reused() {
         let (h, ops) = single_node_loop();
-        add(&h, ReplicaSeed::empty(NEW_GROUP, vec![1], range_from(b"m"))).expect("added");
+        add(&h, ReplicaSeed::empty(vec![1], range_from(NEW_GROUP, b"m"))).expect("added");
         assert!(matches!(begin(&h, NEW_GROUP), Some(Ok(_))));
         drop_replica(&h, NEW_GROUP).expect("dropped");
         {
@@ -1218,7 +1249,7 @@ mod tests {
             "a request is closed unanswered"
         );
         assert_eq!(
-            add(&h, ReplicaSeed::empty(NEW_GROUP, vec![1], range_from(b"m"))),
+            add(&h, ReplicaSeed::empty(vec![1], range_from(NEW_GROUP, b"m"))),
             Err(ReplicaError::Dropped { group: NEW_GROUP })
         );
         assert_eq!(

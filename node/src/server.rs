@@ -213,7 +213,6 @@ impl Node {
 
         let mut replicas = Vec::new();
         let mut group_nodes = BTreeMap::new();
-        let mut ranges = BTreeMap::new();
         for g in &cfg.groups {
             let mut nodes = g.replicas.clone();
             nodes.extend(&g.joining);
@@ -231,14 +230,9 @@ impl Node {
             let mut c = template.clone();
             c.group = g.id;
             c.paxos.initial_voters = voters;
-            ranges.insert(
-                g.id,
-                runtime::KeyRange {
-                    start: g.start_bytes(),
-                    end: g.end_bytes(),
-                    generation: 1,
-                },
-            );
+            // A bootstrap fact; the replica's snapshot, once it has one,
+            // carries the descriptor it applied since (splits).
+            c.descriptor = g.descriptor();
             replicas.push((
                 c,
                 recovered.remove(&g.id).unwrap_or_else(Recovered::default),
@@ -252,6 +246,14 @@ impl Node {
             tracing::info!(group, "recreating a replica created at run time");
             let mut c = template.clone();
             c.group = group;
+            // Its snapshot (the first thing it persisted) carries its
+            // descriptor; until read, it serves nothing.
+            c.descriptor = meridian_participant::RangeDescriptor {
+                group,
+                start: bytes::Bytes::new(),
+                end: Some(bytes::Bytes::new()),
+                generation: 0,
+            };
             replicas.push((c, state));
         }
         let handle = runtime::start(LoopSetup {
@@ -264,7 +266,6 @@ impl Node {
             fatal: opts.fatal.clone(),
             metrics: metrics.clone(),
             template,
-            ranges,
         })
         .map_err(|e| StartError::Other(format!("cannot start the loop threads: {e}")))?;
 

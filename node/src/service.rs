@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
-use meridian_participant::Priority;
+use meridian_participant::{Priority, RangeDescriptor};
 use meridian_proto::convert::{self as cv, Answer, RemoteError};
 use meridian_proto::pb;
 use meridian_truetime::{Timestamp, TrueTime};
@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::NodeConfig;
 use crate::metrics::Metrics;
-use crate::runtime::{Event, KeyRange, Views};
+use crate::runtime::{Event, Views};
 
 /// How long a call waits for the loop's answer before giving up: a commit
 /// then reports an unknown outcome, anything else "not ready".
@@ -89,7 +89,7 @@ impl Shared {
         match self.views.read().get(&group) {
             Some(v) => Ok(Hosted {
                 id: group,
-                range: v.range.clone(),
+                range: v.descriptor.clone(),
             }),
             None => Err(RemoteError::NoReplica { group }),
         }
@@ -109,11 +109,7 @@ impl Shared {
             .find(|g| g.id == group)
             .map(|g| Hosted {
                 id: group,
-                range: Some(KeyRange {
-                    start: g.start_bytes(),
-                    end: g.end_bytes(),
-                    generation: 1,
-                }),
+                range: Some(g.descriptor()),
             })
     }
 
@@ -125,7 +121,7 @@ impl Shared {
         for k in keys {
             meridian_txn::api::check_key(k).map_err(|e| RemoteError::Invalid(e.to_string()))?;
             if !g.range.as_ref().is_some_and(|r| r.contains(k)) {
-                return Err(RemoteError::WrongGroup { group: g.id });
+                return Err(g.refusal());
             }
         }
         Ok(())
@@ -144,7 +140,7 @@ impl Shared {
         {
             Ok(())
         } else {
-            Err(RemoteError::WrongGroup { group: g.id })
+            Err(g.refusal())
         }
     }
 
@@ -192,7 +188,20 @@ impl Shared {
 /// A group as the services check requests against it.
 struct Hosted {
     id: GroupId,
-    range: Option<KeyRange>,
+    range: Option<RangeDescriptor>,
+}
+
+impl Hosted {
+    /// The refusal of keys outside the group's range: what it serves, so
+    /// that the client's range map learns it (retryable).
+    fn refusal(&self) -> RemoteError {
+        match &self.range {
+            Some(d) => RemoteError::Txn(TxnError::OutsideRange {
+                descriptor: d.clone(),
+            }),
+            None => RemoteError::WrongGroup { group: self.id },
+        }
+    }
 }
 
 fn unexpected(r: CoreResponse) -> RemoteError {

@@ -28,7 +28,7 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
         .map(|id| {
             let g = s.cfg.groups.iter().find(|g| g.id == id);
             let v = views.get(&id);
-            let (start, end) = match (v.and_then(|v| v.range.as_ref()), g) {
+            let (start, end) = match (v.and_then(|v| v.descriptor.as_ref()), g) {
                 (Some(r), _) => (r.start.clone(), r.end.clone()),
                 (None, Some(g)) => (g.start_bytes(), g.end_bytes()),
                 (None, None) => (Default::default(), None),
