@@ -152,6 +152,10 @@ async fn split_online_keeps_both_halves_readable_and_clients_working() {
         admin::split(&client, b(""), CHILD + 2).await,
         Err(admin::AdminError::Invalid(_))
     ));
+    match admin::split(&client, b("d"), CHILD).await {
+        Err(admin::AdminError::Refused(m)) => assert!(m.contains("in use"), "{m}"),
+        other => panic!("a child id in use is refused: {other:?}"),
+    }
 
     // A restarted node recovers the child from its own log.
     cluster.kill(3);

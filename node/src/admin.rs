@@ -198,10 +198,19 @@ async fn split(s: &Shared, r: pb::SplitRequest) -> Result<pb::SplitResponse, Rem
             meridian_txn::MAX_GROUP_ID
         )));
     }
-    // The hosted group whose applied range holds the key; a node hosting
-    // none forwards to a node that does, as for a leader elsewhere.
+    // The hosted group whose applied range holds the key.
     let (group, leader) = {
         let views = s.views.read();
+        // An id this node knows in use: a child created under it would be
+        // taken for the existing group and never made (ids are never
+        // reused; only the caller's allocation guarantees it for groups
+        // this node does not host).
+        if views.contains_key(&r.child) || s.cfg.groups.iter().any(|g| g.id == r.child) {
+            return Err(RemoteError::Invalid(format!(
+                "group id {} is in use; a split's child needs an id never used",
+                r.child
+            )));
+        }
         let hosting = views
             .values()
             .find(|v| v.descriptor.as_ref().is_some_and(|d| d.contains(&r.key)));
