@@ -157,7 +157,7 @@ impl GroupReplica {
         out: &mut Vec<Output>,
     ) -> Result<(), TxnError> {
         crate::api::check_key(&key)?;
-        if child == self.cfg.group || child == 0 {
+        if child == self.cfg.group || child == 0 || child > crate::MAX_GROUP_ID {
             return Err(crate::api::InvalidRequest::BadParticipant { group: child }.into());
         }
         self.serving(now, true)?;
@@ -192,6 +192,30 @@ impl GroupReplica {
         });
         self.absorb(pout, out);
         Ok(())
+    }
+
+    /// Whether a prepare record at `slot` naming `writes`, `reads` and
+    /// `ranges` applies after this leader's split in flight and names a key
+    /// it gives away: then the record is void when it applies, and its
+    /// vote must be no (docs/design.md §9).
+    pub(super) fn prepare_behind_split(
+        &self,
+        slot: Slot,
+        writes: &[meridian_participant::Write],
+        reads: &[Bytes],
+        ranges: &[(Bytes, Option<Bytes>)],
+    ) -> bool {
+        let Some(f) = &self.split_flight else {
+            return false;
+        };
+        if f.slot.is_none_or(|s| s > slot) {
+            return false;
+        }
+        writes.iter().any(|w| f.right.contains(&w.key))
+            || reads.iter().any(|k| f.right.contains(k))
+            || ranges.iter().any(|(s, e)| {
+                e.as_ref().is_none_or(|e| e > &f.right.start) && e.as_ref().is_none_or(|e| e > s)
+            })
     }
 
     /// The split record proposed as `id` was placed at `slot`, or dropped.
