@@ -685,7 +685,9 @@ impl GroupReplica {
             snap.last_slot,
             "snapshot data describes another slot"
         );
+        let before = self.state.children().to_vec();
         self.state = state;
+        self.children_from_snapshot(&before, out);
         self.unapplied.retain(|e| e.slot > snap.last_slot);
         let covered: Vec<Slot> = self
             .by_slot
