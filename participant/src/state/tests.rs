@@ -772,7 +772,7 @@ fn design_s9_a_split_hands_the_right_half_with_its_history_and_prepared_parts_to
     // Snapshots carry the descriptor, the moved transactions and children.
     let back = GroupState::decode(&s.encode(), DEFAULT_COMMIT_RECORD_RETENTION_NANOS).unwrap();
     assert_eq!(back.descriptor(), s.descriptor());
-    assert_eq!(back.children(), &[right.clone()]);
+    assert_eq!(back.children(), std::slice::from_ref(&right));
     assert_eq!(back.moved_txn(spanning), s.moved_txn(spanning));
     let child_back =
         GroupState::decode(&child.encode(), DEFAULT_COMMIT_RECORD_RETENTION_NANOS).unwrap();
