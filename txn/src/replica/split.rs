@@ -55,8 +55,9 @@ impl ChildSeed {
     /// Whether this is a blank seed: the node learned of the split from a
     /// snapshot of the parent, not by applying it, and has none of the
     /// child's state. The replica [`GroupReplica::from_split`] makes of it
-    /// starts empty, promises nothing, and catches up by snapshot from the
-    /// child's leader.
+    /// starts empty and outside the voters (it never campaigns), and
+    /// catches up by snapshot from the child's leader, which brings the
+    /// membership.
     pub fn is_blank(&self) -> bool {
         self.snapshot.last_slot == 0
     }
@@ -93,7 +94,10 @@ impl GroupReplica {
         cfg.validate();
         let parent = seed.parent;
         let paxos = if seed.is_blank() {
-            cfg.paxos.initial_voters = seed.snapshot.membership.voters.clone();
+            // Not a voter until the child's snapshot arrives (its
+            // membership comes with it): a blank replica never campaigns,
+            // so blank replicas cannot elect one another over an empty log.
+            cfg.paxos.initial_voters = Vec::new();
             Replica::new(cfg.paxos.clone(), meridian_paxos::Recovered::default(), rng)
         } else {
             Replica::from_inheritance(cfg.paxos.clone(), seed.snapshot, seed.inheritance, rng)
