@@ -574,3 +574,69 @@ fn split_retried_after_it_applied_gets_the_same_answer() {
     assert_eq!(again, right);
     assert_eq!(left.end, Some(b("m")));
 }
+
+/// Rule (docs/design.md §9, transactions): at the split, the parent
+/// leader wounds every unprepared transaction that holds a lock in the
+/// right half, holds a range lock reaching past the split key, or read
+/// there optimistically; the others go on.
+#[test]
+fn split_wounds_unprepared_holders_of_the_right_half() {
+    let mut c = cluster(1);
+    put(&mut c, 1, &[("a", "1"), ("z", "1")]);
+    let l = leader(&c, 1);
+    let read = |c: &mut LocalCluster, txn: TxnId, key: &str| {
+        c.call_in(
+            1,
+            l,
+            Request::Read {
+                txn,
+                keys: vec![b(key)],
+                guest: None,
+            },
+        )
+    };
+    let right = begin(&mut c, 1);
+    assert!(read(&mut c, right, "z").is_ok());
+    let left = begin(&mut c, 1);
+    assert!(read(&mut c, left, "a").is_ok());
+    let spanning = begin(&mut c, 1);
+    let scan = Request::Scan {
+        txn: spanning,
+        start: b("a"),
+        end: Some(b("q")),
+        limit: 10,
+        guest: None,
+    };
+    assert!(c.call_in(1, l, scan).is_ok());
+    let optimistic = match c.call_in(
+        1,
+        l,
+        Request::Begin {
+            priority: None,
+            mode: CcMode::Optimistic,
+            reserve: 0,
+        },
+    ) {
+        Ok(Response::Begun { txn, .. }) => txn,
+        other => panic!("{other:?}"),
+    };
+    assert!(read(&mut c, optimistic, "z").is_ok());
+    split(&mut c, 1, "m", 2);
+    for txn in [right, spanning, optimistic] {
+        match read(&mut c, txn, "a") {
+            Err(TxnError::Aborted { reason, .. }) => {
+                assert_eq!(reason, meridian_txn::AbortReason::Wounded, "{txn}")
+            }
+            other => panic!("{txn} was not wounded: {other:?}"),
+        }
+    }
+    let commit = Request::Commit {
+        txn: left,
+        writes: vec![Write::put(b("a"), b("2"))],
+        participants: vec![],
+    };
+    assert!(matches!(
+        c.call_in(1, l, commit),
+        Ok(Response::Committed { .. })
+    ));
+}
