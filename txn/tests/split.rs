@@ -535,3 +535,108 @@ fn split_requests_with_bad_keys_or_during_another_split_change_nothing() {
         d.generation + 2
     );
 }
+
+/// A replica that learns of a split from a snapshot of the parent (its
+/// log was truncated past the split before it caught up) creates a blank
+/// child, which catches up by snapshot from the child's leader.
+#[test]
+fn split_learned_from_a_snapshot_creates_a_child_that_catches_up() {
+    let mut c = LocalCluster::with_groups(1, 3, T0, EPS, |cfg| cfg.compact_every = 1);
+    c.await_leaders();
+    let ts = put(&mut c, 1, &[("a", "1"), ("z", "2")]);
+    c.run_for(CATCH_UP);
+    let l = leader(&c, 1);
+    let f = l % 3 + 1;
+    c.isolate(f);
+    split(&mut c, 1, "m", 2);
+    put(&mut c, 1, &[("b", "3")]);
+    c.run_for(CATCH_UP);
+    assert!(!c.has_replica(2, f));
+    assert!(c.replica_in(1, l).paxos().first_slot() > c.replica_in(1, f).paxos().last_slot() + 1);
+    c.heal();
+    c.run_for(3 * CATCH_UP);
+    assert!(
+        c.has_replica(2, f),
+        "the snapshot's split created the child"
+    );
+    assert_eq!(snapshot_get(&mut c, 2, f, "z", ts), Ok(Some(b("2"))));
+    assert!(matches!(
+        snapshot_get(&mut c, 1, f, "z", ts),
+        Err(TxnError::OutsideRange { .. })
+    ));
+}
+
+#[test]
+fn split_retried_after_it_applied_gets_the_same_answer() {
+    let mut c = cluster(1);
+    let (_, right) = split(&mut c, 1, "m", 2);
+    let (left, again) = split(&mut c, 1, "m", 2);
+    assert_eq!(again, right);
+    assert_eq!(left.end, Some(b("m")));
+}
+
+/// Rule (docs/design.md §9, transactions): at the split, the parent
+/// leader wounds every unprepared transaction that holds a lock in the
+/// right half, holds a range lock reaching past the split key, or read
+/// there optimistically; the others go on.
+#[test]
+fn split_wounds_unprepared_holders_of_the_right_half() {
+    let mut c = cluster(1);
+    put(&mut c, 1, &[("a", "1"), ("z", "1")]);
+    let l = leader(&c, 1);
+    let read = |c: &mut LocalCluster, txn: TxnId, key: &str| {
+        c.call_in(
+            1,
+            l,
+            Request::Read {
+                txn,
+                keys: vec![b(key)],
+                guest: None,
+            },
+        )
+    };
+    let right = begin(&mut c, 1);
+    assert!(read(&mut c, right, "z").is_ok());
+    let left = begin(&mut c, 1);
+    assert!(read(&mut c, left, "a").is_ok());
+    let spanning = begin(&mut c, 1);
+    let scan = Request::Scan {
+        txn: spanning,
+        start: b("a"),
+        end: Some(b("q")),
+        limit: 10,
+        guest: None,
+    };
+    assert!(c.call_in(1, l, scan).is_ok());
+    let optimistic = match c.call_in(
+        1,
+        l,
+        Request::Begin {
+            priority: None,
+            mode: CcMode::Optimistic,
+            reserve: 0,
+        },
+    ) {
+        Ok(Response::Begun { txn, .. }) => txn,
+        other => panic!("{other:?}"),
+    };
+    assert!(read(&mut c, optimistic, "z").is_ok());
+    split(&mut c, 1, "m", 2);
+    for txn in [right, spanning, optimistic] {
+        match read(&mut c, txn, "a") {
+            Err(TxnError::Aborted { reason, .. }) => {
+                assert_eq!(reason, meridian_txn::AbortReason::Wounded, "{txn}")
+            }
+            other => panic!("{txn} was not wounded: {other:?}"),
+        }
+    }
+    let commit = Request::Commit {
+        txn: left,
+        writes: vec![Write::put(b("a"), b("2"))],
+        participants: vec![],
+    };
+    assert!(matches!(
+        c.call_in(1, l, commit),
+        Ok(Response::Committed { .. })
+    ));
+}
