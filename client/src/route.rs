@@ -1193,3 +1193,79 @@ impl Inner {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: GroupId, start: &str, end: Option<&str>) -> GroupInfo {
+        GroupInfo {
+            id,
+            start: Bytes::copy_from_slice(start.as_bytes()),
+            end: end.map(|e| Bytes::copy_from_slice(e.as_bytes())),
+            replicas: vec![1, 2, 3],
+            leader: Some(1),
+        }
+    }
+
+    fn record(id: GroupId, start: &str, end: Option<&str>, generation: u64) -> DirectoryRecord {
+        DirectoryRecord {
+            descriptor: RangeDescriptor {
+                group: id,
+                start: Bytes::copy_from_slice(start.as_bytes()),
+                end: end.map(|e| Bytes::copy_from_slice(e.as_bytes())),
+                generation,
+            },
+            replicas: vec![1, 2, 3],
+        }
+    }
+
+    fn ranges(v: &View) -> Vec<(GroupId, Bytes, Option<Bytes>)> {
+        v.groups
+            .iter()
+            .map(|g| (g.id, g.start.clone(), g.end.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn directory_records_newer_than_the_map_replace_it_and_fill_its_gaps() {
+        // A map from a node that knows the parent's new range but not the
+        // child: a gap the directory fills.
+        let mut v = View {
+            groups: vec![info(1, "", Some("m"))],
+            ..View::default()
+        };
+        assert_eq!(v.gap(b"", None).as_deref(), Some(&b"m"[..]));
+        assert!(v.misses(&[meridian_txn::ReadOp::Get(Bytes::from_static(b"peach"))]));
+        v.apply_records(&[record(1, "", Some("m"), 2), record(7, "m", None, 2)]);
+        assert_eq!(v.gap(b"", None), None);
+        assert_eq!(v.group_of(b"peach").expect("routed"), 7);
+        assert_eq!(v.group(1).and_then(|g| g.leader), Some(1), "hint kept");
+
+        // A map from a node that still has the parent's whole range: the
+        // newer records replace it, whichever comes first.
+        let mut v = View {
+            groups: vec![info(1, "", None)],
+            ..View::default()
+        };
+        v.apply_records(&[record(7, "m", None, 2), record(1, "", Some("m"), 2)]);
+        assert_eq!(
+            ranges(&v),
+            vec![
+                (1, Bytes::new(), Some(Bytes::from_static(b"m"))),
+                (7, Bytes::from_static(b"m"), None)
+            ]
+        );
+
+        // An older record than what the client learnt changes nothing.
+        v.generations.insert(1, 3);
+        if let Some(g) = v.group_mut(1) {
+            g.end = Some(Bytes::from_static(b"f"));
+        }
+        v.apply_records(&[record(1, "", Some("m"), 2)]);
+        assert_eq!(
+            v.group(1).and_then(|g| g.end.clone()),
+            Some(Bytes::from_static(b"f"))
+        );
+    }
+}
