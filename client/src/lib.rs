@@ -622,11 +622,14 @@ impl Client {
             if matches!(
                 e,
                 Error::Unavailable { .. } | Error::Remote(RemoteError::WrongGroup { .. })
-            ) && self.inner.view().groups.len() > 0
+            ) && self.inner.view().gap(b"", None).is_some()
             {
-                // The range map may be stale: refresh it (and learn the
-                // directory's newer ranges) before the next attempt.
-                let _ = self.refresh_routing().await;
+                // The range map misses a range (a split's child the node
+                // asked does not list): refresh it and learn the directory's
+                // newer ranges before the next attempt.
+                if let Err(e) = self.refresh_routing().await {
+                    tracing::debug!(error = %e, "range map not refreshed");
+                }
             }
             let out_of_budget = attempt >= self.inner.opts.max_txn_attempts
                 || started.elapsed() >= self.inner.opts.retry_budget;
@@ -828,8 +831,12 @@ impl Client {
             }
             match self.read_at_once(at, &reads).await {
                 Err(e @ Error::Remote(RemoteError::WrongGroup { .. })) => {
-                    if let Err(e) = self.directory().await {
-                        tracing::debug!(error = %e, "range directory not read");
+                    // The map was refreshed from a node's `Status`; a range
+                    // it still misses is the directory's to tell.
+                    if self.inner.view().misses(&reads) {
+                        if let Err(e) = self.directory().await {
+                            tracing::debug!(error = %e, "range directory not read");
+                        }
                     }
                     last = Some(e)
                 }

@@ -489,11 +489,15 @@ impl Txn {
         if limit == 0 || end.as_ref().is_some_and(|e| *e <= start) {
             return Ok(Vec::new());
         }
-        let groups = self
-            .client
-            .inner
-            .view()
-            .groups_overlapping(&start, end.as_deref());
+        let view = self.client.inner.view();
+        if let Some(k) = view.gap(&start, end.as_deref()) {
+            // A range the map misses: the attempt is retried once the map
+            // is refreshed (with the range directory's records).
+            return Err(Error::Unavailable {
+                detail: format!("no known range holds key {}", crate::show_bytes(&k)),
+            });
+        }
+        let groups = view.groups_overlapping(&start, end.as_deref());
         let Some(first) = groups.first() else {
             return Ok(Vec::new());
         };
