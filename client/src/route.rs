@@ -122,11 +122,27 @@ impl View {
     /// Lays directory records over the map: a record newer than what the
     /// client knows of its group replaces it, and drops the groups whose
     /// ranges it overlaps at an older generation (they were split since).
+    /// A group's range only shrinks (by splits), so of two different ranges
+    /// of one group the one inside the other is the newer: a map range
+    /// inside its record's (the directory lags a later split) stands.
     fn apply_records(&mut self, records: &[DirectoryRecord]) {
         for r in records {
             let d = &r.descriptor;
-            if self.group(d.group).is_some() && d.generation <= self.generation(d.group) {
-                continue;
+            if let Some(g) = self.group(d.group) {
+                let map_inside =
+                    span_inside(&g.start, g.end.as_deref(), &d.start, d.end.as_deref());
+                let record_inside =
+                    span_inside(&d.start, d.end.as_deref(), &g.start, g.end.as_deref());
+                if map_inside && record_inside {
+                    // The same range: only its generation is news.
+                    if d.generation > self.generation(d.group) {
+                        self.generations.insert(d.group, d.generation);
+                    }
+                    continue;
+                }
+                if map_inside || (!record_inside && d.generation <= self.generation(d.group)) {
+                    continue;
+                }
             }
             let leader = self.group(d.group).and_then(|g| g.leader);
             let info = GroupInfo {
@@ -195,6 +211,17 @@ fn narrower(d: &RangeDescriptor, g: &GroupInfo) -> bool {
             (Some(de), Some(ge)) => de <= ge,
         };
     inside && (d.start != g.start || d.end != g.end)
+}
+
+/// Whether `[a_start, a_end)` lies inside `[b_start, b_end)` (`None`: no
+/// upper bound).
+fn span_inside(a_start: &[u8], a_end: Option<&[u8]>, b_start: &[u8], b_end: Option<&[u8]>) -> bool {
+    a_start >= b_start
+        && match (a_end, b_end) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(ae), Some(be)) => ae <= be,
+        }
 }
 
 /// Where a call to a group goes.
@@ -1257,15 +1284,20 @@ mod tests {
             ]
         );
 
-        // An older record than what the client learnt changes nothing.
-        v.generations.insert(1, 3);
-        if let Some(g) = v.group_mut(1) {
-            g.end = Some(Bytes::from_static(b"f"));
-        }
-        v.apply_records(&[record(1, "", Some("m"), 2)]);
-        assert_eq!(
-            v.group(1).and_then(|g| g.end.clone()),
-            Some(Bytes::from_static(b"f"))
-        );
+        // A directory that lags a later split (group 1 split again at "f",
+        // into group 9, not yet recorded) changes nothing: the map's range
+        // of group 1 lies inside the record's, so it is the newer.
+        let mut v = View {
+            groups: vec![
+                info(1, "", Some("f")),
+                info(9, "f", Some("m")),
+                info(7, "m", None),
+            ],
+            ..View::default()
+        };
+        let before = ranges(&v);
+        v.apply_records(&[record(1, "", Some("m"), 2), record(7, "m", None, 2)]);
+        assert_eq!(ranges(&v), before);
+        assert_eq!(v.generation(7), 2);
     }
 }
