@@ -1072,3 +1072,42 @@ impl Inner {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(start: &'static str, end: Option<&'static str>) -> GroupInfo {
+        GroupInfo {
+            id: 1,
+            start: Bytes::from_static(start.as_bytes()),
+            end: end.map(|e| Bytes::from_static(e.as_bytes())),
+            replicas: vec![1],
+            leader: None,
+        }
+    }
+
+    fn desc(start: &'static str, end: Option<&'static str>) -> RangeDescriptor {
+        RangeDescriptor {
+            group: 1,
+            start: Bytes::from_static(start.as_bytes()),
+            end: end.map(|e| Bytes::from_static(e.as_bytes())),
+            generation: 2,
+        }
+    }
+
+    /// Splits only shrink a range: of a learned descriptor and a node's
+    /// `Status`, the narrower is the newer, and a lagging node's wider
+    /// range never undoes what a refusal taught.
+    #[test]
+    fn a_learned_range_overrides_a_wider_status_and_yields_to_a_narrower_one() {
+        assert!(narrower(&desc("", Some("m")), &info("", None)));
+        assert!(narrower(&desc("m", Some("t")), &info("m", None)));
+        assert!(!narrower(&desc("", None), &info("", Some("m"))));
+        assert!(
+            !narrower(&desc("", Some("m")), &info("", Some("m"))),
+            "equal is not newer"
+        );
+        assert!(!narrower(&desc("a", Some("z")), &info("b", Some("y"))));
+    }
+}

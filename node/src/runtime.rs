@@ -410,7 +410,7 @@ struct Driver {
     metrics: Arc<Metrics>,
     template: meridian_txn::Config,
     /// Split seeds emitted during the current step, created once it ends.
-    seeds: Vec<Box<ChildSeed>>,
+    seeds: Vec<ChildSeed>,
     views: Views,
     clock_ok: Arc<AtomicBool>,
     /// Callers waiting for a reply, by request id, with their group.
@@ -585,7 +585,7 @@ impl Driver {
                 .cloned()
                 .unwrap_or_else(|| seed.snapshot.membership.voters.clone());
             let mut replica =
-                GroupReplica::from_split(cfg, *seed, Box::new(self.replica_rng(child)));
+                GroupReplica::from_split(cfg, seed, Box::new(self.replica_rng(child)));
             let mut out = Vec::new();
             replica.start(now, &mut out);
             let mut first = Vec::new();
@@ -841,7 +841,7 @@ impl Driver {
                     tracing::info!(group, last_slot, "restored a snapshot");
                     self.metrics.snapshots_restored.inc(group);
                 }
-                Output::SplitChild(seed) => self.seeds.push(seed),
+                Output::SplitChild(seed) => self.seeds.push(*seed),
             }
         }
     }
