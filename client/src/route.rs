@@ -27,6 +27,10 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use crate::pipe::Pipe;
 use crate::{ClientOptions, Error, NodeId};
 
+/// Most `Status` requests one `OutsideRange` refusal makes while the
+/// group that took the refused keys is not yet known ([`Inner::learn`]).
+const LEARN_TRIES: u32 = 10;
+
 /// How long a node that failed at the transport level is tried after the
 /// others.
 const DOWN_FOR: Duration = Duration::from_secs(1);
@@ -849,9 +853,13 @@ impl Inner {
     }
 
     /// Takes in what a group said it serves (an `OutsideRange` refusal):
-    /// its range in the view, then the `Status` of the node that refused
-    /// (it applied the change, so it knows the group that took the keys),
-    /// else of any node.
+    /// its range, kept over a lagging node's `Status`, and the group that
+    /// took the keys it gave up, from the `Status` of the node that
+    /// refused, else of any node. A leader refuses the keys of a split it
+    /// has proposed before the split applied and the new group exists, so
+    /// the `Status` is asked again (with backoff, [`LEARN_TRIES`] times)
+    /// until a group holds those keys; if none does by then, the view keeps
+    /// the wider range (the next request is refused again), never a hole.
     pub(crate) async fn learn(&self, d: &RangeDescriptor, from: &str) -> Result<(), Error> {
         {
             let mut learned = self.learned.lock().expect("learned lock poisoned");
@@ -861,21 +869,42 @@ impl Inner {
             if newer {
                 learned.insert(d.group, d.clone());
             }
-            let mut v = self.view.write().expect("view lock poisoned");
-            if let Some(g) = v.group_mut(d.group) {
-                if narrower(d, g) {
-                    g.start = d.start.clone();
-                    g.end = d.end.clone();
+        }
+        for n in 0..LEARN_TRIES {
+            if n > 0 {
+                tokio::time::sleep(self.backoff(n - 1)).await;
+            }
+            let req = pb::StatusRequest {
+                header: Some(self.header()),
+            };
+            match self.status_at(from, req).await {
+                Ok(s) => self.install(&s)?,
+                Err(_) => {
+                    self.refresh().await?;
                 }
             }
+            if self.covers_around(d) {
+                return Ok(());
+            }
         }
-        let req = pb::StatusRequest {
-            header: Some(self.header()),
-        };
-        match self.status_at(from, req).await {
-            Ok(s) => self.install(&s),
-            Err(_) => self.refresh().await.map(|_| ()),
-        }
+        self.learned
+            .lock()
+            .expect("learned lock poisoned")
+            .remove(&d.group);
+        self.refresh().await.map(|_| ())
+    }
+
+    /// Whether the view has a group for the keys just outside `d` (those
+    /// it gave up): one starting at its end, and one ending at its start.
+    fn covers_around(&self, d: &RangeDescriptor) -> bool {
+        let v = self.view.read().expect("view lock poisoned");
+        let after = d
+            .end
+            .as_ref()
+            .is_none_or(|e| v.groups.iter().any(|g| g.start == *e));
+        let before =
+            d.start.is_empty() || v.groups.iter().any(|g| g.end.as_ref() == Some(&d.start));
+        after && before
     }
 
     /// Sends a request to `group` by `route`, following the routing rules
