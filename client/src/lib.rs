@@ -1013,3 +1013,23 @@ pub(crate) async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::
         .map(|o| o.expect("every future finished"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Transaction ids name their home group in the origin's low 32 bits
+    /// (`round << 44 | node << 32 | group`): a group id beyond 16 bits is
+    /// found whole, and an id printed is parsed back.
+    #[test]
+    fn a_txn_ids_home_group_is_its_origins_low_32_bits() {
+        let group = 0xABCD_0001;
+        let origin = (3 << (meridian_txn::ORIGIN_GROUP_BITS + meridian_txn::ORIGIN_NODE_BITS))
+            | (7 << meridian_txn::ORIGIN_GROUP_BITS)
+            | group;
+        let txn = TxnId::new(origin, 9);
+        assert_eq!(home_group_of(txn), Some(group));
+        assert_eq!(parse_txn_id(&txn.to_string()).expect("parses"), txn);
+        assert_eq!(home_group_of(TxnId::new(0, 5)), None);
+    }
+}

@@ -29,6 +29,10 @@ use crate::pipe::Pipe;
 use crate::{ClientOptions, Error, NodeId};
 use meridian_participant::INITIAL_GENERATION;
 
+/// Most `Status` requests one `OutsideRange` refusal makes while the
+/// group that took the refused keys is not yet known ([`Inner::learn`]).
+const LEARN_TRIES: u32 = 10;
+
 /// How long a node that failed at the transport level is tried after the
 /// others.
 const DOWN_FOR: Duration = Duration::from_secs(1);
@@ -994,9 +998,13 @@ impl Inner {
     }
 
     /// Takes in what a group said it serves (an `OutsideRange` refusal):
-    /// its range in the view, then the `Status` of the node that refused
-    /// (it applied the change, so it knows the group that took the keys),
-    /// else of any node.
+    /// its range, kept over a lagging node's `Status`, and the group that
+    /// took the keys it gave up, from the `Status` of the node that
+    /// refused, else of any node. A leader refuses the keys of a split it
+    /// has proposed before the split applied and the new group exists, so
+    /// the `Status` is asked again (with backoff, [`LEARN_TRIES`] times)
+    /// until a group holds those keys; if none does by then, the view keeps
+    /// the wider range (the next request is refused again), never a hole.
     pub(crate) async fn learn(&self, d: &RangeDescriptor, from: &str) -> Result<(), Error> {
         {
             let mut learned = self.learned.lock().expect("learned lock poisoned");
@@ -1006,24 +1014,42 @@ impl Inner {
             if newer {
                 learned.insert(d.group, d.clone());
             }
-            let mut v = self.view.write().expect("view lock poisoned");
-            if let Some(g) = v.group_mut(d.group) {
-                if narrower(d, g) {
-                    g.start = d.start.clone();
-                    g.end = d.end.clone();
+        }
+        for n in 0..LEARN_TRIES {
+            if n > 0 {
+                tokio::time::sleep(self.backoff(n - 1)).await;
+            }
+            let req = pb::StatusRequest {
+                header: Some(self.header()),
+            };
+            match self.status_at(from, req).await {
+                Ok(s) => self.install(&s)?,
+                Err(_) => {
+                    self.refresh().await?;
                 }
             }
-            if v.generation(d.group) < d.generation {
-                v.generations.insert(d.group, d.generation);
+            if self.covers_around(d) {
+                return Ok(());
             }
         }
-        let req = pb::StatusRequest {
-            header: Some(self.header()),
-        };
-        match self.status_at(from, req).await {
-            Ok(s) => self.install(&s),
-            Err(_) => self.refresh().await.map(|_| ()),
-        }
+        self.learned
+            .lock()
+            .expect("learned lock poisoned")
+            .remove(&d.group);
+        self.refresh().await.map(|_| ())
+    }
+
+    /// Whether the view has a group for the keys just outside `d` (those
+    /// it gave up): one starting at its end, and one ending at its start.
+    fn covers_around(&self, d: &RangeDescriptor) -> bool {
+        let v = self.view.read().expect("view lock poisoned");
+        let after = d
+            .end
+            .as_ref()
+            .is_none_or(|e| v.groups.iter().any(|g| g.start == *e));
+        let before =
+            d.start.is_empty() || v.groups.iter().any(|g| g.end.as_ref() == Some(&d.start));
+        after && before
     }
 
     /// Sends a request to `group` by `route`, following the routing rules
@@ -1225,7 +1251,7 @@ impl Inner {
 mod tests {
     use super::*;
 
-    fn info(id: GroupId, start: &str, end: Option<&str>) -> GroupInfo {
+    fn ginfo(id: GroupId, start: &str, end: Option<&str>) -> GroupInfo {
         GroupInfo {
             id,
             start: Bytes::copy_from_slice(start.as_bytes()),
@@ -1259,7 +1285,7 @@ mod tests {
         // A map from a node that knows the parent's new range but not the
         // child: a gap the directory fills.
         let mut v = View {
-            groups: vec![info(1, "", Some("m"))],
+            groups: vec![ginfo(1, "", Some("m"))],
             ..View::default()
         };
         assert_eq!(v.gap(b"", None).as_deref(), Some(&b"m"[..]));
@@ -1272,7 +1298,7 @@ mod tests {
         // A map from a node that still has the parent's whole range: the
         // newer records replace it, whichever comes first.
         let mut v = View {
-            groups: vec![info(1, "", None)],
+            groups: vec![ginfo(1, "", None)],
             ..View::default()
         };
         v.apply_records(&[record(7, "m", None, 2), record(1, "", Some("m"), 2)]);
@@ -1289,9 +1315,9 @@ mod tests {
         // of group 1 lies inside the record's, so it is the newer.
         let mut v = View {
             groups: vec![
-                info(1, "", Some("f")),
-                info(9, "f", Some("m")),
-                info(7, "m", None),
+                ginfo(1, "", Some("f")),
+                ginfo(9, "f", Some("m")),
+                ginfo(7, "m", None),
             ],
             ..View::default()
         };
@@ -1299,5 +1325,39 @@ mod tests {
         v.apply_records(&[record(1, "", Some("m"), 2), record(7, "m", None, 2)]);
         assert_eq!(ranges(&v), before);
         assert_eq!(v.generation(7), 2);
+    }
+
+    fn info(start: &'static str, end: Option<&'static str>) -> GroupInfo {
+        GroupInfo {
+            id: 1,
+            start: Bytes::from_static(start.as_bytes()),
+            end: end.map(|e| Bytes::from_static(e.as_bytes())),
+            replicas: vec![1],
+            leader: None,
+        }
+    }
+
+    fn desc(start: &'static str, end: Option<&'static str>) -> RangeDescriptor {
+        RangeDescriptor {
+            group: 1,
+            start: Bytes::from_static(start.as_bytes()),
+            end: end.map(|e| Bytes::from_static(e.as_bytes())),
+            generation: 2,
+        }
+    }
+
+    /// Splits only shrink a range: of a learned descriptor and a node's
+    /// `Status`, the narrower is the newer, and a lagging node's wider
+    /// range never undoes what a refusal taught.
+    #[test]
+    fn a_learned_range_overrides_a_wider_status_and_yields_to_a_narrower_one() {
+        assert!(narrower(&desc("", Some("m")), &info("", None)));
+        assert!(narrower(&desc("m", Some("t")), &info("m", None)));
+        assert!(!narrower(&desc("", None), &info("", Some("m"))));
+        assert!(
+            !narrower(&desc("", Some("m")), &info("", Some("m"))),
+            "equal is not newer"
+        );
+        assert!(!narrower(&desc("a", Some("z")), &info("b", Some("y"))));
     }
 }

@@ -152,6 +152,11 @@ async fn split_online_keeps_both_halves_readable_and_clients_working() {
         admin::split(&client, b(""), CHILD + 2).await,
         Err(admin::AdminError::Invalid(_))
     ));
+    // The same split again (a retry after it applied) is answered again.
+    let again = admin::split(&client, b("m"), CHILD)
+        .await
+        .expect("the same split");
+    assert_eq!(again, (left.clone(), right.clone()));
     match admin::split(&client, b("d"), CHILD).await {
         Err(admin::AdminError::Refused(m)) => assert!(m.contains("in use"), "{m}"),
         other => panic!("a child id in use is refused: {other:?}"),

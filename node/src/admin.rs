@@ -201,19 +201,31 @@ async fn split(s: &Shared, r: pb::SplitRequest) -> Result<pb::SplitResponse, Rem
     // The hosted group whose applied range holds the key.
     let (group, leader) = {
         let views = s.views.read();
-        // An id this node knows in use: a child created under it would be
-        // taken for the existing group and never made (ids are never
-        // reused; only the caller's allocation guarantees it for groups
-        // this node does not host).
-        if views.contains_key(&r.child) || s.cfg.groups.iter().any(|g| g.id == r.child) {
+        // The same split again (a retry after it applied): asked of the
+        // parent, whose range now ends at the key, it is answered again.
+        let done = views
+            .get(&r.child)
+            .and_then(|v| v.descriptor.as_ref())
+            .is_some_and(|d| d.start == r.key);
+        // Otherwise an id this node knows in use: a child created under it
+        // would be taken for the existing group and never made (ids are
+        // never reused; only the caller's allocation guarantees it for
+        // groups this node does not host).
+        if !done && (views.contains_key(&r.child) || s.cfg.groups.iter().any(|g| g.id == r.child)) {
             return Err(RemoteError::Invalid(format!(
                 "group id {} is in use; a split's child needs an id never used",
                 r.child
             )));
         }
-        let hosting = views
-            .values()
-            .find(|v| v.descriptor.as_ref().is_some_and(|d| d.contains(&r.key)));
+        let hosting = views.values().find(|v| {
+            v.descriptor.as_ref().is_some_and(|d| {
+                if done {
+                    d.end.as_ref() == Some(&r.key)
+                } else {
+                    d.contains(&r.key)
+                }
+            })
+        });
         match hosting {
             Some(v) => (Some(v.group), v.leader),
             None => (None, None),

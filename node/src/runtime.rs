@@ -410,7 +410,7 @@ struct Driver {
     metrics: Arc<Metrics>,
     template: meridian_txn::Config,
     /// Split seeds emitted during the current step, created once it ends.
-    seeds: Vec<Box<ChildSeed>>,
+    seeds: Vec<ChildSeed>,
     views: Views,
     clock_ok: Arc<AtomicBool>,
     /// Callers waiting for a reply, by request id, with their group.
@@ -585,7 +585,7 @@ impl Driver {
                 .cloned()
                 .unwrap_or_else(|| seed.snapshot.membership.voters.clone());
             let mut replica =
-                GroupReplica::from_split(cfg, *seed, Box::new(self.replica_rng(child)));
+                GroupReplica::from_split(cfg, seed, Box::new(self.replica_rng(child)));
             let mut out = Vec::new();
             replica.start(now, &mut out);
             let mut first = Vec::new();
@@ -841,7 +841,7 @@ impl Driver {
                     tracing::info!(group, last_slot, "restored a snapshot");
                     self.metrics.snapshots_restored.inc(group);
                 }
-                Output::SplitChild(seed) => self.seeds.push(seed),
+                Output::SplitChild(seed) => self.seeds.push(*seed),
             }
         }
     }
@@ -1260,6 +1260,192 @@ mod tests {
             matches!(begin(&h, 1), Some(Ok(_))),
             "the other group goes on"
         );
+        h.shutdown();
+    }
+
+    /// A real log whose calls are also recorded.
+    struct Recorded {
+        wal: crate::storage::Wal,
+        ops: Arc<parking_lot::Mutex<Vec<Op>>>,
+    }
+
+    impl Log for Recorded {
+        fn write(&mut self, group: GroupId, req: &PersistRequest) -> Result<(), String> {
+            self.ops.lock().push(Op::Write(group));
+            Log::write(&mut self.wal, group, req)
+        }
+        fn drop_group(&mut self, group: GroupId) -> Result<(), String> {
+            self.ops.lock().push(Op::Drop(group));
+            Log::drop_group(&mut self.wal, group)
+        }
+        fn is_dropped(&self, group: GroupId) -> bool {
+            Log::is_dropped(&self.wal, group)
+        }
+        fn sync(&mut self) -> Result<(), String> {
+            self.ops.lock().push(Op::Sync);
+            Log::sync(&mut self.wal)
+        }
+    }
+
+    /// A one-node loop on the log in `dir`, its groups as a node recovers
+    /// them: group 1 from the configuration, any other from its records.
+    fn loop_on(dir: &std::path::Path) -> (LoopHandle, Arc<parking_lot::Mutex<Vec<Op>>>) {
+        let (wal, mut recovered) =
+            crate::storage::Wal::open(dir, crate::storage::WalOptions::default()).expect("open");
+        let ops = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let template = meridian_txn::Config::new(0, meridian_paxos::Config::new(1, vec![]));
+        let mut replicas = vec![(
+            meridian_txn::Config::new(1, meridian_paxos::Config::new(1, vec![1])),
+            recovered.remove(&1).unwrap_or_default(),
+        )];
+        for (group, state) in recovered {
+            let mut c = template.clone();
+            c.group = group;
+            c.descriptor = RangeDescriptor {
+                group,
+                start: Bytes::new(),
+                end: Some(Bytes::new()),
+                generation: 0,
+            };
+            replicas.push((c, state));
+        }
+        let handle = start(LoopSetup {
+            node: 1,
+            replicas,
+            group_nodes: BTreeMap::from([(1, vec![1])]),
+            clock: Arc::new(meridian_truetime::SystemTrueTime::new(1_000_000)),
+            log: Box::new(Recorded {
+                wal,
+                ops: ops.clone(),
+            }),
+            peers: HashMap::new(),
+            fatal: Arc::new(|reason: &str| panic!("fatal: {reason}")),
+            metrics: Arc::default(),
+            template,
+        })
+        .expect("start");
+        (handle, ops)
+    }
+
+    /// Asks `request` of `group` until it is answered without a retryable
+    /// error (the replica elects itself first).
+    fn ask(h: &LoopHandle, group: GroupId, request: Request) -> meridian_txn::Response {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (reply, rx) = oneshot::channel();
+            h.inbox
+                .send(Event::Request {
+                    group,
+                    request: request.clone(),
+                    reply,
+                })
+                .expect("loop alive");
+            match rx.blocking_recv() {
+                Ok(Ok(r)) => return r,
+                Ok(Err(e)) if e.is_retryable() && Instant::now() < deadline => {}
+                other => panic!("{request:?} at group {group}: {other:?}"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn get(h: &LoopHandle, group: GroupId, key: &'static [u8]) -> Option<Bytes> {
+        match ask(
+            h,
+            group,
+            Request::ReadOnly {
+                at: meridian_txn::ReadAt::Strong,
+                reads: vec![meridian_txn::ReadOp::Get(Bytes::from_static(key))],
+            },
+        ) {
+            meridian_txn::Response::ReadOnly { results, .. } => match &results[..] {
+                [meridian_txn::ReadResult::Value(v)] => v.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The driver rules of a split (docs/design.md §6, "Split children"):
+    /// the child is created beside the parent, its first persist request
+    /// written and synced before it exists; after a restart it comes back
+    /// from its own records, not from the seed the parent's replay emits
+    /// again, and serves the half it took with the data written before.
+    #[test]
+    fn runtime_split_child_is_durable_before_it_serves_and_recovered_from_its_own_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (h, ops) = loop_on(dir.path());
+        let txn = match ask(
+            &h,
+            1,
+            Request::Begin {
+                priority: None,
+                mode: meridian_txn::CcMode::Locking,
+                reserve: 0,
+            },
+        ) {
+            meridian_txn::Response::Begun { txn, .. } => txn,
+            other => panic!("{other:?}"),
+        };
+        let writes = [&b"apple"[..], b"peach"]
+            .iter()
+            .map(|k| {
+                meridian_participant::Write::put(Bytes::from_static(k), Bytes::from_static(b"v"))
+            })
+            .collect();
+        ask(
+            &h,
+            1,
+            Request::Commit {
+                txn,
+                writes,
+                participants: Vec::new(),
+            },
+        );
+        let child = NEW_GROUP;
+        match ask(
+            &h,
+            1,
+            Request::Split {
+                key: Bytes::from_static(b"m"),
+                child,
+            },
+        ) {
+            meridian_txn::Response::Split { left, right } => {
+                assert_eq!(left.end, Some(Bytes::from_static(b"m")));
+                assert_eq!((right.group, right.start.as_ref()), (child, &b"m"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The leader answers in the step that applies the split; the child
+        // is created as that step ends.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ops = ops.lock().clone();
+            if let Some(first) = ops.iter().position(|o| *o == Op::Write(child)) {
+                if let Some(next) = ops.get(first + 1) {
+                    assert_eq!(next, &Op::Sync, "synced before anything else: {ops:?}");
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "no child: {ops:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(get(&h, child, b"peach"), Some(Bytes::from_static(b"v")));
+        assert_eq!(get(&h, 1, b"apple"), Some(Bytes::from_static(b"v")));
+        h.shutdown();
+
+        let (h, _ops) = loop_on(dir.path());
+        wait_for_views(&h, |v| {
+            v.get(&child)
+                .and_then(|c| c.descriptor.as_ref())
+                .is_some_and(|d| d.start.as_ref() == b"m")
+                && v.get(&1)
+                    .and_then(|p| p.descriptor.as_ref())
+                    .is_some_and(|d| d.end.as_deref() == Some(&b"m"[..]))
+        });
+        assert_eq!(get(&h, child, b"peach"), Some(Bytes::from_static(b"v")));
+        assert_eq!(get(&h, 1, b"apple"), Some(Bytes::from_static(b"v")));
         h.shutdown();
     }
 

@@ -1214,4 +1214,6 @@ fn check_safe(at: Timestamp, t_safe: Timestamp) -> Result<(), ReadError> {
 }
 
 #[cfg(test)]
+mod split_tests;
+#[cfg(test)]
 mod tests;
