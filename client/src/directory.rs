@@ -514,6 +514,33 @@ impl Client {
             left: left.clone(),
             right: right.clone(),
         });
+        let replicas = if left.group == parent.group {
+            replicas
+        } else {
+            // The node split the group holding the key now (the range
+            // changed since it was looked up): its replicas.
+            self.inner.refresh().await?;
+            self.inner
+                .view()
+                .group(left.group)
+                .map(|g| g.replicas.clone())
+                .unwrap_or_default()
+        };
+        // The split has applied: an error from here on says so.
+        let applied = |e: Error| {
+            let why = |d: String| {
+                format!(
+                    "the split applied ({left} | {right}) but the directory was not updated: {d}"
+                )
+            };
+            match e {
+                Error::Unavailable { detail } => Error::Unavailable {
+                    detail: why(detail),
+                },
+                Error::Timeout(m) => Error::Timeout(why(m)),
+                e => e,
+            }
+        };
         let written = self
             .record_ranges(&[
                 DirectoryRecord {
@@ -525,7 +552,8 @@ impl Client {
                     replicas: replicas.clone(),
                 },
             ])
-            .await?;
+            .await
+            .map_err(applied)?;
         let recorded = written.iter().all(|w| *w);
         progress(&SplitStep::Recorded { written: recorded });
         Ok(SplitReport {

@@ -29,7 +29,10 @@
 //!
 //! The limits of docs/design.md §6 (key 1–4096 bytes, value ≤ 256 KiB,
 //! ≤ 1000 operations per transaction) are checked in the client, with the
-//! core's own checks, before anything is sent.
+//! core's own checks, before anything is sent. Keys below `b"\x00\x01"`
+//! (the system keyspace) belong to the range directory ([`directory`]):
+//! requests naming one are refused with [`Error::SystemKey`], and a scan
+//! from the first key starts past them.
 //!
 //! This example starts three real nodes in this process
 //! (`meridian_node::local::LocalCluster`, from the `meridian-node` crate:
