@@ -622,8 +622,9 @@ impl Driver {
                 reply,
             } => {
                 if !self.replicas.contains_key(&group) {
-                    // Dropped since the service looked: the caller's
-                    // oneshot closes ("unavailable").
+                    // Dropped since the service looked: nothing was done,
+                    // and the caller's retry finds the group gone.
+                    let _ = reply.send(Err(meridian_txn::TxnError::LeaderNotReady));
                     return;
                 }
                 let id = self.next_request;
@@ -1244,9 +1245,20 @@ mod tests {
             );
         }
         wait_for_views(&h, |v| !v.contains_key(&NEW_GROUP) && v.contains_key(&1));
-        assert!(
-            begin(&h, NEW_GROUP).is_none(),
-            "a request is closed unanswered"
+        let (reply, rx) = oneshot::channel();
+        h.inbox
+            .send(Event::Request {
+                group: NEW_GROUP,
+                request: Request::Abort {
+                    txn: meridian_participant::TxnId::new(1, 1),
+                },
+                reply,
+            })
+            .expect("loop alive");
+        assert_eq!(
+            rx.blocking_recv().expect("answered"),
+            Err(meridian_txn::TxnError::LeaderNotReady),
+            "a request for the dropped group is refused, retryable, nothing done"
         );
         assert_eq!(
             add(&h, ReplicaSeed::empty(vec![1], range_from(NEW_GROUP, b"m"))),
