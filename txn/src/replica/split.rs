@@ -93,7 +93,7 @@ impl GroupReplica {
         cfg.descriptor = seed.descriptor.clone();
         cfg.validate();
         let parent = seed.parent;
-        let paxos = if seed.is_blank() {
+        let paxos = if seed_blank {
             // Not a voter until the child's snapshot arrives (its
             // membership comes with it): a blank replica never campaigns,
             // so blank replicas cannot elect one another over an empty log.
