@@ -93,12 +93,24 @@ impl GroupReplica {
         cfg.descriptor = seed.descriptor.clone();
         cfg.validate();
         let parent = seed.parent;
-        let paxos = if seed.is_blank() {
+        let paxos = if seed_blank {
             // Not a voter until the child's snapshot arrives (its
             // membership comes with it): a blank replica never campaigns,
             // so blank replicas cannot elect one another over an empty log.
-            cfg.paxos.initial_voters = Vec::new();
-            Replica::new(cfg.paxos.clone(), meridian_paxos::Recovered::default(), rng)
+            // It never voted in the child, so it claims no lease grant;
+            // every candidate is a replica that holds the child's state and
+            // reports its own. Its first persist records the empty start.
+            let snapshot = Snapshot {
+                membership: meridian_paxos::Membership::default(),
+                ..Snapshot::default()
+            };
+            let nothing = Inheritance {
+                promised: meridian_paxos::Ballot::ZERO,
+                lease_granted_until: Timestamp::ZERO,
+                leader: None,
+                lead: None,
+            };
+            Replica::from_inheritance(cfg.paxos.clone(), snapshot, nothing, rng)
         } else {
             Replica::from_inheritance(cfg.paxos.clone(), seed.snapshot, seed.inheritance, rng)
         };
