@@ -62,6 +62,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
 
+mod split;
 mod status;
 use serde_json::{Value as Json, json};
 
@@ -289,6 +290,17 @@ pub enum AdminCommand {
         #[arg(long, default_value = "120s", value_parser = parse_duration)]
         catch_up_timeout: Duration,
     },
+    /// Splits the range holding KEY at KEY: allocates a group id for the
+    /// right half in the range directory, has the range's leader split it
+    /// (every replica creates the child on its node), and records both
+    /// halves in the directory. Exit 2, nothing changed, for a key in the
+    /// system keyspace, outside every range, on a range's boundary, or
+    /// during another change of the range.
+    Split {
+        /// The split key: the argument's bytes, or a quoted string with
+        /// the `txn` script's escapes (`'"\x00a"'`).
+        key: String,
+    },
 }
 
 /// Runs an admin subcommand and answers its exit code: 0 done, 1 refused,
@@ -323,12 +335,22 @@ pub async fn run_admin_code(global: &GlobalArgs, cmd: AdminCommand) -> u8 {
             _ => return p.error_message("give exactly one of --add and --remove", EXIT_USAGE),
         },
         AdminCommand::WaitsFor => None,
+        AdminCommand::Split { key } => {
+            if let Err((m, code)) = split::check(key) {
+                return p.error_message(&m, code);
+            }
+            None
+        }
     };
     let client = match Client::connect_with(&global.endpoints, options(global)).await {
         Ok(c) => c,
         Err(e) => return p.error(&e),
     };
     match cmd {
+        AdminCommand::Split { key } => {
+            let key = split::check(&key).expect("checked above");
+            split::run(&p, &client, key).await
+        }
         AdminCommand::WaitsFor => {
             let nodes = match admin::waits_for(&client).await {
                 Ok(n) => n,
@@ -592,7 +614,7 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptOp>, String> {
         let tail = tail.trim_start();
         let key = Bytes::from(key);
         let check_key =
-            |k: &Bytes| meridian_txn::api::check_key(k).map_err(|e| err(&e.to_string()));
+            |k: &Bytes| meridian_txn::api::check_user_key(k).map_err(|e| err(&e.to_string()));
         let op = match verb {
             "get" | "delete" => {
                 if !(tail.is_empty() || tail.starts_with('#')) {
@@ -624,6 +646,7 @@ pub fn parse_script(text: &str) -> Result<Vec<ScriptOp>, String> {
                 };
                 let w = meridian_participant::Write::put(key.clone(), value.clone());
                 meridian_txn::api::check_write(&w).map_err(|e| err(&e.to_string()))?;
+                check_key(&key)?;
                 ScriptOp::Put(key, value)
             }
         };

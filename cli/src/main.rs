@@ -5,8 +5,8 @@
 //! - `meridian cluster init|run` writes or starts a local cluster;
 //! - `meridian cert create-ca|create-node|create-client` makes the
 //!   certificates of mutual TLS;
-//! - `meridian admin waits-for|change-membership|replace-node` operates a
-//!   cluster;
+//! - `meridian admin waits-for|change-membership|replace-node|split` operates
+//!   a cluster;
 //! - the client subcommands (`get`, `put`, `delete`, `scan`, `txn`,
 //!   `read-only`, `status`, `txn-status`).
 //!

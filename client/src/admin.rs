@@ -21,7 +21,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use meridian_proto::convert::error_from_pb;
+use bytes::Bytes;
+use meridian_participant::RangeDescriptor;
+use meridian_proto::convert::{descriptor_from_pb, error_from_pb};
 use meridian_proto::pb;
 use meridian_proto::pb::admin_client::AdminClient;
 use meridian_proto::pb::meridian_client::MeridianClient;
@@ -791,3 +793,81 @@ pub async fn waits_for(
     }
     Ok(out)
 }
+
+/// Splits the range holding `key` at `key`: its group keeps the keys below
+/// it, and the new group `child` takes the rest. `child` must be an id no
+/// group of the cluster ever had (ids are never reused; the caller
+/// allocates it). Sent to each node until one answers: a node forwards it
+/// to the group's leader, which answers once the split applied there.
+/// Answers the two ranges. A key outside the group's range or on its start,
+/// or a change of the range still in progress, is refused (exit code 1 in
+/// the CLI's terms; nothing changed); a key that is not a valid key is
+/// [`AdminError::Invalid`].
+pub async fn split(
+    client: &Client,
+    key: Bytes,
+    child: GroupId,
+) -> Result<(RangeDescriptor, RangeDescriptor), AdminError> {
+    meridian_txn::api::check_key(&key).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    if child == 0 || child > meridian_txn::MAX_GROUP_ID {
+        return Err(AdminError::Invalid(format!(
+            "child group id {child} is outside 1..={}",
+            meridian_txn::MAX_GROUP_ID
+        )));
+    }
+    let admin = Admin::new(client).await?;
+    let mut last = String::from("no node answered");
+    let mut answered = false;
+    for round in 0..SPLIT_ROUNDS {
+        for (n, a) in &admin.nodes {
+            let ch = match admin.channel(a) {
+                Ok(ch) => ch,
+                Err(e) => {
+                    last = e.text();
+                    continue;
+                }
+            };
+            let mut c = AdminClient::new(ch);
+            let mut req = tonic::Request::new(pb::SplitRequest {
+                header: Some(admin.header),
+                key: key.clone(),
+                child,
+                forwarded: false,
+            });
+            req.set_timeout(admin.deadline());
+            match admin.finish(a, c.split(req), |r| r.error.take()).await {
+                Ok(r) => {
+                    let left = descriptor_from_pb(r.left).map_err(|e| {
+                        AdminError::Refused(format!("node {n} answered badly: {e}"))
+                    })?;
+                    let right = descriptor_from_pb(r.right).map_err(|e| {
+                        AdminError::Refused(format!("node {n} answered badly: {e}"))
+                    })?;
+                    return Ok((left, right));
+                }
+                Err(CallFail::Remote(e)) if !e.is_retryable() => {
+                    return Err(AdminError::Refused(format!("node {n}: {e}")));
+                }
+                Err(CallFail::Remote(e)) => {
+                    answered = true;
+                    last = format!("node {n}: {e}");
+                }
+                Err(CallFail::Transport(m)) => last = m,
+            }
+        }
+        tokio::time::sleep(SPLIT_RETRY_PAUSE * (round + 1)).await;
+    }
+    Err(if answered {
+        AdminError::Unreachable(format!("no leader took the split: {last}"))
+    } else {
+        AdminError::Unreachable(last)
+    })
+}
+
+/// Rounds over every node before [`split`] gives up (the group may be
+/// electing a leader).
+const SPLIT_ROUNDS: u32 = 5;
+
+/// Pause after a round of [`split`] in which no node took it, times the
+/// round's number.
+const SPLIT_RETRY_PAUSE: Duration = Duration::from_millis(200);

@@ -79,6 +79,21 @@ pub enum Error {
     /// The transaction handle was used after its commit or abort.
     #[error("the transaction has already ended")]
     Finished,
+    /// A user's request named a key in the system keyspace (the range
+    /// directory's, `meridian_txn::api::is_system_key`). Not retryable.
+    #[error(
+        "key {} is in the system keyspace, reserved for the range directory",
+        crate::show_bytes(.key)
+    )]
+    SystemKey {
+        /// The key.
+        key: bytes::Bytes,
+    },
+    /// A range split refused before anything changed: a key outside every
+    /// range, on a range's boundary, in the system keyspace, or a split
+    /// during another change of the same range. Not retryable.
+    #[error("split refused: {0}")]
+    BadSplit(String),
 }
 
 struct DisplayTxn<'a>(&'a Option<TxnId>);
@@ -106,7 +121,9 @@ impl Error {
             | Error::OutcomeUnknown { .. }
             | Error::ClusterMismatch { .. }
             | Error::Config(_)
-            | Error::Finished => false,
+            | Error::Finished
+            | Error::SystemKey { .. }
+            | Error::BadSplit(_) => false,
         }
     }
 
@@ -127,7 +144,10 @@ impl Error {
 
 impl From<InvalidRequest> for Error {
     fn from(e: InvalidRequest) -> Error {
-        Error::Invalid(e.to_string())
+        match e {
+            InvalidRequest::SystemKey { key } => Error::SystemKey { key },
+            e => Error::Invalid(e.to_string()),
+        }
     }
 }
 

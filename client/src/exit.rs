@@ -19,7 +19,11 @@ pub const EXIT_UNREACHABLE: u8 = 4;
 /// The exit code for an error.
 pub fn exit_code(e: &Error) -> u8 {
     match e {
-        Error::Invalid(_) | Error::Config(_) | Error::ReadTimestampTooFarAhead { .. } => EXIT_USAGE,
+        Error::Invalid(_)
+        | Error::Config(_)
+        | Error::ReadTimestampTooFarAhead { .. }
+        | Error::SystemKey { .. }
+        | Error::BadSplit(_) => EXIT_USAGE,
         Error::OutcomeUnknown { .. } => EXIT_OUTCOME_UNKNOWN,
         Error::Unavailable { .. } | Error::Timeout(_) => EXIT_UNREACHABLE,
         Error::Aborted { .. }

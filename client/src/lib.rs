@@ -29,7 +29,10 @@
 //!
 //! The limits of docs/design.md §6 (key 1–4096 bytes, value ≤ 256 KiB,
 //! ≤ 1000 operations per transaction) are checked in the client, with the
-//! core's own checks, before anything is sent.
+//! core's own checks, before anything is sent. Keys below `b"\x00\x01"`
+//! (the system keyspace) belong to the range directory ([`directory`]):
+//! requests naming one are refused with [`Error::SystemKey`], and a scan
+//! from the first key starts past them.
 //!
 //! This example starts three real nodes in this process
 //! (`meridian_node::local::LocalCluster`, from the `meridian-node` crate:
@@ -73,6 +76,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod directory;
 mod error;
 pub mod exit;
 mod options;
@@ -341,7 +345,7 @@ fn cluster_status(s: pb::StatusResponse) -> ClusterStatus {
 }
 
 /// The home group of a transaction, from its id: the node runtime's
-/// leaders issue origins `round << 32 | node << 16 | group`
+/// leaders issue origins `round << 44 | node << 32 | group`
 /// (`meridian_txn`'s leader). `None` for a plain numbered id.
 fn home_group_of(txn: TxnId) -> Option<GroupId> {
     match txn.origin & meridian_txn::MAX_GROUP_ID {
@@ -575,6 +579,20 @@ impl Client {
     pub async fn transaction_with<T, F>(
         &self,
         opts: TxnOptions,
+        f: F,
+    ) -> Result<(T, Committed), Error>
+    where
+        F: for<'t> FnMut(&'t mut Txn) -> BoxFuture<'t, Result<T, Error>>,
+    {
+        self.run_transaction(opts, false, f).await
+    }
+
+    /// [`Client::transaction_with`]; `system`: the range directory's own
+    /// transaction, allowed system keys.
+    pub(crate) async fn run_transaction<T, F>(
+        &self,
+        opts: TxnOptions,
+        system: bool,
         mut f: F,
     ) -> Result<(T, Committed), Error>
     where
@@ -585,7 +603,11 @@ impl Client {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let mut txn = Txn::new(self.clone(), opts.mode, priority);
+            let mut txn = if system {
+                Txn::new_system(self.clone(), opts.mode, priority)
+            } else {
+                Txn::new(self.clone(), opts.mode, priority)
+            };
             let e = match f(&mut txn).await {
                 Ok(value) => {
                     priority = txn.priority().or(priority);
@@ -600,6 +622,18 @@ impl Client {
                     e
                 }
             };
+            if matches!(
+                e,
+                Error::Unavailable { .. } | Error::Remote(RemoteError::WrongGroup { .. })
+            ) && self.inner.view().gap(b"", None).is_some()
+            {
+                // The range map misses a range (a split's child the node
+                // asked does not list): refresh it and learn the directory's
+                // newer ranges before the next attempt.
+                if let Err(e) = self.refresh_routing().await {
+                    tracing::debug!(error = %e, "range map not refreshed");
+                }
+            }
             let out_of_budget = attempt >= self.inner.opts.max_txn_attempts
                 || started.elapsed() >= self.inner.opts.retry_budget;
             if !e.is_retryable() || out_of_budget {
@@ -779,11 +813,36 @@ impl Client {
     }
 
     async fn read_at(&self, at: ReadAt, reads: Vec<ReadOp>) -> Result<ReadOnlyResult, Error> {
+        let reads = meridian_txn::api::check_user_reads(&reads)?;
+        self.read_at_checked(at, reads).await
+    }
+
+    /// [`Client::read_at`] without the user's checks: the range
+    /// directory's reads of system keys.
+    pub(crate) async fn read_at_checked(
+        &self,
+        at: ReadAt,
+        reads: Vec<ReadOp>,
+    ) -> Result<ReadOnlyResult, Error> {
         meridian_txn::api::check_reads(&reads)?;
         let mut last = None;
         for _ in 0..self.inner.opts.max_request_tries.max(1) {
+            if self.inner.view().misses(&reads) {
+                // A range the map does not know (a split's child that the
+                // node asked does not list): the directory knows it.
+                self.refresh_routing().await?;
+            }
             match self.read_at_once(at, &reads).await {
-                Err(e @ Error::Remote(RemoteError::WrongGroup { .. })) => last = Some(e),
+                Err(e @ Error::Remote(RemoteError::WrongGroup { .. })) => {
+                    // The map was refreshed from a node's `Status`; a range
+                    // it still misses is the directory's to tell.
+                    if self.inner.view().misses(&reads) {
+                        if let Err(e) = self.directory().await {
+                            tracing::debug!(error = %e, "range directory not read");
+                        }
+                    }
+                    last = Some(e)
+                }
                 other => return other,
             }
         }
@@ -805,6 +864,11 @@ impl Client {
             match op {
                 ReadOp::Get(k) => add(view.group_of(k)?, i, op.clone()),
                 ReadOp::Scan { start, end, limit } => {
+                    if let Some(k) = view.gap(start, end.as_deref()) {
+                        return Err(Error::Unavailable {
+                            detail: format!("no known range holds key {}", show_bytes(&k)),
+                        });
+                    }
                     for g in view.groups_overlapping(start, end.as_deref()) {
                         let (s, e) = txn::clip(start, end.as_ref(), &g);
                         add(
@@ -951,4 +1015,24 @@ pub(crate) async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::
         .into_iter()
         .map(|o| o.expect("every future finished"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Transaction ids name their home group in the origin's low 32 bits
+    /// (`round << 44 | node << 32 | group`): a group id beyond 16 bits is
+    /// found whole, and an id printed is parsed back.
+    #[test]
+    fn a_txn_ids_home_group_is_its_origins_low_32_bits() {
+        let group = 0xABCD_0001;
+        let origin = (3 << (meridian_txn::ORIGIN_GROUP_BITS + meridian_txn::ORIGIN_NODE_BITS))
+            | (7 << meridian_txn::ORIGIN_GROUP_BITS)
+            | group;
+        let txn = TxnId::new(origin, 9);
+        assert_eq!(home_group_of(txn), Some(group));
+        assert_eq!(parse_txn_id(&txn.to_string()).expect("parses"), txn);
+        assert_eq!(home_group_of(TxnId::new(0, 5)), None);
+    }
 }

@@ -13,6 +13,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use meridian_participant::RangeDescriptor;
 use meridian_proto::calls::CallRequest;
 use meridian_proto::convert::{Answer, error_from_pb};
 use meridian_proto::pb::meridian_client::MeridianClient;
@@ -23,8 +24,14 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use crate::directory::DirectoryRecord;
 use crate::pipe::Pipe;
 use crate::{ClientOptions, Error, NodeId};
+use meridian_participant::INITIAL_GENERATION;
+
+/// Most `Status` requests one `OutsideRange` refusal makes while the
+/// group that took the refused keys is not yet known ([`Inner::learn`]).
+const LEARN_TRIES: u32 = 10;
 
 /// How long a node that failed at the transport level is tried after the
 /// others.
@@ -73,6 +80,10 @@ pub(crate) struct View {
     pub(crate) nodes: BTreeMap<NodeId, String>,
     /// Sorted by range start.
     pub(crate) groups: Vec<GroupInfo>,
+    /// The generation of each group's range where the client learnt it
+    /// from the range directory; a range learnt from `Status` alone counts
+    /// as [`INITIAL_GENERATION`].
+    pub(crate) generations: BTreeMap<GroupId, u64>,
 }
 
 impl View {
@@ -86,12 +97,102 @@ impl View {
             })
     }
 
+    /// The generation the client knows of `id`'s range.
+    pub(crate) fn generation(&self, id: GroupId) -> u64 {
+        self.generations
+            .get(&id)
+            .copied()
+            .unwrap_or(INITIAL_GENERATION)
+    }
+
+    /// The first key of `[start, end)` no known range holds, if any (an
+    /// empty `start`: from the first key).
+    pub(crate) fn gap(&self, start: &[u8], end: Option<&[u8]>) -> Option<Bytes> {
+        let mut at = Bytes::copy_from_slice(start);
+        loop {
+            if end.is_some_and(|e| at[..] >= *e) {
+                return None;
+            }
+            let Some(g) = self.groups.iter().find(|g| g.contains(&at)) else {
+                return Some(at);
+            };
+            match &g.end {
+                Some(e) => at = e.clone(),
+                None => return None,
+            }
+        }
+    }
+
+    /// Lays directory records over the map: a record newer than what the
+    /// client knows of its group replaces it, and drops the groups whose
+    /// ranges it overlaps at an older generation (they were split since).
+    /// A group's range only shrinks (by splits), so of two different ranges
+    /// of one group the one inside the other is the newer: a map range
+    /// inside its record's (the directory lags a later split) stands.
+    fn apply_records(&mut self, records: &[DirectoryRecord]) {
+        for r in records {
+            let d = &r.descriptor;
+            if let Some(g) = self.group(d.group) {
+                let map_inside =
+                    span_inside(&g.start, g.end.as_deref(), &d.start, d.end.as_deref());
+                let record_inside =
+                    span_inside(&d.start, d.end.as_deref(), &g.start, g.end.as_deref());
+                if map_inside && record_inside {
+                    // The same range: only its generation is news.
+                    if d.generation > self.generation(d.group) {
+                        self.generations.insert(d.group, d.generation);
+                    }
+                    continue;
+                }
+                if map_inside || (!record_inside && d.generation <= self.generation(d.group)) {
+                    continue;
+                }
+            }
+            let leader = self.group(d.group).and_then(|g| g.leader);
+            let info = GroupInfo {
+                id: d.group,
+                start: d.start.clone(),
+                end: d.end.clone(),
+                replicas: r.replicas.clone(),
+                leader,
+            };
+            let older: Vec<GroupId> = self
+                .groups
+                .iter()
+                .filter(|g| {
+                    g.id == d.group
+                        || (g.overlaps(&d.start, d.end.as_deref())
+                            && self.generation(g.id) < d.generation)
+                })
+                .map(|g| g.id)
+                .collect();
+            self.groups.retain(|g| !older.contains(&g.id));
+            for id in older {
+                self.generations.remove(&id);
+            }
+            self.groups.push(info);
+            self.generations.insert(d.group, d.generation);
+        }
+        self.groups.sort_by(|a, b| a.start.cmp(&b.start));
+    }
+
     pub(crate) fn group(&self, id: GroupId) -> Option<&GroupInfo> {
         self.groups.iter().find(|g| g.id == id)
     }
 
     fn group_mut(&mut self, id: GroupId) -> Option<&mut GroupInfo> {
         self.groups.iter_mut().find(|g| g.id == id)
+    }
+
+    /// Whether some read's key, or part of some scan, lies in no known
+    /// range.
+    pub(crate) fn misses(&self, reads: &[meridian_txn::ReadOp]) -> bool {
+        reads.iter().any(|r| match r {
+            meridian_txn::ReadOp::Get(k) => !self.groups.iter().any(|g| g.contains(k)),
+            meridian_txn::ReadOp::Scan { start, end, .. } => {
+                self.gap(start, end.as_deref()).is_some()
+            }
+        })
     }
 
     /// The groups whose ranges overlap `[start, end)`, in key order.
@@ -102,6 +203,29 @@ impl View {
             .cloned()
             .collect()
     }
+}
+
+/// Whether the range `d` lies inside `g`'s and differs from it: after
+/// splits alone (ranges only shrink), the newer of the two.
+fn narrower(d: &RangeDescriptor, g: &GroupInfo) -> bool {
+    let inside = d.start >= g.start
+        && match (&d.end, &g.end) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(de), Some(ge)) => de <= ge,
+        };
+    inside && (d.start != g.start || d.end != g.end)
+}
+
+/// Whether `[a_start, a_end)` lies inside `[b_start, b_end)` (`None`: no
+/// upper bound).
+fn span_inside(a_start: &[u8], a_end: Option<&[u8]>, b_start: &[u8], b_end: Option<&[u8]>) -> bool {
+    a_start >= b_start
+        && match (a_end, b_end) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(ae), Some(be)) => ae <= be,
+        }
 }
 
 /// Where a call to a group goes.
@@ -178,6 +302,12 @@ pub(crate) struct Inner {
     pub(crate) clock: Mutex<Option<(RawInstant, meridian_truetime::Timestamp)>>,
     /// Transaction ids reserved for this client, by group.
     spares: Mutex<HashMap<GroupId, Spares>>,
+    /// The newest range directory record of each group the client has
+    /// read or written, laid over every `Status` it installs.
+    directory: Mutex<BTreeMap<GroupId, DirectoryRecord>>,
+    /// Descriptors learned from `OutsideRange` refusals, by group: newer
+    /// than what a lagging node's `Status` may say, so they override it.
+    learned: Mutex<HashMap<GroupId, RangeDescriptor>>,
 }
 
 /// Transaction ids a group's leader reserved for this client at a `Begin`
@@ -429,6 +559,8 @@ impl Inner {
             rng: Mutex::new(SmallRng::seed_from_u64(seed)),
             clock: Mutex::new(None),
             spares: Mutex::new(HashMap::new()),
+            directory: Mutex::new(BTreeMap::new()),
+            learned: Mutex::new(HashMap::new()),
         })
     }
 
@@ -786,25 +918,43 @@ impl Inner {
     }
 
     /// Replaces the view with a node's `Status`, keeping leader hints the
-    /// answer does not know.
+    /// answer does not know, and the ranges learned from refusals where the
+    /// answer is older: a range only shrinks (splits), so a learned range
+    /// strictly inside the answer's is the newer.
     fn install(&self, s: &pb::StatusResponse) -> Result<(), Error> {
         let tls = self.opts.tls.is_some();
         let mut nodes = BTreeMap::new();
         for n in &s.nodes {
             nodes.insert(n.id, endpoint_uri(&n.address, tls)?);
         }
+        let mut learned = self.learned.lock().expect("learned lock poisoned");
         let mut v = self.view.write().expect("view lock poisoned");
+        // Generations of the ranges taken from refusals: a directory record
+        // replaces them only when newer still.
+        let mut generations = BTreeMap::new();
         let mut groups: Vec<GroupInfo> = s
             .groups
             .iter()
-            .map(|g| GroupInfo {
-                id: g.id,
-                start: g.start.clone(),
-                end: g.end.clone(),
-                replicas: g.replicas.clone(),
-                leader: g
-                    .leader
-                    .or_else(|| v.group(g.id).and_then(|old| old.leader)),
+            .map(|g| {
+                let mut info = GroupInfo {
+                    id: g.id,
+                    start: g.start.clone(),
+                    end: g.end.clone(),
+                    replicas: g.replicas.clone(),
+                    leader: g
+                        .leader
+                        .or_else(|| v.group(g.id).and_then(|old| old.leader)),
+                };
+                if let Some(d) = learned.get(&g.id) {
+                    if narrower(d, &info) {
+                        info.start = d.start.clone();
+                        info.end = d.end.clone();
+                        generations.insert(g.id, d.generation);
+                    } else {
+                        learned.remove(&g.id);
+                    }
+                }
+                info
             })
             .collect();
         groups.sort_by(|a, b| a.start.cmp(&b.start));
@@ -813,8 +963,93 @@ impl Inner {
             epoch: s.epoch,
             nodes,
             groups,
+            generations,
         };
+        let records: Vec<DirectoryRecord> = self
+            .directory
+            .lock()
+            .expect("directory lock poisoned")
+            .values()
+            .cloned()
+            .collect();
+        v.apply_records(&records);
         Ok(())
+    }
+
+    /// Keeps the range directory's `records` (each where newer than the
+    /// one the client holds) and lays them over the range map.
+    pub(crate) fn install_records(&self, records: &[DirectoryRecord]) {
+        let mut held = self.directory.lock().expect("directory lock poisoned");
+        for r in records {
+            let d = &r.descriptor;
+            if held
+                .get(&d.group)
+                .is_none_or(|h| h.descriptor.generation < d.generation)
+            {
+                held.insert(d.group, r.clone());
+            }
+        }
+        let all: Vec<DirectoryRecord> = held.values().cloned().collect();
+        drop(held);
+        self.view
+            .write()
+            .expect("view lock poisoned")
+            .apply_records(&all);
+    }
+
+    /// Takes in what a group said it serves (an `OutsideRange` refusal):
+    /// its range, kept over a lagging node's `Status`, and the group that
+    /// took the keys it gave up, from the `Status` of the node that
+    /// refused, else of any node. A leader refuses the keys of a split it
+    /// has proposed before the split applied and the new group exists, so
+    /// the `Status` is asked again (with backoff, [`LEARN_TRIES`] times)
+    /// until a group holds those keys; if none does by then, the view keeps
+    /// the wider range (the next request is refused again), never a hole.
+    pub(crate) async fn learn(&self, d: &RangeDescriptor, from: &str) -> Result<(), Error> {
+        {
+            let mut learned = self.learned.lock().expect("learned lock poisoned");
+            let newer = learned
+                .get(&d.group)
+                .is_none_or(|old| old.generation < d.generation);
+            if newer {
+                learned.insert(d.group, d.clone());
+            }
+        }
+        for n in 0..LEARN_TRIES {
+            if n > 0 {
+                tokio::time::sleep(self.backoff(n - 1)).await;
+            }
+            let req = pb::StatusRequest {
+                header: Some(self.header()),
+            };
+            match self.status_at(from, req).await {
+                Ok(s) => self.install(&s)?,
+                Err(_) => {
+                    self.refresh().await?;
+                }
+            }
+            if self.covers_around(d) {
+                return Ok(());
+            }
+        }
+        self.learned
+            .lock()
+            .expect("learned lock poisoned")
+            .remove(&d.group);
+        self.refresh().await.map(|_| ())
+    }
+
+    /// Whether the view has a group for the keys just outside `d` (those
+    /// it gave up): one starting at its end, and one ending at its start.
+    fn covers_around(&self, d: &RangeDescriptor) -> bool {
+        let v = self.view.read().expect("view lock poisoned");
+        let after = d
+            .end
+            .as_ref()
+            .is_none_or(|e| v.groups.iter().any(|g| g.start == *e));
+        let before =
+            d.start.is_empty() || v.groups.iter().any(|g| g.end.as_ref() == Some(&d.start));
+        after && before
     }
 
     /// Sends a request to `group` by `route`, following the routing rules
@@ -823,7 +1058,8 @@ impl Inner {
     /// that gave it.
     ///
     /// `WrongGroup` refreshes the range map and is returned: the caller
-    /// decides again which group holds its keys.
+    /// decides again which group holds its keys. So does `OutsideRange`,
+    /// returned as `WrongGroup` once the view took in its descriptor.
     pub(crate) async fn call_group<Req, M>(
         &self,
         group: GroupId,
@@ -918,6 +1154,12 @@ impl Inner {
                             self.refresh().await?;
                             return Err(e.into());
                         }
+                        RemoteError::Txn(TxnError::OutsideRange { descriptor }) => {
+                            self.learn(descriptor, &uri).await?;
+                            return Err(Error::Remote(RemoteError::WrongGroup {
+                                group: descriptor.group,
+                            }));
+                        }
                         RemoteError::NoReplica { .. } => {
                             if let Route::Pinned(_) = route {
                                 return Err(e.into());
@@ -1002,5 +1244,120 @@ impl Inner {
         Err(Error::Unavailable {
             detail: format!("no node answered: {}", failures.join("; ")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ginfo(id: GroupId, start: &str, end: Option<&str>) -> GroupInfo {
+        GroupInfo {
+            id,
+            start: Bytes::copy_from_slice(start.as_bytes()),
+            end: end.map(|e| Bytes::copy_from_slice(e.as_bytes())),
+            replicas: vec![1, 2, 3],
+            leader: Some(1),
+        }
+    }
+
+    fn record(id: GroupId, start: &str, end: Option<&str>, generation: u64) -> DirectoryRecord {
+        DirectoryRecord {
+            descriptor: RangeDescriptor {
+                group: id,
+                start: Bytes::copy_from_slice(start.as_bytes()),
+                end: end.map(|e| Bytes::copy_from_slice(e.as_bytes())),
+                generation,
+            },
+            replicas: vec![1, 2, 3],
+        }
+    }
+
+    fn ranges(v: &View) -> Vec<(GroupId, Bytes, Option<Bytes>)> {
+        v.groups
+            .iter()
+            .map(|g| (g.id, g.start.clone(), g.end.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn directory_records_newer_than_the_map_replace_it_and_fill_its_gaps() {
+        // A map from a node that knows the parent's new range but not the
+        // child: a gap the directory fills.
+        let mut v = View {
+            groups: vec![ginfo(1, "", Some("m"))],
+            ..View::default()
+        };
+        assert_eq!(v.gap(b"", None).as_deref(), Some(&b"m"[..]));
+        assert!(v.misses(&[meridian_txn::ReadOp::Get(Bytes::from_static(b"peach"))]));
+        v.apply_records(&[record(1, "", Some("m"), 2), record(7, "m", None, 2)]);
+        assert_eq!(v.gap(b"", None), None);
+        assert_eq!(v.group_of(b"peach").expect("routed"), 7);
+        assert_eq!(v.group(1).and_then(|g| g.leader), Some(1), "hint kept");
+
+        // A map from a node that still has the parent's whole range: the
+        // newer records replace it, whichever comes first.
+        let mut v = View {
+            groups: vec![ginfo(1, "", None)],
+            ..View::default()
+        };
+        v.apply_records(&[record(7, "m", None, 2), record(1, "", Some("m"), 2)]);
+        assert_eq!(
+            ranges(&v),
+            vec![
+                (1, Bytes::new(), Some(Bytes::from_static(b"m"))),
+                (7, Bytes::from_static(b"m"), None)
+            ]
+        );
+
+        // A directory that lags a later split (group 1 split again at "f",
+        // into group 9, not yet recorded) changes nothing: the map's range
+        // of group 1 lies inside the record's, so it is the newer.
+        let mut v = View {
+            groups: vec![
+                ginfo(1, "", Some("f")),
+                ginfo(9, "f", Some("m")),
+                ginfo(7, "m", None),
+            ],
+            ..View::default()
+        };
+        let before = ranges(&v);
+        v.apply_records(&[record(1, "", Some("m"), 2), record(7, "m", None, 2)]);
+        assert_eq!(ranges(&v), before);
+        assert_eq!(v.generation(7), 2);
+    }
+
+    fn info(start: &'static str, end: Option<&'static str>) -> GroupInfo {
+        GroupInfo {
+            id: 1,
+            start: Bytes::from_static(start.as_bytes()),
+            end: end.map(|e| Bytes::from_static(e.as_bytes())),
+            replicas: vec![1],
+            leader: None,
+        }
+    }
+
+    fn desc(start: &'static str, end: Option<&'static str>) -> RangeDescriptor {
+        RangeDescriptor {
+            group: 1,
+            start: Bytes::from_static(start.as_bytes()),
+            end: end.map(|e| Bytes::from_static(e.as_bytes())),
+            generation: 2,
+        }
+    }
+
+    /// Splits only shrink a range: of a learned descriptor and a node's
+    /// `Status`, the narrower is the newer, and a lagging node's wider
+    /// range never undoes what a refusal taught.
+    #[test]
+    fn a_learned_range_overrides_a_wider_status_and_yields_to_a_narrower_one() {
+        assert!(narrower(&desc("", Some("m")), &info("", None)));
+        assert!(narrower(&desc("m", Some("t")), &info("m", None)));
+        assert!(!narrower(&desc("", None), &info("", Some("m"))));
+        assert!(
+            !narrower(&desc("", Some("m")), &info("", Some("m"))),
+            "equal is not newer"
+        );
+        assert!(!narrower(&desc("a", Some("z")), &info("b", Some("y"))));
     }
 }

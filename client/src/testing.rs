@@ -282,7 +282,12 @@ impl FakeState {
     fn new_txn(&mut self, group: GroupId, node: NodeId, priority: Option<u64>) -> TxnId {
         let term = self.group(group).map_or(1, |g| g.term);
         self.next_seq += 1;
-        let txn = TxnId::new((term << 32) | (node << 16) | group, self.next_seq);
+        let txn = TxnId::new(
+            (term << (meridian_txn::ORIGIN_GROUP_BITS + meridian_txn::ORIGIN_NODE_BITS))
+                | (node << meridian_txn::ORIGIN_GROUP_BITS)
+                | group,
+            self.next_seq,
+        );
         self.clock += 1;
         let p = priority.unwrap_or(self.clock);
         self.txns.insert(txn, (FakeTxnState::InProgress, p));

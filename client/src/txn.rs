@@ -88,6 +88,9 @@ pub struct Txn {
     finished: bool,
     /// Heartbeats while the transaction idles, once begun.
     keepalive: Option<Keepalive>,
+    /// The range directory's own transaction: it may read and write system
+    /// keys, which a user's transaction may not.
+    system: bool,
 }
 
 /// The background heartbeat of a begun transaction.
@@ -186,7 +189,23 @@ impl Txn {
             reads: 0,
             finished: false,
             keepalive: None,
+            system: false,
         }
+    }
+
+    /// A transaction of the range directory's code, allowed system keys.
+    pub(crate) fn new_system(client: Client, mode: CcMode, priority: Option<Timestamp>) -> Txn {
+        let mut txn = Txn::new(client, mode, priority);
+        txn.system = true;
+        txn
+    }
+
+    /// Refuses a system key to a user's transaction.
+    fn check_access(&self, key: &[u8]) -> Result<(), Error> {
+        if !self.system {
+            meridian_txn::api::check_user_key(key)?;
+        }
+        Ok(())
     }
 
     /// The transaction's id, once a read has begun it (a write-only
@@ -246,6 +265,7 @@ impl Txn {
         self.live()?;
         let w = meridian_participant::Write { key, value };
         meridian_txn::api::check_write(&w)?;
+        self.check_access(&w.key)?;
         if !self.writes.contains_key(&w.key) {
             check_operation_count(self.operations() + 1)?;
         }
@@ -274,6 +294,7 @@ impl Txn {
         }
         for k in &keys {
             check_key(k)?;
+            self.check_access(k)?;
         }
         check_operation_count(self.operations() + keys.len())?;
         let mut out: Vec<Option<Bytes>> = vec![None; keys.len()];
@@ -459,17 +480,24 @@ impl Txn {
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, Error> {
         self.live()?;
-        let start = start.into();
+        let mut start = start.into();
         check_scan(&start, end.as_ref(), limit)?;
+        if !self.system {
+            start = meridian_txn::api::user_scan_start(&start)?;
+        }
         check_operation_count(self.operations() + 1)?;
         if limit == 0 || end.as_ref().is_some_and(|e| *e <= start) {
             return Ok(Vec::new());
         }
-        let groups = self
-            .client
-            .inner
-            .view()
-            .groups_overlapping(&start, end.as_deref());
+        let view = self.client.inner.view();
+        if let Some(k) = view.gap(&start, end.as_deref()) {
+            // A range the map misses: the attempt is retried once the map
+            // is refreshed (with the range directory's records).
+            return Err(Error::Unavailable {
+                detail: format!("no known range holds key {}", crate::show_bytes(&k)),
+            });
+        }
+        let groups = view.groups_overlapping(&start, end.as_deref());
         let Some(first) = groups.first() else {
             return Ok(Vec::new());
         };

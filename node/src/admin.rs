@@ -1,5 +1,5 @@
-//! The admin service: who waits for whom, membership changes, and nodes
-//! added at run time.
+//! The admin service: who waits for whom, membership changes, nodes
+//! added at run time, and range splits.
 
 use std::sync::Arc;
 
@@ -168,5 +168,127 @@ impl pb::admin_server::Admin for AdminService {
             }
             Err(e) => fail(RemoteError::Invalid(e.to_string())),
         }
+    }
+
+    async fn split(
+        &self,
+        request: Request<pb::SplitRequest>,
+    ) -> Result<Response<pb::SplitResponse>, Status> {
+        let r = request.into_inner();
+        Ok(Response::new(match split(&self.0, r).await {
+            Ok(resp) => resp,
+            Err(e) => pb::SplitResponse::failed(&e),
+        }))
+    }
+}
+
+/// Most time a forwarded split waits for the leader's answer.
+const SPLIT_FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Splits the range holding `r.key` at it: at this node's replica if it
+/// leads the group, else forwarded once to the leader it knows of.
+async fn split(s: &Shared, r: pb::SplitRequest) -> Result<pb::SplitResponse, RemoteError> {
+    use meridian_txn::{Request as CoreRequest, Response as CoreResponse, TxnError};
+    s.check_header(r.header.as_ref())?;
+    meridian_txn::api::check_key(&r.key).map_err(|e| RemoteError::Invalid(e.to_string()))?;
+    if r.child == 0 || r.child > meridian_txn::MAX_GROUP_ID {
+        return Err(RemoteError::Invalid(format!(
+            "child group id {} is outside 1..={}",
+            r.child,
+            meridian_txn::MAX_GROUP_ID
+        )));
+    }
+    // The hosted group whose applied range holds the key.
+    let (group, leader) = {
+        let views = s.views.read();
+        // The same split again (a retry after it applied): asked of the
+        // parent, whose range now ends at the key, it is answered again.
+        let done = views
+            .get(&r.child)
+            .and_then(|v| v.descriptor.as_ref())
+            .is_some_and(|d| d.start == r.key);
+        // Otherwise an id this node knows in use: a child created under it
+        // would be taken for the existing group and never made (ids are
+        // never reused; only the caller's allocation guarantees it for
+        // groups this node does not host).
+        if !done && (views.contains_key(&r.child) || s.cfg.groups.iter().any(|g| g.id == r.child)) {
+            return Err(RemoteError::Invalid(format!(
+                "group id {} is in use; a split's child needs an id never used",
+                r.child
+            )));
+        }
+        let hosting = views.values().find(|v| {
+            v.descriptor.as_ref().is_some_and(|d| {
+                if done {
+                    d.end.as_ref() == Some(&r.key)
+                } else {
+                    d.contains(&r.key)
+                }
+            })
+        });
+        match hosting {
+            Some(v) => (Some(v.group), v.leader),
+            None => (None, None),
+        }
+    };
+    let Some(group) = group else {
+        return Err(RemoteError::Invalid(format!(
+            "node {} hosts no replica of the range holding the key",
+            s.cfg.node_id
+        )));
+    };
+    let local = match leader {
+        Some(l) if l != s.cfg.node_id && !r.forwarded => None,
+        _ => Some(
+            s.call(
+                group,
+                CoreRequest::Split {
+                    key: r.key.clone(),
+                    child: r.child,
+                },
+            )
+            .await,
+        ),
+    };
+    let leader = match local {
+        Some(Ok(CoreResponse::Split { left, right })) => {
+            return Ok(pb::SplitResponse {
+                error: None,
+                left: Some(cv::descriptor_to_pb(&left)),
+                right: Some(cv::descriptor_to_pb(&right)),
+            });
+        }
+        Some(Ok(other)) => {
+            return Err(RemoteError::Invalid(format!("unexpected answer {other:?}")));
+        }
+        Some(Err(RemoteError::Txn(TxnError::NotLeader { leader: Some(l) })))
+            if l != s.cfg.node_id && !r.forwarded =>
+        {
+            l
+        }
+        Some(Err(e)) => return Err(e),
+        None => leader.unwrap_or_default(),
+    };
+    let chan = s
+        .members
+        .channels()
+        .into_iter()
+        .find(|(id, _)| *id == leader)
+        .map(|(_, c)| c)
+        .ok_or(RemoteError::Txn(TxnError::NotLeader {
+            leader: Some(leader),
+        }))?;
+    let mut client = pb::admin_client::AdminClient::new(chan);
+    let mut req = tonic::Request::new(pb::SplitRequest {
+        forwarded: true,
+        ..r
+    });
+    req.set_timeout(SPLIT_FORWARD_TIMEOUT);
+    match client.split(req).await {
+        Ok(resp) => Ok(resp.into_inner()),
+        // The leader could not be asked: the caller tries again.
+        Err(_) => Err(RemoteError::Txn(TxnError::NotLeader {
+            leader: Some(leader),
+        })),
     }
 }

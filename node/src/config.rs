@@ -241,7 +241,7 @@ pub struct TlsConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEntry {
-    /// Its id (1..=65535).
+    /// Its id (1..=[`meridian_txn::MAX_NODE_ID`]).
     pub id: u64,
     /// `host:port` of its gRPC server.
     pub address: String,
@@ -251,7 +251,7 @@ pub struct NodeEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupEntry {
-    /// Its id (1..=65535).
+    /// Its id (1..=[`meridian_txn::MAX_GROUP_ID`]); never reused.
     pub id: u64,
     /// First key of the range ("" = from the first key).
     #[serde(default)]
@@ -284,6 +284,17 @@ impl GroupEntry {
         self.end
             .as_ref()
             .map(|e| Bytes::copy_from_slice(e.as_bytes()))
+    }
+
+    /// The group's bootstrap descriptor: its configured range at the
+    /// initial generation.
+    pub fn descriptor(&self) -> meridian_participant::RangeDescriptor {
+        meridian_participant::RangeDescriptor {
+            group: self.id,
+            start: self.start_bytes(),
+            end: self.end_bytes(),
+            generation: meridian_participant::INITIAL_GENERATION,
+        }
     }
 }
 
@@ -442,7 +453,11 @@ impl NodeConfig {
         let mut gids = BTreeSet::new();
         for g in &self.groups {
             if g.id == 0 || g.id > meridian_txn::MAX_GROUP_ID {
-                return bad(format!("group id {} is outside 1..=65535", g.id));
+                return bad(format!(
+                    "group id {} is outside 1..={}",
+                    g.id,
+                    meridian_txn::MAX_GROUP_ID
+                ));
             }
             if !gids.insert(g.id) {
                 return bad(format!("group {} is listed twice", g.id));

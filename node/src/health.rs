@@ -53,19 +53,24 @@ pub fn readiness(s: &Shared) -> Readiness {
     let max = Duration::from_millis(s.cfg.health.ready_max_safe_time_lag_ms);
     let now = s.clock.now();
     let views = s.views.read();
-    for g in s.cfg.local_groups() {
-        let Some(v) = views.get(&g.id) else {
-            reasons.push(format!("group {}: replica not started", g.id));
+    // The configured replicas and those created at run time.
+    let groups: std::collections::BTreeSet<u64> = s
+        .cfg
+        .local_groups()
+        .map(|g| g.id)
+        .chain(views.keys().copied())
+        .collect();
+    for id in groups {
+        let Some(v) = views.get(&id) else {
+            reasons.push(format!("group {id}: replica not started"));
             continue;
         };
         match safe_time_lag(now, v.t_safe) {
             None => reasons.push(format!(
-                "group {}: no safe time yet (no leader since start)",
-                g.id
+                "group {id}: no safe time yet (no leader since start)"
             )),
             Some(lag) if lag > max => reasons.push(format!(
-                "group {}: safe time {} ms behind the clock (most allowed {} ms)",
-                g.id,
+                "group {id}: safe time {} ms behind the clock (most allowed {} ms)",
                 lag.as_millis(),
                 max.as_millis()
             )),

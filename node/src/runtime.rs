@@ -17,8 +17,16 @@
 //!
 //! Nothing here awaits, and no lock is held across a step: the gRPC
 //! handlers talk to the loop only through channels.
+//!
+//! Replicas come and go at run time ([`Event::AddReplica`],
+//! [`Event::DropReplica`]): a new replica's initial state is written to
+//! the log and synced, within the event's handling, before the replica
+//! exists, so nothing reaches it before it would survive a crash; and a
+//! group the log recovers that the configuration does not name was
+//! created at run time, and is recreated (docs/design.md §6, "Replicas
+//! created and dropped at run time").
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -26,11 +34,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use meridian_participant::WaitsFor;
+use meridian_participant::{RangeDescriptor, WaitsFor};
 use meridian_paxos::{MembershipChange, Message, NodeId, PersistRequest, Recovered, Role};
 use meridian_proto::pb;
 use meridian_truetime::{Timestamp, TrueTime, TtInterval};
-use meridian_txn::{GroupId, GroupMessage, GroupReplica, Input, Output, Reply, Request};
+use meridian_txn::{ChildSeed, GroupId, GroupMessage, GroupReplica, Input, Output, Reply, Request};
 use parking_lot::RwLock;
 use tokio::sync::oneshot;
 
@@ -64,22 +72,113 @@ const VIEW_REFRESH: Duration = Duration::from_millis(100);
 pub trait Log: Send + 'static {
     /// Buffers `req` of `group` (not yet durable).
     fn write(&mut self, group: GroupId, req: &PersistRequest) -> Result<(), String>;
+    /// Buffers the drop of this node's replica of `group`: once durable,
+    /// recovery ignores the group's records and the id is never written
+    /// again.
+    fn drop_group(&mut self, group: GroupId) -> Result<(), String>;
+    /// Whether `group` was dropped (its id must not be used again).
+    fn is_dropped(&self, group: GroupId) -> bool;
     /// Makes every buffered write durable with one sync. An error is fatal:
     /// the process must end (no retry after a failed fsync).
     fn sync(&mut self) -> Result<(), String>;
 }
 
-/// A log that keeps nothing (for tests of the runtime alone).
+/// A log that keeps nothing but the ids it dropped (for tests of the
+/// runtime alone).
 #[derive(Debug, Default)]
-pub struct NullLog;
+pub struct NullLog {
+    dropped: BTreeSet<GroupId>,
+}
 
 impl Log for NullLog {
     fn write(&mut self, _group: GroupId, _req: &PersistRequest) -> Result<(), String> {
         Ok(())
     }
+    fn drop_group(&mut self, group: GroupId) -> Result<(), String> {
+        self.dropped.insert(group);
+        Ok(())
+    }
+    fn is_dropped(&self, group: GroupId) -> bool {
+        self.dropped.contains(&group)
+    }
     fn sync(&mut self) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// What a replica created at run time starts from ([`Event::AddReplica`]).
+#[derive(Clone, Debug)]
+pub struct ReplicaSeed {
+    /// The group; never an id this node dropped.
+    pub group: GroupId,
+    /// The nodes holding the group's replicas: its voters unless `state`
+    /// has a snapshot (whose membership then rules).
+    pub voters: Vec<NodeId>,
+    /// Its initial state. The loop writes it to the log and syncs it
+    /// before the replica exists. It must hold a snapshot: the snapshot's
+    /// membership and state are what recovery recreates the replica from.
+    pub state: Recovered,
+    /// The key range it serves (its snapshot's state must carry the
+    /// same descriptor, which recovery reads back).
+    pub descriptor: RangeDescriptor,
+}
+
+impl ReplicaSeed {
+    /// A new, empty group serving `descriptor`: a snapshot at slot 0 of an
+    /// empty state with that descriptor, whose membership is `voters`.
+    pub fn empty(voters: Vec<NodeId>, descriptor: RangeDescriptor) -> ReplicaSeed {
+        let group = descriptor.group;
+        let snapshot = meridian_paxos::Snapshot {
+            last_slot: 0,
+            last_ballot: meridian_paxos::Ballot::default(),
+            last_ts: Timestamp::ZERO,
+            membership: meridian_paxos::Membership::new(1, voters.clone()),
+            data: meridian_participant::GroupState::new(
+                meridian_participant::state::DEFAULT_COMMIT_RECORD_RETENTION_NANOS,
+            )
+            .with_descriptor(descriptor.clone())
+            .encode(),
+        };
+        ReplicaSeed {
+            group,
+            voters,
+            state: Recovered {
+                snapshot: Some(snapshot),
+                ..Recovered::default()
+            },
+            descriptor,
+        }
+    }
+}
+
+/// Why a replica could not be added or dropped.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaError {
+    /// The node already hosts a replica of the group.
+    #[error("this node already hosts a replica of group {group}")]
+    AlreadyHosted {
+        /// The group.
+        group: GroupId,
+    },
+    /// The node hosts no replica of the group.
+    #[error("this node hosts no replica of group {group}")]
+    NotHosted {
+        /// The group.
+        group: GroupId,
+    },
+    /// The id was dropped here: group ids are never reused.
+    #[error("group id {group} was dropped on this node and is never reused")]
+    Dropped {
+        /// The group.
+        group: GroupId,
+    },
+    /// An id of 0 or above [`meridian_txn::MAX_GROUP_ID`], or a seed that
+    /// records nothing.
+    #[error("invalid replica seed: {0}")]
+    Invalid(String),
+    /// The log failed (the node stops).
+    #[error("write-ahead log failed: {0}")]
+    Log(String),
 }
 
 /// Called with a reason when the node cannot go on (a failed fsync, a
@@ -116,6 +215,9 @@ pub struct GroupView {
     pub active_txns: usize,
     /// The current voters.
     pub voters: Vec<NodeId>,
+    /// The key range the replica serves, as it last applied it (`None`
+    /// only in a default view).
+    pub descriptor: Option<RangeDescriptor>,
 }
 
 /// Shared, read-mostly view of the node's replicas (updated by the loop
@@ -175,6 +277,23 @@ pub enum Event {
     /// The node drains: every replica that leads hands its leadership to
     /// another voter (docs/design.md §3, hand-over).
     HandOver,
+    /// Create a replica of a new group on this node from `seed`; its
+    /// initial state is durable before the replica is given anything.
+    AddReplica {
+        /// What it starts from.
+        seed: Box<ReplicaSeed>,
+        /// The outcome, once durable.
+        reply: oneshot::Sender<Result<(), ReplicaError>>,
+    },
+    /// Drop this node's replica of `group`: its pending callers are
+    /// answered "unavailable", and its id is recorded dropped in the log
+    /// (durable before the reply).
+    DropReplica {
+        /// The group.
+        group: GroupId,
+        /// The outcome, once durable.
+        reply: oneshot::Sender<Result<(), ReplicaError>>,
+    },
     /// Stop the loop.
     Shutdown,
 }
@@ -203,6 +322,9 @@ pub struct LoopSetup {
     pub fatal: FatalHandler,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The configuration of a replica created at run time: the node's
+    /// settings, its group id, voters and descriptor replaced.
+    pub template: meridian_txn::Config,
 }
 
 /// A running loop: its inbox, its views and its thread.
@@ -248,12 +370,14 @@ pub fn start(setup: LoopSetup) -> std::io::Result<LoopHandle> {
         peers: setup.peers,
         fatal: setup.fatal,
         metrics: setup.metrics,
+        template: setup.template,
         views: views.clone(),
         clock_ok: clock_ok.clone(),
         pending: HashMap::new(),
         next_request: 1,
         internal: VecDeque::new(),
         out: Vec::new(),
+        seeds: Vec::new(),
         persist: Vec::new(),
         outbound: HashMap::new(),
         views_dirty: true,
@@ -284,9 +408,13 @@ struct Driver {
     peers: PeerQueues,
     fatal: FatalHandler,
     metrics: Arc<Metrics>,
+    template: meridian_txn::Config,
+    /// Split seeds emitted during the current step, created once it ends.
+    seeds: Vec<ChildSeed>,
     views: Views,
     clock_ok: Arc<AtomicBool>,
-    pending: HashMap<u64, oneshot::Sender<Reply>>,
+    /// Callers waiting for a reply, by request id, with their group.
+    pending: HashMap<u64, (GroupId, oneshot::Sender<Reply>)>,
     next_request: u64,
     /// Group messages between two replicas of this node, delivered within
     /// the turn.
@@ -341,6 +469,8 @@ impl Driver {
             self.absorb(g, &mut out);
             self.out = out;
         }
+        // Replaying a parent's log re-emits the seeds of its splits.
+        self.create_children(now);
         self.flush();
         loop {
             let Ok(first) = next_event(&rx, self.sleep_time()) else {
@@ -418,6 +548,69 @@ impl Driver {
             self.absorb(g, &mut out);
             self.out = out;
         }
+        self.create_children(now);
+    }
+
+    /// Creates the children of the splits the last steps applied, each on
+    /// this node beside its parent's replica (docs/design.md §6, "Split
+    /// children"): the child's first persist request (its snapshot and
+    /// promise) is written and synced before the child exists, so it
+    /// answers nothing and sends nothing a crash would forget. A seed for
+    /// a child this node already hosts (recovered from its own records,
+    /// and re-emitted by the parent's replay) is ignored, as is one for an
+    /// id this node dropped.
+    fn create_children(&mut self, now: TtInterval) {
+        while let Some(seed) = self.seeds.pop() {
+            let child = seed.group;
+            if self.replicas.contains_key(&child) {
+                tracing::debug!(child, "split seed for a child this node has: ignored");
+                continue;
+            }
+            if self.log.is_dropped(child) {
+                tracing::warn!(child, "split seed for a dropped group id: ignored");
+                continue;
+            }
+            let parent = seed.parent;
+            let mut cfg = self
+                .replicas
+                .get(&parent)
+                .map_or_else(|| self.template.clone(), |r| r.config().clone());
+            cfg.group = child;
+            cfg.descriptor = seed.descriptor.clone();
+            cfg.paxos.id = self.node;
+            cfg.paxos.initial_voters = seed.snapshot.membership.voters.clone();
+            let nodes = self
+                .group_nodes
+                .get(&parent)
+                .cloned()
+                .unwrap_or_else(|| seed.snapshot.membership.voters.clone());
+            let mut replica =
+                GroupReplica::from_split(cfg, seed, Box::new(self.replica_rng(child)));
+            let mut out = Vec::new();
+            replica.start(now, &mut out);
+            let mut first = Vec::new();
+            out.retain(|o| match o {
+                Output::Persist(req) => {
+                    first.push(req.clone());
+                    false
+                }
+                _ => true,
+            });
+            if self.sync_now(child, &first).is_err() {
+                return;
+            }
+            tracing::info!(child, parent, "split child created");
+            self.group_nodes.insert(child, nodes);
+            self.replicas.insert(child, replica);
+            self.views_dirty = true;
+            self.absorb(child, &mut out);
+            if let Some(seq) = first.iter().map(|r| r.seq).max() {
+                if let Some(r) = self.replicas.get_mut(&child) {
+                    r.step(now, Input::Persisted { seq }, &mut out);
+                }
+                self.absorb(child, &mut out);
+            }
+        }
     }
 
     fn handle(&mut self, ev: Event) {
@@ -428,9 +621,15 @@ impl Driver {
                 request,
                 reply,
             } => {
+                if !self.replicas.contains_key(&group) {
+                    // Dropped since the service looked: nothing was done,
+                    // and the caller's retry finds the group gone.
+                    let _ = reply.send(Err(meridian_txn::TxnError::LeaderNotReady));
+                    return;
+                }
                 let id = self.next_request;
                 self.next_request += 1;
-                self.pending.insert(id, reply);
+                self.pending.insert(id, (group, reply));
                 self.step(group, now, Input::Request { id, request });
             }
             Event::Peer { group, msg } => {
@@ -490,8 +689,119 @@ impl Driver {
                 }
                 self.views_dirty = true;
             }
+            Event::AddReplica { seed, reply } => {
+                let result = self.add_replica(now, *seed);
+                self.views_dirty = true;
+                let _ = reply.send(result);
+            }
+            Event::DropReplica { group, reply } => {
+                let result = self.drop_replica(group);
+                self.views_dirty = true;
+                let _ = reply.send(result);
+            }
             Event::Shutdown => {}
         }
+    }
+
+    /// The configuration of this node's replica of `group`, from the
+    /// node's template.
+    fn replica_config(&self, group: GroupId, voters: Vec<NodeId>) -> meridian_txn::Config {
+        let mut cfg = self.template.clone();
+        cfg.group = group;
+        cfg.paxos.id = self.node;
+        cfg.paxos.initial_voters = voters;
+        cfg
+    }
+
+    /// Creates a replica from `seed`: its state is written and synced
+    /// first, then the replica is created from it, started, and its
+    /// outputs join the turn's.
+    fn add_replica(&mut self, now: TtInterval, seed: ReplicaSeed) -> Result<(), ReplicaError> {
+        let group = seed.group;
+        if group == 0 || group > meridian_txn::MAX_GROUP_ID {
+            return Err(ReplicaError::Invalid(format!(
+                "group id {group} is outside 1..={}",
+                meridian_txn::MAX_GROUP_ID
+            )));
+        }
+        if self.replicas.contains_key(&group) {
+            return Err(ReplicaError::AlreadyHosted { group });
+        }
+        if self.log.is_dropped(group) {
+            return Err(ReplicaError::Dropped { group });
+        }
+        let first = PersistRequest {
+            hard_state: Some(seed.state.hard_state),
+            snapshot: seed.state.snapshot.clone(),
+            entries: seed.state.entries.clone(),
+            ..PersistRequest::default()
+        };
+        if seed.state.snapshot.is_none() {
+            return Err(ReplicaError::Invalid(format!(
+                "group {group}: a seed without a snapshot (its membership and state)"
+            )));
+        }
+        // Durable before the replica exists: nothing reaches a replica that
+        // a crash would forget.
+        self.sync_now(group, &[first])?;
+        let mut cfg = self.replica_config(group, seed.voters.clone());
+        cfg.descriptor = seed.descriptor;
+        self.group_nodes.entry(group).or_insert(seed.voters);
+        let mut replica = GroupReplica::new(cfg, seed.state, Box::new(self.replica_rng(group)));
+        let mut out = std::mem::take(&mut self.out);
+        replica.start(now, &mut out);
+        self.replicas.insert(group, replica);
+        tracing::info!(group, "replica created");
+        self.absorb(group, &mut out);
+        self.out = out;
+        Ok(())
+    }
+
+    /// Writes `reqs` of `group` and syncs the log at once, within the
+    /// current event (the turn's other persist requests are not yet
+    /// written, so nothing else becomes durable early).
+    fn sync_now(&mut self, group: GroupId, reqs: &[PersistRequest]) -> Result<(), ReplicaError> {
+        for req in reqs {
+            if let Err(e) = self.log.write(group, req) {
+                let reason = format!("write-ahead log write failed: {e}");
+                self.fail(&reason);
+                return Err(ReplicaError::Log(reason));
+            }
+        }
+        if let Err(e) = self.log.sync() {
+            let reason = format!(
+                "write-ahead log fsync failed: {e}; the page cache can no longer be trusted"
+            );
+            self.fail(&reason);
+            return Err(ReplicaError::Log(reason));
+        }
+        Ok(())
+    }
+
+    /// Drops the replica of `group`: its unwritten persist requests are
+    /// discarded, its waiting callers released, and the drop made durable.
+    fn drop_replica(&mut self, group: GroupId) -> Result<(), ReplicaError> {
+        if self.replicas.remove(&group).is_none() {
+            return Err(ReplicaError::NotHosted { group });
+        }
+        self.persist.retain(|(g, _)| *g != group);
+        self.internal.retain(|(g, _)| *g != group);
+        // Their oneshots close: the services answer "unavailable".
+        self.pending.retain(|_, (g, _)| *g != group);
+        if let Err(e) = self.log.drop_group(group) {
+            let reason = format!("write-ahead log write failed: {e}");
+            self.fail(&reason);
+            return Err(ReplicaError::Log(reason));
+        }
+        self.sync_now(group, &[])?;
+        tracing::info!(group, "replica dropped");
+        Ok(())
+    }
+
+    fn replica_rng(&self, group: GroupId) -> rand::rngs::SmallRng {
+        <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(
+            self.clock.now().latest.as_nanos() ^ (self.node << 32) ^ group,
+        )
     }
 
     /// Sorts one step's outputs into the turn's batches.
@@ -514,7 +824,7 @@ impl Driver {
                 Output::ToGroup { group: to, msg } => self.send_to_group(to, msg),
                 Output::Reply { id, reply } => {
                     self.metrics.observe_reply(&reply);
-                    if let Some(tx) = self.pending.remove(&id) {
+                    if let Some((_, tx)) = self.pending.remove(&id) {
                         let _ = tx.send(reply);
                     }
                 }
@@ -532,6 +842,7 @@ impl Driver {
                     tracing::info!(group, last_slot, "restored a snapshot");
                     self.metrics.snapshots_restored.inc(group);
                 }
+                Output::SplitChild(seed) => self.seeds.push(*seed),
             }
         }
     }
@@ -655,6 +966,7 @@ impl Driver {
 
     fn publish_views(&self) {
         let mut views = self.views.write();
+        views.retain(|g, _| self.replicas.contains_key(g));
         let now = local(self.clock.now());
         for (g, r) in &self.replicas {
             let p = r.paxos();
@@ -678,6 +990,7 @@ impl Driver {
                     t_safe,
                     active_txns: r.active_txns(),
                     voters: p.membership().voters.clone(),
+                    descriptor: Some(r.state().descriptor().clone()),
                 },
             );
         }
@@ -714,6 +1027,12 @@ mod tests {
         fn write(&mut self, _group: GroupId, _req: &PersistRequest) -> Result<(), String> {
             Ok(())
         }
+        fn drop_group(&mut self, _group: GroupId) -> Result<(), String> {
+            Ok(())
+        }
+        fn is_dropped(&self, _group: GroupId) -> bool {
+            false
+        }
         fn sync(&mut self) -> Result<(), String> {
             Err("injected EIO".to_owned())
         }
@@ -735,6 +1054,7 @@ mod tests {
             peers: HashMap::new(),
             fatal,
             metrics: Arc::default(),
+            template: meridian_txn::Config::new(0, meridian_paxos::Config::new(1, vec![])),
         })
         .expect("start");
         // The single replica campaigns by itself; its promise is the first
@@ -754,6 +1074,391 @@ mod tests {
         // Nothing was stepped after the failure: the handler ran once.
         assert!(fatal_rx.try_recv().is_err());
         handle.shutdown();
+    }
+
+    /// What a log was asked, in order.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Op {
+        Write(GroupId),
+        Drop(GroupId),
+        Sync,
+    }
+
+    #[derive(Default)]
+    struct RecordingLog {
+        ops: Arc<parking_lot::Mutex<Vec<Op>>>,
+        dropped: BTreeSet<GroupId>,
+    }
+
+    impl Log for RecordingLog {
+        fn write(&mut self, group: GroupId, _req: &PersistRequest) -> Result<(), String> {
+            self.ops.lock().push(Op::Write(group));
+            Ok(())
+        }
+        fn drop_group(&mut self, group: GroupId) -> Result<(), String> {
+            self.dropped.insert(group);
+            self.ops.lock().push(Op::Drop(group));
+            Ok(())
+        }
+        fn is_dropped(&self, group: GroupId) -> bool {
+            self.dropped.contains(&group)
+        }
+        fn sync(&mut self) -> Result<(), String> {
+            self.ops.lock().push(Op::Sync);
+            Ok(())
+        }
+    }
+
+    /// A group id beyond the 16 bits ids once had.
+    const NEW_GROUP: GroupId = 70_000;
+
+    fn single_node_loop() -> (LoopHandle, Arc<parking_lot::Mutex<Vec<Op>>>) {
+        let log = RecordingLog::default();
+        let ops = log.ops.clone();
+        let paxos = meridian_paxos::Config::new(1, vec![1]);
+        let handle = start(LoopSetup {
+            node: 1,
+            replicas: vec![(meridian_txn::Config::new(1, paxos), Recovered::default())],
+            group_nodes: BTreeMap::from([(1, vec![1])]),
+            clock: Arc::new(meridian_truetime::SystemTrueTime::new(1_000_000)),
+            log: Box::new(log),
+            peers: HashMap::new(),
+            fatal: Arc::new(|reason: &str| panic!("fatal: {reason}")),
+            metrics: Arc::default(),
+            template: meridian_txn::Config::new(0, meridian_paxos::Config::new(1, vec![])),
+        })
+        .expect("start");
+        (handle, ops)
+    }
+
+    fn range_from(group: GroupId, start: &'static [u8]) -> RangeDescriptor {
+        RangeDescriptor {
+            group,
+            start: Bytes::from_static(start),
+            end: None,
+            generation: 1,
+        }
+    }
+
+    fn add(h: &LoopHandle, seed: ReplicaSeed) -> Result<(), ReplicaError> {
+        let (reply, rx) = oneshot::channel();
+        h.inbox
+            .send(Event::AddReplica {
+                seed: Box::new(seed),
+                reply,
+            })
+            .expect("loop alive");
+        rx.blocking_recv().expect("an answer")
+    }
+
+    fn drop_replica(h: &LoopHandle, group: GroupId) -> Result<(), ReplicaError> {
+        let (reply, rx) = oneshot::channel();
+        h.inbox
+            .send(Event::DropReplica { group, reply })
+            .expect("loop alive");
+        rx.blocking_recv().expect("an answer")
+    }
+
+    /// Begins a transaction at `group`, retrying while its replica elects
+    /// itself; `None` if the loop closed the request unanswered.
+    fn begin(h: &LoopHandle, group: GroupId) -> Option<Reply> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (reply, rx) = oneshot::channel();
+            h.inbox
+                .send(Event::Request {
+                    group,
+                    request: Request::Begin {
+                        priority: None,
+                        mode: meridian_txn::CcMode::Locking,
+                        reserve: 0,
+                    },
+                    reply,
+                })
+                .expect("loop alive");
+            let r = rx.blocking_recv().ok()?;
+            if r.is_ok() || Instant::now() > deadline {
+                return Some(r);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_for_views(h: &LoopHandle, what: impl Fn(&BTreeMap<GroupId, GroupView>) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !what(&h.views.read()) {
+            assert!(Instant::now() < deadline, "views never got there");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn runtime_a_replica_added_at_run_time_is_durable_before_it_is_given_anything() {
+        let (h, ops) = single_node_loop();
+        add(&h, ReplicaSeed::empty(vec![1], range_from(NEW_GROUP, b"m"))).expect("added");
+        {
+            // The seed's write is the new group's first, and a sync
+            // follows it at once: before the replica existed.
+            let ops = ops.lock();
+            let first = ops
+                .iter()
+                .position(|o| *o == Op::Write(NEW_GROUP))
+                .expect("the seed was written");
+            assert_eq!(ops.get(first + 1), Some(&Op::Sync), "{ops:?}");
+        }
+        assert!(
+            matches!(begin(&h, NEW_GROUP), Some(Ok(_))),
+            "the new group serves"
+        );
+        wait_for_views(&h, |v| {
+            v.get(&NEW_GROUP)
+                .is_some_and(|v| v.descriptor == Some(range_from(NEW_GROUP, b"m")) && v.leading)
+        });
+        assert_eq!(
+            add(&h, ReplicaSeed::empty(vec![1], range_from(NEW_GROUP, b"m"))),
+            Err(ReplicaError::AlreadyHosted { group: NEW_GROUP })
+        );
+        let mut bare = ReplicaSeed::empty(vec![1], range_from(NEW_GROUP + 1, b"x"));
+        bare.state = Recovered::default();
+        assert!(matches!(add(&h, bare), Err(ReplicaError::Invalid(_))));
+        let too_big = ReplicaSeed::empty(vec![1], range_from(meridian_txn::MAX_GROUP_ID + 1, b"x"));
+        assert!(matches!(add(&h, too_big), Err(ReplicaError::Invalid(_))));
+        h.shutdown();
+    }
+
+    #[test]
+    fn runtime_a_dropped_replica_stops_serving_its_drop_is_durable_and_its_id_never_reused() {
+        let (h, ops) = single_node_loop();
+        add(&h, ReplicaSeed::empty(vec![1], range_from(NEW_GROUP, b"m"))).expect("added");
+        assert!(matches!(begin(&h, NEW_GROUP), Some(Ok(_))));
+        drop_replica(&h, NEW_GROUP).expect("dropped");
+        {
+            let ops = ops.lock();
+            let at = ops
+                .iter()
+                .position(|o| *o == Op::Drop(NEW_GROUP))
+                .expect("the drop was logged");
+            assert_eq!(ops.get(at + 1), Some(&Op::Sync), "durable before the reply");
+            assert!(
+                !ops[at..].contains(&Op::Write(NEW_GROUP)),
+                "nothing of the group is written after its drop: {ops:?}"
+            );
+        }
+        wait_for_views(&h, |v| !v.contains_key(&NEW_GROUP) && v.contains_key(&1));
+        let (reply, rx) = oneshot::channel();
+        h.inbox
+            .send(Event::Request {
+                group: NEW_GROUP,
+                request: Request::Abort {
+                    txn: meridian_participant::TxnId::new(1, 1),
+                },
+                reply,
+            })
+            .expect("loop alive");
+        assert_eq!(
+            rx.blocking_recv().expect("answered"),
+            Err(meridian_txn::TxnError::LeaderNotReady),
+            "a request for the dropped group is refused, retryable, nothing done"
+        );
+        assert_eq!(
+            add(&h, ReplicaSeed::empty(vec![1], range_from(NEW_GROUP, b"m"))),
+            Err(ReplicaError::Dropped { group: NEW_GROUP })
+        );
+        assert_eq!(
+            drop_replica(&h, NEW_GROUP),
+            Err(ReplicaError::NotHosted { group: NEW_GROUP })
+        );
+        assert!(
+            matches!(begin(&h, 1), Some(Ok(_))),
+            "the other group goes on"
+        );
+        h.shutdown();
+    }
+
+    /// A real log whose calls are also recorded.
+    struct Recorded {
+        wal: crate::storage::Wal,
+        ops: Arc<parking_lot::Mutex<Vec<Op>>>,
+    }
+
+    impl Log for Recorded {
+        fn write(&mut self, group: GroupId, req: &PersistRequest) -> Result<(), String> {
+            self.ops.lock().push(Op::Write(group));
+            Log::write(&mut self.wal, group, req)
+        }
+        fn drop_group(&mut self, group: GroupId) -> Result<(), String> {
+            self.ops.lock().push(Op::Drop(group));
+            Log::drop_group(&mut self.wal, group)
+        }
+        fn is_dropped(&self, group: GroupId) -> bool {
+            Log::is_dropped(&self.wal, group)
+        }
+        fn sync(&mut self) -> Result<(), String> {
+            self.ops.lock().push(Op::Sync);
+            Log::sync(&mut self.wal)
+        }
+    }
+
+    /// A one-node loop on the log in `dir`, its groups as a node recovers
+    /// them: group 1 from the configuration, any other from its records.
+    fn loop_on(dir: &std::path::Path) -> (LoopHandle, Arc<parking_lot::Mutex<Vec<Op>>>) {
+        let (wal, mut recovered) =
+            crate::storage::Wal::open(dir, crate::storage::WalOptions::default()).expect("open");
+        let ops = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let template = meridian_txn::Config::new(0, meridian_paxos::Config::new(1, vec![]));
+        let mut replicas = vec![(
+            meridian_txn::Config::new(1, meridian_paxos::Config::new(1, vec![1])),
+            recovered.remove(&1).unwrap_or_default(),
+        )];
+        for (group, state) in recovered {
+            let mut c = template.clone();
+            c.group = group;
+            c.descriptor = RangeDescriptor {
+                group,
+                start: Bytes::new(),
+                end: Some(Bytes::new()),
+                generation: 0,
+            };
+            replicas.push((c, state));
+        }
+        let handle = start(LoopSetup {
+            node: 1,
+            replicas,
+            group_nodes: BTreeMap::from([(1, vec![1])]),
+            clock: Arc::new(meridian_truetime::SystemTrueTime::new(1_000_000)),
+            log: Box::new(Recorded {
+                wal,
+                ops: ops.clone(),
+            }),
+            peers: HashMap::new(),
+            fatal: Arc::new(|reason: &str| panic!("fatal: {reason}")),
+            metrics: Arc::default(),
+            template,
+        })
+        .expect("start");
+        (handle, ops)
+    }
+
+    /// Asks `request` of `group` until it is answered without a retryable
+    /// error (the replica elects itself first).
+    fn ask(h: &LoopHandle, group: GroupId, request: Request) -> meridian_txn::Response {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (reply, rx) = oneshot::channel();
+            h.inbox
+                .send(Event::Request {
+                    group,
+                    request: request.clone(),
+                    reply,
+                })
+                .expect("loop alive");
+            match rx.blocking_recv() {
+                Ok(Ok(r)) => return r,
+                Ok(Err(e)) if e.is_retryable() && Instant::now() < deadline => {}
+                other => panic!("{request:?} at group {group}: {other:?}"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn get(h: &LoopHandle, group: GroupId, key: &'static [u8]) -> Option<Bytes> {
+        match ask(
+            h,
+            group,
+            Request::ReadOnly {
+                at: meridian_txn::ReadAt::Strong,
+                reads: vec![meridian_txn::ReadOp::Get(Bytes::from_static(key))],
+            },
+        ) {
+            meridian_txn::Response::ReadOnly { results, .. } => match &results[..] {
+                [meridian_txn::ReadResult::Value(v)] => v.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The driver rules of a split (docs/design.md §6, "Split children"):
+    /// the child is created beside the parent, its first persist request
+    /// written and synced before it exists; after a restart it comes back
+    /// from its own records, not from the seed the parent's replay emits
+    /// again, and serves the half it took with the data written before.
+    #[test]
+    fn runtime_split_child_is_durable_before_it_serves_and_recovered_from_its_own_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (h, ops) = loop_on(dir.path());
+        let txn = match ask(
+            &h,
+            1,
+            Request::Begin {
+                priority: None,
+                mode: meridian_txn::CcMode::Locking,
+                reserve: 0,
+            },
+        ) {
+            meridian_txn::Response::Begun { txn, .. } => txn,
+            other => panic!("{other:?}"),
+        };
+        let writes = [&b"apple"[..], b"peach"]
+            .iter()
+            .map(|k| {
+                meridian_participant::Write::put(Bytes::from_static(k), Bytes::from_static(b"v"))
+            })
+            .collect();
+        ask(
+            &h,
+            1,
+            Request::Commit {
+                txn,
+                writes,
+                participants: Vec::new(),
+            },
+        );
+        let child = NEW_GROUP;
+        match ask(
+            &h,
+            1,
+            Request::Split {
+                key: Bytes::from_static(b"m"),
+                child,
+            },
+        ) {
+            meridian_txn::Response::Split { left, right } => {
+                assert_eq!(left.end, Some(Bytes::from_static(b"m")));
+                assert_eq!((right.group, right.start.as_ref()), (child, &b"m"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The leader answers in the step that applies the split; the child
+        // is created as that step ends.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ops = ops.lock().clone();
+            if let Some(first) = ops.iter().position(|o| *o == Op::Write(child)) {
+                if let Some(next) = ops.get(first + 1) {
+                    assert_eq!(next, &Op::Sync, "synced before anything else: {ops:?}");
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "no child: {ops:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(get(&h, child, b"peach"), Some(Bytes::from_static(b"v")));
+        assert_eq!(get(&h, 1, b"apple"), Some(Bytes::from_static(b"v")));
+        h.shutdown();
+
+        let (h, _ops) = loop_on(dir.path());
+        wait_for_views(&h, |v| {
+            v.get(&child)
+                .and_then(|c| c.descriptor.as_ref())
+                .is_some_and(|d| d.start.as_ref() == b"m")
+                && v.get(&1)
+                    .and_then(|p| p.descriptor.as_ref())
+                    .is_some_and(|d| d.end.as_deref() == Some(&b"m"[..]))
+        });
+        assert_eq!(get(&h, child, b"peach"), Some(Bytes::from_static(b"v")));
+        assert_eq!(get(&h, 1, b"apple"), Some(Bytes::from_static(b"v")));
+        h.shutdown();
     }
 
     #[test]

@@ -218,6 +218,7 @@ impl Node {
             nodes.extend(&g.joining);
             group_nodes.insert(g.id, nodes);
         }
+        let template = replica_template(&cfg, &opts);
         for g in cfg.local_groups() {
             // A joining replica starts with no voters and learns its
             // membership from the leader's log.
@@ -226,24 +227,34 @@ impl Node {
             } else {
                 Vec::new()
             };
-            let mut p = meridian_paxos::Config::new(cfg.node_id, voters);
-            p.cluster_id = cfg.cluster_id;
-            let ms = 1_000_000;
-            p.lease_nanos = cfg.paxos.lease_ms * ms;
-            p.heartbeat_nanos = cfg.paxos.heartbeat_ms * ms;
-            p.election_min_nanos = cfg.paxos.election_min_ms * ms;
-            p.election_max_nanos = cfg.paxos.election_max_ms * ms;
-            let mut c = meridian_txn::Config::new(g.id, p);
-            c.read_lead_nanos = cfg.reads.lead_ms * ms;
-            c.max_read_lead_nanos = cfg.reads.max_lead_ms * ms;
-            c.birth = cfg.birth_ns.map(meridian_truetime::Timestamp::from_nanos);
-            if let Some(n) = opts.compact_every {
-                c.compact_every = n;
-            }
+            let mut c = template.clone();
+            c.group = g.id;
+            c.paxos.initial_voters = voters;
+            // A bootstrap fact; the replica's snapshot, once it has one,
+            // carries the descriptor it applied since (splits).
+            c.descriptor = g.descriptor();
             replicas.push((
                 c,
                 recovered.remove(&g.id).unwrap_or_else(Recovered::default),
             ));
+        }
+        // Groups the log holds that the configuration does not name were
+        // created at run time (a split's child, an added group): recreated
+        // from their own records, their membership and state from their
+        // snapshot.
+        for (group, state) in std::mem::take(&mut recovered) {
+            tracing::info!(group, "recreating a replica created at run time");
+            let mut c = template.clone();
+            c.group = group;
+            // Its snapshot (the first thing it persisted) carries its
+            // descriptor; until read, it serves nothing.
+            c.descriptor = meridian_participant::RangeDescriptor {
+                group,
+                start: bytes::Bytes::new(),
+                end: Some(bytes::Bytes::new()),
+                generation: 0,
+            };
+            replicas.push((c, state));
         }
         let handle = runtime::start(LoopSetup {
             node: cfg.node_id,
@@ -254,6 +265,7 @@ impl Node {
             peers: queues,
             fatal: opts.fatal.clone(),
             metrics: metrics.clone(),
+            template,
         })
         .map_err(|e| StartError::Other(format!("cannot start the loop threads: {e}")))?;
 
@@ -427,6 +439,42 @@ impl Node {
         }
     }
 
+    /// Creates a replica of a new group on this node from `seed`
+    /// ([`Event::AddReplica`]); returns once its initial state is durable
+    /// and the replica runs.
+    pub async fn add_replica(
+        &self,
+        seed: runtime::ReplicaSeed,
+    ) -> Result<(), runtime::ReplicaError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.shared
+            .inbox
+            .send(Event::AddReplica {
+                seed: Box::new(seed),
+                reply,
+            })
+            .map_err(|_| runtime::ReplicaError::Log("the loop has stopped".into()))?;
+        rx.await
+            .map_err(|_| runtime::ReplicaError::Log("the loop has stopped".into()))?
+    }
+
+    /// Drops this node's replica of `group` ([`Event::DropReplica`]);
+    /// returns once the drop is durable.
+    pub async fn drop_replica(&self, group: GroupId) -> Result<(), runtime::ReplicaError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.shared
+            .inbox
+            .send(Event::DropReplica { group, reply })
+            .map_err(|_| runtime::ReplicaError::Log("the loop has stopped".into()))?;
+        rx.await
+            .map_err(|_| runtime::ReplicaError::Log("the loop has stopped".into()))?
+    }
+
+    /// The views of the replicas this node hosts, as last published.
+    pub fn replicas(&self) -> BTreeMap<GroupId, runtime::GroupView> {
+        self.shared.views.read().clone()
+    }
+
     /// The groups whose replica on this node leads, as last published.
     pub fn leading_groups(&self) -> Vec<GroupId> {
         self.shared
@@ -516,4 +564,24 @@ async fn clock_check(me: Identity, clock: Arc<dyn TrueTime>, epsilon: u64, share
             let _ = shared.inbox.send(Event::ClockHealth { ok, reason });
         }
     }
+}
+
+/// The configuration of this node's replicas, its group id and voters
+/// left to fill in: the node's Paxos, read and compaction settings.
+fn replica_template(cfg: &NodeConfig, opts: &StartOptions) -> meridian_txn::Config {
+    let mut p = meridian_paxos::Config::new(cfg.node_id, Vec::new());
+    p.cluster_id = cfg.cluster_id;
+    let ms = 1_000_000;
+    p.lease_nanos = cfg.paxos.lease_ms * ms;
+    p.heartbeat_nanos = cfg.paxos.heartbeat_ms * ms;
+    p.election_min_nanos = cfg.paxos.election_min_ms * ms;
+    p.election_max_nanos = cfg.paxos.election_max_ms * ms;
+    let mut c = meridian_txn::Config::new(0, p);
+    c.read_lead_nanos = cfg.reads.lead_ms * ms;
+    c.max_read_lead_nanos = cfg.reads.max_lead_ms * ms;
+    c.birth = cfg.birth_ns.map(meridian_truetime::Timestamp::from_nanos);
+    if let Some(n) = opts.compact_every {
+        c.compact_every = n;
+    }
+    c
 }

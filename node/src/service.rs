@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
-use meridian_participant::Priority;
+use meridian_participant::{Priority, RangeDescriptor};
 use meridian_proto::convert::{self as cv, Answer, RemoteError};
 use meridian_proto::pb;
 use meridian_truetime::{Timestamp, TrueTime};
@@ -19,7 +19,7 @@ use meridian_txn::{
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
-use crate::config::{GroupEntry, NodeConfig};
+use crate::config::NodeConfig;
 use crate::metrics::Metrics;
 use crate::runtime::{Event, Views};
 
@@ -81,28 +81,47 @@ impl Shared {
         Ok(())
     }
 
-    fn group(&self, group: GroupId) -> Result<&GroupEntry, RemoteError> {
-        let g = self
-            .cfg
+    /// The range this node's replica of `group` serves: the runtime's
+    /// hosted groups decide (a group created at run time is served, a
+    /// dropped one is not), each with its applied range. A hosted replica
+    /// whose range is not yet known serves no key.
+    fn group(&self, group: GroupId) -> Result<Hosted, RemoteError> {
+        match self.views.read().get(&group) {
+            Some(v) => Ok(Hosted {
+                id: group,
+                range: v.descriptor.clone(),
+            }),
+            None => Err(RemoteError::NoReplica { group }),
+        }
+    }
+
+    /// The range of `group` as this node best knows it: its own replica's,
+    /// else the configuration's bootstrap range; `None` for a group known
+    /// to neither (created at run time on other nodes: its own replicas
+    /// check their keys).
+    fn known_range(&self, group: GroupId) -> Option<Hosted> {
+        if let Ok(h) = self.group(group) {
+            return Some(h);
+        }
+        self.cfg
             .groups
             .iter()
             .find(|g| g.id == group)
-            .ok_or(RemoteError::NoReplica { group })?;
-        if !self.views.read().contains_key(&group) {
-            return Err(RemoteError::NoReplica { group });
-        }
-        Ok(g)
+            .map(|g| Hosted {
+                id: group,
+                range: Some(g.descriptor()),
+            })
     }
 
     fn check_keys<'k>(
         &self,
-        g: &GroupEntry,
+        g: &Hosted,
         keys: impl IntoIterator<Item = &'k [u8]>,
     ) -> Result<(), RemoteError> {
         for k in keys {
             meridian_txn::api::check_key(k).map_err(|e| RemoteError::Invalid(e.to_string()))?;
-            if !g.contains(k) {
-                return Err(RemoteError::WrongGroup { group: g.id });
+            if !g.range.as_ref().is_some_and(|r| r.contains(k)) {
+                return Err(g.refusal());
             }
         }
         Ok(())
@@ -111,20 +130,17 @@ impl Shared {
     /// A scan's bounds must lie within the group's range.
     fn check_scan_range(
         &self,
-        g: &GroupEntry,
+        g: &Hosted,
         start: &[u8],
         end: Option<&Bytes>,
     ) -> Result<(), RemoteError> {
-        let inside_start = start >= g.start.as_bytes();
-        let inside_end = match (&g.end, end) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(ge), Some(e)) => e.as_ref() <= ge.as_bytes(),
-        };
-        if inside_start && inside_end {
+        if g.range
+            .as_ref()
+            .is_some_and(|r| r.contains_span(start, end.map(|e| e.as_ref())))
+        {
             Ok(())
         } else {
-            Err(RemoteError::WrongGroup { group: g.id })
+            Err(g.refusal())
         }
     }
 
@@ -166,6 +182,25 @@ impl Shared {
             },
         };
         reply.map_err(RemoteError::from)
+    }
+}
+
+/// A group as the services check requests against it.
+struct Hosted {
+    id: GroupId,
+    range: Option<RangeDescriptor>,
+}
+
+impl Hosted {
+    /// The refusal of keys outside the group's range: what it serves, so
+    /// that the client's range map learns it (retryable).
+    fn refusal(&self) -> RemoteError {
+        match &self.range {
+            Some(d) => RemoteError::Txn(TxnError::OutsideRange {
+                descriptor: d.clone(),
+            }),
+            None => RemoteError::WrongGroup { group: self.id },
+        }
     }
 }
 
@@ -253,7 +288,7 @@ impl pb::meridian_server::Meridian for ClientService {
             async {
                 s.check_header(r.header.as_ref())?;
                 let g = s.group(r.group)?;
-                s.check_keys(g, r.keys.iter().map(|k| k.as_ref()))?;
+                s.check_keys(&g, r.keys.iter().map(|k| k.as_ref()))?;
                 let txn = cv::txn_from_pb(r.txn)?;
                 let guest = cv::guest_from_pb(r.guest)?;
                 let started = Instant::now();
@@ -295,7 +330,7 @@ impl pb::meridian_server::Meridian for ClientService {
             async {
                 s.check_header(r.header.as_ref())?;
                 let g = s.group(r.group)?;
-                s.check_scan_range(g, &r.start, r.end.as_ref())?;
+                s.check_scan_range(&g, &r.start, r.end.as_ref())?;
                 let txn = cv::txn_from_pb(r.txn)?;
                 let guest = cv::guest_from_pb(r.guest)?;
                 let request = CoreRequest::Scan {
@@ -331,17 +366,13 @@ impl pb::meridian_server::Meridian for ClientService {
                 s.check_header(r.header.as_ref())?;
                 let home = s.group(r.group)?;
                 let writes: Vec<_> = r.writes.into_iter().map(cv::write_from_pb).collect();
-                s.check_keys(home, writes.iter().map(|w| w.key.as_ref()))?;
+                s.check_keys(&home, writes.iter().map(|w| w.key.as_ref()))?;
                 let mut participants = Vec::with_capacity(r.participants.len());
                 for p in r.participants {
                     let p = cv::participant_from_pb(p);
-                    let g = s
-                        .cfg
-                        .groups
-                        .iter()
-                        .find(|g| g.id == p.group)
-                        .ok_or_else(|| RemoteError::Invalid(format!("no group {}", p.group)))?;
-                    s.check_keys(g, p.writes.iter().map(|w| w.key.as_ref()))?;
+                    if let Some(g) = s.known_range(p.group) {
+                        s.check_keys(&g, p.writes.iter().map(|w| w.key.as_ref()))?;
+                    }
                     participants.push(p);
                 }
                 let txn = match r.txn {
@@ -445,9 +476,9 @@ impl pb::meridian_server::Meridian for ClientService {
                 for op in r.reads {
                     let op = cv::read_op_from_pb(op)?;
                     match &op {
-                        ReadOp::Get(k) => s.check_keys(g, [k.as_ref()])?,
+                        ReadOp::Get(k) => s.check_keys(&g, [k.as_ref()])?,
                         ReadOp::Scan { start, end, .. } => {
-                            s.check_scan_range(g, start, end.as_ref())?
+                            s.check_scan_range(&g, start, end.as_ref())?
                         }
                     }
                     reads.push(op);

@@ -13,21 +13,36 @@ use crate::service::Shared;
 pub fn status(s: &Shared) -> pb::StatusResponse {
     let views = s.views.read();
     let now = s.clock.now();
-    let groups = s
+    // The configured groups, and those this node's runtime created since
+    // (a split's child): each with the range its local replica applied,
+    // else the configuration's.
+    let ids: std::collections::BTreeSet<GroupId> = s
         .cfg
         .groups
         .iter()
-        .map(|g| {
-            let v = views.get(&g.id);
+        .map(|g| g.id)
+        .chain(views.keys().copied())
+        .collect();
+    let groups = ids
+        .into_iter()
+        .map(|id| {
+            let g = s.cfg.groups.iter().find(|g| g.id == id);
+            let v = views.get(&id);
+            let (start, end) = match (v.and_then(|v| v.descriptor.as_ref()), g) {
+                (Some(r), _) => (r.start.clone(), r.end.clone()),
+                (None, Some(g)) => (g.start_bytes(), g.end_bytes()),
+                (None, None) => (Default::default(), None),
+            };
             pb::GroupInfo {
-                id: g.id,
-                start: g.start_bytes(),
-                end: g.end_bytes(),
+                id,
+                start,
+                end,
                 // A replica waiting to be added knows no voters yet: the
                 // configured ones are the better hint for routing.
-                replicas: v
-                    .filter(|v| !v.voters.is_empty())
-                    .map_or_else(|| g.replicas.clone(), |v| v.voters.clone()),
+                replicas: v.filter(|v| !v.voters.is_empty()).map_or_else(
+                    || g.map(|g| g.replicas.clone()).unwrap_or_default(),
+                    |v| v.voters.clone(),
+                ),
                 leader: v.and_then(|v| v.leader),
                 local_leader: v.is_some_and(|v| v.leading),
                 chosen: v.map_or(0, |v| v.chosen),

@@ -15,6 +15,14 @@ impl Log for Wal {
         Wal::write(self, group, req).map_err(|e| e.to_string())
     }
 
+    fn drop_group(&mut self, group: GroupId) -> Result<(), String> {
+        Wal::drop_group(self, group).map_err(|e| e.to_string())
+    }
+
+    fn is_dropped(&self, group: GroupId) -> bool {
+        Wal::is_dropped(self, group)
+    }
+
     fn sync(&mut self) -> Result<(), String> {
         Wal::sync(self).map(|_| ()).map_err(|e| e.to_string())
     }

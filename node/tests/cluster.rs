@@ -232,7 +232,8 @@ async fn requests_of_another_cluster_or_the_wrong_group_are_refused() {
         r.error.and_then(|e| e.kind),
         Some(pb::error::Kind::ClusterMismatch(_))
     ));
-    // "apple" is not in group 1's range.
+    // "apple" is not in group 1's range: the refusal carries what group 1
+    // serves, for the client's range map.
     let r = c
         .commit(pb::CommitRequest {
             header: Some(h.header),
@@ -246,10 +247,15 @@ async fn requests_of_another_cluster_or_the_wrong_group_are_refused() {
         .await
         .expect("rpc")
         .into_inner();
-    assert!(matches!(
-        r.error.and_then(|e| e.kind),
-        Some(pb::error::Kind::WrongGroup(1))
-    ));
+    match r.error.and_then(|e| e.kind) {
+        Some(pb::error::Kind::OutsideRange(d)) => {
+            assert_eq!(d.group, 1);
+            let apple = b"apple".as_slice();
+            let inside = d.start.as_ref() <= apple && d.end.as_ref().is_none_or(|e| apple < e);
+            assert!(!inside, "{d:?}");
+        }
+        other => panic!("expected OutsideRange, got {other:?}"),
+    }
     let s = c
         .status(pb::StatusRequest { header: None })
         .await

@@ -5,7 +5,7 @@
 //! unknown enum value) becomes [`RemoteError::Invalid`], never a panic.
 
 use bytes::Bytes;
-use meridian_participant::{Priority, TxnId, Write};
+use meridian_participant::{Priority, RangeDescriptor, TxnId, Write};
 use meridian_truetime::Timestamp;
 use meridian_txn::{
     AbortReason, CcMode, GroupId, Guest, Participant, ReadAt, ReadOp, ReadResult, TxnError,
@@ -335,6 +335,14 @@ pub fn error_to_pb(e: &RemoteError) -> pb::Error {
             TxnError::TooLateToAbort { txn } => Kind::TooLateToAbort(txn_to_pb(*txn)),
             TxnError::Invalid(_) => Kind::Invalid(empty),
             TxnError::ClockUnhealthy { .. } => Kind::ClockUnhealthy(empty),
+            TxnError::OutsideRange { descriptor } => {
+                Kind::OutsideRange(descriptor_to_pb(descriptor))
+            }
+            TxnError::BadSplitKey { key, descriptor } => Kind::BadSplitKey(pb::BadSplitKey {
+                key: key.clone(),
+                descriptor: Some(descriptor_to_pb(descriptor)),
+            }),
+            TxnError::RangeChangeInProgress => Kind::RangeChangeInProgress(empty),
         },
         RemoteError::Invalid(_) => Kind::Invalid(empty),
         RemoteError::WrongGroup { group } => Kind::WrongGroup(*group),
@@ -411,7 +419,40 @@ pub fn error_from_pb(e: Option<pb::Error>) -> Option<RemoteError> {
                     .to_string(),
             ),
             Kind::Draining(_) => RemoteError::Draining,
+            Kind::OutsideRange(d) => match descriptor_from_pb(Some(d)) {
+                Ok(descriptor) => RemoteError::Txn(TxnError::OutsideRange { descriptor }),
+                Err(e) => e,
+            },
+            Kind::BadSplitKey(b) => match descriptor_from_pb(b.descriptor) {
+                Ok(descriptor) => RemoteError::Txn(TxnError::BadSplitKey {
+                    key: b.key,
+                    descriptor,
+                }),
+                Err(e) => e,
+            },
+            Kind::RangeChangeInProgress(_) => RemoteError::Txn(TxnError::RangeChangeInProgress),
         },
+    })
+}
+
+/// A range descriptor on the wire.
+pub fn descriptor_to_pb(d: &RangeDescriptor) -> pb::RangeDescriptor {
+    pb::RangeDescriptor {
+        group: d.group,
+        start: d.start.clone(),
+        end: d.end.clone(),
+        generation: d.generation,
+    }
+}
+
+/// A range descriptor from the wire.
+pub fn descriptor_from_pb(d: Option<pb::RangeDescriptor>) -> Result<RangeDescriptor, RemoteError> {
+    let d = d.ok_or_else(|| missing("range descriptor"))?;
+    Ok(RangeDescriptor {
+        group: d.group,
+        start: d.start,
+        end: d.end,
+        generation: d.generation,
     })
 }
 
@@ -458,6 +499,7 @@ answer!(
     pb::WaitsForResponse,
     pb::ChangeMembershipResponse,
     pb::AddNodeResponse,
+    pb::SplitResponse,
     pb::HelloResponse
 );
 
@@ -505,6 +547,22 @@ mod tests {
             TxnError::OutcomeUnknown { txn },
             TxnError::TxnBusy { txn },
             TxnError::TooLateToAbort { txn },
+            TxnError::OutsideRange {
+                descriptor: RangeDescriptor {
+                    group: 0x1_0003,
+                    start: Bytes::from_static(b"m"),
+                    end: Some(Bytes::from_static(b"t")),
+                    generation: 2,
+                },
+            },
+            TxnError::OutsideRange {
+                descriptor: RangeDescriptor::whole(5),
+            },
+            TxnError::BadSplitKey {
+                key: Bytes::from_static(b"a"),
+                descriptor: RangeDescriptor::whole(5),
+            },
+            TxnError::RangeChangeInProgress,
         ] {
             round_trip(RemoteError::Txn(e));
         }
@@ -520,6 +578,35 @@ mod tests {
         let clock = RemoteError::ClockUnhealthy("offset 9 ms against node 2".into());
         let back = error_from_pb(Some(error_to_pb(&clock)));
         assert!(matches!(back, Some(RemoteError::ClockUnhealthy(m)) if m.contains("9 ms")));
+    }
+
+    /// A refusal for a key outside the group's range carries what the
+    /// group serves now, and is retryable (after the client's range map
+    /// takes the descriptor); a bad split is not.
+    #[test]
+    fn routing_refusals_carry_the_descriptor_and_only_outside_range_is_retryable() {
+        let d = RangeDescriptor {
+            group: 7,
+            start: Bytes::from_static(b"k"),
+            end: None,
+            generation: 3,
+        };
+        let e = RemoteError::Txn(TxnError::OutsideRange {
+            descriptor: d.clone(),
+        });
+        assert!(e.is_retryable());
+        match error_from_pb(Some(error_to_pb(&e))) {
+            Some(RemoteError::Txn(TxnError::OutsideRange { descriptor })) => {
+                assert_eq!(descriptor, d)
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = RemoteError::Txn(TxnError::BadSplitKey {
+            key: Bytes::from_static(b"k"),
+            descriptor: d,
+        });
+        assert!(!bad.is_retryable());
+        assert!(!RemoteError::Txn(TxnError::RangeChangeInProgress).is_retryable());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! will map them to and from gRPC messages.
 
 use bytes::Bytes;
-use meridian_participant::{Decision, Priority, TxnId, Write};
+use meridian_participant::{Decision, Priority, RangeDescriptor, TxnId, Write};
 use meridian_paxos::NodeId;
 use meridian_truetime::Timestamp;
 
@@ -187,6 +187,21 @@ pub enum Request {
         /// The transaction.
         txn: TxnId,
     },
+    /// Splits the group's range at `key` (docs/design.md §9), at its
+    /// serving leader: the group keeps `[start, key)` and the new group
+    /// `child` gets `[key, end)`. Answered [`Response::Split`] once the
+    /// split has applied at this leader (every replica of the group then
+    /// emits [`crate::Output::SplitChild`]); refused, with nothing
+    /// changed, with [`TxnError::BadSplitKey`] for a key outside the range
+    /// or at its start, or [`TxnError::RangeChangeInProgress`] while
+    /// another split of the range is in flight. `child` is a group id
+    /// never used before (the caller allocates it).
+    Split {
+        /// The first key of the right half.
+        key: Bytes,
+        /// The new group's id.
+        child: GroupId,
+    },
 }
 
 /// The answer to [`Request::TxnStatus`] (docs/design.md §5.5).
@@ -305,6 +320,13 @@ pub enum Response {
     },
     /// [`Request::TxnStatus`]: what became of the transaction.
     TxnStatus(TxnStatus),
+    /// [`Request::Split`]: the split applied at the leader.
+    Split {
+        /// The range the group keeps.
+        left: RangeDescriptor,
+        /// The range the new group serves.
+        right: RangeDescriptor,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -476,6 +498,16 @@ pub enum InvalidRequest {
         /// The group.
         group: GroupId,
     },
+    /// A key in the system keyspace ([`is_system_key`]): the range
+    /// directory's, which user requests may neither read nor write.
+    #[error(
+        "key {key:?} is in the system keyspace (keys below {SYSTEM_KEYS_END:?}), reserved for \
+         the range directory"
+    )]
+    SystemKey {
+        /// The key asked for.
+        key: Bytes,
+    },
     /// A [`Request::TxnStatus`] sent to a group other than the
     /// transaction's home group, which alone knows its outcome.
     #[error("the transaction's home group is {home}; ask its leader")]
@@ -604,6 +636,28 @@ pub enum TxnError {
         /// What the node measured, as its driver reported it.
         reason: String,
     },
+    /// A key or scan span outside the range this replica's group serves
+    /// (its applied descriptor, or the left half of a split in flight at
+    /// its leader; docs/design.md §9). Retryable once the caller has
+    /// refreshed its routing: `descriptor` is what this replica serves.
+    #[error("outside the range this group serves ({descriptor})")]
+    OutsideRange {
+        /// The range this replica serves.
+        descriptor: RangeDescriptor,
+    },
+    /// A split key outside the range, or at its start: nothing changed.
+    /// Not retryable.
+    #[error("split key {key:?} is not strictly inside the range ({descriptor})")]
+    BadSplitKey {
+        /// The key asked for.
+        key: Bytes,
+        /// The range it had to lie in.
+        descriptor: RangeDescriptor,
+    },
+    /// Another change of the range (a split) is in flight: nothing
+    /// changed. Not retryable as it is (look at the range again first).
+    #[error("another change of this range is in progress")]
+    RangeChangeInProgress,
 }
 
 impl TxnError {
@@ -617,13 +671,16 @@ impl TxnError {
             | TxnError::LockQueueFull { .. }
             | TxnError::Overloaded
             | TxnError::NotYetSafe { .. }
-            | TxnError::ClockUnhealthy { .. } => true,
+            | TxnError::ClockUnhealthy { .. }
+            | TxnError::OutsideRange { .. } => true,
             TxnError::BelowGcHorizon { .. }
             | TxnError::ReadBelowClusterBirth { .. }
             | TxnError::ReadTimestampTooFarAhead { .. }
             | TxnError::OutcomeUnknown { .. }
             | TxnError::TxnBusy { .. }
             | TxnError::TooLateToAbort { .. }
+            | TxnError::BadSplitKey { .. }
+            | TxnError::RangeChangeInProgress
             | TxnError::Invalid(_) => false,
         }
     }
@@ -641,6 +698,75 @@ pub fn check_key(key: &[u8]) -> Result<(), InvalidRequest> {
         });
     }
     Ok(())
+}
+
+/// The prefix of the system keyspace: the range directory's records
+/// (docs/design.md, "The range directory") live under it. User requests
+/// reading or writing a system key are refused ([`check_user_key`]); the
+/// directory code writes them through the client's internal API.
+pub const SYSTEM_KEY_PREFIX: &[u8] = b"\x00\x00";
+
+/// The bound above every system key. The system keyspace is every key below
+/// it: the keys beginning with [`SYSTEM_KEY_PREFIX`] and the one key
+/// `b"\x00"` that sorts between the empty start of the keyspace and them.
+/// It is the very first stretch of the key order, so the range whose
+/// descriptor starts at the empty key always holds all of it: a split keeps
+/// `[start, key)` in the parent, and a split key inside the system keyspace
+/// is refused ([`check_split_key`]), so the system keys are never divided
+/// between ranges and never move to another group.
+pub const SYSTEM_KEYS_END: &[u8] = b"\x00\x01";
+
+/// Whether `key` is in the system keyspace (below [`SYSTEM_KEYS_END`]).
+pub fn is_system_key(key: &[u8]) -> bool {
+    key < SYSTEM_KEYS_END
+}
+
+/// [`check_key`], and the key must not be a system key: the check for a
+/// user's request (client API, CLI).
+pub fn check_user_key(key: &[u8]) -> Result<(), InvalidRequest> {
+    check_key(key)?;
+    if is_system_key(key) {
+        return Err(InvalidRequest::SystemKey {
+            key: Bytes::copy_from_slice(key),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a split key: a valid key outside the system keyspace (a split
+/// there would divide the system keys between two ranges).
+pub fn check_split_key(key: &[u8]) -> Result<(), InvalidRequest> {
+    check_user_key(key)
+}
+
+/// The start of a user's scan: a scan from the start of the keyspace (an
+/// empty `start`) begins at [`SYSTEM_KEYS_END`] instead, so that user scans
+/// never see system keys; a scan starting at a system key is refused.
+pub fn user_scan_start(start: &[u8]) -> Result<Bytes, InvalidRequest> {
+    if start.is_empty() {
+        Ok(Bytes::from_static(SYSTEM_KEYS_END))
+    } else {
+        check_user_key(start)?;
+        Ok(Bytes::copy_from_slice(start))
+    }
+}
+
+/// Checks the reads of a user's read-only request ([`check_reads`], and no
+/// system key), with each scan's start moved past the system keyspace
+/// ([`user_scan_start`]).
+pub fn check_user_reads(reads: &[ReadOp]) -> Result<Vec<ReadOp>, InvalidRequest> {
+    check_reads(reads)?;
+    reads
+        .iter()
+        .map(|r| match r {
+            ReadOp::Get(key) => check_user_key(key).map(|()| r.clone()),
+            ReadOp::Scan { start, end, limit } => Ok(ReadOp::Scan {
+                start: user_scan_start(start)?,
+                end: end.clone(),
+                limit: *limit,
+            }),
+        })
+        .collect()
 }
 
 /// Checks a write against the limits.
@@ -731,6 +857,31 @@ mod tests {
             check_reads(&[scan]),
             Err(InvalidRequest::ScanLimitTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn system_keys_are_refused_to_users_and_user_scans_skip_them() {
+        for k in [
+            &b"\x00"[..],
+            b"\x00\x00",
+            b"\x00\x00dir",
+            b"\x00\x00\xff\xff",
+        ] {
+            assert!(is_system_key(k), "{k:?}");
+            assert!(matches!(
+                check_user_key(k),
+                Err(InvalidRequest::SystemKey { .. })
+            ));
+            assert!(check_split_key(k).is_err());
+            assert!(check_key(k).is_ok());
+        }
+        for k in [&b"\x00\x01"[..], b"\x01", b"a", b"\xff\xff"] {
+            assert!(!is_system_key(k), "{k:?}");
+            assert!(check_user_key(k).is_ok());
+        }
+        assert_eq!(user_scan_start(b"").as_deref(), Ok(SYSTEM_KEYS_END));
+        assert!(user_scan_start(b"\x00\x00x").is_err());
+        assert_eq!(user_scan_start(b"b").as_deref(), Ok(&b"b"[..]));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Configuration of a group replica, with the defaults a deployment uses.
 
-use meridian_participant::LockLimits;
 use meridian_participant::state::DEFAULT_COMMIT_RECORD_RETENTION_NANOS;
+use meridian_participant::{LockLimits, RangeDescriptor};
 
 const MS: u64 = 1_000_000;
 const SECOND: u64 = 1_000_000_000;
@@ -47,11 +47,28 @@ pub const DEFAULT_MAX_ACTIVE_TXNS: usize = 100_000;
 /// Default most lock-free reads waiting for safe time at one replica.
 pub const DEFAULT_MAX_WAITING_READS: usize = 10_000;
 
-/// Largest group id: transaction ids embed it in 16 bits.
-pub const MAX_GROUP_ID: u64 = 0xFFFF;
+/// Bits of a transaction id's origin that hold the issuing group's id (the
+/// low ones): `round << 44 | node << 32 | group`.
+pub const ORIGIN_GROUP_BITS: u32 = 32;
 
-/// Largest node id: transaction ids embed it in 16 bits.
-pub const MAX_NODE_ID: u64 = 0xFFFF;
+/// Bits of a transaction id's origin that hold the issuing leader's node
+/// id (above the group's).
+pub const ORIGIN_NODE_BITS: u32 = 12;
+
+/// Largest group id: transaction ids embed it in [`ORIGIN_GROUP_BITS`]
+/// bits, the log's records in 32 bits. Group ids are never reused (a split
+/// creates a group under a new id), so the space must outlast every split a
+/// cluster will make.
+pub const MAX_GROUP_ID: u64 = (1 << ORIGIN_GROUP_BITS) - 1;
+
+/// Largest node id: transaction ids embed it in [`ORIGIN_NODE_BITS`] bits.
+pub const MAX_NODE_ID: u64 = (1 << ORIGIN_NODE_BITS) - 1;
+
+/// Largest Paxos round at which a leader issues transaction ids: the
+/// origin keeps the round in the 20 bits above the node and group ids. A
+/// round rises by one per real campaign (pre-votes change nothing), so a
+/// group gets about a million elections.
+pub const MAX_ORIGIN_ROUND: u64 = (1 << (64 - ORIGIN_GROUP_BITS - ORIGIN_NODE_BITS)) - 1;
 
 /// Most ids one `Begin` reserves beside the one it begins
 /// ([`crate::Request::Begin`]'s `reserve`).
@@ -68,6 +85,12 @@ pub struct Config {
     /// The participant group this replica belongs to (at most
     /// [`MAX_GROUP_ID`]).
     pub group: u64,
+    /// The group's range as the node configuration bootstraps it (generation
+    /// [`meridian_participant::INITIAL_GENERATION`]; docs/design.md §9). A
+    /// replica serves only the keys of its *applied* descriptor: this one
+    /// until a snapshot or a split replaces it. Default: the whole key
+    /// space.
+    pub descriptor: RangeDescriptor,
     /// The Paxos replica's configuration (its `id` at most [`MAX_NODE_ID`]).
     pub paxos: meridian_paxos::Config,
     /// Interval between closed timestamps at an idle leader.
@@ -130,6 +153,7 @@ impl Config {
     pub fn new(group: u64, paxos: meridian_paxos::Config) -> Config {
         Config {
             group,
+            descriptor: RangeDescriptor::whole(group),
             paxos,
             close_interval_nanos: DEFAULT_CLOSE_INTERVAL_NANOS,
             read_wait_nanos: DEFAULT_READ_WAIT_NANOS,
@@ -156,6 +180,10 @@ impl Config {
     }
 
     pub(crate) fn validate(&self) {
+        assert_eq!(
+            self.descriptor.group, self.group,
+            "the descriptor names another group"
+        );
         assert!(
             self.group <= MAX_GROUP_ID,
             "group id {} exceeds {MAX_GROUP_ID}",

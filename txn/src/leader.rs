@@ -179,21 +179,25 @@ pub(crate) struct Leader {
 }
 
 /// The origin of the transaction ids a leader of `group` at `ballot`
-/// issues: `round << 32 | node << 16 | group`, unique to the pair (group
-/// and node ids are bounded to 16 bits by [`crate::Config`], rounds to 32)
-/// and, within one group, ordered as the ballots are, so later terms have
-/// larger origins.
+/// issues: `round << 44 | node << 32 | group`, unique to the pair (group
+/// ids are bounded to 32 bits and node ids to 12 by [`crate::Config`],
+/// rounds to 20 here) and, within one group, ordered as the ballots are,
+/// so later terms have larger origins.
 pub(crate) fn origin(group: u64, ballot: Ballot) -> u64 {
     assert!(
-        ballot.round <= u64::from(u32::MAX),
-        "ballot round {} exceeds the 32 bits a transaction id holds",
-        ballot.round
+        ballot.round <= crate::config::MAX_ORIGIN_ROUND,
+        "ballot round {} exceeds the {} a transaction id holds",
+        ballot.round,
+        crate::config::MAX_ORIGIN_ROUND
     );
-    (ballot.round << 32) | (ballot.node << 16) | group
+    debug_assert!(group <= crate::MAX_GROUP_ID && ballot.node <= crate::MAX_NODE_ID);
+    (ballot.round << (crate::config::ORIGIN_GROUP_BITS + crate::config::ORIGIN_NODE_BITS))
+        | (ballot.node << crate::config::ORIGIN_GROUP_BITS)
+        | group
 }
 
-/// The home group of `txn`: the group whose leader issued it (the low 16
-/// bits of its [`origin`]).
+/// The home group of `txn`: the group whose leader issued it (the low
+/// [`crate::config::ORIGIN_GROUP_BITS`] bits of its [`origin`]).
 pub(crate) fn home_group(txn: TxnId) -> GroupId {
     txn.origin & crate::MAX_GROUP_ID
 }
@@ -1025,5 +1029,42 @@ pub(crate) fn reply_all(
             id: *id,
             reply: reply.clone(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Group ids are 32 bits wide and never reused: the origin keeps a
+    /// whole group id, its node and its round apart, and orders the terms
+    /// of one group as their ballots.
+    #[test]
+    fn txn_origin_holds_a_32_bit_group_and_orders_terms_as_ballots() {
+        let group = crate::MAX_GROUP_ID;
+        let node = crate::MAX_NODE_ID;
+        let o = origin(group, Ballot::new(crate::MAX_ORIGIN_ROUND, node));
+        assert_eq!(home_group(TxnId::new(o, 1)), group);
+        assert_eq!(o, u64::MAX, "the fields fill the 64 bits exactly");
+        let g = 0x1_0002;
+        let later = [
+            Ballot::new(1, 1),
+            Ballot::new(1, 2),
+            Ballot::new(2, 1),
+            Ballot::new(3, node),
+            Ballot::new(4, 1),
+        ];
+        for w in later.windows(2) {
+            assert!(origin(g, w[0]) < origin(g, w[1]), "{:?} < {:?}", w[0], w[1]);
+            assert_eq!(home_group(TxnId::new(origin(g, w[1]), 1)), g);
+        }
+        // Distinct groups at one ballot never share an origin.
+        assert_ne!(origin(1, later[0]), origin(0x1_0001, later[0]));
+    }
+
+    #[test]
+    #[should_panic(expected = "exceeds")]
+    fn txn_origin_refuses_a_round_beyond_its_20_bits() {
+        let _ = origin(1, Ballot::new(crate::MAX_ORIGIN_ROUND + 1, 1));
     }
 }

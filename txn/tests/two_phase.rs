@@ -220,7 +220,7 @@ fn design_s5_1_a_commit_request_names_each_participant_once_and_never_the_home_g
     for parts in [
         vec![part(1, None, vec![put("a", "1")])],
         vec![part(2, None, vec![]), part(2, None, vec![])],
-        vec![part(70_000, None, vec![])],
+        vec![part(meridian_txn::MAX_GROUP_ID + 1, None, vec![])],
     ] {
         let r = c.call_in(1, leader(&c, 1), commit_req(txn, vec![], parts));
         assert!(

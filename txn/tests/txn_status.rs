@@ -86,7 +86,7 @@ fn design_s5_5_txn_status_reports_a_commit_at_its_timestamp_from_the_commit_reco
         Err(TxnError::NotLeader { leader: Some(1) })
     ));
     // A transaction of another group: its home group alone knows.
-    let foreign = TxnId::new((1 << 32) | (1 << 16) | 2, 1);
+    let foreign = TxnId::new((1 << 44) | (1 << 32) | 2, 1);
     assert_eq!(
         status(&mut c, 1, foreign),
         Err(TxnError::Invalid(InvalidRequest::NotHomeGroup { home: 2 }))

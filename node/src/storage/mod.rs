@@ -59,8 +59,9 @@ pub use wal::{
     TornTail, Wal, WalOptions,
 };
 
-/// Why storage failed. Every variant but [`StorageError::InvalidRequest`]
-/// and [`StorageError::GroupOutOfRange`] leaves the [`Wal`] poisoned.
+/// Why storage failed. Every variant but [`StorageError::InvalidRequest`],
+/// [`StorageError::GroupDropped`] and [`StorageError::GroupOutOfRange`]
+/// leaves the [`Wal`] poisoned.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// An I/O call failed.
@@ -98,7 +99,8 @@ pub enum StorageError {
     /// before 1.0: a release may change the format without converting old
     /// logs (docs/operations.md).
     #[error(
-        "{file} is in log format version {version}, which this build does not read (it reads version {supported}); move the data directory aside and let the group rebuild the node",
+        "{file} is in log format version {version}, which this build does not read (it reads versions {older} and {supported}); move the data directory aside and let the group rebuild the node",
+        older = record::SEGMENT_VERSION_GROUP_U16,
         supported = record::SEGMENT_VERSION
     )]
     UnsupportedFormat {
@@ -128,6 +130,13 @@ pub enum StorageError {
         group: u64,
         /// What is wrong.
         reason: String,
+    },
+    /// A write for a group this log dropped ([`Wal::drop_group`]): group
+    /// ids are never reused.
+    #[error("group {group} was dropped from this node; its id is never used again")]
+    GroupDropped {
+        /// The group id given.
+        group: u64,
     },
     /// A group id above [`MAX_GROUP_ID`].
     #[error("group id {group} exceeds the maximum {max}", max = MAX_GROUP_ID)]

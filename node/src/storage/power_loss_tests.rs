@@ -328,7 +328,9 @@ fn layout(fs: &PowerLossFs, dir: &Path) -> Vec<Unit> {
         let file = dir.join(&name);
         let data = fs.read(&file).expect("read");
         let seq = name[4..name.len() - 4].parse().expect("segment number");
-        let salt = record::read_segment_header(&data, seq).expect("segment header");
+        let salt = record::read_segment_header(&data, seq)
+            .expect("segment header")
+            .salt;
         units.push(Unit {
             file: file.clone(),
             offset: 0,

@@ -1,14 +1,20 @@
 //! The on-disk formats: segment headers, batches, framed records and their
 //! payloads, and snapshot files.
 //!
-//! A segment (format version 2) is a [`SEGMENT_HEADER_BYTES`] header
+//! A segment (format version 3) is a [`SEGMENT_HEADER_BYTES`] header
 //! (magic, version, the segment's sequence number, a random salt, CRC32C)
 //! and then batches. A batch is what one write and one `fdatasync` of the
 //! log made durable: a [`BATCH_HEADER_BYTES`] header (magic, body length,
 //! the batch's sequence number, the segment's salt, the body's CRC32C, the
 //! header's CRC32C) and a body of records, each
 //! `[len u32][crc32c u32][payload]`, the CRC over the payload. A payload is
-//! `[group u16][kind u8][body]`. Everything is little-endian.
+//! `[group u32][kind u8][body]`. Everything is little-endian.
+//!
+//! Version 2 differs only in the payload's group id, 16 bits wide. This
+//! build reads version 2 segments (a log written by the build before) and
+//! writes version 3: a directory's older segments may be version 2 and
+//! its newer ones version 3 until compaction deletes the old ones. Version
+//! 1 (no batches) is refused.
 //!
 //! Batch sequence numbers rise by one from batch to batch across segments,
 //! and batch `k + 1` is written only once batch `k`'s sync has returned.
@@ -24,9 +30,11 @@ use crate::codec::{self, DecodeError, Reader};
 
 /// Marks a segment file.
 pub(crate) const SEGMENT_MAGIC: [u8; 4] = *b"MWAL";
-/// The segment format this build writes and reads. Version 1 had no
-/// batches; this build refuses it.
-pub(crate) const SEGMENT_VERSION: u32 = 2;
+/// The segment format this build writes (and reads): group ids in 32 bits.
+/// Version 1 had no batches; this build refuses it.
+pub(crate) const SEGMENT_VERSION: u32 = 3;
+/// The older segment format this build still reads: group ids in 16 bits.
+pub(crate) const SEGMENT_VERSION_GROUP_U16: u32 = 2;
 /// Magic, version, sequence number, salt, CRC32C of the fields before it.
 pub(crate) const SEGMENT_HEADER_BYTES: usize = 4 + 4 + 8 + 8 + 4;
 /// Marks a batch.
@@ -36,8 +44,9 @@ pub(crate) const BATCH_MAGIC: [u8; 4] = *b"MBAT";
 pub(crate) const BATCH_HEADER_BYTES: usize = 4 + 4 + 8 + 8 + 4 + 4;
 /// Length and CRC before each payload.
 pub(crate) const RECORD_HEADER_BYTES: usize = 4 + 4;
-/// The smallest payload: a group id and a kind. Rules out an all-zero
-/// record (length 0, and CRC32C of nothing is 0) in a zero-filled tail.
+/// The smallest payload of any version read: a (16-bit) group id and a
+/// kind. Rules out an all-zero record (length 0, and CRC32C of nothing is
+/// 0) in a zero-filled tail.
 pub(crate) const MIN_PAYLOAD_BYTES: usize = 2 + 1;
 /// The largest payload a reader accepts; a length above it is damage. A
 /// transaction is bounded well below (1000 writes of ≤ 256 KiB values).
@@ -52,6 +61,7 @@ pub(crate) const SNAPSHOT_HEADER_BYTES: usize = 4 + 4 + 8 + 8 + 8 + 4;
 
 const KIND_REQUEST: u8 = 1;
 const KIND_CHECKPOINT: u8 = 2;
+const KIND_DROP: u8 = 3;
 
 const HAS_SNAPSHOT: u8 = 1;
 const HAS_TRUNCATE: u8 = 2;
@@ -87,9 +97,15 @@ pub(crate) enum Record {
         /// The log's last slot then.
         end: Slot,
     },
+    /// The node dropped its replica of a group: the group's earlier
+    /// records are dead, and its id is never used again.
+    Drop {
+        /// The group.
+        group: u64,
+    },
 }
 
-/// Appends a segment header.
+/// Appends a segment header (of [`SEGMENT_VERSION`]).
 pub(crate) fn put_segment_header(buf: &mut BytesMut, seq: u64, salt: u64) {
     let start = buf.len();
     buf.put_slice(&SEGMENT_MAGIC);
@@ -128,9 +144,21 @@ fn le_u64(data: &[u8], at: usize) -> u64 {
     ])
 }
 
-/// Reads the header of segment `seq` at the start of `data`; returns its
-/// salt.
-pub(crate) fn read_segment_header(data: &[u8], seq: u64) -> Result<u64, BadSegmentHeader> {
+/// A segment header as read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentHeader {
+    /// The segment's format version: [`SEGMENT_VERSION`] or
+    /// [`SEGMENT_VERSION_GROUP_U16`].
+    pub(crate) version: u32,
+    /// The salt its batches carry.
+    pub(crate) salt: u64,
+}
+
+/// Reads the header of segment `seq` at the start of `data`.
+pub(crate) fn read_segment_header(
+    data: &[u8],
+    seq: u64,
+) -> Result<SegmentHeader, BadSegmentHeader> {
     if data.len() >= 8 && data[..4] == SEGMENT_MAGIC && le_u32(data, 4) == 1 {
         // Version 1 had a 16-byte header without a CRC.
         return Err(BadSegmentHeader::Unsupported(1));
@@ -154,12 +182,15 @@ pub(crate) fn read_segment_header(data: &[u8], seq: u64) -> Result<u64, BadSegme
             "segment header CRC32C mismatch: stored {stored:#010x}, computed {actual:#010x}"
         )));
     }
-    match le_u32(data, 4) {
-        SEGMENT_VERSION => {}
+    let version = match le_u32(data, 4) {
+        v @ (SEGMENT_VERSION | SEGMENT_VERSION_GROUP_U16) => v,
         v => return Err(BadSegmentHeader::Unsupported(v)),
-    }
+    };
     match le_u64(data, 8) {
-        s if s == seq => Ok(le_u64(data, 16)),
+        s if s == seq => Ok(SegmentHeader {
+            version,
+            salt: le_u64(data, 16),
+        }),
         s => Err(BadSegmentHeader::Misnamed(s)),
     }
 }
@@ -297,13 +328,13 @@ pub(crate) fn intact_batch_after(
     None
 }
 
-/// Appends a framed record whose payload `body` writes after the group and
-/// kind.
+/// Appends a framed record (of [`SEGMENT_VERSION`]) whose payload `body`
+/// writes after the group and kind.
 fn put_record(buf: &mut BytesMut, group: u64, kind: u8, body: impl FnOnce(&mut BytesMut)) {
     let start = buf.len();
     buf.put_u64_le(0); // length and CRC, filled below
-    let group = u16::try_from(group).expect("group ids are checked against MAX_GROUP_ID");
-    buf.put_u16_le(group);
+    let group = u32::try_from(group).expect("group ids are checked against MAX_GROUP_ID");
+    buf.put_u32_le(group);
     buf.put_u8(kind);
     body(buf);
     let payload = &buf[start + RECORD_HEADER_BYTES..];
@@ -372,6 +403,11 @@ pub(crate) fn put_checkpoint(
     });
 }
 
+/// Appends a drop record: `group`'s replica is gone from this node.
+pub(crate) fn put_drop(buf: &mut BytesMut, group: u64) {
+    put_record(buf, group, KIND_DROP, |_| {});
+}
+
 /// How reading a record at an offset went.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Frame<'a> {
@@ -419,10 +455,14 @@ fn read_mark(r: &mut Reader<'_>) -> Result<SnapshotMark, DecodeError> {
     })
 }
 
-/// Decodes a payload.
-pub(crate) fn decode_record(payload: &[u8]) -> Result<Record, DecodeError> {
+/// Decodes a payload of a segment of format `version` (one that
+/// [`read_segment_header`] accepted).
+pub(crate) fn decode_record(payload: &[u8], version: u32) -> Result<Record, DecodeError> {
     let mut r = Reader::new(payload);
-    let group = u64::from(r.u16("group")?);
+    let group = match version {
+        SEGMENT_VERSION_GROUP_U16 => u64::from(r.u16("group")?),
+        _ => u64::from(r.u32("group")?),
+    };
     let record = match r.u8("record kind")? {
         KIND_REQUEST => {
             let flags = r.u8("flags")?;
@@ -464,6 +504,7 @@ pub(crate) fn decode_record(payload: &[u8]) -> Result<Record, DecodeError> {
                 end: r.u64("checkpoint end")?,
             }
         }
+        KIND_DROP if version != SEGMENT_VERSION_GROUP_U16 => Record::Drop { group },
         _ => return Err(DecodeError::Invalid("record kind")),
     };
     r.finish()?;

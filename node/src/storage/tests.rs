@@ -844,6 +844,201 @@ fn a_segment_of_the_format_before_batches_is_refused_with_a_typed_error() {
     assert!(err.to_string().contains("version 1"), "{err}");
 }
 
+/// Rewrites a segment this build wrote (format version 3) as the build
+/// before wrote it (version 2: group ids in 16 bits), batch by batch, with
+/// every CRC recomputed.
+fn downgrade_to_v2(path: &Path, seq: u64) {
+    use bytes::{BufMut, BytesMut};
+    let data = std::fs::read(path).expect("read");
+    let head = record::read_segment_header(&data, seq).expect("a v3 header");
+    assert_eq!(head.version, record::SEGMENT_VERSION);
+    let mut out = BytesMut::new();
+    out.put_slice(&data[..record::SEGMENT_HEADER_BYTES]);
+    out[4..8].copy_from_slice(&record::SEGMENT_VERSION_GROUP_U16.to_le_bytes());
+    let crc = crc32c::crc32c(&out[..record::SEGMENT_HEADER_BYTES - 4]);
+    out[record::SEGMENT_HEADER_BYTES - 4..].copy_from_slice(&crc.to_le_bytes());
+    let mut at = record::SEGMENT_HEADER_BYTES;
+    while let record::Batch::Intact { seq, body, next } =
+        record::read_batch(&data, at, Some(head.salt))
+    {
+        let batch_at = record::begin_batch(&mut out);
+        let mut r = 0;
+        while r < body.len() {
+            let record::Frame::Good { payload, next } = record::read_frame(body, r) else {
+                panic!("a bad record in an intact batch");
+            };
+            let group = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes"));
+            let mut v2 = BytesMut::new();
+            v2.put_u16_le(u16::try_from(group).expect("a 16-bit group id"));
+            v2.put_slice(&payload[4..]);
+            out.put_u32_le(v2.len() as u32);
+            out.put_u32_le(crc32c::crc32c(&v2));
+            out.put_slice(&v2);
+            r = next;
+        }
+        record::finish_batch(&mut out, batch_at, seq, head.salt);
+        at = next;
+    }
+    std::fs::write(path, &out).expect("write");
+}
+
+/// The format decision (docs/design.md §6, "Format versions"): a log the
+/// build before wrote (version 2, 16-bit group ids) is read, not refused;
+/// the log goes on in version 3 segments beside the old ones, which
+/// compaction deletes as it would any segment.
+#[test]
+fn a_version_2_log_is_read_and_continued_in_version_3_segments() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(tmp.path(), WalOptions::default());
+    for g in [1, 7, 0xFFFF] {
+        h.write(g, append(1, 3, 1));
+    }
+    h.sync();
+    let mut req = append(4, 0, 2);
+    req.snapshot = Some(snapshot(2, 32));
+    h.write(7, req);
+    h.sync();
+    let synced = h.synced.clone();
+    h.wal = None;
+    let segs = segment_files(tmp.path());
+    assert_eq!(segs.len(), 1);
+    downgrade_to_v2(&segs[0], 1);
+    let (mut wal, recovered) = Wal::open(tmp.path(), WalOptions::default()).expect("read v2");
+    assert_eq!(recovered, synced, "a version 2 log recovers whole");
+    let segs = segment_files(tmp.path());
+    assert_eq!(segs.len(), 2);
+    let version = |p: &Path, seq| {
+        record::read_segment_header(&std::fs::read(p).expect("read"), seq)
+            .expect("header")
+            .version
+    };
+    assert_eq!(version(&segs[0], 1), record::SEGMENT_VERSION_GROUP_U16);
+    assert_eq!(version(&segs[1], 2), record::SEGMENT_VERSION);
+    // New ids beyond 16 bits go to the version 3 segment beside them.
+    wal.write(0x1_0000, &append(1, 2, 1)).expect("write");
+    wal.write(1, &append(4, 1, 1)).expect("write");
+    wal.sync().expect("sync");
+    drop(wal);
+    let (_wal, again) = Wal::open(tmp.path(), WalOptions::default()).expect("reopen");
+    let mut expected = synced;
+    expected
+        .entry(0x1_0000)
+        .or_default()
+        .apply(&append(1, 2, 1));
+    expected.entry(1).or_default().apply(&append(4, 1, 1));
+    assert_eq!(again, expected);
+}
+
+/// Version 3 is the newest format: a later one (written by a newer build)
+/// is refused with the typed error, naming both versions read.
+#[test]
+fn a_segment_of_a_later_format_is_refused_with_a_typed_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    three_synced_records(tmp.path());
+    let seg = segment_files(tmp.path())[0].clone();
+    let mut data = std::fs::read(&seg).expect("read");
+    data[4..8].copy_from_slice(&4u32.to_le_bytes());
+    let crc = crc32c::crc32c(&data[..record::SEGMENT_HEADER_BYTES - 4]);
+    data[record::SEGMENT_HEADER_BYTES - 4..record::SEGMENT_HEADER_BYTES]
+        .copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&seg, &data).expect("write");
+    let err = Wal::open(tmp.path(), WalOptions::default()).expect_err("refused");
+    assert!(
+        matches!(&err, StorageError::UnsupportedFormat { version: 4, file } if *file == seg),
+        "{err}"
+    );
+    assert!(err.to_string().contains("versions 2 and 3"), "{err}");
+}
+
+#[test]
+fn group_ids_of_32_bits_survive_a_reopen() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(tmp.path(), WalOptions::default());
+    for g in [0x1_0000, 0xABCD_EF01, MAX_GROUP_ID] {
+        h.write(g, append(1, 2, 1));
+    }
+    h.sync();
+    let synced = h.synced.clone();
+    assert_eq!(h.crash_and_reopen(), synced);
+    assert_eq!(synced.len(), 3);
+}
+
+/// Dropping a replica (docs/design.md §6, "Dropped groups"): recovery
+/// forgets the group on reading its drop record, its snapshot file goes,
+/// and its id is never written again.
+#[test]
+fn a_dropped_group_is_forgotten_at_recovery_and_its_id_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(tmp.path(), WalOptions::default());
+    h.write(1, append(1, 2, 1));
+    let mut req = append(1, 2, 1);
+    req.snapshot = Some(snapshot(1, 16));
+    h.write(2, req);
+    h.sync();
+    let snap = tmp.path().join("snap-2.bin");
+    assert!(snap.exists());
+    h.wal().drop_group(2).expect("drop");
+    assert!(h.wal().is_dropped(2));
+    assert!(matches!(
+        h.wal().write(2, &append(3, 1, 1)),
+        Err(StorageError::GroupDropped { group: 2 })
+    ));
+    // Unsynced, the drop may be lost with a crash: the group comes back.
+    h.wal = None;
+    let (mut wal, recovered) = Wal::open(tmp.path(), WalOptions::default()).expect("reopen");
+    assert!(
+        recovered.contains_key(&2),
+        "an unsynced drop is not durable"
+    );
+    wal.drop_group(2).expect("drop");
+    wal.sync().expect("sync");
+    assert!(
+        !snap.exists(),
+        "the snapshot file goes once the drop is durable"
+    );
+    drop(wal);
+    let (mut wal, recovered) = Wal::open(tmp.path(), WalOptions::default()).expect("reopen");
+    assert_eq!(recovered.keys().copied().collect::<Vec<_>>(), vec![1]);
+    assert!(wal.is_dropped(2), "the drop record is still in the log");
+    assert!(matches!(
+        wal.write(2, &append(1, 1, 1)),
+        Err(StorageError::GroupDropped { group: 2 })
+    ));
+    wal.write(1, &append(3, 1, 1)).expect("other groups go on");
+    wal.sync().expect("sync");
+}
+
+/// A dropped group's records no longer hold back compaction: once the
+/// live groups' snapshots cover the old segments, they are deleted though
+/// the dropped group never took a snapshot.
+#[test]
+fn a_dropped_group_does_not_hold_back_segment_deletion() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut h = Harness::new(tmp.path(), opts(4096));
+    h.write(9, append(1, 4, 1));
+    h.sync();
+    h.wal().drop_group(9).expect("drop");
+    let mut slot = 1;
+    for round in 1..=200u64 {
+        h.write(1, append(slot, 4, round));
+        slot += 4;
+        if round % 20 == 0 {
+            let mut req = append(slot, 0, round);
+            req.snapshot = Some(snapshot(slot - 1, 64));
+            h.write(1, req);
+        }
+        h.wal().sync().expect("sync");
+    }
+    let first = h.wal().segments()[0];
+    assert!(
+        first > 5,
+        "segments holding the dropped group's records went (first kept {first})"
+    );
+    h.wal = None;
+    let (_wal, recovered) = Wal::open(tmp.path(), opts(4096)).expect("reopen");
+    assert_eq!(recovered.keys().copied().collect::<Vec<_>>(), vec![1]);
+}
+
 /// Old segments are deleted only after a sync of a later segment's first
 /// batch returned. So when the only segment left, numbered above 1, has a
 /// damaged first batch, that batch was synced: corruption, not a segment

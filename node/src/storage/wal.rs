@@ -1,6 +1,6 @@
 //! [`Wal`]: the node's write-ahead log, its recovery and its truncation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,8 +27,9 @@ pub const MAX_BUFFERED_BYTES: usize = 8 << 20;
 /// the segment's size), so that a sync rewrites blocks the file already
 /// has and records no new length (docs/design.md §6).
 pub const PREALLOCATE_BYTES: u64 = 1 << 20;
-/// The largest group id a record can name (ids are stored in 16 bits).
-pub const MAX_GROUP_ID: u64 = 0xFFFF;
+/// The largest group id a record can name (ids are stored in 32 bits
+/// since format version 3).
+pub const MAX_GROUP_ID: u64 = 0xFFFF_FFFF;
 
 const LOCK_FILE: &str = "LOCK";
 
@@ -142,6 +143,12 @@ pub struct Wal {
     /// by group: the newest id, and any older ones to delete.
     pending_snapshots: BTreeMap<u64, Vec<u64>>,
     next_snapshot_id: u64,
+    /// Groups dropped ([`Wal::drop_group`]) since open, or whose drop
+    /// record recovery found: their ids are never written again.
+    dropped: BTreeSet<u64>,
+    /// Groups dropped since the last sync: their snapshot files are
+    /// deleted once the drop record is durable.
+    dropped_unsynced: Vec<u64>,
     poisoned: Option<String>,
     recovery: RecoveryReport,
 }
@@ -260,6 +267,7 @@ impl Wal {
 
         let mut report = RecoveryReport::default();
         let mut replay: BTreeMap<u64, Replay> = BTreeMap::new();
+        let mut dropped: BTreeSet<u64> = BTreeSet::new();
         let mut max_snapshot_id = 0;
         let mut kept = segments.clone();
         // The last intact batch replayed, and where the intact batches of
@@ -275,8 +283,8 @@ impl Wal {
             let data = fs
                 .read(&path)
                 .map_err(|e| StorageError::io("read", &path, e))?;
-            let salt = match record::read_segment_header(&data, seq) {
-                Ok(salt) => salt,
+            let (version, salt) = match record::read_segment_header(&data, seq) {
+                Ok(h) => (h.version, h.salt),
                 Err(BadSegmentHeader::Unsupported(version)) => {
                     return Err(StorageError::UnsupportedFormat {
                         file: path,
@@ -418,11 +426,11 @@ impl Wal {
                             ));
                         }
                     };
-                    let rec = decode_record(payload).map_err(|e| {
+                    let rec = decode_record(payload, version).map_err(|e| {
                         StorageError::corrupt(&path, offset, format!("undecodable record: {e}"))
                     })?;
                     report.records += 1;
-                    replay_record(&mut replay, rec, seq, &mut max_snapshot_id)
+                    replay_record(&mut replay, &mut dropped, rec, seq, &mut max_snapshot_id)
                         .map_err(|reason| StorageError::corrupt(&path, offset, reason))?;
                 }
             }
@@ -504,6 +512,16 @@ impl Wal {
             fs.remove(&path)
                 .map_err(|e| StorageError::io("remove", &path, e))?;
         }
+        // A dropped group's snapshot file, if a crash came between its drop
+        // record's sync and the file's deletion.
+        for &group in &dropped {
+            let name = snapshot_name(group);
+            if names.contains(&name) {
+                let path = dir.join(name);
+                fs.remove(&path)
+                    .map_err(|e| StorageError::io("remove", &path, e))?;
+            }
+        }
 
         let groups = replay.into_iter().map(|(g, r)| (g, r.log)).collect();
         report.last_batch = last_batch;
@@ -532,6 +550,8 @@ impl Wal {
             dir_dirty: true,
             pending_snapshots: BTreeMap::new(),
             next_snapshot_id: max_snapshot_id + 1,
+            dropped,
+            dropped_unsynced: Vec::new(),
             poisoned: None,
             recovery: report,
         };
@@ -594,6 +614,9 @@ impl Wal {
         if group > MAX_GROUP_ID {
             return Err(StorageError::GroupOutOfRange { group });
         }
+        if self.dropped.contains(&group) {
+            return Err(StorageError::GroupDropped { group });
+        }
         if req.is_empty() {
             return Ok(());
         }
@@ -641,6 +664,64 @@ impl Wal {
             self.commit().map_err(|e| self.poison(e))?;
         }
         Ok(())
+    }
+
+    /// Buffers the drop of this node's replica of `group` (durable at the
+    /// next [`Wal::sync`]). From then on the group's records are dead: the
+    /// group no longer holds back the deletion of old segments, is not
+    /// checkpointed into new ones, and recovery forgets what it replayed
+    /// of it on reading the drop record (docs/design.md §6). Its snapshot
+    /// file is deleted once the drop is durable. The id is never written
+    /// again: [`Wal::write`] refuses it. Dropping a group the log never
+    /// heard of records the drop all the same (a replica created and
+    /// dropped before its first write).
+    pub fn drop_group(&mut self, group: u64) -> Result<(), StorageError> {
+        self.check()?;
+        if group > MAX_GROUP_ID {
+            return Err(StorageError::GroupOutOfRange { group });
+        }
+        if !self.dropped.insert(group) {
+            return Ok(());
+        }
+        self.groups.remove(&group);
+        if self.batch_at.is_none() {
+            self.batch_at = Some(record::begin_batch(&mut self.buf));
+        }
+        let before = self.buf.len();
+        record::put_drop(&mut self.buf, group);
+        self.unsynced_bytes += (self.buf.len() - before) as u64;
+        self.unsynced_records += 1;
+        self.dropped_unsynced.push(group);
+        Ok(())
+    }
+
+    /// Whether `group` was dropped (since open, or by a drop record that
+    /// recovery read).
+    pub fn is_dropped(&self, group: u64) -> bool {
+        self.dropped.contains(&group)
+    }
+
+    /// Deletes the snapshot files of the groups whose drop records the
+    /// last sync made durable (pending ones included).
+    fn remove_dropped_snapshots(&mut self) -> Result<(), StorageError> {
+        if self.dropped_unsynced.is_empty() {
+            return Ok(());
+        }
+        for group in std::mem::take(&mut self.dropped_unsynced) {
+            let mut names = vec![snapshot_name(group)];
+            if let Some(ids) = self.pending_snapshots.remove(&group) {
+                names.extend(ids.into_iter().map(|id| pending_snapshot_name(group, id)));
+            }
+            for name in names {
+                let path = self.dir.join(name);
+                match self.fs.remove(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io("remove", &path, e)),
+                }
+            }
+        }
+        self.sync_dir()
     }
 
     /// Writes a snapshot as a pending file, durable (file and name) before
@@ -797,6 +878,7 @@ impl Wal {
         }
         self.unsynced_bytes = 0;
         self.unsynced_records = 0;
+        self.remove_dropped_snapshots()?;
         self.install_snapshots()?;
         stats.segments_removed = self.purge()?;
         Ok(stats)
@@ -867,14 +949,31 @@ fn deleted_before(kept: &[u64], seq: u64) -> bool {
     kept.len() == 1 && seq > 1
 }
 
-/// Applies one replayed record, as `Recovered::apply` would.
+/// Applies one replayed record, as `Recovered::apply` would. A drop
+/// record forgets the group; a record of a group after its drop is
+/// corruption (ids are never reused).
 fn replay_record(
     replay: &mut BTreeMap<u64, Replay>,
+    dropped: &mut BTreeSet<u64>,
     rec: Record,
     segment: u64,
     max_snapshot_id: &mut u64,
 ) -> Result<(), String> {
+    let group = match &rec {
+        Record::Checkpoint { group, .. }
+        | Record::Request { group, .. }
+        | Record::Drop { group } => *group,
+    };
+    if dropped.contains(&group) {
+        return Err(format!(
+            "a record of group {group} after its drop (group ids are never reused)"
+        ));
+    }
     match rec {
+        Record::Drop { group } => {
+            replay.remove(&group);
+            dropped.insert(group);
+        }
         Record::Checkpoint {
             group,
             hard_state,
