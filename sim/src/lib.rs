@@ -35,6 +35,7 @@ pub mod history;
 pub mod latency;
 mod lists;
 mod paxos_sim;
+mod ranges;
 pub mod trace;
 mod txn_sim;
 pub mod windows;

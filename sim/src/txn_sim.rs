@@ -39,6 +39,7 @@ use crate::history::{
     Bank, CommitLog, History, Model, Outcome, ReadRecord, Roster, ScanRecord, TxnRecord,
 };
 use crate::lists;
+use crate::ranges::{self, RangeTable};
 use crate::trace::{self, Party, TraceKind, Tracer};
 use crate::windows::{Aim, EDGE_PER_MILLE, Windows};
 use crate::world::{
@@ -58,9 +59,17 @@ const CHURN_NODES: u64 = 5;
 /// Per fault tick of a churning cluster seed: probability that one
 /// group's leader proposes a membership change.
 const CHURN_PROBABILITY: f64 = 0.05;
-/// Participant groups of the cluster layer (drawn per seed; the txn layer
-/// runs one).
+/// Participant groups of a churning cluster seed, each on nodes of its own
+/// (drawn per seed; the txn layer runs one).
 const CLUSTER_GROUPS: (u64, u64) = (3, 4);
+/// Physical nodes of a placed cluster seed (every cluster seed without
+/// membership churn), drawn per seed: each hosts replicas of several
+/// groups, [`NODES`] replicas per group (`cluster init --replicas 3`).
+const CLUSTER_NODES: (u64, u64) = (5, 9);
+/// Participant groups of a placed cluster seed (drawn per seed): enough
+/// initial ranges for a cut inside the accounts, the roster and the
+/// registers.
+const PLACED_GROUPS: (u64, u64) = (4, 5);
 /// Two-phase commit in simulation: resends (and participants' outcome
 /// queries) this often, and votes due this long after the coordinator
 /// starts.
@@ -154,9 +163,10 @@ const fn max(a: u64, b: u64) -> u64 {
 
 #[derive(Clone, Debug)]
 enum Packet {
-    Peer(Message),
+    /// A Paxos message between two replicas of `group` (addressed by node).
+    Peer { group: GroupId, m: Message },
     /// A two-phase-commit message between group leaders: one copy per
-    /// replica of the addressed group.
+    /// replica of the addressed group (`from` and `to` are replica ids).
     Group {
         from: NodeId,
         to: NodeId,
@@ -251,10 +261,15 @@ impl Excursion {
     }
 }
 
+/// One replica: of group `group`, on physical node `machine` (whose id,
+/// `id`, is its Paxos id). Clients and two-phase-commit packets name a
+/// replica by its replica id, its index plus one.
 struct Node {
     id: NodeId,
     /// The participant group this replica belongs to.
     group: GroupId,
+    /// The physical node hosting it (index into [`Sim::machines`]).
+    machine: usize,
     tt: SimulatedTrueTime,
     replica: Option<GroupReplica>,
     host: Host,
@@ -381,7 +396,7 @@ struct TxnTask {
     plan: Vec<(GroupId, Vec<usize>)>,
     /// Its scans, one request per (group, scan index), after the key reads;
     /// a scan goes to every group (home first), each returning its rows.
-    scan_plan: Vec<(GroupId, usize)>,
+    scan_plan: Vec<ScanPart>,
     step: usize,
     /// The values read so far (one per read key).
     values: Vec<Option<Bytes>>,
@@ -401,6 +416,17 @@ struct TxnTask {
     oldest_aborts: u32,
 }
 
+/// One group's part of a scan: the group (as the client's range cache
+/// has it), the scan's index among the attempt's scans, and the part of
+/// the scanned span that group serves.
+#[derive(Clone, Debug)]
+struct ScanPart {
+    group: GroupId,
+    scan: usize,
+    start: Bytes,
+    end: Option<Bytes>,
+}
+
 #[derive(Debug)]
 struct ReadTask {
     at: ReadAt,
@@ -408,9 +434,10 @@ struct ReadTask {
     /// `TT.now().latest` at the client: Spanner §4.2.2).
     strong: bool,
     reads: Vec<ReadOp>,
-    /// The reads per group (indices into `reads`; a scan goes to every
-    /// group), and how many groups have answered.
-    parts: Vec<(GroupId, Vec<usize>)>,
+    /// The reads per group (indices into `reads`, with the part each
+    /// group is asked: a scan goes to every group its span overlaps), and
+    /// how many groups have answered.
+    parts: Vec<(GroupId, Vec<(usize, ReadOp)>)>,
     step: usize,
     results: Vec<Option<ReadResult>>,
     read_ts: Timestamp,
@@ -427,8 +454,10 @@ enum Task {
 
 struct Client {
     tt: SimulatedTrueTime,
-    /// The leader hint per group (index `group - 1`).
+    /// The leader hint per group (index `group - 1`), a replica id.
     leaders: Vec<NodeId>,
+    /// Its cache of the range table: which group serves which keys.
+    ranges: RangeTable,
     task: Task,
     /// Requests (and the replica each went to) whose answers the current
     /// step accepts.
@@ -489,8 +518,16 @@ struct Sim {
     net: Network,
     /// Participant groups (ids `1..=groups`).
     groups: u64,
-    /// Replicas per group.
-    per_group: u64,
+    /// Whether the groups' voters come and go (each group then has
+    /// [`CHURN_NODES`] replicas on nodes of its own).
+    churn: bool,
+    /// The replicas (indices into `nodes`) each physical node hosts.
+    machines: Vec<Vec<usize>>,
+    /// The replicas (indices into `nodes`) of each group (index
+    /// `group - 1`).
+    members: Vec<Vec<usize>>,
+    /// Which group serves which keys: the truth clients' caches follow.
+    ranges: RangeTable,
     /// Per group (index `group - 1`): the chosen log, the sim's own replay
     /// of its two-phase records, the leader hint, the highest timestamp
     /// assigned, elections after the heal.
@@ -576,37 +613,75 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     // Membership churn only where the groups' replicas are all the
     // simulator runs for them: in the cluster layer.
     let churn = opts.layer == Layer::Cluster && faults.membership;
-    let per_group = if churn { CHURN_NODES } else { NODES };
+    let bank = Bank::new(accounts, INITIAL_BALANCE);
+    // Placement and ranges draw from a stream of their own, so the txn
+    // layer's draws are the same as before placement existed.
+    let mut place_rng = SmallRng::seed_from_u64(opts.seed ^ 0x91ac_e5_u64.rotate_left(45));
+    let (groups, placement, machine_count) = if opts.layer != Layer::Cluster || churn {
+        // Each group on nodes of its own: the txn layer's one group, and
+        // the churning seeds, whose voters come and go.
+        let per_group = if churn { CHURN_NODES } else { NODES };
+        let placement = (0..groups)
+            .map(|g| ((g * per_group) as usize..((g + 1) * per_group) as usize).collect())
+            .collect::<Vec<Vec<usize>>>();
+        (groups, placement, groups * per_group)
+    } else {
+        let machines = place_rng.random_range(CLUSTER_NODES.0..=CLUSTER_NODES.1);
+        let groups = place_rng.random_range(PLACED_GROUPS.0..=PLACED_GROUPS.1);
+        (groups, ranges::place(groups, NODES, machines), machines)
+    };
+    let registers: Vec<Bytes> = (0..REGISTERS)
+        .map(|r| Bytes::from(format!("reg/{r}")))
+        .collect();
+    let range_table = if groups == 1 {
+        RangeTable::single(1)
+    } else {
+        let cuts = ranges::initial_cuts(&mut place_rng, groups, &bank, &roster, &registers);
+        assert_eq!(cuts.len() as u64 + 1, groups, "one range per group");
+        RangeTable::with_cuts(&cuts)
+    };
     let mut windows = Windows::draw(
         opts.seed,
         opts.layer == Layer::Cluster,
-        (groups * per_group) as usize,
+        machine_count as usize,
     );
     let commit_record_retention = windows.commit_record_retention(commit_record_retention);
     let mut faults = faults;
     let pause = windows.calm(&mut faults, pause);
-    let nodes = (0..groups * per_group)
-        .map(|i| Node {
-            id: i + 1,
-            group: i / per_group + 1,
-            tt: clocks.node(&clock, i, true),
-            replica: None,
-            host: Host::default(),
-            last_t_safe: Timestamp::ZERO,
-            applied_slot: 0,
-            paused_until: None,
-            resume: Resume::Shuffled,
-            excursion: None,
-            clock_flagged: false,
-            edge: windows.edge(i as usize),
-        })
-        .collect();
+    let mut machines: Vec<Vec<usize>> = vec![Vec::new(); machine_count as usize];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups as usize];
+    let mut nodes: Vec<Node> = Vec::new();
+    for (g, hosts) in placement.iter().enumerate() {
+        for &m in hosts {
+            let i = nodes.len();
+            machines[m].push(i);
+            members[g].push(i);
+            nodes.push(Node {
+                id: m as NodeId + 1,
+                group: g as GroupId + 1,
+                machine: m,
+                // Replicas on one node read one clock.
+                tt: clocks.node(&clock, m as u64, true),
+                replica: None,
+                host: Host::default(),
+                last_t_safe: Timestamp::ZERO,
+                applied_slot: 0,
+                paused_until: None,
+                resume: Resume::Shuffled,
+                excursion: None,
+                clock_flagged: false,
+                edge: windows.edge(m),
+            });
+        }
+    }
     let clients = (0..n_clients)
         .map(|i| Client {
             tt: clocks.node(&clock, CLIENT_BASE + i as u64, false),
-            leaders: (0..groups)
-                .map(|g| g * per_group + 1 + (i as u64 % per_group))
+            leaders: members
+                .iter()
+                .map(|m| m[i % m.len()] as NodeId + 1)
                 .collect(),
+            ranges: range_table.clone(),
             task: Task::Idle,
             pending: Vec::new(),
             wake: 0,
@@ -630,12 +705,15 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         queue: EventQueue::new(clock),
         net: Network::default(),
         groups,
-        per_group,
+        churn,
+        machines,
+        members,
+        ranges: range_table,
         chosen: (0..groups).map(|_| ChosenLog::default()).collect(),
         replay: (0..groups).map(|_| GroupReplay::default()).collect(),
         log: CommitLog::default(),
         history: History::default(),
-        bank: Bank::new(accounts, INITIAL_BALANCE),
+        bank,
         stats: RunStats::default(),
         next_request: 1,
         leader_hint: vec![None; groups as usize],
@@ -666,9 +744,20 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         } else {
             String::new()
         };
+        let per_group = sim.members[0].len();
+        let placed = if opts.layer == Layer::Cluster && !churn {
+            format!(" on {} nodes", sim.machines.len())
+        } else {
+            String::new()
+        };
+        let layout = if groups > 1 {
+            format!("\n  {}", sim.layout())
+        } else {
+            String::new()
+        };
         format!(
-            "seed {} layer {}: {}{per_group} replicas{}, {n_clients} clients{}, {accounts} accounts, \
-             roster of {}; faults until {}, run ends {}\n{}{}\n  {}\n  \
+            "seed {} layer {}: {}{per_group} replicas{placed}{}, {n_clients} clients{}, {accounts} accounts, \
+             roster of {}; faults until {}, run ends {}{layout}\n{}{}\n  {}\n  \
              request timeout {} ms; commit records kept {} ms{queues}\n  \
              two-phase windows: {}",
             opts.seed,
@@ -772,14 +861,25 @@ impl Sim {
         }
         let fate = copies.map_or("", trace::fate);
         match p {
-            Packet::Peer(m) => {
+            Packet::Peer { group, m } => {
                 let parties = [Party::Node(m.from), Party::Node(m.to)];
-                self.trace(kind, &parties, || format!("{}{fate}", trace::message(m)));
+                let tag = if self.placed() {
+                    format!("g{group} ")
+                } else {
+                    String::new()
+                };
+                self.trace(kind, &parties, || {
+                    format!("{tag}{}{fate}", trace::message(m))
+                });
             }
             Packet::Group { from, to, msg, .. } => {
-                let parties = [Party::Node(*from), Party::Node(*to)];
+                let parties = [
+                    Party::Node(self.node_id(*from)),
+                    Party::Node(self.node_id(*to)),
+                ];
+                let (from, to) = (self.who(*from), self.who(*to));
                 self.trace_txn(kind, &parties, Some(trace::group_message_txn(msg)), || {
-                    format!("n{from}→n{to} {}{fate}", trace::group_message(msg))
+                    format!("{from}→{to} {}{fate}", trace::group_message(msg))
                 });
             }
             Packet::Request {
@@ -788,11 +888,12 @@ impl Sim {
                 id,
                 request,
             } => {
-                let parties = [Party::Client(*client), Party::Node(*node)];
+                let parties = [Party::Client(*client), Party::Node(self.node_id(*node))];
                 let txn = trace::request_txn(request).or_else(|| self.client_txn(*client));
+                let node = self.who(*node);
                 self.trace_txn(kind, &parties, txn, || {
                     format!(
-                        "c{client}→n{node} req {id} {}{fate}",
+                        "c{client}→{node} req {id} {}{fate}",
                         trace::request(request)
                     )
                 });
@@ -803,7 +904,8 @@ impl Sim {
                 id,
                 reply,
             } => {
-                let parties = [Party::Node(*node), Party::Client(*client)];
+                let parties = [Party::Node(self.node_id(*node)), Party::Client(*client)];
+                let node = self.who(*node);
                 let waited = self.clients[*client].pending.iter().any(|(r, _)| r == id);
                 let stale = if kind == TraceKind::Deliver && !waited {
                     " (no longer awaited)"
@@ -813,7 +915,7 @@ impl Sim {
                 let txn = trace::reply_txn(reply).or_else(|| self.client_txn(*client));
                 self.trace_txn(kind, &parties, txn, || {
                     format!(
-                        "n{node}→c{client} req {id} {}{stale}{fate}",
+                        "{node}→c{client} req {id} {}{stale}{fate}",
                         trace::reply(reply)
                     )
                 });
@@ -824,7 +926,7 @@ impl Sim {
     fn config(&self, i: usize) -> meridian_txn::Config {
         let (id, group) = (self.nodes[i].id, self.nodes[i].group);
         let paxos_bug = self.planted_bug.and_then(PlantedBug::paxos);
-        let voters = self.group_nodes(group).collect();
+        let voters = self.group_nodes(group);
         let mut c = meridian_txn::Config::new(group, paxos_config(id, voters, paxos_bug));
         c.resend_interval_nanos = RESEND_INTERVAL;
         c.prepare_timeout_nanos = PREPARE_TIMEOUT;
@@ -878,36 +980,107 @@ impl Sim {
         self.process(i, out)
     }
 
-    fn index(&self, id: NodeId) -> Option<usize> {
-        self.nodes.iter().position(|n| n.id == id)
+    /// The replica (index) of replica id `rid`.
+    fn index(&self, rid: NodeId) -> Option<usize> {
+        (rid as usize)
+            .checked_sub(1)
+            .filter(|&i| i < self.nodes.len())
     }
 
-    /// The replicas of `group`.
-    fn group_nodes(&self, group: GroupId) -> impl Iterator<Item = NodeId> + use<> {
-        (group - 1) * self.per_group + 1..=group * self.per_group
+    /// The replica (index) of `group` on the node with Paxos id `id`.
+    fn replica_at(&self, group: GroupId, id: NodeId) -> Option<usize> {
+        self.members
+            .get((group - 1) as usize)?
+            .iter()
+            .copied()
+            .find(|&i| self.nodes[i].id == id)
     }
 
-    /// The group replica `id` belongs to.
-    fn group_of_node(&self, id: NodeId) -> GroupId {
-        (id - 1) / self.per_group + 1
+    /// The Paxos ids (node ids) of `group`'s replicas.
+    fn group_nodes(&self, group: GroupId) -> Vec<NodeId> {
+        self.members[(group - 1) as usize]
+            .iter()
+            .map(|&i| self.nodes[i].id)
+            .collect()
     }
 
-    /// The group that holds `key`: keys are spread over the groups by a
-    /// hash of the key (FNV-1a), so every workload crosses groups.
-    fn group_of(&self, key: &[u8]) -> GroupId {
-        if self.groups == 1 {
-            return 1;
+    /// Whether nodes host replicas of several groups (a placed cluster
+    /// seed), so the trace names a replica by node and group.
+    fn placed(&self) -> bool {
+        self.machines.len() != self.nodes.len()
+    }
+
+    /// The node id (Paxos id) of the replica with replica id `rid`.
+    fn node_id(&self, rid: NodeId) -> NodeId {
+        self.index(rid).map_or(rid, |i| self.nodes[i].id)
+    }
+
+    /// How the trace names replica `rid`: `n3` where a node hosts one
+    /// replica, else `n3/g2` (group 2's replica on node 3).
+    fn who(&self, rid: NodeId) -> String {
+        match self.index(rid) {
+            Some(i) if self.placed() => format!("n{}/g{}", self.nodes[i].id, self.nodes[i].group),
+            Some(i) => format!("n{}", self.nodes[i].id),
+            None => format!("n{rid}"),
         }
-        let h = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        h % self.groups + 1
+    }
+
+    /// The replica ids of `group`'s replicas.
+    fn group_replicas(&self, group: GroupId) -> Vec<NodeId> {
+        self.members[(group - 1) as usize]
+            .iter()
+            .map(|&i| i as NodeId + 1)
+            .collect()
+    }
+
+    /// The group of the replica with replica id `rid`.
+    fn group_of_node(&self, rid: NodeId) -> GroupId {
+        self.index(rid).map_or(1, |i| self.nodes[i].group)
+    }
+
+    /// The group that serves `key` now (the truth, not a client's cache).
+    fn group_of(&self, key: &[u8]) -> GroupId {
+        self.ranges.group_of(key)
+    }
+
+    /// The placement and the ranges, for the trace's header.
+    fn layout(&self) -> String {
+        let nodes: Vec<String> = self
+            .machines
+            .iter()
+            .enumerate()
+            .map(|(m, rs)| {
+                let groups: Vec<String> = rs
+                    .iter()
+                    .map(|&i| format!("g{}", self.nodes[i].group))
+                    .collect();
+                format!("n{} {}", m + 1, groups.join(","))
+            })
+            .collect();
+        let ranges: Vec<String> = self
+            .ranges
+            .groups()
+            .map(|g| {
+                let (start, end) = self.ranges.range_of(g).unwrap_or_default();
+                format!(
+                    "g{g} [{}, {})",
+                    String::from_utf8_lossy(&start),
+                    end.map_or("∞".into(), |e| String::from_utf8_lossy(&e).into_owned())
+                )
+            })
+            .collect();
+        format!("nodes: {}; ranges: {}", nodes.join("; "), ranges.join(" "))
+    }
+
+    /// The replicas on replica `i`'s node (itself included).
+    fn cohosted(&self, i: usize) -> Vec<usize> {
+        self.machines[self.nodes[i].machine].clone()
     }
 
     /// The replica an event is for, if any.
     fn target(&self, ev: &Event) -> Option<usize> {
         match ev {
-            Event::Deliver(Packet::Peer(m)) => self.index(m.to),
+            Event::Deliver(Packet::Peer { group, m }) => self.replica_at(*group, m.to),
             Event::Deliver(Packet::Group { to, .. }) => self.index(*to),
             Event::Deliver(Packet::Request { node, .. }) => self.index(*node),
             Event::Tick { node, .. }
@@ -943,8 +1116,8 @@ impl Sim {
             self.trace_packet(TraceKind::Deliver, p, None);
         }
         match ev {
-            Event::Deliver(Packet::Peer(m)) => {
-                let Some(i) = self.index(m.to) else {
+            Event::Deliver(Packet::Peer { group, m }) => {
+                let Some(i) = self.replica_at(group, m.to) else {
                     return Ok(());
                 };
                 self.step(i, Input::Message(m))
@@ -1109,9 +1282,14 @@ impl Sim {
     fn process(&mut self, i: usize, out: Vec<Output>) -> Result<(), Violation> {
         let at = self.queue.at();
         let id = self.nodes[i].id;
+        // How clients and two-phase-commit packets name this replica.
+        let rid = i as NodeId + 1;
         for o in out {
             match o {
-                Output::Send(m) => self.send(Packet::Peer(m)),
+                Output::Send(m) => {
+                    let group = self.nodes[i].group;
+                    self.send(Packet::Peer { group, m })
+                }
                 Output::ToGroup { group, msg } => {
                     if (1..=self.groups).contains(&group) {
                         if self.faults_on {
@@ -1120,13 +1298,13 @@ impl Sim {
                                 self.windows.note_prepared(*txn, *from, keys);
                             }
                             let may = self.may_fail(i);
-                            if let Some(aim) = self.windows.on_send(id, group, &msg, at, may) {
+                            if let Some(aim) = self.windows.on_send(rid, group, &msg, at, may) {
                                 self.aim(i, aim, "in a two-phase-commit window (after sending)");
                             }
                         }
-                        for to in self.group_nodes(group) {
+                        for to in self.group_replicas(group) {
                             self.send(Packet::Group {
-                                from: id,
+                                from: i as NodeId + 1,
                                 to,
                                 msg: msg.clone(),
                                 sent: at,
@@ -1177,7 +1355,7 @@ impl Sim {
                             ));
                         }
                     }
-                    self.send_reply(id, req, reply);
+                    self.send_reply(rid, req, reply);
                 }
                 Output::Applied(entries) => {
                     let g = self.nodes[i].group;
@@ -1205,7 +1383,7 @@ impl Sim {
                     if role == Role::Leader {
                         self.stats.elections += 1;
                         let g = (self.nodes[i].group - 1) as usize;
-                        self.leader_hint[g] = Some(id);
+                        self.leader_hint[g] = Some(rid);
                         if !self.faults_on {
                             let round = self.nodes[i]
                                 .replica
@@ -1226,8 +1404,7 @@ impl Sim {
                                     },
                                 );
                             }
-                            let others: Vec<NodeId> =
-                                self.group_nodes(self.nodes[i].group).collect();
+                            let others: Vec<NodeId> = self.group_nodes(self.nodes[i].group);
                             if let Some((d, to)) = self.hand_overs.after_election(&others) {
                                 self.queue.schedule(
                                     d,
@@ -1363,19 +1540,22 @@ impl Sim {
     // ------------------------------------------------------------------
 
     fn send(&mut self, p: Packet) {
+        // The network joins nodes: a replica's messages leave from its
+        // node (its Paxos id), and partitions cut links between nodes.
+        let node_of = |rid: NodeId| self.index(rid).map_or(0, |i| self.nodes[i].id);
         let (from, to) = match &p {
-            Packet::Peer(m) => (m.from, m.to),
-            Packet::Group { from, to, .. } => (*from, *to),
-            Packet::Request { client, node, .. } => (CLIENT_BASE + *client as u64, *node),
+            Packet::Peer { m, .. } => (m.from, m.to),
+            Packet::Group { from, to, .. } => (node_of(*from), node_of(*to)),
+            Packet::Request { client, node, .. } => (CLIENT_BASE + *client as u64, node_of(*node)),
             Packet::Reply { client, .. } => (0, CLIENT_BASE + *client as u64),
         };
         let mut delays = self
             .net
             .deliveries(&mut self.rng, &self.faults, self.faults_on, from, to);
-        if let (true, Packet::Group { msg, .. }) = (self.faults_on, &p) {
-            let group = self.group_of_node(to);
+        if let (true, Packet::Group { from, to, msg, .. }) = (self.faults_on, &p) {
+            let group = self.group_of_node(*to);
             let at = self.queue.at();
-            delays = self.windows.copies(from, group, msg, at, delays);
+            delays = self.windows.copies(*from, group, msg, at, delays);
         }
         self.trace_packet(TraceKind::Send, &p, Some(delays.len()));
         for d in delays {
@@ -1409,16 +1589,19 @@ impl Sim {
     }
 
     fn inject_fault(&mut self) {
-        if self.per_group == CHURN_NODES && self.rng.random_bool(CHURN_PROBABILITY) {
+        if self.churn && self.rng.random_bool(CHURN_PROBABILITY) {
             self.change_membership();
         }
         if self.clock_rng.random_bool(self.excursion_probability) {
             self.start_excursion();
         }
-        let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
-        // Faults aimed at a leader aim at one group's.
+        // Partitions cut links between physical nodes (ids = Paxos ids):
+        // every replica a node hosts is cut off with it.
+        let ids: Vec<NodeId> = (1..=self.machines.len() as NodeId).collect();
+        // Faults aimed at a leader aim at one group's (at its node).
         let aimed = self.rng.random_range(0..self.groups) as usize;
-        let leader = self.leader_hint[aimed].filter(|l| ids.contains(l));
+        let leader_replica = self.leader_hint[aimed].and_then(|l| self.index(l));
+        let leader = leader_replica.map(|l| self.nodes[l].id);
         if let Some((kind, v)) = self
             .net
             .maybe_partition(&mut self.rng, &self.faults, &ids, leader)
@@ -1430,22 +1613,28 @@ impl Sim {
             });
         }
         if self.rng.random_bool(self.pause) {
-            let i = match leader.and_then(|l| self.index(l)) {
+            let i = match leader_replica {
                 Some(l) if self.rng.random_bool(LEADER_PAUSE_SHARE) => l,
                 _ => self.rng.random_range(0..self.nodes.len()),
             };
             // A paused node's clock check would run only after what piled
             // up: pauses and clock excursions do not overlap.
-            if self.nodes[i].paused_until.is_none()
-                && self.nodes[i].replica.is_some()
-                && self.nodes[i].excursion.is_none()
-                && !self.nodes[i].clock_flagged
-            {
+            let hosted = self.cohosted(i);
+            if hosted.iter().all(|&j| {
+                let n = &self.nodes[j];
+                n.paused_until.is_none()
+                    && n.replica.is_some()
+                    && n.excursion.is_none()
+                    && !n.clock_flagged
+            }) {
                 let d = self.rng.random_range(300 * MS..1_500 * MS);
                 let resume = [Resume::Shuffled, Resume::ClientsFirst, Resume::PeersFirst]
                     [self.rng.random_range(0..3)];
-                self.nodes[i].paused_until = Some(self.now().saturating_add(d));
-                self.nodes[i].resume = resume;
+                // A process pause stops every replica the node hosts.
+                for j in hosted {
+                    self.nodes[j].paused_until = Some(self.now().saturating_add(d));
+                    self.nodes[j].resume = resume;
+                }
                 let id = self.nodes[i].id;
                 self.trace(TraceKind::Fault, &[Party::Node(id)], || {
                     let order = match resume {
@@ -1478,7 +1667,7 @@ impl Sim {
     /// leadership on, as a draining node's would be (docs/design.md §3).
     fn maybe_hand_over(&mut self) -> Result<(), Violation> {
         let g = self.hand_overs.pick(self.groups);
-        let others: Vec<NodeId> = self.group_nodes(g).collect();
+        let others: Vec<NodeId> = self.group_nodes(g);
         let Some(to) = self.hand_overs.next(&others) else {
             return Ok(());
         };
@@ -1592,7 +1781,7 @@ impl Sim {
         let Some(l) = self.leader_hint[(g - 1) as usize].and_then(|l| self.index(l)) else {
             return;
         };
-        let members: Vec<NodeId> = self.group_nodes(g).collect();
+        let members: Vec<NodeId> = self.group_nodes(g);
         let target = members[self.rng.random_range(0..members.len())];
         let now = self.clock(l);
         let leader = self.nodes[l].id;
@@ -1642,17 +1831,23 @@ impl Sim {
             .clock_rng
             .random_range(EXCURSION_LENGTH.0..=EXCURSION_LENGTH.1);
         let ahead = self.clock_rng.random_bool(0.5);
-        let n = &self.nodes[i];
-        if n.excursion.is_some() || n.clock_flagged || n.paused_until.is_some() {
+        let hosted = self.cohosted(i);
+        if hosted.iter().any(|&j| {
+            let n = &self.nodes[j];
+            n.excursion.is_some() || n.clock_flagged || n.paused_until.is_some()
+        }) {
             return;
         }
         let now = self.now();
-        self.nodes[i].excursion = Some(Excursion {
-            start: now,
-            end: now.saturating_add(length),
-            max,
-            ahead,
-        });
+        // The node's clock: every replica it hosts reads it.
+        for &j in &hosted {
+            self.nodes[j].excursion = Some(Excursion {
+                start: now,
+                end: now.saturating_add(length),
+                max,
+                ahead,
+            });
+        }
         let id = self.nodes[i].id;
         self.trace(TraceKind::Fault, &[Party::Node(id)], || {
             format!(
@@ -1663,8 +1858,10 @@ impl Sim {
             )
         });
         // Fails only on a violation, which the next event reports.
-        if let Err(v) = self.check_clock(i) {
-            self.deferred.get_or_insert(v);
+        for j in hosted {
+            if let Err(v) = self.check_clock(j) {
+                self.deferred.get_or_insert(v);
+            }
         }
     }
 
@@ -1730,22 +1927,45 @@ impl Sim {
         Ok(())
     }
 
+    /// Crashes replica `i`'s node: every replica it hosts goes down, each
+    /// keeping a random prefix of its unsynced writes, and comes back
+    /// after one downtime.
     fn crash(&mut self, i: usize) {
         if self.nodes[i].replica.is_none() {
             return;
         }
-        let keep = self.nodes[i].host.crash(&mut self.rng);
-        self.nodes[i].replica = None;
-        self.nodes[i].paused_until = None;
-        // A crashed replica owes nothing.
-        self.outstanding.retain(|_, o| o.0 != i);
         self.stats.crashes += 1;
-        let id = self.nodes[i].id;
-        self.trace(TraceKind::Fault, &[Party::Node(id)], || {
-            format!("crash n{id} (kept {keep} unsynced writes)")
-        });
+        let mut kept = Vec::new();
+        let mut down_now = Vec::new();
+        for j in self.cohosted(i) {
+            if self.nodes[j].replica.is_none() {
+                continue;
+            }
+            let keep = self.nodes[j].host.crash(&mut self.rng);
+            self.nodes[j].replica = None;
+            self.nodes[j].paused_until = None;
+            // A crashed replica owes nothing.
+            self.outstanding.retain(|_, o| o.0 != j);
+            kept.push((self.nodes[j].group, keep));
+            down_now.push(j);
+        }
         let down = downtime(&mut self.rng);
-        self.queue.schedule(down, Event::Restart { node: i });
+        for j in down_now {
+            self.queue.schedule(down, Event::Restart { node: j });
+        }
+        let id = self.nodes[i].id;
+        let single = self.machines[self.nodes[i].machine].len() == 1;
+        self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+            if single {
+                format!("crash n{id} (kept {} unsynced writes)", kept[0].1)
+            } else {
+                let each: Vec<String> = kept.iter().map(|(g, k)| format!("g{g} {k}")).collect();
+                format!(
+                    "crash n{id} with its replicas (kept unsynced writes: {})",
+                    each.join(", ")
+                )
+            }
+        });
     }
 
     // ------------------------------------------------------------------
@@ -1772,9 +1992,10 @@ impl Sim {
         self.client_timer(c, d);
     }
 
-    /// A random replica of `group`.
+    /// The replica id of a random replica of `group`.
     fn random_node(&mut self, group: GroupId) -> NodeId {
-        (group - 1) * self.per_group + self.rng.random_range(1..=self.per_group)
+        let members = &self.members[(group - 1) as usize];
+        members[self.rng.random_range(0..members.len())] as NodeId + 1
     }
 
     /// Sends `request` to `node` and arms the timeout. With `keep`, answers
@@ -2007,7 +2228,7 @@ impl Sim {
             optimistic: false,
             status: None,
         });
-        let home = self.home_of(&kind);
+        let home = self.home_of(c, &kind);
         let node = self.clients[c].leaders[(home - 1) as usize];
         let mode = match self.cc {
             Cc::TwoPl => CcMode::Locking,
@@ -2041,12 +2262,21 @@ impl Sim {
     }
 
     /// The group a transaction of `kind` begins at: its first key's.
-    fn home_of(&self, kind: &TxnKind) -> GroupId {
+    fn home_of(&self, c: usize, kind: &TxnKind) -> GroupId {
         let first = match kind {
             TxnKind::Blind { writes } => writes.first().map(|w| w.key.clone()),
-            _ => self.read_keys(kind).into_iter().next(),
+            _ => self
+                .read_keys(kind)
+                .into_iter()
+                .next()
+                .or_else(|| self.scans(kind).first().map(|s| s.0.clone())),
         };
-        first.map_or(1, |k| self.group_of(&k))
+        first.map_or(1, |k| self.route(c, &k))
+    }
+
+    /// The group client `c`'s range cache routes `key` to.
+    fn route(&self, c: usize, key: &[u8]) -> GroupId {
+        self.clients[c].ranges.group_of(key)
     }
 
     /// Sends the current attempt's Begin to the client's leader hint for
@@ -2122,21 +2352,30 @@ impl Sim {
             t.stage = Stage::Read;
             let mut plan: Vec<(GroupId, Vec<usize>)> = Vec::new();
             for (i, k) in keys.iter().enumerate() {
-                let g = self.group_of(k);
+                let g = self.route(c, k);
                 match plan.iter_mut().find(|(pg, _)| *pg == g) {
                     Some((_, idx)) => idx.push(i),
                     None => plan.push((g, vec![i])),
                 }
             }
-            // Every scan at every group, home first.
+            // Each scan at every group its span overlaps, in key order,
+            // each asked for its part.
             let mut scan_plan = Vec::new();
-            for i in 0..scans.len() {
-                scan_plan.push((t.home, i));
-                for g in (1..=self.groups).filter(|g| *g != t.home) {
-                    scan_plan.push((g, i));
+            for (i, (start, end, _)) in scans.iter().enumerate() {
+                for (group, start, end) in self.clients[c].ranges.spans(start, end.as_ref()) {
+                    scan_plan.push(ScanPart {
+                        group,
+                        scan: i,
+                        start,
+                        end,
+                    });
                 }
             }
-            let first = plan.first().map_or(t.home, |(g, _)| *g);
+            let first = plan
+                .first()
+                .map(|(g, _)| *g)
+                .or_else(|| scan_plan.first().map(|p| p.group))
+                .unwrap_or(t.home);
             assert_eq!(first, t.home, "the first read is at home");
             t.plan = plan;
             t.scan_plan = scan_plan;
@@ -2177,8 +2416,9 @@ impl Sim {
             let keys = t.plan[t.step].1.iter().map(|&i| all[i].clone()).collect();
             Request::Read { txn, keys, guest }
         } else {
-            let (_, i) = t.scan_plan[t.step - t.plan.len()];
-            let (start, end, limit) = self.scans(&t.kind)[i].clone();
+            let part = t.scan_plan[t.step - t.plan.len()].clone();
+            let (_, _, limit) = self.scans(&t.kind)[part.scan].clone();
+            let (start, end) = (part.start, part.end);
             Request::Scan {
                 txn,
                 start,
@@ -2454,7 +2694,7 @@ impl Sim {
         let mut by_group: std::collections::BTreeMap<GroupId, Vec<Write>> = Default::default();
         for w in &t.writes {
             by_group
-                .entry(self.group_of(&w.key))
+                .entry(self.route(c, &w.key))
                 .or_default()
                 .push(w.clone());
         }
@@ -2489,7 +2729,11 @@ impl Sim {
         };
         if let Err(TxnError::NotLeader { leader }) = &reply {
             let g = self.group_of_node(node);
-            let hint = leader.unwrap_or_else(|| self.random_node(g));
+            // The hint names a node: the group's replica there.
+            let hint = leader
+                .and_then(|l| self.replica_at(g, l))
+                .map(|i| i as NodeId + 1)
+                .unwrap_or_else(|| self.random_node(g));
             self.clients[c].leaders[(g - 1) as usize] = hint;
         }
         let task = std::mem::replace(&mut self.clients[c].task, Task::Idle);
@@ -2553,7 +2797,10 @@ impl Sim {
                 self.next_txn_read(c, t);
             }
             (Stage::Read, Ok(Response::Rows { rows, term })) => {
-                let (group, i) = t.scan_plan[t.step - t.plan.len()];
+                let (group, i) = {
+                    let p = &t.scan_plan[t.step - t.plan.len()];
+                    (p.group, p.scan)
+                };
                 // Each group returns its first `limit` rows: together they
                 // hold the first `limit` rows of the range.
                 let (_, _, limit) = self.scans(&t.kind)[i].clone();
@@ -2684,21 +2931,7 @@ impl Sim {
     }
 
     fn start_read(&mut self, c: usize, at: ReadAt, reads: Vec<ReadOp>) {
-        // Which groups each read goes to: a get to its key's, a scan to
-        // every group (each returns the rows it holds).
-        let mut parts: Vec<(GroupId, Vec<usize>)> = Vec::new();
-        for (i, op) in reads.iter().enumerate() {
-            let groups: Vec<GroupId> = match op {
-                ReadOp::Get(k) => vec![self.group_of(k)],
-                ReadOp::Scan { .. } => (1..=self.groups).collect(),
-            };
-            for g in groups {
-                match parts.iter_mut().find(|(pg, _)| *pg == g) {
-                    Some((_, idx)) => idx.push(i),
-                    None => parts.push((g, vec![i])),
-                }
-            }
-        }
+        let parts = self.read_parts(c, &reads);
         let strong = at == ReadAt::Strong;
         let at = if parts.len() == 1 {
             at
@@ -2727,6 +2960,34 @@ impl Sim {
         self.send_read(c, r);
     }
 
+    /// Which groups each read goes to, as client `c`'s range cache has
+    /// it: a get to its key's, a scan to every group its span overlaps,
+    /// each asked for its part (and returning the rows it holds).
+    fn read_parts(&self, c: usize, reads: &[ReadOp]) -> Vec<(GroupId, Vec<(usize, ReadOp)>)> {
+        let mut parts: Vec<(GroupId, Vec<(usize, ReadOp)>)> = Vec::new();
+        for (i, op) in reads.iter().enumerate() {
+            let ops: Vec<(GroupId, ReadOp)> = match op {
+                ReadOp::Get(k) => vec![(self.route(c, k), op.clone())],
+                ReadOp::Scan { start, end, limit } => self.clients[c]
+                    .ranges
+                    .spans(start, end.as_ref())
+                    .into_iter()
+                    .map(|(g, start, end)| {
+                        let limit = *limit;
+                        (g, ReadOp::Scan { start, end, limit })
+                    })
+                    .collect(),
+            };
+            for (g, op) in ops {
+                match parts.iter_mut().find(|(pg, _)| *pg == g) {
+                    Some((_, idx)) => idx.push((i, op)),
+                    None => parts.push((g, vec![(i, op)])),
+                }
+            }
+        }
+        parts
+    }
+
     fn send_read(&mut self, c: usize, mut r: ReadTask) {
         r.tries += 1;
         let group = r.parts[r.step].0;
@@ -2737,11 +2998,7 @@ impl Sim {
         };
         let request = Request::ReadOnly {
             at: r.at,
-            reads: r.parts[r.step]
-                .1
-                .iter()
-                .map(|&i| r.reads[i].clone())
-                .collect(),
+            reads: r.parts[r.step].1.iter().map(|(_, op)| op.clone()).collect(),
         };
         self.clients[c].task = Task::Read(r);
         self.request(c, node, request, false);
@@ -2757,7 +3014,7 @@ impl Sim {
     fn read_reply(&mut self, c: usize, node: NodeId, mut r: ReadTask, reply: Reply) {
         match reply {
             Ok(Response::ReadOnly { read_ts, results }) => {
-                let idx = r.parts[r.step].1.clone();
+                let idx: Vec<usize> = r.parts[r.step].1.iter().map(|(i, _)| *i).collect();
                 assert_eq!(idx.len(), results.len(), "one result per read");
                 for (i, res) in idx.into_iter().zip(results) {
                     let merged = match (r.results[i].take(), res) {
@@ -2878,7 +3135,7 @@ impl Sim {
         let t = self
             .nodes
             .iter()
-            .filter(|n| voters.contains(&n.id))
+            .filter(|n| voters.contains(&(n.group, n.id)))
             .filter_map(|n| n.replica.as_ref())
             .map(GroupReplica::t_safe)
             .min()
@@ -2919,7 +3176,11 @@ impl Sim {
             ));
         }
         let keys: BTreeSet<Bytes> = model.keys().cloned().collect();
-        for n in self.nodes.iter().filter(|n| voters.contains(&n.id)) {
+        for n in self
+            .nodes
+            .iter()
+            .filter(|n| voters.contains(&(n.group, n.id)))
+        {
             let Some(r) = n.replica.as_ref() else {
                 continue;
             };
@@ -3065,7 +3326,7 @@ impl GroupReplay {
 
 impl Sim {
     /// Every group's voters, as its most advanced live replica knows them.
-    fn current_voters(&self) -> BTreeSet<NodeId> {
+    fn current_voters(&self) -> BTreeSet<(GroupId, NodeId)> {
         let mut voters = BTreeSet::new();
         for g in 1..=self.groups {
             let newest = self
@@ -3075,7 +3336,7 @@ impl Sim {
                 .filter_map(|n| n.replica.as_ref())
                 .max_by_key(|r| r.paxos().applied());
             if let Some(r) = newest {
-                voters.extend(r.paxos().membership().voters.iter().copied());
+                voters.extend(r.paxos().membership().voters.iter().map(|&v| (g, v)));
             }
         }
         voters
@@ -3087,7 +3348,7 @@ impl Sim {
 fn step_group(t: &TxnTask) -> GroupId {
     match t.plan.get(t.step) {
         Some((g, _)) => *g,
-        None => t.scan_plan[t.step - t.plan.len()].0,
+        None => t.scan_plan[t.step - t.plan.len()].group,
     }
 }
 
@@ -3140,7 +3401,7 @@ fn find_cycle(edges: &[meridian_participant::WaitsFor]) -> Option<Vec<TxnId>> {
 /// A code for an event's kind and target, for the run digest.
 fn event_code(ev: &Event) -> u64 {
     match ev {
-        Event::Deliver(Packet::Peer(m)) => 100 + m.to * 10 + m.from,
+        Event::Deliver(Packet::Peer { group, m }) => 100 + m.to * 10 + m.from + (group << 12),
         Event::Deliver(Packet::Group { from, to, .. }) => 150 + to * 10 + from,
         Event::Deliver(Packet::Request { node, id, .. }) => 200 + node + (id << 8),
         Event::Deliver(Packet::Reply { client, id, .. }) => 300 + *client as u64 + (id << 8),
