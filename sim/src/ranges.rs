@@ -164,8 +164,11 @@ pub(crate) fn initial_cuts(
         .take(wanted)
         .map(|mut keys| {
             keys.sort();
-            // A key other than the first: both sides hold some.
-            keys[rng.random_range(1..keys.len())].clone()
+            // Near the middle, so a transaction over two random keys of
+            // the workload crosses groups about half the time.
+            let mid = keys.len() / 2;
+            let lo = (keys.len() - 1) / 2;
+            keys[rng.random_range(lo.max(1)..=mid)].clone()
         })
         .collect();
     cuts.sort();

@@ -1249,6 +1249,7 @@ impl Sim {
                 });
                 self.faults_on = false;
                 self.net.blocked.clear();
+                self.net.group_cuts.clear();
                 // Every fault ends here, pauses and clock excursions included
                 // (the clock checks that follow find the clocks back).
                 let now = self.now();
@@ -1552,6 +1553,11 @@ impl Sim {
         let mut delays = self
             .net
             .deliveries(&mut self.rng, &self.faults, self.faults_on, from, to);
+        if let Packet::Peer { group, m } = &p {
+            if self.net.group_cuts.contains(&(*group, m.from, m.to)) {
+                delays.clear();
+            }
+        }
         if let (true, Packet::Group { from, to, msg, .. }) = (self.faults_on, &p) {
             let group = self.group_of_node(*to);
             let at = self.queue.at();
@@ -1753,8 +1759,19 @@ impl Sim {
             ),
             Aim::IsolateAndCrash(d) => {
                 let id = self.nodes[i].id;
-                for peer in self.group_nodes(self.nodes[i].group) {
-                    if peer != id {
+                let group = self.nodes[i].group;
+                let placed = self.placed();
+                for peer in self.group_nodes(group) {
+                    if peer == id {
+                        continue;
+                    }
+                    if placed {
+                        // Only the group's own traffic: the node's other
+                        // replicas, and the coordinator it acknowledges
+                        // to, still hear it.
+                        self.net.group_cuts.insert((group, id, peer));
+                        self.net.group_cuts.insert((group, peer, id));
+                    } else {
                         self.net.blocked.insert((id, peer));
                         self.net.blocked.insert((peer, id));
                     }
