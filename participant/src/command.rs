@@ -32,6 +32,7 @@ const TAG_PREPARE: u8 = 3;
 const TAG_DECIDE: u8 = 4;
 const TAG_COORDINATOR_COMMIT: u8 = 5;
 const TAG_FORGET: u8 = 6;
+const TAG_SPLIT: u8 = 7;
 
 /// Smallest encoding of one [`Write`]: key length, presence byte.
 const MIN_WRITE_BYTES: usize = 4 + 1;
@@ -152,10 +153,27 @@ pub enum Command {
         participants: Vec<u64>,
     },
     /// Every participant acknowledged these coordinator decisions: they
-    /// need not be kept any longer.
+    /// need not be kept any longer. Also ends the forwarding of decisions
+    /// for these transactions to a child group they moved to at a split
+    /// (the child acknowledged; docs/design.md §9).
     Forget {
         /// The transactions.
         txns: Vec<TxnId>,
+    },
+    /// Splits the group's range at `key` (docs/design.md §9): applied at
+    /// slot `s` with Paxos write timestamp `ts_s`, the group keeps
+    /// `[start, key)` and the new group `child` gets `[key, end)`, with the
+    /// right half's data, prepared transactions and decisions; both at
+    /// `generation`. Void (changes nothing) unless `generation` is one
+    /// above the descriptor's at that slot and `key` lies strictly inside
+    /// the range: each change is conditional on the generation it saw.
+    Split {
+        /// The first key of the right half.
+        key: Bytes,
+        /// The new group's id (never reused).
+        child: u64,
+        /// The generation both halves get.
+        generation: u64,
     },
 }
 
@@ -221,6 +239,16 @@ impl Command {
                 for t in txns {
                     w.txn(*t);
                 }
+            }
+            Command::Split {
+                key,
+                child,
+                generation,
+            } => {
+                w.u8(TAG_SPLIT);
+                w.bytes(key);
+                w.u64(*child);
+                w.u64(*generation);
             }
         }
         w.finish()
@@ -288,6 +316,11 @@ impl Command {
                 }
                 Command::Forget { txns }
             }
+            TAG_SPLIT => Command::Split {
+                key: r.bytes("split key")?,
+                child: r.u64("child group")?,
+                generation: r.u64("generation")?,
+            },
             tag => {
                 return Err(DecodeError::Tag {
                     what: "command",
@@ -327,6 +360,7 @@ impl Command {
                 ..
             } => write_bytes(writes) + GROUP_BYTES * participants.len(),
             Command::Forget { txns } => TXN_BYTES * txns.len(),
+            Command::Split { key, .. } => key.len(),
             Command::CloseTimestamp | Command::Decide { .. } => 0,
         };
         2 + TXN_BYTES + 3 * 8 + 2 * 4 + body
@@ -467,6 +501,15 @@ mod tests {
                     participants,
                 }),
             proptest::collection::vec(txn, 0..4).prop_map(|txns| Command::Forget { txns }),
+            (
+                proptest::collection::vec(any::<u8>(), 1..8),
+                any::<(u64, u64)>()
+            )
+                .prop_map(|(key, (child, generation))| Command::Split {
+                    key: Bytes::from(key),
+                    child,
+                    generation,
+                }),
         ]
     }
 

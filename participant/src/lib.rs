@@ -12,6 +12,8 @@
 //! - [`state`]: [`GroupState`], the replicated state machine that applies
 //!   chosen entries at every replica and computes safe time (Spanner
 //!   §4.1.3); its encoding is the group's Paxos snapshot.
+//! - [`descriptor`]: [`RangeDescriptor`], the key range a group serves,
+//!   replicated in its state and changed by splits (docs/design.md §9).
 //! - [`tscache`]: the leader's timestamp cache, the read timestamps it
 //!   served by key and range, which later writes of them must exceed.
 //! - [`types`]: [`TxnId`] and the wound-wait [`Priority`]; [`fxhash`]: the
@@ -86,6 +88,7 @@
 
 mod codec;
 pub mod command;
+pub mod descriptor;
 pub mod fxhash;
 pub mod locks;
 pub mod mvcc;
@@ -105,9 +108,12 @@ pub enum PlantedBug {
 
 pub use codec::DecodeError;
 pub use command::{Command, Decision, Write};
+pub use descriptor::{INITIAL_GENERATION, RangeDescriptor};
 pub use locks::{Acquire, Grant, LockError, LockLimits, LockMode, LockSpan, LockTable, WaitsFor};
 pub use mvcc::{GcStats, MvccError, MvccStore};
 pub use occ::{Conflict, ReadVersion, ScanVersions};
-pub use state::{Applied, ApplyError, CoordinatedTxn, GroupState, PreparedTxn, ReadError};
+pub use state::{
+    Applied, ApplyError, CoordinatedTxn, GroupState, MovedTxn, PreparedTxn, ReadError,
+};
 pub use tscache::TimestampCache;
 pub use types::{Priority, TxnId};

@@ -56,13 +56,15 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::command::{
     Command, Decision, Write, decode_decision, decode_ranges, encode_decision, encode_ranges,
 };
+use crate::descriptor::RangeDescriptor;
 use crate::fxhash::FxHashMap;
 use crate::mvcc::{MvccError, MvccStore};
 use crate::types::{Priority, TxnId};
 
 /// The snapshot format this build writes and reads.
-/// Version 3 added the prepared transactions' scanned ranges.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
+/// Version 3 added the prepared transactions' scanned ranges; version 4
+/// the range descriptor and the transactions moved to a child at a split.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 4;
 
 /// Default time a commit record is remembered (by transaction id) after it
 /// applied: long enough for any client to retry a commit whose answer it
@@ -75,6 +77,7 @@ const MIN_PREPARED_BYTES: usize = 16 + 8 + 8 + 8 + 8 + 4 + 4 + 4;
 const MIN_DECIDED_BYTES: usize = 16 + 1 + 8;
 const MIN_COORDINATED_BYTES: usize = 16 + 8 + 4;
 const MIN_VERSION_BYTES: usize = 4 + 8 + 1;
+const MIN_MOVED_BYTES: usize = 16 + 8 + 8;
 
 /// What applying one entry did, for the transaction layer above.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +110,30 @@ pub enum Applied {
     PrepareVoid {
         /// The transaction.
         txn: TxnId,
+    },
+    /// A commit record (one-phase, or a coordinator's) writes a key outside
+    /// the group's range at its slot: a split moved the key away before
+    /// the record applied. The record is void here, at every replica: the
+    /// transaction did not commit (a correct leader never proposes one:
+    /// docs/design.md §9).
+    CommitVoid {
+        /// The transaction.
+        txn: TxnId,
+    },
+    /// The range split (docs/design.md §9): this group now serves `left`,
+    /// the new group `right.group` serves `right`. The child's initial
+    /// state waits in [`GroupState::take_split_off`].
+    Split {
+        /// The range this group keeps.
+        left: RangeDescriptor,
+        /// The range the child serves.
+        right: RangeDescriptor,
+    },
+    /// A split record that changed nothing: its generation is not the next
+    /// one, or its key does not lie strictly inside the range.
+    SplitVoid {
+        /// The child it named.
+        child: u64,
     },
 }
 
@@ -209,11 +236,32 @@ pub struct CoordinatedTxn {
     pub participants: Vec<u64>,
 }
 
+/// A prepared transaction whose keys (some or all) moved to a child group
+/// at a split: decisions that reach this group for it are forwarded to the
+/// child, and acknowledged to the coordinator only once the child has
+/// applied them (docs/design.md §9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MovedTxn {
+    /// The child group that holds its moved keys.
+    pub child: u64,
+    /// Its coordinator group.
+    pub coordinator: u64,
+}
+
 /// The replicated state of one participant group. See the
 /// [module documentation](self).
 #[derive(Debug)]
 pub struct GroupState {
     store: MvccStore,
+    /// The range this group serves (docs/design.md §9).
+    descriptor: RangeDescriptor,
+    /// Prepared transactions moved (in part or whole) to a child group at
+    /// a split, until the child acknowledges their decision.
+    moved: BTreeMap<TxnId, MovedTxn>,
+    /// The child's initial state after a split applied, until the
+    /// transaction layer takes it. Not replicated as such: every replica
+    /// computes it when it applies the split.
+    split_off: Option<Box<GroupState>>,
     /// Slot of the last entry applied.
     applied_slot: Slot,
     /// Spanner §4.1.3: the Paxos write timestamp of the highest applied
@@ -258,6 +306,9 @@ impl GroupState {
     pub fn new(commit_retention_nanos: u64) -> GroupState {
         GroupState {
             store: MvccStore::new(),
+            descriptor: RangeDescriptor::whole(0),
+            moved: BTreeMap::new(),
+            split_off: None,
             applied_slot: 0,
             paxos_safe: Timestamp::ZERO,
             last_commit_ts: Timestamp::ZERO,
@@ -272,6 +323,52 @@ impl GroupState {
             pruned_origin: 0,
             commit_retention_nanos,
         }
+    }
+
+    /// This state with the range `descriptor` (the bootstrap descriptor of
+    /// a group created by the cluster's configuration). A snapshot carries
+    /// its own.
+    pub fn with_descriptor(mut self, descriptor: RangeDescriptor) -> GroupState {
+        self.descriptor = descriptor;
+        self
+    }
+
+    /// The range this group serves, as of the last applied entry
+    /// (docs/design.md §9).
+    pub fn descriptor(&self) -> &RangeDescriptor {
+        &self.descriptor
+    }
+
+    /// The prepared transactions moved to a child at a split whose
+    /// decisions this group still forwards.
+    pub fn moved(&self) -> impl Iterator<Item = (&TxnId, &MovedTxn)> {
+        self.moved.iter()
+    }
+
+    /// Where `txn` moved at a split, if it did and is still forwarded.
+    pub fn moved_txn(&self, txn: TxnId) -> Option<MovedTxn> {
+        self.moved.get(&txn).copied()
+    }
+
+    /// The child's initial state of the split applied last, once: the
+    /// transaction layer builds the child's seed from it.
+    pub fn take_split_off(&mut self) -> Option<GroupState> {
+        self.split_off.take().map(|b| *b)
+    }
+
+    /// Forgets every prepared transaction (a planted bug's helper: a split
+    /// that leaves the child's prepared transactions behind).
+    #[cfg(feature = "planted-bugs")]
+    #[doc(hidden)]
+    pub fn drop_prepared(&mut self) {
+        self.prepared.clear();
+        self.prepared_by_ts.clear();
+        self.prepared_writes.clear();
+    }
+
+    /// Whether every write of `writes` lies in the range.
+    fn writes_inside(&self, writes: &[Write]) -> bool {
+        writes.iter().all(|w| self.descriptor.contains(&w.key))
     }
 
     /// Applies the chosen entry `e`, the one after the last applied.
@@ -302,6 +399,17 @@ impl GroupState {
             });
         }
         let applied = match cmd {
+            Command::Commit { txn, .. } | Command::CoordinatorCommit { txn, .. }
+                if !self.recent_commits.contains_key(&txn)
+                    && !self.coordinated.contains_key(&txn)
+                    && !match &cmd {
+                        Command::Commit { writes, .. }
+                        | Command::CoordinatorCommit { writes, .. } => self.writes_inside(writes),
+                        _ => true,
+                    } =>
+            {
+                Applied::CommitVoid { txn }
+            }
             Command::Commit { txn, writes } => {
                 self.write_all(e.slot, e.ts, writes)?;
                 self.record_commit(txn, e.ts, e.ts);
@@ -323,7 +431,15 @@ impl GroupState {
                 } else if e.ts > deadline
                     || self.decided.contains_key(&txn)
                     || self.recent_commits.contains_key(&txn)
+                    || !self.writes_inside(&writes)
+                    || !reads.iter().all(|k| self.descriptor.contains(k))
+                    || !ranges
+                        .iter()
+                        .all(|(s, e)| self.descriptor.contains_span(s, e.as_deref()))
                 {
+                    // (Or it names a key a split moved away before it
+                    // applied: void at every replica, and never voted yes
+                    // by a correct leader.)
                     // Too late, or already decided: the decision stands.
                     Applied::PrepareVoid { txn }
                 } else {
@@ -383,9 +499,21 @@ impl GroupState {
             Command::Forget { txns } => {
                 for txn in txns {
                     self.coordinated.remove(&txn);
+                    self.moved.remove(&txn);
                 }
                 Applied::Nothing
             }
+            Command::Split {
+                key,
+                child,
+                generation,
+            } => match self.descriptor.split_at(&key, child) {
+                Some((left, right)) if generation == left.generation => {
+                    self.split(e, &left, &right)?;
+                    Applied::Split { left, right }
+                }
+                _ => Applied::SplitVoid { child },
+            },
         };
         self.prune_decided(e.ts);
         self.paxos_safe = e.ts;
@@ -444,6 +572,84 @@ impl GroupState {
             }
             Decision::Abort => Applied::Aborted { txn },
         })
+    }
+
+    /// Applies a split (docs/design.md §9): this state keeps `left`, and the
+    /// child's initial state, holding `right`, waits in `split_off`. The
+    /// child gets every version of its keys (the whole history above the
+    /// GC horizon and the newest at or below it, with the horizon), the
+    /// prepared transactions' parts on its keys, the commit records and
+    /// decisions (by transaction id: they answer late records and
+    /// queries), and the entry's slot and timestamp as its own applied
+    /// slot and `t_paxos_safe`. Coordinator records stay here.
+    fn split(
+        &mut self,
+        e: &Entry,
+        left: &RangeDescriptor,
+        right: &RangeDescriptor,
+    ) -> Result<(), ApplyError> {
+        let horizon = self.store.gc_horizon();
+        let mut keep = Vec::new();
+        let mut moved = Vec::new();
+        self.store.for_each_version(|key, ts, value| {
+            let v = (Bytes::copy_from_slice(key), ts, value.cloned());
+            if right.contains(key) {
+                moved.push(v);
+            } else {
+                keep.push(v);
+            }
+        });
+        let load = |versions| {
+            MvccStore::load(horizon, versions).map_err(|source| ApplyError::Mvcc {
+                slot: e.slot,
+                source,
+            })
+        };
+        let mut child = GroupState::new(self.commit_retention_nanos).with_descriptor(right.clone());
+        child.store = load(moved)?;
+        self.store = load(keep)?;
+        child.applied_slot = e.slot;
+        child.paxos_safe = e.ts;
+        child.last_commit_ts = self.last_commit_ts;
+        child.decided = self.decided.clone();
+        child.decided_by_deadline = self.decided_by_deadline.clone();
+        child.recent_commits = self.recent_commits.clone();
+        child.recent_order = self.recent_order.clone();
+
+        let prepared = std::mem::take(&mut self.prepared);
+        self.prepared_by_ts.clear();
+        self.prepared_writes.clear();
+        for (txn, p) in prepared {
+            let (mine, theirs) = split_prepared(&p, right);
+            if let Some(theirs) = theirs {
+                child.insert_prepared(txn, theirs);
+                self.moved.insert(
+                    txn,
+                    MovedTxn {
+                        child: right.group,
+                        coordinator: p.coordinator,
+                    },
+                );
+            }
+            if let Some(mine) = mine {
+                self.insert_prepared(txn, mine);
+            }
+        }
+        self.descriptor = left.clone();
+        self.split_off = Some(Box::new(child));
+        Ok(())
+    }
+
+    /// Adds a prepared transaction and its indexes.
+    fn insert_prepared(&mut self, txn: TxnId, p: PreparedTxn) {
+        for w in &p.writes {
+            self.prepared_writes
+                .entry(w.key.clone())
+                .or_default()
+                .insert((p.prepare_ts, txn));
+        }
+        self.prepared_by_ts.insert((p.prepare_ts, txn));
+        self.prepared.insert(txn, p);
     }
 
     /// Forgets decisions whose deadline is below `now` (a Paxos write
@@ -753,6 +959,16 @@ impl GroupState {
         w.ts(self.last_commit_ts);
         w.ts(self.store.gc_horizon());
         w.u64(self.pruned_origin);
+        w.u64(self.descriptor.group);
+        w.bytes(&self.descriptor.start);
+        w.opt_bytes(self.descriptor.end.as_ref());
+        w.u64(self.descriptor.generation);
+        w.len(self.moved.len());
+        for (txn, m) in &self.moved {
+            w.txn(*txn);
+            w.u64(m.child);
+            w.u64(m.coordinator);
+        }
         w.len(self.recent_order.len());
         for (entry_ts, txn) in &self.recent_order {
             w.txn(*txn);
@@ -814,6 +1030,18 @@ impl GroupState {
         s.last_commit_ts = r.ts("last commit ts")?;
         let horizon = r.ts("gc horizon")?;
         s.pruned_origin = r.u64("pruned origin")?;
+        s.descriptor = RangeDescriptor {
+            group: r.u64("descriptor group")?,
+            start: r.bytes("descriptor start")?,
+            end: r.opt_bytes("descriptor end")?,
+            generation: r.u64("descriptor generation")?,
+        };
+        for _ in 0..r.len("moved count", MIN_MOVED_BYTES)? {
+            let txn = r.txn()?;
+            let child = r.u64("moved to")?;
+            let coordinator = r.u64("coordinator")?;
+            s.moved.insert(txn, MovedTxn { child, coordinator });
+        }
         for _ in 0..r.len("recent commit count", MIN_RECENT_BYTES)? {
             let txn = r.txn()?;
             let ts = r.ts("commit ts")?;
@@ -894,6 +1122,55 @@ impl GroupState {
             .map_err(|_| DecodeError::Invalid("snapshot: two values for one key and timestamp"))?;
         Ok(s)
     }
+}
+
+/// The parts of prepared transaction `p` outside and inside `right` (the
+/// child's range at a split): writes and reads by key, scanned ranges cut
+/// at the split key. `None` for a part that names nothing.
+fn split_prepared(
+    p: &PreparedTxn,
+    right: &RangeDescriptor,
+) -> (Option<PreparedTxn>, Option<PreparedTxn>) {
+    let part = |inside: bool| {
+        let writes: Vec<Write> = p
+            .writes
+            .iter()
+            .filter(|w| right.contains(&w.key) == inside)
+            .cloned()
+            .collect();
+        let reads: Vec<Bytes> = p
+            .reads
+            .iter()
+            .filter(|k| right.contains(k) == inside)
+            .cloned()
+            .collect();
+        let ranges: Vec<(Bytes, Option<Bytes>)> = p
+            .ranges
+            .iter()
+            .filter_map(|(s, e)| {
+                let (s, e) = if inside {
+                    // [max(s, key), e)
+                    (s.clone().max(right.start.clone()), e.clone())
+                } else {
+                    // [s, min(e, key))
+                    let cut = match e {
+                        Some(e) if e <= &right.start => e.clone(),
+                        _ => right.start.clone(),
+                    };
+                    (s.clone(), Some(cut))
+                };
+                let empty = e.as_ref().is_some_and(|e| e <= &s);
+                (!empty).then_some((s, e))
+            })
+            .collect();
+        (!writes.is_empty() || !reads.is_empty() || !ranges.is_empty()).then(|| PreparedTxn {
+            writes,
+            reads,
+            ranges,
+            ..p.clone()
+        })
+    };
+    (part(false), part(true))
 }
 
 /// A read at `at` where the safe time is `t_safe`.

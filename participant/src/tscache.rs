@@ -140,6 +140,26 @@ impl TimestampCache {
         self.ranges.retain(|(_, _, t)| *t > ts);
     }
 
+    /// The highest timestamp of any read remembered (or the low-water
+    /// mark): a floor for every write of any key.
+    pub fn max_recorded(&self) -> Timestamp {
+        let keys = self.by_ts.last().map_or(Timestamp::ZERO, |(t, _)| *t);
+        let ranges = self
+            .ranges
+            .iter()
+            .map(|(_, _, t)| *t)
+            .max()
+            .unwrap_or(Timestamp::ZERO);
+        keys.max(ranges).max(self.low_water)
+    }
+
+    /// Raises the low-water mark to `ts`: every write of any key must
+    /// exceed it (a group created by a split starts from its parent
+    /// leader's reads, docs/design.md §9).
+    pub fn raise_low_water(&mut self, ts: Timestamp) {
+        self.low_water = self.low_water.max(ts);
+    }
+
     /// The floor for keys the cache no longer remembers one by one.
     pub fn low_water(&self) -> Timestamp {
         self.low_water

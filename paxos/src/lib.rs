@@ -73,8 +73,8 @@ pub mod testkit;
 mod types;
 
 pub use replica::{
-    Config, FUTURE_TS_LEAD_NANOS, Input, LeaseStatus, MembershipChange, Output,
-    PRE_VOTE_BACKING_DIVISOR, ProposalId, ProposeError, Replica, Role,
+    Config, FUTURE_TS_LEAD_NANOS, Inheritance, InheritedLead, Input, LeaseStatus, MembershipChange,
+    Output, PRE_VOTE_BACKING_DIVISOR, ProposalId, ProposeError, Replica, Role,
 };
 pub use storage::{MemStorage, NoError, PersistRequest, Recovered, Storage};
 pub use types::{
@@ -105,12 +105,17 @@ pub enum PlantedBug {
     /// A leader marks a slot chosen once a quorum holds it, even if the
     /// entry there is of an older ballot (Raft §5.4.2, Figure 8).
     CountOldBallot,
+    /// A replica of a group created by a split claims no lease grant
+    /// instead of its parent replica's: another candidate in the child
+    /// leads at once while the parent's leader, leading the child, still
+    /// holds its inherited lease (two leaseholders of one key).
+    SplitChildLeaseOverlap,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 7] = [
+    pub const ALL: [(&'static str, PlantedBug); 8] = [
         ("lease-overlap", PlantedBug::LeaseOverlap),
         ("ack-before-persist", PlantedBug::AckBeforePersist),
         ("forget-promise", PlantedBug::ForgetPromise),
@@ -124,6 +129,10 @@ impl PlantedBug {
             PlantedBug::LeaseVoteFromEarliest,
         ),
         ("count-old-ballot", PlantedBug::CountOldBallot),
+        (
+            "split-child-lease-overlap",
+            PlantedBug::SplitChildLeaseOverlap,
+        ),
     ];
 
     /// Looks a bug up by its command-line name.

@@ -393,6 +393,50 @@ pub struct Replica {
     gated: VecDeque<(u64, Message)>,
     /// Whether the driver last reported the clock within its bound.
     clock_ok: bool,
+    /// Created from a parent group's replica at a split
+    /// ([`Replica::from_inheritance`]): its lease grant is inherited, not
+    /// assumed at [`Replica::start`]; `Some` lead until `start` takes it up.
+    inherited: Option<Option<InheritedLead>>,
+}
+
+/// What a replica of a group created by a split inherits from its node's
+/// replica of the parent group (docs/design.md §9, rule
+/// `split-child-lease-overlap`): the parent replica's promise, its lease
+/// grant, and, at the parent's leader, its leadership and lease.
+///
+/// Every child replica reports a lease grant at least the parent replica's
+/// and at least the split entry's timestamp plus a lease; the child leader
+/// holds a lease no longer than either. So any other candidate in the
+/// child waits out every lease the child leader holds, and no key has two
+/// leaseholders at one true time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inheritance {
+    /// The parent replica's promised ballot.
+    pub promised: Ballot,
+    /// The latest lease end the child replica counts as granted.
+    pub lease_granted_until: Timestamp,
+    /// The leader the parent replica followed, if it led at the split
+    /// entry's ballot.
+    pub leader: Option<NodeId>,
+    /// At the parent's leader that proposed the split in its current term:
+    /// its leadership, carried into the child without a new election.
+    pub lead: Option<InheritedLead>,
+}
+
+/// The leadership a parent leader hands its child replica at a split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InheritedLead {
+    /// The lease end the child leader holds (at most the parent's, at most
+    /// the split's timestamp plus a lease).
+    pub lease_end: Timestamp,
+    /// The parent leader's wait for its predecessors' leases.
+    pub lease_wait_until: Timestamp,
+    /// The parent leader's own lease vote.
+    pub self_lease_ack: Timestamp,
+    /// The largest Paxos write timestamp the parent leader assigned.
+    pub last_ts: Timestamp,
+    /// The parent leader's timestamp floor ([`Replica::raise_ts_floor`]).
+    pub ts_floor: Timestamp,
 }
 
 impl std::fmt::Debug for Replica {
@@ -472,9 +516,74 @@ impl Replica {
             staged: None,
             gated: VecDeque::new(),
             clock_ok: true,
+            inherited: None,
             cfg,
             rng,
         }
+    }
+
+    /// What a child replica created on this node by a split applied at
+    /// `split_ballot` (the split entry's ballot) and `split_ts` (its Paxos
+    /// write timestamp) inherits from this replica of the parent (docs/design.md
+    /// §9). Only the leader whose ballot proposed the split hands over its
+    /// leadership: the child's acceptors all promised at least that ballot
+    /// before applying the split, so it leads the child without a new
+    /// phase 1, and no other replica does.
+    pub fn inheritance(&self, split_ballot: Ballot, split_ts: Timestamp) -> Inheritance {
+        let cap = split_ts.saturating_add(self.cfg.lease_nanos);
+        let same_term = self.promised == split_ballot;
+        let lead = (self.role == Role::Leader && same_term).then(|| InheritedLead {
+            lease_end: self.lease_end.min(cap),
+            lease_wait_until: self.lease_wait_until,
+            self_lease_ack: self.self_lease_ack,
+            last_ts: self.last_ts,
+            ts_floor: self.ts_floor,
+        });
+        let lease_granted_until = if self.bug(bug::SPLIT_CHILD_LEASE_OVERLAP) {
+            // The bug: the child claims no lease grant, so any candidate
+            // there leads at once, beside the inherited leader.
+            Timestamp::ZERO
+        } else {
+            self.lease_granted_until.max(cap)
+        };
+        Inheritance {
+            promised: self.promised,
+            lease_granted_until,
+            leader: self.leader.filter(|_| same_term),
+            lead,
+        }
+    }
+
+    /// A replica of a group created by a split: its log starts after
+    /// `snapshot` (the child's initial state, at the split's slot), with
+    /// what it inherits from this node's replica of the parent. Call
+    /// [`Replica::start`] next: it hands over the snapshot and emits the
+    /// first [`Output::Persist`] (snapshot and promise), which the driver
+    /// must make durable before the child answers anything.
+    pub fn from_inheritance(
+        cfg: Config,
+        snapshot: Snapshot,
+        inheritance: Inheritance,
+        rng: Box<dyn RngCore + Send>,
+    ) -> Replica {
+        let promised = inheritance.promised;
+        let state = Recovered {
+            hard_state: HardState { promised },
+            snapshot: Some(snapshot.clone()),
+            entries: Vec::new(),
+        };
+        let mut r = Replica::new(cfg, state, rng);
+        r.lease_granted_until = inheritance.lease_granted_until;
+        r.leader = inheritance.leader;
+        if let Some(lead) = &inheritance.lead {
+            r.last_ts = r.last_ts.max(lead.last_ts);
+            r.ts_floor = lead.ts_floor;
+        }
+        r.inherited = Some(inheritance.lead);
+        let staged = r.stage();
+        staged.snapshot = Some(snapshot);
+        staged.hard_state = Some(HardState { promised });
+        r
     }
 
     /// Starts the replica: hands a recovered snapshot to the state machine
@@ -487,8 +596,39 @@ impl Replica {
         if self.snapshot.last_slot > 0 {
             out.push(Output::RestoreSnapshot(self.snapshot.clone()));
         }
-        self.lease_granted_until = now.latest.saturating_add(self.cfg.lease_nanos);
         self.reset_election_timer(now);
+        let Some(lead) = self.inherited.take() else {
+            self.lease_granted_until = now.latest.saturating_add(self.cfg.lease_nanos);
+            return;
+        };
+        // A child created by a split: its grant is inherited (docs/design.md
+        // §9), and its initial state is persisted first.
+        self.flush_staged(out);
+        if let Some(lead) = lead {
+            self.role = Role::Leader;
+            self.leader = Some(self.cfg.id);
+            self.lease_end = lead.lease_end;
+            self.lease_wait_until = lead.lease_wait_until;
+            self.self_lease_ack = lead.self_lease_ack;
+            let local = Self::local(now);
+            let next = self.last_slot() + 1;
+            self.progress = self
+                .membership()
+                .voters
+                .iter()
+                .filter(|v| **v != self.cfg.id)
+                .map(|&id| Progress::new(id, next, local))
+                .collect();
+            out.push(Output::RoleChanged {
+                role: Role::Leader,
+                leader: Some(self.cfg.id),
+            });
+        } else if self.leader.is_some() {
+            out.push(Output::RoleChanged {
+                role: Role::Follower,
+                leader: self.leader,
+            });
+        }
     }
 
     // ------------------------------------------------------------------
@@ -2111,6 +2251,7 @@ mod bug {
     pub(super) const SAME_ROUND_BALLOT: PlantedBug = PlantedBug::SameRoundBallot;
     pub(super) const LEASE_VOTE_FROM_EARLIEST: PlantedBug = PlantedBug::LeaseVoteFromEarliest;
     pub(super) const COUNT_OLD_BALLOT: PlantedBug = PlantedBug::CountOldBallot;
+    pub(super) const SPLIT_CHILD_LEASE_OVERLAP: PlantedBug = PlantedBug::SplitChildLeaseOverlap;
 }
 
 #[cfg(not(feature = "planted-bugs"))]
@@ -2126,4 +2267,5 @@ mod bug {
     pub(super) const SAME_ROUND_BALLOT: super::BugStub = super::BugStub;
     pub(super) const LEASE_VOTE_FROM_EARLIEST: super::BugStub = super::BugStub;
     pub(super) const COUNT_OLD_BALLOT: super::BugStub = super::BugStub;
+    pub(super) const SPLIT_CHILD_LEASE_OVERLAP: super::BugStub = super::BugStub;
 }

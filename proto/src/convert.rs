@@ -335,6 +335,11 @@ pub fn error_to_pb(e: &RemoteError) -> pb::Error {
             TxnError::TooLateToAbort { txn } => Kind::TooLateToAbort(txn_to_pb(*txn)),
             TxnError::Invalid(_) => Kind::Invalid(empty),
             TxnError::ClockUnhealthy { .. } => Kind::ClockUnhealthy(empty),
+            // Until the wire carries range descriptors: a key outside the
+            // group's range reads as the wrong group (retryable after a
+            // routing refresh); a bad split as an invalid request.
+            TxnError::OutsideRange { descriptor } => Kind::WrongGroup(descriptor.group),
+            TxnError::BadSplitKey { .. } | TxnError::RangeChangeInProgress => Kind::Invalid(empty),
         },
         RemoteError::Invalid(_) => Kind::Invalid(empty),
         RemoteError::WrongGroup { group } => Kind::WrongGroup(*group),

@@ -7,7 +7,7 @@
 //! will map them to and from gRPC messages.
 
 use bytes::Bytes;
-use meridian_participant::{Decision, Priority, TxnId, Write};
+use meridian_participant::{Decision, Priority, RangeDescriptor, TxnId, Write};
 use meridian_paxos::NodeId;
 use meridian_truetime::Timestamp;
 
@@ -187,6 +187,21 @@ pub enum Request {
         /// The transaction.
         txn: TxnId,
     },
+    /// Splits the group's range at `key` (docs/design.md §9), at its
+    /// serving leader: the group keeps `[start, key)` and the new group
+    /// `child` gets `[key, end)`. Answered [`Response::Split`] once the
+    /// split has applied at this leader (every replica of the group then
+    /// emits [`crate::Output::SplitChild`]); refused, with nothing
+    /// changed, with [`TxnError::BadSplitKey`] for a key outside the range
+    /// or at its start, or [`TxnError::RangeChangeInProgress`] while
+    /// another split of the range is in flight. `child` is a group id
+    /// never used before (the caller allocates it).
+    Split {
+        /// The first key of the right half.
+        key: Bytes,
+        /// The new group's id.
+        child: GroupId,
+    },
 }
 
 /// The answer to [`Request::TxnStatus`] (docs/design.md §5.5).
@@ -305,6 +320,13 @@ pub enum Response {
     },
     /// [`Request::TxnStatus`]: what became of the transaction.
     TxnStatus(TxnStatus),
+    /// [`Request::Split`]: the split applied at the leader.
+    Split {
+        /// The range the group keeps.
+        left: RangeDescriptor,
+        /// The range the new group serves.
+        right: RangeDescriptor,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -604,6 +626,28 @@ pub enum TxnError {
         /// What the node measured, as its driver reported it.
         reason: String,
     },
+    /// A key or scan span outside the range this replica's group serves
+    /// (its applied descriptor, or the left half of a split in flight at
+    /// its leader; docs/design.md §9). Retryable once the caller has
+    /// refreshed its routing: `descriptor` is what this replica serves.
+    #[error("outside the range this group serves ({descriptor})")]
+    OutsideRange {
+        /// The range this replica serves.
+        descriptor: RangeDescriptor,
+    },
+    /// A split key outside the range, or at its start: nothing changed.
+    /// Not retryable.
+    #[error("split key {key:?} is not strictly inside the range ({descriptor})")]
+    BadSplitKey {
+        /// The key asked for.
+        key: Bytes,
+        /// The range it had to lie in.
+        descriptor: RangeDescriptor,
+    },
+    /// Another change of the range (a split) is in flight: nothing
+    /// changed. Not retryable as it is (look at the range again first).
+    #[error("another change of this range is in progress")]
+    RangeChangeInProgress,
 }
 
 impl TxnError {
@@ -617,13 +661,16 @@ impl TxnError {
             | TxnError::LockQueueFull { .. }
             | TxnError::Overloaded
             | TxnError::NotYetSafe { .. }
-            | TxnError::ClockUnhealthy { .. } => true,
+            | TxnError::ClockUnhealthy { .. }
+            | TxnError::OutsideRange { .. } => true,
             TxnError::BelowGcHorizon { .. }
             | TxnError::ReadBelowClusterBirth { .. }
             | TxnError::ReadTimestampTooFarAhead { .. }
             | TxnError::OutcomeUnknown { .. }
             | TxnError::TxnBusy { .. }
             | TxnError::TooLateToAbort { .. }
+            | TxnError::BadSplitKey { .. }
+            | TxnError::RangeChangeInProgress
             | TxnError::Invalid(_) => false,
         }
     }

@@ -1,7 +1,7 @@
 //! Configuration of a group replica, with the defaults a deployment uses.
 
-use meridian_participant::LockLimits;
 use meridian_participant::state::DEFAULT_COMMIT_RECORD_RETENTION_NANOS;
+use meridian_participant::{LockLimits, RangeDescriptor};
 
 const MS: u64 = 1_000_000;
 const SECOND: u64 = 1_000_000_000;
@@ -68,6 +68,12 @@ pub struct Config {
     /// The participant group this replica belongs to (at most
     /// [`MAX_GROUP_ID`]).
     pub group: u64,
+    /// The group's range as the node configuration bootstraps it (generation
+    /// [`meridian_participant::INITIAL_GENERATION`]; docs/design.md §9). A
+    /// replica serves only the keys of its *applied* descriptor: this one
+    /// until a snapshot or a split replaces it. Default: the whole key
+    /// space.
+    pub descriptor: RangeDescriptor,
     /// The Paxos replica's configuration (its `id` at most [`MAX_NODE_ID`]).
     pub paxos: meridian_paxos::Config,
     /// Interval between closed timestamps at an idle leader.
@@ -130,6 +136,7 @@ impl Config {
     pub fn new(group: u64, paxos: meridian_paxos::Config) -> Config {
         Config {
             group,
+            descriptor: RangeDescriptor::whole(group),
             paxos,
             close_interval_nanos: DEFAULT_CLOSE_INTERVAL_NANOS,
             read_wait_nanos: DEFAULT_READ_WAIT_NANOS,
@@ -156,6 +163,10 @@ impl Config {
     }
 
     pub(crate) fn validate(&self) {
+        assert_eq!(
+            self.descriptor.group, self.group,
+            "the descriptor names another group"
+        );
         assert!(
             self.group <= MAX_GROUP_ID,
             "group id {} exceeds {MAX_GROUP_ID}",

@@ -79,7 +79,7 @@ pub use api::{
     ReadResult, Reply, Request, RequestId, Response, Term, TxnError, TxnStatus, Vote,
 };
 pub use config::*;
-pub use replica::{GroupReplica, Input, Output};
+pub use replica::{ChildSeed, GroupReplica, Input, Output};
 
 /// Deliberate bugs of this layer the simulator must catch (docs/design.md §8).
 #[cfg(feature = "planted-bugs")]
@@ -150,6 +150,28 @@ pub enum PlantedBug {
     /// votes yes for writes computed from reads others may have
     /// overwritten since.
     PrepareRevivesAborted,
+    /// At a split, the child's timestamps start from the split entry's
+    /// timestamp instead of the parent leader's floor (its highest assigned
+    /// timestamp and the reads it served, in its timestamp cache): a write
+    /// at the child can land at or below a timestamp the parent already
+    /// served a read of that key at (docs/design.md §9, rule
+    /// `split-child-safe-time-from-zero`).
+    SplitChildSafeTimeFromZero,
+    /// At a split, the right half's prepared transactions are not moved to
+    /// the child: their decisions find nothing there, and committed writes
+    /// are lost (rule `split-drops-prepared`).
+    SplitDropsPrepared,
+    /// A decision that reaches the parent for a transaction moved to the
+    /// child at a split is acknowledged at once, not forwarded and
+    /// acknowledged after the child applied it: the coordinator forgets the
+    /// decision, and the child, asking, is told to abort a commit (rule
+    /// `split-ack-before-child-decides`).
+    SplitAckBeforeChildDecides,
+    /// Lock-free reads are served whatever the replica's range: a replica
+    /// that applied a split answers reads of the keys it gave away from
+    /// what is left (nothing), and a key is served by two groups (rule
+    /// `stale-descriptor-served`).
+    StaleDescriptorServed,
 }
 
 /// Stands in for [`PlantedBug`] when the feature is off: every bug check

@@ -24,6 +24,9 @@ use crate::config::Config;
 use crate::coordinator::{Action, Coordinator};
 use crate::leader::{ActiveTxn, CommitKind, Leader, Op, ReadyToCommit, reply_all};
 
+mod split;
+pub use split::ChildSeed;
+
 /// What drives a group replica.
 #[derive(Clone, Debug)]
 pub enum Input {
@@ -113,6 +116,14 @@ pub enum Output {
         /// The leader now followed, if known.
         leader: Option<NodeId>,
     },
+    /// This replica applied a split of its group's range (docs/design.md
+    /// §9): the driver creates the child replica on this node with
+    /// [`GroupReplica::from_split`] and makes the child's first
+    /// [`Output::Persist`] durable before the child answers anything. A
+    /// replica replaying its log after a restart emits it again; a driver
+    /// that already has the child (recovered from its own records)
+    /// ignores it.
+    SplitChild(Box<ChildSeed>),
 }
 
 /// How a pending commit turned out.
@@ -284,6 +295,17 @@ pub struct GroupReplica {
     /// Why this node's clock is outside its bound, while the driver says
     /// so ([`Input::ClockHealth`]); `None` while it is healthy.
     clock_unhealthy: Option<String>,
+    /// A split this leader proposed, until it applies (docs/design.md §9).
+    split_flight: Option<split::SplitFlight>,
+    /// Moved transactions whose decision the child acknowledged, this term.
+    child_acks: FxHashSet<TxnId>,
+    /// A replica created by a split: the parent leader's timestamp floor
+    /// (its timestamp cache), below which no write of this group lands.
+    inherited_floor: Timestamp,
+    /// Created by a split ([`GroupReplica::from_split`]).
+    from_split: bool,
+    /// The parent group, for a replica created by a split.
+    parent: Option<GroupId>,
 }
 
 impl std::fmt::Debug for GroupReplica {
@@ -304,8 +326,13 @@ impl GroupReplica {
     pub fn new(cfg: Config, state: Recovered, rng: Box<dyn RngCore + Send>) -> GroupReplica {
         cfg.validate();
         let paxos = Replica::new(cfg.paxos.clone(), state, rng);
+        GroupReplica::with_paxos(cfg, paxos)
+    }
+
+    fn with_paxos(cfg: Config, paxos: Replica) -> GroupReplica {
         GroupReplica {
-            state: GroupState::new(cfg.commit_record_retention_nanos),
+            state: GroupState::new(cfg.commit_record_retention_nanos)
+                .with_descriptor(cfg.descriptor.clone()),
             paxos,
             unapplied: VecDeque::new(),
             leader: None,
@@ -332,6 +359,11 @@ impl GroupReplica {
             deciding: FxHashSet::default(),
             next_query_at: Timestamp::ZERO,
             clock_unhealthy: None,
+            split_flight: None,
+            child_acks: FxHashSet::default(),
+            inherited_floor: Timestamp::ZERO,
+            from_split: false,
+            parent: None,
             cfg,
         }
     }
@@ -343,6 +375,19 @@ impl GroupReplica {
         let mut pout = Vec::new();
         self.paxos.start(now, &mut pout);
         self.absorb(pout, out);
+        if self.from_split {
+            // A child led by the parent leader that proposed the split
+            // (docs/design.md §9): its term started with the parent's, at
+            // the split's slot, so it serves at once, with the moved
+            // prepared transactions' locks rebuilt.
+            self.sync_leadership(now, out);
+            if self.paxos.term_started() {
+                if let Some(l) = self.leader.as_mut() {
+                    l.term_applied = true;
+                }
+                self.start_term(now, out);
+            }
+        }
         self.finish(now, out);
     }
 
@@ -430,6 +475,17 @@ impl GroupReplica {
     /// The Paxos replica (role, leader, lease, log positions).
     pub fn paxos(&self) -> &Replica {
         &self.paxos
+    }
+
+    /// This replica's configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The group this replica's group split from, if it was created by a
+    /// split ([`GroupReplica::from_split`]) and has not restarted since.
+    pub fn parent_group(&self) -> Option<GroupId> {
+        self.parent
     }
 
     /// The replicated group state (safe time, reads, version counts).
@@ -572,7 +628,8 @@ impl GroupReplica {
                 }
                 P::RestoreSnapshot(s) => self.restore(s, out),
                 P::Proposed { id, slot, ts } => {
-                    if self.close_proposal == Some(id) {
+                    if self.split_placed(id, Some(slot), out) {
+                    } else if self.close_proposal == Some(id) {
                         self.close_proposal = None;
                     } else if self.read_close == Some(id) {
                         self.read_close = None;
@@ -594,7 +651,8 @@ impl GroupReplica {
                 }
                 P::Dropped(ids) => {
                     for id in ids {
-                        if self.close_proposal == Some(id) {
+                        if self.split_placed(id, None, out) {
+                        } else if self.close_proposal == Some(id) {
                             self.close_proposal = None;
                         } else if self.read_close == Some(id) {
                             self.read_close = None;
@@ -807,6 +865,8 @@ impl GroupReplica {
         }
         if let Some(old) = self.leader.take() {
             old.step_down(out);
+            self.split_term_ended(out);
+            self.child_acks.clear();
             self.resume.clear();
             for r in std::mem::take(&mut self.ready) {
                 let reason = AbortReason::LeaderChanged;
@@ -837,6 +897,10 @@ impl GroupReplica {
         // earlier term, below every timestamp a later term assigns
         // (docs/paxos.md): each term starts with an empty cache.
         self.ts_cache = TimestampCache::new(self.cfg.ts_cache_keys, self.cfg.ts_cache_ranges);
+        // A child of a split: what its parent's leader served (its
+        // timestamp cache) is a floor for every write here (rule
+        // `split-child-safe-time-from-zero`).
+        self.ts_cache.raise_low_water(self.inherited_floor);
         if let Some(ballot) = leading {
             #[allow(unused_mut)]
             let mut l = Leader::new(
@@ -992,12 +1056,16 @@ impl GroupReplica {
                 .state
                 .apply(&e)
                 .unwrap_or_else(|err| panic!("replica {}: cannot apply: {err}", self.paxos.id()));
+            if let Applied::Split { right, .. } = &effect {
+                self.on_split_applied(now, &e, right, out);
+            }
             let mut started = false;
             if let Some(l) = self.leader.as_mut() {
                 started = !l.term_applied && e.ballot == l.ballot;
                 l.term_applied |= started;
             }
             self.on_applied(now, e.slot, effect, out);
+            self.split_slot_applied(e.slot, out);
             if started {
                 self.start_term(now, out);
             }
@@ -1015,6 +1083,14 @@ impl GroupReplica {
             Applied::Committed { txn, ts } if self.coord.is_committing(txn) => {
                 let mut actions = Vec::new();
                 self.coord.on_commit_applied(txn, ts, &mut actions);
+                self.run_actions(now, actions, out);
+            }
+            Applied::CommitVoid { txn } if self.coord.is_committing(txn) => {
+                // Its writes left the range at a split before it applied:
+                // nothing committed (docs/design.md §9).
+                let mut actions = Vec::new();
+                let reason = AbortReason::LeaderChanged;
+                self.coord.on_commit_not_proposed(txn, reason, &mut actions);
                 self.run_actions(now, actions, out);
             }
             Applied::Aborted { txn } | Applied::PrepareVoid { txn } => {
@@ -1101,6 +1177,14 @@ impl GroupReplica {
             min_ts,
             kind,
         } = r;
+        if let Some(w) = writes.iter().find(|w| self.check_serves(&w.key).is_err()) {
+            // A split took the key away (or is about to) while the
+            // transaction waited for its locks: its record would be void
+            // (docs/design.md §9).
+            let _ = w;
+            self.abandon(txn, &targets, &kind, AbortReason::LeaderChanged, out);
+            return;
+        }
         let release_reads =
             self.bug(bug::RELEASE_READ_LOCKS_AT_PREPARE) && !matches!(kind, CommitKind::OnePhase);
         let Some(l) = self.leader.as_mut() else {
@@ -1537,6 +1621,10 @@ impl GroupReplica {
                 Ok(Some(status)) => Ok(Response::TxnStatus(status)),
                 Err(e) => Err(e),
             },
+            Request::Split { key, child } => match self.start_split(now, id, key, child, out) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
         };
         out.push(Output::Reply { id, reply });
     }
@@ -1625,6 +1713,9 @@ impl GroupReplica {
             check_key(k)?;
         }
         self.serving(now, true)?;
+        for k in &keys {
+            self.check_serves(k)?;
+        }
         let local = now.midpoint();
         let t = self.active_for(txn, guest, local)?;
         if t.mode == CcMode::Optimistic {
@@ -1675,6 +1766,7 @@ impl GroupReplica {
     ) -> Result<Option<Response>, TxnError> {
         check_scan(&start, end.as_ref(), limit)?;
         self.serving(now, true)?;
+        self.check_serves_span(&start, end.as_deref())?;
         let local = now.midpoint();
         let t = self.active_for(txn, guest, local)?;
         if t.mode == CcMode::Optimistic {
@@ -1735,6 +1827,9 @@ impl GroupReplica {
             }
         }
         self.serving(now, true)?;
+        for w in &writes {
+            self.check_serves(&w.key)?;
+        }
         // A commit this replica proposed, or coordinates, and is still
         // waiting on (a client retrying after a lost answer): answer both.
         if let Some(pc) = self.commits.get_mut(&txn) {
@@ -1920,7 +2015,11 @@ impl GroupReplica {
             GroupMessage::Vote { txn, from, vote } => {
                 self.coord.on_vote(txn, from, vote, &mut actions)
             }
-            GroupMessage::Ack { txn, from } => self.coord.on_ack(txn, from, &mut actions),
+            GroupMessage::Ack { txn, from } => {
+                if !self.child_ack(txn, from) {
+                    self.coord.on_ack(txn, from, &mut actions)
+                }
+            }
             GroupMessage::Wound { txn } => {
                 self.coord.wound(txn, &mut actions);
             }
@@ -1992,6 +2091,16 @@ impl GroupReplica {
         if self.prepares.contains_key(&txn) {
             return; // its vote goes out when the record is chosen
         }
+        if self.state.moved_txn(txn).is_some() {
+            // Prepared here before a split moved it: its vote stands.
+            return;
+        }
+        if writes.iter().any(|w| self.check_serves(&w.key).is_err()) {
+            // Not this group's keys (any more): docs/design.md §9.
+            let vote = Vote::No(AbortReason::LeaderChanged);
+            self.send_vote(txn, coordinator, vote, out);
+            return;
+        }
         let local = now.midpoint();
         if self.bug(bug::PREPARE_REVIVES_ABORTED) {
             // The bug: a transaction aborted here begins afresh, without
@@ -2040,6 +2149,9 @@ impl GroupReplica {
         deadline: Timestamp,
         out: &mut Vec<Output>,
     ) {
+        if self.forward_decision(txn, coordinator, decision, deadline, out) {
+            return;
+        }
         let l = self.leader.as_mut().expect("serving checked");
         let affected = self.state.prepared_txn(txn).is_some()
             || self.prepares.contains_key(&txn)
@@ -2211,6 +2323,10 @@ impl GroupReplica {
                 id,
                 reply: Err(e.into()),
             });
+            return;
+        }
+        if let Err(e) = self.check_serves_reads(&reads) {
+            out.push(Output::Reply { id, reply: Err(e) });
             return;
         }
         let target = match at {
@@ -2412,6 +2528,14 @@ impl GroupReplica {
         if !w.admitted {
             return false;
         }
+        if let Err(e) = self.check_serves_reads(&w.reads) {
+            // A split applied while it waited (docs/design.md §9).
+            out.push(Output::Reply {
+                id: w.id,
+                reply: Err(e),
+            });
+            return true;
+        }
         let closed = match (w.closed_after, w.target) {
             (Some(slot), ReadTarget::At(t)) if self.state.applied_slot() >= slot => t,
             _ => Timestamp::ZERO,
@@ -2551,6 +2675,12 @@ pub(crate) mod bug {
     pub(crate) const READ_TS_NOT_REMEMBERED: PlantedBug = PlantedBug::ReadTsNotRemembered;
     pub(crate) const DECISION_ACK_BEFORE_DURABLE: PlantedBug = PlantedBug::DecisionAckBeforeDurable;
     pub(crate) const PREPARE_REVIVES_ABORTED: PlantedBug = PlantedBug::PrepareRevivesAborted;
+    pub(crate) const SPLIT_CHILD_SAFE_TIME_FROM_ZERO: PlantedBug =
+        PlantedBug::SplitChildSafeTimeFromZero;
+    pub(crate) const SPLIT_DROPS_PREPARED: PlantedBug = PlantedBug::SplitDropsPrepared;
+    pub(crate) const SPLIT_ACK_BEFORE_CHILD_DECIDES: PlantedBug =
+        PlantedBug::SplitAckBeforeChildDecides;
+    pub(crate) const STALE_DESCRIPTOR_SERVED: PlantedBug = PlantedBug::StaleDescriptorServed;
 }
 
 #[cfg(not(feature = "planted-bugs"))]
@@ -2569,4 +2699,7 @@ pub(crate) mod bug {
     pub(crate) const READ_TS_NOT_REMEMBERED: BugStub = BugStub;
     pub(crate) const DECISION_ACK_BEFORE_DURABLE: BugStub = BugStub;
     pub(crate) const PREPARE_REVIVES_ABORTED: BugStub = BugStub;
+    pub(crate) const SPLIT_CHILD_SAFE_TIME_FROM_ZERO: BugStub = BugStub;
+    pub(crate) const SPLIT_ACK_BEFORE_CHILD_DECIDES: BugStub = BugStub;
+    pub(crate) const STALE_DESCRIPTOR_SERVED: BugStub = BugStub;
 }

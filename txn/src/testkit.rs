@@ -8,6 +8,11 @@
 //! same `n` nodes: node `k` hosts replica `k` of every group, so isolating
 //! a node cuts off its replica in every group. Methods without a group
 //! address group 1.
+//!
+//! Splits (docs/design.md §9) create groups as they apply: a replica's
+//! [`Output::SplitChild`] creates the child's replica on the same node
+//! (the child's id must be the next unused one), and a re-emitted seed for
+//! a child the node already has is ignored, as a node driver does.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -44,8 +49,9 @@ enum Envelope {
 /// Groups of replicas driven in memory. Replica `k` of each group has node
 /// id `k`.
 pub struct LocalCluster {
-    /// Replicas of group `g`, node `k` at `(g - 1) * n + (k - 1)`.
-    replicas: Vec<GroupReplica>,
+    /// Replicas of group `g`, node `k` at `(g - 1) * n + (k - 1)`; `None`
+    /// for a group created by a split that has not applied at that node.
+    replicas: Vec<Option<GroupReplica>>,
     /// Nodes per group.
     n: usize,
     storages: Vec<MemStorage>,
@@ -122,13 +128,16 @@ impl LocalCluster {
                     Recovered::default(),
                     Box::new(SmallRng::seed_from_u64(group << 16 | id)),
                 );
-                c.replicas.push(r);
+                c.replicas.push(Some(r));
             }
         }
         for i in 0..total {
             let mut out = Vec::new();
             let now = c.now_at(c.node_of(i));
-            c.replicas[i].start(now, &mut out);
+            c.replicas[i]
+                .as_mut()
+                .expect("created above")
+                .start(now, &mut out);
             c.process(i, out);
         }
         c
@@ -198,7 +207,92 @@ impl LocalCluster {
 
     /// Replica `id` of `group`.
     pub fn replica_in(&self, group: GroupId, id: NodeId) -> &GroupReplica {
-        &self.replicas[self.index(group, id)]
+        self.replicas[self.index(group, id)]
+            .as_ref()
+            .unwrap_or_else(|| panic!("no replica {group}/{id} (yet)"))
+    }
+
+    /// Whether node `id` hosts a replica of `group` (a group created by a
+    /// split appears at a node when the split applies there).
+    pub fn has_replica(&self, group: GroupId, id: NodeId) -> bool {
+        (group as usize) * self.n <= self.replicas.len()
+            && group >= 1
+            && self.replicas[self.index(group, id)].is_some()
+    }
+
+    /// The number of groups (ids `1..=groups`), those created by splits
+    /// included.
+    pub fn groups(&self) -> GroupId {
+        (self.replicas.len() / self.n) as GroupId
+    }
+
+    /// Restarts replica `id` of `group` from what its storage holds (a
+    /// crash and recovery with nothing lost: storage here syncs at once),
+    /// then runs until quiet. With `lose_children`, the node's replicas of
+    /// groups split from this one lose everything first (a crash before a
+    /// child's first state was durable): replaying the log creates them
+    /// again.
+    pub fn restart_in(&mut self, group: GroupId, id: NodeId, lose_children: bool) {
+        let i = self.index(group, id);
+        if lose_children {
+            for g in group + 1..=self.groups() {
+                let j = self.index(g, id);
+                let is_child = self.replicas[j]
+                    .as_ref()
+                    .is_some_and(|r| r.parent_group() == Some(group));
+                if is_child {
+                    self.replicas[j] = None;
+                    self.storages[j] = MemStorage::new();
+                }
+            }
+        }
+        let cfg = self.replica_in(group, id).config().clone();
+        let recovered = self.storages[i].load().expect("memory storage cannot fail");
+        let mut r = GroupReplica::new(
+            cfg,
+            recovered,
+            Box::new(SmallRng::seed_from_u64(group << 16 | id | 1 << 40)),
+        );
+        let mut out = Vec::new();
+        r.start(self.now_at(id), &mut out);
+        self.replicas[i] = Some(r);
+        self.process(i, out);
+        self.run();
+    }
+
+    /// Creates the child replica `seed` describes on the node of replica
+    /// `i`, unless that node has it already.
+    fn create_child(&mut self, i: usize, seed: crate::ChildSeed) {
+        let node = self.node_of(i);
+        let groups = self.groups();
+        assert!(
+            seed.group <= groups + 1 && seed.group >= 1,
+            "the test driver hands out child ids in order"
+        );
+        if seed.group == groups + 1 {
+            for _ in 0..self.n {
+                self.replicas.push(None);
+                self.storages.push(MemStorage::new());
+                self.applied.push(Vec::new());
+            }
+        }
+        let j = self.index(seed.group, node);
+        if self.replicas[j].is_some() {
+            return; // a re-emitted seed: the node has the child
+        }
+        let mut cfg = self.replicas[i]
+            .as_ref()
+            .expect("the parent emitted the seed")
+            .config()
+            .clone();
+        cfg.group = seed.group;
+        cfg.descriptor = seed.descriptor.clone();
+        let rng = Box::new(SmallRng::seed_from_u64(seed.group << 16 | node));
+        let mut r = GroupReplica::from_split(cfg, seed, rng);
+        let mut out = Vec::new();
+        r.start(self.now_at(node), &mut out);
+        self.replicas[j] = Some(r);
+        self.process(j, out);
     }
 
     /// Entries replica `id` of group 1 has applied so far.
@@ -220,6 +314,7 @@ impl LocalCluster {
     /// held), if any.
     pub fn serving_leader_in(&self, group: GroupId) -> Option<NodeId> {
         (1..=self.n as NodeId)
+            .filter(|id| self.has_replica(group, *id))
             .map(|id| self.replica_in(group, id))
             .find(|r| r.paxos().term_started() && r.paxos().has_lease(self.now_at(r.paxos().id())))
             .map(|r| r.paxos().id())
@@ -250,7 +345,7 @@ impl LocalCluster {
     /// Runs until every group has a serving leader (elected as their
     /// timers fire). Panics if one does not within 10 s.
     pub fn await_leaders(&mut self) {
-        let groups = (self.replicas.len() / self.n) as GroupId;
+        let groups = self.groups();
         for _ in 0..10_000 {
             if (1..=groups).all(|g| self.serving_leader_in(g).is_some()) {
                 return;
@@ -375,7 +470,10 @@ impl LocalCluster {
         let i = self.index(group, id);
         let mut out = Vec::new();
         let now = self.now_at(id);
-        let result = self.replicas[i].propose_membership(now, change, &mut out);
+        let result = self.replicas[i]
+            .as_mut()
+            .expect("the replica exists")
+            .propose_membership(now, change, &mut out);
         self.process(i, out);
         self.run();
         result
@@ -474,7 +572,10 @@ impl LocalCluster {
     fn step(&mut self, i: usize, input: Input) {
         let mut out = Vec::new();
         let now = self.now_at(self.node_of(i));
-        self.replicas[i].step(now, input, &mut out);
+        let Some(r) = self.replicas[i].as_mut() else {
+            return; // a child not created at this node (yet)
+        };
+        r.step(now, input, &mut out);
         self.process(i, out);
     }
 
@@ -513,10 +614,13 @@ impl LocalCluster {
                     }
                 }
                 Output::SnapshotRestored { .. } | Output::RoleChanged { .. } => {}
+                Output::SplitChild(seed) => self.create_child(i, *seed),
             }
         }
         if self.keep_applied {
-            self.replicas[i].assert_invariants();
+            if let Some(r) = &self.replicas[i] {
+                r.assert_invariants();
+            }
         }
         if let Some(seq) = persisted {
             self.step(i, Input::Persisted { seq });
