@@ -50,6 +50,7 @@ use crate::world::{
 use crate::{Cc, Layer, PlantedBug, RunOptions, RunOutcome, RunStats};
 
 mod future_reads;
+mod splits;
 
 /// Replicas per group.
 const NODES: u64 = 3;
@@ -290,6 +291,15 @@ struct Node {
     /// Window `clocks-at-epsilon-edge`: the clock sits at the edge of its
     /// ε, ahead of true time (`true`) or behind it.
     edge: Option<bool>,
+    /// A replica a split created: the parent group's id. It exists on its
+    /// node once its parent replica there applied the split; after a crash
+    /// that left it nothing durable it waits for the parent's replay to
+    /// emit the seed again.
+    parent: Option<GroupId>,
+    /// A child replica whose initial state is not durable yet: what it
+    /// sends and answers waits here, and nothing is delivered to it
+    /// (senders resend), until its first sync.
+    held: Option<Vec<Output>>,
 }
 
 /// Node `n`'s clock reading at true time `t`: its model's, or during an
@@ -526,8 +536,16 @@ struct Sim {
     /// The replicas (indices into `nodes`) of each group (index
     /// `group - 1`).
     members: Vec<Vec<usize>>,
-    /// Which group serves which keys: the truth clients' caches follow.
+    /// Which group serves which keys: the truth clients' caches follow
+    /// (the range directory), changed when a split first applies.
     ranges: RangeTable,
+    /// Per group (index `group - 1`): the range its replicas boot with
+    /// (the bootstrap descriptor, or a child's from its seed), and the
+    /// group it split from.
+    initial: Vec<Option<meridian_participant::RangeDescriptor>>,
+    parent_of: Vec<Option<GroupId>>,
+    /// Splits of this seed ([`splits`]).
+    splits: splits::Splits,
     /// Per group (index `group - 1`): the chosen log, the sim's own replay
     /// of its two-phase records, the leader hint, the highest timestamp
     /// assigned, elections after the heal.
@@ -633,6 +651,14 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     let registers: Vec<Bytes> = (0..REGISTERS)
         .map(|r| Bytes::from(format!("reg/{r}")))
         .collect();
+    let universe: Vec<Bytes> = bank
+        .accounts
+        .iter()
+        .chain(&roster.keys)
+        .chain(&registers)
+        .cloned()
+        .chain((0..lists::LISTS).map(lists::key))
+        .collect();
     let range_table = if groups == 1 {
         RangeTable::single(1)
     } else {
@@ -671,6 +697,8 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
                 excursion: None,
                 clock_flagged: false,
                 edge: windows.edge(m),
+                parent: None,
+                held: None,
             });
         }
     }
@@ -708,9 +736,33 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         churn,
         machines,
         members,
-        ranges: range_table,
+        initial: (1..=groups)
+            .map(|g| {
+                let (start, end) = range_table.range_of(g).unwrap_or_default();
+                Some(meridian_participant::RangeDescriptor {
+                    group: g,
+                    start,
+                    end,
+                    generation: meridian_participant::INITIAL_GENERATION,
+                })
+            })
+            .collect(),
+        parent_of: vec![None; groups as usize],
+        splits: splits::Splits::draw(
+            opts.seed,
+            opts.layer == Layer::Cluster && !churn,
+            groups,
+            universe,
+        ),
         chosen: (0..groups).map(|_| ChosenLog::default()).collect(),
-        replay: (0..groups).map(|_| GroupReplay::default()).collect(),
+        replay: (1..=groups)
+            .map(|g| GroupReplay {
+                range: range_table.range_of(g).unwrap_or_default(),
+                generation: meridian_participant::INITIAL_GENERATION,
+                ..GroupReplay::default()
+            })
+            .collect(),
+        ranges: range_table,
         log: CommitLog::default(),
         history: History::default(),
         bank,
@@ -759,7 +811,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             "seed {} layer {}: {}{per_group} replicas{placed}{}, {n_clients} clients{}, {accounts} accounts, \
              roster of {}; faults until {}, run ends {}{layout}\n{}{}\n  {}\n  \
              request timeout {} ms; commit records kept {} ms{queues}\n  \
-             two-phase windows: {}",
+             two-phase windows: {}{}",
             opts.seed,
             opts.layer.name(),
             if groups > 1 {
@@ -778,6 +830,11 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             request_timeout / MS,
             commit_record_retention / MS,
             sim.windows.describe(),
+            if sim.splits.on() {
+                format!("\n  splits: {}", sim.splits.describe())
+            } else {
+                String::new()
+            },
         )
     });
     let result = crate::guarded(|| sim.run(n_clients, fault_phase));
@@ -928,6 +985,9 @@ impl Sim {
         let paxos_bug = self.planted_bug.and_then(PlantedBug::paxos);
         let voters = self.group_nodes(group);
         let mut c = meridian_txn::Config::new(group, paxos_config(id, voters, paxos_bug));
+        if let Some(d) = self.initial.get((group - 1) as usize).cloned().flatten() {
+            c.descriptor = d;
+        }
         c.resend_interval_nanos = RESEND_INTERVAL;
         c.prepare_timeout_nanos = PREPARE_TIMEOUT;
         c.close_interval_nanos = CLOSE_INTERVAL;
@@ -961,6 +1021,12 @@ impl Sim {
             .storage
             .load()
             .expect("memory storage cannot fail");
+        if self.nodes[i].parent.is_some() && state.snapshot.is_none() {
+            // A child that crashed before its initial state was durable:
+            // its parent replica's replay brings the seed again.
+            return Ok(());
+        }
+        self.nodes[i].held = None;
         let rng = SmallRng::seed_from_u64(self.rng.random());
         let mut r = GroupReplica::new(self.config(i), state, Box::new(rng));
         let now = self.clock(i);
@@ -1112,6 +1178,12 @@ impl Sim {
                 self.nodes[i].paused_until = None;
             }
         }
+        if let (Some(i), Event::Deliver(_)) = (self.target(&ev), &ev) {
+            if self.nodes[i].held.is_some() {
+                // Not yet durable, so not yet there: senders resend.
+                return Ok(());
+            }
+        }
         if let Event::Deliver(p) = &ev {
             self.trace_packet(TraceKind::Deliver, p, None);
         }
@@ -1192,7 +1264,14 @@ impl Sim {
                 self.step(node, Input::Tick)
             }
             Event::Sync { node, generation } => match self.nodes[node].host.sync(generation) {
-                Some(seq) => self.step(node, Input::Persisted { seq }),
+                Some(seq) => {
+                    self.step(node, Input::Persisted { seq })?;
+                    // A child's initial state is durable: it may speak.
+                    match self.nodes[node].held.take() {
+                        Some(held) if !held.is_empty() => self.process(node, held),
+                        _ => Ok(()),
+                    }
+                }
                 None => Ok(()),
             },
             Event::Crash {
@@ -1286,7 +1365,19 @@ impl Sim {
         // How clients and two-phase-commit packets name this replica.
         let rid = i as NodeId + 1;
         for o in out {
+            if let Some(held) = self.nodes[i].held.as_mut() {
+                if matches!(
+                    o,
+                    Output::Send(_) | Output::ToGroup { .. } | Output::Reply { .. }
+                ) {
+                    // A child whose initial state is not durable yet says
+                    // nothing.
+                    held.push(o);
+                    continue;
+                }
+            }
             match o {
+                Output::SplitChild(seed) => self.split_child(i, *seed)?,
                 Output::Send(m) => {
                     let group = self.nodes[i].group;
                     self.send(Packet::Peer { group, m })
@@ -1371,7 +1462,9 @@ impl Sim {
                         }
                         self.nodes[i].applied_slot = e.slot;
                         let replay = &mut self.replay[(g - 1) as usize];
-                        replay.apply(g, e, &mut self.log, at)?;
+                        if let Some(split) = replay.apply(g, e, &mut self.log, at)? {
+                            self.split_applied(g, split);
+                        }
                     }
                 }
                 Output::SnapshotRestored { last_slot } => {
@@ -1516,22 +1609,47 @@ impl Sim {
     }
 
     /// Spanner §4.1.1: at no true time do two replicas of a group hold a
-    /// lease.
+    /// lease; and, across the groups a split made, no key has two
+    /// leaseholders: replicas of different groups holding leases serve
+    /// disjoint ranges (their applied descriptors).
     fn check_leases(&self) -> Result<(), Violation> {
         let t = self.now();
+        let holders: Vec<&Node> = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.replica
+                    .as_ref()
+                    .is_some_and(|r| r.paxos().has_lease(reading(n, t)))
+            })
+            .collect();
         for g in 1..=self.groups {
-            let holders: Vec<NodeId> = self
-                .nodes
+            let ids: Vec<NodeId> = holders
                 .iter()
-                .filter(|n| {
-                    n.group == g
-                        && n.replica
-                            .as_ref()
-                            .is_some_and(|r| r.paxos().has_lease(reading(n, t)))
-                })
+                .filter(|n| n.group == g)
                 .map(|n| n.id)
                 .collect();
-            check_one_lease(&holders).map_err(|e| self.violation(rules::LEASE_DISJOINT, e))?;
+            check_one_lease(&ids).map_err(|e| self.violation(rules::LEASE_DISJOINT, e))?;
+        }
+        {
+            let ranges: Vec<(&Node, &meridian_participant::RangeDescriptor)> = holders
+                .iter()
+                .filter_map(|n| n.replica.as_ref().map(|r| (*n, r.state().descriptor())))
+                .collect();
+            for (a, (na, da)) in ranges.iter().enumerate() {
+                for (nb, db) in &ranges[a + 1..] {
+                    if na.group != nb.group && ranges_overlap(da, db) {
+                        return Err(self.violation(
+                            rules::LEASE_DISJOINT,
+                            format!(
+                                "n{}/g{} ({da}) and n{}/g{} ({db}) both hold a lease over \
+                                 common keys",
+                                na.id, na.group, nb.id, nb.group
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -1667,6 +1785,7 @@ impl Sim {
         if let Err(v) = self.maybe_hand_over() {
             self.deferred.get_or_insert(v);
         }
+        self.maybe_split();
     }
 
     /// The leader-hand-over fault: one group's leader is asked to pass its
@@ -1961,6 +2080,7 @@ impl Sim {
             let keep = self.nodes[j].host.crash(&mut self.rng);
             self.nodes[j].replica = None;
             self.nodes[j].paused_until = None;
+            self.nodes[j].held = None;
             // A crashed replica owes nothing.
             self.outstanding.retain(|_, o| o.0 != j);
             kept.push((self.nodes[j].group, keep));
@@ -2709,6 +2829,7 @@ impl Sim {
         // The writes by group; every other group it read or writes at is a
         // participant, with the term its reads there met.
         let mut by_group: std::collections::BTreeMap<GroupId, Vec<Write>> = Default::default();
+        self.splits.note_written(t.writes.iter().map(|w| &w.key));
         for w in &t.writes {
             by_group
                 .entry(self.route(c, &w.key))
@@ -2771,6 +2892,22 @@ impl Sim {
             // Refused at home: its leader may have changed, and would
             // refuse the other reserved ids too.
             self.clients[c].spares[(t.home - 1) as usize] = None;
+        }
+        if let Err(TxnError::OutsideRange { .. }) = &reply {
+            // A split moved keys the client's cache routed here: refresh
+            // the cache from the directory and retry the transaction.
+            self.refresh_ranges(c);
+            let sent_before = t.commit_tries > 1 || t.stage == Stage::Status;
+            if !(matches!(t.stage, Stage::Commit | Stage::Status) && sent_before) {
+                // Refused before anything was proposed: nothing committed.
+                self.retry_txn(c, t);
+            } else {
+                // An earlier try of the commit may still apply.
+                self.history.txns[t.record].outcome = Outcome::Unknown;
+                self.stats.unknown += 1;
+                self.finish_task(c);
+            }
+            return;
         }
         match (t.stage, reply) {
             (
@@ -3085,6 +3222,17 @@ impl Sim {
                 self.stats.reads += 1;
                 self.finish_task(c);
             }
+            Err(TxnError::OutsideRange { .. }) => {
+                // Refresh the range cache and plan the read again (its
+                // tries still count).
+                self.refresh_ranges(c);
+                let at = if r.strong { ReadAt::Strong } else { r.at };
+                let tries = r.tries;
+                self.start_read(c, at, r.reads);
+                if let Task::Read(r) = &mut self.clients[c].task {
+                    r.tries = tries;
+                }
+            }
             Err(TxnError::BelowGcHorizon { .. })
             | Err(TxnError::ReadTimestampTooFarAhead { .. })
             | Err(TxnError::Invalid(_)) => self.finish_task(c),
@@ -3110,9 +3258,19 @@ impl Sim {
             let Some(&(ts, _)) = self.log.commits.get(&txn) else {
                 continue;
             };
-            let groups: BTreeSet<GroupId> =
-                t.writes.iter().map(|w| self.group_of(&w.key)).collect();
-            if let Some(g) = groups.iter().find(|g| !self.log.has(txn, **g)) {
+            // Each key's group now, or, after splits, the group it
+            // split from that held the key when the transaction committed.
+            let missing = t.writes.iter().map(|w| self.group_of(&w.key)).find(|&g| {
+                let mut lineage = Some(g);
+                while let Some(x) = lineage {
+                    if self.log.has(txn, x) {
+                        return false;
+                    }
+                    lineage = self.parent_of.get((x - 1) as usize).copied().flatten();
+                }
+                true
+            });
+            if let Some(g) = missing {
                 if ts < settled_before {
                     return Err(self.violation(
                         rules::ATOMIC_COMMIT,
@@ -3201,7 +3359,10 @@ impl Sim {
             let Some(r) = n.replica.as_ref() else {
                 continue;
             };
-            for k in keys.iter().filter(|k| self.group_of(k) == n.group) {
+            // The keys its applied range holds (a replica that has not
+            // applied a split still holds the moved keys' history below it).
+            let d = r.state().descriptor();
+            for k in keys.iter().filter(|k| d.contains(k)) {
                 let got = r
                     .state()
                     .read(k, t)
@@ -3220,6 +3381,25 @@ impl Sim {
                         ),
                     ));
                 }
+            }
+        }
+        // Routing: every key is served by some group's replicas at the end
+        // (splits hand every key on; none is left without a group).
+        for k in &keys {
+            let served = self.nodes.iter().any(|n| {
+                voters.contains(&(n.group, n.id))
+                    && n.replica
+                        .as_ref()
+                        .is_some_and(|r| r.state().descriptor().contains(k))
+            });
+            if !served {
+                return Err(self.violation(
+                    rules::CONVERGE,
+                    format!(
+                        "no live replica's range holds key {} at the end",
+                        String::from_utf8_lossy(k)
+                    ),
+                ));
             }
         }
         // Liveness: after the heal, transactions commit and safe time moves.
@@ -3273,24 +3453,53 @@ impl Sim {
 /// state machine: a prepare counts unless it is past its deadline, its
 /// transaction is already decided or prepared here; a commit decision
 /// applies the prepared writes at the coordinator's timestamp.
+///
+/// A split (docs/design.md §9) ends the group's range at its key: from then
+/// on an entry writing outside the range is void, as at the replicas, and
+/// the prepared transactions' writes at or above the key move to the
+/// child's replay, which starts at the split's slot.
 #[derive(Debug, Default)]
 struct GroupReplay {
     /// The last slot replayed (from whichever replica applied it first).
     applied: u64,
     prepared: std::collections::HashMap<TxnId, Vec<Write>>,
     decided: std::collections::HashSet<TxnId>,
+    /// The range in force: `[start, end)`, and its generation.
+    range: (Bytes, Option<Bytes>),
+    generation: u64,
+}
+
+/// A split as the simulator's replay of the parent's log saw it apply.
+#[derive(Debug)]
+struct SplitReplay {
+    key: Bytes,
+    child: GroupId,
+    /// The split entry's slot: the child's log continues after it.
+    slot: u64,
+    generation: u64,
+    /// The child's range.
+    range: (Bytes, Option<Bytes>),
+    /// Prepared transactions' writes that moved to the child.
+    moved: Vec<(TxnId, Vec<Write>)>,
 }
 
 impl GroupReplay {
+    /// Whether every write falls inside the range in force.
+    fn inside(&self, writes: &[Write]) -> bool {
+        writes
+            .iter()
+            .all(|w| w.key >= self.range.0 && self.range.1.as_ref().is_none_or(|e| w.key < *e))
+    }
+
     fn apply(
         &mut self,
         group: GroupId,
         e: &meridian_paxos::Entry,
         log: &mut CommitLog,
         at: u64,
-    ) -> Result<(), Violation> {
+    ) -> Result<Option<SplitReplay>, Violation> {
         if e.slot <= self.applied {
-            return Ok(());
+            return Ok(None);
         }
         if e.slot != self.applied + 1 {
             return Err(Violation {
@@ -3305,12 +3514,50 @@ impl GroupReplay {
         }
         self.applied = e.slot;
         let Payload::Command(data) = &e.payload else {
-            return Ok(());
+            return Ok(None);
         };
         let Ok(cmd) = Command::decode(data) else {
-            return Ok(());
+            return Ok(None);
         };
         match cmd {
+            // Void where a write left the range (the replicas' rule).
+            Command::Commit { writes, .. }
+            | Command::CoordinatorCommit { writes, .. }
+            | Command::Prepare { writes, .. }
+                if !self.inside(&writes) => {}
+            Command::Split {
+                key,
+                child,
+                generation,
+            } => {
+                // Void unless newer than the range and strictly inside it.
+                let inside = key > self.range.0 && self.range.1.as_ref().is_none_or(|e| key < *e);
+                if generation <= self.generation || !inside {
+                    return Ok(None);
+                }
+                self.generation = generation;
+                let mut moved = Vec::new();
+                for (txn, writes) in self.prepared.iter_mut() {
+                    let (right, left): (Vec<Write>, Vec<Write>) =
+                        writes.drain(..).partition(|w| w.key >= key);
+                    *writes = left;
+                    if !right.is_empty() {
+                        moved.push((*txn, right));
+                    }
+                }
+                self.prepared.retain(|_, w| !w.is_empty());
+                moved.sort_by_key(|(t, _)| *t);
+                let range = (key.clone(), self.range.1.take());
+                self.range.1 = Some(key.clone());
+                return Ok(Some(SplitReplay {
+                    key,
+                    child,
+                    slot: e.slot,
+                    generation,
+                    range,
+                    moved,
+                }));
+            }
             Command::Commit { txn, writes } => log.record(txn, group, e.ts, writes, at)?,
             Command::CoordinatorCommit { txn, writes, .. } if !log.has(txn, group) => {
                 log.record(txn, group, e.ts, writes, at)?
@@ -3337,11 +3584,166 @@ impl GroupReplay {
             }
             _ => {}
         }
-        Ok(())
+        Ok(None)
     }
 }
 
 impl Sim {
+    /// Makes room for group `g` in every per-group table (a child's id is
+    /// allocated when its split is asked for; it may never exist).
+    fn ensure_group(&mut self, g: GroupId) {
+        while self.groups < g {
+            self.groups += 1;
+            self.members.push(Vec::new());
+            self.chosen.push(ChosenLog::default());
+            self.replay.push(GroupReplay::default());
+            self.leader_hint.push(None);
+            self.max_assigned_ts.push(Timestamp::ZERO);
+            self.elections_after_heal
+                .push(ElectionsAfterHeal::default());
+            self.initial.push(None);
+            self.parent_of.push(None);
+            for cl in &mut self.clients {
+                cl.leaders.push(0);
+                cl.spares.push(None);
+            }
+        }
+    }
+
+    /// The simulator's replay of group `parent`'s log applied a split: the
+    /// child's replay starts at the split's slot with the prepared writes
+    /// that moved, and the directory routes the right half to the child.
+    fn split_applied(&mut self, parent: GroupId, sp: SplitReplay) {
+        self.ensure_group(sp.child);
+        let ci = (sp.child - 1) as usize;
+        self.replay[ci] = GroupReplay {
+            applied: sp.slot,
+            prepared: sp.moved.into_iter().collect(),
+            decided: Default::default(),
+            range: sp.range.clone(),
+            generation: sp.generation,
+        };
+        self.parent_of[ci] = Some(parent);
+        self.initial[ci] = Some(meridian_participant::RangeDescriptor {
+            group: sp.child,
+            start: sp.range.0,
+            end: sp.range.1,
+            generation: sp.generation,
+        });
+        self.ranges.split(sp.key.clone(), sp.child);
+        self.stats.splits += 1;
+        self.trace(TraceKind::Fault, &[], || {
+            format!(
+                "split applied: g{parent} keeps keys below {}, g{} serves the rest",
+                String::from_utf8_lossy(&sp.key),
+                sp.child
+            )
+        });
+    }
+
+    /// Replica `i` of a parent group applied a split and emitted `seed`:
+    /// the child's replica on the same node is created from it, unless the
+    /// node has it already (recovered from its own records, or live).
+    fn split_child(&mut self, i: usize, seed: meridian_txn::ChildSeed) -> Result<(), Violation> {
+        let child = seed.group;
+        self.ensure_group(child);
+        let m = self.nodes[i].machine;
+        let existing = self.members[(child - 1) as usize]
+            .iter()
+            .copied()
+            .find(|&j| self.nodes[j].machine == m);
+        let j = match existing {
+            Some(j) if self.nodes[j].replica.is_some() => return Ok(()),
+            Some(j) => {
+                let durable = self.nodes[j]
+                    .host
+                    .storage
+                    .load()
+                    .expect("memory storage cannot fail")
+                    .snapshot
+                    .is_some();
+                if durable {
+                    // Its own records win over the seed replayed.
+                    return self.boot(j);
+                }
+                j
+            }
+            None => {
+                let j = self.nodes.len();
+                let p = &self.nodes[i];
+                let node = Node {
+                    id: p.id,
+                    group: child,
+                    machine: m,
+                    tt: p.tt.clone(),
+                    replica: None,
+                    host: Host::default(),
+                    last_t_safe: Timestamp::ZERO,
+                    applied_slot: 0,
+                    paused_until: p.paused_until,
+                    resume: p.resume,
+                    excursion: p.excursion,
+                    clock_flagged: p.clock_flagged,
+                    edge: p.edge,
+                    parent: Some(seed.parent),
+                    held: None,
+                };
+                self.nodes.push(node);
+                self.machines[m].push(j);
+                self.members[(child - 1) as usize].push(j);
+                for cl in &mut self.clients {
+                    if cl.leaders[(child - 1) as usize] == 0 {
+                        cl.leaders[(child - 1) as usize] = j as NodeId + 1;
+                    }
+                }
+                if self.nodes[i].excursion.is_some() {
+                    self.queue
+                        .schedule(CLOCK_CHECK_INTERVAL, Event::ClockCheck { node: j });
+                }
+                j
+            }
+        };
+        if self.initial[(child - 1) as usize].is_none() {
+            self.initial[(child - 1) as usize] = Some(seed.descriptor.clone());
+        }
+        let id = self.nodes[j].id;
+        let slot = seed.snapshot.last_slot;
+        self.trace(TraceKind::Role, &[Party::Node(id)], || {
+            format!(
+                "n{id} creates its replica of g{child} (split from g{}, at slot {slot}): {}",
+                seed.parent, seed.descriptor
+            )
+        });
+        let rng = SmallRng::seed_from_u64(self.rng.random());
+        let mut r = GroupReplica::from_split(self.config(j), seed, Box::new(rng));
+        let now = self.clock(j);
+        let mut out = Vec::new();
+        r.start(now, &mut out);
+        if self.nodes[j].clock_flagged && self.planted_bug != Some(PlantedBug::ClockUnmonitored) {
+            let reason = self.clock_reason(j);
+            r.step(now, Input::ClockHealth { ok: false, reason }, &mut out);
+        }
+        let node = &mut self.nodes[j];
+        node.host.boot(r.paxos().last_assigned_ts());
+        node.replica = Some(r);
+        node.last_t_safe = Timestamp::ZERO;
+        node.applied_slot = slot;
+        node.held = Some(Vec::new());
+        self.process(j, out)?;
+        self.after_split_applied(i);
+        Ok(())
+    }
+
+    /// Client `c` refreshes its range cache from the directory.
+    fn refresh_ranges(&mut self, c: usize) {
+        if self.clients[c].ranges != self.ranges {
+            self.clients[c].ranges = self.ranges.clone();
+            self.trace(TraceKind::Client, &[Party::Client(c)], || {
+                format!("c{c} refreshes its range cache")
+            });
+        }
+    }
+
     /// Every group's voters, as its most advanced live replica knows them.
     fn current_voters(&self) -> BTreeSet<(GroupId, NodeId)> {
         let mut voters = BTreeSet::new();
@@ -3358,6 +3760,15 @@ impl Sim {
         }
         voters
     }
+}
+
+/// Whether two ranges share a key.
+fn ranges_overlap(
+    a: &meridian_participant::RangeDescriptor,
+    b: &meridian_participant::RangeDescriptor,
+) -> bool {
+    let below = |end: &Option<Bytes>, start: &Bytes| end.as_ref().is_some_and(|e| e <= start);
+    !below(&a.end, &b.start) && !below(&b.end, &a.start)
 }
 
 /// A cycle in the waits-for graph, if there is one.
