@@ -540,10 +540,8 @@ struct Sim {
     /// (the range directory), changed when a split first applies.
     ranges: RangeTable,
     /// Per group (index `group - 1`): the range its replicas boot with
-    /// (the bootstrap descriptor, or a child's from its seed), and the
-    /// group it split from.
+    /// (the bootstrap descriptor, or a child's from its seed).
     initial: Vec<Option<meridian_participant::RangeDescriptor>>,
-    parent_of: Vec<Option<GroupId>>,
     /// Splits of this seed ([`splits`]).
     splits: splits::Splits,
     /// Per group (index `group - 1`): the chosen log, the sim's own replay
@@ -747,7 +745,6 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
                 })
             })
             .collect(),
-        parent_of: vec![None; groups as usize],
         splits: splits::Splits::draw(
             opts.seed,
             opts.layer == Layer::Cluster && !churn,
@@ -3255,21 +3252,18 @@ impl Sim {
         let settled_before = self.now().saturating_sub(DECISION_BOUND);
         for t in &self.history.txns {
             let Some(txn) = t.txn else { continue };
-            let Some(&(ts, _)) = self.log.commits.get(&txn) else {
+            let Some((ts, applied)) = self.log.commits.get(&txn) else {
                 continue;
             };
-            // Each key's group now, or, after splits, the group it
-            // split from that held the key when the transaction committed.
-            let missing = t.writes.iter().map(|w| self.group_of(&w.key)).find(|&g| {
-                let mut lineage = Some(g);
-                while let Some(x) = lineage {
-                    if self.log.has(txn, x) {
-                        return false;
-                    }
-                    lineage = self.parent_of.get((x - 1) as usize).copied().flatten();
-                }
-                true
-            });
+            let ts = *ts;
+            // Every key it writes was applied by some group: the one that
+            // serves it now or, if it committed before a split moved the
+            // key, the group that served it then.
+            let missing = t
+                .writes
+                .iter()
+                .find(|w| !applied.iter().any(|a| a.key == w.key))
+                .map(|w| self.group_of(&w.key));
             if let Some(g) = missing {
                 if ts < settled_before {
                     return Err(self.violation(
@@ -3602,7 +3596,6 @@ impl Sim {
             self.elections_after_heal
                 .push(ElectionsAfterHeal::default());
             self.initial.push(None);
-            self.parent_of.push(None);
             for cl in &mut self.clients {
                 cl.leaders.push(0);
                 cl.spares.push(None);
@@ -3623,7 +3616,6 @@ impl Sim {
             range: sp.range.clone(),
             generation: sp.generation,
         };
-        self.parent_of[ci] = Some(parent);
         self.initial[ci] = Some(meridian_participant::RangeDescriptor {
             group: sp.child,
             start: sp.range.0,

@@ -25,20 +25,22 @@ use crate::trace::{Party, TraceKind};
 /// (each split costs three replicas' heartbeats and closed timestamps).
 const MAX_GROUP_ID: GroupId = 12;
 /// Per fault tick: probability of a manual split, drawn per seed.
-const MANUAL_SPLITS: [f64; 3] = [0.01, 0.03, 0.06];
+const MANUAL_SPLITS: [f64; 3] = [0.03, 0.06, 0.12];
 /// A range splits automatically once it holds more written keys than
 /// this, drawn per seed (`None`: no automatic splits).
-const AUTO_SPLIT_KEYS: [Option<usize>; 4] = [None, Some(3), Some(4), Some(6)];
+const AUTO_SPLIT_KEYS: [Option<usize>; 4] = [None, Some(2), Some(3), Some(4)];
 /// Per seed: probability that a parent's leader is crashed or paused
 /// right after it applies a split.
-const FAIL_AFTER_SPLIT: [f64; 3] = [0.0, 0.3, 0.7];
+const FAIL_AFTER_SPLIT: [f64; 3] = [0.2, 0.5, 0.8];
+/// Share of those failures that pause the node (the rest crash it).
+const PAUSE_AFTER_SPLIT: f64 = 0.6;
 /// How soon after applying a split the parent's leader crashes.
 const FAIL_AFTER_SPLIT_WITHIN: u64 = 3 * MS;
 /// No new split is asked for within this of the last request.
 const SPLIT_COOLDOWN: u64 = 200 * MS;
 /// Share of manual splits whose key is one a transaction prepared at the
 /// leader writes, when there is one.
-const PREPARED_KEY_SHARE: f64 = 0.5;
+const PREPARED_KEY_SHARE: f64 = 0.8;
 
 /// One seed's split schedule and policy state.
 #[derive(Debug)]
@@ -164,7 +166,21 @@ impl Sim {
             }
         }
         if pick.is_none() && self.splits.rng.random_bool(self.splits.manual) {
-            let g = groups[self.splits.rng.random_range(0..groups.len())];
+            // Most often a group whose leader holds prepared writes.
+            let busy: Vec<GroupId> = groups
+                .iter()
+                .copied()
+                .filter(|&g| {
+                    self.live_leader(g)
+                        .and_then(|l| self.nodes[l].replica.as_ref())
+                        .is_some_and(|r| r.state().prepared().any(|(_, p)| !p.writes.is_empty()))
+                })
+                .collect();
+            let g = if !busy.is_empty() && self.splits.rng.random_bool(PREPARED_KEY_SHARE) {
+                busy[self.splits.rng.random_range(0..busy.len())]
+            } else {
+                groups[self.splits.rng.random_range(0..groups.len())]
+            };
             if let Some((l, r)) = self
                 .live_leader(g)
                 .and_then(|l| self.nodes[l].replica.as_ref().map(|r| (l, r)))
@@ -239,7 +255,7 @@ impl Sim {
             return;
         }
         let generation = self.nodes[i].host.generation;
-        if self.splits.rng.random_bool(0.5) {
+        if !self.splits.rng.random_bool(PAUSE_AFTER_SPLIT) {
             let d = self.splits.rng.random_range(0..=FAIL_AFTER_SPLIT_WITHIN);
             self.queue.schedule(
                 d,
