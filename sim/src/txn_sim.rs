@@ -154,6 +154,9 @@ const ANSWER_BOUND: u64 = 2_000 * MS;
 /// Once acknowledged, a commit is applied in every group it writes to
 /// within this (decisions are resent every [`RESEND_INTERVAL`]).
 const DECISION_BOUND: u64 = 1_000 * MS;
+/// How often a node whose child replica waits for its seed again looks
+/// whether the parent replica beside it has moved past the split.
+const CHILD_RECHECK: u64 = 100 * MS;
 /// Virtual time a run goes on after the heal: long enough for the liveness
 /// bounds, and for clients to fall quiet.
 const AFTER_HEAL: u64 = max(LIVENESS_BOUND, CLIENT_COMMIT_BOUND + CLIENT_QUIET);
@@ -230,6 +233,14 @@ enum Event {
     },
     Fault,
     Heal,
+    /// A pause aimed at a moment (the parent leader just after a split's
+    /// application has reached its followers): node `node`'s replicas
+    /// stop for `length`; void if it restarted since.
+    Pause {
+        node: usize,
+        generation: u64,
+        length: u64,
+    },
     /// The driver checks node `node`'s clock against its bound.
     ClockCheck {
         node: usize,
@@ -1018,14 +1029,41 @@ impl Sim {
             .storage
             .load()
             .expect("memory storage cannot fail");
-        if self.nodes[i].parent.is_some() && state.snapshot.is_none() {
-            // A child that crashed before its initial state was durable:
-            // its parent replica's replay brings the seed again.
-            return Ok(());
+        let mut cfg = self.config(i);
+        if let (Some(parent), None) = (self.nodes[i].parent, &state.snapshot) {
+            // A child that crashed before its initial state was durable
+            // (so it never spoke): its parent replica's replay brings the
+            // seed again, unless that replica has already applied the
+            // split from a snapshot past it. Then it starts blank, as a
+            // new replica of the parent's voters, and catches up from the
+            // child's leader.
+            let m = self.nodes[i].machine;
+            let start = self.initial[(self.nodes[i].group - 1) as usize]
+                .as_ref()
+                .map(|d| d.start.clone())
+                .unwrap_or_default();
+            let parent_past = self.members[(parent - 1) as usize]
+                .iter()
+                .filter(|&&p| self.nodes[p].machine == m)
+                .filter_map(|&p| self.nodes[p].replica.as_ref())
+                .any(|r| !r.state().descriptor().contains(&start));
+            if !parent_past {
+                if self.nodes[i].replica.is_none() {
+                    self.queue
+                        .schedule(CHILD_RECHECK, Event::Restart { node: i });
+                }
+                return Ok(());
+            }
+            cfg.paxos.initial_voters = self.group_nodes(parent);
+            let id = self.nodes[i].id;
+            let child = self.nodes[i].group;
+            self.trace(TraceKind::Role, &[Party::Node(id)], || {
+                format!("n{id} starts a blank replica of g{child} (its seed will not come again)")
+            });
         }
         self.nodes[i].held = None;
         let rng = SmallRng::seed_from_u64(self.rng.random());
-        let mut r = GroupReplica::new(self.config(i), state, Box::new(rng));
+        let mut r = GroupReplica::new(cfg, state, Box::new(rng));
         let now = self.clock(i);
         let mut out = Vec::new();
         r.start(now, &mut out);
@@ -1149,7 +1187,8 @@ impl Sim {
             Event::Tick { node, .. }
             | Event::Sync { node, .. }
             | Event::Crash { node, .. }
-            | Event::HandOver { node, .. } => Some(*node),
+            | Event::HandOver { node, .. }
+            | Event::Pause { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -1227,6 +1266,12 @@ impl Sim {
                     if let Some(aim) = self.windows.on_deliver(to, group, &msg, may, undecided, at)
                     {
                         self.aim(i, aim, "in a two-phase-commit window (after a delivery)");
+                    } else if let Some(aim) = self.split_decide_aim(i, &msg, may, undecided) {
+                        self.aim(
+                            i,
+                            aim,
+                            "as a moved transaction's decision reaches the child's leader",
+                        );
                     }
                 }
                 self.step(i, Input::FromGroup(msg))
@@ -1300,9 +1345,11 @@ impl Sim {
                     return Ok(());
                 }
                 let id = self.nodes[node].id;
-                self.trace(TraceKind::Fault, &[Party::Node(id)], || {
-                    format!("restart n{id}")
-                });
+                if self.nodes[node].parent.is_none() {
+                    self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                        format!("restart n{id}")
+                    });
+                }
                 self.boot(node)
             }
             Event::Client { client, wake } => {
@@ -1319,6 +1366,16 @@ impl Sim {
                 Ok(())
             }
             Event::ClockCheck { node } => self.check_clock(node),
+            Event::Pause {
+                node,
+                generation,
+                length,
+            } => {
+                if self.nodes[node].host.generation == generation && self.faults_on {
+                    self.pause_node(node, length, "after a split reached its followers");
+                }
+                Ok(())
+            }
             Event::Heal => {
                 self.trace(TraceKind::Fault, &[], || {
                     "heal: faults and pauses stop, partitions mend, crashed replicas restart".into()
@@ -1607,8 +1664,9 @@ impl Sim {
 
     /// Spanner §4.1.1: at no true time do two replicas of a group hold a
     /// lease; and, across the groups a split made, no key has two
-    /// leaseholders: replicas of different groups holding leases serve
-    /// disjoint ranges (their applied descriptors).
+    /// leaseholders that may serve it: leaders of different groups holding
+    /// leases, their terms started, serve disjoint ranges (their applied
+    /// descriptors).
     fn check_leases(&self) -> Result<(), Violation> {
         let t = self.now();
         let holders: Vec<&Node> = self
@@ -1629,9 +1687,14 @@ impl Sim {
             check_one_lease(&ids).map_err(|e| self.violation(rules::LEASE_DISJOINT, e))?;
         }
         {
+            // A leader whose term has not started (its no-op not yet
+            // applied, so neither are the splits before it) serves nothing:
+            // its applied range may be stale.
             let ranges: Vec<(&Node, &meridian_participant::RangeDescriptor)> = holders
                 .iter()
-                .filter_map(|n| n.replica.as_ref().map(|r| (*n, r.state().descriptor())))
+                .filter_map(|n| n.replica.as_ref().map(|r| (*n, r)))
+                .filter(|(_, r)| r.paxos().term_started())
+                .map(|(n, r)| (n, r.state().descriptor()))
                 .collect();
             for (a, (na, da)) in ranges.iter().enumerate() {
                 for (nb, db) in &ranges[a + 1..] {
@@ -2761,8 +2824,13 @@ impl Sim {
             }
             // No commit was sent: the attempt can be dropped safely.
             Stage::Read => {
-                if step_group(&t) == t.home {
+                let g = step_group(&t);
+                if g == t.home {
                     self.clients[c].spares[(t.home - 1) as usize] = None;
+                } else if self.splits.on() {
+                    // The guest replica may be gone (a child replica not
+                    // yet recreated): ask another next time.
+                    self.clients[c].leaders[(g - 1) as usize] = self.random_node(g);
                 }
                 self.retry_txn(c, t)
             }
@@ -3623,6 +3691,12 @@ impl Sim {
             generation: sp.generation,
         });
         self.ranges.split(sp.key.clone(), sp.child);
+        // Spanner §4.1.2 across the split: the child continues the
+        // parent's history of its keys, so its leaders' Paxos timestamps
+        // rise above every one the parent assigned before (rule
+        // `split-child-safe-time-from-zero`: the child's timestamp floor is
+        // the parent leader's).
+        self.max_assigned_ts[ci] = self.max_assigned_ts[(parent - 1) as usize];
         self.stats.splits += 1;
         self.trace(TraceKind::Fault, &[], || {
             format!(
@@ -3834,5 +3908,6 @@ fn event_code(ev: &Event) -> u64 {
         Event::Fault => 800,
         Event::Heal => 900,
         Event::ClockCheck { node } => 950 + *node as u64,
+        Event::Pause { node, .. } => 980 + *node as u64,
     }
 }

@@ -32,12 +32,21 @@ const AUTO_SPLIT_KEYS: [Option<usize>; 4] = [None, Some(2), Some(3), Some(4)];
 /// Per seed: probability that a parent's leader is crashed or paused
 /// right after it applies a split.
 const FAIL_AFTER_SPLIT: [f64; 3] = [0.2, 0.5, 0.8];
+/// When the pause comes after the split applied at the leader: once
+/// heartbeats have told the followers.
+const PAUSE_AFTER_SPLIT_DELAY: (u64, u64) = (20 * MS, 80 * MS);
 /// Share of those failures that pause the node (the rest crash it).
 const PAUSE_AFTER_SPLIT: f64 = 0.6;
 /// How soon after applying a split the parent's leader crashes.
 const FAIL_AFTER_SPLIT_WITHIN: u64 = 3 * MS;
 /// No new split is asked for within this of the last request.
 const SPLIT_COOLDOWN: u64 = 200 * MS;
+/// Per seed: probability that a child's leader is cut off from its group
+/// and crashed as a commit decision for a moved, undecided transaction
+/// reaches it (its decision record is then not chosen).
+const FAIL_AT_MOVED_DECISION: [f64; 3] = [0.0, 0.3, 0.6];
+/// How soon after that delivery the child's leader crashes.
+const FAIL_AT_MOVED_DECISION_WITHIN: u64 = 2 * MS;
 /// Share of manual splits whose key is one a transaction prepared at the
 /// leader writes, when there is one.
 const PREPARED_KEY_SHARE: f64 = 0.8;
@@ -51,6 +60,7 @@ pub(super) struct Splits {
     manual: f64,
     auto_keys: Option<usize>,
     fail_after: f64,
+    fail_at_moved: f64,
     /// The next child id to hand out.
     next_group: GroupId,
     /// Every key the workloads use, and those a commit has carried.
@@ -69,12 +79,15 @@ impl Splits {
         let manual = MANUAL_SPLITS[rng.random_range(0..MANUAL_SPLITS.len())];
         let auto_keys = AUTO_SPLIT_KEYS[rng.random_range(0..AUTO_SPLIT_KEYS.len())];
         let fail_after = FAIL_AFTER_SPLIT[rng.random_range(0..FAIL_AFTER_SPLIT.len())];
+        let fail_at_moved =
+            FAIL_AT_MOVED_DECISION[rng.random_range(0..FAIL_AT_MOVED_DECISION.len())];
         Splits {
             rng,
             on,
             manual,
             auto_keys,
             fail_after,
+            fail_at_moved,
             next_group: groups + 1,
             universe,
             written: Default::default(),
@@ -114,6 +127,41 @@ impl Splits {
 }
 
 impl Sim {
+    /// A group message `msg` reaches child leader `i` (`may`: a failure
+    /// now leaves a quorum; `undecided`: a decision for a transaction
+    /// prepared there with writes and not yet decided): whether to cut it
+    /// off from its group and crash it, as a moved transaction's commit
+    /// decision arrives (the window of rule `split-ack-before-child-decides`).
+    pub(super) fn split_decide_aim(
+        &mut self,
+        i: usize,
+        msg: &meridian_txn::GroupMessage,
+        may: bool,
+        undecided: bool,
+    ) -> Option<super::Aim> {
+        let child = self.nodes[i].parent.is_some();
+        let commit = matches!(
+            msg,
+            meridian_txn::GroupMessage::Decide {
+                decision: meridian_participant::Decision::Commit(_),
+                ..
+            }
+        );
+        if !child || !commit || !may || !undecided || self.splits.fail_at_moved == 0.0 {
+            return None;
+        }
+        self.splits
+            .rng
+            .random_bool(self.splits.fail_at_moved)
+            .then(|| {
+                super::Aim::IsolateAndCrash(
+                    self.splits
+                        .rng
+                        .random_range(0..=FAIL_AT_MOVED_DECISION_WITHIN),
+                )
+            })
+    }
+
     /// The leader of `group` as the hints have it, if it is up, leads, is
     /// not paused and may speak.
     fn live_leader(&self, group: GroupId) -> Option<usize> {
@@ -266,26 +314,46 @@ impl Sim {
                 },
             );
         } else {
-            let hosted = self.cohosted(i);
-            // Pauses and clock excursions do not overlap.
-            if hosted.iter().any(|&j| {
-                let n = &self.nodes[j];
-                n.excursion.is_some() || n.clock_flagged || n.paused_until.is_some()
-            }) {
-                return;
-            }
-            let d = self.splits.rng.random_range(300 * MS..1_500 * MS);
-            let until = self.now().saturating_add(d);
-            for j in hosted {
-                self.nodes[j].paused_until = Some(until);
-            }
-            let id = self.nodes[i].id;
-            self.trace(TraceKind::Fault, &[Party::Node(id)], || {
-                format!(
-                    "pause n{id} for {} ms just after it applied a split",
-                    d / MS
-                )
-            });
+            // Once the followers have learnt the split (the commit index
+            // travels with the next heartbeats), so their child replicas
+            // exist and hold the inherited lease grant.
+            let d = self
+                .splits
+                .rng
+                .random_range(PAUSE_AFTER_SPLIT_DELAY.0..=PAUSE_AFTER_SPLIT_DELAY.1);
+            let length = self.splits.rng.random_range(300 * MS..1_500 * MS);
+            self.queue.schedule(
+                d,
+                Event::Pause {
+                    node: i,
+                    generation,
+                    length,
+                },
+            );
         }
+    }
+
+    /// Pauses replica `i`'s node for `length` (every replica it hosts),
+    /// unless it is down, paused or its clock runs away (pauses and clock
+    /// excursions do not overlap).
+    pub(super) fn pause_node(&mut self, i: usize, length: u64, why: &str) {
+        let hosted = self.cohosted(i);
+        if hosted.iter().any(|&j| {
+            let n = &self.nodes[j];
+            n.replica.is_none()
+                || n.excursion.is_some()
+                || n.clock_flagged
+                || n.paused_until.is_some()
+        }) {
+            return;
+        }
+        let until = self.now().saturating_add(length);
+        for j in hosted {
+            self.nodes[j].paused_until = Some(until);
+        }
+        let id = self.nodes[i].id;
+        self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+            format!("pause n{id} for {} ms {why}", length / MS)
+        });
     }
 }
