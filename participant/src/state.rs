@@ -78,6 +78,7 @@ const MIN_DECIDED_BYTES: usize = 16 + 1 + 8;
 const MIN_COORDINATED_BYTES: usize = 16 + 8 + 4;
 const MIN_VERSION_BYTES: usize = 4 + 8 + 1;
 const MIN_MOVED_BYTES: usize = 16 + 8 + 8;
+const MIN_DESCRIPTOR_BYTES: usize = 8 + 4 + 1 + 8;
 
 /// What applying one entry did, for the transaction layer above.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,6 +259,9 @@ pub struct GroupState {
     /// Prepared transactions moved (in part or whole) to a child group at
     /// a split, until the child acknowledges their decision.
     moved: BTreeMap<TxnId, MovedTxn>,
+    /// The ranges split off this group, in the order they were (each with
+    /// its child group and the generation of the split).
+    children: Vec<RangeDescriptor>,
     /// The child's initial state after a split applied, until the
     /// transaction layer takes it. Not replicated as such: every replica
     /// computes it when it applies the split.
@@ -308,6 +312,7 @@ impl GroupState {
             store: MvccStore::new(),
             descriptor: RangeDescriptor::whole(0),
             moved: BTreeMap::new(),
+            children: Vec::new(),
             split_off: None,
             applied_slot: 0,
             paxos_safe: Timestamp::ZERO,
@@ -343,6 +348,12 @@ impl GroupState {
     /// decisions this group still forwards.
     pub fn moved(&self) -> impl Iterator<Item = (&TxnId, &MovedTxn)> {
         self.moved.iter()
+    }
+
+    /// The ranges split off this group, oldest first, as each child got
+    /// it (its group, start, end and generation at the split).
+    pub fn children(&self) -> &[RangeDescriptor] {
+        &self.children
     }
 
     /// Where `txn` moved at a split, if it did and is still forwarded.
@@ -636,6 +647,7 @@ impl GroupState {
             }
         }
         self.descriptor = left.clone();
+        self.children.push(right.clone());
         self.split_off = Some(Box::new(child));
         Ok(())
     }
@@ -959,15 +971,16 @@ impl GroupState {
         w.ts(self.last_commit_ts);
         w.ts(self.store.gc_horizon());
         w.u64(self.pruned_origin);
-        w.u64(self.descriptor.group);
-        w.bytes(&self.descriptor.start);
-        w.opt_bytes(self.descriptor.end.as_ref());
-        w.u64(self.descriptor.generation);
+        encode_descriptor(&mut w, &self.descriptor);
         w.len(self.moved.len());
         for (txn, m) in &self.moved {
             w.txn(*txn);
             w.u64(m.child);
             w.u64(m.coordinator);
+        }
+        w.len(self.children.len());
+        for d in &self.children {
+            encode_descriptor(&mut w, d);
         }
         w.len(self.recent_order.len());
         for (entry_ts, txn) in &self.recent_order {
@@ -1030,17 +1043,15 @@ impl GroupState {
         s.last_commit_ts = r.ts("last commit ts")?;
         let horizon = r.ts("gc horizon")?;
         s.pruned_origin = r.u64("pruned origin")?;
-        s.descriptor = RangeDescriptor {
-            group: r.u64("descriptor group")?,
-            start: r.bytes("descriptor start")?,
-            end: r.opt_bytes("descriptor end")?,
-            generation: r.u64("descriptor generation")?,
-        };
+        s.descriptor = decode_descriptor(&mut r)?;
         for _ in 0..r.len("moved count", MIN_MOVED_BYTES)? {
             let txn = r.txn()?;
             let child = r.u64("moved to")?;
             let coordinator = r.u64("coordinator")?;
             s.moved.insert(txn, MovedTxn { child, coordinator });
+        }
+        for _ in 0..r.len("child count", MIN_DESCRIPTOR_BYTES)? {
+            s.children.push(decode_descriptor(&mut r)?);
         }
         for _ in 0..r.len("recent commit count", MIN_RECENT_BYTES)? {
             let txn = r.txn()?;
@@ -1173,6 +1184,24 @@ fn split_prepared(
     (part(false), part(true))
 }
 
+/// A range descriptor: group, start, optional end, generation.
+fn encode_descriptor(w: &mut Writer, d: &RangeDescriptor) {
+    w.u64(d.group);
+    w.bytes(&d.start);
+    w.opt_bytes(d.end.as_ref());
+    w.u64(d.generation);
+}
+
+/// Reads what [`encode_descriptor`] wrote.
+fn decode_descriptor(r: &mut Reader<'_>) -> Result<RangeDescriptor, DecodeError> {
+    Ok(RangeDescriptor {
+        group: r.u64("descriptor group")?,
+        start: r.bytes("descriptor start")?,
+        end: r.opt_bytes("descriptor end")?,
+        generation: r.u64("descriptor generation")?,
+    })
+}
+
 /// A read at `at` where the safe time is `t_safe`.
 fn check_safe(at: Timestamp, t_safe: Timestamp) -> Result<(), ReadError> {
     if at > t_safe {
@@ -1184,5 +1213,7 @@ fn check_safe(at: Timestamp, t_safe: Timestamp) -> Result<(), ReadError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod split_tests;
 #[cfg(test)]
 mod tests;

@@ -685,7 +685,9 @@ impl GroupReplica {
             snap.last_slot,
             "snapshot data describes another slot"
         );
+        let before = self.state.children().to_vec();
         self.state = state;
+        self.children_from_snapshot(&before, out);
         self.unapplied.retain(|e| e.slot > snap.last_slot);
         let covered: Vec<Slot> = self
             .by_slot
@@ -730,7 +732,15 @@ impl GroupReplica {
         };
         let logged = match &e.payload {
             meridian_paxos::Payload::Command(data) => match Command::decode(data) {
-                Ok(Command::Prepare { txn, .. }) => Some(txn),
+                // A record behind a split that takes its keys away is void
+                // when it applies: never voted yes (docs/design.md §9).
+                Ok(Command::Prepare {
+                    txn,
+                    writes,
+                    reads,
+                    ranges,
+                    ..
+                }) if !self.prepare_behind_split(e.slot, &writes, &reads, &ranges) => Some(txn),
                 _ => None,
             },
             _ => None,
@@ -1177,11 +1187,10 @@ impl GroupReplica {
             min_ts,
             kind,
         } = r;
-        if let Some(w) = writes.iter().find(|w| self.check_serves(&w.key).is_err()) {
+        if writes.iter().any(|w| self.check_serves(&w.key).is_err()) {
             // A split took the key away (or is about to) while the
             // transaction waited for its locks: its record would be void
             // (docs/design.md §9).
-            let _ = w;
             self.abandon(txn, &targets, &kind, AbortReason::LeaderChanged, out);
             return;
         }

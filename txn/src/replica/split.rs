@@ -51,6 +51,16 @@ impl ChildSeed {
     pub fn first_slot(&self) -> Slot {
         self.snapshot.last_slot + 1
     }
+
+    /// Whether this is a blank seed: the node learned of the split from a
+    /// snapshot of the parent, not by applying it, and has none of the
+    /// child's state. The replica [`GroupReplica::from_split`] makes of it
+    /// starts empty and outside the voters (it never campaigns), and
+    /// catches up by snapshot from the child's leader, which brings the
+    /// membership.
+    pub fn is_blank(&self) -> bool {
+        self.snapshot.last_slot == 0
+    }
 }
 
 /// A split this leader proposed, until its slot applies (or the term ends).
@@ -78,15 +88,23 @@ impl GroupReplica {
     /// the child answers anything.
     pub fn from_split(cfg: Config, seed: ChildSeed, rng: Box<dyn RngCore + Send>) -> GroupReplica {
         assert_eq!(cfg.group, seed.group, "a child's config names the child");
+        let seed_blank = seed.is_blank();
         let mut cfg = cfg;
         cfg.descriptor = seed.descriptor.clone();
         cfg.validate();
         let parent = seed.parent;
-        let paxos =
-            Replica::from_inheritance(cfg.paxos.clone(), seed.snapshot, seed.inheritance, rng);
+        let paxos = if seed.is_blank() {
+            // Not a voter until the child's snapshot arrives (its
+            // membership comes with it): a blank replica never campaigns,
+            // so blank replicas cannot elect one another over an empty log.
+            cfg.paxos.initial_voters = Vec::new();
+            Replica::new(cfg.paxos.clone(), meridian_paxos::Recovered::default(), rng)
+        } else {
+            Replica::from_inheritance(cfg.paxos.clone(), seed.snapshot, seed.inheritance, rng)
+        };
         let mut r = GroupReplica::with_paxos(cfg, paxos);
         r.inherited_floor = seed.ts_floor;
-        r.from_split = true;
+        r.from_split = !seed_blank;
         r.parent = Some(parent);
         r
     }
@@ -157,7 +175,7 @@ impl GroupReplica {
         out: &mut Vec<Output>,
     ) -> Result<(), TxnError> {
         crate::api::check_key(&key)?;
-        if child == self.cfg.group || child == 0 {
+        if child == self.cfg.group || child == 0 || child > crate::MAX_GROUP_ID {
             return Err(crate::api::InvalidRequest::BadParticipant { group: child }.into());
         }
         self.serving(now, true)?;
@@ -170,6 +188,21 @@ impl GroupReplica {
             return Err(TxnError::RangeChangeInProgress);
         }
         let descriptor = self.state.descriptor().clone();
+        if let Some(right) = self
+            .state
+            .children()
+            .iter()
+            .find(|d| d.group == child && d.start == key)
+        {
+            // This split applied already (its answer was lost): the same
+            // answer, with the range kept as it is now.
+            let reply = Ok(Response::Split {
+                left: descriptor,
+                right: right.clone(),
+            });
+            out.push(Output::Reply { id, reply });
+            return Ok(());
+        }
         let Some((left, right)) = descriptor.split_at(&key, child) else {
             return Err(TxnError::BadSplitKey { key, descriptor });
         };
@@ -192,6 +225,30 @@ impl GroupReplica {
         });
         self.absorb(pout, out);
         Ok(())
+    }
+
+    /// Whether a prepare record at `slot` naming `writes`, `reads` and
+    /// `ranges` applies after this leader's split in flight and names a key
+    /// it gives away: then the record is void when it applies, and its
+    /// vote must be no (docs/design.md §9).
+    pub(super) fn prepare_behind_split(
+        &self,
+        slot: Slot,
+        writes: &[meridian_participant::Write],
+        reads: &[Bytes],
+        ranges: &[(Bytes, Option<Bytes>)],
+    ) -> bool {
+        let Some(f) = &self.split_flight else {
+            return false;
+        };
+        if f.slot.is_none_or(|s| s > slot) {
+            return false;
+        }
+        writes.iter().any(|w| f.right.contains(&w.key))
+            || reads.iter().any(|k| f.right.contains(k))
+            || ranges.iter().any(|(s, e)| {
+                e.as_ref().is_none_or(|e| e > &f.right.start) && e.as_ref().is_none_or(|e| e > s)
+            })
     }
 
     /// The split record proposed as `id` was placed at `slot`, or dropped.
@@ -246,6 +303,34 @@ impl GroupReplica {
             Err(TxnError::RangeChangeInProgress)
         };
         reply_all(&f.targets, &reply, out);
+    }
+
+    /// After a snapshot replaced the state: a child split off in the
+    /// entries the snapshot covers was never created here from its seed.
+    /// Emit a blank seed for each child the old state did not have
+    /// (docs/design.md §9); a driver that has the child ignores it.
+    pub(super) fn children_from_snapshot(&self, before: &[RangeDescriptor], out: &mut Vec<Output>) {
+        for d in self.state.children() {
+            if before.iter().any(|b| b.group == d.group) {
+                continue;
+            }
+            out.push(Output::SplitChild(Box::new(ChildSeed {
+                group: d.group,
+                parent: self.cfg.group,
+                descriptor: d.clone(),
+                snapshot: Snapshot {
+                    membership: self.paxos.membership().clone(),
+                    ..Snapshot::default()
+                },
+                inheritance: Inheritance {
+                    promised: meridian_paxos::Ballot::ZERO,
+                    lease_granted_until: Timestamp::ZERO,
+                    leader: None,
+                    lead: None,
+                },
+                ts_floor: Timestamp::ZERO,
+            })));
+        }
     }
 
     /// The split in entry `e` applied here (docs/design.md §9): emit the
