@@ -154,9 +154,6 @@ const ANSWER_BOUND: u64 = 2_000 * MS;
 /// Once acknowledged, a commit is applied in every group it writes to
 /// within this (decisions are resent every [`RESEND_INTERVAL`]).
 const DECISION_BOUND: u64 = 1_000 * MS;
-/// How often a node whose child replica waits for its seed again looks
-/// whether the parent replica beside it has moved past the split.
-const CHILD_RECHECK: u64 = 100 * MS;
 /// Virtual time a run goes on after the heal: long enough for the liveness
 /// bounds, and for clients to fall quiet.
 const AFTER_HEAL: u64 = max(LIVENESS_BOUND, CLIENT_COMMIT_BOUND + CLIENT_QUIET);
@@ -240,6 +237,11 @@ enum Event {
         node: usize,
         generation: u64,
         length: u64,
+    },
+    /// The cut of group `group`'s traffic to and from node `node` ends.
+    Mend {
+        group: GroupId,
+        node: NodeId,
     },
     /// The driver checks node `node`'s clock against its bound.
     ClockCheck {
@@ -643,7 +645,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     let bank = Bank::new(accounts, INITIAL_BALANCE);
     // Placement and ranges draw from a stream of their own, so the txn
     // layer's draws are the same as before placement existed.
-    let mut place_rng = SmallRng::seed_from_u64(opts.seed ^ 0x91ac_e5_u64.rotate_left(45));
+    let mut place_rng = SmallRng::seed_from_u64(opts.seed ^ 0x0091_ace5_u64.rotate_left(45));
     let (groups, placement, machine_count) = if opts.layer != Layer::Cluster || churn {
         // Each group on nodes of its own: the txn layer's one group, and
         // the churning seeds, whose voters come and go.
@@ -681,6 +683,13 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         machine_count as usize,
     );
     let commit_record_retention = windows.commit_record_retention(commit_record_retention);
+    let splits = splits::Splits::draw(
+        opts.seed,
+        opts.layer == Layer::Cluster && !churn,
+        groups,
+        universe,
+    );
+    let commit_record_retention = splits.commit_record_retention(commit_record_retention);
     let mut faults = faults;
     let pause = windows.calm(&mut faults, pause);
     let mut machines: Vec<Vec<usize>> = vec![Vec::new(); machine_count as usize];
@@ -756,12 +765,7 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
                 })
             })
             .collect(),
-        splits: splits::Splits::draw(
-            opts.seed,
-            opts.layer == Layer::Cluster && !churn,
-            groups,
-            universe,
-        ),
+        splits,
         chosen: (0..groups).map(|_| ChosenLog::default()).collect(),
         replay: (1..=groups)
             .map(|g| GroupReplay {
@@ -1029,38 +1033,14 @@ impl Sim {
             .storage
             .load()
             .expect("memory storage cannot fail");
-        let mut cfg = self.config(i);
-        if let (Some(parent), None) = (self.nodes[i].parent, &state.snapshot) {
+        if self.nodes[i].parent.is_some() && state.snapshot.is_none() {
             // A child that crashed before its initial state was durable
-            // (so it never spoke): its parent replica's replay brings the
-            // seed again, unless that replica has already applied the
-            // split from a snapshot past it. Then it starts blank, as a
-            // new replica of the parent's voters, and catches up from the
-            // child's leader.
-            let m = self.nodes[i].machine;
-            let start = self.initial[(self.nodes[i].group - 1) as usize]
-                .as_ref()
-                .map(|d| d.start.clone())
-                .unwrap_or_default();
-            let parent_past = self.members[(parent - 1) as usize]
-                .iter()
-                .filter(|&&p| self.nodes[p].machine == m)
-                .filter_map(|&p| self.nodes[p].replica.as_ref())
-                .any(|r| !r.state().descriptor().contains(&start));
-            if !parent_past {
-                if self.nodes[i].replica.is_none() {
-                    self.queue
-                        .schedule(CHILD_RECHECK, Event::Restart { node: i });
-                }
-                return Ok(());
-            }
-            cfg.paxos.initial_voters = self.group_nodes(parent);
-            let id = self.nodes[i].id;
-            let child = self.nodes[i].group;
-            self.trace(TraceKind::Role, &[Party::Node(id)], || {
-                format!("n{id} starts a blank replica of g{child} (its seed will not come again)")
-            });
+            // (so it never spoke), or a blank child whose snapshot had not
+            // arrived: its parent replica's replay (or recovery from a
+            // snapshot) emits the seed again.
+            return Ok(());
         }
+        let cfg = self.config(i);
         self.nodes[i].held = None;
         let rng = SmallRng::seed_from_u64(self.rng.random());
         let mut r = GroupReplica::new(cfg, state, Box::new(rng));
@@ -1366,6 +1346,12 @@ impl Sim {
                 Ok(())
             }
             Event::ClockCheck { node } => self.check_clock(node),
+            Event::Mend { group, node } => {
+                self.net
+                    .group_cuts
+                    .retain(|&(g, a, b)| g != group || (a != node && b != node));
+                Ok(())
+            }
             Event::Pause {
                 node,
                 generation,
@@ -3780,6 +3766,10 @@ impl Sim {
                 seed.parent, seed.descriptor
             )
         });
+        // A blank seed (the parent learnt the split from a snapshot) makes
+        // an empty replica outside the voters, caught up by the child's
+        // leader: it has no initial state to make durable first.
+        let blank = seed.is_blank();
         let rng = SmallRng::seed_from_u64(self.rng.random());
         let mut r = GroupReplica::from_split(self.config(j), seed, Box::new(rng));
         let now = self.clock(j);
@@ -3794,9 +3784,9 @@ impl Sim {
         node.replica = Some(r);
         node.last_t_safe = Timestamp::ZERO;
         node.applied_slot = slot;
-        node.held = Some(Vec::new());
+        node.held = (!blank).then(Vec::new);
         self.process(j, out)?;
-        self.after_split_applied(i);
+        self.after_split_applied(i, j);
         Ok(())
     }
 
@@ -3909,5 +3899,6 @@ fn event_code(ev: &Event) -> u64 {
         Event::Heal => 900,
         Event::ClockCheck { node } => 950 + *node as u64,
         Event::Pause { node, .. } => 980 + *node as u64,
+        Event::Mend { group, node } => 990 + node + (group << 12),
     }
 }

@@ -35,8 +35,16 @@ const FAIL_AFTER_SPLIT: [f64; 3] = [0.2, 0.5, 0.8];
 /// When the pause comes after the split applied at the leader: once
 /// heartbeats have told the followers.
 const PAUSE_AFTER_SPLIT_DELAY: (u64, u64) = (20 * MS, 80 * MS);
-/// Share of those failures that pause the node (the rest crash it).
-const PAUSE_AFTER_SPLIT: f64 = 0.6;
+/// Shares of those failures that crash the node, and that pause it (the
+/// rest cut the new child replica off from its group, so another child
+/// replica campaigns while it holds the inherited lease).
+const CRASH_AFTER_SPLIT: f64 = 0.3;
+const PAUSE_AFTER_SPLIT: f64 = 0.3;
+/// How long that cut lasts.
+const CHILD_CUT_FOR: u64 = 1_000 * MS;
+/// Commit-record retention of seeds that fail child leaders as moved
+/// decisions arrive.
+const SHORT_RETENTION: u64 = 400 * MS;
 /// How soon after applying a split the parent's leader crashes.
 const FAIL_AFTER_SPLIT_WITHIN: u64 = 3 * MS;
 /// No new split is asked for within this of the last request.
@@ -92,6 +100,19 @@ impl Splits {
             universe,
             written: Default::default(),
             last: None,
+        }
+    }
+
+    /// The commit-record retention of a seed that fails child leaders as
+    /// moved decisions reach them: short, so a coordinator that was told
+    /// too early that every group applied forgets the transaction before
+    /// the child's successor asks (as in window
+    /// `participant-crashes-before-durable`).
+    pub(super) fn commit_record_retention(&self, drawn: u64) -> u64 {
+        if self.on && self.fail_at_moved > 0.0 {
+            drawn.min(SHORT_RETENTION)
+        } else {
+            drawn
         }
     }
 
@@ -290,7 +311,7 @@ impl Sim {
     /// crash its node within a few milliseconds or pause it (the window
     /// between the split's application and the child's first durable
     /// state, and a child whose inherited lease must be waited out).
-    pub(super) fn after_split_applied(&mut self, i: usize) {
+    pub(super) fn after_split_applied(&mut self, i: usize, child: usize) {
         let leads = self.nodes[i]
             .replica
             .as_ref()
@@ -303,7 +324,21 @@ impl Sim {
             return;
         }
         let generation = self.nodes[i].host.generation;
-        if !self.splits.rng.random_bool(PAUSE_AFTER_SPLIT) {
+        let draw = self.splits.rng.random_range(0.0..1.0);
+        if draw >= CRASH_AFTER_SPLIT + PAUSE_AFTER_SPLIT {
+            let (id, group) = (self.nodes[child].id, self.nodes[child].group);
+            for peer in self.group_nodes(self.nodes[i].group) {
+                if peer != id {
+                    self.net.group_cuts.insert((group, id, peer));
+                    self.net.group_cuts.insert((group, peer, id));
+                }
+            }
+            self.queue
+                .schedule(CHILD_CUT_FOR, Event::Mend { group, node: id });
+            self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                format!("n{id}/g{group} cut off from its group just after the split")
+            });
+        } else if draw < CRASH_AFTER_SPLIT {
             let d = self.splits.rng.random_range(0..=FAIL_AFTER_SPLIT_WITHIN);
             self.queue.schedule(
                 d,
