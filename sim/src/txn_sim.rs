@@ -1267,6 +1267,23 @@ impl Sim {
                     let o = self.outstanding.entry(id).or_insert((i, at, 0));
                     *o = (i, at, o.2 + 1);
                 }
+                if let Request::ReadOnly {
+                    at: ReadAt::Exact(t),
+                    reads,
+                } = &request
+                {
+                    if *t > self.now() {
+                        let keys: Vec<Bytes> = reads
+                            .iter()
+                            .filter_map(|r| match r {
+                                ReadOp::Get(k) => Some(k.clone()),
+                                ReadOp::Scan { .. } => None,
+                            })
+                            .collect();
+                        let at = self.queue.at();
+                        self.splits.note_read_ahead(self.nodes[i].group, &keys, at);
+                    }
+                }
                 self.step(i, Input::Request { id, request })
             }
             Event::Deliver(Packet::Reply {

@@ -49,6 +49,14 @@ const SHORT_RETENTION: u64 = 400 * MS;
 const FAIL_AFTER_SPLIT_WITHIN: u64 = 3 * MS;
 /// No new split is asked for within this of the last request.
 const SPLIT_COOLDOWN: u64 = 200 * MS;
+/// Reads ahead of the clock remembered as split keys, at most, and for how
+/// long (ns): a split at such a key right after the read opens the window
+/// of rule `split-child-safe-time-from-zero` (the child's writes must land
+/// above reads the parent served ahead of its clock).
+const RECENT_READS: usize = 16;
+const RECENT_READ_FOR: u64 = 40 * MS;
+/// Share of fault ticks with such a read on which it becomes the split.
+const SPLIT_AFTER_READ: f64 = 0.7;
 /// Per seed: probability that a child's leader is cut off from its group
 /// and crashed as a commit decision for a moved, undecided transaction
 /// reaches it (its decision record is then not chosen).
@@ -76,6 +84,8 @@ pub(super) struct Splits {
     written: std::collections::BTreeSet<Bytes>,
     /// When the last split was asked for (ns since the start).
     last: Option<u64>,
+    /// Keys read ahead of the clock: group, key, when (ns since the start).
+    recent_reads: std::collections::VecDeque<(GroupId, Bytes, u64)>,
 }
 
 impl Splits {
@@ -100,6 +110,7 @@ impl Splits {
             universe,
             written: Default::default(),
             last: None,
+            recent_reads: Default::default(),
         }
     }
 
@@ -133,6 +144,20 @@ impl Splits {
                 .map_or("off".into(), |k| format!("above {k} written keys")),
             self.fail_after * 100.0
         )
+    }
+
+    /// A lock-free read of `keys` ahead of the clock reached a replica of
+    /// `group` at `at` (ns since the start).
+    pub(super) fn note_read_ahead(&mut self, group: GroupId, keys: &[Bytes], at: u64) {
+        if !self.on {
+            return;
+        }
+        for k in keys {
+            if self.recent_reads.len() == RECENT_READS {
+                self.recent_reads.pop_front();
+            }
+            self.recent_reads.push_back((group, k.clone(), at));
+        }
     }
 
     /// A commit carried these keys (the automatic policy's size).
@@ -210,7 +235,26 @@ impl Sim {
         }
         let groups: Vec<GroupId> = self.ranges.groups().collect();
         let mut pick: Option<(usize, Bytes, &'static str)> = None;
-        if let Some(limit) = self.splits.auto_keys {
+        let fresh: Vec<(GroupId, Bytes)> = self
+            .splits
+            .recent_reads
+            .iter()
+            .filter(|(_, _, t)| at < t + RECENT_READ_FOR)
+            .map(|(g, k, _)| (*g, k.clone()))
+            .collect();
+        if !fresh.is_empty() && self.splits.rng.random_bool(SPLIT_AFTER_READ) {
+            let (g, key) = fresh[self.splits.rng.random_range(0..fresh.len())].clone();
+            if let Some(l) = self.live_leader(g) {
+                let ok = self.nodes[l]
+                    .replica
+                    .as_ref()
+                    .is_some_and(|r| r.state().descriptor().can_split_at(&key));
+                if ok {
+                    pick = Some((l, key, "at a key just read ahead of the clock"));
+                }
+            }
+        }
+        if let (None, Some(limit)) = (&pick, self.splits.auto_keys) {
             for &g in &groups {
                 let Some(l) = self.live_leader(g) else {
                     continue;
