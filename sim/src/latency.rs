@@ -567,6 +567,8 @@ impl Model {
         let d = self.cfg.one_way_nanos;
         for o in out {
             match o {
+                // The model runs no splits.
+                Output::SplitChild(_) => {}
                 Output::Send(m) => {
                     let node = Model::index(m.to);
                     let input = Input::Message(m);

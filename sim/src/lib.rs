@@ -35,6 +35,7 @@ pub mod history;
 pub mod latency;
 mod lists;
 mod paxos_sim;
+mod ranges;
 pub mod trace;
 mod txn_sim;
 pub mod windows;
@@ -162,7 +163,7 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// Every planted bug, with its command-line name.
-    pub const ALL: [(&'static str, PlantedBug); 23] = [
+    pub const ALL: [(&'static str, PlantedBug); 28] = [
         (
             "lease-overlap",
             PlantedBug::Paxos(meridian_paxos::PlantedBug::LeaseOverlap),
@@ -249,11 +250,31 @@ impl PlantedBug {
             "prepare-revives-aborted",
             PlantedBug::Txn(meridian_txn::PlantedBug::PrepareRevivesAborted),
         ),
+        (
+            "split-child-lease-overlap",
+            PlantedBug::Paxos(meridian_paxos::PlantedBug::SplitChildLeaseOverlap),
+        ),
+        (
+            "split-child-safe-time-from-zero",
+            PlantedBug::Txn(meridian_txn::PlantedBug::SplitChildSafeTimeFromZero),
+        ),
+        (
+            "split-drops-prepared",
+            PlantedBug::Txn(meridian_txn::PlantedBug::SplitDropsPrepared),
+        ),
+        (
+            "split-ack-before-child-decides",
+            PlantedBug::Txn(meridian_txn::PlantedBug::SplitAckBeforeChildDecides),
+        ),
+        (
+            "stale-descriptor-served",
+            PlantedBug::Txn(meridian_txn::PlantedBug::StaleDescriptorServed),
+        ),
     ];
 
     /// Every planted bug, in the order of [`PlantedBug::ALL`].
-    pub const VARIANTS: [PlantedBug; 23] = {
-        let mut v = [PlantedBug::ClockBoundBroken; 23];
+    pub const VARIANTS: [PlantedBug; 28] = {
+        let mut v = [PlantedBug::ClockBoundBroken; 28];
         let mut i = 0;
         while i < PlantedBug::ALL.len() {
             v[i] = PlantedBug::ALL[i].1;
@@ -324,6 +345,21 @@ impl PlantedBug {
             PlantedBug::Txn(T::DecisionAckBeforeDurable) => {
                 "a participant acknowledges a decision before its decision record is durable"
             }
+            PlantedBug::Paxos(P::SplitChildLeaseOverlap) => {
+                "a split's child replicas claim no lease grant: another candidate need not wait out the parent's lease"
+            }
+            PlantedBug::Txn(T::SplitChildSafeTimeFromZero) => {
+                "a split's child starts with its timestamp floor and closed timestamp at zero"
+            }
+            PlantedBug::Txn(T::SplitDropsPrepared) => {
+                "a split leaves the right half's prepared transactions behind"
+            }
+            PlantedBug::Txn(T::SplitAckBeforeChildDecides) => {
+                "the parent acknowledges a moved transaction's decision before the child applies it"
+            }
+            PlantedBug::Txn(T::StaleDescriptorServed) => {
+                "lock-free reads skip the range check: a replica serves keys a split moved away"
+            }
             PlantedBug::Txn(T::PrepareRevivesAborted) => {
                 "a prepare arriving after the transaction aborted at a participant prepares it again"
             }
@@ -353,6 +389,14 @@ impl PlantedBug {
     pub fn layers(self) -> &'static [Layer] {
         use meridian_txn::PlantedBug as T;
         match self {
+            // Splits run only in the cluster layer.
+            PlantedBug::Paxos(meridian_paxos::PlantedBug::SplitChildLeaseOverlap)
+            | PlantedBug::Txn(
+                T::SplitChildSafeTimeFromZero
+                | T::SplitDropsPrepared
+                | T::SplitAckBeforeChildDecides
+                | T::StaleDescriptorServed,
+            ) => &[Layer::Cluster],
             PlantedBug::Paxos(_) | PlantedBug::ClockBoundBroken => &Layer::ALL,
             // Two-phase commit runs only across groups.
             PlantedBug::Txn(
@@ -480,6 +524,9 @@ pub struct RunStats {
     /// Elle-style checker judged (runs with too few list transactions
     /// committed are not judged).
     pub elle_judged: u64,
+    /// Cluster layer: range splits applied (by the first replica of the
+    /// parent to apply each).
+    pub splits: u64,
     /// Events processed.
     pub events: u64,
     /// Virtual time simulated, ns.
@@ -500,14 +547,16 @@ impl std::fmt::Display for RunStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "commits={} aborts={} unknown={} reads={} elections={} crashes={} elle_judged={}",
+            "commits={} aborts={} unknown={} reads={} elections={} crashes={} elle_judged={} \
+             splits={}",
             self.commits,
             self.aborts,
             self.unknown,
             self.reads,
             self.elections,
             self.crashes,
-            self.elle_judged
+            self.elle_judged,
+            self.splits
         )
     }
 }
@@ -522,6 +571,7 @@ impl RunStats {
         self.crashes += o.crashes;
         self.elections_after_heal += o.elections_after_heal;
         self.elle_judged += o.elle_judged;
+        self.splits += o.splits;
         self.events += o.events;
         self.virtual_nanos += o.virtual_nanos;
         self.digest ^= o.digest;

@@ -365,7 +365,7 @@ pub(crate) fn request_txn(r: &Request) -> Option<TxnId> {
         | Request::Abort { txn }
         | Request::Heartbeat { txn }
         | Request::TxnStatus { txn } => Some(*txn),
-        Request::Begin { .. } | Request::ReadOnly { .. } => None,
+        Request::Begin { .. } | Request::ReadOnly { .. } | Request::Split { .. } => None,
     }
 }
 
@@ -506,6 +506,12 @@ pub(crate) fn request(r: &Request) -> String {
         Request::Abort { txn } => format!("abort txn {txn}"),
         Request::Heartbeat { txn } => format!("heartbeat txn {txn}"),
         Request::TxnStatus { txn } => format!("status of txn {txn}"),
+        Request::Split { key, child } => {
+            format!(
+                "split at {} into group {child}",
+                String::from_utf8_lossy(key)
+            )
+        }
         Request::ReadOnly { at, reads } => {
             let at = match at {
                 ReadAt::Strong => "strong".to_string(),
@@ -538,6 +544,7 @@ pub(crate) fn reply(r: &Reply) -> String {
         Ok(Response::Rows { rows, .. }) => format!("scanned {} rows", rows.len()),
         Ok(Response::Committed { commit_ts }) => format!("committed at {}", ts(*commit_ts)),
         Ok(Response::Aborted) => "aborted".into(),
+        Ok(Response::Split { left, right }) => format!("split: {left} and {right}"),
         Ok(Response::Alive) => "alive".into(),
         Ok(Response::TxnStatus(s)) => match s {
             meridian_txn::TxnStatus::Committed(t) => format!("status: committed at {}", ts(*t)),

@@ -39,6 +39,7 @@ use crate::history::{
     Bank, CommitLog, History, Model, Outcome, ReadRecord, Roster, ScanRecord, TxnRecord,
 };
 use crate::lists;
+use crate::ranges::{self, RangeTable};
 use crate::trace::{self, Party, TraceKind, Tracer};
 use crate::windows::{Aim, EDGE_PER_MILLE, Windows};
 use crate::world::{
@@ -49,6 +50,7 @@ use crate::world::{
 use crate::{Cc, Layer, PlantedBug, RunOptions, RunOutcome, RunStats};
 
 mod future_reads;
+mod splits;
 
 /// Replicas per group.
 const NODES: u64 = 3;
@@ -58,9 +60,17 @@ const CHURN_NODES: u64 = 5;
 /// Per fault tick of a churning cluster seed: probability that one
 /// group's leader proposes a membership change.
 const CHURN_PROBABILITY: f64 = 0.05;
-/// Participant groups of the cluster layer (drawn per seed; the txn layer
-/// runs one).
+/// Participant groups of a churning cluster seed, each on nodes of its own
+/// (drawn per seed; the txn layer runs one).
 const CLUSTER_GROUPS: (u64, u64) = (3, 4);
+/// Physical nodes of a placed cluster seed (every cluster seed without
+/// membership churn), drawn per seed: each hosts replicas of several
+/// groups, [`NODES`] replicas per group (`cluster init --replicas 3`).
+const CLUSTER_NODES: (u64, u64) = (5, 9);
+/// Participant groups of a placed cluster seed (drawn per seed): enough
+/// initial ranges for a cut inside the accounts, the roster and the
+/// registers.
+const PLACED_GROUPS: (u64, u64) = (4, 5);
 /// Two-phase commit in simulation: resends (and participants' outcome
 /// queries) this often, and votes due this long after the coordinator
 /// starts.
@@ -154,9 +164,10 @@ const fn max(a: u64, b: u64) -> u64 {
 
 #[derive(Clone, Debug)]
 enum Packet {
-    Peer(Message),
+    /// A Paxos message between two replicas of `group` (addressed by node).
+    Peer { group: GroupId, m: Message },
     /// A two-phase-commit message between group leaders: one copy per
-    /// replica of the addressed group.
+    /// replica of the addressed group (`from` and `to` are replica ids).
     Group {
         from: NodeId,
         to: NodeId,
@@ -219,6 +230,19 @@ enum Event {
     },
     Fault,
     Heal,
+    /// A pause aimed at a moment (the parent leader just after a split's
+    /// application has reached its followers): node `node`'s replicas
+    /// stop for `length`; void if it restarted since.
+    Pause {
+        node: usize,
+        generation: u64,
+        length: u64,
+    },
+    /// The cut of group `group`'s traffic to and from node `node` ends.
+    Mend {
+        group: GroupId,
+        node: NodeId,
+    },
     /// The driver checks node `node`'s clock against its bound.
     ClockCheck {
         node: usize,
@@ -251,10 +275,15 @@ impl Excursion {
     }
 }
 
+/// One replica: of group `group`, on physical node `machine` (whose id,
+/// `id`, is its Paxos id). Clients and two-phase-commit packets name a
+/// replica by its replica id, its index plus one.
 struct Node {
     id: NodeId,
     /// The participant group this replica belongs to.
     group: GroupId,
+    /// The physical node hosting it (index into [`Sim::machines`]).
+    machine: usize,
     tt: SimulatedTrueTime,
     replica: Option<GroupReplica>,
     host: Host,
@@ -275,6 +304,15 @@ struct Node {
     /// Window `clocks-at-epsilon-edge`: the clock sits at the edge of its
     /// ε, ahead of true time (`true`) or behind it.
     edge: Option<bool>,
+    /// A replica a split created: the parent group's id. It exists on its
+    /// node once its parent replica there applied the split; after a crash
+    /// that left it nothing durable it waits for the parent's replay to
+    /// emit the seed again.
+    parent: Option<GroupId>,
+    /// A child replica whose initial state is not durable yet: what it
+    /// sends and answers waits here, and nothing is delivered to it
+    /// (senders resend), until its first sync.
+    held: Option<Vec<Output>>,
 }
 
 /// Node `n`'s clock reading at true time `t`: its model's, or during an
@@ -381,7 +419,7 @@ struct TxnTask {
     plan: Vec<(GroupId, Vec<usize>)>,
     /// Its scans, one request per (group, scan index), after the key reads;
     /// a scan goes to every group (home first), each returning its rows.
-    scan_plan: Vec<(GroupId, usize)>,
+    scan_plan: Vec<ScanPart>,
     step: usize,
     /// The values read so far (one per read key).
     values: Vec<Option<Bytes>>,
@@ -401,6 +439,17 @@ struct TxnTask {
     oldest_aborts: u32,
 }
 
+/// One group's part of a scan: the group (as the client's range cache
+/// has it), the scan's index among the attempt's scans, and the part of
+/// the scanned span that group serves.
+#[derive(Clone, Debug)]
+struct ScanPart {
+    group: GroupId,
+    scan: usize,
+    start: Bytes,
+    end: Option<Bytes>,
+}
+
 #[derive(Debug)]
 struct ReadTask {
     at: ReadAt,
@@ -408,9 +457,10 @@ struct ReadTask {
     /// `TT.now().latest` at the client: Spanner §4.2.2).
     strong: bool,
     reads: Vec<ReadOp>,
-    /// The reads per group (indices into `reads`; a scan goes to every
-    /// group), and how many groups have answered.
-    parts: Vec<(GroupId, Vec<usize>)>,
+    /// The reads per group (indices into `reads`, with the part each
+    /// group is asked: a scan goes to every group its span overlaps), and
+    /// how many groups have answered.
+    parts: Vec<(GroupId, Vec<(usize, ReadOp)>)>,
     step: usize,
     results: Vec<Option<ReadResult>>,
     read_ts: Timestamp,
@@ -427,8 +477,10 @@ enum Task {
 
 struct Client {
     tt: SimulatedTrueTime,
-    /// The leader hint per group (index `group - 1`).
+    /// The leader hint per group (index `group - 1`), a replica id.
     leaders: Vec<NodeId>,
+    /// Its cache of the range table: which group serves which keys.
+    ranges: RangeTable,
     task: Task,
     /// Requests (and the replica each went to) whose answers the current
     /// step accepts.
@@ -489,8 +541,22 @@ struct Sim {
     net: Network,
     /// Participant groups (ids `1..=groups`).
     groups: u64,
-    /// Replicas per group.
-    per_group: u64,
+    /// Whether the groups' voters come and go (each group then has
+    /// [`CHURN_NODES`] replicas on nodes of its own).
+    churn: bool,
+    /// The replicas (indices into `nodes`) each physical node hosts.
+    machines: Vec<Vec<usize>>,
+    /// The replicas (indices into `nodes`) of each group (index
+    /// `group - 1`).
+    members: Vec<Vec<usize>>,
+    /// Which group serves which keys: the truth clients' caches follow
+    /// (the range directory), changed when a split first applies.
+    ranges: RangeTable,
+    /// Per group (index `group - 1`): the range its replicas boot with
+    /// (the bootstrap descriptor, or a child's from its seed).
+    initial: Vec<Option<meridian_participant::RangeDescriptor>>,
+    /// Splits of this seed ([`splits`]).
+    splits: splits::Splits,
     /// Per group (index `group - 1`): the chosen log, the sim's own replay
     /// of its two-phase records, the leader hint, the highest timestamp
     /// assigned, elections after the heal.
@@ -576,37 +642,92 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
     // Membership churn only where the groups' replicas are all the
     // simulator runs for them: in the cluster layer.
     let churn = opts.layer == Layer::Cluster && faults.membership;
-    let per_group = if churn { CHURN_NODES } else { NODES };
+    let bank = Bank::new(accounts, INITIAL_BALANCE);
+    // Placement and ranges draw from a stream of their own, so the txn
+    // layer's draws are the same as before placement existed.
+    let mut place_rng = SmallRng::seed_from_u64(opts.seed ^ 0x0091_ace5_u64.rotate_left(45));
+    let (groups, placement, machine_count) = if opts.layer != Layer::Cluster || churn {
+        // Each group on nodes of its own: the txn layer's one group, and
+        // the churning seeds, whose voters come and go.
+        let per_group = if churn { CHURN_NODES } else { NODES };
+        let placement = (0..groups)
+            .map(|g| ((g * per_group) as usize..((g + 1) * per_group) as usize).collect())
+            .collect::<Vec<Vec<usize>>>();
+        (groups, placement, groups * per_group)
+    } else {
+        let machines = place_rng.random_range(CLUSTER_NODES.0..=CLUSTER_NODES.1);
+        let groups = place_rng.random_range(PLACED_GROUPS.0..=PLACED_GROUPS.1);
+        (groups, ranges::place(groups, NODES, machines), machines)
+    };
+    let registers: Vec<Bytes> = (0..REGISTERS)
+        .map(|r| Bytes::from(format!("reg/{r}")))
+        .collect();
+    let universe: Vec<Bytes> = bank
+        .accounts
+        .iter()
+        .chain(&roster.keys)
+        .chain(&registers)
+        .cloned()
+        .chain((0..lists::LISTS).map(lists::key))
+        .collect();
+    let range_table = if groups == 1 {
+        RangeTable::single(1)
+    } else {
+        let cuts = ranges::initial_cuts(&mut place_rng, groups, &bank, &roster, &registers);
+        assert_eq!(cuts.len() as u64 + 1, groups, "one range per group");
+        RangeTable::with_cuts(&cuts)
+    };
     let mut windows = Windows::draw(
         opts.seed,
         opts.layer == Layer::Cluster,
-        (groups * per_group) as usize,
+        machine_count as usize,
     );
     let commit_record_retention = windows.commit_record_retention(commit_record_retention);
+    let splits = splits::Splits::draw(
+        opts.seed,
+        opts.layer == Layer::Cluster && !churn,
+        groups,
+        universe,
+    );
+    let commit_record_retention = splits.commit_record_retention(commit_record_retention);
     let mut faults = faults;
     let pause = windows.calm(&mut faults, pause);
-    let nodes = (0..groups * per_group)
-        .map(|i| Node {
-            id: i + 1,
-            group: i / per_group + 1,
-            tt: clocks.node(&clock, i, true),
-            replica: None,
-            host: Host::default(),
-            last_t_safe: Timestamp::ZERO,
-            applied_slot: 0,
-            paused_until: None,
-            resume: Resume::Shuffled,
-            excursion: None,
-            clock_flagged: false,
-            edge: windows.edge(i as usize),
-        })
-        .collect();
+    let mut machines: Vec<Vec<usize>> = vec![Vec::new(); machine_count as usize];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups as usize];
+    let mut nodes: Vec<Node> = Vec::new();
+    for (g, hosts) in placement.iter().enumerate() {
+        for &m in hosts {
+            let i = nodes.len();
+            machines[m].push(i);
+            members[g].push(i);
+            nodes.push(Node {
+                id: m as NodeId + 1,
+                group: g as GroupId + 1,
+                machine: m,
+                // Replicas on one node read one clock.
+                tt: clocks.node(&clock, m as u64, true),
+                replica: None,
+                host: Host::default(),
+                last_t_safe: Timestamp::ZERO,
+                applied_slot: 0,
+                paused_until: None,
+                resume: Resume::Shuffled,
+                excursion: None,
+                clock_flagged: false,
+                edge: windows.edge(m),
+                parent: None,
+                held: None,
+            });
+        }
+    }
     let clients = (0..n_clients)
         .map(|i| Client {
             tt: clocks.node(&clock, CLIENT_BASE + i as u64, false),
-            leaders: (0..groups)
-                .map(|g| g * per_group + 1 + (i as u64 % per_group))
+            leaders: members
+                .iter()
+                .map(|m| m[i % m.len()] as NodeId + 1)
                 .collect(),
+            ranges: range_table.clone(),
             task: Task::Idle,
             pending: Vec::new(),
             wake: 0,
@@ -630,12 +751,33 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         queue: EventQueue::new(clock),
         net: Network::default(),
         groups,
-        per_group,
+        churn,
+        machines,
+        members,
+        initial: (1..=groups)
+            .map(|g| {
+                let (start, end) = range_table.range_of(g).unwrap_or_default();
+                Some(meridian_participant::RangeDescriptor {
+                    group: g,
+                    start,
+                    end,
+                    generation: meridian_participant::INITIAL_GENERATION,
+                })
+            })
+            .collect(),
+        splits,
         chosen: (0..groups).map(|_| ChosenLog::default()).collect(),
-        replay: (0..groups).map(|_| GroupReplay::default()).collect(),
+        replay: (1..=groups)
+            .map(|g| GroupReplay {
+                range: range_table.range_of(g).unwrap_or_default(),
+                generation: meridian_participant::INITIAL_GENERATION,
+                ..GroupReplay::default()
+            })
+            .collect(),
+        ranges: range_table,
         log: CommitLog::default(),
         history: History::default(),
-        bank: Bank::new(accounts, INITIAL_BALANCE),
+        bank,
         stats: RunStats::default(),
         next_request: 1,
         leader_hint: vec![None; groups as usize],
@@ -666,11 +808,22 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
         } else {
             String::new()
         };
+        let per_group = sim.members[0].len();
+        let placed = if opts.layer == Layer::Cluster && !churn {
+            format!(" on {} nodes", sim.machines.len())
+        } else {
+            String::new()
+        };
+        let layout = if groups > 1 {
+            format!("\n  {}", sim.layout())
+        } else {
+            String::new()
+        };
         format!(
-            "seed {} layer {}: {}{per_group} replicas{}, {n_clients} clients{}, {accounts} accounts, \
-             roster of {}; faults until {}, run ends {}\n{}{}\n  {}\n  \
+            "seed {} layer {}: {}{per_group} replicas{placed}{}, {n_clients} clients{}, {accounts} accounts, \
+             roster of {}; faults until {}, run ends {}{layout}\n{}{}\n  {}\n  \
              request timeout {} ms; commit records kept {} ms{queues}\n  \
-             two-phase windows: {}",
+             two-phase windows: {}{}",
             opts.seed,
             opts.layer.name(),
             if groups > 1 {
@@ -689,6 +842,11 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
             request_timeout / MS,
             commit_record_retention / MS,
             sim.windows.describe(),
+            if sim.splits.on() {
+                format!("\n  splits: {}", sim.splits.describe())
+            } else {
+                String::new()
+            },
         )
     });
     let result = crate::guarded(|| sim.run(n_clients, fault_phase));
@@ -772,14 +930,25 @@ impl Sim {
         }
         let fate = copies.map_or("", trace::fate);
         match p {
-            Packet::Peer(m) => {
+            Packet::Peer { group, m } => {
                 let parties = [Party::Node(m.from), Party::Node(m.to)];
-                self.trace(kind, &parties, || format!("{}{fate}", trace::message(m)));
+                let tag = if self.placed() {
+                    format!("g{group} ")
+                } else {
+                    String::new()
+                };
+                self.trace(kind, &parties, || {
+                    format!("{tag}{}{fate}", trace::message(m))
+                });
             }
             Packet::Group { from, to, msg, .. } => {
-                let parties = [Party::Node(*from), Party::Node(*to)];
+                let parties = [
+                    Party::Node(self.node_id(*from)),
+                    Party::Node(self.node_id(*to)),
+                ];
+                let (from, to) = (self.who(*from), self.who(*to));
                 self.trace_txn(kind, &parties, Some(trace::group_message_txn(msg)), || {
-                    format!("n{from}→n{to} {}{fate}", trace::group_message(msg))
+                    format!("{from}→{to} {}{fate}", trace::group_message(msg))
                 });
             }
             Packet::Request {
@@ -788,11 +957,12 @@ impl Sim {
                 id,
                 request,
             } => {
-                let parties = [Party::Client(*client), Party::Node(*node)];
+                let parties = [Party::Client(*client), Party::Node(self.node_id(*node))];
                 let txn = trace::request_txn(request).or_else(|| self.client_txn(*client));
+                let node = self.who(*node);
                 self.trace_txn(kind, &parties, txn, || {
                     format!(
-                        "c{client}→n{node} req {id} {}{fate}",
+                        "c{client}→{node} req {id} {}{fate}",
                         trace::request(request)
                     )
                 });
@@ -803,7 +973,8 @@ impl Sim {
                 id,
                 reply,
             } => {
-                let parties = [Party::Node(*node), Party::Client(*client)];
+                let parties = [Party::Node(self.node_id(*node)), Party::Client(*client)];
+                let node = self.who(*node);
                 let waited = self.clients[*client].pending.iter().any(|(r, _)| r == id);
                 let stale = if kind == TraceKind::Deliver && !waited {
                     " (no longer awaited)"
@@ -813,7 +984,7 @@ impl Sim {
                 let txn = trace::reply_txn(reply).or_else(|| self.client_txn(*client));
                 self.trace_txn(kind, &parties, txn, || {
                     format!(
-                        "n{node}→c{client} req {id} {}{stale}{fate}",
+                        "{node}→c{client} req {id} {}{stale}{fate}",
                         trace::reply(reply)
                     )
                 });
@@ -824,8 +995,11 @@ impl Sim {
     fn config(&self, i: usize) -> meridian_txn::Config {
         let (id, group) = (self.nodes[i].id, self.nodes[i].group);
         let paxos_bug = self.planted_bug.and_then(PlantedBug::paxos);
-        let voters = self.group_nodes(group).collect();
+        let voters = self.group_nodes(group);
         let mut c = meridian_txn::Config::new(group, paxos_config(id, voters, paxos_bug));
+        if let Some(d) = self.initial.get((group - 1) as usize).cloned().flatten() {
+            c.descriptor = d;
+        }
         c.resend_interval_nanos = RESEND_INTERVAL;
         c.prepare_timeout_nanos = PREPARE_TIMEOUT;
         c.close_interval_nanos = CLOSE_INTERVAL;
@@ -859,8 +1033,17 @@ impl Sim {
             .storage
             .load()
             .expect("memory storage cannot fail");
+        if self.nodes[i].parent.is_some() && state.snapshot.is_none() {
+            // A child that crashed before its initial state was durable
+            // (so it never spoke), or a blank child whose snapshot had not
+            // arrived: its parent replica's replay (or recovery from a
+            // snapshot) emits the seed again.
+            return Ok(());
+        }
+        let cfg = self.config(i);
+        self.nodes[i].held = None;
         let rng = SmallRng::seed_from_u64(self.rng.random());
-        let mut r = GroupReplica::new(self.config(i), state, Box::new(rng));
+        let mut r = GroupReplica::new(cfg, state, Box::new(rng));
         let now = self.clock(i);
         let mut out = Vec::new();
         r.start(now, &mut out);
@@ -878,42 +1061,114 @@ impl Sim {
         self.process(i, out)
     }
 
-    fn index(&self, id: NodeId) -> Option<usize> {
-        self.nodes.iter().position(|n| n.id == id)
+    /// The replica (index) of replica id `rid`.
+    fn index(&self, rid: NodeId) -> Option<usize> {
+        (rid as usize)
+            .checked_sub(1)
+            .filter(|&i| i < self.nodes.len())
     }
 
-    /// The replicas of `group`.
-    fn group_nodes(&self, group: GroupId) -> impl Iterator<Item = NodeId> + use<> {
-        (group - 1) * self.per_group + 1..=group * self.per_group
+    /// The replica (index) of `group` on the node with Paxos id `id`.
+    fn replica_at(&self, group: GroupId, id: NodeId) -> Option<usize> {
+        self.members
+            .get((group - 1) as usize)?
+            .iter()
+            .copied()
+            .find(|&i| self.nodes[i].id == id)
     }
 
-    /// The group replica `id` belongs to.
-    fn group_of_node(&self, id: NodeId) -> GroupId {
-        (id - 1) / self.per_group + 1
+    /// The Paxos ids (node ids) of `group`'s replicas.
+    fn group_nodes(&self, group: GroupId) -> Vec<NodeId> {
+        self.members[(group - 1) as usize]
+            .iter()
+            .map(|&i| self.nodes[i].id)
+            .collect()
     }
 
-    /// The group that holds `key`: keys are spread over the groups by a
-    /// hash of the key (FNV-1a), so every workload crosses groups.
-    fn group_of(&self, key: &[u8]) -> GroupId {
-        if self.groups == 1 {
-            return 1;
+    /// Whether nodes host replicas of several groups (a placed cluster
+    /// seed), so the trace names a replica by node and group.
+    fn placed(&self) -> bool {
+        self.machines.len() != self.nodes.len()
+    }
+
+    /// The node id (Paxos id) of the replica with replica id `rid`.
+    fn node_id(&self, rid: NodeId) -> NodeId {
+        self.index(rid).map_or(rid, |i| self.nodes[i].id)
+    }
+
+    /// How the trace names replica `rid`: `n3` where a node hosts one
+    /// replica, else `n3/g2` (group 2's replica on node 3).
+    fn who(&self, rid: NodeId) -> String {
+        match self.index(rid) {
+            Some(i) if self.placed() => format!("n{}/g{}", self.nodes[i].id, self.nodes[i].group),
+            Some(i) => format!("n{}", self.nodes[i].id),
+            None => format!("n{rid}"),
         }
-        let h = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        h % self.groups + 1
+    }
+
+    /// The replica ids of `group`'s replicas.
+    fn group_replicas(&self, group: GroupId) -> Vec<NodeId> {
+        self.members[(group - 1) as usize]
+            .iter()
+            .map(|&i| i as NodeId + 1)
+            .collect()
+    }
+
+    /// The group of the replica with replica id `rid`.
+    fn group_of_node(&self, rid: NodeId) -> GroupId {
+        self.index(rid).map_or(1, |i| self.nodes[i].group)
+    }
+
+    /// The group that serves `key` now (the truth, not a client's cache).
+    fn group_of(&self, key: &[u8]) -> GroupId {
+        self.ranges.group_of(key)
+    }
+
+    /// The placement and the ranges, for the trace's header.
+    fn layout(&self) -> String {
+        let nodes: Vec<String> = self
+            .machines
+            .iter()
+            .enumerate()
+            .map(|(m, rs)| {
+                let groups: Vec<String> = rs
+                    .iter()
+                    .map(|&i| format!("g{}", self.nodes[i].group))
+                    .collect();
+                format!("n{} {}", m + 1, groups.join(","))
+            })
+            .collect();
+        let ranges: Vec<String> = self
+            .ranges
+            .groups()
+            .map(|g| {
+                let (start, end) = self.ranges.range_of(g).unwrap_or_default();
+                format!(
+                    "g{g} [{}, {})",
+                    String::from_utf8_lossy(&start),
+                    end.map_or("∞".into(), |e| String::from_utf8_lossy(&e).into_owned())
+                )
+            })
+            .collect();
+        format!("nodes: {}; ranges: {}", nodes.join("; "), ranges.join(" "))
+    }
+
+    /// The replicas on replica `i`'s node (itself included).
+    fn cohosted(&self, i: usize) -> Vec<usize> {
+        self.machines[self.nodes[i].machine].clone()
     }
 
     /// The replica an event is for, if any.
     fn target(&self, ev: &Event) -> Option<usize> {
         match ev {
-            Event::Deliver(Packet::Peer(m)) => self.index(m.to),
+            Event::Deliver(Packet::Peer { group, m }) => self.replica_at(*group, m.to),
             Event::Deliver(Packet::Group { to, .. }) => self.index(*to),
             Event::Deliver(Packet::Request { node, .. }) => self.index(*node),
             Event::Tick { node, .. }
             | Event::Sync { node, .. }
             | Event::Crash { node, .. }
-            | Event::HandOver { node, .. } => Some(*node),
+            | Event::HandOver { node, .. }
+            | Event::Pause { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -939,12 +1194,18 @@ impl Sim {
                 self.nodes[i].paused_until = None;
             }
         }
+        if let (Some(i), Event::Deliver(_)) = (self.target(&ev), &ev) {
+            if self.nodes[i].held.is_some() {
+                // Not yet durable, so not yet there: senders resend.
+                return Ok(());
+            }
+        }
         if let Event::Deliver(p) = &ev {
             self.trace_packet(TraceKind::Deliver, p, None);
         }
         match ev {
-            Event::Deliver(Packet::Peer(m)) => {
-                let Some(i) = self.index(m.to) else {
+            Event::Deliver(Packet::Peer { group, m }) => {
+                let Some(i) = self.replica_at(group, m.to) else {
                     return Ok(());
                 };
                 self.step(i, Input::Message(m))
@@ -985,6 +1246,12 @@ impl Sim {
                     if let Some(aim) = self.windows.on_deliver(to, group, &msg, may, undecided, at)
                     {
                         self.aim(i, aim, "in a two-phase-commit window (after a delivery)");
+                    } else if let Some(aim) = self.split_decide_aim(i, &msg, may, undecided) {
+                        self.aim(
+                            i,
+                            aim,
+                            "as a moved transaction's decision reaches the child's leader",
+                        );
                     }
                 }
                 self.step(i, Input::FromGroup(msg))
@@ -999,6 +1266,23 @@ impl Sim {
                     let at = self.now();
                     let o = self.outstanding.entry(id).or_insert((i, at, 0));
                     *o = (i, at, o.2 + 1);
+                }
+                if let Request::ReadOnly {
+                    at: ReadAt::Exact(t),
+                    reads,
+                } = &request
+                {
+                    if *t > self.now() {
+                        let keys: Vec<Bytes> = reads
+                            .iter()
+                            .filter_map(|r| match r {
+                                ReadOp::Get(k) => Some(k.clone()),
+                                ReadOp::Scan { .. } => None,
+                            })
+                            .collect();
+                        let at = self.queue.at();
+                        self.splits.note_read_ahead(self.nodes[i].group, &keys, at);
+                    }
                 }
                 self.step(i, Input::Request { id, request })
             }
@@ -1019,7 +1303,14 @@ impl Sim {
                 self.step(node, Input::Tick)
             }
             Event::Sync { node, generation } => match self.nodes[node].host.sync(generation) {
-                Some(seq) => self.step(node, Input::Persisted { seq }),
+                Some(seq) => {
+                    self.step(node, Input::Persisted { seq })?;
+                    // A child's initial state is durable: it may speak.
+                    match self.nodes[node].held.take() {
+                        Some(held) if !held.is_empty() => self.process(node, held),
+                        _ => Ok(()),
+                    }
+                }
                 None => Ok(()),
             },
             Event::Crash {
@@ -1051,9 +1342,11 @@ impl Sim {
                     return Ok(());
                 }
                 let id = self.nodes[node].id;
-                self.trace(TraceKind::Fault, &[Party::Node(id)], || {
-                    format!("restart n{id}")
-                });
+                if self.nodes[node].parent.is_none() {
+                    self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+                        format!("restart n{id}")
+                    });
+                }
                 self.boot(node)
             }
             Event::Client { client, wake } => {
@@ -1070,12 +1363,29 @@ impl Sim {
                 Ok(())
             }
             Event::ClockCheck { node } => self.check_clock(node),
+            Event::Mend { group, node } => {
+                self.net
+                    .group_cuts
+                    .retain(|&(g, a, b)| g != group || (a != node && b != node));
+                Ok(())
+            }
+            Event::Pause {
+                node,
+                generation,
+                length,
+            } => {
+                if self.nodes[node].host.generation == generation && self.faults_on {
+                    self.pause_node(node, length, "after a split reached its followers");
+                }
+                Ok(())
+            }
             Event::Heal => {
                 self.trace(TraceKind::Fault, &[], || {
                     "heal: faults and pauses stop, partitions mend, crashed replicas restart".into()
                 });
                 self.faults_on = false;
                 self.net.blocked.clear();
+                self.net.group_cuts.clear();
                 // Every fault ends here, pauses and clock excursions included
                 // (the clock checks that follow find the clocks back).
                 let now = self.now();
@@ -1109,9 +1419,26 @@ impl Sim {
     fn process(&mut self, i: usize, out: Vec<Output>) -> Result<(), Violation> {
         let at = self.queue.at();
         let id = self.nodes[i].id;
+        // How clients and two-phase-commit packets name this replica.
+        let rid = i as NodeId + 1;
         for o in out {
+            if let Some(held) = self.nodes[i].held.as_mut() {
+                if matches!(
+                    o,
+                    Output::Send(_) | Output::ToGroup { .. } | Output::Reply { .. }
+                ) {
+                    // A child whose initial state is not durable yet says
+                    // nothing.
+                    held.push(o);
+                    continue;
+                }
+            }
             match o {
-                Output::Send(m) => self.send(Packet::Peer(m)),
+                Output::SplitChild(seed) => self.split_child(i, *seed)?,
+                Output::Send(m) => {
+                    let group = self.nodes[i].group;
+                    self.send(Packet::Peer { group, m })
+                }
                 Output::ToGroup { group, msg } => {
                     if (1..=self.groups).contains(&group) {
                         if self.faults_on {
@@ -1120,13 +1447,13 @@ impl Sim {
                                 self.windows.note_prepared(*txn, *from, keys);
                             }
                             let may = self.may_fail(i);
-                            if let Some(aim) = self.windows.on_send(id, group, &msg, at, may) {
+                            if let Some(aim) = self.windows.on_send(rid, group, &msg, at, may) {
                                 self.aim(i, aim, "in a two-phase-commit window (after sending)");
                             }
                         }
-                        for to in self.group_nodes(group) {
+                        for to in self.group_replicas(group) {
                             self.send(Packet::Group {
-                                from: id,
+                                from: i as NodeId + 1,
                                 to,
                                 msg: msg.clone(),
                                 sent: at,
@@ -1177,7 +1504,7 @@ impl Sim {
                             ));
                         }
                     }
-                    self.send_reply(id, req, reply);
+                    self.send_reply(rid, req, reply);
                 }
                 Output::Applied(entries) => {
                     let g = self.nodes[i].group;
@@ -1192,7 +1519,9 @@ impl Sim {
                         }
                         self.nodes[i].applied_slot = e.slot;
                         let replay = &mut self.replay[(g - 1) as usize];
-                        replay.apply(g, e, &mut self.log, at)?;
+                        if let Some(split) = replay.apply(g, e, &mut self.log, at)? {
+                            self.split_applied(g, split);
+                        }
                     }
                 }
                 Output::SnapshotRestored { last_slot } => {
@@ -1205,7 +1534,7 @@ impl Sim {
                     if role == Role::Leader {
                         self.stats.elections += 1;
                         let g = (self.nodes[i].group - 1) as usize;
-                        self.leader_hint[g] = Some(id);
+                        self.leader_hint[g] = Some(rid);
                         if !self.faults_on {
                             let round = self.nodes[i]
                                 .replica
@@ -1226,8 +1555,7 @@ impl Sim {
                                     },
                                 );
                             }
-                            let others: Vec<NodeId> =
-                                self.group_nodes(self.nodes[i].group).collect();
+                            let others: Vec<NodeId> = self.group_nodes(self.nodes[i].group);
                             if let Some((d, to)) = self.hand_overs.after_election(&others) {
                                 self.queue.schedule(
                                     d,
@@ -1338,22 +1666,53 @@ impl Sim {
     }
 
     /// Spanner §4.1.1: at no true time do two replicas of a group hold a
-    /// lease.
+    /// lease; and, across the groups a split made, no key has two
+    /// leaseholders that may serve it: leaders of different groups holding
+    /// leases, their terms started, serve disjoint ranges (their applied
+    /// descriptors).
     fn check_leases(&self) -> Result<(), Violation> {
         let t = self.now();
+        let holders: Vec<&Node> = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.replica
+                    .as_ref()
+                    .is_some_and(|r| r.paxos().has_lease(reading(n, t)))
+            })
+            .collect();
         for g in 1..=self.groups {
-            let holders: Vec<NodeId> = self
-                .nodes
+            let ids: Vec<NodeId> = holders
                 .iter()
-                .filter(|n| {
-                    n.group == g
-                        && n.replica
-                            .as_ref()
-                            .is_some_and(|r| r.paxos().has_lease(reading(n, t)))
-                })
+                .filter(|n| n.group == g)
                 .map(|n| n.id)
                 .collect();
-            check_one_lease(&holders).map_err(|e| self.violation(rules::LEASE_DISJOINT, e))?;
+            check_one_lease(&ids).map_err(|e| self.violation(rules::LEASE_DISJOINT, e))?;
+        }
+        {
+            // A leader whose term has not started (its no-op not yet
+            // applied, so neither are the splits before it) serves nothing:
+            // its applied range may be stale.
+            let ranges: Vec<(&Node, &meridian_participant::RangeDescriptor)> = holders
+                .iter()
+                .filter_map(|n| n.replica.as_ref().map(|r| (*n, r)))
+                .filter(|(_, r)| r.paxos().term_started())
+                .map(|(n, r)| (n, r.state().descriptor()))
+                .collect();
+            for (a, (na, da)) in ranges.iter().enumerate() {
+                for (nb, db) in &ranges[a + 1..] {
+                    if na.group != nb.group && ranges_overlap(da, db) {
+                        return Err(self.violation(
+                            rules::LEASE_DISJOINT,
+                            format!(
+                                "n{}/g{} ({da}) and n{}/g{} ({db}) both hold a lease over \
+                                 common keys",
+                                na.id, na.group, nb.id, nb.group
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -1363,19 +1722,27 @@ impl Sim {
     // ------------------------------------------------------------------
 
     fn send(&mut self, p: Packet) {
+        // The network joins nodes: a replica's messages leave from its
+        // node (its Paxos id), and partitions cut links between nodes.
+        let node_of = |rid: NodeId| self.index(rid).map_or(0, |i| self.nodes[i].id);
         let (from, to) = match &p {
-            Packet::Peer(m) => (m.from, m.to),
-            Packet::Group { from, to, .. } => (*from, *to),
-            Packet::Request { client, node, .. } => (CLIENT_BASE + *client as u64, *node),
+            Packet::Peer { m, .. } => (m.from, m.to),
+            Packet::Group { from, to, .. } => (node_of(*from), node_of(*to)),
+            Packet::Request { client, node, .. } => (CLIENT_BASE + *client as u64, node_of(*node)),
             Packet::Reply { client, .. } => (0, CLIENT_BASE + *client as u64),
         };
         let mut delays = self
             .net
             .deliveries(&mut self.rng, &self.faults, self.faults_on, from, to);
-        if let (true, Packet::Group { msg, .. }) = (self.faults_on, &p) {
-            let group = self.group_of_node(to);
+        if let Packet::Peer { group, m } = &p {
+            if self.net.group_cuts.contains(&(*group, m.from, m.to)) {
+                delays.clear();
+            }
+        }
+        if let (true, Packet::Group { from, to, msg, .. }) = (self.faults_on, &p) {
+            let group = self.group_of_node(*to);
             let at = self.queue.at();
-            delays = self.windows.copies(from, group, msg, at, delays);
+            delays = self.windows.copies(*from, group, msg, at, delays);
         }
         self.trace_packet(TraceKind::Send, &p, Some(delays.len()));
         for d in delays {
@@ -1409,16 +1776,19 @@ impl Sim {
     }
 
     fn inject_fault(&mut self) {
-        if self.per_group == CHURN_NODES && self.rng.random_bool(CHURN_PROBABILITY) {
+        if self.churn && self.rng.random_bool(CHURN_PROBABILITY) {
             self.change_membership();
         }
         if self.clock_rng.random_bool(self.excursion_probability) {
             self.start_excursion();
         }
-        let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
-        // Faults aimed at a leader aim at one group's.
+        // Partitions cut links between physical nodes (ids = Paxos ids):
+        // every replica a node hosts is cut off with it.
+        let ids: Vec<NodeId> = (1..=self.machines.len() as NodeId).collect();
+        // Faults aimed at a leader aim at one group's (at its node).
         let aimed = self.rng.random_range(0..self.groups) as usize;
-        let leader = self.leader_hint[aimed].filter(|l| ids.contains(l));
+        let leader_replica = self.leader_hint[aimed].and_then(|l| self.index(l));
+        let leader = leader_replica.map(|l| self.nodes[l].id);
         if let Some((kind, v)) = self
             .net
             .maybe_partition(&mut self.rng, &self.faults, &ids, leader)
@@ -1430,22 +1800,28 @@ impl Sim {
             });
         }
         if self.rng.random_bool(self.pause) {
-            let i = match leader.and_then(|l| self.index(l)) {
+            let i = match leader_replica {
                 Some(l) if self.rng.random_bool(LEADER_PAUSE_SHARE) => l,
                 _ => self.rng.random_range(0..self.nodes.len()),
             };
             // A paused node's clock check would run only after what piled
             // up: pauses and clock excursions do not overlap.
-            if self.nodes[i].paused_until.is_none()
-                && self.nodes[i].replica.is_some()
-                && self.nodes[i].excursion.is_none()
-                && !self.nodes[i].clock_flagged
-            {
+            let hosted = self.cohosted(i);
+            if hosted.iter().all(|&j| {
+                let n = &self.nodes[j];
+                n.paused_until.is_none()
+                    && n.replica.is_some()
+                    && n.excursion.is_none()
+                    && !n.clock_flagged
+            }) {
                 let d = self.rng.random_range(300 * MS..1_500 * MS);
                 let resume = [Resume::Shuffled, Resume::ClientsFirst, Resume::PeersFirst]
                     [self.rng.random_range(0..3)];
-                self.nodes[i].paused_until = Some(self.now().saturating_add(d));
-                self.nodes[i].resume = resume;
+                // A process pause stops every replica the node hosts.
+                for j in hosted {
+                    self.nodes[j].paused_until = Some(self.now().saturating_add(d));
+                    self.nodes[j].resume = resume;
+                }
                 let id = self.nodes[i].id;
                 self.trace(TraceKind::Fault, &[Party::Node(id)], || {
                     let order = match resume {
@@ -1472,13 +1848,14 @@ impl Sim {
         if let Err(v) = self.maybe_hand_over() {
             self.deferred.get_or_insert(v);
         }
+        self.maybe_split();
     }
 
     /// The leader-hand-over fault: one group's leader is asked to pass its
     /// leadership on, as a draining node's would be (docs/design.md §3).
     fn maybe_hand_over(&mut self) -> Result<(), Violation> {
         let g = self.hand_overs.pick(self.groups);
-        let others: Vec<NodeId> = self.group_nodes(g).collect();
+        let others: Vec<NodeId> = self.group_nodes(g);
         let Some(to) = self.hand_overs.next(&others) else {
             return Ok(());
         };
@@ -1564,8 +1941,19 @@ impl Sim {
             ),
             Aim::IsolateAndCrash(d) => {
                 let id = self.nodes[i].id;
-                for peer in self.group_nodes(self.nodes[i].group) {
-                    if peer != id {
+                let group = self.nodes[i].group;
+                let placed = self.placed();
+                for peer in self.group_nodes(group) {
+                    if peer == id {
+                        continue;
+                    }
+                    if placed {
+                        // Only the group's own traffic: the node's other
+                        // replicas, and the coordinator it acknowledges
+                        // to, still hear it.
+                        self.net.group_cuts.insert((group, id, peer));
+                        self.net.group_cuts.insert((group, peer, id));
+                    } else {
                         self.net.blocked.insert((id, peer));
                         self.net.blocked.insert((peer, id));
                     }
@@ -1592,7 +1980,7 @@ impl Sim {
         let Some(l) = self.leader_hint[(g - 1) as usize].and_then(|l| self.index(l)) else {
             return;
         };
-        let members: Vec<NodeId> = self.group_nodes(g).collect();
+        let members: Vec<NodeId> = self.group_nodes(g);
         let target = members[self.rng.random_range(0..members.len())];
         let now = self.clock(l);
         let leader = self.nodes[l].id;
@@ -1642,17 +2030,23 @@ impl Sim {
             .clock_rng
             .random_range(EXCURSION_LENGTH.0..=EXCURSION_LENGTH.1);
         let ahead = self.clock_rng.random_bool(0.5);
-        let n = &self.nodes[i];
-        if n.excursion.is_some() || n.clock_flagged || n.paused_until.is_some() {
+        let hosted = self.cohosted(i);
+        if hosted.iter().any(|&j| {
+            let n = &self.nodes[j];
+            n.excursion.is_some() || n.clock_flagged || n.paused_until.is_some()
+        }) {
             return;
         }
         let now = self.now();
-        self.nodes[i].excursion = Some(Excursion {
-            start: now,
-            end: now.saturating_add(length),
-            max,
-            ahead,
-        });
+        // The node's clock: every replica it hosts reads it.
+        for &j in &hosted {
+            self.nodes[j].excursion = Some(Excursion {
+                start: now,
+                end: now.saturating_add(length),
+                max,
+                ahead,
+            });
+        }
         let id = self.nodes[i].id;
         self.trace(TraceKind::Fault, &[Party::Node(id)], || {
             format!(
@@ -1663,8 +2057,10 @@ impl Sim {
             )
         });
         // Fails only on a violation, which the next event reports.
-        if let Err(v) = self.check_clock(i) {
-            self.deferred.get_or_insert(v);
+        for j in hosted {
+            if let Err(v) = self.check_clock(j) {
+                self.deferred.get_or_insert(v);
+            }
         }
     }
 
@@ -1730,22 +2126,46 @@ impl Sim {
         Ok(())
     }
 
+    /// Crashes replica `i`'s node: every replica it hosts goes down, each
+    /// keeping a random prefix of its unsynced writes, and comes back
+    /// after one downtime.
     fn crash(&mut self, i: usize) {
         if self.nodes[i].replica.is_none() {
             return;
         }
-        let keep = self.nodes[i].host.crash(&mut self.rng);
-        self.nodes[i].replica = None;
-        self.nodes[i].paused_until = None;
-        // A crashed replica owes nothing.
-        self.outstanding.retain(|_, o| o.0 != i);
         self.stats.crashes += 1;
-        let id = self.nodes[i].id;
-        self.trace(TraceKind::Fault, &[Party::Node(id)], || {
-            format!("crash n{id} (kept {keep} unsynced writes)")
-        });
+        let mut kept = Vec::new();
+        let mut down_now = Vec::new();
+        for j in self.cohosted(i) {
+            if self.nodes[j].replica.is_none() {
+                continue;
+            }
+            let keep = self.nodes[j].host.crash(&mut self.rng);
+            self.nodes[j].replica = None;
+            self.nodes[j].paused_until = None;
+            self.nodes[j].held = None;
+            // A crashed replica owes nothing.
+            self.outstanding.retain(|_, o| o.0 != j);
+            kept.push((self.nodes[j].group, keep));
+            down_now.push(j);
+        }
         let down = downtime(&mut self.rng);
-        self.queue.schedule(down, Event::Restart { node: i });
+        for j in down_now {
+            self.queue.schedule(down, Event::Restart { node: j });
+        }
+        let id = self.nodes[i].id;
+        let single = self.machines[self.nodes[i].machine].len() == 1;
+        self.trace(TraceKind::Fault, &[Party::Node(id)], || {
+            if single {
+                format!("crash n{id} (kept {} unsynced writes)", kept[0].1)
+            } else {
+                let each: Vec<String> = kept.iter().map(|(g, k)| format!("g{g} {k}")).collect();
+                format!(
+                    "crash n{id} with its replicas (kept unsynced writes: {})",
+                    each.join(", ")
+                )
+            }
+        });
     }
 
     // ------------------------------------------------------------------
@@ -1772,9 +2192,10 @@ impl Sim {
         self.client_timer(c, d);
     }
 
-    /// A random replica of `group`.
+    /// The replica id of a random replica of `group`.
     fn random_node(&mut self, group: GroupId) -> NodeId {
-        (group - 1) * self.per_group + self.rng.random_range(1..=self.per_group)
+        let members = &self.members[(group - 1) as usize];
+        members[self.rng.random_range(0..members.len())] as NodeId + 1
     }
 
     /// Sends `request` to `node` and arms the timeout. With `keep`, answers
@@ -2007,7 +2428,7 @@ impl Sim {
             optimistic: false,
             status: None,
         });
-        let home = self.home_of(&kind);
+        let home = self.home_of(c, &kind);
         let node = self.clients[c].leaders[(home - 1) as usize];
         let mode = match self.cc {
             Cc::TwoPl => CcMode::Locking,
@@ -2041,12 +2462,21 @@ impl Sim {
     }
 
     /// The group a transaction of `kind` begins at: its first key's.
-    fn home_of(&self, kind: &TxnKind) -> GroupId {
+    fn home_of(&self, c: usize, kind: &TxnKind) -> GroupId {
         let first = match kind {
             TxnKind::Blind { writes } => writes.first().map(|w| w.key.clone()),
-            _ => self.read_keys(kind).into_iter().next(),
+            _ => self
+                .read_keys(kind)
+                .into_iter()
+                .next()
+                .or_else(|| self.scans(kind).first().map(|s| s.0.clone())),
         };
-        first.map_or(1, |k| self.group_of(&k))
+        first.map_or(1, |k| self.route(c, &k))
+    }
+
+    /// The group client `c`'s range cache routes `key` to.
+    fn route(&self, c: usize, key: &[u8]) -> GroupId {
+        self.clients[c].ranges.group_of(key)
     }
 
     /// Sends the current attempt's Begin to the client's leader hint for
@@ -2122,21 +2552,30 @@ impl Sim {
             t.stage = Stage::Read;
             let mut plan: Vec<(GroupId, Vec<usize>)> = Vec::new();
             for (i, k) in keys.iter().enumerate() {
-                let g = self.group_of(k);
+                let g = self.route(c, k);
                 match plan.iter_mut().find(|(pg, _)| *pg == g) {
                     Some((_, idx)) => idx.push(i),
                     None => plan.push((g, vec![i])),
                 }
             }
-            // Every scan at every group, home first.
+            // Each scan at every group its span overlaps, in key order,
+            // each asked for its part.
             let mut scan_plan = Vec::new();
-            for i in 0..scans.len() {
-                scan_plan.push((t.home, i));
-                for g in (1..=self.groups).filter(|g| *g != t.home) {
-                    scan_plan.push((g, i));
+            for (i, (start, end, _)) in scans.iter().enumerate() {
+                for (group, start, end) in self.clients[c].ranges.spans(start, end.as_ref()) {
+                    scan_plan.push(ScanPart {
+                        group,
+                        scan: i,
+                        start,
+                        end,
+                    });
                 }
             }
-            let first = plan.first().map_or(t.home, |(g, _)| *g);
+            let first = plan
+                .first()
+                .map(|(g, _)| *g)
+                .or_else(|| scan_plan.first().map(|p| p.group))
+                .unwrap_or(t.home);
             assert_eq!(first, t.home, "the first read is at home");
             t.plan = plan;
             t.scan_plan = scan_plan;
@@ -2177,8 +2616,9 @@ impl Sim {
             let keys = t.plan[t.step].1.iter().map(|&i| all[i].clone()).collect();
             Request::Read { txn, keys, guest }
         } else {
-            let (_, i) = t.scan_plan[t.step - t.plan.len()];
-            let (start, end, limit) = self.scans(&t.kind)[i].clone();
+            let part = t.scan_plan[t.step - t.plan.len()].clone();
+            let (_, _, limit) = self.scans(&t.kind)[part.scan].clone();
+            let (start, end) = (part.start, part.end);
             Request::Scan {
                 txn,
                 start,
@@ -2387,8 +2827,13 @@ impl Sim {
             }
             // No commit was sent: the attempt can be dropped safely.
             Stage::Read => {
-                if step_group(&t) == t.home {
+                let g = step_group(&t);
+                if g == t.home {
                     self.clients[c].spares[(t.home - 1) as usize] = None;
+                } else if self.splits.on() {
+                    // The guest replica may be gone (a child replica not
+                    // yet recreated): ask another next time.
+                    self.clients[c].leaders[(g - 1) as usize] = self.random_node(g);
                 }
                 self.retry_txn(c, t)
             }
@@ -2452,9 +2897,10 @@ impl Sim {
         // The writes by group; every other group it read or writes at is a
         // participant, with the term its reads there met.
         let mut by_group: std::collections::BTreeMap<GroupId, Vec<Write>> = Default::default();
+        self.splits.note_written(t.writes.iter().map(|w| &w.key));
         for w in &t.writes {
             by_group
-                .entry(self.group_of(&w.key))
+                .entry(self.route(c, &w.key))
                 .or_default()
                 .push(w.clone());
         }
@@ -2489,7 +2935,11 @@ impl Sim {
         };
         if let Err(TxnError::NotLeader { leader }) = &reply {
             let g = self.group_of_node(node);
-            let hint = leader.unwrap_or_else(|| self.random_node(g));
+            // The hint names a node: the group's replica there.
+            let hint = leader
+                .and_then(|l| self.replica_at(g, l))
+                .map(|i| i as NodeId + 1)
+                .unwrap_or_else(|| self.random_node(g));
             self.clients[c].leaders[(g - 1) as usize] = hint;
         }
         let task = std::mem::replace(&mut self.clients[c].task, Task::Idle);
@@ -2510,6 +2960,22 @@ impl Sim {
             // Refused at home: its leader may have changed, and would
             // refuse the other reserved ids too.
             self.clients[c].spares[(t.home - 1) as usize] = None;
+        }
+        if let Err(TxnError::OutsideRange { .. }) = &reply {
+            // A split moved keys the client's cache routed here: refresh
+            // the cache from the directory and retry the transaction.
+            self.refresh_ranges(c);
+            let sent_before = t.commit_tries > 1 || t.stage == Stage::Status;
+            if !(matches!(t.stage, Stage::Commit | Stage::Status) && sent_before) {
+                // Refused before anything was proposed: nothing committed.
+                self.retry_txn(c, t);
+            } else {
+                // An earlier try of the commit may still apply.
+                self.history.txns[t.record].outcome = Outcome::Unknown;
+                self.stats.unknown += 1;
+                self.finish_task(c);
+            }
+            return;
         }
         match (t.stage, reply) {
             (
@@ -2553,7 +3019,10 @@ impl Sim {
                 self.next_txn_read(c, t);
             }
             (Stage::Read, Ok(Response::Rows { rows, term })) => {
-                let (group, i) = t.scan_plan[t.step - t.plan.len()];
+                let (group, i) = {
+                    let p = &t.scan_plan[t.step - t.plan.len()];
+                    (p.group, p.scan)
+                };
                 // Each group returns its first `limit` rows: together they
                 // hold the first `limit` rows of the range.
                 let (_, _, limit) = self.scans(&t.kind)[i].clone();
@@ -2684,21 +3153,7 @@ impl Sim {
     }
 
     fn start_read(&mut self, c: usize, at: ReadAt, reads: Vec<ReadOp>) {
-        // Which groups each read goes to: a get to its key's, a scan to
-        // every group (each returns the rows it holds).
-        let mut parts: Vec<(GroupId, Vec<usize>)> = Vec::new();
-        for (i, op) in reads.iter().enumerate() {
-            let groups: Vec<GroupId> = match op {
-                ReadOp::Get(k) => vec![self.group_of(k)],
-                ReadOp::Scan { .. } => (1..=self.groups).collect(),
-            };
-            for g in groups {
-                match parts.iter_mut().find(|(pg, _)| *pg == g) {
-                    Some((_, idx)) => idx.push(i),
-                    None => parts.push((g, vec![i])),
-                }
-            }
-        }
+        let parts = self.read_parts(c, &reads);
         let strong = at == ReadAt::Strong;
         let at = if parts.len() == 1 {
             at
@@ -2727,6 +3182,34 @@ impl Sim {
         self.send_read(c, r);
     }
 
+    /// Which groups each read goes to, as client `c`'s range cache has
+    /// it: a get to its key's, a scan to every group its span overlaps,
+    /// each asked for its part (and returning the rows it holds).
+    fn read_parts(&self, c: usize, reads: &[ReadOp]) -> Vec<(GroupId, Vec<(usize, ReadOp)>)> {
+        let mut parts: Vec<(GroupId, Vec<(usize, ReadOp)>)> = Vec::new();
+        for (i, op) in reads.iter().enumerate() {
+            let ops: Vec<(GroupId, ReadOp)> = match op {
+                ReadOp::Get(k) => vec![(self.route(c, k), op.clone())],
+                ReadOp::Scan { start, end, limit } => self.clients[c]
+                    .ranges
+                    .spans(start, end.as_ref())
+                    .into_iter()
+                    .map(|(g, start, end)| {
+                        let limit = *limit;
+                        (g, ReadOp::Scan { start, end, limit })
+                    })
+                    .collect(),
+            };
+            for (g, op) in ops {
+                match parts.iter_mut().find(|(pg, _)| *pg == g) {
+                    Some((_, idx)) => idx.push((i, op)),
+                    None => parts.push((g, vec![(i, op)])),
+                }
+            }
+        }
+        parts
+    }
+
     fn send_read(&mut self, c: usize, mut r: ReadTask) {
         r.tries += 1;
         let group = r.parts[r.step].0;
@@ -2737,11 +3220,7 @@ impl Sim {
         };
         let request = Request::ReadOnly {
             at: r.at,
-            reads: r.parts[r.step]
-                .1
-                .iter()
-                .map(|&i| r.reads[i].clone())
-                .collect(),
+            reads: r.parts[r.step].1.iter().map(|(_, op)| op.clone()).collect(),
         };
         self.clients[c].task = Task::Read(r);
         self.request(c, node, request, false);
@@ -2757,7 +3236,7 @@ impl Sim {
     fn read_reply(&mut self, c: usize, node: NodeId, mut r: ReadTask, reply: Reply) {
         match reply {
             Ok(Response::ReadOnly { read_ts, results }) => {
-                let idx = r.parts[r.step].1.clone();
+                let idx: Vec<usize> = r.parts[r.step].1.iter().map(|(i, _)| *i).collect();
                 assert_eq!(idx.len(), results.len(), "one result per read");
                 for (i, res) in idx.into_iter().zip(results) {
                     let merged = match (r.results[i].take(), res) {
@@ -2811,6 +3290,17 @@ impl Sim {
                 self.stats.reads += 1;
                 self.finish_task(c);
             }
+            Err(TxnError::OutsideRange { .. }) => {
+                // Refresh the range cache and plan the read again (its
+                // tries still count).
+                self.refresh_ranges(c);
+                let at = if r.strong { ReadAt::Strong } else { r.at };
+                let tries = r.tries;
+                self.start_read(c, at, r.reads);
+                if let Task::Read(r) = &mut self.clients[c].task {
+                    r.tries = tries;
+                }
+            }
             Err(TxnError::BelowGcHorizon { .. })
             | Err(TxnError::ReadTimestampTooFarAhead { .. })
             | Err(TxnError::Invalid(_)) => self.finish_task(c),
@@ -2833,12 +3323,19 @@ impl Sim {
         let settled_before = self.now().saturating_sub(DECISION_BOUND);
         for t in &self.history.txns {
             let Some(txn) = t.txn else { continue };
-            let Some(&(ts, _)) = self.log.commits.get(&txn) else {
+            let Some((ts, applied)) = self.log.commits.get(&txn) else {
                 continue;
             };
-            let groups: BTreeSet<GroupId> =
-                t.writes.iter().map(|w| self.group_of(&w.key)).collect();
-            if let Some(g) = groups.iter().find(|g| !self.log.has(txn, **g)) {
+            let ts = *ts;
+            // Every key it writes was applied by some group: the one that
+            // serves it now or, if it committed before a split moved the
+            // key, the group that served it then.
+            let missing = t
+                .writes
+                .iter()
+                .find(|w| !applied.iter().any(|a| a.key == w.key))
+                .map(|w| self.group_of(&w.key));
+            if let Some(g) = missing {
                 if ts < settled_before {
                     return Err(self.violation(
                         rules::ATOMIC_COMMIT,
@@ -2878,7 +3375,7 @@ impl Sim {
         let t = self
             .nodes
             .iter()
-            .filter(|n| voters.contains(&n.id))
+            .filter(|n| voters.contains(&(n.group, n.id)))
             .filter_map(|n| n.replica.as_ref())
             .map(GroupReplica::t_safe)
             .min()
@@ -2919,11 +3416,18 @@ impl Sim {
             ));
         }
         let keys: BTreeSet<Bytes> = model.keys().cloned().collect();
-        for n in self.nodes.iter().filter(|n| voters.contains(&n.id)) {
+        for n in self
+            .nodes
+            .iter()
+            .filter(|n| voters.contains(&(n.group, n.id)))
+        {
             let Some(r) = n.replica.as_ref() else {
                 continue;
             };
-            for k in keys.iter().filter(|k| self.group_of(k) == n.group) {
+            // The keys its applied range holds (a replica that has not
+            // applied a split still holds the moved keys' history below it).
+            let d = r.state().descriptor();
+            for k in keys.iter().filter(|k| d.contains(k)) {
                 let got = r
                     .state()
                     .read(k, t)
@@ -2942,6 +3446,25 @@ impl Sim {
                         ),
                     ));
                 }
+            }
+        }
+        // Routing: every key is served by some group's replicas at the end
+        // (splits hand every key on; none is left without a group).
+        for k in &keys {
+            let served = self.nodes.iter().any(|n| {
+                voters.contains(&(n.group, n.id))
+                    && n.replica
+                        .as_ref()
+                        .is_some_and(|r| r.state().descriptor().contains(k))
+            });
+            if !served {
+                return Err(self.violation(
+                    rules::CONVERGE,
+                    format!(
+                        "no live replica's range holds key {} at the end",
+                        String::from_utf8_lossy(k)
+                    ),
+                ));
             }
         }
         // Liveness: after the heal, transactions commit and safe time moves.
@@ -2995,24 +3518,53 @@ impl Sim {
 /// state machine: a prepare counts unless it is past its deadline, its
 /// transaction is already decided or prepared here; a commit decision
 /// applies the prepared writes at the coordinator's timestamp.
+///
+/// A split (docs/design.md §9) ends the group's range at its key: from then
+/// on an entry writing outside the range is void, as at the replicas, and
+/// the prepared transactions' writes at or above the key move to the
+/// child's replay, which starts at the split's slot.
 #[derive(Debug, Default)]
 struct GroupReplay {
     /// The last slot replayed (from whichever replica applied it first).
     applied: u64,
     prepared: std::collections::HashMap<TxnId, Vec<Write>>,
     decided: std::collections::HashSet<TxnId>,
+    /// The range in force: `[start, end)`, and its generation.
+    range: (Bytes, Option<Bytes>),
+    generation: u64,
+}
+
+/// A split as the simulator's replay of the parent's log saw it apply.
+#[derive(Debug)]
+struct SplitReplay {
+    key: Bytes,
+    child: GroupId,
+    /// The split entry's slot: the child's log continues after it.
+    slot: u64,
+    generation: u64,
+    /// The child's range.
+    range: (Bytes, Option<Bytes>),
+    /// Prepared transactions' writes that moved to the child.
+    moved: Vec<(TxnId, Vec<Write>)>,
 }
 
 impl GroupReplay {
+    /// Whether every write falls inside the range in force.
+    fn inside(&self, writes: &[Write]) -> bool {
+        writes
+            .iter()
+            .all(|w| w.key >= self.range.0 && self.range.1.as_ref().is_none_or(|e| w.key < *e))
+    }
+
     fn apply(
         &mut self,
         group: GroupId,
         e: &meridian_paxos::Entry,
         log: &mut CommitLog,
         at: u64,
-    ) -> Result<(), Violation> {
+    ) -> Result<Option<SplitReplay>, Violation> {
         if e.slot <= self.applied {
-            return Ok(());
+            return Ok(None);
         }
         if e.slot != self.applied + 1 {
             return Err(Violation {
@@ -3027,12 +3579,50 @@ impl GroupReplay {
         }
         self.applied = e.slot;
         let Payload::Command(data) = &e.payload else {
-            return Ok(());
+            return Ok(None);
         };
         let Ok(cmd) = Command::decode(data) else {
-            return Ok(());
+            return Ok(None);
         };
         match cmd {
+            // Void where a write left the range (the replicas' rule).
+            Command::Commit { writes, .. }
+            | Command::CoordinatorCommit { writes, .. }
+            | Command::Prepare { writes, .. }
+                if !self.inside(&writes) => {}
+            Command::Split {
+                key,
+                child,
+                generation,
+            } => {
+                // Void unless newer than the range and strictly inside it.
+                let inside = key > self.range.0 && self.range.1.as_ref().is_none_or(|e| key < *e);
+                if generation <= self.generation || !inside {
+                    return Ok(None);
+                }
+                self.generation = generation;
+                let mut moved = Vec::new();
+                for (txn, writes) in self.prepared.iter_mut() {
+                    let (right, left): (Vec<Write>, Vec<Write>) =
+                        writes.drain(..).partition(|w| w.key >= key);
+                    *writes = left;
+                    if !right.is_empty() {
+                        moved.push((*txn, right));
+                    }
+                }
+                self.prepared.retain(|_, w| !w.is_empty());
+                moved.sort_by_key(|(t, _)| *t);
+                let range = (key.clone(), self.range.1.take());
+                self.range.1 = Some(key.clone());
+                return Ok(Some(SplitReplay {
+                    key,
+                    child,
+                    slot: e.slot,
+                    generation,
+                    range,
+                    moved,
+                }));
+            }
             Command::Commit { txn, writes } => log.record(txn, group, e.ts, writes, at)?,
             Command::CoordinatorCommit { txn, writes, .. } if !log.has(txn, group) => {
                 log.record(txn, group, e.ts, writes, at)?
@@ -3059,13 +3649,176 @@ impl GroupReplay {
             }
             _ => {}
         }
-        Ok(())
+        Ok(None)
     }
 }
 
 impl Sim {
+    /// Makes room for group `g` in every per-group table (a child's id is
+    /// allocated when its split is asked for; it may never exist).
+    fn ensure_group(&mut self, g: GroupId) {
+        while self.groups < g {
+            self.groups += 1;
+            self.members.push(Vec::new());
+            self.chosen.push(ChosenLog::default());
+            self.replay.push(GroupReplay::default());
+            self.leader_hint.push(None);
+            self.max_assigned_ts.push(Timestamp::ZERO);
+            self.elections_after_heal
+                .push(ElectionsAfterHeal::default());
+            self.initial.push(None);
+            for cl in &mut self.clients {
+                cl.leaders.push(0);
+                cl.spares.push(None);
+            }
+        }
+    }
+
+    /// The simulator's replay of group `parent`'s log applied a split: the
+    /// child's replay starts at the split's slot with the prepared writes
+    /// that moved, and the directory routes the right half to the child.
+    fn split_applied(&mut self, parent: GroupId, sp: SplitReplay) {
+        self.ensure_group(sp.child);
+        let ci = (sp.child - 1) as usize;
+        self.replay[ci] = GroupReplay {
+            applied: sp.slot,
+            prepared: sp.moved.into_iter().collect(),
+            decided: Default::default(),
+            range: sp.range.clone(),
+            generation: sp.generation,
+        };
+        self.initial[ci] = Some(meridian_participant::RangeDescriptor {
+            group: sp.child,
+            start: sp.range.0,
+            end: sp.range.1,
+            generation: sp.generation,
+        });
+        self.ranges.split(sp.key.clone(), sp.child);
+        // Spanner §4.1.2 across the split: the child continues the
+        // parent's history of its keys, so its leaders' Paxos timestamps
+        // rise above every one the parent assigned before (rule
+        // `split-child-safe-time-from-zero`: the child's timestamp floor is
+        // the parent leader's).
+        self.max_assigned_ts[ci] = self.max_assigned_ts[(parent - 1) as usize];
+        self.stats.splits += 1;
+        self.trace(TraceKind::Fault, &[], || {
+            format!(
+                "split applied: g{parent} keeps keys below {}, g{} serves the rest",
+                String::from_utf8_lossy(&sp.key),
+                sp.child
+            )
+        });
+    }
+
+    /// Replica `i` of a parent group applied a split and emitted `seed`:
+    /// the child's replica on the same node is created from it, unless the
+    /// node has it already (recovered from its own records, or live).
+    fn split_child(&mut self, i: usize, seed: meridian_txn::ChildSeed) -> Result<(), Violation> {
+        let child = seed.group;
+        self.ensure_group(child);
+        let m = self.nodes[i].machine;
+        let existing = self.members[(child - 1) as usize]
+            .iter()
+            .copied()
+            .find(|&j| self.nodes[j].machine == m);
+        let j = match existing {
+            Some(j) if self.nodes[j].replica.is_some() => return Ok(()),
+            Some(j) => {
+                let durable = self.nodes[j]
+                    .host
+                    .storage
+                    .load()
+                    .expect("memory storage cannot fail")
+                    .snapshot
+                    .is_some();
+                if durable {
+                    // Its own records win over the seed replayed.
+                    return self.boot(j);
+                }
+                j
+            }
+            None => {
+                let j = self.nodes.len();
+                let p = &self.nodes[i];
+                let node = Node {
+                    id: p.id,
+                    group: child,
+                    machine: m,
+                    tt: p.tt.clone(),
+                    replica: None,
+                    host: Host::default(),
+                    last_t_safe: Timestamp::ZERO,
+                    applied_slot: 0,
+                    paused_until: p.paused_until,
+                    resume: p.resume,
+                    excursion: p.excursion,
+                    clock_flagged: p.clock_flagged,
+                    edge: p.edge,
+                    parent: Some(seed.parent),
+                    held: None,
+                };
+                self.nodes.push(node);
+                self.machines[m].push(j);
+                self.members[(child - 1) as usize].push(j);
+                for cl in &mut self.clients {
+                    if cl.leaders[(child - 1) as usize] == 0 {
+                        cl.leaders[(child - 1) as usize] = j as NodeId + 1;
+                    }
+                }
+                if self.nodes[i].excursion.is_some() {
+                    self.queue
+                        .schedule(CLOCK_CHECK_INTERVAL, Event::ClockCheck { node: j });
+                }
+                j
+            }
+        };
+        if self.initial[(child - 1) as usize].is_none() {
+            self.initial[(child - 1) as usize] = Some(seed.descriptor.clone());
+        }
+        let id = self.nodes[j].id;
+        let slot = seed.snapshot.last_slot;
+        self.trace(TraceKind::Role, &[Party::Node(id)], || {
+            format!(
+                "n{id} creates its replica of g{child} (split from g{}, at slot {slot}): {}",
+                seed.parent, seed.descriptor
+            )
+        });
+        // A blank seed (the parent learnt the split from a snapshot) makes
+        // an empty replica outside the voters, caught up by the child's
+        // leader: it has no initial state to make durable first.
+        let blank = seed.is_blank();
+        let rng = SmallRng::seed_from_u64(self.rng.random());
+        let mut r = GroupReplica::from_split(self.config(j), seed, Box::new(rng));
+        let now = self.clock(j);
+        let mut out = Vec::new();
+        r.start(now, &mut out);
+        if self.nodes[j].clock_flagged && self.planted_bug != Some(PlantedBug::ClockUnmonitored) {
+            let reason = self.clock_reason(j);
+            r.step(now, Input::ClockHealth { ok: false, reason }, &mut out);
+        }
+        let node = &mut self.nodes[j];
+        node.host.boot(r.paxos().last_assigned_ts());
+        node.replica = Some(r);
+        node.last_t_safe = Timestamp::ZERO;
+        node.applied_slot = slot;
+        node.held = (!blank).then(Vec::new);
+        self.process(j, out)?;
+        self.after_split_applied(i, j);
+        Ok(())
+    }
+
+    /// Client `c` refreshes its range cache from the directory.
+    fn refresh_ranges(&mut self, c: usize) {
+        if self.clients[c].ranges != self.ranges {
+            self.clients[c].ranges = self.ranges.clone();
+            self.trace(TraceKind::Client, &[Party::Client(c)], || {
+                format!("c{c} refreshes its range cache")
+            });
+        }
+    }
+
     /// Every group's voters, as its most advanced live replica knows them.
-    fn current_voters(&self) -> BTreeSet<NodeId> {
+    fn current_voters(&self) -> BTreeSet<(GroupId, NodeId)> {
         let mut voters = BTreeSet::new();
         for g in 1..=self.groups {
             let newest = self
@@ -3075,11 +3828,20 @@ impl Sim {
                 .filter_map(|n| n.replica.as_ref())
                 .max_by_key(|r| r.paxos().applied());
             if let Some(r) = newest {
-                voters.extend(r.paxos().membership().voters.iter().copied());
+                voters.extend(r.paxos().membership().voters.iter().map(|&v| (g, v)));
             }
         }
         voters
     }
+}
+
+/// Whether two ranges share a key.
+fn ranges_overlap(
+    a: &meridian_participant::RangeDescriptor,
+    b: &meridian_participant::RangeDescriptor,
+) -> bool {
+    let below = |end: &Option<Bytes>, start: &Bytes| end.as_ref().is_some_and(|e| e <= start);
+    !below(&a.end, &b.start) && !below(&b.end, &a.start)
 }
 
 /// A cycle in the waits-for graph, if there is one.
@@ -3087,7 +3849,7 @@ impl Sim {
 fn step_group(t: &TxnTask) -> GroupId {
     match t.plan.get(t.step) {
         Some((g, _)) => *g,
-        None => t.scan_plan[t.step - t.plan.len()].0,
+        None => t.scan_plan[t.step - t.plan.len()].group,
     }
 }
 
@@ -3140,7 +3902,7 @@ fn find_cycle(edges: &[meridian_participant::WaitsFor]) -> Option<Vec<TxnId>> {
 /// A code for an event's kind and target, for the run digest.
 fn event_code(ev: &Event) -> u64 {
     match ev {
-        Event::Deliver(Packet::Peer(m)) => 100 + m.to * 10 + m.from,
+        Event::Deliver(Packet::Peer { group, m }) => 100 + m.to * 10 + m.from + (group << 12),
         Event::Deliver(Packet::Group { from, to, .. }) => 150 + to * 10 + from,
         Event::Deliver(Packet::Request { node, id, .. }) => 200 + node + (id << 8),
         Event::Deliver(Packet::Reply { client, id, .. }) => 300 + *client as u64 + (id << 8),
@@ -3153,5 +3915,7 @@ fn event_code(ev: &Event) -> u64 {
         Event::Fault => 800,
         Event::Heal => 900,
         Event::ClockCheck { node } => 950 + *node as u64,
+        Event::Pause { node, .. } => 980 + *node as u64,
+        Event::Mend { group, node } => 990 + node + (group << 12),
     }
 }

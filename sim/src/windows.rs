@@ -196,7 +196,7 @@ pub(crate) struct Windows {
     /// Prepared transactions whose group's leader was failed while others
     /// waited on their keys (once each).
     waited_on: BTreeSet<TxnId>,
-    /// Per replica (index), whether its clock leads (at the ε edge).
+    /// Per node (index), whether its clock leads (at the ε edge).
     ahead: Vec<bool>,
     /// The background faults were calmed.
     calm: bool,
@@ -204,8 +204,9 @@ pub(crate) struct Windows {
 
 impl Windows {
     /// The windows of `seed`: none unless `cluster` (two-phase commit runs
-    /// only across groups); `replicas` clocks.
-    pub(crate) fn draw(seed: u64, cluster: bool, replicas: usize) -> Windows {
+    /// only across groups); `nodes` clocks (one per node, which every
+    /// replica it hosts reads).
+    pub(crate) fn draw(seed: u64, cluster: bool, nodes: usize) -> Windows {
         let mut rng = SmallRng::seed_from_u64(seed ^ 0x2_9c3a_71d5_u64.rotate_left(33));
         let mut open = [false; WINDOW_COUNT];
         if cluster {
@@ -213,7 +214,7 @@ impl Windows {
                 *o = rng.random_bool(p);
             }
         }
-        let ahead = (0..replicas).map(|_| rng.random_bool(0.5)).collect();
+        let ahead = (0..nodes).map(|_| rng.random_bool(0.5)).collect();
         Windows {
             rng,
             open,
@@ -314,7 +315,7 @@ impl Windows {
         }
     }
 
-    /// Window [`Window::ClocksAtEpsilonEdge`]: whether replica `i`'s clock
+    /// Window [`Window::ClocksAtEpsilonEdge`]: whether node `i`'s clock
     /// leads true time (else it lags), if the window is open.
     pub(crate) fn edge(&self, i: usize) -> Option<bool> {
         self.is_open(Window::ClocksAtEpsilonEdge)

@@ -473,6 +473,11 @@ impl<E> EventQueue<E> {
 pub(crate) struct Network {
     /// Cut links, `(from, to)`.
     pub(crate) blocked: BTreeSet<(NodeId, NodeId)>,
+    /// Links cut for one group's Paxos messages only, `(group, from, to)`:
+    /// a replica cut off from its own group while its node still talks
+    /// to the rest of the cluster (the cluster layer's way to keep one
+    /// replica's proposals from being chosen on a node hosting several).
+    pub(crate) group_cuts: BTreeSet<(u64, NodeId, NodeId)>,
 }
 
 impl Network {
@@ -520,8 +525,11 @@ impl Network {
         ids: &[NodeId],
         leader: Option<NodeId>,
     ) -> Option<(u32, NodeId)> {
-        if !self.blocked.is_empty() && rng.random_bool(PARTITION_HEAL) {
+        if (!self.blocked.is_empty() || !self.group_cuts.is_empty())
+            && rng.random_bool(PARTITION_HEAL)
+        {
             self.blocked.clear();
+            self.group_cuts.clear();
         }
         if !rng.random_bool(faults.partition) {
             return None;

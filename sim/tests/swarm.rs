@@ -561,6 +561,99 @@ fn planted_prepare_revives_aborted_is_caught() {
 }
 
 #[test]
+fn planted_split_child_lease_overlap_is_caught_as_overlapping_leases() {
+    // docs/design.md §9: a child replica starts with its node's parent
+    // replica's promise and lease grant; without them a child follower
+    // votes at once for a candidate while the inherited lease still runs
+    // (the parent's leader paused just after the split reached its
+    // followers).
+    assert_caught_as(
+        "split-child-lease-overlap",
+        false,
+        &[
+            rules::LEASE_DISJOINT,
+            rules::REAL_TIME,
+            rules::SNAPSHOT_READ,
+        ],
+    );
+}
+
+#[test]
+fn planted_split_child_safe_time_from_zero_is_caught() {
+    // The child's timestamp floor must be the parent leader's: from zero,
+    // its leader assigns Paxos timestamps below the parent's, and writes
+    // land below reads the parent already served.
+    assert_caught_as(
+        "split-child-safe-time-from-zero",
+        false,
+        &[
+            rules::TS_MONOTONIC,
+            rules::SNAPSHOT_READ,
+            rules::REAL_TIME,
+            rules::SERIALIZABLE,
+            rules::CORE_ASSERTION,
+        ],
+    );
+}
+
+#[test]
+fn planted_split_drops_prepared_is_caught_as_a_torn_commit() {
+    // Prepared transactions with keys in the right half must move to the
+    // child: dropped, their decision writes nothing there.
+    assert_caught_as(
+        "split-drops-prepared",
+        false,
+        &[
+            rules::ATOMIC_COMMIT,
+            rules::ACKED_IN_LOG,
+            rules::SERIALIZABLE,
+            rules::BANK_TOTAL,
+            rules::ELLE_LIST_APPEND,
+            rules::ROSTER,
+            rules::CORE_ASSERTION,
+        ],
+    );
+}
+
+#[test]
+fn planted_split_ack_before_child_decides_is_caught_as_a_torn_commit() {
+    // The parent acknowledges a moved transaction's decision only once the
+    // child applied it; earlier, the coordinator forgets it and a child
+    // leader that fails first is told to abort (presumed abort).
+    assert_caught_as(
+        "split-ack-before-child-decides",
+        false,
+        &[
+            rules::ATOMIC_COMMIT,
+            rules::ACKED_IN_LOG,
+            rules::SERIALIZABLE,
+            rules::BANK_TOTAL,
+            rules::ELLE_LIST_APPEND,
+            rules::CORE_ASSERTION,
+        ],
+    );
+}
+
+#[test]
+fn planted_stale_descriptor_served_is_caught_as_a_stale_read() {
+    // A replica must refuse keys a split moved away: lock-free reads that
+    // skip the check, sent by clients with stale range caches, see the
+    // parent's frozen history instead of the child's commits.
+    assert_caught_as(
+        "stale-descriptor-served",
+        false,
+        &[
+            rules::SNAPSHOT_READ,
+            rules::REAL_TIME,
+            rules::SERIALIZABLE,
+            rules::BANK_TOTAL,
+            rules::ROSTER,
+            rules::ELLE_LIST_APPEND,
+        ],
+    );
+}
+
+#[test]
 fn every_concurrency_mode_passes_in_both_transaction_layers() {
     for cc in [Cc::TwoPl, Cc::Occ, Cc::Mixed] {
         for layer in Layer::TRANSACTIONAL {

@@ -106,10 +106,14 @@ impl Sim {
     /// the clock at the end of the run.
     pub(super) fn check_safe_time_lag(
         &self,
-        voters: &std::collections::BTreeSet<meridian_paxos::NodeId>,
+        voters: &std::collections::BTreeSet<(meridian_txn::GroupId, meridian_paxos::NodeId)>,
     ) -> Result<(), Violation> {
         let now = self.now();
-        for n in self.nodes.iter().filter(|n| voters.contains(&n.id)) {
+        for n in self
+            .nodes
+            .iter()
+            .filter(|n| voters.contains(&(n.group, n.id)))
+        {
             let Some(r) = n.replica.as_ref() else {
                 continue;
             };
