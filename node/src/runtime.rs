@@ -116,6 +116,9 @@ pub struct GroupView {
     pub active_txns: usize,
     /// The current voters.
     pub voters: Vec<NodeId>,
+    /// Bytes of the newest live version of each key of the replica's
+    /// range ([`meridian_participant::GroupState::range_bytes`]).
+    pub bytes: u64,
 }
 
 /// Shared, read-mostly view of the node's replicas (updated by the loop
@@ -707,6 +710,7 @@ impl Driver {
                     t_safe,
                     active_txns: r.active_txns(),
                     voters: p.membership().voters.clone(),
+                    bytes: r.state().range_bytes(),
                 },
             );
         }

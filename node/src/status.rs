@@ -7,6 +7,10 @@ use meridian_txn::{GroupId, Request as CoreRequest, Response as CoreResponse, Tx
 
 use crate::service::Shared;
 
+/// The generation of a range as `cluster init` lays it out (the
+/// bootstrap descriptor's).
+pub const INITIAL_RANGE_GENERATION: u64 = 1;
+
 /// The node's view of the cluster: nodes with their liveness as this node
 /// sees it, groups with their ranges, leaders, and this node's replicas'
 /// role and progress, the clock.
@@ -41,6 +45,10 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
                 safe_time_lag_micros: v
                     .and_then(|v| crate::health::safe_time_lag(now, v.t_safe))
                     .map(|d| d.as_micros().min(u128::from(u64::MAX)) as u64),
+                bytes: v.map(|v| v.bytes),
+                // Ranges keep the bounds `cluster init` gave them until
+                // they split: the bootstrap generation.
+                generation: Some(INITIAL_RANGE_GENERATION),
             }
         })
         .collect();
