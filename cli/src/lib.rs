@@ -1114,7 +1114,7 @@ async fn execute(
                 Some(n) => client.status_of(n).await?,
                 None => client.status().await?,
             };
-            let sizes = status::gather_sizes(&client, &s).await;
+            let sizes = status::gather_sizes(client, &s).await;
             print_status(p, &s, &sizes);
         }
         ClientCommand::TxnStatus { id } => {

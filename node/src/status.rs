@@ -29,9 +29,21 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
                 end: g.end_bytes(),
                 // A replica waiting to be added knows no voters yet: the
                 // configured ones are the better hint for routing.
-                replicas: v
-                    .filter(|v| !v.voters.is_empty())
-                    .map_or_else(|| g.replicas.clone(), |v| v.voters.clone()),
+                // Listed in the configured order (the preferred leader
+                // first), voters added since at the end.
+                replicas: v.filter(|v| !v.voters.is_empty()).map_or_else(
+                    || g.replicas.clone(),
+                    |v| {
+                        let mut voters = v.voters.clone();
+                        voters.sort_by_key(|n| {
+                            (
+                                g.replicas.iter().position(|r| r == n).unwrap_or(usize::MAX),
+                                *n,
+                            )
+                        });
+                        voters
+                    },
+                ),
                 leader: v.and_then(|v| v.leader),
                 local_leader: v.is_some_and(|v| v.leading),
                 chosen: v.map_or(0, |v| v.chosen),
