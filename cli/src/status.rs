@@ -64,16 +64,23 @@ impl Sizes {
 }
 
 /// Asks every node `s` lists (but the one that answered it, and those it
-/// sees down) for its own report, each within [`SIZE_REPORT_TIMEOUT`], and
-/// gathers the sizes of all the reports.
+/// sees down) for its own report, all at once and each within
+/// [`SIZE_REPORT_TIMEOUT`], and gathers the sizes of all the reports.
 pub async fn gather_sizes(client: &Client, s: &ClusterStatus) -> Sizes {
-    let mut reports = vec![s.clone()];
+    let mut asks = tokio::task::JoinSet::new();
     for n in s
         .nodes
         .iter()
         .filter(|n| n.id != s.node && n.liveness != Liveness::Down)
     {
-        if let Ok(Ok(r)) = tokio::time::timeout(SIZE_REPORT_TIMEOUT, client.status_of(n.id)).await {
+        let (client, id) = (client.clone(), n.id);
+        asks.spawn(
+            async move { tokio::time::timeout(SIZE_REPORT_TIMEOUT, client.status_of(id)).await },
+        );
+    }
+    let mut reports = vec![s.clone()];
+    while let Some(r) = asks.join_next().await {
+        if let Ok(Ok(Ok(r))) = r {
             reports.push(r);
         }
     }
