@@ -55,8 +55,11 @@ pub struct Settings {
     pub embedded: bool,
     /// Groups (embedded cluster), or as the cluster reported them.
     pub groups: u64,
-    /// Replicas per group (embedded cluster: nodes).
+    /// Replicas per group.
     pub replicas: u64,
+    /// Nodes of the cluster (embedded: `--nodes`; external: the
+    /// endpoints given).
+    pub nodes: u64,
     /// Clock uncertainty ε of the embedded cluster, ms.
     pub epsilon_ms: Option<f64>,
     /// The endpoints used.
@@ -241,6 +244,7 @@ impl Report {
                 "embedded": s.embedded,
                 "groups": s.groups,
                 "replicas": s.replicas,
+                "nodes": s.nodes,
                 "epsilon_ms": s.epsilon_ms,
                 "endpoints": s.endpoints,
             },
@@ -292,7 +296,7 @@ impl Report {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let _ = writeln!(
             out,
-            "# meridian-ycsb workload={} target={} threads={} records={} cc={} distribution={}{} {} groups={} replicas={}{}",
+            "# meridian-ycsb workload={} target={} threads={} records={} cc={} distribution={}{} {} groups={} replicas={} nodes={}{}",
             s.workload,
             s.target,
             s.threads,
@@ -307,6 +311,7 @@ impl Report {
             if s.embedded { "embedded" } else { "external" },
             s.groups,
             s.replicas,
+            s.nodes,
             s.epsilon_ms
                 .map(|e| format!(" epsilon_ms={e}"))
                 .unwrap_or_default(),

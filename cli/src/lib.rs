@@ -63,7 +63,7 @@ use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
 
 mod split;
-mod status;
+pub mod status;
 use serde_json::{Value as Json, json};
 
 pub use meridian_client::exit::{
@@ -1137,7 +1137,8 @@ async fn execute(
                 Some(n) => client.status_of(n).await?,
                 None => client.status().await?,
             };
-            print_status(p, &s);
+            let sizes = status::gather_sizes(client, &s).await;
+            print_status(p, &s, &sizes);
         }
         ClientCommand::TxnStatus { id } => {
             let txn = parse_txn_id(&id)?;
@@ -1182,10 +1183,10 @@ fn bound(b: Option<&[u8]>, open: &str) -> String {
     }
 }
 
-fn print_status(p: &Printer, s: &ClusterStatus) {
+fn print_status(p: &Printer, s: &ClusterStatus, sizes: &status::Sizes) {
     match p.output {
-        Output::Json => p.json(status::to_json(s)),
-        Output::Text => status::to_text(s).iter().for_each(|l| p.line(l)),
+        Output::Json => p.json(status::to_json(s, sizes)),
+        Output::Text => status::to_text(s, sizes).iter().for_each(|l| p.line(l)),
     }
 }
 

@@ -2,12 +2,112 @@
 //! [`STATUS_SCHEMA_VERSION`], documented in docs/operations.md "Status")
 //! and its text form.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
 use super::{bound, json_bytes};
-use meridian_client::{ClusterStatus, Liveness, NodeStatus};
+use meridian_client::{Client, ClusterStatus, GroupStatus, Liveness, NodeId, NodeStatus};
+
+/// How long `status` waits for each other node's report of its replicas'
+/// sizes before it reports that node's bytes as unknown.
+pub const SIZE_REPORT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sizes of ranges and nodes, and leaders, gathered from every node that
+/// answered: a node knows only its own replicas' sizes, and the leaders of
+/// the groups it hosts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sizes {
+    /// Per group: the node whose replica reports that it leads, else the
+    /// leader a replica of the group knows of.
+    pub leaders: BTreeMap<u64, NodeId>,
+    /// Per node that answered: its replicas' bytes, by group.
+    pub by_node: BTreeMap<NodeId, BTreeMap<u64, u64>>,
+    /// Per group: the bytes its leader's replica reports, or, without one
+    /// that answered, those of the replica that has applied most.
+    pub by_range: BTreeMap<u64, u64>,
+}
+
+impl Sizes {
+    /// The sizes in the reports `reports` (one per node that answered).
+    pub fn from_reports<'a>(reports: impl IntoIterator<Item = &'a ClusterStatus>) -> Sizes {
+        let mut sizes = Sizes::default();
+        // Per group: (leads, applied, bytes) of the best replica so far.
+        let mut best: BTreeMap<u64, (bool, u64, u64)> = BTreeMap::new();
+        for r in reports {
+            let mine = sizes.by_node.entry(r.node).or_default();
+            for g in r.groups.iter().filter(|g| g.local_replica) {
+                if g.local_leader {
+                    sizes.leaders.insert(g.info.id, r.node);
+                } else if let Some(l) = g.info.leader {
+                    sizes.leaders.entry(g.info.id).or_insert(l);
+                }
+                let Some(bytes) = g.bytes else { continue };
+                mine.insert(g.info.id, bytes);
+                let candidate = (g.local_leader, g.applied, bytes);
+                let e = best.entry(g.info.id).or_insert(candidate);
+                if (candidate.0, candidate.1) > (e.0, e.1) {
+                    *e = candidate;
+                }
+            }
+        }
+        sizes.by_range = best.into_iter().map(|(g, (_, _, b))| (g, b)).collect();
+        sizes
+    }
+
+    /// Node `id`'s bytes, the sum over its replicas; `None` if it did not
+    /// answer.
+    pub fn node_bytes(&self, id: NodeId) -> Option<u64> {
+        self.by_node.get(&id).map(|m| m.values().sum())
+    }
+}
+
+/// Asks every node `s` lists (but the one that answered it, and those it
+/// sees down) for its own report, all at once and each within
+/// [`SIZE_REPORT_TIMEOUT`], and gathers the sizes of all the reports.
+pub async fn gather_sizes(client: &Client, s: &ClusterStatus) -> Sizes {
+    let mut asks = tokio::task::JoinSet::new();
+    for n in s
+        .nodes
+        .iter()
+        .filter(|n| n.id != s.node && n.liveness != Liveness::Down)
+    {
+        let (client, id) = (client.clone(), n.id);
+        asks.spawn(
+            async move { tokio::time::timeout(SIZE_REPORT_TIMEOUT, client.status_of(id)).await },
+        );
+    }
+    let mut reports = vec![s.clone()];
+    while let Some(r) = asks.join_next().await {
+        if let Ok(Ok(Ok(r))) = r {
+            reports.push(r);
+        }
+    }
+    Sizes::from_reports(&reports)
+}
+
+/// The leader of group `g`: as a replica of it reported, else as the
+/// answering node knows it.
+fn leader(g: &GroupStatus, sizes: &Sizes) -> Option<NodeId> {
+    sizes.leaders.get(&g.info.id).copied().or(g.info.leader)
+}
+
+/// A byte count for people: B, KiB, MiB, GiB.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
 
 /// Version of the JSON schema of `meridian status --output json`. Fields
 /// are only added within a version; a removal or a change of meaning
@@ -18,8 +118,9 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// The status as one JSON object (schema [`STATUS_SCHEMA_VERSION`]).
-pub fn to_json(s: &ClusterStatus) -> Json {
+/// The status as one JSON object (schema [`STATUS_SCHEMA_VERSION`]), with
+/// the sizes gathered from the nodes that answered.
+pub fn to_json(s: &ClusterStatus, sizes: &Sizes) -> Json {
     let replicas: Vec<Json> = s
         .groups
         .iter()
@@ -33,6 +134,7 @@ pub fn to_json(s: &ClusterStatus) -> Json {
                 "active_txns": g.active_txns,
                 "safe_time_lag_ms": g.safe_time_lag.map(ms),
                 "t_safe": g.t_safe.as_nanos(),
+                "bytes": g.bytes,
             })
         })
         .collect();
@@ -51,6 +153,9 @@ pub fn to_json(s: &ClusterStatus) -> Json {
                 // Only the answering node reports its replicas; ask
                 // another with --node.
                 "replicas": if n.id == s.node { Json::from(replicas.clone()) } else { Json::Null },
+                // Its replicas' bytes, if it answered.
+                "bytes": sizes.node_bytes(n.id),
+                "ranges": sizes.by_node.get(&n.id).map(|m| m.len()),
             })
         })
         .collect();
@@ -63,7 +168,9 @@ pub fn to_json(s: &ClusterStatus) -> Json {
             json_bytes(&mut obj, "start", Some(&g.info.start));
             json_bytes(&mut obj, "end", g.info.end.as_deref());
             obj.insert("replicas".into(), json!(g.info.replicas));
-            obj.insert("leader".into(), json!(g.info.leader));
+            obj.insert("leader".into(), json!(leader(g, sizes)));
+            obj.insert("generation".into(), json!(g.generation));
+            obj.insert("bytes".into(), json!(sizes.by_range.get(&g.info.id)));
             Json::Object(obj)
         })
         .collect();
@@ -100,8 +207,9 @@ fn liveness_text(n: &NodeStatus) -> String {
     }
 }
 
-/// The status as lines of text.
-pub fn to_text(s: &ClusterStatus) -> Vec<String> {
+/// The status as lines of text, with the sizes gathered from the nodes
+/// that answered.
+pub fn to_text(s: &ClusterStatus, sizes: &Sizes) -> Vec<String> {
     let mut out = vec![
         format!(
             "cluster {:#x}, epoch {}, answered by node {} (version {})",
@@ -137,13 +245,29 @@ pub fn to_text(s: &ClusterStatus) -> Vec<String> {
     for g in &s.groups {
         let replicas: Vec<String> = g.info.replicas.iter().map(u64::to_string).collect();
         out.push(format!(
-            "  {:>4}  [{}, {})  replicas {}  leader {}",
+            "  {:>4}  [{}, {})  replicas {}  leader {}  {}",
             g.info.id,
             bound(Some(&g.info.start), "-∞"),
             bound(g.info.end.as_deref(), "+∞"),
             replicas.join(","),
-            g.info.leader.map_or("?".to_string(), |l| l.to_string()),
+            leader(g, sizes).map_or("?".to_string(), |l| l.to_string()),
+            sizes
+                .by_range
+                .get(&g.info.id)
+                .map_or("? bytes".to_string(), |b| human_bytes(*b)),
         ));
+    }
+    out.push("bytes per node (its replicas' ranges):".to_string());
+    for n in &s.nodes {
+        out.push(match sizes.by_node.get(&n.id) {
+            Some(m) => format!(
+                "  {:>4}  {} in {} ranges",
+                n.id,
+                human_bytes(m.values().sum()),
+                m.len()
+            ),
+            None => format!("  {:>4}  ? (did not answer)", n.id),
+        });
     }
     out.push(format!("replicas at node {}:", s.node));
     out.push(format!(

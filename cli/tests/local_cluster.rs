@@ -50,8 +50,86 @@ fn a_cluster_directory_is_not_overwritten_by_contradicting_options() {
         .stderr(predicate::str::contains(
             "--base-port 17201, but node 1 listens on 127.0.0.1:17101",
         ));
+    meridian()
+        .args(["cluster", "run", "--replicas", "2", "--dir", dir])
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--replicas 2, but its groups have 3",
+        ));
     assert_eq!(std::fs::read_to_string(&cfg1).expect("kept"), before);
     assert!(!d.path().join("node-4").exists());
+}
+
+#[test]
+fn cluster_init_refuses_more_replicas_than_nodes_and_zero_replicas_with_exit_2() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let dir = d.path().join("c");
+    let dir = dir.to_str().expect("utf-8 path");
+    meridian()
+        .args([
+            "cluster",
+            "init",
+            "--nodes",
+            "3",
+            "--replicas",
+            "4",
+            "--dir",
+            dir,
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--replicas 4 exceeds --nodes 3: each replica of a group needs its own node",
+        ));
+    meridian()
+        .args([
+            "cluster",
+            "init",
+            "--nodes",
+            "3",
+            "--replicas",
+            "0",
+            "--dir",
+            dir,
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--replicas must be at least 1"));
+    assert!(!d.path().join("c").join("node-1").exists());
+    meridian()
+        .args([
+            "cluster",
+            "init",
+            "--nodes",
+            "5",
+            "--replicas",
+            "3",
+            "--dir",
+            dir,
+        ])
+        .args(["--base-port", "17501"])
+        .assert()
+        .success();
+    // Three replicas of each of the default three groups over five
+    // nodes: distinct nodes, and at most ⌈9/5⌉ = 2 replicas a node.
+    let cfg = meridian_node::config::NodeConfig::load(
+        &d.path().join("c").join("node-5").join("meridian.toml"),
+    )
+    .expect("loads");
+    for g in &cfg.groups {
+        let distinct: std::collections::BTreeSet<u64> = g.replicas.iter().copied().collect();
+        assert_eq!(distinct.len(), 3, "{g:?}");
+    }
+    for n in 1..=5 {
+        let held = cfg
+            .groups
+            .iter()
+            .filter(|g| g.replicas.contains(&n))
+            .count();
+        assert!((1..=2).contains(&held), "node {n} holds {held}");
+    }
 }
 
 /// The console of a `cluster run` child: its stdin, and its stdout lines

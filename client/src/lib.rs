@@ -188,6 +188,13 @@ pub struct GroupStatus {
     /// How far the answering node's replica's safe time trails its clock;
     /// `None` without a local replica or before it has a safe time.
     pub safe_time_lag: Option<Duration>,
+    /// The answering node's replica's size: bytes of the newest version
+    /// of each key that is not a delete (key + value); `None` without a
+    /// local replica (or from a node that does not report it).
+    pub bytes: Option<u64>,
+    /// The range's generation (1 as `cluster init` laid it out); `None`
+    /// from a node that does not report it.
+    pub generation: Option<u64>,
 }
 
 /// The role of a group replica.
@@ -309,6 +316,8 @@ fn cluster_status(s: pb::StatusResponse) -> ClusterStatus {
             active_txns: g.active_txns,
             role: ReplicaRole::from_name(&g.role),
             safe_time_lag: g.safe_time_lag_micros.map(Duration::from_micros),
+            bytes: g.bytes.filter(|_| g.local_replica),
+            generation: g.generation,
         })
         .collect();
     groups.sort_by(|a, b| a.info.start.cmp(&b.info.start));

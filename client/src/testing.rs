@@ -1021,6 +1021,8 @@ impl Meridian for FakeNode {
                             "follower".into()
                         },
                         safe_time_lag_micros: g.replicas.contains(&self.id).then_some(10),
+                        bytes: g.replicas.contains(&self.id).then_some(0),
+                        generation: Some(1),
                     })
                     .collect(),
                 now_earliest: s.clock - 10,

@@ -33,8 +33,8 @@ pub enum ClusterCommand {
     /// Writes the configuration files of a local cluster:
     /// `DIR/node-N/meridian.toml` (refused if DIR already holds a cluster).
     Init(ClusterInitArgs),
-    /// Starts a local cluster as child processes (one replica of every group
-    /// per node) and prints each node's addresses and `endpoints:
+    /// Starts a local cluster as child processes (each group's replicas on
+    /// `--replicas` of the nodes) and prints each node's addresses and `endpoints:
     /// HOST:PORT,...`. A node that dies is reported and the others keep
     /// running; type `stop N`, `kill N` or `restart N` on standard input to
     /// stop, kill or restart node N, `nodes` to list them, `quit` (or
@@ -51,6 +51,11 @@ pub struct ClusterInitArgs {
     /// Number of groups (key ranges split evenly by first byte over printable ASCII).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCAL_GROUPS))]
     pub groups: u64,
+    /// Replicas of each group, each on its own node, spread evenly over
+    /// the nodes (docs/operations.md, "Placement") [default: 3, or
+    /// --nodes if fewer]. More than --nodes, or 0, is refused.
+    #[arg(long)]
+    pub replicas: Option<u64>,
     /// Directory to write into.
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
@@ -79,6 +84,10 @@ pub struct ClusterRunArgs {
     /// Number of groups [default: 3]. On an existing --dir, must match it.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_LOCAL_GROUPS))]
     pub groups: Option<u64>,
+    /// Replicas of each group [default: 3, or --nodes if fewer]; see
+    /// `cluster init`. On an existing --dir, must match it.
+    #[arg(long)]
+    pub replicas: Option<u64>,
     /// Directory of the cluster, kept on exit. If it already holds a
     /// cluster, that cluster is restarted as configured (options that
     /// contradict it are refused). Default: a new directory under the
@@ -147,15 +156,25 @@ async fn wait_for_signal() {
     }
 }
 
+/// The replicas per group of a cluster of `nodes` nodes when `--replicas`
+/// is not given: [`config::DEFAULT_REPLICAS`], or every node if there are
+/// fewer.
+pub fn default_replicas(nodes: u64) -> u64 {
+    config::DEFAULT_REPLICAS.min(nodes)
+}
+
 /// The configurations of a local cluster of `nodes` nodes and `groups`
-/// groups in `dir`, node i listening on `ports[i - 1]`.
+/// groups of `replicas` replicas each (placed by
+/// [`config::place_replicas`]) in `dir`, node i listening on
+/// `ports[i - 1]`.
 pub fn local_configs(
     dir: &Path,
     nodes: u64,
     groups: u64,
+    replicas: u64,
     ports: &[(u16, u16)],
     epsilon_ms: f64,
-) -> Vec<NodeConfig> {
+) -> Result<Vec<NodeConfig>, config::PlacementError> {
     let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -173,8 +192,8 @@ pub fn local_configs(
             address: format!("127.0.0.1:{}", ports[(id - 1) as usize].0),
         })
         .collect();
-    let groups = config::default_groups(nodes, groups);
-    (1..=nodes)
+    let groups = config::default_groups(nodes, groups, replicas)?;
+    Ok((1..=nodes)
         .map(|id| NodeConfig {
             cluster_id,
             epoch: 1,
@@ -194,7 +213,7 @@ pub fn local_configs(
             nodes: entries.clone(),
             groups: groups.clone(),
         })
-        .collect()
+        .collect())
 }
 
 /// `epsilon_ms` in nanoseconds (a negative or non-finite one as 0).
@@ -245,7 +264,21 @@ pub fn cluster_init(args: &ClusterInitArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let cfgs = local_configs(&dir, args.nodes, args.groups, &ports, args.epsilon_ms);
+    let replicas = args.replicas.unwrap_or(default_replicas(args.nodes));
+    let cfgs = match local_configs(
+        &dir,
+        args.nodes,
+        args.groups,
+        replicas,
+        &ports,
+        args.epsilon_ms,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("meridian: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = cfgs[0].validate() {
         eprintln!("meridian: {e}");
         return ExitCode::from(2);
@@ -301,6 +334,12 @@ impl HeldCluster {
                     "--groups {g}, but it has {} groups",
                     c.groups.len()
                 ));
+            }
+        }
+        if let Some(r) = args.replicas {
+            let held = c.groups.first().map_or(0, |g| g.replicas.len() as u64);
+            if r != held {
+                out.push(format!("--replicas {r}, but its groups have {held}"));
             }
         }
         if let Some(e) = args.epsilon_ms {
@@ -459,7 +498,14 @@ pub fn cluster_run(args: &ClusterRunArgs) -> ExitCode {
                     }
                 },
             };
-            let cfgs = local_configs(&dir, nodes, groups, &ports, epsilon_ms);
+            let replicas = args.replicas.unwrap_or(default_replicas(nodes));
+            let cfgs = match local_configs(&dir, nodes, groups, replicas, &ports, epsilon_ms) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("meridian: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             if let Err(e) = cfgs[0].validate() {
                 eprintln!("meridian: {e}");
                 return ExitCode::from(2);

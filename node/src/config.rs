@@ -547,23 +547,108 @@ pub fn default_split_points(groups: u64) -> Vec<String> {
         .collect()
 }
 
-/// The default layout of `groups` groups over nodes `1..=nodes`, every node
-/// holding a replica of every group.
-pub fn default_groups(nodes: u64, groups: u64) -> Vec<GroupEntry> {
+/// Replicas of each group when `--replicas` is not given: three, so a
+/// group survives the loss of one node (a majority of two stays).
+pub const DEFAULT_REPLICAS: u64 = 3;
+
+/// A replica count that cannot be placed on the nodes given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlacementError {
+    /// Zero replicas per group.
+    #[error("--replicas must be at least 1")]
+    NoReplicas,
+    /// More replicas per group than nodes: two replicas of one group would
+    /// share a node.
+    #[error(
+        "--replicas {replicas} exceeds --nodes {nodes}: each replica of a group needs its own node"
+    )]
+    MoreReplicasThanNodes {
+        /// Replicas asked for.
+        replicas: u64,
+        /// Nodes available.
+        nodes: u64,
+    },
+}
+
+/// Places `replicas` replicas of each of `groups` groups on nodes
+/// `1..=nodes`: the replica lists of the groups, in group order, the first
+/// replica of each list being the group's preferred (initial) leader.
+///
+/// Rule (docs/operations.md, "Placement"): every group's replicas are on
+/// distinct nodes; each node holds ⌊G·R/N⌋ or ⌈G·R/N⌉ replicas; each node
+/// is the preferred leader of ⌊G/N⌋ or ⌈G/N⌉ groups; the same arguments
+/// always give the same placement.
+///
+/// How: the G·R replicas are dealt round-robin over the nodes in group
+/// order (group i takes the R consecutive nodes from `i·R mod N`), which
+/// balances replicas; then each group, in order, prefers the node of its
+/// R that leads the fewest groups so far (the earliest of them on a tie),
+/// which balances leaders.
+pub fn place_replicas(
+    nodes: u64,
+    groups: u64,
+    replicas: u64,
+) -> Result<Vec<Vec<u64>>, PlacementError> {
+    if replicas == 0 {
+        return Err(PlacementError::NoReplicas);
+    }
+    if replicas > nodes {
+        return Err(PlacementError::MoreReplicasThanNodes { replicas, nodes });
+    }
+    let mut leads = vec![0u64; nodes as usize];
+    Ok((0..groups)
+        .map(|i| {
+            let block: Vec<u64> = (0..replicas).map(|j| (i * replicas + j) % nodes).collect();
+            let first = (0..block.len())
+                .min_by_key(|&j| (leads[block[j] as usize], j))
+                .expect("at least one replica");
+            leads[block[first] as usize] += 1;
+            std::iter::once(block[first])
+                .chain(
+                    block
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != first)
+                        .map(|(_, n)| *n),
+                )
+                .map(|n| n + 1)
+                .collect()
+        })
+        .collect())
+}
+
+/// The default layout of `groups` groups over nodes `1..=nodes` with
+/// `replicas` replicas each, placed by [`place_replicas`]: the key ranges
+/// of [`default_split_points`], each group's preferred leader first in its
+/// `replicas`.
+pub fn default_groups(
+    nodes: u64,
+    groups: u64,
+    replicas: u64,
+) -> Result<Vec<GroupEntry>, PlacementError> {
     let splits = default_split_points(groups);
-    (0..groups)
-        .map(|i| GroupEntry {
-            id: i + 1,
+    let placed = place_replicas(nodes, groups, replicas)?;
+    Ok(placed
+        .into_iter()
+        .enumerate()
+        .map(|(i, replicas)| GroupEntry {
+            id: i as u64 + 1,
             start: if i == 0 {
                 String::new()
             } else {
-                splits[(i - 1) as usize].clone()
+                splits[i - 1].clone()
             },
-            end: splits.get(i as usize).cloned(),
-            replicas: (1..=nodes).collect(),
+            end: splits.get(i).cloned(),
+            replicas,
             joining: Vec::new(),
         })
-        .collect()
+        .collect())
+}
+
+/// The node a group's replicas let campaign first when they start: the
+/// first of its configured `replicas` (see [`place_replicas`]).
+pub fn preferred_leader(g: &GroupEntry) -> Option<u64> {
+    g.replicas.first().copied()
 }
 
 #[cfg(test)]
@@ -590,7 +675,62 @@ mod tests {
                     address: format!("127.0.0.1:{}", 7100 + id),
                 })
                 .collect(),
-            groups: default_groups(3, 3),
+            groups: default_groups(3, 3, 3).expect("placeable"),
+        }
+    }
+
+    proptest::proptest! {
+        /// The placement rule: distinct nodes per group, replicas and
+        /// preferred leaders spread to within one of even, deterministic.
+        #[test]
+        fn placement_puts_each_group_on_distinct_nodes_and_spreads_replicas_and_leaders_to_within_one(
+            nodes in 1u64..=12,
+            groups in 1u64..=128,
+            replicas_seed in 0u64..12,
+        ) {
+            let replicas = 1 + replicas_seed % nodes;
+            let placed = place_replicas(nodes, groups, replicas).expect("R <= N");
+            proptest::prop_assert_eq!(placed.len() as u64, groups);
+            let mut held = vec![0u64; nodes as usize + 1];
+            let mut leads = vec![0u64; nodes as usize + 1];
+            for g in &placed {
+                let distinct: BTreeSet<u64> = g.iter().copied().collect();
+                proptest::prop_assert_eq!(distinct.len() as u64, replicas, "{:?}", g);
+                proptest::prop_assert!(g.iter().all(|n| (1..=nodes).contains(n)));
+                for n in g {
+                    held[*n as usize] += 1;
+                }
+                leads[g[0] as usize] += 1;
+            }
+            let (lo, hi) = ((groups * replicas) / nodes, (groups * replicas).div_ceil(nodes));
+            let (llo, lhi) = (groups / nodes, groups.div_ceil(nodes));
+            for n in 1..=nodes as usize {
+                proptest::prop_assert!((lo..=hi).contains(&held[n]), "node {} holds {}", n, held[n]);
+                proptest::prop_assert!((llo..=lhi).contains(&leads[n]), "node {} leads {}", n, leads[n]);
+            }
+            proptest::prop_assert_eq!(place_replicas(nodes, groups, replicas).expect("R <= N"), placed);
+        }
+    }
+
+    #[test]
+    fn placement_refuses_zero_replicas_and_more_replicas_than_nodes() {
+        assert_eq!(place_replicas(3, 3, 0), Err(PlacementError::NoReplicas));
+        assert_eq!(
+            place_replicas(3, 3, 4),
+            Err(PlacementError::MoreReplicasThanNodes {
+                replicas: 4,
+                nodes: 3
+            })
+        );
+        // Six nodes, three replicas, six groups: three replicas and one
+        // preferred leader per node.
+        let g = default_groups(6, 6, 3).expect("placeable");
+        for n in 1..=6 {
+            assert_eq!(g.iter().filter(|g| g.replicas.contains(&n)).count(), 3);
+            assert_eq!(
+                g.iter().filter(|g| preferred_leader(g) == Some(n)).count(),
+                1
+            );
         }
     }
 
@@ -627,7 +767,7 @@ mod tests {
         assert_eq!(c.group_of(b"").map(|g| g.id), Some(1));
         assert_eq!(c.group_of(&[0xff]).map(|g| g.id), Some(3));
         for n in 1..=20 {
-            let g = default_groups(3, n);
+            let g = default_groups(3, n, 3).expect("placeable");
             assert_eq!(g.len() as u64, n);
             let mut cfg = sample();
             cfg.groups = g;
@@ -665,6 +805,45 @@ mod tests {
     }
 
     #[test]
+    fn cluster_init_refuses_more_replicas_than_nodes_or_none_with_exit_2_and_places_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = |replicas, sub: &str| crate::cli::ClusterInitArgs {
+            nodes: 5,
+            groups: 5,
+            replicas,
+            dir: dir.path().join(sub),
+            base_port: 17_401,
+            epsilon_ms: 1.0,
+        };
+        for (r, sub) in [(Some(6), "six"), (Some(0), "zero")] {
+            assert_eq!(
+                crate::cli::cluster_init(&args(r, sub)),
+                std::process::ExitCode::from(2)
+            );
+            assert!(!dir.path().join(sub).join("node-1").exists());
+        }
+        let ok = args(None, "default");
+        assert_eq!(
+            crate::cli::cluster_init(&ok),
+            std::process::ExitCode::SUCCESS
+        );
+        let cfg = NodeConfig::load(&ok.dir.join("node-1").join("meridian.toml")).expect("loads");
+        // Three replicas by default; five groups of three over five nodes:
+        // three replicas and one preferred leader per node.
+        assert!(cfg.groups.iter().all(|g| g.replicas.len() == 3));
+        for n in 1..=5 {
+            assert_eq!(
+                cfg.groups
+                    .iter()
+                    .filter(|g| g.replicas.contains(&n))
+                    .count(),
+                3
+            );
+            assert_eq!(cfg.groups.iter().filter(|g| g.replicas[0] == n).count(), 1);
+        }
+    }
+
+    #[test]
     fn cluster_init_writes_one_birth_into_every_config_and_an_old_config_without_it_loads() {
         let dir = tempfile::tempdir().expect("tempdir");
         let before = std::time::SystemTime::now()
@@ -674,6 +853,7 @@ mod tests {
         let args = crate::cli::ClusterInitArgs {
             nodes: 3,
             groups: 1,
+            replicas: None,
             dir: dir.path().join("c"),
             base_port: 17_301,
             epsilon_ms: 1.0,

@@ -120,7 +120,8 @@ mod tests {
 
     /// A node's shared state without its loop: one node, one group.
     fn shared(dir: &std::path::Path) -> Shared {
-        let cfg = crate::cli::local_configs(dir, 1, 1, &[(17_001, 17_002)], 1.0)
+        let cfg = crate::cli::local_configs(dir, 1, 1, 1, &[(17_001, 17_002)], 1.0)
+            .expect("placeable")
             .pop()
             .expect("one config");
         let members = crate::members::Members::open(1, &cfg.nodes, dir, None).expect("members");

@@ -33,8 +33,12 @@ pub struct LocalCluster {
 pub struct LocalOptions {
     /// Number of nodes.
     pub nodes: u64,
-    /// Number of groups (every node holds a replica of each).
+    /// Number of groups.
     pub groups: u64,
+    /// Replicas of each group, placed by
+    /// [`crate::config::place_replicas`] (at most `nodes`); `None`: one on
+    /// every node.
+    pub replicas: Option<u64>,
     /// Clock uncertainty ε in milliseconds.
     pub epsilon_ms: f64,
     /// Where the data directories go (default: a new temporary directory,
@@ -53,6 +57,7 @@ impl Default for LocalOptions {
         LocalOptions {
             nodes: 3,
             groups: 3,
+            replicas: None,
             epsilon_ms: 1.0,
             dir: None,
             tls: None,
@@ -78,7 +83,16 @@ impl LocalCluster {
         let ports = free_ports(2 * opts.nodes as usize)
             .map_err(|e| StartError::Other(format!("no free ports: {e}")))?;
         let pairs: Vec<(u16, u16)> = ports.chunks(2).map(|c| (c[0], c[1])).collect();
-        let mut configs = local_configs(&dir, opts.nodes, opts.groups, &pairs, opts.epsilon_ms);
+        let replicas = opts.replicas.unwrap_or(opts.nodes);
+        let mut configs = local_configs(
+            &dir,
+            opts.nodes,
+            opts.groups,
+            replicas,
+            &pairs,
+            opts.epsilon_ms,
+        )
+        .map_err(|e| StartError::Other(e.to_string()))?;
         for c in &mut configs {
             c.tls = opts.tls.clone();
         }

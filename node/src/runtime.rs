@@ -218,6 +218,9 @@ pub struct GroupView {
     /// The key range the replica serves, as it last applied it (`None`
     /// only in a default view).
     pub descriptor: Option<RangeDescriptor>,
+    /// Bytes of the newest live version of each key of the replica's
+    /// range ([`meridian_participant::GroupState::range_bytes`]).
+    pub bytes: u64,
 }
 
 /// Shared, read-mostly view of the node's replicas (updated by the loop
@@ -325,6 +328,14 @@ pub struct LoopSetup {
     /// The configuration of a replica created at run time: the node's
     /// settings, its group id, voters and descriptor replaced.
     pub template: meridian_txn::Config,
+    /// Replicas that are not their group's preferred leader
+    /// ([`crate::config::preferred_leader`]) and how long after the loop
+    /// starts they stay without timer ticks, so none of them campaigns
+    /// before the preferred replica has had its election timeout
+    /// ([`crate::server::PREFERRED_LEADER_HEAD_START_TIMEOUTS`]). Only
+    /// timing changes: a held replica still answers every message, and a
+    /// leader is never held.
+    pub campaign_holds: BTreeMap<GroupId, Duration>,
 }
 
 /// A running loop: its inbox, its views and its thread.
@@ -353,6 +364,11 @@ pub fn start(setup: LoopSetup) -> std::io::Result<LoopHandle> {
     let clock_ok = Arc::new(AtomicBool::new(true));
     let mut replicas = BTreeMap::new();
     let now = setup.clock.now();
+    let holds = setup
+        .campaign_holds
+        .iter()
+        .map(|(g, d)| (*g, local(now).saturating_add(d.as_nanos() as u64)))
+        .collect();
     for (cfg, recovered) in setup.replicas {
         let group = cfg.group;
         let rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(
@@ -383,6 +399,7 @@ pub fn start(setup: LoopSetup) -> std::io::Result<LoopHandle> {
         views_dirty: true,
         last_publish: Instant::now(),
         encode_buf: BytesMut::new(),
+        holds,
     };
     let loop_thread = std::thread::Builder::new()
         .name(format!("loop-{}", setup.node))
@@ -425,6 +442,9 @@ struct Driver {
     views_dirty: bool,
     last_publish: Instant,
     encode_buf: BytesMut,
+    /// Groups whose replica gets no `Tick` before this local time (see
+    /// [`LoopSetup::campaign_holds`]); removed once passed.
+    holds: BTreeMap<GroupId, Timestamp>,
 }
 
 /// The next inbox event, or `None` once `wait` has passed: sleeps until
@@ -502,12 +522,21 @@ impl Driver {
         }
     }
 
+    /// When `group`'s replica next needs a tick: its own deadline, or the
+    /// end of its campaign hold if later and it does not lead.
+    fn deadline(&self, group: GroupId, r: &GroupReplica) -> Timestamp {
+        match self.holds.get(&group) {
+            Some(h) if r.paxos().role() != Role::Leader => r.next_deadline().max(*h),
+            _ => r.next_deadline(),
+        }
+    }
+
     fn sleep_time(&self) -> Duration {
         let now = local(self.clock.now());
         let due = self
             .replicas
-            .values()
-            .map(|r| r.next_deadline())
+            .iter()
+            .map(|(g, r)| self.deadline(*g, r))
             .min()
             .unwrap_or(Timestamp::MAX);
         if due <= now {
@@ -520,10 +549,13 @@ impl Driver {
     fn tick_due(&mut self) {
         let now = self.clock.now();
         let t = local(now);
+        if !self.holds.is_empty() {
+            self.holds.retain(|_, h| *h > t);
+        }
         let due: Vec<GroupId> = self
             .replicas
             .iter()
-            .filter(|(_, r)| r.next_deadline() <= t)
+            .filter(|(g, r)| self.deadline(**g, r) <= t)
             .map(|(g, _)| *g)
             .collect();
         for g in due {
@@ -991,6 +1023,7 @@ impl Driver {
                     active_txns: r.active_txns(),
                     voters: p.membership().voters.clone(),
                     descriptor: Some(r.state().descriptor().clone()),
+                    bytes: r.state().range_bytes(),
                 },
             );
         }
@@ -1055,6 +1088,7 @@ mod tests {
             fatal,
             metrics: Arc::default(),
             template: meridian_txn::Config::new(0, meridian_paxos::Config::new(1, vec![])),
+            campaign_holds: BTreeMap::new(),
         })
         .expect("start");
         // The single replica campaigns by itself; its promise is the first
@@ -1126,6 +1160,7 @@ mod tests {
             fatal: Arc::new(|reason: &str| panic!("fatal: {reason}")),
             metrics: Arc::default(),
             template: meridian_txn::Config::new(0, meridian_paxos::Config::new(1, vec![])),
+            campaign_holds: BTreeMap::new(),
         })
         .expect("start");
         (handle, ops)
@@ -1334,6 +1369,7 @@ mod tests {
             fatal: Arc::new(|reason: &str| panic!("fatal: {reason}")),
             metrics: Arc::default(),
             template,
+            campaign_holds: BTreeMap::new(),
         })
         .expect("start");
         (handle, ops)

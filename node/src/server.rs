@@ -84,6 +84,13 @@ pub enum StartError {
     Other(String),
 }
 
+/// How many of its longest election timeouts a group's preferred leader
+/// has to campaign before the node's other replicas of the group tick at
+/// all (see [`crate::runtime::LoopSetup::campaign_holds`]): its own timer
+/// falls due within one, the second covers the nodes' start-up skew and
+/// the election's round trips and fsyncs.
+pub const PREFERRED_LEADER_HEAD_START_TIMEOUTS: u64 = 2;
+
 /// Options of a node beyond its configuration file.
 #[derive(Clone)]
 pub struct StartOptions {
@@ -219,6 +226,21 @@ impl Node {
             group_nodes.insert(g.id, nodes);
         }
         let template = replica_template(&cfg, &opts);
+        // Each group's preferred leader (the first of its configured
+        // replicas) campaigns first: the node's other replicas hold their
+        // timers for a few election timeouts, so when the cluster starts
+        // its leaders come up spread as placed (docs/operations.md,
+        // "Placement"). Timing only: no Paxos rule changes.
+        let head_start =
+            Duration::from_millis(cfg.paxos.election_max_ms * PREFERRED_LEADER_HEAD_START_TIMEOUTS);
+        let campaign_holds: BTreeMap<_, _> = cfg
+            .local_groups()
+            .filter(|g| {
+                g.replicas.len() > 1
+                    && crate::config::preferred_leader(g).is_some_and(|p| p != cfg.node_id)
+            })
+            .map(|g| (g.id, head_start))
+            .collect();
         for g in cfg.local_groups() {
             // A joining replica starts with no voters and learns its
             // membership from the leader's log.
@@ -266,6 +288,7 @@ impl Node {
             fatal: opts.fatal.clone(),
             metrics: metrics.clone(),
             template,
+            campaign_holds,
         })
         .map_err(|e| StartError::Other(format!("cannot start the loop threads: {e}")))?;
 

@@ -7,6 +7,10 @@ use meridian_txn::{GroupId, Request as CoreRequest, Response as CoreResponse, Tx
 
 use crate::service::Shared;
 
+/// The generation of a range as `cluster init` lays it out (the
+/// bootstrap descriptor's).
+pub const INITIAL_RANGE_GENERATION: u64 = 1;
+
 /// The node's view of the cluster: nodes with their liveness as this node
 /// sees it, groups with their ranges, leaders, and this node's replicas'
 /// role and progress, the clock.
@@ -39,9 +43,23 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
                 end,
                 // A replica waiting to be added knows no voters yet: the
                 // configured ones are the better hint for routing.
+                // Listed in the configured order (the preferred leader
+                // first), voters added since (and a split child's, which
+                // has no configured replicas) at the end by node id.
                 replicas: v.filter(|v| !v.voters.is_empty()).map_or_else(
                     || g.map(|g| g.replicas.clone()).unwrap_or_default(),
-                    |v| v.voters.clone(),
+                    |v| {
+                        let configured: &[meridian_paxos::NodeId] =
+                            g.map_or(&[], |g| g.replicas.as_slice());
+                        let mut voters = v.voters.clone();
+                        voters.sort_by_key(|n| {
+                            (
+                                configured.iter().position(|r| r == n).unwrap_or(usize::MAX),
+                                *n,
+                            )
+                        });
+                        voters
+                    },
                 ),
                 leader: v.and_then(|v| v.leader),
                 local_leader: v.is_some_and(|v| v.leading),
@@ -56,6 +74,14 @@ pub fn status(s: &Shared) -> pb::StatusResponse {
                 safe_time_lag_micros: v
                     .and_then(|v| crate::health::safe_time_lag(now, v.t_safe))
                     .map(|d| d.as_micros().min(u128::from(u64::MAX)) as u64),
+                bytes: v.map(|v| v.bytes),
+                // The generation of the range the local replica applied;
+                // without a local replica, the bootstrap one of a range
+                // `cluster init` laid out (a split raises it).
+                generation: Some(
+                    v.and_then(|v| v.descriptor.as_ref())
+                        .map_or(INITIAL_RANGE_GENERATION, |d| d.generation),
+                ),
             }
         })
         .collect();

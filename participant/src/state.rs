@@ -957,6 +957,14 @@ impl GroupState {
         self.store.gc_horizon()
     }
 
+    /// Bytes of the newest version of every key of the group that is not
+    /// a delete: Σ (key length + value length), the range's size for
+    /// `status` and for the size-based split policy. Exact at every applied
+    /// slot (see [`MvccStore::live_bytes`]); a restored snapshot recounts.
+    pub fn range_bytes(&self) -> u64 {
+        self.store.live_bytes()
+    }
+
     /// Versions stored, tombstones included.
     pub fn version_count(&self) -> usize {
         self.store.version_count()

@@ -72,6 +72,7 @@ mod config;
 pub mod coordinator;
 mod leader;
 pub(crate) mod replica;
+pub mod split_policy;
 pub mod testkit;
 
 pub use api::{

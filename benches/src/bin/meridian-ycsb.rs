@@ -135,9 +135,13 @@ struct Opts {
     /// Groups of the embedded cluster.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
     groups: u64,
-    /// Replicas per group of the embedded cluster (its number of nodes).
+    /// Replicas per group of the embedded cluster, each on its own node.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
     replicas: u64,
+    /// Nodes of the embedded cluster; each group's replicas are spread
+    /// over them (docs/operations.md, "Placement") [default: --replicas].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
+    nodes: Option<u64>,
     /// Clock uncertainty ε of the embedded cluster, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 1.0, value_parser = epsilon_ms)]
     epsilon: f64,
@@ -159,6 +163,13 @@ struct Opts {
     /// No progress bars.
     #[arg(long)]
     no_progress: bool,
+}
+
+impl Opts {
+    /// Nodes of the embedded cluster: `--nodes`, or `--replicas`.
+    fn nodes(&self) -> u64 {
+        self.nodes.unwrap_or(self.replicas)
+    }
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -281,6 +292,13 @@ fn main() -> ExitCode {
              an embedded cluster itself",
         );
     }
+    if opts.replicas > opts.nodes() {
+        usage_error(format!(
+            "--replicas {} exceeds --nodes {}: each replica of a group needs its own node",
+            opts.replicas,
+            opts.nodes()
+        ));
+    }
     let records = opts.records.unwrap_or(opts.workload.default_records());
     if opts.workload == Workload::Transfer && records < 2 {
         usage_error("transfer needs at least 2 accounts (--records)");
@@ -336,12 +354,16 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
     // The cluster: an existing one, or an embedded one started here.
     let (cluster, endpoints) = if opts.endpoints.is_empty() {
         eprintln!(
-            "meridian-ycsb: starting an embedded cluster: {} nodes, {} groups, ε {} ms",
-            opts.replicas, opts.groups, opts.epsilon
+            "meridian-ycsb: starting an embedded cluster: {} nodes, {} groups of {} replicas, ε {} ms",
+            opts.nodes(),
+            opts.groups,
+            opts.replicas,
+            opts.epsilon
         );
         let c = match LocalCluster::start(LocalOptions {
-            nodes: opts.replicas,
+            nodes: opts.nodes(),
             groups: opts.groups,
+            replicas: Some(opts.replicas),
             epsilon_ms: opts.epsilon,
             ..LocalOptions::default()
         })
@@ -380,8 +402,7 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
             &cfg,
             phase,
             false,
-            1,
-            endpoints.len() as u64,
+            (1, endpoints.len() as u64, endpoints.len() as u64),
             endpoints,
         );
         return measure(phase, &opts, &cfg, cluster, &store, settings).await;
@@ -412,13 +433,21 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
     };
     let groups = client.groups();
     let embedded = matches!(cluster, Cluster::Embedded(_));
+    let nodes = if embedded {
+        opts.nodes()
+    } else {
+        endpoints.len() as u64
+    };
     let settings = settings(
         &opts,
         &cfg,
         phase,
         embedded,
-        groups.len() as u64,
-        groups.first().map_or(0, |g| g.replicas.len() as u64),
+        (
+            groups.len() as u64,
+            groups.first().map_or(0, |g| g.replicas.len() as u64),
+            nodes,
+        ),
         endpoints,
     );
     let store = MeridianStore::new(client, cfg.mode);
@@ -431,8 +460,7 @@ fn settings(
     cfg: &Config,
     phase: &str,
     embedded: bool,
-    groups: u64,
-    replicas: u64,
+    (groups, replicas, nodes): (u64, u64, u64),
     endpoints: Vec<String>,
 ) -> Settings {
     Settings {
@@ -457,6 +485,7 @@ fn settings(
         embedded,
         groups,
         replicas,
+        nodes,
         epsilon_ms: embedded.then_some(opts.epsilon),
         endpoints,
     }

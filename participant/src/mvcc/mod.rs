@@ -216,6 +216,9 @@ pub struct MvccStore<L: MvccLayout = HashedBTreeLayout> {
     layout: L,
     horizon: Timestamp,
     versions: usize,
+    /// Σ over keys whose newest version is not a tombstone of key length +
+    /// value length: see [`MvccStore::live_bytes`].
+    live_bytes: u64,
 }
 
 /// An [`MvccStore`] on the B-tree layout.
@@ -261,13 +264,69 @@ impl<L: MvccLayout> MvccStore<L> {
                 horizon: self.horizon,
             });
         }
+        // The newest version before this write: the write replaces it as
+        // the newest only if it is newer (versions arrive in any order).
+        let newest = self.layout.get(&key, Timestamp::MAX);
+        let key_len = key.len();
+        let new_bytes = live_size(&key, value.as_ref());
         match self.layout.insert(key, ts, value) {
             Ok(added) => {
                 self.versions += usize::from(added);
+                match newest {
+                    Some((newest_ts, _)) if newest_ts >= ts => {}
+                    Some((_, old)) => {
+                        let old_bytes = old.map_or(0, |v| (key_len + v.len()) as u64);
+                        self.replace_live_bytes(old_bytes, new_bytes);
+                    }
+                    None => self.replace_live_bytes(0, new_bytes),
+                }
                 Ok(())
             }
             Err(key) => Err(MvccError::ConflictingVersion { key, ts }),
         }
+    }
+
+    /// Bytes of the newest version of every key that is not a tombstone:
+    /// Σ (key length + value length). What the store holds once GC has
+    /// dropped every older version, for range sizes in `status` and the
+    /// size-based split policy. Kept exact through writes, deletes, GC (which
+    /// never drops a newest live version) and [`MvccStore::load`].
+    pub fn live_bytes(&self) -> u64 {
+        self.live_bytes
+    }
+
+    /// Recounts [`MvccStore::live_bytes`] from the versions stored, in
+    /// time linear in their number.
+    pub fn recount_live_bytes(&self) -> u64 {
+        let mut newest: Option<(Bytes, Timestamp, u64)> = None;
+        let mut total = 0u64;
+        self.layout.for_each_version(&mut |key, ts, value| {
+            let size = live_size(key, value);
+            match &mut newest {
+                Some((k, t, s)) if k.as_ref() == key => {
+                    if ts > *t {
+                        *t = ts;
+                        *s = size;
+                    }
+                }
+                _ => {
+                    if let Some((_, _, s)) = newest.take() {
+                        total += s;
+                    }
+                    newest = Some((Bytes::copy_from_slice(key), ts, size));
+                }
+            }
+        });
+        total + newest.map_or(0, |(_, _, s)| s)
+    }
+
+    fn replace_live_bytes(&mut self, old: u64, new: u64) {
+        assert!(
+            old <= self.live_bytes,
+            "a newest version of {old} bytes replaced, but the store counts {} live bytes",
+            self.live_bytes
+        );
+        self.live_bytes = self.live_bytes - old + new;
     }
 
     /// Reads `key` at snapshot `ts`: the newest version with timestamp `≤ ts`
@@ -384,6 +443,7 @@ impl<L: MvccLayout> MvccStore<L> {
             }
         }
         store.horizon = horizon;
+        store.live_bytes = store.recount_live_bytes();
         Ok(store)
     }
 
@@ -406,6 +466,12 @@ impl<L: MvccLayout> MvccStore<L> {
         }
         Ok(())
     }
+}
+
+/// The live size of a version of `key` with `value`: key + value length,
+/// 0 for a tombstone.
+fn live_size(key: &[u8], value: Option<&Bytes>) -> u64 {
+    value.map_or(0, |v| (key.len() + v.len()) as u64)
 }
 
 /// Whether no byte string lies in `(start, end)`. Std's `BTreeMap::range`

@@ -321,6 +321,17 @@ struct Model {
 }
 
 impl Model {
+    /// Σ key + value length of each key's newest write, if not a delete.
+    fn live_bytes(&self) -> u64 {
+        KEYS.iter()
+            .filter_map(|k| {
+                self.version(k, Timestamp::MAX)
+                    .and_then(|(_, v)| v.map(|v| (k, v)))
+            })
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum()
+    }
+
     fn version(&self, key: &[u8], at: Timestamp) -> Option<(Timestamp, Option<Bytes>)> {
         self.writes
             .iter()
@@ -493,6 +504,15 @@ fn check_against_model<L: MvccLayout>(ops: &[Op]) -> Result<(), TestCaseError> {
                 prop_assert!(v.is_none() && t <= model.horizon);
             }
         }
+        // The running count of live bytes is exact after every write,
+        // delete and GC: it equals the model's and a recount.
+        prop_assert_eq!(
+            store.live_bytes(),
+            model.live_bytes(),
+            "live bytes after {:?}",
+            op
+        );
+        prop_assert_eq!(store.live_bytes(), store.recount_live_bytes());
     }
     // A snapshot of the store (every version and the horizon) reloads into a
     // store that answers every read exactly as the original does.
@@ -505,6 +525,7 @@ fn check_against_model<L: MvccLayout>(ops: &[Op]) -> Result<(), TestCaseError> {
     prop_assert_eq!(versions.len(), store.version_count());
     let reloaded = MvccStore::<L>::load(store.gc_horizon(), versions).unwrap();
     prop_assert_eq!(reloaded.version_count(), store.version_count());
+    prop_assert_eq!(reloaded.live_bytes(), store.live_bytes());
     for &k in &KEYS {
         for t in 0..=MAX_TS + 1 {
             prop_assert_eq!(
