@@ -232,10 +232,18 @@ async fn split(s: &Shared, r: pb::SplitRequest) -> Result<pb::SplitResponse, Rem
         }
     };
     let Some(group) = group else {
-        return Err(RemoteError::Invalid(format!(
-            "node {} hosts no replica of the range holding the key",
-            s.cfg.node_id
-        )));
+        // With replicas placed on some of the nodes, another node hosts
+        // the range: retryable, so the caller asks the next node. The
+        // group named is the configured one whose bootstrap range holds
+        // the key (the range's ancestor; the cluster's ranges tile the
+        // key space).
+        let group = s
+            .cfg
+            .groups
+            .iter()
+            .find(|g| g.contains(&r.key))
+            .map_or(0, |g| g.id);
+        return Err(RemoteError::NoReplica { group });
     };
     let local = match leader {
         Some(l) if l != s.cfg.node_id && !r.forwarded => None,
