@@ -883,15 +883,26 @@ impl Driver {
         // The configured replicas, and the voters this node's own replica of
         // the group knows: a node added by a membership change (and not in
         // the configuration) may lead it. Borrowed field by field: this
-        // runs for every two-phase-commit message, so nothing is collected.
+        // runs for every two-phase-commit message, so nothing is collected
+        // but for a group the node does not know.
         let configured: &[NodeId] = self.group_nodes.get(&to).map_or(&[], Vec::as_slice);
         let voters: &[NodeId] = self
             .replicas
             .get(&to)
             .map_or(&[], |r| r.paxos().membership().voters.as_slice());
+        // A group this node neither hosts nor was configured with: a
+        // split's child created on other nodes (replicas are placed on
+        // some of the nodes only). Every peer gets the message; those
+        // without a replica of the group drop it.
+        let everyone: Vec<NodeId> = if configured.is_empty() && voters.is_empty() {
+            self.peers.keys().copied().collect()
+        } else {
+            Vec::new()
+        };
         let nodes = configured
             .iter()
-            .chain(voters.iter().filter(|v| !configured.contains(v)));
+            .chain(voters.iter().filter(|v| !configured.contains(v)))
+            .chain(everyone.iter());
         let mut body: Option<Bytes> = None;
         for &n in nodes {
             if n == self.node {
