@@ -27,6 +27,11 @@ pub struct Sizes {
     /// Per group: the bytes its leader's replica reports, or, without one
     /// that answered, those of the replica that has applied most.
     pub by_range: BTreeMap<u64, u64>,
+    /// Per group: the group as a node hosting a replica of it reports it
+    /// (its leader's report, else the newest generation's): the range that
+    /// replica applied. Groups a split created on other nodes than the
+    /// answering one are known only from here.
+    pub hosted: BTreeMap<u64, GroupStatus>,
 }
 
 impl Sizes {
@@ -42,6 +47,13 @@ impl Sizes {
                     sizes.leaders.insert(g.info.id, r.node);
                 } else if let Some(l) = g.info.leader {
                     sizes.leaders.entry(g.info.id).or_insert(l);
+                }
+                let rank = |g: &GroupStatus| (g.local_leader, g.generation, g.applied);
+                match sizes.hosted.get(&g.info.id) {
+                    Some(h) if rank(h) >= rank(g) => {}
+                    _ => {
+                        sizes.hosted.insert(g.info.id, g.clone());
+                    }
                 }
                 let Some(bytes) = g.bytes else { continue };
                 mine.insert(g.info.id, bytes);
@@ -85,6 +97,20 @@ pub async fn gather_sizes(client: &Client, s: &ClusterStatus) -> Sizes {
         }
     }
     Sizes::from_reports(&reports)
+}
+
+/// Every range in key order: each group as a node hosting it reports it
+/// ([`Sizes::hosted`]), else as the answering node knows it (a group
+/// whose hosts did not answer).
+pub fn ranges(s: &ClusterStatus, sizes: &Sizes) -> Vec<GroupStatus> {
+    let mut all: BTreeMap<u64, GroupStatus> =
+        s.groups.iter().map(|g| (g.info.id, g.clone())).collect();
+    for (id, g) in &sizes.hosted {
+        all.insert(*id, g.clone());
+    }
+    let mut out: Vec<GroupStatus> = all.into_values().collect();
+    out.sort_by(|a, b| (&a.info.start, a.info.id).cmp(&(&b.info.start, b.info.id)));
+    out
 }
 
 /// The leader of group `g`: as a replica of it reported, else as the
@@ -159,8 +185,7 @@ pub fn to_json(s: &ClusterStatus, sizes: &Sizes) -> Json {
             })
         })
         .collect();
-    let ranges: Vec<Json> = s
-        .groups
+    let ranges: Vec<Json> = ranges(s, sizes)
         .iter()
         .map(|g| {
             let mut obj = serde_json::Map::new();
@@ -242,7 +267,7 @@ pub fn to_text(s: &ClusterStatus, sizes: &Sizes) -> Vec<String> {
         ));
     }
     out.push("ranges:".to_string());
-    for g in &s.groups {
+    for g in &ranges(s, sizes) {
         let replicas: Vec<String> = g.info.replicas.iter().map(u64::to_string).collect();
         out.push(format!(
             "  {:>4}  [{}, {})  replicas {}  leader {}  {}",

@@ -294,6 +294,16 @@ fn merge_range(r: &mut Range, node: u64, g: &GroupStatus) {
     }
 }
 
+/// The cluster's endpoints as `--endpoints` takes them.
+async fn client_endpoints(client: &Client) -> String {
+    let s = client.status().await.expect("status");
+    s.nodes
+        .iter()
+        .map(|n| n.address.clone())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The group hosting `key` and its range, from the hosting nodes.
 async fn range_of(client: &Client, key: &[u8]) -> Option<(u64, Range)> {
     hosted_ranges(client)
@@ -760,6 +770,33 @@ async fn check_ranges(client: &Client, restarted: &[usize]) {
         println!(
             "  group {id}: [{:?}, {:?}) gen {:?} hosts {:?} leader {:?} bytes {:?}",
             r.start, r.end, r.generation, r.hosts, r.leader, r.bytes
+        );
+    }
+    // `meridian status` lists every range, children made on other nodes
+    // than the answering one included, each with a leader and its bytes.
+    let out = Command::new(exe())
+        .args(["--endpoints", &client_endpoints(client).await])
+        .args(["--timeout", "10s", "--output", "json", "status"])
+        .output()
+        .expect("meridian status runs");
+    assert!(
+        out.status.success(),
+        "meridian status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("status prints JSON");
+    let listed = status["ranges"].as_array().expect("status lists ranges");
+    let listed_ids: BTreeSet<u64> = listed.iter().filter_map(|r| r["group"].as_u64()).collect();
+    assert_eq!(
+        listed_ids,
+        ranges.keys().copied().collect::<BTreeSet<u64>>(),
+        "status lists other ranges: {status}"
+    );
+    for r in listed {
+        assert!(
+            r["leader"].as_u64().is_some() && r["bytes"].as_u64().is_some(),
+            "a range without leader or bytes in status: {r}"
         );
     }
     // A restarted node that hosts a parent also hosts its child (the split
