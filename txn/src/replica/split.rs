@@ -373,18 +373,18 @@ impl GroupReplica {
             ts_floor = self.ts_cache.max_recorded().max(self.inherited_floor);
         }
         if floor_bug {
-            // The bug: the child's timestamps start from the split entry's,
-            // not from what the parent leader assigned and served.
+            // The bug: the child's timestamps start from zero, not from the
+            // split's nor from what the parent leader assigned and served.
             ts_floor = Timestamp::ZERO;
             if let Some(lead) = inheritance.lead.as_mut() {
-                lead.last_ts = e.ts;
+                lead.last_ts = Timestamp::ZERO;
                 lead.ts_floor = Timestamp::ZERO;
             }
         }
         let snapshot = Snapshot {
             last_slot: e.slot,
             last_ballot: e.ballot,
-            last_ts: e.ts,
+            last_ts: if floor_bug { Timestamp::ZERO } else { e.ts },
             membership: self.paxos.membership().clone(),
             data: child_state.encode(),
         };
