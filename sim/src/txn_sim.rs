@@ -14,6 +14,11 @@
 //! (concurrent campaigns in one round) and crashes of a leader right after
 //! it is elected (between persisting its no-op and counting it).
 //!
+//! The cluster layer runs several groups on 5–9 physical nodes, each
+//! hosting replicas of several groups (a node's crash, pause, partition or
+//! clock fault hits them all), routes keys by range through the clients'
+//! cached range tables, and splits ranges online ([`splits`]).
+//!
 //! Clients talk to replicas over the same faulty network the replicas use
 //! among themselves (drops, duplicates, delays; partitions cut only links
 //! between replicas). Everything they see goes into a [`History`], checked
