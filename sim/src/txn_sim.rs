@@ -471,6 +471,9 @@ struct ReadTask {
     read_ts: Timestamp,
     invoked: Timestamp,
     tries: u32,
+    /// Sent to the group's leader as the client knows it (a read aimed
+    /// ahead of the clock, which only a leader serves at once).
+    to_leader: bool,
 }
 
 #[derive(Debug)]
@@ -1015,6 +1018,7 @@ impl Sim {
         c.commit_record_retention_nanos = self.commit_record_retention;
         c.lock_limits = self.lock_limits;
         self.future_reads.configure(&mut c);
+        self.splits.configure(&mut c);
         self.adversary.configure(&mut c.paxos);
         c.compact_every = if self.faults.compaction {
             COMPACT_EVERY
@@ -1277,7 +1281,13 @@ impl Sim {
                     reads,
                 } = &request
                 {
-                    if *t > self.now() {
+                    // Served at once only by the leader (within L and its
+                    // lease): a follower waits for safe time.
+                    let leads = self.nodes[i]
+                        .replica
+                        .as_ref()
+                        .is_some_and(|r| r.paxos().role() == Role::Leader);
+                    if *t > self.now() && leads {
                         let keys: Vec<Bytes> = reads
                             .iter()
                             .filter_map(|r| match r {
@@ -2253,9 +2263,19 @@ impl Sim {
         if self.now() >= self.clients_stop {
             return;
         }
-        if let Some(kind) = self.chase() {
+        let at = self.queue.at();
+        if let Some(kind) = self
+            .splits
+            .chase(at)
+            .and_then(|key| self.write_of(c, &key))
+            .or_else(|| self.chase())
+        {
             self.new_attempt(c, kind, None, 0, 0);
             self.begin(c);
+            return;
+        }
+        if let Some((at, reads)) = self.aimed_read(self.clients[c].tt.now().latest) {
+            self.start_read_at_leader(c, at, reads);
             return;
         }
         let roll = self.rng.random_range(0..100);
@@ -3158,6 +3178,16 @@ impl Sim {
     }
 
     fn start_read(&mut self, c: usize, at: ReadAt, reads: Vec<ReadOp>) {
+        self.start_read_to(c, at, reads, false);
+    }
+
+    /// As [`Sim::start_read`], to the leader of the group as the client
+    /// knows it.
+    fn start_read_at_leader(&mut self, c: usize, at: ReadAt, reads: Vec<ReadOp>) {
+        self.start_read_to(c, at, reads, true);
+    }
+
+    fn start_read_to(&mut self, c: usize, at: ReadAt, reads: Vec<ReadOp>, to_leader: bool) {
         let parts = self.read_parts(c, &reads);
         let strong = at == ReadAt::Strong;
         let at = if parts.len() == 1 {
@@ -3183,6 +3213,7 @@ impl Sim {
             read_ts: Timestamp::ZERO,
             invoked: self.now(),
             tries: 0,
+            to_leader,
         };
         self.send_read(c, r);
     }
@@ -3218,7 +3249,7 @@ impl Sim {
     fn send_read(&mut self, c: usize, mut r: ReadTask) {
         r.tries += 1;
         let group = r.parts[r.step].0;
-        let node = if self.rng.random_bool(0.5) {
+        let node = if r.to_leader || self.rng.random_bool(0.5) {
             self.clients[c].leaders[(group - 1) as usize]
         } else {
             self.random_node(group)
