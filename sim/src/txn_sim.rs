@@ -1276,29 +1276,6 @@ impl Sim {
                     let o = self.outstanding.entry(id).or_insert((i, at, 0));
                     *o = (i, at, o.2 + 1);
                 }
-                if let Request::ReadOnly {
-                    at: ReadAt::Exact(t),
-                    reads,
-                } = &request
-                {
-                    // Served at once only by the leader (within L and its
-                    // lease): a follower waits for safe time.
-                    let leads = self.nodes[i]
-                        .replica
-                        .as_ref()
-                        .is_some_and(|r| r.paxos().role() == Role::Leader);
-                    if *t > self.now() && leads {
-                        let keys: Vec<Bytes> = reads
-                            .iter()
-                            .filter_map(|r| match r {
-                                ReadOp::Get(k) => Some(k.clone()),
-                                ReadOp::Scan { .. } => None,
-                            })
-                            .collect();
-                        let at = self.queue.at();
-                        self.splits.note_read_ahead(self.nodes[i].group, &keys, at);
-                    }
-                }
                 self.step(i, Input::Request { id, request })
             }
             Event::Deliver(Packet::Reply {
@@ -3272,6 +3249,21 @@ impl Sim {
     fn read_reply(&mut self, c: usize, node: NodeId, mut r: ReadTask, reply: Reply) {
         match reply {
             Ok(Response::ReadOnly { read_ts, results }) => {
+                // A read served ahead of the clock by the group's leader
+                // (only a leader serves one at once): its keys are split
+                // keys for a while (see `splits`).
+                if r.to_leader && read_ts > self.now() {
+                    let keys: Vec<Bytes> = r.parts[r.step]
+                        .1
+                        .iter()
+                        .filter_map(|(_, op)| match op {
+                            ReadOp::Get(k) => Some(k.clone()),
+                            ReadOp::Scan { .. } => None,
+                        })
+                        .collect();
+                    let at = self.queue.at();
+                    self.splits.note_read_ahead(r.parts[r.step].0, &keys, at);
+                }
                 let idx: Vec<usize> = r.parts[r.step].1.iter().map(|(i, _)| *i).collect();
                 assert_eq!(idx.len(), results.len(), "one result per read");
                 for (i, res) in idx.into_iter().zip(results) {

@@ -65,27 +65,27 @@ const SPLIT_AFTER_READ: f64 = 0.7;
 /// that far ahead leaves the child a long window in which its clock is
 /// still below the read (rule `split-child-safe-time-from-zero`: the
 /// child's writes of the key must land above it anyway).
-const SPLIT_READ_LEAD: u64 = 400 * MS;
-const SPLIT_READ_LEAD_SEEDS: u64 = 5;
+const SPLIT_READ_LEAD: u64 = 200 * MS;
+const SPLIT_READ_LEAD_SEEDS: u64 = 7;
 const SPLIT_READ_LEAD_OF: u64 = 8;
 /// On those seeds, while faults are on: the share of a client's tasks that
 /// read one key at a timestamp ahead of its clock, and the least lead of such a
 /// read (a share of L, per thousand: far enough ahead that the split and
 /// the child's write come before the clock reaches it).
-const AIMED_READ_SHARE: f64 = 0.25;
-const AIMED_READ_MIN_LEAD_PER_MILLE: u64 = 500;
+const AIMED_READ_SHARE: f64 = 0.5;
+const AIMED_READ_MIN_LEAD_PER_MILLE: u64 = 400;
 /// After a split at a key just read ahead of the clock applies at the
 /// parent's leader: for how long, and for how many transactions, clients
 /// write that key (at the child, once the parent refuses it).
-const CHASE_FOR: u64 = 400 * MS;
-const CHASE_WRITES: u32 = 5;
+const CHASE_FOR: u64 = 200 * MS;
+const CHASE_WRITES: u32 = 8;
 /// On those seeds, splits of other kinds (automatic, manual) take at most
 /// this many of the seed's child ids: the rest wait for reads ahead.
 const OTHER_SPLITS_ON_READ_LEAD_SEEDS: GroupId = 2;
 /// On those seeds, a read ahead stays a split key for this share of L
 /// (per thousand): the split and the child's writes must come before the
 /// clock reaches the read.
-const READ_LEAD_RECENT_PER_MILLE: u64 = 250;
+const READ_LEAD_RECENT_PER_MILLE: u64 = 300;
 /// Per seed: probability that a child's leader is cut off from its group
 /// and crashed as a commit decision for a moved, undecided transaction
 /// reaches it (its decision record is then not chosen).
