@@ -7,7 +7,7 @@
 //! offsets and drift within ε, election jitter, client choices — is drawn
 //! from one seeded RNG, so a seed replays a run exactly.
 //!
-//! Two layers are simulated, each under the same fault mix:
+//! Three layers are simulated, each under the same fault mix:
 //! - **paxos**: one Multi-Paxos group (`meridian-paxos`) with membership
 //!   churn and compaction; checks Paxos safety slot by slot.
 //! - **txn**: one participant group of three [`meridian_txn::GroupReplica`]s
@@ -15,6 +15,9 @@
 //!   strong read-only balance sums and snapshot reads; checks the Paxos
 //!   rules, commit wait, deadlock freedom and safe time during the run and
 //!   strict serializability of the whole history at the end.
+//! - **cluster**: several groups on 5–9 physical nodes (three replicas of
+//!   each), keys routed by range, transactions across groups by two-phase
+//!   commit, and ranges that split online under the same faults.
 //!
 //! Invariants are checked after every event (see [`check`] and
 //! [`history`]); a run that breaks one stops with a [`Violation`] naming the

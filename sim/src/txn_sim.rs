@@ -14,6 +14,11 @@
 //! (concurrent campaigns in one round) and crashes of a leader right after
 //! it is elected (between persisting its no-op and counting it).
 //!
+//! The cluster layer runs several groups on 5–9 physical nodes, each
+//! hosting replicas of several groups (a node's crash, pause, partition or
+//! clock fault hits them all), routes keys by range through the clients'
+//! cached range tables, and splits ranges online ([`splits`]).
+//!
 //! Clients talk to replicas over the same faulty network the replicas use
 //! among themselves (drops, duplicates, delays; partitions cut only links
 //! between replicas). Everything they see goes into a [`History`], checked
@@ -466,6 +471,9 @@ struct ReadTask {
     read_ts: Timestamp,
     invoked: Timestamp,
     tries: u32,
+    /// Sent to the group's leader as the client knows it (a read aimed
+    /// ahead of the clock, which only a leader serves at once).
+    to_leader: bool,
 }
 
 #[derive(Debug)]
@@ -1010,6 +1018,7 @@ impl Sim {
         c.commit_record_retention_nanos = self.commit_record_retention;
         c.lock_limits = self.lock_limits;
         self.future_reads.configure(&mut c);
+        self.splits.configure(&mut c);
         self.adversary.configure(&mut c.paxos);
         c.compact_every = if self.faults.compaction {
             COMPACT_EVERY
@@ -1266,23 +1275,6 @@ impl Sim {
                     let at = self.now();
                     let o = self.outstanding.entry(id).or_insert((i, at, 0));
                     *o = (i, at, o.2 + 1);
-                }
-                if let Request::ReadOnly {
-                    at: ReadAt::Exact(t),
-                    reads,
-                } = &request
-                {
-                    if *t > self.now() {
-                        let keys: Vec<Bytes> = reads
-                            .iter()
-                            .filter_map(|r| match r {
-                                ReadOp::Get(k) => Some(k.clone()),
-                                ReadOp::Scan { .. } => None,
-                            })
-                            .collect();
-                        let at = self.queue.at();
-                        self.splits.note_read_ahead(self.nodes[i].group, &keys, at);
-                    }
                 }
                 self.step(i, Input::Request { id, request })
             }
@@ -2248,9 +2240,19 @@ impl Sim {
         if self.now() >= self.clients_stop {
             return;
         }
-        if let Some(kind) = self.chase() {
+        let at = self.queue.at();
+        if let Some(kind) = self
+            .splits
+            .chase(at)
+            .and_then(|key| self.write_of(c, &key))
+            .or_else(|| self.chase())
+        {
             self.new_attempt(c, kind, None, 0, 0);
             self.begin(c);
+            return;
+        }
+        if let Some((at, reads)) = self.aimed_read(self.clients[c].tt.now().latest) {
+            self.start_read_at_leader(c, at, reads);
             return;
         }
         let roll = self.rng.random_range(0..100);
@@ -3153,6 +3155,16 @@ impl Sim {
     }
 
     fn start_read(&mut self, c: usize, at: ReadAt, reads: Vec<ReadOp>) {
+        self.start_read_to(c, at, reads, false);
+    }
+
+    /// As [`Sim::start_read`], to the leader of the group as the client
+    /// knows it.
+    fn start_read_at_leader(&mut self, c: usize, at: ReadAt, reads: Vec<ReadOp>) {
+        self.start_read_to(c, at, reads, true);
+    }
+
+    fn start_read_to(&mut self, c: usize, at: ReadAt, reads: Vec<ReadOp>, to_leader: bool) {
         let parts = self.read_parts(c, &reads);
         let strong = at == ReadAt::Strong;
         let at = if parts.len() == 1 {
@@ -3178,6 +3190,7 @@ impl Sim {
             read_ts: Timestamp::ZERO,
             invoked: self.now(),
             tries: 0,
+            to_leader,
         };
         self.send_read(c, r);
     }
@@ -3213,7 +3226,7 @@ impl Sim {
     fn send_read(&mut self, c: usize, mut r: ReadTask) {
         r.tries += 1;
         let group = r.parts[r.step].0;
-        let node = if self.rng.random_bool(0.5) {
+        let node = if r.to_leader || self.rng.random_bool(0.5) {
             self.clients[c].leaders[(group - 1) as usize]
         } else {
             self.random_node(group)
@@ -3236,6 +3249,21 @@ impl Sim {
     fn read_reply(&mut self, c: usize, node: NodeId, mut r: ReadTask, reply: Reply) {
         match reply {
             Ok(Response::ReadOnly { read_ts, results }) => {
+                // A read served ahead of the clock by the group's leader
+                // (only a leader serves one at once): its keys are split
+                // keys for a while (see `splits`).
+                if r.to_leader && read_ts > self.now() {
+                    let keys: Vec<Bytes> = r.parts[r.step]
+                        .1
+                        .iter()
+                        .filter_map(|(_, op)| match op {
+                            ReadOp::Get(k) => Some(k.clone()),
+                            ReadOp::Scan { .. } => None,
+                        })
+                        .collect();
+                    let at = self.queue.at();
+                    self.splits.note_read_ahead(r.parts[r.step].0, &keys, at);
+                }
                 let idx: Vec<usize> = r.parts[r.step].1.iter().map(|(i, _)| *i).collect();
                 assert_eq!(idx.len(), results.len(), "one result per read");
                 for (i, res) in idx.into_iter().zip(results) {

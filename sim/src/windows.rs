@@ -118,7 +118,7 @@ const PREPARED_DECISION_DELAY: (u64, u64) = (500 * MS, 2_000 * MS);
 /// delivered to a participant's leader, the probability that it is cut
 /// off from its group as the decision arrives (its record is not chosen)
 /// and crashes, and how soon.
-const PARTICIPANT_CRASHES: f64 = 0.5;
+const PARTICIPANT_CRASHES: f64 = 0.8;
 const PARTICIPANT_CRASH_WITHIN: u64 = 2 * MS;
 /// The commit-record retention of a seed with that window open (the
 /// shortest the seeds draw otherwise).
@@ -519,6 +519,14 @@ impl Windows {
             self.fire(Window::ParticipantCrashesBeforeDurable);
         }
         lost
+    }
+
+    /// Copies of `txn`'s decision sent to `group` up to `at` are lost (its
+    /// leader fails as the decision reaches it).
+    pub(crate) fn lose_decisions(&mut self, txn: TxnId, group: GroupId, at: u64) {
+        if self.stale_decisions.len() < MAX_SLOW {
+            self.stale_decisions.insert((txn, group), at);
+        }
     }
 
     /// Holds `txn`'s decision back from `group` for a while from `at`.

@@ -14,7 +14,8 @@
 
 use bytes::Bytes;
 use meridian_paxos::Role;
-use meridian_txn::{GroupId, Input, Request};
+use meridian_truetime::Timestamp;
+use meridian_txn::{GroupId, Input, ReadAt, ReadOp, Request};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -57,10 +58,38 @@ const RECENT_READS: usize = 16;
 const RECENT_READ_FOR: u64 = 40 * MS;
 /// Share of fault ticks with such a read on which it becomes the split.
 const SPLIT_AFTER_READ: f64 = 0.7;
+/// Per seed with splits (drawn from the seed, out of every
+/// [`SPLIT_READ_LEAD_OF`]): the replicas' L (`[reads] lead_ms`), lifted so
+/// lock-free reads far ahead of the clock are served at once, and how
+/// many seeds of [`SPLIT_READ_LEAD_OF`] lift it. A split at a key just read
+/// that far ahead leaves the child a long window in which its clock is
+/// still below the read (rule `split-child-safe-time-from-zero`: the
+/// child's writes of the key must land above it anyway).
+const SPLIT_READ_LEAD: u64 = 200 * MS;
+const SPLIT_READ_LEAD_SEEDS: u64 = 7;
+const SPLIT_READ_LEAD_OF: u64 = 8;
+/// On those seeds, while faults are on: the share of a client's tasks that
+/// read one key at a timestamp ahead of its clock, and the least lead of such a
+/// read (a share of L, per thousand: far enough ahead that the split and
+/// the child's write come before the clock reaches it).
+const AIMED_READ_SHARE: f64 = 0.5;
+const AIMED_READ_MIN_LEAD_PER_MILLE: u64 = 400;
+/// After a split at a key just read ahead of the clock applies at the
+/// parent's leader: for how long, and for how many transactions, clients
+/// write that key (at the child, once the parent refuses it).
+const CHASE_FOR: u64 = 200 * MS;
+const CHASE_WRITES: u32 = 8;
+/// On those seeds, splits of other kinds (automatic, manual) take at most
+/// this many of the seed's child ids: the rest wait for reads ahead.
+const OTHER_SPLITS_ON_READ_LEAD_SEEDS: GroupId = 2;
+/// On those seeds, a read ahead stays a split key for this share of L
+/// (per thousand): the split and the child's writes must come before the
+/// clock reaches the read.
+const READ_LEAD_RECENT_PER_MILLE: u64 = 300;
 /// Per seed: probability that a child's leader is cut off from its group
 /// and crashed as a commit decision for a moved, undecided transaction
 /// reaches it (its decision record is then not chosen).
-const FAIL_AT_MOVED_DECISION: [f64; 3] = [0.0, 0.3, 0.6];
+const FAIL_AT_MOVED_DECISION: [f64; 3] = [0.0, 0.6, 1.0];
 /// How soon after that delivery the child's leader crashes.
 const FAIL_AT_MOVED_DECISION_WITHIN: u64 = 2 * MS;
 /// Share of manual splits whose key is one a transaction prepared at the
@@ -77,8 +106,9 @@ pub(super) struct Splits {
     auto_keys: Option<usize>,
     fail_after: f64,
     fail_at_moved: f64,
-    /// The next child id to hand out.
+    /// The next child id to hand out, and the first.
     next_group: GroupId,
+    first_child: GroupId,
     /// Every key the workloads use, and those a commit has carried.
     universe: Vec<Bytes>,
     written: std::collections::BTreeSet<Bytes>,
@@ -86,6 +116,13 @@ pub(super) struct Splits {
     last: Option<u64>,
     /// Keys read ahead of the clock: group, key, when (ns since the start).
     recent_reads: std::collections::VecDeque<(GroupId, Bytes, u64)>,
+    /// The replicas' L on this seed, if lifted ([`SPLIT_READ_LEAD`]).
+    read_lead: Option<u64>,
+    /// A split asked for at a key just read ahead: its child and key.
+    aimed: Option<(GroupId, Bytes)>,
+    /// A key clients write now: until when (ns since the start), how many
+    /// more transactions.
+    chase: Option<(Bytes, u64, u32)>,
 }
 
 impl Splits {
@@ -99,6 +136,10 @@ impl Splits {
         let fail_after = FAIL_AFTER_SPLIT[rng.random_range(0..FAIL_AFTER_SPLIT.len())];
         let fail_at_moved =
             FAIL_AT_MOVED_DECISION[rng.random_range(0..FAIL_AT_MOVED_DECISION.len())];
+        // From the seed itself, so the schedule's own draws stay as they were.
+        let h = seed.wrapping_mul(0xd6e8_feb8_6659_fd93).rotate_left(23);
+        let read_lead =
+            (on && h % SPLIT_READ_LEAD_OF < SPLIT_READ_LEAD_SEEDS).then_some(SPLIT_READ_LEAD);
         Splits {
             rng,
             on,
@@ -107,11 +148,36 @@ impl Splits {
             fail_after,
             fail_at_moved,
             next_group: groups + 1,
+            first_child: groups + 1,
             universe,
             written: Default::default(),
             last: None,
             recent_reads: Default::default(),
+            read_lead,
+            aimed: None,
+            chase: None,
         }
+    }
+
+    /// Lifts the replicas' L on a seed that aims reads ahead of the clock
+    /// at splits (never lowers it, nor M below it).
+    pub(super) fn configure(&self, c: &mut meridian_txn::Config) {
+        if let Some(l) = self.read_lead {
+            c.read_lead_nanos = c.read_lead_nanos.max(l);
+            c.max_read_lead_nanos = c.max_read_lead_nanos.max(c.read_lead_nanos);
+        }
+    }
+
+    /// The key clients should write now, if a split at a key just read
+    /// ahead of the clock applied moments ago.
+    pub(super) fn chase(&mut self, at: u64) -> Option<Bytes> {
+        let (key, until, left) = self.chase.as_mut()?;
+        if at > *until || *left == 0 {
+            self.chase = None;
+            return None;
+        }
+        *left -= 1;
+        Some(key.clone())
     }
 
     /// The commit-record retention of a seed that fails child leaders as
@@ -143,7 +209,12 @@ impl Splits {
             self.auto_keys
                 .map_or("off".into(), |k| format!("above {k} written keys")),
             self.fail_after * 100.0
-        )
+        ) + &self.read_lead.map_or(String::new(), |l| {
+            format!(
+                "; L lifted to {} ms, reads aimed ahead of the clock",
+                l / MS
+            )
+        })
     }
 
     /// A lock-free read of `keys` ahead of the clock reached a replica of
@@ -173,6 +244,65 @@ impl Splits {
 }
 
 impl Sim {
+    /// On a seed whose L is lifted, sometimes a lock-free read of one key
+    /// at a timestamp ahead of `now_latest` within L (a split at that key
+    /// may follow at once). `None`: read as usual.
+    pub(super) fn aimed_read(&mut self, now_latest: Timestamp) -> Option<(ReadAt, Vec<ReadOp>)> {
+        let l = self.splits.read_lead?;
+        if !self.faults_on || !self.splits.rng.random_bool(AIMED_READ_SHARE) {
+            return None;
+        }
+        let lead = self
+            .splits
+            .rng
+            .random_range(l * AIMED_READ_MIN_LEAD_PER_MILLE / 1_000..=l);
+        let u = &self.splits.universe;
+        let key = u[self.splits.rng.random_range(0..u.len())].clone();
+        Some((
+            ReadAt::Exact(now_latest.saturating_add(lead)),
+            vec![ReadOp::Get(key)],
+        ))
+    }
+
+    /// A transaction that writes `key` (any key the workloads use), for
+    /// client `c`.
+    pub(super) fn write_of(&mut self, c: usize, key: &Bytes) -> Option<super::TxnKind> {
+        use super::TxnKind;
+        if let Some(a) = self.bank.accounts.iter().position(|k| k == key) {
+            // To the next account, most often in the same range (one
+            // group: no two-phase commit lifts the timestamp).
+            let n = self.bank.accounts.len();
+            let other = if a + 1 < n { a + 1 } else { (a + n - 1) % n };
+            return Some(TxnKind::Transfer {
+                from: a,
+                to: other,
+                amount: self.splits.rng.random_range(1..=20),
+            });
+        }
+        if let Some(who) = self.roster.keys.iter().position(|k| k == key) {
+            return Some(if self.splits.rng.random_bool(0.5) {
+                TxnKind::GoOff { who }
+            } else {
+                TxnKind::GoOn { who }
+            });
+        }
+        if let Some(i) = (0..crate::lists::LISTS).find(|&i| crate::lists::key(i) == *key) {
+            return Some(TxnKind::Append {
+                read: vec![i],
+                append: vec![i],
+            });
+        }
+        if key.starts_with(b"reg/") {
+            let cl = &mut self.clients[c];
+            cl.writes += 1;
+            let value = Bytes::from(format!("c{c}.{}", cl.writes));
+            return Some(TxnKind::Blind {
+                writes: vec![meridian_participant::Write::put(key.clone(), value)],
+            });
+        }
+        None
+    }
+
     /// A group message `msg` reaches child leader `i` (`may`: a failure
     /// now leaves a quorum; `undecided`: a decision for a transaction
     /// prepared there with writes and not yet decided): whether to cut it
@@ -196,16 +326,24 @@ impl Sim {
         if !child || !commit || !may || !undecided || self.splits.fail_at_moved == 0.0 {
             return None;
         }
-        self.splits
-            .rng
-            .random_bool(self.splits.fail_at_moved)
-            .then(|| {
-                super::Aim::IsolateAndCrash(
-                    self.splits
-                        .rng
-                        .random_range(0..=FAIL_AT_MOVED_DECISION_WITHIN),
-                )
-            })
+        let meridian_txn::GroupMessage::Decide { txn, .. } = msg else {
+            return None;
+        };
+        let fail = self.splits.rng.random_bool(self.splits.fail_at_moved);
+        if fail {
+            // The copies of the decision already on their way are lost
+            // with the child's leader: its successor learns the outcome
+            // from the coordinator or the parent alone.
+            let (group, at) = (self.nodes[i].group, self.queue.at());
+            self.windows.lose_decisions(*txn, group, at);
+        }
+        fail.then(|| {
+            super::Aim::IsolateAndCrash(
+                self.splits
+                    .rng
+                    .random_range(0..=FAIL_AT_MOVED_DECISION_WITHIN),
+            )
+        })
     }
 
     /// The leader of `group` as the hints have it, if it is up, leads, is
@@ -239,7 +377,13 @@ impl Sim {
             .splits
             .recent_reads
             .iter()
-            .filter(|(_, _, t)| at < t + RECENT_READ_FOR)
+            .filter(|(_, _, t)| {
+                let recent = self
+                    .splits
+                    .read_lead
+                    .map_or(RECENT_READ_FOR, |l| l * READ_LEAD_RECENT_PER_MILLE / 1_000);
+                at < t + recent
+            })
             .map(|(g, k, _)| (*g, k.clone()))
             .collect();
         if !fresh.is_empty() && self.splits.rng.random_bool(SPLIT_AFTER_READ) {
@@ -250,11 +394,16 @@ impl Sim {
                     .as_ref()
                     .is_some_and(|r| r.state().descriptor().can_split_at(&key));
                 if ok {
+                    self.splits.aimed = Some((self.splits.next_group, key.clone()));
                     pick = Some((l, key, "at a key just read ahead of the clock"));
                 }
             }
         }
-        if let (None, Some(limit)) = (&pick, self.splits.auto_keys) {
+        // On a seed aiming reads ahead of the clock, most child ids wait
+        // for them.
+        let others = self.splits.read_lead.is_none()
+            || self.splits.next_group < self.splits.first_child + OTHER_SPLITS_ON_READ_LEAD_SEEDS;
+        if let (None, Some(limit), true) = (&pick, self.splits.auto_keys, others) {
             for &g in &groups {
                 let Some(l) = self.live_leader(g) else {
                     continue;
@@ -278,7 +427,7 @@ impl Sim {
                 }
             }
         }
-        if pick.is_none() && self.splits.rng.random_bool(self.splits.manual) {
+        if pick.is_none() && others && self.splits.rng.random_bool(self.splits.manual) {
             // Most often a group whose leader holds prepared writes.
             let busy: Vec<GroupId> = groups
                 .iter()
@@ -360,6 +509,22 @@ impl Sim {
             .replica
             .as_ref()
             .is_some_and(|r| r.paxos().role() == Role::Leader);
+        let group = self.nodes[child].group;
+        if leads && self.splits.aimed.as_ref().is_some_and(|(g, _)| *g == group) {
+            if let Some((_, key)) = self.splits.aimed.take() {
+                let until = self.queue.at() + CHASE_FOR;
+                self.trace(TraceKind::Fault, &[], || {
+                    format!(
+                        "clients write {} (just read ahead of the clock, now g{group}'s)",
+                        String::from_utf8_lossy(&key)
+                    )
+                });
+                self.splits.chase = Some((key, until, CHASE_WRITES));
+                // No failure here: the child's leader inherits the
+                // parent's, and its writes are the point.
+                return;
+            }
+        }
         if !leads
             || self.splits.fail_after == 0.0
             || !self.may_fail(i)
