@@ -1,6 +1,7 @@
 //! When to split a range, and where: a sans-IO policy (no clock, no
-//! randomness of its own; the driver passes both in), for the automatic
-//! splits of docs/operations.md.
+//! randomness of its own; the driver passes both in), for automatic range
+//! splits. Not wired into a driver yet: a leader would feed it each
+//! request's key and ask it, now and then, whether to propose a split.
 //!
 //! Two triggers, as CockroachDB's size- and load-based splits:
 //!
