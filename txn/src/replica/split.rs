@@ -239,10 +239,11 @@ impl GroupReplica {
         Ok(())
     }
 
-    /// Whether a prepare record at `slot` naming `writes`, `reads` and
-    /// `ranges` applies after this leader's split in flight and names a key
-    /// it gives away: then the record is void when it applies, and its
-    /// vote must be no (docs/design.md §9).
+    /// Whether a prepare record chosen at `slot` naming `writes`, `reads`
+    /// and `ranges` applies after a split that gives away one of its keys —
+    /// one already applied here, or this leader's split in flight placed
+    /// below `slot`: then the record is void when it applies, and its vote
+    /// must be no (docs/design.md §9).
     pub(super) fn prepare_behind_split(
         &self,
         slot: Slot,
@@ -250,6 +251,18 @@ impl GroupReplica {
         reads: &[Bytes],
         ranges: &[(Bytes, Option<Bytes>)],
     ) -> bool {
+        // A split already applied here sits at a slot below `slot` (this
+        // record is chosen, not yet applied): the record applies under the
+        // applied descriptor, so a key outside it makes the record void.
+        // The split may have been this leader's (applied, so no longer in
+        // flight) or an earlier leader's.
+        let d = self.state.descriptor();
+        if !writes.iter().all(|w| d.contains(&w.key))
+            || !reads.iter().all(|k| d.contains(k))
+            || !ranges.iter().all(|(s, e)| d.contains_span(s, e.as_deref()))
+        {
+            return true;
+        }
         let Some(f) = &self.split_flight else {
             return false;
         };
