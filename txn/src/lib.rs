@@ -150,12 +150,13 @@ pub enum PlantedBug {
     /// votes yes for writes computed from reads others may have
     /// overwritten since.
     PrepareRevivesAborted,
-    /// At a split, the child's timestamps start from the split entry's
-    /// timestamp instead of the parent leader's floor (its highest assigned
-    /// timestamp and the reads it served, in its timestamp cache): a write
-    /// at the child can land at or below a timestamp the parent already
-    /// served a read of that key at (docs/design.md §9, rule
-    /// `split-child-safe-time-from-zero`).
+    /// At a split, the child's timestamps start from zero instead of the
+    /// parent leader's floor (its highest assigned timestamp and the reads
+    /// it served, in its timestamp cache) and the split's timestamp: a
+    /// write at the child can land at or below a timestamp the parent
+    /// already served a read of that key at, and a prepare (whose
+    /// timestamp reads no clock) below the child's own history
+    /// (docs/design.md §9, rule `split-child-safe-time-from-zero`).
     SplitChildSafeTimeFromZero,
     /// At a split, the right half's prepared transactions are not moved to
     /// the child: their decisions find nothing there, and committed writes

@@ -306,6 +306,9 @@ pub struct GroupReplica {
     from_split: bool,
     /// The parent group, for a replica created by a split.
     parent: Option<GroupId>,
+    /// [`start`](Self::start) has run: a snapshot restored from now on
+    /// was installed by the leader.
+    started: bool,
 }
 
 impl std::fmt::Debug for GroupReplica {
@@ -364,6 +367,7 @@ impl GroupReplica {
             inherited_floor: Timestamp::ZERO,
             from_split: false,
             parent: None,
+            started: false,
             cfg,
         }
     }
@@ -388,6 +392,7 @@ impl GroupReplica {
                 self.start_term(now, out);
             }
         }
+        self.started = true;
         self.finish(now, out);
     }
 
@@ -687,7 +692,12 @@ impl GroupReplica {
         );
         let before = self.state.children().to_vec();
         self.state = state;
-        self.children_from_snapshot(&before, out);
+        if self.started {
+            // A snapshot installed by the leader (not this replica's own,
+            // recovered at start: it applied the splits it covers, and
+            // their children are the node's own records).
+            self.children_from_snapshot(&before, out);
+        }
         self.unapplied.retain(|e| e.slot > snap.last_slot);
         let covered: Vec<Slot> = self
             .by_slot

@@ -93,12 +93,24 @@ impl GroupReplica {
         cfg.descriptor = seed.descriptor.clone();
         cfg.validate();
         let parent = seed.parent;
-        let paxos = if seed.is_blank() {
+        let paxos = if seed_blank {
             // Not a voter until the child's snapshot arrives (its
             // membership comes with it): a blank replica never campaigns,
             // so blank replicas cannot elect one another over an empty log.
-            cfg.paxos.initial_voters = Vec::new();
-            Replica::new(cfg.paxos.clone(), meridian_paxos::Recovered::default(), rng)
+            // It never voted in the child, so it claims no lease grant;
+            // every candidate is a replica that holds the child's state and
+            // reports its own. Its first persist records the empty start.
+            let snapshot = Snapshot {
+                membership: meridian_paxos::Membership::default(),
+                ..Snapshot::default()
+            };
+            let nothing = Inheritance {
+                promised: meridian_paxos::Ballot::ZERO,
+                lease_granted_until: Timestamp::ZERO,
+                leader: None,
+                lead: None,
+            };
+            Replica::from_inheritance(cfg.paxos.clone(), snapshot, nothing, rng)
         } else {
             Replica::from_inheritance(cfg.paxos.clone(), seed.snapshot, seed.inheritance, rng)
         };
@@ -227,10 +239,11 @@ impl GroupReplica {
         Ok(())
     }
 
-    /// Whether a prepare record at `slot` naming `writes`, `reads` and
-    /// `ranges` applies after this leader's split in flight and names a key
-    /// it gives away: then the record is void when it applies, and its
-    /// vote must be no (docs/design.md §9).
+    /// Whether a prepare record chosen at `slot` naming `writes`, `reads`
+    /// and `ranges` applies after a split that gives away one of its keys —
+    /// one already applied here, or this leader's split in flight placed
+    /// below `slot`: then the record is void when it applies, and its vote
+    /// must be no (docs/design.md §9).
     pub(super) fn prepare_behind_split(
         &self,
         slot: Slot,
@@ -238,6 +251,18 @@ impl GroupReplica {
         reads: &[Bytes],
         ranges: &[(Bytes, Option<Bytes>)],
     ) -> bool {
+        // A split already applied here sits at a slot below `slot` (this
+        // record is chosen, not yet applied): the record applies under the
+        // applied descriptor, so a key outside it makes the record void.
+        // The split may have been this leader's (applied, so no longer in
+        // flight) or an earlier leader's.
+        let d = self.state.descriptor();
+        if !writes.iter().all(|w| d.contains(&w.key))
+            || !reads.iter().all(|k| d.contains(k))
+            || !ranges.iter().all(|(s, e)| d.contains_span(s, e.as_deref()))
+        {
+            return true;
+        }
         let Some(f) = &self.split_flight else {
             return false;
         };
@@ -361,18 +386,18 @@ impl GroupReplica {
             ts_floor = self.ts_cache.max_recorded().max(self.inherited_floor);
         }
         if floor_bug {
-            // The bug: the child's timestamps start from the split entry's,
-            // not from what the parent leader assigned and served.
+            // The bug: the child's timestamps start from zero, not from the
+            // split's nor from what the parent leader assigned and served.
             ts_floor = Timestamp::ZERO;
             if let Some(lead) = inheritance.lead.as_mut() {
-                lead.last_ts = e.ts;
+                lead.last_ts = Timestamp::ZERO;
                 lead.ts_floor = Timestamp::ZERO;
             }
         }
         let snapshot = Snapshot {
             last_slot: e.slot,
             last_ballot: e.ballot,
-            last_ts: e.ts,
+            last_ts: if floor_bug { Timestamp::ZERO } else { e.ts },
             membership: self.paxos.membership().clone(),
             data: child_state.encode(),
         };
