@@ -79,9 +79,9 @@ const AIMED_READ_MIN_LEAD_PER_MILLE: u64 = 400;
 /// write that key (at the child, once the parent refuses it).
 const CHASE_FOR: u64 = 200 * MS;
 const CHASE_WRITES: u32 = 8;
-/// On those seeds, splits of other kinds (automatic, manual) take at most
-/// this many of the seed's child ids: the rest wait for reads ahead.
-const OTHER_SPLITS_ON_READ_LEAD_SEEDS: GroupId = 2;
+/// On those seeds, this many more child ids, for splits at keys read
+/// ahead alone (splits of other kinds stop at [`MAX_GROUP_ID`]).
+const EXTRA_IDS_ON_READ_LEAD_SEEDS: GroupId = 4;
 /// On those seeds, a read ahead stays a split key for this share of L
 /// (per thousand): the split and the child's writes must come before the
 /// clock reaches the read.
@@ -106,9 +106,8 @@ pub(super) struct Splits {
     auto_keys: Option<usize>,
     fail_after: f64,
     fail_at_moved: f64,
-    /// The next child id to hand out, and the first.
+    /// The next child id to hand out.
     next_group: GroupId,
-    first_child: GroupId,
     /// Every key the workloads use, and those a commit has carried.
     universe: Vec<Bytes>,
     written: std::collections::BTreeSet<Bytes>,
@@ -148,7 +147,6 @@ impl Splits {
             fail_after,
             fail_at_moved,
             next_group: groups + 1,
-            first_child: groups + 1,
             universe,
             written: Default::default(),
             last: None,
@@ -366,7 +364,12 @@ impl Sim {
         if !self.splits.on
             || !self.faults_on
             || self.now().saturating_add(HAND_OVER_QUIET) >= self.heal_at
-            || self.splits.next_group > MAX_GROUP_ID
+            || self.splits.next_group
+                > MAX_GROUP_ID
+                    + self
+                        .splits
+                        .read_lead
+                        .map_or(0, |_| EXTRA_IDS_ON_READ_LEAD_SEEDS)
             || self.splits.last.is_some_and(|l| at < l + SPLIT_COOLDOWN)
         {
             return;
@@ -399,10 +402,9 @@ impl Sim {
                 }
             }
         }
-        // On a seed aiming reads ahead of the clock, most child ids wait
+        // The extra ids of a seed aiming reads ahead of the clock wait
         // for them.
-        let others = self.splits.read_lead.is_none()
-            || self.splits.next_group < self.splits.first_child + OTHER_SPLITS_ON_READ_LEAD_SEEDS;
+        let others = self.splits.next_group <= MAX_GROUP_ID;
         if let (None, Some(limit), true) = (&pick, self.splits.auto_keys, others) {
             for &g in &groups {
                 let Some(l) = self.live_leader(g) else {
