@@ -223,6 +223,20 @@ impl GroupReplica {
             child,
             generation: left.generation,
         };
+        // A commit record already proposed and not yet placed in the log
+        // may be placed behind the split (one waiting for a timestamp ahead
+        // of the clock lets later proposals go first): if its transaction
+        // holds a lock in the right half, which only this leader's locks
+        // protect, it would apply after the split, when the child may
+        // already have written what it read. The split waits for it
+        // (retryable; docs/design.md §9).
+        if self
+            .commits
+            .iter()
+            .any(|(txn, c)| c.placed.is_none() && self.holds_lock_in(*txn, &right))
+        {
+            return Err(TxnError::LeaderNotReady);
+        }
         let mut pout = Vec::new();
         let proposal = self
             .paxos
@@ -419,7 +433,7 @@ impl GroupReplica {
     /// the child leader's now).
     fn wound_right_half(
         &mut self,
-        _now: TtInterval,
+        now: TtInterval,
         right: &RangeDescriptor,
         out: &mut Vec<Output>,
     ) {
@@ -432,17 +446,28 @@ impl GroupReplica {
         };
         let mut victims = Vec::new();
         let mut moved = Vec::new();
+        let mut coordinated = Vec::new();
         for (txn, t) in &l.txns {
+            let locks = l.locks.locks_held_by(*txn);
+            let ranges = l.locks.ranges_held_by(*txn);
+            let holds = locks.iter().any(|(k, _)| right.contains(k))
+                || ranges.iter().any(|(s, e)| reaches(s, e.as_deref()));
             if matches!(t.op, Op::Committing) {
                 if self.state.prepared_txn(*txn).is_none() && self.state.moved_txn(*txn).is_some() {
                     moved.push(*txn);
+                } else if holds && self.coord.contains(*txn) {
+                    // This group coordinates it and it is still collecting
+                    // votes (a commit record proposed before the split
+                    // applied before it; one proposed after it was refused
+                    // while the split was in flight): its locks on the right
+                    // half are this leader's alone, not the child's, so it
+                    // aborts rather than commit with reads the child may
+                    // already have overwritten.
+                    coordinated.push(*txn);
                 }
                 continue;
             }
-            let locks = l.locks.locks_held_by(*txn);
-            let ranges = l.locks.ranges_held_by(*txn);
-            let touches = locks.iter().any(|(k, _)| right.contains(k))
-                || ranges.iter().any(|(s, e)| reaches(s, e.as_deref()))
+            let touches = holds
                 || t.reads.iter().any(|r| right.contains(&r.key))
                 || t.scans.iter().any(|s| reaches(&s.start, s.end.as_deref()))
                 || match &t.op {
@@ -465,6 +490,37 @@ impl GroupReplica {
         for txn in moved {
             l.finish(txn, &mut self.resume);
         }
+        let mut actions = Vec::new();
+        for txn in coordinated {
+            self.coord.wound(txn, &mut actions);
+        }
+        self.run_actions(now, actions, out);
+    }
+
+    /// Whether `txn` holds a lock (a key or a range) in the right half of
+    /// this leader's split in flight: then its commit record is not
+    /// proposed (docs/design.md §9), since it would apply after the split
+    /// with reads the child does not protect.
+    pub(super) fn holds_right_of_split(&self, txn: TxnId) -> bool {
+        self.split_flight
+            .as_ref()
+            .is_some_and(|f| self.holds_lock_in(txn, &f.right))
+    }
+
+    /// Whether `txn` holds a lock (a key or a range) at this leader
+    /// reaching into `right`.
+    fn holds_lock_in(&self, txn: TxnId, right: &RangeDescriptor) -> bool {
+        let Some(l) = &self.leader else {
+            return false;
+        };
+        l.locks
+            .locks_held_by(txn)
+            .iter()
+            .any(|(k, _)| right.contains(k))
+            || l.locks.ranges_held_by(txn).iter().any(|(s, e)| {
+                let empty = e.as_ref().is_some_and(|e| e <= s);
+                !empty && e.as_ref().is_none_or(|e| e > &right.start)
+            })
     }
 
     /// A decision reached this group for `txn`, whose keys (some or all)
