@@ -1197,10 +1197,14 @@ impl GroupReplica {
             min_ts,
             kind,
         } = r;
-        if writes.iter().any(|w| self.check_serves(&w.key).is_err()) {
+        if writes.iter().any(|w| self.check_serves(&w.key).is_err())
+            || matches!(kind, CommitKind::OnePhase) && self.holds_right_of_split(txn)
+        {
             // A split took the key away (or is about to) while the
             // transaction waited for its locks: its record would be void
-            // (docs/design.md §9).
+            // (docs/design.md §9). Or it read there, and its commit record
+            // would apply after the split with reads the child does not
+            // protect.
             self.abandon(txn, &targets, &kind, AbortReason::LeaderChanged, out);
             return;
         }
@@ -1386,6 +1390,21 @@ impl GroupReplica {
                             writes: part.writes.clone(),
                         },
                     });
+                }
+                Action::ProposeCommit {
+                    txn,
+                    min_ts,
+                    participants,
+                } if self.holds_right_of_split(txn) => {
+                    // Its reads in the right half of the split in flight
+                    // are protected by this leader's locks alone: its
+                    // commit record, behind the split, must not apply
+                    // (docs/design.md §9). Nothing is decided yet.
+                    let _ = (min_ts, participants);
+                    let mut more = Vec::new();
+                    self.coord
+                        .on_commit_not_proposed(txn, AbortReason::LeaderChanged, &mut more);
+                    queue.extend(more);
                 }
                 Action::ProposeCommit {
                     txn,

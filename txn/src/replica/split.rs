@@ -224,9 +224,15 @@ impl GroupReplica {
             generation: left.generation,
         };
         let mut pout = Vec::new();
+        // Behind every record already queued (docs/design.md §9): a record
+        // waiting for a timestamp ahead of the clock must not be overtaken,
+        // or a commit proposed before the split, whose reads of the right
+        // half are protected only by this leader's locks, would apply after
+        // it, when the child may already have written what it read.
+        let behind = self.paxos.max_pending_min_ts();
         let proposal = self
             .paxos
-            .propose(now, cmd.encode(), &mut pout)
+            .propose_at_least(now, cmd.encode(), behind, &mut pout)
             .map_err(|_| TxnError::LeaderNotReady)?;
         self.split_flight = Some(SplitFlight {
             proposal: Some(proposal),
@@ -419,7 +425,7 @@ impl GroupReplica {
     /// the child leader's now).
     fn wound_right_half(
         &mut self,
-        _now: TtInterval,
+        now: TtInterval,
         right: &RangeDescriptor,
         out: &mut Vec<Output>,
     ) {
@@ -432,17 +438,28 @@ impl GroupReplica {
         };
         let mut victims = Vec::new();
         let mut moved = Vec::new();
+        let mut coordinated = Vec::new();
         for (txn, t) in &l.txns {
+            let locks = l.locks.locks_held_by(*txn);
+            let ranges = l.locks.ranges_held_by(*txn);
+            let holds = locks.iter().any(|(k, _)| right.contains(k))
+                || ranges.iter().any(|(s, e)| reaches(s, e.as_deref()));
             if matches!(t.op, Op::Committing) {
                 if self.state.prepared_txn(*txn).is_none() && self.state.moved_txn(*txn).is_some() {
                     moved.push(*txn);
+                } else if holds && self.coord.contains(*txn) {
+                    // This group coordinates it and it is still collecting
+                    // votes (a commit record proposed before the split
+                    // applied before it; one proposed after it was refused
+                    // while the split was in flight): its locks on the right
+                    // half are this leader's alone, not the child's, so it
+                    // aborts rather than commit with reads the child may
+                    // already have overwritten.
+                    coordinated.push(*txn);
                 }
                 continue;
             }
-            let locks = l.locks.locks_held_by(*txn);
-            let ranges = l.locks.ranges_held_by(*txn);
-            let touches = locks.iter().any(|(k, _)| right.contains(k))
-                || ranges.iter().any(|(s, e)| reaches(s, e.as_deref()))
+            let touches = holds
                 || t.reads.iter().any(|r| right.contains(&r.key))
                 || t.scans.iter().any(|s| reaches(&s.start, s.end.as_deref()))
                 || match &t.op {
@@ -465,6 +482,30 @@ impl GroupReplica {
         for txn in moved {
             l.finish(txn, &mut self.resume);
         }
+        let mut actions = Vec::new();
+        for txn in coordinated {
+            self.coord.wound(txn, &mut actions);
+        }
+        self.run_actions(now, actions, out);
+    }
+
+    /// Whether `txn` holds a lock (a key or a range) in the right half of
+    /// this leader's split in flight: then its commit record is not
+    /// proposed (docs/design.md §9), since it would apply after the split
+    /// with reads the child does not protect.
+    pub(super) fn holds_right_of_split(&self, txn: TxnId) -> bool {
+        let (Some(f), Some(l)) = (&self.split_flight, &self.leader) else {
+            return false;
+        };
+        let right = &f.right;
+        l.locks
+            .locks_held_by(txn)
+            .iter()
+            .any(|(k, _)| right.contains(k))
+            || l.locks.ranges_held_by(txn).iter().any(|(s, e)| {
+                let empty = e.as_ref().is_some_and(|e| e <= s);
+                !empty && e.as_ref().is_none_or(|e| e > &right.start)
+            })
     }
 
     /// A decision reached this group for `txn`, whose keys (some or all)
