@@ -640,3 +640,51 @@ fn split_wounds_unprepared_holders_of_the_right_half() {
         Ok(Response::Committed { .. })
     ));
 }
+
+/// A transaction this group coordinates scanned across the split key and
+/// is still collecting votes when the split applies: its range lock is the
+/// parent leader's alone, which the child does not inherit, so it is
+/// wounded rather than commit past the split with a scan the child no
+/// longer protects (docs/design.md §9; cluster seed 246).
+#[test]
+fn split_a_coordinator_collecting_votes_with_a_lock_in_the_right_half_is_wounded() {
+    let mut c = cluster(2);
+    put(&mut c, 1, &[("a", "1"), ("z", "1")]);
+    let l = leader(&c, 1);
+    let txn = begin(&mut c, 1);
+    let scan = Request::Scan {
+        txn,
+        start: b("a"),
+        end: Some(b("q")),
+        limit: 10,
+        guest: None,
+    };
+    assert!(c.call_in(1, l, scan).is_ok());
+    // The participant's vote is held back: the coordinator keeps
+    // collecting votes across the split.
+    c.drop_group_messages(|_, m| matches!(m, GroupMessage::Vote { .. }));
+    let commit = c.submit_in(
+        1,
+        l,
+        Request::Commit {
+            txn,
+            writes: vec![],
+            participants: vec![Participant {
+                group: 2,
+                term: None,
+                writes: vec![Write::put(b("p"), b("1"))],
+            }],
+        },
+    );
+    c.run();
+    assert!(c.reply(commit).is_none(), "the commit waits for its vote");
+    split(&mut c, 1, "m", 3);
+    c.deliver_all_group_messages();
+    c.run_for(500 * MS);
+    match c.take_reply(commit) {
+        Some(Err(TxnError::Aborted { reason, .. })) => {
+            assert_eq!(reason, meridian_txn::AbortReason::Wounded)
+        }
+        other => panic!("a coordinator scanning across the split committed past it: {other:?}"),
+    }
+}
