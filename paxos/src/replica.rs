@@ -769,19 +769,6 @@ impl Replica {
         self.pending.len()
     }
 
-    /// The highest minimum timestamp among the proposals queued at the
-    /// leader ([`Timestamp::ZERO`] if none). A proposal made with at least
-    /// this minimum is placed after every one queued before it: a queued
-    /// proposal whose minimum lies too far ahead waits and lets later ones
-    /// go first, but never one whose minimum is as high as its own.
-    pub fn max_pending_min_ts(&self) -> Timestamp {
-        self.pending
-            .iter()
-            .map(|p| p.min_ts)
-            .max()
-            .unwrap_or(Timestamp::ZERO)
-    }
-
     /// The voter this leader is handing leadership to, while a hand-over
     /// ([`Input::HandOver`]) is in progress.
     pub fn handing_over_to(&self) -> Option<NodeId> {

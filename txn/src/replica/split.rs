@@ -223,16 +223,24 @@ impl GroupReplica {
             child,
             generation: left.generation,
         };
+        // A commit record already proposed and not yet placed in the log
+        // may be placed behind the split (one waiting for a timestamp ahead
+        // of the clock lets later proposals go first): if its transaction
+        // holds a lock in the right half, which only this leader's locks
+        // protect, it would apply after the split, when the child may
+        // already have written what it read. The split waits for it
+        // (retryable; docs/design.md §9).
+        if self
+            .commits
+            .iter()
+            .any(|(txn, c)| c.placed.is_none() && self.holds_lock_in(*txn, &right))
+        {
+            return Err(TxnError::LeaderNotReady);
+        }
         let mut pout = Vec::new();
-        // Behind every record already queued (docs/design.md §9): a record
-        // waiting for a timestamp ahead of the clock must not be overtaken,
-        // or a commit proposed before the split, whose reads of the right
-        // half are protected only by this leader's locks, would apply after
-        // it, when the child may already have written what it read.
-        let behind = self.paxos.max_pending_min_ts();
         let proposal = self
             .paxos
-            .propose_at_least(now, cmd.encode(), behind, &mut pout)
+            .propose(now, cmd.encode(), &mut pout)
             .map_err(|_| TxnError::LeaderNotReady)?;
         self.split_flight = Some(SplitFlight {
             proposal: Some(proposal),
@@ -494,10 +502,17 @@ impl GroupReplica {
     /// proposed (docs/design.md §9), since it would apply after the split
     /// with reads the child does not protect.
     pub(super) fn holds_right_of_split(&self, txn: TxnId) -> bool {
-        let (Some(f), Some(l)) = (&self.split_flight, &self.leader) else {
+        self.split_flight
+            .as_ref()
+            .is_some_and(|f| self.holds_lock_in(txn, &f.right))
+    }
+
+    /// Whether `txn` holds a lock (a key or a range) at this leader
+    /// reaching into `right`.
+    fn holds_lock_in(&self, txn: TxnId, right: &RangeDescriptor) -> bool {
+        let Some(l) = &self.leader else {
             return false;
         };
-        let right = &f.right;
         l.locks
             .locks_held_by(txn)
             .iter()
