@@ -43,20 +43,23 @@
 //! directory; on a failure their tails are printed and the directory is
 //! kept (`MERIDIAN_KEEP_FAULT_DIR=1` keeps it after a success too).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use meridian_client::{Client, ClientOptions, Error, ReadOp, ReadResult, TxnId, TxnStatus};
+use meridian_client::{Client, Error, ReadOp, ReadResult, TxnId, TxnStatus};
 use meridian_node::NodeConfig;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+use common::{client_options, elapsed_since, exe, marker_key, parse_balance, seed_from_env, tail};
 
 /// Nodes, each holding a replica of every group.
 const NODES: usize = 3;
@@ -85,14 +88,6 @@ const MAX_MARKERS_PER_GROUP: usize = 9_000;
 /// The two tests share the machine's network namespaces and ports: one at
 /// a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn exe() -> &'static str {
-    env!("CARGO_BIN_EXE_meridian")
-}
-
-fn elapsed_since(t0: Instant) -> String {
-    format!("{:6.1}s", t0.elapsed().as_secs_f64())
-}
 
 // ---------------------------------------------------------------------------
 // Network namespaces.
@@ -406,19 +401,6 @@ impl Drop for Procs {
     }
 }
 
-/// The last `lines` lines of a file.
-fn tail(path: &Path, lines: usize) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return "(no log)".into();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
-    let mut s = String::new();
-    let _ = f.read_to_string(&mut s);
-    let all: Vec<&str> = s.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 // ---------------------------------------------------------------------------
 // The bank.
 
@@ -427,19 +409,6 @@ fn accounts() -> Vec<String> {
         .iter()
         .flat_map(|p| (0..ACCOUNTS_PER_GROUP).map(move |i| format!("{p}/acct/{i:02}")))
         .collect()
-}
-
-/// A transfer's marker lives in its source account's group (its home).
-fn marker_key(from: &str, id: u64) -> String {
-    format!("{}t/{id:08}", &from[..1])
-}
-
-fn parse_balance(key: &str, v: Option<&Bytes>) -> i64 {
-    let v = v.unwrap_or_else(|| panic!("account {key} has no value"));
-    std::str::from_utf8(v)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("account {key} holds {v:?}"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -471,18 +440,6 @@ impl Transfer {
     fn marker_value(&self) -> String {
         format!("{},{},{}", self.from, self.to, self.amount)
     }
-}
-
-fn client_options() -> ClientOptions {
-    ClientOptions {
-        request_timeout: Duration::from_secs(2),
-        connect_timeout: Duration::from_secs(1),
-        keepalive_interval: Duration::from_secs(2),
-        keepalive_timeout: Duration::from_secs(2),
-        ..ClientOptions::default()
-    }
-    .with_retries(10, 20, Duration::from_secs(15))
-    .with_backoff(Duration::from_millis(20), Duration::from_millis(500))
 }
 
 /// Moves money between two accounts of different groups until `stop`.
@@ -715,17 +672,6 @@ struct Plan {
     /// Faults at fixed times (short), or `None`: one every ~5 s drawn at
     /// random (long).
     schedule: Option<Vec<(Duration, Fault)>>,
-}
-
-fn seed_from_env() -> u64 {
-    std::env::var("MERIDIAN_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        })
 }
 
 fn run(plan: Plan) {

@@ -33,9 +33,11 @@
 //! cargo test -p meridian-cli --test split_processes -- --nocapture
 //! ```
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -44,12 +46,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use meridian_client::directory::SplitStep;
-use meridian_client::{
-    Client, ClientOptions, Error, GroupStatus, ReadOp, ReadResult, TxnId, TxnStatus,
-};
+use meridian_client::{Client, Error, GroupStatus, ReadOp, ReadResult, TxnId, TxnStatus};
 use meridian_node::NodeConfig;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+use common::{client_options, elapsed_since, exe, marker_key, parse_balance, seed_from_env, tail};
 
 /// Node processes.
 const NODES: usize = 5;
@@ -91,14 +93,6 @@ const DRAIN_BOUND: Duration = Duration::from_secs(60);
 const LOG_TAIL_LINES: usize = 40;
 /// Most markers one scan of a prefix reads back.
 const MAX_MARKERS_PER_PREFIX: usize = 9_000;
-
-fn exe() -> &'static str {
-    env!("CARGO_BIN_EXE_meridian")
-}
-
-fn elapsed_since(t0: Instant) -> String {
-    format!("{:6.1}s", t0.elapsed().as_secs_f64())
-}
 
 // ---------------------------------------------------------------------------
 // Node processes.
@@ -233,19 +227,6 @@ impl Drop for Procs {
     }
 }
 
-/// The last `lines` lines of a file.
-fn tail(path: &Path, lines: usize) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return "(no log)".into();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
-    let mut s = String::new();
-    let _ = f.read_to_string(&mut s);
-    let all: Vec<&str> = s.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 // ---------------------------------------------------------------------------
 // The ranges as the nodes hosting them report them.
 
@@ -322,19 +303,6 @@ fn accounts() -> Vec<String> {
         .collect()
 }
 
-/// A transfer's marker lives beside its source account.
-fn marker_key(from: &str, id: u64) -> String {
-    format!("{}t/{id:08}", &from[..1])
-}
-
-fn parse_balance(key: &str, v: Option<&Bytes>) -> i64 {
-    let v = v.unwrap_or_else(|| panic!("account {key} has no value"));
-    std::str::from_utf8(v)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("account {key} holds {v:?}"))
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
     /// The commit was acknowledged.
@@ -361,18 +329,6 @@ impl Transfer {
     fn marker_value(&self) -> String {
         format!("{},{},{}", self.from, self.to, self.amount)
     }
-}
-
-fn client_options() -> ClientOptions {
-    ClientOptions {
-        request_timeout: Duration::from_secs(2),
-        connect_timeout: Duration::from_secs(1),
-        keepalive_interval: Duration::from_secs(2),
-        keepalive_timeout: Duration::from_secs(2),
-        ..ClientOptions::default()
-    }
-    .with_retries(10, 20, Duration::from_secs(15))
-    .with_backoff(Duration::from_millis(20), Duration::from_millis(500))
 }
 
 /// Moves money between two accounts of different prefixes until `stop`.
@@ -629,17 +585,6 @@ async fn split_with_fault(
 
 // ---------------------------------------------------------------------------
 // The run and its checks.
-
-fn seed_from_env() -> u64 {
-    std::env::var("MERIDIAN_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        })
-}
 
 #[test]
 fn bank_conserves_money_while_ranges_split_and_a_node_dies_mid_split() {
