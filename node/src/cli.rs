@@ -65,6 +65,11 @@ pub struct ClusterInitArgs {
     /// Clock uncertainty bound ε in milliseconds.
     #[arg(long, default_value_t = 1.0)]
     pub epsilon_ms: f64,
+    /// Split a range automatically once its newest versions exceed this
+    /// size (bytes, or with a KiB, MiB or GiB suffix); 0 turns size-based
+    /// splits off [default: 64MiB].
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
+    pub split_bytes: Option<u64>,
 }
 
 /// Nodes of a local cluster when `--nodes` is not given.
@@ -102,6 +107,11 @@ pub struct ClusterRunArgs {
     /// existing --dir, must match it.
     #[arg(long)]
     pub epsilon_ms: Option<f64>,
+    /// Split a range automatically once its newest versions exceed this
+    /// size (bytes, or with a KiB, MiB or GiB suffix); 0 turns size-based
+    /// splits off [default: 64MiB]. Only for a new --dir.
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
+    pub split_bytes: Option<u64>,
 }
 
 /// Runs `meridian node`: starts the node, serves until SIGTERM or Ctrl-C,
@@ -209,6 +219,7 @@ pub fn local_configs(
             paxos: PaxosConfig::default(),
             health: config::HealthConfig::default(),
             reads: crate::config::ReadsConfig::default(),
+            splits: crate::config::SplitsConfig::default(),
             tls: None,
             nodes: entries.clone(),
             groups: groups.clone(),
@@ -279,6 +290,12 @@ pub fn cluster_init(args: &ClusterInitArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut cfgs = cfgs;
+    if let Some(b) = args.split_bytes {
+        for c in &mut cfgs {
+            c.splits.bytes = b;
+        }
+    }
     if let Err(e) = cfgs[0].validate() {
         eprintln!("meridian: {e}");
         return ExitCode::from(2);
@@ -499,13 +516,18 @@ pub fn cluster_run(args: &ClusterRunArgs) -> ExitCode {
                 },
             };
             let replicas = args.replicas.unwrap_or(default_replicas(nodes));
-            let cfgs = match local_configs(&dir, nodes, groups, replicas, &ports, epsilon_ms) {
+            let mut cfgs = match local_configs(&dir, nodes, groups, replicas, &ports, epsilon_ms) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("meridian: {e}");
                     return ExitCode::from(2);
                 }
             };
+            if let Some(b) = args.split_bytes {
+                for c in &mut cfgs {
+                    c.splits.bytes = b;
+                }
+            }
             if let Err(e) = cfgs[0].validate() {
                 eprintln!("meridian: {e}");
                 return ExitCode::from(2);

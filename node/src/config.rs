@@ -25,6 +25,12 @@
 //! [reads]                             # optional; defaults shown
 //! lead_ms = 10                        # L: a read this far ahead of the clock is served as it comes
 //! max_lead_ms = 1000                  # M: further ahead fails (ReadTimestampTooFarAhead)
+//! [splits]                            # optional; defaults shown (0 turns a trigger off)
+//! bytes = 67108864                    # split a range over 64 MiB of newest versions
+//! load_qps = 2500                     # split a range serving over 2,500 requests/s ...
+//! load_sustain_ms = 10000             # ... for 10 s, at the key halving its load
+//! min_range_bytes = 1048576           # never split a range under 1 MiB
+//! max_ranges_per_node = 64            # nor on a node holding 64 ranges
 //!
 //! [tls]                               # optional: mutual TLS for peers and clients
 //! ca = "certs/ca.pem"
@@ -176,6 +182,124 @@ fn default_read_lead_ms() -> u64 {
 }
 fn default_max_read_lead_ms() -> u64 {
     meridian_txn::DEFAULT_MAX_READ_LEAD_NANOS / 1_000_000
+}
+
+/// Automatic range splits (docs/operations.md, "Splits"): by size and by
+/// load, with the defaults of [`meridian_txn::split_policy`]. A trigger
+/// set to 0 is off; both off, the node never splits by itself
+/// (`meridian admin split` still does).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitsConfig {
+    /// Split a range whose newest live versions exceed this many bytes; 0:
+    /// never by size.
+    #[serde(default = "default_split_bytes")]
+    pub bytes: u64,
+    /// Split a range serving more requests per second than this for
+    /// `load_sustain_ms`; 0: never by load.
+    #[serde(default = "default_split_load_qps")]
+    pub load_qps: u64,
+    /// How long the load must stay over `load_qps`, ms.
+    #[serde(default = "default_split_load_sustain_ms")]
+    pub load_sustain_ms: u64,
+    /// Never split a range smaller than this many bytes.
+    #[serde(default = "default_min_range_bytes")]
+    pub min_range_bytes: u64,
+    /// Never split a range of a node holding this many ranges.
+    #[serde(default = "default_max_ranges_per_node")]
+    pub max_ranges_per_node: u64,
+}
+
+fn default_split_bytes() -> u64 {
+    meridian_txn::split_policy::DEFAULT_SPLIT_BYTES
+}
+fn default_split_load_qps() -> u64 {
+    meridian_txn::split_policy::DEFAULT_SPLIT_LOAD_QPS as u64
+}
+fn default_split_load_sustain_ms() -> u64 {
+    meridian_txn::split_policy::DEFAULT_LOAD_SUSTAIN_NANOS / 1_000_000
+}
+fn default_min_range_bytes() -> u64 {
+    meridian_txn::split_policy::DEFAULT_MIN_RANGE_BYTES
+}
+fn default_max_ranges_per_node() -> u64 {
+    meridian_txn::split_policy::DEFAULT_MAX_RANGES_PER_NODE
+}
+
+/// Parses a size: a whole number of bytes, or one followed by `B`, `KiB`,
+/// `MiB` or `GiB` (case-insensitive; `K`, `M`, `G` and `KB`, `MB`, `GB`
+/// mean the same powers of 1024), as `--split-bytes 8MiB`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 1048576, 64MiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        u => {
+            return Err(format!(
+                "unknown size unit {u:?} in {text:?} (B, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+impl Default for SplitsConfig {
+    fn default() -> Self {
+        SplitsConfig {
+            bytes: default_split_bytes(),
+            load_qps: default_split_load_qps(),
+            load_sustain_ms: default_split_load_sustain_ms(),
+            min_range_bytes: default_min_range_bytes(),
+            max_ranges_per_node: default_max_ranges_per_node(),
+        }
+    }
+}
+
+impl SplitsConfig {
+    /// No automatic splits at all.
+    pub fn off() -> SplitsConfig {
+        SplitsConfig {
+            bytes: 0,
+            load_qps: 0,
+            ..SplitsConfig::default()
+        }
+    }
+
+    /// The policy's thresholds; `None` when both triggers are off.
+    pub fn policy(&self) -> Option<meridian_txn::split_policy::SplitPolicyConfig> {
+        if self.bytes == 0 && self.load_qps == 0 {
+            return None;
+        }
+        Some(meridian_txn::split_policy::SplitPolicyConfig {
+            split_bytes: if self.bytes == 0 {
+                u64::MAX
+            } else {
+                self.bytes
+            },
+            load_qps: if self.load_qps == 0 {
+                f64::INFINITY
+            } else {
+                self.load_qps as f64
+            },
+            load_sustain_nanos: self.load_sustain_ms.saturating_mul(1_000_000),
+            // A split size set below the minimum range size lowers it: the
+            // operator asked for ranges that small.
+            min_range_bytes: if self.bytes == 0 {
+                self.min_range_bytes
+            } else {
+                self.min_range_bytes.min(self.bytes)
+            },
+            max_ranges_per_node: self.max_ranges_per_node,
+        })
+    }
 }
 
 impl Default for ReadsConfig {
@@ -338,6 +462,9 @@ pub struct NodeConfig {
     /// Bounds on snapshot reads at future timestamps.
     #[serde(default)]
     pub reads: ReadsConfig,
+    /// Automatic range splits.
+    #[serde(default)]
+    pub splits: SplitsConfig,
     /// Mutual TLS, if configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -668,6 +795,7 @@ mod tests {
             paxos: PaxosConfig::default(),
             health: HealthConfig::default(),
             reads: ReadsConfig::default(),
+            splits: SplitsConfig::default(),
             tls: None,
             nodes: (1..=3)
                 .map(|id| NodeEntry {
@@ -732,6 +860,44 @@ mod tests {
                 1
             );
         }
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units_and_bad_ones_are_refused() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_size("64mb"), Ok(64 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("0"), Ok(0));
+        for bad in ["", "MiB", "8 parsecs", "-1", "99999999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn splits_default_to_64_mib_and_2500_qps_and_zero_turns_a_trigger_off() {
+        let c = SplitsConfig::default();
+        let p = c.policy().expect("on by default");
+        assert_eq!(p.split_bytes, 64 << 20);
+        assert_eq!(p.load_qps, 2_500.0);
+        assert_eq!(SplitsConfig::off().policy(), None);
+        let size_only = SplitsConfig {
+            load_qps: 0,
+            bytes: 8 << 10,
+            ..SplitsConfig::default()
+        };
+        let p = size_only.policy().expect("size on");
+        assert!(p.load_qps.is_infinite());
+        // A split size under the minimum range size lowers the minimum.
+        assert_eq!(p.min_range_bytes, 8 << 10);
+        let text = "[splits]\nbytes = 0\n";
+        let parsed: SplitsConfig = toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|t| t.get("splits").cloned())
+            .and_then(|v| v.try_into().ok())
+            .expect("a splits table");
+        assert_eq!(parsed.bytes, 0);
+        assert_eq!(parsed.load_qps, 2_500);
     }
 
     #[test]
@@ -814,6 +980,7 @@ mod tests {
             dir: dir.path().join(sub),
             base_port: 17_401,
             epsilon_ms: 1.0,
+            split_bytes: None,
         };
         for (r, sub) in [(Some(6), "six"), (Some(0), "zero")] {
             assert_eq!(
@@ -857,6 +1024,7 @@ mod tests {
             dir: dir.path().join("c"),
             base_port: 17_301,
             epsilon_ms: 1.0,
+            split_bytes: None,
         };
         assert_eq!(
             crate::cli::cluster_init(&args),

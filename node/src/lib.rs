@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: a node's TOML configuration, checked whole, and the
 //!   default layout of a local cluster;
+//! - [`autosplit`]: automatic range splits, by size and by load;
 //! - [`runtime`]: the driver loop — one thread steps every group replica of
 //!   the node, one thread owns the log;
 //! - [`storage`]: the write-ahead log (CRC32C records, one `fdatasync` for
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod autosplit;
 pub mod certs;
 pub mod cli;
 pub mod codec;

@@ -50,6 +50,8 @@ pub struct LocalOptions {
     /// Entries each group applies between snapshots (default: the core's);
     /// see [`StartOptions::compact_every`].
     pub compact_every: Option<u64>,
+    /// Automatic splits (default: on, with the node's defaults).
+    pub splits: crate::config::SplitsConfig,
 }
 
 impl Default for LocalOptions {
@@ -62,6 +64,7 @@ impl Default for LocalOptions {
             dir: None,
             tls: None,
             compact_every: None,
+            splits: crate::config::SplitsConfig::default(),
         }
     }
 }
@@ -95,6 +98,7 @@ impl LocalCluster {
         .map_err(|e| StartError::Other(e.to_string()))?;
         for c in &mut configs {
             c.tls = opts.tls.clone();
+            c.splits = opts.splits.clone();
         }
         let mut c = LocalCluster {
             dir,

@@ -181,7 +181,12 @@ pub struct Metrics {
     /// Paxos round trips of this node's leaders: an `Accept` out to its
     /// `Accepted` back, the acceptor's fsync included, µs.
     pub paxos_round_trip: Histogram,
+    /// Automatic splits this node made, by reason ([`SPLIT_REASONS`]).
+    pub auto_splits: [Counter; 2],
 }
+
+/// The reasons of automatic splits, in [`Metrics::auto_splits`]' order.
+pub const SPLIT_REASONS: [&str; 2] = ["size", "load"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -201,11 +206,20 @@ impl Default for Metrics {
             peer_batches: Counter::default(),
             t_safe_lag: Histogram::new(&LATENCY_BUCKETS_US),
             paxos_round_trip: Histogram::new(&LATENCY_BUCKETS_US),
+            auto_splits: Default::default(),
         }
     }
 }
 
 impl Metrics {
+    /// Counts an automatic split made for `reason` (one of
+    /// [`SPLIT_REASONS`]; another is not counted).
+    pub fn count_split(&self, reason: &str) {
+        if let Some(i) = SPLIT_REASONS.iter().position(|r| *r == reason) {
+            self.auto_splits[i].inc();
+        }
+    }
+
     /// Records one fsync of `batch` persist requests.
     pub fn observe_fsync(&self, took: Duration, batch: usize) {
         self.fsync_latency.observe_duration(took);
@@ -328,6 +342,17 @@ impl Metrics {
             "Peer message batches sent (Paxos round trips are about two per commit batch).",
             self.peer_batches.get(),
         );
+        let _ = writeln!(
+            out,
+            "# HELP meridian_auto_splits_total Automatic range splits this node made, by reason.\n# TYPE meridian_auto_splits_total counter"
+        );
+        for (i, reason) in SPLIT_REASONS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "meridian_auto_splits_total{{reason=\"{reason}\"}} {}",
+                self.auto_splits[i].get()
+            );
+        }
         out
     }
 }

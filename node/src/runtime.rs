@@ -42,6 +42,7 @@ use meridian_txn::{ChildSeed, GroupId, GroupMessage, GroupReplica, Input, Output
 use parking_lot::RwLock;
 use tokio::sync::oneshot;
 
+use crate::autosplit::SplitWatch;
 use crate::codec;
 use crate::metrics::Metrics;
 
@@ -221,6 +222,10 @@ pub struct GroupView {
     /// Bytes of the newest live version of each key of the replica's
     /// range ([`meridian_participant::GroupState::range_bytes`]).
     pub bytes: u64,
+    /// At a leader with automatic splits on: whether its split policy
+    /// asks to split the range now, and where
+    /// ([`crate::autosplit::SplitWatch`]).
+    pub split: Option<meridian_txn::split_policy::SplitDecision>,
 }
 
 /// Shared, read-mostly view of the node's replicas (updated by the loop
@@ -336,6 +341,9 @@ pub struct LoopSetup {
     /// timing changes: a held replica still answers every message, and a
     /// leader is never held.
     pub campaign_holds: BTreeMap<GroupId, Duration>,
+    /// The thresholds of automatic splits; `None`: the loop never asks
+    /// for one.
+    pub splits: Option<meridian_txn::split_policy::SplitPolicyConfig>,
 }
 
 /// A running loop: its inbox, its views and its thread.
@@ -400,6 +408,9 @@ pub fn start(setup: LoopSetup) -> std::io::Result<LoopHandle> {
         last_publish: Instant::now(),
         encode_buf: BytesMut::new(),
         holds,
+        splits: setup
+            .splits
+            .map(|cfg| SplitWatch::new(cfg, now.latest.as_nanos() ^ setup.node)),
     };
     let loop_thread = std::thread::Builder::new()
         .name(format!("loop-{}", setup.node))
@@ -445,6 +456,8 @@ struct Driver {
     /// Groups whose replica gets no `Tick` before this local time (see
     /// [`LoopSetup::campaign_holds`]); removed once passed.
     holds: BTreeMap<GroupId, Timestamp>,
+    /// Each led range's split policy, if automatic splits are on.
+    splits: Option<SplitWatch>,
 }
 
 /// The next inbox event, or `None` once `wait` has passed: sleeps until
@@ -515,6 +528,7 @@ impl Driver {
                 };
             }
             self.tick_due();
+            self.check_splits();
             self.flush();
             if self.failed {
                 return;
@@ -560,6 +574,18 @@ impl Driver {
             .collect();
         for g in due {
             self.step(g, now, Input::Tick);
+        }
+    }
+
+    /// Asks the led ranges' split policies, once per
+    /// [`crate::autosplit::SPLIT_CHECK_INTERVAL`].
+    fn check_splits(&mut self) {
+        let Some(w) = &mut self.splits else {
+            return;
+        };
+        let at = Instant::now();
+        if w.due(at) && w.check(at, local(self.clock.now()), &self.replicas) {
+            self.views_dirty = true;
         }
     }
 
@@ -658,6 +684,9 @@ impl Driver {
                     // and the caller's retry finds the group gone.
                     let _ = reply.send(Err(meridian_txn::TxnError::LeaderNotReady));
                     return;
+                }
+                if let Some(w) = &mut self.splits {
+                    w.record(group, local(now), &request);
                 }
                 let id = self.next_request;
                 self.next_request += 1;
@@ -1035,6 +1064,7 @@ impl Driver {
                     voters: p.membership().voters.clone(),
                     descriptor: Some(r.state().descriptor().clone()),
                     bytes: r.state().range_bytes(),
+                    split: self.splits.as_ref().and_then(|w| w.decision(*g).cloned()),
                 },
             );
         }
@@ -1100,6 +1130,7 @@ mod tests {
             metrics: Arc::default(),
             template: meridian_txn::Config::new(0, meridian_paxos::Config::new(1, vec![])),
             campaign_holds: BTreeMap::new(),
+            splits: None,
         })
         .expect("start");
         // The single replica campaigns by itself; its promise is the first
@@ -1172,6 +1203,7 @@ mod tests {
             metrics: Arc::default(),
             template: meridian_txn::Config::new(0, meridian_paxos::Config::new(1, vec![])),
             campaign_holds: BTreeMap::new(),
+            splits: None,
         })
         .expect("start");
         (handle, ops)
@@ -1381,6 +1413,7 @@ mod tests {
             metrics: Arc::default(),
             template,
             campaign_holds: BTreeMap::new(),
+            splits: None,
         })
         .expect("start");
         (handle, ops)

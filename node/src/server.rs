@@ -289,6 +289,7 @@ impl Node {
             metrics: metrics.clone(),
             template,
             campaign_holds,
+            splits: cfg.splits.policy(),
         })
         .map_err(|e| StartError::Other(format!("cannot start the loop threads: {e}")))?;
 
@@ -380,6 +381,13 @@ impl Node {
                 })?;
             metrics_addr = l.local_addr().ok();
             tasks.push(tokio::spawn(crate::metrics::serve(l, shared.clone())));
+        }
+        if cfg.splits.policy().is_some() {
+            tasks.push(tokio::spawn(crate::autosplit::run(
+                shared.clone(),
+                crate::autosplit::SplitTarget::of(&shared, addr),
+                stop_rx.clone(),
+            )));
         }
         tasks.push(tokio::spawn(clock_check(
             me.clone(),

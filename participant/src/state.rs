@@ -965,6 +965,12 @@ impl GroupState {
         self.store.live_bytes()
     }
 
+    /// The key that halves [`GroupState::range_bytes`], where a size-based
+    /// split puts its right half (see [`MvccStore::size_midpoint`]).
+    pub fn size_midpoint(&self) -> Option<Bytes> {
+        self.store.size_midpoint()
+    }
+
     /// Versions stored, tombstones included.
     pub fn version_count(&self) -> usize {
         self.store.version_count()

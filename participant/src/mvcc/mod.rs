@@ -102,6 +102,9 @@ pub use skiplist::SkipListLayout;
 /// returned (docs/design.md §6: message sizes are bounded).
 pub const MAX_SCAN_ROWS: usize = 10_000;
 
+/// Keys [`MvccStore::size_midpoint`] reads per page of its scan.
+pub const MIDPOINT_SCAN_PAGE: usize = 1_024;
+
 /// Errors from the MVCC store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MvccError {
@@ -318,6 +321,48 @@ impl<L: MvccLayout> MvccStore<L> {
             }
         });
         total + newest.map_or(0, |(_, _, s)| s)
+    }
+
+    /// The first key at which the newest live versions before it reach
+    /// half of [`MvccStore::live_bytes`]: the key that halves the store's
+    /// size, where a size-based split puts its right half (docs/design.md
+    /// §9, "Automatic splits"). `None` for an empty store. Scans the keys
+    /// in pages of [`MIDPOINT_SCAN_PAGE`], in time linear in the keys
+    /// before the midpoint: the driver asks only for a range over its
+    /// split size, once per check.
+    pub fn size_midpoint(&self) -> Option<Bytes> {
+        let half = self.live_bytes.div_ceil(2);
+        let mut before = 0u64;
+        let mut from: Bound<Bytes> = Bound::Unbounded;
+        loop {
+            let mut page = Vec::new();
+            let start = match &from {
+                Bound::Excluded(k) => Bound::Excluded(k.as_ref()),
+                _ => Bound::Unbounded,
+            };
+            self.layout.scan(
+                start,
+                Bound::Unbounded,
+                Timestamp::MAX,
+                MIDPOINT_SCAN_PAGE,
+                &mut page,
+            );
+            let full = page.len() >= MIDPOINT_SCAN_PAGE;
+            for (key, _, value) in &page {
+                if before >= half && before > 0 {
+                    return Some(key.clone());
+                }
+                before += live_size(key, Some(value));
+            }
+            match page.pop() {
+                Some((last, _, _)) if full => from = Bound::Excluded(last),
+                // The midpoint lies at or after the last key: the last
+                // key itself carries the half (a store of one key, or one
+                // huge value at the end).
+                Some((last, _, _)) => return Some(last),
+                None => return None,
+            }
+        }
     }
 
     fn replace_live_bytes(&mut self, old: u64, new: u64) {

@@ -567,3 +567,43 @@ proptest! {
         check_against_model::<HashedBTreeLayout>(&ops)?;
     }
 }
+
+#[test]
+fn size_midpoint_is_the_first_key_with_half_the_live_bytes_before_it_across_scan_pages() {
+    let mut store = MvccStore::new();
+    assert_eq!(store.size_midpoint(), None);
+    // More keys than one scan page, equal sizes; a deleted key and an
+    // overwritten one count only their newest live version.
+    let keys = MIDPOINT_SCAN_PAGE as u64 * 3;
+    for i in 0..keys {
+        store
+            .write(b(&format!("k{i:06}")), ts(10), Some(b("0123456789")))
+            .unwrap();
+    }
+    store.write(b("k000000"), ts(20), None).unwrap();
+    store
+        .write(b("k000001"), ts(20), Some(b("0123456789")))
+        .unwrap();
+    let mid = store.size_midpoint().expect("a midpoint");
+    let before: u64 = store
+        .scan(
+            (Bound::Unbounded, Bound::Excluded(mid.as_ref())),
+            Timestamp::MAX,
+            MAX_SCAN_ROWS,
+        )
+        .unwrap()
+        .iter()
+        .map(|(k, _, v)| (k.len() + v.len()) as u64)
+        .sum();
+    let total = store.live_bytes();
+    assert!(before * 2 >= total, "{before} of {total} before {mid:?}");
+    let row = (7 + 10) as u64;
+    assert!(
+        before * 2 < total + 2 * row,
+        "{before} of {total} before {mid:?}"
+    );
+    // One key: it is its own midpoint.
+    let mut one = MvccStore::new();
+    one.write(b("a"), ts(1), Some(b("v"))).unwrap();
+    assert_eq!(one.size_midpoint(), Some(b("a")));
+}
