@@ -141,6 +141,10 @@ fn finish_load_bar(pb: &ProgressBar, records: u64, elapsed: Duration) {
     );
     pb.set_position(records);
     pb.finish_with_message(load_summary(records, elapsed));
+    if !pb.is_hidden() {
+        // The full bar stays on its own line above what follows.
+        eprintln!();
+    }
 }
 
 /// The value record `n` is loaded with.

@@ -85,7 +85,10 @@ Progress bars and messages go to stderr.
 Before anything runs, a --json or --plot file that cannot be written is refused (exit 2), \
 and so is `run --endpoints` against a cluster that does not hold the records asked for: \
 the last record (user<N-1> for --records N) must exist, and transfer needs every account \
-(exit 2; load them with `meridian-ycsb load` and the same --workload and --records).";
+(exit 2; load them with `meridian-ycsb load` and the same --workload and --records).
+
+Exit codes: 0 done; 1 the run failed (a correctness check failed, or no operation succeeded); \
+2 bad arguments, refused before anything runs; 4 the cluster could not be reached or started.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -108,9 +111,11 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Phase {
     /// Load the records into an existing cluster (needs --endpoints).
+    #[command(after_long_help = REPORT_HELP)]
     Load(Opts),
     /// Run the workload: on the embedded cluster, load first; with
     /// --endpoints, against records loaded before by `load`.
+    #[command(after_long_help = REPORT_HELP)]
     Run(Opts),
 }
 
