@@ -498,11 +498,13 @@ pub fn settings_rows(s: &Settings) -> Vec<Row> {
         Row::new(sec, "Threads", s.threads),
         Row::new(sec, "Records", s.records),
     ];
-    if let Some(n) = s.operations {
-        rows.push(Row::new(sec, "Operations", n));
-    }
-    if let Some(d) = s.duration {
-        rows.push(Row::new(sec, "Duration(s)", d.as_secs_f64()));
+    if s.phase != "load" {
+        if let Some(n) = s.operations {
+            rows.push(Row::new(sec, "Operations", n));
+        }
+        if let Some(d) = s.duration {
+            rows.push(Row::new(sec, "Duration(s)", d.as_secs_f64()));
+        }
     }
     rows.push(Row::new(sec, "CC", &s.cc));
     rows.push(Row::new(sec, "Distribution", &s.distribution));
