@@ -19,8 +19,9 @@
 //!   Meridian's implementation over [`meridian_client::Client`];
 //! - `etcd` (cargo feature `etcd`): the same operations against etcd;
 //! - [`runner`]: the load and run phases against a [`store::Store`];
-//! - [`report`]: the YCSB-style text report and the JSON file;
-//! - [`plot`]: throughput and p99 over time as SVG;
+//! - [`report`]: the text report in YCSB's `[SECTION], Metric, Value`
+//!   lines and the JSON file;
+//! - [`plot`]: throughput and each operation kind's p99 over time as SVG;
 //! - [`retries`]: counts the client's retries by reason.
 #![deny(missing_docs)]
 

@@ -1,11 +1,33 @@
-//! `--plot FILE.svg`: throughput and p99 latency per second of the run,
-//! one chart above the other.
+//! `--plot FILE.svg`: throughput per second above, and below it the p99
+//! latency per second of each operation kind that ran, in µs like the
+//! text report's `99thPercentileLatency(us)`.
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
 use crate::stats::Second;
+use crate::workload::Op;
+
+/// The p99 chart's unit, as the text report spells it.
+pub const P99_AXIS: &str = "p99 (us)";
+
+/// Each operation kind's p99 per full second: `(second, µs)` points, for
+/// the kinds that succeeded in at least one of them, in [`Op::ALL`] order.
+pub fn p99_series(seconds: &[Second]) -> Vec<(Op, Vec<(f64, f64)>)> {
+    Op::ALL
+        .iter()
+        .map(|op| {
+            let points: Vec<(f64, f64)> = seconds
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.p99_of(*op).map(|p| (i as f64 + 1.0, p as f64)))
+                .collect();
+            (*op, points)
+        })
+        .filter(|(_, points)| !points.is_empty())
+        .collect()
+}
 
 /// Draws the timeline to an SVG file. The last second is left out when
 /// it is partial (the run ended inside it), so the throughput line does
@@ -23,20 +45,14 @@ pub fn draw(
         .enumerate()
         .map(|(i, s)| (i as f64 + 1.0, s.ops as f64))
         .collect();
-    let p99: Vec<(f64, f64)> = seconds
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.latency.is_empty())
-        .map(|(i, s)| {
-            (
-                i as f64 + 1.0,
-                s.latency.value_at_quantile(0.99) as f64 / 1000.0,
-            )
-        })
-        .collect();
+    let p99 = p99_series(seconds);
     let x_max = (full as f64).max(1.0) + 0.5;
     let y_ops = throughput.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
-    let y_p99 = p99.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let y_p99 = p99
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.1))
+        .fold(1.0, f64::max)
+        * 1.1;
 
     let err = |e: &dyn std::fmt::Display| format!("drawing {}: {e}", path.display());
     let root = SVGBackend::new(path, (1000, 700)).into_drawing_area();
@@ -64,7 +80,7 @@ pub fn draw(
         .map_err(|e| err(&e))?;
 
     let mut chart = ChartBuilder::on(&lower)
-        .caption("p99 latency per second", ("sans-serif", 16))
+        .caption("p99 latency per second by operation", ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(70)
@@ -73,12 +89,59 @@ pub fn draw(
     chart
         .configure_mesh()
         .x_desc("second")
-        .y_desc("p99 (ms)")
+        .y_desc(P99_AXIS)
         .draw()
         .map_err(|e| err(&e))?;
+    for (i, (op, points)) in p99.into_iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(points, color))
+            .map_err(|e| err(&e))?
+            .label(op.name())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
     chart
-        .draw_series(LineSeries::new(p99, &RED))
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::stats::Recorder;
+
+    #[test]
+    fn plot_draws_a_p99_line_per_operation_kind_in_microseconds() {
+        let r = Recorder::new();
+        for _ in 0..20 {
+            r.record(Op::Read, Duration::from_micros(250), Ok(()), 0);
+            r.record(Op::Update, Duration::from_micros(7_000), Ok(()), 0);
+        }
+        let (_, timeline, _) = r.snapshot();
+        let series = p99_series(&timeline);
+        let ops: Vec<Op> = series.iter().map(|(op, _)| *op).collect();
+        assert_eq!(ops, vec![Op::Read, Op::Update]);
+        let update = series[1].1[0].1;
+        assert!(
+            (6_900.0..=7_100.0).contains(&update),
+            "p99 in µs, as the text report: {update}"
+        );
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("p.svg");
+        draw(&path, &timeline, 1.0, "test").expect("drawn");
+        let svg = std::fs::read_to_string(&path).expect("the plot");
+        for needle in ["READ", "UPDATE", P99_AXIS] {
+            assert!(svg.contains(needle), "{needle} missing from the plot");
+        }
+        assert!(!svg.contains("(ms)"), "one unit: µs");
+        assert!(svg.matches("<polyline").count() >= 3, "{svg}");
+    }
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use meridian_client::CcMode;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -98,6 +98,55 @@ fn progress_bar(show: bool, len: u64, template: &str) -> ProgressBar {
     pb
 }
 
+/// The load bar while it runs: whole records per second.
+const LOAD_TEMPLATE: &str = "load {wide_bar} {pos}/{len} records, {rate}, eta {eta}";
+
+/// The load bar once done: full, with the final count and the mean rate.
+const LOAD_DONE_TEMPLATE: &str = "load {wide_bar} {pos}/{len} records, {msg}";
+
+/// A rate as the load bar shows it: whole records per second.
+pub fn records_per_sec(rate: f64) -> String {
+    format!("{:.0} records/s", rate.max(0.0))
+}
+
+/// The load bar's final message: the load's mean rate and its length.
+pub fn load_summary(records: u64, elapsed: Duration) -> String {
+    format!(
+        "{} in {:.1} s",
+        records_per_sec(records as f64 / elapsed.as_secs_f64().max(1e-9)),
+        elapsed.as_secs_f64()
+    )
+}
+
+/// The load's progress bar over `records` (hidden unless `show` and
+/// stderr is a terminal).
+fn load_bar(show: bool, records: u64) -> ProgressBar {
+    let pb = progress_bar(show, records, LOAD_TEMPLATE);
+    pb.set_style(
+        pb.style()
+            .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&records_per_sec(s.per_sec()));
+            }),
+    );
+    pb
+}
+
+/// Ends the load bar at its end: every record counted, the mean rate.
+fn finish_load_bar(pb: &ProgressBar, records: u64, elapsed: Duration) {
+    debug_assert_eq!(pb.position(), records, "every loaded record counted");
+    pb.set_style(
+        ProgressStyle::with_template(LOAD_DONE_TEMPLATE)
+            .expect("valid progress template")
+            .progress_chars("=> "),
+    );
+    pb.set_position(records);
+    pb.finish_with_message(load_summary(records, elapsed));
+    if !pb.is_hidden() {
+        // The full bar stays on its own line above what follows.
+        eprintln!();
+    }
+}
+
 /// The value record `n` is loaded with.
 fn initial_value(workload: Workload, rng: &mut impl Rng) -> Bytes {
     if workload.uses_accounts() {
@@ -110,11 +159,7 @@ fn initial_value(workload: Workload, rng: &mut impl Rng) -> Bytes {
 /// Loads records `0..cfg.records` with `cfg.threads` threads.
 pub async fn load<S: Store>(store: &S, cfg: &Config) -> Result<LoadReport, String> {
     let start = Instant::now();
-    let pb = progress_bar(
-        cfg.progress,
-        cfg.records,
-        "load {wide_bar} {pos}/{len} records, {per_sec}, eta {eta}",
-    );
+    let pb = load_bar(cfg.progress, cfg.records);
     let threads = cfg.threads.min(cfg.records as usize).max(1);
     let mut tasks = tokio::task::JoinSet::new();
     for t in 0..threads {
@@ -168,10 +213,11 @@ pub async fn load<S: Store>(store: &S, cfg: &Config) -> Result<LoadReport, Strin
             }
         }
     }
-    pb.finish_and_clear();
+    let elapsed = start.elapsed();
+    finish_load_bar(&pb, cfg.records, elapsed);
     Ok(LoadReport {
         records: cfg.records,
-        elapsed: start.elapsed(),
+        elapsed,
     })
 }
 
@@ -396,5 +442,36 @@ pub async fn run<S: Store>(store: &S, cfg: &Config) -> RunReport {
         elapsed,
         interrupted: interrupted.load(Ordering::Relaxed),
         sum_mismatches: sum_mismatches.load(Ordering::Relaxed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use indicatif::ProgressDrawTarget;
+
+    use super::*;
+
+    #[test]
+    fn load_rate_is_whole_records_per_second() {
+        assert_eq!(records_per_sec(12_345.678), "12346 records/s");
+        assert_eq!(records_per_sec(0.4), "0 records/s");
+        assert_eq!(
+            load_summary(1_000, Duration::from_millis(2_500)),
+            "400 records/s in 2.5 s"
+        );
+    }
+
+    #[test]
+    fn load_bar_ends_full_with_the_final_count() {
+        let pb = load_bar(true, 120);
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+        for batch in [LOAD_BATCH as u64, LOAD_BATCH as u64, 20] {
+            pb.inc(batch);
+        }
+        finish_load_bar(&pb, 120, Duration::from_secs(1));
+        assert!(pb.is_finished());
+        assert_eq!(pb.position(), 120);
+        assert_eq!(pb.length(), Some(120));
+        assert_eq!(pb.message(), "120 records/s in 1.0 s");
     }
 }

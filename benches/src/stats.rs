@@ -1,7 +1,8 @@
-//! What a run measured: a latency histogram per operation kind (successes
-//! only, as YCSB reports them; failures are counted by reason), a
-//! per-second timeline of completions and their p99, and the transactions'
-//! retries. One lock, taken once per operation: negligible beside an
+//! What a run measured: per operation kind, a latency histogram of the
+//! successes and one of the failures (YCSB's `[READ]` and `[READ-FAILED]`)
+//! with the failures counted by reason; a per-second timeline of
+//! successful completions and their latencies, overall and per operation
+//! kind; and the transactions' retries. One lock, taken once per operation: negligible beside an
 //! operation that crosses the network and waits for an fsync.
 
 use std::collections::BTreeMap;
@@ -26,6 +27,9 @@ fn histogram(sigfig: u8) -> Histogram<u64> {
 pub struct OpStats {
     /// Latencies of the successful operations, µs.
     pub latency: Histogram<u64>,
+    /// Latencies of the failed operations, µs (after the client's
+    /// retries: from the first attempt's start to the final error).
+    pub failed_latency: Histogram<u64>,
     /// Operations that failed, by reason.
     pub failed: BTreeMap<String, u64>,
 }
@@ -34,6 +38,7 @@ impl OpStats {
     fn new() -> OpStats {
         OpStats {
             latency: histogram(3),
+            failed_latency: histogram(3),
             failed: BTreeMap::new(),
         }
     }
@@ -51,6 +56,27 @@ pub struct Second {
     pub ops: u64,
     /// Their latencies, µs (two significant figures).
     pub latency: Histogram<u64>,
+    /// The same per operation kind, indexed as [`Op::ALL`]; `None` for a
+    /// kind that did not succeed in this second.
+    pub by_op: Vec<Option<Histogram<u64>>>,
+}
+
+impl Second {
+    fn new() -> Second {
+        Second {
+            ops: 0,
+            latency: histogram(2),
+            by_op: vec![None; Op::ALL.len()],
+        }
+    }
+
+    /// The p99 latency of `op`'s successes in this second, µs.
+    pub fn p99_of(&self, op: Op) -> Option<u64> {
+        self.by_op[op.index()]
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| h.value_at_quantile(0.99))
+    }
 }
 
 #[derive(Debug)]
@@ -110,16 +136,20 @@ impl Recorder {
             Ok(()) => {
                 inner.ops[op.index()].latency.saturating_record(us);
                 while inner.timeline.len() <= second {
-                    inner.timeline.push(Second {
-                        ops: 0,
-                        latency: histogram(2),
-                    });
+                    inner.timeline.push(Second::new());
                 }
                 let s = &mut inner.timeline[second];
                 s.ops += 1;
                 s.latency.saturating_record(us);
+                s.by_op[op.index()]
+                    .get_or_insert_with(|| histogram(2))
+                    .saturating_record(us);
             }
-            Err(reason) => *inner.ops[op.index()].failed.entry(reason).or_default() += 1,
+            Err(reason) => {
+                let o = &mut inner.ops[op.index()];
+                o.failed_latency.saturating_record(us);
+                *o.failed.entry(reason).or_default() += 1;
+            }
         }
         drop(inner);
         self.done.fetch_add(1, Ordering::Relaxed);
@@ -155,5 +185,44 @@ mod tests {
         assert_eq!(ops[Op::Transfer.index()].failures(), 1);
         assert_eq!(ops[Op::Transfer.index()].latency.len(), 0);
         assert_eq!(timeline.iter().map(|s| s.ops).sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn failures_keep_their_latencies_apart_from_the_successes() {
+        let r = Recorder::new();
+        r.record(Op::Read, Duration::from_micros(300), Ok(()), 0);
+        r.record(
+            Op::Read,
+            Duration::from_millis(40),
+            Err("timeout".into()),
+            0,
+        );
+        let (ops, timeline, _) = r.snapshot();
+        let read = &ops[Op::Read.index()];
+        assert_eq!(read.latency.len(), 1);
+        assert_eq!(read.failed_latency.len(), 1);
+        assert!(
+            read.failed_latency.min() >= 39_000,
+            "{}",
+            read.failed_latency.min()
+        );
+        assert!(read.latency.max() < 1_000);
+        assert_eq!(timeline[0].ops, 1, "the timeline counts successes");
+    }
+
+    #[test]
+    fn each_second_holds_a_p99_per_operation_kind() {
+        let r = Recorder::new();
+        for _ in 0..10 {
+            r.record(Op::Read, Duration::from_micros(200), Ok(()), 0);
+            r.record(Op::Update, Duration::from_micros(5_000), Ok(()), 0);
+        }
+        let (_, timeline, _) = r.snapshot();
+        let s = &timeline[0];
+        let read = s.p99_of(Op::Read).expect("reads in this second");
+        let update = s.p99_of(Op::Update).expect("updates in this second");
+        assert!((198..=202).contains(&read), "{read}");
+        assert!((4_950..=5_050).contains(&update), "{update}");
+        assert_eq!(s.p99_of(Op::Scan), None);
     }
 }

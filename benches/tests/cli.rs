@@ -130,3 +130,43 @@ fn unreachable_endpoints_fail_quickly() {
     assert!(stderr.contains(&endpoint), "{stderr}");
     assert!(took < Duration::from_secs(30), "took {took:?}");
 }
+
+#[test]
+fn an_unwritable_json_or_plot_path_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("no-such-dir").join("report.json");
+    let missing = missing.to_str().expect("utf-8 path");
+    let a_dir = dir.path().to_str().expect("utf-8 path");
+    for (flag, path, needle) in [
+        ("--json", missing, "cannot write"),
+        ("--plot", missing, "cannot write"),
+        ("--json", a_dir, "is a directory"),
+    ] {
+        let start = Instant::now();
+        let out = ycsb(&["run", "--operations", "10", flag, path]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {path}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains(needle), "{stderr}");
+        assert!(
+            !stderr.contains("starting an embedded cluster"),
+            "nothing runs: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "no report");
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+}
+
+#[test]
+fn help_explains_the_report_that_holds_no_prose() {
+    let out = ycsb(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{help}");
+    for needle in [
+        "[SECTION], Metric, Value",
+        "Return=",
+        "-FAILED]",
+        "[COMMIT-WAIT]",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}: {help}");
+    }
+}

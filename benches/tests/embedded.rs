@@ -7,6 +7,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+use common::parse_ycsb_csv;
+
 /// Runs the binary with `args` plus `--json FILE`; answers the exit code,
 /// stdout and the JSON report.
 fn run(args: &[&str], dir: &Path) -> (Option<i32>, String, Value) {
@@ -63,7 +66,10 @@ fn transfer_conserves_the_total_across_groups() {
         "{}",
         v["wal_fsync"]
     );
-    assert!(stdout.contains("[TRANSFER-CHECK], PASSED"), "{stdout}");
+    let report = parse_ycsb_csv(&stdout);
+    let get = |s: &str, m: &str| report.get(&(s.to_string(), m.to_string())).cloned();
+    assert_eq!(get("TRANSFER-CHECK", "Result").as_deref(), Some("PASSED"));
+    assert_eq!(get("SETTINGS", "Workload").as_deref(), Some("transfer"));
     assert_eq!(v["settings"]["groups"].as_u64(), Some(3));
 }
 
@@ -98,12 +104,34 @@ fn workload_a_reads_and_updates_and_plots() {
             assert!(o[p].as_f64().is_some(), "{op} {p}: {o}");
         }
     }
-    assert!(
-        stdout.contains("[READ], 99thPercentileLatency(us)"),
-        "{stdout}"
-    );
+    // Every line of the real report is a YCSB CSV row, and the
+    // operations' sections hold what YCSB's do.
+    let report = parse_ycsb_csv(&stdout);
+    for op in ["READ", "UPDATE"] {
+        for metric in [
+            "Operations",
+            "AverageLatency(us)",
+            "90thPercentileLatency(us)",
+            "99thPercentileLatency(us)",
+            "99.99PercentileLatency(us)",
+            "Return=OK",
+        ] {
+            assert!(
+                report.contains_key(&(op.to_string(), metric.to_string())),
+                "[{op}], {metric} missing:\n{stdout}"
+            );
+        }
+        assert_eq!(
+            report[&(op.to_string(), "Return=OK".to_string())],
+            report[&(op.to_string(), "Operations".to_string())]
+        );
+    }
+    assert_eq!(report[&("LOAD".to_string(), "Records".to_string())], "200");
     let plot = std::fs::read_to_string(&svg).expect("the plot was written");
     assert!(plot.contains("<svg") && plot.contains("polyline"), "{plot}");
+    for legend in ["READ", "UPDATE", "p99 (us)"] {
+        assert!(plot.contains(legend), "{legend} missing from the plot");
+    }
 }
 
 #[test]

@@ -8,6 +8,9 @@ use std::time::Duration;
 use meridian_node::local::{LocalCluster, LocalOptions};
 use serde_json::Value;
 
+mod common;
+use common::parse_ycsb_csv;
+
 async fn ycsb(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_meridian-ycsb"))
@@ -55,7 +58,12 @@ async fn load_then_run_transfer_against_an_existing_cluster() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("[LOAD], Records, 40"), "{stdout}");
+    let report = parse_ycsb_csv(&stdout);
+    assert_eq!(
+        report[&("LOAD".to_string(), "Records".to_string())],
+        "40",
+        "{stdout}"
+    );
 
     let mut run = args(&["run"]);
     run.extend(args(&common));
@@ -70,11 +78,16 @@ async fn load_then_run_transfer_against_an_existing_cluster() {
         json.to_str().expect("utf-8 path"),
     ]));
     let out = ycsb(run).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
+        "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let report = parse_ycsb_csv(&stdout);
+    assert_eq!(
+        report[&("TRANSFER".to_string(), "Return=OK".to_string())],
+        "40"
     );
     let v: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
@@ -87,5 +100,122 @@ async fn load_then_run_transfer_against_an_existing_cluster() {
     assert!(check["expected_total"].is_null());
     assert_eq!(v["operations"]["TRANSFER"]["count"].as_u64(), Some(40));
     assert!(v["commit_wait"]["mean_us"].is_null());
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_against_a_cluster_without_the_records_asked_for_is_refused() {
+    let cluster = LocalCluster::start(LocalOptions::default())
+        .await
+        .expect("the cluster starts");
+    cluster
+        .wait_for_leaders(Duration::from_secs(60))
+        .await
+        .expect("leaders");
+    let endpoints = cluster.endpoints().join(",");
+    let refused = |out: &Output, needle: &str| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(needle), "{needle:?} missing: {stderr}");
+        assert!(
+            !stderr.contains("running workload"),
+            "refused before the run: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "no report");
+    };
+
+    // An empty cluster: transfer has no accounts, workload C no records.
+    let out = ycsb(args(&[
+        "run",
+        "--workload",
+        "transfer",
+        "--records",
+        "20",
+        "--operations",
+        "10",
+        "--endpoints",
+        &endpoints,
+    ]))
+    .await;
+    refused(&out, "holds no accounts");
+    let out = ycsb(args(&[
+        "run",
+        "--workload",
+        "c",
+        "--records",
+        "20",
+        "--operations",
+        "10",
+        "--endpoints",
+        &endpoints,
+    ]))
+    .await;
+    refused(&out, "does not hold record 19");
+
+    // Loaded with fewer records than the run asks for.
+    let out = ycsb(args(&[
+        "load",
+        "--workload",
+        "transfer",
+        "--records",
+        "10",
+        "--threads",
+        "2",
+        "--endpoints",
+        &endpoints,
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ycsb(args(&[
+        "run",
+        "--workload",
+        "transfer",
+        "--records",
+        "20",
+        "--operations",
+        "10",
+        "--endpoints",
+        &endpoints,
+    ]))
+    .await;
+    refused(&out, "holds 10 of the 20 accounts");
+    let out = ycsb(args(&[
+        "run",
+        "--workload",
+        "c",
+        "--records",
+        "20",
+        "--operations",
+        "10",
+        "--endpoints",
+        &endpoints,
+    ]))
+    .await;
+    refused(&out, "does not hold record 19");
+
+    // The records it holds run.
+    let out = ycsb(args(&[
+        "run",
+        "--workload",
+        "transfer",
+        "--records",
+        "10",
+        "--operations",
+        "10",
+        "--threads",
+        "2",
+        "--endpoints",
+        &endpoints,
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     cluster.shutdown().await;
 }

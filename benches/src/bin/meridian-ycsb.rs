@@ -10,9 +10,14 @@
 //! meridian-ycsb run --workload a --endpoints H:P  # run against it
 //! ```
 //!
+//! The report on stdout is YCSB's: one `[SECTION], Metric, Value` line
+//! each (`meridian_benches::report`); `--help` explains its sections.
+//!
 //! Exit codes: 0 done; 1 the run failed (a correctness check failed, or
-//! no operation succeeded); 2 bad arguments; 4 the cluster could not be
-//! reached or started.
+//! no operation succeeded); 2 bad arguments (among them a `--json` or
+//! `--plot` file that cannot be written, and `run --endpoints` against a
+//! cluster that does not hold the `--records` asked for), refused before
+//! anything runs; 4 the cluster could not be reached or started.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +26,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use meridian_benches::generator::{DEFAULT_THETA, Distribution};
-use meridian_benches::report::{CommitWait, FsyncStats, Report, Settings, TransferCheck};
+use meridian_benches::keys::record_key;
+use meridian_benches::report::{
+    self, CommitWait, FsyncStats, Report, Settings, TransferCheck, check_writable,
+};
 use meridian_benches::runner::{self, Config, LoadReport};
 use meridian_benches::store::{MeridianStore, Store};
 use meridian_benches::workload::{INITIAL_BALANCE, Workload};
@@ -50,6 +58,38 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the embedded cluster may take to elect its leaders.
 const LEADER_WAIT: Duration = Duration::from_secs(60);
 
+/// The report's explanation, for `--help` (the report itself holds only
+/// `[SECTION], Metric, Value` lines).
+const REPORT_HELP: &str = "\
+Report (stdout): YCSB's format, one `[SECTION], Metric, Value` line each, \
+every line three comma-separated fields. Latencies are in microseconds (us).
+  [SETTINGS]        how the run was made (workload, threads, records, cc, cluster...)
+  [LOAD]            the load: Records, RunTime(ms), Throughput(records/sec)
+  [OVERALL]         RunTime(ms), Throughput(ops/sec) of successful operations \
+(committed transactions for transfer); Interrupted if stopped by Ctrl-C
+  [READ], [UPDATE], [INSERT], [SCAN], [READ-MODIFY-WRITE], [TRANSFER], [RO-SUM]
+                    per operation kind: Operations and latencies of the successes \
+(AverageLatency, MinLatency, MaxLatency, 50th, 90th, 95th, 99th, 99.9 and 99.99 \
+PercentileLatency(us)), then Return=OK and Return=<REASON> counts (NOT_FOUND, \
+WOUNDED, OCC_CONFLICT, TIMEOUT, ...), as YCSB's Return= lines
+  [<OP>-FAILED]     the failed operations' count and latencies (after the client's retries)
+  [ABORTS]          read-write transactions failed after their retries, by reason
+  [RETRIES]         attempts beyond the first, by reason
+  [COMMIT-WAIT]     embedded cluster: the nodes' mean time from commit timestamp to \
+acknowledgement (commit wait and the replication after the timestamp is chosen)
+  [WAL-FSYNC]       embedded cluster: the nodes' write-ahead log fdatasyncs
+  [TRANSFER-CHECK]  transfer: Result PASSED or FAILED and the totals before and after
+  [RO-SUM-CHECK]    ro-sum: Result and the read-only transactions that saw a wrong sum
+Progress bars and messages go to stderr.
+
+Before anything runs, a --json or --plot file that cannot be written is refused (exit 2), \
+and so is `run --endpoints` against a cluster that does not hold the records asked for: \
+the last record (user<N-1> for --records N) must exist, and transfer needs every account \
+(exit 2; load them with `meridian-ycsb load` and the same --workload and --records).
+
+Exit codes: 0 done; 1 the run failed (a correctness check failed, or no operation succeeded); \
+2 bad arguments, refused before anything runs; 4 the cluster could not be reached or started.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "meridian-ycsb",
@@ -60,7 +100,8 @@ const LEADER_WAIT: Duration = Duration::from_secs(60);
                   (the default) or an existing one (--endpoints).\n\n\
                   Keys: record n is stored under <P>user<n>, where the prefix character P is a \
                   hash of n over printable ASCII ('!' to '~'), so records spread over every \
-                  group of the default key ranges."
+                  group of the default key ranges.",
+    after_long_help = REPORT_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -70,9 +111,11 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Phase {
     /// Load the records into an existing cluster (needs --endpoints).
+    #[command(after_long_help = REPORT_HELP)]
     Load(Opts),
     /// Run the workload: on the embedded cluster, load first; with
     /// --endpoints, against records loaded before by `load`.
+    #[command(after_long_help = REPORT_HELP)]
     Run(Opts),
 }
 
@@ -309,6 +352,15 @@ fn main() -> ExitCode {
             opts.keys
         ));
     }
+    // A report file that cannot be written is refused before the run, not
+    // after it.
+    for (flag, path) in [("--json", &opts.json), ("--plot", &opts.plot)] {
+        if let Some(path) = path {
+            if let Err(e) = check_writable(path) {
+                usage_error(format!("{flag}: {e}"));
+            }
+        }
+    }
     let distribution = match opts.distribution {
         None => opts.workload.default_distribution(opts.zipf),
         Some(DistArg::Zipfian) => Distribution::Zipfian(opts.zipf),
@@ -527,11 +579,9 @@ async fn measure<S: Store>(
     if phase == "load" {
         let l = load.expect("loaded");
         let rate = l.records as f64 / l.elapsed.as_secs_f64().max(1e-9);
-        println!(
-            "[LOAD], Records, {}\n[LOAD], RunTime(ms), {}\n[LOAD], Throughput(records/sec), {rate:.1}",
-            l.records,
-            l.elapsed.as_millis()
-        );
+        let mut rows = report::settings_rows(&settings);
+        rows.extend(report::load_rows(&l));
+        print!("{}", report::render(&rows));
         if let Some(path) = &opts.json {
             let v = serde_json::json!({
                 "benchmark": "meridian-ycsb",
@@ -560,6 +610,12 @@ async fn measure<S: Store>(
     } else {
         None
     };
+    if !embedded {
+        if let Err(refusal) = check_loaded(store, &cfg, before.as_ref()).await {
+            eprintln!("meridian-ycsb: {refusal}");
+            return finish(cluster, ExitCode::from(2)).await;
+        }
+    }
     retries::reset();
     let wait_before = cluster.totals(COMMIT_WAIT_METRIC);
     let fsync_before = cluster.totals(FSYNC_METRIC);
@@ -594,11 +650,8 @@ async fn measure<S: Store>(
                 commits: d.count,
             }
         }
-        (Some(_), Some(_)) => CommitWait::NotMeasured("no commits during the run".into()),
-        _ => CommitWait::NotMeasured(
-            "an external cluster's metrics are not read: see meridian_commit_wait_seconds on its metrics endpoints"
-                .into(),
-        ),
+        (Some(_), Some(_)) => CommitWait::NoCommits,
+        _ => CommitWait::NotRead,
     };
     let transfer_check = match before {
         Some(before) => match store.audit(cfg.records).await {
@@ -678,6 +731,58 @@ async fn measure<S: Store>(
         code = ExitCode::from(1);
     }
     finish(cluster, code).await
+}
+
+/// Checks that an existing cluster holds what `run` is asked to run over:
+/// for `transfer`, every account (`before` is their audit); otherwise the
+/// last record, `user<N-1>` of `--records N` (the load writes records in
+/// no particular order, but a cluster loaded with fewer records lacks
+/// it). Errors other than "not found" are warned about, not refused: the
+/// run will show them.
+async fn check_loaded<S: Store>(
+    store: &S,
+    cfg: &Config,
+    before: Option<&meridian_benches::store::Audit>,
+) -> Result<(), String> {
+    let load_hint = format!(
+        "load it first with `meridian-ycsb load --workload {} --records {} --endpoints ...`, \
+         or pass the --records it was loaded with",
+        cfg.workload.name(),
+        cfg.records
+    );
+    if let Some(audit) = before {
+        if audit.accounts == 0 {
+            return Err(format!(
+                "the cluster holds no accounts (transfer needs {} of them): {load_hint}",
+                cfg.records
+            ));
+        }
+        if audit.accounts < cfg.records {
+            return Err(format!(
+                "the cluster holds {} of the {} accounts asked for (--records): {load_hint}",
+                audit.accounts, cfg.records
+            ));
+        }
+        return Ok(());
+    }
+    let last = record_key(cfg.records - 1);
+    match store.read(bytes::Bytes::from(last.clone())).await {
+        (Ok(()), _) => Ok(()),
+        (Err(reason), _) if reason == "not_found" => Err(format!(
+            "the cluster does not hold record {} (key {last:?}), the last of --records {}: \
+             it was loaded with fewer records or not at all; {load_hint}",
+            cfg.records - 1,
+            cfg.records
+        )),
+        (Err(reason), _) => {
+            eprintln!(
+                "meridian-ycsb: warning: could not check that the cluster holds --records {} \
+                 (reading key {last:?} failed: {reason}); running anyway",
+                cfg.records
+            );
+            Ok(())
+        }
+    }
 }
 
 fn write_json(path: &std::path::Path, v: &serde_json::Value) -> Result<(), String> {
