@@ -123,6 +123,35 @@ impl View {
         }
     }
 
+    /// Gives back its wider range (`widths`: the `Status` answer's) to
+    /// each group a refusal narrowed where neither the answer nor the
+    /// directory knows the group that took the keys it gave up: a hole in
+    /// the map would fail requests for those keys, while the wider range
+    /// only sends them to the group, whose refusal teaches the client
+    /// again (docs/design.md §10, routing).
+    fn widen_where_narrowing_left_a_hole(&mut self, widths: &[(GroupId, Bytes, Option<Bytes>)]) {
+        for (id, start, end) in widths {
+            let Some(g) = self.group(*id) else { continue };
+            let after_covered = g.end.as_ref().is_none_or(|e| {
+                end.as_ref() == Some(e) || self.groups.iter().any(|o| o.contains(e))
+            });
+            let before_covered = g.start == *start
+                || self
+                    .groups
+                    .iter()
+                    .any(|o| o.id != *id && o.end.as_ref() == Some(&g.start));
+            if after_covered && before_covered {
+                continue;
+            }
+            if let Some(g) = self.group_mut(*id) {
+                g.start = start.clone();
+                g.end = end.clone();
+            }
+            self.generations.remove(id);
+        }
+        self.groups.sort_by(|a, b| a.start.cmp(&b.start));
+    }
+
     /// Lays directory records over the map: a record newer than what the
     /// client knows of its group replaces it, and drops the groups whose
     /// ranges it overlaps at an older generation (they were split since).
@@ -932,6 +961,8 @@ impl Inner {
         // Generations of the ranges taken from refusals: a directory record
         // replaces them only when newer still.
         let mut generations = BTreeMap::new();
+        // The answer's ranges of the groups a refusal narrowed.
+        let mut widths: Vec<(GroupId, Bytes, Option<Bytes>)> = Vec::new();
         let mut groups: Vec<GroupInfo> = s
             .groups
             .iter()
@@ -947,6 +978,7 @@ impl Inner {
                 };
                 if let Some(d) = learned.get(&g.id) {
                     if narrower(d, &info) {
+                        widths.push((g.id, info.start.clone(), info.end.clone()));
                         info.start = d.start.clone();
                         info.end = d.end.clone();
                         generations.insert(g.id, d.generation);
@@ -957,6 +989,40 @@ impl Inner {
                 info
             })
             .collect();
+        // What the client learned before from other nodes stays: a range
+        // the answer has wider (a node that does not host the group knows
+        // only its bootstrap range) keeps the narrower one learned, and a
+        // group the answer does not list (created at run time on nodes
+        // other than the one answering) is kept. A range only shrinks, so
+        // the narrower is the newer; a stale range costs one refusal,
+        // while a forgotten group would leave a hole in the map.
+        for g in &mut groups {
+            if let Some(old) = v.group(g.id) {
+                if narrower(
+                    &RangeDescriptor {
+                        group: old.id,
+                        start: old.start.clone(),
+                        end: old.end.clone(),
+                        generation: v.generation(old.id),
+                    },
+                    g,
+                ) {
+                    g.start = old.start.clone();
+                    g.end = old.end.clone();
+                    generations
+                        .entry(g.id)
+                        .or_insert_with(|| v.generation(g.id));
+                }
+            }
+        }
+        for old in &v.groups {
+            if !groups.iter().any(|g| g.id == old.id) {
+                groups.push(old.clone());
+                if let Some(gen_) = v.generations.get(&old.id) {
+                    generations.insert(old.id, *gen_);
+                }
+            }
+        }
         groups.sort_by(|a, b| a.start.cmp(&b.start));
         *v = View {
             cluster_id: s.cluster_id,
@@ -973,6 +1039,7 @@ impl Inner {
             .cloned()
             .collect();
         v.apply_records(&records);
+        v.widen_where_narrowing_left_a_hole(&widths);
         Ok(())
     }
 
@@ -1278,6 +1345,29 @@ mod tests {
             .iter()
             .map(|g| (g.id, g.start.clone(), g.end.clone()))
             .collect()
+    }
+
+    #[test]
+    fn a_refusal_narrowing_a_range_never_leaves_a_hole_in_the_map() {
+        // The answer (from a node that hosts neither half) still has the
+        // parent's whole range; a refusal narrowed it to ["", "m"); no
+        // one knows the child yet: the group keeps the wider range.
+        let mut v = View {
+            groups: vec![ginfo(1, "", Some("m"))],
+            ..View::default()
+        };
+        v.widen_where_narrowing_left_a_hole(&[(1, Bytes::new(), None)]);
+        assert_eq!(v.gap(b"", None), None);
+        assert_eq!(v.group_of(b"peach").expect("routed"), 1);
+        // Once the child is known (here from the directory), the narrower
+        // range stands.
+        let mut v = View {
+            groups: vec![ginfo(1, "", Some("m")), ginfo(7, "m", None)],
+            ..View::default()
+        };
+        v.widen_where_narrowing_left_a_hole(&[(1, Bytes::new(), None)]);
+        assert_eq!(v.group_of(b"peach").expect("routed"), 7);
+        assert_eq!(v.group_of(b"apple").expect("routed"), 1);
     }
 
     #[test]
