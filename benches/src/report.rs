@@ -201,6 +201,84 @@ pub struct Report {
     pub ro_sum_mismatches: Option<u64>,
     /// Stopped early by Ctrl-C.
     pub interrupted: bool,
+    /// The seconds of the run in which the embedded cluster split a range
+    /// (`None`: an external cluster, whose splits are not watched).
+    pub split_seconds: Option<Vec<u64>>,
+}
+
+/// Seconds either side of a split's second that count as "during the
+/// split" (its refusals and the clients' refreshes straddle the second
+/// the split was counted in).
+pub const SPLIT_WINDOW_SECONDS: u64 = 1;
+
+/// Latencies during splits beside those of the rest of the run.
+#[derive(Clone, Debug)]
+pub struct SplitLatency {
+    /// Splits made during the run.
+    pub splits: u64,
+    /// Seconds within [`SPLIT_WINDOW_SECONDS`] of a split.
+    pub seconds_during: u64,
+    /// p99 of the operations in those seconds, µs (`None`: none).
+    pub p99_during_us: Option<u64>,
+    /// p99 of the operations in every other second, µs.
+    pub p99_steady_us: Option<u64>,
+}
+
+/// The p99 of the seconds within [`SPLIT_WINDOW_SECONDS`] of a split in
+/// `split_seconds` beside that of the other seconds of `timeline`.
+pub fn split_latency(timeline: &[Second], split_seconds: &[u64]) -> SplitLatency {
+    let during = |i: u64| {
+        split_seconds
+            .iter()
+            .any(|s| i + SPLIT_WINDOW_SECONDS >= *s && i <= s + SPLIT_WINDOW_SECONDS)
+    };
+    let mut hot: Option<Histogram<u64>> = None;
+    let mut calm: Option<Histogram<u64>> = None;
+    let mut seconds_during = 0;
+    for (i, sec) in timeline.iter().enumerate() {
+        let into = if during(i as u64) {
+            seconds_during += 1;
+            &mut hot
+        } else {
+            &mut calm
+        };
+        match into {
+            Some(h) => {
+                let _ = h.add(&sec.latency);
+            }
+            None => *into = Some(sec.latency.clone()),
+        }
+    }
+    let p99 = |h: Option<Histogram<u64>>| {
+        h.filter(|h| !h.is_empty())
+            .map(|h| h.value_at_quantile(0.99))
+    };
+    SplitLatency {
+        splits: split_seconds.len() as u64,
+        seconds_during,
+        p99_during_us: p99(hot),
+        p99_steady_us: p99(calm),
+    }
+}
+
+/// The `[SPLITS]` section: splits during the run and the p99 during them
+/// beside the steady p99.
+fn split_rows(s: &SplitLatency) -> Vec<Row> {
+    let us = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    vec![
+        Row::new("SPLITS", "Count", s.splits),
+        Row::new("SPLITS", "SecondsDuringSplits", s.seconds_during),
+        Row::new(
+            "SPLITS",
+            "99thPercentileLatencyDuringSplits(us)",
+            us(s.p99_during_us),
+        ),
+        Row::new(
+            "SPLITS",
+            "99thPercentileLatencySteady(us)",
+            us(s.p99_steady_us),
+        ),
+    ]
 }
 
 fn latency_json(h: &Histogram<u64>) -> Value {
@@ -359,6 +437,16 @@ impl Report {
         if let Some(n) = self.ro_sum_mismatches {
             v["ro_sum_mismatches"] = json!(n);
         }
+        if let Some(secs) = &self.split_seconds {
+            let l = split_latency(&self.timeline, secs);
+            v["splits"] = json!({
+                "count": l.splits,
+                "seconds": secs,
+                "seconds_during": l.seconds_during,
+                "p99_during_us": l.p99_during_us,
+                "p99_steady_us": l.p99_steady_us,
+            });
+        }
         v
     }
 
@@ -389,6 +477,9 @@ impl Report {
         }
         if let Some(n) = self.ro_sum_mismatches {
             rows.extend(ro_sum_check_rows(n));
+        }
+        if let Some(s) = &self.split_seconds {
+            rows.extend(split_rows(&split_latency(&self.timeline, s)));
         }
         rows
     }
@@ -779,6 +870,7 @@ mod tests {
             }),
             ro_sum_mismatches: Some(0),
             interrupted: true,
+            split_seconds: Some(vec![3]),
         }
     }
 

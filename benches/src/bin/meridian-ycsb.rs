@@ -185,6 +185,13 @@ struct Opts {
     /// over them (docs/operations.md, "Placement") [default: --replicas].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
     nodes: Option<u64>,
+    /// Split a range of the embedded cluster automatically once its newest
+    /// versions exceed this size (bytes, or with a KiB, MiB or GiB
+    /// suffix; 0: never by size). The report's [SPLITS] section gives the
+    /// p99 during splits beside the steady p99 [default: the node's,
+    /// 64MiB].
+    #[arg(long, value_name = "SIZE", value_parser = meridian_node::config::parse_size)]
+    split_bytes: Option<u64>,
     /// Clock uncertainty ε of the embedded cluster, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 1.0, value_parser = epsilon_ms)]
     epsilon: f64,
@@ -283,7 +290,37 @@ impl std::ops::Sub for Totals {
     }
 }
 
+/// The nodes' counter of automatic splits.
+const SPLITS_METRIC: &str = "meridian_auto_splits_total";
+
+/// How often the embedded cluster's split counter is read during a run.
+const SPLIT_POLL: Duration = Duration::from_millis(200);
+
 impl Cluster {
+    /// The sum of counter `name` (every label) over every node; `None`
+    /// for an external cluster.
+    fn counter(&self, name: &str) -> Option<u64> {
+        let Cluster::Embedded(c) = self else {
+            return None;
+        };
+        let prefix = format!("{name}{{");
+        let plain = format!("{name} ");
+        let mut total = 0;
+        for id in 1..=c.endpoints().len() as u64 {
+            let Some(n) = c.node(id) else { continue };
+            for line in n.metrics().render().lines() {
+                if line.starts_with(&prefix) || line.starts_with(&plain) {
+                    total += line
+                        .rsplit(' ')
+                        .next()
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
+        }
+        Some(total)
+    }
+
     /// The totals of histogram `name` (`meridian_..._seconds`) over every
     /// node; `None` for an external cluster.
     fn totals(&self, name: &str) -> Option<Totals> {
@@ -417,6 +454,12 @@ async fn bench(phase: &'static str, opts: Opts, cfg: Config) -> ExitCode {
             groups: opts.groups,
             replicas: Some(opts.replicas),
             epsilon_ms: opts.epsilon,
+            splits: meridian_node::config::SplitsConfig {
+                bytes: opts
+                    .split_bytes
+                    .unwrap_or(meridian_node::config::SplitsConfig::default().bytes),
+                ..meridian_node::config::SplitsConfig::default()
+            },
             ..LocalOptions::default()
         })
         .await
@@ -617,6 +660,7 @@ async fn measure<S: Store>(
         }
     }
     retries::reset();
+    let mut split_seconds = None;
     let wait_before = cluster.totals(COMMIT_WAIT_METRIC);
     let fsync_before = cluster.totals(FSYNC_METRIC);
     eprintln!(
@@ -628,7 +672,36 @@ async fn measure<S: Store>(
             None => format!("for {:?}", cfg.duration),
         }
     );
-    let run = runner::run(store, &cfg).await;
+    // The seconds of the run in which the embedded cluster split ranges.
+    let split_watch = cluster.counter(SPLITS_METRIC).map(|_| {
+        let started = std::time::Instant::now();
+        let mut seconds = Vec::new();
+        move |cluster: &Cluster, last: &mut u64| {
+            let now = cluster.counter(SPLITS_METRIC).unwrap_or(*last);
+            for _ in *last..now {
+                seconds.push(started.elapsed().as_secs());
+            }
+            *last = now;
+            seconds.clone()
+        }
+    });
+    let run = match split_watch {
+        None => runner::run(store, &cfg).await,
+        Some(mut watch) => {
+            let mut last = cluster.counter(SPLITS_METRIC).unwrap_or(0);
+            let running = runner::run(store, &cfg);
+            tokio::pin!(running);
+            let mut poll = tokio::time::interval(SPLIT_POLL);
+            let run = loop {
+                tokio::select! {
+                    r = &mut running => break r,
+                    _ = poll.tick() => { watch(&cluster, &mut last); }
+                }
+            };
+            split_seconds = Some(watch(&cluster, &mut last));
+            run
+        }
+    };
     let wait_after = cluster.totals(COMMIT_WAIT_METRIC);
     let fsync_after = cluster.totals(FSYNC_METRIC);
     let wal_fsync = match (fsync_before, fsync_after) {
@@ -683,6 +756,7 @@ async fn measure<S: Store>(
         transfer_check,
         ro_sum_mismatches: (cfg.workload == Workload::RoSum).then_some(run.sum_mismatches),
         interrupted: run.interrupted,
+        split_seconds,
     };
     print!("{}", report.text());
     let mut code = ExitCode::SUCCESS;
