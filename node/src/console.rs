@@ -342,6 +342,32 @@ pub fn status_json(s: &pb::StatusResponse) -> Json {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn console_json_says_lock_waits_unknown_when_the_loop_does_not_answer() {
+        let d = tempfile::tempdir().expect("tempdir");
+        // A node whose loop is gone: its inbox has no receiver.
+        let s = crate::health::tests::shared(d.path());
+        let now = s.clock.now().earliest;
+        crate::health::tests::publish(&s, now);
+        let v = api(&s).await;
+        assert_eq!(v["schema_version"], CONSOLE_SCHEMA_VERSION);
+        assert_eq!(v["node"], "1");
+        assert_eq!(
+            v["waits_for"],
+            json!({ "ok": false, "count": 0, "edges": [] })
+        );
+        let g = &v["status"]["groups"][0];
+        assert_eq!(g["id"], "1");
+        assert_eq!(g["replicas"], json!(["1"]));
+        assert_eq!(g["local_replica"], true);
+        assert!(g["safe_time_lag_micros"].is_string(), "{g}");
+        assert_eq!(v["status"]["nodes"][0]["liveness"], "LIVENESS_SELF");
+        assert_eq!(v["latency"]["series"]["commit"], json!([]));
+        let (status, content_type, body) = api_answer(&s).await;
+        assert_eq!((status, content_type), ("200 OK", "application/json"));
+        assert!(body.ends_with("}\n"));
+    }
+
     #[test]
     fn base64_is_rfc4648_standard_with_padding() {
         for (raw, enc) in [
