@@ -2,7 +2,8 @@
 //! fixed-bucket histograms on atomics, gauges of every group replica read
 //! from the loop's published views, the build and the process (memory,
 //! open files, CPU, from `/proc/self`), rendered on `GET /metrics` by a
-//! small HTTP endpoint that also answers `/health` and `/ready`. Recording
+//! small HTTP endpoint that also answers `/health` and `/ready` and serves
+//! the web console ([`crate::console`]). Recording
 //! a request's figures is a few relaxed atomic adds: no lock, no allocation
 //! on the request path (the per-group counters take an uncontended lock
 //! once per loop output that changes them).
