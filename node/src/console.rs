@@ -71,7 +71,7 @@ pub struct IntervalFigures {
     pub count: u64,
     /// Their mean, ms (`None` without values).
     pub mean_ms: Option<f64>,
-    /// The quantiles of [`QUANTILES`], ms (`None` without values).
+    /// The p50, p90 and p99, ms (`None` without values).
     pub quantiles_ms: [Option<f64>; QUANTILES.len()],
 }
 
@@ -94,7 +94,7 @@ pub struct Interval {
     pub end_unix_ms: u64,
     /// Its length, ms.
     pub length_ms: u64,
-    /// The figures of each series of [`SERIES`], in order.
+    /// The figures of each series: commit, read, lock wait.
     pub series: [IntervalFigures; SERIES.len()],
 }
 
