@@ -735,21 +735,24 @@ impl Supervisor {
         }
     }
 
-    /// One line per node: id, gRPC and metrics addresses, state.
+    /// One line per node: id, gRPC address, metrics and console URLs, state.
     fn print_nodes(&self) {
         for (i, n) in self.nodes.iter().enumerate() {
             let state = match &n.child {
                 Some(c) => format!("running (pid {})", c.id()),
                 None => "stopped".to_string(),
             };
+            let (metrics, console) = match &n.cfg.metrics_listen {
+                Some(m) => (
+                    format!("http://{m}/metrics"),
+                    format!("http://{m}{}", crate::console::PAGE_PATH),
+                ),
+                None => ("-".to_string(), "-".to_string()),
+            };
             println!(
-                "node {}: {}  metrics {}  {state}  log {}",
+                "node {}: {}  metrics {metrics}  console {console}  {state}  log {}",
                 i + 1,
                 n.cfg.listen,
-                n.cfg
-                    .metrics_listen
-                    .as_ref()
-                    .map_or("-".to_string(), |m| format!("http://{m}/metrics")),
                 n.log.display()
             );
         }

@@ -109,7 +109,7 @@ pub fn ready_answer(s: &Shared) -> Answer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize};
 
@@ -119,7 +119,7 @@ mod tests {
     use crate::runtime::GroupView;
 
     /// A node's shared state without its loop: one node, one group.
-    fn shared(dir: &std::path::Path) -> Shared {
+    pub(crate) fn shared(dir: &std::path::Path) -> Shared {
         let cfg = crate::cli::local_configs(dir, 1, 1, 1, &[(17_001, 17_002)], 1.0)
             .expect("placeable")
             .pop()
@@ -141,7 +141,7 @@ mod tests {
         }
     }
 
-    fn publish(s: &Shared, t_safe: Timestamp) {
+    pub(crate) fn publish(s: &Shared, t_safe: Timestamp) {
         s.views.write().insert(
             1,
             GroupView {

@@ -23,7 +23,8 @@
 //! - [`service`], [`admin`]: the client and admin gRPC services;
 //! - [`server`]: [`Node::start`] and drain;
 //! - [`metrics`]: Prometheus text metrics, on an endpoint that also
-//!   answers [`health`] checks (`/health`, `/ready`).
+//!   answers [`health`] checks (`/health`, `/ready`) and serves the web
+//!   [`console`] (`/console`, `/console/api`).
 //! - [`tls`]: mutual TLS: the check of a node's own certificate and the
 //!   handshakes; [`certs`]: the certificates `meridian cert` makes.
 #![deny(missing_docs)]
@@ -34,6 +35,7 @@ pub mod certs;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod console;
 mod durable;
 pub mod health;
 pub mod identity;

@@ -2,7 +2,8 @@
 //! fixed-bucket histograms on atomics, gauges of every group replica read
 //! from the loop's published views, the build and the process (memory,
 //! open files, CPU, from `/proc/self`), rendered on `GET /metrics` by a
-//! small HTTP endpoint that also answers `/health` and `/ready`. Recording
+//! small HTTP endpoint that also answers `/health` and `/ready` and serves
+//! the web console ([`crate::console`]). Recording
 //! a request's figures is a few relaxed atomic adds: no lock, no allocation
 //! on the request path (the per-group counters take an uncontended lock
 //! once per loop output that changes them).
@@ -107,6 +108,22 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// The histogram's figures now: each bucket's count (not cumulative),
+    /// the sum and the count. Read bucket by bucket without a lock, so a
+    /// value recorded meanwhile may show in one figure and not another.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            bounds: self.bounds,
+            counts: self
+                .counts
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
+            sum: self.sum.load(Ordering::Relaxed),
+            count: self.count.load(Ordering::Relaxed),
+        }
+    }
+
     /// Records a duration in microseconds.
     pub fn observe_duration(&self, d: Duration) {
         self.observe(d.as_micros().min(u128::from(u64::MAX)) as u64);
@@ -132,6 +149,64 @@ impl Histogram {
     }
 }
 
+/// A histogram's figures at one moment ([`Histogram::snapshot`]), or the
+/// difference of two ([`HistogramSnapshot::since`]): what was recorded in
+/// between.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistogramSnapshot {
+    /// Upper bounds of the buckets, in the histogram's unit.
+    pub bounds: &'static [u64],
+    /// Values per bucket: one more than `bounds`, the last above them all.
+    pub counts: Vec<u64>,
+    /// Sum of the values.
+    pub sum: u64,
+    /// Number of values.
+    pub count: u64,
+}
+
+impl HistogramSnapshot {
+    /// What was recorded between `earlier` (a snapshot of the same
+    /// histogram) and this one.
+    pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+        debug_assert_eq!(self.bounds, earlier.bounds, "snapshots of one histogram");
+        HistogramSnapshot {
+            bounds: self.bounds,
+            counts: self
+                .counts
+                .iter()
+                .zip(&earlier.counts)
+                .map(|(a, b)| a.saturating_sub(*b))
+                .collect(),
+            sum: self.sum.saturating_sub(earlier.sum),
+            count: self.count.saturating_sub(earlier.count),
+        }
+    }
+
+    /// The `q`-quantile (0 ≤ q ≤ 1) of the values, interpolated linearly
+    /// within its bucket as Prometheus' `histogram_quantile` does; the
+    /// highest bound for a quantile above them all; `None` without values.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total: u64 = self.counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut below = 0u64;
+        for (i, &n) in self.counts.iter().enumerate() {
+            if n > 0 && (below + n) as f64 >= rank {
+                let Some(&upper) = self.bounds.get(i) else {
+                    return self.bounds.last().map(|&b| b as f64);
+                };
+                let lower = if i == 0 { 0 } else { self.bounds[i - 1] };
+                let within = (rank - below as f64) / n as f64;
+                return Some(lower as f64 + (upper - lower) as f64 * within);
+            }
+            below += n;
+        }
+        self.bounds.last().map(|&b| b as f64)
+    }
+}
+
 /// Abort reasons in the order of the counters.
 const ABORT_REASONS: [(AbortReason, &str); 7] = [
     (AbortReason::Wounded, "wounded"),
@@ -152,6 +227,9 @@ pub struct Metrics {
     /// Commit wait: time from the commit timestamp's arrival at the node
     /// to `TT.after(s)`, estimated at the answer as `now - s`, µs.
     pub commit_wait: Histogram,
+    /// Reads at the node, request to answer: transactional reads and
+    /// scans (locking or optimistic) and lock-free reads, µs.
+    pub read_latency: Histogram,
     /// Lock waits: every read request of a locking transaction, from its
     /// arrival to its answer (the wait for its locks included), µs.
     pub lock_wait: Histogram,
@@ -183,6 +261,8 @@ pub struct Metrics {
     pub paxos_round_trip: Histogram,
     /// Automatic splits this node made, by reason ([`SPLIT_REASONS`]).
     pub auto_splits: [Counter; 2],
+    /// The console's latency of the last minutes, interval by interval.
+    pub history: crate::console::LatencyHistory,
 }
 
 /// The reasons of automatic splits, in [`Metrics::auto_splits`]' order.
@@ -193,6 +273,7 @@ impl Default for Metrics {
         Metrics {
             commit_latency: Histogram::new(&LATENCY_BUCKETS_US),
             commit_wait: Histogram::new(&LATENCY_BUCKETS_US),
+            read_latency: Histogram::new(&LATENCY_BUCKETS_US),
             lock_wait: Histogram::new(&LATENCY_BUCKETS_US),
             fsync_latency: Histogram::new(&LATENCY_BUCKETS_US),
             fsync_batch: Histogram::new(&SIZE_BUCKETS),
@@ -207,6 +288,7 @@ impl Default for Metrics {
             t_safe_lag: Histogram::new(&LATENCY_BUCKETS_US),
             paxos_round_trip: Histogram::new(&LATENCY_BUCKETS_US),
             auto_splits: Default::default(),
+            history: Default::default(),
         }
     }
 }
@@ -254,6 +336,12 @@ impl Metrics {
             &mut out,
             "meridian_commit_wait_seconds",
             "Time from a commit timestamp to its acknowledgement (commit wait and replication).",
+            us,
+        );
+        self.read_latency.render(
+            &mut out,
+            "meridian_read_latency_seconds",
+            "Reads at the node, request to answer: transactional reads and scans, lock-free reads.",
             us,
         );
         self.lock_wait.render(
@@ -590,9 +678,10 @@ const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
 
 /// The answer to the request whose head is `head`: `GET /metrics`,
-/// `/health`, `/ready` (or `/health?ready=1`); 404 for any other path, 405
+/// `/health`, `/ready` (or `/health?ready=1`), the console's page (`/` or
+/// `/console`) and its JSON (`/console/api`); 404 for any other path, 405
 /// for any other method.
-pub fn route(head: &str, shared: &crate::service::Shared) -> crate::health::Answer {
+pub async fn route(head: &str, shared: &crate::service::Shared) -> crate::health::Answer {
     let line = head.lines().next().unwrap_or_default();
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -615,19 +704,37 @@ pub fn route(head: &str, shared: &crate::service::Shared) -> crate::health::Answ
         }
         "/health" => crate::health::health_answer(shared),
         "/ready" => crate::health::ready_answer(shared),
+        "/" | crate::console::PAGE_PATH => crate::console::page_answer(),
+        crate::console::API_PATH => crate::console::api_answer(shared).await,
         _ => (
             "404 Not Found",
             "text/plain",
-            format!("no such path {path:?}: try /metrics, /health or /ready\n"),
+            format!(
+                "no such path {path:?}: try /metrics, /health, /ready, /console or /console/api\n"
+            ),
         ),
     }
 }
 
 /// Serves the metrics endpoint's paths ([`route`]) on `listener` until the
-/// task is dropped.
+/// task is dropped, and samples the console's latency history every
+/// [`crate::console::HISTORY_INTERVAL`].
+///
+/// Every answer allows any origin (`Access-Control-Allow-Origin: *`): they
+/// are all read-only and unauthenticated anyway, and a node's console page
+/// reads its peers' console JSON from the browser.
 pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<crate::service::Shared>) {
+    let mut history_tick = tokio::time::interval(crate::console::HISTORY_INTERVAL);
+    history_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = history_tick.tick() => {
+                shared.metrics.history.sample(&shared.metrics, crate::console::unix_ms());
+                continue;
+            }
+        };
+        let Ok((mut sock, _)) = accepted else {
             continue;
         };
         let shared = shared.clone();
@@ -652,10 +759,10 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<crate::service
             ) {
                 return;
             }
-            let head = String::from_utf8_lossy(&buf[..n]);
-            let (status, content_type, body) = route(&head, &shared);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let (status, content_type, body) = route(&head, &shared).await;
             let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nAccess-Control-Allow-Origin: *\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = sock.write_all(resp.as_bytes()).await;

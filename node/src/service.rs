@@ -283,7 +283,8 @@ impl pb::meridian_server::Meridian for ClientService {
     ) -> Result<Response<pb::ReadResponse>, Status> {
         let s = &self.0;
         let r = request.into_inner();
-        answer!(
+        let read_started = Instant::now();
+        let out = answer!(
             pb::ReadResponse,
             async {
                 s.check_header(r.header.as_ref())?;
@@ -316,7 +317,11 @@ impl pb::meridian_server::Meridian for ClientService {
                 }
             }
             .await
-        )
+        );
+        s.metrics
+            .read_latency
+            .observe_duration(read_started.elapsed());
+        out
     }
 
     async fn scan(
@@ -325,7 +330,8 @@ impl pb::meridian_server::Meridian for ClientService {
     ) -> Result<Response<pb::ScanResponse>, Status> {
         let s = &self.0;
         let r = request.into_inner();
-        answer!(
+        let read_started = Instant::now();
+        let out = answer!(
             pb::ScanResponse,
             async {
                 s.check_header(r.header.as_ref())?;
@@ -350,7 +356,11 @@ impl pb::meridian_server::Meridian for ClientService {
                 }
             }
             .await
-        )
+        );
+        s.metrics
+            .read_latency
+            .observe_duration(read_started.elapsed());
+        out
     }
 
     async fn commit(
@@ -466,7 +476,8 @@ impl pb::meridian_server::Meridian for ClientService {
     ) -> Result<Response<pb::ReadOnlyResponse>, Status> {
         let s = &self.0;
         let r = request.into_inner();
-        answer!(
+        let read_started = Instant::now();
+        let out = answer!(
             pb::ReadOnlyResponse,
             async {
                 s.check_header(r.header.as_ref())?;
@@ -493,7 +504,11 @@ impl pb::meridian_server::Meridian for ClientService {
                 }
             }
             .await
-        )
+        );
+        s.metrics
+            .read_latency
+            .observe_duration(read_started.elapsed());
+        out
     }
 
     async fn txn_status(

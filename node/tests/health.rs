@@ -75,7 +75,7 @@ async fn ready_needs_every_replica_in_safe_time_bound_and_health_only_a_live_pro
         );
         assert_eq!(http(*a, "GET", "/nope").0, 404);
         assert_eq!(http(*a, "GET", "/metricsx").0, 404);
-        assert_eq!(http(*a, "GET", "/").0, 404);
+        assert_eq!(http(*a, "GET", "/consolex").0, 404);
         assert_eq!(http(*a, "POST", "/metrics").0, 405);
         assert_eq!(http(*a, "GET", "/metrics?x=1").0, 200);
     }
