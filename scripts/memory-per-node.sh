@@ -11,6 +11,9 @@
 # `meridian-ycsb load`, and prints each node's VmHWM (peak) and VmRSS from
 # /proc/PID/status right after the load and 60 s later, then `meridian status`
 # (bytes per range and per node). Stops the nodes and removes the directory.
+# SPLIT_BYTES=SIZE passes --split-bytes to `cluster init` (default: the
+# node's, 64MiB: the load splits ranges as they grow). KEEP=1 keeps the
+# directory (configurations and node logs) on exit.
 set -euo pipefail
 
 usage() {
@@ -36,12 +39,12 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$dir"
+    if [[ -n ${KEEP:-} ]]; then echo "# kept $dir" >&2; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
 
 "$bin/meridian" cluster init --nodes "$nodes" --groups "$groups" --replicas "$replicas" \
-    --dir "$dir/c" --base-port "$port" >/dev/null
+    --dir "$dir/c" --base-port "$port" ${SPLIT_BYTES:+--split-bytes "$SPLIT_BYTES"} >/dev/null
 for i in $(seq 1 "$nodes"); do
     "$bin/meridian" node --config "$dir/c/node-$i/meridian.toml" >"$dir/c/node-$i/node.log" 2>&1 &
     pids+=($!)

@@ -642,6 +642,7 @@ impl Driver {
                 .get(&parent)
                 .cloned()
                 .unwrap_or_else(|| seed.snapshot.membership.voters.clone());
+            let started = Instant::now();
             let mut replica =
                 GroupReplica::from_split(cfg, seed, Box::new(self.replica_rng(child)));
             let mut out = Vec::new();
@@ -654,10 +655,17 @@ impl Driver {
                 }
                 _ => true,
             });
+            let made = started.elapsed();
             if self.sync_now(child, &first).is_err() {
                 return;
             }
-            tracing::info!(child, parent, "split child created");
+            tracing::info!(
+                child,
+                parent,
+                made_ms = made.as_millis() as u64,
+                durable_ms = (started.elapsed() - made).as_millis() as u64,
+                "split child created"
+            );
             self.group_nodes.insert(child, nodes);
             self.replicas.insert(child, replica);
             self.views_dirty = true;
