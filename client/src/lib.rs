@@ -21,7 +21,17 @@
 //! new attempt with the first attempt's wound-wait priority (Spanner
 //! §4.2.1). A commit whose outcome could not be learned is reported as
 //! [`Error::OutcomeUnknown`] — never as success or failure, and never
-//! retried as a new attempt.
+//! retried as a new attempt. The closure is an async closure borrowing the
+//! transaction (`async |txn| { .. }`); [`Client::transact`] takes one that
+//! fails with the application's own error type ([`TransactError`]), whose
+//! own errors are never retried. Keys and values are [`IntoBytes`]: owned
+//! or borrowed bytes and text. A [`Txn`] dropped without commit or abort
+//! is aborted in the background.
+//!
+//! `client/examples/bank.rs` is a small application: concurrent transfers
+//! with the bank's own error for insufficient funds, on an embedded
+//! cluster (`cargo run -p meridian-client --example bank`) or a running one
+//! (`-- --endpoints HOST:PORT,...`).
 //!
 //! Lock-free reads (docs/design.md §5.2, §5.3): [`Client::read_only`]
 //! (strong), [`Client::snapshot_read`] and [`Client::read_stale`], served
