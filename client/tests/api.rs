@@ -86,7 +86,8 @@ async fn keys_and_values_may_be_borrowed_or_owned() {
             txn.put(&key, "1")?;
             txn.put(format!("{prefix}bob"), String::from("2"))?;
             txn.put(&b"zz"[..], Bytes::from_static(b"3"))?;
-            txn.delete(&b"acct/carol".to_vec())?;
+            let carol: Vec<u8> = b"acct/carol".to_vec();
+            txn.delete(&carol)?;
             let rows = txn.scan(prefix.as_str()..end.as_str(), 10).await?;
             let to_end = txn.scan(&prefix.., 10).await?;
             let all = txn.scan(.., 10).await?;
