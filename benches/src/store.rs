@@ -5,6 +5,8 @@
 //! operations against etcd, so both systems do the same work.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -142,14 +144,11 @@ impl Store for MeridianStore {
 
     async fn load_batch(&self, batch: Vec<(Bytes, Bytes)>) -> Result<(), String> {
         self.client
-            .transaction(|txn| {
-                let batch = batch.clone();
-                Box::pin(async move {
-                    for (k, v) in batch {
-                        txn.put(k, v)?;
-                    }
-                    Ok(())
-                })
+            .transaction(async move |txn| {
+                for (k, v) in &batch {
+                    txn.put(k, v)?;
+                }
+                Ok(())
             })
             .await
             .map(|_| ())
@@ -165,16 +164,19 @@ impl Store for MeridianStore {
     }
 
     async fn write(&self, key: Bytes, value: Bytes) -> Outcome {
-        let mut attempts = 0u64;
+        let attempts = Attempts::default();
+        let counter = attempts.clone();
         let r = self
             .client
-            .transaction_with(self.opts, |txn| {
-                attempts += 1;
-                let (key, value) = (key.clone(), value.clone());
-                Box::pin(async move { txn.put(key, value) })
+            .transaction_with(self.opts, async move |txn| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                txn.put(&key, &value)
             })
             .await;
-        (r.map(|_| ()).or_else(|e| failed(&e)), retries(attempts))
+        (
+            r.map(|_| ()).or_else(|e| failed(&e)),
+            retries(attempts.load(Ordering::Relaxed)),
+        )
     }
 
     async fn scan(&self, start: Bytes, end: Bytes, limit: usize) -> Outcome {
@@ -191,45 +193,44 @@ impl Store for MeridianStore {
 
     async fn read_modify_write(&self, key: Bytes, field: usize, fresh: Vec<u8>) -> Outcome {
         let fresh = Bytes::from(fresh);
-        let mut attempts = 0u64;
+        let attempts = Attempts::default();
+        let counter = attempts.clone();
         let r = self
             .client
-            .transaction_with(self.opts, |txn| {
-                attempts += 1;
-                let (key, fresh) = (key.clone(), fresh.clone());
-                Box::pin(async move {
-                    let old = txn.get(key.clone()).await?;
-                    txn.put(key, update_field(old.as_deref(), field, &fresh))?;
-                    Ok(())
-                })
+            .transaction_with(self.opts, async move |txn| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                let old = txn.get(&key).await?;
+                txn.put(&key, update_field(old.as_deref(), field, &fresh))?;
+                Ok(())
             })
             .await;
-        (r.map(|_| ()).or_else(|e| failed(&e)), retries(attempts))
+        (
+            r.map(|_| ()).or_else(|e| failed(&e)),
+            retries(attempts.load(Ordering::Relaxed)),
+        )
     }
 
     async fn transfer(&self, from: Bytes, to: Bytes, amount: i64) -> Outcome {
-        let mut attempts = 0u64;
+        let attempts = Attempts::default();
+        let counter = attempts.clone();
         let r = self
             .client
-            .transaction_with(self.opts, |txn| {
-                attempts += 1;
-                let (from, to) = (from.clone(), to.clone());
-                Box::pin(async move {
-                    let v = txn.get_many([from.clone(), to.clone()]).await?;
-                    let balance = |v: &Option<Bytes>, key: &Bytes| {
-                        v.as_deref().and_then(parse_balance).ok_or_else(|| {
-                            Error::Invalid(format!(
-                                "account {} {MISSING_ACCOUNT}",
-                                String::from_utf8_lossy(key)
-                            ))
-                        })
-                    };
-                    let a = balance(&v[0], &from)?;
-                    let b = balance(&v[1], &to)?;
-                    txn.put(from, (a - amount).to_string())?;
-                    txn.put(to, (b + amount).to_string())?;
-                    Ok(())
-                })
+            .transaction_with(self.opts, async move |txn| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                let v = txn.get_many([&from, &to]).await?;
+                let balance = |v: &Option<Bytes>, key: &Bytes| {
+                    v.as_deref().and_then(parse_balance).ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "account {} {MISSING_ACCOUNT}",
+                            String::from_utf8_lossy(key)
+                        ))
+                    })
+                };
+                let a = balance(&v[0], &from)?;
+                let b = balance(&v[1], &to)?;
+                txn.put(&from, (a - amount).to_string())?;
+                txn.put(&to, (b + amount).to_string())?;
+                Ok(())
             })
             .await;
         let outcome = match r {
@@ -237,7 +238,7 @@ impl Store for MeridianStore {
             Err(Error::Invalid(m)) if m.contains(MISSING_ACCOUNT) => Err("missing_account".into()),
             Err(e) => failed(&e),
         };
-        (outcome, retries(attempts))
+        (outcome, retries(attempts.load(Ordering::Relaxed)))
     }
 
     async fn read_sum(&self, keys: Vec<Bytes>) -> Result<Option<i64>, String> {
@@ -274,6 +275,10 @@ impl Store for MeridianStore {
         Err(last.map_or_else(|| "no attempt".into(), |e| e.to_string()))
     }
 }
+
+/// A transaction's attempts, counted by its closure (which owns a clone:
+/// a closure that borrows would make the future not `Send`).
+type Attempts = Arc<AtomicU64>;
 
 /// What a transfer's error says of an account without a balance.
 const MISSING_ACCOUNT: &str = "holds no balance";

@@ -1089,24 +1089,20 @@ async fn execute(
             } else {
                 CcMode::Locking
             };
-            let script = std::sync::Arc::new(script);
             let (reads, c) = client
-                .transaction_with(TxnOptions { mode }, move |txn| {
-                    let script = script.clone();
-                    Box::pin(async move {
-                        let mut reads = Vec::new();
-                        for op in script.iter() {
-                            match op {
-                                ScriptOp::Get(k) => {
-                                    let v = txn.get(k.clone()).await?;
-                                    reads.push((k.clone(), v));
-                                }
-                                ScriptOp::Put(k, v) => txn.put(k.clone(), v.clone())?,
-                                ScriptOp::Delete(k) => txn.delete(k.clone())?,
+                .transaction_with(TxnOptions { mode }, async move |txn| {
+                    let mut reads = Vec::new();
+                    for op in script.iter() {
+                        match op {
+                            ScriptOp::Get(k) => {
+                                let v = txn.get(k.clone()).await?;
+                                reads.push((k.clone(), v));
                             }
+                            ScriptOp::Put(k, v) => txn.put(k.clone(), v.clone())?,
+                            ScriptOp::Delete(k) => txn.delete(k.clone())?,
                         }
-                        Ok(reads)
-                    })
+                    }
+                    Ok(reads)
                 })
                 .await?;
             for (k, v) in reads {

@@ -98,6 +98,26 @@ fn json_shapes_of_reads_and_commits() {
 }
 
 #[test]
+fn a_txn_id_prints_the_same_in_the_cli_as_in_debug_and_display() {
+    let f = Fixture::start(1, &[]);
+    let out = f.cmd(false).args(["put", "k", "v"]).assert().success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).expect("utf-8");
+    let (_, shown) = text
+        .trim()
+        .rsplit_once(", txn ")
+        .expect("the commit names its transaction");
+    let id = meridian_client::parse_txn_id(shown).expect("the CLI's id parses back");
+    assert_eq!(id.to_string(), shown);
+    assert_eq!(format!("{id:?}"), shown);
+    let out = f.cmd(false).args(["txn-status", shown]).assert().success();
+    let status = String::from_utf8(out.get_output().stdout.clone()).expect("utf-8");
+    assert!(
+        status.starts_with(&format!("txn {shown}: committed")),
+        "{status}"
+    );
+}
+
+#[test]
 fn non_utf8_values_are_base64_in_json() {
     let f = Fixture::start(1, &[]);
     f.cluster.state().data.insert(

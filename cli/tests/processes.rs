@@ -485,18 +485,14 @@ async fn worker(
             t.marker_value(),
         );
         let r = client
-            .transaction(|txn| {
-                let (from, to, marker, value) =
-                    (from.clone(), to.clone(), marker.clone(), value.clone());
-                Box::pin(async move {
-                    let v = txn.get_many([from.clone(), to.clone()]).await?;
-                    let a = parse_balance(&from, v[0].as_ref());
-                    let b = parse_balance(&to, v[1].as_ref());
-                    txn.put(from, (a - amount).to_string())?;
-                    txn.put(to, (b + amount).to_string())?;
-                    txn.put(marker, value)?;
-                    Ok(())
-                })
+            .transaction(async move |txn| {
+                let v = txn.get_many([&from, &to]).await?;
+                let a = parse_balance(&from, v[0].as_ref());
+                let b = parse_balance(&to, v[1].as_ref());
+                txn.put(&from, (a - amount).to_string())?;
+                txn.put(&to, (b + amount).to_string())?;
+                txn.put(&marker, &value)?;
+                Ok(())
             })
             .await;
         t.outcome = match &r {
@@ -542,13 +538,11 @@ async fn open_accounts(client: &Client) {
     }
     loop {
         let r = client
-            .transaction(|txn| {
-                Box::pin(async move {
-                    for a in accounts() {
-                        txn.put(a, INITIAL_BALANCE.to_string())?;
-                    }
-                    Ok(())
-                })
+            .transaction(async |txn| {
+                for a in accounts() {
+                    txn.put(a, INITIAL_BALANCE.to_string())?;
+                }
+                Ok(())
             })
             .await;
         match r {

@@ -398,24 +398,22 @@ impl Client {
             .unwrap_or(0)
             .saturating_add(1);
         let (id, _) = self
-            .run_transaction(TxnOptions::default(), true, move |txn| {
-                Box::pin(async move {
-                    let key = next_group_id_key();
-                    let id = match txn.get(key.clone()).await? {
-                        Some(v) => u64::from_be_bytes(v[..].try_into().map_err(|_| {
-                            Error::Invalid("the group id counter is not 8 bytes".into())
-                        })?),
-                        None => base,
-                    };
-                    if id > meridian_txn::MAX_GROUP_ID {
-                        return Err(Error::Invalid(format!(
-                            "group ids are exhausted (next {id}, at most {})",
-                            meridian_txn::MAX_GROUP_ID
-                        )));
-                    }
-                    txn.put(key, Bytes::copy_from_slice(&(id + 1).to_be_bytes()))?;
-                    Ok(id)
-                })
+            .run_transaction(TxnOptions::default(), true, async move |txn| {
+                let key = next_group_id_key();
+                let id = match txn.get(key.clone()).await? {
+                    Some(v) => u64::from_be_bytes(v[..].try_into().map_err(|_| {
+                        Error::Invalid("the group id counter is not 8 bytes".into())
+                    })?),
+                    None => base,
+                };
+                if id > meridian_txn::MAX_GROUP_ID {
+                    return Err(Error::Invalid(format!(
+                        "group ids are exhausted (next {id}, at most {})",
+                        meridian_txn::MAX_GROUP_ID
+                    )));
+                }
+                txn.put(key, Bytes::copy_from_slice(&(id + 1).to_be_bytes()))?;
+                Ok::<_, Error>(id)
             })
             .await?;
         Ok(id)
@@ -429,33 +427,30 @@ impl Client {
         let all = records.to_vec();
         let records = records.to_vec();
         let (written, _) = self
-            .run_transaction(TxnOptions::default(), true, move |txn| {
-                let records = records.clone();
-                Box::pin(async move {
-                    let keys: Vec<Bytes> = records
-                        .iter()
-                        .map(|r| range_record_key(r.descriptor.group))
-                        .collect();
-                    let now = txn.get_many(keys.clone()).await?;
-                    let mut written = Vec::new();
-                    for ((rec, key), cur) in records.iter().zip(keys).zip(now) {
-                        let cur_gen = match cur {
-                            Some(v) => {
-                                DirectoryRecord::decode(rec.descriptor.group, &v)
-                                    .map_err(|e| Error::Invalid(e.to_string()))?
-                                    .descriptor
-                                    .generation
-                            }
-                            None => 0,
-                        };
-                        let newer = rec.descriptor.generation > cur_gen;
-                        if newer {
-                            txn.put(key, rec.encode())?;
+            .run_transaction(TxnOptions::default(), true, async move |txn| {
+                let keys: Vec<Bytes> = records
+                    .iter()
+                    .map(|r| range_record_key(r.descriptor.group))
+                    .collect();
+                let now = txn.get_many(keys.clone()).await?;
+                let mut written = Vec::new();
+                for ((rec, key), cur) in records.iter().zip(keys).zip(now) {
+                    let cur_gen = match cur {
+                        Some(v) => {
+                            DirectoryRecord::decode(rec.descriptor.group, &v)
+                                .map_err(|e| Error::Invalid(e.to_string()))?
+                                .descriptor
+                                .generation
                         }
-                        written.push(newer);
+                        None => 0,
+                    };
+                    let newer = rec.descriptor.generation > cur_gen;
+                    if newer {
+                        txn.put(key, rec.encode())?;
                     }
-                    Ok(written)
-                })
+                    written.push(newer);
+                }
+                Ok::<_, Error>(written)
             })
             .await?;
         let installed: Vec<DirectoryRecord> = all

@@ -179,3 +179,47 @@ impl From<RemoteError> for Error {
         }
     }
 }
+
+/// The error a transaction closure may fail with: the
+/// client's own [`Error`], or an application's error type that can hold one.
+///
+/// The closure's `?` on a Meridian operation converts its [`Error`] with
+/// `From`; an application error of the closure's own (an overdrawn
+/// account, a missing row) ends the transaction: the attempt is aborted
+/// and the error answered as it is, never retried. The retry loop asks
+/// [`TransactError::meridian_error`] whether a failure is a Meridian error,
+/// and retries it only if [`Error::is_retryable`] — the design of
+/// `foundationdb`'s `TransactError`. The closure is given to
+/// [`crate::Client::transact`] or [`crate::Client::transact_with`].
+///
+/// ```
+/// use meridian_client::{Error, TransactError};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// enum BankError {
+///     #[error("account {0} has too little money")]
+///     InsufficientFunds(String),
+///     #[error(transparent)]
+///     Meridian(#[from] Error),
+/// }
+///
+/// impl TransactError for BankError {
+///     fn meridian_error(&self) -> Option<&Error> {
+///         match self {
+///             BankError::Meridian(e) => Some(e),
+///             BankError::InsufficientFunds(_) => None,
+///         }
+///     }
+/// }
+/// ```
+pub trait TransactError: From<Error> {
+    /// The Meridian error this is, if it is one (`None`: the
+    /// application's own, never retried).
+    fn meridian_error(&self) -> Option<&Error>;
+}
+
+impl TransactError for Error {
+    fn meridian_error(&self) -> Option<&Error> {
+        Some(self)
+    }
+}

@@ -21,7 +21,17 @@
 //! new attempt with the first attempt's wound-wait priority (Spanner
 //! §4.2.1). A commit whose outcome could not be learned is reported as
 //! [`Error::OutcomeUnknown`] — never as success or failure, and never
-//! retried as a new attempt.
+//! retried as a new attempt. The closure is an async closure borrowing the
+//! transaction (`async |txn| { .. }`); [`Client::transact`] takes one that
+//! fails with the application's own error type ([`TransactError`]), whose
+//! own errors are never retried. Keys and values are [`IntoBytes`]: owned
+//! or borrowed bytes and text. A [`Txn`] dropped without commit or abort
+//! is aborted in the background.
+//!
+//! `client/examples/bank.rs` is a small application: concurrent transfers
+//! with the bank's own error for insufficient funds, on an embedded
+//! cluster (`cargo run -p meridian-client --example bank`) or a running one
+//! (`-- --endpoints HOST:PORT,...`).
 //!
 //! Lock-free reads (docs/design.md §5.2, §5.3): [`Client::read_only`]
 //! (strong), [`Client::snapshot_read`] and [`Client::read_stale`], served
@@ -52,13 +62,11 @@
 //!
 //! // "Apple" and "apple" live in different groups: a two-phase commit.
 //! let (old, committed) = client
-//!     .transaction(|txn| {
-//!         Box::pin(async move {
-//!             let old = txn.get("Apple").await?;
-//!             txn.put("Apple", "red")?;
-//!             txn.put("apple", "green")?;
-//!             Ok(old)
-//!         })
+//!     .transaction(async |txn| {
+//!         let old = txn.get("Apple").await?;
+//!         txn.put("Apple", "red")?;
+//!         txn.put("apple", "green")?;
+//!         Ok(old)
 //!     })
 //!     .await?;
 //! assert_eq!(old, None);
@@ -75,10 +83,17 @@
 //! ```
 #![deny(missing_docs)]
 
+// The README's client snippet is this crate's doc-test: it compiles as
+// shown there.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
 pub mod admin;
 pub mod directory;
 mod error;
 pub mod exit;
+mod keys;
 mod options;
 mod pipe;
 mod route;
@@ -89,8 +104,6 @@ mod route;
 pub mod testing;
 mod txn;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,7 +111,8 @@ use bytes::Bytes;
 use meridian_proto::convert::{read_at_to_pb, read_op_to_pb, read_result_from_pb, txn_to_pb};
 use meridian_proto::pb;
 
-pub use error::Error;
+pub use error::{Error, TransactError};
+pub use keys::{IntoBytes, KeyRange};
 pub use meridian_participant::TxnId;
 pub use meridian_proto::RemoteError;
 pub use meridian_truetime::{MAX_CLOCK_DRIFT_PPM, Timestamp, TtInterval};
@@ -113,10 +127,6 @@ use route::{Inner, Resend, Route};
 
 /// A node's id.
 pub type NodeId = u64;
-
-/// The future a [`Client::transaction`] closure returns: boxed, `Send`, and
-/// borrowing the [`Txn`] it was given.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A connection to a Meridian cluster. Cheap to clone; every clone shares
 /// the range map and the per-node connections, and may be used from many
@@ -518,23 +528,23 @@ impl Client {
     }
 
     /// Runs a read-write transaction under [`ClientOptions::default_mode`]:
-    /// see [`Client::transaction_with`].
+    /// see [`Client::transaction_with`]. For a closure that fails with the
+    /// application's own error type, [`Client::transact`].
     ///
     /// ```no_run
     /// # async fn demo(client: meridian_client::Client) -> Result<(), meridian_client::Error> {
     /// // Move 10 from one account to another, atomically.
+    /// let parse = |v: Option<bytes::Bytes>| -> i64 {
+    ///     v.and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok()).unwrap_or(0)
+    /// };
+    /// let (from, to) = (String::from("acct/a"), String::from("acct/b"));
     /// let ((), committed) = client
-    ///     .transaction(|txn| {
-    ///         Box::pin(async move {
-    ///             let parse = |v: Option<bytes::Bytes>| -> i64 {
-    ///                 v.and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok()).unwrap_or(0)
-    ///             };
-    ///             let a = parse(txn.get("acct/a").await?);
-    ///             let b = parse(txn.get("acct/b").await?);
-    ///             txn.put("acct/a", (a - 10).to_string())?;
-    ///             txn.put("acct/b", (b + 10).to_string())?;
-    ///             Ok(())
-    ///         })
+    ///     .transaction(async |txn| {
+    ///         let a = parse(txn.get(&from).await?);
+    ///         let b = parse(txn.get(&to).await?);
+    ///         txn.put(&from, (a - 10).to_string())?;
+    ///         txn.put(&to, (b + 10).to_string())?;
+    ///         Ok(())
     ///     })
     ///     .await?;
     /// println!("committed at {}", committed.commit_ts);
@@ -543,29 +553,62 @@ impl Client {
     /// ```
     pub async fn transaction<T, F>(&self, f: F) -> Result<(T, Committed), Error>
     where
-        F: for<'t> FnMut(&'t mut Txn) -> BoxFuture<'t, Result<T, Error>>,
+        F: AsyncFnMut(&mut Txn) -> Result<T, Error>,
     {
-        let opts = TxnOptions {
-            mode: self.inner.opts.default_mode,
-        };
-        self.transaction_with(opts, f).await
+        self.transact(f).await
     }
 
     /// Runs a read-write transaction: calls `f` with a fresh [`Txn`], then
     /// commits what it wrote, and answers `f`'s value with the commit.
     ///
-    /// If `f` or the commit fails with a retryable error ([`Error::is_retryable`]:
-    /// wounded, OCC conflict, leader change, unreachable replica), the
-    /// attempt is aborted (best effort), and after a backoff (exponential
-    /// with jitter, bounded by [`ClientOptions::backoff_max`]) `f` runs
-    /// again as a new attempt with the first attempt's wound-wait priority,
-    /// so the transaction only grows older and eventually wins (Spanner
-    /// §4.2.1). At most [`ClientOptions::max_txn_attempts`] attempts within
+    /// `f` is an async closure (`async |txn| { ... }`) that borrows the
+    /// [`Txn`] and fails with [`Error`] (its `?` needs no annotation);
+    /// [`Client::transact_with`] is the same for a closure that fails with
+    /// the application's own error type.
+    ///
+    /// If `f` or the commit fails with a retryable error
+    /// ([`Error::is_retryable`]: wounded, OCC conflict, leader change,
+    /// unreachable replica), the attempt is aborted (best effort), and
+    /// after a backoff (exponential with jitter, bounded by
+    /// [`ClientOptions::backoff_max`]) `f` runs again as a new attempt with
+    /// the first attempt's wound-wait priority, so the transaction only
+    /// grows older and eventually wins (Spanner §4.2.1). At most
+    /// [`ClientOptions::max_txn_attempts`] attempts within
     /// [`ClientOptions::retry_budget`]. `f` may therefore run several
-    /// times: it should have no effects outside the transaction.
+    /// times: it should have no effects outside the transaction. Any other
+    /// failure of `f` aborts the attempt and is answered at once.
     ///
     /// [`Error::OutcomeUnknown`] is never retried: the commit may have taken
     /// effect.
+    ///
+    /// The future is `Send` (it may be given to `tokio::spawn`) when the
+    /// closure owns what it captures — `async move |txn| { .. }` — and all
+    /// of it is `Send`, as is everything the closure holds across an
+    /// `.await`. (A closure that borrows from the spawned block is refused
+    /// by rustc's "implementation of `Send` is not general enough", a
+    /// limitation of its auto-trait check; awaited in place, it needs no
+    /// `move`.)
+    ///
+    /// ```no_run
+    /// # async fn demo(client: meridian_client::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let key = String::from("counter");
+    /// let task = tokio::spawn(async move {
+    ///     client
+    ///         .transaction(async move |txn| {
+    ///             let n: u64 = match txn.get(&key).await? {
+    ///                 Some(v) => String::from_utf8_lossy(&v).parse().unwrap_or(0),
+    ///                 None => 0,
+    ///             };
+    ///             txn.put(&key, (n + 1).to_string())?;
+    ///             Ok(n + 1)
+    ///         })
+    ///         .await
+    /// });
+    /// let (n, _) = task.await??;
+    /// println!("counter is now {n}");
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// ```no_run
     /// # async fn demo(client: meridian_client::Client) -> Result<(), meridian_client::Error> {
@@ -573,12 +616,10 @@ impl Client {
     ///
     /// let opts = TxnOptions { mode: CcMode::Optimistic, ..Default::default() };
     /// let (rows, _) = client
-    ///     .transaction_with(opts, |txn| {
-    ///         Box::pin(async move {
-    ///             let rows = txn.scan("user/".."user0", 100).await?;
-    ///             txn.put("user/count", rows.len().to_string())?;
-    ///             Ok(rows)
-    ///         })
+    ///     .transaction_with(opts, async |txn| {
+    ///         let rows = txn.scan("user/".."user0", 100).await?;
+    ///         txn.put("user/count", rows.len().to_string())?;
+    ///         Ok(rows)
     ///     })
     ///     .await?;
     /// # let _ = rows;
@@ -591,21 +632,98 @@ impl Client {
         f: F,
     ) -> Result<(T, Committed), Error>
     where
-        F: for<'t> FnMut(&'t mut Txn) -> BoxFuture<'t, Result<T, Error>>,
+        F: AsyncFnMut(&mut Txn) -> Result<T, Error>,
+    {
+        self.transact_with(opts, f).await
+    }
+
+    /// [`Client::transact_with`] under [`ClientOptions::default_mode`].
+    pub async fn transact<T, E, F>(&self, f: F) -> Result<(T, Committed), E>
+    where
+        F: AsyncFnMut(&mut Txn) -> Result<T, E>,
+        E: TransactError,
+    {
+        let opts = TxnOptions {
+            mode: self.inner.opts.default_mode,
+        };
+        self.transact_with(opts, f).await
+    }
+
+    /// [`Client::transaction_with`] for a closure that fails with the
+    /// application's own error type `E` (as `foundationdb`'s `transact`).
+    ///
+    /// `E` is [`TransactError`]: `From<Error>`, so that the closure's `?`
+    /// on a Meridian operation (and a failed commit) becomes an `E`, and
+    /// able to say whether an `E` is a Meridian error. The retry loop runs
+    /// the closure again only for a retryable Meridian error
+    /// ([`Error::is_retryable`]); the application's own error aborts the
+    /// attempt and is answered as it is, after one run. [`Error`] itself
+    /// is a `TransactError`: [`Client::transaction_with`] is this with
+    /// `E = Error`.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: meridian_client::Client) {
+    /// use meridian_client::{Error, TransactError, TxnOptions};
+    ///
+    /// #[derive(Debug)]
+    /// enum Withdraw {
+    ///     Insufficient { balance: u64 },
+    ///     Meridian(Error),
+    /// }
+    /// impl From<Error> for Withdraw {
+    ///     fn from(e: Error) -> Withdraw {
+    ///         Withdraw::Meridian(e)
+    ///     }
+    /// }
+    /// impl TransactError for Withdraw {
+    ///     fn meridian_error(&self) -> Option<&Error> {
+    ///         match self {
+    ///             Withdraw::Meridian(e) => Some(e),
+    ///             Withdraw::Insufficient { .. } => None,
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let amount = 30;
+    /// let done = client
+    ///     .transact_with(TxnOptions::default(), async |txn| -> Result<u64, Withdraw> {
+    ///         let balance: u64 = match txn.get("acct/a").await? {
+    ///             Some(v) => String::from_utf8_lossy(&v).parse().unwrap_or(0),
+    ///             None => 0,
+    ///         };
+    ///         if balance < amount {
+    ///             return Err(Withdraw::Insufficient { balance });
+    ///         }
+    ///         txn.put("acct/a", (balance - amount).to_string())?;
+    ///         Ok(balance - amount)
+    ///     })
+    ///     .await;
+    /// match done {
+    ///     Ok((left, _)) => println!("{left} left"),
+    ///     Err(Withdraw::Insufficient { balance }) => println!("only {balance}"),
+    ///     Err(Withdraw::Meridian(e)) => println!("failed: {e}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn transact_with<T, E, F>(&self, opts: TxnOptions, f: F) -> Result<(T, Committed), E>
+    where
+        F: AsyncFnMut(&mut Txn) -> Result<T, E>,
+        E: TransactError,
     {
         self.run_transaction(opts, false, f).await
     }
 
     /// [`Client::transaction_with`]; `system`: the range directory's own
     /// transaction, allowed system keys.
-    pub(crate) async fn run_transaction<T, F>(
+    pub(crate) async fn run_transaction<T, E, F>(
         &self,
         opts: TxnOptions,
         system: bool,
         mut f: F,
-    ) -> Result<(T, Committed), Error>
+    ) -> Result<(T, Committed), E>
     where
-        F: for<'t> FnMut(&'t mut Txn) -> BoxFuture<'t, Result<T, Error>>,
+        F: AsyncFnMut(&mut Txn) -> Result<T, E>,
+        E: TransactError,
     {
         let started = Instant::now();
         let mut priority: Option<Timestamp> = None;
@@ -617,12 +735,12 @@ impl Client {
             } else {
                 Txn::new(self.clone(), opts.mode, priority)
             };
-            let e = match f(&mut txn).await {
+            let e: E = match f(&mut txn).await {
                 Ok(value) => {
                     priority = txn.priority().or(priority);
                     match txn.commit().await {
                         Ok(c) => return Ok((value, c)),
-                        Err(e) => e,
+                        Err(e) => E::from(e),
                     }
                 }
                 Err(e) => {
@@ -631,8 +749,13 @@ impl Client {
                     e
                 }
             };
+            let Some(meridian) = e.meridian_error() else {
+                // The application's own error: never retried.
+                return Err(e);
+            };
+            let retryable = meridian.is_retryable();
             if matches!(
-                e,
+                meridian,
                 Error::Unavailable { .. } | Error::Remote(RemoteError::WrongGroup { .. })
             ) && self.inner.view().gap(b"", None).is_some()
             {
@@ -645,10 +768,12 @@ impl Client {
             }
             let out_of_budget = attempt >= self.inner.opts.max_txn_attempts
                 || started.elapsed() >= self.inner.opts.retry_budget;
-            if !e.is_retryable() || out_of_budget {
+            if !retryable || out_of_budget {
                 return Err(e);
             }
-            tracing::debug!(attempt, error = %e, "transaction attempt failed; retrying");
+            if let Some(m) = e.meridian_error() {
+                tracing::debug!(attempt, error = %m, "transaction attempt failed; retrying");
+            }
             tokio::time::sleep(self.inner.backoff(attempt - 1)).await;
         }
     }
@@ -785,8 +910,8 @@ impl Client {
     }
 
     /// The value of `key` by a strong read-only read.
-    pub async fn get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>, Error> {
-        let r = self.read_only(vec![ReadOp::Get(key.into())]).await?;
+    pub async fn get(&self, key: impl IntoBytes) -> Result<Option<Bytes>, Error> {
+        let r = self.read_only(vec![ReadOp::Get(key.into_bytes())]).await?;
         match r.results.into_iter().next() {
             Some(ReadResult::Value(v)) => Ok(v),
             other => Err(Error::Invalid(format!("a get answered with {other:?}"))),
@@ -796,28 +921,20 @@ impl Client {
     /// Writes `key` in a transaction of its own (a one-shot commit).
     pub async fn put(
         &self,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        key: impl IntoBytes,
+        value: impl IntoBytes,
     ) -> Result<Committed, Error> {
-        let (key, value) = (key.into(), value.into());
+        let (key, value) = (key.into_bytes(), value.into_bytes());
         let ((), c) = self
-            .transaction(move |txn| {
-                let (key, value) = (key.clone(), value.clone());
-                Box::pin(async move { txn.put(key, value) })
-            })
+            .transaction(async move |txn| txn.put(&key, &value))
             .await?;
         Ok(c)
     }
 
     /// Deletes `key` in a transaction of its own (a one-shot commit).
-    pub async fn delete(&self, key: impl Into<Bytes>) -> Result<Committed, Error> {
-        let key = key.into();
-        let ((), c) = self
-            .transaction(move |txn| {
-                let key = key.clone();
-                Box::pin(async move { txn.delete(key) })
-            })
-            .await?;
+    pub async fn delete(&self, key: impl IntoBytes) -> Result<Committed, Error> {
+        let key = key.into_bytes();
+        let ((), c) = self.transaction(async move |txn| txn.delete(&key)).await?;
         Ok(c)
     }
 

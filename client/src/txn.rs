@@ -25,7 +25,6 @@
 //!   leader, one request at a time with its own requests.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +39,7 @@ use meridian_txn::api::{check_key, check_operation_count, check_scan};
 use meridian_txn::{CcMode, GroupId, Term, TxnError};
 
 use crate::route::{CallError, GroupInfo, Inner, Resend, Route, Spares};
-use crate::{Client, Error, NodeId, TxnStatus};
+use crate::{Client, Error, IntoBytes, KeyRange, NodeId, TxnStatus};
 
 /// A committed transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,8 +57,10 @@ pub struct Committed {
 ///
 /// Reads go to the cluster; [`Txn::put`] and [`Txn::delete`] are buffered
 /// and sent with the commit. A `Txn` dropped without [`Txn::commit`] or
-/// [`Txn::abort`] holds whatever locks its reads took until the leader's
-/// inactivity timeout.
+/// [`Txn::abort`] (a closure's future cancelled, a hand-driven transaction
+/// forgotten) is aborted in the background when dropped within a tokio
+/// runtime, releasing its locks at once; outside one its locks last until
+/// the leader's inactivity timeout.
 #[derive(Debug)]
 pub struct Txn {
     client: Client,
@@ -104,10 +105,30 @@ struct Keepalive {
 }
 
 impl Drop for Txn {
+    /// Stops the heartbeats; a transaction dropped without
+    /// [`Txn::commit`] or [`Txn::abort`] that has begun (its reads may hold
+    /// locks) is aborted from a task of its own, when a tokio runtime is
+    /// present, at its home group and every group it read at, so that its
+    /// locks are released now rather than at the leader's inactivity
+    /// timeout.
     fn drop(&mut self) {
         if let Some(k) = self.keepalive.take() {
             k.task.abort();
         }
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let Some(txn) = self.id else {
+            // Nothing was sent: no participant holds anything.
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(%txn, "transaction dropped outside a runtime; left to the inactivity timeout");
+            return;
+        };
+        tracing::debug!(%txn, "transaction dropped without commit or abort; aborting");
+        runtime.spawn(self.abort_plan(txn, true).send());
     }
 }
 
@@ -252,13 +273,13 @@ impl Txn {
 
     /// Buffers a write of `value` at `key`, sent at commit. Checked against
     /// the limits at once.
-    pub fn put(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), Error> {
-        self.write(key.into(), Some(value.into()))
+    pub fn put(&mut self, key: impl IntoBytes, value: impl IntoBytes) -> Result<(), Error> {
+        self.write(key.into_bytes(), Some(value.into_bytes()))
     }
 
     /// Buffers a delete of `key`, sent at commit.
-    pub fn delete(&mut self, key: impl Into<Bytes>) -> Result<(), Error> {
-        self.write(key.into(), None)
+    pub fn delete(&mut self, key: impl IntoBytes) -> Result<(), Error> {
+        self.write(key.into_bytes(), None)
     }
 
     fn write(&mut self, key: Bytes, value: Option<Bytes>) -> Result<(), Error> {
@@ -277,18 +298,18 @@ impl Txn {
     /// The value of `key` (`None`: no value), as this transaction sees it:
     /// its own buffered write if it made one, else read at the key's
     /// group's leader (under a shared lock for a locking transaction).
-    pub async fn get(&mut self, key: impl Into<Bytes>) -> Result<Option<Bytes>, Error> {
+    pub async fn get(&mut self, key: impl IntoBytes) -> Result<Option<Bytes>, Error> {
         let mut v = self.get_many([key]).await?;
         Ok(v.pop().flatten())
     }
 
     /// The values of `keys`, in order; one request per group.
-    pub async fn get_many<K: Into<Bytes>>(
+    pub async fn get_many<K: IntoBytes>(
         &mut self,
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<Bytes>>, Error> {
         self.live()?;
-        let keys: Vec<Bytes> = keys.into_iter().map(Into::into).collect();
+        let keys: Vec<Bytes> = keys.into_iter().map(IntoBytes::into_bytes).collect();
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -456,31 +477,33 @@ impl Txn {
             .collect()
     }
 
-    /// The rows with `range.start ≤ key < range.end`, at most `limit` of
-    /// them, in key order, as this transaction sees them: the groups'
-    /// committed rows with its own buffered writes laid over them. A
-    /// locking transaction holds a shared range lock on each group's part
-    /// of the range until it ends (no phantoms); an optimistic one has the
-    /// rows validated at commit.
-    pub async fn scan<K: Into<Bytes>>(
+    /// The rows with keys in `range` (`start..end`, `start..`, `..end`,
+    /// `..`, `start..=end`: [`KeyRange`]), at most `limit` of them, in key
+    /// order, as this transaction sees them: the groups' committed rows
+    /// with its own buffered writes laid over them. A locking transaction
+    /// holds a shared range lock on each group's part of the range until it
+    /// ends (no phantoms); an optimistic one has the rows validated at
+    /// commit.
+    pub async fn scan(
         &mut self,
-        range: Range<K>,
+        range: impl KeyRange,
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, Error> {
-        self.scan_bounds(range.start, Some(range.end.into()), limit)
-            .await
+        let (start, end) = range.into_bounds();
+        self.scan_bounds(start, end, limit).await
     }
 
-    /// [`Txn::scan`] with an optional upper bound (`None`: to the last key)
-    /// and an empty `start` meaning from the first key.
+    /// [`Txn::scan`] with explicit bounds: an optional upper bound (`None`:
+    /// to the last key) and an empty `start` meaning from the first key.
+    /// (`txn.scan(start.., limit)` is the same without an upper bound.)
     pub async fn scan_bounds(
         &mut self,
-        start: impl Into<Bytes>,
+        start: impl IntoBytes,
         end: Option<Bytes>,
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, Error> {
         self.live()?;
-        let mut start = start.into();
+        let mut start = start.into_bytes();
         check_scan(&start, end.as_ref(), limit)?;
         if !self.system {
             start = meridian_txn::api::user_scan_start(&start)?;
@@ -858,7 +881,13 @@ impl Txn {
     /// and the next attempt of the same transaction (at the same priority)
     /// would wait for them.
     async fn abort_at_groups(&self, txn: TxnId, home: bool) {
-        let inner = &self.client.inner;
+        self.abort_plan(txn, home).send().await;
+    }
+
+    /// Where [`Txn::abort_at_groups`] sends its aborts, owned, so that a
+    /// dropped transaction can send them from a task of its own.
+    fn abort_plan(&self, txn: TxnId, home: bool) -> AbortPlan {
+        let inner = self.client.inner.clone();
         let view = inner.view();
         let mut targets: Vec<(GroupId, Option<NodeId>)> = Vec::new();
         if let (true, Some(g)) = (home, self.home) {
@@ -868,16 +897,39 @@ impl Txn {
         for g in self.asked.iter().filter(|g| Some(**g) != self.home) {
             targets.push((*g, view.group(*g).and_then(|g| g.leader)));
         }
-        for (group, node) in targets {
-            let Some(uri) = node.and_then(|n| view.nodes.get(&n)) else {
-                continue;
-            };
+        let targets = targets
+            .into_iter()
+            .filter_map(|(group, node)| {
+                let uri = node.and_then(|n| view.nodes.get(&n))?.clone();
+                Some((group, uri))
+            })
+            .collect();
+        AbortPlan {
+            inner,
+            txn,
+            targets,
+        }
+    }
+}
+
+/// The aborts of one transaction: `Abort` to each group's leader.
+struct AbortPlan {
+    inner: Arc<Inner>,
+    txn: TxnId,
+    targets: Vec<(GroupId, String)>,
+}
+
+impl AbortPlan {
+    /// Sends them one after another, best effort.
+    async fn send(self) {
+        let txn = self.txn;
+        for (group, uri) in &self.targets {
             let req = pb::AbortRequest {
-                header: Some(inner.header()),
-                group,
+                header: Some(self.inner.header()),
+                group: *group,
                 txn: Some(txn_to_pb(txn)),
             };
-            if let Err(e) = inner.rpc_at(uri, req).await {
+            if let Err(e) = self.inner.rpc_at(uri, req).await {
                 tracing::debug!(%txn, group, error = ?e, "best-effort abort failed");
             }
         }

@@ -99,7 +99,7 @@ async fn an_unreachable_replica_is_skipped() {
     assert!(committed.txn.is_some());
     assert_eq!(c.value("k").as_deref(), Some("v"));
     let (v, _) = client
-        .transaction(|txn| Box::pin(async move { txn.get("k").await }))
+        .transaction(async |txn| txn.get("k").await)
         .await
         .unwrap();
     assert_eq!(v, Some(b("v")));
@@ -137,11 +137,9 @@ async fn a_wrong_group_refreshes_the_range_map_and_routes_again() {
         s.groups[1].start = b("g");
     }
     let (v, _) = client
-        .transaction(|txn| {
-            Box::pin(async move {
-                txn.put("h", "x")?;
-                txn.get("h").await
-            })
+        .transaction(async |txn| {
+            txn.put("h", "x")?;
+            txn.get("h").await
         })
         .await
         .unwrap();
@@ -165,13 +163,11 @@ async fn a_retryable_abort_runs_a_new_attempt_with_the_same_priority() {
     c.fault(Rpc::Commit, None, FaultAction::Error(aborted), 1);
     let mut runs = 0;
     let (old, committed) = client
-        .transaction(|txn| {
+        .transaction(async |txn| {
             runs += 1;
-            Box::pin(async move {
-                let n = txn.get("n").await?;
-                txn.put("n", "2")?;
-                Ok(n)
-            })
+            let n = txn.get("n").await?;
+            txn.put("n", "2")?;
+            Ok(n)
         })
         .await
         .unwrap();
@@ -205,12 +201,10 @@ async fn read_then_write(
 ) -> (u32, meridian_client::Committed) {
     let mut runs = 0;
     let ((), committed) = client
-        .transaction(|txn| {
+        .transaction(async |txn| {
             runs += 1;
-            Box::pin(async move {
-                txn.get(key).await?;
-                txn.put(key, value)
-            })
+            txn.get(key).await?;
+            txn.put(key, value)
         })
         .await
         .unwrap();
@@ -323,9 +317,9 @@ async fn a_non_retryable_error_is_returned_after_one_attempt() {
     let client = connect(&c).await;
     let mut runs = 0;
     let e = client
-        .transaction(|_txn| {
+        .transaction(async |_txn| {
             runs += 1;
-            Box::pin(async move { Err::<(), _>(Error::Invalid("the caller's own".into())) })
+            Err::<(), _>(Error::Invalid("the caller's own".into()))
         })
         .await
         .unwrap_err();
@@ -341,18 +335,16 @@ async fn reads_see_the_transactions_own_writes() {
     }
     let client = connect(&c).await;
     let ((a, b_, rows, limited), _) = client
-        .transaction(|txn| {
-            Box::pin(async move {
-                txn.put("a", "new")?;
-                txn.delete("b")?;
-                txn.put("bb", "added")?;
-                txn.put("o", "new")?;
-                let a = txn.get("a").await?;
-                let b_ = txn.get("b").await?;
-                let rows = txn.scan("a".."zz", 100).await?;
-                let limited = txn.scan("a".."zz", 3).await?;
-                Ok((a, b_, rows, limited))
-            })
+        .transaction(async |txn| {
+            txn.put("a", "new")?;
+            txn.delete("b")?;
+            txn.put("bb", "added")?;
+            txn.put("o", "new")?;
+            let a = txn.get("a").await?;
+            let b_ = txn.get("b").await?;
+            let rows = txn.scan("a".."zz", 100).await?;
+            let limited = txn.scan("a".."zz", 3).await?;
+            Ok((a, b_, rows, limited))
         })
         .await
         .unwrap();
@@ -390,15 +382,13 @@ async fn a_cross_group_commit_names_every_other_group_with_its_term() {
     let c = FakeCluster::start(2, &["m"]).await;
     let client = connect(&c).await;
     client
-        .transaction(|txn| {
-            Box::pin(async move {
-                txn.get("a").await?;
-                txn.get("x").await?;
-                txn.get("y").await?;
-                txn.put("b", "1")?;
-                txn.put("z", "2")?;
-                Ok(())
-            })
+        .transaction(async |txn| {
+            txn.get("a").await?;
+            txn.get("x").await?;
+            txn.get("y").await?;
+            txn.put("b", "1")?;
+            txn.put("z", "2")?;
+            Ok(())
         })
         .await
         .unwrap();
@@ -473,12 +463,10 @@ async fn a_group_only_read_is_a_participant_without_writes() {
     let c = FakeCluster::start(2, &["m"]).await;
     let client = connect(&c).await;
     client
-        .transaction_with(TxnOptions::optimistic(), |txn| {
-            Box::pin(async move {
-                txn.put("a", "1")?;
-                txn.get("z").await?;
-                Ok(())
-            })
+        .transaction_with(TxnOptions::optimistic(), async |txn| {
+            txn.put("a", "1")?;
+            txn.get("z").await?;
+            Ok(())
         })
         .await
         .unwrap();
@@ -516,23 +504,19 @@ async fn limits_are_checked_before_anything_is_sent() {
     let big = vec![b'v'; 257 * 1024];
     assert!(invalid(client.put("k", big).await));
     let e = client
-        .transaction(|txn| {
-            Box::pin(async move {
-                for i in 0..1001 {
-                    txn.put(format!("k{i}"), "v")?;
-                }
-                Ok(())
-            })
+        .transaction(async |txn| {
+            for i in 0..1001 {
+                txn.put(format!("k{i}"), "v")?;
+            }
+            Ok(())
         })
         .await
         .unwrap_err();
     assert!(e.to_string().contains("1001 operations"), "{e}");
     let e = client
-        .transaction(|txn| {
-            Box::pin(async move {
-                let keys: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
-                txn.get_many(keys).await
-            })
+        .transaction(async |txn| {
+            let keys: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
+            txn.get_many(keys).await
         })
         .await
         .unwrap_err();
@@ -561,7 +545,7 @@ async fn a_transactions_reads_of_several_groups_are_sent_at_once() {
     c.fault(Rpc::Read, None, FaultAction::Delay(delay), 2);
     let started = std::time::Instant::now();
     let (values, _) = client
-        .transaction(|txn| Box::pin(async move { txn.get_many(["apple", "zebra"]).await }))
+        .transaction(async |txn| txn.get_many(["apple", "zebra"]).await)
         .await
         .unwrap();
     let took = started.elapsed();
@@ -627,12 +611,10 @@ async fn an_outcome_that_cannot_be_learned_is_reported_unknown() {
     c.fault(Rpc::Commit, None, FaultAction::Lose, 1);
     c.fault(Rpc::TxnStatus, None, FaultAction::Drop, 1000);
     let e = client
-        .transaction(|txn| {
-            Box::pin(async move {
-                txn.get("k").await?;
-                txn.put("k", "v")?;
-                Ok(())
-            })
+        .transaction(async |txn| {
+            txn.get("k").await?;
+            txn.put("k", "v")?;
+            Ok(())
         })
         .await
         .unwrap_err();
@@ -660,12 +642,10 @@ async fn a_busy_leader_is_retried_after_a_backoff() {
         1,
     );
     client
-        .transaction(|txn| {
-            Box::pin(async move {
-                txn.get("k").await?;
-                txn.put("k", "v")?;
-                Ok(())
-            })
+        .transaction(async |txn| {
+            txn.get("k").await?;
+            txn.put("k", "v")?;
+            Ok(())
         })
         .await
         .unwrap();
@@ -845,13 +825,11 @@ async fn every_call_carries_a_deadline() {
     let c = FakeCluster::start(2, &["m"]).await;
     let client = connect(&c).await;
     client
-        .transaction(|txn| {
-            Box::pin(async move {
-                txn.get("a").await?;
-                txn.get("z").await?;
-                txn.scan("a".."zz", 5).await?;
-                txn.put("b", "1")
-            })
+        .transaction(async |txn| {
+            txn.get("a").await?;
+            txn.get("z").await?;
+            txn.scan("a".."zz", 5).await?;
+            txn.put("b", "1")
         })
         .await
         .unwrap();
@@ -1082,12 +1060,10 @@ async fn a_read_at_a_moved_range_is_routed_again_within_the_attempt() {
     c.insert("h", "x");
     let mut runs = 0;
     let (v, _) = client
-        .transaction(|txn| {
+        .transaction(async |txn| {
             runs += 1;
-            Box::pin(async move {
-                txn.put("a", "1")?;
-                txn.get("h").await
-            })
+            txn.put("a", "1")?;
+            txn.get("h").await
         })
         .await
         .unwrap();
@@ -1135,13 +1111,11 @@ async fn an_idle_transaction_is_kept_alive_until_it_ends() {
     opts.heartbeat_interval = Some(Duration::from_millis(30));
     let client = Client::connect_with(c.endpoints(), opts).await.unwrap();
     client
-        .transaction(|txn| {
-            Box::pin(async move {
-                txn.get("k").await?;
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                txn.get("j").await?;
-                txn.put("k", "v")
-            })
+        .transaction(async |txn| {
+            txn.get("k").await?;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            txn.get("j").await?;
+            txn.put("k", "v")
         })
         .await
         .unwrap();

@@ -68,15 +68,12 @@ async fn contended_cross_group_transfers_never_stall() {
                 );
                 let started = Instant::now();
                 client
-                    .transaction(|txn| {
-                        let (from, to) = (from.clone(), to.clone());
-                        Box::pin(async move {
-                            let v = txn.get_many([from.clone(), to.clone()]).await?;
-                            let (a, b) = (balance(v[0].as_ref()), balance(v[1].as_ref()));
-                            txn.put(from, (a - 1).to_string())?;
-                            txn.put(to, (b + 1).to_string())?;
-                            Ok(())
-                        })
+                    .transaction(async move |txn| {
+                        let v = txn.get_many([&from, &to]).await?;
+                        let (a, b) = (balance(v[0].as_ref()), balance(v[1].as_ref()));
+                        txn.put(&from, (a - 1).to_string())?;
+                        txn.put(&to, (b + 1).to_string())?;
+                        Ok(())
                     })
                     .await
                     .expect("a transfer commits within its retries");
@@ -101,13 +98,10 @@ async fn contended_cross_group_transfers_never_stall() {
         .flat_map(|p| (0..ACCOUNTS_PER_GROUP).map(move |i| format!("{p}/acct/{i}")))
         .collect();
     let ((), _) = client
-        .transaction(|txn| {
-            let keys = keys.clone();
-            Box::pin(async move {
-                let v = txn.get_many(keys).await?;
-                assert_eq!(v.iter().map(|b| balance(b.as_ref())).sum::<i64>(), 0);
-                Ok(())
-            })
+        .transaction(async |txn| {
+            let v = txn.get_many(&keys).await?;
+            assert_eq!(v.iter().map(|b| balance(b.as_ref())).sum::<i64>(), 0);
+            Ok(())
         })
         .await
         .expect("the audit commits");

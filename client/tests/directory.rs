@@ -67,12 +67,7 @@ async fn directory_system_keys_are_refused_to_users_and_hidden_from_their_scans(
         );
         let get = client.get(key.clone()).await;
         assert!(matches!(get, Err(Error::SystemKey { .. })), "{get:?}");
-        let in_txn = client
-            .transaction(|txn| {
-                let key = key.clone();
-                Box::pin(async move { txn.get(key).await })
-            })
-            .await;
+        let in_txn = client.transaction(async |txn| txn.get(&key).await).await;
         assert!(matches!(in_txn, Err(Error::SystemKey { .. })), "{in_txn:?}");
         let scan = client
             .read_only(vec![ReadOp::Scan {
@@ -99,7 +94,7 @@ async fn directory_system_keys_are_refused_to_users_and_hidden_from_their_scans(
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows.iter().all(|(k, _)| &k[..] >= SYSTEM_KEYS_END));
     let in_txn = client
-        .transaction(|txn| Box::pin(async move { txn.scan_bounds("", None, 100).await }))
+        .transaction(async |txn| txn.scan_bounds("", None, 100).await)
         .await
         .expect("txn scan")
         .0;
@@ -232,12 +227,10 @@ async fn directory_split_is_recorded_and_a_fresh_client_routes_across_both_halve
     assert_eq!(fresh.group_of("peach").expect("routed"), child);
     // A transaction across both halves.
     fresh
-        .transaction(|txn| {
-            Box::pin(async move {
-                txn.put("apple", "both")?;
-                txn.put("zebra", "both")?;
-                Ok(())
-            })
+        .transaction(async |txn| {
+            txn.put("apple", "both")?;
+            txn.put("zebra", "both")?;
+            Ok(())
         })
         .await
         .expect("txn across the split");

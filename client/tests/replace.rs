@@ -79,12 +79,10 @@ async fn replace_a_dead_node(compact_every: Option<u64>) {
     }
     // A cross-group transaction too.
     client
-        .transaction(|txn| {
-            Box::pin(async move {
-                txn.put(b("apple"), b("cross"))?;
-                txn.put(b("Apple"), b("cross"))?;
-                Ok(())
-            })
+        .transaction(async |txn| {
+            txn.put(b("apple"), b("cross"))?;
+            txn.put(b("Apple"), b("cross"))?;
+            Ok(())
         })
         .await
         .expect("cross-group commit");
@@ -201,13 +199,11 @@ async fn replace_a_dead_node(compact_every: Option<u64>) {
         .await
         .expect("a write commits on 2 and 4");
     client
-        .transaction(|txn| {
-            Box::pin(async move {
-                txn.put(b("kiwi"), b("new"))?;
-                txn.put(b("0zero"), b("new"))?;
-                txn.put(b("Mango"), b("new"))?;
-                Ok(())
-            })
+        .transaction(async |txn| {
+            txn.put(b("kiwi"), b("new"))?;
+            txn.put(b("0zero"), b("new"))?;
+            txn.put(b("Mango"), b("new"))?;
+            Ok(())
         })
         .await
         .expect("a cross-group commit on 2 and 4");

@@ -17,7 +17,11 @@ use meridian_truetime::Timestamp;
 ///
 /// Origin 0 is never issued by a leader; tests and benches use it for
 /// plain numbered transactions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// It prints one way everywhere — `Debug`, `Display`, logs, the CLI —
+/// as `origin_hex.seq` (`seq` alone for origin 0), the form the CLI's
+/// `txn-status` takes back.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TxnId {
     /// The leadership term that issued the id.
     pub origin: u64,
@@ -45,6 +49,13 @@ impl fmt::Display for TxnId {
         } else {
             write!(f, "{:x}.{}", self.origin, self.seq)
         }
+    }
+}
+
+impl fmt::Debug for TxnId {
+    /// The same as `Display`: one id, one spelling.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -96,5 +107,17 @@ mod tests {
         assert!(p(5).is_older(TxnId::local(1), p(5), TxnId::local(2)));
         assert!(!p(5).is_older(TxnId::local(2), p(5), TxnId::local(1)));
         assert!(!p(5).is_older(TxnId::local(1), p(5), TxnId::local(1)));
+    }
+
+    #[test]
+    fn a_txn_id_prints_the_same_in_debug_and_display() {
+        for (id, shown) in [
+            (TxnId::new(0x1f_0002, 7), "1f0002.7"),
+            (TxnId::local(3), "3"),
+        ] {
+            assert_eq!(id.to_string(), shown);
+            assert_eq!(format!("{id:?}"), shown);
+            assert_eq!(format!("{:?}", Some(id)), format!("Some({shown})"));
+        }
     }
 }
