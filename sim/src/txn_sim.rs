@@ -314,10 +314,6 @@ struct Node {
     /// that left it nothing durable it waits for the parent's replay to
     /// emit the seed again.
     parent: Option<GroupId>,
-    /// A child replica whose initial state is not durable yet: what it
-    /// sends and answers waits here, and nothing is delivered to it
-    /// (senders resend), until its first sync.
-    held: Option<Vec<Output>>,
 }
 
 /// Node `n`'s clock reading at true time `t`: its model's, or during an
@@ -724,7 +720,6 @@ pub(crate) fn run_seed(opts: &RunOptions) -> RunOutcome {
                 clock_flagged: false,
                 edge: windows.edge(m),
                 parent: None,
-                held: None,
             });
         }
     }
@@ -1050,7 +1045,6 @@ impl Sim {
             return Ok(());
         }
         let cfg = self.config(i);
-        self.nodes[i].held = None;
         let rng = SmallRng::seed_from_u64(self.rng.random());
         let mut r = GroupReplica::new(cfg, state, Box::new(rng));
         let now = self.clock(i);
@@ -1203,12 +1197,6 @@ impl Sim {
                 self.nodes[i].paused_until = None;
             }
         }
-        if let (Some(i), Event::Deliver(_)) = (self.target(&ev), &ev) {
-            if self.nodes[i].held.is_some() {
-                // Not yet durable, so not yet there: senders resend.
-                return Ok(());
-            }
-        }
         if let Event::Deliver(p) = &ev {
             self.trace_packet(TraceKind::Deliver, p, None);
         }
@@ -1295,14 +1283,7 @@ impl Sim {
                 self.step(node, Input::Tick)
             }
             Event::Sync { node, generation } => match self.nodes[node].host.sync(generation) {
-                Some(seq) => {
-                    self.step(node, Input::Persisted { seq })?;
-                    // A child's initial state is durable: it may speak.
-                    match self.nodes[node].held.take() {
-                        Some(held) if !held.is_empty() => self.process(node, held),
-                        _ => Ok(()),
-                    }
-                }
+                Some(seq) => self.step(node, Input::Persisted { seq }),
                 None => Ok(()),
             },
             Event::Crash {
@@ -1414,17 +1395,6 @@ impl Sim {
         // How clients and two-phase-commit packets name this replica.
         let rid = i as NodeId + 1;
         for o in out {
-            if let Some(held) = self.nodes[i].held.as_mut() {
-                if matches!(
-                    o,
-                    Output::Send(_) | Output::ToGroup { .. } | Output::Reply { .. }
-                ) {
-                    // A child whose initial state is not durable yet says
-                    // nothing.
-                    held.push(o);
-                    continue;
-                }
-            }
             match o {
                 Output::SplitChild(seed) => self.split_child(i, *seed)?,
                 Output::Send(m) => {
@@ -2135,7 +2105,6 @@ impl Sim {
             let keep = self.nodes[j].host.crash(&mut self.rng);
             self.nodes[j].replica = None;
             self.nodes[j].paused_until = None;
-            self.nodes[j].held = None;
             // A crashed replica owes nothing.
             self.outstanding.retain(|_, o| o.0 != j);
             kept.push((self.nodes[j].group, keep));
@@ -3783,7 +3752,6 @@ impl Sim {
                     clock_flagged: p.clock_flagged,
                     edge: p.edge,
                     parent: Some(seed.parent),
-                    held: None,
                 };
                 self.nodes.push(node);
                 self.machines[m].push(j);
@@ -3826,10 +3794,40 @@ impl Sim {
         }
         let node = &mut self.nodes[j];
         node.host.boot(r.paxos().last_assigned_ts());
+        if !blank {
+            // As the node's driver does (docs/design.md §9, "Split
+            // children"): the child's initial state is written and synced
+            // in the step that applied the split, before the child says
+            // anything and before anything the parent persists afterwards
+            // on this machine. Synced later, a crash could keep the
+            // parent's snapshot past the split (which recovery does not
+            // replay, so it emits no seed) and lose the child (cluster
+            // seed 542).
+            let mut first = Vec::new();
+            out.retain(|o| match o {
+                Output::Persist(req) => {
+                    first.push(req.clone());
+                    false
+                }
+                _ => true,
+            });
+            for req in &first {
+                node.host
+                    .storage
+                    .write(req)
+                    .expect("memory storage cannot fail");
+            }
+            node.host
+                .storage
+                .sync()
+                .expect("memory storage cannot fail");
+            if let Some(seq) = first.iter().map(|q| q.seq).max() {
+                r.step(now, Input::Persisted { seq }, &mut out);
+            }
+        }
         node.replica = Some(r);
         node.last_t_safe = Timestamp::ZERO;
         node.applied_slot = slot;
-        node.held = (!blank).then(Vec::new);
         self.process(j, out)?;
         self.after_split_applied(i, j);
         Ok(())

@@ -353,7 +353,7 @@ impl Sim {
             .replica
             .as_ref()
             .is_some_and(|r| r.paxos().role() == Role::Leader);
-        (leads && n.paused_until.is_none() && n.held.is_none()).then_some(l)
+        (leads && n.paused_until.is_none()).then_some(l)
     }
 
     /// One fault tick of the split policy: maybe asks one group's leader
