@@ -264,21 +264,23 @@ pub fn split_latency(timeline: &[Second], split_seconds: &[u64]) -> SplitLatency
 /// The `[SPLITS]` section: splits during the run and the p99 during them
 /// beside the steady p99.
 fn split_rows(s: &SplitLatency) -> Vec<Row> {
-    let us = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-    vec![
+    // A latency with no operation behind it is left out, not printed as
+    // a non-number.
+    let mut rows = vec![
         Row::new("SPLITS", "Count", s.splits),
         Row::new("SPLITS", "SecondsDuringSplits", s.seconds_during),
-        Row::new(
+    ];
+    if let Some(v) = s.p99_during_us {
+        rows.push(Row::new(
             "SPLITS",
             "99thPercentileLatencyDuringSplits(us)",
-            us(s.p99_during_us),
-        ),
-        Row::new(
-            "SPLITS",
-            "99thPercentileLatencySteady(us)",
-            us(s.p99_steady_us),
-        ),
-    ]
+            v,
+        ));
+    }
+    if let Some(v) = s.p99_steady_us {
+        rows.push(Row::new("SPLITS", "99thPercentileLatencySteady(us)", v));
+    }
+    rows
 }
 
 fn latency_json(h: &Histogram<u64>) -> Value {
@@ -906,6 +908,36 @@ mod tests {
                 assert!(v.parse::<f64>().is_ok(), "[{s}], {metric}, {v}");
             }
         }
+    }
+
+    #[test]
+    fn split_latency_puts_the_seconds_around_each_split_apart_from_the_rest() {
+        let second = |us: u64| {
+            let mut s = Second::new();
+            for _ in 0..100 {
+                s.latency.saturating_record(us);
+            }
+            s
+        };
+        // Ten seconds at 1 ms, a split in second 5 whose neighbours are slow.
+        let timeline: Vec<Second> = (0..10)
+            .map(|i| second(if (4..=6).contains(&i) { 50_000 } else { 1_000 }))
+            .collect();
+        let l = split_latency(&timeline, &[5]);
+        assert_eq!(
+            (l.splits, l.seconds_during),
+            (1, 2 * SPLIT_WINDOW_SECONDS + 1)
+        );
+        assert!(l.p99_during_us.is_some_and(|p| p >= 49_000), "{l:?}");
+        assert!(l.p99_steady_us.is_some_and(|p| p <= 1_100), "{l:?}");
+        // No split: every second is steady, and no during-split line.
+        let l = split_latency(&timeline, &[]);
+        assert_eq!((l.seconds_during, l.p99_during_us), (0, None));
+        assert!(
+            split_rows(&l)
+                .iter()
+                .all(|r| !r.to_string().contains("DuringSplits(us)"))
+        );
     }
 
     #[test]

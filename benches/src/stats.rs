@@ -62,7 +62,8 @@ pub struct Second {
 }
 
 impl Second {
-    fn new() -> Second {
+    /// A second with nothing recorded.
+    pub(crate) fn new() -> Second {
         Second {
             ops: 0,
             latency: histogram(2),
