@@ -993,34 +993,54 @@ impl Inner {
         // the answer has wider (a node that does not host the group knows
         // only its bootstrap range) keeps the narrower one learned, and a
         // group the answer does not list (created at run time on nodes
-        // other than the one answering) is kept. A range only shrinks, so
-        // the narrower is the newer; a stale range costs one refusal,
-        // while a forgotten group would leave a hole in the map.
-        for g in &mut groups {
-            if let Some(old) = v.group(g.id) {
-                if narrower(
-                    &RangeDescriptor {
-                        group: old.id,
-                        start: old.start.clone(),
-                        end: old.end.clone(),
-                        generation: v.generation(old.id),
-                    },
-                    g,
-                ) {
-                    g.start = old.start.clone();
-                    g.end = old.end.clone();
-                    generations
-                        .entry(g.id)
-                        .or_insert_with(|| v.generation(g.id));
+        // other than the one answering) is kept. Within an epoch a range
+        // only shrinks, so the narrower is the newer; a stale range costs
+        // one refusal, while a forgotten group would leave a hole in the
+        // map. A new epoch (the layout re-laid) replaces the map, and so
+        // does an answer the merge would leave with a hole it has not.
+        if v.epoch == s.epoch {
+            let plain = groups.clone();
+            let plain_generations = generations.clone();
+            for g in &mut groups {
+                if let Some(old) = v.group(g.id) {
+                    if narrower(
+                        &RangeDescriptor {
+                            group: old.id,
+                            start: old.start.clone(),
+                            end: old.end.clone(),
+                            generation: v.generation(old.id),
+                        },
+                        g,
+                    ) {
+                        g.start = old.start.clone();
+                        g.end = old.end.clone();
+                        generations
+                            .entry(g.id)
+                            .or_insert_with(|| v.generation(g.id));
+                    }
                 }
             }
-        }
-        for old in &v.groups {
-            if !groups.iter().any(|g| g.id == old.id) {
-                groups.push(old.clone());
-                if let Some(gen_) = v.generations.get(&old.id) {
-                    generations.insert(old.id, *gen_);
+            for old in &v.groups {
+                if !groups.iter().any(|g| g.id == old.id) {
+                    groups.push(old.clone());
+                    if let Some(gen_) = v.generations.get(&old.id) {
+                        generations.insert(old.id, *gen_);
+                    }
                 }
+            }
+            let holed = |gs: &[GroupInfo]| {
+                let mut sorted = gs.to_vec();
+                sorted.sort_by(|a, b| a.start.cmp(&b.start));
+                View {
+                    groups: sorted,
+                    ..View::default()
+                }
+                .gap(b"", None)
+                .is_some()
+            };
+            if holed(&groups) && !holed(&plain) {
+                groups = plain;
+                generations = plain_generations;
             }
         }
         groups.sort_by(|a, b| a.start.cmp(&b.start));

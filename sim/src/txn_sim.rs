@@ -1338,7 +1338,7 @@ impl Sim {
             Event::ClockCheck { node } => self.check_clock(node),
             Event::Mend { group, node } => {
                 self.net
-                    .group_cuts
+                    .timed_cuts
                     .retain(|&(g, a, b)| g != group || (a != node && b != node));
                 Ok(())
             }
@@ -1359,6 +1359,7 @@ impl Sim {
                 self.faults_on = false;
                 self.net.blocked.clear();
                 self.net.group_cuts.clear();
+                self.net.timed_cuts.clear();
                 // Every fault ends here, pauses and clock excursions included
                 // (the clock checks that follow find the clocks back).
                 let now = self.now();
@@ -1697,7 +1698,9 @@ impl Sim {
             .net
             .deliveries(&mut self.rng, &self.faults, self.faults_on, from, to);
         if let Packet::Peer { group, m } = &p {
-            if self.net.group_cuts.contains(&(*group, m.from, m.to)) {
+            if self.net.group_cuts.contains(&(*group, m.from, m.to))
+                || self.net.timed_cuts.contains(&(*group, m.from, m.to))
+            {
                 delays.clear();
             }
         }

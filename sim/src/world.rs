@@ -478,6 +478,10 @@ pub(crate) struct Network {
     /// to the rest of the cluster (the cluster layer's way to keep one
     /// replica's proposals from being chosen on a node hosting several).
     pub(crate) group_cuts: BTreeSet<(u64, NodeId, NodeId)>,
+    /// Group cuts that last their set time (a split's child leader cut off
+    /// from its group, mended by its own event or the heal): the random
+    /// partition ticks that mend the others leave them.
+    pub(crate) timed_cuts: BTreeSet<(u64, NodeId, NodeId)>,
 }
 
 impl Network {

@@ -40,7 +40,14 @@ const PAUSE_AFTER_SPLIT_DELAY: (u64, u64) = (20 * MS, 80 * MS);
 /// rest cut the new child replica off from its group, so another child
 /// replica campaigns while it holds the inherited lease).
 const CRASH_AFTER_SPLIT: f64 = 0.3;
-const PAUSE_AFTER_SPLIT: f64 = 0.3;
+const PAUSE_AFTER_SPLIT: f64 = 0.15;
+/// Share of those failures that pause the leader the moment a follower
+/// has made its child replica (which holds the inherited lease grant
+/// only, the child's leader having renewed nothing with it yet): the
+/// follower campaigns for the child while the paused leader still holds
+/// the inherited lease, the window of `split-child-lease-overlap`. The
+/// rest cut the new child replica off from its group.
+const PAUSE_WHEN_FOLLOWERS_KNOW: f64 = 0.45;
 /// How long that cut lasts.
 const CHILD_CUT_FOR: u64 = 1_000 * MS;
 /// Commit-record retention of seeds that fail child leaders as moved
@@ -122,6 +129,9 @@ pub(super) struct Splits {
     /// A key clients write now: until when (ns since the start), how many
     /// more transactions.
     chase: Option<(Bytes, u64, u32)>,
+    /// A split's child group whose leader (node index, incarnation) is
+    /// paused once a follower makes its child replica.
+    pause_when_known: Option<(GroupId, usize, u64)>,
 }
 
 impl Splits {
@@ -154,6 +164,7 @@ impl Splits {
             read_lead,
             aimed: None,
             chase: None,
+            pause_when_known: None,
         }
     }
 
@@ -527,8 +538,25 @@ impl Sim {
                 return;
             }
         }
-        if !leads
-            || self.splits.fail_after == 0.0
+        if !leads {
+            // A follower made its child replica: the window the leader's
+            // draw may have asked for opens now.
+            if let Some((g, leader, generation)) = self.splits.pause_when_known {
+                if g == group {
+                    self.splits.pause_when_known = None;
+                    if self.nodes[leader].host.generation == generation && self.faults_on {
+                        let length = self.splits.rng.random_range(300 * MS..1_500 * MS);
+                        self.pause_node(
+                            leader,
+                            length,
+                            "as a follower makes its child replica (inherited lease)",
+                        );
+                    }
+                }
+            }
+            return;
+        }
+        if self.splits.fail_after == 0.0
             || !self.may_fail(i)
             || !self.splits.rng.random_bool(self.splits.fail_after)
         {
@@ -536,12 +564,17 @@ impl Sim {
         }
         let generation = self.nodes[i].host.generation;
         let draw = self.splits.rng.random_range(0.0..1.0);
-        if draw >= CRASH_AFTER_SPLIT + PAUSE_AFTER_SPLIT {
+        if (CRASH_AFTER_SPLIT + PAUSE_AFTER_SPLIT
+            ..CRASH_AFTER_SPLIT + PAUSE_AFTER_SPLIT + PAUSE_WHEN_FOLLOWERS_KNOW)
+            .contains(&draw)
+        {
+            self.splits.pause_when_known = Some((group, i, generation));
+        } else if draw >= CRASH_AFTER_SPLIT + PAUSE_AFTER_SPLIT {
             let (id, group) = (self.nodes[child].id, self.nodes[child].group);
             for peer in self.group_nodes(self.nodes[i].group) {
                 if peer != id {
-                    self.net.group_cuts.insert((group, id, peer));
-                    self.net.group_cuts.insert((group, peer, id));
+                    self.net.timed_cuts.insert((group, id, peer));
+                    self.net.timed_cuts.insert((group, peer, id));
                 }
             }
             self.queue
