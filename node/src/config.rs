@@ -27,8 +27,8 @@
 //! max_lead_ms = 1000                  # M: further ahead fails (ReadTimestampTooFarAhead)
 //! [splits]                            # optional; defaults shown (0 turns a trigger off)
 //! bytes = 67108864                    # split a range over 64 MiB of newest versions
-//! load_qps = 2500                     # split a range serving over 2,500 requests/s ...
-//! load_sustain_ms = 10000             # ... for 10 s, at the key halving its load
+//! load_qps = 0                        # by load: off (2500: over 2,500 requests/s ...
+//! load_sustain_ms = 10000             # ... for 10 s, at the key halving its load)
 //! min_range_bytes = 1048576           # never split a range under 1 MiB
 //! max_ranges_per_node = 64            # nor on a node holding 64 ranges
 //!
@@ -184,10 +184,13 @@ fn default_max_read_lead_ms() -> u64 {
     meridian_txn::DEFAULT_MAX_READ_LEAD_NANOS / 1_000_000
 }
 
-/// Automatic range splits (docs/operations.md, "Splits"): by size and by
-/// load, with the defaults of [`meridian_txn::split_policy`]. A trigger
-/// set to 0 is off; both off, the node never splits by itself
-/// (`meridian admin split` still does).
+/// Automatic range splits (docs/operations.md, "Automatic splits"): by
+/// size (on by default) and by load (off by default: until replicas and
+/// leaders can move, a split by load leaves the load on the same nodes and
+/// only adds a range, while its split stalls the node's loop for a moment;
+/// [`meridian_txn::split_policy::DEFAULT_SPLIT_LOAD_QPS`] is the threshold
+/// to turn it on with). A trigger set to 0 is off; both off, the node never
+/// splits by itself (`meridian admin split` still does).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitsConfig {
@@ -196,7 +199,7 @@ pub struct SplitsConfig {
     #[serde(default = "default_split_bytes")]
     pub bytes: u64,
     /// Split a range serving more requests per second than this for
-    /// `load_sustain_ms`; 0: never by load.
+    /// `load_sustain_ms`; 0 (the default): never by load.
     #[serde(default = "default_split_load_qps")]
     pub load_qps: u64,
     /// How long the load must stay over `load_qps`, ms.
@@ -214,7 +217,7 @@ fn default_split_bytes() -> u64 {
     meridian_txn::split_policy::DEFAULT_SPLIT_BYTES
 }
 fn default_split_load_qps() -> u64 {
-    meridian_txn::split_policy::DEFAULT_SPLIT_LOAD_QPS as u64
+    0
 }
 fn default_split_load_sustain_ms() -> u64 {
     meridian_txn::split_policy::DEFAULT_LOAD_SUSTAIN_NANOS / 1_000_000
@@ -875,11 +878,16 @@ mod tests {
     }
 
     #[test]
-    fn splits_default_to_64_mib_and_2500_qps_and_zero_turns_a_trigger_off() {
+    fn splits_default_to_64_mib_by_size_and_none_by_load_and_zero_turns_a_trigger_off() {
         let c = SplitsConfig::default();
         let p = c.policy().expect("on by default");
         assert_eq!(p.split_bytes, 64 << 20);
-        assert_eq!(p.load_qps, 2_500.0);
+        assert!(p.load_qps.is_infinite(), "no splits by load by default");
+        let by_load = SplitsConfig {
+            load_qps: 2_500,
+            ..SplitsConfig::default()
+        };
+        assert_eq!(by_load.policy().map(|p| p.load_qps), Some(2_500.0));
         assert_eq!(SplitsConfig::off().policy(), None);
         let size_only = SplitsConfig {
             load_qps: 0,
@@ -897,7 +905,8 @@ mod tests {
             .and_then(|v| v.try_into().ok())
             .expect("a splits table");
         assert_eq!(parsed.bytes, 0);
-        assert_eq!(parsed.load_qps, 2_500);
+        assert_eq!(parsed.load_qps, 0);
+        assert_eq!(parsed.policy(), None, "both off: no automatic splits");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! When to split a range, and where: a sans-IO policy (no clock, no
 //! randomness of its own; the driver passes both in), for automatic range
-//! splits. Not wired into a driver yet: a leader would feed it each
-//! request's key and ask it, now and then, whether to propose a split.
+//! splits. The node's driver loop feeds each led range's policy every
+//! request's key and asks it once a second whether to split
+//! (`meridian_node::autosplit`); the node turns splits by load on only when
+//! configured.
 //!
 //! Two triggers, as CockroachDB's size- and load-based splits:
 //!
