@@ -187,7 +187,7 @@ struct Opts {
     nodes: Option<u64>,
     /// Split a range of the embedded cluster automatically once its newest
     /// versions exceed this size (bytes, or with a KiB, MiB or GiB
-    /// suffix; 0: never by size). The report's [SPLITS] section gives the
+    /// suffix; 0: never by size). The report's `[SPLITS]` section gives the
     /// p99 during splits beside the steady p99 [default: the node's,
     /// 64MiB].
     #[arg(long, value_name = "SIZE", value_parser = meridian_node::config::parse_size)]
