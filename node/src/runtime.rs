@@ -647,14 +647,7 @@ impl Driver {
                 GroupReplica::from_split(cfg, seed, Box::new(self.replica_rng(child)));
             let mut out = Vec::new();
             replica.start(now, &mut out);
-            let mut first = Vec::new();
-            out.retain(|o| match o {
-                Output::Persist(req) => {
-                    first.push(req.clone());
-                    false
-                }
-                _ => true,
-            });
+            let first = Output::take_persists(&mut out);
             let made = started.elapsed();
             if self.sync_now(child, &first).is_err() {
                 return;

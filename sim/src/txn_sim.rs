@@ -3806,14 +3806,7 @@ impl Sim {
             // parent's snapshot past the split (which recovery does not
             // replay, so it emits no seed) and lose the child (cluster
             // seed 542).
-            let mut first = Vec::new();
-            out.retain(|o| match o {
-                Output::Persist(req) => {
-                    first.push(req.clone());
-                    false
-                }
-                _ => true,
-            });
+            let first = Output::take_persists(&mut out);
             for req in &first {
                 node.host
                     .storage

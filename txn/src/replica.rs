@@ -126,6 +126,25 @@ pub enum Output {
     SplitChild(Box<ChildSeed>),
 }
 
+impl Output {
+    /// Moves the [`Output::Persist`] requests out of `out`, in order,
+    /// leaving the other outputs in theirs: for a driver that must make a
+    /// replica's first state durable before anything else of it goes out
+    /// (a split's child, docs/design.md §9).
+    pub fn take_persists(out: &mut Vec<Output>) -> Vec<PersistRequest> {
+        let mut persists = Vec::new();
+        let mut rest = Vec::with_capacity(out.len());
+        for o in out.drain(..) {
+            match o {
+                Output::Persist(req) => persists.push(req),
+                o => rest.push(o),
+            }
+        }
+        *out = rest;
+        persists
+    }
+}
+
 /// How a pending commit turned out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Resolution {
