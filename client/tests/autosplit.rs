@@ -28,6 +28,24 @@ fn opts() -> ClientOptions {
         .with_backoff(Duration::from_millis(5), Duration::from_millis(100))
 }
 
+/// A started cluster once every group has a leader, and a client of it.
+async fn serving(opts: LocalOptions) -> (LocalCluster, Client) {
+    let cluster = LocalCluster::start(opts).await.expect("cluster starts");
+    cluster
+        .wait_for_leaders(LEADER_WAIT)
+        .await
+        .expect("leaders");
+    let client = connect(&cluster).await;
+    (cluster, client)
+}
+
+/// A new client of `cluster`.
+async fn connect(cluster: &LocalCluster) -> Client {
+    Client::connect_with(cluster.endpoints(), opts())
+        .await
+        .expect("connect")
+}
+
 fn value(i: usize) -> String {
     format!("{i:0width$}", width = VALUE_BYTES)
 }
@@ -78,7 +96,7 @@ fn tiles(ranges: &Ranges) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autosplit_by_size_splits_until_every_range_is_under_split_bytes_and_loses_nothing() {
-    let cluster = LocalCluster::start(LocalOptions {
+    let (cluster, client) = serving(LocalOptions {
         nodes: NODES,
         groups: 2,
         replicas: Some(3),
@@ -89,15 +107,7 @@ async fn autosplit_by_size_splits_until_every_range_is_under_split_bytes_and_los
         },
         ..LocalOptions::default()
     })
-    .await
-    .expect("cluster starts");
-    cluster
-        .wait_for_leaders(LEADER_WAIT)
-        .await
-        .expect("leaders");
-    let client = Client::connect_with(cluster.endpoints(), opts())
-        .await
-        .expect("connect");
+    .await;
     for chunk in (0..KEYS).collect::<Vec<_>>().chunks(50) {
         let puts: Vec<_> = chunk
             .iter()
@@ -138,9 +148,7 @@ async fn autosplit_by_size_splits_until_every_range_is_under_split_bytes_and_los
         ranges.len()
     );
     // Every key at its value, through a fresh client.
-    let fresh = Client::connect_with(cluster.endpoints(), opts())
-        .await
-        .expect("connect");
+    let fresh = connect(&cluster).await;
     for i in (0..KEYS).step_by(7) {
         let got = fresh.get(key(i)).await.expect("get");
         assert_eq!(got.as_deref(), Some(value(i).as_bytes()), "key {}", key(i));
@@ -187,7 +195,7 @@ async fn autosplit_by_size_splits_until_every_range_is_under_split_bytes_and_los
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autosplit_by_load_splits_a_busy_range_inside_its_load_and_not_by_size() {
-    let cluster = LocalCluster::start(LocalOptions {
+    let (_cluster, client) = serving(LocalOptions {
         nodes: 3,
         groups: 1,
         splits: SplitsConfig {
@@ -199,15 +207,7 @@ async fn autosplit_by_load_splits_a_busy_range_inside_its_load_and_not_by_size()
         },
         ..LocalOptions::default()
     })
-    .await
-    .expect("cluster starts");
-    cluster
-        .wait_for_leaders(LEADER_WAIT)
-        .await
-        .expect("leaders");
-    let client = Client::connect_with(cluster.endpoints(), opts())
-        .await
-        .expect("connect");
+    .await;
     // Reads spread evenly over "load000".."load099", well over 100/s.
     let deadline = Instant::now() + SETTLE;
     let mut i = 0usize;
@@ -245,7 +245,7 @@ async fn autosplit_by_load_splits_a_busy_range_inside_its_load_and_not_by_size()
 async fn autosplit_repairs_a_directory_that_missed_a_split_it_did_not_make() {
     // Size splits at the default (never reached here), load off: only the
     // directory repair acts.
-    let cluster = LocalCluster::start(LocalOptions {
+    let (_cluster, client) = serving(LocalOptions {
         nodes: 3,
         groups: 1,
         splits: SplitsConfig {
@@ -254,15 +254,7 @@ async fn autosplit_repairs_a_directory_that_missed_a_split_it_did_not_make() {
         },
         ..LocalOptions::default()
     })
-    .await
-    .expect("cluster starts");
-    cluster
-        .wait_for_leaders(LEADER_WAIT)
-        .await
-        .expect("leaders");
-    let client = Client::connect_with(cluster.endpoints(), opts())
-        .await
-        .expect("connect");
+    .await;
     // A split applied at the leader with no directory record written (as
     // when whoever split crashed between the two steps).
     let child = client.allocate_group_id().await.expect("an id");
