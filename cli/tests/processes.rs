@@ -59,7 +59,10 @@ use meridian_node::NodeConfig;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use common::{client_options, elapsed_since, exe, marker_key, parse_balance, seed_from_env, tail};
+use common::{
+    connect, elapsed_since, exe, marker_key, open_balances, parse_balance, read_balances,
+    seed_from_env, tail,
+};
 
 /// Nodes, each holding a replica of every group.
 const NODES: usize = 3;
@@ -510,17 +513,6 @@ async fn worker(
     done
 }
 
-async fn connect(endpoints: &[String]) -> Client {
-    let t0 = Instant::now();
-    loop {
-        match Client::connect_with(endpoints, client_options()).await {
-            Ok(c) => return c,
-            Err(e) if t0.elapsed() > START_BOUND => panic!("cannot connect: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
-
 /// Waits until every group has a leader, then writes the initial balances
 /// (all in one transaction; written again after a failure, which is
 /// harmless before any transfer).
@@ -536,38 +528,12 @@ async fn open_accounts(client: &Client) {
         assert!(t0.elapsed() < START_BOUND, "no leader for every group");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    loop {
-        let r = client
-            .transaction(async |txn| {
-                for a in accounts() {
-                    txn.put(a, INITIAL_BALANCE.to_string())?;
-                }
-                Ok(())
-            })
-            .await;
-        match r {
-            Ok(_) => return,
-            Err(e) if t0.elapsed() > START_BOUND => panic!("cannot open the accounts: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
+    open_balances(client, &accounts(), INITIAL_BALANCE, t0, START_BOUND).await;
 }
 
 /// Every account by a strong read: the read's timestamp and the balances.
 async fn read_accounts(client: &Client) -> Result<(meridian_client::Timestamp, Vec<i64>), Error> {
-    let keys = accounts();
-    let r = client
-        .read_only(keys.iter().map(|k| ReadOp::Get(k.clone().into())).collect())
-        .await?;
-    let balances = keys
-        .iter()
-        .zip(&r.results)
-        .map(|(k, res)| match res {
-            ReadResult::Value(v) => parse_balance(k, v.as_ref()),
-            other => panic!("a get of {k} answered {other:?}"),
-        })
-        .collect();
-    Ok((r.read_ts, balances))
+    read_balances(client, &accounts()).await
 }
 
 /// How long until a strong read of every account succeeds; panics past
@@ -710,7 +676,7 @@ fn run(plan: Plan) {
 
 async fn drive(plan: Plan, procs: &mut Procs, net: Option<&Netns>) {
     let t0 = Instant::now();
-    let client = connect(&procs.endpoints).await;
+    let client = connect(&procs.endpoints, START_BOUND).await;
     open_accounts(&client).await;
     println!("{} cluster up, accounts open", elapsed_since(t0));
 

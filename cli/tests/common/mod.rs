@@ -1,6 +1,6 @@
 //! What the real-process bank tests share: the binary, the node logs'
-//! tails, the accounts' markers and balances, the fault seed and the
-//! client's options.
+//! tails, the accounts' markers and balances, the fault seed, the client's
+//! options and connection, and the opening and reading of the balances.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use meridian_client::ClientOptions;
+use meridian_client::{Client, ClientOptions, Error, ReadOp, ReadResult, Timestamp};
 
 /// The `meridian` binary under test.
 pub fn exe() -> &'static str {
@@ -67,4 +67,68 @@ pub fn client_options() -> ClientOptions {
     }
     .with_retries(10, 20, Duration::from_secs(15))
     .with_backoff(Duration::from_millis(20), Duration::from_millis(500))
+}
+
+/// A client of the cluster at `endpoints`, retried until `bound` has
+/// passed.
+pub async fn connect(endpoints: &[String], bound: Duration) -> Client {
+    let t0 = Instant::now();
+    loop {
+        match Client::connect_with(endpoints, client_options()).await {
+            Ok(c) => return c,
+            Err(e) if t0.elapsed() > bound => panic!("cannot connect: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Writes `balance` into every account in one transaction, again after a
+/// failure (harmless before any transfer) until `bound` after `t0`.
+pub async fn open_balances(
+    client: &Client,
+    accounts: &[String],
+    balance: i64,
+    t0: Instant,
+    bound: Duration,
+) {
+    loop {
+        let r = client
+            .transaction(async |txn| {
+                for a in accounts {
+                    txn.put(a.as_str(), balance.to_string())?;
+                }
+                Ok(())
+            })
+            .await;
+        match r {
+            Ok(_) => return,
+            Err(e) if t0.elapsed() > bound => panic!("cannot open the accounts: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Every account of `accounts` by one strong read: the read's timestamp
+/// and the balances.
+pub async fn read_balances(
+    client: &Client,
+    accounts: &[String],
+) -> Result<(Timestamp, Vec<i64>), Error> {
+    let r = client
+        .read_only(
+            accounts
+                .iter()
+                .map(|k| ReadOp::Get(k.clone().into()))
+                .collect(),
+        )
+        .await?;
+    let balances = accounts
+        .iter()
+        .zip(&r.results)
+        .map(|(k, res)| match res {
+            ReadResult::Value(v) => parse_balance(k, v.as_ref()),
+            other => panic!("a get of {k} answered {other:?}"),
+        })
+        .collect();
+    Ok((r.read_ts, balances))
 }
