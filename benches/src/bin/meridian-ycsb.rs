@@ -321,6 +321,14 @@ impl Cluster {
         Some(total)
     }
 
+    /// Notes in `seconds` (whole seconds since `started`) each split the
+    /// nodes counted since `last`, and moves `last` on.
+    fn note_splits(&self, started: std::time::Instant, last: &mut u64, seconds: &mut Vec<u64>) {
+        let now = self.counter(SPLITS_METRIC).unwrap_or(*last);
+        seconds.extend((*last..now).map(|_| started.elapsed().as_secs()));
+        *last = now;
+    }
+
     /// The totals of histogram `name` (`meridian_..._seconds`) over every
     /// node; `None` for an external cluster.
     fn totals(&self, name: &str) -> Option<Totals> {
@@ -660,7 +668,6 @@ async fn measure<S: Store>(
         }
     }
     retries::reset();
-    let mut split_seconds = None;
     let wait_before = cluster.totals(COMMIT_WAIT_METRIC);
     let fsync_before = cluster.totals(FSYNC_METRIC);
     eprintln!(
@@ -673,33 +680,22 @@ async fn measure<S: Store>(
         }
     );
     // The seconds of the run in which the embedded cluster split ranges.
-    let split_watch = cluster.counter(SPLITS_METRIC).map(|_| {
-        let started = std::time::Instant::now();
-        let mut seconds = Vec::new();
-        move |cluster: &Cluster, last: &mut u64| {
-            let now = cluster.counter(SPLITS_METRIC).unwrap_or(*last);
-            for _ in *last..now {
-                seconds.push(started.elapsed().as_secs());
-            }
-            *last = now;
-            seconds.clone()
-        }
-    });
-    let run = match split_watch {
-        None => runner::run(store, &cfg).await,
-        Some(mut watch) => {
-            let mut last = cluster.counter(SPLITS_METRIC).unwrap_or(0);
+    let (run, split_seconds) = match cluster.counter(SPLITS_METRIC) {
+        None => (runner::run(store, &cfg).await, None),
+        Some(mut last) => {
+            let started = std::time::Instant::now();
+            let mut seconds = Vec::new();
             let running = runner::run(store, &cfg);
             tokio::pin!(running);
             let mut poll = tokio::time::interval(SPLIT_POLL);
             let run = loop {
                 tokio::select! {
                     r = &mut running => break r,
-                    _ = poll.tick() => { watch(&cluster, &mut last); }
+                    _ = poll.tick() => cluster.note_splits(started, &mut last, &mut seconds),
                 }
             };
-            split_seconds = Some(watch(&cluster, &mut last));
-            run
+            cluster.note_splits(started, &mut last, &mut seconds);
+            (run, Some(seconds))
         }
     };
     let wait_after = cluster.totals(COMMIT_WAIT_METRIC);
